@@ -1,0 +1,164 @@
+//! `shredlog import`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use shredlog::{Error, Message, Store, interchange};
+
+#[derive(Args, Debug)]
+pub(crate) struct ImportArgs {
+    /// Interchange file (JSON lines), or `-` for stdin.
+    file: PathBuf,
+    /// Lines per commit: each commit is one durable write (one sync with
+    /// `--durability immediate`).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+}
+
+/// Reports progress: a bar on a terminal, else a line at most every second.
+/// Every figure it prints counts only lines that are durably stored.
+struct Progress {
+    bar: Option<ProgressBar>,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(total: Option<u64>) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total.unwrap_or(0));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            last: Instant::now(),
+        }
+    }
+
+    fn stored(&mut self, bytes: u64, line: u64, messages: u64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(bytes);
+                bar.set_message(format!("{messages} messages stored"));
+            }
+            None => {
+                if self.last.elapsed() >= Duration::from_secs(1) {
+                    self.last = Instant::now();
+                    eprintln!("shredlog: import: stored through line {line} ({messages} messages)");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub(crate) fn run(cli: &super::Cli, args: &ImportArgs) -> Result<ExitCode> {
+    let (reader, total): (Box<dyn BufRead>, Option<u64>) = if args.file.as_os_str() == "-" {
+        (Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())), None)
+    } else {
+        let f = std::fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len)
+    };
+    let store = super::open(cli)?;
+    let started = Instant::now();
+    let mut progress = Progress::new(total);
+    let result = import(&store, reader, args.batch as usize, &mut progress);
+    progress.finish();
+    let summary = result?;
+    store.close().context("closing the store")?;
+    let secs = started.elapsed().as_secs_f64();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "imported {} messages ({} lines) in {:.2} s ({:.0} messages/s)",
+        summary.messages,
+        summary.lines,
+        secs,
+        summary.messages as f64 / secs.max(1e-9)
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Summary {
+    lines: u64,
+    messages: u64,
+}
+
+fn import(store: &Store, mut reader: Box<dyn BufRead>, batch_size: usize, progress: &mut Progress) -> Result<Summary> {
+    let mut batch: Vec<(u64, Message)> = Vec::with_capacity(batch_size);
+    let mut raw = Vec::new();
+    let mut lineno = 0u64;
+    let mut bytes = 0u64;
+    let mut messages = 0u64;
+    loop {
+        raw.clear();
+        let n = reader.read_until(b'\n', &mut raw).context("reading the input")?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        bytes += n as u64;
+        let parsed = std::str::from_utf8(&raw)
+            .map_err(|_| Error::Invalid("not valid UTF-8".into()))
+            .and_then(|line| {
+                let line = line.trim();
+                if line.is_empty() { Ok(None) } else { interchange::parse_line(line).map(Some) }
+            });
+        match parsed {
+            Ok(None) => {}
+            Ok(Some(msg)) => batch.push((lineno, msg)),
+            Err(e) => {
+                messages += commit(store, &mut batch)?;
+                bail!("line {lineno}: {e}; the {messages} messages before it are stored");
+            }
+        }
+        if batch.len() >= batch_size {
+            messages += commit(store, &mut batch)?;
+            progress.stored(bytes, lineno, messages);
+        }
+    }
+    messages += commit(store, &mut batch)?;
+    progress.stored(bytes, lineno, messages);
+    Ok(Summary { lines: lineno, messages })
+}
+
+/// Appends a batch durably. If a message breaks a rule, the ones before it are
+/// still stored and the error names its line.
+fn commit(store: &Store, batch: &mut Vec<(u64, Message)>) -> Result<u64> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let msgs: Vec<Message> = batch.iter().map(|(_, m)| m.clone()).collect();
+    match store.append_batch(&msgs) {
+        Ok(()) => {
+            let n = batch.len() as u64;
+            batch.clear();
+            Ok(n)
+        }
+        Err(Error::Invalid(_)) => {
+            let mut stored = 0;
+            for (line, msg) in batch.drain(..) {
+                if let Err(e) = store.append(&msg) {
+                    bail!("line {line}: {e}; the messages before it are stored");
+                }
+                stored += 1;
+            }
+            Ok(stored)
+        }
+        Err(e) => Err(e).context("storing messages failed; nothing after the last reported line is guaranteed stored"),
+    }
+}

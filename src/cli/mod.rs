@@ -1,0 +1,135 @@
+//! Command-line parsing and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use shredlog::{Durability, KeyEncryptionKey, Options, Store};
+
+mod import;
+mod read;
+mod text;
+
+/// shredlog: chat transcripts with crypto-shredding of personal data.
+#[derive(Parser, Debug)]
+#[command(name = "shredlog", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Store directory.
+    #[arg(long, global = true, env = "SHREDLOG_DATA", default_value = "./shredlog-data")]
+    data: PathBuf,
+    /// File holding the key-encryption key that wraps the keyring (64 hex
+    /// digits or 32 raw bytes). Alternatively set SHREDLOG_KEK to 64 hex digits.
+    #[arg(long, global = true, env = "SHREDLOG_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// When writes are acknowledged: `immediate` (synced before returning) or
+    /// `batched` (synced every --sync-interval-ms; a crash may lose the last
+    /// interval's acknowledged writes).
+    #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Immediate)]
+    durability: DurabilityArg,
+    /// Longest time between syncs with `--durability batched`, in milliseconds.
+    #[arg(long, global = true, default_value_t = 100)]
+    sync_interval_ms: u64,
+    /// Open a damaged store anyway, skipping and reporting damaged records.
+    #[arg(long, global = true)]
+    salvage: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum DurabilityArg {
+    Immediate,
+    Batched,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Append the lines of an interchange file (`-` for stdin).
+    Import(import::ImportArgs),
+    /// Print one transcript as interchange JSON lines.
+    Show {
+        /// The transcript id.
+        transcript: String,
+    },
+    /// List a visitor's transcripts, newest first.
+    Transcripts(read::TranscriptsArgs),
+    /// Write everything held about a visitor to stdout.
+    Export(read::ExportArgs),
+    /// Check every record and key; exit status 0 only if the store is sound.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sizes, counts and garbage.
+    Stats {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Filter: read lines on stdin, write each with its personal data replaced
+    /// by `<redacted>` (the same rules the store uses).
+    RedactText,
+}
+
+/// Parses the command line and runs it.
+pub(crate) fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::RedactText => text::redact_text(&Options::default()),
+        Command::Import(args) => import::run(&cli, args),
+        Command::Show { transcript } => read::show(&open(&cli)?, transcript),
+        Command::Transcripts(args) => read::transcripts(&open(&cli)?, args),
+        Command::Export(args) => read::export(&open(&cli)?, args),
+        Command::Verify { json } => read::verify(&open(&cli)?, *json),
+        Command::Stats { json } => read::stats(&open(&cli)?, *json),
+    }
+}
+
+/// The store options the flags describe.
+pub(crate) fn options(cli: &Cli) -> Result<Options> {
+    let mut options = Options {
+        salvage: cli.salvage,
+        durability: match cli.durability {
+            DurabilityArg::Immediate => Durability::Immediate,
+            DurabilityArg::Batched => Durability::Batched {
+                interval_ms: cli.sync_interval_ms,
+            },
+        },
+        ..Options::default()
+    };
+    if let Some(path) = &cli.key_file {
+        options.kek = Some(KeyEncryptionKey::from_file(path)?);
+    } else if let Ok(hex) = std::env::var("SHREDLOG_KEK") {
+        options.kek = Some(KeyEncryptionKey::from_hex(&hex).context("SHREDLOG_KEK")?);
+    }
+    Ok(options)
+}
+
+/// Opens the store, reporting what recovery did on stderr.
+pub(crate) fn open(cli: &Cli) -> Result<Store> {
+    let store = Store::open(&cli.data, options(cli)?)
+        .with_context(|| format!("cannot open the store at {}", cli.data.display()))?;
+    let r = store.recovery_report();
+    if let Some((path, at, bytes)) = &r.truncated {
+        eprintln!(
+            "shredlog: recovered: cut a torn tail of {bytes} bytes from {} at offset {at} (an unacknowledged write)",
+            path.display()
+        );
+    }
+    for (path, off, bytes, why) in &r.skipped {
+        eprintln!("shredlog: salvage: skipped {bytes} damaged bytes in {} at offset {off}: {why}", path.display());
+    }
+    for (slot, why) in &r.damaged_slots {
+        eprintln!("shredlog: salvage: ignored damaged keyring slot {slot}: {why}");
+    }
+    Ok(store)
+}
+
+/// Parses an RFC 3339 timestamp argument into Unix milliseconds.
+pub(crate) fn parse_ts(s: &str) -> Result<i64> {
+    Ok(shredlog::Timestamp::parse(s)
+        .with_context(|| "timestamps are RFC 3339, e.g. 2024-05-02T10:15:03Z".to_string())?
+        .unix_millis())
+}

@@ -1,0 +1,142 @@
+//! Group commit: appenders that wait for durability share one sync.
+//!
+//! Each append takes a ticket (a sequence number) while holding the writer's
+//! lock. Waiting for durability, the first waiter becomes the leader: it reads
+//! the newest ticket written so far, syncs, and publishes that ticket as
+//! durable; everyone whose ticket is covered returns. A failed sync poisons
+//! the store: nobody is told their write is safe, and every later write fails.
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+
+#[derive(Default)]
+struct State {
+    /// Newest ticket handed out (its bytes are written to the OS).
+    written: u64,
+    /// Newest ticket known durable.
+    synced: u64,
+    syncing: bool,
+    poisoned: Option<String>,
+}
+
+/// The group-commit coordinator.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+impl GroupCommit {
+    /// Registers written bytes; returns their ticket. Call under the writer lock.
+    pub(crate) fn ticket(&self) -> u64 {
+        let mut s = self.state.lock();
+        s.written += 1;
+        s.written
+    }
+
+    /// Fails if a previous I/O error poisoned the store.
+    pub(crate) fn check(&self) -> Result<()> {
+        match &self.state.lock().poisoned {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the store poisoned.
+    pub(crate) fn poison(&self, why: &Error) {
+        let mut s = self.state.lock();
+        if s.poisoned.is_none() {
+            s.poisoned = Some(why.to_string());
+        }
+        self.cond.notify_all();
+    }
+
+    /// Whether everything written so far is durable.
+    pub(crate) fn is_clean(&self) -> bool {
+        let s = self.state.lock();
+        s.synced >= s.written
+    }
+
+    /// Returns once `ticket` is durable, syncing with `sync` if nobody else is.
+    pub(crate) fn wait(&self, ticket: u64, sync: impl Fn() -> Result<()>) -> Result<()> {
+        let mut s = self.state.lock();
+        loop {
+            if let Some(why) = &s.poisoned {
+                return Err(Error::Poisoned(why.clone()));
+            }
+            if s.synced >= ticket {
+                return Ok(());
+            }
+            if s.syncing {
+                self.cond.wait(&mut s);
+                continue;
+            }
+            s.syncing = true;
+            let target = s.written;
+            drop(s);
+            let result = sync();
+            s = self.state.lock();
+            s.syncing = false;
+            match result {
+                Ok(()) => s.synced = s.synced.max(target),
+                Err(e) => {
+                    if s.poisoned.is_none() {
+                        s.poisoned = Some(e.to_string());
+                    }
+                    self.cond.notify_all();
+                    return Err(e);
+                }
+            }
+            self.cond.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn concurrent_waiters_share_syncs() {
+        let gc = Arc::new(GroupCommit::default());
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let gc = Arc::clone(&gc);
+                let syncs = Arc::clone(&syncs);
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let t = gc.ticket();
+                        gc.wait(t, || {
+                            syncs.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(gc.is_clean());
+        assert!(syncs.load(Ordering::SeqCst) < 400, "no sharing happened");
+    }
+
+    #[test]
+    fn failed_sync_poisons() {
+        let gc = GroupCommit::default();
+        let t = gc.ticket();
+        let err = gc.wait(t, || Err(Error::invalid("disk gone"))).unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)));
+        let t2 = gc.ticket();
+        assert!(matches!(gc.wait(t2, || Ok(())), Err(Error::Poisoned(_))));
+        assert!(gc.check().is_err());
+        // Even the first ticket is not reported durable later.
+        assert!(gc.wait(t, || Ok(())).is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! The library's error type.
+//!
+//! Messages never contain personal data: they name files, offsets, line numbers
+//! and field names, never field values.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed on the named file.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory the call was made on.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file holds bytes that fail their checksum or do not parse.
+    #[error("corruption in {path} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damaged structure within the file.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A write or sync failed earlier; the data it covered may be lost, so the
+    /// store accepts no more writes until it is reopened.
+    #[error("a previous I/O error occurred ({0}); the store refuses writes until it is reopened")]
+    Poisoned(String),
+    /// The request itself is wrong (missing field, bad value, limit exceeded).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// No transcript with that id exists (or it was deleted).
+    #[error("transcript not found")]
+    TranscriptNotFound,
+    /// No visitor with that email exists (or it was erased).
+    #[error("visitor not found")]
+    VisitorNotFound,
+    /// Another process holds the store directory's lock.
+    #[error("the store at {0} is already open in another process")]
+    Locked(PathBuf),
+    /// The key-encryption key is missing, malformed or does not match the keyring.
+    #[error("key-encryption key problem: {0}")]
+    Kek(String),
+    /// A file was written by a newer or unknown format version.
+    #[error("unsupported format version {version} in {path}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        version: u32,
+    },
+    /// A limit of the on-disk format was reached (e.g. the keyring is full).
+    #[error("limit reached: {0}")]
+    Limit(String),
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+}
+
+/// Shorthand for `Result<T, shredlog::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid(reason: impl Into<String>) -> Error {
+        Error::Invalid(reason.into())
+    }
+}
+
+/// Adds the file path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

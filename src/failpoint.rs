@@ -1,0 +1,104 @@
+//! Failpoints: named places in the I/O path where tests make the store fail.
+//!
+//! Disabled (one relaxed atomic load) unless a test arms one with [`arm`] or the
+//! environment variable `SHREDLOG_FAILPOINTS` names some, as
+//! `name=action[,name=action]` where action is `error` (return EIO), `enospc`,
+//! `abort` (kill the process on the spot, like a power cut for the process) or
+//! `error@N` / `abort@N` (act on the N-th hit only, counting from 1).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static POINTS: Mutex<Option<HashMap<String, Point>>> = Mutex::new(None);
+static ENV_LOADED: std::sync::Once = std::sync::Once::new();
+
+/// What an armed failpoint does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Fail with EIO.
+    Error,
+    /// Fail with ENOSPC.
+    NoSpace,
+    /// Abort the process immediately.
+    Abort,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Point {
+    action: Action,
+    /// Act on this hit (1-based); 0 = every hit.
+    on_hit: u64,
+    hits: u64,
+}
+
+/// Arms a failpoint: `on_hit` = 0 acts on every hit, N on the N-th hit only.
+#[doc(hidden)]
+pub fn arm(name: &str, action: Action, on_hit: u64) {
+    let mut points = POINTS.lock();
+    points.get_or_insert_with(HashMap::new).insert(
+        name.to_owned(),
+        Point {
+            action,
+            on_hit,
+            hits: 0,
+        },
+    );
+    ENABLED.store(true, Ordering::SeqCst);
+}
+
+/// Disarms every failpoint.
+#[doc(hidden)]
+pub fn disarm_all() {
+    *POINTS.lock() = None;
+    ENABLED.store(false, Ordering::SeqCst);
+}
+
+fn load_env() {
+    ENV_LOADED.call_once(|| {
+        let Ok(spec) = std::env::var("SHREDLOG_FAILPOINTS") else {
+            return;
+        };
+        for item in spec.split(',').filter(|s| !s.is_empty()) {
+            let Some((name, act)) = item.split_once('=') else { continue };
+            let (act, n) = match act.split_once('@') {
+                Some((a, n)) => (a, n.parse().unwrap_or(0)),
+                None => (act, 0),
+            };
+            let action = match act {
+                "error" => Action::Error,
+                "enospc" => Action::NoSpace,
+                "abort" => Action::Abort,
+                _ => continue,
+            };
+            arm(name, action, n);
+        }
+    });
+}
+
+/// Called at each failpoint site.
+pub(crate) fn check(name: &str) -> io::Result<()> {
+    load_env();
+    if !ENABLED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let action = {
+        let mut points = POINTS.lock();
+        let Some(p) = points.as_mut().and_then(|m| m.get_mut(name)) else {
+            return Ok(());
+        };
+        p.hits += 1;
+        if p.on_hit != 0 && p.hits != p.on_hit {
+            return Ok(());
+        }
+        p.action
+    };
+    match action {
+        Action::Error => Err(io::Error::from_raw_os_error(5)),
+        Action::NoSpace => Err(io::Error::from_raw_os_error(28)),
+        Action::Abort => std::process::abort(),
+    }
+}

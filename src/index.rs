@@ -1,0 +1,232 @@
+//! The in-memory index (email → visitor, visitor → transcripts by time,
+//! time → transcripts, transcript → record locations) and its checkpoint file.
+//!
+//! Keys and emails come from the keyring at open; the checkpoint holds only
+//! record locations, so it never contains personal data.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::record::{Tid, Vid};
+use crate::seal::Key;
+
+/// Where a record lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Loc {
+    pub seg: u64,
+    pub off: u64,
+    /// Size of the whole frame.
+    pub len: u32,
+}
+
+/// One message record of a transcript.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RecordRef {
+    pub seq: u32,
+    pub ts: i64,
+    pub loc: Loc,
+    /// Bytes of the sealed PII part (0 when none).
+    pub pii_len: u32,
+}
+
+/// A live transcript.
+#[derive(Clone, Debug)]
+pub(crate) struct TranscriptEntry {
+    pub tid: Tid,
+    pub vid: Vid,
+    pub caller_id: String,
+    pub content_slot: u32,
+    pub pii_slot: u32,
+    pub content_key: Key,
+    pub pii_key: Option<Key>,
+    pub rules_version: u16,
+    pub created_millis: i64,
+    /// In append (= sequence) order.
+    pub records: Vec<RecordRef>,
+}
+
+impl TranscriptEntry {
+    pub(crate) fn first_ts(&self) -> Option<i64> {
+        self.records.iter().map(|r| r.ts).min()
+    }
+
+    pub(crate) fn last_ts(&self) -> Option<i64> {
+        self.records.iter().map(|r| r.ts).max()
+    }
+
+    pub(crate) fn next_seq(&self) -> u32 {
+        self.records.last().map_or(0, |r| r.seq + 1)
+    }
+}
+
+/// A visitor directory entry.
+#[derive(Clone, Debug)]
+pub(crate) struct VisitorEntry {
+    pub email: String,
+    pub slot: u32,
+    /// (last message time, tid) of each transcript with at least one record.
+    pub transcripts: BTreeSet<(i64, Tid)>,
+}
+
+/// Byte accounting per segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentUsage {
+    /// Bytes of live records.
+    pub live: u64,
+    /// Bytes of records that can never be read again (keys destroyed, unknown).
+    pub dead: u64,
+}
+
+/// The index.
+#[derive(Default)]
+pub(crate) struct Index {
+    pub transcripts: HashMap<Tid, TranscriptEntry>,
+    pub by_caller: HashMap<String, Tid>,
+    pub visitors: HashMap<Vid, VisitorEntry>,
+    pub by_email: HashMap<String, Vid>,
+    /// (last message time, tid) of every transcript with records.
+    pub by_time: BTreeSet<(i64, Tid)>,
+    pub usage: BTreeMap<u64, SegmentUsage>,
+}
+
+impl Index {
+    /// Adds a record to a known transcript, keeping the time indexes right.
+    pub(crate) fn add_record(&mut self, tid: &Tid, rec: RecordRef) -> bool {
+        let Some(t) = self.transcripts.get_mut(tid) else {
+            self.usage.entry(rec.loc.seg).or_default().dead += u64::from(rec.loc.len);
+            return false;
+        };
+        let old_last = t.last_ts();
+        t.records.push(rec);
+        let new_last = t.last_ts();
+        let vid = t.vid;
+        self.usage.entry(rec.loc.seg).or_default().live += u64::from(rec.loc.len);
+        if old_last != new_last {
+            if let Some(old) = old_last {
+                self.by_time.remove(&(old, *tid));
+            }
+            if let Some(new) = new_last {
+                self.by_time.insert((new, *tid));
+            }
+            if let Some(v) = self.visitors.get_mut(&vid) {
+                if let Some(old) = old_last {
+                    v.transcripts.remove(&(old, *tid));
+                }
+                if let Some(new) = new_last {
+                    v.transcripts.insert((new, *tid));
+                }
+            }
+        }
+        true
+    }
+
+    /// Removes a transcript, turning its records into dead bytes.
+    pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> Option<TranscriptEntry> {
+        let t = self.transcripts.remove(tid)?;
+        if self.by_caller.get(&t.caller_id) == Some(tid) {
+            self.by_caller.remove(&t.caller_id);
+        }
+        if let Some(last) = t.last_ts() {
+            self.by_time.remove(&(last, *tid));
+            if let Some(v) = self.visitors.get_mut(&t.vid) {
+                v.transcripts.remove(&(last, *tid));
+            }
+        }
+        for r in &t.records {
+            let u = self.usage.entry(r.loc.seg).or_default();
+            let len = u64::from(r.loc.len);
+            u.live = u.live.saturating_sub(len);
+            u.dead += len;
+        }
+        Some(t)
+    }
+}
+
+/// The checkpoint: record locations up to a position in the log.
+#[derive(Serialize, Deserialize, Default, Debug, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    /// Segments covered and their length at checkpoint time, ascending.
+    pub segments: Vec<(u64, u64)>,
+    /// Dead bytes per segment at checkpoint time.
+    pub dead: Vec<(u64, u64)>,
+    /// Live transcripts' records.
+    pub transcripts: Vec<(Tid, Vec<RecordRef>)>,
+}
+
+const CKPT_MAGIC: &[u8; 8] = b"SHRDCKP1";
+const CKPT_VERSION: u32 = 1;
+pub(crate) const CKPT_FILE: &str = "index.ckpt";
+
+impl Checkpoint {
+    /// `magic[8] | version u32 | len u64 | crc32 u32 (of payload) | payload`.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let payload = crate::codec::encode(self);
+        let mut out = Vec::with_capacity(24 + payload.len());
+        out.extend_from_slice(CKPT_MAGIC);
+        out.extend_from_slice(&CKPT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// `None` if the bytes are not a valid checkpoint (the store then scans).
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Checkpoint> {
+        if bytes.get(0..8)? != CKPT_MAGIC {
+            return None;
+        }
+        let version = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+        if version != CKPT_VERSION {
+            return None;
+        }
+        let len = usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
+        let crc = u32::from_le_bytes(bytes.get(20..24)?.try_into().ok()?);
+        let payload = bytes.get(24..)?;
+        if payload.len() != len || crc32fast::hash(payload) != crc {
+            return None;
+        }
+        crate::codec::decode(payload)
+    }
+
+    pub(crate) fn load(dir: &Path) -> Option<Checkpoint> {
+        let bytes = std::fs::read(dir.join(CKPT_FILE)).ok()?;
+        Checkpoint::decode(&bytes)
+    }
+
+    pub(crate) fn save(&self, dir: &Path) -> Result<()> {
+        crate::fsutil::write_atomic(dir, CKPT_FILE, &self.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_roundtrip_and_damage() {
+        let c = Checkpoint {
+            segments: vec![(1, 100), (2, 50)],
+            dead: vec![(1, 10)],
+            transcripts: vec![(
+                [7; 16],
+                vec![RecordRef {
+                    seq: 0,
+                    ts: 5,
+                    loc: Loc { seg: 1, off: 32, len: 68 },
+                    pii_len: 0,
+                }],
+            )],
+        };
+        let bytes = c.encode();
+        assert_eq!(Checkpoint::decode(&bytes).unwrap(), c);
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert!(Checkpoint::decode(&bad).is_none(), "flip at {i}");
+        }
+        assert!(Checkpoint::decode(&bytes[..bytes.len() - 1]).is_none());
+    }
+}

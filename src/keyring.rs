@@ -1,0 +1,545 @@
+//! The keyring: fixed-size slots holding data keys and the visitor directory,
+//! overwritten in place to shred. Optionally every slot is wrapped under an
+//! operator-supplied key-encryption key (KEK).
+//!
+//! Layout (docs/FORMAT.md has every byte): slot 0 is the file header, slot 1 the
+//! intent slot used to make multi-slot operations atomic, slots 2.. hold keys.
+//! Every slot is [`SLOT_SIZE`] bytes at offset `index * SLOT_SIZE`, so each one
+//! lives in its own disk sector and a rewrite is a single aligned write.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, IoContext, Result};
+use crate::record::{Tid, Vid};
+use crate::seal::{KEY_LEN, Key, NONCE_LEN, TAG_LEN, random_array};
+
+/// Size of every slot, header included.
+pub(crate) const SLOT_SIZE: usize = 512;
+const MAGIC: &[u8; 8] = b"SHRDKEYR";
+const KEYRING_VERSION: u16 = 1;
+const SLOT_VERSION: u8 = 1;
+/// Index of the intent slot.
+pub(crate) const INTENT_SLOT: u32 = 1;
+/// First slot that holds keys.
+pub(crate) const FIRST_DATA_SLOT: u32 = 2;
+/// Longest caller transcript id, in bytes.
+pub(crate) const MAX_TRANSCRIPT_ID: usize = 200;
+/// Longest email, in bytes.
+pub(crate) const MAX_EMAIL: usize = 320;
+const KEK_CHECK_AAD: &[u8] = b"shredlog-kek-check";
+
+const KIND_FREE: u8 = 0;
+const KIND_TRANSCRIPT: u8 = 1;
+const KIND_PII: u8 = 2;
+const KIND_VISITOR: u8 = 3;
+const KIND_INTENT: u8 = 4;
+
+/// A transcript's content key and identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TranscriptSlot {
+    pub tid: Tid,
+    pub vid: Vid,
+    pub content_key: Key,
+    /// Slot of the PII key, 0 when there is none.
+    pub pii_slot: u32,
+    pub rules_version: u16,
+    pub created_millis: i64,
+    pub caller_id: String,
+}
+
+/// A transcript's PII key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PiiSlot {
+    pub tid: Tid,
+    pub pii_key: Key,
+}
+
+/// A visitor directory entry: normalised email → visitor id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VisitorSlot {
+    pub vid: Vid,
+    pub email: String,
+}
+
+/// A multi-slot operation in progress (finished at open if found).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Intent {
+    pub op: u8,
+    pub target: [u8; 16],
+    pub arg: u64,
+}
+
+/// The decoded content of one slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Transcript(TranscriptSlot),
+    Pii(PiiSlot),
+    Visitor(VisitorSlot),
+    Intent(Intent),
+}
+
+/// The open keyring file.
+pub(crate) struct Keyring {
+    path: PathBuf,
+    file: Arc<File>,
+    kek: Option<Key>,
+    keyring_id: [u8; 16],
+    /// Number of slots the file holds (header and intent included).
+    len: u32,
+    free: BTreeSet<u32>,
+}
+
+/// A slot that failed its checks at open.
+#[derive(Clone, Debug)]
+pub(crate) struct SlotDamage {
+    pub index: u32,
+    pub reason: &'static str,
+}
+
+/// What `open` found.
+pub(crate) struct Loaded {
+    pub keyring: Keyring,
+    pub slots: Vec<(u32, Slot)>,
+    pub damaged: Vec<SlotDamage>,
+}
+
+impl Keyring {
+    /// Opens or creates `dir/keyring`.
+    pub(crate) fn open(dir: &Path, kek: Option<&Key>) -> Result<Loaded> {
+        let path = dir.join("keyring");
+        let exists = path.exists();
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
+        let size = file.metadata().at(&path)?.len();
+        if !exists || size == 0 {
+            let keyring_id = random_array()?;
+            let header = build_header(keyring_id, kek)?;
+            file.write_all_at(&header, 0).at(&path)?;
+            file.write_all_at(&[0u8; SLOT_SIZE], SLOT_SIZE as u64).at(&path)?;
+            file.sync_all().at(&path)?;
+            crate::fsutil::sync_dir(dir)?;
+            let keyring = Keyring {
+                path,
+                file: Arc::new(file),
+                kek: kek.cloned(),
+                keyring_id,
+                len: FIRST_DATA_SLOT,
+                free: BTreeSet::new(),
+            };
+            return Ok(Loaded {
+                keyring,
+                slots: Vec::new(),
+                damaged: Vec::new(),
+            });
+        }
+        let mut header = [0u8; SLOT_SIZE];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| Error::corrupt(&path, 0, "keyring header truncated"))?;
+        let keyring_id = check_header(&path, &header, kek)?;
+        let mut keyring = Keyring {
+            path,
+            file: Arc::new(file),
+            kek: kek.cloned(),
+            keyring_id,
+            len: FIRST_DATA_SLOT,
+            free: BTreeSet::new(),
+        };
+        let (slots, damaged) = keyring.load_slots(size)?;
+        Ok(Loaded {
+            keyring,
+            slots,
+            damaged,
+        })
+    }
+
+    fn load_slots(&mut self, size: u64) -> Result<(Vec<(u32, Slot)>, Vec<SlotDamage>)> {
+        let count = size / SLOT_SIZE as u64;
+        let count = u32::try_from(count).map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, &*self.file);
+        let mut buf = [0u8; SLOT_SIZE];
+        // Skip the header.
+        reader.read_exact(&mut buf).at(&self.path)?;
+        let mut slots = Vec::new();
+        let mut damaged = Vec::new();
+        for index in 1..count.max(1) {
+            reader.read_exact(&mut buf).at(&self.path)?;
+            match self.decode_slot(index, &buf) {
+                Ok(None) => {
+                    if index >= FIRST_DATA_SLOT {
+                        self.free.insert(index);
+                    }
+                }
+                Ok(Some(slot)) => slots.push((index, slot)),
+                Err(reason) => damaged.push(SlotDamage { index, reason }),
+            }
+        }
+        self.len = count.max(FIRST_DATA_SLOT);
+        Ok((slots, damaged))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file handle, for syncing outside the writer's lock.
+    pub(crate) fn file(&self) -> Arc<File> {
+        Arc::clone(&self.file)
+    }
+
+    /// Number of slots in the file (header and intent slot included).
+    pub(crate) fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Number of free slots.
+    pub(crate) fn free_count(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Takes a free slot (lowest first) or extends the file.
+    pub(crate) fn allocate(&mut self) -> Result<u32> {
+        if let Some(i) = self.free.pop_first() {
+            return Ok(i);
+        }
+        let i = self.len;
+        self.len = self.len.checked_add(1).ok_or_else(|| Error::Limit("keyring is full".into()))?;
+        Ok(i)
+    }
+
+    /// Writes a slot in place (not synced).
+    pub(crate) fn write(&mut self, index: u32, slot: &Slot) -> Result<()> {
+        let bytes = self.encode_slot(index, slot)?;
+        self.write_raw(index, &bytes)
+    }
+
+    /// Overwrites a slot with zeros in place (not synced) and frees it.
+    pub(crate) fn wipe(&mut self, index: u32) -> Result<()> {
+        self.write_raw(index, &[0u8; SLOT_SIZE])?;
+        if index >= FIRST_DATA_SLOT {
+            self.free.insert(index);
+        }
+        Ok(())
+    }
+
+    fn write_raw(&mut self, index: u32, bytes: &[u8; SLOT_SIZE]) -> Result<()> {
+        let offset = u64::from(index) * SLOT_SIZE as u64;
+        crate::failpoint::check("keyring.write").at(&self.path)?;
+        self.file.write_all_at(bytes, offset).at(&self.path)?;
+        if index >= self.len {
+            self.len = index + 1;
+        }
+        Ok(())
+    }
+
+    /// Makes every write so far durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        crate::failpoint::check("keyring.sync").at(&self.path)?;
+        self.file.sync_data().at(&self.path)
+    }
+
+    fn encode_slot(&self, index: u32, slot: &Slot) -> Result<[u8; SLOT_SIZE]> {
+        let (kind, body) = match slot {
+            Slot::Transcript(t) => {
+                let id = t.caller_id.as_bytes();
+                if id.len() > MAX_TRANSCRIPT_ID {
+                    return Err(Error::invalid(format!("transcript id longer than {MAX_TRANSCRIPT_ID} bytes")));
+                }
+                let mut b = Vec::with_capacity(79 + id.len());
+                b.extend_from_slice(&t.tid);
+                b.extend_from_slice(&t.vid);
+                b.extend_from_slice(t.content_key.as_bytes());
+                b.extend_from_slice(&t.pii_slot.to_le_bytes());
+                b.extend_from_slice(&t.rules_version.to_le_bytes());
+                b.extend_from_slice(&t.created_millis.to_le_bytes());
+                b.push(id.len() as u8);
+                b.extend_from_slice(id);
+                (KIND_TRANSCRIPT, b)
+            }
+            Slot::Pii(p) => {
+                let mut b = Vec::with_capacity(48);
+                b.extend_from_slice(&p.tid);
+                b.extend_from_slice(p.pii_key.as_bytes());
+                (KIND_PII, b)
+            }
+            Slot::Visitor(v) => {
+                let email = v.email.as_bytes();
+                if email.len() > MAX_EMAIL {
+                    return Err(Error::invalid(format!("email longer than {MAX_EMAIL} bytes")));
+                }
+                let mut b = Vec::with_capacity(18 + email.len());
+                b.extend_from_slice(&v.vid);
+                b.extend_from_slice(&(email.len() as u16).to_le_bytes());
+                b.extend_from_slice(email);
+                (KIND_VISITOR, b)
+            }
+            Slot::Intent(i) => {
+                let mut b = Vec::with_capacity(25);
+                b.push(i.op);
+                b.extend_from_slice(&i.target);
+                b.extend_from_slice(&i.arg.to_le_bytes());
+                (KIND_INTENT, b)
+            }
+        };
+        let payload = match &self.kek {
+            Some(kek) => {
+                let (nonce, ct) = kek.seal(&self.slot_aad(index, kind), &body)?;
+                let mut p = nonce.to_vec();
+                p.extend_from_slice(&ct);
+                p
+            }
+            None => body,
+        };
+        let mut out = [0u8; SLOT_SIZE];
+        out[4] = kind;
+        out[5] = SLOT_VERSION;
+        out[6..8].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+        out.get_mut(8..8 + payload.len())
+            .ok_or_else(|| Error::Limit("slot payload too large".into()))?
+            .copy_from_slice(&payload);
+        let crc = crc32fast::hash(&out[4..]);
+        out[0..4].copy_from_slice(&crc.to_le_bytes());
+        Ok(out)
+    }
+
+    fn slot_aad(&self, index: u32, kind: u8) -> [u8; 21] {
+        let mut aad = [0u8; 21];
+        aad[..16].copy_from_slice(&self.keyring_id);
+        aad[16..20].copy_from_slice(&index.to_le_bytes());
+        aad[20] = kind;
+        aad
+    }
+
+    /// Decodes a slot; `Ok(None)` for a free (all-zero) slot.
+    pub(crate) fn decode_slot(&self, index: u32, buf: &[u8; SLOT_SIZE]) -> Result<Option<Slot>, &'static str> {
+        if buf.iter().all(|&b| b == 0) {
+            return Ok(None);
+        }
+        let crc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        if crc32fast::hash(&buf[4..]) != crc {
+            return Err("slot checksum mismatch");
+        }
+        let kind = buf[4];
+        if buf[5] != SLOT_VERSION {
+            return Err("unknown slot version");
+        }
+        let len = usize::from(u16::from_le_bytes([buf[6], buf[7]]));
+        let payload = buf.get(8..8 + len).ok_or("slot payload length out of range")?;
+        let body: Vec<u8> = match &self.kek {
+            Some(kek) => {
+                let nonce: [u8; NONCE_LEN] = payload.get(..NONCE_LEN).and_then(|n| n.try_into().ok()).ok_or("wrapped slot too short")?;
+                let ct = payload.get(NONCE_LEN..).ok_or("wrapped slot too short")?;
+                if ct.len() < TAG_LEN {
+                    return Err("wrapped slot too short");
+                }
+                kek.open(&nonce, &self.slot_aad(index, kind), ct)
+                    .ok_or("slot does not authenticate under the key-encryption key")?
+            }
+            None => payload.to_vec(),
+        };
+        decode_body(kind, &body)
+    }
+}
+
+fn arr16(b: &[u8], at: usize) -> Option<[u8; 16]> {
+    b.get(at..at + 16)?.try_into().ok()
+}
+
+fn decode_body(kind: u8, b: &[u8]) -> Result<Option<Slot>, &'static str> {
+    const BAD: &str = "slot body malformed";
+    let key_at = |at: usize| -> Option<Key> { Some(Key::from_bytes(b.get(at..at + KEY_LEN)?.try_into().ok()?)) };
+    match kind {
+        KIND_FREE => Err("non-zero free slot"),
+        KIND_TRANSCRIPT => {
+            let id_len = usize::from(*b.get(78).ok_or(BAD)?);
+            if b.len() != 79 + id_len {
+                return Err(BAD);
+            }
+            let caller_id = std::str::from_utf8(b.get(79..).ok_or(BAD)?).map_err(|_| BAD)?.to_owned();
+            Ok(Some(Slot::Transcript(TranscriptSlot {
+                tid: arr16(b, 0).ok_or(BAD)?,
+                vid: arr16(b, 16).ok_or(BAD)?,
+                content_key: key_at(32).ok_or(BAD)?,
+                pii_slot: u32::from_le_bytes(b.get(64..68).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
+                rules_version: u16::from_le_bytes(b.get(68..70).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
+                created_millis: i64::from_le_bytes(b.get(70..78).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
+                caller_id,
+            })))
+        }
+        KIND_PII => {
+            if b.len() != 48 {
+                return Err(BAD);
+            }
+            Ok(Some(Slot::Pii(PiiSlot {
+                tid: arr16(b, 0).ok_or(BAD)?,
+                pii_key: key_at(16).ok_or(BAD)?,
+            })))
+        }
+        KIND_VISITOR => {
+            let n = usize::from(u16::from_le_bytes(b.get(16..18).ok_or(BAD)?.try_into().map_err(|_| BAD)?));
+            if b.len() != 18 + n {
+                return Err(BAD);
+            }
+            let email = std::str::from_utf8(b.get(18..).ok_or(BAD)?).map_err(|_| BAD)?.to_owned();
+            Ok(Some(Slot::Visitor(VisitorSlot {
+                vid: arr16(b, 0).ok_or(BAD)?,
+                email,
+            })))
+        }
+        KIND_INTENT => {
+            if b.len() != 25 {
+                return Err(BAD);
+            }
+            Ok(Some(Slot::Intent(Intent {
+                op: *b.first().ok_or(BAD)?,
+                target: arr16(b, 1).ok_or(BAD)?,
+                arg: u64::from_le_bytes(b.get(17..25).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
+            })))
+        }
+        _ => Err("unknown slot kind"),
+    }
+}
+
+fn build_header(keyring_id: [u8; 16], kek: Option<&Key>) -> Result<[u8; SLOT_SIZE]> {
+    let mut h = [0u8; SLOT_SIZE];
+    h[0..8].copy_from_slice(MAGIC);
+    h[8..10].copy_from_slice(&KEYRING_VERSION.to_le_bytes());
+    h[10..12].copy_from_slice(&(SLOT_SIZE as u16).to_le_bytes());
+    h[16..32].copy_from_slice(&keyring_id);
+    if let Some(kek) = kek {
+        h[12] = 1;
+        let (nonce, ct) = kek.seal(&check_aad(&keyring_id), &[0u8; 32])?;
+        h[32..44].copy_from_slice(&nonce);
+        h[44..92].copy_from_slice(&ct);
+    }
+    let crc = crc32fast::hash(&h[..508]);
+    h[508..].copy_from_slice(&crc.to_le_bytes());
+    Ok(h)
+}
+
+fn check_aad(keyring_id: &[u8; 16]) -> Vec<u8> {
+    let mut aad = KEK_CHECK_AAD.to_vec();
+    aad.extend_from_slice(keyring_id);
+    aad
+}
+
+fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<[u8; 16]> {
+    if &h[0..8] != MAGIC {
+        return Err(Error::corrupt(path, 0, "not a shredlog keyring (bad magic)"));
+    }
+    let crc = u32::from_le_bytes([h[508], h[509], h[510], h[511]]);
+    if crc32fast::hash(&h[..508]) != crc {
+        return Err(Error::corrupt(path, 0, "keyring header checksum mismatch"));
+    }
+    let version = u16::from_le_bytes([h[8], h[9]]);
+    if version != KEYRING_VERSION {
+        return Err(Error::UnsupportedVersion {
+            path: path.to_owned(),
+            version: u32::from(version),
+        });
+    }
+    if usize::from(u16::from_le_bytes([h[10], h[11]])) != SLOT_SIZE {
+        return Err(Error::corrupt(path, 10, "unsupported keyring slot size"));
+    }
+    let mut keyring_id = [0u8; 16];
+    keyring_id.copy_from_slice(&h[16..32]);
+    match (h[12], kek) {
+        (0, None) => Ok(keyring_id),
+        (0, Some(_)) => Err(Error::Kek(
+            "a key-encryption key was given but this keyring is not wrapped; open it without one".into(),
+        )),
+        (1, None) => Err(Error::Kek(
+            "this keyring is wrapped under a key-encryption key; supply it (--key-file or SHREDLOG_KEK)".into(),
+        )),
+        (1, Some(kek)) => {
+            let nonce: [u8; NONCE_LEN] = h[32..44].try_into().map_err(|_| Error::corrupt(path, 32, "bad nonce"))?;
+            match kek.open(&nonce, &check_aad(&keyring_id), &h[44..92]) {
+                Some(_) => Ok(keyring_id),
+                None => Err(Error::Kek("the key-encryption key does not match this keyring".into())),
+            }
+        }
+        _ => Err(Error::corrupt(path, 12, "unknown keyring wrapping flag")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tslot(id: &str) -> Slot {
+        Slot::Transcript(TranscriptSlot {
+            tid: [1; 16],
+            vid: [2; 16],
+            content_key: Key::random().unwrap(),
+            pii_slot: 7,
+            rules_version: 1,
+            created_millis: 1234,
+            caller_id: id.into(),
+        })
+    }
+
+    #[test]
+    fn slots_roundtrip_plain_and_wrapped() {
+        for kek in [None, Some(Key::random().unwrap())] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut kr = Keyring::open(dir.path(), kek.as_ref()).unwrap().keyring;
+            let slots = vec![
+                tslot("t-1"),
+                Slot::Pii(PiiSlot {
+                    tid: [1; 16],
+                    pii_key: Key::random().unwrap(),
+                }),
+                Slot::Visitor(VisitorSlot {
+                    vid: [2; 16],
+                    email: "ann@example.com".into(),
+                }),
+            ];
+            let mut written = Vec::new();
+            for s in &slots {
+                let i = kr.allocate().unwrap();
+                kr.write(i, s).unwrap();
+                written.push((i, s.clone()));
+            }
+            kr.wipe(written[1].0).unwrap();
+            kr.sync().unwrap();
+            drop(kr);
+            let loaded = Keyring::open(dir.path(), kek.as_ref()).unwrap();
+            assert!(loaded.damaged.is_empty());
+            assert_eq!(loaded.slots, vec![written[0].clone(), written[2].clone()]);
+            assert_eq!(loaded.keyring.free_count(), 1);
+            let raw = std::fs::read(dir.path().join("keyring")).unwrap();
+            let has_email = raw.windows(15).any(|w| w == b"ann@example.com");
+            assert_eq!(has_email, kek.is_none(), "email plaintext iff unwrapped");
+        }
+    }
+
+    #[test]
+    fn wrong_or_missing_kek_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = Key::random().unwrap();
+        drop(Keyring::open(dir.path(), Some(&kek)).unwrap());
+        assert!(matches!(Keyring::open(dir.path(), None).err(), Some(Error::Kek(_))));
+        let other = Key::random().unwrap();
+        assert!(matches!(Keyring::open(dir.path(), Some(&other)).err(), Some(Error::Kek(_))));
+    }
+
+    #[test]
+    fn damaged_slots_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None).unwrap().keyring;
+        let i = kr.allocate().unwrap();
+        kr.write(i, &tslot("t-1")).unwrap();
+        kr.sync().unwrap();
+        drop(kr);
+        let path = dir.path().join("keyring");
+        let mut raw = std::fs::read(&path).unwrap();
+        raw[i as usize * SLOT_SIZE + 40] ^= 0x10;
+        std::fs::write(&path, &raw).unwrap();
+        let loaded = Keyring::open(dir.path(), None).unwrap();
+        assert_eq!(loaded.damaged.len(), 1);
+        assert_eq!(loaded.damaged[0].index, i);
+    }
+}

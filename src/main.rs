@@ -1,0 +1,20 @@
+//! The `shredlog` command (DESIGN §5).
+
+#![forbid(unsafe_code)]
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    match cli::run() {
+        Ok(code) => code,
+        Err(err) => {
+            // One clear sentence (with its causes) naming what was wrong.
+            let mut msg = format!("shredlog: error: {err}");
+            for cause in err.chain().skip(1) {
+                msg.push_str(&format!(": {cause}"));
+            }
+            eprintln!("{msg}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

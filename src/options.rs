@@ -1,0 +1,114 @@
+//! Configuration of a store.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::pii::DetectorConfig;
+use crate::seal::Key;
+
+/// When an append is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Every append returns only after its bytes (and any new keys) are on
+    /// stable storage. Concurrent appenders share one sync (group commit).
+    Immediate,
+    /// Appends return once written to the OS; a background thread syncs at most
+    /// every `interval_ms` milliseconds. **Appends acknowledged within the last
+    /// interval before a crash or power loss may be lost.**
+    Batched {
+        /// Longest time between syncs.
+        interval_ms: u64,
+    },
+}
+
+/// Options for [`crate::Store::open`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Options {
+    /// When appends are acknowledged. Default: `Immediate`.
+    pub durability: Durability,
+    /// Segment files are rolled when they would grow past this many bytes.
+    /// Default: 64 MiB.
+    pub segment_size: u64,
+    /// Open a damaged store anyway: skip damaged records and keyring slots and
+    /// report them (see [`crate::Store::recovery_report`]). Default: false.
+    pub salvage: bool,
+    /// Largest accepted message (all fields together, file bytes included).
+    /// Default: 64 MiB.
+    pub max_message_bytes: usize,
+    /// Which personal-data detectors run on message text. Default: emails,
+    /// obfuscated emails, phones, IP addresses.
+    pub detector: DetectorConfig,
+    /// Key-encryption key that wraps every keyring slot. Default: none (the
+    /// keyring holds data keys and the email directory in plaintext; see
+    /// docs/SECURITY.md for what that protects and what not).
+    #[serde(skip)]
+    pub kek: Option<KeyEncryptionKey>,
+    /// Write an index checkpoint whenever a segment is sealed and at close, so
+    /// that open need not scan the log. Default: true.
+    pub checkpoint: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Immediate,
+            segment_size: 64 << 20,
+            salvage: false,
+            max_message_bytes: 64 << 20,
+            detector: DetectorConfig::default(),
+            kek: None,
+            checkpoint: true,
+        }
+    }
+}
+
+/// A 256-bit key-encryption key supplied by the operator.
+#[derive(Clone, Debug)]
+pub struct KeyEncryptionKey(pub(crate) Key);
+
+impl KeyEncryptionKey {
+    /// Parses 64 hexadecimal digits (surrounding whitespace ignored).
+    ///
+    /// # Errors
+    /// [`Error::Kek`] if the text is not exactly 32 bytes of hex.
+    ///
+    /// ```
+    /// let kek = shredlog::KeyEncryptionKey::from_hex(&"ab".repeat(32)).unwrap();
+    /// assert!(shredlog::KeyEncryptionKey::from_hex("abc").is_err());
+    /// # drop(kek);
+    /// ```
+    pub fn from_hex(text: &str) -> Result<KeyEncryptionKey> {
+        let text = text.trim();
+        let bad = || Error::Kek("a key-encryption key must be 64 hexadecimal digits (32 bytes)".into());
+        if text.len() != 64 {
+            return Err(bad());
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            let pair = text.get(2 * i..2 * i + 2).ok_or_else(bad)?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+        }
+        let kek = KeyEncryptionKey(Key::from_bytes(key));
+        zeroize::Zeroize::zeroize(&mut key);
+        Ok(kek)
+    }
+
+    /// Reads a key file: 64 hex digits, or exactly 32 raw bytes.
+    ///
+    /// # Errors
+    /// [`Error::Kek`] if the file cannot be read or holds something else.
+    pub fn from_file(path: &Path) -> Result<KeyEncryptionKey> {
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(path).map_err(|e| Error::Kek(format!("cannot read key file {}: {e}", path.display())))?,
+        );
+        if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(KeyEncryptionKey(Key::from_bytes(raw)));
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| Error::Kek("key file is neither 32 raw bytes nor hex".into()))?;
+        KeyEncryptionKey::from_hex(text)
+    }
+}
