@@ -40,6 +40,8 @@ pub mod failpoint;
 mod fsutil;
 mod index;
 pub mod interchange;
+#[doc(hidden)]
+pub mod workload;
 mod keyring;
 mod message;
 mod options;
