@@ -42,6 +42,15 @@ pub enum Error {
     /// No visitor with that email exists (or it was erased).
     #[error("visitor not found")]
     VisitorNotFound,
+    /// A legal hold forbids the operation.
+    #[error(
+        "refused: a legal hold applies (release it first, or for erasure unset holds-block-erasure)"
+    )]
+    LegalHold,
+    /// The visitor's data is restricted (GDPR Art. 18): only export, erasure and
+    /// lifting the restriction are allowed.
+    #[error("refused: processing of this visitor's data is restricted; lift the restriction first")]
+    Restricted,
     /// Another process holds the store directory's lock.
     #[error("the store at {0} is already open in another process")]
     Locked(PathBuf),
@@ -75,7 +84,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Error {
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Error {
         Error::Corrupt {
             path: path.into(),
             offset,

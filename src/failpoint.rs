@@ -63,7 +63,9 @@ fn load_env() {
             return;
         };
         for item in spec.split(',').filter(|s| !s.is_empty()) {
-            let Some((name, act)) = item.split_once('=') else { continue };
+            let Some((name, act)) = item.split_once('=') else {
+                continue;
+            };
             let (act, n) = match act.split_once('@') {
                 Some((a, n)) => (a, n.parse().unwrap_or(0)),
                 None => (act, 0),

@@ -215,7 +215,11 @@ mod tests {
                 vec![RecordRef {
                     seq: 0,
                     ts: 5,
-                    loc: Loc { seg: 1, off: 32, len: 68 },
+                    loc: Loc {
+                        seg: 1,
+                        off: 32,
+                        len: 68,
+                    },
                     pii_len: 0,
                 }],
             )],

@@ -12,7 +12,17 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::message::{Body, FileUpload, Message, Sender, Timestamp, Visitor};
 
-const TOP_FIELDS: &[&str] = &["transcript", "ts", "from", "visitor", "kind", "text", "form", "file", "consent"];
+const TOP_FIELDS: &[&str] = &[
+    "transcript",
+    "ts",
+    "from",
+    "visitor",
+    "kind",
+    "text",
+    "form",
+    "file",
+    "consent",
+];
 const VISITOR_FIELDS: &[&str] = &["email", "name", "phone", "id", "ip"];
 
 /// Parses one interchange line.
@@ -51,20 +61,23 @@ fn syntax_error(e: &serde_json::Error) -> String {
 fn parse_object(obj: &Map<String, Value>) -> Result<Message> {
     for key in obj.keys() {
         if !TOP_FIELDS.contains(&key.as_str()) {
-            return Err(Error::invalid(format!("unknown field `{}`", printable_field(key))));
+            return Err(Error::invalid(format!(
+                "unknown field `{}`",
+                printable_field(key)
+            )));
         }
     }
     let transcript = req_str(obj, "transcript")?.to_owned();
     if transcript.is_empty() {
         return Err(Error::invalid("field `transcript` is empty"));
     }
-    let ts = Timestamp::parse(req_str(obj, "ts")?).map_err(|_| Error::invalid("field `ts` is not an RFC 3339 timestamp"))?;
+    let ts = Timestamp::parse(req_str(obj, "ts")?)
+        .map_err(|_| Error::invalid("field `ts` is not an RFC 3339 timestamp"))?;
     let from = match obj.get("from") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(
-            Sender::parse(s)
-                .ok_or_else(|| Error::invalid("field `from` must be one of visitor, operator, bot, system"))?,
-        ),
+        Some(Value::String(s)) => Some(Sender::parse(s).ok_or_else(|| {
+            Error::invalid("field `from` must be one of visitor, operator, bot, system")
+        })?),
         Some(_) => return Err(Error::invalid("field `from` must be a string")),
     };
     let visitor = match obj.get("visitor") {
@@ -75,11 +88,15 @@ fn parse_object(obj: &Map<String, Value>) -> Result<Message> {
     let kind = req_str(obj, "kind")?;
     let body_fields = ["text", "form", "file", "consent"];
     if !body_fields.contains(&kind) {
-        return Err(Error::invalid("field `kind` must be one of text, form, file, consent"));
+        return Err(Error::invalid(
+            "field `kind` must be one of text, form, file, consent",
+        ));
     }
     for other in body_fields {
         if other != kind && obj.contains_key(other) {
-            return Err(Error::invalid(format!("field `{other}` does not belong to kind `{kind}`")));
+            return Err(Error::invalid(format!(
+                "field `{other}` does not belong to kind `{kind}`"
+            )));
         }
     }
     let body = match kind {
@@ -91,7 +108,9 @@ fn parse_object(obj: &Map<String, Value>) -> Result<Message> {
             let mut fields = BTreeMap::new();
             for (k, v) in form {
                 let Value::String(s) = v else {
-                    return Err(Error::invalid("every value in field `form` must be a string"));
+                    return Err(Error::invalid(
+                        "every value in field `form` must be a string",
+                    ));
                 };
                 fields.insert(k.clone(), s.clone());
             }
@@ -99,11 +118,16 @@ fn parse_object(obj: &Map<String, Value>) -> Result<Message> {
         }
         "file" => {
             let Some(Value::Object(file)) = obj.get("file") else {
-                return Err(Error::invalid("field `file` must be an object with name, mime, data"));
+                return Err(Error::invalid(
+                    "field `file` must be an object with name, mime, data",
+                ));
             };
             for key in file.keys() {
                 if !["name", "mime", "data"].contains(&key.as_str()) {
-                    return Err(Error::invalid(format!("unknown field `file.{}`", printable_field(key))));
+                    return Err(Error::invalid(format!(
+                        "unknown field `file.{}`",
+                        printable_field(key)
+                    )));
                 }
             }
             let name = req_str_in(file, "file.name", "name")?.to_owned();
@@ -115,16 +139,25 @@ fn parse_object(obj: &Map<String, Value>) -> Result<Message> {
         }
         _ => {
             let Some(Value::Object(consent)) = obj.get("consent") else {
-                return Err(Error::invalid("field `consent` must be an object with granted, prompt"));
+                return Err(Error::invalid(
+                    "field `consent` must be an object with granted, prompt",
+                ));
             };
             for key in consent.keys() {
                 if !["granted", "prompt"].contains(&key.as_str()) {
-                    return Err(Error::invalid(format!("unknown field `consent.{}`", printable_field(key))));
+                    return Err(Error::invalid(format!(
+                        "unknown field `consent.{}`",
+                        printable_field(key)
+                    )));
                 }
             }
             let granted = match consent.get("granted") {
                 Some(Value::Bool(b)) => *b,
-                _ => return Err(Error::invalid("field `consent.granted` must be true or false")),
+                _ => {
+                    return Err(Error::invalid(
+                        "field `consent.granted` must be true or false",
+                    ));
+                }
             };
             let prompt = req_str_in(consent, "consent.prompt", "prompt")?.to_owned();
             Body::Consent { granted, prompt }
@@ -142,7 +175,10 @@ fn parse_object(obj: &Map<String, Value>) -> Result<Message> {
 fn parse_visitor(v: &Map<String, Value>) -> Result<Visitor> {
     for key in v.keys() {
         if !VISITOR_FIELDS.contains(&key.as_str()) {
-            return Err(Error::invalid(format!("unknown field `visitor.{}`", printable_field(key))));
+            return Err(Error::invalid(format!(
+                "unknown field `visitor.{}`",
+                printable_field(key)
+            )));
         }
     }
     let email = req_str_in(v, "visitor.email", "email")?.to_owned();
@@ -153,7 +189,9 @@ fn parse_visitor(v: &Map<String, Value>) -> Result<Visitor> {
         match v.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::invalid(format!("field `visitor.{name}` must be a string"))),
+            Some(_) => Err(Error::invalid(format!(
+                "field `visitor.{name}` must be a string"
+            ))),
         }
     };
     Ok(Visitor {
@@ -168,7 +206,10 @@ fn parse_visitor(v: &Map<String, Value>) -> Result<Visitor> {
 /// Field names are chosen by whoever wrote the file; show them only when they
 /// look like field names, so that a value pasted as a key is not echoed.
 fn printable_field(key: &str) -> &str {
-    let plain = key.len() <= 32 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let plain = key.len() <= 32
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if plain { key } else { "<unprintable>" }
 }
 
@@ -201,7 +242,12 @@ pub fn to_line(msg: &Message) -> String {
     if let Some(v) = &msg.visitor {
         let mut vo = Map::new();
         vo.insert("email".into(), Value::String(v.email.clone()));
-        for (k, val) in [("name", &v.name), ("phone", &v.phone), ("id", &v.id), ("ip", &v.ip)] {
+        for (k, val) in [
+            ("name", &v.name),
+            ("phone", &v.phone),
+            ("id", &v.id),
+            ("ip", &v.ip),
+        ] {
             if let Some(val) = val {
                 vo.insert(k.into(), Value::String(val.clone()));
             }
@@ -214,7 +260,10 @@ pub fn to_line(msg: &Message) -> String {
             obj.insert("text".into(), Value::String(t.clone()));
         }
         Body::Form(fields) => {
-            let f = fields.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let f = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             obj.insert("form".into(), Value::Object(f));
         }
         Body::File(file) => {
@@ -261,17 +310,50 @@ mod tests {
     #[test]
     fn errors_name_the_field_not_the_value() {
         let cases = [
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","secret@example.com":1}"#, "unknown field `<unprintable>`"),
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","extra":1}"#, "unknown field `extra`"),
-            (r#"{"transcript":"t","ts":"ann@example.com","kind":"text","text":"x"}"#, "field `ts`"),
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text"}"#, "missing field `text`"),
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":5}"#, "field `text` must be a string"),
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","visitor":{"name":"Ann"}}"#, "missing field `visitor.email`"),
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","visitor":{"email":"a@b","pet":"x"}}"#, "unknown field `visitor.pet`"),
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"file","file":{"name":"a","mime":"b","data":"!!"}}"#, "base64"),
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","form":{}}"#, "does not belong"),
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","from":"ann"}"#, "field `from`"),
-            (r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"video"}"#, "field `kind`"),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","secret@example.com":1}"#,
+                "unknown field `<unprintable>`",
+            ),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","extra":1}"#,
+                "unknown field `extra`",
+            ),
+            (
+                r#"{"transcript":"t","ts":"ann@example.com","kind":"text","text":"x"}"#,
+                "field `ts`",
+            ),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text"}"#,
+                "missing field `text`",
+            ),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":5}"#,
+                "field `text` must be a string",
+            ),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","visitor":{"name":"Ann"}}"#,
+                "missing field `visitor.email`",
+            ),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","visitor":{"email":"a@b","pet":"x"}}"#,
+                "unknown field `visitor.pet`",
+            ),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"file","file":{"name":"a","mime":"b","data":"!!"}}"#,
+                "base64",
+            ),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","form":{}}"#,
+                "does not belong",
+            ),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x","from":"ann"}"#,
+                "field `from`",
+            ),
+            (
+                r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"video"}"#,
+                "field `kind`",
+            ),
             (r#"{"transcript":"ann@example.com""#, "not a JSON object"),
             (r#"["ann@example.com"]"#, "not a JSON object"),
         ];

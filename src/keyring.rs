@@ -2,8 +2,8 @@
 //! overwritten in place to shred. Optionally every slot is wrapped under an
 //! operator-supplied key-encryption key (KEK).
 //!
-//! Layout (docs/FORMAT.md has every byte): slot 0 is the file header, slot 1 the
-//! intent slot used to make multi-slot operations atomic, slots 2.. hold keys.
+//! Layout (docs/FORMAT.md has every byte): slot 0 is the file header, slot 1 is
+//! reserved (all zero), slots 2.. hold keys and directory entries.
 //! Every slot is [`SLOT_SIZE`] bytes at offset `index * SLOT_SIZE`, so each one
 //! lives in its own disk sector and a rewrite is a single aligned write.
 
@@ -23,8 +23,6 @@ pub(crate) const SLOT_SIZE: usize = 512;
 const MAGIC: &[u8; 8] = b"SHRDKEYR";
 const KEYRING_VERSION: u16 = 1;
 const SLOT_VERSION: u8 = 1;
-/// Index of the intent slot.
-pub(crate) const INTENT_SLOT: u32 = 1;
 /// First slot that holds keys.
 pub(crate) const FIRST_DATA_SLOT: u32 = 2;
 /// Longest caller transcript id, in bytes.
@@ -37,7 +35,6 @@ const KIND_FREE: u8 = 0;
 const KIND_TRANSCRIPT: u8 = 1;
 const KIND_PII: u8 = 2;
 const KIND_VISITOR: u8 = 3;
-const KIND_INTENT: u8 = 4;
 
 /// A transcript's content key and identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,21 +63,12 @@ pub(crate) struct VisitorSlot {
     pub email: String,
 }
 
-/// A multi-slot operation in progress (finished at open if found).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Intent {
-    pub op: u8,
-    pub target: [u8; 16],
-    pub arg: u64,
-}
-
 /// The decoded content of one slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Slot {
     Transcript(TranscriptSlot),
     Pii(PiiSlot),
     Visitor(VisitorSlot),
-    Intent(Intent),
 }
 
 /// The open keyring file.
@@ -89,7 +77,7 @@ pub(crate) struct Keyring {
     file: Arc<File>,
     kek: Option<Key>,
     keyring_id: [u8; 16],
-    /// Number of slots the file holds (header and intent included).
+    /// Number of slots the file holds (header and reserved slot included).
     len: u32,
     free: BTreeSet<u32>,
 }
@@ -100,6 +88,9 @@ pub(crate) struct SlotDamage {
     pub index: u32,
     pub reason: &'static str,
 }
+
+/// Decoded slots and damaged ones.
+type SlotScan = (Vec<(u32, Slot)>, Vec<SlotDamage>);
 
 /// What `open` found.
 pub(crate) struct Loaded {
@@ -113,13 +104,20 @@ impl Keyring {
     pub(crate) fn open(dir: &Path, kek: Option<&Key>) -> Result<Loaded> {
         let path = dir.join("keyring");
         let exists = path.exists();
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .at(&path)?;
         let size = file.metadata().at(&path)?.len();
         if !exists || size == 0 {
             let keyring_id = random_array()?;
             let header = build_header(keyring_id, kek)?;
             file.write_all_at(&header, 0).at(&path)?;
-            file.write_all_at(&[0u8; SLOT_SIZE], SLOT_SIZE as u64).at(&path)?;
+            file.write_all_at(&[0u8; SLOT_SIZE], SLOT_SIZE as u64)
+                .at(&path)?;
             file.sync_all().at(&path)?;
             crate::fsutil::sync_dir(dir)?;
             let keyring = Keyring {
@@ -156,9 +154,10 @@ impl Keyring {
         })
     }
 
-    fn load_slots(&mut self, size: u64) -> Result<(Vec<(u32, Slot)>, Vec<SlotDamage>)> {
+    fn load_slots(&mut self, size: u64) -> Result<SlotScan> {
         let count = size / SLOT_SIZE as u64;
-        let count = u32::try_from(count).map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
+        let count =
+            u32::try_from(count).map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
         let mut reader = std::io::BufReader::with_capacity(1 << 20, &*self.file);
         let mut buf = [0u8; SLOT_SIZE];
         // Skip the header.
@@ -190,7 +189,7 @@ impl Keyring {
         Arc::clone(&self.file)
     }
 
-    /// Number of slots in the file (header and intent slot included).
+    /// Number of slots in the file (header and reserved slot included).
     pub(crate) fn len(&self) -> u32 {
         self.len
     }
@@ -206,7 +205,10 @@ impl Keyring {
             return Ok(i);
         }
         let i = self.len;
-        self.len = self.len.checked_add(1).ok_or_else(|| Error::Limit("keyring is full".into()))?;
+        self.len = self
+            .len
+            .checked_add(1)
+            .ok_or_else(|| Error::Limit("keyring is full".into()))?;
         Ok(i)
     }
 
@@ -246,7 +248,9 @@ impl Keyring {
             Slot::Transcript(t) => {
                 let id = t.caller_id.as_bytes();
                 if id.len() > MAX_TRANSCRIPT_ID {
-                    return Err(Error::invalid(format!("transcript id longer than {MAX_TRANSCRIPT_ID} bytes")));
+                    return Err(Error::invalid(format!(
+                        "transcript id longer than {MAX_TRANSCRIPT_ID} bytes"
+                    )));
                 }
                 let mut b = Vec::with_capacity(79 + id.len());
                 b.extend_from_slice(&t.tid);
@@ -268,20 +272,15 @@ impl Keyring {
             Slot::Visitor(v) => {
                 let email = v.email.as_bytes();
                 if email.len() > MAX_EMAIL {
-                    return Err(Error::invalid(format!("email longer than {MAX_EMAIL} bytes")));
+                    return Err(Error::invalid(format!(
+                        "email longer than {MAX_EMAIL} bytes"
+                    )));
                 }
                 let mut b = Vec::with_capacity(18 + email.len());
                 b.extend_from_slice(&v.vid);
                 b.extend_from_slice(&(email.len() as u16).to_le_bytes());
                 b.extend_from_slice(email);
                 (KIND_VISITOR, b)
-            }
-            Slot::Intent(i) => {
-                let mut b = Vec::with_capacity(25);
-                b.push(i.op);
-                b.extend_from_slice(&i.target);
-                b.extend_from_slice(&i.arg.to_le_bytes());
-                (KIND_INTENT, b)
             }
         };
         let payload = match &self.kek {
@@ -314,7 +313,11 @@ impl Keyring {
     }
 
     /// Decodes a slot; `Ok(None)` for a free (all-zero) slot.
-    pub(crate) fn decode_slot(&self, index: u32, buf: &[u8; SLOT_SIZE]) -> Result<Option<Slot>, &'static str> {
+    pub(crate) fn decode_slot(
+        &self,
+        index: u32,
+        buf: &[u8; SLOT_SIZE],
+    ) -> Result<Option<Slot>, &'static str> {
         if buf.iter().all(|&b| b == 0) {
             return Ok(None);
         }
@@ -327,10 +330,15 @@ impl Keyring {
             return Err("unknown slot version");
         }
         let len = usize::from(u16::from_le_bytes([buf[6], buf[7]]));
-        let payload = buf.get(8..8 + len).ok_or("slot payload length out of range")?;
+        let payload = buf
+            .get(8..8 + len)
+            .ok_or("slot payload length out of range")?;
         let body: Vec<u8> = match &self.kek {
             Some(kek) => {
-                let nonce: [u8; NONCE_LEN] = payload.get(..NONCE_LEN).and_then(|n| n.try_into().ok()).ok_or("wrapped slot too short")?;
+                let nonce: [u8; NONCE_LEN] = payload
+                    .get(..NONCE_LEN)
+                    .and_then(|n| n.try_into().ok())
+                    .ok_or("wrapped slot too short")?;
                 let ct = payload.get(NONCE_LEN..).ok_or("wrapped slot too short")?;
                 if ct.len() < TAG_LEN {
                     return Err("wrapped slot too short");
@@ -350,7 +358,9 @@ fn arr16(b: &[u8], at: usize) -> Option<[u8; 16]> {
 
 fn decode_body(kind: u8, b: &[u8]) -> Result<Option<Slot>, &'static str> {
     const BAD: &str = "slot body malformed";
-    let key_at = |at: usize| -> Option<Key> { Some(Key::from_bytes(b.get(at..at + KEY_LEN)?.try_into().ok()?)) };
+    let key_at = |at: usize| -> Option<Key> {
+        Some(Key::from_bytes(b.get(at..at + KEY_LEN)?.try_into().ok()?))
+    };
     match kind {
         KIND_FREE => Err("non-zero free slot"),
         KIND_TRANSCRIPT => {
@@ -358,14 +368,22 @@ fn decode_body(kind: u8, b: &[u8]) -> Result<Option<Slot>, &'static str> {
             if b.len() != 79 + id_len {
                 return Err(BAD);
             }
-            let caller_id = std::str::from_utf8(b.get(79..).ok_or(BAD)?).map_err(|_| BAD)?.to_owned();
+            let caller_id = std::str::from_utf8(b.get(79..).ok_or(BAD)?)
+                .map_err(|_| BAD)?
+                .to_owned();
             Ok(Some(Slot::Transcript(TranscriptSlot {
                 tid: arr16(b, 0).ok_or(BAD)?,
                 vid: arr16(b, 16).ok_or(BAD)?,
                 content_key: key_at(32).ok_or(BAD)?,
-                pii_slot: u32::from_le_bytes(b.get(64..68).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
-                rules_version: u16::from_le_bytes(b.get(68..70).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
-                created_millis: i64::from_le_bytes(b.get(70..78).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
+                pii_slot: u32::from_le_bytes(
+                    b.get(64..68).ok_or(BAD)?.try_into().map_err(|_| BAD)?,
+                ),
+                rules_version: u16::from_le_bytes(
+                    b.get(68..70).ok_or(BAD)?.try_into().map_err(|_| BAD)?,
+                ),
+                created_millis: i64::from_le_bytes(
+                    b.get(70..78).ok_or(BAD)?.try_into().map_err(|_| BAD)?,
+                ),
                 caller_id,
             })))
         }
@@ -379,24 +397,18 @@ fn decode_body(kind: u8, b: &[u8]) -> Result<Option<Slot>, &'static str> {
             })))
         }
         KIND_VISITOR => {
-            let n = usize::from(u16::from_le_bytes(b.get(16..18).ok_or(BAD)?.try_into().map_err(|_| BAD)?));
+            let n = usize::from(u16::from_le_bytes(
+                b.get(16..18).ok_or(BAD)?.try_into().map_err(|_| BAD)?,
+            ));
             if b.len() != 18 + n {
                 return Err(BAD);
             }
-            let email = std::str::from_utf8(b.get(18..).ok_or(BAD)?).map_err(|_| BAD)?.to_owned();
+            let email = std::str::from_utf8(b.get(18..).ok_or(BAD)?)
+                .map_err(|_| BAD)?
+                .to_owned();
             Ok(Some(Slot::Visitor(VisitorSlot {
                 vid: arr16(b, 0).ok_or(BAD)?,
                 email,
-            })))
-        }
-        KIND_INTENT => {
-            if b.len() != 25 {
-                return Err(BAD);
-            }
-            Ok(Some(Slot::Intent(Intent {
-                op: *b.first().ok_or(BAD)?,
-                target: arr16(b, 1).ok_or(BAD)?,
-                arg: u64::from_le_bytes(b.get(17..25).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
             })))
         }
         _ => Err("unknown slot kind"),
@@ -428,7 +440,11 @@ fn check_aad(keyring_id: &[u8; 16]) -> Vec<u8> {
 
 fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<[u8; 16]> {
     if &h[0..8] != MAGIC {
-        return Err(Error::corrupt(path, 0, "not a shredlog keyring (bad magic)"));
+        return Err(Error::corrupt(
+            path,
+            0,
+            "not a shredlog keyring (bad magic)",
+        ));
     }
     let crc = u32::from_le_bytes([h[508], h[509], h[510], h[511]]);
     if crc32fast::hash(&h[..508]) != crc {
@@ -521,9 +537,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kek = Key::random().unwrap();
         drop(Keyring::open(dir.path(), Some(&kek)).unwrap());
-        assert!(matches!(Keyring::open(dir.path(), None).err(), Some(Error::Kek(_))));
+        assert!(matches!(
+            Keyring::open(dir.path(), None).err(),
+            Some(Error::Kek(_))
+        ));
         let other = Key::random().unwrap();
-        assert!(matches!(Keyring::open(dir.path(), Some(&other)).err(), Some(Error::Kek(_))));
+        assert!(matches!(
+            Keyring::open(dir.path(), Some(&other)).err(),
+            Some(Error::Kek(_))
+        ));
     }
 
     #[test]

@@ -32,29 +32,39 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod audit;
 mod codec;
 mod commit;
 mod error;
+pub mod export;
 #[doc(hidden)]
 pub mod failpoint;
 mod fsutil;
 mod index;
 pub mod interchange;
-#[doc(hidden)]
-pub mod workload;
 mod keyring;
 mod message;
 mod options;
 pub mod pii;
+mod policy;
 #[doc(hidden)]
 pub mod record;
 mod seal;
 mod segment;
 mod split;
 mod store;
+#[doc(hidden)]
+pub mod workload;
 
+pub use audit::AuditEntry;
 pub use error::{Error, Result};
 pub use index::SegmentUsage;
-pub use message::{Body, FileUpload, Message, REDACTED, Sender, Timestamp, Visitor, normalize_email};
+pub use message::{
+    Body, FileUpload, Message, REDACTED, Sender, Timestamp, Visitor, normalize_email,
+};
 pub use options::{Durability, KeyEncryptionKey, Options};
-pub use store::{RecoveryReport, Stats, Store, TranscriptInfo, VerifyReport};
+pub use policy::{Hold, RetentionPolicy};
+pub use store::{
+    ConsentEvent, ConsentState, ExportedMessage, HoldTarget, RecoveryReport, Stats, Store,
+    TranscriptInfo, VerifyReport, VisitorExport,
+};

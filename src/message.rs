@@ -142,8 +142,9 @@ impl Timestamp {
     /// assert_eq!(ts.unix_millis(), 1_714_644_903_120);
     /// ```
     pub fn parse(text: &str) -> Result<Timestamp> {
-        let dt = OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|_| Error::invalid("timestamp is not RFC 3339 (e.g. 2024-05-02T10:15:03.120Z)"))?;
+        let dt = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+            Error::invalid("timestamp is not RFC 3339 (e.g. 2024-05-02T10:15:03.120Z)")
+        })?;
         let millis = i64::try_from(dt.unix_timestamp_nanos() / 1_000_000)
             .map_err(|_| Error::invalid("timestamp out of range"))?;
         Ok(Timestamp {

@@ -83,7 +83,8 @@ impl KeyEncryptionKey {
     /// ```
     pub fn from_hex(text: &str) -> Result<KeyEncryptionKey> {
         let text = text.trim();
-        let bad = || Error::Kek("a key-encryption key must be 64 hexadecimal digits (32 bytes)".into());
+        let bad =
+            || Error::Kek("a key-encryption key must be 64 hexadecimal digits (32 bytes)".into());
         if text.len() != 64 {
             return Err(bad());
         }
@@ -102,13 +103,15 @@ impl KeyEncryptionKey {
     /// # Errors
     /// [`Error::Kek`] if the file cannot be read or holds something else.
     pub fn from_file(path: &Path) -> Result<KeyEncryptionKey> {
-        let bytes = zeroize::Zeroizing::new(
-            std::fs::read(path).map_err(|e| Error::Kek(format!("cannot read key file {}: {e}", path.display())))?,
-        );
+        let bytes =
+            zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
+                Error::Kek(format!("cannot read key file {}: {e}", path.display()))
+            })?);
         if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
             return Ok(KeyEncryptionKey(Key::from_bytes(raw)));
         }
-        let text = std::str::from_utf8(&bytes).map_err(|_| Error::Kek("key file is neither 32 raw bytes nor hex".into()))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::Kek("key file is neither 32 raw bytes nor hex".into()))?;
         KeyEncryptionKey::from_hex(text)
     }
 }

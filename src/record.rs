@@ -147,7 +147,9 @@ pub(crate) fn decode_frame(buf: &[u8]) -> Result<(&[u8], usize), DecodeError> {
         return Err(DecodeError::TooLong);
     }
     let crc = u32_at(buf, 4).ok_or(DecodeError::Truncated)?;
-    let body = buf.get(FRAME_HEADER..FRAME_HEADER + len).ok_or(DecodeError::Truncated)?;
+    let body = buf
+        .get(FRAME_HEADER..FRAME_HEADER + len)
+        .ok_or(DecodeError::Truncated)?;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(buf.get(0..4).ok_or(DecodeError::Truncated)?);
     hasher.update(body);
@@ -182,9 +184,16 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Record<'_>, DecodeError> {
     if kind != KIND_MESSAGE {
         return Err(DecodeError::Kind(kind));
     }
-    let flags = u16::from_le_bytes([head.get(2).copied().unwrap_or(0), head.get(3).copied().unwrap_or(0)]);
+    let flags = u16::from_le_bytes([
+        head.get(2).copied().unwrap_or(0),
+        head.get(3).copied().unwrap_or(0),
+    ]);
     let seq = u32_at(head, 36).ok_or(DecodeError::Layout)?;
-    let ts_millis = i64::from_le_bytes(head.get(40..48).and_then(|s| s.try_into().ok()).ok_or(DecodeError::Layout)?);
+    let ts_millis = i64::from_le_bytes(
+        head.get(40..48)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(DecodeError::Layout)?,
+    );
     let content_len = u32_at(head, 48).ok_or(DecodeError::Layout)?;
     let pii_len = u32_at(head, 52).ok_or(DecodeError::Layout)?;
     let c = content_len as usize;
@@ -209,7 +218,9 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Record<'_>, DecodeError> {
             content_nonce: nonce(56),
             pii_nonce: nonce(68),
         },
-        content: body.get(RECORD_HEADER..RECORD_HEADER + c).ok_or(DecodeError::Layout)?,
+        content: body
+            .get(RECORD_HEADER..RECORD_HEADER + c)
+            .ok_or(DecodeError::Layout)?,
         pii: body.get(RECORD_HEADER + c..).ok_or(DecodeError::Layout)?,
     })
 }
@@ -293,7 +304,9 @@ mod tests {
     #[test]
     fn fuzz_entry_accepts_garbage() {
         for seed in 0u32..2000 {
-            let data: Vec<u8> = (0..(seed % 200)).map(|i| (seed.wrapping_mul(31).wrapping_add(i * 7)) as u8).collect();
+            let data: Vec<u8> = (0..(seed % 200))
+                .map(|i| (seed.wrapping_mul(31).wrapping_add(i * 7)) as u8)
+                .collect();
             fuzz_decode(&data);
         }
     }

@@ -47,17 +47,34 @@ impl Key {
         let nonce: [u8; NONCE_LEN] = random_array()?;
         let cipher = Aes256Gcm::new((&self.0).into());
         let ct = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| Error::Limit("payload too large to seal".into()))?;
         Ok((nonce, ct))
     }
 
     /// Decrypts and authenticates; `None` when the tag does not match (wrong key,
     /// wrong context, or altered bytes).
-    pub(crate) fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Option<Vec<u8>> {
         let cipher = Aes256Gcm::new((&self.0).into());
         cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
             .ok()
     }
 }
@@ -79,12 +96,21 @@ mod tests {
         let (nonce, ct) = key.seal(b"ctx-a", b"hello").unwrap();
         assert_eq!(ct.len(), 5 + TAG_LEN);
         assert_eq!(key.open(&nonce, b"ctx-a", &ct).unwrap(), b"hello");
-        assert!(key.open(&nonce, b"ctx-b", &ct).is_none(), "other context must fail");
+        assert!(
+            key.open(&nonce, b"ctx-b", &ct).is_none(),
+            "other context must fail"
+        );
         let other = Key::random().unwrap();
-        assert!(other.open(&nonce, b"ctx-a", &ct).is_none(), "other key must fail");
+        assert!(
+            other.open(&nonce, b"ctx-a", &ct).is_none(),
+            "other key must fail"
+        );
         let mut bad = ct.clone();
         bad[0] ^= 1;
-        assert!(key.open(&nonce, b"ctx-a", &bad).is_none(), "altered bytes must fail");
+        assert!(
+            key.open(&nonce, b"ctx-a", &bad).is_none(),
+            "altered bytes must fail"
+        );
     }
 
     #[test]

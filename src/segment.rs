@@ -30,12 +30,12 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<u64>> {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name.strip_suffix(".seg") {
-            if stem.len() == 12 && stem.bytes().all(|b| b.is_ascii_digit()) {
-                if let Ok(id) = stem.parse() {
-                    ids.push(id);
-                }
-            }
+        if let Some(stem) = name.strip_suffix(".seg")
+            && stem.len() == 12
+            && stem.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(id) = stem.parse()
+        {
+            ids.push(id);
         }
     }
     ids.sort_unstable();
@@ -58,7 +58,11 @@ pub(crate) fn check_header(path: &Path, bytes: &[u8], id: u64) -> Result<()> {
         .get(..SEGMENT_HEADER as usize)
         .ok_or_else(|| Error::corrupt(path, 0, "segment header truncated"))?;
     if h.get(0..8) != Some(MAGIC.as_slice()) {
-        return Err(Error::corrupt(path, 0, "not a shredlog segment (bad magic)"));
+        return Err(Error::corrupt(
+            path,
+            0,
+            "not a shredlog segment (bad magic)",
+        ));
     }
     let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
     if crc32fast::hash(&h[..28]) != crc {
@@ -73,7 +77,11 @@ pub(crate) fn check_header(path: &Path, bytes: &[u8], id: u64) -> Result<()> {
     }
     let found = u64::from_le_bytes([h[16], h[17], h[18], h[19], h[20], h[21], h[22], h[23]]);
     if found != id {
-        return Err(Error::corrupt(path, 16, "segment id does not match its file name"));
+        return Err(Error::corrupt(
+            path,
+            16,
+            "segment id does not match its file name",
+        ));
     }
     Ok(())
 }
@@ -110,10 +118,13 @@ impl Segment {
     pub(crate) fn read(&self, off: u64, len: usize) -> Result<Cow<'_, [u8]>> {
         match self {
             Segment::Sealed { path, map } => {
-                let start = usize::try_from(off).map_err(|_| Error::corrupt(path, off, "offset out of range"))?;
+                let start = usize::try_from(off)
+                    .map_err(|_| Error::corrupt(path, off, "offset out of range"))?;
                 map.get(start..start.saturating_add(len))
                     .map(Cow::Borrowed)
-                    .ok_or_else(|| Error::corrupt(path, off, "record extends past the end of the segment"))
+                    .ok_or_else(|| {
+                        Error::corrupt(path, off, "record extends past the end of the segment")
+                    })
             }
             Segment::Active { path, file } => {
                 let mut buf = vec![0u8; len];
@@ -163,7 +174,11 @@ impl Active {
 
     /// Reopens an existing segment for appending at `len`.
     pub(crate) fn reopen(path: PathBuf, id: u64, len: u64) -> Result<Active> {
-        let file = OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
         Ok(Active {
             id,
             path,
@@ -262,7 +277,8 @@ pub(crate) fn scan(
     mut f: impl FnMut(u64, usize, &Record<'_>),
 ) -> Result<Scan> {
     let mut out = Scan::default();
-    let mut off = usize::try_from(start).map_err(|_| Error::corrupt(path, start, "offset out of range"))?;
+    let mut off =
+        usize::try_from(start).map_err(|_| Error::corrupt(path, start, "offset out of range"))?;
     loop {
         let rest = bytes.get(off..).unwrap_or_default();
         if rest.is_empty() {
@@ -287,8 +303,14 @@ pub(crate) fn scan(
             .unwrap_or(usize::MAX);
         // A write cut short leaves a frame that runs past the end of the file,
         // or (after a power cut) zero-filled blocks inside it.
-        let torn_shape = matches!(err, DecodeError::Truncated | DecodeError::TooLong | DecodeError::End)
-            || has_zero_run(rest.get(..FRAME_HEADER.saturating_add(frame_len).min(rest.len())).unwrap_or_default(), 32);
+        let torn_shape = matches!(
+            err,
+            DecodeError::Truncated | DecodeError::TooLong | DecodeError::End
+        ) || has_zero_run(
+            rest.get(..FRAME_HEADER.saturating_add(frame_len).min(rest.len()))
+                .unwrap_or_default(),
+            32,
+        );
         if is_last && next.is_none() && torn_shape {
             out.torn_at = Some(off as u64);
             break;
@@ -343,7 +365,14 @@ mod tests {
 
     fn count(bytes: &[u8], last: bool, salvage: bool) -> Result<(usize, Scan)> {
         let mut n = 0;
-        let s = scan(Path::new("x"), bytes, SEGMENT_HEADER, last, salvage, |_, _, _| n += 1)?;
+        let s = scan(
+            Path::new("x"),
+            bytes,
+            SEGMENT_HEADER,
+            last,
+            salvage,
+            |_, _, _| n += 1,
+        )?;
         Ok((n, s))
     }
 
@@ -380,7 +409,11 @@ mod tests {
         bad[SEGMENT_HEADER as usize + one + 50] ^= 0xff;
         for last in [false, true] {
             let err = count(&bad, last, false).unwrap_err();
-            assert!(err.to_string().contains(&format!("offset {}", SEGMENT_HEADER as usize + one)), "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("offset {}", SEGMENT_HEADER as usize + one)),
+                "{err}"
+            );
             let (n, s) = count(&bad, last, true).unwrap();
             assert_eq!(n, 2);
             assert_eq!(s.damage.len(), 1);

@@ -41,8 +41,14 @@ pub(crate) enum ContentBody {
     Text(SplitText),
     /// Field names; the values are in the PII fill.
     Form(Vec<String>),
-    File { mime: String, size: u64 },
-    Consent { granted: bool, prompt: SplitText },
+    File {
+        mime: String,
+        size: u64,
+    },
+    Consent {
+        granted: bool,
+        prompt: SplitText,
+    },
 }
 
 /// The PII fill: the personal data cut out of one message.
@@ -79,7 +85,10 @@ fn split_text(detector: &Detector, text: &str, spans: &mut Vec<String>) -> Split
             continue;
         };
         out.text.push_str(before);
-        out.holes.push((u32::try_from(out.text.len()).unwrap_or(u32::MAX), s.kind.code()));
+        out.holes.push((
+            u32::try_from(out.text.len()).unwrap_or(u32::MAX),
+            s.kind.code(),
+        ));
         spans.push(span.to_owned());
         pos = s.end;
     }
@@ -141,13 +150,18 @@ pub(crate) fn split(msg: &Message, detector: &Detector) -> (ContentPart, Option<
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct JoinError(pub &'static str);
 
-fn join_text(st: &SplitText, spans: Option<&mut std::slice::Iter<'_, String>>) -> Result<String, JoinError> {
+fn join_text(
+    st: &SplitText,
+    spans: Option<&mut std::slice::Iter<'_, String>>,
+) -> Result<String, JoinError> {
     let mut spans = spans;
     let mut out = String::with_capacity(st.text.len() + st.holes.len() * 16);
     let mut pos = 0usize;
     for &(off, _kind) in &st.holes {
         let off = off as usize;
-        let before = st.text.get(pos..off).ok_or(JoinError("hole offset out of order or not on a character boundary"))?;
+        let before = st.text.get(pos..off).ok_or(JoinError(
+            "hole offset out of order or not on a character boundary",
+        ))?;
         out.push_str(before);
         match spans.as_mut() {
             Some(it) => out.push_str(it.next().ok_or(JoinError("fewer spans than holes"))?),
@@ -155,7 +169,11 @@ fn join_text(st: &SplitText, spans: Option<&mut std::slice::Iter<'_, String>>) -
         }
         pos = off;
     }
-    out.push_str(st.text.get(pos..).ok_or(JoinError("text shorter than its holes"))?);
+    out.push_str(
+        st.text
+            .get(pos..)
+            .ok_or(JoinError("text shorter than its holes"))?,
+    );
     Ok(out)
 }
 
@@ -167,7 +185,11 @@ pub(crate) struct JoinContext<'a> {
 
 /// Joins the parts back into the message. With `pii == None` every personal
 /// value reads [`REDACTED`] and file bytes are gone.
-pub(crate) fn join(ctx: &JoinContext<'_>, content: &ContentPart, pii: Option<&PiiPart>) -> Result<Message, JoinError> {
+pub(crate) fn join(
+    ctx: &JoinContext<'_>,
+    content: &ContentPart,
+    pii: Option<&PiiPart>,
+) -> Result<Message, JoinError> {
     let redacted = || REDACTED.to_owned();
     let visitor = if content.visitor_fields & V_PRESENT != 0 {
         let pick = |bit: u8, value: Option<&String>| {
@@ -215,10 +237,10 @@ pub(crate) fn join(ctx: &JoinContext<'_>, content: &ContentPart, pii: Option<&Pi
             prompt: join_text(prompt, spans.as_mut())?,
         },
     };
-    if let Some(it) = spans.as_mut() {
-        if it.next().is_some() {
-            return Err(JoinError("more spans than holes"));
-        }
+    if let Some(it) = spans.as_mut()
+        && it.next().is_some()
+    {
+        return Err(JoinError("more spans than holes"));
     }
     let from = match content.from {
         0 => None,
@@ -262,7 +284,10 @@ mod tests {
             r#"{"transcript":"t","ts":"2024-05-02T10:15:03.120Z","from":"visitor","visitor":{"email":"Ann@x.example","name":"Ann","ip":"203.0.113.9"},"kind":"text","text":"mail ann@work.example or call +44 20 7946 0958 from 10.1.2.3, thanks"}"#,
         );
         let Body::Text(t) = &red.body else { panic!() };
-        assert_eq!(t, "mail <redacted> or call <redacted> from <redacted>, thanks");
+        assert_eq!(
+            t,
+            "mail <redacted> or call <redacted> from <redacted>, thanks"
+        );
         let v = red.visitor.unwrap();
         assert_eq!(v.email, REDACTED);
         assert_eq!(v.name.as_deref(), Some(REDACTED));

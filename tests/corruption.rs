@@ -9,7 +9,14 @@ use common::*;
 use shredlog::{Error, Message, Options, Store};
 
 fn build(dir: &Path, checkpoint: bool) -> Vec<Message> {
-    let store = Store::open(dir, Options { checkpoint, ..Options::default() }).unwrap();
+    let store = Store::open(
+        dir,
+        Options {
+            checkpoint,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     let all = populate(&store, 2, 4, 4);
     drop(store);
     all
@@ -57,14 +64,20 @@ fn truncating_the_last_segment_anywhere_is_recovered() {
         let len = std::fs::metadata(&seg).unwrap().len();
         let mut previous = usize::MAX;
         // Every offset near the start and the end, a stride in between.
-        let cuts = (0..=len).rev().filter(|c| c % 11 == 0 || *c < 160 || *c + 700 > len);
+        let cuts = (0..=len)
+            .rev()
+            .filter(|c| c % 11 == 0 || *c < 160 || *c + 700 > len);
         for cut in cuts {
             let dir = tempfile::tempdir().unwrap();
             copy_dir(src.path(), dir.path());
-            let f = std::fs::OpenOptions::new().write(true).open(dir.path().join(seg.file_name().unwrap())).unwrap();
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.path().join(seg.file_name().unwrap()))
+                .unwrap();
             f.set_len(cut).unwrap();
             drop(f);
-            let store = Store::open(dir.path(), Options::default()).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+            let store = Store::open(dir.path(), Options::default())
+                .unwrap_or_else(|e| panic!("cut {cut}: {e}"));
             let n = check_no_altered_data(&store, &all);
             // Cutting more never yields more messages.
             assert!(n <= previous);
@@ -82,7 +95,10 @@ fn truncating_the_last_segment_anywhere_is_recovered() {
 fn flipping_any_byte_never_panics_or_returns_altered_data() {
     let src = tempfile::tempdir().unwrap();
     let all = build(src.path(), true);
-    let files: Vec<_> = std::fs::read_dir(src.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let files: Vec<_> = std::fs::read_dir(src.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     let mut outcomes = [0usize; 3];
     for name in files {
         let len = std::fs::metadata(src.path().join(&name)).unwrap().len() as usize;
@@ -96,7 +112,9 @@ fn flipping_any_byte_never_panics_or_returns_altered_data() {
             bytes[at] ^= 0x20;
             std::fs::write(&path, &bytes).unwrap();
             match Store::open(dir.path(), Options::default()) {
-                Err(Error::Corrupt { .. }) | Err(Error::UnsupportedVersion { .. }) => outcomes[0] += 1,
+                Err(Error::Corrupt { .. }) | Err(Error::UnsupportedVersion { .. }) => {
+                    outcomes[0] += 1
+                }
                 Err(e) => panic!("{name:?} at {at}: unexpected error kind {e}"),
                 Ok(store) => {
                     check_no_altered_data(&store, &all);
@@ -120,10 +138,22 @@ fn damage_is_reported_with_file_and_offset_and_salvage_keeps_the_rest() {
     let at = bytes.len() / 3;
     bytes[at] ^= 0x01;
     std::fs::write(&seg, &bytes).unwrap();
-    let err = Store::open(dir.path(), Options::default()).err().expect("damage must be reported");
+    let err = Store::open(dir.path(), Options::default())
+        .err()
+        .expect("damage must be reported");
     let msg = err.to_string();
-    assert!(msg.contains(&seg.display().to_string()) && msg.contains("offset"), "{msg}");
-    let store = Store::open(dir.path(), Options { salvage: true, ..Options::default() }).unwrap();
+    assert!(
+        msg.contains(&seg.display().to_string()) && msg.contains("offset"),
+        "{msg}"
+    );
+    let store = Store::open(
+        dir.path(),
+        Options {
+            salvage: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     assert_eq!(store.recovery_report().skipped.len(), 1);
     // Every message that reads back is one that was written, in order; exactly
     // one (the damaged one) is missing.
@@ -134,7 +164,10 @@ fn damage_is_reported_with_file_and_offset_and_salvage_keeps_the_rest() {
         let got = store.transcript(&id).unwrap();
         let mut it = want.iter();
         for m in &got {
-            assert!(it.any(|w| *w == m), "{id}: a message read back that was not written");
+            assert!(
+                it.any(|w| *w == m),
+                "{id}: a message read back that was not written"
+            );
         }
         n += got.len();
     }
@@ -150,8 +183,18 @@ fn a_damaged_keyring_slot_is_reported() {
     bytes[2 * 512 + 20] ^= 0x04;
     std::fs::write(&path, &bytes).unwrap();
     let err = Store::open(dir.path(), Options::default()).err().unwrap();
-    assert!(err.to_string().contains("keyring") && err.to_string().contains("offset 1024"), "{err}");
-    let store = Store::open(dir.path(), Options { salvage: true, ..Options::default() }).unwrap();
+    assert!(
+        err.to_string().contains("keyring") && err.to_string().contains("offset 1024"),
+        "{err}"
+    );
+    let store = Store::open(
+        dir.path(),
+        Options {
+            salvage: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     assert_eq!(store.recovery_report().damaged_slots.len(), 1);
     check_no_altered_data(&store, &all);
 }

@@ -32,7 +32,10 @@ fn append_read_reopen_roundtrip_across_segments() {
         store.close().unwrap();
         all
     };
-    assert!(std::fs::read_dir(dir.path()).unwrap().count() > 5, "segments rolled");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() > 5,
+        "segments rolled"
+    );
     for checkpoint in [true, false] {
         if !checkpoint {
             std::fs::remove_file(dir.path().join("index.ckpt")).unwrap();
@@ -41,7 +44,11 @@ fn append_read_reopen_roundtrip_across_segments() {
         assert_eq!(store.recovery_report().checkpoint_used, checkpoint);
         for t in 0..20 {
             let id = format!("t-{t}");
-            assert_eq!(store.transcript(&id).unwrap(), by_transcript(&all, &id), "{id}");
+            assert_eq!(
+                store.transcript(&id).unwrap(),
+                by_transcript(&all, &id),
+                "{id}"
+            );
         }
         assert!(store.verify().unwrap().is_ok());
         // Dropped without close: the next round must not depend on a fresh checkpoint.
@@ -65,14 +72,29 @@ fn checkpoint_and_scan_give_the_same_index() {
     store.close().unwrap();
     let with = Store::open(dir.path(), small_segments()).unwrap();
     assert!(with.recovery_report().checkpoint_used);
-    assert_eq!(with.recovery_report().records_scanned, 0, "the checkpoint covers everything");
-    let listed_with: Vec<_> = (0..4).map(|v| with.transcripts_by_email(&format!("visitor.{v}@example.com"), None, None).unwrap()).collect();
+    assert_eq!(
+        with.recovery_report().records_scanned,
+        0,
+        "the checkpoint covers everything"
+    );
+    let listed_with: Vec<_> = (0..4)
+        .map(|v| {
+            with.transcripts_by_email(&format!("visitor.{v}@example.com"), None, None)
+                .unwrap()
+        })
+        .collect();
     drop(with);
     std::fs::remove_file(dir.path().join("index.ckpt")).unwrap();
     let without = Store::open(dir.path(), small_segments()).unwrap();
     assert!(!without.recovery_report().checkpoint_used);
     assert_eq!(without.recovery_report().records_scanned, all.len() as u64);
-    let listed_without: Vec<_> = (0..4).map(|v| without.transcripts_by_email(&format!("visitor.{v}@example.com"), None, None).unwrap()).collect();
+    let listed_without: Vec<_> = (0..4)
+        .map(|v| {
+            without
+                .transcripts_by_email(&format!("visitor.{v}@example.com"), None, None)
+                .unwrap()
+        })
+        .collect();
     assert_eq!(listed_with, listed_without);
 }
 
@@ -97,17 +119,35 @@ fn listing_is_newest_first_case_insensitive_and_filtered_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), Options::default()).unwrap();
     populate(&store, 3, 9, 3);
-    let list = store.transcripts_by_email("  VISITOR.1@example.COM ", None, None).unwrap();
+    let list = store
+        .transcripts_by_email("  VISITOR.1@example.COM ", None, None)
+        .unwrap();
     let ids: Vec<_> = list.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["t-7", "t-4", "t-1"]);
-    assert!(list.windows(2).all(|w| w[0].last.unix_millis() >= w[1].last.unix_millis()));
+    assert!(
+        list.windows(2)
+            .all(|w| w[0].last.unix_millis() >= w[1].last.unix_millis())
+    );
     // t-4's messages are at 1_700_000_000_000 + (4000..4003) s.
     let from = 1_700_000_000_000 + 4_000 * 1000;
     let to = 1_700_000_000_000 + 4_002 * 1000;
-    let ranged = store.transcripts_by_email("visitor.1@example.com", Some(from), Some(to)).unwrap();
-    assert_eq!(ranged.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["t-4"]);
-    assert!(store.transcripts_by_email("nobody@example.com", None, None).unwrap().is_empty());
-    assert!(matches!(store.transcript("t-404"), Err(Error::TranscriptNotFound)));
+    let ranged = store
+        .transcripts_by_email("visitor.1@example.com", Some(from), Some(to))
+        .unwrap();
+    assert_eq!(
+        ranged.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t-4"]
+    );
+    assert!(
+        store
+            .transcripts_by_email("nobody@example.com", None, None)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store.transcript("t-404"),
+        Err(Error::TranscriptNotFound)
+    ));
 }
 
 #[test]
@@ -122,9 +162,14 @@ fn rules_of_appending_are_enforced_without_writing_anything() {
     let mut other = message(2, "t-a", 0, 2_000);
     other.visitor = Some(visitor(2));
     // A batch whose second message names another visitor is refused whole.
-    let err = store.append_batch(&[first.clone(), other.clone()]).unwrap_err();
+    let err = store
+        .append_batch(&[first.clone(), other.clone()])
+        .unwrap_err();
     assert!(err.to_string().contains("different visitor"), "{err}");
-    assert!(matches!(store.transcript("t-a"), Err(Error::TranscriptNotFound)));
+    assert!(matches!(
+        store.transcript("t-a"),
+        Err(Error::TranscriptNotFound)
+    ));
     store.append(&first).unwrap();
     assert!(store.append(&other).is_err());
     assert_eq!(store.transcript("t-a").unwrap().len(), 1);
@@ -134,10 +179,16 @@ fn rules_of_appending_are_enforced_without_writing_anything() {
 
 #[test]
 fn nothing_personal_is_stored_in_plaintext() {
-    for kek in [None, Some(KeyEncryptionKey::from_hex(&"5a".repeat(32)).unwrap())] {
+    for kek in [
+        None,
+        Some(KeyEncryptionKey::from_hex(&"5a".repeat(32)).unwrap()),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let wrapped = kek.is_some();
-        let opts = Options { kek, ..small_segments() };
+        let opts = Options {
+            kek,
+            ..small_segments()
+        };
         let store = Store::open(dir.path(), opts).unwrap();
         populate(&store, 3, 6, 7);
         store.close().unwrap();
@@ -158,7 +209,10 @@ fn nothing_personal_is_stored_in_plaintext() {
                     needles.push(vis.email.to_lowercase());
                 }
                 for n in needles {
-                    assert!(!contains(&bytes, n.as_bytes()), "{n:?} in plaintext in {name}");
+                    assert!(
+                        !contains(&bytes, n.as_bytes()),
+                        "{n:?} in plaintext in {name}"
+                    );
                 }
             }
         }
@@ -169,13 +223,39 @@ fn nothing_personal_is_stored_in_plaintext() {
 fn a_wrapped_keyring_needs_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let kek = KeyEncryptionKey::from_hex(&"11".repeat(32)).unwrap();
-    let store = Store::open(dir.path(), Options { kek: Some(kek.clone()), ..Options::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        Options {
+            kek: Some(kek.clone()),
+            ..Options::default()
+        },
+    )
+    .unwrap();
     let all = populate(&store, 1, 1, 3);
     drop(store);
-    assert!(matches!(Store::open(dir.path(), Options::default()), Err(Error::Kek(_))));
+    assert!(matches!(
+        Store::open(dir.path(), Options::default()),
+        Err(Error::Kek(_))
+    ));
     let wrong = KeyEncryptionKey::from_hex(&"22".repeat(32)).unwrap();
-    assert!(matches!(Store::open(dir.path(), Options { kek: Some(wrong), ..Options::default() }), Err(Error::Kek(_))));
-    let store = Store::open(dir.path(), Options { kek: Some(kek), ..Options::default() }).unwrap();
+    assert!(matches!(
+        Store::open(
+            dir.path(),
+            Options {
+                kek: Some(wrong),
+                ..Options::default()
+            }
+        ),
+        Err(Error::Kek(_))
+    ));
+    let store = Store::open(
+        dir.path(),
+        Options {
+            kek: Some(kek),
+            ..Options::default()
+        },
+    )
+    .unwrap();
     assert_eq!(store.transcript("t-0").unwrap(), all);
 }
 
@@ -184,7 +264,10 @@ fn a_second_process_cannot_open_the_same_store() {
     let dir = tempfile::tempdir().unwrap();
     let _store = Store::open(dir.path(), Options::default()).unwrap();
     // A second open in this process takes the lock through another file description.
-    assert!(matches!(Store::open(dir.path(), Options::default()), Err(Error::Locked(_))));
+    assert!(matches!(
+        Store::open(dir.path(), Options::default()),
+        Err(Error::Locked(_))
+    ));
 }
 
 #[test]
@@ -197,7 +280,9 @@ fn concurrent_writers_and_readers() {
             std::thread::spawn(move || {
                 let id = format!("t-w{w}");
                 for i in 0..40 {
-                    store.append(&message(w, &id, i, (w * 1000 + i) as i64)).unwrap();
+                    store
+                        .append(&message(w, &id, i, (w * 1000 + i) as i64))
+                        .unwrap();
                 }
             })
         })
@@ -210,7 +295,15 @@ fn concurrent_writers_and_readers() {
                     if let Ok(msgs) = store.transcript(&format!("t-w{w}")) {
                         // Never a torn view: always a prefix, in order.
                         for (i, m) in msgs.iter().enumerate() {
-                            assert_eq!(*m, message(w, &format!("t-w{w}"), i as u64, (w * 1000 + i as u64) as i64));
+                            assert_eq!(
+                                *m,
+                                message(
+                                    w,
+                                    &format!("t-w{w}"),
+                                    i as u64,
+                                    (w * 1000 + i as u64) as i64
+                                )
+                            );
                         }
                     }
                 }
@@ -257,7 +350,12 @@ fn interchange_lines_round_trip_through_the_store() {
     for l in lines {
         store.append(&interchange::parse_line(l).unwrap()).unwrap();
     }
-    let back: Vec<String> = store.transcript("t-1001").unwrap().iter().map(interchange::to_line).collect();
+    let back: Vec<String> = store
+        .transcript("t-1001")
+        .unwrap()
+        .iter()
+        .map(interchange::to_line)
+        .collect();
     for (a, b) in back.iter().zip(lines) {
         let a: serde_json::Value = serde_json::from_str(a).unwrap();
         let b: serde_json::Value = serde_json::from_str(b).unwrap();

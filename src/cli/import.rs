@@ -32,8 +32,10 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total.unwrap_or(0));
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar
         });
@@ -67,9 +69,13 @@ impl Progress {
 
 pub(crate) fn run(cli: &super::Cli, args: &ImportArgs) -> Result<ExitCode> {
     let (reader, total): (Box<dyn BufRead>, Option<u64>) = if args.file.as_os_str() == "-" {
-        (Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())), None)
+        (
+            Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())),
+            None,
+        )
     } else {
-        let f = std::fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+        let f = std::fs::File::open(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len)
     };
@@ -98,7 +104,12 @@ struct Summary {
     messages: u64,
 }
 
-fn import(store: &Store, mut reader: Box<dyn BufRead>, batch_size: usize, progress: &mut Progress) -> Result<Summary> {
+fn import(
+    store: &Store,
+    mut reader: Box<dyn BufRead>,
+    batch_size: usize,
+    progress: &mut Progress,
+) -> Result<Summary> {
     let mut batch: Vec<(u64, Message)> = Vec::with_capacity(batch_size);
     let mut raw = Vec::new();
     let mut lineno = 0u64;
@@ -106,7 +117,9 @@ fn import(store: &Store, mut reader: Box<dyn BufRead>, batch_size: usize, progre
     let mut messages = 0u64;
     loop {
         raw.clear();
-        let n = reader.read_until(b'\n', &mut raw).context("reading the input")?;
+        let n = reader
+            .read_until(b'\n', &mut raw)
+            .context("reading the input")?;
         if n == 0 {
             break;
         }
@@ -116,7 +129,11 @@ fn import(store: &Store, mut reader: Box<dyn BufRead>, batch_size: usize, progre
             .map_err(|_| Error::Invalid("not valid UTF-8".into()))
             .and_then(|line| {
                 let line = line.trim();
-                if line.is_empty() { Ok(None) } else { interchange::parse_line(line).map(Some) }
+                if line.is_empty() {
+                    Ok(None)
+                } else {
+                    interchange::parse_line(line).map(Some)
+                }
             });
         match parsed {
             Ok(None) => {}
@@ -133,7 +150,10 @@ fn import(store: &Store, mut reader: Box<dyn BufRead>, batch_size: usize, progre
     }
     messages += commit(store, &mut batch)?;
     progress.stored(bytes, lineno, messages);
-    Ok(Summary { lines: lineno, messages })
+    Ok(Summary {
+        lines: lineno,
+        messages,
+    })
 }
 
 /// Appends a batch durably. If a message breaks a rule, the ones before it are
@@ -159,6 +179,8 @@ fn commit(store: &Store, batch: &mut Vec<(u64, Message)>) -> Result<u64> {
             }
             Ok(stored)
         }
-        Err(e) => Err(e).context("storing messages failed; nothing after the last reported line is guaranteed stored"),
+        Err(e) => Err(e).context(
+            "storing messages failed; nothing after the last reported line is guaranteed stored",
+        ),
     }
 }

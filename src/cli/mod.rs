@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use shredlog::{Durability, KeyEncryptionKey, Options, Store};
 
+mod export;
 mod import;
+mod privacy;
 mod read;
 mod text;
 
@@ -16,7 +18,12 @@ mod text;
 #[command(name = "shredlog", version, about, long_about = None)]
 pub(crate) struct Cli {
     /// Store directory.
-    #[arg(long, global = true, env = "SHREDLOG_DATA", default_value = "./shredlog-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHREDLOG_DATA",
+        default_value = "./shredlog-data"
+    )]
     data: PathBuf,
     /// File holding the key-encryption key that wraps the keyring (64 hex
     /// digits or 32 raw bytes). Alternatively set SHREDLOG_KEK to 64 hex digits.
@@ -55,7 +62,27 @@ enum Command {
     /// List a visitor's transcripts, newest first.
     Transcripts(read::TranscriptsArgs),
     /// Write everything held about a visitor to stdout.
-    Export(read::ExportArgs),
+    Export(export::ExportArgs),
+    /// Erasure request: redact everything personal of a visitor; prints the
+    /// erasure report as JSON.
+    Redact(privacy::RedactArgs),
+    /// Delete a transcript or everything of a visitor outright.
+    Delete(privacy::DeleteArgs),
+    /// Redact (or delete) transcripts whose latest message is older than a
+    /// period; honours legal holds.
+    Retention(privacy::RetentionArgs),
+    /// A visitor's consent state and history, as JSON.
+    Consent {
+        /// The visitor's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Place or release a legal hold (exempts from retention and deletion).
+    Hold(privacy::HoldArgs),
+    /// Restrict a visitor's data (Art. 18) or lift the restriction.
+    Restrict(privacy::RestrictArgs),
+    /// Print the audit log (JSON lines).
+    Audit,
     /// Check every record and key; exit status 0 only if the store is sound.
     Verify {
         /// Print the report as JSON.
@@ -81,7 +108,14 @@ pub(crate) fn run() -> Result<ExitCode> {
         Command::Import(args) => import::run(&cli, args),
         Command::Show { transcript } => read::show(&open(&cli)?, transcript),
         Command::Transcripts(args) => read::transcripts(&open(&cli)?, args),
-        Command::Export(args) => read::export(&open(&cli)?, args),
+        Command::Export(args) => export::export(&open(&cli)?, args),
+        Command::Redact(args) => privacy::redact(&open(&cli)?, args),
+        Command::Delete(args) => privacy::delete(&open(&cli)?, args),
+        Command::Retention(args) => privacy::retention(&open(&cli)?, args),
+        Command::Consent { email } => privacy::consent(&open(&cli)?, email),
+        Command::Hold(args) => privacy::hold(&open(&cli)?, args),
+        Command::Restrict(args) => privacy::restrict(&open(&cli)?, args),
+        Command::Audit => privacy::audit(&open(&cli)?),
         Command::Verify { json } => read::verify(&open(&cli)?, *json),
         Command::Stats { json } => read::stats(&open(&cli)?, *json),
     }
@@ -119,7 +153,10 @@ pub(crate) fn open(cli: &Cli) -> Result<Store> {
         );
     }
     for (path, off, bytes, why) in &r.skipped {
-        eprintln!("shredlog: salvage: skipped {bytes} damaged bytes in {} at offset {off}: {why}", path.display());
+        eprintln!(
+            "shredlog: salvage: skipped {bytes} damaged bytes in {} at offset {off}: {why}",
+            path.display()
+        );
     }
     for (slot, why) in &r.damaged_slots {
         eprintln!("shredlog: salvage: ignored damaged keyring slot {slot}: {why}");

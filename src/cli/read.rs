@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use anyhow::{Context, Result};
+use clap::Args;
 use shredlog::{Store, interchange};
 
 #[derive(Args, Debug)]
@@ -23,22 +23,6 @@ pub(crate) struct TranscriptsArgs {
     json: bool,
 }
 
-#[derive(Copy, Clone, Debug, ValueEnum)]
-pub(crate) enum ExportFormat {
-    Json,
-    Csv,
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct ExportArgs {
-    /// The visitor's email (any letter case).
-    #[arg(long)]
-    email: String,
-    /// `json`: interchange JSON lines (re-importable); `csv`: one row per message.
-    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
-    format: ExportFormat,
-}
-
 pub(crate) fn show(store: &Store, id: &str) -> Result<ExitCode> {
     let messages = store.transcript(id).context("cannot show the transcript")?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -50,8 +34,18 @@ pub(crate) fn show(store: &Store, id: &str) -> Result<ExitCode> {
 }
 
 pub(crate) fn transcripts(store: &Store, args: &TranscriptsArgs) -> Result<ExitCode> {
-    let from = args.from.as_deref().map(super::parse_ts).transpose().context("--from")?;
-    let to = args.to.as_deref().map(super::parse_ts).transpose().context("--to")?;
+    let from = args
+        .from
+        .as_deref()
+        .map(super::parse_ts)
+        .transpose()
+        .context("--from")?;
+    let to = args
+        .to
+        .as_deref()
+        .map(super::parse_ts)
+        .transpose()
+        .context("--to")?;
     let list = store.transcripts_by_email(&args.email, from, to)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for t in &list {
@@ -64,27 +58,6 @@ pub(crate) fn transcripts(store: &Store, args: &TranscriptsArgs) -> Result<ExitC
         } else {
             writeln!(out, "{}\t{}\t{}\t{}", t.id, t.first, t.last, t.messages)?;
         }
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn export(store: &Store, args: &ExportArgs) -> Result<ExitCode> {
-    let mut list = store.transcripts_by_email(&args.email, None, None)?;
-    if list.is_empty() {
-        bail!("no visitor with that email is stored");
-    }
-    list.reverse();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match args.format {
-        ExportFormat::Json => {
-            for t in &list {
-                for m in store.transcript(&t.id)? {
-                    writeln!(out, "{}", interchange::to_line(&m))?;
-                }
-            }
-        }
-        ExportFormat::Csv => bail!("CSV export is not available yet; use --format json"),
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
@@ -108,7 +81,11 @@ pub(crate) fn verify(store: &Store, json: bool) -> Result<ExitCode> {
             report.problems.len()
         );
     }
-    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 pub(crate) fn stats(store: &Store, json: bool) -> Result<ExitCode> {
@@ -118,23 +95,41 @@ pub(crate) fn stats(store: &Store, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let total = (s.live_bytes + s.dead_bytes).max(1);
-    println!("transcripts:      {} ({} redacted)", s.transcripts, s.transcripts_redacted);
+    println!(
+        "transcripts:      {} ({} redacted)",
+        s.transcripts, s.transcripts_redacted
+    );
     println!("messages:         {}", s.messages);
     println!("visitors:         {}", s.visitors);
-    println!("segments:         {} ({} bytes)", s.segments, s.segment_bytes);
+    println!(
+        "segments:         {} ({} bytes)",
+        s.segments, s.segment_bytes
+    );
     println!("live bytes:       {}", s.live_bytes);
-    println!("dead bytes:       {} ({:.1}% garbage)", s.dead_bytes, 100.0 * s.dead_bytes as f64 / total as f64);
+    println!(
+        "dead bytes:       {} ({:.1}% garbage)",
+        s.dead_bytes,
+        100.0 * s.dead_bytes as f64 / total as f64
+    );
     println!(
         "keyring:          {} bytes, {} slots used, {} free",
         s.keyring_bytes, s.keyring_slots_used, s.keyring_slots_free
     );
-    let older: u64 = s.rules_versions.iter().filter(|(v, _)| **v < s.current_rules_version).map(|(_, n)| n).sum();
+    let older: u64 = s
+        .rules_versions
+        .iter()
+        .filter(|(v, _)| **v < s.current_rules_version)
+        .map(|(_, n)| n)
+        .sum();
     println!(
         "detection rules:  version {} ({} transcripts written under older rules)",
         s.current_rules_version, older
     );
     for (id, bytes, u) in &s.per_segment {
-        println!("  segment {id:>6}: {bytes:>12} bytes, {:>12} live, {:>12} dead", u.live, u.dead);
+        println!(
+            "  segment {id:>6}: {bytes:>12} bytes, {:>12} live, {:>12} dead",
+            u.live, u.dead
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

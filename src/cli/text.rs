@@ -15,18 +15,25 @@ pub(crate) fn redact_text(options: &Options) -> Result<ExitCode> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = input.read_until(b'\n', &mut line).context("reading stdin")?;
+        let n = input
+            .read_until(b'\n', &mut line)
+            .context("reading stdin")?;
         if n == 0 {
             break;
         }
         let newline = line.last() == Some(&b'\n');
-        let body = if newline { &line[..line.len() - 1] } else { &line[..] };
+        let body = if newline {
+            &line[..line.len() - 1]
+        } else {
+            &line[..]
+        };
         let (body, cr) = match body.strip_suffix(b"\r") {
             Some(b) => (b, true),
             None => (body, false),
         };
         let text = String::from_utf8_lossy(body);
-        out.write_all(detector.redact(&text, REDACTED).as_bytes()).context("writing stdout")?;
+        out.write_all(detector.redact(&text, REDACTED).as_bytes())
+            .context("writing stdout")?;
         if cr {
             out.write_all(b"\r")?;
         }

@@ -9,17 +9,24 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::audit::AuditLog;
 use crate::commit::GroupCommit;
 use crate::error::{Error, IoContext, Result};
-use crate::index::{Checkpoint, Index, Loc, RecordRef, SegmentUsage, TranscriptEntry, VisitorEntry};
+use crate::index::{
+    Checkpoint, Index, Loc, RecordRef, SegmentUsage, TranscriptEntry, VisitorEntry,
+};
 use crate::keyring::{Keyring, PiiSlot, Slot, TranscriptSlot, VisitorSlot};
-use crate::message::{Message, Timestamp, format_millis, normalize_email};
+use crate::message::{Message, Timestamp, normalize_email};
 use crate::options::{Durability, Options};
 use crate::pii::{Detector, RULES_VERSION};
+use crate::policy::Policy;
 use crate::record::{self, FLAG_PII, KIND_MESSAGE, RECORD_VERSION, RecordHeader, Tid, Vid};
 use crate::seal::{Key, TAG_LEN, random_array};
 use crate::segment::{self, Active, SEGMENT_HEADER, Segment};
 use crate::split::{self, ContentPart, JoinContext, PiiPart};
+
+mod privacy;
+pub use privacy::{ConsentEvent, ConsentState, ExportedMessage, HoldTarget, VisitorExport};
 
 /// A shredlog store: one directory, shared by all threads of one process.
 ///
@@ -54,6 +61,8 @@ struct Inner {
     keyring_dirty: AtomicBool,
     active_file: Mutex<(PathBuf, Arc<File>)>,
     report: RecoveryReport,
+    audit: Mutex<AuditLog>,
+    policy: RwLock<Policy>,
     closed: AtomicBool,
     background: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -183,24 +192,39 @@ impl Store {
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir)),
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
-        let detector = Detector::new(&options.detector).map_err(|e| Error::invalid(e.to_string()))?;
+        let detector =
+            Detector::new(&options.detector).map_err(|e| Error::invalid(e.to_string()))?;
         let mut report = RecoveryReport::default();
 
         let loaded = Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0))?;
-        if let Some(d) = loaded.damaged.first() {
-            if !options.salvage {
-                return Err(Error::corrupt(
-                    loaded.keyring.path(),
-                    u64::from(d.index) * crate::keyring::SLOT_SIZE as u64,
-                    format!("keyring slot {}: {}", d.index, d.reason),
-                ));
-            }
+        if let Some(d) = loaded.damaged.first()
+            && !options.salvage
+        {
+            return Err(Error::corrupt(
+                loaded.keyring.path(),
+                u64::from(d.index) * crate::keyring::SLOT_SIZE as u64,
+                format!("keyring slot {}: {}", d.index, d.reason),
+            ));
         }
-        report.damaged_slots = loaded.damaged.iter().map(|d| (d.index, d.reason.to_owned())).collect();
-        let mut index = index_from_slots(loaded.slots);
-        let keyring = loaded.keyring;
+        report.damaged_slots = loaded
+            .damaged
+            .iter()
+            .map(|d| (d.index, d.reason.to_owned()))
+            .collect();
+        let (mut index, orphans) = index_from_slots(loaded.slots);
+        let mut keyring = loaded.keyring;
+        // PII keys whose transcript slot is gone: a deletion cut short.
+        for slot in &orphans {
+            keyring.wipe(*slot)?;
+        }
+        if !orphans.is_empty() {
+            keyring.sync()?;
+        }
 
         let (active, segments) = recover_segments(&dir, &options, &mut index, &mut report)?;
+        let (audit, entries) = AuditLog::open(&dir, options.salvage)?;
+        let policy = Policy::load(&dir)?;
+        privacy::finish_pending(&mut keyring, &mut index, &entries)?;
         let keyring_file = keyring.file();
         let keyring_path = keyring.path().to_owned();
         let active_file = (active.path.clone(), Arc::clone(&active.file));
@@ -217,6 +241,8 @@ impl Store {
             keyring_dirty: AtomicBool::new(false),
             active_file: Mutex::new(active_file),
             report,
+            audit: Mutex::new(audit),
+            policy: RwLock::new(policy),
             closed: AtomicBool::new(false),
             background: Mutex::new(None),
             options,
@@ -268,7 +294,11 @@ impl Store {
         inner.commit.check()?;
         let mut prepared = Vec::with_capacity(msgs.len());
         for msg in msgs {
-            prepared.push(prepare(msg, &inner.detector, inner.options.max_message_bytes)?);
+            prepared.push(prepare(
+                msg,
+                &inner.detector,
+                inner.options.max_message_bytes,
+            )?);
         }
         let ticket = {
             let mut w = inner.writer.lock();
@@ -294,16 +324,21 @@ impl Store {
         let index = self.inner.index.read();
         let mut new_transcripts: HashMap<&str, (usize, String)> = HashMap::new();
         let mut targets = Vec::with_capacity(prepared.len());
-        let different = || Error::invalid("message names a different visitor than its transcript's");
+        let different =
+            || Error::invalid("message names a different visitor than its transcript's");
         for p in prepared {
             let id = p.msg.transcript.as_str();
             let email = p.msg.visitor.as_ref().map(|v| normalize_email(&v.email));
             if let Some(tid) = index.by_caller.get(id) {
-                let t = index.transcripts.get(tid).ok_or_else(|| Error::invalid("index inconsistency"))?;
-                if let Some(e) = &email {
-                    if index.visitors.get(&t.vid).map(|v| v.email.as_str()) != Some(e.as_str()) {
-                        return Err(different());
-                    }
+                let t = index
+                    .transcripts
+                    .get(tid)
+                    .ok_or_else(|| Error::invalid("index inconsistency"))?;
+                self.check_not_restricted(&t.vid)?;
+                if let Some(e) = &email
+                    && index.visitors.get(&t.vid).map(|v| v.email.as_str()) != Some(e.as_str())
+                {
+                    return Err(different());
                 }
                 targets.push(Target::Existing(*tid));
             } else if let Some((n, first_email)) = new_transcripts.get(id) {
@@ -321,7 +356,12 @@ impl Store {
                     return Err(Error::invalid("field `visitor.email` is too long"));
                 }
                 if id.len() > crate::keyring::MAX_TRANSCRIPT_ID {
-                    return Err(Error::invalid("field `transcript` is longer than 200 bytes"));
+                    return Err(Error::invalid(
+                        "field `transcript` is longer than 200 bytes",
+                    ));
+                }
+                if let Some(vid) = index.by_email.get(&email) {
+                    self.check_not_restricted(vid)?;
                 }
                 let n = new_transcripts.len();
                 new_transcripts.insert(id, (n, email.clone()));
@@ -331,7 +371,12 @@ impl Store {
         Ok(targets)
     }
 
-    fn write_planned(&self, w: &mut Writer, prepared: &[Prepared<'_>], targets: Vec<Target>) -> Result<()> {
+    fn write_planned(
+        &self,
+        w: &mut Writer,
+        prepared: &[Prepared<'_>],
+        targets: Vec<Target>,
+    ) -> Result<()> {
         let inner = &*self.inner;
         let now = Timestamp::now().unix_millis();
         // 1. Keys and directory entries for new transcripts and visitors.
@@ -340,7 +385,9 @@ impl Store {
         {
             let index = inner.index.read();
             for (p, target) in prepared.iter().zip(&targets) {
-                let Target::NewFirst(_, email) = target else { continue };
+                let Target::NewFirst(_, email) = target else {
+                    continue;
+                };
                 let vid = match index.by_email.get(email) {
                     Some(vid) => *vid,
                     None => match new_visitor_entries.iter().find(|(_, v)| &v.email == email) {
@@ -414,8 +461,13 @@ impl Store {
             let index = inner.index.read();
             for (p, target) in prepared.iter().zip(&targets) {
                 let t: &TranscriptEntry = match target {
-                    Target::Existing(tid) => index.transcripts.get(tid).ok_or_else(|| Error::invalid("index inconsistency"))?,
-                    Target::New(n) | Target::NewFirst(n, _) => created.get(*n).ok_or_else(|| Error::invalid("plan inconsistency"))?,
+                    Target::Existing(tid) => index
+                        .transcripts
+                        .get(tid)
+                        .ok_or_else(|| Error::invalid("index inconsistency"))?,
+                    Target::New(n) | Target::NewFirst(n, _) => created
+                        .get(*n)
+                        .ok_or_else(|| Error::invalid("plan inconsistency"))?,
                 };
                 let seq = *next_seq.entry(t.tid).or_insert_with(|| t.next_seq());
                 next_seq.insert(t.tid, seq + 1);
@@ -432,12 +484,16 @@ impl Store {
                     content_nonce: [0; 12],
                     pii_nonce: [0; 12],
                 };
-                let (cn, cct) = t.content_key.seal(&record::aad(b'C', &header), &p.content)?;
+                let (cn, cct) = t
+                    .content_key
+                    .seal(&record::aad(b'C', &header), &p.content)?;
                 header.content_nonce = cn;
                 let mut pct = Vec::new();
                 if let Some(pii) = &p.pii {
                     let key = t.pii_key.as_ref().ok_or_else(|| {
-                        Error::invalid("this transcript's personal data was erased; start a new transcript")
+                        Error::invalid(
+                            "this transcript's personal data was erased; start a new transcript",
+                        )
                     })?;
                     header.flags |= FLAG_PII;
                     header.pii_len = (pii.len() + TAG_LEN) as u32;
@@ -483,7 +539,9 @@ impl Store {
                 self.roll(w)?;
                 continue;
             }
-            let chunk = buf.get(start as usize..end as usize).ok_or_else(|| Error::invalid("frame bounds"))?;
+            let chunk = buf
+                .get(start as usize..end as usize)
+                .ok_or_else(|| Error::invalid("frame bounds"))?;
             let base = w.active.append(chunk)?;
             for (_, r) in pending.get_mut(i..j).into_iter().flatten() {
                 r.loc.seg = w.active.id;
@@ -553,19 +611,38 @@ impl Store {
     /// [`Error::TranscriptNotFound`], or [`Error::Corrupt`] if a record fails its
     /// checks (never altered data).
     pub fn transcript(&self, id: &str) -> Result<Vec<Message>> {
-        let (entry, segs) = {
-            let index = self.inner.index.read();
-            let tid = index.by_caller.get(id).ok_or(Error::TranscriptNotFound)?;
-            let t = index.transcripts.get(tid).ok_or(Error::TranscriptNotFound)?;
-            if t.records.is_empty() {
-                return Err(Error::TranscriptNotFound);
-            }
-            (t.clone(), self.segments_for(&t.records))
-        };
+        let entry = self.entry_by_caller(id)?;
+        self.check_not_restricted(&entry.vid)?;
+        Ok(self
+            .read_entry(&entry)?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect())
+    }
+
+    /// A copy of a live transcript's index entry.
+    fn entry_by_caller(&self, id: &str) -> Result<TranscriptEntry> {
+        let index = self.inner.index.read();
+        let tid = index.by_caller.get(id).ok_or(Error::TranscriptNotFound)?;
+        let t = index
+            .transcripts
+            .get(tid)
+            .ok_or(Error::TranscriptNotFound)?;
+        if t.records.is_empty() {
+            return Err(Error::TranscriptNotFound);
+        }
+        Ok(t.clone())
+    }
+
+    /// Reads every message of a transcript with its facts.
+    fn read_entry(&self, entry: &TranscriptEntry) -> Result<Vec<(Message, MessageFacts)>> {
+        let segs = self.segments_for(&entry.records);
         let mut out = Vec::with_capacity(entry.records.len());
         for r in &entry.records {
-            let seg = segs.get(&r.loc.seg).ok_or_else(|| Error::corrupt(&self.inner.dir, r.loc.seg, "segment missing"))?;
-            out.push(read_message(seg, r, &entry)?.0);
+            let seg = segs
+                .get(&r.loc.seg)
+                .ok_or_else(|| Error::corrupt(&self.inner.dir, r.loc.seg, "segment missing"))?;
+            out.push(read_message(seg, r, entry)?);
         }
         Ok(out)
     }
@@ -586,17 +663,25 @@ impl Store {
     ///
     /// # Errors
     /// None today; the `Result` leaves room for lookups that touch disk.
-    pub fn transcripts_by_email(&self, email: &str, from: Option<i64>, to: Option<i64>) -> Result<Vec<TranscriptInfo>> {
+    pub fn transcripts_by_email(
+        &self,
+        email: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<Vec<TranscriptInfo>> {
         let index = self.inner.index.read();
         let Some(vid) = index.by_email.get(&normalize_email(email)) else {
             return Ok(Vec::new());
         };
+        self.check_not_restricted(vid)?;
         let Some(v) = index.visitors.get(vid) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for (_, tid) in v.transcripts.iter().rev() {
-            let Some(t) = index.transcripts.get(tid) else { continue };
+            let Some(t) = index.transcripts.get(tid) else {
+                continue;
+            };
             let (Some(first), Some(last)) = (t.first_ts(), t.last_ts()) else {
                 continue;
             };
@@ -636,10 +721,19 @@ impl Store {
         }
         let (index_records, entries): (u64, HashMap<Tid, TranscriptEntry>) = {
             let index = inner.index.read();
-            let n = index.transcripts.values().map(|t| t.records.len() as u64).sum();
+            let n = index
+                .transcripts
+                .values()
+                .map(|t| t.records.len() as u64)
+                .sum();
             (n, index.transcripts.clone())
         };
-        let segs: Vec<(u64, Arc<Segment>)> = inner.segments.read().iter().map(|(k, v)| (*k, Arc::clone(v))).collect();
+        let segs: Vec<(u64, Arc<Segment>)> = inner
+            .segments
+            .read()
+            .iter()
+            .map(|(k, v)| (*k, Arc::clone(v)))
+            .collect();
         let active_len = inner.writer.lock().active.len;
         let mut seen_live = 0u64;
         for (id, seg) in segs {
@@ -652,9 +746,16 @@ impl Store {
                 continue;
             }
             let mut records = Vec::new();
-            let scan = segment::scan(seg.path(), &bytes, SEGMENT_HEADER, false, true, |off, size, rec| {
-                records.push((off, size, rec.header.tid, rec.header.seq));
-            })?;
+            let scan = segment::scan(
+                seg.path(),
+                &bytes,
+                SEGMENT_HEADER,
+                false,
+                true,
+                |off, size, rec| {
+                    records.push((off, size, rec.header.tid, rec.header.seq));
+                },
+            )?;
             for d in scan.damage {
                 report.problems.push(format!(
                     "corruption in {} at offset {}: {} ({} bytes)",
@@ -670,7 +771,11 @@ impl Store {
                     report.dead_records += 1;
                     continue;
                 };
-                let Some(r) = t.records.iter().find(|r| r.seq == seq && r.loc.seg == id && r.loc.off == off) else {
+                let Some(r) = t
+                    .records
+                    .iter()
+                    .find(|r| r.seq == seq && r.loc.seg == id && r.loc.off == off)
+                else {
                     report.dead_records += 1;
                     continue;
                 };
@@ -700,7 +805,8 @@ impl Store {
         let mut s = Stats {
             keyring_bytes: slots * crate::keyring::SLOT_SIZE as u64,
             keyring_slots_free: free,
-            keyring_slots_used: slots.saturating_sub(u64::from(crate::keyring::FIRST_DATA_SLOT) + free),
+            keyring_slots_used: slots
+                .saturating_sub(u64::from(crate::keyring::FIRST_DATA_SLOT) + free),
             current_rules_version: RULES_VERSION,
             ..Stats::default()
         };
@@ -716,9 +822,10 @@ impl Store {
             }
             *s.rules_versions.entry(t.rules_version).or_default() += 1;
         }
-        s.visitors = index.visitors.len() as u64;
+        s.visitors = index.by_email.len() as u64;
         for id in inner.segments.read().keys() {
-            let bytes = std::fs::metadata(inner.dir.join(segment::file_name(*id))).map_or(0, |m| m.len());
+            let bytes =
+                std::fs::metadata(inner.dir.join(segment::file_name(*id))).map_or(0, |m| m.len());
             let usage = index.usage.get(id).copied().unwrap_or_default();
             s.segments += 1;
             s.segment_bytes += bytes;
@@ -833,7 +940,11 @@ struct Prepared<'a> {
 
 impl Prepared<'_> {
     fn size_hint(&self) -> usize {
-        record::FRAME_HEADER + record::RECORD_HEADER + self.content.len() + self.pii.as_ref().map_or(0, |p| p.len()) + 2 * TAG_LEN
+        record::FRAME_HEADER
+            + record::RECORD_HEADER
+            + self.content.len()
+            + self.pii.as_ref().map_or(0, |p| p.len())
+            + 2 * TAG_LEN
     }
 }
 
@@ -850,7 +961,9 @@ fn prepare<'a>(msg: &'a Message, detector: &Detector, max: usize) -> Result<Prep
     });
     let size = content.len() + pii.as_ref().map_or(0, |p| p.len());
     if size > max {
-        return Err(Error::invalid(format!("message is larger than the limit of {max} bytes")));
+        return Err(Error::invalid(format!(
+            "message is larger than the limit of {max} bytes"
+        )));
     }
     Ok(Prepared { msg, content, pii })
 }
@@ -866,9 +979,23 @@ fn info(t: &TranscriptEntry, first: i64, last: i64) -> TranscriptInfo {
     }
 }
 
-/// Reads, authenticates and joins one record. Also returns whether its PII part
-/// was present and readable.
-fn read_message(seg: &Segment, r: &RecordRef, t: &TranscriptEntry) -> Result<(Message, bool)> {
+/// Facts about a stored message that the message itself does not carry.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MessageFacts {
+    /// Position in the transcript.
+    pub seq: u32,
+    /// Size of the uploaded file, for file messages (kept after redaction).
+    pub file_size: Option<u64>,
+    /// SHA-256 of the uploaded file while its PII key lives.
+    pub file_sha256: Option<[u8; 32]>,
+}
+
+/// Reads, authenticates and joins one record.
+fn read_message(
+    seg: &Segment,
+    r: &RecordRef,
+    t: &TranscriptEntry,
+) -> Result<(Message, MessageFacts)> {
     let path = seg.path();
     let bytes = seg.read(r.loc.off, r.loc.len as usize)?;
     let corrupt = |why: &str| Error::corrupt(path, r.loc.off, why.to_owned());
@@ -882,15 +1009,18 @@ fn read_message(seg: &Segment, r: &RecordRef, t: &TranscriptEntry) -> Result<(Me
             .open(&h.content_nonce, &record::aad(b'C', h), rec.content)
             .ok_or_else(|| corrupt("record content does not authenticate"))?,
     );
-    let content: ContentPart =
-        crate::codec::decode(&content_plain).ok_or_else(|| corrupt("record content does not decode"))?;
+    let content: ContentPart = crate::codec::decode(&content_plain)
+        .ok_or_else(|| corrupt("record content does not decode"))?;
     let pii: Option<PiiPart> = match (&t.pii_key, rec.pii.is_empty()) {
         (Some(key), false) => {
             let plain = zeroize::Zeroizing::new(
                 key.open(&h.pii_nonce, &record::aad(b'P', h), rec.pii)
                     .ok_or_else(|| corrupt("record PII part does not authenticate"))?,
             );
-            Some(crate::codec::decode(&plain).ok_or_else(|| corrupt("record PII part does not decode"))?)
+            Some(
+                crate::codec::decode(&plain)
+                    .ok_or_else(|| corrupt("record PII part does not decode"))?,
+            )
         }
         (Some(_), true) => Some(PiiPart::default()),
         (None, _) => None,
@@ -900,11 +1030,20 @@ fn read_message(seg: &Segment, r: &RecordRef, t: &TranscriptEntry) -> Result<(Me
         ts_millis: h.ts_millis,
     };
     let msg = split::join(&ctx, &content, pii.as_ref()).map_err(|e| corrupt(e.0))?;
-    Ok((msg, pii.is_some()))
+    let facts = MessageFacts {
+        seq: h.seq,
+        file_size: match &content.body {
+            split::ContentBody::File { size, .. } => Some(*size),
+            _ => None,
+        },
+        file_sha256: split::file_sha256(pii.as_ref()),
+    };
+    Ok((msg, facts))
 }
 
-/// Builds the index's key and directory part from the keyring's slots.
-fn index_from_slots(slots: Vec<(u32, Slot)>) -> Index {
+/// Builds the index's key and directory part from the keyring's slots; also
+/// returns PII slots no transcript slot names (left by a deletion cut short).
+fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
     let mut index = Index::default();
     let mut pii: HashMap<u32, PiiSlot> = HashMap::new();
     let mut transcripts = Vec::new();
@@ -925,11 +1064,13 @@ fn index_from_slots(slots: Vec<(u32, Slot)>) -> Index {
                     },
                 );
             }
-            Slot::Intent(_) => {}
         }
     }
     for (slot, t) in transcripts {
-        let pii_key = pii.get(&t.pii_slot).filter(|p| p.tid == t.tid).map(|p| p.pii_key.clone());
+        let pii_key = pii
+            .get(&t.pii_slot)
+            .filter(|p| p.tid == t.tid)
+            .map(|p| p.pii_key.clone());
         let entry = TranscriptEntry {
             tid: t.tid,
             vid: t.vid,
@@ -951,9 +1092,17 @@ fn index_from_slots(slots: Vec<(u32, Slot)>) -> Index {
         if newer {
             index.by_caller.insert(t.caller_id.clone(), t.tid);
         }
+        index.visitors.entry(t.vid).or_insert_with(|| VisitorEntry {
+            email: String::new(),
+            slot: 0,
+            transcripts: Default::default(),
+        });
         index.transcripts.insert(t.tid, entry);
     }
-    index
+    let named: std::collections::HashSet<u32> =
+        index.transcripts.values().map(|t| t.pii_slot).collect();
+    let orphans = pii.keys().copied().filter(|s| !named.contains(s)).collect();
+    (index, orphans)
 }
 
 /// Loads the checkpoint, scans what it does not cover, truncates a torn tail,
@@ -970,7 +1119,7 @@ fn recover_segments(
     while let Some(&last) = ids.last() {
         let path = dir.join(segment::file_name(last));
         let len = std::fs::metadata(&path).at(&path)?.len();
-        if len >= SEGMENT_HEADER || ids.len() == 1 && len >= SEGMENT_HEADER {
+        if len >= SEGMENT_HEADER {
             break;
         }
         std::fs::remove_file(&path).at(&path)?;
@@ -987,21 +1136,21 @@ fn recover_segments(
 
     // Where scanning starts: (segment id, offset).
     let mut start: (u64, u64) = (ids.first().copied().unwrap_or(1), SEGMENT_HEADER);
-    if options.checkpoint {
-        if let Some(ckpt) = Checkpoint::load(dir).filter(|c| checkpoint_fits(dir, c, &ids)) {
-            for (tid, recs) in ckpt.transcripts {
-                for r in recs {
-                    index.add_record(&tid, r);
-                }
+    if options.checkpoint
+        && let Some(ckpt) = Checkpoint::load(dir).filter(|c| checkpoint_fits(dir, c, &ids))
+    {
+        for (tid, recs) in ckpt.transcripts {
+            for r in recs {
+                index.add_record(&tid, r);
             }
-            for (id, dead) in ckpt.dead {
-                index.usage.entry(id).or_default().dead += dead;
-            }
-            if let Some(&(id, len)) = ckpt.segments.last() {
-                start = (id, len);
-            }
-            report.checkpoint_used = true;
         }
+        for (id, dead) in ckpt.dead {
+            index.usage.entry(id).or_default().dead += dead;
+        }
+        if let Some(&(id, len)) = ckpt.segments.last() {
+            start = (id, len);
+        }
+        report.checkpoint_used = true;
     }
 
     let mut segs = BTreeMap::new();
@@ -1009,36 +1158,53 @@ fn recover_segments(
     let mut active = None;
     for &id in &ids {
         let path = dir.join(segment::file_name(id));
-        let file = OpenOptions::new().read(true).write(id == last_id).open(&path).at(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(id == last_id)
+            .open(&path)
+            .at(&path)?;
         let is_last = id == last_id;
         if id >= start.0 {
             let map = segment::map(&path, &file)?;
             segment::check_header(&path, &map, id)?;
-            let from = if id == start.0 { start.1 } else { SEGMENT_HEADER };
+            let from = if id == start.0 {
+                start.1
+            } else {
+                SEGMENT_HEADER
+            };
             let mut scanned = 0u64;
-            let scan = segment::scan(&path, &map, from, is_last, options.salvage, |off, size, rec| {
-                scanned += 1;
-                let r = RecordRef {
-                    seq: rec.header.seq,
-                    ts: rec.header.ts_millis,
-                    loc: Loc {
-                        seg: id,
-                        off,
-                        len: size as u32,
-                    },
-                    pii_len: rec.header.pii_len,
-                };
-                let duplicate = index
-                    .transcripts
-                    .get(&rec.header.tid)
-                    .is_some_and(|t| t.records.iter().rev().any(|x| x.seq == r.seq));
-                if !duplicate {
-                    index.add_record(&rec.header.tid, r);
-                }
-            })?;
+            let scan = segment::scan(
+                &path,
+                &map,
+                from,
+                is_last,
+                options.salvage,
+                |off, size, rec| {
+                    scanned += 1;
+                    let r = RecordRef {
+                        seq: rec.header.seq,
+                        ts: rec.header.ts_millis,
+                        loc: Loc {
+                            seg: id,
+                            off,
+                            len: size as u32,
+                        },
+                        pii_len: rec.header.pii_len,
+                    };
+                    let duplicate = index
+                        .transcripts
+                        .get(&rec.header.tid)
+                        .is_some_and(|t| t.records.iter().rev().any(|x| x.seq == r.seq));
+                    if !duplicate {
+                        index.add_record(&rec.header.tid, r);
+                    }
+                },
+            )?;
             report.records_scanned += scanned;
             for d in scan.damage {
-                report.skipped.push((path.clone(), d.offset, d.skipped, d.reason));
+                report
+                    .skipped
+                    .push((path.clone(), d.offset, d.skipped, d.reason));
             }
             let file_len = map.len() as u64;
             drop(map);
@@ -1085,16 +1251,16 @@ fn checkpoint_fits(dir: &Path, ckpt: &Checkpoint, ids: &[u64]) -> bool {
         return false;
     };
     let covered: Vec<u64> = ckpt.segments.iter().map(|s| s.0).collect();
-    let older: Vec<u64> = ids.iter().copied().filter(|&id| id <= last_covered).collect();
+    let older: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|&id| id <= last_covered)
+        .collect();
     if covered != older {
         return false;
     }
     ckpt.segments.iter().all(|(id, len)| {
-        std::fs::metadata(dir.join(segment::file_name(*id))).is_ok_and(|m| m.len() >= *len) && *len >= SEGMENT_HEADER
+        std::fs::metadata(dir.join(segment::file_name(*id))).is_ok_and(|m| m.len() >= *len)
+            && *len >= SEGMENT_HEADER
     })
-}
-
-/// Formats Unix milliseconds for listings.
-pub(crate) fn fmt_ts(ms: i64) -> String {
-    format_millis(ms)
 }

@@ -44,14 +44,22 @@ pub fn personal_strings(n: u64) -> Vec<String> {
 /// Message `i` of transcript `t` of visitor `v`.
 pub fn message(v: u64, t: &str, i: u64, ts: i64) -> Message {
     let body = match i % 7 {
-        3 => Body::Form([("name".to_string(), format!("Name{v} Surname{v}")), ("order".to_string(), format!("A-{i}"))].into()),
+        3 => Body::Form(
+            [
+                ("name".to_string(), format!("Name{v} Surname{v}")),
+                ("order".to_string(), format!("A-{i}")),
+            ]
+            .into(),
+        ),
         5 => Body::File(FileUpload {
             name: format!("scan-{v}.png"),
             mime: "image/png".into(),
-            data: (0..(64 + i * 13) as u32).map(|b| (b * 7 + v as u32) as u8).collect(),
+            data: (0..(64 + i * 13) as u32)
+                .map(|b| (b * 7 + v as u32) as u8)
+                .collect(),
         }),
         6 => Body::Consent {
-            granted: i % 2 == 0,
+            granted: i.is_multiple_of(2),
             prompt: "May we keep this chat for 90 days?".into(),
         },
         _ => Body::Text(format!(
@@ -61,7 +69,11 @@ pub fn message(v: u64, t: &str, i: u64, ts: i64) -> Message {
     Message {
         transcript: t.to_string(),
         ts: Timestamp::from_unix_millis(ts),
-        from: Some(if i % 2 == 0 { Sender::Visitor } else { Sender::Operator }),
+        from: Some(if i.is_multiple_of(2) {
+            Sender::Visitor
+        } else {
+            Sender::Operator
+        }),
         visitor: (i == 0).then(|| visitor(v)),
         body,
     }
@@ -69,7 +81,12 @@ pub fn message(v: u64, t: &str, i: u64, ts: i64) -> Message {
 
 /// Appends `per` messages to each of `transcripts` transcripts spread over
 /// `visitors` visitors; returns every message in append order.
-pub fn populate(store: &shredlog::Store, visitors: u64, transcripts: u64, per: u64) -> Vec<Message> {
+pub fn populate(
+    store: &shredlog::Store,
+    visitors: u64,
+    transcripts: u64,
+    per: u64,
+) -> Vec<Message> {
     let mut all = Vec::new();
     for t in 0..transcripts {
         let v = t % visitors;
@@ -89,7 +106,10 @@ pub fn dir_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         if e.file_type().unwrap().is_file() {
-            out.push((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()));
+            out.push((
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            ));
         }
     }
     out

@@ -1,0 +1,192 @@
+//! Privacy subcommands: redact, delete, retention, consent, hold, restrict, audit.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use shredlog::{HoldTarget, Store, Timestamp};
+
+#[derive(Args, Debug)]
+pub(crate) struct RedactArgs {
+    /// The visitor's email (any letter case).
+    #[arg(long)]
+    email: String,
+    /// Your reference for the audit log (e.g. a ticket number). Must not contain personal data.
+    #[arg(long, default_value = "")]
+    reference: String,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub(crate) struct Target {
+    /// Everything of the visitor with this email.
+    #[arg(long)]
+    email: Option<String>,
+    /// One transcript.
+    #[arg(long)]
+    transcript: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DeleteArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Your reference for the audit log.
+    #[arg(long, default_value = "")]
+    reference: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RetentionArgs {
+    /// Transcripts whose latest message is older than this: e.g. `90d`, `12h`,
+    /// `30m`, `45s`, `2w`.
+    #[arg(long, value_parser = parse_duration_ms)]
+    older_than: i64,
+    /// Delete instead of redact.
+    #[arg(long)]
+    delete: bool,
+    /// Your reference for the audit log.
+    #[arg(long, default_value = "retention")]
+    reference: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct HoldArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Release the hold instead of placing it.
+    #[arg(long)]
+    release: bool,
+    /// Why (e.g. a case number); recorded with the hold.
+    #[arg(long, default_value = "")]
+    reference: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RestrictArgs {
+    /// The visitor's email.
+    #[arg(long)]
+    email: String,
+    /// Lift the restriction instead of placing it.
+    #[arg(long)]
+    lift: bool,
+    /// Your reference for the audit log.
+    #[arg(long, default_value = "")]
+    reference: String,
+}
+
+/// Parses `90d`, `12h`, `30m`, `45s`, `2w` (or plain milliseconds `500ms`).
+pub(crate) fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90d, 12h, 30m"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => return Err(format!("`{s}`: the unit must be one of ms, s, m, h, d, w")),
+    };
+    n.checked_mul(ms)
+        .ok_or_else(|| format!("`{s}` is too long"))
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub(crate) fn redact(store: &Store, args: &RedactArgs) -> Result<ExitCode> {
+    let report = store
+        .redact_visitor(&args.email, &args.reference)
+        .context("the erasure request failed")?;
+    print_json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn delete(store: &Store, args: &DeleteArgs) -> Result<ExitCode> {
+    let report = match (&args.target.email, &args.target.transcript) {
+        (Some(email), _) => store.delete_visitor(email, &args.reference),
+        (_, Some(id)) => store.delete_transcript(id, &args.reference),
+        _ => bail!("give --email or --transcript"),
+    }
+    .context("deletion failed")?;
+    print_json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn retention(store: &Store, args: &RetentionArgs) -> Result<ExitCode> {
+    let report = store
+        .apply_retention(
+            args.older_than,
+            args.delete,
+            Timestamp::now().unix_millis(),
+            &args.reference,
+        )
+        .context("the retention run failed")?;
+    print_json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn consent(store: &Store, email: &str) -> Result<ExitCode> {
+    print_json(
+        &store
+            .consent(email)
+            .context("cannot read the consent state")?,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn hold(store: &Store, args: &HoldArgs) -> Result<ExitCode> {
+    let target = match (&args.target.email, &args.target.transcript) {
+        (Some(email), _) => HoldTarget::Email(email),
+        (_, Some(id)) => HoldTarget::Transcript(id),
+        _ => bail!("give --email or --transcript"),
+    };
+    let report = if args.release {
+        store.release_hold(target, &args.reference)
+    } else {
+        store.place_hold(target, &args.reference)
+    }
+    .context("the legal hold could not be changed")?;
+    print_json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn restrict(store: &Store, args: &RestrictArgs) -> Result<ExitCode> {
+    let report = if args.lift {
+        store.lift_restriction(&args.email, &args.reference)
+    } else {
+        store.restrict_visitor(&args.email, &args.reference)
+    }
+    .context("the restriction could not be changed")?;
+    print_json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn audit(store: &Store) -> Result<ExitCode> {
+    for e in store.audit_log()? {
+        println!("{}", serde_json::to_string(&e)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_ms;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("90d"), Ok(90 * 86_400_000));
+        assert_eq!(parse_duration_ms("12h"), Ok(12 * 3_600_000));
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert!(parse_duration_ms("90").is_err());
+        assert!(parse_duration_ms("d").is_err());
+        assert!(parse_duration_ms("99999999999999999999d").is_err());
+    }
+}

@@ -1,0 +1,721 @@
+//! Privacy operations: erasure, deletion, retention with legal holds,
+//! restriction, consent, export, audit.
+//!
+//! Crash atomicity: every operation that destroys keys first appends its audit
+//! entry and syncs it (the entry names the random visitor id or the internal
+//! transcript id it acts on), then wipes keyring slots and syncs the keyring.
+//! At open, [`finish_pending`] redoes the wipes of every logged operation whose
+//! effects are not all on disk, so a crash leaves an operation either not
+//! started (no entry: nothing was wiped) or finished at the next open.
+
+use crate::audit::AuditEntry;
+use crate::error::{Error, Result};
+use crate::index::{Index, TranscriptEntry};
+use crate::keyring::Keyring;
+use crate::message::{Body, Message, Timestamp, Visitor, normalize_email};
+use crate::policy::{Hold, RetentionPolicy, hex};
+use crate::record::{Tid, Vid};
+
+use super::{MessageFacts, Store};
+
+/// What a legal hold applies to.
+#[derive(Clone, Copy, Debug)]
+pub enum HoldTarget<'a> {
+    /// Every transcript of the visitor with this email.
+    Email(&'a str),
+    /// One transcript, by the caller's id.
+    Transcript(&'a str),
+}
+
+/// One consent event.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ConsentEvent {
+    /// When.
+    pub ts: String,
+    /// Granted (`true`) or withdrawn/refused (`false`).
+    pub granted: bool,
+    /// The prompt shown.
+    pub prompt: String,
+    /// The transcript it was given in.
+    pub transcript: String,
+}
+
+/// A visitor's consent state and history.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ConsentState {
+    /// The latest answer, if any.
+    pub current: Option<bool>,
+    /// Every event, oldest first.
+    pub history: Vec<ConsentEvent>,
+}
+
+/// One message in an export, with the facts a data subject is owed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportedMessage {
+    /// The message (with `<redacted>` where data was destroyed).
+    pub message: Message,
+    /// Position within its transcript, from 0.
+    pub seq: u32,
+    /// File size in bytes, for file uploads.
+    pub file_size: Option<u64>,
+    /// SHA-256 of the file (hex), while it is held.
+    pub file_sha256: Option<String>,
+}
+
+/// Everything held about one visitor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VisitorExport {
+    /// The visitor's details as most recently given.
+    pub visitor: Option<Visitor>,
+    /// Transcripts, oldest first, each with its messages in order.
+    pub transcripts: Vec<(String, Vec<ExportedMessage>)>,
+}
+
+fn entry(op: &str, subject: String, reference: &str) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        at: Timestamp::now().as_str().to_owned(),
+        op: op.to_owned(),
+        subject,
+        transcripts: 0,
+        keys_destroyed: 0,
+        reference: reference.to_owned(),
+        detail: None,
+    }
+}
+
+impl Store {
+    pub(super) fn check_not_restricted(&self, vid: &Vid) -> Result<()> {
+        if self.inner.policy.read().restricted.contains_key(&hex(vid)) {
+            return Err(Error::Restricted);
+        }
+        Ok(())
+    }
+
+    fn vid_of(&self, email: &str) -> Result<Vid> {
+        self.inner
+            .index
+            .read()
+            .by_email
+            .get(&normalize_email(email))
+            .copied()
+            .ok_or(Error::VisitorNotFound)
+    }
+
+    fn held(&self, vid: &Vid, caller_id: &str) -> bool {
+        let p = self.inner.policy.read();
+        p.visitor_holds.contains_key(&hex(vid)) || p.transcript_holds.contains_key(caller_id)
+    }
+
+    /// Erasure request (GDPR Art. 17): destroys the PII key of every transcript
+    /// of the visitor and wipes their directory entry, in place and durably,
+    /// before returning. Their transcripts still read, with `<redacted>` where
+    /// personal data was; a lookup by the email finds nothing.
+    ///
+    /// Costs two syncs and work proportional to the visitor's transcripts.
+    /// Legal holds do not stop an erasure unless the operator set
+    /// `holds_block_erasure`, in which case it is refused with
+    /// [`Error::LegalHold`].
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`], [`Error::LegalHold`], [`Error::Io`].
+    pub fn redact_visitor(&self, email: &str, reference: &str) -> Result<AuditEntry> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        inner.commit.check()?;
+        let vid = self.vid_of(email)?;
+        let tids = tids_of(&inner.index.read(), &vid);
+        if inner.policy.read().holds_block_erasure
+            && (self.held(&vid, "") || tids.iter().any(|(_, id)| self.held(&vid, id)))
+        {
+            return Err(Error::LegalHold);
+        }
+        let mut e = entry("erasure", format!("visitor:{}", hex(&vid)), reference);
+        e.transcripts = tids.len() as u64;
+        e.keys_destroyed = {
+            let index = inner.index.read();
+            let keys = tids
+                .iter()
+                .filter(|(t, _)| {
+                    index
+                        .transcripts
+                        .get(t)
+                        .is_some_and(|t| t.pii_key.is_some())
+                })
+                .count();
+            keys as u64 + 1
+        };
+        let logged = self.log(e)?;
+        self.guard(|| {
+            let mut index = inner.index.write();
+            erase_visitor(&mut w.keyring, &mut index, &vid)?;
+            w.keyring.sync()
+        })?;
+        Ok(logged)
+    }
+
+    /// Deletes everything of a visitor: both keys of every transcript and the
+    /// directory entry. Refused with [`Error::LegalHold`] if a hold applies.
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`], [`Error::LegalHold`], [`Error::Io`].
+    pub fn delete_visitor(&self, email: &str, reference: &str) -> Result<AuditEntry> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        inner.commit.check()?;
+        let vid = self.vid_of(email)?;
+        let tids = tids_of(&inner.index.read(), &vid);
+        if tids.iter().any(|(_, id)| self.held(&vid, id)) || self.held(&vid, "") {
+            return Err(Error::LegalHold);
+        }
+        let mut e = entry(
+            "delete-visitor",
+            format!("visitor:{}", hex(&vid)),
+            reference,
+        );
+        e.transcripts = tids.len() as u64;
+        e.keys_destroyed = {
+            let index = inner.index.read();
+            let keys: usize = tids
+                .iter()
+                .filter_map(|(t, _)| index.transcripts.get(t))
+                .map(|t| 1 + usize::from(t.pii_key.is_some()))
+                .sum();
+            keys as u64 + 1
+        };
+        let logged = self.log(e)?;
+        self.guard(|| {
+            let mut index = inner.index.write();
+            delete_visitor(&mut w.keyring, &mut index, &vid)?;
+            w.keyring.sync()
+        })?;
+        Ok(logged)
+    }
+
+    /// Deletes one transcript (both keys): it no longer reads at all.
+    /// Refused with [`Error::LegalHold`] if a hold applies.
+    ///
+    /// # Errors
+    /// [`Error::TranscriptNotFound`], [`Error::LegalHold`], [`Error::Io`].
+    pub fn delete_transcript(&self, id: &str, reference: &str) -> Result<AuditEntry> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        inner.commit.check()?;
+        let t = self.entry_by_caller(id)?;
+        if self.held(&t.vid, id) {
+            return Err(Error::LegalHold);
+        }
+        let mut e = entry("delete-transcript", format!("transcript:{id}"), reference);
+        e.transcripts = 1;
+        e.keys_destroyed = 1 + u64::from(t.pii_key.is_some());
+        e.detail = Some(format!("tid:{}", hex(&t.tid)));
+        let logged = self.log(e)?;
+        self.guard(|| {
+            let mut index = inner.index.write();
+            delete_transcript(&mut w.keyring, &mut index, &t.tid)?;
+            w.keyring.sync()
+        })?;
+        Ok(logged)
+    }
+
+    /// Retention: redacts (or with `delete`, deletes) every transcript whose
+    /// latest message is older than `now_ms - older_than_ms`, except those under
+    /// a legal hold. Walks the time index from its oldest end; never scans the log.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a negative period, [`Error::Io`].
+    pub fn apply_retention(
+        &self,
+        older_than_ms: i64,
+        delete: bool,
+        now_ms: i64,
+        reference: &str,
+    ) -> Result<AuditEntry> {
+        if older_than_ms < 0 {
+            return Err(Error::invalid("the retention period must not be negative"));
+        }
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        inner.commit.check()?;
+        let cutoff = now_ms.saturating_sub(older_than_ms);
+        let (targets, keys) = {
+            let index = inner.index.read();
+            let mut targets = Vec::new();
+            let mut keys = 0u64;
+            for (last, tid) in &index.by_time {
+                if *last >= cutoff {
+                    break;
+                }
+                let Some(t) = index.transcripts.get(tid) else {
+                    continue;
+                };
+                if self.held(&t.vid, &t.caller_id) || (!delete && t.pii_key.is_none()) {
+                    continue;
+                }
+                keys += u64::from(t.pii_key.is_some()) + u64::from(delete);
+                targets.push(*tid);
+            }
+            (targets, keys)
+        };
+        let mut e = entry("retention", "store".into(), reference);
+        e.transcripts = targets.len() as u64;
+        e.keys_destroyed = keys;
+        // The targets are listed so that a run cut short by a crash is finished
+        // at the next open (internal random ids, no personal data).
+        let list: Vec<String> = targets.iter().map(hex).collect();
+        e.detail = Some(format!(
+            "cutoff:{cutoff},mode:{};targets:{}",
+            if delete { "delete" } else { "redact" },
+            list.join(" ")
+        ));
+        if targets.is_empty() {
+            return self.log(e);
+        }
+        let logged = self.log(e)?;
+        self.guard(|| {
+            let mut index = inner.index.write();
+            for tid in &targets {
+                if delete {
+                    delete_transcript(&mut w.keyring, &mut index, tid)?;
+                } else {
+                    redact_transcript(&mut w.keyring, &mut index, tid)?;
+                }
+            }
+            w.keyring.sync()
+        })?;
+        Ok(logged)
+    }
+
+    /// The stored retention policy.
+    pub fn retention_policy(&self) -> Option<RetentionPolicy> {
+        self.inner.policy.read().retention.clone()
+    }
+
+    /// Stores (or with `None` removes) the retention policy.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the policy file cannot be written.
+    pub fn set_retention_policy(&self, policy: Option<RetentionPolicy>) -> Result<()> {
+        self.update_policy(|p| p.retention = policy)
+    }
+
+    /// Applies the stored retention policy now, if there is one.
+    ///
+    /// # Errors
+    /// As [`Store::apply_retention`].
+    pub fn run_retention_policy(&self, reference: &str) -> Result<Option<AuditEntry>> {
+        let Some(p) = self.retention_policy() else {
+            return Ok(None);
+        };
+        self.apply_retention(
+            p.older_than_ms,
+            p.delete,
+            Timestamp::now().unix_millis(),
+            reference,
+        )
+        .map(Some)
+    }
+
+    /// Whether legal holds also refuse erasure requests (default: no).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the policy file cannot be written.
+    pub fn set_holds_block_erasure(&self, block: bool) -> Result<()> {
+        self.update_policy(|p| p.holds_block_erasure = block)
+    }
+
+    /// Places a legal hold: the target is exempt from retention and deletion.
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`] / [`Error::TranscriptNotFound`], [`Error::Io`].
+    pub fn place_hold(&self, target: HoldTarget<'_>, reference: &str) -> Result<AuditEntry> {
+        self.hold_op(target, reference, true)
+    }
+
+    /// Releases a legal hold.
+    ///
+    /// # Errors
+    /// As [`Store::place_hold`].
+    pub fn release_hold(&self, target: HoldTarget<'_>, reference: &str) -> Result<AuditEntry> {
+        self.hold_op(target, reference, false)
+    }
+
+    fn hold_op(&self, target: HoldTarget<'_>, reference: &str, place: bool) -> Result<AuditEntry> {
+        let _w = self.inner.writer.lock();
+        let hold = Hold {
+            reference: reference.to_owned(),
+            since: Timestamp::now().as_str().to_owned(),
+        };
+        let op = if place { "hold" } else { "release-hold" };
+        let e = match target {
+            HoldTarget::Email(email) => {
+                let vid = hex(&self.vid_of(email)?);
+                self.update_policy(|p| {
+                    if place {
+                        p.visitor_holds.insert(vid.clone(), hold);
+                    } else {
+                        p.visitor_holds.remove(&vid);
+                    }
+                })?;
+                entry(op, format!("visitor:{vid}"), reference)
+            }
+            HoldTarget::Transcript(id) => {
+                self.entry_by_caller(id)?;
+                self.update_policy(|p| {
+                    if place {
+                        p.transcript_holds.insert(id.to_owned(), hold);
+                    } else {
+                        p.transcript_holds.remove(id);
+                    }
+                })?;
+                entry(op, format!("transcript:{id}"), reference)
+            }
+        };
+        self.log(e)
+    }
+
+    /// Legal holds in force: (subject, hold).
+    pub fn holds(&self) -> Vec<(String, Hold)> {
+        let p = self.inner.policy.read();
+        let v = p
+            .visitor_holds
+            .iter()
+            .map(|(k, h)| (format!("visitor:{k}"), h.clone()));
+        let t = p
+            .transcript_holds
+            .iter()
+            .map(|(k, h)| (format!("transcript:{k}"), h.clone()));
+        v.chain(t).collect()
+    }
+
+    /// Restriction of processing (Art. 18): appends and ordinary reads of the
+    /// visitor's data fail with [`Error::Restricted`]; export, erasure and
+    /// lifting the restriction still work.
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`], [`Error::Io`].
+    pub fn restrict_visitor(&self, email: &str, reference: &str) -> Result<AuditEntry> {
+        self.restriction(email, reference, true)
+    }
+
+    /// Lifts a restriction.
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`], [`Error::Io`].
+    pub fn lift_restriction(&self, email: &str, reference: &str) -> Result<AuditEntry> {
+        self.restriction(email, reference, false)
+    }
+
+    fn restriction(&self, email: &str, reference: &str, on: bool) -> Result<AuditEntry> {
+        let _w = self.inner.writer.lock();
+        let vid = hex(&self.vid_of(email)?);
+        let hold = Hold {
+            reference: reference.to_owned(),
+            since: Timestamp::now().as_str().to_owned(),
+        };
+        self.update_policy(|p| {
+            if on {
+                p.restricted.insert(vid.clone(), hold);
+            } else {
+                p.restricted.remove(&vid);
+            }
+        })?;
+        self.log(entry(
+            if on {
+                "restriction"
+            } else {
+                "lift-restriction"
+            },
+            format!("visitor:{vid}"),
+            reference,
+        ))
+    }
+
+    /// The visitor's consent state and history (from consent events in their
+    /// transcripts). Works on restricted visitors.
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`], [`Error::Corrupt`].
+    pub fn consent(&self, email: &str) -> Result<ConsentState> {
+        let export = self.export(email)?;
+        let mut events = Vec::new();
+        for (id, msgs) in &export.transcripts {
+            for m in msgs {
+                if let Body::Consent { granted, prompt } = &m.message.body {
+                    events.push((
+                        m.message.ts.unix_millis(),
+                        ConsentEvent {
+                            ts: m.message.ts.as_str().to_owned(),
+                            granted: *granted,
+                            prompt: prompt.clone(),
+                            transcript: id.clone(),
+                        },
+                    ));
+                }
+            }
+        }
+        events.sort_by_key(|(ms, _)| *ms);
+        let history: Vec<ConsentEvent> = events.into_iter().map(|(_, e)| e).collect();
+        Ok(ConsentState {
+            current: history.last().map(|e| e.granted),
+            history,
+        })
+    }
+
+    /// Everything held about a visitor (Art. 15 and 20). Works on restricted
+    /// visitors.
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`], [`Error::Corrupt`].
+    pub fn export(&self, email: &str) -> Result<VisitorExport> {
+        let vid = self.vid_of(email)?;
+        let entries: Vec<TranscriptEntry> = {
+            let index = self.inner.index.read();
+            let mut v: Vec<&TranscriptEntry> = index
+                .visitors
+                .get(&vid)
+                .map(|v| {
+                    v.transcripts
+                        .iter()
+                        .filter_map(|(_, t)| index.transcripts.get(t))
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort_by_key(|t| (t.first_ts(), t.caller_id.clone()));
+            v.into_iter()
+                .filter(|t| !t.records.is_empty())
+                .cloned()
+                .collect()
+        };
+        let mut out = VisitorExport::default();
+        let mut latest: Option<(i64, Visitor)> = None;
+        for t in &entries {
+            let msgs: Vec<ExportedMessage> = self
+                .read_entry(t)?
+                .into_iter()
+                .map(|(message, f): (Message, MessageFacts)| {
+                    if let Some(v) = &message.visitor
+                        && latest
+                            .as_ref()
+                            .is_none_or(|(ms, _)| *ms <= message.ts.unix_millis())
+                    {
+                        latest = Some((message.ts.unix_millis(), v.clone()));
+                    }
+                    ExportedMessage {
+                        seq: f.seq,
+                        file_size: f.file_size,
+                        file_sha256: f
+                            .file_sha256
+                            .map(|h| h.iter().map(|b| format!("{b:02x}")).collect()),
+                        message,
+                    }
+                })
+                .collect();
+            out.transcripts.push((t.caller_id.clone(), msgs));
+        }
+        out.visitor = latest.map(|(_, v)| v);
+        Ok(out)
+    }
+
+    /// The audit log, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Corrupt`] if the log cannot be read.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>> {
+        let _a = self.inner.audit.lock();
+        let (_, entries) = crate::audit::AuditLog::open(&self.inner.dir, true)?;
+        Ok(entries)
+    }
+
+    fn log(&self, e: AuditEntry) -> Result<AuditEntry> {
+        let r = self.inner.audit.lock().append(e);
+        if let Err(err) = &r {
+            self.inner.commit.poison(err);
+        }
+        r
+    }
+
+    /// Runs keyring work, poisoning the store if it fails half-way (the next
+    /// open finishes it from the audit log).
+    fn guard(&self, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        let r = f();
+        if let Err(err) = &r {
+            self.inner.commit.poison(err);
+        }
+        r
+    }
+
+    fn update_policy(&self, f: impl FnOnce(&mut crate::policy::Policy)) -> Result<()> {
+        let mut p = self.inner.policy.write();
+        let mut next = p.clone();
+        f(&mut next);
+        next.save(&self.inner.dir)?;
+        *p = next;
+        Ok(())
+    }
+}
+
+/// The visitor's transcripts: (tid, caller id).
+fn tids_of(index: &Index, vid: &Vid) -> Vec<(Tid, String)> {
+    index
+        .transcripts
+        .values()
+        .filter(|t| &t.vid == vid)
+        .map(|t| (t.tid, t.caller_id.clone()))
+        .collect()
+}
+
+/// Destroys a transcript's PII key (in place, not synced) and updates the index.
+fn redact_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Result<()> {
+    let Some(t) = index.transcripts.get_mut(tid) else {
+        return Ok(());
+    };
+    if t.pii_key.is_none() {
+        return Ok(());
+    }
+    keyring.wipe(t.pii_slot)?;
+    t.pii_key = None;
+    t.pii_slot = 0;
+    let pii_bytes: Vec<(u64, u64)> = t
+        .records
+        .iter()
+        .map(|r| (r.loc.seg, u64::from(r.pii_len)))
+        .collect();
+    for (seg, n) in pii_bytes {
+        let u = index.usage.entry(seg).or_default();
+        u.live = u.live.saturating_sub(n);
+        u.dead += n;
+    }
+    Ok(())
+}
+
+/// Destroys both keys of a transcript (not synced) and drops it from the index.
+fn delete_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Result<()> {
+    redact_transcript(keyring, index, tid)?;
+    if let Some(t) = index.transcripts.get(tid) {
+        keyring.wipe(t.content_slot)?;
+    }
+    index.remove_transcript(tid);
+    Ok(())
+}
+
+/// Wipes a visitor's directory entry (not synced).
+fn wipe_directory(keyring: &mut Keyring, index: &mut Index, vid: &Vid) -> Result<()> {
+    if let Some(v) = index.visitors.get_mut(vid) {
+        if v.slot != 0 {
+            keyring.wipe(v.slot)?;
+        }
+        if !v.email.is_empty() && index.by_email.get(&v.email) == Some(vid) {
+            index.by_email.remove(&v.email);
+        }
+        v.email.clear();
+        v.slot = 0;
+    }
+    Ok(())
+}
+
+fn erase_visitor(keyring: &mut Keyring, index: &mut Index, vid: &Vid) -> Result<()> {
+    for (tid, _) in tids_of(index, vid) {
+        redact_transcript(keyring, index, &tid)?;
+    }
+    wipe_directory(keyring, index, vid)
+}
+
+fn delete_visitor(keyring: &mut Keyring, index: &mut Index, vid: &Vid) -> Result<()> {
+    for (tid, _) in tids_of(index, vid) {
+        delete_transcript(keyring, index, &tid)?;
+    }
+    wipe_directory(keyring, index, vid)?;
+    index.visitors.remove(vid);
+    Ok(())
+}
+
+fn parse_id(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Finishes, at open, every logged operation whose keyring wipes did not all
+/// reach the disk.
+pub(super) fn finish_pending(
+    keyring: &mut Keyring,
+    index: &mut Index,
+    entries: &[AuditEntry],
+) -> Result<bool> {
+    let mut changed = false;
+    for e in entries {
+        let vid = e.subject.strip_prefix("visitor:").and_then(parse_id);
+        match (e.op.as_str(), vid) {
+            ("erasure", Some(vid)) => {
+                let pending = index.visitors.get(&vid).is_some_and(|v| v.slot != 0)
+                    || index
+                        .transcripts
+                        .values()
+                        .any(|t| t.vid == vid && t.pii_key.is_some());
+                if pending {
+                    erase_visitor(keyring, index, &vid)?;
+                    changed = true;
+                }
+            }
+            ("delete-visitor", Some(vid))
+                if (index.visitors.contains_key(&vid)
+                    || index.transcripts.values().any(|t| t.vid == vid)) =>
+            {
+                delete_visitor(keyring, index, &vid)?;
+                changed = true;
+            }
+            ("delete-transcript", _) => {
+                let tid = e
+                    .detail
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix("tid:"))
+                    .and_then(parse_id);
+                if let Some(tid) = tid.filter(|t| index.transcripts.contains_key(t)) {
+                    delete_transcript(keyring, index, &tid)?;
+                    changed = true;
+                }
+            }
+            ("retention", _) => {
+                // The run's targets are listed in the entry; finish any left.
+                let tids = e
+                    .detail
+                    .as_deref()
+                    .and_then(|d| d.split_once(";targets:"))
+                    .map(|(_, t)| t);
+                let delete = e
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("mode:delete"));
+                for tid in tids.unwrap_or_default().split(' ').filter_map(parse_id) {
+                    let pending = index
+                        .transcripts
+                        .get(&tid)
+                        .is_some_and(|t| delete || t.pii_key.is_some());
+                    if pending {
+                        if delete {
+                            delete_transcript(keyring, index, &tid)?;
+                        } else {
+                            redact_transcript(keyring, index, &tid)?;
+                        }
+                        changed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if changed {
+        keyring.sync()?;
+    }
+    Ok(changed)
+}
