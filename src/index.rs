@@ -4,7 +4,7 @@
 //! Keys and emails come from the keyring at open; the checkpoint holds only
 //! record locations, so it never contains personal data.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,8 @@ pub(crate) struct VisitorEntry {
     pub slot: u32,
     /// (last message time, tid) of each transcript with at least one record.
     pub transcripts: BTreeSet<(i64, Tid)>,
+    /// Every live transcript of the visitor, with or without records.
+    pub tids: HashSet<Tid>,
 }
 
 /// Byte accounting per segment.
@@ -93,6 +95,19 @@ pub(crate) struct Index {
 }
 
 impl Index {
+    /// Adds a live transcript (without records) and links it to its visitor,
+    /// creating a placeholder visitor entry if the visitor has none.
+    pub(crate) fn insert_transcript(&mut self, t: TranscriptEntry) {
+        let v = self.visitors.entry(t.vid).or_insert_with(|| VisitorEntry {
+            email: String::new(),
+            slot: 0,
+            transcripts: BTreeSet::new(),
+            tids: HashSet::new(),
+        });
+        v.tids.insert(t.tid);
+        self.transcripts.insert(t.tid, t);
+    }
+
     /// Adds a record to a known transcript, keeping the time indexes right.
     pub(crate) fn add_record(&mut self, tid: &Tid, rec: RecordRef) -> bool {
         let Some(t) = self.transcripts.get_mut(tid) else {
@@ -131,9 +146,12 @@ impl Index {
         }
         if let Some(last) = t.last_ts() {
             self.by_time.remove(&(last, *tid));
-            if let Some(v) = self.visitors.get_mut(&t.vid) {
+        }
+        if let Some(v) = self.visitors.get_mut(&t.vid) {
+            if let Some(last) = t.last_ts() {
                 v.transcripts.remove(&(last, *tid));
             }
+            v.tids.remove(tid);
         }
         for r in &t.records {
             let u = self.usage.entry(r.loc.seg).or_default();

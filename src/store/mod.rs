@@ -408,6 +408,7 @@ impl Store {
                                     email: email.clone(),
                                     slot,
                                     transcripts: Default::default(),
+                                    tids: Default::default(),
                                 },
                             ));
                             vid
@@ -558,7 +559,7 @@ impl Store {
             }
             for t in created {
                 index.by_caller.insert(t.caller_id.clone(), t.tid);
-                index.transcripts.insert(t.tid, t);
+                index.insert_transcript(t);
             }
             for (tid, r) in pending {
                 index.add_record(&tid, r);
@@ -1061,6 +1062,7 @@ fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
                         email: v.email,
                         slot: i,
                         transcripts: Default::default(),
+                        tids: Default::default(),
                     },
                 );
             }
@@ -1092,12 +1094,7 @@ fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
         if newer {
             index.by_caller.insert(t.caller_id.clone(), t.tid);
         }
-        index.visitors.entry(t.vid).or_insert_with(|| VisitorEntry {
-            email: String::new(),
-            slot: 0,
-            transcripts: Default::default(),
-        });
-        index.transcripts.insert(t.tid, entry);
+        index.insert_transcript(entry);
     }
     let named: std::collections::HashSet<u32> =
         index.transcripts.values().map(|t| t.pii_slot).collect();

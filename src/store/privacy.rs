@@ -559,12 +559,14 @@ impl Store {
     }
 }
 
-/// The visitor's transcripts: (tid, caller id).
+/// The visitor's transcripts: (tid, caller id). Costs O(their number).
 fn tids_of(index: &Index, vid: &Vid) -> Vec<(Tid, String)> {
-    index
-        .transcripts
-        .values()
-        .filter(|t| &t.vid == vid)
+    let Some(v) = index.visitors.get(vid) else {
+        return Vec::new();
+    };
+    v.tids
+        .iter()
+        .filter_map(|tid| index.transcripts.get(tid))
         .map(|t| (t.tid, t.caller_id.clone()))
         .collect()
 }
@@ -593,13 +595,21 @@ fn redact_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Res
     Ok(())
 }
 
-/// Destroys both keys of a transcript (not synced) and drops it from the index.
+/// Destroys both keys of a transcript (not synced) and drops it from the
+/// index. A visitor left without transcripts loses their directory entry too:
+/// nothing may keep an email that no data needs.
 fn delete_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Result<()> {
     redact_transcript(keyring, index, tid)?;
-    if let Some(t) = index.transcripts.get(tid) {
-        keyring.wipe(t.content_slot)?;
-    }
+    let Some(t) = index.transcripts.get(tid) else {
+        return Ok(());
+    };
+    keyring.wipe(t.content_slot)?;
+    let vid = t.vid;
     index.remove_transcript(tid);
+    if index.visitors.get(&vid).is_some_and(|v| v.tids.is_empty()) {
+        wipe_directory(keyring, index, &vid)?;
+        index.visitors.remove(&vid);
+    }
     Ok(())
 }
 
