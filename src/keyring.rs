@@ -304,6 +304,11 @@ impl Keyring {
         Ok(out)
     }
 
+    /// Encodes a slot without writing it (for the fuzzers).
+    pub(crate) fn encode_for_test(&self, index: u32, slot: &Slot) -> [u8; SLOT_SIZE] {
+        self.encode_slot(index, slot).unwrap_or([0; SLOT_SIZE])
+    }
+
     fn slot_aad(&self, index: u32, kind: u8) -> [u8; 21] {
         let mut aad = [0u8; 21];
         aad[..16].copy_from_slice(&self.keyring_id);

@@ -40,6 +40,8 @@ pub mod export;
 #[doc(hidden)]
 pub mod failpoint;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 pub mod interchange;
 mod keyring;

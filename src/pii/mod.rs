@@ -277,3 +277,26 @@ impl Detector {
         out
     }
 }
+
+/// Fuzz entry point: checks the detector's properties on arbitrary bytes.
+#[doc(hidden)]
+pub fn fuzz_redactor(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let d = Detector::default();
+    let spans = d.find(&text);
+    let mut prev = 0;
+    for s in &spans {
+        assert!(
+            s.start >= prev && s.start < s.end && s.end <= text.len(),
+            "bad span"
+        );
+        assert!(
+            text.is_char_boundary(s.start) && text.is_char_boundary(s.end),
+            "span not on char boundary"
+        );
+        prev = s.end;
+    }
+    let once = d.redact(&text, "<redacted>");
+    let twice = d.redact(&once, "<redacted>");
+    assert_eq!(once, twice, "redaction is not idempotent");
+}
