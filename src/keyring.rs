@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -104,11 +104,13 @@ impl Keyring {
     pub(crate) fn open(dir: &Path, kek: Option<&Key>) -> Result<Loaded> {
         let path = dir.join("keyring");
         let exists = path.exists();
+        // Owner-only: without a key-encryption key the keyring holds data keys.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .at(&path)?;
         let size = file.metadata().at(&path)?.len();

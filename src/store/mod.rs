@@ -70,6 +70,8 @@ struct Inner {
 struct Writer {
     keyring: Keyring,
     active: Active,
+    /// A segment was sealed: write a checkpoint after the current batch.
+    checkpoint_due: bool,
 }
 
 /// What open found and repaired.
@@ -196,6 +198,21 @@ impl Store {
             Detector::new(&options.detector).map_err(|e| Error::invalid(e.to_string()))?;
         let mut report = RecoveryReport::default();
 
+        let keyring_path = dir.join("keyring");
+        let keyring_missing = std::fs::metadata(&keyring_path).map_or(true, |m| m.len() == 0);
+        if keyring_missing && !segment::list(&dir)?.is_empty() {
+            return Err(Error::corrupt(
+                &keyring_path,
+                0,
+                "the keyring is missing or empty but segments exist; without it no record can be read (restore it from a backup)",
+            ));
+        }
+        if options.max_message_bytes > record::MAX_BODY - 1024 {
+            return Err(Error::invalid(format!(
+                "max-message-bytes may be at most {} bytes",
+                record::MAX_BODY - 1024
+            )));
+        }
         let loaded = Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0))?;
         if let Some(d) = loaded.damaged.first()
             && !options.salvage
@@ -211,9 +228,13 @@ impl Store {
             .iter()
             .map(|d| (d.index, d.reason.to_owned()))
             .collect();
+        let loaded_damaged = !loaded.damaged.is_empty();
         let (mut index, orphans) = index_from_slots(loaded.slots);
         let mut keyring = loaded.keyring;
-        // PII keys whose transcript slot is gone: a deletion cut short.
+        // PII keys whose transcript slot is gone: a deletion cut short. Not when
+        // slots are damaged: a damaged transcript slot would make its PII key
+        // look orphaned.
+        let orphans = if loaded_damaged { Vec::new() } else { orphans };
         for slot in &orphans {
             keyring.wipe(*slot)?;
         }
@@ -233,7 +254,11 @@ impl Store {
             detector,
             _lock: lock,
             index: RwLock::new(index),
-            writer: Mutex::new(Writer { keyring, active }),
+            writer: Mutex::new(Writer {
+                keyring,
+                active,
+                checkpoint_due: false,
+            }),
             segments: RwLock::new(segments),
             commit: GroupCommit::default(),
             keyring_file,
@@ -454,12 +479,10 @@ impl Store {
         if !created.is_empty() {
             inner.keyring_dirty.store(true, Ordering::SeqCst);
         }
-        // 2. Seal and frame every message.
-        let mut next_seq: HashMap<Tid, u32> = HashMap::new();
-        let mut buf: Vec<u8> = Vec::with_capacity(prepared.iter().map(|p| p.size_hint()).sum());
-        let mut pending: Vec<(Tid, RecordRef)> = Vec::with_capacity(prepared.len());
-        {
+        // 2. Seal, frame and write every message.
+        let pending = {
             let index = inner.index.read();
+            let mut items = Vec::with_capacity(prepared.len());
             for (p, target) in prepared.iter().zip(&targets) {
                 let t: &TranscriptEntry = match target {
                     Target::Existing(tid) => index
@@ -470,6 +493,44 @@ impl Store {
                         .get(*n)
                         .ok_or_else(|| Error::invalid("plan inconsistency"))?,
                 };
+                items.push((t, p));
+            }
+            self.seal_and_write(w, &items)?
+        };
+        // 4. Publish to readers.
+        {
+            let mut index = inner.index.write();
+            for (vid, v) in new_visitor_entries {
+                index.by_email.insert(v.email.clone(), vid);
+                index.visitors.insert(vid, v);
+            }
+            for t in created {
+                index.by_caller.insert(t.caller_id.clone(), t.tid);
+                index.insert_transcript(t);
+            }
+            for (tid, r) in pending {
+                index.add_record(&tid, r);
+            }
+        }
+        if std::mem::take(&mut w.checkpoint_due) {
+            inner.write_checkpoint(w, false)?;
+        }
+        Ok(())
+    }
+
+    /// Seals each message under its transcript's keys and appends the frames,
+    /// rolling segments as needed. Returns the new records' locations.
+    fn seal_and_write(
+        &self,
+        w: &mut Writer,
+        items: &[(&TranscriptEntry, &Prepared<'_>)],
+    ) -> Result<Vec<(Tid, RecordRef)>> {
+        let inner = &*self.inner;
+        let mut next_seq: HashMap<Tid, u32> = HashMap::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(items.iter().map(|(_, p)| p.size_hint()).sum());
+        let mut pending: Vec<(Tid, RecordRef)> = Vec::with_capacity(items.len());
+        {
+            for &(t, p) in items {
                 let seq = *next_seq.entry(t.tid).or_insert_with(|| t.next_seq());
                 next_seq.insert(t.tid, seq + 1);
                 let mut header = RecordHeader {
@@ -550,22 +611,7 @@ impl Store {
             }
             i = j;
         }
-        // 4. Publish to readers.
-        {
-            let mut index = inner.index.write();
-            for (vid, v) in new_visitor_entries {
-                index.by_email.insert(v.email.clone(), vid);
-                index.visitors.insert(vid, v);
-            }
-            for t in created {
-                index.by_caller.insert(t.caller_id.clone(), t.tid);
-                index.insert_transcript(t);
-            }
-            for (tid, r) in pending {
-                index.add_record(&tid, r);
-            }
-        }
-        Ok(())
+        Ok(pending)
     }
 
     /// Seals the active segment and starts the next one.
@@ -585,10 +631,10 @@ impl Store {
         }
         *inner.active_file.lock() = (next.path.clone(), Arc::clone(&next.file));
         w.active = next;
-        if inner.options.checkpoint {
-            // Everything before the new segment is durable: checkpoint it.
-            inner.write_checkpoint(w)?;
-        }
+        // Everything before the new segment is durable now, but records of the
+        // batch being written are not in the index yet: checkpoint once the
+        // batch is published.
+        w.checkpoint_due = inner.options.checkpoint;
         Ok(())
     }
 
@@ -862,24 +908,45 @@ impl Inner {
         segment::sync(&path, &file)
     }
 
-    fn write_checkpoint(&self, w: &Writer) -> Result<()> {
+    /// Writes the index checkpoint. With `full` it covers everything written
+    /// (call only when all of it is synced); otherwise only sealed segments,
+    /// which are synced when sealed.
+    fn write_checkpoint(&self, w: &Writer, full: bool) -> Result<()> {
         let index = self.index.read();
         let segs = self.segments.read();
+        let active = w.active.id;
+        let covered = |seg: u64| full || seg < active;
         let mut ckpt = Checkpoint::default();
         for id in segs.keys() {
-            let len = if *id == w.active.id {
-                w.active.len
-            } else {
-                std::fs::metadata(self.dir.join(segment::file_name(*id))).map_or(0, |m| m.len())
+            let len = match (*id == active, full) {
+                (true, true) => w.active.len,
+                (true, false) => SEGMENT_HEADER,
+                _ => {
+                    std::fs::metadata(self.dir.join(segment::file_name(*id))).map_or(0, |m| m.len())
+                }
             };
             ckpt.segments.push((*id, len));
         }
-        ckpt.dead = index.usage.iter().map(|(id, u)| (*id, u.dead)).collect();
+        ckpt.dead = index
+            .usage
+            .iter()
+            .filter(|(id, _)| covered(**id))
+            .map(|(id, u)| (*id, u.dead))
+            .collect();
         ckpt.transcripts = index
             .transcripts
             .values()
-            .filter(|t| !t.records.is_empty())
-            .map(|t| (t.tid, t.records.clone()))
+            .map(|t| {
+                (
+                    t.tid,
+                    t.records
+                        .iter()
+                        .filter(|r| covered(r.loc.seg))
+                        .copied()
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, records)| !records.is_empty())
             .collect();
         drop(segs);
         drop(index);
@@ -899,7 +966,7 @@ impl Inner {
         let ticket = self.commit.ticket();
         self.commit.wait(ticket, || self.sync_now())?;
         if self.options.checkpoint {
-            self.write_checkpoint(&w)?;
+            self.write_checkpoint(&w, true)?;
         }
         Ok(())
     }
@@ -1188,10 +1255,13 @@ fn recover_segments(
                         },
                         pii_len: rec.header.pii_len,
                     };
+                    // Records of a transcript are appended in sequence order;
+                    // one at or below the last known is already indexed.
                     let duplicate = index
                         .transcripts
                         .get(&rec.header.tid)
-                        .is_some_and(|t| t.records.iter().rev().any(|x| x.seq == r.seq));
+                        .and_then(|t| t.records.last())
+                        .is_some_and(|last| last.seq >= r.seq);
                     if !duplicate {
                         index.add_record(&rec.header.tid, r);
                     }
