@@ -81,6 +81,9 @@ enum Command {
     Hold(privacy::HoldArgs),
     /// Restrict a visitor's data (Art. 18) or lift the restriction.
     Restrict(privacy::RestrictArgs),
+    /// Re-redact by rewrite: one transcript (optionally with extra literal
+    /// spans the rules missed), or every transcript written under older rules.
+    Rewrite(privacy::RewriteArgs),
     /// Print the audit log (JSON lines).
     Audit,
     /// Check every record and key; exit status 0 only if the store is sound.
@@ -116,6 +119,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         Command::Hold(args) => privacy::hold(&open(&cli)?, args),
         Command::Restrict(args) => privacy::restrict(&open(&cli)?, args),
         Command::Audit => privacy::audit(&open(&cli)?),
+        Command::Rewrite(args) => privacy::rewrite(&open(&cli)?, args),
         Command::Verify { json } => read::verify(&open(&cli)?, *json),
         Command::Stats { json } => read::stats(&open(&cli)?, *json),
     }

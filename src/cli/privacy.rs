@@ -75,6 +75,41 @@ pub(crate) struct RestrictArgs {
     reference: String,
 }
 
+#[derive(Args, Debug)]
+pub(crate) struct RewriteArgs {
+    /// The transcript to rewrite.
+    #[arg(long, conflicts_with = "stale", required_unless_present = "stale")]
+    transcript: Option<String>,
+    /// A literal string to treat as personal data (repeatable).
+    #[arg(long = "span")]
+    spans: Vec<String>,
+    /// Rewrite every transcript written under older detection rules.
+    #[arg(long)]
+    stale: bool,
+    /// Your reference for the audit log.
+    #[arg(long, default_value = "rewrite")]
+    reference: String,
+}
+
+pub(crate) fn rewrite(store: &Store, args: &RewriteArgs) -> Result<ExitCode> {
+    if args.stale {
+        let n = store
+            .rewrite_stale(&args.reference)
+            .context("rewriting failed")?;
+        println!(
+            "rewrote {n} transcripts under detection rules version {}",
+            shredlog::pii::RULES_VERSION
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id = args.transcript.as_deref().unwrap_or_default();
+    let report = store
+        .rewrite_transcript(id, &args.spans, &args.reference)
+        .context("rewriting failed")?;
+    print_json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Parses `90d`, `12h`, `30m`, `45s`, `2w` (or plain milliseconds `500ms`).
 pub(crate) fn parse_duration_ms(s: &str) -> Result<i64, String> {
     let s = s.trim();

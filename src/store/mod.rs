@@ -440,40 +440,7 @@ impl Store {
                         }
                     },
                 };
-                let tid: Tid = random_array()?;
-                let content_key = Key::random()?;
-                let pii_key = Key::random()?;
-                let pii_slot = w.keyring.allocate()?;
-                w.keyring.write(
-                    pii_slot,
-                    &Slot::Pii(PiiSlot {
-                        tid,
-                        pii_key: pii_key.clone(),
-                    }),
-                )?;
-                let content_slot = w.keyring.allocate()?;
-                let ts = TranscriptSlot {
-                    tid,
-                    vid,
-                    content_key: content_key.clone(),
-                    pii_slot,
-                    rules_version: RULES_VERSION,
-                    created_millis: now,
-                    caller_id: p.msg.transcript.clone(),
-                };
-                w.keyring.write(content_slot, &Slot::Transcript(ts))?;
-                created.push(TranscriptEntry {
-                    tid,
-                    vid,
-                    caller_id: p.msg.transcript.clone(),
-                    content_slot,
-                    pii_slot,
-                    content_key,
-                    pii_key: Some(pii_key),
-                    rules_version: RULES_VERSION,
-                    created_millis: now,
-                    records: Vec::new(),
-                });
+                created.push(create_transcript(w, vid, &p.msg.transcript, now)?);
             }
         }
         if !created.is_empty() {
@@ -988,6 +955,52 @@ fn background_sync(weak: Weak<Inner>, every: Duration) {
         };
         let _ = inner.commit.wait(ticket, || inner.sync_now());
     }
+}
+
+/// Creates a transcript's keys and keyring slots (written, not synced).
+fn create_transcript(
+    w: &mut Writer,
+    vid: Vid,
+    caller_id: &str,
+    min_created: i64,
+) -> Result<TranscriptEntry> {
+    let now = Timestamp::now().unix_millis().max(min_created);
+    let tid: Tid = random_array()?;
+    let content_key = Key::random()?;
+    let pii_key = Key::random()?;
+    let pii_slot = w.keyring.allocate()?;
+    w.keyring.write(
+        pii_slot,
+        &Slot::Pii(PiiSlot {
+            tid,
+            pii_key: pii_key.clone(),
+        }),
+    )?;
+    let content_slot = w.keyring.allocate()?;
+    w.keyring.write(
+        content_slot,
+        &Slot::Transcript(TranscriptSlot {
+            tid,
+            vid,
+            content_key: content_key.clone(),
+            pii_slot,
+            rules_version: RULES_VERSION,
+            created_millis: now,
+            caller_id: caller_id.to_owned(),
+        }),
+    )?;
+    Ok(TranscriptEntry {
+        tid,
+        vid,
+        caller_id: caller_id.to_owned(),
+        content_slot,
+        pii_slot,
+        content_key,
+        pii_key: Some(pii_key),
+        rules_version: RULES_VERSION,
+        created_millis: now,
+        records: Vec::new(),
+    })
 }
 
 /// Where a message of a batch goes.

@@ -521,6 +521,113 @@ impl Store {
         Ok(out)
     }
 
+    /// Re-redaction by rewrite: reads the transcript, redacts it with the
+    /// current detection rules (plus `extra` literal strings the rules missed),
+    /// writes it as a new version under new keys and destroys the old keys.
+    /// The new version records the current rules version.
+    ///
+    /// Crash-safe: the new version is synced before the audit entry that
+    /// commits it; at open, a committed rewrite's old keys are destroyed and an
+    /// uncommitted new version is dropped.
+    ///
+    /// # Errors
+    /// [`Error::TranscriptNotFound`], [`Error::Invalid`] for an unusable span,
+    /// [`Error::Io`].
+    pub fn rewrite_transcript(
+        &self,
+        id: &str,
+        extra: &[String],
+        reference: &str,
+    ) -> Result<AuditEntry> {
+        let inner = &*self.inner;
+        let detector = if extra.iter().all(|s| s.is_empty()) {
+            inner.detector.clone()
+        } else {
+            let mut cfg = inner.detector.config().clone();
+            for s in extra.iter().filter(|s| !s.is_empty()) {
+                cfg.custom.push(crate::pii::CustomPattern {
+                    name: "rewrite".into(),
+                    regex: regex::escape(s),
+                });
+            }
+            crate::pii::Detector::new(&cfg).map_err(|e| Error::invalid(e.to_string()))?
+        };
+        let mut w = inner.writer.lock();
+        inner.commit.check()?;
+        let old = self.entry_by_caller(id)?;
+        let messages: Vec<Message> = self.read_entry(&old)?.into_iter().map(|(m, _)| m).collect();
+        let mut prepared = Vec::with_capacity(messages.len());
+        for m in &messages {
+            prepared.push(super::prepare(
+                m,
+                &detector,
+                inner.options.max_message_bytes,
+            )?);
+        }
+        let new = self.guard_value(|| {
+            super::create_transcript(&mut w, old.vid, id, old.created_millis + 1)
+        })?;
+        inner
+            .keyring_dirty
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let items: Vec<_> = prepared.iter().map(|p| (&new, p)).collect();
+        let records = self.guard_value(|| self.seal_and_write(&mut w, &items))?;
+        let ticket = inner.commit.ticket();
+        inner.commit.wait(ticket, || inner.sync_now())?;
+        let mut e = entry("rewrite", format!("transcript:{id}"), reference);
+        e.transcripts = 1;
+        e.keys_destroyed = 1 + u64::from(old.pii_key.is_some());
+        e.detail = Some(format!("old:{},new:{}", hex(&old.tid), hex(&new.tid)));
+        let logged = self.log(e)?;
+        self.guard(|| {
+            let mut index = inner.index.write();
+            let tid = new.tid;
+            index.by_caller.insert(id.to_owned(), tid);
+            index.insert_transcript(new);
+            for (t, r) in records {
+                index.add_record(&t, r);
+            }
+            delete_transcript(&mut w.keyring, &mut index, &old.tid)?;
+            index.by_caller.insert(id.to_owned(), tid);
+            w.keyring.sync()
+        })?;
+        if std::mem::take(&mut w.checkpoint_due) {
+            inner.write_checkpoint(&w, false)?;
+        }
+        Ok(logged)
+    }
+
+    /// Rewrites every transcript written under older detection rules than the
+    /// current ones; returns how many were rewritten.
+    ///
+    /// # Errors
+    /// As [`Store::rewrite_transcript`].
+    pub fn rewrite_stale(&self, reference: &str) -> Result<u64> {
+        let stale: Vec<String> = {
+            let index = self.inner.index.read();
+            index
+                .transcripts
+                .values()
+                .filter(|t| t.rules_version < crate::pii::RULES_VERSION && !t.records.is_empty())
+                .map(|t| t.caller_id.clone())
+                .collect()
+        };
+        for id in &stale {
+            self.rewrite_transcript(id, &[], reference)?;
+        }
+        Ok(stale.len() as u64)
+    }
+
+    fn guard_value<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let r = f();
+        if let Err(err) = &r {
+            if !matches!(err, Error::Invalid(_) | Error::Limit(_)) {
+                self.inner.commit.poison(err);
+            }
+        }
+        r
+    }
+
     /// The audit log, oldest first.
     ///
     /// # Errors
@@ -721,8 +828,44 @@ pub(super) fn finish_pending(
                     }
                 }
             }
+            ("rewrite", _) => {
+                // Committed: the old version's keys go.
+                let old = e
+                    .detail
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix("old:"))
+                    .and_then(|d| d.get(..32))
+                    .and_then(parse_id);
+                if let Some(old) = old.filter(|t| index.transcripts.contains_key(t)) {
+                    delete_transcript(keyring, index, &old)?;
+                    changed = true;
+                }
+            }
             _ => {}
         }
+    }
+    // Two live versions of one transcript without a committing audit entry:
+    // a rewrite cut short. Drop the newer version.
+    let mut by_caller: std::collections::HashMap<String, Vec<(i64, Tid)>> =
+        std::collections::HashMap::new();
+    for t in index.transcripts.values() {
+        by_caller
+            .entry(t.caller_id.clone())
+            .or_default()
+            .push((t.created_millis, t.tid));
+    }
+    for (caller, mut versions) in by_caller {
+        if versions.len() < 2 {
+            continue;
+        }
+        versions.sort();
+        for (_, tid) in versions.iter().skip(1) {
+            delete_transcript(keyring, index, tid)?;
+        }
+        if let Some((_, first)) = versions.first() {
+            index.by_caller.insert(caller, *first);
+        }
+        changed = true;
     }
     if changed {
         keyring.sync()?;
