@@ -620,10 +620,10 @@ impl Store {
 
     fn guard_value<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let r = f();
-        if let Err(err) = &r {
-            if !matches!(err, Error::Invalid(_) | Error::Limit(_)) {
-                self.inner.commit.poison(err);
-            }
+        if let Err(err) = &r
+            && !matches!(err, Error::Invalid(_) | Error::Limit(_))
+        {
+            self.inner.commit.poison(err);
         }
         r
     }
