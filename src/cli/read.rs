@@ -81,11 +81,14 @@ pub(crate) fn verify(store: &Store, json: bool) -> Result<ExitCode> {
             report.problems.len()
         );
     }
-    Ok(if report.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    if let Some(first) = report.problems.first() {
+        eprintln!(
+            "shredlog: error: the store is damaged ({} problems); first: {first}",
+            report.problems.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn stats(store: &Store, json: bool) -> Result<ExitCode> {

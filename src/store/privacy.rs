@@ -689,6 +689,7 @@ fn redact_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Res
     keyring.wipe(t.pii_slot)?;
     t.pii_key = None;
     t.pii_slot = 0;
+    let vid = t.vid;
     let pii_bytes: Vec<(u64, u64)> = t
         .records
         .iter()
@@ -698,6 +699,14 @@ fn redact_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Res
         let u = index.usage.entry(seg).or_default();
         u.live = u.live.saturating_sub(n);
         u.dead += n;
+    }
+    // Once no transcript of the visitor holds personal data any more, their
+    // email has no business in the directory either.
+    let all_redacted = tids_of(index, &vid)
+        .iter()
+        .all(|(t, _)| index.transcripts.get(t).is_none_or(|t| t.pii_key.is_none()));
+    if all_redacted {
+        wipe_directory(keyring, index, &vid)?;
     }
     Ok(())
 }

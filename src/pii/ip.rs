@@ -1,0 +1,352 @@
+//! IPv4 and IPv6 addresses, confirmed by `std::net` parsing.
+//!
+//! Candidates are maximal runs of address characters; boundaries are checked by
+//! hand (the `regex` crate has no look-around). A run that is longer than an
+//! address (`1.2.3.4.5`, an OID, a version with five parts) is not cut into a
+//! shorter address. A port (`:8080`), a prefix length (`/24`), an IPv6 zone id
+//! (`%eth0`) and the brackets of `[2001:db8::1]:443` belong to the span.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use std::sync::OnceLock;
+
+use super::text::{Keywords, char_at, char_before, is_word, window_before};
+use super::{PiiKind, Span};
+
+/// Words right before a dotted quad that make it a version, not an address.
+const VERSION_WORDS: &[&str] = &[
+    "version",
+    "ver.",
+    "ver ",
+    "build",
+    "release",
+    "firmware",
+    "versión",
+    "versione",
+    "versão",
+    "wersja",
+    "versie",
+    "バージョン",
+    "版本",
+    "v.",
+    "rev",
+    "update",
+    "patch",
+    "sdk",
+    "api level",
+];
+
+/// Finds IPv4 addresses.
+pub(super) fn find_ipv4(text: &str, out: &mut Vec<Span>) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some(&b) = bytes.get(i) else { break };
+        if !b.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // Maximal run of digits and dots.
+        let start = i;
+        let mut end = i;
+        while bytes
+            .get(end)
+            .is_some_and(|b| b.is_ascii_digit() || *b == b'.')
+        {
+            end += 1;
+        }
+        i = end;
+        // Sentence punctuation after the address.
+        let mut run_end = end;
+        while run_end > start && bytes.get(run_end - 1) == Some(&b'.') {
+            run_end -= 1;
+        }
+        if let Some(span_end) = check_ipv4(text, start, run_end) {
+            out.push(Span {
+                start,
+                end: span_end,
+                kind: PiiKind::Ipv4,
+            });
+            i = i.max(span_end);
+        }
+    }
+}
+
+/// Checks a run of digits and dots; returns the span end (with port or prefix).
+fn check_ipv4(text: &str, start: usize, end: usize) -> Option<usize> {
+    let run = text.get(start..end)?;
+    let mut parts = 0;
+    let mut canon = String::with_capacity(16);
+    for part in run.split('.') {
+        parts += 1;
+        if parts > 4 || part.is_empty() || part.len() > 3 {
+            return None;
+        }
+        // Leading zeros ("010.000.000.001") are written in the wild; std rejects them.
+        let trimmed = part.trim_start_matches('0');
+        if parts > 1 {
+            canon.push('.');
+        }
+        canon.push_str(if trimmed.is_empty() { "0" } else { trimmed });
+    }
+    if parts != 4 {
+        return None;
+    }
+    canon.parse::<Ipv4Addr>().ok()?;
+    // Left boundary: not glued to a word, a sign, or another number.
+    if let Some(c) = char_before(text, start) {
+        if is_word(c) || matches!(c, '.' | '-' | '+' | '_' | '$' | '€' | '£' | '¥' | '#') {
+            return None;
+        }
+        if c == '/' && char_before(text, start - 1).is_some_and(is_word) {
+            // "Chrome/120.0.6099.109": a product token, not an address.
+            return None;
+        }
+    }
+    let lower = window_before(text, start, 24).to_lowercase();
+    static WORDS: OnceLock<Keywords> = OnceLock::new();
+    let words = WORDS.get_or_init(|| Keywords::new(VERSION_WORDS));
+    if let Some(kw_end) = words.last_in(&lower, false) {
+        // Only when the keyword is right before the number (at most 3 chars apart).
+        if lower.len().saturating_sub(kw_end) <= 3 {
+            return None;
+        }
+    }
+    let mut span_end = end;
+    // Optional port or prefix length.
+    if let Some(sep @ (':' | '/')) = char_at(text, end) {
+        let digits: String = text
+            .get(end + 1..)
+            .unwrap_or("")
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let value: u32 = digits.parse().unwrap_or(u32::MAX);
+        let limit = if sep == ':' { 65_535 } else { 32 };
+        if !digits.is_empty() && digits.len() <= 5 && value <= limit {
+            span_end = end + 1 + digits.len();
+        }
+    }
+    // Right boundary.
+    let glued = match char_at(text, span_end) {
+        Some(c) if is_word(c) || c == '_' => true,
+        Some('.' | ':' | '-') => char_at(text, span_end + 1).is_some_and(|c| c.is_ascii_digit()),
+        _ => false,
+    };
+    (!glued).then_some(span_end)
+}
+
+fn is_v6_char(b: u8) -> bool {
+    b.is_ascii_hexdigit() || b == b':' || b == b'.'
+}
+
+/// Finds IPv6 addresses (full, compressed, IPv4-mapped, with zone id, in brackets).
+pub(super) fn find_ipv6(text: &str, out: &mut Vec<Span>) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(off) = bytes
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| b == b':'))
+    {
+        let colon = i + off;
+        let mut start = colon;
+        while start > 0 && bytes.get(start - 1).is_some_and(|&b| is_v6_char(b)) {
+            start -= 1;
+        }
+        let mut end = colon;
+        while bytes.get(end).is_some_and(|&b| is_v6_char(b)) {
+            end += 1;
+        }
+        i = end.max(colon + 1);
+        if let Some(span) = check_ipv6(text, start, end, false) {
+            i = i.max(span.end);
+            out.push(span);
+        }
+    }
+}
+
+fn check_ipv6(text: &str, mut start: usize, mut end: usize, after_label: bool) -> Option<Span> {
+    let bytes = text.as_bytes();
+    // Trim punctuation that ends a sentence or a label ("ip:", "fe80::1.").
+    while end > start && matches!(bytes.get(end - 1), Some(b'.')) {
+        end -= 1;
+    }
+    if end > start + 1 && bytes.get(end - 1) == Some(&b':') && bytes.get(end - 2) != Some(&b':') {
+        end -= 1;
+    }
+    if bytes.get(start) == Some(&b':') && bytes.get(start + 1) != Some(&b':') {
+        start += 1;
+    }
+    let cand = text.get(start..end)?;
+    if cand.len() < 3 || cand.bytes().filter(|&b| b == b':').count() < 2 {
+        return None;
+    }
+    if !cand.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let compressed = cand.contains("::");
+    if !compressed
+        && cand.bytes().filter(|&b| b == b':').count() < 7 - usize::from(cand.contains('.'))
+    {
+        return None;
+    }
+    cand.parse::<Ipv6Addr>().ok()?;
+    // Left boundary: a letter glued on means a word like "std::", not an
+    // address; but "IPv6:2001:db8::1" is a label and an address.
+    if char_before(text, start)
+        .is_some_and(|c| is_word(c) || c == '_' || (c == ':' && !after_label))
+    {
+        let first_colon = cand.find(':')?;
+        if cand.get(first_colon..)?.starts_with("::") || first_colon > 4 {
+            return None;
+        }
+        if after_label {
+            return None;
+        }
+        return check_ipv6(text, start + first_colon, end, true);
+    }
+    let mut span_end = end;
+    // Zone id: fe80::1%eth0 (or %25eth0 inside a URL).
+    if char_at(text, span_end) == Some('%') {
+        let zone_len = text
+            .get(span_end + 1..)
+            .unwrap_or("")
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            .count();
+        if zone_len > 0 {
+            span_end += 1 + zone_len;
+        }
+    }
+    let mut span_start = start;
+    // [addr]:port
+    if char_before(text, start) == Some('[') && char_at(text, span_end) == Some(']') {
+        span_start = start - 1;
+        span_end += 1;
+        if char_at(text, span_end) == Some(':') {
+            let port = text
+                .get(span_end + 1..)
+                .unwrap_or("")
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if (1..=5).contains(&port) {
+                span_end += 1 + port;
+            }
+        }
+    } else if char_at(text, span_end) == Some('/') {
+        let prefix = text
+            .get(span_end + 1..)
+            .unwrap_or("")
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if (1..=3).contains(&prefix) {
+            span_end += 1 + prefix;
+        }
+    }
+    if char_at(text, span_end).is_some_and(|c| is_word(c) || c == '_') {
+        return None;
+    }
+    Some(Span {
+        start: span_start,
+        end: span_end,
+        kind: PiiKind::Ipv6,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(text: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        find_ipv4(text, &mut v);
+        v.iter().filter_map(|s| text.get(s.start..s.end)).collect()
+    }
+
+    fn v6(text: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        find_ipv6(text, &mut v);
+        v.iter().filter_map(|s| text.get(s.start..s.end)).collect()
+    }
+
+    #[test]
+    fn ipv4_positive() {
+        let cases = [
+            ("my ip is 203.0.113.9.", "203.0.113.9"),
+            ("connect to 10.0.0.1:8080 now", "10.0.0.1:8080"),
+            ("subnet 192.168.0.0/16", "192.168.0.0/16"),
+            ("IP:8.8.8.8", "8.8.8.8"),
+            ("地址192.168.1.1谢谢", "192.168.1.1"),
+            ("(172.16.254.1)", "172.16.254.1"),
+            ("http://192.168.1.1/admin", "192.168.1.1"),
+            ("ip=10.1.2.3&x", "10.1.2.3"),
+            ("010.000.000.001", "010.000.000.001"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(v4(text), vec![want], "in {text:?}");
+        }
+    }
+
+    #[test]
+    fn ipv4_negative() {
+        for text in [
+            "version 1.2.3.4",
+            "v1.2.3.4",
+            "oid 1.3.6.1.4.1",
+            "256.1.1.1",
+            "1.2.3",
+            "Chrome/120.0.6099.109",
+            "on 12.03.2024 at 10.30",
+            "build 10.0.19045.3803",
+            "price 1.299.00",
+            "ver 4.4.4.4",
+        ] {
+            assert!(v4(text).is_empty(), "{text:?} -> {:?}", v4(text));
+        }
+    }
+
+    #[test]
+    fn ipv6_positive() {
+        let cases = [
+            (
+                "addr 2001:0db8:0000:0000:0000:ff00:0042:8329 ok",
+                "2001:0db8:0000:0000:0000:ff00:0042:8329",
+            ),
+            ("addr 2001:db8::1.", "2001:db8::1"),
+            (
+                "link fe80::1ff:fe23:4567:890a%eth0 up",
+                "fe80::1ff:fe23:4567:890a%eth0",
+            ),
+            ("mapped ::ffff:192.0.2.128", "::ffff:192.0.2.128"),
+            ("loopback ::1", "::1"),
+            ("url http://[2001:db8::1]:8080/x", "[2001:db8::1]:8080"),
+            (
+                "IPv6:2001:DB8:85A3::8A2E:370:7334",
+                "2001:DB8:85A3::8A2E:370:7334",
+            ),
+            ("地址2001:db8::42谢谢", "2001:db8::42"),
+            ("net 2001:db8::/32", "2001:db8::/32"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(v6(text), vec![want], "in {text:?}");
+        }
+    }
+
+    #[test]
+    fn ipv6_negative() {
+        for text in [
+            "at 12:30:45",
+            "std::vector",
+            "mac 00:1a:2b:3c:4d:5e",
+            "ratio 1:2:3",
+            "abc::def",
+            "2024-05-02T10:15:03Z",
+            "foo::bar::baz",
+            "a::",
+        ] {
+            assert!(v6(text).is_empty(), "{text:?} -> {:?}", v6(text));
+        }
+    }
+}

@@ -1,0 +1,1123 @@
+//! Phone numbers, international and national.
+//!
+//! The scanner cuts the text into *runs*: digit groups joined by phone
+//! separators (spaces of any width, `-`, `.`, `/`, brackets, a leading `+`),
+//! in ASCII, full-width or other digit scripts. A run may hold several numbers
+//! ("+49 30 1234567 +49 40 7654321"), so it is partitioned at its spaces by a
+//! small dynamic programme that keeps the partition covering the most digits
+//! with valid numbers.
+//!
+//! A number is valid when
+//! - it starts with `+` or `00` and a real country calling code, and its
+//!   national part has a length that country's numbering plan allows
+//!   (tables from libphonenumber's metadata, see `tables.rs`); a `(0)` or a
+//!   stray trunk `0` after the code is allowed; or
+//! - it has a national shape of the covered countries (NANP, trunk-`0` plans of
+//!   Europe, the UK, Brazil, India, Japan, China, Australia, Korea; the 9-digit
+//!   plans of Spain, Poland, Portugal, Czechia; mobile ranges of China, India,
+//!   Italy, Brazil), and nothing around it says it is something else: a date,
+//!   an ISBN, a price or quantity, an order/tracking/invoice number, a version,
+//!   part of a file name, URL or identifier.
+
+use super::tables::COUNTRY_CODES;
+use std::sync::OnceLock;
+
+use super::text::{
+    Keywords, char_at, char_before, digit_value, is_inline_space, is_word, window_after,
+    window_before,
+};
+use super::{PiiKind, Span};
+
+/// Most digits a run may hold before it is treated as data, not phone numbers.
+const MAX_RUN_DIGITS: usize = 40;
+/// Most groups one number may span.
+const MAX_GROUPS_PER_NUMBER: usize = 8;
+
+#[derive(Clone, Copy, Default, Debug)]
+struct Sep {
+    space: bool,
+    dash: bool,
+    dot: bool,
+    slash: bool,
+    open: bool,
+    close: bool,
+    plus: bool,
+}
+
+impl Sep {
+    fn punct_count(self) -> usize {
+        usize::from(self.dash) + usize::from(self.dot) + usize::from(self.slash)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Group {
+    /// Byte offset after the last digit.
+    end: usize,
+    /// First non-space byte of the separator before this group (or `start`).
+    lead_start: usize,
+    /// Index of the first digit in the run's digit buffer.
+    first: usize,
+    /// Number of digits.
+    len: usize,
+    /// Separator before this group (the lead, for the first group).
+    sep: Sep,
+}
+
+enum SepKind {
+    Space,
+    Dash,
+    Dot,
+    Slash,
+    Open,
+    Close,
+    Plus,
+}
+
+fn sep_kind(c: char) -> Option<SepKind> {
+    Some(match c {
+        '-' | '‐' | '‑' | '‒' | '–' | '−' | '－' | 'ー' | '～' => SepKind::Dash,
+        '.' | '．' | '·' => SepKind::Dot,
+        '/' | '／' => SepKind::Slash,
+        '(' | '（' | '[' => SepKind::Open,
+        ')' | '）' | ']' => SepKind::Close,
+        '+' | '＋' => SepKind::Plus,
+        c if is_inline_space(c) => SepKind::Space,
+        _ => return None,
+    })
+}
+
+/// Finds phone numbers.
+pub(super) fn find(text: &str, out: &mut Vec<Span>) {
+    let mut pos = 0;
+    let mut digits: Vec<u8> = Vec::with_capacity(32);
+    let mut groups: Vec<Group> = Vec::with_capacity(8);
+    let bytes = text.as_bytes();
+    while pos < text.len() {
+        // Fast path: ASCII bytes that cannot start a number.
+        match bytes.get(pos) {
+            Some(b) if b.is_ascii() && !b.is_ascii_digit() && *b != b'+' && *b != b'(' => {
+                pos += 1;
+                continue;
+            }
+            None => break,
+            _ => {}
+        }
+        let Some(c) = char_at(text, pos) else { break };
+        let starts = digit_value(c).is_some() || matches!(c, '+' | '＋' | '(' | '（');
+        if !starts {
+            pos += c.len_utf8();
+            continue;
+        }
+        digits.clear();
+        groups.clear();
+        let run_end = scan_run(text, pos, &mut digits, &mut groups);
+        let Some(last) = groups.last() else {
+            pos += c.len_utf8();
+            continue;
+        };
+        let next = last.end.max(pos + c.len_utf8());
+        let first_ok = start_boundary_ok(text, groups.first().map_or(pos, |g| g.lead_start));
+        partition(text, &digits, &groups, first_ok, out);
+        pos = next.max(run_end.min(next));
+    }
+}
+
+/// Reads one run starting at `pos`; fills `digits` and `groups`; returns the
+/// byte offset where scanning stopped.
+fn scan_run(text: &str, pos: usize, digits: &mut Vec<u8>, groups: &mut Vec<Group>) -> usize {
+    let mut p = pos;
+    loop {
+        // Separator (or lead) before the next group.
+        let sep_begin = p;
+        let mut sep = Sep::default();
+        let mut n = 0;
+        let mut lead_start = None;
+        let mut ok = true;
+        while let Some(c) = char_at(text, p) {
+            if digit_value(c).is_some() {
+                break;
+            }
+            let Some(kind) = sep_kind(c) else {
+                ok = false;
+                break;
+            };
+            match kind {
+                SepKind::Space => sep.space = true,
+                SepKind::Dash => {
+                    ok &= !sep.dash;
+                    sep.dash = true;
+                }
+                SepKind::Dot => {
+                    ok &= !sep.dot;
+                    sep.dot = true;
+                }
+                SepKind::Slash => {
+                    ok &= !sep.slash;
+                    sep.slash = true;
+                }
+                SepKind::Open => {
+                    ok &= !sep.open;
+                    sep.open = true;
+                }
+                SepKind::Close => {
+                    ok &= !sep.close;
+                    sep.close = true;
+                }
+                SepKind::Plus => {
+                    // '+' starts a number: only first, or after a space or '('.
+                    ok &= !sep.plus && (groups.is_empty() || sep.space || sep.open);
+                    sep.plus = true;
+                }
+            }
+            if matches!(kind, SepKind::Open | SepKind::Plus) && lead_start.is_none() {
+                lead_start = Some(p);
+            }
+            n += 1;
+            p += c.len_utf8();
+            if !ok || n > 4 || sep.punct_count() > 1 {
+                ok = false;
+                break;
+            }
+        }
+        let next_is_digit = char_at(text, p).and_then(digit_value).is_some();
+        if !ok || !next_is_digit || (groups.is_empty() && sep.space) {
+            return sep_begin;
+        }
+        // The digits of the group.
+        let start = p;
+        let first = digits.len();
+        while let Some(d) = char_at(text, p).and_then(|c| digit_value(c).map(|d| (d, c))) {
+            digits.push(d.0);
+            p += d.1.len_utf8();
+        }
+        if digits.len() > MAX_RUN_DIGITS {
+            groups.clear();
+            return p;
+        }
+        groups.push(Group {
+            end: p,
+            lead_start: lead_start.unwrap_or(start),
+            first,
+            len: digits.len() - first,
+            sep,
+        });
+    }
+}
+
+/// The run must not be glued to a word, an identifier, a price or a path.
+fn start_boundary_ok(text: &str, start: usize) -> bool {
+    let Some(prev) = char_before(text, start) else {
+        return true;
+    };
+    if is_word(prev) {
+        return false;
+    }
+    match prev {
+        '_' | '=' | '\\' | '#' | '@' | '&' | '?' | '%' | '~' | '$' | '€' | '£' | '¥' | '₹'
+        | '₩' | '₽' | '₺' | '¢' | '+' | '*' | '^' | '|' | '№' => false,
+        '.' | '-' | '/' | ':' | ',' => {
+            // "AB-0301234567", "v1.0301234567", "path/0301234567"
+            let before = char_before(text, start - prev.len_utf8());
+            match prev {
+                ':' | ',' => before.is_none_or(|c| !c.is_ascii_digit()),
+                '/' => before.is_none_or(|c| !is_word(c) && c != '/'),
+                _ => before.is_none_or(|c| !is_word(c)),
+            }
+        }
+        _ => true,
+    }
+}
+
+/// Chooses the numbers in a run: a partition at spaces that covers the most
+/// digits with valid numbers (ties: fewer numbers).
+///
+/// When the run is glued to a word on its left (`first_ok == false`), no number
+/// may start at its first group, and later ones must start with `+`, `(` or a
+/// trunk `0`.
+fn partition(text: &str, digits: &[u8], groups: &[Group], first_ok: bool, out: &mut Vec<Span>) {
+    let n = groups.len();
+    if n == 0 || looks_like_data(digits, groups) {
+        return;
+    }
+    let can_split = |k: usize| -> bool {
+        k == 0
+            || k == n
+            || groups
+                .get(k)
+                .is_some_and(|g| g.sep.space || g.sep.plus || g.sep.slash)
+    };
+    // best[k] = (digits covered, -numbers) for groups[..k]; choice[k] = start of last number.
+    let mut best: Vec<(usize, isize)> = vec![(0, 0); n + 1];
+    let mut choice: Vec<Option<(usize, usize)>> = vec![None; n + 1];
+    for k in 1..=n {
+        let mut here = best.get(k - 1).copied().unwrap_or((0, 0));
+        let mut pick = None;
+        if can_split(k) {
+            let lo = k.saturating_sub(MAX_GROUPS_PER_NUMBER);
+            for a in (lo..k).rev() {
+                if !can_split(a) {
+                    continue;
+                }
+                if !first_ok {
+                    let Some(g) = groups.get(a) else { continue };
+                    let strong = g.sep.plus || g.sep.open || digits.get(g.first) == Some(&0);
+                    if a == 0 || !strong {
+                        continue;
+                    }
+                }
+                let Some(end) = validate(text, digits, groups, a, k - 1) else {
+                    continue;
+                };
+                let covered: usize = groups
+                    .get(a..k)
+                    .map_or(0, |g| g.iter().map(|g| g.len).sum());
+                let prev = best.get(a).copied().unwrap_or((0, 0));
+                let cand = (prev.0 + covered, prev.1 - 1);
+                if cand > here {
+                    here = cand;
+                    pick = Some((a, end));
+                }
+            }
+        }
+        if let Some(b) = best.get_mut(k) {
+            *b = here;
+        }
+        if let Some(c) = choice.get_mut(k) {
+            *c = pick;
+        }
+    }
+    // Walk back through the choices.
+    let mut k = n;
+    let mut found = Vec::new();
+    while k > 0 {
+        match choice.get(k).copied().flatten() {
+            Some((a, end)) => {
+                if let Some(g) = groups.get(a) {
+                    found.push(Span {
+                        start: g.lead_start,
+                        end,
+                        kind: PiiKind::Phone,
+                    });
+                }
+                k = a;
+            }
+            None => k -= 1,
+        }
+    }
+    found.reverse();
+    out.extend(found);
+}
+
+/// Long runs of equal groups without '+' are card, tracking or account numbers.
+fn looks_like_data(digits: &[u8], groups: &[Group]) -> bool {
+    let has_plus = groups.iter().any(|g| g.sep.plus);
+    let first_len = groups.first().map_or(0, |g| g.len);
+    !has_plus
+        && digits.len() >= 16
+        && groups.len() >= 4
+        && first_len >= 3
+        && groups.iter().all(|g| g.len == first_len)
+}
+
+/// Validates groups `a..=b` as one number; returns the span end.
+fn validate(text: &str, digits: &[u8], groups: &[Group], a: usize, b: usize) -> Option<usize> {
+    let ga = groups.get(a)?;
+    let gb = groups.get(b)?;
+    let d = digits.get(ga.first..gb.first + gb.len)?;
+    if !(7..=17).contains(&d.len()) {
+        return None;
+    }
+    let sub = groups.get(a..=b)?;
+    // A '+' starts a number; it cannot sit inside one.
+    if sub.iter().skip(1).any(|g| g.sep.plus) {
+        return None;
+    }
+    // Parentheses: count opens and closes inside the number.
+    let mut depth: i32 = 0;
+    for (i, g) in sub.iter().enumerate() {
+        if g.sep.close && i > 0 {
+            depth -= 1;
+        }
+        if g.sep.open {
+            depth += 1;
+        }
+        if !(0..=1).contains(&depth) {
+            return None;
+        }
+    }
+    let mut end = gb.end;
+    if depth == 1 {
+        match char_at(text, end) {
+            Some(c @ (')' | '）')) => end += c.len_utf8(),
+            _ => return None,
+        }
+    }
+    // A ')' before the first group that opened nothing is no part of the number.
+    if ga.sep.close && !ga.sep.open && a == 0 {
+        return None;
+    }
+    if !end_boundary_ok(text, end) {
+        return None;
+    }
+    let has_parens = sub.iter().any(|g| g.sep.open);
+    let ok = if ga.sep.plus {
+        international(d)
+    } else {
+        let shape = if d.starts_with(&[0, 0]) && d.get(2).is_some_and(|&x| x != 0) {
+            Shape::from(d.get(2..).is_some_and(international), false)
+        } else {
+            national(d, sub, has_parens)
+        };
+        // The context is only worth reading for a plausible shape.
+        match shape {
+            Shape::No => false,
+            Shape::Yes => national_context(text, ga.lead_start, end) != Ctx::Negative,
+            Shape::WithPhoneWord => national_context(text, ga.lead_start, end) == Ctx::Positive,
+        }
+    };
+    if !ok || money_or_unit(text, ga.lead_start, end) {
+        return None;
+    }
+    Some(extension(text, end))
+}
+
+/// The number must not run on into a word, a file extension, a path, a unit.
+fn end_boundary_ok(text: &str, end: usize) -> bool {
+    let Some(next) = char_at(text, end) else {
+        return true;
+    };
+    if is_word(next) {
+        // "…0143x204" / "…0143ext.12" are extensions; anything else glues.
+        let rest = window_after(text, end, 12).to_lowercase();
+        return rest.starts_with("ext")
+            || rest.starts_with('x')
+                && rest
+                    .get(1..2)
+                    .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()));
+    }
+    match next {
+        '_' | '@' | '%' | '€' | '$' | '£' | '¥' | '₹' | '°' | '=' | '\\' | '™' | '®' => {
+            false
+        }
+        '.' | '-' | '/' | ':' | ',' => {
+            char_at(text, end + next.len_utf8()).is_none_or(|c| !is_word(c) && c != '_')
+        }
+        _ => true,
+    }
+}
+
+/// `+CC …` (digits after the '+' or '00').
+fn international(d: &[u8]) -> bool {
+    let mut cc: u16 = 0;
+    for (i, &x) in d.iter().take(3).enumerate() {
+        cc = cc * 10 + u16::from(x);
+        if cc == 0 {
+            return false;
+        }
+        let Ok(idx) = COUNTRY_CODES.binary_search_by_key(&cc, |&(c, _, _)| c) else {
+            continue;
+        };
+        let Some(&(_, mask, trunk0)) = COUNTRY_CODES.get(idx) else {
+            return false;
+        };
+        let nsn = d.get(i + 1..).unwrap_or(&[]);
+        let fits = |len: usize| {
+            (4..32).contains(&len)
+                && mask & (1u32 << len) != 0
+                && (cc != 1 || len == 10)
+                && (len >= 6 || mask & !((1u32 << 6) - 1) == 0)
+        };
+        if fits(nsn.len()) && !(cc == 1 && nsn.first() == Some(&1)) {
+            return true;
+        }
+        // "+44 (0)20 …" or "+49 030 …": the trunk prefix typed anyway.
+        return trunk0 && nsn.first() == Some(&0) && fits(nsn.len() - 1);
+    }
+    false
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ctx {
+    Positive,
+    Negative,
+    Neutral,
+}
+
+/// Words before a number that say it is a phone number (prefixes).
+const PHONE_WORDS: &[&str] = &[
+    "tel",
+    "tél",
+    "phone",
+    "call",
+    "ring",
+    "mobil",
+    "mob.",
+    "cell",
+    "whatsapp",
+    "sms",
+    "text me",
+    "fax",
+    "handy",
+    "anruf",
+    "ruf ",
+    "erreichbar",
+    "portable",
+    "appel",
+    "joindre",
+    "móvil",
+    "llam",
+    "contact",
+    "celular",
+    "ligue",
+    "ligar",
+    "liga ",
+    "whats",
+    "zap",
+    "chiam",
+    "cellulare",
+    "bel ",
+    "bereikbaar",
+    "komórk",
+    "zadzwoń",
+    "dzwoń",
+    "kontakt",
+    "reach",
+    "dial",
+    "hotline",
+    "電話",
+    "携帯",
+    "电话",
+    "手机",
+    "联系",
+    "連絡",
+    "फोन",
+    "फ़ोन",
+    "tlf",
+    "puhelin",
+    "телефон",
+    "numero di telefono",
+    "número de teléfono",
+    "numéro de téléphone",
+];
+
+/// Words that name a number without saying which kind ("my number is …").
+/// They count as phone words only when no other-kind word is near.
+const WEAK_PHONE_WORDS: &[&str] = &[
+    "number", "nummer", "numéro", "número", "numero", "numer", "num", "no", "nr", "n°", "nº",
+];
+
+/// Words before a number that say it is something else (prefixes).
+const OTHER_PREFIXES: &[&str] = &[
+    "order",
+    "tracking",
+    "track",
+    "parcel",
+    "shipment",
+    "invoice",
+    "receipt",
+    "ticket",
+    "booking",
+    "reservation",
+    "confirmation",
+    "account",
+    "isbn",
+    "issn",
+    "serial",
+    "iban",
+    "siret",
+    "siren",
+    "cnpj",
+    "flight",
+    "vuelo",
+    "bestell",
+    "rechnung",
+    "kundennummer",
+    "kundennr",
+    "auftrag",
+    "sendung",
+    "artikel",
+    "vertrag",
+    "commande",
+    "facture",
+    "colis",
+    "suivi",
+    "dossier",
+    "pedido",
+    "factura",
+    "envío",
+    "seguimiento",
+    "localizador",
+    "ordine",
+    "fattura",
+    "spedizion",
+    "pratica",
+    "bestelling",
+    "factuur",
+    "zending",
+    "zamówieni",
+    "zamowieni",
+    "faktur",
+    "przesyłk",
+    "paczk",
+    "注文",
+    "订单",
+    "訂單",
+    "单号",
+    "單號",
+    "快递",
+    "运单",
+    "追跡",
+    "伝票",
+    "発注",
+    "請求",
+    "发票",
+    "票号",
+    "航班",
+    "version",
+    "firmware",
+    "release",
+    "barcode",
+    "coupon",
+    "voucher",
+    "password",
+    "passwort",
+    "policy",
+    "claim",
+    "patient",
+    "student",
+    "employee",
+    "badge",
+    "série",
+    "matricul",
+    "licen",
+    "kennzeichen",
+    "chapter",
+    "kapitel",
+    "postal",
+    "postcode",
+    "pincode",
+    "amount",
+    "betrag",
+    "preis",
+    "prix",
+    "precio",
+    "preço",
+    "prezzo",
+    "kosten",
+    "summe",
+    "referenc",
+    "referenz",
+    "référence",
+    "riferimento",
+    "protocol",
+    "membership",
+    "loyalty",
+    "transaction",
+    "transakt",
+    "payment",
+    "paiement",
+    "pago",
+    "pagamento",
+    "zahlung",
+    "bank",
+    "konto",
+    "compte",
+    "cuenta",
+    "conto",
+    "rekening",
+    "¥",
+    "€",
+    "$",
+    "£",
+    "₹",
+];
+
+/// Short words before a number that say it is something else (whole words).
+const OTHER_WORDS: &[&str] = &[
+    "id", "ref", "sku", "imei", "bic", "vat", "tax", "ust", "nif", "cpf", "pnr", "ean", "upc",
+    "code", "pin", "otp", "isin", "lot", "batch", "model", "part", "page", "seite", "zip", "plz",
+    "cep", "cap", "price", "total", "cost", "rs", "inr", "usd", "eur", "gbp", "jpy", "brl", "chf",
+    "pln", "sek", "nok", "dkk", "rmb", "cny", "build", "ver", "serie", "item", "art",
+];
+
+/// The keyword sets, built once.
+struct ContextWords {
+    phone: Keywords,
+    weak: Keywords,
+    other_prefixes: Keywords,
+    other_words: Keywords,
+}
+
+fn context_words() -> &'static ContextWords {
+    static WORDS: OnceLock<ContextWords> = OnceLock::new();
+    WORDS.get_or_init(|| ContextWords {
+        phone: Keywords::new(PHONE_WORDS),
+        weak: Keywords::new(WEAK_PHONE_WORDS),
+        other_prefixes: Keywords::new(OTHER_PREFIXES),
+        other_words: Keywords::new(OTHER_WORDS),
+    })
+}
+
+/// What the words around a number (40 bytes before, 24 after) say it is.
+fn national_context(text: &str, start: usize, end: usize) -> Ctx {
+    let words = context_words();
+    let lower = window_before(text, start, 40).to_lowercase();
+    let pos = words.phone.last_in(&lower, false);
+    let neg = words
+        .other_prefixes
+        .last_in(&lower, false)
+        .max(words.other_words.last_in(&lower, true));
+    match (pos, neg) {
+        (Some(p), Some(n)) if n > p => return Ctx::Negative,
+        (Some(_), _) => return Ctx::Positive,
+        (None, Some(_)) => return Ctx::Negative,
+        (None, None) => {}
+    }
+    if words.weak.last_in(&lower, true).is_some() {
+        return Ctx::Positive;
+    }
+    let after = window_after(text, end, 24).to_lowercase();
+    if words.phone.last_in(&after, false).is_some() {
+        return Ctx::Positive;
+    }
+    Ctx::Neutral
+}
+
+/// What a national-format candidate needs from its context to be a phone number.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Shape {
+    /// Not a phone number, whatever the context.
+    No,
+    /// A phone number unless words around it say it is something else.
+    Yes,
+    /// A phone number only with a phone word around it.
+    WithPhoneWord,
+}
+
+impl Shape {
+    fn from(plain: bool, with_word: bool) -> Shape {
+        if plain {
+            Shape::Yes
+        } else if with_word {
+            Shape::WithPhoneWord
+        } else {
+            Shape::No
+        }
+    }
+}
+
+/// National formats (no '+' or '00'): the shape of the digits and groups.
+fn national(d: &[u8], sub: &[Group], has_parens: bool) -> Shape {
+    let n = d.len();
+    if !(7..=12).contains(&n) || is_date(d, sub) || is_isbn(d, sub) {
+        return Shape::No;
+    }
+    let single = sub.len() == 1 && !has_parens;
+    let d0 = d.first().copied().unwrap_or(0);
+    let d1 = d.get(1).copied().unwrap_or(0);
+    let at = |i: usize| d.get(i).copied().unwrap_or(0);
+    // Groups of a single digit (other than a leading trunk/country digit or "(0)")
+    // are rare in phone numbers and common in lists of numbers.
+    let tiny_groups = sub
+        .iter()
+        .skip(1)
+        .filter(|g| g.len == 1 && !(g.sep.open))
+        .count();
+    if tiny_groups > 1 {
+        return Shape::No;
+    }
+    let nanp10 = |o: usize| (2..=9).contains(&at(o)) && (2..=9).contains(&at(o + 3));
+    // Trunk prefix '0' (most of Europe, UK, BR, IN, JP, CN, AU, KR, ...).
+    if d0 == 0 {
+        return match (d1, n) {
+            (0, _) => Shape::No,
+            (_, 10..=12) => Shape::Yes,
+            (_, 9) => Shape::from(!single, true),
+            (_, 8) => Shape::WithPhoneWord,
+            _ => Shape::No,
+        };
+    }
+    match n {
+        // NANP, Italian and Indian mobiles, Greek, Mexican, … (10 digits, no trunk prefix).
+        10 => {
+            let lens = || sub.iter().map(|g| g.len);
+            if single {
+                Shape::from(nanp10(0) || d0 >= 6 || d0 == 3, true)
+            } else if d0 == 1 {
+                // Brazil: "(11) 2345-6789", "11 2345-6789"
+                Shape::from(
+                    d1 != 0 && (lens().eq([2, 4, 4]) || lens().eq([2, 8])),
+                    false,
+                )
+            } else {
+                Shape::from(sub.iter().all(|g| g.len >= 2 || g.sep.open), false)
+            }
+        }
+        // "1 800 555 0199", Chinese mobiles, Brazilian mobiles "(11) 91234-5678",
+        // Russian "8 (495) 123-45-67".
+        11 => {
+            let nanp = d0 == 1 && nanp10(1) && !single;
+            let cn = d0 == 1 && (3..=9).contains(&d1);
+            let br = d1 != 0 && at(2) == 9;
+            let ru_groups = sub.iter().map(|g| g.len).eq([1, 3, 3, 2, 2]);
+            let ru = d0 == 8 && (has_parens || ru_groups);
+            Shape::from(nanp || cn || (br && !single) || ru, br || d0 == 8)
+        }
+        // Spain, Poland, Portugal, Czechia, … (9 digits, no trunk prefix).
+        // Written 3-3-3 with spaces it is also how large numbers are written,
+        // so then (and undivided) it needs a phone word.
+        9 => {
+            let thousands =
+                sub.len() == 3 && sub.iter().all(|g| g.len == 3 && !g.sep.dash && !g.sep.dot);
+            Shape::from(!(single || thousands), true)
+        }
+        // Denmark, Norway, Singapore, Hong Kong, … and local numbers: need a phone word.
+        7 | 8 => Shape::from(false, !single && sub.iter().all(|g| g.len >= 2)),
+        _ => Shape::No,
+    }
+}
+
+/// `dd.mm.yyyy`, `yyyy-mm-dd`, `mm/dd/yy`, `yyyymmdd` and friends.
+fn is_date(d: &[u8], sub: &[Group]) -> bool {
+    let num = |s: &[u8]| {
+        s.iter().fold(0u32, |acc, &x| {
+            acc.saturating_mul(10).saturating_add(u32::from(x))
+        })
+    };
+    let uniform_date_sep = sub
+        .iter()
+        .skip(1)
+        .all(|g| (g.sep.dash || g.sep.dot || g.sep.slash) && !g.sep.open && !g.sep.close);
+    let base = sub.first().map_or(0, |f| f.first);
+    let part = |i: usize| -> (usize, u32) {
+        sub.get(i).map_or((0, 0), |g| {
+            let from = g.first - base;
+            (g.len, num(d.get(from..from + g.len).unwrap_or(&[])))
+        })
+    };
+    let year = |y: u32, len: usize| (len == 4 && (1900..=2099).contains(&y)) || len == 2;
+    let dm = |a: u32, b: u32| (1..=31).contains(&a) && (1..=12).contains(&b);
+    if uniform_date_sep && sub.len() == 3 {
+        let ((l0, p0), (l1, p1), (l2, p2)) = (part(0), part(1), part(2));
+        if l0 <= 2 && l1 <= 2 && year(p2, l2) && (dm(p0, p1) || dm(p1, p0)) {
+            return true;
+        }
+        if l0 == 4 && year(p0, 4) && l1 <= 2 && l2 <= 2 && (dm(p2, p1) || dm(p1, p2)) {
+            return true;
+        }
+    }
+    if sub.len() == 1 && d.len() == 8 {
+        let y1 = num(d.get(..4).unwrap_or(&[]));
+        let m1 = num(d.get(4..6).unwrap_or(&[]));
+        let d1 = num(d.get(6..).unwrap_or(&[]));
+        if (1900..=2099).contains(&y1) && dm(d1, m1) {
+            return true;
+        }
+        let y2 = num(d.get(4..).unwrap_or(&[]));
+        let a = num(d.get(..2).unwrap_or(&[]));
+        let b = num(d.get(2..4).unwrap_or(&[]));
+        if (1900..=2099).contains(&y2) && (dm(a, b) || dm(b, a)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// ISBN-13 (978/979 prefix) and hyphenated ISBN-10 with a valid check digit.
+fn is_isbn(d: &[u8], sub: &[Group]) -> bool {
+    if d.len() == 13 && (d.starts_with(&[9, 7, 8]) || d.starts_with(&[9, 7, 9])) {
+        return true;
+    }
+    if d.len() == 10 && sub.len() == 4 && sub.last().is_some_and(|g| g.len == 1) {
+        let sum: u32 = d
+            .iter()
+            .zip((1..=10u32).rev())
+            .map(|(&x, w)| u32::from(x) * w)
+            .sum();
+        return sum.is_multiple_of(11);
+    }
+    false
+}
+
+/// Prices and quantities: a currency sign or unit right before or after.
+fn money_or_unit(text: &str, start: usize, end: usize) -> bool {
+    const BEFORE: &[&str] = &[
+        "$", "€", "£", "¥", "₹", "₩", "₽", "r$", "rs", "rs.", "usd", "eur", "chf", "円",
+    ];
+    let before = window_before(text, start, 8)
+        .trim_end_matches(is_inline_space)
+        .to_lowercase();
+    let hit = BEFORE.iter().any(|w| {
+        before.strip_suffix(w).is_some_and(|head| {
+            !w.starts_with(|c: char| c.is_ascii_alphabetic())
+                || head.chars().next_back().is_none_or(|c| !c.is_alphabetic())
+        })
+    });
+    if hit {
+        return true;
+    }
+    let after = window_after(text, end, 12);
+    let trimmed = after.trim_start_matches(is_inline_space);
+    let lower = trimmed.to_lowercase();
+    let word: String = lower
+        .chars()
+        .take_while(|c| {
+            c.is_alphabetic() || matches!(c, '€' | '$' | '£' | '¥' | '%' | '₹' | '²' | '³')
+        })
+        .collect();
+    const UNITS: &[&str] = &[
+        "€",
+        "$",
+        "£",
+        "¥",
+        "%",
+        "₹",
+        "eur",
+        "euro",
+        "euros",
+        "usd",
+        "dollars",
+        "chf",
+        "gbp",
+        "pln",
+        "zł",
+        "zl",
+        "kr",
+        "sek",
+        "nok",
+        "dkk",
+        "brl",
+        "reais",
+        "inr",
+        "rupees",
+        "yen",
+        "jpy",
+        "km",
+        "kg",
+        "mb",
+        "gb",
+        "tb",
+        "kb",
+        "ms",
+        "px",
+        "mm",
+        "cm",
+        "m²",
+        "m³",
+        "ml",
+        "mg",
+        "円",
+        "元",
+        "万",
+        "億",
+        "亿",
+        "人",
+        "个",
+        "件",
+        "年",
+        "月",
+        "日",
+        "回",
+        "点",
+        "台",
+        "枚",
+        "views",
+        "likes",
+        "followers",
+        "users",
+        "people",
+        "downloads",
+        "points",
+        "pts",
+        "bytes",
+    ];
+    UNITS
+        .iter()
+        .any(|u| word == *u || (u.chars().count() == 1 && !u.is_ascii() && word.starts_with(u)))
+}
+
+/// Extends the span over an extension: "x204", " ext. 12", " #3", "Durchwahl 5".
+fn extension(text: &str, end: usize) -> usize {
+    let rest = window_after(text, end, 24);
+    let lower = rest.to_lowercase();
+    let trimmed = lower.trim_start_matches(|c: char| is_inline_space(c) || c == ',');
+    let skipped = lower.len() - trimmed.len();
+    for kw in [
+        "extension",
+        "ext.",
+        "ext",
+        "x",
+        "#",
+        "durchwahl",
+        "dw.",
+        "poste",
+        "int.",
+        "ramal",
+        "wew.",
+        "内線",
+    ] {
+        let Some(after_kw) = trimmed.strip_prefix(kw) else {
+            continue;
+        };
+        let after_sep =
+            after_kw.trim_start_matches(|c: char| is_inline_space(c) || c == ':' || c == '.');
+        let digits = after_sep.bytes().take_while(u8::is_ascii_digit).count();
+        if !(1..=6).contains(&digits) {
+            continue;
+        }
+        let ext_end = end + skipped + kw.len() + (after_kw.len() - after_sep.len()) + digits;
+        // Lower-casing can change byte lengths for non-ASCII; only trust ASCII.
+        if !rest.is_ascii() && !rest.get(..ext_end - end).is_some_and(str::is_ascii) {
+            continue;
+        }
+        if char_at(text, ext_end).is_some_and(is_word) {
+            continue;
+        }
+        return ext_end;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phones(text: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        find(text, &mut v);
+        v.iter().filter_map(|s| text.get(s.start..s.end)).collect()
+    }
+
+    #[test]
+    fn international_formats() {
+        let cases = [
+            ("call +44 20 7946 0958 now", "+44 20 7946 0958"),
+            ("+44 (0)20 7946 0958", "+44 (0)20 7946 0958"),
+            ("(+44) 20 7946 0958", "(+44) 20 7946 0958"),
+            ("+1 (202) 555-0143", "+1 (202) 555-0143"),
+            ("+1-202-555-0143 x204", "+1-202-555-0143 x204"),
+            ("+1 202.555.0143 ext. 12", "+1 202.555.0143 ext. 12"),
+            ("+49 30 1234567", "+49 30 1234567"),
+            ("+49 (0)30 1234567", "+49 (0)30 1234567"),
+            ("+33 1 23 45 67 89", "+33 1 23 45 67 89"),
+            ("+33.1.23.45.67.89", "+33.1.23.45.67.89"),
+            ("+34 612 34 56 78", "+34 612 34 56 78"),
+            ("+39 06 6982 1234", "+39 06 6982 1234"),
+            ("+351 912 345 678", "+351 912 345 678"),
+            ("+48 512 345 678", "+48 512 345 678"),
+            ("+31 20 123 4567", "+31 20 123 4567"),
+            ("+55 11 91234-5678", "+55 11 91234-5678"),
+            ("+55 (11) 91234-5678", "+55 (11) 91234-5678"),
+            ("+91 98765 43210", "+91 98765 43210"),
+            ("+81 3-1234-5678", "+81 3-1234-5678"),
+            ("+81 90 1234 5678", "+81 90 1234 5678"),
+            ("+86 138 1234 5678", "+86 138 1234 5678"),
+            ("0049 30 1234567", "0049 30 1234567"),
+            ("+4930123456", "+4930123456"),
+            ("电话+8613812345678谢谢", "+8613812345678"),
+            ("tel:+1-202-555-0143", "+1-202-555-0143"),
+            (
+                "＋８１ ９０ １２３４ ５６７８",
+                "＋８１ ９０ １２３４ ５６７８",
+            ),
+            (
+                "+44\u{a0}20\u{a0}7946\u{a0}0958",
+                "+44\u{a0}20\u{a0}7946\u{a0}0958",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(phones(text), vec![want], "in {text:?}");
+        }
+    }
+
+    #[test]
+    fn national_formats() {
+        let cases = [
+            ("call me at (202) 555-0143", "(202) 555-0143"),
+            ("202-555-0143", "202-555-0143"),
+            ("202.555.0143", "202.555.0143"),
+            ("2025550143", "2025550143"),
+            ("1-800-555-0199", "1-800-555-0199"),
+            ("020 7946 0958", "020 7946 0958"),
+            ("07700 900123", "07700 900123"),
+            ("030 1234567", "030 1234567"),
+            ("030/1234567", "030/1234567"),
+            ("0151 23456789", "0151 23456789"),
+            ("01 23 45 67 89", "01 23 45 67 89"),
+            ("06.12.34.56.78", "06.12.34.56.78"),
+            ("612 34 56 78", "612 34 56 78"),
+            ("91 123 45 67", "91 123 45 67"),
+            ("333 123 4567", "333 123 4567"),
+            ("06 6982 1234", "06 6982 1234"),
+            ("llama al 912 345 678", "912 345 678"),
+            ("(11) 91234-5678", "(11) 91234-5678"),
+            ("98765 43210", "98765 43210"),
+            ("9876543210", "9876543210"),
+            ("03-1234-5678", "03-1234-5678"),
+            ("090-1234-5678", "090-1234-5678"),
+            ("０９０ー１２３４ー５６７８", "０９０ー１２３４ー５６７８"),
+            ("電話は03-1234-5678です", "03-1234-5678"),
+            ("手机13812345678", "13812345678"),
+            ("8 (495) 123-45-67", "8 (495) 123-45-67"),
+            ("8 800 555-35-35", "8 800 555-35-35"),
+            ("(02) 9876 5432", "(02) 9876 5432"),
+            ("tel. 12 34 56 78", "12 34 56 78"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(phones(text), vec![want], "in {text:?}");
+        }
+    }
+
+    #[test]
+    fn two_numbers_one_space() {
+        assert_eq!(
+            phones("+49 30 1234567 +49 40 7654321"),
+            vec!["+49 30 1234567", "+49 40 7654321"]
+        );
+        assert_eq!(
+            phones("030 1234567 040 7654321"),
+            vec!["030 1234567", "040 7654321"]
+        );
+        assert_eq!(
+            phones("202-555-0143 202-555-0199"),
+            vec!["202-555-0143", "202-555-0199"]
+        );
+    }
+
+    #[test]
+    fn not_phones() {
+        for text in [
+            "on 2024-03-15 at 10:30",
+            "15.03.2024",
+            "03/15/2024",
+            "20240315",
+            "v2.10.3",
+            "version 10.0.19045.3803",
+            "Order #12345678",
+            "order 302-1234567-1234567",
+            "tracking 1Z999AA10123456784",
+            "ISBN 978-3-16-148410-0",
+            "ISBN 0-306-40615-2",
+            "price €1.299.000",
+            "1 299 000 €",
+            "IMG_20240315_123456.jpg",
+            "report-0301234567.pdf",
+            "https://example.com/item/0301234567",
+            "?id=0301234567",
+            "4111 1111 1111 1111",
+            "score 3 - 2",
+            "1 2 3 4 5 6 7 8 9 10",
+            "room 12, floor 3",
+            "between 9 and 5",
+            "12345",
+            "+5 points",
+            "+33 points",
+            "invoice 2025-0042-17",
+            "SKU 4006381333931",
+            "total 1 234 567,89",
+        ] {
+            assert!(phones(text).is_empty(), "{text:?} -> {:?}", phones(text));
+        }
+    }
+}

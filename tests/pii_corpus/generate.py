@@ -1,0 +1,466 @@
+#!/usr/bin/env python3
+"""Generates the labelled evaluation corpus tests/pii_corpus/corpus.jsonl.
+
+Each line: {"text": ..., "spans": [{"kind": ..., "value": ...}], "lang": ..., "case": ...}
+`value` is the exact substring that must be removed. Lines without spans are
+PII-free look-alikes (dates, prices, versions, order numbers, ...).
+
+Phone numbers are drawn from libphonenumber's own numbering plans (the
+`phonenumbers` package) so that they are valid, then written in the national
+and international formats people type, with messy variations.
+
+    .venv/bin/python tests/pii_corpus/generate.py > tests/pii_corpus/corpus.jsonl
+
+Deterministic (fixed seed), so the checked-in output only changes with this file.
+"""
+import json
+import random
+import sys
+
+import phonenumbers
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+R = random.Random(20240515)
+
+# ---------------------------------------------------------------------------
+# Phone numbers
+
+REGIONS = [
+    "US", "CA", "GB", "DE", "FR", "ES", "IT", "PT", "NL", "BE", "AT", "CH", "PL", "SE",
+    "DK", "FI", "IE", "CZ", "GR", "HU", "RO", "BG", "HR", "SK", "SI", "LT", "LV", "EE",
+    "LU", "MT", "CY", "NO", "BR", "IN", "JP", "CN", "AU", "MX", "KR", "RU", "TR",
+]
+# Regions whose national format we also write without a country code.
+NATIONAL_OK = {"US", "CA", "GB", "DE", "FR", "ES", "IT", "PT", "NL", "BE", "AT", "CH", "PL",
+               "SE", "IE", "CZ", "HU", "BR", "IN", "JP", "CN", "AU", "FI", "GR", "RO"}
+
+
+def random_valid_number(region):
+    types = [PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE]
+    for _ in range(200):
+        t = R.choice(types)
+        ex = phonenumbers.example_number_for_type(region, t)
+        if ex is None:
+            continue
+        nsn = str(ex.national_number)
+        keep = max(2, len(nsn) - 5)
+        cand = nsn[:keep] + "".join(R.choice("0123456789") for _ in range(len(nsn) - keep))
+        num = phonenumbers.parse("+" + str(ex.country_code) + cand, None)
+        if ex.italian_leading_zero:
+            num = phonenumbers.parse("+" + str(ex.country_code) + "0" + cand.lstrip("0"), None) if not cand.startswith("0") else num
+        if phonenumbers.is_valid_number(num):
+            return num
+    return phonenumbers.example_number(region)
+
+
+FULLWIDTH = str.maketrans("0123456789+-()", "０１２３４５６７８９＋－（）")
+
+
+def phone_variants(region):
+    num = random_valid_number(region)
+    intl = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
+    nat = phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL)
+    e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    cc = str(num.country_code)
+    rest = intl[len(cc) + 2:]
+    out = [("intl", intl), ("e164", e164)]
+    out.append(("intl-dash", "+" + cc + "-" + rest.replace(" ", "-")))
+    out.append(("intl-dots", "+" + cc + "." + rest.replace(" ", ".").replace("-", ".")))
+    out.append(("intl-00", "00" + cc + " " + rest))
+    out.append(("intl-brackets", "(+" + cc + ") " + rest))
+    out.append(("intl-nbsp", intl.replace(" ", "\u00a0")))
+    out.append(("intl-fullwidth", intl.translate(FULLWIDTH)))
+    if nat.startswith("0") and region not in ("IT",):
+        out.append(("intl-(0)", "+" + cc + " (0)" + nat[1:].lstrip(" ")))
+    if region in NATIONAL_OK:
+        out.append(("national", nat))
+        digits = "".join(c for c in nat if c.isdigit())
+        out.append(("national-compact", digits))
+        groups = nat.replace("(", "").replace(")", "").replace("-", " ").split()
+        out.append(("national-dots", ".".join(groups)))
+        out.append(("national-dashes", "-".join(groups)))
+        if region == "JP":
+            out.append(("national-fullwidth", nat.translate(FULLWIDTH)))
+    if region in ("US", "CA"):
+        out.append(("nanp-ext", nat + " ext. " + str(R.randint(10, 9999))))
+        out.append(("nanp-x", intl + " x" + str(R.randint(10, 999))))
+        out.append(("nanp-1", "1-" + nat.replace("(", "").replace(") ", "-")))
+    return out
+
+
+PHONE_T = {
+    "en": ["Call me on {X}", "my number is {X}", "you can reach me at {X} after 5pm",
+           "Phone: {X}", "text me at {X} pls", "{X} is my cell", "ring {X} tomorrow",
+           "whatsapp {X}", "My mobile: {X}. Thanks!", "Please call back: {X}"],
+    "de": ["Ruf mich an unter {X}", "Meine Nummer ist {X}", "Tel.: {X}", "Handy {X}, ab 18 Uhr",
+           "Erreichbar unter {X}.", "Bitte zurückrufen: {X}", "Telefon: {X} (mo-fr)"],
+    "fr": ["Appelez-moi au {X}", "mon numéro: {X}", "Tél : {X}", "joignable au {X} demain",
+           "portable {X}, merci"],
+    "es": ["Llámame al {X}", "mi teléfono es {X}", "Móvil: {X}", "mi número {X}, gracias"],
+    "pt": ["Me liga no {X}", "meu celular é {X}", "WhatsApp: {X}", "telefone {X} obrigado"],
+    "it": ["Chiamami al {X}", "il mio numero è {X}", "Cellulare: {X}", "tel. {X}"],
+    "nl": ["Bel me op {X}", "mijn nummer is {X}", "Telefoon: {X}"],
+    "pl": ["Zadzwoń pod {X}", "mój numer to {X}", "tel. {X}"],
+    "ja": ["電話番号は{X}です", "携帯: {X}", "{X}までお電話ください", "連絡先：{X}"],
+    "zh": ["我的电话是{X}", "手机{X}谢谢", "请拨打{X}", "联系电话：{X}"],
+    "hi": ["mera number {X} hai", "mujhe {X} pe call karo", "phone: {X} pls"],
+    "ru": ["Мой телефон {X}", "звоните {X}"],
+    "tr": ["Numaram {X}", "beni {X} numarasından ara"],
+}
+
+EMAIL_T = {
+    "en": ["Email me at {X}", "my email is {X}", "send it to {X} please", "contact: {X}",
+           "<{X}>", "reply to \"{X}\"", "({X})", "It's {X}.", "mailto:{X}", "cc {X}, thanks"],
+    "de": ["Schreib mir an {X}", "Meine E-Mail: {X}", "Bitte an {X} senden.", "E-Mail-Adresse lautet {X}"],
+    "fr": ["Écrivez-moi à {X}", "mon adresse e-mail : {X}", "envoyez à «{X}»"],
+    "es": ["Escríbeme a {X}", "mi correo es {X}", "correo: {X}"],
+    "pt": ["Me manda um e-mail: {X}", "meu email é {X}"],
+    "it": ["Scrivimi a {X}", "la mia email è {X}"],
+    "nl": ["Mail me op {X}", "mijn e-mailadres is {X}"],
+    "pl": ["Napisz na {X}", "mój e-mail to {X}"],
+    "ja": ["メールは{X}まで", "メールアドレス：{X}です"],
+    "zh": ["请发邮件到{X}谢谢", "我的邮箱是{X}。", "邮箱：{X}"],
+    "hi": ["mera email {X} hai", "is email pe bhejo {X}"],
+    "ru": ["Пишите на {X}", "почта {X}"],
+}
+
+OBF_T = {
+    "en": ["write to {X}", "my email is {X} (no spam pls)", "contact {X}"],
+    "de": ["Mail an {X}", "Kontakt: {X}"],
+    "fr": ["écrivez à {X}"],
+    "es": ["escríbeme: {X}"],
+    "it": ["scrivimi: {X}"],
+    "pt": ["email: {X}"],
+}
+
+IP_T = {
+    "en": ["my ip is {X}", "server at {X} is down", "connect to {X}", "IP: {X}",
+           "blocked {X} in the firewall", "login from {X}?", "ping {X}"],
+    "de": ["Meine IP ist {X}", "Server {X} antwortet nicht", "IP-Adresse: {X}"],
+    "fr": ["mon adresse IP est {X}", "le serveur {X} ne répond pas"],
+    "es": ["mi IP es {X}", "el servidor {X} no responde"],
+    "pt": ["meu IP é {X}"],
+    "it": ["il mio IP è {X}"],
+    "nl": ["mijn IP is {X}"],
+    "pl": ["moje IP to {X}"],
+    "ja": ["IPアドレスは{X}です", "サーバー{X}に接続できません"],
+    "zh": ["我的IP是{X}", "服务器地址{X}无法连接"],
+    "hi": ["mera IP {X} hai"],
+}
+
+FIRST = ["ann", "john", "maria", "jose", "li", "yuki", "anna", "pierre", "giulia", "jan",
+         "piotr", "priya", "rahul", "sofia", "lukas", "emma", "noah", "mia", "oliver", "zoe",
+         "o'brien", "d'angelo", "müller", "josé", "françois", "łukasz"]
+LAST = ["lee", "smith", "garcia", "silva", "rossi", "dupont", "schmidt", "kowalski", "tanaka",
+        "wang", "sharma", "jansen", "novak", "costa", "martin"]
+DOMAINS = ["example.com", "example.org", "mail.example.co.uk", "example.de", "correo.example.es",
+           "example.fr", "example.com.br", "example.in", "example.co.jp", "example.cn",
+           "students.uni-example.edu", "example.io", "example.nl", "example.pl", "example.it",
+           "пример.рф", "example.xn--p1ai", "bücher.example", "example.museum", "sub.example.net"]
+TLD_ASCII = ["com", "org", "net", "de", "fr", "es", "it", "co.uk", "com.br", "io"]
+
+
+def ascii_local():
+    f = R.choice([x for x in FIRST if x.isascii()])
+    l = R.choice(LAST)
+    return R.choice([f, f + "." + l, f + "_" + l, f + l + str(R.randint(1, 99)), f[0] + l,
+                     f + "+chat", f + "." + l + "+tag", f.capitalize() + "." + l.capitalize(),
+                     (f + "." + l).upper(), f + "-" + l])
+
+
+def email_value():
+    case = R.choice(["plain", "plain", "plain", "plus", "upper", "unicode-local", "idn",
+                     "apostrophe", "subdomain", "digits"])
+    local = ascii_local()
+    dom = R.choice(DOMAINS[:15])
+    if case == "plus":
+        local = local.split("+")[0] + "+" + R.choice(["news", "shop", "2024", "chat"])
+    elif case == "upper":
+        local, dom = local.upper(), dom.upper()
+    elif case == "unicode-local":
+        local = R.choice(["josé", "müller", "françois", "łukasz", "zoë"]) + "." + R.choice(LAST)
+    elif case == "idn":
+        dom = R.choice(["пример.рф", "example.xn--p1ai", "bücher.example", "例子.中国", "münchen.de"])
+    elif case == "apostrophe":
+        local = R.choice(["o'brien", "d'angelo", "o'neil.sean"])
+    elif case == "subdomain":
+        dom = R.choice(["mail.eu.example.com", "students.uni-example.edu", "dept.cs.example.ac.uk"])
+    elif case == "digits":
+        local = R.choice(LAST) + str(R.randint(1950, 2010))
+    return case, local + "@" + dom
+
+
+def obf_value():
+    local = ascii_local().split("+")[0].lower()
+    name, tld = R.choice(["example", "mail", "firma", "correo"]), R.choice(["com", "de", "org", "es", "fr", "it"])
+    forms = [
+        f"{local} at {name} dot {tld}",
+        f"{local} [at] {name} [dot] {tld}",
+        f"{local}(at){name}(dot){tld}",
+        f"{local} (at) {name} (dot) {tld}",
+        f"{local} AT {name} DOT {tld}",
+        f"{local}[at]{name}.{tld}",
+        f"{local} {{at}} {name} {{dot}} {tld}",
+        f"{local}@{name} dot {tld}",
+        f"{local} arroba {name} punto {tld}",
+        f"{local} arobase {name} point {tld}",
+    ]
+    return R.choice(forms)
+
+
+def ipv4_value():
+    a = R.choice([R.randint(1, 223), 10, 192, 172, 203, 198, 85, 31])
+    ip = f"{a}.{R.randint(0, 255)}.{R.randint(0, 255)}.{R.randint(1, 254)}"
+    form = R.choice(["plain"] * 5 + ["port", "cidr"])
+    if form == "port":
+        ip += f":{R.choice([22, 80, 443, 8080, 3306, 51820])}"
+    elif form == "cidr":
+        ip = ip.rsplit(".", 1)[0] + ".0/" + str(R.choice([16, 24, 28]))
+    return form, ip
+
+
+def ipv6_value():
+    h = lambda: format(R.randint(0, 0xFFFF), "x")
+    forms = [
+        ("full", ":".join(format(R.randint(0, 0xFFFF), "04x") for _ in range(8))),
+        ("compressed", f"2001:db8::{h()}:{h()}"),
+        ("compressed", f"2a00:1450:4001:{h()}::{h()}"),
+        ("compressed", f"fd00::{h()}"),
+        ("zone", f"fe80::{h()}:{h()}%eth0"),
+        ("zone", f"fe80::1%{R.choice(['en0', 'wlan0', '3'])}"),
+        ("mapped", f"::ffff:192.0.2.{R.randint(1, 254)}"),
+        ("bracket-port", f"[2001:db8::{h()}]:{R.choice([443, 8080])}"),
+        ("upper", f"2001:DB8:{h().upper()}::{h().upper()}"),
+        ("loopback", "::1"),
+    ]
+    return R.choice(forms)
+
+
+def messy(template, value, lang):
+    """Returns (text, case-suffix) with messy surroundings."""
+    r = R.random()
+    if lang in ("ja", "zh"):
+        return template.replace("{X}", value), "cjk-adjacent"
+    if r < 0.08:
+        return template.replace("{X}", value) + "!!", "punct"
+    if r < 0.14:
+        return "“" + template.replace("{X}", value) + "”", "quotes"
+    return template.replace("{X}", value), ""
+
+
+def pii_lines():
+    lines = []
+    # Phones
+    for region in REGIONS:
+        n = 40 if region in NATIONAL_OK else 14
+        for _ in range(n):
+            case, value = R.choice(phone_variants(region))
+            lang = {"DE": "de", "AT": "de", "CH": "de", "FR": "fr", "BE": "fr", "ES": "es", "MX": "es",
+                    "PT": "pt", "BR": "pt", "IT": "it", "NL": "nl", "PL": "pl", "JP": "ja", "CN": "zh",
+                    "IN": "hi", "RU": "ru", "TR": "tr"}.get(region, "en")
+            if R.random() < 0.25:
+                lang = "en"
+            t = R.choice(PHONE_T[lang])
+            text, m = messy(t, value, lang)
+            lines.append({"text": text, "spans": [{"kind": "phone", "value": value}], "lang": lang,
+                          "case": f"phone/{region}/{case}" + (f"/{m}" if m else "")})
+    # Two numbers separated by one space, and phone + email on one line.
+    for _ in range(40):
+        r1, r2 = R.choice(["DE", "GB", "FR", "US", "IT", "ES"]), R.choice(["DE", "GB", "NL", "BR", "IN"])
+        a = phonenumbers.format_number(random_valid_number(r1), PhoneNumberFormat.INTERNATIONAL)
+        b = phonenumbers.format_number(random_valid_number(r2), PhoneNumberFormat.INTERNATIONAL)
+        lines.append({"text": f"numbers: {a} {b}", "spans": [{"kind": "phone", "value": a}, {"kind": "phone", "value": b}],
+                      "lang": "en", "case": "phone/two-numbers"})
+    for _ in range(30):
+        r1 = R.choice(["DE", "FR", "GB", "JP"])
+        n1 = random_valid_number(r1)
+        a = phonenumbers.format_number(n1, PhoneNumberFormat.NATIONAL)
+        b = phonenumbers.format_number(random_valid_number(r1), PhoneNumberFormat.NATIONAL)
+        lines.append({"text": f"Tel {a} {b}", "spans": [{"kind": "phone", "value": a}, {"kind": "phone", "value": b}],
+                      "lang": "en", "case": "phone/two-national"})
+    # Emails
+    for _ in range(420):
+        lang = R.choice(list(EMAIL_T))
+        case, value = email_value()
+        text, m = messy(R.choice(EMAIL_T[lang]), value, lang)
+        lines.append({"text": text, "spans": [{"kind": "email", "value": value}], "lang": lang,
+                      "case": f"email/{case}" + (f"/{m}" if m else "")})
+    for _ in range(160):
+        lang = R.choice(list(OBF_T))
+        value = obf_value()
+        lines.append({"text": R.choice(OBF_T[lang]).replace("{X}", value),
+                      "spans": [{"kind": "obfuscated-email", "value": value}], "lang": lang,
+                      "case": "obfuscated-email"})
+    # IPs
+    for _ in range(260):
+        lang = R.choice(list(IP_T))
+        case, value = ipv4_value()
+        text, m = messy(R.choice(IP_T[lang]), value, lang)
+        lines.append({"text": text, "spans": [{"kind": "ipv4", "value": value}], "lang": lang,
+                      "case": f"ipv4/{case}" + (f"/{m}" if m else "")})
+    for _ in range(260):
+        lang = R.choice(list(IP_T))
+        case, value = ipv6_value()
+        text, m = messy(R.choice(IP_T[lang]), value, lang)
+        lines.append({"text": text, "spans": [{"kind": "ipv6", "value": value}], "lang": lang,
+                      "case": f"ipv6/{case}" + (f"/{m}" if m else "")})
+    # Mixed lines
+    for _ in range(120):
+        _, e = email_value()
+        region = R.choice(["GB", "DE", "US", "FR", "BR", "IN"])
+        p = phonenumbers.format_number(random_valid_number(region), PhoneNumberFormat.INTERNATIONAL)
+        _, ip = ipv4_value()
+        text = R.choice([
+            f"Hi, I'm Ann ({e}), call {p} or check {ip}",
+            f"Kontakt: {e} / {p}",
+            f"{e}、{p}までご連絡ください",
+            f"email {e} phone {p}",
+        ])
+        spans = [{"kind": "email", "value": e}, {"kind": "phone", "value": p}]
+        if ip in text:
+            spans.append({"kind": "ipv4", "value": ip})
+        lines.append({"text": text, "spans": spans, "lang": "mixed", "case": "mixed"})
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# PII-free look-alikes
+
+def rdate():
+    y, m, d = R.randint(1990, 2030), R.randint(1, 12), R.randint(1, 28)
+    return R.choice([f"{y}-{m:02d}-{d:02d}", f"{d:02d}.{m:02d}.{y}", f"{m:02d}/{d:02d}/{y}",
+                     f"{d}/{m}/{y}", f"{d:02d}-{m:02d}-{y}", f"{y}/{m:02d}/{d:02d}", f"{y}年{m}月{d}日",
+                     f"{d}.{m}.{y % 100:02d}", f"{y}{m:02d}{d:02d}", f"{y}-{m:02d}-{d:02d}T{R.randint(0, 23):02d}:{R.randint(0, 59):02d}:00Z",
+                     f"{d:02d}.{m:02d}.{y} {R.randint(0, 23):02d}:{R.randint(0, 59):02d}"])
+
+
+def rtime():
+    return R.choice([f"{R.randint(0, 23):02d}:{R.randint(0, 59):02d}", f"{R.randint(0, 23)}:{R.randint(0, 59):02d}:{R.randint(0, 59):02d}",
+                     f"{R.randint(1, 12)}.{R.randint(0, 59):02d} Uhr", f"{R.randint(8, 11)}:00-{R.randint(12, 18)}:00",
+                     f"{R.randint(8, 11)}h{R.randint(0, 5)}0"])
+
+
+def rprice():
+    a = R.randint(1, 9999999)
+    return R.choice([f"€{a:,}".replace(",", "."), f"${a:,}.{R.randint(0, 99):02d}", f"{a:,} €".replace(",", " "),
+                     f"R$ {a:,},{R.randint(0, 99):02d}".replace(",", "X").replace("X", ".", a > 999), f"₹{a:,}",
+                     f"¥{a:,}", f"{a:,}円", f"{a} zł", f"{a:,} kr".replace(",", " "), f"USD {a:,}.00",
+                     f"{a / 100:.2f} EUR", f"CHF {a:,}.-"])
+
+
+def rversion():
+    return R.choice([f"v{R.randint(0, 20)}.{R.randint(0, 30)}.{R.randint(0, 99)}", f"{R.randint(0, 9)}.{R.randint(0, 20)}.{R.randint(0, 9)}",
+                     f"version {R.randint(1, 15)}.{R.randint(0, 9)}.{R.randint(0, 9)}.{R.randint(0, 9999)}",
+                     f"build {R.randint(10, 22)}.0.{R.randint(10000, 22999)}.{R.randint(100, 4000)}",
+                     f"Python 3.{R.randint(6, 13)}.{R.randint(0, 12)}", f"iOS {R.randint(12, 18)}.{R.randint(0, 6)}.{R.randint(0, 3)}",
+                     f"release-{R.randint(1, 9)}.{R.randint(0, 9)}.{R.randint(0, 9)}-rc{R.randint(1, 5)}", f"Chrome/{R.randint(100, 130)}.0.{R.randint(1000, 6999)}.{R.randint(10, 199)}",
+                     f"react@{R.randint(15, 19)}.{R.randint(0, 3)}.{R.randint(0, 9)}"])
+
+
+def digits(n, first="123456789"):
+    return R.choice(first) + "".join(R.choice("0123456789") for _ in range(n - 1))
+
+
+def rorder():
+    return R.choice([
+        f"Order #{digits(3)}-{digits(7)}-{digits(7)}", f"order {digits(8)}", f"Bestellnummer {digits(4)}-{digits(4)}",
+        f"commande n° {R.randint(2019, 2025)}-{digits(6)}", f"pedido {digits(9)}", f"ordine n. {digits(10)}",
+        f"Tracking: 1Z{digits(3)}AA{digits(10)}", f"tracking number {digits(4)} {digits(4)} {digits(4)} {digits(4)} {digits(4)} {digits(2)}",
+        f"Sendungsnummer {digits(14)}", f"invoice INV-{R.randint(2019, 2025)}-{digits(5)}", f"ticket #{digits(6)}",
+        f"订单号{digits(18)}", f"注文番号 {digits(3)}-{digits(7)}-{digits(7)}", f"case {digits(8)}",
+        f"ref. {digits(3)} {digits(3)} {digits(3)}", f"numer zamówienia {digits(10)}", f"LX{digits(9)}DE",
+        f"booking ref {digits(6)}", f"customer ID {digits(10)}", f"account no. {digits(8)}",
+        f"confirmation {digits(10)}", f"PNR {digits(6)}", f"SKU {digits(13)}", f"IMEI {digits(15)}",
+    ])
+
+
+def risbn():
+    core = "978" + "".join(R.choice("0123456789") for _ in range(9))
+    s = sum((1 if i % 2 == 0 else 3) * int(c) for i, c in enumerate(core))
+    isbn13 = core + str((10 - s % 10) % 10)
+    return R.choice([f"ISBN {isbn13[:3]}-{isbn13[3]}-{isbn13[4:6]}-{isbn13[6:12]}-{isbn13[12]}", f"ISBN-13: {isbn13}",
+                     f"ISBN 0-306-40615-2", f"isbn {isbn13}", f"ISBN 3-16-148410-X"])
+
+
+def rfile():
+    return R.choice([f"IMG_{digits(8, '2')}_{digits(6)}.jpg", f"report-{rdate()[:10]}.pdf", f"backup_{R.randint(2019, 2025)}.{R.randint(1, 12):02d}.{R.randint(1, 28):02d}.tar.gz",
+                     f"scan{digits(10)}.pdf", f"invoice_{digits(9)}.pdf", f"Screenshot 2024-0{R.randint(1, 9)}-1{R.randint(0, 9)} at 10.3{R.randint(0, 9)}.{R.randint(10, 59)}.png",
+                     f"photo_{digits(4)}-{digits(3)}-{digits(4)}.png", f"VID-{digits(8, '2')}-WA{digits(4)}.mp4", "icon@2x.png", "logo@3x.webp",
+                     f"data_v{R.randint(1, 3)}.{R.randint(0, 9)}.{R.randint(0, 9)}.csv"])
+
+
+def rurl():
+    return R.choice([f"https://example.com/docs/v{R.randint(1, 3)}.{R.randint(0, 12)}.{R.randint(0, 9)}/index.html",
+                     f"https://shop.example.com/item/{digits(9)}?ref=chat", f"www.example.org/news/{R.randint(2019, 2025)}/{R.randint(1, 12):02d}/{R.randint(1, 28):02d}",
+                     f"https://youtu.be/dQw4w9WgXcQ?t={R.randint(10, 999)}", f"https://example.com/orders/{digits(10)}",
+                     f"http://localhost:{R.choice([3000, 8080, 5173])}/api", "git@github.com:org/repo.git",
+                     f"https://maps.example.com/@52.{digits(6)},13.{digits(6)},15z", f"https://example.com/p/{digits(3)}-{digits(3)}-{digits(4)}/"])
+
+
+def rmention():
+    return R.choice(["@ann", "@john.doe", "@support-team", "@maria_99", "@here", "@channel", "@Ann Lee"])
+
+
+def rmisc():
+    return R.choice([
+        f"{R.randint(1, 9)} x {R.randint(1, 9)} = {R.randint(1, 81)}", f"score {R.randint(0, 5)}-{R.randint(0, 5)}",
+        f"{R.randint(1, 100)}% off", f"room {R.randint(100, 999)}, floor {R.randint(1, 9)}", f"{R.randint(10000, 99999)} Berlin",
+        f"population {R.randint(1, 999)} {R.randint(100, 999):03d} {R.randint(100, 999):03d}", f"{R.randint(-20, 40)}°C",
+        f"{R.randint(1, 500)} km", f"{R.randint(1, 99)} kg", "C++17", "std::vector<int>", f"#{R.randint(0, 0xFFFFFF):06x}",
+        f"commit {format(R.getrandbits(28), '07x')}", "550e8400-e29b-41d4-a716-446655440000", f"{R.randint(1, 12)}:{R.randint(0, 59):02d} pm",
+        f"chapter {R.randint(1, 30)}.{R.randint(1, 9)}.{R.randint(1, 9)}", f"1.{R.randint(1, 9)}.{R.randint(1, 9)}.{R.randint(1, 9)}.{R.randint(1, 9)}",
+        f"ratio {R.randint(1, 9)}:{R.randint(1, 9)}:{R.randint(1, 9)}", f"PLZ {R.randint(10000, 99999)}", f"{R.randint(1, 99)} {R.randint(100, 999)} {R.randint(100, 999)} views",
+        f"lat 52.{digits(4)}, lon 13.{digits(4)}", f"MAC 00:1a:2b:{R.randint(10, 99)}:4d:5e", f"{R.randint(1990, 2024)}-{R.randint(1990, 2024)}",
+        f"IBAN-like code AB{digits(2)}", f"see page {R.randint(1, 300)}", f"{R.randint(1, 9)},{R.randint(10, 99)} €",
+        f"₹{R.randint(1, 99)},{R.randint(10, 99)},{R.randint(100, 999)}", f"{R.randint(1, 9)}.{R.randint(100, 999)}.{R.randint(100, 999)} Einwohner",
+    ])
+
+
+NEG_T = {
+    "en": ["see you on {N}", "it costs {N}", "updated to {N} yesterday", "my {N} hasn't arrived", "{N}",
+           "file is {N}", "check {N}", "ping {N} about it", "meeting at {N} ok?", "the answer is {N}"],
+    "de": ["Termin am {N}", "kostet {N}", "Update auf {N}", "{N} ist noch nicht da", "siehe {N}"],
+    "fr": ["rendez-vous le {N}", "ça coûte {N}", "mise à jour {N}", "voir {N}"],
+    "es": ["nos vemos el {N}", "cuesta {N}", "actualizado a {N}", "mira {N}"],
+    "pt": ["até {N}", "custa {N}", "versão {N}", "veja {N}"],
+    "it": ["ci vediamo il {N}", "costa {N}", "vedi {N}"],
+    "nl": ["tot {N}", "kost {N}", "zie {N}"],
+    "pl": ["do zobaczenia {N}", "kosztuje {N}", "zobacz {N}"],
+    "ja": ["{N}です", "{N}にお願いします", "{N}を確認してください"],
+    "zh": ["{N}谢谢", "请看{N}", "{N}已经发货了"],
+    "hi": ["{N} dekh lo", "{N} ho gaya"],
+}
+
+
+def negative_lines():
+    lines = []
+    gens = [("date", rdate, 420), ("time", rtime, 160), ("price", rprice, 320), ("version", rversion, 300),
+            ("order", rorder, 420), ("isbn", risbn, 90), ("file", rfile, 200), ("url", rurl, 200),
+            ("mention", rmention, 90), ("misc", rmisc, 420)]
+    for name, gen, n in gens:
+        for _ in range(n):
+            lang = R.choice(list(NEG_T))
+            lines.append({"text": R.choice(NEG_T[lang]).replace("{N}", gen()), "spans": [], "lang": lang,
+                          "case": f"negative/{name}"})
+    # Lines that mention the words without the data.
+    plain = ["send me an email", "call me later", "what's your ip?", "my phone died lol", "email at 5",
+             "we meet at noon", "look at this dot com bubble", "sign up at example.com", "visit shop.example.com today",
+             "the @ sign", "dot dot dot", "10 at 5 dot 3", "Bitte ruf mich morgen an", "電話してね", "打电话给我",
+             "mi número es privado", "tel. bitte per Mail", "it's 404 again", "HTTP 503 on /api/v2/users",
+             "Preis: 1.299,00 €", "Gewinn 12.345.678 Euro", "Stand 2024/25", "the 3:16 verse", "pi is 3.14159",
+             "mailto: links are broken", "ping 127 times"]
+    for t in plain:
+        lines.append({"text": t, "spans": [], "lang": "mixed", "case": "negative/words"})
+    return lines
+
+
+def main():
+    lines = pii_lines() + negative_lines()
+    R.shuffle(lines)
+    out = sys.stdout
+    for l in lines:
+        out.write(json.dumps(l, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

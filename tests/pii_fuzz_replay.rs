@@ -1,0 +1,32 @@
+//! Replays the evaluation corpus (and a few hostile inputs) through
+//! `fuzz_redactor`, the property check that the cargo-fuzz target runs.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+#[test]
+fn corpus_lines_keep_the_redactor_properties() {
+    for line in include_str!("pii_corpus/corpus.jsonl").lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        shredlog::pii::fuzz_redactor(v["text"].as_str().unwrap().as_bytes());
+    }
+}
+
+#[test]
+fn hostile_inputs_keep_the_redactor_properties() {
+    let long_local = format!("{}@example.com", "a".repeat(10_000));
+    let many_ats = "a@".repeat(5_000);
+    let digits = "1 ".repeat(5_000);
+    let colons = ":1".repeat(5_000);
+    let at_words = "x at ".repeat(2_000) + "y dot com";
+    for input in [
+        long_local.as_str(),
+        many_ats.as_str(),
+        digits.as_str(),
+        colons.as_str(),
+        at_words.as_str(),
+        "<redacted><redacted>::1@<redacted>",
+        "\u{feff}\u{200b}+\u{200b}4\u{200b}4",
+    ] {
+        shredlog::pii::fuzz_redactor(input.as_bytes());
+    }
+    shredlog::pii::fuzz_redactor(&[0xff, 0xfe, b'@', 0xc3, b'a', b'.', b'd', b'e']);
+}
