@@ -44,17 +44,19 @@ pub(crate) struct TranscriptEntry {
     pub pii_key: Option<Key>,
     pub rules_version: u16,
     pub created_millis: i64,
-    /// In append (= sequence) order.
+    /// In sequence (= append) order.
     pub records: Vec<RecordRef>,
+    /// (earliest, latest) message time, kept up to date by `Index::add_record`.
+    pub ts_range: Option<(i64, i64)>,
 }
 
 impl TranscriptEntry {
     pub(crate) fn first_ts(&self) -> Option<i64> {
-        self.records.iter().map(|r| r.ts).min()
+        self.ts_range.map(|r| r.0)
     }
 
     pub(crate) fn last_ts(&self) -> Option<i64> {
-        self.records.iter().map(|r| r.ts).max()
+        self.ts_range.map(|r| r.1)
     }
 
     pub(crate) fn next_seq(&self) -> u32 {
@@ -80,6 +82,26 @@ pub struct SegmentUsage {
     pub live: u64,
     /// Bytes of records that can never be read again (keys destroyed, unknown).
     pub dead: u64,
+    /// When the oldest of those dead bytes died (Unix ms), as far as known: the
+    /// delete-persistence bound counts from here.
+    pub dead_since: Option<i64>,
+}
+
+impl SegmentUsage {
+    /// Moves `n` bytes from live to dead.
+    pub(crate) fn kill(&mut self, n: u64) {
+        self.live = self.live.saturating_sub(n);
+        self.add_dead(n);
+    }
+
+    /// Counts `n` more dead bytes.
+    pub(crate) fn add_dead(&mut self, n: u64) {
+        if n > 0 {
+            self.dead += n;
+            self.dead_since
+                .get_or_insert_with(|| crate::message::Timestamp::now().unix_millis());
+        }
+    }
 }
 
 /// The index.
@@ -111,11 +133,35 @@ impl Index {
     /// Adds a record to a known transcript, keeping the time indexes right.
     pub(crate) fn add_record(&mut self, tid: &Tid, rec: RecordRef) -> bool {
         let Some(t) = self.transcripts.get_mut(tid) else {
-            self.usage.entry(rec.loc.seg).or_default().dead += u64::from(rec.loc.len);
+            self.usage
+                .entry(rec.loc.seg)
+                .or_default()
+                .add_dead(u64::from(rec.loc.len));
             return false;
         };
+        // Records arrive in sequence order, except after compaction moved some
+        // into a segment scanned earlier or later; a sequence number already
+        // present is a second copy of the same record (a compaction cut short).
+        match t.records.last() {
+            Some(last) if last.seq >= rec.seq => {
+                match t.records.binary_search_by_key(&rec.seq, |r| r.seq) {
+                    Ok(_) => {
+                        self.usage
+                            .entry(rec.loc.seg)
+                            .or_default()
+                            .add_dead(u64::from(rec.loc.len));
+                        return false;
+                    }
+                    Err(pos) => t.records.insert(pos, rec),
+                }
+            }
+            _ => t.records.push(rec),
+        }
         let old_last = t.last_ts();
-        t.records.push(rec);
+        t.ts_range = Some(match t.ts_range {
+            Some((a, b)) => (a.min(rec.ts), b.max(rec.ts)),
+            None => (rec.ts, rec.ts),
+        });
         let new_last = t.last_ts();
         let vid = t.vid;
         self.usage.entry(rec.loc.seg).or_default().live += u64::from(rec.loc.len);
@@ -155,9 +201,14 @@ impl Index {
         }
         for r in &t.records {
             let u = self.usage.entry(r.loc.seg).or_default();
-            let len = u64::from(r.loc.len);
-            u.live = u.live.saturating_sub(len);
-            u.dead += len;
+            // PII parts of a redacted transcript were already counted dead.
+            let len = u64::from(r.loc.len)
+                - if t.pii_key.is_none() {
+                    u64::from(r.pii_len)
+                } else {
+                    0
+                };
+            u.kill(len);
         }
         Some(t)
     }
@@ -168,14 +219,14 @@ impl Index {
 pub(crate) struct Checkpoint {
     /// Segments covered and their length at checkpoint time, ascending.
     pub segments: Vec<(u64, u64)>,
-    /// Dead bytes per segment at checkpoint time.
-    pub dead: Vec<(u64, u64)>,
+    /// Dead bytes per segment at checkpoint time, and since when (Unix ms).
+    pub dead: Vec<(u64, u64, Option<i64>)>,
     /// Live transcripts' records.
     pub transcripts: Vec<(Tid, Vec<RecordRef>)>,
 }
 
 const CKPT_MAGIC: &[u8; 8] = b"SHRDCKP1";
-const CKPT_VERSION: u32 = 1;
+const CKPT_VERSION: u32 = 2;
 pub(crate) const CKPT_FILE: &str = "index.ckpt";
 
 impl Checkpoint {
@@ -227,7 +278,7 @@ mod tests {
     fn checkpoint_roundtrip_and_damage() {
         let c = Checkpoint {
             segments: vec![(1, 100), (2, 50)],
-            dead: vec![(1, 10)],
+            dead: vec![(1, 10, Some(5))],
             transcripts: vec![(
                 [7; 16],
                 vec![RecordRef {

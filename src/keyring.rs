@@ -239,6 +239,24 @@ impl Keyring {
         Ok(())
     }
 
+    /// Cuts free slots off the end of the file (durably).
+    pub(crate) fn truncate_free_tail(&mut self) -> Result<()> {
+        let mut len = self.len;
+        while len > FIRST_DATA_SLOT && self.free.contains(&(len - 1)) {
+            len -= 1;
+        }
+        if len == self.len {
+            return Ok(());
+        }
+        self.file
+            .set_len(u64::from(len) * SLOT_SIZE as u64)
+            .at(&self.path)?;
+        self.file.sync_all().at(&self.path)?;
+        self.free.retain(|&i| i < len);
+        self.len = len;
+        Ok(())
+    }
+
     /// Makes every write so far durable.
     pub(crate) fn sync(&self) -> Result<()> {
         crate::failpoint::check("keyring.sync").at(&self.path)?;

@@ -67,6 +67,6 @@ pub use message::{
 pub use options::{Durability, KeyEncryptionKey, Options};
 pub use policy::{Hold, RetentionPolicy};
 pub use store::{
-    ConsentEvent, ConsentState, ExportedMessage, HoldTarget, RecoveryReport, Stats, Store,
-    TranscriptInfo, VerifyReport, VisitorExport,
+    CompactOptions, CompactReport, ConsentEvent, ConsentState, ExportedMessage, HoldTarget,
+    RecoveryReport, Stats, Store, TranscriptInfo, VerifyReport, VisitorExport,
 };

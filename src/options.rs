@@ -47,6 +47,12 @@ pub struct Options {
     /// docs/SECURITY.md for what that protects and what not).
     #[serde(skip)]
     pub kek: Option<KeyEncryptionKey>,
+    /// Delete-persistence bound: dead bytes (shredded or deleted records) older
+    /// than this many milliseconds are physically removed by a background
+    /// compaction. Default: none (compact on demand with `Store::compact`).
+    pub max_dead_age_ms: Option<u64>,
+    /// Limit of the background compaction's I/O, bytes per second. Default: none.
+    pub compaction_bytes_per_sec: Option<u64>,
     /// Write an index checkpoint whenever a segment is sealed and at close, so
     /// that open need not scan the log. Default: true.
     pub checkpoint: bool,
@@ -61,6 +67,8 @@ impl Default for Options {
             max_message_bytes: 64 << 20,
             detector: DetectorConfig::default(),
             kek: None,
+            max_dead_age_ms: None,
+            compaction_bytes_per_sec: None,
             checkpoint: true,
         }
     }

@@ -84,6 +84,13 @@ enum Command {
     /// Re-redact by rewrite: one transcript (optionally with extra literal
     /// spans the rules missed), or every transcript written under older rules.
     Rewrite(privacy::RewriteArgs),
+    /// Reclaim space: rewrite segments without their dead records, so that
+    /// shredded ciphertext leaves the disk; progress on stderr.
+    Compact {
+        /// Limit compaction I/O to this many MiB per second.
+        #[arg(long)]
+        max_mib_per_sec: Option<u64>,
+    },
     /// Print the audit log (JSON lines).
     Audit,
     /// Check every record and key; exit status 0 only if the store is sound.
@@ -119,6 +126,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         Command::Hold(args) => privacy::hold(&open(&cli)?, args),
         Command::Restrict(args) => privacy::restrict(&open(&cli)?, args),
         Command::Audit => privacy::audit(&open(&cli)?),
+        Command::Compact { max_mib_per_sec } => read::compact(&open(&cli)?, *max_mib_per_sec),
         Command::Rewrite(args) => privacy::rewrite(&open(&cli)?, args),
         Command::Verify { json } => read::verify(&open(&cli)?, *json),
         Command::Stats { json } => read::stats(&open(&cli)?, *json),

@@ -136,3 +136,51 @@ pub(crate) fn stats(store: &Store, json: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub(crate) fn compact(store: &Store, max_mib_per_sec: Option<u64>) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    let mut options = shredlog::CompactOptions::everything();
+    options.bytes_per_sec = max_mib_per_sec.map(|m| m.saturating_mul(1 << 20));
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} compacting {bar:40} {bytes}/{total_bytes}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let last = std::cell::Cell::new(std::time::Instant::now());
+    let progress = |done: u64, total: u64| match &bar {
+        Some(bar) => {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+        None => {
+            if done == total || last.get().elapsed() >= std::time::Duration::from_secs(1) {
+                last.set(std::time::Instant::now());
+                eprintln!("shredlog: compact: {done} of {total} bytes");
+            }
+        }
+    };
+    let before = store.stats();
+    let report = store
+        .compact_with_progress(&options, &progress)
+        .context("compaction failed")?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let after = store.stats();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!(
+        "shredlog: compact: segments {} -> {} bytes, dead {} -> {} bytes, keyring {} -> {} bytes",
+        before.segment_bytes,
+        after.segment_bytes,
+        before.dead_bytes,
+        after.dead_bytes,
+        before.keyring_bytes,
+        after.keyring_bytes
+    );
+    Ok(ExitCode::SUCCESS)
+}

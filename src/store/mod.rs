@@ -25,7 +25,10 @@ use crate::seal::{Key, TAG_LEN, random_array};
 use crate::segment::{self, Active, SEGMENT_HEADER, Segment};
 use crate::split::{self, ContentPart, JoinContext, PiiPart};
 
+mod compact;
+mod keyring_compact;
 mod privacy;
+pub use compact::{CompactOptions, CompactReport};
 pub use privacy::{ConsentEvent, ConsentState, ExportedMessage, HoldTarget, VisitorExport};
 
 /// A shredlog store: one directory, shared by all threads of one process.
@@ -63,8 +66,10 @@ struct Inner {
     report: RecoveryReport,
     audit: Mutex<AuditLog>,
     policy: RwLock<Policy>,
+    /// Held by a compaction run: one at a time.
+    compaction: Mutex<()>,
     closed: AtomicBool,
-    background: Mutex<Option<std::thread::JoinHandle<()>>>,
+    background: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 struct Writer {
@@ -231,7 +236,8 @@ impl Store {
         let loaded_damaged = !loaded.damaged.is_empty();
         let (mut index, orphans) = index_from_slots(loaded.slots);
         let mut keyring = loaded.keyring;
-        // PII keys whose transcript slot is gone: a deletion cut short. Not when
+        // PII keys whose transcript slot is gone (a deletion cut short) and
+        // second copies of slots (a keyring compaction cut short). Not when
         // slots are damaged: a damaged transcript slot would make its PII key
         // look orphaned.
         let orphans = if loaded_damaged { Vec::new() } else { orphans };
@@ -268,8 +274,9 @@ impl Store {
             report,
             audit: Mutex::new(audit),
             policy: RwLock::new(policy),
+            compaction: Mutex::new(()),
             closed: AtomicBool::new(false),
-            background: Mutex::new(None),
+            background: Mutex::new(Vec::new()),
             options,
         });
         if let Durability::Batched { interval_ms } = inner.options.durability {
@@ -278,7 +285,15 @@ impl Store {
                 .name("shredlog-sync".into())
                 .spawn(move || background_sync(weak, Duration::from_millis(interval_ms.max(1))))
                 .map_err(|e| Error::io("shredlog-sync thread", e))?;
-            *inner.background.lock() = Some(handle);
+            inner.background.lock().push(handle);
+        }
+        if let Some(bound) = inner.options.max_dead_age_ms {
+            let weak = Arc::downgrade(&inner);
+            let handle = std::thread::Builder::new()
+                .name("shredlog-compact".into())
+                .spawn(move || background_compact(weak, bound.max(1)))
+                .map_err(|e| Error::io("shredlog-compact thread", e))?;
+            inner.background.lock().push(handle);
         }
         Ok(Store { inner })
     }
@@ -628,7 +643,7 @@ impl Store {
         let entry = self.entry_by_caller(id)?;
         self.check_not_restricted(&entry.vid)?;
         Ok(self
-            .read_entry(&entry)?
+            .read_entry(&entry.tid)?
             .into_iter()
             .map(|(m, _)| m)
             .collect())
@@ -648,9 +663,21 @@ impl Store {
         Ok(t.clone())
     }
 
-    /// Reads every message of a transcript with its facts.
-    fn read_entry(&self, entry: &TranscriptEntry) -> Result<Vec<(Message, MessageFacts)>> {
-        let segs = self.segments_for(&entry.records);
+    /// Reads every message of a transcript with its facts. The index entry and
+    /// the segments are taken under one lock, so that compaction moving records
+    /// cannot pair old locations with new files.
+    fn read_entry(&self, tid: &Tid) -> Result<Vec<(Message, MessageFacts)>> {
+        let (entry, segs) = {
+            let index = self.inner.index.read();
+            let entry = index
+                .transcripts
+                .get(tid)
+                .ok_or(Error::TranscriptNotFound)?
+                .clone();
+            let segs = self.segments_for(&entry.records);
+            (entry, segs)
+        };
+        let entry = &entry;
         let mut out = Vec::with_capacity(entry.records.len());
         for r in &entry.records {
             let seg = segs
@@ -859,9 +886,9 @@ impl Store {
     }
 }
 
-impl Drop for Store {
+impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = self.inner.shutdown();
+        let _ = self.shutdown();
     }
 }
 
@@ -898,7 +925,7 @@ impl Inner {
             .usage
             .iter()
             .filter(|(id, _)| covered(**id))
-            .map(|(id, u)| (*id, u.dead))
+            .map(|(id, u)| (*id, u.dead, u.dead_since))
             .collect();
         ckpt.transcripts = index
             .transcripts
@@ -924,9 +951,13 @@ impl Inner {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        if let Some(h) = self.background.lock().take() {
-            h.thread().unpark();
-            let _ = h.join();
+        let me = std::thread::current().id();
+        for h in std::mem::take(&mut *self.background.lock()) {
+            // The last handle may be dropped by a background thread itself.
+            if h.thread().id() != me {
+                h.thread().unpark();
+                let _ = h.join();
+            }
         }
         self.commit.check()?;
         let w = self.writer.lock();
@@ -954,6 +985,27 @@ fn background_sync(weak: Weak<Inner>, every: Duration) {
             inner.commit.ticket()
         };
         let _ = inner.commit.wait(ticket, || inner.sync_now());
+    }
+}
+
+/// Keeps the delete-persistence bound: compacts segments whose dead bytes are
+/// older than half the bound, sealing the active segment when it holds some.
+fn background_compact(weak: Weak<Inner>, bound_ms: u64) {
+    let every = Duration::from_millis((bound_ms / 4).clamp(50, 60_000));
+    loop {
+        std::thread::park_timeout(every);
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let options = CompactOptions {
+            dead_older_than_ms: Some(i64::try_from(bound_ms / 2).unwrap_or(i64::MAX)),
+            include_active: true,
+            bytes_per_sec: inner.options.compaction_bytes_per_sec,
+            ..CompactOptions::default()
+        };
+        let store = Store { inner };
+        let _ = store.compact(&options);
     }
 }
 
@@ -1000,6 +1052,7 @@ fn create_transcript(
         rules_version: RULES_VERSION,
         created_millis: now,
         records: Vec::new(),
+        ts_range: None,
     })
 }
 
@@ -1123,17 +1176,20 @@ fn read_message(
 }
 
 /// Builds the index's key and directory part from the keyring's slots; also
-/// returns PII slots no transcript slot names (left by a deletion cut short).
+/// returns slots to wipe: PII slots no transcript slot names (left by a
+/// deletion cut short) and second copies left by a keyring compaction cut short.
 fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
     let mut index = Index::default();
     let mut pii: HashMap<u32, PiiSlot> = HashMap::new();
     let mut transcripts = Vec::new();
+    let mut wipe = Vec::new();
     for (i, slot) in slots {
         match slot {
             Slot::Transcript(t) => transcripts.push((i, t)),
             Slot::Pii(p) => {
                 pii.insert(i, p);
             }
+            Slot::Visitor(v) if index.visitors.contains_key(&v.vid) => wipe.push(i),
             Slot::Visitor(v) => {
                 index.by_email.insert(v.email.clone(), v.vid);
                 index.visitors.insert(
@@ -1148,7 +1204,15 @@ fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
             }
         }
     }
+    // Of two copies of one transcript slot, keep the one whose PII key resolves.
+    let resolves = |t: &TranscriptSlot| pii.get(&t.pii_slot).is_some_and(|p| p.tid == t.tid);
+    transcripts.sort_by_key(|(i, t)| (t.tid, !resolves(t), *i));
+    let mut seen = std::collections::HashSet::new();
     for (slot, t) in transcripts {
+        if !seen.insert(t.tid) {
+            wipe.push(slot);
+            continue;
+        }
         let pii_key = pii
             .get(&t.pii_slot)
             .filter(|p| p.tid == t.tid)
@@ -1164,6 +1228,7 @@ fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
             rules_version: t.rules_version,
             created_millis: t.created_millis,
             records: Vec::new(),
+            ts_range: None,
         };
         // If two generations share a caller id, the newer wins.
         let newer = index
@@ -1178,8 +1243,8 @@ fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
     }
     let named: std::collections::HashSet<u32> =
         index.transcripts.values().map(|t| t.pii_slot).collect();
-    let orphans = pii.keys().copied().filter(|s| !named.contains(s)).collect();
-    (index, orphans)
+    wipe.extend(pii.keys().copied().filter(|s| !named.contains(s)));
+    (index, wipe)
 }
 
 /// Loads the checkpoint, scans what it does not cover, truncates a torn tail,
@@ -1190,6 +1255,13 @@ fn recover_segments(
     index: &mut Index,
     report: &mut RecoveryReport,
 ) -> Result<(Active, BTreeMap<u64, Arc<Segment>>)> {
+    // A compaction cut short leaves its unfinished output behind.
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let path = entry.at(dir)?.path();
+        if path.to_str().is_some_and(|p| p.ends_with(".seg.tmp")) {
+            std::fs::remove_file(&path).at(&path)?;
+        }
+    }
     let mut ids = segment::list(dir)?;
     // A last segment too short to hold its header was cut off while being
     // created (or truncated): it holds no records.
@@ -1221,8 +1293,10 @@ fn recover_segments(
                 index.add_record(&tid, r);
             }
         }
-        for (id, dead) in ckpt.dead {
-            index.usage.entry(id).or_default().dead += dead;
+        for (id, dead, since) in ckpt.dead {
+            let u = index.usage.entry(id).or_default();
+            u.dead += dead;
+            u.dead_since = since;
         }
         if let Some(&(id, len)) = ckpt.segments.last() {
             start = (id, len);
@@ -1268,16 +1342,9 @@ fn recover_segments(
                         },
                         pii_len: rec.header.pii_len,
                     };
-                    // Records of a transcript are appended in sequence order;
-                    // one at or below the last known is already indexed.
-                    let duplicate = index
-                        .transcripts
-                        .get(&rec.header.tid)
-                        .and_then(|t| t.records.last())
-                        .is_some_and(|last| last.seq >= r.seq);
-                    if !duplicate {
-                        index.add_record(&rec.header.tid, r);
-                    }
+                    // A record already indexed (from the checkpoint, or a second
+                    // copy left by a compaction cut short) counts as dead.
+                    index.add_record(&rec.header.tid, r);
                 },
             )?;
             report.records_scanned += scanned;

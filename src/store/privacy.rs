@@ -495,7 +495,7 @@ impl Store {
         let mut latest: Option<(i64, Visitor)> = None;
         for t in &entries {
             let msgs: Vec<ExportedMessage> = self
-                .read_entry(t)?
+                .read_entry(&t.tid)?
                 .into_iter()
                 .map(|(message, f): (Message, MessageFacts)| {
                     if let Some(v) = &message.visitor
@@ -555,7 +555,11 @@ impl Store {
         let mut w = inner.writer.lock();
         inner.commit.check()?;
         let old = self.entry_by_caller(id)?;
-        let messages: Vec<Message> = self.read_entry(&old)?.into_iter().map(|(m, _)| m).collect();
+        let messages: Vec<Message> = self
+            .read_entry(&old.tid)?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
         let mut prepared = Vec::with_capacity(messages.len());
         for m in &messages {
             prepared.push(super::prepare(
@@ -696,9 +700,7 @@ fn redact_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Res
         .map(|r| (r.loc.seg, u64::from(r.pii_len)))
         .collect();
     for (seg, n) in pii_bytes {
-        let u = index.usage.entry(seg).or_default();
-        u.live = u.live.saturating_sub(n);
-        u.dead += n;
+        index.usage.entry(seg).or_default().kill(n);
     }
     // Once no transcript of the visitor holds personal data any more, their
     // email has no business in the directory either.

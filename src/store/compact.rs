@@ -1,0 +1,345 @@
+//! Compaction: rewrites sealed segments without their dead bytes, so that
+//! shredded ciphertext leaves the disk and the store's size follows its live
+//! data. Records are copied as ciphertext (a record whose PII key is gone loses
+//! its PII part; its content part is copied unchanged, which its associated
+//! data allows): compaction never needs, holds or writes a plaintext.
+//!
+//! Each segment is rewritten to `<id>.seg.tmp`, synced, and renamed over the
+//! original, so a crash leaves either the old or the new file, both complete;
+//! readers that hold the old file's map keep a valid view until they finish.
+//! The checkpoint is rewritten after each run (an older one no longer fits the
+//! shorter file and is ignored, which costs a scan, never data).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, IoContext, Result};
+use crate::index::SegmentUsage;
+use crate::message::Timestamp;
+use crate::record::{self, FLAG_PII, Tid};
+use crate::segment::{self, SEGMENT_HEADER, Segment};
+
+use super::Store;
+
+/// What to compact.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct CompactOptions {
+    /// Only segments whose dead bytes make up at least this share (0.0–1.0).
+    /// Default 0: any dead byte qualifies.
+    pub min_dead_ratio: f64,
+    /// Only segments holding dead bytes older than this many milliseconds.
+    pub dead_older_than_ms: Option<i64>,
+    /// Also seal the active segment first if it holds dead bytes, so that
+    /// nothing dead is left anywhere. Default false.
+    pub include_active: bool,
+    /// Limit the rate of compaction I/O (bytes written per second).
+    pub bytes_per_sec: Option<u64>,
+}
+
+impl CompactOptions {
+    /// Everything dead, now: what `shredlog compact` does.
+    pub fn everything() -> CompactOptions {
+        CompactOptions {
+            include_active: true,
+            ..CompactOptions::default()
+        }
+    }
+}
+
+/// What a compaction run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// Segments rewritten.
+    pub segments_rewritten: u64,
+    /// Segments removed because nothing in them was live.
+    pub segments_removed: u64,
+    /// Bytes of the compacted segment files before.
+    pub bytes_before: u64,
+    /// Bytes of the compacted segment files after.
+    pub bytes_after: u64,
+    /// Records copied.
+    pub records_copied: u64,
+    /// Records whose PII part was dropped (its key was gone).
+    pub pii_parts_dropped: u64,
+    /// Keyring bytes before and after.
+    pub keyring_bytes_before: u64,
+    /// Keyring bytes after.
+    pub keyring_bytes_after: u64,
+}
+
+/// A live record to copy: where it is, whose it is, whether its PII part goes.
+struct Live {
+    off: u64,
+    len: u32,
+    tid: Tid,
+    seq: u32,
+    drop_pii: bool,
+}
+
+impl Store {
+    /// Compacts the sealed segments that `options` selects; `progress` is
+    /// called with (bytes done, bytes total).
+    ///
+    /// Runs alongside reads and writes; one compaction at a time.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a file cannot be written or renamed (the original
+    /// segment then stays in place).
+    pub fn compact_with_progress(
+        &self,
+        options: &CompactOptions,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<CompactReport> {
+        let inner = &*self.inner;
+        let _one = inner.compaction.lock();
+        inner.commit.check()?;
+        let mut report = CompactReport::default();
+        let now = Timestamp::now().unix_millis();
+        let old_enough = |u: &SegmentUsage| {
+            u.dead > 0
+                && options
+                    .dead_older_than_ms
+                    .is_none_or(|age| u.dead_since.is_some_and(|since| since <= now - age))
+        };
+        if options.include_active {
+            let mut w = inner.writer.lock();
+            let active_dead = inner
+                .index
+                .read()
+                .usage
+                .get(&w.active.id)
+                .is_some_and(old_enough);
+            if active_dead && w.active.len > SEGMENT_HEADER {
+                self.roll(&mut w)?;
+                w.checkpoint_due = false;
+            }
+        }
+        let (victims, mut live) = {
+            let w = inner.writer.lock();
+            let index = inner.index.read();
+            let active = w.active.id;
+            let victims: Vec<(u64, SegmentUsage)> = index
+                .usage
+                .iter()
+                .filter(|(id, u)| {
+                    let total = (u.live + u.dead).max(1) as f64;
+                    **id != active
+                        && old_enough(u)
+                        && u.dead as f64 / total >= options.min_dead_ratio
+                })
+                .map(|(id, u)| (*id, *u))
+                .collect();
+            let wanted: std::collections::HashSet<u64> = victims.iter().map(|v| v.0).collect();
+            let mut live: HashMap<u64, Vec<Live>> = HashMap::new();
+            for t in index.transcripts.values() {
+                for r in &t.records {
+                    if wanted.contains(&r.loc.seg) {
+                        live.entry(r.loc.seg).or_default().push(Live {
+                            off: r.loc.off,
+                            len: r.loc.len,
+                            tid: t.tid,
+                            seq: r.seq,
+                            drop_pii: t.pii_key.is_none() && r.pii_len > 0,
+                        });
+                    }
+                }
+            }
+            (victims, live)
+        };
+        let total: u64 = victims.iter().map(|(_, u)| u.live + u.dead).sum();
+        let mut done = 0u64;
+        progress(0, total);
+        for (id, usage) in victims {
+            let mut records = live.remove(&id).unwrap_or_default();
+            records.sort_by_key(|r| r.off);
+            self.compact_segment(id, records, options, &mut report)?;
+            done += usage.live + usage.dead;
+            progress(done, total);
+        }
+        self.compact_keyring(&mut report)?;
+        if inner.options.checkpoint {
+            let w = inner.writer.lock();
+            inner.write_checkpoint(&w, false)?;
+        }
+        Ok(report)
+    }
+
+    /// [`Store::compact_with_progress`] without progress reports.
+    ///
+    /// # Errors
+    /// As [`Store::compact_with_progress`].
+    pub fn compact(&self, options: &CompactOptions) -> Result<CompactReport> {
+        self.compact_with_progress(options, &|_, _| {})
+    }
+
+    fn compact_segment(
+        &self,
+        id: u64,
+        records: Vec<Live>,
+        options: &CompactOptions,
+        report: &mut CompactReport,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let Some(seg) = inner.segments.read().get(&id).cloned() else {
+            return Ok(());
+        };
+        let Segment::Sealed { map, path } = &*seg else {
+            return Ok(());
+        };
+        report.bytes_before += map.len() as u64;
+        let tmp = path.with_extension("seg.tmp");
+        let started = Instant::now();
+        // (old offset, new offset, new length, PII dropped)
+        let mut moved: Vec<(u64, u64, u32, bool)> = Vec::with_capacity(records.len());
+        if !records.is_empty() {
+            let mut out = std::io::BufWriter::with_capacity(
+                1 << 20,
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)
+                    .at(&tmp)?,
+            );
+            let mut pos = 0u64;
+            let header = map
+                .get(..SEGMENT_HEADER as usize)
+                .ok_or_else(|| Error::corrupt(path, 0, "segment header truncated"))?;
+            out.write_all(header).at(&tmp)?;
+            pos += SEGMENT_HEADER;
+            let mut frame = Vec::new();
+            for r in &records {
+                let start = usize::try_from(r.off)
+                    .map_err(|_| Error::corrupt(path, r.off, "offset out of range"))?;
+                let bytes = map.get(start..start + r.len as usize).ok_or_else(|| {
+                    Error::corrupt(path, r.off, "record extends past the end of the segment")
+                })?;
+                let (rec, _) =
+                    record::decode(bytes).map_err(|e| Error::corrupt(path, r.off, e.describe()))?;
+                if rec.header.tid != r.tid || rec.header.seq != r.seq {
+                    return Err(Error::corrupt(
+                        path,
+                        r.off,
+                        "record is not the one the index expects",
+                    ));
+                }
+                let written: &[u8] = if r.drop_pii {
+                    let mut h = rec.header.clone();
+                    h.flags &= !FLAG_PII;
+                    h.pii_len = 0;
+                    h.pii_nonce = [0; 12];
+                    frame.clear();
+                    record::encode(&h, rec.content, &[], &mut frame);
+                    report.pii_parts_dropped += 1;
+                    &frame
+                } else {
+                    bytes
+                };
+                crate::failpoint::check("compact.write").at(&tmp)?;
+                out.write_all(written).at(&tmp)?;
+                moved.push((r.off, pos, written.len() as u32, r.drop_pii));
+                pos += written.len() as u64;
+                report.records_copied += 1;
+                if let Some(rate) = options.bytes_per_sec.filter(|r| *r > 0) {
+                    let due = Duration::from_secs_f64(pos as f64 / rate as f64);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+            let file = out
+                .into_inner()
+                .map_err(|e| Error::io(&tmp, e.into_error()))?;
+            crate::failpoint::check("compact.sync").at(&tmp)?;
+            file.sync_all().at(&tmp)?;
+        }
+
+        // Swap under the writer's lock, so that no key dies half-way, and the
+        // index lock, so that readers see old locations with the old file or
+        // new locations with the new one.
+        let _w = inner.writer.lock();
+        let mut index = inner.index.write();
+        let mut segs = inner.segments.write();
+        crate::failpoint::check("compact.rename").at(path)?;
+        if moved.is_empty() {
+            std::fs::remove_file(path).at(path)?;
+            crate::fsutil::sync_dir(&inner.dir)?;
+            segs.remove(&id);
+            index.usage.remove(&id);
+            report.segments_removed += 1;
+            return Ok(());
+        }
+        std::fs::rename(&tmp, path).at(path)?;
+        crate::fsutil::sync_dir(&inner.dir)?;
+        let file = OpenOptions::new().read(true).open(path).at(path)?;
+        let new_map = segment::map(path, &file)?;
+        let new_len = new_map.len() as u64;
+        segs.insert(
+            id,
+            Arc::new(Segment::Sealed {
+                path: path.clone(),
+                map: new_map,
+            }),
+        );
+        drop(segs);
+        report.segments_rewritten += 1;
+        report.bytes_after += new_len;
+        let by_old: BTreeMap<u64, (u64, u32, bool)> =
+            moved.iter().map(|&(o, n, l, d)| (o, (n, l, d))).collect();
+        let mut live_bytes = 0u64;
+        for t in index.transcripts.values_mut() {
+            let redacted = t.pii_key.is_none();
+            for r in t.records.iter_mut().filter(|r| r.loc.seg == id) {
+                match by_old.get(&r.loc.off) {
+                    Some(&(off, len, dropped)) => {
+                        r.loc.off = off;
+                        r.loc.len = len;
+                        if dropped {
+                            r.pii_len = 0;
+                        }
+                        live_bytes +=
+                            u64::from(len) - if redacted { u64::from(r.pii_len) } else { 0 };
+                    }
+                    None => {
+                        // Cannot happen: records only die, they are not born
+                        // in sealed segments. Keep the index honest anyway.
+                        return Err(Error::corrupt(
+                            path,
+                            r.loc.off,
+                            "a live record was not copied",
+                        ));
+                    }
+                }
+            }
+        }
+        let dead = (new_len - SEGMENT_HEADER).saturating_sub(live_bytes);
+        let u = index.usage.entry(id).or_default();
+        u.live = live_bytes;
+        u.dead = 0;
+        u.dead_since = None;
+        u.add_dead(dead);
+        Ok(())
+    }
+
+    /// Keyring compaction: moves live slots from the end of the file into
+    /// free slots and truncates the file.
+    fn compact_keyring(&self, report: &mut CompactReport) -> Result<()> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        report.keyring_bytes_before = u64::from(w.keyring.len()) * crate::keyring::SLOT_SIZE as u64;
+        let mut index = inner.index.write();
+        if let Err(e) = super::keyring_compact::relocate(&mut w.keyring, &mut index) {
+            // The index may name slots whose writes failed: refuse further
+            // writes until a reopen rebuilds it from the keyring.
+            inner.commit.poison(&e);
+            return Err(e);
+        }
+        report.keyring_bytes_after = u64::from(w.keyring.len()) * crate::keyring::SLOT_SIZE as u64;
+        Ok(())
+    }
+}
