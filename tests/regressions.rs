@@ -96,3 +96,17 @@ fn the_keyring_is_owner_only() {
         .mode();
     assert_eq!(mode & 0o077, 0, "keyring mode {mode:o}");
 }
+
+/// An erased visitor's restriction goes with their data: their redacted
+/// transcripts must not stay unreadable forever (lifting needs the email).
+#[test]
+fn erasure_ends_a_restriction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    populate(&store, 1, 2, 3);
+    let email = visitor(0).email;
+    store.restrict_visitor(&email, "r").unwrap();
+    assert!(matches!(store.transcript("t-0"), Err(Error::Restricted)));
+    store.redact_visitor(&email, "e").unwrap();
+    assert_eq!(store.transcript("t-0").unwrap().len(), 3);
+}

@@ -96,6 +96,19 @@ impl Store {
         Ok(())
     }
 
+    /// A restriction ends with the visitor's personal data: once erased, it
+    /// could never be lifted (lifting needs the email) and nothing personal is
+    /// left to protect.
+    fn forget_restriction(&self, vid: &Vid) -> Result<()> {
+        let key = hex(vid);
+        if self.inner.policy.read().restricted.contains_key(&key) {
+            self.update_policy(|p| {
+                p.restricted.remove(&key);
+            })?;
+        }
+        Ok(())
+    }
+
     fn vid_of(&self, email: &str) -> Result<Vid> {
         self.inner
             .index
@@ -155,6 +168,7 @@ impl Store {
             erase_visitor(&mut w.keyring, &mut index, &vid)?;
             w.keyring.sync()
         })?;
+        self.forget_restriction(&vid)?;
         Ok(logged)
     }
 
@@ -193,6 +207,7 @@ impl Store {
             delete_visitor(&mut w.keyring, &mut index, &vid)?;
             w.keyring.sync()
         })?;
+        self.forget_restriction(&vid)?;
         Ok(logged)
     }
 
