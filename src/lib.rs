@@ -68,5 +68,5 @@ pub use options::{Durability, KeyEncryptionKey, Options};
 pub use policy::{Hold, RetentionPolicy};
 pub use store::{
     CompactOptions, CompactReport, ConsentEvent, ConsentState, ExportedMessage, HoldTarget,
-    RecoveryReport, Stats, Store, TranscriptInfo, VerifyReport, VisitorExport,
+    RecoveryReport, Rectification, Stats, Store, TranscriptInfo, VerifyReport, VisitorExport,
 };

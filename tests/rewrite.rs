@@ -68,3 +68,73 @@ fn rewrite_redacts_a_missed_span_under_new_keys_and_survives_crashes() {
     assert!(store.verify().unwrap().is_ok());
     assert_eq!(store.stats().transcripts, 1, "exactly one version survives");
 }
+
+#[test]
+fn rectification_replaces_old_values_everywhere_and_destroys_them() {
+    use shredlog::{CompactOptions, Rectification};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let v = common::visitor(7);
+    let old_name = v.name.clone().unwrap();
+    let old_phone = v.phone.clone().unwrap();
+    let mut first = common::message(7, "t-x", 0, 1_000);
+    first.body = Body::Text(format!("I am {old_name}, call {old_phone}"));
+    store.append(&first).unwrap();
+    store.append(&common::message(7, "t-x", 3, 2_000)).unwrap(); // a form with the name
+    let mut other = common::message(7, "t-y", 0, 3_000);
+    other.body = Body::Text("second chat".into());
+    store.append(&other).unwrap();
+    let keyring_before = std::fs::read(dir.path().join("keyring")).unwrap();
+
+    let fix = Rectification::new(
+        Some("Ann.New@Example.org".into()),
+        Some("Ann Newname".into()),
+        Some("+44 20 7946 0000".into()),
+    );
+    let report = store.rectify_visitor(&v.email, &fix, "T-16").unwrap();
+    assert_eq!(report.op, "rectification");
+    assert_eq!(report.transcripts, 2);
+    assert!(
+        store
+            .transcripts_by_email(&v.email, None, None)
+            .unwrap()
+            .is_empty()
+    );
+    let listed = store
+        .transcripts_by_email("ann.new@example.org", None, None)
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    let msgs = store.transcript("t-x").unwrap();
+    let vis = msgs[0].visitor.clone().unwrap();
+    assert_eq!(vis.email, "Ann.New@Example.org");
+    assert_eq!(vis.name.as_deref(), Some("Ann Newname"));
+    assert_eq!(text_of(&msgs[0]), "I am Ann Newname, call +44 20 7946 0000");
+    let Body::Form(form) = &msgs[1].body else {
+        panic!("form expected")
+    };
+    assert!(form.values().all(|x| !x.contains(&old_name)), "{form:?}");
+    // Old keys are gone, and after compaction so is their ciphertext; the old
+    // values never were on disk in plaintext.
+    store.compact(&CompactOptions::everything()).unwrap();
+    let keyring_after = std::fs::read(dir.path().join("keyring")).unwrap();
+    for slot in 2..keyring_before.len() / 512 {
+        let k = &keyring_before[slot * 512 + 24..slot * 512 + 56];
+        if keyring_before[slot * 512 + 4] == 2 {
+            assert!(!common::contains(&keyring_after, k), "old PII key survived");
+        }
+    }
+    for (name, bytes) in common::dir_bytes(dir.path()) {
+        for old in [&old_name, &old_phone, &v.email.to_lowercase()] {
+            assert!(!common::contains(&bytes, old.as_bytes()), "{old} in {name}");
+        }
+    }
+    assert!(store.verify().unwrap().is_ok());
+    // The new email is taken: another visitor cannot rectify to it.
+    store.append(&common::message(8, "t-z", 0, 4_000)).unwrap();
+    let steal = Rectification::new(Some("ann.new@example.org".into()), None, None);
+    assert!(
+        store
+            .rectify_visitor(&common::visitor(8).email, &steal, "x")
+            .is_err()
+    );
+}

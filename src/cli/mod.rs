@@ -91,6 +91,9 @@ enum Command {
         #[arg(long)]
         max_mib_per_sec: Option<u64>,
     },
+    /// Rectification (Art. 16): correct a visitor's email, name or phone; the
+    /// old values are destroyed, not left behind.
+    Rectify(privacy::RectifyArgs),
     /// Print the audit log (JSON lines).
     Audit,
     /// Check every record and key; exit status 0 only if the store is sound.
@@ -126,6 +129,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         Command::Hold(args) => privacy::hold(&open(&cli)?, args),
         Command::Restrict(args) => privacy::restrict(&open(&cli)?, args),
         Command::Audit => privacy::audit(&open(&cli)?),
+        Command::Rectify(args) => privacy::rectify(&open(&cli)?, args),
         Command::Compact { max_mib_per_sec } => read::compact(&open(&cli)?, *max_mib_per_sec),
         Command::Rewrite(args) => privacy::rewrite(&open(&cli)?, args),
         Command::Verify { json } => read::verify(&open(&cli)?, *json),

@@ -76,6 +76,41 @@ pub(crate) struct RestrictArgs {
 }
 
 #[derive(Args, Debug)]
+pub(crate) struct RectifyArgs {
+    /// The visitor's current email.
+    #[arg(long)]
+    email: String,
+    /// The corrected email.
+    #[arg(long)]
+    new_email: Option<String>,
+    /// The corrected name.
+    #[arg(long)]
+    name: Option<String>,
+    /// The corrected phone number.
+    #[arg(long)]
+    phone: Option<String>,
+    /// Your reference for the audit log.
+    #[arg(long, default_value = "")]
+    reference: String,
+}
+
+pub(crate) fn rectify(store: &Store, args: &RectifyArgs) -> Result<ExitCode> {
+    if args.new_email.is_none() && args.name.is_none() && args.phone.is_none() {
+        bail!("give at least one of --new-email, --name, --phone");
+    }
+    let fix = shredlog::Rectification::new(
+        args.new_email.clone(),
+        args.name.clone(),
+        args.phone.clone(),
+    );
+    let report = store
+        .rectify_visitor(&args.email, &fix, &args.reference)
+        .context("rectification failed")?;
+    print_json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
 pub(crate) struct RewriteArgs {
     /// The transcript to rewrite.
     #[arg(long, conflicts_with = "stale", required_unless_present = "stale")]

@@ -29,7 +29,9 @@ mod compact;
 mod keyring_compact;
 mod privacy;
 pub use compact::{CompactOptions, CompactReport};
-pub use privacy::{ConsentEvent, ConsentState, ExportedMessage, HoldTarget, VisitorExport};
+pub use privacy::{
+    ConsentEvent, ConsentState, ExportedMessage, HoldTarget, Rectification, VisitorExport,
+};
 
 /// A shredlog store: one directory, shared by all threads of one process.
 ///

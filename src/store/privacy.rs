@@ -27,6 +27,29 @@ pub enum HoldTarget<'a> {
     Transcript(&'a str),
 }
 
+/// New values for [`Store::rectify_visitor`]; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rectification {
+    /// The corrected email (becomes the lookup key).
+    pub email: Option<String>,
+    /// The corrected name.
+    pub name: Option<String>,
+    /// The corrected phone number.
+    pub phone: Option<String>,
+}
+
+impl Rectification {
+    /// A rectification of the given fields.
+    pub fn new(
+        email: Option<String>,
+        name: Option<String>,
+        phone: Option<String>,
+    ) -> Rectification {
+        Rectification { email, name, phone }
+    }
+}
+
 /// One consent event.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -567,19 +590,32 @@ impl Store {
             }
             crate::pii::Detector::new(&cfg).map_err(|e| Error::invalid(e.to_string()))?
         };
+        self.rewrite_with(id, &detector, &|m| m, reference)
+    }
+
+    /// Rewrites a transcript under new keys, passing each message through
+    /// `transform` and splitting it with `detector`.
+    fn rewrite_with(
+        &self,
+        id: &str,
+        detector: &crate::pii::Detector,
+        transform: &dyn Fn(Message) -> Message,
+        reference: &str,
+    ) -> Result<AuditEntry> {
+        let inner = &*self.inner;
         let mut w = inner.writer.lock();
         inner.commit.check()?;
         let old = self.entry_by_caller(id)?;
         let messages: Vec<Message> = self
             .read_entry(&old.tid)?
             .into_iter()
-            .map(|(m, _)| m)
+            .map(|(m, _)| transform(m))
             .collect();
         let mut prepared = Vec::with_capacity(messages.len());
         for m in &messages {
             prepared.push(super::prepare(
                 m,
-                &detector,
+                detector,
                 inner.options.max_message_bytes,
             )?);
         }
@@ -614,6 +650,144 @@ impl Store {
             inner.write_checkpoint(&w, false)?;
         }
         Ok(logged)
+    }
+
+    /// Rectification (GDPR Art. 16): corrects a visitor's email, name or phone.
+    /// Every transcript of the visitor is rewritten under new keys with every
+    /// occurrence of an old value (in visitor details, form values and text)
+    /// replaced by the new one, and the old keys destroyed, so the old values
+    /// do not stay behind; a new email replaces the directory entry in place.
+    ///
+    /// Applied transcript by transcript: if interrupted, run it again.
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`], [`Error::Invalid`] if the new email belongs
+    /// to another visitor, [`Error::Restricted`], [`Error::Io`].
+    pub fn rectify_visitor(
+        &self,
+        email: &str,
+        fix: &Rectification,
+        reference: &str,
+    ) -> Result<AuditEntry> {
+        let inner = &*self.inner;
+        let vid = self.vid_of(email)?;
+        self.check_not_restricted(&vid)?;
+        let new_email = fix
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty());
+        if let Some(e) = new_email {
+            let norm = normalize_email(e);
+            if norm.len() > crate::keyring::MAX_EMAIL {
+                return Err(Error::invalid("the new email is too long"));
+            }
+            if inner
+                .index
+                .read()
+                .by_email
+                .get(&norm)
+                .is_some_and(|v| *v != vid)
+            {
+                return Err(Error::invalid(
+                    "the new email already belongs to another visitor",
+                ));
+            }
+        }
+        // Old values: every distinct value the visitor's messages hold.
+        let export = self.export(email)?;
+        let mut old: Vec<(String, String)> = Vec::new();
+        for (_, msgs) in &export.transcripts {
+            for m in msgs {
+                if let Some(v) = &m.message.visitor {
+                    let pairs = [
+                        (Some(&v.email), new_email),
+                        (v.name.as_ref(), fix.name.as_deref()),
+                        (v.phone.as_ref(), fix.phone.as_deref()),
+                    ];
+                    for (was, now) in pairs {
+                        if let (Some(was), Some(now)) = (was, now)
+                            && was != now
+                            && was != crate::REDACTED
+                            && !old.iter().any(|(w, _)| w == was)
+                        {
+                            old.push((was.clone(), now.to_owned()));
+                        }
+                    }
+                }
+            }
+        }
+        // Longest first, so that a value containing another is replaced whole.
+        old.sort_by_key(|(w, _)| std::cmp::Reverse(w.len()));
+        let replace = |s: &str| {
+            old.iter()
+                .fold(s.to_owned(), |acc, (w, n)| acc.replace(w.as_str(), n))
+        };
+        let transform = |mut m: Message| {
+            if let Some(v) = &mut m.visitor {
+                if let Some(e) = new_email {
+                    v.email = e.to_owned();
+                }
+                if let Some(n) = &fix.name {
+                    v.name = Some(n.clone());
+                }
+                if let Some(p) = &fix.phone {
+                    v.phone = Some(p.clone());
+                }
+            }
+            m.body = match m.body {
+                Body::Text(t) => Body::Text(replace(&t)),
+                Body::Form(f) => Body::Form(f.into_iter().map(|(k, v)| (k, replace(&v))).collect()),
+                Body::Consent { granted, prompt } => Body::Consent {
+                    granted,
+                    prompt: replace(&prompt),
+                },
+                other => other,
+            };
+            m
+        };
+        let mut changed = 0u64;
+        for (id, _) in &export.transcripts {
+            self.rewrite_with(id, &inner.detector, &transform, reference)?;
+            changed += 1;
+        }
+        if let Some(e) = new_email {
+            let mut w = inner.writer.lock();
+            let mut index = inner.index.write();
+            let norm = normalize_email(e);
+            self.guard(|| {
+                if let Some(v) = index.visitors.get(&vid) {
+                    // One aligned 512-byte slot written in place.
+                    w.keyring.write(
+                        v.slot,
+                        &crate::keyring::Slot::Visitor(crate::keyring::VisitorSlot {
+                            vid,
+                            email: norm.clone(),
+                        }),
+                    )?;
+                }
+                w.keyring.sync()
+            })?;
+            if let Some(v) = index.visitors.get_mut(&vid) {
+                let previous = std::mem::replace(&mut v.email, norm.clone());
+                index.by_email.remove(&previous);
+            }
+            index.by_email.insert(norm, vid);
+        }
+        let fields: Vec<&str> = [
+            ("email", new_email.is_some()),
+            ("name", fix.name.is_some()),
+            ("phone", fix.phone.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| f)
+        .collect();
+        let mut e = entry("rectification", format!("visitor:{}", hex(&vid)), reference);
+        e.transcripts = changed;
+        e.keys_destroyed = changed * 2;
+        e.detail = Some(format!("fields:{}", fields.join("+")));
+        self.log(e)
     }
 
     /// Rewrites every transcript written under older detection rules than the
