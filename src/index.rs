@@ -130,6 +130,42 @@ impl Index {
         self.transcripts.insert(t.tid, t);
     }
 
+    /// Loads a transcript's records in one go (from the checkpoint, where they
+    /// are stored in sequence order). Falls back to [`Index::add_record`] when
+    /// the transcript already has records or the list is not strictly ordered.
+    pub(crate) fn load_records(&mut self, tid: &Tid, recs: Vec<RecordRef>) {
+        let ordered = recs.windows(2).all(|w| w[0].seq < w[1].seq);
+        let fresh = self
+            .transcripts
+            .get(tid)
+            .is_some_and(|t| t.records.is_empty());
+        if !ordered || !fresh || recs.is_empty() {
+            for r in recs {
+                self.add_record(tid, r);
+            }
+            return;
+        }
+        let Some(t) = self.transcripts.get_mut(tid) else {
+            return;
+        };
+        let redacted = t.pii_key.is_none();
+        let mut range = (i64::MAX, i64::MIN);
+        for r in &recs {
+            range = (range.0.min(r.ts), range.1.max(r.ts));
+            let dead_pii = if redacted { u64::from(r.pii_len) } else { 0 };
+            let u = self.usage.entry(r.loc.seg).or_default();
+            u.live += u64::from(r.loc.len) - dead_pii;
+            u.add_dead(dead_pii);
+        }
+        t.records = recs;
+        t.ts_range = Some(range);
+        let vid = t.vid;
+        self.by_time.insert((range.1, *tid));
+        if let Some(v) = self.visitors.get_mut(&vid) {
+            v.transcripts.insert((range.1, *tid));
+        }
+    }
+
     /// Adds a record to a known transcript, keeping the time indexes right.
     pub(crate) fn add_record(&mut self, tid: &Tid, rec: RecordRef) -> bool {
         let Some(t) = self.transcripts.get_mut(tid) else {
@@ -164,7 +200,15 @@ impl Index {
         });
         let new_last = t.last_ts();
         let vid = t.vid;
-        self.usage.entry(rec.loc.seg).or_default().live += u64::from(rec.loc.len);
+        // The PII part of a redacted transcript's record is dead already.
+        let dead_pii = if t.pii_key.is_none() {
+            u64::from(rec.pii_len)
+        } else {
+            0
+        };
+        let u = self.usage.entry(rec.loc.seg).or_default();
+        u.live += u64::from(rec.loc.len) - dead_pii;
+        u.add_dead(dead_pii);
         if old_last != new_last {
             if let Some(old) = old_last {
                 self.by_time.remove(&(old, *tid));

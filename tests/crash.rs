@@ -622,6 +622,8 @@ enum Op {
     DeleteVisitor(usize),
     /// Visitor, index of the transcript among theirs.
     DeleteTranscript(usize, usize),
+    /// Re-redaction by rewrite (same rules: reads the same afterwards).
+    Rewrite(usize, usize),
     Retention {
         cutoff: i64,
         delete: bool,
@@ -634,6 +636,7 @@ impl Op {
             Op::Redact(v) => format!("redact {v}"),
             Op::DeleteVisitor(v) => format!("delete-visitor {v}"),
             Op::DeleteTranscript(v, k) => format!("delete-transcript {v} {k}"),
+            Op::Rewrite(v, k) => format!("rewrite {v} {k}"),
             Op::Retention { cutoff, delete } => format!("retention {cutoff} {}", u8::from(delete)),
         }
     }
@@ -646,6 +649,7 @@ impl Op {
             "delete-transcript" => {
                 Op::DeleteTranscript(f[1].parse().unwrap(), f[2].parse().unwrap())
             }
+            "rewrite" => Op::Rewrite(f[1].parse().unwrap(), f[2].parse().unwrap()),
             "retention" => Op::Retention {
                 cutoff: f[1].parse().unwrap(),
                 delete: f[2] == "1",
@@ -657,13 +661,12 @@ impl Op {
 
 fn random_op(rng: &mut Rng, truth: &WorkloadSummary, config: &WorkloadConfig) -> Op {
     let v = rng.below(truth.visitors.len() as u64) as usize;
+    let k = rng.below(truth.visitors[v].transcripts.len() as u64) as usize;
     match rng.below(20) {
-        0..=6 => Op::Redact(v),
-        7..=9 => Op::DeleteVisitor(v),
-        10..=16 => Op::DeleteTranscript(
-            v,
-            rng.below(truth.visitors[v].transcripts.len() as u64) as usize,
-        ),
+        0..=5 => Op::Redact(v),
+        6..=8 => Op::DeleteVisitor(v),
+        9..=13 => Op::DeleteTranscript(v, k),
+        14..=16 => Op::Rewrite(v, k),
         _ => Op::Retention {
             cutoff: config.start_unix_ms
                 + rng.below(u64::from(config.span_days) / 3 + 1) as i64 * DAY_MS,
@@ -698,6 +701,9 @@ fn child_privacy() {
                 .map(drop),
             Op::DeleteTranscript(v, k) => store
                 .delete_transcript(&truth.visitors[v].transcripts[k], "crash-test")
+                .map(drop),
+            Op::Rewrite(v, k) => store
+                .rewrite_transcript(&truth.visitors[v].transcripts[k], &[], "crash-test")
                 .map(drop),
             Op::Retention { cutoff, delete } => store
                 .apply_retention(30 * DAY_MS, delete, cutoff + 30 * DAY_MS, "crash-test")
@@ -789,7 +795,7 @@ impl Model {
                 Dir::No => Some(false),
                 Dir::Either => None,
             },
-            Op::DeleteTranscript(v, k) => {
+            Op::DeleteTranscript(v, k) | Op::Rewrite(v, k) => {
                 Some(self.t[&f.truth.visitors[v].transcripts[k]] != TState::Deleted)
             }
             Op::Retention { .. } => Some(true),
@@ -817,6 +823,8 @@ impl Model {
                 self.t
                     .insert(f.truth.visitors[v].transcripts[k].clone(), TState::Deleted);
             }
+            // A new version under new keys that reads exactly like the old.
+            Op::Rewrite(..) => {}
             Op::Retention { cutoff, delete } => {
                 for (id, s) in self.t.iter_mut() {
                     if f.last_ts[id] < cutoff && *s != TState::Deleted {
@@ -1087,6 +1095,7 @@ impl PrivacyBench {
                     Op::Redact(_) => "redact",
                     Op::DeleteVisitor(_) => "delete-visitor",
                     Op::DeleteTranscript(..) => "delete-transcript",
+                    Op::Rewrite(..) => "rewrite",
                     Op::Retention { .. } => "retention",
                 })
                 .or_default() += usize::from(*ok);
@@ -1112,6 +1121,7 @@ impl PrivacyBench {
                     "delete-visitor",
                     "delete-transcript",
                     "retention",
+                    "rewrite",
                 ]
                 .contains(&e.op.as_str())
             })
@@ -1210,7 +1220,7 @@ fn sigkill_during_privacy_operations_keeps_erasure_atomic() {
                     child.wait_ready(Duration::from_secs(60)),
                     "{ctx}: child never got ready"
                 );
-                std::thread::sleep(Duration::from_millis(rng.below(120)));
+                std::thread::sleep(Duration::from_millis(rng.below(60)));
             }
             let done = child.kill();
             n_kills += 1;

@@ -254,6 +254,9 @@ impl Store {
         let (audit, entries) = AuditLog::open(&dir, options.salvage)?;
         let policy = Policy::load(&dir)?;
         privacy::finish_pending(&mut keyring, &mut index, &entries)?;
+        if !options.salvage && !loaded_damaged {
+            privacy::drop_empty_transcripts(&mut keyring, &mut index)?;
+        }
         let keyring_file = keyring.file();
         let keyring_path = keyring.path().to_owned();
         let active_file = (active.path.clone(), Arc::clone(&active.file));
@@ -323,14 +326,21 @@ impl Store {
         self.append_batch(std::slice::from_ref(msg))
     }
 
-    /// Appends messages, all or none, and returns once they are durable under
-    /// the configured [`Durability`]. The first message of a transcript must
-    /// name its visitor; later messages that name one must name the same email.
+    /// Appends messages and returns once they are durable under the configured
+    /// [`Durability`], with one sync for the whole batch. The first message of
+    /// a transcript must name its visitor; later messages that name one must
+    /// name the same email.
+    ///
+    /// A batch that breaks a rule is refused whole before anything is written.
+    /// A batch cut short by a crash or an I/O error was not acknowledged; each
+    /// of its messages is then either stored whole or absent (a prefix of the
+    /// batch may survive), never altered.
     ///
     /// # Errors
     /// [`Error::Invalid`] for a message that breaks a rule (nothing of the batch
-    /// is written), [`Error::Poisoned`] after an earlier I/O failure, [`Error::Io`]
-    /// when writing or syncing fails (the store then refuses further writes).
+    /// is written), [`Error::Restricted`] for a restricted visitor,
+    /// [`Error::Poisoned`] after an earlier I/O failure, [`Error::Io`] when
+    /// writing or syncing fails (the store then refuses further writes).
     pub fn append_batch(&self, msgs: &[Message]) -> Result<()> {
         let inner = &*self.inner;
         inner.commit.check()?;
@@ -347,9 +357,10 @@ impl Store {
             inner.commit.check()?;
             let plan = self.plan(&prepared)?;
             if let Err(e) = self.write_planned(&mut w, &prepared, plan) {
-                if !matches!(e, Error::Invalid(_) | Error::Limit(_)) {
-                    inner.commit.poison(&e);
-                }
+                // `plan` checked every rule, so whatever fails here failed
+                // after keyring slots may have been written: refuse further
+                // writes until a reopen rebuilds the state from disk.
+                inner.commit.poison(&e);
                 return Err(e);
             }
             inner.commit.ticket()
@@ -377,6 +388,11 @@ impl Store {
                     .get(tid)
                     .ok_or_else(|| Error::invalid("index inconsistency"))?;
                 self.check_not_restricted(&t.vid)?;
+                if p.pii.is_some() && t.pii_key.is_none() {
+                    return Err(Error::invalid(
+                        "this transcript's personal data was erased; personal data cannot be added to it (start a new transcript)",
+                    ));
+                }
                 if let Some(e) = &email
                     && index.visitors.get(&t.vid).map(|v| v.email.as_str()) != Some(e.as_str())
                 {
@@ -1291,9 +1307,7 @@ fn recover_segments(
         && let Some(ckpt) = Checkpoint::load(dir).filter(|c| checkpoint_fits(dir, c, &ids))
     {
         for (tid, recs) in ckpt.transcripts {
-            for r in recs {
-                index.add_record(&tid, r);
-            }
+            index.load_records(&tid, recs);
         }
         for (id, dead, since) in ckpt.dead {
             let u = index.usage.entry(id).or_default();

@@ -850,6 +850,7 @@ impl Store {
     }
 
     fn update_policy(&self, f: impl FnOnce(&mut crate::policy::Policy)) -> Result<()> {
+        self.inner.commit.check()?;
         let mut p = self.inner.policy.write();
         let mut next = p.clone();
         f(&mut next);
@@ -949,6 +950,26 @@ fn delete_visitor(keyring: &mut Keyring, index: &mut Index, vid: &Vid) -> Result
     wipe_directory(keyring, index, vid)?;
     index.visitors.remove(vid);
     Ok(())
+}
+
+/// Drops transcripts that have keys but no records: left by appends that
+/// failed or were cut short before any record reached the disk (never
+/// acknowledged). Their keys, and a directory entry left with no transcript,
+/// would otherwise keep an email alive that no data needs.
+pub(super) fn drop_empty_transcripts(keyring: &mut Keyring, index: &mut Index) -> Result<bool> {
+    let empty: Vec<Tid> = index
+        .transcripts
+        .values()
+        .filter(|t| t.records.is_empty())
+        .map(|t| t.tid)
+        .collect();
+    for tid in &empty {
+        delete_transcript(keyring, index, tid)?;
+    }
+    if !empty.is_empty() {
+        keyring.sync()?;
+    }
+    Ok(!empty.is_empty())
 }
 
 fn parse_id(s: &str) -> Option<[u8; 16]> {
@@ -1058,12 +1079,27 @@ pub(super) fn finish_pending(
         if versions.len() < 2 {
             continue;
         }
+        // The older version is the committed one, unless it holds no records
+        // (then it is the leftover of a failed append, never acknowledged).
         versions.sort();
-        for (_, tid) in versions.iter().skip(1) {
-            delete_transcript(keyring, index, tid)?;
+        let has_records = |tid: &Tid| {
+            index
+                .transcripts
+                .get(tid)
+                .is_some_and(|t| !t.records.is_empty())
+        };
+        let keep = versions
+            .iter()
+            .find(|(_, t)| has_records(t))
+            .or(versions.first())
+            .map(|(_, t)| *t);
+        for (_, tid) in &versions {
+            if Some(*tid) != keep {
+                delete_transcript(keyring, index, tid)?;
+            }
         }
-        if let Some((_, first)) = versions.first() {
-            index.by_caller.insert(caller, *first);
+        if let Some(keep) = keep {
+            index.by_caller.insert(caller, keep);
         }
         changed = true;
     }
