@@ -1,0 +1,436 @@
+//! The write path: planning a batch, creating keys, sealing, framing,
+//! appending with segment rolls, and group commit.
+
+use super::*;
+
+impl Store {
+    /// Appends one message; see [`Store::append_batch`].
+    ///
+    /// # Errors
+    /// As [`Store::append_batch`].
+    pub fn append(&self, msg: &Message) -> Result<()> {
+        self.append_batch(std::slice::from_ref(msg))
+    }
+
+    /// Appends messages and returns once they are durable under the configured
+    /// [`Durability`], with one sync for the whole batch. The first message of
+    /// a transcript must name its visitor; later messages that name one must
+    /// name the same email.
+    ///
+    /// A batch that breaks a rule is refused whole before anything is written.
+    /// A batch cut short by a crash or an I/O error was not acknowledged; each
+    /// of its messages is then either stored whole or absent (a prefix of the
+    /// batch may survive), never altered.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a message that breaks a rule (nothing of the batch
+    /// is written), [`Error::Restricted`] for a restricted visitor,
+    /// [`Error::Poisoned`] after an earlier I/O failure, [`Error::Io`] when
+    /// writing or syncing fails (the store then refuses further writes).
+    pub fn append_batch(&self, msgs: &[Message]) -> Result<()> {
+        let inner = &*self.inner;
+        inner.commit.check()?;
+        let mut prepared = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            prepared.push(prepare(
+                msg,
+                &inner.detector,
+                inner.options.max_message_bytes,
+            )?);
+        }
+        let ticket = {
+            let mut w = inner.writer.lock();
+            inner.commit.check()?;
+            let plan = self.plan(&prepared)?;
+            if let Err(e) = self.write_planned(&mut w, &prepared, plan) {
+                // `plan` checked every rule, so whatever fails here failed
+                // after keyring slots may have been written: refuse further
+                // writes until a reopen rebuilds the state from disk.
+                inner.commit.poison(&e);
+                return Err(e);
+            }
+            inner.commit.ticket()
+        };
+        match inner.options.durability {
+            Durability::Immediate => inner.commit.wait(ticket, || inner.sync_now()),
+            Durability::Batched { .. } => Ok(()),
+        }
+    }
+
+    /// Works out, without writing anything, which transcript and visitor each
+    /// message goes to, and which must be created.
+    fn plan(&self, prepared: &[Prepared<'_>]) -> Result<Vec<Target>> {
+        let index = self.inner.index.read();
+        let mut new_transcripts: HashMap<&str, (usize, String)> = HashMap::new();
+        let mut targets = Vec::with_capacity(prepared.len());
+        let different =
+            || Error::invalid("message names a different visitor than its transcript's");
+        for p in prepared {
+            let id = p.msg.transcript.as_str();
+            let email = p.msg.visitor.as_ref().map(|v| normalize_email(&v.email));
+            if let Some(tid) = index.by_caller.get(id) {
+                let t = index
+                    .transcripts
+                    .get(tid)
+                    .ok_or_else(|| Error::invalid("index inconsistency"))?;
+                self.check_not_restricted(&t.vid)?;
+                if p.pii.is_some() && t.pii_key.is_none() {
+                    return Err(Error::invalid(
+                        "this transcript's personal data was erased; personal data cannot be added to it (start a new transcript)",
+                    ));
+                }
+                if let Some(e) = &email
+                    && index.visitors.get(&t.vid).map(|v| v.email.as_str()) != Some(e.as_str())
+                {
+                    return Err(different());
+                }
+                targets.push(Target::Existing(*tid));
+            } else if let Some((n, first_email)) = new_transcripts.get(id) {
+                if email.as_ref().is_some_and(|e| e != first_email) {
+                    return Err(different());
+                }
+                targets.push(Target::New(*n));
+            } else {
+                let Some(email) = email else {
+                    return Err(Error::invalid(
+                        "the first message of a transcript must name the visitor (field `visitor`)",
+                    ));
+                };
+                if email.len() > crate::keyring::MAX_EMAIL {
+                    return Err(Error::invalid("field `visitor.email` is too long"));
+                }
+                if id.len() > crate::keyring::MAX_TRANSCRIPT_ID {
+                    return Err(Error::invalid(
+                        "field `transcript` is longer than 200 bytes",
+                    ));
+                }
+                if let Some(vid) = index.by_email.get(&email) {
+                    self.check_not_restricted(vid)?;
+                }
+                let n = new_transcripts.len();
+                new_transcripts.insert(id, (n, email.clone()));
+                targets.push(Target::NewFirst(n, email));
+            }
+        }
+        Ok(targets)
+    }
+
+    fn write_planned(
+        &self,
+        w: &mut Writer,
+        prepared: &[Prepared<'_>],
+        targets: Vec<Target>,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let now = Timestamp::now().unix_millis();
+        // 1. Keys and directory entries for new transcripts and visitors.
+        let mut created: Vec<TranscriptEntry> = Vec::new();
+        let mut new_visitor_entries: Vec<(Vid, VisitorEntry)> = Vec::new();
+        {
+            let index = inner.index.read();
+            for (p, target) in prepared.iter().zip(&targets) {
+                let Target::NewFirst(_, email) = target else {
+                    continue;
+                };
+                let vid = match index.by_email.get(email) {
+                    Some(vid) => *vid,
+                    None => match new_visitor_entries.iter().find(|(_, v)| &v.email == email) {
+                        Some((vid, _)) => *vid,
+                        None => {
+                            let vid: Vid = random_array()?;
+                            let slot = w.keyring.allocate()?;
+                            w.keyring.write(
+                                slot,
+                                &Slot::Visitor(VisitorSlot {
+                                    vid,
+                                    email: email.clone(),
+                                }),
+                            )?;
+                            new_visitor_entries.push((
+                                vid,
+                                VisitorEntry {
+                                    email: email.clone(),
+                                    slot,
+                                    transcripts: Default::default(),
+                                    tids: Default::default(),
+                                },
+                            ));
+                            vid
+                        }
+                    },
+                };
+                created.push(create_transcript(w, vid, &p.msg.transcript, now)?);
+            }
+        }
+        if !created.is_empty() {
+            inner.keyring_dirty.store(true, Ordering::SeqCst);
+        }
+        // 2. Seal, frame and write every message.
+        let pending = {
+            let index = inner.index.read();
+            let mut items = Vec::with_capacity(prepared.len());
+            for (p, target) in prepared.iter().zip(&targets) {
+                let t: &TranscriptEntry = match target {
+                    Target::Existing(tid) => index
+                        .transcripts
+                        .get(tid)
+                        .ok_or_else(|| Error::invalid("index inconsistency"))?,
+                    Target::New(n) | Target::NewFirst(n, _) => created
+                        .get(*n)
+                        .ok_or_else(|| Error::invalid("plan inconsistency"))?,
+                };
+                items.push((t, p));
+            }
+            self.seal_and_write(w, &items)?
+        };
+        // 4. Publish to readers.
+        {
+            let mut index = inner.index.write();
+            for (vid, v) in new_visitor_entries {
+                index.by_email.insert(v.email.clone(), vid);
+                index.visitors.insert(vid, v);
+            }
+            for t in created {
+                index.by_caller.insert(t.caller_id.clone(), t.tid);
+                index.insert_transcript(t);
+            }
+            for (tid, r) in pending {
+                index.add_record(&tid, r);
+            }
+        }
+        if std::mem::take(&mut w.checkpoint_due) {
+            inner.write_checkpoint(w, false)?;
+        }
+        Ok(())
+    }
+
+    /// Seals each message under its transcript's keys and appends the frames,
+    /// rolling segments as needed. Returns the new records' locations.
+    pub(super) fn seal_and_write(
+        &self,
+        w: &mut Writer,
+        items: &[(&TranscriptEntry, &Prepared<'_>)],
+    ) -> Result<Vec<(Tid, RecordRef)>> {
+        let inner = &*self.inner;
+        let mut next_seq: HashMap<Tid, u32> = HashMap::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(items.iter().map(|(_, p)| p.size_hint()).sum());
+        let mut pending: Vec<(Tid, RecordRef)> = Vec::with_capacity(items.len());
+        {
+            for &(t, p) in items {
+                let seq = *next_seq.entry(t.tid).or_insert_with(|| t.next_seq());
+                next_seq.insert(t.tid, seq + 1);
+                let mut header = RecordHeader {
+                    version: RECORD_VERSION,
+                    kind: KIND_MESSAGE,
+                    flags: 0,
+                    tid: t.tid,
+                    vid: t.vid,
+                    seq,
+                    ts_millis: p.msg.ts.unix_millis(),
+                    content_len: (p.content.len() + TAG_LEN) as u32,
+                    pii_len: 0,
+                    content_nonce: [0; 12],
+                    pii_nonce: [0; 12],
+                };
+                let (cn, cct) = t
+                    .content_key
+                    .seal(&record::aad(b'C', &header), &p.content)?;
+                header.content_nonce = cn;
+                let mut pct = Vec::new();
+                if let Some(pii) = &p.pii {
+                    let key = t.pii_key.as_ref().ok_or_else(|| {
+                        Error::invalid(
+                            "this transcript's personal data was erased; start a new transcript",
+                        )
+                    })?;
+                    header.flags |= FLAG_PII;
+                    header.pii_len = (pii.len() + TAG_LEN) as u32;
+                    let (pn, ct) = key.seal(&record::aad(b'P', &header), pii)?;
+                    header.pii_nonce = pn;
+                    pct = ct;
+                }
+                let frame_start = buf.len();
+                record::encode(&header, &cct, &pct, &mut buf);
+                let len = (buf.len() - frame_start) as u32;
+                pending.push((
+                    t.tid,
+                    RecordRef {
+                        seq,
+                        ts: header.ts_millis,
+                        loc: Loc {
+                            seg: 0,
+                            off: frame_start as u64,
+                            len,
+                        },
+                        pii_len: header.pii_len,
+                    },
+                ));
+            }
+        }
+        // 3. Write, rolling segments as needed.
+        let mut i = 0;
+        while i < pending.len() {
+            let start = pending.get(i).map_or(0, |p| p.1.loc.off);
+            // Take as many frames as fit in the active segment (at least one).
+            let mut j = i;
+            let mut end = start;
+            while let Some((_, r)) = pending.get(j) {
+                let next_end = r.loc.off + u64::from(r.loc.len);
+                let fits = w.active.len + (next_end - start) <= inner.options.segment_size;
+                if !fits && (j > i || w.active.len > SEGMENT_HEADER) {
+                    break;
+                }
+                end = next_end;
+                j += 1;
+            }
+            if j == i {
+                self.roll(w)?;
+                continue;
+            }
+            let chunk = buf
+                .get(start as usize..end as usize)
+                .ok_or_else(|| Error::invalid("frame bounds"))?;
+            let base = w.active.append(chunk)?;
+            for (_, r) in pending.get_mut(i..j).into_iter().flatten() {
+                r.loc.seg = w.active.id;
+                r.loc.off = base + (r.loc.off - start);
+            }
+            i = j;
+        }
+        Ok(pending)
+    }
+
+    /// Seals the active segment and starts the next one.
+    pub(super) fn roll(&self, w: &mut Writer) -> Result<()> {
+        let inner = &*self.inner;
+        segment::sync(&w.active.path, &w.active.file)?;
+        let next = Active::create(&inner.dir, w.active.id + 1)?;
+        let map = segment::map(&w.active.path, &w.active.file)?;
+        let sealed = Segment::Sealed {
+            path: w.active.path.clone(),
+            map,
+        };
+        {
+            let mut segs = inner.segments.write();
+            segs.insert(w.active.id, Arc::new(sealed));
+            segs.insert(next.id, Arc::new(next.reader()));
+        }
+        *inner.active_file.lock() = (next.path.clone(), Arc::clone(&next.file));
+        w.active = next;
+        // Everything before the new segment is durable now, but records of the
+        // batch being written are not in the index yet: checkpoint once the
+        // batch is published.
+        w.checkpoint_due = inner.options.checkpoint;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable (useful with batched durability).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if syncing fails; the store is then poisoned.
+    pub fn sync(&self) -> Result<()> {
+        let inner = &*self.inner;
+        let ticket = {
+            let _w = inner.writer.lock();
+            inner.commit.ticket()
+        };
+        inner.commit.wait(ticket, || inner.sync_now())
+    }
+}
+
+/// Creates a transcript's keys and keyring slots (written, not synced).
+pub(super) fn create_transcript(
+    w: &mut Writer,
+    vid: Vid,
+    caller_id: &str,
+    min_created: i64,
+) -> Result<TranscriptEntry> {
+    let now = Timestamp::now().unix_millis().max(min_created);
+    let tid: Tid = random_array()?;
+    let content_key = Key::random()?;
+    let pii_key = Key::random()?;
+    let pii_slot = w.keyring.allocate()?;
+    w.keyring.write(
+        pii_slot,
+        &Slot::Pii(PiiSlot {
+            tid,
+            pii_key: pii_key.clone(),
+        }),
+    )?;
+    let content_slot = w.keyring.allocate()?;
+    w.keyring.write(
+        content_slot,
+        &Slot::Transcript(TranscriptSlot {
+            tid,
+            vid,
+            content_key: content_key.clone(),
+            pii_slot,
+            rules_version: RULES_VERSION,
+            created_millis: now,
+            caller_id: caller_id.to_owned(),
+        }),
+    )?;
+    Ok(TranscriptEntry {
+        tid,
+        vid,
+        caller_id: caller_id.to_owned(),
+        content_slot,
+        pii_slot,
+        content_key,
+        pii_key: Some(pii_key),
+        rules_version: RULES_VERSION,
+        created_millis: now,
+        records: Vec::new(),
+        ts_range: None,
+    })
+}
+
+/// Where a message of a batch goes.
+pub(super) enum Target {
+    Existing(Tid),
+    /// The n-th transcript created by this batch; this message creates it.
+    NewFirst(usize, String),
+    /// A later message of the n-th transcript created by this batch.
+    New(usize),
+}
+
+/// A message split and encoded, ready to seal.
+pub(super) struct Prepared<'a> {
+    msg: &'a Message,
+    content: Vec<u8>,
+    pii: Option<zeroize::Zeroizing<Vec<u8>>>,
+}
+
+impl Prepared<'_> {
+    fn size_hint(&self) -> usize {
+        record::FRAME_HEADER
+            + record::RECORD_HEADER
+            + self.content.len()
+            + self.pii.as_ref().map_or(0, |p| p.len())
+            + 2 * TAG_LEN
+    }
+}
+
+pub(super) fn prepare<'a>(
+    msg: &'a Message,
+    detector: &Detector,
+    max: usize,
+) -> Result<Prepared<'a>> {
+    if msg.transcript.is_empty() {
+        return Err(Error::invalid("field `transcript` is empty"));
+    }
+    let (content, pii) = split::split(msg, detector);
+    let content = crate::codec::encode(&content);
+    let pii = pii.map(|mut p| {
+        let bytes = zeroize::Zeroizing::new(crate::codec::encode(&p));
+        zeroize::Zeroize::zeroize(&mut p);
+        bytes
+    });
+    let size = content.len() + pii.as_ref().map_or(0, |p| p.len());
+    if size > max {
+        return Err(Error::invalid(format!(
+            "message is larger than the limit of {max} bytes"
+        )));
+    }
+    Ok(Prepared { msg, content, pii })
+}
