@@ -58,6 +58,9 @@ use write::{create_transcript, prepare};
 /// ```
 pub struct Store {
     inner: Arc<Inner>,
+    /// The handle returned by `open` (true) or a background thread's borrowed
+    /// one (false); only the owner's drop closes the store.
+    owner: bool,
 }
 
 struct Inner {
@@ -251,7 +254,7 @@ impl Store {
                 .map_err(|e| Error::io("shredlog-compact thread", e))?;
             inner.background.lock().push(handle);
         }
-        Ok(Store { inner })
+        Ok(Store { inner, owner: true })
     }
 
     /// What open found and repaired.
@@ -278,9 +281,13 @@ impl Store {
     }
 }
 
-impl Drop for Inner {
+impl Drop for Store {
+    /// Closes the store as [`Store::close`] does, ignoring errors (a failed
+    /// final sync leaves the store as a crash would: recoverable).
     fn drop(&mut self) {
-        let _ = self.shutdown();
+        if self.owner {
+            let _ = self.inner.shutdown();
+        }
     }
 }
 
@@ -396,7 +403,10 @@ fn background_compact(weak: Weak<Inner>, bound_ms: u64) {
             bytes_per_sec: inner.options.compaction_bytes_per_sec,
             ..CompactOptions::default()
         };
-        let store = Store { inner };
+        let store = Store {
+            inner,
+            owner: false,
+        };
         let _ = store.compact(&options);
     }
 }
