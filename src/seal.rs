@@ -79,30 +79,11 @@ impl Key {
     }
 }
 
-/// A fresh random nonce. Nonces are not secret, so they are taken from a small
-/// per-thread buffer of OS RNG output, refilled 4 KiB at a time: one system
-/// call per ~340 nonces instead of one each.
+/// A fresh random nonce straight from the OS RNG. (A user-space buffer of
+/// random bytes would save system calls, but a `fork` or a resumed VM snapshot
+/// would replay it under the same keys.)
 fn random_nonce() -> Result<[u8; NONCE_LEN]> {
-    use std::cell::RefCell;
-    const POOL: usize = 4096 / NONCE_LEN * NONCE_LEN;
-    thread_local! {
-        static BUF: RefCell<([u8; POOL], usize)> = const { RefCell::new(([0; POOL], POOL)) };
-    }
-    BUF.with(|b| {
-        let (buf, used) = &mut *b.borrow_mut();
-        if *used + NONCE_LEN > POOL {
-            getrandom::fill(buf).map_err(|e| Error::Random(e.to_string()))?;
-            *used = 0;
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(buf.get(*used..*used + NONCE_LEN).unwrap_or(&[0; NONCE_LEN]));
-        // Never hand out the same bytes twice.
-        if let Some(spent) = buf.get_mut(*used..*used + NONCE_LEN) {
-            spent.fill(0);
-        }
-        *used += NONCE_LEN;
-        Ok(nonce)
-    })
+    random_array()
 }
 
 /// Fills an array from the OS RNG.

@@ -110,3 +110,61 @@ fn erasure_ends_a_restriction() {
     store.redact_visitor(&email, "e").unwrap();
     assert_eq!(store.transcript("t-0").unwrap().len(), 3);
 }
+
+/// Dead bytes must not grow with every open that uses the checkpoint.
+#[test]
+fn dead_bytes_are_stable_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    populate(&store, 2, 4, 5);
+    store.redact_visitor(&visitor(1).email, "e").unwrap();
+    let dead = store.stats().dead_bytes;
+    assert!(dead > 0);
+    store.close().unwrap();
+    for _ in 0..3 {
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        assert!(store.recovery_report().checkpoint_used);
+        assert_eq!(store.stats().dead_bytes, dead);
+        store.close().unwrap();
+    }
+    std::fs::remove_file(dir.path().join("index.ckpt")).unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(store.stats().dead_bytes, dead, "a scan must agree");
+}
+
+/// Rewriting (or rectifying) a redacted transcript must not bring back a
+/// PII key: `<redacted>` must not turn into literal text under a live key.
+#[test]
+fn rewriting_a_redacted_transcript_keeps_it_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    populate(&store, 1, 2, 7);
+    store.apply_retention(0, false, i64::MAX / 2, "r").unwrap();
+    let before = store.transcript("t-0").unwrap();
+    store
+        .rewrite_transcript("t-0", &["conversation".into()], "w")
+        .unwrap();
+    let after = store.transcript("t-0").unwrap();
+    assert_eq!(after.len(), before.len());
+    let info_redacted = store.stats().transcripts_redacted;
+    assert_eq!(info_redacted, 2, "both transcripts still count as redacted");
+    // The extra span now reads redacted in the content too.
+    for m in &after {
+        if let shredlog::Body::Text(t) = &m.body {
+            assert!(!t.contains("conversation"), "{t}");
+        }
+    }
+    assert_eq!(after[0].visitor.as_ref().unwrap().email, shredlog::REDACTED);
+    assert!(store.verify().unwrap().is_ok());
+}
+
+/// A restriction cannot outlive the visitor's directory entry.
+#[test]
+fn a_restriction_ends_when_retention_redacts_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    populate(&store, 1, 1, 3);
+    store.restrict_visitor(&visitor(0).email, "r").unwrap();
+    store.apply_retention(0, false, i64::MAX / 2, "r").unwrap();
+    assert_eq!(store.transcript("t-0").unwrap().len(), 3);
+}

@@ -320,11 +320,24 @@ impl Inner {
             };
             ckpt.segments.push((*id, len));
         }
+        // PII parts of redacted transcripts are counted dead again at load
+        // (from the keyring), so the checkpoint leaves them out.
+        let mut pii_dead: HashMap<u64, u64> = HashMap::new();
+        for t in index.transcripts.values().filter(|t| t.pii_key.is_none()) {
+            for r in &t.records {
+                *pii_dead.entry(r.loc.seg).or_default() += u64::from(r.pii_len);
+            }
+        }
         ckpt.dead = index
             .usage
             .iter()
             .filter(|(id, _)| covered(**id))
-            .map(|(id, u)| (*id, u.dead, u.dead_since))
+            .map(|(id, u)| {
+                let dead = u
+                    .dead
+                    .saturating_sub(pii_dead.get(id).copied().unwrap_or(0));
+                (*id, dead, u.dead_since)
+            })
             .collect();
         ckpt.transcripts = index
             .transcripts

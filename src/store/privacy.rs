@@ -112,8 +112,23 @@ fn entry(op: &str, subject: String, reference: &str) -> AuditEntry {
 }
 
 impl Store {
+    /// Fails with [`Error::Restricted`] if the visitor's data is restricted.
+    /// A restriction whose visitor has no directory entry any more (their
+    /// personal data is gone: erased, redacted by retention, or deleted) no
+    /// longer applies: it could never be lifted, since lifting needs the email.
     pub(super) fn check_not_restricted(&self, vid: &Vid) -> Result<()> {
-        if self.inner.policy.read().restricted.contains_key(&hex(vid)) {
+        if !self.inner.policy.read().restricted.contains_key(&hex(vid)) {
+            return Ok(());
+        }
+        // Callers may hold the index's read lock already.
+        let has_directory_entry = self
+            .inner
+            .index
+            .read_recursive()
+            .visitors
+            .get(vid)
+            .is_some_and(|v| !v.email.is_empty());
+        if has_directory_entry {
             return Err(Error::Restricted);
         }
         Ok(())
@@ -606,11 +621,15 @@ impl Store {
         let mut w = inner.writer.lock();
         inner.commit.check()?;
         let old = self.entry_by_caller(id)?;
+        self.check_not_restricted(&old.vid)?;
         let messages: Vec<Message> = self
             .read_entry(&old.tid)?
             .into_iter()
             .map(|(m, _)| transform(m))
             .collect();
+        // A transcript whose PII key is gone stays without one: what reads as
+        // `<redacted>` must not come back as literal text under a live key.
+        let redacted = old.pii_key.is_none();
         let mut prepared = Vec::with_capacity(messages.len());
         for m in &messages {
             prepared.push(super::prepare(
@@ -619,8 +638,13 @@ impl Store {
                 inner.options.max_message_bytes,
             )?);
         }
+        if redacted {
+            for p in &mut prepared {
+                p.pii = None;
+            }
+        }
         let new = self.guard_value(|| {
-            super::create_transcript(&mut w, old.vid, id, old.created_millis + 1)
+            super::create_transcript(&mut w, old.vid, id, old.created_millis + 1, !redacted)
         })?;
         inner
             .keyring_dirty
@@ -631,7 +655,7 @@ impl Store {
         inner.commit.wait(ticket, || inner.sync_now())?;
         let mut e = entry("rewrite", format!("transcript:{id}"), reference);
         e.transcripts = 1;
-        e.keys_destroyed = 1 + u64::from(old.pii_key.is_some());
+        e.keys_destroyed = 1 + u64::from(!redacted);
         e.detail = Some(format!("old:{},new:{}", hex(&old.tid), hex(&new.tid)));
         let logged = self.log(e)?;
         self.guard(|| {
@@ -747,8 +771,11 @@ impl Store {
             m
         };
         let mut changed = 0u64;
+        let mut keys = 0u64;
         for (id, _) in &export.transcripts {
-            self.rewrite_with(id, &inner.detector, &transform, reference)?;
+            keys += self
+                .rewrite_with(id, &inner.detector, &transform, reference)?
+                .keys_destroyed;
             changed += 1;
         }
         if let Some(e) = new_email {
@@ -785,7 +812,7 @@ impl Store {
         .collect();
         let mut e = entry("rectification", format!("visitor:{}", hex(&vid)), reference);
         e.transcripts = changed;
-        e.keys_destroyed = changed * 2;
+        e.keys_destroyed = keys;
         e.detail = Some(format!("fields:{}", fields.join("+")));
         self.log(e)
     }

@@ -159,7 +159,7 @@ impl Store {
                         }
                     },
                 };
-                created.push(create_transcript(w, vid, &p.msg.transcript, now)?);
+                created.push(create_transcript(w, vid, &p.msg.transcript, now, true)?);
             }
         }
         if !created.is_empty() {
@@ -339,24 +339,32 @@ impl Store {
 }
 
 /// Creates a transcript's keys and keyring slots (written, not synced).
+/// Without `with_pii` the transcript gets no PII key at all: it can hold no
+/// personal data (used to rewrite a transcript whose PII key is gone).
 pub(super) fn create_transcript(
     w: &mut Writer,
     vid: Vid,
     caller_id: &str,
     min_created: i64,
+    with_pii: bool,
 ) -> Result<TranscriptEntry> {
     let now = Timestamp::now().unix_millis().max(min_created);
     let tid: Tid = random_array()?;
     let content_key = Key::random()?;
-    let pii_key = Key::random()?;
-    let pii_slot = w.keyring.allocate()?;
-    w.keyring.write(
-        pii_slot,
-        &Slot::Pii(PiiSlot {
-            tid,
-            pii_key: pii_key.clone(),
-        }),
-    )?;
+    let (pii_slot, pii_key) = if with_pii {
+        let pii_key = Key::random()?;
+        let pii_slot = w.keyring.allocate()?;
+        w.keyring.write(
+            pii_slot,
+            &Slot::Pii(PiiSlot {
+                tid,
+                pii_key: pii_key.clone(),
+            }),
+        )?;
+        (pii_slot, Some(pii_key))
+    } else {
+        (0, None)
+    };
     let content_slot = w.keyring.allocate()?;
     w.keyring.write(
         content_slot,
@@ -377,7 +385,7 @@ pub(super) fn create_transcript(
         content_slot,
         pii_slot,
         content_key,
-        pii_key: Some(pii_key),
+        pii_key,
         rules_version: RULES_VERSION,
         created_millis: now,
         records: Vec::new(),
@@ -398,7 +406,7 @@ pub(super) enum Target {
 pub(super) struct Prepared<'a> {
     msg: &'a Message,
     content: Vec<u8>,
-    pii: Option<zeroize::Zeroizing<Vec<u8>>>,
+    pub(super) pii: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 impl Prepared<'_> {
