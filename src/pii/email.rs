@@ -415,7 +415,7 @@ const STOP_LOCALS: &[&str] = &[
 
 /// Finds obfuscated email addresses.
 pub(super) fn find_obfuscated(text: &str, out: &mut Vec<Span>) {
-    if !might_be_obfuscated(text) {
+    if !might_be_obfuscated(text) || !may_accept(text) {
         return;
     }
     let Some(re) = obfuscated_regex() else {
@@ -427,6 +427,18 @@ pub(super) fn find_obfuscated(text: &str, out: &mut Vec<Span>) {
         let Some(m) = re.find_at(text, pos) else {
             break;
         };
+        // Without spaces or brackets the "at" is a bare '@' and the domain
+        // is not obfuscated: a plain address, which `check_obfuscated`
+        // refuses. Skip resolving the groups (the local part ends at the
+        // first '@', which neither it nor the domain can contain).
+        if !m.as_str().contains(|c: char| {
+            c.is_whitespace()
+                || matches!(c, '[' | '(' | '{' | '<' | '«' | ']' | ')' | '}' | '>' | '»')
+        }) {
+            let local_str = m.as_str().split('@').next().unwrap_or("");
+            pos = m.start() + retry_skip(local_str);
+            continue;
+        }
         let Some(caps) = text
             .get(..m.end())
             .and_then(|h| re.captures_at(h, m.start()))
@@ -458,19 +470,22 @@ pub(super) fn find_obfuscated(text: &str, out: &mut Vec<Span>) {
                 pos = end;
             }
             None => {
-                // Try again from the next place a match could start: after the
-                // next non-word character of the local part (a start inside a
-                // word is refused anyway), else at the "at". Keeps this linear.
-                let local_str = local.as_str();
-                let skip = local_str
-                    .char_indices()
-                    .find(|&(_, c)| !is_word(c))
-                    .map_or(local_str.len(), |(i, c)| i + c.len_utf8());
-                let first = local_str.chars().next().map_or(1, char::len_utf8);
-                pos = whole.start() + skip.max(first);
+                pos = whole.start() + retry_skip(local.as_str());
             }
         }
     }
+}
+
+/// Where to try again after a refused match with local part `local_str`: after
+/// the next non-word character of the local part (a start inside a word is
+/// refused anyway), else at the "at". Keeps the search linear.
+fn retry_skip(local_str: &str) -> usize {
+    let skip = local_str
+        .char_indices()
+        .find(|&(_, c)| !is_word(c))
+        .map_or(local_str.len(), |(i, c)| i + c.len_utf8());
+    let first = local_str.chars().next().map_or(1, char::len_utf8);
+    skip.max(first)
 }
 
 /// Cheap pre-check: an obfuscated address needs an `@`, or an "at" word
@@ -485,21 +500,217 @@ fn might_be_obfuscated(text: &str) -> bool {
     let at_word = b.windows(2).enumerate().any(|(i, w)| {
         matches!(w, [b'a' | b'A', b't' | b'T']) && (i == 0 || alone(i - 1)) && alone(i + 2)
     });
-    at_word || {
-        let lower = text.to_lowercase();
-        [
-            "arobase",
-            "arroba",
-            "chiocciola",
-            "małpa",
-            "malpa",
-            "apenstaartje",
-            "klammeraffe",
-            "ät",
-        ]
-        .iter()
-        .any(|w| lower.contains(w))
+    at_word || has_other_at_word(text)
+}
+
+fn is_open(c: char) -> bool {
+    matches!(c, '[' | '(' | '{' | '<' | '«')
+}
+
+fn is_close(c: char) -> bool {
+    matches!(c, ']' | ')' | '}' | '>' | '»')
+}
+
+/// The at-words of the regular expression, lower case.
+const REGEX_AT_WORDS: &[&str] = &[
+    "at",
+    "arobase",
+    "arroba",
+    "chiocciola",
+    "malpa",
+    "małpa",
+    "apenstaartje",
+    "klammeraffe",
+    "ät",
+];
+
+/// Whether `c` may match the lower-case letter `x` in a case-insensitive
+/// regular expression (simple case folding; may say yes too often).
+fn may_fold(c: char, x: char) -> bool {
+    c == x || c.to_lowercase().next() == Some(x) || (c == 'ſ' && x == 's')
+}
+
+/// A necessary condition for [`find_obfuscated`] to accept a match, much
+/// cheaper than running the regular expression over lines that cannot hold
+/// one (most lines with a plain address or the word "at").
+///
+/// Every accepted match has an "at" — an `@` or an at-word — followed by a
+/// domain whose first label holds a letter; and a bare `@` (no space or
+/// bracket next to it) needs a domain with a spaced or bracketed dot.
+fn may_accept(text: &str) -> bool {
+    let mut prev = None;
+    for (i, c) in text.char_indices() {
+        let prev = prev.replace(c);
+        if c == '@' {
+            let next = char_at(text, i + 1);
+            let spaced = prev.is_some_and(|p| p.is_whitespace() || is_open(p))
+                || next.is_some_and(|n| n.is_whitespace() || is_close(n));
+            let ok = if spaced {
+                first_label_has_letter(text, after_at(text, i + 1))
+            } else {
+                obfuscated_domain_after(text, i + 1)
+            };
+            if ok {
+                return true;
+            }
+        } else if c.is_alphabetic() && prev.is_some_and(|p| p.is_whitespace() || is_open(p)) {
+            // A whole word between spaces or brackets that may be an at-word.
+            let word_end = text
+                .get(i..)
+                .unwrap_or("")
+                .char_indices()
+                .find(|&(_, c)| !c.is_alphabetic())
+                .map_or(text.len(), |(j, _)| i + j);
+            let followed =
+                char_at(text, word_end).is_some_and(|n| n.is_whitespace() || is_close(n));
+            if !followed {
+                continue;
+            }
+            let word = text.get(i..word_end).unwrap_or("");
+            let at_word = REGEX_AT_WORDS.iter().any(|w| {
+                word.chars().count() == w.chars().count()
+                    && word.chars().zip(w.chars()).all(|(c, x)| may_fold(c, x))
+            });
+            if at_word && first_label_has_letter(text, after_at(text, word_end)) {
+                return true;
+            }
+        }
     }
+    false
+}
+
+/// Where the domain starts after an at-sign or at-word that ends at `i`:
+/// after spaces, and a closing bracket and spaces.
+fn after_at(text: &str, i: usize) -> usize {
+    let skip_spaces = |i: usize| {
+        text.get(i..)
+            .unwrap_or("")
+            .char_indices()
+            .find(|&(_, c)| !c.is_whitespace())
+            .map_or(text.len(), |(j, _)| i + j)
+    };
+    let i = skip_spaces(i);
+    match char_at(text, i) {
+        Some(c) if is_close(c) => skip_spaces(i + c.len_utf8()),
+        _ => i,
+    }
+}
+
+/// Whether the characters from `i` up to a space, bracket, dot or at-sign
+/// (which hold the domain's first label) include a letter.
+fn first_label_has_letter(text: &str, i: usize) -> bool {
+    text.get(i..)
+        .unwrap_or("")
+        .chars()
+        .take_while(|&c| !(c.is_whitespace() || is_open(c) || is_close(c) || c == '.' || c == '@'))
+        .any(char::is_alphabetic)
+}
+
+/// Whether the domain after a bare `@` (starting at `i`) may contain a dot
+/// written with spaces or brackets ("ann@example dot com",
+/// "ann@example[.]com", "ann@example. com"). The labels and plain dots
+/// before it are no spaces, brackets or at-signs; what ends them must be a
+/// space or an opening bracket, and after spaces there must be a dot, a
+/// bracket or a dot word — or the space came after a dot.
+fn obfuscated_domain_after(text: &str, i: usize) -> bool {
+    let rest = text.get(i..).unwrap_or("");
+    let Some((stop, s)) = rest
+        .char_indices()
+        .find(|&(_, c)| c.is_whitespace() || is_open(c) || is_close(c) || c == '@')
+    else {
+        return false;
+    };
+    if is_open(s) {
+        return true;
+    }
+    if !s.is_whitespace() {
+        return false;
+    }
+    let after_dot = rest.get(..stop).is_some_and(|r| r.ends_with('.'));
+    let Some(t) = rest
+        .get(stop..)
+        .unwrap_or("")
+        .chars()
+        .find(|c| !c.is_whitespace())
+    else {
+        return false;
+    };
+    after_dot || t == '.' || is_open(t) || ['d', 'p', 'k', 't'].iter().any(|&x| may_fold(t, x))
+}
+
+/// At-words of other languages (lower case), with their first letter.
+const OTHER_AT_WORDS: &[(char, &str)] = &[
+    ('a', "arobase"),
+    ('a', "arroba"),
+    ('c', "chiocciola"),
+    ('m', "małpa"),
+    ('m', "malpa"),
+    ('a', "apenstaartje"),
+    ('k', "klammeraffe"),
+    ('ä', "ät"),
+];
+
+/// Whether `text.to_lowercase()` contains one of [`OTHER_AT_WORDS`], without
+/// lower-casing the whole text. (Lower-casing works char by char, apart from
+/// the final sigma, which no at-word contains; and no at-word starts inside a
+/// char's lower case, such as the dot of "İ" → "i̇".)
+fn has_other_at_word(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    // Quick look for a place where one may start (see below).
+    let pair = |b: u8, n: u8| {
+        matches!(
+            (b | 0x20, n | 0x20),
+            (b'a', b'r' | b'p') | (b'c', b'h') | (b'm', b'a') | (b'k', b'l')
+        ) || b == 0xC3
+            || b == 0xE2
+    };
+    let last = bytes.last().is_some_and(|&b| b == 0xC3 || b == 0xE2);
+    if !last
+        && !bytes.windows(2).any(|w| match *w {
+            [b, n] => pair(b, n),
+            _ => false,
+        })
+    {
+        return false;
+    }
+    for (i, &b) in bytes.iter().enumerate() {
+        // Only these bytes start a char whose lower case starts like an
+        // at-word: A C M K a c m k, Ä ä (0xC3 ..), the Kelvin sign (0xE2 ..);
+        // after an ASCII letter, the second letter (r h a p l) can only be ASCII.
+        let second = bytes.get(i + 1).map_or(0, |&n| n | 0x20);
+        let ascii_start = matches!(
+            (b | 0x20, second),
+            (b'a', b'r' | b'p') | (b'c', b'h') | (b'm', b'a') | (b'k', b'l')
+        );
+        if !ascii_start && b != 0xC3 && b != 0xE2 {
+            continue;
+        }
+        let Some(c) = char_at(text, i) else {
+            continue;
+        };
+        let first = if c.is_ascii() {
+            c.to_ascii_lowercase()
+        } else {
+            c.to_lowercase().next().unwrap_or(c)
+        };
+        let rest = text.get(i..).unwrap_or("");
+        for &(_, w) in OTHER_AT_WORDS.iter().filter(|&&(f, _)| f == first) {
+            // Where the text is ASCII, lower-casing is byte by byte.
+            if let Some(prefix) = rest.as_bytes().get(..w.len())
+                && prefix.is_ascii()
+            {
+                if prefix.eq_ignore_ascii_case(w.as_bytes()) {
+                    return true;
+                }
+                continue;
+            }
+            let mut lowered = rest.chars().flat_map(char::to_lowercase);
+            if w.chars().all(|x| lowered.next() == Some(x)) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Validates a regex match; returns how many bytes to trim from its end.
@@ -608,6 +819,101 @@ mod tests {
         let mut v = Vec::new();
         find_obfuscated(text, &mut v);
         v.iter().filter_map(|s| text.get(s.start..s.end)).collect()
+    }
+
+    #[test]
+    fn at_word_first_letters() {
+        // `has_other_at_word` only looks at chars starting with these bytes.
+        for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+            let first = c.to_lowercase().next().unwrap_or(c);
+            if OTHER_AT_WORDS.iter().any(|&(f, _)| f == first) {
+                let b = c.to_string().bytes().next().unwrap_or_default();
+                assert!(
+                    matches!(b | 0x20, b'a' | b'c' | b'm' | b'k') || b == 0xC3 || b == 0xE2,
+                    "{c:?}"
+                );
+            }
+        }
+        for &(f, w) in OTHER_AT_WORDS {
+            assert!(w.starts_with(f));
+        }
+        // The second letters of the ASCII-initial words have no non-ASCII
+        // upper case.
+        for c in (0x80..=0x10_FFFF).filter_map(char::from_u32) {
+            let lower: String = c.to_lowercase().collect();
+            for x in ['r', 'p', 'h', 'a', 'l'] {
+                assert!(!lower.starts_with(x), "{c:?}");
+            }
+        }
+        assert!(has_other_at_word("Écris à marie ARROBA exemple"));
+        assert!(has_other_at_word("\u{212A}LAMMERAFFE"));
+        assert!(has_other_at_word("ann ÄT example"));
+        assert!(!has_other_at_word("at malp a"));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn may_fold_covers_case_insensitive_matching() {
+        let mut letters: Vec<char> = REGEX_AT_WORDS.iter().flat_map(|w| w.chars()).collect();
+        letters.extend(['d', 'p', 'k', 't']);
+        letters.sort_unstable();
+        letters.dedup();
+        for x in letters {
+            let re = Regex::new(&format!("(?i)^{x}$")).unwrap();
+            for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+                if c.is_alphabetic() && re.is_match(c.encode_utf8(&mut [0; 4])) {
+                    assert!(may_fold(c, x), "{c:?} ~ {x:?}");
+                }
+            }
+            // Only letters fold to letters.
+            for c in ['1', ' ', '@', '.', '-', '_', '\u{307}'] {
+                assert!(!re.is_match(c.encode_utf8(&mut [0; 4])));
+            }
+        }
+        let words = DOT_WORDS.split('|').chain(AT_WORDS.split('|'));
+        for w in words {
+            let spelled = w.replace("[lł]", "l");
+            assert!(
+                spelled == "ma[lł]pa"
+                    || REGEX_AT_WORDS.contains(&spelled.as_str())
+                    || DOT_WORDS.contains(&spelled),
+                "{w}"
+            );
+        }
+        assert!(
+            DOT_WORDS
+                .split('|')
+                .all(|w| w.starts_with(['d', 'p', 'k', 't']))
+        );
+    }
+
+    #[test]
+    fn pre_check_keeps_candidates() {
+        for text in [
+            "ann at example dot com",
+            "ann [at] example [dot] com",
+            "ann(at)example(dot)de",
+            "ann @ example.com",
+            "ann@example dot com",
+            "ann@example. com",
+            "ann@example [.] com",
+            "ann@example . com",
+            "ann@example\u{a0}DOT com",
+            "juan ARROBA correo punto es",
+            "ann \u{212A}lammeraffe example punkt de",
+            "ann (at) example.de",
+        ] {
+            assert!(may_accept(text), "{text:?}");
+        }
+        for text in [
+            "mail ann@example.com now",
+            "reach me at +45 32 14 20 80",
+            "you can reach me at 11961249316 after 5pm",
+            "até Python 3.12.3",
+            "ann@example.com, see you",
+        ] {
+            assert!(!may_accept(text), "{text:?}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! IPv4 and IPv6 addresses, confirmed by `std::net` parsing.
+//! IPv4 and IPv6 addresses: IPv6 candidates are confirmed by `std::net`
+//! parsing, IPv4 octets are checked for range (leading zeros allowed).
 //!
 //! Candidates are maximal runs of address characters; boundaries are checked by
 //! hand (the `regex` crate has no look-around). A run that is longer than an
@@ -6,11 +7,11 @@
 //! shorter address. A port (`:8080`), a prefix length (`/24`), an IPv6 zone id
 //! (`%eth0`) and the brackets of `[2001:db8::1]:443` belong to the span.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use std::sync::OnceLock;
 
-use super::text::{Keywords, char_at, char_before, is_word, window_before};
+use super::text::{Keywords, char_at, char_before, is_word, lower, window_before};
 use super::{PiiKind, Span};
 
 /// Words right before a dotted quad that make it a version, not an address.
@@ -76,23 +77,23 @@ pub(super) fn find_ipv4(text: &str, out: &mut Vec<Span>) {
 fn check_ipv4(text: &str, start: usize, end: usize) -> Option<usize> {
     let run = text.get(start..end)?;
     let mut parts = 0;
-    let mut canon = String::with_capacity(16);
     for part in run.split('.') {
         parts += 1;
         if parts > 4 || part.is_empty() || part.len() > 3 {
             return None;
         }
-        // Leading zeros ("010.000.000.001") are written in the wild; std rejects them.
-        let trimmed = part.trim_start_matches('0');
-        if parts > 1 {
-            canon.push('.');
+        // Leading zeros ("010.000.000.001") are written in the wild; std
+        // rejects them, so the value is checked here.
+        let value = part
+            .bytes()
+            .fold(0u16, |acc, b| acc * 10 + u16::from(b.wrapping_sub(b'0')));
+        if value > 255 {
+            return None;
         }
-        canon.push_str(if trimmed.is_empty() { "0" } else { trimmed });
     }
     if parts != 4 {
         return None;
     }
-    canon.parse::<Ipv4Addr>().ok()?;
     // Left boundary: not glued to a word, a sign, or another number.
     if let Some(c) = char_before(text, start) {
         if is_word(c) || matches!(c, '.' | '-' | '+' | '_' | '$' | '€' | '£' | '¥' | '#') {
@@ -103,10 +104,11 @@ fn check_ipv4(text: &str, start: usize, end: usize) -> Option<usize> {
             return None;
         }
     }
-    let lower = window_before(text, start, 24).to_lowercase();
+    let lowered = lower(window_before(text, start, 24));
+    let lower = lowered.as_str();
     static WORDS: OnceLock<Keywords> = OnceLock::new();
     let words = WORDS.get_or_init(|| Keywords::new(VERSION_WORDS));
-    if let Some(kw_end) = words.last_in(&lower, false) {
+    if let Some(kw_end) = words.last_in(lower, false) {
         // Only when the keyword is right before the number (at most 3 chars apart).
         if lower.len().saturating_sub(kw_end) <= 3 {
             return None;
@@ -115,16 +117,18 @@ fn check_ipv4(text: &str, start: usize, end: usize) -> Option<usize> {
     let mut span_end = end;
     // Optional port or prefix length.
     if let Some(sep @ (':' | '/')) = char_at(text, end) {
-        let digits: String = text
+        let digits = text
             .get(end + 1..)
             .unwrap_or("")
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        let value: u32 = digits.parse().unwrap_or(u32::MAX);
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .take(6)
+            .fold((0usize, 0u32), |(n, v), b| {
+                (n + 1, v * 10 + u32::from(b - b'0'))
+            });
         let limit = if sep == ':' { 65_535 } else { 32 };
-        if !digits.is_empty() && digits.len() <= 5 && value <= limit {
-            span_end = end + 1 + digits.len();
+        if (1..=5).contains(&digits.0) && digits.1 <= limit {
+            span_end = end + 1 + digits.0;
         }
     }
     // Right boundary.

@@ -20,7 +20,8 @@
 //!   dashes, dots, slashes, brackets, `(0)`, full-width digits and extensions;
 //! - **IP addresses** ([`PiiKind::Ipv4`], [`PiiKind::Ipv6`]): IPv4 with port or
 //!   prefix length; IPv6 full, compressed, IPv4-mapped, with zone id, in brackets
-//!   with port; every candidate is confirmed by `std::net` parsing;
+//!   with port; every IPv6 candidate is confirmed by `std::net` parsing, IPv4
+//!   octets are range-checked;
 //! - optionally (off by default) **payment card numbers** (Luhn),
 //!   **IBANs** (mod-97) and operator-defined **custom patterns**.
 //!
@@ -326,23 +327,30 @@ impl Detector {
     pub fn find(&self, text: &str) -> Vec<Span> {
         let config = &self.inner.config;
         let mut spans = Vec::new();
-        if config.emails {
+        // Most chat lines hold none of the characters the detectors need;
+        // one pass over the bytes tells which detectors can find anything.
+        let census = Census::of(text.as_bytes());
+        if config.emails && census.at_sign {
             email::find_plain(text, &mut spans);
         }
         if config.obfuscated_emails {
             email::find_obfuscated(text, &mut spans);
         }
         if config.ips {
-            ip::find_ipv4(text, &mut spans);
-            ip::find_ipv6(text, &mut spans);
+            if census.ascii_digits >= 4 && census.dots >= 3 {
+                ip::find_ipv4(text, &mut spans);
+            }
+            if census.ascii_digits >= 1 && census.colons >= 2 {
+                ip::find_ipv6(text, &mut spans);
+            }
         }
-        if config.payment_cards {
+        if config.payment_cards && census.ascii_digits >= 13 {
             cards::find_cards(text, &mut spans);
         }
-        if config.ibans {
+        if config.ibans && census.ascii_digits >= 2 {
             cards::find_ibans(text, &mut spans);
         }
-        if config.phones {
+        if config.phones && census.ascii_digits + census.other_digits >= 7 {
             phone::find(text, &mut spans);
         }
         for re in &self.inner.custom {
@@ -380,6 +388,68 @@ impl Detector {
     }
 }
 
+/// Counts of the bytes the detectors need, from one pass over the text. A
+/// detector is skipped when the text cannot hold what it looks for.
+#[derive(Default)]
+struct Census {
+    /// `@`, or a lead byte of the full-width `＠` (U+FF20).
+    at_sign: bool,
+    ascii_digits: usize,
+    /// Lead bytes of the non-ASCII digits `text::digit_value` knows (an
+    /// over-count: full-width U+FF10.., Arabic-Indic U+0660.., U+06F0..,
+    /// Devanagari U+0966..).
+    other_digits: usize,
+    dots: usize,
+    colons: usize,
+}
+
+/// Bits of one counter in the packed census; a chunk of at most
+/// `CENSUS_CHUNK` bytes cannot overflow one.
+const CENSUS_BITS: u32 = 12;
+const CENSUS_CHUNK: usize = (1 << CENSUS_BITS) - 1;
+const CENSUS_MASK: u64 = (1 << CENSUS_BITS) - 1;
+
+/// Per byte value, the counters it adds to, packed `CENSUS_BITS` apart:
+/// ASCII digits, other digits, dots, colons, at signs.
+#[allow(clippy::indexing_slicing)] // constant evaluation checks the bounds
+const CENSUS_TABLE: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        t[b as usize] = 1;
+        b += 1;
+    }
+    t[0xD9] = 1 << CENSUS_BITS;
+    t[0xDB] = 1 << CENSUS_BITS;
+    t[0xE0] = 1 << CENSUS_BITS;
+    t[0xEF] = (1 << CENSUS_BITS) | (1 << (4 * CENSUS_BITS));
+    t[b'.' as usize] = 1 << (2 * CENSUS_BITS);
+    t[b':' as usize] = 1 << (3 * CENSUS_BITS);
+    t[b'@' as usize] = 1 << (4 * CENSUS_BITS);
+    t
+};
+
+impl Census {
+    fn of(bytes: &[u8]) -> Census {
+        let mut c = Census::default();
+        for chunk in bytes.chunks(CENSUS_CHUNK) {
+            let packed: u64 = chunk
+                .iter()
+                .map(|&b| CENSUS_TABLE.get(usize::from(b)).copied().unwrap_or(0))
+                .sum();
+            let field = |i: u32| {
+                usize::try_from((packed >> (i * CENSUS_BITS)) & CENSUS_MASK).unwrap_or(usize::MAX)
+            };
+            c.ascii_digits += field(0);
+            c.other_digits += field(1);
+            c.dots += field(2);
+            c.colons += field(3);
+            c.at_sign |= field(4) > 0;
+        }
+        c
+    }
+}
+
 fn replace_spans(text: &str, spans: &[Span], placeholder: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
@@ -394,7 +464,7 @@ fn replace_spans(text: &str, spans: &[Span], placeholder: &str) -> String {
 
 /// Removes spans that overlap an occurrence of the placeholder.
 fn drop_placeholder_overlaps(text: &str, spans: &mut Vec<Span>) {
-    if !text.contains(PLACEHOLDER) {
+    if !text.as_bytes().contains(&b'<') || !text.contains(PLACEHOLDER) {
         return;
     }
     let holes: Vec<(usize, usize)> = text
@@ -425,11 +495,11 @@ fn add_repeats(text: &str, spans: &mut Vec<Span>) {
             continue;
         }
         seen.push(value);
-        for (i, m) in text.match_indices(value) {
+        for i in occurrences(text, value) {
             if i != s.start {
                 extra.push(Span {
                     start: i,
-                    end: i + m.len(),
+                    end: i + value.len(),
                     kind: s.kind,
                 });
             }
@@ -439,6 +509,32 @@ fn add_repeats(text: &str, spans: &mut Vec<Span>) {
         spans.extend(extra);
         drop_placeholder_overlaps(text, spans);
     }
+}
+
+/// Texts up to this long are searched naively by [`occurrences`].
+const SHORT_TEXT: usize = 512;
+
+/// Start offsets of the non-overlapping occurrences of `needle` (not empty) in
+/// `hay`, left to right, as `str::match_indices` finds them. For short texts
+/// a plain scan, which saves the searcher's set-up cost.
+fn occurrences<'a>(hay: &'a str, needle: &'a str) -> Box<dyn Iterator<Item = usize> + 'a> {
+    if hay.len() > SHORT_TEXT {
+        return Box::new(hay.match_indices(needle).map(|(i, _)| i));
+    }
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    let mut from = 0;
+    Box::new(std::iter::from_fn(move || {
+        let (&first, tail) = needle.split_first()?;
+        while from + needle.len() <= hay.len() {
+            let i = from;
+            from += 1;
+            if hay.get(i) == Some(&first) && hay.get(i + 1..i + needle.len()) == Some(tail) {
+                from = i + needle.len();
+                return Some(i);
+            }
+        }
+        None
+    }))
 }
 
 /// Sorts spans and merges overlapping ones (the longer span's kind wins).

@@ -23,7 +23,7 @@ use super::tables::COUNTRY_CODES;
 use std::sync::OnceLock;
 
 use super::text::{
-    Keywords, char_at, char_before, digit_value, is_inline_space, is_word, window_after,
+    Keywords, char_at, char_before, digit_value, is_inline_space, is_word, lower, window_after,
     window_before,
 };
 use super::{PiiKind, Span};
@@ -237,7 +237,8 @@ fn start_boundary_ok(text: &str, start: usize) -> bool {
 /// trunk `0`.
 fn partition(text: &str, digits: &[u8], groups: &[Group], first_ok: bool, out: &mut Vec<Span>) {
     let n = groups.len();
-    if n == 0 || looks_like_data(digits, groups) {
+    // A number has at least 7 digits.
+    if n == 0 || digits.len() < 7 || looks_like_data(digits, groups) {
         return;
     }
     let can_split = |k: usize| -> bool {
@@ -248,8 +249,11 @@ fn partition(text: &str, digits: &[u8], groups: &[Group], first_ok: bool, out: &
                 .is_some_and(|g| g.sep.space || g.sep.plus || g.sep.slash)
     };
     // best[k] = (digits covered, -numbers) for groups[..k]; choice[k] = start of last number.
-    let mut best: Vec<(usize, isize)> = vec![(0, 0); n + 1];
-    let mut choice: Vec<Option<(usize, usize)>> = vec![None; n + 1];
+    // A run has at most MAX_RUN_DIGITS groups (each has a digit).
+    let mut best = [(0usize, 0isize); MAX_RUN_DIGITS + 1];
+    let mut choice: [Option<(usize, usize)>; MAX_RUN_DIGITS + 1] = [None; MAX_RUN_DIGITS + 1];
+    // The words before a number starting at group a, read once per a.
+    let mut before: [Option<BeforeWords>; MAX_RUN_DIGITS + 1] = [None; MAX_RUN_DIGITS + 1];
     for k in 1..=n {
         let mut here = best.get(k - 1).copied().unwrap_or((0, 0));
         let mut pick = None;
@@ -266,7 +270,10 @@ fn partition(text: &str, digits: &[u8], groups: &[Group], first_ok: bool, out: &
                         continue;
                     }
                 }
-                let Some(end) = validate(text, digits, groups, a, k - 1) else {
+                let Some(before) = before.get_mut(a) else {
+                    continue;
+                };
+                let Some(end) = validate(text, digits, groups, a, k - 1, before) else {
                     continue;
                 };
                 let covered: usize = groups
@@ -289,12 +296,12 @@ fn partition(text: &str, digits: &[u8], groups: &[Group], first_ok: bool, out: &
     }
     // Walk back through the choices.
     let mut k = n;
-    let mut found = Vec::new();
+    let first_found = out.len();
     while k > 0 {
         match choice.get(k).copied().flatten() {
             Some((a, end)) => {
                 if let Some(g) = groups.get(a) {
-                    found.push(Span {
+                    out.push(Span {
                         start: g.lead_start,
                         end,
                         kind: PiiKind::Phone,
@@ -305,8 +312,9 @@ fn partition(text: &str, digits: &[u8], groups: &[Group], first_ok: bool, out: &
             None => k -= 1,
         }
     }
-    found.reverse();
-    out.extend(found);
+    if let Some(found) = out.get_mut(first_found..) {
+        found.reverse();
+    }
 }
 
 /// Long runs of equal groups without '+' are card, tracking or account numbers.
@@ -320,8 +328,16 @@ fn looks_like_data(digits: &[u8], groups: &[Group]) -> bool {
         && groups.iter().all(|g| g.len == first_len)
 }
 
-/// Validates groups `a..=b` as one number; returns the span end.
-fn validate(text: &str, digits: &[u8], groups: &[Group], a: usize, b: usize) -> Option<usize> {
+/// Validates groups `a..=b` as one number; returns the span end. `before`
+/// caches what the words before group `a` say.
+fn validate(
+    text: &str,
+    digits: &[u8],
+    groups: &[Group],
+    a: usize,
+    b: usize,
+    before: &mut Option<BeforeWords>,
+) -> Option<usize> {
     let ga = groups.get(a)?;
     let gb = groups.get(b)?;
     let d = digits.get(ga.first..gb.first + gb.len)?;
@@ -372,8 +388,10 @@ fn validate(text: &str, digits: &[u8], groups: &[Group], a: usize, b: usize) -> 
         // The context is only worth reading for a plausible shape.
         match shape {
             Shape::No => false,
-            Shape::Yes => national_context(text, ga.lead_start, end) != Ctx::Negative,
-            Shape::WithPhoneWord => national_context(text, ga.lead_start, end) == Ctx::Positive,
+            Shape::Yes => national_context(text, ga.lead_start, end, before) != Ctx::Negative,
+            Shape::WithPhoneWord => {
+                national_context(text, ga.lead_start, end, before) == Ctx::Positive
+            }
         }
     };
     if !ok || money_or_unit(text, ga.lead_start, end) {
@@ -389,7 +407,8 @@ fn end_boundary_ok(text: &str, end: usize) -> bool {
     };
     if is_word(next) {
         // "…0143x204" / "…0143ext.12" are extensions; anything else glues.
-        let rest = window_after(text, end, 12).to_lowercase();
+        let rest = lower(window_after(text, end, 12));
+        let rest = rest.as_str();
         return rest.starts_with("ext")
             || rest.starts_with('x')
                 && rest
@@ -643,42 +662,50 @@ const OTHER_WORDS: &[&str] = &[
 
 /// The keyword sets, built once.
 struct ContextWords {
+    /// Phone words, weak phone words, other-kind prefixes and other-kind
+    /// words, in one index (sets 0 to 3).
+    before: Keywords,
     phone: Keywords,
-    weak: Keywords,
-    other_prefixes: Keywords,
-    other_words: Keywords,
 }
 
 fn context_words() -> &'static ContextWords {
     static WORDS: OnceLock<ContextWords> = OnceLock::new();
     WORDS.get_or_init(|| ContextWords {
+        before: Keywords::sets(&[
+            (PHONE_WORDS, false),
+            (WEAK_PHONE_WORDS, true),
+            (OTHER_PREFIXES, false),
+            (OTHER_WORDS, true),
+        ]),
         phone: Keywords::new(PHONE_WORDS),
-        weak: Keywords::new(WEAK_PHONE_WORDS),
-        other_prefixes: Keywords::new(OTHER_PREFIXES),
-        other_words: Keywords::new(OTHER_WORDS),
     })
 }
 
+/// Where the last phone word, weak phone word, other-kind prefix and
+/// other-kind word end in the window before a number.
+type BeforeWords = [Option<usize>; 4];
+
 /// What the words around a number (40 bytes before, 24 after) say it is.
-fn national_context(text: &str, start: usize, end: usize) -> Ctx {
+/// `before` caches the look at the words before `start`.
+fn national_context(text: &str, start: usize, end: usize, before: &mut Option<BeforeWords>) -> Ctx {
     let words = context_words();
-    let lower = window_before(text, start, 40).to_lowercase();
-    let pos = words.phone.last_in(&lower, false);
-    let neg = words
-        .other_prefixes
-        .last_in(&lower, false)
-        .max(words.other_words.last_in(&lower, true));
+    let [pos, weak, other_prefix, other_word] = *before.get_or_insert_with(|| {
+        words
+            .before
+            .last_in_each(lower(window_before(text, start, 40)).as_str())
+    });
+    let neg = other_prefix.max(other_word);
     match (pos, neg) {
         (Some(p), Some(n)) if n > p => return Ctx::Negative,
         (Some(_), _) => return Ctx::Positive,
         (None, Some(_)) => return Ctx::Negative,
         (None, None) => {}
     }
-    if words.weak.last_in(&lower, true).is_some() {
+    if weak.is_some() {
         return Ctx::Positive;
     }
-    let after = window_after(text, end, 24).to_lowercase();
-    if words.phone.last_in(&after, false).is_some() {
+    let after = lower(window_after(text, end, 24));
+    if words.phone.last_in(after.as_str(), false).is_some() {
         return Ctx::Positive;
     }
     Ctx::Neutral
@@ -845,9 +872,13 @@ fn money_or_unit(text: &str, start: usize, end: usize) -> bool {
     const BEFORE: &[&str] = &[
         "$", "€", "£", "¥", "₹", "₩", "₽", "r$", "rs", "rs.", "usd", "eur", "chf", "円",
     ];
-    let before = window_before(text, start, 8)
-        .trim_end_matches(is_inline_space)
-        .to_lowercase();
+    let before = window_before(text, start, 8).trim_end_matches(is_inline_space);
+    // Only these (ASCII) characters end the lower case of a sign or code.
+    let may_hit = before.chars().next_back().is_some_and(|c| {
+        !c.is_ascii() || matches!(c.to_ascii_lowercase(), '$' | 's' | '.' | 'd' | 'r' | 'f')
+    });
+    let before = lower(if may_hit { before } else { "" });
+    let before = before.as_str();
     let hit = BEFORE.iter().any(|w| {
         before.strip_suffix(w).is_some_and(|head| {
             !w.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -859,88 +890,157 @@ fn money_or_unit(text: &str, start: usize, end: usize) -> bool {
     }
     let after = window_after(text, end, 12);
     let trimmed = after.trim_start_matches(is_inline_space);
-    let lower = trimmed.to_lowercase();
-    let word: String = lower
+    let in_word =
+        |c: char| c.is_alphabetic() || matches!(c, '€' | '$' | '£' | '¥' | '%' | '₹' | '²' | '³');
+    // Every unit starts with such a character (lower case keeps that).
+    if !trimmed.chars().next().is_some_and(in_word) {
+        return false;
+    }
+    let lowered = lower(trimmed);
+    let lowered = lowered.as_str();
+    let word_len = lowered
+        .char_indices()
+        .find(|&(_, c)| !in_word(c))
+        .map_or(lowered.len(), |(i, _)| i);
+    let word = lowered.get(..word_len).unwrap_or("");
+    if word
         .chars()
-        .take_while(|c| {
-            c.is_alphabetic() || matches!(c, '€' | '$' | '£' | '¥' | '%' | '₹' | '²' | '³')
-        })
-        .collect();
-    const UNITS: &[&str] = &[
-        "€",
-        "$",
-        "£",
-        "¥",
-        "%",
-        "₹",
-        "eur",
-        "euro",
-        "euros",
-        "usd",
-        "dollars",
-        "chf",
-        "gbp",
-        "pln",
-        "zł",
-        "zl",
-        "kr",
-        "sek",
-        "nok",
-        "dkk",
-        "brl",
-        "reais",
-        "inr",
-        "rupees",
-        "yen",
-        "jpy",
-        "km",
-        "kg",
-        "mb",
-        "gb",
-        "tb",
-        "kb",
-        "ms",
-        "px",
-        "mm",
-        "cm",
-        "m²",
-        "m³",
-        "ml",
-        "mg",
-        "円",
-        "元",
-        "万",
-        "億",
-        "亿",
-        "人",
-        "个",
-        "件",
-        "年",
-        "月",
-        "日",
-        "回",
-        "点",
-        "台",
-        "枚",
-        "views",
-        "likes",
-        "followers",
-        "users",
-        "people",
-        "downloads",
-        "points",
-        "pts",
-        "bytes",
-    ];
-    UNITS
-        .iter()
-        .any(|u| word == *u || (u.chars().count() == 1 && !u.is_ascii() && word.starts_with(u)))
+        .next()
+        .is_some_and(|c| SINGLE_CHAR_UNITS.contains(&c))
+    {
+        return true;
+    }
+    let Some(key) = pack(word.as_bytes()) else {
+        return false;
+    };
+    UNIT_KEYS.contains(&key)
 }
+
+/// A short byte string as one integer (its bytes and its length), so that
+/// comparing it with many others costs no `memcmp` calls.
+#[allow(clippy::indexing_slicing)] // `i < s.len()`
+const fn pack(s: &[u8]) -> Option<u128> {
+    if s.len() > 15 {
+        return None;
+    }
+    let mut key = (s.len() as u128) << 120;
+    let mut i = 0;
+    while i < s.len() {
+        key |= (s[i] as u128) << (8 * i);
+        i += 1;
+    }
+    Some(key)
+}
+
+/// Units after a number that make it a price or quantity (lower case).
+const UNITS: &[&str] = &[
+    "€",
+    "$",
+    "£",
+    "¥",
+    "%",
+    "₹",
+    "eur",
+    "euro",
+    "euros",
+    "usd",
+    "dollars",
+    "chf",
+    "gbp",
+    "pln",
+    "zł",
+    "zl",
+    "kr",
+    "sek",
+    "nok",
+    "dkk",
+    "brl",
+    "reais",
+    "inr",
+    "rupees",
+    "yen",
+    "jpy",
+    "km",
+    "kg",
+    "mb",
+    "gb",
+    "tb",
+    "kb",
+    "ms",
+    "px",
+    "mm",
+    "cm",
+    "m²",
+    "m³",
+    "ml",
+    "mg",
+    "円",
+    "元",
+    "万",
+    "億",
+    "亿",
+    "人",
+    "个",
+    "件",
+    "年",
+    "月",
+    "日",
+    "回",
+    "点",
+    "台",
+    "枚",
+    "views",
+    "likes",
+    "followers",
+    "users",
+    "people",
+    "downloads",
+    "points",
+    "pts",
+    "bytes",
+];
+
+/// [`UNITS`] packed.
+#[allow(clippy::indexing_slicing)] // constant evaluation checks the bounds
+const UNIT_KEYS: [u128; UNITS.len()] = {
+    let mut keys = [0; UNITS.len()];
+    let mut i = 0;
+    while i < UNITS.len() {
+        keys[i] = match pack(UNITS[i].as_bytes()) {
+            Some(key) => key,
+            None => 0, // too long: a test checks there are none
+        };
+        i += 1;
+    }
+    keys
+};
+
+/// The units that are one non-ASCII character: a word starting with one is a
+/// unit ("5万円", "3人").
+const SINGLE_CHAR_UNITS: &[char] = &[
+    '€', '£', '¥', '₹', '円', '元', '万', '億', '亿', '人', '个', '件', '年', '月', '日', '回',
+    '点', '台', '枚',
+];
 
 /// Extends the span over an extension: "x204", " ext. 12", " #3", "Durchwahl 5".
 fn extension(text: &str, end: usize) -> usize {
     let rest = window_after(text, end, 24);
-    let lower = rest.to_lowercase();
+    // Every extension word starts with one of these (ASCII) characters.
+    let first = rest
+        .trim_start_matches(|c: char| is_inline_space(c) || c == ',')
+        .chars()
+        .next();
+    if first.is_none_or(|c| {
+        c.is_ascii()
+            && !matches!(
+                c.to_ascii_lowercase(),
+                'e' | 'x' | '#' | 'd' | 'p' | 'i' | 'r' | 'w'
+            )
+    }) {
+        return end;
+    }
+    let lowered = lower(rest);
+    let lower = lowered.as_str();
     let trimmed = lower.trim_start_matches(|c: char| is_inline_space(c) || c == ',');
     let skipped = lower.len() - trimmed.len();
     for kw in [
@@ -1083,6 +1183,23 @@ mod tests {
             phones("202-555-0143 202-555-0199"),
             vec!["202-555-0143", "202-555-0199"]
         );
+    }
+
+    #[test]
+    fn unit_tables() {
+        assert!(UNIT_KEYS.iter().all(|&k| k != 0));
+        let single: Vec<char> = UNITS
+            .iter()
+            .filter(|u| !u.is_ascii() && u.chars().count() == 1)
+            .filter_map(|u| u.chars().next())
+            .collect();
+        assert_eq!(single, SINGLE_CHAR_UNITS);
+        assert!(money_or_unit("5 followers", 0, 1));
+        assert!(money_or_unit("5万円", 0, 1));
+        assert!(money_or_unit("5 EUR", 0, 1));
+        assert!(!money_or_unit("5 eurx", 0, 1));
+        assert!(money_or_unit("USD 5", 4, 5));
+        assert!(!money_or_unit("busd 5", 5, 6));
     }
 
     #[test]

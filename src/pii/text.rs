@@ -83,25 +83,116 @@ pub(super) fn window_after(text: &str, i: usize, max: usize) -> &str {
     text.get(i..end).unwrap_or("")
 }
 
-/// A set of lower-case keywords, indexed by first byte for fast look-up in
-/// the short windows of text around a candidate.
-pub(super) struct Keywords {
-    by_first: Vec<Vec<&'static str>>,
+/// Room for a lower-cased context window (windows are at most 40 bytes; a
+/// char's lower case is at most 3 times as long in UTF-8).
+const LOWER_BUF: usize = 128;
+
+/// A lower-cased copy of a short piece of text: the text itself when it has
+/// nothing to lower-case, else on the stack (or, rarely, on the heap); see
+/// [`lower`].
+pub(super) enum Lower<'a> {
+    Same(&'a str),
+    Stack([u8; LOWER_BUF], usize),
+    Heap(String),
 }
+
+impl Lower<'_> {
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            Lower::Same(s) => s,
+            Lower::Stack(buf, len) => {
+                std::str::from_utf8(buf.get(..*len).unwrap_or(&[])).unwrap_or("")
+            }
+            Lower::Heap(s) => s,
+        }
+    }
+}
+
+/// The same string as `s.to_lowercase()`, without allocating for short texts.
+pub(super) fn lower(s: &str) -> Lower<'_> {
+    if s.is_ascii() {
+        if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Lower::Same(s);
+        }
+        let mut buf = [0; LOWER_BUF];
+        if let Some(dst) = buf.get_mut(..s.len()) {
+            dst.copy_from_slice(s.as_bytes());
+            dst.make_ascii_lowercase();
+            return Lower::Stack(buf, s.len());
+        }
+    } else if !s.contains('Σ') {
+        // Char by char equals `str::to_lowercase` except for the final-sigma rule.
+        let mut buf = [0; LOWER_BUF];
+        let mut len = 0;
+        let mut fits = true;
+        'chars: for c in s.chars() {
+            for l in c.to_lowercase() {
+                let Some(dst) = buf.get_mut(len..len + l.len_utf8()) else {
+                    fits = false;
+                    break 'chars;
+                };
+                len += l.encode_utf8(dst).len();
+            }
+        }
+        if fits {
+            return Lower::Stack(buf, len);
+        }
+    }
+    Lower::Heap(s.to_lowercase())
+}
+
+/// A set of lower-case keywords, indexed by first byte for fast look-up in
+/// the short windows of text around a candidate. Each keyword belongs to one
+/// of up to [`MAX_SETS`] sets, so that one pass over a window answers
+/// [`Keywords::last_in`] for every set.
+pub(super) struct Keywords {
+    /// `(keyword, set, whole)` by first byte, in the order of the lists.
+    by_first: Vec<Vec<(&'static [u8], usize, bool)>>,
+    /// Bit `b0 * 256 + b1` is set when some keyword starts with bytes `b0 b1`
+    /// (for a one-byte keyword `b0`, every `b1`).
+    pairs: Vec<u64>,
+}
+
+/// Most keyword sets in one [`Keywords`].
+pub(super) const MAX_SETS: usize = 4;
 
 impl Keywords {
     pub(super) fn new(list: &[&'static str]) -> Keywords {
-        let mut by_first: Vec<Vec<&'static str>> = vec![Vec::new(); 256];
-        for kw in list {
-            if let Some(bucket) = kw
-                .bytes()
-                .next()
-                .and_then(|b| by_first.get_mut(usize::from(b)))
-            {
-                bucket.push(kw);
+        Keywords::sets(&[(list, false)])
+    }
+
+    /// Several sets; `whole` says whether that set's keywords must also end
+    /// on a word boundary.
+    pub(super) fn sets(sets: &[(&[&'static str], bool)]) -> Keywords {
+        let mut by_first: Vec<Vec<(&'static [u8], usize, bool)>> = vec![Vec::new(); 256];
+        let mut pairs = vec![0u64; 256 * 256 / 64];
+        let mut set_pair = |pair: usize| {
+            if let Some(word) = pairs.get_mut(pair / 64) {
+                *word |= 1 << (pair % 64);
+            }
+        };
+        for (set, &(list, whole)) in sets.iter().enumerate().take(MAX_SETS) {
+            for kw in list {
+                let bytes = kw.as_bytes();
+                let Some(&b0) = bytes.first() else { continue };
+                match bytes.get(1) {
+                    Some(&b1) => set_pair(usize::from(b0) * 256 + usize::from(b1)),
+                    None => (0..256).for_each(|b1| set_pair(usize::from(b0) * 256 + b1)),
+                }
+                if let Some(bucket) = by_first.get_mut(usize::from(b0)) {
+                    bucket.push((bytes, set, whole));
+                }
             }
         }
-        Keywords { by_first }
+        Keywords { by_first, pairs }
+    }
+
+    /// Whether some keyword starts with `b0` followed by `b1` (0 at the end).
+    fn may_start(&self, b0: u8, b1: u8) -> bool {
+        let pair = usize::from(b0) * 256 + usize::from(b1);
+        self.pairs
+            .get(pair / 64)
+            .is_some_and(|word| word & (1 << (pair % 64)) != 0)
     }
 
     /// The byte position just after the last keyword in `hay` (already
@@ -109,9 +200,26 @@ impl Keywords {
     /// ends on one), or `None`. Keywords that do not start with an ASCII letter
     /// (CJK words, currency signs) match anywhere.
     pub(super) fn last_in(&self, hay: &str, whole: bool) -> Option<usize> {
+        let [first, ..] = self.scan(hay, Some(whole));
+        first
+    }
+
+    /// [`Keywords::last_in`] for every set at once (with each set's own `whole`).
+    pub(super) fn last_in_each(&self, hay: &str) -> [Option<usize>; MAX_SETS] {
+        self.scan(hay, None)
+    }
+
+    fn scan(&self, hay: &str, whole_override: Option<bool>) -> [Option<usize>; MAX_SETS] {
         let bytes = hay.as_bytes();
-        let mut best = None;
+        let mut best = [None; MAX_SETS];
+        let mut prev = 0u8;
         for (pos, &b) in bytes.iter().enumerate() {
+            // Inside an ASCII word no keyword starting with a letter counts.
+            let mid_word = b.is_ascii_alphabetic() && prev.is_ascii_alphanumeric();
+            prev = b;
+            if mid_word || !self.may_start(b, bytes.get(pos + 1).copied().unwrap_or(0)) {
+                continue;
+            }
             let Some(bucket) = self.by_first.get(usize::from(b)) else {
                 continue;
             };
@@ -119,16 +227,23 @@ impl Keywords {
                 continue;
             }
             let rest = bytes.get(pos..).unwrap_or(&[]);
-            for kw in bucket {
-                if !rest.starts_with(kw.as_bytes()) {
+            let mut starts_word = None;
+            for &(kw, set, whole) in bucket {
+                let hit = rest.len() >= kw.len() && rest.iter().zip(kw).all(|(a, b)| a == b);
+                if !hit {
                     continue;
                 }
-                let starts_word =
-                    !b.is_ascii_alphabetic() || char_before(hay, pos).is_none_or(|c| !is_word(c));
+                let starts_word = *starts_word.get_or_insert_with(|| {
+                    !b.is_ascii_alphabetic() || char_before(hay, pos).is_none_or(|c| !is_word(c))
+                });
                 let end = pos + kw.len();
-                let ends_word = !whole || char_at(hay, end).is_none_or(|c| !is_word(c));
-                if starts_word && ends_word {
-                    best = Some(end);
+                let ends_word = !whole_override.unwrap_or(whole)
+                    || char_at(hay, end).is_none_or(|c| !is_word(c));
+                if starts_word
+                    && ends_word
+                    && let Some(slot) = best.get_mut(set)
+                {
+                    *slot = Some(end);
                 }
             }
         }
@@ -178,5 +293,26 @@ mod tests {
         assert_eq!(call.last_in("tax 1", true), Some(3));
         assert_eq!(call.last_in("请看order 1", true), Some(11));
         assert_eq!(call.last_in("我的电话", false), Some(12));
+        let sets = Keywords::sets(&[(&["call"], false), (&["tax", "order"], true)]);
+        assert_eq!(
+            sets.last_in_each("call tax order1"),
+            [Some(4), Some(8), None, None]
+        );
+    }
+
+    #[test]
+    fn lower_is_to_lowercase() {
+        for s in [
+            "",
+            "Tel. +49",
+            "ÄT Małpa MAŁPA",
+            "ΣΑΣ Σ",
+            "İstanbul \u{212A}",
+            "電話は",
+            &"Ab".repeat(100),
+            &"Ǆ".repeat(70),
+        ] {
+            assert_eq!(lower(s).as_str(), s.to_lowercase(), "{s:?}");
+        }
     }
 }
