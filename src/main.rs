@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod server;
 
 fn main() -> std::process::ExitCode {
     match cli::run() {

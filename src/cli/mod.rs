@@ -111,6 +111,9 @@ enum Command {
     /// Filter: read lines on stdin, write each with its personal data replaced
     /// by `<redacted>` (the same rules the store uses).
     RedactText,
+    /// Run the HTTP server (JSON over HTTP, one store per tenant under
+    /// DATA/tenants/NAME); see docs/SERVER.md.
+    Serve(crate::server::ServeArgs),
 }
 
 /// Parses the command line and runs it.
@@ -134,6 +137,14 @@ pub(crate) fn run() -> Result<ExitCode> {
         Command::Rewrite(args) => privacy::rewrite(&open(&cli)?, args),
         Command::Verify { json } => read::verify(&open(&cli)?, *json),
         Command::Stats { json } => read::stats(&open(&cli)?, *json),
+        Command::Serve(args) => crate::server::run(&cli, args),
+    }
+}
+
+impl Cli {
+    /// The `--data` directory.
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        &self.data
     }
 }
 

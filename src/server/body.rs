@@ -1,0 +1,269 @@
+//! Reading request bodies, queries and paths: size limits (413), JSON
+//! parsing whose errors never echo a value, field checks.
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, header};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Reads the body up to `limit` bytes; 413 past it.
+pub(super) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::too_large(
+            "body_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limit
+    {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::bad_request("body_unreadable", "the request body could not be read")
+        })?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A JSON parse error without any of the input's values: serde's messages can
+/// quote a value ("invalid type: string \"ann@...\""), so only its category,
+/// position and, for a missing field, the field's (schema-given) name are kept.
+pub(super) fn json_error(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
+            "malformed_json",
+            format!(
+                "the request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        ),
+        Category::Data => {
+            let text = e.to_string();
+            let what = if text.starts_with("missing field") {
+                text.split(" at line")
+                    .next()
+                    .unwrap_or("missing field")
+                    .to_owned()
+            } else {
+                "a field is unknown or has the wrong type".to_owned()
+            };
+            ApiError::bad_request(
+                "invalid_body",
+                format!(
+                    "the request body does not match the schema: {what} (line {}, column {}); see /v1/openapi.json",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        }
+    }
+}
+
+pub(super) async fn json_body<T: DeserializeOwned>(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read_body(headers, body, app.limits.max_body_bytes).await?;
+    parse_object(&bytes)
+}
+
+/// Parses a JSON object (serde would also take an array for a struct).
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the request body must be a JSON object; see /v1/openapi.json",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| json_error(&e))
+}
+
+/// An optional body: empty means the default.
+pub(super) async fn json_body_or_default<T: DeserializeOwned + Default>(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read_body(headers, body, app.limits.max_body_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_object(&bytes)
+}
+
+pub(super) fn check_email(email: &str) -> Result<(), ApiError> {
+    if email.trim().is_empty() {
+        return Err(ApiError::bad_request("invalid", "field `email` is empty"));
+    }
+    if email.chars().count() > 320 {
+        return Err(ApiError::bad_request(
+            "invalid",
+            "field `email` is longer than 320 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// An optional field that, when present, must not be `null` (leave it out
+/// instead): keeps "absent" and "present" the only two cases.
+pub(super) fn some<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+pub(super) fn check_reference(reference: &str) -> Result<(), ApiError> {
+    if reference.chars().count() > 256 || reference.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid",
+            "field `reference` must be at most 256 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn path_id(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = p.map_err(|_| {
+        ApiError::bad_request(
+            "invalid_path",
+            "the transcript id in the path is not valid percent-encoded UTF-8",
+        )
+    })?;
+    if id.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_path",
+            "the transcript id is empty",
+        ));
+    }
+    Ok(id)
+}
+
+pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_query",
+            "the query string does not match the schema; see /v1/openapi.json",
+        )
+    })
+}
+
+// ---------------------------------------------------------------- messages
+
+/// Splits an append body into interchange lines.
+pub(super) fn append_items(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<String>, ApiError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("malformed_json", "the request body is not UTF-8"))?;
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl"));
+    let lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    if ndjson {
+        return Ok(lines(text));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(_)) => Ok(vec![text.trim().to_owned()]),
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::Object(_) => Ok(v.to_string()),
+                _ => Err(ApiError::bad_request(
+                    "invalid_message",
+                    format!("message {i}: not a JSON object"),
+                )),
+            })
+            .collect(),
+        Ok(_) => Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a message object, an array of them, or NDJSON",
+        )),
+        Err(e) => {
+            // Several objects, one a line, without the NDJSON content type.
+            let l = lines(text);
+            if l.len() > 1 && l.iter().all(|x| x.starts_with('{')) {
+                Ok(l)
+            } else {
+                Err(json_error(&e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_bodies() {
+        let h = HeaderMap::new();
+        let one = r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x"}"#;
+        assert_eq!(append_items(&h, one.as_bytes()).unwrap().len(), 1);
+        let arr = format!("[{one},{one}]");
+        assert_eq!(append_items(&h, arr.as_bytes()).unwrap().len(), 2);
+        let nd = format!("{one}\n\n{one}\n{one}\n");
+        assert_eq!(append_items(&h, nd.as_bytes()).unwrap().len(), 3);
+        let e = append_items(&h, b"{\"transcript\":").unwrap_err();
+        assert_eq!(e.code, "malformed_json");
+        let e = append_items(&h, b"[1]").unwrap_err();
+        assert_eq!(e.code, "invalid_message");
+        let e = append_items(&h, b"\"x\"").unwrap_err();
+        assert_eq!(e.code, "invalid_body");
+    }
+
+    #[test]
+    fn json_errors_never_echo_values() {
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            email: String,
+            flag: bool,
+        }
+        for body in [
+            r#"{"email":"a","flag":"ann@example.com"}"#,
+            r#"{"email":"a","flag":true,"ann@example.com":1}"#,
+            r#"{"email":"ann@example.com""#,
+        ] {
+            let e = serde_json::from_str::<T>(body).unwrap_err();
+            let api = json_error(&e);
+            assert!(!api.message.contains("ann@"), "{}", api.message);
+        }
+        let e = serde_json::from_str::<T>(r#"{"flag":true}"#).unwrap_err();
+        assert!(json_error(&e).message.contains("missing field `email`"));
+    }
+}

@@ -1,0 +1,396 @@
+//! Server configuration: flags, environment variables and an optional TOML
+//! file, resolved in that order of precedence (a flag beats its environment
+//! variable, which beats the file, which beats the built-in default).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+use super::auth::TokenTable;
+
+/// Built-in defaults.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+const DEFAULT_MAX_BODY: u64 = 32 << 20;
+const DEFAULT_MAX_MESSAGE: u64 = 12 << 20;
+const DEFAULT_MAX_FILE: u64 = 8 << 20;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_CONCURRENCY: usize = 64;
+const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// `shredlog serve`: the HTTP server (DESIGN §6, docs/SERVER.md).
+///
+/// Every setting can be given as a flag, as the environment variable named in
+/// its help, or as a key of the TOML file given by `--config` (the key is the
+/// flag's name without the dashes in front, e.g. `max-body-bytes = "32MiB"`).
+/// A flag beats its environment variable, which beats the file. The store
+/// options (`--data`, `--key-file`, `--durability`, ...) are the global ones
+/// shown by `shredlog --help`; `data` may also be set in the file.
+#[derive(Args, Debug, Clone)]
+#[command(
+    after_long_help = "Authentication: every route but /healthz needs `Authorization: Bearer TOKEN`. \
+Tokens come from --token-file (one `ROLE TOKEN [TENANT]` a line; ROLE is `writer` \
+(append and read) or `admin` (everything); TENANT defaults to `default`) and/or the \
+environment variable SHREDLOG_TOKEN (an admin token of the default tenant). Tokens must \
+be at least 16 characters (e.g. `openssl rand -hex 32`). Without any token the server \
+refuses to start unless --insecure-no-auth is given.\n\n\
+Tenants: each tenant is a separate store in DATA/tenants/NAME, opened on first use.\n\n\
+Stop it with SIGTERM or SIGINT (Ctrl-C): it stops accepting, finishes the requests in \
+flight, syncs and closes every store, and exits with status 0."
+)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on, HOST:PORT. Loopback by default; port 0 picks a
+    /// free port. The bound address is printed on stdout as
+    /// `shredlog: listening on http://ADDR`. [default: 127.0.0.1:7878]
+    #[arg(long, env = "SHREDLOG_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// TOML file with any of these settings (keys named like the flags, e.g.
+    /// `listen = "127.0.0.1:7878"`, `token-file = "/etc/shredlog/tokens"`).
+    #[arg(long, env = "SHREDLOG_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// File of access tokens, one `ROLE TOKEN [TENANT]` a line (`#` starts a
+    /// comment). ROLE: `writer` (append, read, lookup, consent, stats) or
+    /// `admin` (everything). TENANT: `[a-z0-9][a-z0-9_-]*`, default `default`.
+    /// Keep it readable by the server's user only.
+    #[arg(long, env = "SHREDLOG_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Run with no authentication at all: every request acts as an admin of
+    /// the default tenant. Only for local experiments; never settable from the
+    /// environment or the file.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Log format on stderr: `text` or `json` (one JSON object per line).
+    /// [default: text]
+    #[arg(long, env = "SHREDLOG_LOG_FORMAT", value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Largest request body, e.g. `32MiB`, `512KiB` or plain bytes; larger
+    /// bodies get 413. [default: 32MiB]
+    #[arg(long, env = "SHREDLOG_MAX_BODY_BYTES", value_parser = parse_size, value_name = "SIZE")]
+    max_body_bytes: Option<u64>,
+    /// Largest single message (its interchange JSON, file data included);
+    /// larger ones get 413. [default: 12MiB]
+    #[arg(long, env = "SHREDLOG_MAX_MESSAGE_BYTES", value_parser = parse_size, value_name = "SIZE")]
+    max_message_bytes: Option<u64>,
+    /// Largest uploaded file (decoded bytes); larger ones get 413. [default: 8MiB]
+    #[arg(long, env = "SHREDLOG_MAX_FILE_BYTES", value_parser = parse_size, value_name = "SIZE")]
+    max_file_bytes: Option<u64>,
+    /// Time limit of one request, e.g. `30s`, `2m` (compaction, retention
+    /// runs, verify and rewrite-stale are exempt); a request over it gets 503
+    /// `timeout`. [default: 30s]
+    #[arg(long, env = "SHREDLOG_REQUEST_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
+    request_timeout: Option<Duration>,
+    /// Requests handled at once; more wait (up to the request timeout) and
+    /// then get 503 `overloaded`. [default: 64]
+    #[arg(long, env = "SHREDLOG_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    max_concurrent_requests: Option<usize>,
+    /// How often the stored retention policy of every tenant is applied in the
+    /// background, e.g. `1h`; `0` turns the background run off. [default: 1h]
+    #[arg(long, env = "SHREDLOG_RETENTION_INTERVAL", value_parser = parse_duration, value_name = "DURATION")]
+    retention_interval: Option<Duration>,
+    /// At shutdown, how long to wait for requests in flight before closing the
+    /// stores anyway. [default: 30s]
+    #[arg(long, env = "SHREDLOG_SHUTDOWN_GRACE", value_parser = parse_duration, value_name = "DURATION")]
+    shutdown_grace: Option<Duration>,
+}
+
+/// Log line format.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    data: Option<PathBuf>,
+    listen: Option<String>,
+    token_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    max_body_bytes: Option<SizeValue>,
+    max_message_bytes: Option<SizeValue>,
+    max_file_bytes: Option<SizeValue>,
+    request_timeout: Option<DurationValue>,
+    max_concurrent_requests: Option<usize>,
+    retention_interval: Option<DurationValue>,
+    shutdown_grace: Option<DurationValue>,
+}
+
+/// A size in the file: bytes as an integer, or a string like `"32MiB"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
+/// A duration in the file: seconds as an integer, or a string like `"30s"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Secs(u64),
+    Text(String),
+}
+
+impl SizeValue {
+    fn get(&self, key: &str) -> Result<u64> {
+        match self {
+            SizeValue::Bytes(n) => Ok(*n),
+            SizeValue::Text(s) => parse_size(s).map_err(|e| anyhow::anyhow!("`{key}`: {e}")),
+        }
+    }
+}
+
+impl DurationValue {
+    fn get(&self, key: &str) -> Result<Duration> {
+        match self {
+            DurationValue::Secs(n) => Ok(Duration::from_secs(*n)),
+            DurationValue::Text(s) => {
+                parse_duration(s).map_err(|e| anyhow::anyhow!("`{key}`: {e}"))
+            }
+        }
+    }
+}
+
+/// Request limits.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub max_body_bytes: u64,
+    pub max_message_bytes: u64,
+    pub max_file_bytes: u64,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+}
+
+/// The resolved configuration.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub data: PathBuf,
+    pub listen: String,
+    /// `None` only with `--insecure-no-auth`.
+    pub tokens: Option<TokenTable>,
+    pub log_format: LogFormat,
+    pub limits: Limits,
+    /// `None`: no background retention run.
+    pub retention_interval: Option<Duration>,
+    pub shutdown_grace: Duration,
+}
+
+/// Whether `--data` or `SHREDLOG_DATA` was given (the global flag has a
+/// default, so its value alone cannot tell).
+fn data_given() -> bool {
+    std::env::var_os("SHREDLOG_DATA").is_some()
+        || std::env::args_os().any(|a| {
+            let a = a.to_string_lossy();
+            a == "--data" || a.starts_with("--data=")
+        })
+}
+
+impl Config {
+    pub(crate) fn resolve(args: &ServeArgs, cli_data: &Path) -> Result<Config> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    // toml's message quotes the offending line; that line is
+                    // configuration (not personal data), but keep it short.
+                    anyhow::anyhow!(
+                        "the config file {} is not valid: {}",
+                        path.display(),
+                        e.message()
+                    )
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let data = match (&file.data, data_given()) {
+            (Some(d), false) => d.clone(),
+            _ => cli_data.to_path_buf(),
+        };
+        let size = |flag: Option<u64>, file: &Option<SizeValue>, key: &str, default: u64| match (
+            flag, file,
+        ) {
+            (Some(v), _) => Ok(v),
+            (None, Some(v)) => v.get(key),
+            (None, None) => Ok(default),
+        };
+        let dur = |flag: Option<Duration>,
+                   file: &Option<DurationValue>,
+                   key: &str,
+                   default: Duration| match (flag, file) {
+            (Some(v), _) => Ok(v),
+            (None, Some(v)) => v.get(key),
+            (None, None) => Ok(default),
+        };
+        let limits = Limits {
+            max_body_bytes: size(
+                args.max_body_bytes,
+                &file.max_body_bytes,
+                "max-body-bytes",
+                DEFAULT_MAX_BODY,
+            )?,
+            max_message_bytes: size(
+                args.max_message_bytes,
+                &file.max_message_bytes,
+                "max-message-bytes",
+                DEFAULT_MAX_MESSAGE,
+            )?,
+            max_file_bytes: size(
+                args.max_file_bytes,
+                &file.max_file_bytes,
+                "max-file-bytes",
+                DEFAULT_MAX_FILE,
+            )?,
+            request_timeout: dur(
+                args.request_timeout,
+                &file.request_timeout,
+                "request-timeout",
+                DEFAULT_TIMEOUT,
+            )?,
+            max_concurrent_requests: args
+                .max_concurrent_requests
+                .or(file.max_concurrent_requests)
+                .unwrap_or(DEFAULT_CONCURRENCY),
+        };
+        if limits.max_concurrent_requests == 0 {
+            bail!("max-concurrent-requests must be at least 1");
+        }
+        if limits.request_timeout.is_zero() {
+            bail!("request-timeout must be longer than 0");
+        }
+        if limits.max_body_bytes == 0 || limits.max_message_bytes == 0 {
+            bail!("max-body-bytes and max-message-bytes must be at least 1 byte");
+        }
+        let retention = dur(
+            args.retention_interval,
+            &file.retention_interval,
+            "retention-interval",
+            DEFAULT_RETENTION_INTERVAL,
+        )?;
+        let token_file = args.token_file.clone().or(file.token_file.clone());
+        let mut tokens = TokenTable::default();
+        if let Some(path) = &token_file {
+            tokens.load_file(path)?;
+        }
+        if let Ok(token) = std::env::var("SHREDLOG_TOKEN") {
+            tokens
+                .add_env_token(&token)
+                .context("the environment variable SHREDLOG_TOKEN")?;
+        }
+        let tokens = match (tokens.is_empty(), args.insecure_no_auth) {
+            (true, false) => bail!(
+                "no access token is configured: give --token-file FILE or set SHREDLOG_TOKEN \
+                 (or, for a local experiment only, --insecure-no-auth)"
+            ),
+            (true, true) => None,
+            (false, true) => bail!(
+                "--insecure-no-auth was given but tokens are configured too; drop one of them"
+            ),
+            (false, false) => Some(tokens),
+        };
+        Ok(Config {
+            data,
+            listen: args
+                .listen
+                .clone()
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            tokens,
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            limits,
+            retention_interval: Some(retention).filter(|d| !d.is_zero()),
+            shutdown_grace: dur(
+                args.shutdown_grace,
+                &file.shutdown_grace,
+                "shutdown-grace",
+                DEFAULT_SHUTDOWN_GRACE,
+            )?,
+        })
+    }
+}
+
+/// Parses `123`, `64KiB`, `16MiB`, `1GiB` (also `KB`/`MB`/`GB`, `K`/`M`/`G`
+/// meaning the binary units).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 32MiB, 512KiB or 1048576"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("`{s}`: the unit must be one of B, KiB, MiB, GiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h`, `1d` (a plain number means seconds).
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30s, 500ms, 2m, 1h"))?;
+    let ms: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{s}`: the unit must be one of ms, s, m, h, d")),
+    };
+    n.checked_mul(ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{s}` is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_size("512kib"), Ok(512 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("1y").is_err());
+    }
+
+    #[test]
+    fn file_keys() {
+        let f: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:1\"\nmax-body-bytes = \"1MiB\"\nmax-file-bytes = 10\nrequest-timeout = \"5s\"\nlog-format = \"json\"\n",
+        )
+        .unwrap();
+        assert_eq!(f.listen.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(f.max_body_bytes.unwrap().get("x").unwrap(), 1 << 20);
+        assert_eq!(f.max_file_bytes.unwrap().get("x").unwrap(), 10);
+        assert_eq!(
+            f.request_timeout.unwrap().get("x").unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(f.log_format, Some(LogFormat::Json));
+        assert!(toml::from_str::<FileConfig>("insecure-no-auth = true").is_err());
+    }
+}
