@@ -128,6 +128,57 @@ mod tests {
     }
 
     #[test]
+    fn a_waiter_is_not_released_by_a_sync_that_started_before_its_write() {
+        // The leader syncs tickets up to 1; ticket 2 is written meanwhile and
+        // must wait for a sync of its own, not ride on the one in flight.
+        let gc = Arc::new(GroupCommit::default());
+        let t1 = gc.ticket();
+        let (in_sync, go) = (
+            Arc::new(std::sync::Barrier::new(2)),
+            Arc::new(std::sync::Barrier::new(2)),
+        );
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let leader = {
+            let (gc, in_sync, go, syncs) = (
+                Arc::clone(&gc),
+                Arc::clone(&in_sync),
+                Arc::clone(&go),
+                Arc::clone(&syncs),
+            );
+            std::thread::spawn(move || {
+                gc.wait(t1, || {
+                    syncs.fetch_add(1, Ordering::SeqCst);
+                    in_sync.wait();
+                    go.wait();
+                    Ok(())
+                })
+                .unwrap();
+            })
+        };
+        in_sync.wait();
+        let t2 = gc.ticket();
+        let follower = {
+            let (gc, syncs) = (Arc::clone(&gc), Arc::clone(&syncs));
+            std::thread::spawn(move || {
+                gc.wait(t2, || {
+                    syncs.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+                .unwrap();
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !follower.is_finished(),
+            "ticket 2 was released by a sync that started before it was written"
+        );
+        go.wait();
+        leader.join().unwrap();
+        follower.join().unwrap();
+        assert_eq!(syncs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
     fn failed_sync_poisons() {
         let gc = GroupCommit::default();
         let t = gc.ticket();

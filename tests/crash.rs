@@ -8,6 +8,14 @@
 //! * Privacy operations: every acknowledged erasure or deletion holds (and the
 //!   erased visitor's email is in no file of the directory), the one operation
 //!   in flight is either wholly done or not at all, everything else is intact.
+//! * Privacy operations mixed with compaction (`CompactOptions::everything()`,
+//!   sometimes rate-limited so that kills land inside a segment rewrite) over
+//!   16 KiB segments: the same checks, plus no compaction output (`*.seg.tmp`)
+//!   survives a reopen and nothing shredded comes back.
+//! * For both privacy mixes, a copy of the directory is also opened without
+//!   its audit log (so that open cannot redo logged wipes): nothing the
+//!   acknowledged operations redacted or deleted may read back intact, i.e.
+//!   the wipes themselves reached the keyring before the acknowledgement.
 //!
 //! The children are this test binary run again with `SHREDLOG_CRASH_ROLE` set
 //! (the `crash_child` test acts on it; without it that test does nothing).
@@ -27,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use common::Rng;
 use shredlog::workload::{self, WorkloadConfig, WorkloadSummary};
-use shredlog::{Error, Message, Options, Store, interchange};
+use shredlog::{CompactOptions, Error, Message, Options, Store, interchange};
 
 const ROLE: &str = "SHREDLOG_CRASH_ROLE";
 const DAY_MS: i64 = 86_400_000;
@@ -286,6 +294,18 @@ fn child_options() -> Options {
         segment_size: env_var("CRASH_SEGMENT_SIZE").parse().unwrap(),
         checkpoint: env_var("CRASH_CHECKPOINT") == "1",
         ..Options::default()
+    }
+}
+
+/// Options of the privacy children: the defaults, or `CRASH_SEGMENT_SIZE`
+/// byte segments when it is set.
+fn privacy_options() -> Options {
+    match std::env::var("CRASH_SEGMENT_SIZE") {
+        Ok(s) => Options {
+            segment_size: s.parse().unwrap(),
+            ..Options::default()
+        },
+        Err(_) => Options::default(),
     }
 }
 
@@ -628,6 +648,11 @@ enum Op {
         cutoff: i64,
         delete: bool,
     },
+    /// `Store::compact(&CompactOptions::everything())`, with `bytes_per_sec`
+    /// limited to `rate` unless it is 0. Changes nothing a reader can see.
+    Compact {
+        rate: u64,
+    },
 }
 
 impl Op {
@@ -638,6 +663,19 @@ impl Op {
             Op::DeleteTranscript(v, k) => format!("delete-transcript {v} {k}"),
             Op::Rewrite(v, k) => format!("rewrite {v} {k}"),
             Op::Retention { cutoff, delete } => format!("retention {cutoff} {}", u8::from(delete)),
+            Op::Compact { rate } => format!("compact {rate}"),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Op::Redact(_) => "redact",
+            Op::DeleteVisitor(_) => "delete-visitor",
+            Op::DeleteTranscript(..) => "delete-transcript",
+            Op::Rewrite(..) => "rewrite",
+            Op::Retention { .. } => "retention",
+            Op::Compact { rate: 0 } => "compact",
+            Op::Compact { .. } => "compact-throttled",
         }
     }
 
@@ -654,12 +692,26 @@ impl Op {
                 cutoff: f[1].parse().unwrap(),
                 delete: f[2] == "1",
             },
+            "compact" => Op::Compact {
+                rate: f[1].parse().unwrap(),
+            },
             other => panic!("unknown op {other}"),
         }
     }
 }
 
-fn random_op(rng: &mut Rng, truth: &WorkloadSummary, config: &WorkloadConfig) -> Op {
+/// A random privacy operation; with `compact`, compactions join the mix
+/// (about one operation in eight, a third of them rate-limited to
+/// 64 KiB/s–1 MiB/s so that they last long enough for kills to land inside).
+fn random_op(rng: &mut Rng, truth: &WorkloadSummary, config: &WorkloadConfig, compact: bool) -> Op {
+    if compact && rng.below(8) == 0 {
+        let rate = if rng.below(3) == 0 {
+            (64 << 10) + rng.below(960 << 10)
+        } else {
+            0
+        };
+        return Op::Compact { rate };
+    }
     let v = rng.below(truth.visitors.len() as u64) as usize;
     let k = rng.below(truth.visitors[v].transcripts.len() as u64) as usize;
     match rng.below(20) {
@@ -687,10 +739,11 @@ fn child_privacy() {
     );
     let truth = workload::generate(&config, std::io::sink()).unwrap();
     let max_ops: usize = std::env::var("CRASH_MAX_OPS").map_or(3000, |s| s.parse().unwrap());
-    let store = Store::open(&dir, Options::default()).unwrap();
+    let compact = std::env::var("CRASH_COMPACT").is_ok_and(|s| s == "1");
+    let store = Store::open(&dir, privacy_options()).unwrap();
     println!("READY");
     for n in 0..max_ops {
-        let op = random_op(&mut rng, &truth, &config);
+        let op = random_op(&mut rng, &truth, &config, compact);
         println!("BEGIN {n} {}", op.encode());
         let r = match op {
             Op::Redact(v) => store
@@ -708,6 +761,11 @@ fn child_privacy() {
             Op::Retention { cutoff, delete } => store
                 .apply_retention(30 * DAY_MS, delete, cutoff + 30 * DAY_MS, "crash-test")
                 .map(drop),
+            Op::Compact { rate } => {
+                let mut options = CompactOptions::everything();
+                options.bytes_per_sec = (rate > 0).then_some(rate);
+                store.compact(&options).map(drop)
+            }
         };
         match r {
             Ok(()) => println!("OK {n}"),
@@ -798,7 +856,7 @@ impl Model {
             Op::DeleteTranscript(v, k) | Op::Rewrite(v, k) => {
                 Some(self.t[&f.truth.visitors[v].transcripts[k]] != TState::Deleted)
             }
-            Op::Retention { .. } => Some(true),
+            Op::Retention { .. } | Op::Compact { .. } => Some(true),
         }
     }
 
@@ -823,8 +881,9 @@ impl Model {
                 self.t
                     .insert(f.truth.visitors[v].transcripts[k].clone(), TState::Deleted);
             }
-            // A new version under new keys that reads exactly like the old.
-            Op::Rewrite(..) => {}
+            // A new version under new keys that reads exactly like the old;
+            // compaction only moves bytes.
+            Op::Rewrite(..) | Op::Compact { .. } => {}
             Op::Retention { cutoff, delete } => {
                 for (id, s) in self.t.iter_mut() {
                     if f.last_ts[id] < cutoff && *s != TState::Deleted {
@@ -951,8 +1010,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn import_all(dir: &Path, w: &Workload) {
-    let store = Store::open(dir, Options::default()).unwrap();
+fn import_all(dir: &Path, w: &Workload, options: &Options) {
+    let store = Store::open(dir, options.clone()).unwrap();
     for chunk in w.msgs.chunks(250) {
         store.append_batch(chunk).unwrap();
     }
@@ -987,6 +1046,10 @@ struct PrivacyBench {
     facts: Facts,
     pristine: PathBuf,
     redacted: HashMap<String, Vec<Message>>,
+    /// Segment size of the store (`None`: the default), passed to the child.
+    segment_size: Option<u64>,
+    /// Whether the child's operation mix includes compactions.
+    compact: bool,
 }
 
 #[derive(Default)]
@@ -997,10 +1060,21 @@ struct PrivacyStats {
     in_flight_done: usize,
     in_flight_not: usize,
     ops: BTreeMap<&'static str, usize>,
+    in_flight_at_kill: BTreeMap<&'static str, usize>,
 }
 
 impl PrivacyBench {
     fn new(seed: u64, visitors: usize) -> PrivacyBench {
+        PrivacyBench::with(seed, visitors, None, false)
+    }
+
+    /// A bench whose store uses `segment_size` byte segments and whose
+    /// children also compact when `compact` is set.
+    fn with(seed: u64, visitors: usize, segment_size: Option<u64>, compact: bool) -> PrivacyBench {
+        let options = Options {
+            segment_size: segment_size.unwrap_or(Options::default().segment_size),
+            ..Options::default()
+        };
         let tmp = tempfile::tempdir().unwrap();
         let w = Workload::generate(tmp.path(), config(seed, visitors));
         let facts = Facts {
@@ -1019,7 +1093,7 @@ impl PrivacyBench {
                 .collect(),
         };
         let pristine = tmp.path().join("pristine");
-        import_all(&pristine, &w);
+        import_all(&pristine, &w, &options);
         // What each transcript reads like once its personal data is destroyed.
         let refdir = tmp.path().join("reference");
         copy_dir(&pristine, &refdir);
@@ -1038,6 +1112,8 @@ impl PrivacyBench {
             facts,
             pristine,
             redacted,
+            segment_size,
+            compact,
         }
     }
 
@@ -1054,7 +1130,20 @@ impl PrivacyBench {
             .env("CRASH_SEED", seed.to_string())
             .env("CRASH_WORKLOAD_SEED", self.w.config.seed.to_string())
             .env("CRASH_VISITORS", self.w.summary.visitors.len().to_string());
+        if let Some(size) = self.segment_size {
+            cmd.env("CRASH_SEGMENT_SIZE", size.to_string());
+        }
+        if self.compact {
+            cmd.env("CRASH_COMPACT", "1");
+        }
         cmd
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            segment_size: self.segment_size.unwrap_or(Options::default().segment_size),
+            ..Options::default()
+        }
     }
 
     /// Checks the store in `dir` after a child that printed `lines` died:
@@ -1089,17 +1178,8 @@ impl PrivacyBench {
             }
             stats.acked_ok += usize::from(*ok);
             stats.acked_nf += usize::from(!*ok);
-            *stats
-                .ops
-                .entry(match op {
-                    Op::Redact(_) => "redact",
-                    Op::DeleteVisitor(_) => "delete-visitor",
-                    Op::DeleteTranscript(..) => "delete-transcript",
-                    Op::Rewrite(..) => "rewrite",
-                    Op::Retention { .. } => "retention",
-                })
-                .or_default() += usize::from(*ok);
-            *audit_entries += usize::from(*ok);
+            *stats.ops.entry(op.kind()).or_default() += usize::from(*ok);
+            *audit_entries += usize::from(*ok && !matches!(op, Op::Compact { .. }));
         }
         let mut after = model.clone();
         if let Some(op) = in_flight
@@ -1108,8 +1188,22 @@ impl PrivacyBench {
             after.apply(f, op);
         }
 
-        let store = open(dir, &Options::default(), ctx);
+        let store = open(dir, &self.options(), ctx);
         assert_verifies(&store, ctx);
+        // A compaction cut short leaves its output (copies of records, some
+        // of which may since have been shredded) behind; open removes it.
+        // (A checkpoint's `index.ckpt.tmp` holds no personal data and is
+        // overwritten by the next checkpoint; it may stay.)
+        let leftovers: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".seg.tmp"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "{ctx}: compaction output survives a reopen: {leftovers:?}"
+        );
         let seen = observe(&store, w, &self.redacted, ctx);
         let logged = store
             .audit_log()
@@ -1127,6 +1221,7 @@ impl PrivacyBench {
             })
             .count();
         drop(store);
+        let acked_model = model.clone();
         let (vs_acked, vs_after) = (model.diff(f, &seen), after.diff(f, &seen));
         if vs_acked.is_empty() {
             stats.in_flight_not += usize::from(after != *model);
@@ -1152,6 +1247,32 @@ impl PrivacyBench {
                     .join("\n  ")
             );
         }
+        // The keyring alone must hold every acknowledged erasure: open a
+        // copy without the audit log (so that open cannot redo wipes from
+        // it) and check that nothing the acknowledged operations destroyed
+        // reads back intact. (Open redoes logged wipes, which would hide an
+        // erasure that never wiped its slot until the next open, while the
+        // key sat in the live files.)
+        let bare = dir.with_extension("no-audit");
+        let _ = std::fs::remove_dir_all(&bare);
+        copy_dir(dir, &bare);
+        std::fs::remove_file(bare.join("audit.log")).ok();
+        {
+            let store = open(&bare, &self.options(), &format!("{ctx} (no audit log)"));
+            for (id, state) in &acked_model.t {
+                if *state == TState::Intact {
+                    continue;
+                }
+                if let Ok(got) = store.transcript(id) {
+                    assert!(
+                        got != w.transcript(id),
+                        "{ctx}: {id} is {state:?} by acknowledged operations, but without the \
+                         audit log it reads intact: its keys are still in the keyring"
+                    );
+                }
+            }
+        }
+        std::fs::remove_dir_all(&bare).ok();
         // Every acknowledged operation left an audit entry; the one in flight
         // may have.
         assert!(
@@ -1190,17 +1311,23 @@ impl PrivacyBench {
     }
 }
 
-#[test]
-fn sigkill_during_privacy_operations_keeps_erasure_atomic() {
+/// Kills children doing privacy operations on copies of `bench`'s store,
+/// `per_dir` kills a copy, each `0..max_sleep_ms` after the child got ready
+/// (one in five while it opens), and checks the store after each.
+fn privacy_kills(
+    bench: &PrivacyBench,
+    kills: usize,
+    per_dir: usize,
+    max_sleep_ms: u64,
+    seed: u64,
+    label: &str,
+) {
     let t0 = Instant::now();
-    let kills = iterations(12);
-    let bench = PrivacyBench::new(13, 120);
-    let per_dir = 4usize;
-    let mut rng = Rng(0x5eed_0003);
+    let mut rng = Rng(seed);
     let mut stats = PrivacyStats::default();
     let (mut n_kills, mut early, mut dirs) = (0usize, 0usize, 0usize);
     while n_kills < kills {
-        let dir = bench.fresh_dir(&format!("privacy-{dirs}"));
+        let dir = bench.fresh_dir(&format!("{label}-{dirs}"));
         dirs += 1;
         let mut model = Model::new(&bench.w.summary);
         let mut audit_entries = 0usize;
@@ -1208,7 +1335,7 @@ fn sigkill_during_privacy_operations_keeps_erasure_atomic() {
             if n_kills >= kills {
                 break;
             }
-            let ctx = format!("privacy dir {dirs} run {run}");
+            let ctx = format!("{label} dir {dirs} run {run}");
             let mut child = Running::spawn(bench.child(&dir, rng.next()));
             if rng.below(5) == 0 {
                 // Early: while the child opens (and finishes what the last
@@ -1220,7 +1347,7 @@ fn sigkill_during_privacy_operations_keeps_erasure_atomic() {
                     child.wait_ready(Duration::from_secs(60)),
                     "{ctx}: child never got ready"
                 );
-                std::thread::sleep(Duration::from_millis(rng.below(60)));
+                std::thread::sleep(Duration::from_millis(rng.below(max_sleep_ms)));
             }
             let done = child.kill();
             n_kills += 1;
@@ -1233,19 +1360,37 @@ fn sigkill_during_privacy_operations_keeps_erasure_atomic() {
                 &mut stats,
                 &ctx,
             );
+            if let Some(op) = privacy_ops_of(&done.lines).1 {
+                *stats.in_flight_at_kill.entry(op.kind()).or_default() += 1;
+            }
         }
     }
     eprintln!(
-        "privacy crash test: {n_kills} kills ({early} early) over {dirs} directories; {} acknowledged \
-         operations ({:?}), {} acknowledged not-found; the operation in flight was found done {} times, \
-         not done {} times; {:.1} s",
+        "{label} crash test: {n_kills} kills ({early} early) over {dirs} directories; {} acknowledged \
+         operations ({:?}), {} acknowledged not-found; in flight at the kill: {:?}; the operation in \
+         flight was found done {} times, not done {} times; {:.1} s",
         stats.acked_ok,
         stats.ops,
         stats.acked_nf,
+        stats.in_flight_at_kill,
         stats.in_flight_done,
         stats.in_flight_not,
         t0.elapsed().as_secs_f64()
     );
+}
+
+#[test]
+fn sigkill_during_privacy_operations_keeps_erasure_atomic() {
+    let bench = PrivacyBench::new(13, 120);
+    privacy_kills(&bench, iterations(12), 4, 60, 0x5eed_0003, "privacy");
+}
+
+/// Privacy operations mixed with compactions (some rate-limited, so that the
+/// kill lands inside a segment rewrite) over 16 KiB segments.
+#[test]
+fn sigkill_during_privacy_operations_and_compaction() {
+    let bench = PrivacyBench::with(19, 120, Some(16 << 10), true);
+    privacy_kills(&bench, iterations(12), 4, 250, 0x5eed_0004, "compaction");
 }
 
 /// Deterministic crash points: the child aborts itself (like a kill) at the

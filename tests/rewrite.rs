@@ -5,6 +5,9 @@ mod common;
 use shredlog::failpoint::{Action, arm, disarm_all};
 use shredlog::{Body, Options, REDACTED, Store};
 
+/// Failpoints are process-wide: the tests of this file run one at a time.
+static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 fn text_of(m: &shredlog::Message) -> &str {
     match &m.body {
         Body::Text(t) => t,
@@ -14,6 +17,7 @@ fn text_of(m: &shredlog::Message) -> &str {
 
 #[test]
 fn rewrite_redacts_a_missed_span_under_new_keys_and_survives_crashes() {
+    let _serial = SERIAL.lock();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), Options::default()).unwrap();
     let mut first = common::message(1, "t-r", 0, 1_000);
@@ -71,6 +75,7 @@ fn rewrite_redacts_a_missed_span_under_new_keys_and_survives_crashes() {
 
 #[test]
 fn rectification_replaces_old_values_everywhere_and_destroys_them() {
+    let _serial = SERIAL.lock();
     use shredlog::{CompactOptions, Rectification};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), Options::default()).unwrap();
