@@ -292,13 +292,32 @@ impl Drop for Store {
 }
 
 impl Inner {
+    /// Makes everything written so far durable. When new keys were written,
+    /// the keyring and the segment are synced at the same time (two devices
+    /// queues, one wait): a record that reaches the disk before its keys was
+    /// not acknowledged, and without its keys it is dead at recovery.
     fn sync_now(&self) -> Result<()> {
-        if self.keyring_dirty.swap(false, Ordering::SeqCst) {
-            crate::failpoint::check("keyring.sync").at(&self.keyring_path)?;
-            self.keyring_file.sync_data().at(&self.keyring_path)?;
-        }
         let (path, file) = self.active_file.lock().clone();
-        segment::sync(&path, &file)
+        if !self.keyring_dirty.swap(false, Ordering::SeqCst) {
+            return segment::sync(&path, &file);
+        }
+        let keyring = || -> Result<()> {
+            crate::failpoint::check("keyring.sync").at(&self.keyring_path)?;
+            self.keyring_file.sync_data().at(&self.keyring_path)
+        };
+        std::thread::scope(|scope| {
+            match std::thread::Builder::new().spawn_scoped(scope, keyring) {
+                Ok(k) => {
+                    let s = segment::sync(&path, &file);
+                    let k = k
+                        .join()
+                        .unwrap_or_else(|_| Err(Error::invalid("keyring sync thread panicked")));
+                    k.and(s)
+                }
+                // No thread to spare: one after the other.
+                Err(_) => keyring().and_then(|()| segment::sync(&path, &file)),
+            }
+        })
     }
 
     /// Writes the index checkpoint. With `full` it covers everything written

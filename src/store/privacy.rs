@@ -1022,20 +1022,22 @@ pub(super) fn finish_pending(
         let vid = e.subject.strip_prefix("visitor:").and_then(parse_id);
         match (e.op.as_str(), vid) {
             ("erasure", Some(vid)) => {
+                // O(the visitor's transcripts), not O(the store): open time must
+                // not grow with the number of erasures ever made.
                 let pending = index.visitors.get(&vid).is_some_and(|v| v.slot != 0)
-                    || index
-                        .transcripts
-                        .values()
-                        .any(|t| t.vid == vid && t.pii_key.is_some());
+                    || tids_of(index, &vid).iter().any(|(t, _)| {
+                        index
+                            .transcripts
+                            .get(t)
+                            .is_some_and(|t| t.pii_key.is_some())
+                    });
                 if pending {
                     erase_visitor(keyring, index, &vid)?;
                     changed = true;
                 }
             }
-            ("delete-visitor", Some(vid))
-                if (index.visitors.contains_key(&vid)
-                    || index.transcripts.values().any(|t| t.vid == vid)) =>
-            {
+            // Every transcript of a visitor is linked from its visitor entry.
+            ("delete-visitor", Some(vid)) if index.visitors.contains_key(&vid) => {
                 delete_visitor(keyring, index, &vid)?;
                 changed = true;
             }
