@@ -127,6 +127,7 @@ impl AuditLog {
         self.file.write_all(out.as_bytes()).at(&self.path)?;
         crate::failpoint::check("audit.sync").at(&self.path)?;
         self.file.sync_data().at(&self.path)?;
+        crate::failpoint::synced(&self.path, &self.file);
         self.next_seq += 1;
         Ok(entry)
     }

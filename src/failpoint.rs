@@ -104,3 +104,34 @@ pub(crate) fn check(name: &str) -> io::Result<()> {
         Action::Abort => std::process::abort(),
     }
 }
+
+/// Sync journal for power-loss tests: when `SHREDLOG_SYNC_LOG` names a file,
+/// every successful sync appends `path<TAB>length` to it, and each keyring sync
+/// also snapshots the keyring to `keyring.synced` (written to a temporary file
+/// and renamed, so that a kill never leaves half a snapshot). A test can then
+/// model a power cut after a kill: cut every file back to what was synced.
+static SYNC_LOG: std::sync::OnceLock<Option<Mutex<std::fs::File>>> = std::sync::OnceLock::new();
+
+/// Records a successful sync of `file` (see the sync journal above).
+pub(crate) fn synced(path: &std::path::Path, file: &std::fs::File) {
+    let log = SYNC_LOG.get_or_init(|| {
+        let path = std::env::var_os("SHREDLOG_SYNC_LOG")?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+            .map(Mutex::new)
+    });
+    let Some(log) = log else { return };
+    use std::io::Write;
+    let Ok(meta) = file.metadata() else { return };
+    if path.file_name().is_some_and(|n| n == "keyring") {
+        let snap = path.with_file_name("keyring.synced");
+        let tmp = path.with_file_name("keyring.synced.tmp");
+        if std::fs::copy(path, &tmp).is_ok() {
+            let _ = std::fs::rename(&tmp, &snap);
+        }
+    }
+    let _ = writeln!(log.lock(), "{}\t{}", path.display(), meta.len());
+}

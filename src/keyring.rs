@@ -121,6 +121,7 @@ impl Keyring {
             file.write_all_at(&[0u8; SLOT_SIZE], SLOT_SIZE as u64)
                 .at(&path)?;
             file.sync_all().at(&path)?;
+            crate::failpoint::synced(&path, &file);
             crate::fsutil::sync_dir(dir)?;
             let keyring = Keyring {
                 path,
@@ -260,7 +261,9 @@ impl Keyring {
     /// Makes every write so far durable.
     pub(crate) fn sync(&self) -> Result<()> {
         crate::failpoint::check("keyring.sync").at(&self.path)?;
-        self.file.sync_data().at(&self.path)
+        self.file.sync_data().at(&self.path)?;
+        crate::failpoint::synced(&self.path, &self.file);
+        Ok(())
     }
 
     fn encode_slot(&self, index: u32, slot: &Slot) -> Result<[u8; SLOT_SIZE]> {

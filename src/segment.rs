@@ -163,6 +163,7 @@ impl Active {
         crate::failpoint::check("segment.create").at(&path)?;
         file.write_all_at(&header(id), 0).at(&path)?;
         file.sync_all().at(&path)?;
+        crate::failpoint::synced(&path, &file);
         crate::fsutil::sync_dir(dir)?;
         Ok(Active {
             id,
@@ -214,7 +215,9 @@ impl Active {
 /// Makes a segment file's data durable.
 pub(crate) fn sync(path: &Path, file: &File) -> Result<()> {
     crate::failpoint::check("segment.sync").at(path)?;
-    file.sync_data().at(path)
+    file.sync_data().at(path)?;
+    crate::failpoint::synced(path, file);
+    Ok(())
 }
 
 /// One damaged stretch found by a scan.

@@ -303,7 +303,9 @@ impl Inner {
         }
         let keyring = || -> Result<()> {
             crate::failpoint::check("keyring.sync").at(&self.keyring_path)?;
-            self.keyring_file.sync_data().at(&self.keyring_path)
+            self.keyring_file.sync_data().at(&self.keyring_path)?;
+            crate::failpoint::synced(&self.keyring_path, &self.keyring_file);
+            Ok(())
         };
         std::thread::scope(|scope| {
             match std::thread::Builder::new().spawn_scoped(scope, keyring) {
