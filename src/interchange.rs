@@ -285,6 +285,71 @@ pub fn to_line(msg: &Message) -> String {
     Value::Object(obj).to_string()
 }
 
+/// Why a request body could not be split into messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// Not UTF-8, or not JSON (position only, never content).
+    Malformed(String),
+    /// An element of a JSON array is not an object (its index).
+    NotAnObject(usize),
+    /// JSON, but neither an object nor an array of objects.
+    NotMessages,
+}
+
+/// Splits a request body holding messages into interchange lines: one JSON
+/// object, a JSON array of objects, or NDJSON (one object a line; also
+/// recognised without `ndjson` when every line starts with `{`).
+///
+/// # Errors
+/// [`BodyError`] naming what is wrong, never echoing content.
+///
+/// ```
+/// use shredlog::interchange::split_body;
+/// let one = r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x"}"#;
+/// assert_eq!(split_body(format!("[{one},{one}]").as_bytes(), false).unwrap().len(), 2);
+/// assert_eq!(split_body(format!("{one}\n{one}\n").as_bytes(), true).unwrap().len(), 2);
+/// assert!(split_body(b"[1]", false).is_err());
+/// ```
+pub fn split_body(bytes: &[u8], ndjson: bool) -> std::result::Result<Vec<String>, BodyError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| BodyError::Malformed("the request body is not UTF-8".into()))?;
+    let lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    if ndjson {
+        return Ok(lines(text));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(_)) => Ok(vec![text.trim().to_owned()]),
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::Object(_) => Ok(v.to_string()),
+                _ => Err(BodyError::NotAnObject(i)),
+            })
+            .collect(),
+        Ok(_) => Err(BodyError::NotMessages),
+        Err(e) => {
+            // Several objects, one a line, without the NDJSON content type.
+            let l = lines(text);
+            if l.len() > 1 && l.iter().all(|x| x.starts_with('{')) {
+                Ok(l)
+            } else {
+                Err(BodyError::Malformed(format!(
+                    "the request body is not JSON: {}",
+                    syntax_error(&e)
+                )))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,3 +46,8 @@ fn interchange_line() {
 fn redactor() {
     replay("redactor", shredlog::fuzzing::redactor);
 }
+
+#[test]
+fn request_body() {
+    replay("request_body", shredlog::fuzzing::request_body);
+}

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, header};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
@@ -177,51 +176,25 @@ pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
 
 // ---------------------------------------------------------------- messages
 
-/// Splits an append body into interchange lines.
+/// Splits an append body into interchange lines (see
+/// [`shredlog::interchange::split_body`], which the fuzzers exercise).
 pub(super) fn append_items(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<String>, ApiError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| ApiError::bad_request("malformed_json", "the request body is not UTF-8"))?;
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl"));
-    let lines = |t: &str| -> Vec<String> {
-        t.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    if ndjson {
-        return Ok(lines(text));
-    }
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(_)) => Ok(vec![text.trim().to_owned()]),
-        Ok(Value::Array(items)) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::Object(_) => Ok(v.to_string()),
-                _ => Err(ApiError::bad_request(
-                    "invalid_message",
-                    format!("message {i}: not a JSON object"),
-                )),
-            })
-            .collect(),
-        Ok(_) => Err(ApiError::bad_request(
+    shredlog::interchange::split_body(bytes, ndjson).map_err(|e| match e {
+        shredlog::interchange::BodyError::Malformed(m) => {
+            ApiError::bad_request("malformed_json", m)
+        }
+        shredlog::interchange::BodyError::NotAnObject(i) => {
+            ApiError::bad_request("invalid_message", format!("message {i}: not a JSON object"))
+        }
+        _ => ApiError::bad_request(
             "invalid_body",
             "the body must be a message object, an array of them, or NDJSON",
-        )),
-        Err(e) => {
-            // Several objects, one a line, without the NDJSON content type.
-            let l = lines(text);
-            if l.len() > 1 && l.iter().all(|x| x.starts_with('{')) {
-                Ok(l)
-            } else {
-                Err(json_error(&e))
-            }
-        }
-    }
+        ),
+    })
 }
 
 #[cfg(test)]
