@@ -398,15 +398,27 @@ pub(super) async fn export(
     Ok(resp)
 }
 
+/// A visitor operation addressed by email in the body: runs `op` with the
+/// email and the caller's reference and answers with its audit entry.
+async fn email_op(
+    app: &AppState,
+    p: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+    op: fn(&Store, &str, &str) -> shredlog::Result<shredlog::AuditEntry>,
+) -> Result<shredlog::AuditEntry, ApiError> {
+    let req = email_request(app, headers, body).await?;
+    let store = store_of(app, p).await?;
+    blocking(move || op(&store, &req.email, &req.reference)).await
+}
+
 pub(super) async fn erase(
     State(app): State<AppState>,
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req = email_request(&app, &headers, body).await?;
-    let store = store_of(&app, &p).await?;
-    let entry = blocking(move || store.redact_visitor(&req.email, &req.reference)).await?;
+    let entry = email_op(&app, &p, &headers, body, Store::redact_visitor).await?;
     app.metrics.erasure(&p.tenant);
     ok(&entry)
 }
@@ -417,10 +429,7 @@ pub(super) async fn delete_visitor(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req = email_request(&app, &headers, body).await?;
-    let store = store_of(&app, &p).await?;
-    let entry = blocking(move || store.delete_visitor(&req.email, &req.reference)).await?;
-    ok(&entry)
+    ok(&email_op(&app, &p, &headers, body, Store::delete_visitor).await?)
 }
 
 pub(super) async fn restrict(
@@ -429,10 +438,7 @@ pub(super) async fn restrict(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req = email_request(&app, &headers, body).await?;
-    let store = store_of(&app, &p).await?;
-    let entry = blocking(move || store.restrict_visitor(&req.email, &req.reference)).await?;
-    ok(&entry)
+    ok(&email_op(&app, &p, &headers, body, Store::restrict_visitor).await?)
 }
 
 pub(super) async fn lift_restriction(
@@ -441,10 +447,7 @@ pub(super) async fn lift_restriction(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req = email_request(&app, &headers, body).await?;
-    let store = store_of(&app, &p).await?;
-    let entry = blocking(move || store.lift_restriction(&req.email, &req.reference)).await?;
-    ok(&entry)
+    ok(&email_op(&app, &p, &headers, body, Store::lift_restriction).await?)
 }
 
 #[derive(Deserialize)]
