@@ -34,7 +34,8 @@ pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
     }
     // Of two copies of one transcript slot, keep the one whose PII key resolves.
     let resolves = |t: &TranscriptSlot| pii.get(&t.pii_slot).is_some_and(|p| p.tid == t.tid);
-    transcripts.sort_by_key(|(i, t)| (t.tid, !resolves(t), *i));
+    // The key is computed once per slot (it looks up the PII slot).
+    transcripts.sort_by_cached_key(|(i, t)| (t.tid, !resolves(t), *i));
     let mut seen = std::collections::HashSet::new();
     for (slot, t) in transcripts {
         if !seen.insert(t.tid) {
