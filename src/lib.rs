@@ -49,8 +49,7 @@ mod message;
 mod options;
 pub mod pii;
 mod policy;
-#[doc(hidden)]
-pub mod record;
+mod record;
 mod seal;
 mod segment;
 mod split;

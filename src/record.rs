@@ -233,8 +233,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
 
 /// Fuzz entry point: decoding arbitrary bytes never panics, and whatever
 /// decodes re-encodes to the same bytes.
-#[doc(hidden)]
-pub fn fuzz_decode(data: &[u8]) {
+pub(crate) fn fuzz_decode(data: &[u8]) {
     if let Ok((rec, size)) = decode(data) {
         let mut again = Vec::new();
         encode(&rec.header, rec.content, rec.pii, &mut again);

@@ -384,13 +384,11 @@ impl Inner {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let me = std::thread::current().id();
+        // Only the owning handle closes, and it never lives on a background
+        // thread, so every background thread can be joined.
         for h in std::mem::take(&mut *self.background.lock()) {
-            // The last handle may be dropped by a background thread itself.
-            if h.thread().id() != me {
-                h.thread().unpark();
-                let _ = h.join();
-            }
+            h.thread().unpark();
+            let _ = h.join();
         }
         self.commit.check()?;
         let w = self.writer.lock();
