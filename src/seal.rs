@@ -44,7 +44,17 @@ impl Key {
 
     /// Encrypts `plaintext` bound to `aad` under a fresh random nonce.
     pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<([u8; NONCE_LEN], Vec<u8>)> {
-        let nonce = random_nonce()?;
+        self.seal_with(random_nonce()?, aad, plaintext)
+    }
+
+    /// Encrypts under `nonce`, which must be fresh random bytes (from
+    /// [`Nonces`] or the OS RNG): never a counter, never reused.
+    pub(crate) fn seal_with(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<([u8; NONCE_LEN], Vec<u8>)> {
         let cipher = Aes256Gcm::new((&self.0).into());
         let ct = cipher
             .encrypt(
@@ -86,6 +96,40 @@ fn random_nonce() -> Result<[u8; NONCE_LEN]> {
     random_array()
 }
 
+/// Random nonces for the seals of one call, drawn from the OS RNG with one
+/// system call. Lives only on the stack of the call that made it and is
+/// dropped when it returns, so no random bytes outlive the call to be
+/// replayed by a `fork` (the child gets no copy of another thread's call in
+/// progress) or by a later call.
+pub(crate) struct Nonces {
+    bytes: zeroize::Zeroizing<Vec<u8>>,
+    used: usize,
+}
+
+impl Nonces {
+    /// Room for `count` nonces (more are drawn one by one if needed).
+    pub(crate) fn new(count: usize) -> Result<Nonces> {
+        let mut bytes = zeroize::Zeroizing::new(vec![0u8; count * NONCE_LEN]);
+        getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+        Ok(Nonces { bytes, used: 0 })
+    }
+
+    /// The next unused nonce.
+    pub(crate) fn next(&mut self) -> Result<[u8; NONCE_LEN]> {
+        let Some(chunk) = self.bytes.get(self.used..self.used + NONCE_LEN) else {
+            return random_nonce();
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(chunk);
+        // Each nonce is handed out once: wipe it from the buffer.
+        if let Some(chunk) = self.bytes.get_mut(self.used..self.used + NONCE_LEN) {
+            chunk.fill(0);
+        }
+        self.used += NONCE_LEN;
+        Ok(nonce)
+    }
+}
+
 /// Fills an array from the OS RNG.
 pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
     let mut out = [0u8; N];
@@ -118,6 +162,20 @@ mod tests {
             key.open(&nonce, b"ctx-a", &bad).is_none(),
             "altered bytes must fail"
         );
+    }
+
+    #[test]
+    fn batch_nonces_are_distinct_and_fall_back_to_the_rng() {
+        let mut nonces = Nonces::new(3).unwrap();
+        let drawn: Vec<_> = (0..5).map(|_| nonces.next().unwrap()).collect();
+        let distinct: std::collections::HashSet<_> = drawn.iter().collect();
+        assert_eq!(distinct.len(), 5, "no nonce handed out twice");
+        assert!(drawn.iter().all(|n| n != &[0u8; NONCE_LEN]));
+        assert!(nonces.bytes.iter().all(|b| *b == 0), "used nonces wiped");
+        let key = Key::random().unwrap();
+        let (n, ct) = key.seal_with(drawn[0], b"a", b"x").unwrap();
+        assert_eq!(n, drawn[0]);
+        assert_eq!(key.open(&n, b"a", &ct).unwrap(), b"x");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::options::{Durability, Options};
 use crate::pii::{Detector, RULES_VERSION};
 use crate::policy::Policy;
 use crate::record::{self, FLAG_PII, KIND_MESSAGE, RECORD_VERSION, RecordHeader, Tid, Vid};
-use crate::seal::{Key, TAG_LEN, random_array};
+use crate::seal::{Key, Nonces, TAG_LEN, random_array};
 use crate::segment::{self, Active, SEGMENT_HEADER, Segment};
 use crate::split::{self, ContentPart, JoinContext, PiiPart};
 

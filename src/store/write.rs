@@ -30,14 +30,7 @@ impl Store {
     pub fn append_batch(&self, msgs: &[Message]) -> Result<()> {
         let inner = &*self.inner;
         inner.commit.check()?;
-        let mut prepared = Vec::with_capacity(msgs.len());
-        for msg in msgs {
-            prepared.push(prepare(
-                msg,
-                &inner.detector,
-                inner.options.max_message_bytes,
-            )?);
-        }
+        let prepared = prepare_all(msgs, &inner.detector, inner.options.max_message_bytes)?;
         let ticket = {
             let mut w = inner.writer.lock();
             inner.commit.check()?;
@@ -215,6 +208,8 @@ impl Store {
         let mut next_seq: HashMap<Tid, u32> = HashMap::new();
         let mut buf: Vec<u8> = Vec::with_capacity(items.iter().map(|(_, p)| p.size_hint()).sum());
         let mut pending: Vec<(Tid, RecordRef)> = Vec::with_capacity(items.len());
+        let pii_count = items.iter().filter(|(_, p)| p.pii.is_some()).count();
+        let mut nonces = Nonces::new(items.len() + pii_count)?;
         {
             for &(t, p) in items {
                 let seq = *next_seq.entry(t.tid).or_insert_with(|| t.next_seq());
@@ -234,7 +229,7 @@ impl Store {
                 };
                 let (cn, cct) = t
                     .content_key
-                    .seal(&record::aad(b'C', &header), &p.content)?;
+                    .seal_with(nonces.next()?, &record::aad(b'C', &header), &p.content)?;
                 header.content_nonce = cn;
                 let mut pct = Vec::new();
                 if let Some(pii) = &p.pii {
@@ -245,7 +240,7 @@ impl Store {
                     })?;
                     header.flags |= FLAG_PII;
                     header.pii_len = (pii.len() + TAG_LEN) as u32;
-                    let (pn, ct) = key.seal(&record::aad(b'P', &header), pii)?;
+                    let (pn, ct) = key.seal_with(nonces.next()?, &record::aad(b'P', &header), pii)?;
                     header.pii_nonce = pn;
                     pct = ct;
                 }
@@ -417,6 +412,55 @@ impl Prepared<'_> {
             + self.pii.as_ref().map_or(0, |p| p.len())
             + 2 * TAG_LEN
     }
+}
+
+/// Batches at least this long are prepared on several threads.
+const PARALLEL_PREPARE_MIN: usize = 128;
+
+/// Prepares every message of a batch: in order on this thread for a short
+/// batch, else in contiguous chunks on up to `available_parallelism` threads
+/// (detection is most of the CPU an append costs). Either way the error is
+/// the one of the first message that fails.
+fn prepare_all<'a>(
+    msgs: &'a [Message],
+    detector: &Detector,
+    max: usize,
+) -> Result<Vec<Prepared<'a>>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(msgs.len() / (PARALLEL_PREPARE_MIN / 2).max(1))
+        .max(1);
+    if threads == 1 || msgs.len() < PARALLEL_PREPARE_MIN {
+        return msgs.iter().map(|m| prepare(m, detector, max)).collect();
+    }
+    let chunk = msgs.len().div_ceil(threads);
+    let run = |part: &'a [Message]| -> Result<Vec<Prepared<'a>>> {
+        part.iter().map(|m| prepare(m, detector, max)).collect()
+    };
+    std::thread::scope(|scope| {
+        let mut parts = msgs.chunks(chunk);
+        let first = parts.next().unwrap_or_default();
+        let helpers: Vec<_> = parts
+            .map(|part| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || run(part))
+                    .map_err(|_| part)
+            })
+            .collect();
+        let mut out = run(first)?;
+        out.reserve(msgs.len() - out.len());
+        for helper in helpers {
+            let part = match helper {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::invalid("a preparing thread panicked")))?,
+                // No thread to spare: this one does the chunk.
+                Err(part) => run(part)?,
+            };
+            out.extend(part);
+        }
+        Ok(out)
+    })
 }
 
 pub(super) fn prepare<'a>(
