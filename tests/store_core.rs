@@ -178,6 +178,45 @@ fn rules_of_appending_are_enforced_without_writing_anything() {
 }
 
 #[test]
+fn long_batches_are_prepared_in_parallel_with_sequential_semantics() {
+    // Long enough to be split over threads (128 messages and up).
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        max_message_bytes: 64 << 10,
+        ..Options::default()
+    };
+    let store = Store::open(dir.path(), options).unwrap();
+    let batch: Vec<_> = (0..600u64)
+        .map(|i| {
+            let mut m = message(i % 7, &format!("t-{}", i % 40), i / 40, i as i64 * 10);
+            if i < 40 {
+                m.visitor = Some(visitor(i % 7));
+            }
+            m
+        })
+        .collect();
+    // The error is the one of the first failing message, even when a later
+    // chunk fails too, and nothing of the batch is written.
+    let mut bad = batch.clone();
+    bad[450].transcript.clear();
+    bad[250].body = shredlog::Body::Text("x".repeat(100 << 10));
+    let err = store.append_batch(&bad).unwrap_err();
+    assert!(err.to_string().contains("larger than the limit"), "{err}");
+    bad[250] = batch[250].clone();
+    let err = store.append_batch(&bad).unwrap_err();
+    assert!(err.to_string().contains("`transcript` is empty"), "{err}");
+    assert!(matches!(
+        store.transcript("t-0"),
+        Err(Error::TranscriptNotFound)
+    ));
+    store.append_batch(&batch).unwrap();
+    for t in 0..40 {
+        let id = format!("t-{t}");
+        assert_eq!(store.transcript(&id).unwrap(), by_transcript(&batch, &id));
+    }
+}
+
+#[test]
 fn nothing_personal_is_stored_in_plaintext() {
     for kek in [
         None,
