@@ -165,7 +165,8 @@ impl Keyring {
         let mut buf = [0u8; SLOT_SIZE];
         // Skip the header.
         reader.read_exact(&mut buf).at(&self.path)?;
-        let mut slots = Vec::new();
+        // The file's length is not trusted for more than a hint.
+        let mut slots = Vec::with_capacity((count as usize).min(1 << 20));
         let mut damaged = Vec::new();
         for index in 1..count.max(1) {
             reader.read_exact(&mut buf).at(&self.path)?;
@@ -346,7 +347,7 @@ impl Keyring {
         index: u32,
         buf: &[u8; SLOT_SIZE],
     ) -> Result<Option<Slot>, &'static str> {
-        if buf.iter().all(|&b| b == 0) {
+        if buf.chunks_exact(8).all(|w| w == [0u8; 8]) {
             return Ok(None);
         }
         let crc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
@@ -361,7 +362,7 @@ impl Keyring {
         let payload = buf
             .get(8..8 + len)
             .ok_or("slot payload length out of range")?;
-        let body: Vec<u8> = match &self.kek {
+        let body: std::borrow::Cow<'_, [u8]> = match &self.kek {
             Some(kek) => {
                 let nonce: [u8; NONCE_LEN] = payload
                     .get(..NONCE_LEN)
@@ -373,10 +374,16 @@ impl Keyring {
                 }
                 kek.open(&nonce, &self.slot_aad(index, kind), ct)
                     .ok_or("slot does not authenticate under the key-encryption key")?
+                    .into()
             }
-            None => payload.to_vec(),
+            None => payload.into(),
         };
-        decode_body(kind, &body)
+        let slot = decode_body(kind, &body);
+        // An unwrapped body holds key bytes: wipe them.
+        if let std::borrow::Cow::Owned(mut body) = body {
+            zeroize::Zeroize::zeroize(&mut body);
+        }
+        slot
     }
 }
 

@@ -192,6 +192,28 @@ impl std::fmt::Display for Timestamp {
 pub(crate) fn format_millis(millis: i64) -> String {
     let nanos = i128::from(millis) * 1_000_000;
     match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        // Years 0..=9999 fit the fixed layout; written digit by digit (listing
+        // formats two of these per transcript, and `format!` costs more than
+        // the lookup).
+        Ok(dt) if (0..=9999).contains(&dt.year()) => {
+            let mut out = *b"0000-00-00T00:00:00.000Z";
+            let mut put = |at: usize, width: usize, mut value: u32| {
+                for i in (at..at + width).rev() {
+                    if let Some(b) = out.get_mut(i) {
+                        *b = b'0' + (value % 10) as u8;
+                    }
+                    value /= 10;
+                }
+            };
+            put(0, 4, dt.year().unsigned_abs());
+            put(5, 2, u32::from(u8::from(dt.month())));
+            put(8, 2, u32::from(dt.day()));
+            put(11, 2, u32::from(dt.hour()));
+            put(14, 2, u32::from(dt.minute()));
+            put(17, 2, u32::from(dt.second()));
+            put(20, 3, u32::from(dt.millisecond()));
+            out.iter().map(|&b| char::from(b)).collect()
+        }
         Ok(dt) => format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
             dt.year(),
@@ -224,4 +246,55 @@ pub struct Message {
 /// Normalises an email for lookup: trimmed and lower-cased.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout as `format!` writes it: the reference for the fast path.
+    fn reference(millis: i64) -> String {
+        let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+            .expect("in range");
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.millisecond()
+        )
+    }
+
+    #[test]
+    fn formatted_millis_match_the_reference_and_parse_back() {
+        // Year 0 and 9999 at their edges, the epoch, leap days, and a spread
+        // of values in between (a multiplicative walk, both signs).
+        let year_0 = -62_167_219_200_000i64;
+        let year_10000 = 253_402_300_800_000i64;
+        let mut samples = vec![
+            year_0,
+            year_10000 - 1,
+            0,
+            -1,
+            1,
+            951_782_400_000,   // 2000-02-29
+            1_714_644_903_120, // 2024-05-02T10:15:03.120Z
+        ];
+        let mut x = 1u64;
+        for _ in 0..2000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let span = (year_10000 - year_0) as u64;
+            samples.push(year_0 + (x % span) as i64);
+        }
+        for ms in samples {
+            let text = format_millis(ms);
+            assert_eq!(text, reference(ms), "{ms}");
+            assert_eq!(Timestamp::parse(&text).unwrap().unix_millis(), ms, "{text}");
+        }
+        // Outside what the calendar type holds: the number itself.
+        assert_eq!(format_millis(i64::MAX), i64::MAX.to_string());
+    }
 }

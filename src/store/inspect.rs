@@ -29,7 +29,7 @@ impl Store {
                 }
             }
         }
-        let (index_records, entries): (u64, HashMap<Tid, TranscriptEntry>) = {
+        let (index_records, entries): (u64, crate::index::IdMap<TranscriptEntry>) = {
             let index = inner.index.read();
             let n = index
                 .transcripts

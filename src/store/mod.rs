@@ -174,7 +174,27 @@ impl Store {
                 record::MAX_BODY - 1024
             )));
         }
-        let loaded = Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0))?;
+        // The checkpoint is read and decoded on a second thread while this one
+        // reads the keyring and builds the directory part of the index from
+        // it (recover_segments decides whether the checkpoint fits).
+        let (loaded, checkpoint) = std::thread::scope(|scope| {
+            let load = || options.checkpoint.then(|| Checkpoint::load(&dir)).flatten();
+            let helper = std::thread::Builder::new()
+                .name("shredlog-open".into())
+                .spawn_scoped(scope, load);
+            let loaded =
+                Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0)).map(|mut loaded| {
+                    let built = index_from_slots(std::mem::take(&mut loaded.slots));
+                    (loaded, built)
+                });
+            let checkpoint = match helper {
+                // A panicking decoder counts as an unusable checkpoint.
+                Ok(handle) => handle.join().ok().flatten(),
+                Err(_) => load(),
+            };
+            (loaded, checkpoint)
+        });
+        let (loaded, (mut index, orphans)) = loaded?;
         if let Some(d) = loaded.damaged.first()
             && !options.salvage
         {
@@ -190,7 +210,6 @@ impl Store {
             .map(|d| (d.index, d.reason.to_owned()))
             .collect();
         let loaded_damaged = !loaded.damaged.is_empty();
-        let (mut index, orphans) = index_from_slots(loaded.slots);
         let mut keyring = loaded.keyring;
         // PII keys whose transcript slot is gone (a deletion cut short) and
         // second copies of slots (a keyring compaction cut short). Not when
@@ -204,7 +223,8 @@ impl Store {
             keyring.sync()?;
         }
 
-        let (active, segments) = recover_segments(&dir, &options, &mut index, &mut report)?;
+        let (active, segments) =
+            recover_segments(&dir, &options, checkpoint, &mut index, &mut report)?;
         let (audit, entries) = AuditLog::open(&dir, options.salvage)?;
         let policy = Policy::load(&dir)?;
         privacy::finish_pending(&mut keyring, &mut index, &entries)?;

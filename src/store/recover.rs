@@ -6,10 +6,14 @@ use super::*;
 /// Builds the index's key and directory part from the keyring's slots; also
 /// returns slots to wipe: PII slots no transcript slot names (left by a
 /// deletion cut short) and second copies left by a keyring compaction cut short.
+///
+/// Runs at every open over every slot, so it moves what it takes out of the
+/// slots instead of copying it.
 pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
     let mut index = Index::default();
-    let mut pii: HashMap<u32, PiiSlot> = HashMap::new();
-    let mut transcripts = Vec::new();
+    let mut pii: HashMap<u32, PiiSlot, std::hash::BuildHasherDefault<crate::index::IdHasher>> =
+        HashMap::default();
+    let mut transcripts: Vec<(u32, TranscriptSlot)> = Vec::new();
     let mut wipe = Vec::new();
     for (i, slot) in slots {
         match slot {
@@ -32,32 +36,42 @@ pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
             }
         }
     }
-    // Of two copies of one transcript slot, keep the one whose PII key resolves.
+    // Of two copies of one transcript slot (a keyring compaction cut short),
+    // keep the one whose PII key resolves, else the lower slot. Copies are
+    // rare: find them with a map from tid to the chosen copy's position.
     let resolves = |t: &TranscriptSlot| pii.get(&t.pii_slot).is_some_and(|p| p.tid == t.tid);
-    // The key is computed once per slot (it looks up the PII slot).
-    transcripts.sort_by_cached_key(|(i, t)| (t.tid, !resolves(t), *i));
-    let mut seen = std::collections::HashSet::new();
-    for (slot, t) in transcripts {
-        if !seen.insert(t.tid) {
-            wipe.push(slot);
+    let mut chosen: crate::index::IdMap<usize> = Default::default();
+    chosen.reserve(transcripts.len());
+    let mut keep = vec![true; transcripts.len()];
+    for (pos, (slot, t)) in transcripts.iter().enumerate() {
+        let Some(&other) = chosen.get(&t.tid) else {
+            chosen.insert(t.tid, pos);
+            continue;
+        };
+        let (other_slot, other_t) = &transcripts[other];
+        let better = (!resolves(t), *slot) < (!resolves(other_t), *other_slot);
+        let loser = if better {
+            chosen.insert(t.tid, pos);
+            other
+        } else {
+            pos
+        };
+        keep[loser] = false;
+        wipe.push(transcripts[loser].0);
+    }
+    drop(chosen);
+    index.transcripts.reserve(transcripts.len());
+    let mut named = std::collections::HashSet::with_capacity(transcripts.len());
+    for ((slot, t), keep) in transcripts.into_iter().zip(keep) {
+        if !keep {
             continue;
         }
-        let pii_key = pii
-            .get(&t.pii_slot)
-            .filter(|p| p.tid == t.tid)
-            .map(|p| p.pii_key.clone());
-        let entry = TranscriptEntry {
-            tid: t.tid,
-            vid: t.vid,
-            caller_id: t.caller_id.clone(),
-            content_slot: slot,
-            pii_slot: if pii_key.is_some() { t.pii_slot } else { 0 },
-            content_key: t.content_key.clone(),
-            pii_key,
-            rules_version: t.rules_version,
-            created_millis: t.created_millis,
-            records: Vec::new(),
-            ts_range: None,
+        let pii_key = match pii.get(&t.pii_slot) {
+            Some(p) if p.tid == t.tid => {
+                named.insert(t.pii_slot);
+                Some(p.pii_key.clone())
+            }
+            _ => None,
         };
         // If two generations share a caller id, the newer wins.
         let newer = index
@@ -68,10 +82,20 @@ pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
         if newer {
             index.by_caller.insert(t.caller_id.clone(), t.tid);
         }
-        index.insert_transcript(entry);
+        index.insert_transcript(TranscriptEntry {
+            tid: t.tid,
+            vid: t.vid,
+            pii_slot: if pii_key.is_some() { t.pii_slot } else { 0 },
+            content_slot: slot,
+            content_key: t.content_key,
+            pii_key,
+            rules_version: t.rules_version,
+            created_millis: t.created_millis,
+            caller_id: t.caller_id,
+            records: Vec::new(),
+            ts_range: None,
+        });
     }
-    let named: std::collections::HashSet<u32> =
-        index.transcripts.values().map(|t| t.pii_slot).collect();
     wipe.extend(pii.keys().copied().filter(|s| !named.contains(s)));
     (index, wipe)
 }
@@ -81,6 +105,7 @@ pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
 pub(super) fn recover_segments(
     dir: &Path,
     options: &Options,
+    checkpoint: Option<Checkpoint>,
     index: &mut Index,
     report: &mut RecoveryReport,
 ) -> Result<(Active, BTreeMap<u64, Arc<Segment>>)> {
@@ -114,9 +139,7 @@ pub(super) fn recover_segments(
 
     // Where scanning starts: (segment id, offset).
     let mut start: (u64, u64) = (ids.first().copied().unwrap_or(1), SEGMENT_HEADER);
-    if options.checkpoint
-        && let Some(ckpt) = Checkpoint::load(dir).filter(|c| checkpoint_fits(dir, c, &ids))
-    {
+    if let Some(ckpt) = checkpoint.filter(|c| checkpoint_fits(dir, c, &ids)) {
         for (tid, recs) in ckpt.transcripts {
             index.load_records(&tid, recs);
         }

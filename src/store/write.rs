@@ -227,9 +227,11 @@ impl Store {
                     content_nonce: [0; 12],
                     pii_nonce: [0; 12],
                 };
-                let (cn, cct) = t
-                    .content_key
-                    .seal_with(nonces.next()?, &record::aad(b'C', &header), &p.content)?;
+                let (cn, cct) = t.content_key.seal_with(
+                    nonces.next()?,
+                    &record::aad(b'C', &header),
+                    &p.content,
+                )?;
                 header.content_nonce = cn;
                 let mut pct = Vec::new();
                 if let Some(pii) = &p.pii {
@@ -240,7 +242,8 @@ impl Store {
                     })?;
                     header.flags |= FLAG_PII;
                     header.pii_len = (pii.len() + TAG_LEN) as u32;
-                    let (pn, ct) = key.seal_with(nonces.next()?, &record::aad(b'P', &header), pii)?;
+                    let (pn, ct) =
+                        key.seal_with(nonces.next()?, &record::aad(b'P', &header), pii)?;
                     header.pii_nonce = pn;
                     pct = ct;
                 }
@@ -426,11 +429,16 @@ fn prepare_all<'a>(
     detector: &Detector,
     max: usize,
 ) -> Result<Vec<Prepared<'a>>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(msgs.len() / (PARALLEL_PREPARE_MIN / 2).max(1))
-        .max(1);
-    if threads == 1 || msgs.len() < PARALLEL_PREPARE_MIN {
+    if msgs.len() < PARALLEL_PREPARE_MIN {
+        return msgs.iter().map(|m| prepare(m, detector, max)).collect();
+    }
+    // Asked once: the answer reads cgroup files on every call.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let threads = cores.min(msgs.len() / (PARALLEL_PREPARE_MIN / 2)).max(1);
+    if threads == 1 {
         return msgs.iter().map(|m| prepare(m, detector, max)).collect();
     }
     let chunk = msgs.len().div_ceil(threads);
