@@ -30,6 +30,9 @@ impl Store {
     pub fn append_batch(&self, msgs: &[Message]) -> Result<()> {
         let inner = &*self.inner;
         inner.commit.check()?;
+        // Announced to the group commit until this batch has its ticket.
+        let arrival = matches!(inner.options.durability, Durability::Immediate)
+            .then(|| inner.commit.arrive());
         let prepared = prepare_all(msgs, &inner.detector, inner.options.max_message_bytes)?;
         let ticket = {
             let mut w = inner.writer.lock();
@@ -44,6 +47,7 @@ impl Store {
             }
             inner.commit.ticket()
         };
+        drop(arrival);
         match inner.options.durability {
             Durability::Immediate => inner.commit.wait(ticket, || inner.sync_now()),
             Durability::Batched { .. } => Ok(()),
