@@ -125,11 +125,67 @@ impl Body {
 
 /// A point in time: milliseconds since the Unix epoch plus the RFC 3339 text it
 /// was given as, so that it reads back exactly as written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Timestamp {
     millis: i64,
-    text: String,
+    text: TsText,
 }
+
+impl std::fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timestamp")
+            .field("millis", &self.millis)
+            .field("text", &self.as_str())
+            .finish()
+    }
+}
+
+/// Bytes of timestamp text kept inside the value: every RFC 3339 form up to
+/// nanoseconds with a UTC offset (`2024-05-02T10:15:03.123456789+05:30`).
+const TS_INLINE: usize = 35;
+
+/// A timestamp's text: inline (no allocation: reading and listing make
+/// timestamps by the thousand), or on the heap when longer.
+#[derive(Clone)]
+enum TsText {
+    Inline { len: u8, bytes: [u8; TS_INLINE] },
+    Heap(Box<str>),
+}
+
+impl TsText {
+    fn new(text: &str) -> TsText {
+        let mut bytes = [0u8; TS_INLINE];
+        match bytes.get_mut(..text.len()) {
+            Some(head) => {
+                head.copy_from_slice(text.as_bytes());
+                TsText::Inline {
+                    len: text.len() as u8,
+                    bytes,
+                }
+            }
+            None => TsText::Heap(text.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` whole, so always valid UTF-8.
+            TsText::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            TsText::Heap(text) => text,
+        }
+    }
+}
+
+impl PartialEq for TsText {
+    fn eq(&self, other: &TsText) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TsText {}
 
 impl Timestamp {
     /// Parses an RFC 3339 timestamp such as `2024-05-02T10:15:03.120Z`.
@@ -149,7 +205,7 @@ impl Timestamp {
             .map_err(|_| Error::invalid("timestamp out of range"))?;
         Ok(Timestamp {
             millis,
-            text: text.to_owned(),
+            text: TsText::new(text),
         })
     }
 
@@ -157,7 +213,7 @@ impl Timestamp {
     pub fn from_unix_millis(millis: i64) -> Timestamp {
         Timestamp {
             millis,
-            text: format_millis(millis),
+            text: ts_text(millis),
         }
     }
 
@@ -174,32 +230,41 @@ impl Timestamp {
 
     /// The RFC 3339 text.
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.text.as_str()
     }
 
-    pub(crate) fn from_parts(millis: i64, text: String) -> Timestamp {
-        Timestamp { millis, text }
+    pub(crate) fn from_parts(millis: i64, text: &str) -> Timestamp {
+        Timestamp {
+            millis,
+            text: TsText::new(text),
+        }
     }
 }
 
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(self.as_str())
     }
 }
 
-/// Formats Unix milliseconds as RFC 3339 UTC with millisecond precision.
-pub(crate) fn format_millis(millis: i64) -> String {
+/// Unix milliseconds as RFC 3339 UTC with millisecond precision, without
+/// allocating for years 0 to 9999.
+fn ts_text(millis: i64) -> TsText {
     let nanos = i128::from(millis) * 1_000_000;
     match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        // Years 0..=9999 fit the fixed layout; written digit by digit (listing
-        // formats two of these per transcript, and `format!` costs more than
-        // the lookup).
+        // Years 0..=9999 fit the fixed layout, written digit by digit
+        // (listing formats two of these per transcript; `format!` costs more
+        // than the calendar arithmetic).
         Ok(dt) if (0..=9999).contains(&dt.year()) => {
-            let mut out = *b"0000-00-00T00:00:00.000Z";
+            let mut bytes = [0u8; TS_INLINE];
+            let layout = b"0000-00-00T00:00:00.000Z";
+            let len = layout.len();
+            if let Some(head) = bytes.get_mut(..len) {
+                head.copy_from_slice(layout);
+            }
             let mut put = |at: usize, width: usize, mut value: u32| {
                 for i in (at..at + width).rev() {
-                    if let Some(b) = out.get_mut(i) {
+                    if let Some(b) = bytes.get_mut(i) {
                         *b = b'0' + (value % 10) as u8;
                     }
                     value /= 10;
@@ -212,9 +277,12 @@ pub(crate) fn format_millis(millis: i64) -> String {
             put(14, 2, u32::from(dt.minute()));
             put(17, 2, u32::from(dt.second()));
             put(20, 3, u32::from(dt.millisecond()));
-            out.iter().map(|&b| char::from(b)).collect()
+            TsText::Inline {
+                len: len as u8,
+                bytes,
+            }
         }
-        Ok(dt) => format!(
+        Ok(dt) => TsText::new(&format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
             dt.year(),
             u8::from(dt.month()),
@@ -223,8 +291,8 @@ pub(crate) fn format_millis(millis: i64) -> String {
             dt.minute(),
             dt.second(),
             dt.millisecond()
-        ),
-        Err(_) => millis.to_string(),
+        )),
+        Err(_) => TsText::new(&millis.to_string()),
     }
 }
 
@@ -269,6 +337,33 @@ mod tests {
     }
 
     #[test]
+    fn timestamp_text_round_trips_inline_and_on_the_heap() {
+        for text in [
+            "2024-05-02T10:15:03.120Z",
+            "2024-05-02T10:15:03.123456789+05:30",
+            "2024-05-02T10:15:03.123456789123+05:30",
+            "2024-05-02T10:15:03Z",
+        ] {
+            let ts = Timestamp::parse(text).unwrap();
+            assert_eq!(ts.as_str(), text);
+            assert_eq!(ts.to_string(), text);
+            assert!(format!("{ts:?}").contains(text));
+            assert_eq!(ts, Timestamp::from_parts(ts.unix_millis(), text));
+        }
+        // Same instant, different text: not equal (the text is kept).
+        let a = Timestamp::parse("2024-05-02T10:15:03Z").unwrap();
+        let b = Timestamp::parse("2024-05-02T12:15:03+02:00").unwrap();
+        assert_eq!(a.unix_millis(), b.unix_millis());
+        assert_ne!(a, b);
+        assert!(matches!(
+            Timestamp::parse("2024-05-02T10:15:03.123456789123+05:30")
+                .unwrap()
+                .text,
+            TsText::Heap(_)
+        ));
+    }
+
+    #[test]
     fn formatted_millis_match_the_reference_and_parse_back() {
         // Year 0 and 9999 at their edges, the epoch, leap days, and a spread
         // of values in between (a multiplicative walk, both signs).
@@ -290,11 +385,11 @@ mod tests {
             samples.push(year_0 + (x % span) as i64);
         }
         for ms in samples {
-            let text = format_millis(ms);
+            let text = ts_text(ms).as_str().to_owned();
             assert_eq!(text, reference(ms), "{ms}");
             assert_eq!(Timestamp::parse(&text).unwrap().unix_millis(), ms, "{text}");
         }
         // Outside what the calendar type holds: the number itself.
-        assert_eq!(format_millis(i64::MAX), i64::MAX.to_string());
+        assert_eq!(ts_text(i64::MAX).as_str(), i64::MAX.to_string());
     }
 }

@@ -248,7 +248,7 @@ pub(crate) fn join(
     };
     Ok(Message {
         transcript: ctx.transcript.to_owned(),
-        ts: Timestamp::from_parts(ctx.ts_millis, content.ts.clone()),
+        ts: Timestamp::from_parts(ctx.ts_millis, &content.ts),
         from,
         visitor,
         body,
