@@ -112,19 +112,24 @@ pub(crate) fn check(name: &str) -> io::Result<()> {
 /// model a power cut after a kill: cut every file back to what was synced.
 static SYNC_LOG: std::sync::OnceLock<Option<Mutex<std::fs::File>>> = std::sync::OnceLock::new();
 
+/// The sync journal, if `SHREDLOG_SYNC_LOG` names one.
+fn journal() -> Option<&'static Mutex<std::fs::File>> {
+    SYNC_LOG
+        .get_or_init(|| {
+            let path = std::env::var_os("SHREDLOG_SYNC_LOG")?;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+                .map(Mutex::new)
+        })
+        .as_ref()
+}
+
 /// Records a successful sync of `file` (see the sync journal above).
 pub(crate) fn synced(path: &std::path::Path, file: &std::fs::File) {
-    let log = SYNC_LOG.get_or_init(|| {
-        let path = std::env::var_os("SHREDLOG_SYNC_LOG")?;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .ok()
-            .map(Mutex::new)
-    });
-    let Some(log) = log else { return };
-    use std::io::Write;
+    let Some(log) = journal() else { return };
     let Ok(meta) = file.metadata() else { return };
     if path.file_name().is_some_and(|n| n == "keyring") {
         let snap = path.with_file_name("keyring.synced");
@@ -133,5 +138,19 @@ pub(crate) fn synced(path: &std::path::Path, file: &std::fs::File) {
             let _ = std::fs::rename(&tmp, &snap);
         }
     }
-    let _ = writeln!(log.lock(), "{}\t{}", path.display(), meta.len());
+    log_synced(log, path, meta.len());
+}
+
+/// Records a successful sync of the first `len` bytes of a file whose length
+/// runs past its data (a segment's preallocated zeros): only `len` bytes are
+/// known durable.
+pub(crate) fn synced_len(path: &std::path::Path, len: u64) {
+    if let Some(log) = journal() {
+        log_synced(log, path, len);
+    }
+}
+
+fn log_synced(log: &Mutex<std::fs::File>, path: &std::path::Path, len: u64) {
+    use std::io::Write;
+    let _ = writeln!(log.lock(), "{}\t{}", path.display(), len);
 }

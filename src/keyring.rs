@@ -25,6 +25,8 @@ const KEYRING_VERSION: u16 = 1;
 const SLOT_VERSION: u8 = 1;
 /// First slot that holds keys.
 pub(crate) const FIRST_DATA_SLOT: u32 = 2;
+/// Free slots added at a time when the keyring runs out (128 KiB).
+const GROW: u32 = 256;
 /// Longest caller transcript id, in bytes.
 pub(crate) const MAX_TRANSCRIPT_ID: usize = 200;
 /// Longest email, in bytes.
@@ -203,17 +205,33 @@ impl Keyring {
         self.free.len()
     }
 
-    /// Takes a free slot (lowest first) or extends the file.
+    /// Takes a free slot (lowest first), extending the file by [`GROW`] free
+    /// slots when there is none.
     pub(crate) fn allocate(&mut self) -> Result<u32> {
-        if let Some(i) = self.free.pop_first() {
-            return Ok(i);
+        if self.free.is_empty() {
+            self.grow()?;
         }
-        let i = self.len;
-        self.len = self
+        self.free
+            .pop_first()
+            .ok_or_else(|| Error::Limit("keyring is full".into()))
+    }
+
+    /// Appends [`GROW`] free (all-zero) slots in one write. The keyring's
+    /// length then changes once per `GROW` slots rather than with every new
+    /// transcript, so most keyring syncs need not write the file's inode.
+    fn grow(&mut self) -> Result<()> {
+        let len = self
             .len
-            .checked_add(1)
+            .checked_add(GROW)
             .ok_or_else(|| Error::Limit("keyring is full".into()))?;
-        Ok(i)
+        crate::failpoint::check("keyring.write").at(&self.path)?;
+        let zeros = vec![0u8; GROW as usize * SLOT_SIZE];
+        self.file
+            .write_all_at(&zeros, u64::from(self.len) * SLOT_SIZE as u64)
+            .at(&self.path)?;
+        self.free.extend(self.len..len);
+        self.len = len;
+        Ok(())
     }
 
     /// Writes a slot in place (not synced).
@@ -560,11 +578,43 @@ mod tests {
             let loaded = Keyring::open(dir.path(), kek.as_ref()).unwrap();
             assert!(loaded.damaged.is_empty());
             assert_eq!(loaded.slots, vec![written[0].clone(), written[2].clone()]);
-            assert_eq!(loaded.keyring.free_count(), 1);
+            // The wiped slot and the rest of the grown, still-zero slots.
+            assert_eq!(loaded.keyring.free_count(), GROW as usize - 2);
+            assert_eq!(loaded.keyring.len(), FIRST_DATA_SLOT + GROW);
             let raw = std::fs::read(dir.path().join("keyring")).unwrap();
             let has_email = raw.windows(15).any(|w| w == b"ann@example.com");
             assert_eq!(has_email, kek.is_none(), "email plaintext iff unwrapped");
         }
+    }
+
+    #[test]
+    fn the_file_grows_by_whole_runs_of_free_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring");
+        let mut kr = Keyring::open(dir.path(), None).unwrap().keyring;
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let first = kr.allocate().unwrap();
+        assert_eq!(first, FIRST_DATA_SLOT, "lowest slot first");
+        let grown = size();
+        assert_eq!(grown, u64::from(FIRST_DATA_SLOT + GROW) * SLOT_SIZE as u64);
+        // The rest of the run is taken without changing the file's length.
+        for _ in 1..GROW {
+            kr.allocate().unwrap();
+        }
+        assert_eq!(size(), grown);
+        assert_eq!(kr.free_count(), 0);
+        let next = kr.allocate().unwrap();
+        assert_eq!(next, FIRST_DATA_SLOT + GROW);
+        assert_eq!(size(), grown + u64::from(GROW) * SLOT_SIZE as u64);
+        // Unwritten slots read back as free; a compaction's tail cut drops them.
+        kr.write(first, &tslot("t-1")).unwrap();
+        kr.sync().unwrap();
+        drop(kr);
+        let mut loaded = Keyring::open(dir.path(), None).unwrap();
+        assert_eq!(loaded.slots.len(), 1);
+        assert_eq!(loaded.keyring.free_count(), 2 * GROW as usize - 1);
+        loaded.keyring.truncate_free_tail().unwrap();
+        assert_eq!(size(), u64::from(FIRST_DATA_SLOT + 1) * SLOT_SIZE as u64);
     }
 
     #[test]

@@ -202,3 +202,74 @@ fn a_damaged_keyring_slot_is_reported() {
     assert_eq!(store.recovery_report().damaged_slots.len(), 1);
     check_no_altered_data(&store, &all);
 }
+
+/// Offset just past the last non-zero byte: the end of the data in a segment
+/// whose file runs on with preallocated zeros.
+fn data_end(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
+}
+
+#[test]
+fn a_page_of_unsynced_appends_lost_to_a_power_cut_is_a_torn_tail() {
+    // Batched durability with a long interval: only `sync` makes data durable.
+    let options = Options {
+        durability: shredlog::Durability::Batched {
+            interval_ms: 3_600_000,
+        },
+        ..Options::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options).unwrap();
+    let acked: Vec<Message> = (0..20)
+        .map(|i| message(1, "t-a", i, 1_000 + i as i64))
+        .collect();
+    store.append_batch(&acked).unwrap();
+    store.sync().unwrap();
+    let seg = last_segment(dir.path());
+    let synced_end = data_end(&std::fs::read(&seg).unwrap());
+    let later: Vec<Message> = (0..200)
+        .map(|i| message(2, "t-b", i, 5_000 + i as i64))
+        .collect();
+    store.append_batch(&later).unwrap();
+    // The files as a power cut could leave them: the page cache's contents,
+    // except one page of the unsynced appends that never reached the disk
+    // while later pages did (write-back order is arbitrary).
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), copy.path());
+    drop(store);
+    let seg_copy = copy.path().join(seg.file_name().unwrap());
+    let mut bytes = std::fs::read(&seg_copy).unwrap();
+    let hole = synced_end.next_multiple_of(4096) + 4096;
+    assert!(
+        data_end(&bytes) > hole + 2 * 4096,
+        "unsynced data spans the hole"
+    );
+    bytes[hole..hole + 4096].fill(0);
+    std::fs::write(&seg_copy, &bytes).unwrap();
+
+    let reopened = Store::open(copy.path(), Options::default()).unwrap();
+    assert_eq!(
+        reopened.transcript("t-a").unwrap(),
+        acked,
+        "synced data kept"
+    );
+    let report = reopened.recovery_report();
+    let (path, at, _) = report.truncated.clone().expect("cut at the hole");
+    assert_eq!(path, seg_copy);
+    assert!((synced_end as u64..hole as u64 + 1).contains(&at), "{at}");
+    // What survived of the unsynced batch is a prefix, unaltered.
+    let kept = reopened.transcript("t-b").map(|m| m.len()).unwrap_or(0);
+    assert!(kept < later.len());
+    if kept > 0 {
+        assert_eq!(reopened.transcript("t-b").unwrap(), later[..kept]);
+    }
+    // The store takes appends again, and a clean close leaves no zeros.
+    reopened.append(&message(1, "t-a", 20, 3_000)).unwrap();
+    reopened.close().unwrap();
+    let bytes = std::fs::read(&seg_copy).unwrap();
+    assert_eq!(
+        data_end(&bytes),
+        bytes.len(),
+        "closed segment ends with its data"
+    );
+}

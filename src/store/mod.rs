@@ -75,7 +75,7 @@ struct Inner {
     keyring_file: Arc<File>,
     keyring_path: PathBuf,
     keyring_dirty: AtomicBool,
-    active_file: Mutex<(PathBuf, Arc<File>)>,
+    active_file: Mutex<segment::SyncHandle>,
     report: RecoveryReport,
     audit: Mutex<AuditLog>,
     policy: RwLock<Policy>,
@@ -233,7 +233,7 @@ impl Store {
         }
         let keyring_file = keyring.file();
         let keyring_path = keyring.path().to_owned();
-        let active_file = (active.path.clone(), Arc::clone(&active.file));
+        let active_file = active.sync_handle();
         let inner = Arc::new(Inner {
             dir,
             detector,
@@ -317,9 +317,9 @@ impl Inner {
     /// queues, one wait): a record that reaches the disk before its keys was
     /// not acknowledged, and without its keys it is dead at recovery.
     fn sync_now(&self) -> Result<()> {
-        let (path, file) = self.active_file.lock().clone();
+        let segment = self.active_file.lock().clone();
         if !self.keyring_dirty.swap(false, Ordering::SeqCst) {
-            return segment::sync(&path, &file);
+            return segment.sync();
         }
         let keyring = || -> Result<()> {
             crate::failpoint::check("keyring.sync").at(&self.keyring_path)?;
@@ -330,14 +330,14 @@ impl Inner {
         std::thread::scope(|scope| {
             match std::thread::Builder::new().spawn_scoped(scope, keyring) {
                 Ok(k) => {
-                    let s = segment::sync(&path, &file);
+                    let s = segment.sync();
                     let k = k
                         .join()
                         .unwrap_or_else(|_| Err(Error::invalid("keyring sync thread panicked")));
                     k.and(s)
                 }
                 // No thread to spare: one after the other.
-                Err(_) => keyring().and_then(|()| segment::sync(&path, &file)),
+                Err(_) => keyring().and_then(|()| segment.sync()),
             }
         })
     }
@@ -411,7 +411,9 @@ impl Inner {
             let _ = h.join();
         }
         self.commit.check()?;
-        let w = self.writer.lock();
+        let mut w = self.writer.lock();
+        // A closed store's last segment ends with its data.
+        w.active.trim()?;
         let ticket = self.commit.ticket();
         self.commit.wait(ticket, || self.sync_now())?;
         if self.options.checkpoint {

@@ -305,7 +305,9 @@ impl Store {
     /// Seals the active segment and starts the next one.
     pub(super) fn roll(&self, w: &mut Writer) -> Result<()> {
         let inner = &*self.inner;
-        segment::sync(&w.active.path, &w.active.file)?;
+        // A sealed segment ends with its data: cut the zeros written ahead.
+        w.active.trim()?;
+        w.active.sync_handle().sync()?;
         let next = Active::create(&inner.dir, w.active.id + 1)?;
         let map = segment::map(&w.active.path, &w.active.file)?;
         let sealed = Segment::Sealed {
@@ -317,7 +319,7 @@ impl Store {
             segs.insert(w.active.id, Arc::new(sealed));
             segs.insert(next.id, Arc::new(next.reader()));
         }
-        *inner.active_file.lock() = (next.path.clone(), Arc::clone(&next.file));
+        *inner.active_file.lock() = next.sync_handle();
         w.active = next;
         // Everything before the new segment is durable now, but records of the
         // batch being written are not in the index yet: checkpoint once the
