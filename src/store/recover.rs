@@ -13,7 +13,8 @@ pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
     let mut index = Index::default();
     let mut pii: HashMap<u32, PiiSlot, std::hash::BuildHasherDefault<crate::index::IdHasher>> =
         HashMap::default();
-    let mut transcripts: Vec<(u32, TranscriptSlot)> = Vec::new();
+    let mut transcripts: Vec<(u32, TranscriptSlot)> = Vec::with_capacity(slots.len() / 2);
+    pii.reserve(slots.len() / 2);
     let mut wipe = Vec::new();
     for (i, slot) in slots {
         match slot {
@@ -61,26 +62,35 @@ pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
     }
     drop(chosen);
     index.transcripts.reserve(transcripts.len());
-    let mut named = std::collections::HashSet::with_capacity(transcripts.len());
+    index.by_caller.reserve(transcripts.len());
     for ((slot, t), keep) in transcripts.into_iter().zip(keep) {
         if !keep {
             continue;
         }
-        let pii_key = match pii.get(&t.pii_slot) {
-            Some(p) if p.tid == t.tid => {
-                named.insert(t.pii_slot);
-                Some(p.pii_key.clone())
+        // A transcript takes its PII key out of the map; what is left at the
+        // end is named by no transcript.
+        let pii_key = match pii.remove(&t.pii_slot) {
+            Some(p) if p.tid == t.tid => Some(p.pii_key),
+            Some(p) => {
+                pii.insert(t.pii_slot, p);
+                None
             }
-            _ => None,
+            None => None,
         };
         // If two generations share a caller id, the newer wins.
-        let newer = index
-            .by_caller
-            .get(&t.caller_id)
-            .and_then(|old| index.transcripts.get(old))
-            .is_none_or(|old| old.created_millis <= t.created_millis);
-        if newer {
-            index.by_caller.insert(t.caller_id.clone(), t.tid);
+        match index.by_caller.entry(t.caller_id.clone()) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(t.tid);
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let newer = index
+                    .transcripts
+                    .get(e.get())
+                    .is_none_or(|old| old.created_millis <= t.created_millis);
+                if newer {
+                    e.insert(t.tid);
+                }
+            }
         }
         index.insert_transcript(TranscriptEntry {
             tid: t.tid,
@@ -96,7 +106,7 @@ pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
             ts_range: None,
         });
     }
-    wipe.extend(pii.keys().copied().filter(|s| !named.contains(s)));
+    wipe.extend(pii.keys().copied());
     (index, wipe)
 }
 
@@ -260,4 +270,76 @@ fn checkpoint_fits(dir: &Path, ckpt: &Checkpoint, ids: &[u64]) -> bool {
         std::fs::metadata(dir.join(segment::file_name(*id))).is_ok_and(|m| m.len() >= *len)
             && *len >= SEGMENT_HEADER
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transcript(tid: u8, vid: u8, pii_slot: u32, caller: &str, created: i64) -> Slot {
+        Slot::Transcript(TranscriptSlot {
+            tid: [tid; 16],
+            vid: [vid; 16],
+            content_key: Key::random().unwrap(),
+            pii_slot,
+            rules_version: 1,
+            created_millis: created,
+            caller_id: caller.into(),
+        })
+    }
+
+    fn pii(tid: u8) -> Slot {
+        Slot::Pii(PiiSlot {
+            tid: [tid; 16],
+            pii_key: Key::random().unwrap(),
+        })
+    }
+
+    fn visitor(vid: u8, email: &str) -> Slot {
+        Slot::Visitor(VisitorSlot {
+            vid: [vid; 16],
+            email: email.into(),
+        })
+    }
+
+    #[test]
+    fn slots_become_the_index_and_leftovers_are_listed_for_wiping() {
+        let slots = vec![
+            (2, visitor(9, "ann@example.com")),
+            (3, pii(1)),
+            // Transcript 1 and a second copy of it (a keyring compaction cut
+            // short) whose PII slot does not resolve: the copy goes.
+            (4, transcript(1, 9, 3, "t-1", 10)),
+            (5, transcript(1, 9, 6, "t-1", 10)),
+            // A PII key no transcript names (a deletion cut short).
+            (6, pii(7)),
+            // Transcript 2 with a PII key, and an older generation of the same
+            // caller id without one: the newer generation gets the caller id.
+            (8, transcript(2, 9, 10, "t-2", 30)),
+            (10, pii(2)),
+            (11, transcript(3, 9, 0, "t-2", 20)),
+            // A second directory entry for visitor 9.
+            (12, visitor(9, "ann@example.com")),
+            // Two copies again, this time the higher one resolves its PII key.
+            (13, transcript(4, 9, 99, "t-4", 40)),
+            (14, transcript(4, 9, 15, "t-4", 40)),
+            (15, pii(4)),
+        ];
+        let (index, mut wipe) = index_from_slots(slots);
+        wipe.sort_unstable();
+        assert_eq!(wipe, vec![5, 6, 12, 13]);
+        assert_eq!(index.transcripts.len(), 4);
+        let t4 = &index.transcripts[&[4; 16]];
+        assert_eq!((t4.content_slot, t4.pii_slot), (14, 15));
+        let t1 = &index.transcripts[&[1; 16]];
+        assert_eq!((t1.content_slot, t1.pii_slot), (4, 3));
+        assert!(t1.pii_key.is_some());
+        let t3 = &index.transcripts[&[3; 16]];
+        assert_eq!((t3.pii_slot, t3.pii_key.is_none()), (0, true));
+        assert_eq!(index.by_caller["t-1"], [1; 16]);
+        assert_eq!(index.by_caller["t-2"], [2; 16], "the newer generation");
+        assert_eq!(index.by_email["ann@example.com"], [9; 16]);
+        let v = &index.visitors[&[9; 16]];
+        assert_eq!((v.slot, v.tids.len()), (2, 4));
+    }
 }
