@@ -16,7 +16,7 @@ use crate::index::{
     Checkpoint, Index, Loc, RecordRef, SegmentUsage, TranscriptEntry, VisitorEntry,
 };
 use crate::keyring::{Keyring, PiiSlot, Slot, TranscriptSlot, VisitorSlot};
-use crate::message::{Message, Timestamp, normalize_email};
+use crate::message::{Message, Timestamp, normalize_email, normalized_email};
 use crate::options::{Durability, Options};
 use crate::pii::{Detector, RULES_VERSION};
 use crate::policy::Policy;

@@ -156,7 +156,7 @@ impl Store {
             .index
             .read()
             .by_email
-            .get(&normalize_email(email))
+            .get(crate::message::normalized_email(email).as_ref())
             .copied()
             .ok_or(Error::VisitorNotFound)
     }

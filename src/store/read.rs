@@ -81,7 +81,7 @@ impl Store {
         to: Option<i64>,
     ) -> Result<Vec<TranscriptInfo>> {
         let index = self.inner.index.read();
-        let Some(vid) = index.by_email.get(&normalize_email(email)) else {
+        let Some(vid) = index.by_email.get(normalized_email(email).as_ref()) else {
             return Ok(Vec::new());
         };
         self.check_not_restricted(vid)?;
