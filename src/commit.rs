@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::error::{Error, Result};
+
 /// How long a leader waits at most for appends on their way.
 const GATHER: Duration = Duration::from_micros(200);
-
-use crate::error::{Error, Result};
 
 #[derive(Default)]
 struct State {
@@ -113,6 +113,21 @@ impl GroupCommit {
 
     /// Returns once `ticket` is durable, syncing with `sync` if nobody else is.
     pub(crate) fn wait(&self, ticket: u64, sync: impl Fn() -> Result<()>) -> Result<()> {
+        self.wait_inner(ticket, sync, true)
+    }
+
+    /// As [`GroupCommit::wait`], for a caller that holds the writer's lock:
+    /// as leader it does not wait for appends on their way, which need that
+    /// lock to get their tickets.
+    pub(crate) fn wait_holding_writer(
+        &self,
+        ticket: u64,
+        sync: impl Fn() -> Result<()>,
+    ) -> Result<()> {
+        self.wait_inner(ticket, sync, false)
+    }
+
+    fn wait_inner(&self, ticket: u64, sync: impl Fn() -> Result<()>, gather: bool) -> Result<()> {
         let mut s = self.state.lock();
         loop {
             if let Some(why) = &s.poisoned {
@@ -127,7 +142,9 @@ impl GroupCommit {
             }
             s.syncing = true;
             drop(s);
-            self.gather();
+            if gather {
+                self.gather();
+            }
             // Every ticket handed out so far has its bytes written.
             let target = self.state.lock().written;
             let result = sync();

@@ -415,7 +415,8 @@ impl Inner {
         // A closed store's last segment ends with its data.
         w.active.trim()?;
         let ticket = self.commit.ticket();
-        self.commit.wait(ticket, || self.sync_now())?;
+        self.commit
+            .wait_holding_writer(ticket, || self.sync_now())?;
         if self.options.checkpoint {
             self.write_checkpoint(&w, true)?;
         }

@@ -656,7 +656,9 @@ impl Store {
         let items: Vec<_> = prepared.iter().map(|p| (&new, p)).collect();
         let records = self.guard_value(|| self.seal_and_write(&mut w, &items))?;
         let ticket = inner.commit.ticket();
-        inner.commit.wait(ticket, || inner.sync_now())?;
+        inner
+            .commit
+            .wait_holding_writer(ticket, || inner.sync_now())?;
         let mut e = entry("rewrite", format!("transcript:{id}"), reference);
         e.transcripts = 1;
         e.keys_destroyed = 1 + u64::from(!redacted);
