@@ -57,7 +57,9 @@ pub fn keyring_slot(data: &[u8]) {
             ));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).ok()?;
-            let kr = Keyring::open(&dir, kek.as_ref()).ok().map(|l| l.keyring);
+            let kr = Keyring::open(&dir, kek.as_ref(), |_, _| {})
+                .ok()
+                .map(|l| l.keyring);
             // Only decoding is exercised: the file is not needed after open.
             let _ = std::fs::remove_dir_all(&dir);
             kr

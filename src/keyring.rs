@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -91,19 +90,20 @@ pub(crate) struct SlotDamage {
     pub reason: &'static str,
 }
 
-/// Decoded slots and damaged ones.
-type SlotScan = (Vec<(u32, Slot)>, Vec<SlotDamage>);
-
 /// What `open` found.
 pub(crate) struct Loaded {
     pub keyring: Keyring,
-    pub slots: Vec<(u32, Slot)>,
     pub damaged: Vec<SlotDamage>,
 }
 
 impl Keyring {
-    /// Opens or creates `dir/keyring`.
-    pub(crate) fn open(dir: &Path, kek: Option<&Key>) -> Result<Loaded> {
+    /// Opens or creates `dir/keyring`, handing each slot in use to `each`
+    /// (in slot order) as it is decoded.
+    pub(crate) fn open(
+        dir: &Path,
+        kek: Option<&Key>,
+        each: impl FnMut(u32, Slot),
+    ) -> Result<Loaded> {
         let path = dir.join("keyring");
         let exists = path.exists();
         // Owner-only: without a key-encryption key the keyring holds data keys.
@@ -135,7 +135,6 @@ impl Keyring {
             };
             return Ok(Loaded {
                 keyring,
-                slots: Vec::new(),
                 damaged: Vec::new(),
             });
         }
@@ -151,39 +150,45 @@ impl Keyring {
             len: FIRST_DATA_SLOT,
             free: BTreeSet::new(),
         };
-        let (slots, damaged) = keyring.load_slots(size)?;
-        Ok(Loaded {
-            keyring,
-            slots,
-            damaged,
-        })
+        let damaged = keyring.load_slots(size, each)?;
+        Ok(Loaded { keyring, damaged })
     }
 
-    fn load_slots(&mut self, size: u64) -> Result<SlotScan> {
+    /// Decodes every slot after the header, straight from a read-only map of
+    /// the file (no copy of it: open reads the whole keyring).
+    fn load_slots(
+        &mut self,
+        size: u64,
+        mut each: impl FnMut(u32, Slot),
+    ) -> Result<Vec<SlotDamage>> {
         let count = size / SLOT_SIZE as u64;
         let count =
             u32::try_from(count).map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, &*self.file);
-        let mut buf = [0u8; SLOT_SIZE];
-        // Skip the header.
-        reader.read_exact(&mut buf).at(&self.path)?;
-        // The file's length is not trusted for more than a hint.
-        let mut slots = Vec::with_capacity((count as usize).min(1 << 20));
+        #[expect(unsafe_code, reason = "memory-mapping the keyring while open reads it")]
+        // SAFETY: the map is read only during this call, and nothing in this
+        // process writes or truncates the keyring until open returns; other
+        // shredlog processes are kept out by the directory lock, and changes
+        // by another program are outside the contract (docs/FORMAT.md), as
+        // for segments.
+        let map = unsafe { memmap2::Mmap::map(&*self.file) }.at(&self.path)?;
         let mut damaged = Vec::new();
-        for index in 1..count.max(1) {
-            reader.read_exact(&mut buf).at(&self.path)?;
-            match self.decode_slot(index, &buf) {
+        let slots = map.chunks_exact(SLOT_SIZE).take(count as usize);
+        for (index, bytes) in (0u32..).zip(slots).skip(1) {
+            let Ok(buf) = <&[u8; SLOT_SIZE]>::try_from(bytes) else {
+                continue;
+            };
+            match self.decode_slot(index, buf) {
                 Ok(None) => {
                     if index >= FIRST_DATA_SLOT {
                         self.free.insert(index);
                     }
                 }
-                Ok(Some(slot)) => slots.push((index, slot)),
+                Ok(Some(slot)) => each(index, slot),
                 Err(reason) => damaged.push(SlotDamage { index, reason }),
             }
         }
         self.len = count.max(FIRST_DATA_SLOT);
-        Ok((slots, damaged))
+        Ok(damaged)
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -554,7 +559,9 @@ mod tests {
     fn slots_roundtrip_plain_and_wrapped() {
         for kek in [None, Some(Key::random().unwrap())] {
             let dir = tempfile::tempdir().unwrap();
-            let mut kr = Keyring::open(dir.path(), kek.as_ref()).unwrap().keyring;
+            let mut kr = Keyring::open(dir.path(), kek.as_ref(), |_, _| {})
+                .unwrap()
+                .keyring;
             let slots = vec![
                 tslot("t-1"),
                 Slot::Pii(PiiSlot {
@@ -575,9 +582,11 @@ mod tests {
             kr.wipe(written[1].0).unwrap();
             kr.sync().unwrap();
             drop(kr);
-            let loaded = Keyring::open(dir.path(), kek.as_ref()).unwrap();
+            let mut slots = Vec::new();
+            let loaded =
+                Keyring::open(dir.path(), kek.as_ref(), |i, s| slots.push((i, s))).unwrap();
             assert!(loaded.damaged.is_empty());
-            assert_eq!(loaded.slots, vec![written[0].clone(), written[2].clone()]);
+            assert_eq!(slots, vec![written[0].clone(), written[2].clone()]);
             // The wiped slot and the rest of the grown, still-zero slots.
             assert_eq!(loaded.keyring.free_count(), GROW as usize - 2);
             assert_eq!(loaded.keyring.len(), FIRST_DATA_SLOT + GROW);
@@ -591,7 +600,7 @@ mod tests {
     fn the_file_grows_by_whole_runs_of_free_slots() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyring");
-        let mut kr = Keyring::open(dir.path(), None).unwrap().keyring;
+        let mut kr = Keyring::open(dir.path(), None, |_, _| {}).unwrap().keyring;
         let size = || std::fs::metadata(&path).unwrap().len();
         let first = kr.allocate().unwrap();
         assert_eq!(first, FIRST_DATA_SLOT, "lowest slot first");
@@ -610,8 +619,9 @@ mod tests {
         kr.write(first, &tslot("t-1")).unwrap();
         kr.sync().unwrap();
         drop(kr);
-        let mut loaded = Keyring::open(dir.path(), None).unwrap();
-        assert_eq!(loaded.slots.len(), 1);
+        let mut used = 0;
+        let mut loaded = Keyring::open(dir.path(), None, |_, _| used += 1).unwrap();
+        assert_eq!(used, 1);
         assert_eq!(loaded.keyring.free_count(), 2 * GROW as usize - 1);
         loaded.keyring.truncate_free_tail().unwrap();
         assert_eq!(size(), u64::from(FIRST_DATA_SLOT + 1) * SLOT_SIZE as u64);
@@ -621,14 +631,14 @@ mod tests {
     fn wrong_or_missing_kek_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let kek = Key::random().unwrap();
-        drop(Keyring::open(dir.path(), Some(&kek)).unwrap());
+        drop(Keyring::open(dir.path(), Some(&kek), |_, _| {}).unwrap());
         assert!(matches!(
-            Keyring::open(dir.path(), None).err(),
+            Keyring::open(dir.path(), None, |_, _| {}).err(),
             Some(Error::Kek(_))
         ));
         let other = Key::random().unwrap();
         assert!(matches!(
-            Keyring::open(dir.path(), Some(&other)).err(),
+            Keyring::open(dir.path(), Some(&other), |_, _| {}).err(),
             Some(Error::Kek(_))
         ));
     }
@@ -636,7 +646,7 @@ mod tests {
     #[test]
     fn damaged_slots_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None).unwrap().keyring;
+        let mut kr = Keyring::open(dir.path(), None, |_, _| {}).unwrap().keyring;
         let i = kr.allocate().unwrap();
         kr.write(i, &tslot("t-1")).unwrap();
         kr.sync().unwrap();
@@ -645,7 +655,7 @@ mod tests {
         let mut raw = std::fs::read(&path).unwrap();
         raw[i as usize * SLOT_SIZE + 40] ^= 0x10;
         std::fs::write(&path, &raw).unwrap();
-        let loaded = Keyring::open(dir.path(), None).unwrap();
+        let loaded = Keyring::open(dir.path(), None, |_, _| {}).unwrap();
         assert_eq!(loaded.damaged.len(), 1);
         assert_eq!(loaded.damaged[0].index, i);
     }

@@ -38,7 +38,7 @@ pub use privacy::{
     ConsentEvent, ConsentState, ExportedMessage, HoldTarget, Rectification, VisitorExport,
 };
 use read::{MessageFacts, read_message};
-use recover::{index_from_slots, recover_segments};
+use recover::{SlotIndexer, recover_segments};
 use write::{create_transcript, prepare};
 
 /// A shredlog store: one directory, shared by all threads of one process.
@@ -182,11 +182,11 @@ impl Store {
             let helper = std::thread::Builder::new()
                 .name("shredlog-open".into())
                 .spawn_scoped(scope, load);
-            let loaded =
-                Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0)).map(|mut loaded| {
-                    let built = index_from_slots(std::mem::take(&mut loaded.slots));
-                    (loaded, built)
-                });
+            let mut indexer = SlotIndexer::default();
+            let loaded = Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), |i, slot| {
+                indexer.add(i, slot);
+            })
+            .map(|loaded| (loaded, indexer.finish()));
             let checkpoint = match helper {
                 // A panicking decoder counts as an unusable checkpoint.
                 Ok(handle) => handle.join().ok().flatten(),

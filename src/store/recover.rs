@@ -3,26 +3,32 @@
 
 use super::*;
 
-/// Builds the index's key and directory part from the keyring's slots; also
-/// returns slots to wipe: PII slots no transcript slot names (left by a
-/// deletion cut short) and second copies left by a keyring compaction cut short.
+/// Builds the index's key and directory part from the keyring's slots, fed
+/// one at a time as the keyring is read ([`SlotIndexer::add`]); then
+/// [`SlotIndexer::finish`] also returns the slots to wipe: PII slots no
+/// transcript slot names (left by a deletion cut short) and second copies
+/// left by a keyring compaction cut short.
 ///
 /// Runs at every open over every slot, so it moves what it takes out of the
 /// slots instead of copying it.
-pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
-    let mut index = Index::default();
-    let mut pii: HashMap<u32, PiiSlot, std::hash::BuildHasherDefault<crate::index::IdHasher>> =
-        HashMap::default();
-    let mut transcripts: Vec<(u32, TranscriptSlot)> = Vec::with_capacity(slots.len() / 2);
-    pii.reserve(slots.len() / 2);
-    let mut wipe = Vec::new();
-    for (i, slot) in slots {
+#[derive(Default)]
+pub(super) struct SlotIndexer {
+    index: Index,
+    pii: HashMap<u32, PiiSlot, std::hash::BuildHasherDefault<crate::index::IdHasher>>,
+    transcripts: Vec<(u32, TranscriptSlot)>,
+    wipe: Vec<u32>,
+}
+
+impl SlotIndexer {
+    /// Takes slot `i`.
+    pub(super) fn add(&mut self, i: u32, slot: Slot) {
+        let index = &mut self.index;
         match slot {
-            Slot::Transcript(t) => transcripts.push((i, t)),
+            Slot::Transcript(t) => self.transcripts.push((i, t)),
             Slot::Pii(p) => {
-                pii.insert(i, p);
+                self.pii.insert(i, p);
             }
-            Slot::Visitor(v) if index.visitors.contains_key(&v.vid) => wipe.push(i),
+            Slot::Visitor(v) if index.visitors.contains_key(&v.vid) => self.wipe.push(i),
             Slot::Visitor(v) => {
                 index.by_email.insert(v.email.clone(), v.vid);
                 index.visitors.insert(
@@ -37,77 +43,87 @@ pub(super) fn index_from_slots(slots: Vec<(u32, Slot)>) -> (Index, Vec<u32>) {
             }
         }
     }
-    // Of two copies of one transcript slot (a keyring compaction cut short),
-    // keep the one whose PII key resolves, else the lower slot. Copies are
-    // rare: find them with a map from tid to the chosen copy's position.
-    let resolves = |t: &TranscriptSlot| pii.get(&t.pii_slot).is_some_and(|p| p.tid == t.tid);
-    let mut chosen: crate::index::IdMap<usize> = Default::default();
-    chosen.reserve(transcripts.len());
-    let mut keep = vec![true; transcripts.len()];
-    for (pos, (slot, t)) in transcripts.iter().enumerate() {
-        let Some(&other) = chosen.get(&t.tid) else {
-            chosen.insert(t.tid, pos);
-            continue;
-        };
-        let (other_slot, other_t) = &transcripts[other];
-        let better = (!resolves(t), *slot) < (!resolves(other_t), *other_slot);
-        let loser = if better {
-            chosen.insert(t.tid, pos);
-            other
-        } else {
-            pos
-        };
-        keep[loser] = false;
-        wipe.push(transcripts[loser].0);
-    }
-    drop(chosen);
-    index.transcripts.reserve(transcripts.len());
-    index.by_caller.reserve(transcripts.len());
-    for ((slot, t), keep) in transcripts.into_iter().zip(keep) {
-        if !keep {
-            continue;
+
+    /// The index, and the slots to wipe.
+    pub(super) fn finish(self) -> (Index, Vec<u32>) {
+        let SlotIndexer {
+            mut index,
+            mut pii,
+            transcripts,
+            mut wipe,
+        } = self;
+        // Of two copies of one transcript slot (a keyring compaction cut short),
+        // keep the one whose PII key resolves, else the lower slot. Copies are
+        // rare: find them with a map from tid to the chosen copy's position.
+        let resolves = |t: &TranscriptSlot| pii.get(&t.pii_slot).is_some_and(|p| p.tid == t.tid);
+        let mut chosen: crate::index::IdMap<usize> = Default::default();
+        chosen.reserve(transcripts.len());
+        let mut keep = vec![true; transcripts.len()];
+        for (pos, (slot, t)) in transcripts.iter().enumerate() {
+            let Some(&other) = chosen.get(&t.tid) else {
+                chosen.insert(t.tid, pos);
+                continue;
+            };
+            let (other_slot, other_t) = &transcripts[other];
+            let better = (!resolves(t), *slot) < (!resolves(other_t), *other_slot);
+            let loser = if better {
+                chosen.insert(t.tid, pos);
+                other
+            } else {
+                pos
+            };
+            keep[loser] = false;
+            wipe.push(transcripts[loser].0);
         }
-        // A transcript takes its PII key out of the map; what is left at the
-        // end is named by no transcript.
-        let pii_key = match pii.remove(&t.pii_slot) {
-            Some(p) if p.tid == t.tid => Some(p.pii_key),
-            Some(p) => {
-                pii.insert(t.pii_slot, p);
-                None
+        drop(chosen);
+        index.transcripts.reserve(transcripts.len());
+        index.by_caller.reserve(transcripts.len());
+        for ((slot, t), keep) in transcripts.into_iter().zip(keep) {
+            if !keep {
+                continue;
             }
-            None => None,
-        };
-        // If two generations share a caller id, the newer wins.
-        match index.by_caller.entry(t.caller_id.clone()) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(t.tid);
-            }
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                let newer = index
-                    .transcripts
-                    .get(e.get())
-                    .is_none_or(|old| old.created_millis <= t.created_millis);
-                if newer {
+            // A transcript takes its PII key out of the map; what is left at the
+            // end is named by no transcript.
+            let pii_key = match pii.remove(&t.pii_slot) {
+                Some(p) if p.tid == t.tid => Some(p.pii_key),
+                Some(p) => {
+                    pii.insert(t.pii_slot, p);
+                    None
+                }
+                None => None,
+            };
+            // If two generations share a caller id, the newer wins.
+            match index.by_caller.entry(t.caller_id.clone()) {
+                std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(t.tid);
                 }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let newer = index
+                        .transcripts
+                        .get(e.get())
+                        .is_none_or(|old| old.created_millis <= t.created_millis);
+                    if newer {
+                        e.insert(t.tid);
+                    }
+                }
             }
+            index.insert_transcript(TranscriptEntry {
+                tid: t.tid,
+                vid: t.vid,
+                pii_slot: if pii_key.is_some() { t.pii_slot } else { 0 },
+                content_slot: slot,
+                content_key: t.content_key,
+                pii_key,
+                rules_version: t.rules_version,
+                created_millis: t.created_millis,
+                caller_id: t.caller_id,
+                records: Vec::new(),
+                ts_range: None,
+            });
         }
-        index.insert_transcript(TranscriptEntry {
-            tid: t.tid,
-            vid: t.vid,
-            pii_slot: if pii_key.is_some() { t.pii_slot } else { 0 },
-            content_slot: slot,
-            content_key: t.content_key,
-            pii_key,
-            rules_version: t.rules_version,
-            created_millis: t.created_millis,
-            caller_id: t.caller_id,
-            records: Vec::new(),
-            ts_range: None,
-        });
+        wipe.extend(pii.keys().copied());
+        (index, wipe)
     }
-    wipe.extend(pii.keys().copied());
-    (index, wipe)
 }
 
 /// Loads the checkpoint, scans what it does not cover, truncates a torn tail,
@@ -325,7 +341,11 @@ mod tests {
             (14, transcript(4, 9, 15, "t-4", 40)),
             (15, pii(4)),
         ];
-        let (index, mut wipe) = index_from_slots(slots);
+        let mut indexer = SlotIndexer::default();
+        for (i, slot) in slots {
+            indexer.add(i, slot);
+        }
+        let (index, mut wipe) = indexer.finish();
         wipe.sort_unstable();
         assert_eq!(wipe, vec![5, 6, 12, 13]);
         assert_eq!(index.transcripts.len(), 4);
