@@ -97,10 +97,10 @@ fn random_nonce() -> Result<[u8; NONCE_LEN]> {
 }
 
 /// Random nonces for the seals of one call, drawn from the OS RNG with one
-/// system call. Lives only on the stack of the call that made it and is
-/// dropped when it returns, so no random bytes outlive the call to be
-/// replayed by a `fork` (the child gets no copy of another thread's call in
-/// progress) or by a later call.
+/// system call. Owned by the call that made it, wiped as each nonce is taken
+/// and dropped (zeroised) when the call returns, so no random bytes outlive
+/// the call to be replayed by a `fork` (the child gets no copy of another
+/// thread's call in progress) or by a later call.
 pub(crate) struct Nonces {
     bytes: zeroize::Zeroizing<Vec<u8>>,
     used: usize,
