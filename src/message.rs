@@ -282,18 +282,24 @@ fn ts_text(millis: i64) -> TsText {
                 bytes,
             }
         }
-        Ok(dt) => TsText::new(&format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            dt.millisecond()
-        )),
+        Ok(dt) => TsText::new(&format_with_fmt(dt)),
         Err(_) => TsText::new(&millis.to_string()),
     }
+}
+
+/// The layout of [`ts_text`] written with `format!`: for years outside
+/// 0..=9999, and the reference its fast path is tested against.
+fn format_with_fmt(dt: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.millisecond()
+    )
 }
 
 /// One message of a transcript.
@@ -336,17 +342,9 @@ mod tests {
 
     /// The layout as `format!` writes it: the reference for the fast path.
     fn reference(millis: i64) -> String {
-        let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-            .expect("in range");
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            dt.millisecond()
+        format_with_fmt(
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+                .expect("in range"),
         )
     }
 
