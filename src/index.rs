@@ -160,23 +160,41 @@ impl Index {
         self.transcripts.insert(t.tid, t);
     }
 
-    /// Loads a transcript's records in one go (from the checkpoint, where they
-    /// are stored in sequence order). Falls back to [`Index::add_record`] when
-    /// the transcript already has records or the list is not strictly ordered.
-    pub(crate) fn load_records(&mut self, tid: &Tid, recs: Vec<RecordRef>) {
+    /// Loads the checkpoint's record lists (each in sequence order), then
+    /// builds the time index from them in bulk: sorting once and building
+    /// the tree from sorted entries beats an insert per transcript.
+    pub(crate) fn load_checkpoint_records(&mut self, lists: Vec<(Tid, Vec<RecordRef>)>) {
+        let mut by_time = Vec::with_capacity(lists.len());
+        for (tid, recs) in lists {
+            if let Some(last) = self.attach_records(&tid, recs) {
+                by_time.push((last, tid));
+            }
+        }
+        by_time.sort_unstable();
+        let bulk: BTreeSet<(i64, Tid)> = by_time.into_iter().collect();
+        if self.by_time.is_empty() {
+            self.by_time = bulk;
+        } else {
+            self.by_time.extend(bulk);
+        }
+    }
+
+    /// Gives a transcript without records its whole list at once and returns
+    /// its latest message time, for the caller to put in the time index.
+    /// Falls back to [`Index::add_record`] (which keeps the time index itself,
+    /// and `None` is returned) when the transcript already has records or the
+    /// list is not strictly ordered.
+    fn attach_records(&mut self, tid: &Tid, recs: Vec<RecordRef>) -> Option<i64> {
         let ordered = recs.windows(2).all(|w| w[0].seq < w[1].seq);
-        let fresh = self
+        let Some(t) = self
             .transcripts
-            .get(tid)
-            .is_some_and(|t| t.records.is_empty());
-        if !ordered || !fresh || recs.is_empty() {
+            .get_mut(tid)
+            .filter(|t| ordered && t.records.is_empty() && !recs.is_empty())
+        else {
             for r in recs {
                 self.add_record(tid, r);
             }
-            return;
-        }
-        let Some(t) = self.transcripts.get_mut(tid) else {
-            return;
+            return None;
         };
         let redacted = t.pii_key.is_none();
         let mut range = (i64::MAX, i64::MIN);
@@ -211,11 +229,10 @@ impl Index {
         }
         t.records = recs;
         t.ts_range = Some(range);
-        let vid = t.vid;
-        self.by_time.insert((range.1, *tid));
-        if let Some(v) = self.visitors.get_mut(&vid) {
+        if let Some(v) = self.visitors.get_mut(&t.vid) {
             v.transcripts.insert((range.1, *tid));
         }
+        Some(range.1)
     }
 
     /// Adds a record to a known transcript, keeping the time indexes right.

@@ -166,9 +166,7 @@ pub(super) fn recover_segments(
     // Where scanning starts: (segment id, offset).
     let mut start: (u64, u64) = (ids.first().copied().unwrap_or(1), SEGMENT_HEADER);
     if let Some(ckpt) = checkpoint.filter(|c| checkpoint_fits(dir, c, &ids)) {
-        for (tid, recs) in ckpt.transcripts {
-            index.load_records(&tid, recs);
-        }
+        index.load_checkpoint_records(ckpt.transcripts);
         for (id, dead, since) in ckpt.dead {
             let u = index.usage.entry(id).or_default();
             u.dead += dead;
