@@ -217,6 +217,28 @@ fn long_batches_are_prepared_in_parallel_with_sequential_semantics() {
 }
 
 #[test]
+fn stats_count_data_bytes_not_the_zeros_written_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    populate(&store, 3, 6, 5);
+    let check = |store: &Store| {
+        let s = store.stats();
+        let headers = 32 * s.segments as u64;
+        assert_eq!(s.segment_bytes, headers + s.live_bytes + s.dead_bytes);
+        s.segment_bytes
+    };
+    let open_bytes = check(&store);
+    // The file itself is longer while the store is open, and exactly the
+    // data once it is closed.
+    let seg = dir.path().join("000000000001.seg");
+    assert!(std::fs::metadata(&seg).unwrap().len() > open_bytes);
+    store.close().unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), open_bytes);
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(check(&store), open_bytes);
+}
+
+#[test]
 fn nothing_personal_is_stored_in_plaintext() {
     for kek in [
         None,

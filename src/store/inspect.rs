@@ -108,9 +108,13 @@ impl Store {
     /// Sizes, counts and garbage.
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;
-        let (slots, free) = {
+        let (slots, free, active) = {
             let w = inner.writer.lock();
-            (u64::from(w.keyring.len()), w.keyring.free_count() as u64)
+            (
+                u64::from(w.keyring.len()),
+                w.keyring.free_count() as u64,
+                (w.active.id, w.active.len),
+            )
         };
         let mut s = Stats {
             keyring_bytes: slots * crate::keyring::SLOT_SIZE as u64,
@@ -134,8 +138,12 @@ impl Store {
         }
         s.visitors = index.by_email.len() as u64;
         for id in inner.segments.read().keys() {
-            let bytes =
-                std::fs::metadata(inner.dir.join(segment::file_name(*id))).map_or(0, |m| m.len());
+            // The active segment's file runs on with preallocated zeros.
+            let bytes = if *id == active.0 {
+                active.1
+            } else {
+                std::fs::metadata(inner.dir.join(segment::file_name(*id))).map_or(0, |m| m.len())
+            };
             let usage = index.usage.get(id).copied().unwrap_or_default();
             s.segments += 1;
             s.segment_bytes += bytes;
@@ -153,7 +161,8 @@ impl Store {
 pub struct Stats {
     /// Number of segment files.
     pub segments: usize,
-    /// Bytes in segment files.
+    /// Bytes of data in segment files (without the zeros written ahead of
+    /// the active segment's data).
     pub segment_bytes: u64,
     /// Bytes of records that can still be read.
     pub live_bytes: u64,
@@ -177,7 +186,7 @@ pub struct Stats {
     pub rules_versions: BTreeMap<u16, u64>,
     /// The current detection-rules version.
     pub current_rules_version: u16,
-    /// Per segment: (id, file bytes, usage).
+    /// Per segment: (id, data bytes, usage).
     pub per_segment: Vec<(u64, u64, SegmentUsage)>,
 }
 
