@@ -29,9 +29,9 @@ impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
-            word.get_mut(..chunk.len())
-                .into_iter()
-                .for_each(|w| w.copy_from_slice(chunk));
+            for (w, b) in word.iter_mut().zip(chunk) {
+                *w = *b;
+            }
             self.0 = (self.0.rotate_left(26) ^ u64::from_le_bytes(word))
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }

@@ -153,7 +153,7 @@ impl Metrics {
         let gauges: [(&str, &str, Getter); 9] = [
             (
                 "shredlog_store_segment_bytes",
-                "Bytes in segment files.",
+                "Bytes of data in segment files (without the active segment's preallocated zeros).",
                 |s| s.segment_bytes,
             ),
             (

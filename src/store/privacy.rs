@@ -1109,12 +1109,19 @@ pub(super) fn finish_pending(
         .values()
         .filter(|tid| index.transcripts.contains_key(*tid))
         .count();
-    if linked == index.transcripts.len() {
-        if changed {
-            keyring.sync()?;
-        }
-        return Ok(changed);
+    if linked != index.transcripts.len() {
+        changed |= drop_unfinished_rewrites(keyring, index)?;
     }
+    if changed {
+        keyring.sync()?;
+    }
+    Ok(changed)
+}
+
+/// Of two live versions of one caller id, keeps the committed one (see
+/// [`finish_pending`]); returns whether it dropped anything.
+fn drop_unfinished_rewrites(keyring: &mut Keyring, index: &mut Index) -> Result<bool> {
+    let mut changed = false;
     let mut by_caller: std::collections::HashMap<String, Vec<(i64, Tid)>> =
         std::collections::HashMap::new();
     for t in index.transcripts.values() {
@@ -1150,9 +1157,6 @@ pub(super) fn finish_pending(
             index.by_caller.insert(caller, keep);
         }
         changed = true;
-    }
-    if changed {
-        keyring.sync()?;
     }
     Ok(changed)
 }

@@ -235,13 +235,10 @@ pub(super) fn recover_segments(
                 report.truncated = Some((path.clone(), at, file_len - at));
             }
             if is_last {
+                // Zero-filled space after the data (preallocated, or left by a
+                // crash) is cut off by `reopen`: appends continue right after
+                // the last record.
                 active = Some(Active::reopen(path.clone(), id, scan.end)?);
-                if scan.end < file_len && scan.torn_at.is_none() {
-                    // Zero-filled space after the data: cut it off so appends
-                    // continue right after the last record.
-                    file.set_len(scan.end).at(&path)?;
-                    file.sync_all().at(&path)?;
-                }
             }
         }
         if is_last {

@@ -435,8 +435,11 @@ fn prepare_all<'a>(
     detector: &Detector,
     max: usize,
 ) -> Result<Vec<Prepared<'a>>> {
+    let run = |part: &'a [Message]| -> Result<Vec<Prepared<'a>>> {
+        part.iter().map(|m| prepare(m, detector, max)).collect()
+    };
     if msgs.len() < PARALLEL_PREPARE_MIN {
-        return msgs.iter().map(|m| prepare(m, detector, max)).collect();
+        return run(msgs);
     }
     // Asked once: the answer reads cgroup files on every call.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -445,12 +448,9 @@ fn prepare_all<'a>(
     });
     let threads = cores.min(msgs.len() / (PARALLEL_PREPARE_MIN / 2)).max(1);
     if threads == 1 {
-        return msgs.iter().map(|m| prepare(m, detector, max)).collect();
+        return run(msgs);
     }
     let chunk = msgs.len().div_ceil(threads);
-    let run = |part: &'a [Message]| -> Result<Vec<Prepared<'a>>> {
-        part.iter().map(|m| prepare(m, detector, max)).collect()
-    };
     std::thread::scope(|scope| {
         let mut parts = msgs.chunks(chunk);
         let first = parts.next().unwrap_or_default();
