@@ -51,20 +51,66 @@ struct Line {
 
 pub(crate) struct AuditLog {
     path: PathBuf,
-    file: File,
+    /// `None` when the store is open read-only.
+    file: Option<File>,
     next_seq: u64,
+    /// Bytes of whole entries in the file.
+    len: u64,
+}
+
+/// How much of the log was acknowledged (from the keyring's state).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AuditMarks {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// What open found in the log besides its entries.
+#[derive(Debug, Default)]
+pub(crate) struct AuditRecovery {
+    /// A last line cut short by a crash (never acknowledged): (offset, bytes).
+    /// Cut off unless the store is read-only.
+    pub torn: Option<(u64, u64)>,
+    /// Damaged lines skipped in salvage mode: (offset, reason).
+    pub damage: Vec<(u64, String)>,
+}
+
+/// How to open the log.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AuditMode {
+    pub read_only: bool,
+    pub salvage: bool,
 }
 
 impl AuditLog {
-    /// Opens the log, cutting off a torn last line; returns the entries.
-    pub(crate) fn open(dir: &Path, salvage: bool) -> Result<(AuditLog, Vec<AuditEntry>)> {
+    /// Opens the log and returns its entries.
+    ///
+    /// Every complete line (ended by `\n`) must check and carry the next
+    /// sequence number; a last piece without `\n` is a write cut short by a
+    /// crash, and is cut off, but only if it lies after every byte `marks`
+    /// says was acknowledged. Fewer entries or bytes than the marks is lost
+    /// acknowledged data. Damage is an error, or in salvage mode reported.
+    pub(crate) fn open(
+        dir: &Path,
+        marks: AuditMarks,
+        mode: AuditMode,
+    ) -> Result<(AuditLog, Vec<AuditEntry>, AuditRecovery)> {
         let path = dir.join(AUDIT_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io(&path, e)),
         };
-        let mut entries = Vec::new();
+        let mut recovery = AuditRecovery::default();
+        let mut entries: Vec<AuditEntry> = Vec::new();
+        let fail = |recovery: &mut AuditRecovery, at: usize, reason: String| -> Result<()> {
+            if mode.salvage {
+                recovery.damage.push((at as u64, reason));
+                Ok(())
+            } else {
+                Err(Error::corrupt(&path, at as u64, reason))
+            }
+        };
         let mut good_end = 0usize;
         let mut pos = 0usize;
         while pos < bytes.len() {
@@ -73,62 +119,101 @@ impl AuditLog {
                 .and_then(|r| r.iter().position(|&b| b == b'\n'))
                 .map(|i| pos + i);
             let Some(end) = end else {
-                // No newline: a torn last line.
+                if (pos as u64) < marks.bytes {
+                    fail(
+                        &mut recovery,
+                        pos,
+                        "an acknowledged audit entry is cut short".into(),
+                    )?;
+                } else {
+                    recovery.torn = Some((pos as u64, (bytes.len() - pos) as u64));
+                }
                 break;
             };
             let line = bytes.get(pos..end).unwrap_or_default();
+            let expected = entries.last().map_or(1, |e| e.seq + 1);
             match parse_line(line) {
-                Some(e) => entries.push(e),
-                None if salvage => {}
-                None => {
-                    let is_last = end + 1 >= bytes.len();
-                    if !is_last {
-                        return Err(Error::corrupt(
-                            &path,
-                            pos as u64,
-                            "audit entry checksum mismatch",
-                        ));
-                    }
-                    break;
+                Some(e) if e.seq == expected || (mode.salvage && e.seq > expected) => {
+                    entries.push(e);
                 }
+                Some(e) => fail(
+                    &mut recovery,
+                    pos,
+                    format!(
+                        "audit entry {} where entry {expected} belongs: entries are missing or out of order",
+                        e.seq
+                    ),
+                )?,
+                None => fail(
+                    &mut recovery,
+                    pos,
+                    "audit entry checksum mismatch (or not an audit entry)".into(),
+                )?,
             }
             pos = end + 1;
             good_end = pos;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .at(&path)?;
-        if good_end < bytes.len() {
-            file.set_len(good_end as u64).at(&path)?;
-            file.sync_all().at(&path)?;
+        let count = entries.last().map_or(0, |e| e.seq);
+        if count < marks.entries || (good_end as u64) < marks.bytes {
+            fail(
+                &mut recovery,
+                good_end,
+                format!(
+                    "the audit log ends after entry {count} ({good_end} bytes) but {} entries ({} bytes) were acknowledged: its end is missing (cut short?)",
+                    marks.entries, marks.bytes
+                ),
+            )?;
         }
-        let next_seq = entries.last().map_or(1, |e| e.seq + 1);
+        let file = if mode.read_only {
+            None
+        } else {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .at(&path)?;
+            if good_end < bytes.len() && recovery.torn.is_some() {
+                file.set_len(good_end as u64).at(&path)?;
+            }
+            // Entries a killed process wrote but did not sync are made
+            // durable before anything records them as acknowledged.
+            file.sync_all().at(&path)?;
+            Some(file)
+        };
         Ok((
             AuditLog {
                 path,
                 file,
-                next_seq,
+                next_seq: count + 1,
+                len: good_end as u64,
             },
             entries,
+            recovery,
         ))
+    }
+
+    /// Entries (the last sequence number) and bytes written so far.
+    pub(crate) fn marks(&self) -> (u64, u64) {
+        (self.next_seq - 1, self.len)
     }
 
     /// Appends an entry durably; fills in `seq`.
     pub(crate) fn append(&mut self, mut entry: AuditEntry) -> Result<AuditEntry> {
+        let file = self.file.as_mut().ok_or(Error::ReadOnly)?;
         entry.seq = self.next_seq;
-        let value = serde_json::to_value(&entry).map_err(|e| Error::invalid(e.to_string()))?;
+        let value = serde_json::to_value(&entry)
+            .map_err(|e| Error::Internal(format!("audit entry: {e}")))?;
         let text = value.to_string();
         let line = serde_json::json!({"entry": value, "crc32": crc32fast::hash(text.as_bytes())});
         let mut out = line.to_string();
         out.push('\n');
         crate::failpoint::check("audit.write").at(&self.path)?;
-        self.file.write_all(out.as_bytes()).at(&self.path)?;
+        file.write_all(out.as_bytes()).at(&self.path)?;
         crate::failpoint::check("audit.sync").at(&self.path)?;
-        self.file.sync_data().at(&self.path)?;
-        crate::failpoint::synced(&self.path, &self.file);
+        file.sync_data().at(&self.path)?;
+        crate::failpoint::synced(&self.path, file);
         self.next_seq += 1;
+        self.len += out.len() as u64;
         Ok(entry)
     }
 }
@@ -158,25 +243,96 @@ mod tests {
         }
     }
 
+    const RW: AuditMode = AuditMode {
+        read_only: false,
+        salvage: false,
+    };
+
+    fn none() -> AuditMarks {
+        AuditMarks::default()
+    }
+
     #[test]
     fn append_reopen_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, e) = AuditLog::open(dir.path(), false).unwrap();
+        let (mut log, e, _) = AuditLog::open(dir.path(), none(), RW).unwrap();
         assert!(e.is_empty());
         log.append(entry("erasure")).unwrap();
         log.append(entry("retention")).unwrap();
+        let (entries, bytes) = log.marks();
         drop(log);
+        let marks = AuditMarks { entries, bytes };
         let path = dir.path().join(AUDIT_FILE);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend_from_slice(b"{\"entry\":{\"se");
-        std::fs::write(&path, &bytes).unwrap();
-        let (mut log, e) = AuditLog::open(dir.path(), false).unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(b"{\"entry\":{\"se");
+        std::fs::write(&path, &torn).unwrap();
+        // Read-only: reported, left in place.
+        let ro = AuditMode {
+            read_only: true,
+            salvage: false,
+        };
+        let (_, e, r) = AuditLog::open(dir.path(), marks, ro).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(r.torn, Some((whole.len() as u64, 13)));
+        assert_eq!(std::fs::read(&path).unwrap(), torn);
+        let (mut log, e, _) = AuditLog::open(dir.path(), marks, RW).unwrap();
         assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(std::fs::read(&path).unwrap(), whole, "torn piece cut");
         assert_eq!(log.append(entry("x")).unwrap().seq, 3);
         // Damage in the middle is reported.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[30] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(AuditLog::open(dir.path(), false).is_err());
+        assert!(AuditLog::open(dir.path(), none(), RW).is_err());
+    }
+
+    #[test]
+    fn a_complete_last_line_that_fails_its_check_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _, _) = AuditLog::open(dir.path(), none(), RW).unwrap();
+        log.append(entry("erasure")).unwrap();
+        log.append(entry("erasure")).unwrap();
+        drop(log);
+        let path = dir.path().join(AUDIT_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() - 20;
+        bytes[at] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = AuditLog::open(dir.path(), none(), RW).err().unwrap();
+        assert!(err.to_string().contains("checksum"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing cut");
+    }
+
+    #[test]
+    fn fewer_entries_than_acknowledged_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _, _) = AuditLog::open(dir.path(), none(), RW).unwrap();
+        log.append(entry("erasure")).unwrap();
+        let first = log.marks();
+        log.append(entry("erasure")).unwrap();
+        let (entries, bytes) = log.marks();
+        drop(log);
+        let marks = AuditMarks { entries, bytes };
+        let path = dir.path().join(AUDIT_FILE);
+        let whole = std::fs::read(&path).unwrap();
+        // Cut at the line boundary, inside the last line, or the whole file.
+        for cut in [first.1 as usize, whole.len() - 5, 0] {
+            std::fs::write(&path, &whole[..cut]).unwrap();
+            let err = AuditLog::open(dir.path(), marks, RW).err().unwrap();
+            assert!(err.to_string().contains("acknowledged"), "cut {cut}: {err}");
+            assert_eq!(std::fs::read(&path).unwrap().len(), cut, "nothing cut");
+        }
+        // Missing altogether.
+        std::fs::remove_file(&path).unwrap();
+        assert!(AuditLog::open(dir.path(), marks, RW).is_err());
+        // Entries out of sequence.
+        let mut swapped = Vec::new();
+        let lines: Vec<&[u8]> = whole.split_inclusive(|&b| b == b'\n').collect();
+        swapped.extend_from_slice(lines[1]);
+        swapped.extend_from_slice(lines[0]);
+        std::fs::write(&path, &swapped).unwrap();
+        let err = AuditLog::open(dir.path(), none(), RW).err().unwrap();
+        assert!(err.to_string().contains("out of order"), "{err}");
     }
 }

@@ -68,6 +68,16 @@ pub enum Error {
     /// A limit of the on-disk format was reached (e.g. the keyring is full).
     #[error("limit reached: {0}")]
     Limit(String),
+    /// The directory holds no store (no keyring) and the operation does not
+    /// create one.
+    #[error("no shredlog store at {0} (no keyring file); check the --data directory")]
+    NotAStore(PathBuf),
+    /// The store was opened read-only and the operation would write.
+    #[error("the store is open read-only; this operation writes")]
+    ReadOnly,
+    /// An internal invariant of shredlog does not hold: a bug, not bad input.
+    #[error("internal error (a bug in shredlog, please report it): {0}")]
+    Internal(String),
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),

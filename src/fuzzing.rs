@@ -20,25 +20,53 @@ pub fn record(data: &[u8]) {
 /// never panics; records found lie within the data, in order, without overlap;
 /// a torn tail is only reported where scanning stopped.
 pub fn segment(data: &[u8]) {
+    use crate::segment::{SEGMENT_HEADER, ScanRules, SegmentHeader};
     let path = Path::new("fuzz.seg");
-    for (last, salvage) in [(true, false), (true, true), (false, true)] {
-        let mut prev_end = crate::segment::SEGMENT_HEADER;
-        let result = crate::segment::scan(
-            path,
-            data,
-            crate::segment::SEGMENT_HEADER,
-            last,
-            salvage,
-            |off, size, _| {
+    let headers = [
+        SegmentHeader {
+            version: 2,
+            generation: 1,
+        },
+        SegmentHeader {
+            version: 1,
+            generation: 0,
+        },
+    ];
+    let acknowledged = data.len() as u64 / 2;
+    for header in headers {
+        for (last, salvage, acknowledged) in [
+            (true, false, 0),
+            (true, true, 0),
+            (false, true, 0),
+            (true, false, acknowledged),
+        ] {
+            let rules = ScanRules {
+                id: 1,
+                header,
+                last,
+                salvage,
+                acknowledged,
+            };
+            let mut prev_end = SEGMENT_HEADER;
+            let result = crate::segment::scan(path, data, SEGMENT_HEADER, rules, |off, size, _| {
                 assert!(off >= prev_end, "records overlap or go backwards");
                 prev_end = off + size as u64;
                 assert!(prev_end <= data.len() as u64, "record past the end");
-            },
-        );
-        if let Ok(scan) = result {
-            assert!(scan.end <= data.len().max(crate::segment::SEGMENT_HEADER as usize) as u64);
-            if let Some(t) = scan.torn_at {
-                assert_eq!(t, scan.end);
+            });
+            if let Ok(scan) = result {
+                assert!(scan.end <= data.len().max(SEGMENT_HEADER as usize) as u64);
+                assert!(scan.data_end <= scan.end);
+                if let Some(t) = scan.torn_at {
+                    assert_eq!(t, scan.end);
+                    assert!(last && t >= acknowledged, "a torn tail where none may be");
+                }
+                if scan.footer.is_some() {
+                    assert_eq!(scan.end, data.len() as u64, "a footer before the end");
+                }
+                if !salvage {
+                    // Nothing acknowledged is missing from a scan that passed.
+                    assert!(scan.footer.is_some() || scan.data_end >= acknowledged);
+                }
             }
         }
     }
@@ -57,7 +85,12 @@ pub fn keyring_slot(data: &[u8]) {
             ));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).ok()?;
-            let kr = Keyring::open(&dir, kek.as_ref(), |_, _| {})
+            let mode = crate::keyring::OpenMode {
+                create: true,
+                read_only: false,
+                salvage: false,
+            };
+            let kr = Keyring::open(&dir, kek.as_ref(), mode, |_, _| {})
                 .ok()
                 .map(|l| l.keyring);
             // Only decoding is exercised: the file is not needed after open.

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::record::{Tid, Vid};
+use crate::record::{MsgIdDigest, Tid, Vid};
 use crate::seal::Key;
 
 /// Hasher for maps keyed by transcript and visitor ids. The ids are 16 random
@@ -78,6 +78,9 @@ pub(crate) struct TranscriptEntry {
     pub records: Vec<RecordRef>,
     /// (earliest, latest) message time, kept up to date by `Index::add_record`.
     pub ts_range: Option<(i64, i64)>,
+    /// Digests of the caller's message ids its records carry (for "already
+    /// stored" answers to retried appends).
+    pub msg_ids: IdSet,
 }
 
 impl TranscriptEntry {
@@ -163,9 +166,12 @@ impl Index {
     /// Loads the checkpoint's record lists (each in sequence order), then
     /// builds the time index from them in bulk: sorting once and building
     /// the tree from sorted entries beats an insert per transcript.
-    pub(crate) fn load_checkpoint_records(&mut self, lists: Vec<(Tid, Vec<RecordRef>)>) {
+    pub(crate) fn load_checkpoint_records(&mut self, lists: Vec<CheckpointTranscript>) {
         let mut by_time = Vec::with_capacity(lists.len());
-        for (tid, recs) in lists {
+        for (tid, recs, ids) in lists {
+            if let Some(t) = self.transcripts.get_mut(&tid) {
+                t.msg_ids.extend(ids);
+            }
             if let Some(last) = self.attach_records(&tid, recs) {
                 by_time.push((last, tid));
             }
@@ -192,7 +198,7 @@ impl Index {
             .filter(|t| ordered && t.records.is_empty() && !recs.is_empty())
         else {
             for r in recs {
-                self.add_record(tid, r);
+                self.add_record(tid, r, None);
             }
             return None;
         };
@@ -236,7 +242,12 @@ impl Index {
     }
 
     /// Adds a record to a known transcript, keeping the time indexes right.
-    pub(crate) fn add_record(&mut self, tid: &Tid, rec: RecordRef) -> bool {
+    pub(crate) fn add_record(
+        &mut self,
+        tid: &Tid,
+        rec: RecordRef,
+        msg_id: Option<MsgIdDigest>,
+    ) -> bool {
         let Some(t) = self.transcripts.get_mut(tid) else {
             self.usage
                 .entry(rec.loc.seg)
@@ -261,6 +272,9 @@ impl Index {
                 }
             }
             _ => t.records.push(rec),
+        }
+        if let Some(d) = msg_id {
+            t.msg_ids.insert(d);
         }
         let old_last = t.last_ts();
         t.ts_range = Some(match t.ts_range {
@@ -327,19 +341,26 @@ impl Index {
     }
 }
 
+/// A transcript in the checkpoint: its records in sequence order and the
+/// digests of its message ids.
+pub(crate) type CheckpointTranscript = (Tid, Vec<RecordRef>, Vec<MsgIdDigest>);
+
 /// The checkpoint: record locations up to a position in the log.
 #[derive(Serialize, Deserialize, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Checkpoint {
-    /// Segments covered and their length at checkpoint time, ascending.
-    pub segments: Vec<(u64, u64)>,
+    /// Segments covered, ascending: (id, generation of the file, its length
+    /// at checkpoint time). A segment whose generation differs was rewritten
+    /// since (the checkpoint is stale); one of the same generation that is
+    /// shorter lost acknowledged data.
+    pub segments: Vec<(u64, u32, u64)>,
     /// Dead bytes per segment at checkpoint time, and since when (Unix ms).
     pub dead: Vec<(u64, u64, Option<i64>)>,
     /// Live transcripts' records.
-    pub transcripts: Vec<(Tid, Vec<RecordRef>)>,
+    pub transcripts: Vec<CheckpointTranscript>,
 }
 
 const CKPT_MAGIC: &[u8; 8] = b"SHRDCKP1";
-const CKPT_VERSION: u32 = 2;
+const CKPT_VERSION: u32 = 3;
 pub(crate) const CKPT_FILE: &str = "index.ckpt";
 
 impl Checkpoint {
@@ -390,7 +411,7 @@ mod tests {
     #[test]
     fn checkpoint_roundtrip_and_damage() {
         let c = Checkpoint {
-            segments: vec![(1, 100), (2, 50)],
+            segments: vec![(1, 1, 100), (2, 1, 50)],
             dead: vec![(1, 10, Some(5))],
             transcripts: vec![(
                 [7; 16],
@@ -404,6 +425,7 @@ mod tests {
                     },
                     pii_len: 0,
                 }],
+                vec![[3; 16]],
             )],
         };
         let bytes = c.encode();

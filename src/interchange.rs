@@ -14,6 +14,7 @@ use crate::message::{Body, FileUpload, Message, Sender, Timestamp, Visitor};
 
 const TOP_FIELDS: &[&str] = &[
     "transcript",
+    "id",
     "ts",
     "from",
     "visitor",
@@ -24,6 +25,8 @@ const TOP_FIELDS: &[&str] = &[
     "consent",
 ];
 const VISITOR_FIELDS: &[&str] = &["email", "name", "phone", "id", "ip"];
+/// Longest message id, in bytes.
+pub const MAX_MESSAGE_ID: usize = 200;
 
 /// Parses one interchange line.
 ///
@@ -71,6 +74,19 @@ fn parse_object(obj: &Map<String, Value>) -> Result<Message> {
     if transcript.is_empty() {
         return Err(Error::invalid("field `transcript` is empty"));
     }
+    let id = match obj.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(Error::invalid("field `id` is empty"));
+        }
+        Some(Value::String(s)) if s.len() > MAX_MESSAGE_ID => {
+            return Err(Error::invalid(format!(
+                "field `id` is longer than {MAX_MESSAGE_ID} bytes"
+            )));
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(Error::invalid("field `id` must be a string")),
+    };
     let ts = Timestamp::parse(req_str(obj, "ts")?)
         .map_err(|_| Error::invalid("field `ts` is not an RFC 3339 timestamp"))?;
     let from = match obj.get("from") {
@@ -165,6 +181,7 @@ fn parse_object(obj: &Map<String, Value>) -> Result<Message> {
     };
     Ok(Message {
         transcript,
+        id,
         ts,
         from,
         visitor,
@@ -235,6 +252,9 @@ fn req_str_in<'a>(obj: &'a Map<String, Value>, full: &str, name: &str) -> Result
 pub fn to_line(msg: &Message) -> String {
     let mut obj = Map::new();
     obj.insert("transcript".into(), Value::String(msg.transcript.clone()));
+    if let Some(id) = &msg.id {
+        obj.insert("id".into(), Value::String(id.clone()));
+    }
     obj.insert("ts".into(), Value::String(msg.ts.as_str().to_owned()));
     if let Some(from) = msg.from {
         obj.insert("from".into(), Value::String(from.as_str().into()));

@@ -2,8 +2,9 @@
 //! overwritten in place to shred. Optionally every slot is wrapped under an
 //! operator-supplied key-encryption key (KEK).
 //!
-//! Layout (docs/FORMAT.md has every byte): slot 0 is the file header, slot 1 is
-//! reserved (all zero), slots 2.. hold keys and directory entries.
+//! Layout (docs/FORMAT.md has every byte): slot 0 is the file header, slot 1
+//! holds the keyring's state ([`Marks`]: what was durable in every file when
+//! the keyring was last synced), slots 2.. hold keys and directory entries.
 //! Every slot is [`SLOT_SIZE`] bytes at offset `index * SLOT_SIZE`, so each one
 //! lives in its own disk sector and a rewrite is a single aligned write.
 
@@ -20,8 +21,14 @@ use crate::seal::{KEY_LEN, Key, NONCE_LEN, TAG_LEN, random_array};
 /// Size of every slot, header included.
 pub(crate) const SLOT_SIZE: usize = 512;
 const MAGIC: &[u8; 8] = b"SHRDKEYR";
-const KEYRING_VERSION: u16 = 1;
+/// Keyring format written now: version 1 with a state slot.
+const KEYRING_VERSION: u16 = 2;
+/// The first keyring format (slot 1 all zero); read, and upgraded in place by
+/// the first write of the state.
+const KEYRING_VERSION_1: u16 = 1;
 const SLOT_VERSION: u8 = 1;
+/// The slot holding the keyring's state.
+pub(crate) const STATE_SLOT: u32 = 1;
 /// First slot that holds keys.
 pub(crate) const FIRST_DATA_SLOT: u32 = 2;
 /// Free slots added at a time when the keyring runs out (128 KiB).
@@ -36,6 +43,73 @@ const KIND_FREE: u8 = 0;
 const KIND_TRANSCRIPT: u8 = 1;
 const KIND_PII: u8 = 2;
 const KIND_VISITOR: u8 = 3;
+const KIND_STATE: u8 = 4;
+/// Bytes of the state slot's payload.
+const STATE_LEN: usize = 4 + 7 * 8;
+
+/// The durable marks kept in the state slot: how much of each file was on
+/// stable storage when the keyring was last synced. Open compares the files
+/// with them: less than a mark says is lost acknowledged data (an error, never
+/// a torn tail). Every mark only ever names bytes that were synced before the
+/// state itself was written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Marks {
+    /// Slots in the keyring file (header and state included).
+    pub slots: u32,
+    /// The active segment's id, and how many of its bytes were durable.
+    pub segment: u64,
+    pub segment_len: u64,
+    /// Audit entries, and bytes of `audit.log`, that were durable.
+    pub audit_entries: u64,
+    pub audit_bytes: u64,
+    /// Audit entries (and bytes) whose effects are all on disk: open reads
+    /// the log for unfinished operations only after this point.
+    pub audit_done_entries: u64,
+    pub audit_done_bytes: u64,
+    /// How many times the state was written.
+    pub writes: u64,
+}
+
+impl Marks {
+    fn encode(&self) -> [u8; STATE_LEN] {
+        let mut out = [0u8; STATE_LEN];
+        out[0..4].copy_from_slice(&self.slots.to_le_bytes());
+        let words = [
+            self.segment,
+            self.segment_len,
+            self.audit_entries,
+            self.audit_bytes,
+            self.audit_done_entries,
+            self.audit_done_bytes,
+            self.writes,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            out[4 + 8 * i..12 + 8 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(b: &[u8]) -> Option<Marks> {
+        if b.len() != STATE_LEN {
+            return None;
+        }
+        let word = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(
+                b.get(4 + 8 * i..12 + 8 * i)?.try_into().ok()?,
+            ))
+        };
+        Some(Marks {
+            slots: u32::from_le_bytes(b.get(0..4)?.try_into().ok()?),
+            segment: word(0)?,
+            segment_len: word(1)?,
+            audit_entries: word(2)?,
+            audit_bytes: word(3)?,
+            audit_done_entries: word(4)?,
+            audit_done_bytes: word(5)?,
+            writes: word(6)?,
+        })
+    }
+}
 
 /// A transcript's content key and identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,9 +152,15 @@ pub(crate) struct Keyring {
     file: Arc<File>,
     kek: Option<Key>,
     keyring_id: [u8; 16],
-    /// Number of slots the file holds (header and reserved slot included).
+    /// Format version of the file's header (1 until the state is first written).
+    version: u16,
+    /// Number of slots the file holds (header and state slot included).
     len: u32,
     free: BTreeSet<u32>,
+    /// The marks as they will be written with the next sync.
+    marks: Marks,
+    /// The marks in the state slot on disk (`None`: a version-1 keyring).
+    written: Option<Marks>,
 }
 
 /// A slot that failed its checks at open.
@@ -94,18 +174,93 @@ pub(crate) struct SlotDamage {
 pub(crate) struct Loaded {
     pub keyring: Keyring,
     pub damaged: Vec<SlotDamage>,
+    /// The durable marks of the state slot (`None` for a version-1 keyring,
+    /// or when the state slot is damaged and salvage ignored it).
+    pub marks: Option<Marks>,
+}
+
+/// How to open the keyring.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OpenMode {
+    /// Create the keyring if the file is missing or empty.
+    pub create: bool,
+    /// Open the file read-only: nothing is ever written.
+    pub read_only: bool,
+    /// Report a damaged state slot or a short file instead of failing.
+    pub salvage: bool,
 }
 
 impl Keyring {
-    /// Opens or creates `dir/keyring`, handing each slot in use to `each`
-    /// (in slot order) as it is decoded.
+    /// Opens (or with `mode.create` creates) `dir/keyring`, handing each slot
+    /// in use to `each` (in slot order) as it is decoded.
     pub(crate) fn open(
         dir: &Path,
         kek: Option<&Key>,
+        mode: OpenMode,
         each: impl FnMut(u32, Slot),
     ) -> Result<Loaded> {
         let path = dir.join("keyring");
-        let exists = path.exists();
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        if size == 0 {
+            if !mode.create || mode.read_only {
+                return Err(Error::NotAStore(dir.to_owned()));
+            }
+            return Keyring::create(dir, path, kek);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!mode.read_only)
+            .open(&path)
+            .at(&path)?;
+        let mut header = [0u8; SLOT_SIZE];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| Error::corrupt(&path, 0, "keyring header truncated"))?;
+        let (keyring_id, version) = check_header(&path, &header, kek)?;
+        let mut keyring = Keyring {
+            path,
+            file: Arc::new(file),
+            kek: kek.cloned(),
+            keyring_id,
+            version,
+            len: FIRST_DATA_SLOT,
+            free: BTreeSet::new(),
+            marks: Marks::default(),
+            written: None,
+        };
+        let (mut damaged, marks) = keyring.load_slots(size, each)?;
+        if let Some(m) = marks {
+            let needed = u64::from(m.slots) * SLOT_SIZE as u64;
+            if size < needed {
+                let reason = "the keyring is shorter than the slots it held durably: its end is missing (cut short?)";
+                if !mode.salvage {
+                    return Err(Error::corrupt(
+                        &keyring.path,
+                        size,
+                        format!("{reason}; {needed} bytes were acknowledged"),
+                    ));
+                }
+                damaged.push(SlotDamage {
+                    index: (size / SLOT_SIZE as u64) as u32,
+                    reason,
+                });
+            }
+            keyring.marks = m;
+        }
+        keyring.marks.slots = keyring.len;
+        keyring.written = marks;
+        Ok(Loaded {
+            keyring,
+            damaged,
+            marks,
+        })
+    }
+
+    /// Creates a new keyring: header and state slot, synced, directory synced.
+    fn create(dir: &Path, path: PathBuf, kek: Option<&Key>) -> Result<Loaded> {
         // Owner-only: without a key-encryption key the keyring holds data keys.
         let file = OpenOptions::new()
             .read(true)
@@ -115,52 +270,44 @@ impl Keyring {
             .mode(0o600)
             .open(&path)
             .at(&path)?;
-        let size = file.metadata().at(&path)?.len();
-        if !exists || size == 0 {
-            let keyring_id = random_array()?;
-            let header = build_header(keyring_id, kek)?;
-            file.write_all_at(&header, 0).at(&path)?;
-            file.write_all_at(&[0u8; SLOT_SIZE], SLOT_SIZE as u64)
-                .at(&path)?;
-            file.sync_all().at(&path)?;
-            crate::failpoint::synced(&path, &file);
-            crate::fsutil::sync_dir(dir)?;
-            let keyring = Keyring {
-                path,
-                file: Arc::new(file),
-                kek: kek.cloned(),
-                keyring_id,
-                len: FIRST_DATA_SLOT,
-                free: BTreeSet::new(),
-            };
-            return Ok(Loaded {
-                keyring,
-                damaged: Vec::new(),
-            });
-        }
-        let mut header = [0u8; SLOT_SIZE];
-        file.read_exact_at(&mut header, 0)
-            .map_err(|_| Error::corrupt(&path, 0, "keyring header truncated"))?;
-        let keyring_id = check_header(&path, &header, kek)?;
-        let mut keyring = Keyring {
+        let keyring_id = random_array()?;
+        let header = build_header(keyring_id, kek)?;
+        file.write_all_at(&header, 0).at(&path)?;
+        let marks = Marks {
+            slots: FIRST_DATA_SLOT,
+            writes: 1,
+            ..Marks::default()
+        };
+        file.write_all_at(&encode_state(&marks), SLOT_SIZE as u64)
+            .at(&path)?;
+        file.sync_all().at(&path)?;
+        crate::failpoint::synced(&path, &file);
+        crate::fsutil::sync_dir(dir)?;
+        let keyring = Keyring {
             path,
             file: Arc::new(file),
             kek: kek.cloned(),
             keyring_id,
+            version: KEYRING_VERSION,
             len: FIRST_DATA_SLOT,
             free: BTreeSet::new(),
+            marks,
+            written: Some(marks),
         };
-        let damaged = keyring.load_slots(size, each)?;
-        Ok(Loaded { keyring, damaged })
+        Ok(Loaded {
+            keyring,
+            damaged: Vec::new(),
+            marks: Some(marks),
+        })
     }
 
-    /// Decodes every slot after the header, straight from a read-only map of
-    /// the file (no copy of it: open reads the whole keyring).
+    /// Decodes the state slot and every data slot, straight from a read-only
+    /// map of the file (no copy of it: open reads the whole keyring).
     fn load_slots(
         &mut self,
         size: u64,
         mut each: impl FnMut(u32, Slot),
-    ) -> Result<Vec<SlotDamage>> {
+    ) -> Result<(Vec<SlotDamage>, Option<Marks>)> {
         let count = size / SLOT_SIZE as u64;
         let count =
             u32::try_from(count).map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
@@ -172,23 +319,41 @@ impl Keyring {
         // for segments.
         let map = unsafe { memmap2::Mmap::map(&*self.file) }.at(&self.path)?;
         let mut damaged = Vec::new();
-        let slots = map.chunks_exact(SLOT_SIZE).take(count as usize);
-        for (index, bytes) in (0u32..).zip(slots).skip(1) {
+        let mut marks = None;
+        let mut slots = map.chunks_exact(SLOT_SIZE).take(count as usize);
+        let state = slots.nth(STATE_SLOT as usize);
+        match (
+            state.and_then(|b| <&[u8; SLOT_SIZE]>::try_from(b).ok()),
+            self.version,
+        ) {
+            (Some(buf), _) if is_zero(buf) && self.version == KEYRING_VERSION_1 => {}
+            (Some(buf), _) => match decode_state(buf) {
+                Ok(m) => marks = Some(m),
+                Err(reason) => damaged.push(SlotDamage {
+                    index: STATE_SLOT,
+                    reason,
+                }),
+            },
+            (None, KEYRING_VERSION_1) => {}
+            (None, _) => damaged.push(SlotDamage {
+                index: STATE_SLOT,
+                reason: "the keyring's state slot is missing (cut short?)",
+            }),
+        }
+        for (index, bytes) in (FIRST_DATA_SLOT..).zip(slots) {
             let Ok(buf) = <&[u8; SLOT_SIZE]>::try_from(bytes) else {
                 continue;
             };
             match self.decode_slot(index, buf) {
                 Ok(None) => {
-                    if index >= FIRST_DATA_SLOT {
-                        self.free.insert(index);
-                    }
+                    self.free.insert(index);
                 }
                 Ok(Some(slot)) => each(index, slot),
                 Err(reason) => damaged.push(SlotDamage { index, reason }),
             }
         }
         self.len = count.max(FIRST_DATA_SLOT);
-        Ok(damaged)
+        Ok((damaged, marks))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -234,8 +399,13 @@ impl Keyring {
         self.file
             .write_all_at(&zeros, u64::from(self.len) * SLOT_SIZE as u64)
             .at(&self.path)?;
+        // The new length is made durable before the state may record it.
+        crate::failpoint::check("keyring.sync").at(&self.path)?;
+        self.file.sync_data().at(&self.path)?;
+        crate::failpoint::synced(&self.path, &self.file);
         self.free.extend(self.len..len);
         self.len = len;
+        self.marks.slots = len;
         Ok(())
     }
 
@@ -264,6 +434,56 @@ impl Keyring {
         Ok(())
     }
 
+    /// The marks the next sync will write.
+    #[cfg(test)]
+    pub(crate) fn marks(&self) -> Marks {
+        self.marks
+    }
+
+    /// Records the active segment's durable length in the state (written
+    /// with the next sync). `len` must already be on stable storage.
+    pub(crate) fn note_segment(&mut self, segment: u64, len: u64) {
+        if (segment, len) > (self.marks.segment, self.marks.segment_len) {
+            self.marks.segment = segment;
+            self.marks.segment_len = len;
+        }
+    }
+
+    /// Records how much of the audit log is durable (entries, bytes), and how
+    /// much of it has all its effects on disk.
+    pub(crate) fn note_audit(&mut self, entries: u64, bytes: u64, done: Option<(u64, u64)>) {
+        self.marks.audit_entries = self.marks.audit_entries.max(entries);
+        self.marks.audit_bytes = self.marks.audit_bytes.max(bytes);
+        if let Some((e, b)) = done {
+            self.marks.audit_done_entries = self.marks.audit_done_entries.max(e);
+            self.marks.audit_done_bytes = self.marks.audit_done_bytes.max(b);
+        }
+    }
+
+    /// Writes the state slot if the marks changed since it was last written
+    /// (not synced). A version-1 keyring's header becomes version 2 first.
+    pub(crate) fn flush_state(&mut self) -> Result<()> {
+        let mut next = self.marks;
+        next.writes = self.written.map_or(0, |m| m.writes);
+        if self.written == Some(next) && self.version == KEYRING_VERSION {
+            return Ok(());
+        }
+        if self.version != KEYRING_VERSION {
+            let mut header = [0u8; SLOT_SIZE];
+            self.file.read_exact_at(&mut header, 0).at(&self.path)?;
+            header[8..10].copy_from_slice(&KEYRING_VERSION.to_le_bytes());
+            let crc = crc32fast::hash(&header[..508]);
+            header[508..].copy_from_slice(&crc.to_le_bytes());
+            self.write_raw(0, &header)?;
+            self.version = KEYRING_VERSION;
+        }
+        next.writes += 1;
+        self.write_raw(STATE_SLOT, &encode_state(&next))?;
+        self.marks = next;
+        self.written = Some(next);
+        Ok(())
+    }
+
     /// Cuts free slots off the end of the file (durably).
     pub(crate) fn truncate_free_tail(&mut self) -> Result<()> {
         let mut len = self.len;
@@ -273,6 +493,10 @@ impl Keyring {
         if len == self.len {
             return Ok(());
         }
+        // The state first: a crash between the two leaves a file longer than
+        // the state says, never shorter.
+        self.marks.slots = len;
+        self.sync()?;
         self.file
             .set_len(u64::from(len) * SLOT_SIZE as u64)
             .at(&self.path)?;
@@ -282,8 +506,9 @@ impl Keyring {
         Ok(())
     }
 
-    /// Makes every write so far durable.
-    pub(crate) fn sync(&self) -> Result<()> {
+    /// Writes the state (if it changed) and makes every write so far durable.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.flush_state()?;
         crate::failpoint::check("keyring.sync").at(&self.path)?;
         self.file.sync_data().at(&self.path)?;
         crate::failpoint::synced(&self.path, &self.file);
@@ -352,6 +577,7 @@ impl Keyring {
     }
 
     /// Encodes a slot without writing it (for the fuzzers).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn encode_for_test(&self, index: u32, slot: &Slot) -> [u8; SLOT_SIZE] {
         self.encode_slot(index, slot).unwrap_or([0; SLOT_SIZE])
     }
@@ -370,7 +596,7 @@ impl Keyring {
         index: u32,
         buf: &[u8; SLOT_SIZE],
     ) -> Result<Option<Slot>, &'static str> {
-        if buf.chunks_exact(8).all(|w| w == [0u8; 8]) {
+        if is_zero(buf) {
             return Ok(None);
         }
         let crc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
@@ -408,6 +634,38 @@ impl Keyring {
         }
         slot
     }
+}
+
+fn is_zero(buf: &[u8; SLOT_SIZE]) -> bool {
+    buf.chunks_exact(8).all(|w| w == [0u8; 8])
+}
+
+/// The state slot: the same framing as a data slot (CRC, kind, version,
+/// length), never wrapped (it holds no secret).
+fn encode_state(marks: &Marks) -> [u8; SLOT_SIZE] {
+    let mut out = [0u8; SLOT_SIZE];
+    out[4] = KIND_STATE;
+    out[5] = SLOT_VERSION;
+    out[6..8].copy_from_slice(&(STATE_LEN as u16).to_le_bytes());
+    out[8..8 + STATE_LEN].copy_from_slice(&marks.encode());
+    let crc = crc32fast::hash(&out[4..]);
+    out[0..4].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes the state slot.
+pub(crate) fn decode_state(buf: &[u8; SLOT_SIZE]) -> Result<Marks, &'static str> {
+    let crc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if crc32fast::hash(&buf[4..]) != crc {
+        return Err("state slot checksum mismatch");
+    }
+    if buf[4] != KIND_STATE || buf[5] != SLOT_VERSION {
+        return Err("state slot of unknown kind or version");
+    }
+    let len = usize::from(u16::from_le_bytes([buf[6], buf[7]]));
+    buf.get(8..8 + len)
+        .and_then(Marks::decode)
+        .ok_or("state slot malformed")
 }
 
 fn arr16(b: &[u8], at: usize) -> Option<[u8; 16]> {
@@ -496,7 +754,8 @@ fn check_aad(keyring_id: &[u8; 16]) -> Vec<u8> {
     aad
 }
 
-fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<[u8; 16]> {
+/// Checks the header; returns the keyring id and the format version.
+fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<([u8; 16], u16)> {
     if &h[0..8] != MAGIC {
         return Err(Error::corrupt(
             path,
@@ -509,7 +768,7 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<[
         return Err(Error::corrupt(path, 0, "keyring header checksum mismatch"));
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
-    if version != KEYRING_VERSION {
+    if version != KEYRING_VERSION && version != KEYRING_VERSION_1 {
         return Err(Error::UnsupportedVersion {
             path: path.to_owned(),
             version: u32::from(version),
@@ -521,7 +780,7 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<[
     let mut keyring_id = [0u8; 16];
     keyring_id.copy_from_slice(&h[16..32]);
     match (h[12], kek) {
-        (0, None) => Ok(keyring_id),
+        (0, None) => Ok((keyring_id, version)),
         (0, Some(_)) => Err(Error::Kek(
             "a key-encryption key was given but this keyring is not wrapped; open it without one".into(),
         )),
@@ -531,7 +790,7 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<[
         (1, Some(kek)) => {
             let nonce: [u8; NONCE_LEN] = h[32..44].try_into().map_err(|_| Error::corrupt(path, 32, "bad nonce"))?;
             match kek.open(&nonce, &check_aad(&keyring_id), &h[44..92]) {
-                Some(_) => Ok(keyring_id),
+                Some(_) => Ok((keyring_id, version)),
                 None => Err(Error::Kek("the key-encryption key does not match this keyring".into())),
             }
         }
@@ -542,6 +801,12 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RW: OpenMode = OpenMode {
+        create: true,
+        read_only: false,
+        salvage: false,
+    };
 
     fn tslot(id: &str) -> Slot {
         Slot::Transcript(TranscriptSlot {
@@ -559,7 +824,7 @@ mod tests {
     fn slots_roundtrip_plain_and_wrapped() {
         for kek in [None, Some(Key::random().unwrap())] {
             let dir = tempfile::tempdir().unwrap();
-            let mut kr = Keyring::open(dir.path(), kek.as_ref(), |_, _| {})
+            let mut kr = Keyring::open(dir.path(), kek.as_ref(), RW, |_, _| {})
                 .unwrap()
                 .keyring;
             let slots = vec![
@@ -584,7 +849,7 @@ mod tests {
             drop(kr);
             let mut slots = Vec::new();
             let loaded =
-                Keyring::open(dir.path(), kek.as_ref(), |i, s| slots.push((i, s))).unwrap();
+                Keyring::open(dir.path(), kek.as_ref(), RW, |i, s| slots.push((i, s))).unwrap();
             assert!(loaded.damaged.is_empty());
             assert_eq!(slots, vec![written[0].clone(), written[2].clone()]);
             // The wiped slot and the rest of the grown, still-zero slots.
@@ -600,7 +865,9 @@ mod tests {
     fn the_file_grows_by_whole_runs_of_free_slots() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyring");
-        let mut kr = Keyring::open(dir.path(), None, |_, _| {}).unwrap().keyring;
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
         let size = || std::fs::metadata(&path).unwrap().len();
         let first = kr.allocate().unwrap();
         assert_eq!(first, FIRST_DATA_SLOT, "lowest slot first");
@@ -620,7 +887,7 @@ mod tests {
         kr.sync().unwrap();
         drop(kr);
         let mut used = 0;
-        let mut loaded = Keyring::open(dir.path(), None, |_, _| used += 1).unwrap();
+        let mut loaded = Keyring::open(dir.path(), None, RW, |_, _| used += 1).unwrap();
         assert_eq!(used, 1);
         assert_eq!(loaded.keyring.free_count(), 2 * GROW as usize - 1);
         loaded.keyring.truncate_free_tail().unwrap();
@@ -631,14 +898,14 @@ mod tests {
     fn wrong_or_missing_kek_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let kek = Key::random().unwrap();
-        drop(Keyring::open(dir.path(), Some(&kek), |_, _| {}).unwrap());
+        drop(Keyring::open(dir.path(), Some(&kek), RW, |_, _| {}).unwrap());
         assert!(matches!(
-            Keyring::open(dir.path(), None, |_, _| {}).err(),
+            Keyring::open(dir.path(), None, RW, |_, _| {}).err(),
             Some(Error::Kek(_))
         ));
         let other = Key::random().unwrap();
         assert!(matches!(
-            Keyring::open(dir.path(), Some(&other), |_, _| {}).err(),
+            Keyring::open(dir.path(), Some(&other), RW, |_, _| {}).err(),
             Some(Error::Kek(_))
         ));
     }
@@ -646,7 +913,9 @@ mod tests {
     #[test]
     fn damaged_slots_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, |_, _| {}).unwrap().keyring;
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
         let i = kr.allocate().unwrap();
         kr.write(i, &tslot("t-1")).unwrap();
         kr.sync().unwrap();
@@ -655,8 +924,113 @@ mod tests {
         let mut raw = std::fs::read(&path).unwrap();
         raw[i as usize * SLOT_SIZE + 40] ^= 0x10;
         std::fs::write(&path, &raw).unwrap();
-        let loaded = Keyring::open(dir.path(), None, |_, _| {}).unwrap();
+        let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
         assert_eq!(loaded.damaged.len(), 1);
         assert_eq!(loaded.damaged[0].index, i);
+    }
+
+    #[test]
+    fn the_state_slot_holds_the_marks_and_a_short_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        for _ in 0..3 {
+            let i = kr.allocate().unwrap();
+            kr.write(i, &tslot("t-1")).unwrap();
+        }
+        kr.note_segment(4, 1234);
+        kr.note_audit(7, 900, Some((5, 700)));
+        kr.sync().unwrap();
+        let marks = kr.marks();
+        assert_eq!(marks.slots, FIRST_DATA_SLOT + GROW);
+        drop(kr);
+        let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
+        let m = loaded.marks.unwrap();
+        assert_eq!(m, marks);
+        assert_eq!(
+            (m.segment, m.segment_len, m.audit_entries, m.audit_bytes),
+            (4, 1234, 7, 900)
+        );
+        assert_eq!((m.audit_done_entries, m.audit_done_bytes), (5, 700));
+        drop(loaded);
+        // Cut at a slot boundary or inside a slot: the end is missing.
+        let path = dir.path().join("keyring");
+        let full = std::fs::read(&path).unwrap();
+        for cut in [full.len() - SLOT_SIZE, full.len() - 100, 3 * SLOT_SIZE] {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            let err = Keyring::open(dir.path(), None, RW, |_, _| {})
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("end is missing"), "{err}");
+            let salvage = OpenMode {
+                salvage: true,
+                ..RW
+            };
+            let loaded = Keyring::open(dir.path(), None, salvage, |_, _| {}).unwrap();
+            assert!(!loaded.damaged.is_empty());
+        }
+        // A flipped state slot is damage.
+        let mut bad = full.clone();
+        bad[SLOT_SIZE + 20] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
+        assert_eq!(loaded.damaged[0].index, STATE_SLOT);
+    }
+
+    #[test]
+    fn a_version_1_keyring_is_read_and_upgraded_by_its_first_state_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        let i = kr.allocate().unwrap();
+        kr.write(i, &tslot("t-1")).unwrap();
+        kr.sync().unwrap();
+        drop(kr);
+        // Make it version 1: header version 1, state slot zero.
+        let path = dir.path().join("keyring");
+        let mut raw = std::fs::read(&path).unwrap();
+        raw[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let crc = crc32fast::hash(&raw[..508]);
+        raw[508..512].copy_from_slice(&crc.to_le_bytes());
+        raw[SLOT_SIZE..2 * SLOT_SIZE].fill(0);
+        std::fs::write(&path, &raw).unwrap();
+        let read_only = OpenMode {
+            create: false,
+            read_only: true,
+            salvage: false,
+        };
+        let mut n = 0;
+        let loaded = Keyring::open(dir.path(), None, read_only, |_, _| n += 1).unwrap();
+        assert_eq!((n, loaded.marks, loaded.keyring.version), (1, None, 1));
+        drop(loaded);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            raw,
+            "a read-only open writes nothing"
+        );
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        kr.sync().unwrap();
+        drop(kr);
+        let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
+        assert_eq!(loaded.keyring.version, KEYRING_VERSION);
+        assert!(loaded.marks.is_some());
+    }
+
+    #[test]
+    fn a_missing_keyring_is_not_created_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let no = OpenMode {
+            create: false,
+            ..RW
+        };
+        assert!(matches!(
+            Keyring::open(dir.path(), None, no, |_, _| {}).err(),
+            Some(Error::NotAStore(_))
+        ));
+        assert!(!dir.path().join("keyring").exists());
     }
 }

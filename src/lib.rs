@@ -37,9 +37,14 @@ mod codec;
 mod commit;
 mod error;
 pub mod export;
+#[cfg(feature = "failpoints")]
 #[doc(hidden)]
 pub mod failpoint;
+#[cfg(not(feature = "failpoints"))]
+#[path = "failpoint_off.rs"]
+mod failpoint;
 mod fsutil;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
@@ -66,6 +71,6 @@ pub use message::{
 pub use options::{Durability, KeyEncryptionKey, Options};
 pub use policy::{Hold, RetentionPolicy};
 pub use store::{
-    CompactOptions, CompactReport, ConsentEvent, ConsentState, ExportedMessage, HoldTarget,
+    Appended, CompactOptions, CompactReport, ConsentEvent, ConsentState, ExportedMessage, HoldTarget,
     RecoveryReport, Rectification, Stats, Store, TranscriptInfo, VerifyReport, VisitorExport,
 };

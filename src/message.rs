@@ -307,6 +307,10 @@ fn format_with_fmt(dt: OffsetDateTime) -> String {
 pub struct Message {
     /// The caller's transcript id.
     pub transcript: String,
+    /// The caller's message id, unique within its transcript (optional). An
+    /// append of a message whose id its transcript already holds stores
+    /// nothing and reports it as already stored, so retries are safe.
+    pub id: Option<String>,
     /// When it was written.
     pub ts: Timestamp,
     /// Who wrote it, when known.

@@ -33,8 +33,12 @@ pub struct Options {
     /// Segment files are rolled when they would grow past this many bytes.
     /// Default: 64 MiB.
     pub segment_size: u64,
-    /// Open a damaged store anyway: skip damaged records and keyring slots and
-    /// report them (see [`crate::Store::recovery_report`]). Default: false.
+    /// Open a damaged store to read what is left: damaged records, keyring
+    /// slots and audit lines are skipped and reported (see
+    /// [`crate::Store::recovery_report`]) instead of failing the open. A
+    /// salvage open is always read-only, so it can never destroy a key or
+    /// make an undamaged record unreadable: export what you need and import
+    /// it into a new store. Default: false.
     pub salvage: bool,
     /// Largest accepted message (all fields together, file bytes included).
     /// Default: 64 MiB.
@@ -56,6 +60,15 @@ pub struct Options {
     /// Write an index checkpoint whenever a segment is sealed and at close, so
     /// that open need not scan the log. Default: true.
     pub checkpoint: bool,
+    /// Open without writing a byte to any file: recovery only reports what it
+    /// would cut, logged erasures cut short are applied in memory, and every
+    /// operation that writes fails with [`crate::Error::ReadOnly`]. Takes a
+    /// shared lock, so several read-only opens may run at once. Default: false.
+    pub read_only: bool,
+    /// Create the store when the directory holds none. Without it, opening a
+    /// directory without a keyring fails with [`crate::Error::NotAStore`].
+    /// Default: true (never with `read_only`).
+    pub create: bool,
 }
 
 impl Default for Options {
@@ -70,6 +83,8 @@ impl Default for Options {
             max_dead_age_ms: None,
             compaction_bytes_per_sec: None,
             checkpoint: true,
+            read_only: false,
+            create: true,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Operator policy kept next to the data: retention, legal holds, restrictions.
-//! Stored as `policy.json`, replaced atomically. Holds and restrictions name
-//! random visitor ids and caller transcript ids, never emails.
+//! Stored as `policy.json`, replaced atomically, versioned and checksummed
+//! (docs/FORMAT.md §9). Holds and restrictions name random visitor ids and
+//! caller transcript ids, never emails.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,28 +45,95 @@ pub(crate) struct Policy {
     pub restricted: BTreeMap<String, Hold>,
     /// Whether legal holds also refuse erasure requests.
     pub holds_block_erasure: bool,
+    /// Sequence number of the audit entry whose change this file holds last
+    /// (0: none); hold and restriction entries after it are applied at open.
+    #[serde(skip)]
+    pub audit_seq: u64,
+    /// Loaded from a version-1 file (written after its entries were logged,
+    /// so it holds all of them).
+    #[serde(skip)]
+    pub legacy: bool,
 }
 
+/// Format of `policy.json` written now.
+const POLICY_VERSION: u64 = 2;
+
 impl Policy {
+    /// Loads the policy: absent = defaults. Version 2 is checked against its
+    /// CRC; a file without a version is the unchecked version 1.
     pub(crate) fn load(dir: &Path) -> Result<Policy> {
         let path = dir.join(POLICY_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::corrupt(
-                    &path,
-                    e.column() as u64,
-                    format!("policy file does not parse: {}", e.classify_name()),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Policy::default()),
-            Err(e) => Err(Error::io(&path, e)),
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Policy::default()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let bad = |offset: u64, why: &str| {
+            Error::corrupt(&path, offset, format!("policy file does not parse: {why}"))
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(e.column() as u64, e.classify_name()))?;
+        let serde_json::Value::Object(mut top) = value else {
+            return Err(bad(0, "not a JSON object"));
+        };
+        if !top.contains_key("version") {
+            // Version 1: the policy object itself.
+            let mut policy: Policy = serde_json::from_value(serde_json::Value::Object(top))
+                .map_err(|e| bad(0, e.classify_name()))?;
+            policy.legacy = true;
+            return Ok(policy);
         }
+        let crc = top
+            .remove("crc32")
+            .and_then(|c| c.as_u64())
+            .ok_or_else(|| bad(0, "no crc32"))?;
+        let text = serde_json::Value::Object(top.clone()).to_string();
+        if u64::from(crc32fast::hash(text.as_bytes())) != crc {
+            return Err(Error::corrupt(&path, 0, "policy file checksum mismatch"));
+        }
+        let file: PolicyFile = serde_json::from_value(serde_json::Value::Object(top))
+            .map_err(|e| bad(0, e.classify_name()))?;
+        if file.version != POLICY_VERSION {
+            return Err(Error::UnsupportedVersion {
+                path,
+                version: u32::try_from(file.version).unwrap_or(u32::MAX),
+            });
+        }
+        let mut policy = file.policy;
+        policy.audit_seq = file.audit_seq;
+        policy.legacy = false;
+        Ok(policy)
     }
 
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::invalid(e.to_string()))?;
+        let internal = |e: serde_json::Error| Error::Internal(format!("policy: {e}"));
+        let mut top = serde_json::Map::new();
+        top.insert("version".into(), POLICY_VERSION.into());
+        top.insert("audit-seq".into(), self.audit_seq.into());
+        top.insert(
+            "policy".into(),
+            serde_json::to_value(self).map_err(internal)?,
+        );
+        let crc = crc32fast::hash(
+            serde_json::Value::Object(top.clone())
+                .to_string()
+                .as_bytes(),
+        );
+        top.insert("crc32".into(), crc.into());
+        let mut bytes =
+            serde_json::to_vec_pretty(&serde_json::Value::Object(top)).map_err(internal)?;
+        bytes.push(b'\n');
         crate::fsutil::write_atomic(dir, POLICY_FILE, &bytes)
     }
+}
+
+/// `policy.json`, version 2 (its `crc32` taken off).
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct PolicyFile {
+    version: u64,
+    audit_seq: u64,
+    policy: Policy,
 }
 
 trait ClassifyName {
@@ -83,7 +151,69 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
+/// A 16-byte id from its 32 hex digits.
+pub(crate) fn parse_hex_id(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Hex of a 16-byte id.
 pub(crate) fn hex(id: &[u8; 16]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Policy {
+        let hold = Hold {
+            reference: "CASE-1".into(),
+            since: "2024-01-01T00:00:00.000Z".into(),
+        };
+        Policy {
+            restricted: [("ab".repeat(16), hold.clone())].into(),
+            transcript_holds: [("t-1".to_string(), hold)].into(),
+            audit_seq: 7,
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_every_flip_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = sample();
+        p.save(dir.path()).unwrap();
+        assert_eq!(Policy::load(dir.path()).unwrap(), p);
+        let path = dir.path().join(POLICY_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 1;
+            std::fs::write(&path, &bad).unwrap();
+            // Either an error, or (a flip in insignificant whitespace) the same policy.
+            if let Ok(q) = Policy::load(dir.path()) {
+                assert_eq!(q, p, "flip at {i} changed the policy silently");
+            }
+        }
+        // Cut short.
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(Policy::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn version_1_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = r#"{"retention":null,"visitor-holds":{},"transcript-holds":{},"restricted":{},"holds-block-erasure":true}"#;
+        std::fs::write(dir.path().join(POLICY_FILE), v1).unwrap();
+        let p = Policy::load(dir.path()).unwrap();
+        assert!(p.holds_block_erasure);
+        assert_eq!((p.audit_seq, p.legacy), (0, true));
+    }
 }

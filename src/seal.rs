@@ -42,6 +42,22 @@ impl Key {
         &self.0
     }
 
+    /// A keyed digest of a caller's message id under this (content) key:
+    /// HMAC-SHA-256 over a domain label and the id, first 16 bytes. Without the
+    /// key it is indistinguishable from random bytes, and once the key is
+    /// destroyed it links to nothing.
+    pub(crate) fn msg_id_digest(&self, id: &str) -> [u8; 16] {
+        use hmac::Mac;
+        let mut out = [0u8; 16];
+        if let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0) {
+            mac.update(b"shredlog message id\0");
+            mac.update(id.as_bytes());
+            let tag = mac.finalize().into_bytes();
+            out.copy_from_slice(tag.get(..16).unwrap_or(&[0; 16]));
+        }
+        out
+    }
+
     /// Encrypts `plaintext` bound to `aad` under a fresh random nonce.
     pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<([u8; NONCE_LEN], Vec<u8>)> {
         self.seal_with(random_nonce()?, aad, plaintext)

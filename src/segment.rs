@@ -12,12 +12,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::Mmap;
 
 use crate::error::{Error, IoContext, Result};
-use crate::record::{self, DecodeError, FRAME_HEADER, KIND_MESSAGE, RECORD_VERSION, Record};
+use crate::record::{
+    self, DecodeError, FOOTER_FRAME, FRAME_HEADER, Footer, Frame, KIND_FOOTER, KIND_MESSAGE,
+    RECORD_VERSION, RECORD_VERSION_1, Record,
+};
 
 /// Bytes of segment file header.
 pub(crate) const SEGMENT_HEADER: u64 = 32;
 const MAGIC: &[u8; 8] = b"SHRDSEG1";
-const SEGMENT_VERSION: u16 = 1;
+/// Segment format version written now: a generation in the header and a
+/// footer at the end of every sealed segment.
+const SEGMENT_VERSION: u16 = 2;
+/// The first segment format (no generation, no footer); still read.
+const SEGMENT_VERSION_1: u16 = 1;
+/// Page size assumed for write-back; file lengths a crash can leave in the
+/// active segment are multiples of it (see [`Active::preallocate`]).
+pub(crate) const PAGE: u64 = 4096;
 
 /// File name of segment `id`.
 pub(crate) fn file_name(id: u64) -> String {
@@ -43,22 +53,42 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<u64>> {
     Ok(ids)
 }
 
-fn header(id: u64) -> [u8; SEGMENT_HEADER as usize] {
+/// What a segment's header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentHeader {
+    /// Format version (1 or 2).
+    pub version: u16,
+    /// Which write of this segment id the file is: 1 when created, one more
+    /// with every compaction that rewrites it (0 in a version-1 header).
+    pub generation: u32,
+}
+
+impl SegmentHeader {
+    /// Whether a sealed segment of this version ends with a footer.
+    pub(crate) fn has_footer(self) -> bool {
+        self.version >= SEGMENT_VERSION
+    }
+}
+
+/// A version-2 header for segment `id`, write `generation`.
+pub(crate) fn header(id: u64, generation: u32) -> [u8; SEGMENT_HEADER as usize] {
     let mut h = [0u8; SEGMENT_HEADER as usize];
     h[0..8].copy_from_slice(MAGIC);
     h[8..10].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
     h[16..24].copy_from_slice(&id.to_le_bytes());
+    h[24..28].copy_from_slice(&generation.to_le_bytes());
     let crc = crc32fast::hash(&h[..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
 /// Checks a segment header; `Err` names what is wrong.
-pub(crate) fn check_header(path: &Path, bytes: &[u8], id: u64) -> Result<()> {
-    let h = bytes
+pub(crate) fn check_header(path: &Path, bytes: &[u8], id: u64) -> Result<SegmentHeader> {
+    let h: &[u8; SEGMENT_HEADER as usize] = bytes
         .get(..SEGMENT_HEADER as usize)
+        .and_then(|h| h.try_into().ok())
         .ok_or_else(|| Error::corrupt(path, 0, "segment header truncated"))?;
-    if h.get(0..8) != Some(MAGIC.as_slice()) {
+    if &h[0..8] != MAGIC {
         return Err(Error::corrupt(
             path,
             0,
@@ -70,7 +100,7 @@ pub(crate) fn check_header(path: &Path, bytes: &[u8], id: u64) -> Result<()> {
         return Err(Error::corrupt(path, 0, "segment header checksum mismatch"));
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
-    if version != SEGMENT_VERSION {
+    if version != SEGMENT_VERSION && version != SEGMENT_VERSION_1 {
         return Err(Error::UnsupportedVersion {
             path: path.to_owned(),
             version: u32::from(version),
@@ -84,7 +114,45 @@ pub(crate) fn check_header(path: &Path, bytes: &[u8], id: u64) -> Result<()> {
             "segment id does not match its file name",
         ));
     }
-    Ok(())
+    let generation = u32::from_le_bytes([h[24], h[25], h[26], h[27]]);
+    if (version == SEGMENT_VERSION) != (generation != 0) {
+        return Err(Error::corrupt(path, 24, "segment generation out of range"));
+    }
+    Ok(SegmentHeader {
+        version,
+        generation,
+    })
+}
+
+/// Checks that a sealed version-2 segment of `len` bytes ends with its own
+/// footer, without reading the rest (open does this for segments the
+/// checkpoint covers). Returns the offset where its records end.
+pub(crate) fn check_footer(
+    path: &Path,
+    tail: &[u8],
+    len: u64,
+    id: u64,
+    generation: u32,
+) -> Result<u64> {
+    let at = len.saturating_sub(FOOTER_FRAME as u64);
+    let missing = || {
+        Error::corrupt(
+            path,
+            at,
+            "a sealed segment does not end with its footer: its end is missing (cut short?)",
+        )
+    };
+    if len < SEGMENT_HEADER + FOOTER_FRAME as u64 {
+        return Err(missing());
+    }
+    match record::decode_any(tail) {
+        Ok((Frame::Footer(f), FOOTER_FRAME))
+            if f.data_len == at && f.segment == id && f.generation == generation =>
+        {
+            Ok(at)
+        }
+        _ => Err(missing()),
+    }
 }
 
 /// Maps a file read-only.
@@ -103,9 +171,18 @@ pub(crate) fn map(path: &Path, file: &File) -> Result<Mmap> {
 /// A segment readers can read from.
 pub(crate) enum Segment {
     /// Sealed: immutable, memory-mapped.
-    Sealed { path: PathBuf, map: Mmap },
-    /// The active segment, read with positioned reads.
-    Active { path: PathBuf, file: Arc<File> },
+    Sealed {
+        path: PathBuf,
+        map: Mmap,
+        generation: u32,
+    },
+    /// The active segment (or, read-only, the last one), read with
+    /// positioned reads.
+    Active {
+        path: PathBuf,
+        file: Arc<File>,
+        generation: u32,
+    },
 }
 
 impl Segment {
@@ -115,10 +192,17 @@ impl Segment {
         }
     }
 
+    /// Which write of its segment id the file is (see [`SegmentHeader`]).
+    pub(crate) fn generation(&self) -> u32 {
+        match self {
+            Segment::Sealed { generation, .. } | Segment::Active { generation, .. } => *generation,
+        }
+    }
+
     /// Reads `len` bytes at `off`.
     pub(crate) fn read(&self, off: u64, len: usize) -> Result<Cow<'_, [u8]>> {
         match self {
-            Segment::Sealed { path, map } => {
+            Segment::Sealed { path, map, .. } => {
                 let start = usize::try_from(off)
                     .map_err(|_| Error::corrupt(path, off, "offset out of range"))?;
                 map.get(start..start.saturating_add(len))
@@ -127,7 +211,7 @@ impl Segment {
                         Error::corrupt(path, off, "record extends past the end of the segment")
                     })
             }
-            Segment::Active { path, file } => {
+            Segment::Active { path, file, .. } => {
                 let mut buf = vec![0u8; len];
                 file.read_exact_at(&mut buf, off).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -151,6 +235,10 @@ impl Segment {
 /// space is written, not `fallocate`d: unwritten extents would need a
 /// metadata update on first write, which is the cost being avoided.
 pub(crate) const PREALLOCATE: u64 = 1 << 20;
+/// The zeros are written in pieces of this size, each ending at a multiple of
+/// it, so that the file's length is always a multiple of [`PAGE`] while the
+/// segment is active (a write cut short by a kill stops at a page boundary).
+const PREALLOCATE_PIECE: u64 = 64 << 10;
 
 /// The segment being appended to.
 pub(crate) struct Active {
@@ -159,10 +247,14 @@ pub(crate) struct Active {
     pub file: Arc<File>,
     /// Next write offset (= bytes of data).
     pub len: u64,
+    /// Which write of this segment id the file is (see [`SegmentHeader`]).
+    pub generation: u32,
     /// Length of the file: the data, then zeros written ahead of it.
     allocated: u64,
     /// `len` for syncs running outside the writer's lock.
-    synced_len: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+    /// Bytes known to be on stable storage.
+    durable: Arc<AtomicU64>,
 }
 
 /// What a sync of the active segment needs, for use outside the writer's lock.
@@ -170,17 +262,19 @@ pub(crate) struct Active {
 pub(crate) struct SyncHandle {
     pub path: PathBuf,
     pub file: Arc<File>,
-    len: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+    durable: Arc<AtomicU64>,
 }
 
 impl SyncHandle {
     /// Makes everything appended before the call durable.
     pub(crate) fn sync(&self) -> Result<()> {
         // Read before syncing: bytes appended during the sync may not be in it.
-        let len = self.len.load(Ordering::Acquire);
+        let len = self.written.load(Ordering::Acquire);
         crate::failpoint::check("segment.sync").at(&self.path)?;
         self.file.sync_data().at(&self.path)?;
         crate::failpoint::synced_len(&self.path, len);
+        self.durable.fetch_max(len, Ordering::AcqRel);
         Ok(())
     }
 }
@@ -196,7 +290,7 @@ impl Active {
             .open(&path)
             .at(&path)?;
         crate::failpoint::check("segment.create").at(&path)?;
-        file.write_all_at(&header(id), 0).at(&path)?;
+        file.write_all_at(&header(id, 1), 0).at(&path)?;
         file.sync_all().at(&path)?;
         crate::failpoint::synced(&path, &file);
         crate::fsutil::sync_dir(dir)?;
@@ -205,14 +299,17 @@ impl Active {
             path,
             file: Arc::new(file),
             len: SEGMENT_HEADER,
+            generation: 1,
             allocated: SEGMENT_HEADER,
-            synced_len: Arc::new(AtomicU64::new(SEGMENT_HEADER)),
+            written: Arc::new(AtomicU64::new(SEGMENT_HEADER)),
+            durable: Arc::new(AtomicU64::new(SEGMENT_HEADER)),
         })
     }
 
     /// Reopens an existing segment for appending at `len`, its data's end.
-    /// Anything after `len` in the file is cut off.
-    pub(crate) fn reopen(path: PathBuf, id: u64, len: u64) -> Result<Active> {
+    /// Anything after `len` in the file (zeros written ahead, a torn tail the
+    /// caller decided to cut) is cut off.
+    pub(crate) fn reopen(path: PathBuf, id: u64, len: u64, generation: u32) -> Result<Active> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -221,15 +318,20 @@ impl Active {
         let file_len = file.metadata().at(&path)?.len();
         if file_len > len {
             file.set_len(len).at(&path)?;
-            file.sync_all().at(&path)?;
         }
+        // What the file holds now may have been written by a process that was
+        // killed before syncing it: make it durable before anything records
+        // these bytes as acknowledged.
+        file.sync_all().at(&path)?;
         Ok(Active {
             id,
             path,
             file: Arc::new(file),
             len,
+            generation,
             allocated: len,
-            synced_len: Arc::new(AtomicU64::new(len)),
+            written: Arc::new(AtomicU64::new(len)),
+            durable: Arc::new(AtomicU64::new(len)),
         })
     }
 
@@ -237,39 +339,42 @@ impl Active {
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<u64> {
         let off = self.len;
         crate::failpoint::check("segment.write").at(&self.path)?;
+        let end = off + bytes.len() as u64;
+        if end > self.allocated {
+            self.preallocate(end)?;
+        }
         if let Err(e) = crate::failpoint::check("segment.write.torn") {
             // Simulate a torn write: half the bytes reach the file.
             let half = bytes.get(..bytes.len() / 2).unwrap_or_default();
             let _ = self.file.write_all_at(half, off);
             return Err(Error::io(&self.path, e));
         }
-        let end = off + bytes.len() as u64;
-        if end > self.allocated {
-            self.preallocate(end)?;
-        }
         self.file.write_all_at(bytes, off).at(&self.path)?;
         self.len = end;
-        self.synced_len.store(end, Ordering::Release);
+        self.written.store(end, Ordering::Release);
         Ok(off)
     }
 
-    /// Writes zeros from the end of the file to past `end` (see [`PREALLOCATE`]).
+    /// Writes zeros from the end of the file to past `end`, in pieces that
+    /// end on [`PREALLOCATE_PIECE`] boundaries (see [`PREALLOCATE`]).
     fn preallocate(&mut self, end: u64) -> Result<()> {
-        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        static ZEROS: [u8; PREALLOCATE_PIECE as usize] = [0; PREALLOCATE_PIECE as usize];
         let target = end.div_ceil(PREALLOCATE).saturating_add(1) * PREALLOCATE;
         let mut at = self.allocated;
         while at < target {
-            let n = (target - at).min(ZEROS.len() as u64) as usize;
+            let piece_end = (at / PREALLOCATE_PIECE + 1) * PREALLOCATE_PIECE;
+            let n = (piece_end.min(target) - at) as usize;
+            crate::failpoint::check("segment.preallocate").at(&self.path)?;
             self.file
                 .write_all_at(ZEROS.get(..n).unwrap_or_default(), at)
                 .at(&self.path)?;
             at += n as u64;
+            self.allocated = at;
         }
-        self.allocated = target;
         Ok(())
     }
 
-    /// Cuts the zeros written ahead off the file (when sealing or closing).
+    /// Cuts the zeros written ahead off the file (when closing).
     pub(crate) fn trim(&mut self) -> Result<()> {
         if self.allocated > self.len {
             self.file.set_len(self.len).at(&self.path)?;
@@ -278,12 +383,38 @@ impl Active {
         Ok(())
     }
 
+    /// Seals the segment: cuts the zeros written ahead, appends the footer
+    /// that states the segment's length, and syncs. Nothing is appended after.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.trim()?;
+        let footer = record::encode_footer(&Footer {
+            generation: self.generation,
+            data_len: self.len,
+            segment: self.id,
+        });
+        crate::failpoint::check("segment.seal").at(&self.path)?;
+        self.file.write_all_at(&footer, self.len).at(&self.path)?;
+        self.len += footer.len() as u64;
+        self.allocated = self.len;
+        self.written.store(self.len, Ordering::Release);
+        self.file.sync_all().at(&self.path)?;
+        crate::failpoint::synced(&self.path, &self.file);
+        self.durable.store(self.len, Ordering::Release);
+        Ok(())
+    }
+
+    /// Bytes of this segment known to be on stable storage.
+    pub(crate) fn durable_len(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
     /// What a sync outside the writer's lock needs.
     pub(crate) fn sync_handle(&self) -> SyncHandle {
         SyncHandle {
             path: self.path.clone(),
             file: Arc::clone(&self.file),
-            len: Arc::clone(&self.synced_len),
+            written: Arc::clone(&self.written),
+            durable: Arc::clone(&self.durable),
         }
     }
 
@@ -292,6 +423,7 @@ impl Active {
         Segment::Active {
             path: self.path.clone(),
             file: Arc::clone(&self.file),
+            generation: self.generation,
         }
     }
 }
@@ -305,13 +437,34 @@ pub(crate) struct Damage {
     pub reason: String,
 }
 
+/// What a scan may accept in a segment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScanRules {
+    /// The segment's id and header.
+    pub id: u64,
+    pub header: SegmentHeader,
+    /// The last segment: the only one whose tail may hold writes that were
+    /// never acknowledged (torn, or zeros written ahead).
+    pub last: bool,
+    /// Skip and report damage instead of failing.
+    pub salvage: bool,
+    /// Bytes of this segment that were acknowledged durable (the keyring's
+    /// durable mark or the checkpoint): data that ends before this offset, or
+    /// damage before it, is lost acknowledged data, never a torn tail.
+    pub acknowledged: u64,
+}
+
 /// What scanning a segment found.
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
-    /// Offset just past the last valid record.
+    /// Offset just past the last valid frame (the footer, if any).
     pub end: u64,
-    /// Set when the segment's tail was torn (a half-written last record) and
-    /// must be truncated to `end`.
+    /// Offset just past the last record (the footer's offset when sealed).
+    pub data_end: u64,
+    /// The segment's footer, when it is sealed.
+    pub footer: Option<Footer>,
+    /// Set when the last segment's tail was torn (an unacknowledged write
+    /// cut short): the offset to cut the file at, which is `end`.
     pub torn_at: Option<u64>,
     pub damage: Vec<Damage>,
 }
@@ -319,10 +472,12 @@ pub(crate) struct Scan {
 /// Offset of the next plausible valid frame after `from`, if any.
 fn resync(bytes: &[u8], from: usize) -> Option<usize> {
     let mut p = from;
-    while p + FRAME_HEADER + record::RECORD_HEADER <= bytes.len() {
-        if bytes.get(p + FRAME_HEADER) == Some(&RECORD_VERSION)
-            && bytes.get(p + FRAME_HEADER + 1) == Some(&KIND_MESSAGE)
-            && record::decode(bytes.get(p..)?).is_ok()
+    while p + FRAME_HEADER + 2 <= bytes.len() {
+        let version = bytes.get(p + FRAME_HEADER).copied();
+        let kind = bytes.get(p + FRAME_HEADER + 1).copied();
+        if matches!(version, Some(RECORD_VERSION_1 | RECORD_VERSION))
+            && matches!(kind, Some(KIND_MESSAGE | KIND_FOOTER))
+            && record::decode_any(bytes.get(p..)?).is_ok()
         {
             return Some(p);
         }
@@ -342,8 +497,18 @@ fn has_zero_run(bytes: &[u8], run: usize) -> bool {
     false
 }
 
-/// Page size assumed for write-back.
-const PAGE: usize = 4096;
+/// Whether everything from a page boundary inside the frame at
+/// `off..frame_end` to the end of the file is zero: a write of the frame that
+/// a kill stopped at that page boundary (a write to the page cache stops
+/// between pages), leaving the zeros written ahead after it.
+fn zeros_from_a_page_on(bytes: &[u8], off: usize, frame_end: usize) -> bool {
+    let data_end = bytes
+        .get(off..)
+        .and_then(|rest| rest.iter().rposition(|&b| b != 0))
+        .map_or(off, |i| off + i + 1);
+    let page = data_end.next_multiple_of(PAGE as usize);
+    page > off && page < frame_end && page <= bytes.len()
+}
 
 /// Whether `bytes[from..to]` holds a whole file page of zeros.
 ///
@@ -357,51 +522,94 @@ const PAGE: usize = 4096;
 /// ciphertext, nonces, random ids and checksums: a page of zeros is never
 /// data.
 fn has_zero_page(bytes: &[u8], from: usize, to: usize) -> bool {
-    let mut page = from.next_multiple_of(PAGE);
-    while page + PAGE <= to {
+    let page_size = PAGE as usize;
+    let mut page = from.next_multiple_of(page_size);
+    while page + page_size <= to {
         if bytes
-            .get(page..page + PAGE)
+            .get(page..page + page_size)
             .is_some_and(|p| p.iter().all(|&b| b == 0))
         {
             return true;
         }
-        page += PAGE;
+        page += page_size;
     }
     false
 }
 
-/// Scans the records of a segment's bytes from `start`, calling `f` for each.
+/// Scans the frames of a segment's bytes from `start`, calling `f` for each
+/// record.
 ///
-/// In the last segment a damaged record with nothing valid after it is a torn
-/// tail (an unacknowledged write cut short): the scan reports where to truncate.
-/// Any other damage is an error, or with `salvage` is skipped and reported.
+/// Only the last segment may end in something other than its data: zeros
+/// written ahead of it (a clean end), or a write cut short by a crash (a torn
+/// tail, reported for the caller to cut). A torn tail must have the shape a
+/// crash leaves — a frame that runs past the end of the file or holds a run of
+/// zeros, with nothing valid after it but across a never-written page — and
+/// lie after every acknowledged byte in a file whose length is a multiple of
+/// [`PAGE`] (a crash never leaves another length while the segment is active;
+/// a closed or sealed segment ends exactly with its data or footer). A sealed
+/// version-2 segment must end with its footer. Anything else is damage: an
+/// error, or with `salvage` skipped and reported.
 pub(crate) fn scan(
     path: &Path,
     bytes: &[u8],
     start: u64,
-    is_last: bool,
-    salvage: bool,
+    rules: ScanRules,
     mut f: impl FnMut(u64, usize, &Record<'_>),
 ) -> Result<Scan> {
     let mut out = Scan::default();
+    let damage = |out: &mut Scan, offset: u64, skipped: u64, reason: String| -> Result<()> {
+        if !rules.salvage {
+            return Err(Error::corrupt(path, offset, reason));
+        }
+        out.damage.push(Damage {
+            offset,
+            skipped,
+            reason,
+        });
+        Ok(())
+    };
     let mut off =
         usize::try_from(start).map_err(|_| Error::corrupt(path, start, "offset out of range"))?;
+    let page_aligned = (bytes.len() as u64).is_multiple_of(PAGE);
     loop {
         let rest = bytes.get(off..).unwrap_or_default();
         if rest.is_empty() {
             break;
         }
-        let err = match record::decode(rest) {
-            Ok((rec, size)) => {
+        let err = match record::decode_any(rest) {
+            Ok((Frame::Record(rec), size)) => {
                 f(off as u64, size, &rec);
                 off += size;
+                continue;
+            }
+            Ok((Frame::Footer(footer), size)) => {
+                let fits = footer.data_len == off as u64
+                    && footer.segment == rules.id
+                    && footer.generation == rules.header.generation
+                    && rules.header.has_footer()
+                    && off + size == bytes.len();
+                if fits {
+                    out.footer = Some(footer);
+                    out.data_end = off as u64;
+                    off += size;
+                    out.end = off as u64;
+                    return Ok(out);
+                }
+                let resume = resync(bytes, off + 1).unwrap_or(bytes.len());
+                damage(
+                    &mut out,
+                    off as u64,
+                    (resume - off) as u64,
+                    "a segment footer that does not end this segment".into(),
+                )?;
+                off = resume;
                 continue;
             }
             Err(e) => e,
         };
         let next = resync(bytes, off + 1);
         if err == DecodeError::End && next.is_none() && rest.iter().all(|&b| b == 0) {
-            // Zero-filled space after the data: a clean end.
+            // Zero-filled space after the data: the end of the data.
             break;
         }
         let frame_len = rest
@@ -409,34 +617,63 @@ pub(crate) fn scan(
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
             .unwrap_or(usize::MAX);
         // A write cut short leaves a frame that runs past the end of the file,
-        // or (after a power cut) zero-filled blocks inside it.
+        // a frame whose rest is the zeros written ahead (a write stopped at a
+        // page boundary by a kill), or (after a power cut) zero-filled blocks
+        // inside it.
+        let frame_end = off.saturating_add(FRAME_HEADER).saturating_add(frame_len);
         let torn_shape = matches!(
             err,
             DecodeError::Truncated | DecodeError::TooLong | DecodeError::End
-        ) || has_zero_run(
-            rest.get(..FRAME_HEADER.saturating_add(frame_len).min(rest.len()))
-                .unwrap_or_default(),
-            32,
-        );
+        ) || zeros_from_a_page_on(bytes, off, frame_end)
+            || has_zero_run(
+                rest.get(..FRAME_HEADER.saturating_add(frame_len).min(rest.len()))
+                    .unwrap_or_default(),
+                32,
+            );
         // Valid records after the damage are still a torn tail when the
         // damage holds a never-written page (see `has_zero_page`).
         let resume = next.unwrap_or(bytes.len());
-        if is_last && torn_shape && (next.is_none() || has_zero_page(bytes, off, resume)) {
+        let crash_like = torn_shape && (next.is_none() || has_zero_page(bytes, off, resume));
+        if rules.last && crash_like && page_aligned && off as u64 >= rules.acknowledged {
             out.torn_at = Some(off as u64);
             break;
         }
-        let reason = err.describe();
-        if !salvage {
-            return Err(Error::corrupt(path, off as u64, reason));
+        let mut reason = err.describe();
+        if rules.last && crash_like && (off as u64) < rules.acknowledged {
+            reason.push_str(&format!(
+                " before the end of acknowledged data (offset {}): acknowledged writes are damaged",
+                rules.acknowledged
+            ));
+        } else if rules.last && crash_like {
+            reason.push_str(
+                " at the end of a segment whose length a crash cannot leave (not a torn write: the file was cut or damaged)",
+            );
         }
-        out.damage.push(Damage {
-            offset: off as u64,
-            skipped: (resume - off) as u64,
-            reason,
-        });
+        damage(&mut out, off as u64, (resume - off) as u64, reason)?;
         off = resume;
     }
     out.end = off as u64;
+    out.data_end = off as u64;
+    if !rules.last && rules.header.has_footer() {
+        damage(
+            &mut out,
+            off as u64,
+            0,
+            "a sealed segment does not end with its footer: its end is missing (cut short?)".into(),
+        )?;
+    }
+    let data_end = out.data_end;
+    if data_end < rules.acknowledged && out.damage.is_empty() {
+        damage(
+            &mut out,
+            data_end,
+            0,
+            format!(
+                "the segment's data ends at offset {data_end} but {} bytes of it were acknowledged durable: acknowledged writes are missing (cut short?)",
+                rules.acknowledged
+            ),
+        )?;
+    }
     Ok(out)
 }
 
@@ -458,86 +695,201 @@ mod tests {
             pii_len: 20,
             content_nonce: [3; 12],
             pii_nonce: [4; 12],
+            msg_id: None,
         };
         let mut out = Vec::new();
         record::encode(&h, &[5u8; 30], &[6u8; 20], &mut out);
         out
     }
 
+    const V2: SegmentHeader = SegmentHeader {
+        version: SEGMENT_VERSION,
+        generation: 1,
+    };
+
     fn data(n: u32) -> Vec<u8> {
-        let mut d = header(1).to_vec();
+        let mut d = header(1, 1).to_vec();
         for i in 0..n {
             d.extend(frame(i));
         }
         d
     }
 
-    fn count(bytes: &[u8], last: bool, salvage: bool) -> Result<(usize, Scan)> {
-        let mut n = 0;
-        let s = scan(
-            Path::new("x"),
-            bytes,
-            SEGMENT_HEADER,
+    /// `data(n)` sealed: its footer appended.
+    fn sealed(n: u32) -> Vec<u8> {
+        let mut d = data(n);
+        d.extend(record::encode_footer(&Footer {
+            generation: 1,
+            data_len: d.len() as u64,
+            segment: 1,
+        }));
+        d
+    }
+
+    /// The active segment as a crash leaves it: data, then zeros to a page boundary.
+    fn padded(mut d: Vec<u8>) -> Vec<u8> {
+        let to = (d.len() as u64).next_multiple_of(PAGE) as usize;
+        d.resize(to.max(PAGE as usize), 0);
+        d
+    }
+
+    fn rules(last: bool, salvage: bool, acknowledged: u64) -> ScanRules {
+        ScanRules {
+            id: 1,
+            header: V2,
             last,
             salvage,
-            |_, _, _| n += 1,
-        )?;
+            acknowledged,
+        }
+    }
+
+    fn count(bytes: &[u8], r: ScanRules) -> Result<(usize, Scan)> {
+        let mut n = 0;
+        let s = scan(Path::new("x"), bytes, SEGMENT_HEADER, r, |_, _, _| n += 1)?;
         Ok((n, s))
     }
 
     #[test]
-    fn clean_and_zero_padded_ends() {
+    fn clean_zero_padded_and_sealed_ends() {
         let d = data(3);
-        let (n, s) = count(&d, true, false).unwrap();
+        let (n, s) = count(&d, rules(true, false, 0)).unwrap();
         assert_eq!((n, s.end, s.torn_at), (3, d.len() as u64, None));
-        let mut padded = d.clone();
-        padded.extend([0u8; 4096]);
-        let (n, s) = count(&padded, true, false).unwrap();
+        let p = padded(d.clone());
+        let (n, s) = count(&p, rules(true, false, 0)).unwrap();
         assert_eq!((n, s.end, s.torn_at), (3, d.len() as u64, None));
+        let sd = sealed(3);
+        for last in [false, true] {
+            let (n, s) = count(&sd, rules(last, false, sd.len() as u64)).unwrap();
+            assert_eq!((n, s.end, s.data_end), (3, sd.len() as u64, d.len() as u64));
+            assert!(s.footer.is_some());
+        }
+        // A sealed segment without its footer is missing its end.
+        let err = count(&d, rules(false, false, 0)).unwrap_err();
+        assert!(err.to_string().contains("footer"), "{err}");
+        // Version-1 sealed segments have none.
+        let v1 = ScanRules {
+            header: SegmentHeader {
+                version: SEGMENT_VERSION_1,
+                generation: 0,
+            },
+            ..rules(false, false, 0)
+        };
+        assert_eq!(count(&d, v1).unwrap().0, 3);
     }
 
     #[test]
-    fn every_truncation_of_the_last_segment_is_a_torn_tail() {
-        let d = data(3);
+    fn footers_must_end_their_own_segment() {
+        let sd = sealed(2);
+        // Of another generation (a stale copy of a compacted segment).
+        let other = ScanRules {
+            header: SegmentHeader {
+                version: SEGMENT_VERSION,
+                generation: 2,
+            },
+            ..rules(false, false, 0)
+        };
+        assert!(count(&sd, other).is_err());
+        // With bytes after it.
+        let mut more = sd.clone();
+        more.extend(frame(9));
+        assert!(count(&more, rules(true, false, 0)).is_err());
+    }
+
+    #[test]
+    fn a_write_stopped_at_a_page_boundary_is_a_torn_tail() {
+        // A kill stops a write to the page cache between pages: the file holds
+        // the records up to a page boundary, then the zeros written ahead.
+        let d = padded(data(200));
         let one = frame(0).len();
-        for cut in SEGMENT_HEADER as usize..d.len() {
-            let (n, s) = count(&d[..cut], true, false).unwrap();
+        let page = PAGE as usize;
+        for cut in (page..d.len()).step_by(page) {
+            let mut crashed = d.clone();
+            crashed[cut..].fill(0);
+            let (n, s) = count(&crashed, rules(true, false, SEGMENT_HEADER)).unwrap();
             let whole = (cut - SEGMENT_HEADER as usize) / one;
             assert_eq!(n, whole, "cut at {cut}");
             let boundary = SEGMENT_HEADER as usize + whole * one;
             assert_eq!(s.end, boundary as u64);
             assert_eq!(s.torn_at.is_some(), cut != boundary);
         }
+        // A frame cut anywhere and followed by nothing but zeros to a page-
+        // aligned end (a power cut) is torn as well.
+        let d = data(3);
+        for cut in SEGMENT_HEADER as usize..d.len() {
+            let crashed = padded(d[..cut].to_vec());
+            let whole = (cut - SEGMENT_HEADER as usize) / one;
+            let boundary = SEGMENT_HEADER as usize + whole * one;
+            match count(&crashed, rules(true, false, SEGMENT_HEADER)) {
+                Ok((n, s)) => {
+                    assert_eq!((n, s.end), (whole, boundary as u64), "cut at {cut}");
+                    assert_eq!(s.torn_at.is_some(), cut != boundary);
+                }
+                // Only a cut in the last 32 bytes of a frame that happens to
+                // look like a flipped complete frame (its tail intact) may be
+                // reported instead: never silently dropped.
+                Err(e) => assert!(boundary + one - cut < 32, "cut at {cut}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_a_crash_cannot_make_is_an_error() {
+        let d = data(3);
+        let one = frame(0).len();
+        for cut in SEGMENT_HEADER as usize + 1..d.len() {
+            if (cut - SEGMENT_HEADER as usize).is_multiple_of(one) {
+                continue;
+            }
+            // Not page aligned: the file was cut, not crashed.
+            let err = count(&d[..cut], rules(true, false, SEGMENT_HEADER)).unwrap_err();
+            assert!(err.to_string().contains("crash cannot leave"), "{err}");
+            // Page aligned, but before what was acknowledged.
+            let crashed = padded(d[..cut].to_vec());
+            assert!(count(&crashed, rules(true, false, d.len() as u64)).is_err());
+        }
+        // Cut at a frame boundary below the acknowledged length: data missing.
+        let cut = SEGMENT_HEADER as usize + one;
+        let err = count(&d[..cut], rules(true, false, d.len() as u64)).unwrap_err();
+        assert!(
+            err.to_string().contains("acknowledged writes are missing"),
+            "{err}"
+        );
+        // In salvage mode the same is reported and the records kept.
+        let (n, s) = count(&d[..cut], rules(true, true, d.len() as u64)).unwrap();
+        assert_eq!((n, s.damage.len()), (1, 1));
     }
 
     #[test]
     fn a_never_written_page_cuts_the_last_segment_even_with_records_after_it() {
         // Records over several pages; one page in the middle left as zeros
         // (written back out of order before a power cut), later pages intact.
-        let d = data(200);
+        let d = padded(data(200));
         let one = frame(0).len();
-        assert!(d.len() > 4 * PAGE);
+        let page = PAGE as usize;
+        assert!(d.len() > 4 * page);
         let mut holed = d.clone();
-        holed[PAGE..2 * PAGE].fill(0);
-        let first_hit = (PAGE - SEGMENT_HEADER as usize) / one;
-        let (n, s) = count(&holed, true, false).unwrap();
+        holed[page..2 * page].fill(0);
+        let first_hit = (page - SEGMENT_HEADER as usize) / one;
+        let (n, s) = count(&holed, rules(true, false, SEGMENT_HEADER)).unwrap();
         assert_eq!(n, first_hit, "records before the hole kept");
         let cut = SEGMENT_HEADER as usize + first_hit * one;
         assert_eq!(s.torn_at, Some(cut as u64));
         assert_eq!(s.end, cut as u64);
         // In a sealed segment (synced whole when sealed) it is corruption.
-        assert!(count(&holed, false, false).is_err());
+        assert!(count(&holed, rules(false, false, 0)).is_err());
+        // So is a hole in bytes that were acknowledged.
+        assert!(count(&holed, rules(true, false, 3 * PAGE)).is_err());
         // Less than a whole page of zeros with records after it is damage,
         // not a torn tail.
         let mut short = d.clone();
-        short[PAGE + 100..PAGE + 200].fill(0);
-        assert!(count(&short, true, false).is_err());
+        short[page + 100..page + 200].fill(0);
+        assert!(count(&short, rules(true, false, SEGMENT_HEADER)).is_err());
     }
 
     #[test]
-    fn appends_run_into_preallocated_zeros_and_trim_cuts_them() {
+    fn appends_run_into_preallocated_zeros_and_seal_ends_with_a_footer() {
         let dir = tempfile::tempdir().unwrap();
-        let mut a = Active::create(dir.path(), 7).unwrap();
+        let mut a = Active::create(dir.path(), 1).unwrap();
         let f = frame(0);
         let off = a.append(&f).unwrap();
         assert_eq!(off, SEGMENT_HEADER);
@@ -545,22 +897,43 @@ mod tests {
         let file_len = || std::fs::metadata(&seg_path).unwrap().len();
         let preallocated = file_len();
         assert!(preallocated >= PREALLOCATE, "zeros written ahead");
+        assert!(preallocated.is_multiple_of(PAGE));
         // Appends inside the zeros leave the file's length alone.
         a.append(&f).unwrap();
         assert_eq!(file_len(), preallocated);
         let bytes = std::fs::read(&a.path).unwrap();
-        let (n, s) = count(&bytes, true, false).unwrap();
+        let (n, s) = count(&bytes, rules(true, false, 0)).unwrap();
         assert_eq!((n, s.end, s.torn_at), (2, a.len, None));
-        a.trim().unwrap();
+        assert_eq!(a.durable_len(), SEGMENT_HEADER);
+        a.sync_handle().sync().unwrap();
+        assert_eq!(a.durable_len(), a.len);
+        a.seal().unwrap();
         assert_eq!(file_len(), a.len);
-        // Reopening at the data's end cuts what follows it.
-        a.append(&f).unwrap();
+        let bytes = std::fs::read(&a.path).unwrap();
+        let (n, s) = count(&bytes, rules(false, false, 0)).unwrap();
+        assert_eq!((n, s.end), (2, a.len));
+        assert_eq!(
+            s.footer.map(|f| f.data_len),
+            Some(a.len - FOOTER_FRAME as u64)
+        );
+        assert_eq!(
+            check_footer(&a.path, &bytes[bytes.len() - FOOTER_FRAME..], a.len, 1, 1).unwrap(),
+            a.len - FOOTER_FRAME as u64
+        );
+        assert!(check_footer(&a.path, &bytes[..FOOTER_FRAME], a.len, 1, 2).is_err());
+    }
+
+    #[test]
+    fn reopen_cuts_what_follows_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Active::create(dir.path(), 7).unwrap();
+        a.append(&frame(0)).unwrap();
         let (path, len) = (a.path.clone(), a.len);
         drop(a);
         assert!(std::fs::metadata(&path).unwrap().len() > len);
-        let b = Active::reopen(path.clone(), 7, len).unwrap();
+        let b = Active::reopen(path.clone(), 7, len, 1).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
-        assert_eq!(b.len, len);
+        assert_eq!((b.len, b.durable_len()), (len, len));
     }
 
     #[test]
@@ -570,24 +943,56 @@ mod tests {
         let mut bad = d.clone();
         bad[SEGMENT_HEADER as usize + one + 50] ^= 0xff;
         for last in [false, true] {
-            let err = count(&bad, last, false).unwrap_err();
+            let err = count(&bad, rules(last, false, 0)).unwrap_err();
             assert!(
                 err.to_string()
                     .contains(&format!("offset {}", SEGMENT_HEADER as usize + one)),
                 "{err}"
             );
-            let (n, s) = count(&bad, last, true).unwrap();
+            let (n, s) = count(&bad, rules(last, true, 0)).unwrap();
             assert_eq!(n, 2);
-            assert_eq!(s.damage.len(), 1);
             assert_eq!(s.damage[0].skipped, one as u64);
         }
-        // A flip in the last record of a sealed segment is corruption too.
+        // A flip in the last record of the last segment, with no sign of a
+        // torn write, is reported, not silently dropped.
         let mut bad = d.clone();
         let at = d.len() - 10;
         bad[at] ^= 1;
-        assert!(count(&bad, false, false).is_err());
-        // In the last segment a complete-looking record with a bad checksum
-        // and no sign of a torn write is reported, not silently dropped.
-        assert!(count(&bad, true, false).is_err());
+        assert!(count(&bad, rules(true, false, 0)).is_err());
+        assert!(count(&padded(bad), rules(true, false, 0)).is_err());
+    }
+
+    #[test]
+    fn headers_of_both_versions() {
+        let v2 = header(5, 3);
+        assert_eq!(
+            check_header(Path::new("x"), &v2, 5).unwrap(),
+            SegmentHeader {
+                version: 2,
+                generation: 3
+            }
+        );
+        assert!(check_header(Path::new("x"), &v2, 6).is_err());
+        let mut v1 = [0u8; 32];
+        v1[0..8].copy_from_slice(MAGIC);
+        v1[8] = 1;
+        v1[16] = 5;
+        let crc = crc32fast::hash(&v1[..28]);
+        v1[28..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            check_header(Path::new("x"), &v1, 5).unwrap(),
+            SegmentHeader {
+                version: 1,
+                generation: 0
+            }
+        );
+        for i in 0..32 {
+            let mut bad = v2;
+            bad[i] ^= 4;
+            assert!(
+                check_header(Path::new("x"), &bad, 5).is_err(),
+                "flip at {i}"
+            );
+        }
     }
 }

@@ -36,6 +36,22 @@ pub(crate) struct ContentPart {
     pub body: ContentBody,
 }
 
+/// The content plaintext of a version-2 record: the redacted view followed by
+/// the caller's message id (`""`: none). A version-1 record's plaintext is the
+/// [`ContentPart`] alone.
+#[derive(Serialize)]
+pub(crate) struct ContentV2<'a> {
+    pub part: &'a ContentPart,
+    pub msg_id: &'a str,
+}
+
+/// [`ContentV2`] as decoded.
+#[derive(Deserialize)]
+pub(crate) struct ContentV2Owned {
+    pub part: ContentPart,
+    pub msg_id: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ContentBody {
     Text(SplitText),
@@ -181,6 +197,8 @@ fn join_text(
 pub(crate) struct JoinContext<'a> {
     pub transcript: &'a str,
     pub ts_millis: i64,
+    /// The caller's message id, if the record carries one.
+    pub msg_id: Option<&'a str>,
 }
 
 /// Joins the parts back into the message. With `pii == None` every personal
@@ -248,6 +266,7 @@ pub(crate) fn join(
     };
     Ok(Message {
         transcript: ctx.transcript.to_owned(),
+        id: ctx.msg_id.map(str::to_owned),
         ts: Timestamp::from_parts(ctx.ts_millis, &content.ts),
         from,
         visitor,
@@ -271,6 +290,7 @@ mod tests {
         let ctx = JoinContext {
             transcript: &msg.transcript,
             ts_millis: msg.ts.unix_millis(),
+            msg_id: msg.id.as_deref(),
         };
         let full = join(&ctx, &content, pii.as_ref()).unwrap();
         let red = join(&ctx, &content, None).unwrap();
@@ -339,6 +359,7 @@ mod tests {
         let ctx = JoinContext {
             transcript: "t",
             ts_millis: 0,
+            msg_id: None,
         };
         assert!(join(&ctx, &content, None).is_err());
         assert!(join(&ctx, &content, Some(&PiiPart::default())).is_err());

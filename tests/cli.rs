@@ -200,8 +200,9 @@ fn data_dir() -> (tempfile::TempDir, PathBuf) {
     (t, d)
 }
 
+/// Every file of the store with its bytes, by name.
 fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    std::fs::read_dir(dir)
+    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_file())
@@ -209,7 +210,9 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             let b = std::fs::read(&p).unwrap();
             (p, b)
         })
-        .collect()
+        .collect();
+    out.sort();
+    out
 }
 
 fn contains_ci(hay: &[u8], needle: &str) -> bool {
@@ -941,7 +944,8 @@ fn redact_text_filter_replaces_personal_data_line_by_line() {
 // Crash during an erasure.
 
 /// The process dies after the audit entry (the intent) and one keyring wipe:
-/// the next command that opens the store finishes the erasure.
+/// the next read already shows the erasure (applied in memory, writing
+/// nothing), and the next command that writes finishes it on disk.
 #[test]
 fn an_erasure_cut_short_by_a_crash_is_finished_at_the_next_open() {
     let (_t, d) = data_dir();
@@ -958,7 +962,8 @@ fn an_erasure_cut_short_by_a_crash_is_finished_at_the_next_open() {
     let audit = std::fs::read_to_string(d.join("audit.log")).unwrap();
     assert_eq!(audit.lines().count(), 1, "the intent was logged first");
     assert!(audit.contains(r#""op":"erasure""#));
-    // The next open finishes it.
+    let before = files(&d);
+    // Reads show it finished.
     for t in ids {
         let got = show(&d, t);
         assert!(
@@ -971,6 +976,15 @@ fn an_erasure_cut_short_by_a_crash_is_finished_at_the_next_open() {
         );
     }
     assert_eq!(ok(&d, &["transcripts", "--email", email]), "");
+    let verified = ok(&d, &["verify"]);
+    assert!(verified.contains("\nok: "), "{verified}");
+    assert!(
+        verified.contains("cut short by a crash are applied"),
+        "{verified}"
+    );
+    assert_eq!(files(&d), before, "read-only commands wrote to the store");
+    // The next command that writes finishes it on disk.
+    ok(&d, &["compact"]);
     for (p, bytes) in files(&d) {
         assert!(!contains_ci(&bytes, email), "{email} in {}", p.display());
     }

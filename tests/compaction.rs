@@ -109,12 +109,18 @@ fn ciphertexts(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>, [u8; 16])> {
                 break;
             }
             let body = &b[off + 8..off + 8 + n];
+            off += 8 + n;
+            if body[1] != 1 {
+                // A segment's footer, not a record.
+                continue;
+            }
             let tid: [u8; 16] = body[4..20].try_into().unwrap();
             let c = u32::from_le_bytes(body[48..52].try_into().unwrap()) as usize;
-            let pii = body[80 + c..].to_vec();
-            let content = body[80..80 + c].to_vec();
+            // Version 2 records may carry a 16-byte message-id digest.
+            let h = if body[2] & 2 != 0 { 96 } else { 80 };
+            let pii = body[h + c..].to_vec();
+            let content = body[h..h + c].to_vec();
             out.push((content, pii, tid));
-            off += 8 + n;
         }
     }
     out

@@ -1266,7 +1266,19 @@ impl PrivacyBench {
         copy_dir(dir, &bare);
         std::fs::remove_file(bare.join("audit.log")).ok();
         {
-            let store = open(&bare, &self.options(), &format!("{ctx} (no audit log)"));
+            // Salvage: the keyring's state records the audit log as
+            // acknowledged, so without it the store is damaged.
+            let salvage = Options {
+                salvage: true,
+                ..self.options()
+            };
+            let store = open(&bare, &salvage, &format!("{ctx} (no audit log)"));
+            if *audit_entries > 0 {
+                assert!(
+                    store.recovery_report().found_damage(),
+                    "{ctx}: a missing audit log of {audit_entries} acknowledged entries went unnoticed"
+                );
+            }
             for (id, state) in &acked_model.t {
                 if *state == TState::Intact {
                     continue;

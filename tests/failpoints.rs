@@ -103,7 +103,7 @@ impl Truth {
                 .or_default()
                 .push(m.clone());
         }
-        r
+        r.map(|_| ())
     }
 
     fn ids(&self) -> BTreeSet<String> {

@@ -103,7 +103,7 @@ fn run(ops: Vec<Op>) {
                     || m.visitor.is_some()
                     || matches!(m.body, Body::Form(_) | Body::File(_));
                 match s.append(&m) {
-                    Ok(()) => {
+                    Ok(_) => {
                         assert!(
                             !(entry.redacted && has_pii),
                             "PII appended to a redacted transcript"

@@ -325,6 +325,7 @@ fn random_case(s: &str, rng: &mut Rng) -> String {
 fn msg(t: &str, ts: i64, from: Sender, visitor: Option<Visitor>, body: Body) -> Message {
     Message {
         transcript: t.into(),
+        id: None,
         ts: Timestamp::from_unix_millis(ts),
         from: Some(from),
         visitor,
@@ -653,7 +654,9 @@ fn erasure_touches_only_the_visitors_keyring_slots_whatever_the_store_size() {
             match name.as_str() {
                 "keyring" => {
                     assert_eq!(old.len(), new.len(), "the keyring does not grow");
-                    let changed: Vec<usize> = (0..old.len() / SLOT)
+                    // Slot 1 is the keyring's state (its durable marks), which
+                    // every sync may rewrite; it holds no key.
+                    let changed: Vec<usize> = (2..old.len() / SLOT)
                         .filter(|&s| old[s * SLOT..(s + 1) * SLOT] != new[s * SLOT..(s + 1) * SLOT])
                         .collect();
                     for s in &changed {

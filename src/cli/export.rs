@@ -25,7 +25,7 @@ pub(crate) struct ExportArgs {
 
 pub(crate) fn export(store: &Store, args: &ExportArgs) -> Result<ExitCode> {
     let data = store.export(&args.email).context("cannot export")?;
-    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    let out = super::out::stdout();
     match args.format {
         ExportFormat::Json => shredlog::export::write_json(&data, out)?,
         ExportFormat::Csv => shredlog::export::write_csv(&data, out)?,

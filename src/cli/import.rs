@@ -79,7 +79,7 @@ pub(crate) fn run(cli: &super::Cli, args: &ImportArgs) -> Result<ExitCode> {
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len)
     };
-    let store = super::open(cli)?;
+    let store = super::open(cli, super::Access::Create)?;
     let started = Instant::now();
     let mut progress = Progress::new(total);
     let result = import(&store, reader, args.batch as usize, &mut progress);
@@ -87,10 +87,17 @@ pub(crate) fn run(cli: &super::Cli, args: &ImportArgs) -> Result<ExitCode> {
     let summary = result?;
     store.close().context("closing the store")?;
     let secs = started.elapsed().as_secs_f64();
-    let mut out = std::io::stdout().lock();
+    let already = if summary.already_stored > 0 {
+        format!(
+            "; {} were already stored and were not stored again",
+            summary.already_stored
+        )
+    } else {
+        String::new()
+    };
     writeln!(
-        out,
-        "imported {} messages ({} lines) in {:.2} s ({:.0} messages/s)",
+        super::out::stdout(),
+        "imported {} messages ({} lines) in {:.2} s ({:.0} messages/s){already}",
         summary.messages,
         summary.lines,
         secs,
@@ -102,6 +109,21 @@ pub(crate) fn run(cli: &super::Cli, args: &ImportArgs) -> Result<ExitCode> {
 struct Summary {
     lines: u64,
     messages: u64,
+    already_stored: u64,
+}
+
+/// Messages of a batch stored, and not stored again.
+#[derive(Default)]
+struct Committed {
+    stored: u64,
+    already_stored: u64,
+}
+
+impl std::ops::AddAssign for Committed {
+    fn add_assign(&mut self, other: Committed) {
+        self.stored += other.stored;
+        self.already_stored += other.already_stored;
+    }
 }
 
 fn import(
@@ -114,7 +136,7 @@ fn import(
     let mut raw = Vec::new();
     let mut lineno = 0u64;
     let mut bytes = 0u64;
-    let mut messages = 0u64;
+    let mut done = Committed::default();
     loop {
         raw.clear();
         let n = reader
@@ -139,45 +161,56 @@ fn import(
             Ok(None) => {}
             Ok(Some(msg)) => batch.push((lineno, msg)),
             Err(e) => {
-                messages += commit(store, &mut batch)?;
-                bail!("line {lineno}: {e}; the {messages} messages before it are stored");
+                done += commit(store, &mut batch)?;
+                bail!(
+                    "line {lineno}: {e}; the {} messages before it are stored",
+                    done.stored + done.already_stored
+                );
             }
         }
         if batch.len() >= batch_size {
-            messages += commit(store, &mut batch)?;
-            progress.stored(bytes, lineno, messages);
+            done += commit(store, &mut batch)?;
+            progress.stored(bytes, lineno, done.stored);
         }
     }
-    messages += commit(store, &mut batch)?;
-    progress.stored(bytes, lineno, messages);
+    done += commit(store, &mut batch)?;
+    progress.stored(bytes, lineno, done.stored);
     Ok(Summary {
         lines: lineno,
-        messages,
+        messages: done.stored,
+        already_stored: done.already_stored,
     })
 }
 
 /// Appends a batch durably. If a message breaks a rule, the ones before it are
 /// still stored and the error names its line.
-fn commit(store: &Store, batch: &mut Vec<(u64, Message)>) -> Result<u64> {
+fn commit(store: &Store, batch: &mut Vec<(u64, Message)>) -> Result<Committed> {
     if batch.is_empty() {
-        return Ok(0);
+        return Ok(Committed::default());
     }
     let msgs: Vec<Message> = batch.iter().map(|(_, m)| m.clone()).collect();
     match store.append_batch(&msgs) {
-        Ok(()) => {
-            let n = batch.len() as u64;
+        Ok(a) => {
             batch.clear();
-            Ok(n)
+            Ok(Committed {
+                stored: a.stored as u64,
+                already_stored: a.already_stored as u64,
+            })
         }
         Err(Error::Invalid(_)) => {
-            let mut stored = 0;
+            let mut done = Committed::default();
             for (line, msg) in batch.drain(..) {
-                if let Err(e) = store.append(&msg) {
-                    bail!("line {line}: {e}; the messages before it are stored");
+                match store.append(&msg) {
+                    Ok(a) => {
+                        done += Committed {
+                            stored: a.stored as u64,
+                            already_stored: a.already_stored as u64,
+                        }
+                    }
+                    Err(e) => bail!("line {line}: {e}; the messages before it are stored"),
                 }
-                stored += 1;
             }
-            Ok(stored)
+            Ok(done)
         }
         Err(e) => Err(e).context(
             "storing messages failed; nothing after the last reported line is guaranteed stored",

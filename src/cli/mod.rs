@@ -9,6 +9,7 @@ use shredlog::{Durability, KeyEncryptionKey, Options, Store};
 
 mod export;
 mod import;
+mod out;
 mod privacy;
 mod read;
 mod text;
@@ -119,26 +120,44 @@ enum Command {
 /// Parses the command line and runs it.
 pub(crate) fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    // Read-only commands change no byte of the store; only `import` and
+    // `serve` create one where there is none.
+    let read = || open(&cli, Access::Read);
+    let write = || open(&cli, Access::Write);
     match &cli.command {
         Command::RedactText => text::redact_text(&Options::default()),
         Command::Import(args) => import::run(&cli, args),
-        Command::Show { transcript } => read::show(&open(&cli)?, transcript),
-        Command::Transcripts(args) => read::transcripts(&open(&cli)?, args),
-        Command::Export(args) => export::export(&open(&cli)?, args),
-        Command::Redact(args) => privacy::redact(&open(&cli)?, args),
-        Command::Delete(args) => privacy::delete(&open(&cli)?, args),
-        Command::Retention(args) => privacy::retention(&open(&cli)?, args),
-        Command::Consent { email } => privacy::consent(&open(&cli)?, email),
-        Command::Hold(args) => privacy::hold(&open(&cli)?, args),
-        Command::Restrict(args) => privacy::restrict(&open(&cli)?, args),
-        Command::Audit => privacy::audit(&open(&cli)?),
-        Command::Rectify(args) => privacy::rectify(&open(&cli)?, args),
-        Command::Compact { max_mib_per_sec } => read::compact(&open(&cli)?, *max_mib_per_sec),
-        Command::Rewrite(args) => privacy::rewrite(&open(&cli)?, args),
-        Command::Verify { json } => read::verify(&open(&cli)?, *json),
-        Command::Stats { json } => read::stats(&open(&cli)?, *json),
+        Command::Show { transcript } => read::show(&read()?, transcript),
+        Command::Transcripts(args) => read::transcripts(&read()?, args),
+        Command::Export(args) => export::export(&read()?, args),
+        Command::Redact(args) => privacy::redact(&write()?, args),
+        Command::Delete(args) => privacy::delete(&write()?, args),
+        Command::Retention(args) => privacy::retention(&write()?, args),
+        Command::Consent { email } => privacy::consent(&read()?, email),
+        Command::Hold(args) => privacy::hold(&write()?, args),
+        Command::Restrict(args) => privacy::restrict(&write()?, args),
+        Command::Audit => privacy::audit(&read()?),
+        Command::Rectify(args) => privacy::rectify(&write()?, args),
+        Command::Compact { max_mib_per_sec } => read::compact(&write()?, *max_mib_per_sec),
+        Command::Rewrite(args) => privacy::rewrite(&write()?, args),
+        // Opened read-only in salvage mode, so that it can list every problem.
+        Command::Verify { json } => read::verify(&open(&cli, Access::Verify)?, *json),
+        Command::Stats { json } => read::stats(&read()?, *json),
         Command::Serve(args) => crate::server::run(&cli, args),
     }
+}
+
+/// How a command opens the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read only: writes no byte, creates nothing.
+    Read,
+    /// Read only, in salvage mode: for `verify`, which reports all damage.
+    Verify,
+    /// Writes to an existing store.
+    Write,
+    /// Writes, creating the store if there is none (`import`, `serve`).
+    Create,
 }
 
 impl Cli {
@@ -169,15 +188,30 @@ pub(crate) fn options(cli: &Cli) -> Result<Options> {
 }
 
 /// Opens the store, reporting what recovery did on stderr.
-pub(crate) fn open(cli: &Cli) -> Result<Store> {
-    let store = Store::open(&cli.data, options(cli)?)
+pub(crate) fn open(cli: &Cli, access: Access) -> Result<Store> {
+    let mut options = options(cli)?;
+    options.read_only = matches!(access, Access::Read | Access::Verify);
+    options.create = access == Access::Create;
+    options.salvage |= access == Access::Verify;
+    let store = Store::open(&cli.data, options)
         .with_context(|| format!("cannot open the store at {}", cli.data.display()))?;
     let r = store.recovery_report();
+    if access == Access::Verify {
+        // `verify` reports all of it itself.
+        return Ok(store);
+    }
     if let Some((path, at, bytes)) = &r.truncated {
-        eprintln!(
-            "shredlog: recovered: cut a torn tail of {bytes} bytes from {} at offset {at} (an unacknowledged write)",
-            path.display()
-        );
+        if store.is_read_only() {
+            eprintln!(
+                "shredlog: note: {} ends in {bytes} bytes of a write a crash cut short at offset {at} (never acknowledged; ignored)",
+                path.display()
+            );
+        } else {
+            eprintln!(
+                "shredlog: recovered: cut {bytes} bytes of a write a crash cut short from {} at offset {at} (never acknowledged)",
+                path.display()
+            );
+        }
     }
     for (path, off, bytes, why) in &r.skipped {
         eprintln!(

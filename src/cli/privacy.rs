@@ -1,5 +1,6 @@
 //! Privacy subcommands: redact, delete, retention, consent, hold, restrict, audit.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -131,10 +132,11 @@ pub(crate) fn rewrite(store: &Store, args: &RewriteArgs) -> Result<ExitCode> {
         let n = store
             .rewrite_stale(&args.reference)
             .context("rewriting failed")?;
-        println!(
+        writeln!(
+            super::out::stdout(),
             "rewrote {n} transcripts under detection rules version {}",
             shredlog::pii::RULES_VERSION
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let id = args.transcript.as_deref().unwrap_or_default();
@@ -167,7 +169,7 @@ pub(crate) fn parse_duration_ms(s: &str) -> Result<i64, String> {
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    writeln!(super::out::stdout(), "{}", serde_json::to_string_pretty(v)?)?;
     Ok(())
 }
 
@@ -240,9 +242,14 @@ pub(crate) fn restrict(store: &Store, args: &RestrictArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn audit(store: &Store) -> Result<ExitCode> {
+    let mut out = super::out::stdout();
     for e in store.audit_log()? {
-        println!("{}", serde_json::to_string(&e)?);
+        writeln!(out, "{}", serde_json::to_string(&e)?)?;
+        if out.closed() {
+            break;
+        }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

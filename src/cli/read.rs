@@ -1,4 +1,4 @@
-//! Read-only subcommands: show, transcripts, export, verify, stats.
+//! Read-only subcommands: show, transcripts, verify, stats; and compact.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,7 +25,7 @@ pub(crate) struct TranscriptsArgs {
 
 pub(crate) fn show(store: &Store, id: &str) -> Result<ExitCode> {
     let messages = store.transcript(id).context("cannot show the transcript")?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = super::out::stdout();
     for m in &messages {
         writeln!(out, "{}", interchange::to_line(m))?;
     }
@@ -47,7 +47,7 @@ pub(crate) fn transcripts(store: &Store, args: &TranscriptsArgs) -> Result<ExitC
         .transpose()
         .context("--to")?;
     let list = store.transcripts_by_email(&args.email, from, to)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = super::out::stdout();
     for t in &list {
         if args.json {
             let v = serde_json::json!({
@@ -65,22 +65,48 @@ pub(crate) fn transcripts(store: &Store, args: &TranscriptsArgs) -> Result<ExitC
 
 pub(crate) fn verify(store: &Store, json: bool) -> Result<ExitCode> {
     let report = store.verify()?;
+    let mut out = super::out::stdout();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         for p in &report.problems {
-            println!("problem: {p}");
+            writeln!(out, "problem: {p}")?;
         }
-        println!(
-            "{}: {} records ({} live, {} dead), {} keyring slots, {} problems",
+        let r = store.recovery_report();
+        if let Some((path, at, bytes)) = &r.truncated {
+            writeln!(
+                out,
+                "note: {} ends in {bytes} bytes of a write a crash cut short at offset {at} (never acknowledged; the next write cuts them off)",
+                path.display()
+            )?;
+        }
+        if r.leftover_slots > 0 {
+            writeln!(
+                out,
+                "note: {} keyring slots belong to nothing (left by a crash); the next compaction wipes them",
+                r.leftover_slots
+            )?;
+        }
+        if !r.finished.is_empty() {
+            writeln!(
+                out,
+                "note: {} logged operations cut short by a crash are applied when read; the next write finishes them on disk",
+                r.finished.len()
+            )?;
+        }
+        writeln!(
+            out,
+            "{}: {} records ({} live, {} dead), {} keyring slots, {} audit entries, {} problems",
             if report.is_ok() { "ok" } else { "DAMAGED" },
             report.records,
             report.live_records,
             report.dead_records,
             report.keyring_slots,
+            report.audit_entries,
             report.problems.len()
-        );
+        )?;
     }
+    out.flush()?;
     if let Some(first) = report.problems.first() {
         eprintln!(
             "shredlog: error: the store is damaged ({} problems); first: {first}",
@@ -93,46 +119,53 @@ pub(crate) fn verify(store: &Store, json: bool) -> Result<ExitCode> {
 
 pub(crate) fn stats(store: &Store, json: bool) -> Result<ExitCode> {
     let s = store.stats();
+    let mut out = super::out::stdout();
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let total = (s.live_bytes + s.dead_bytes).max(1);
-    println!(
+    writeln!(
+        out,
         "transcripts:      {} ({} redacted)",
         s.transcripts, s.transcripts_redacted
-    );
-    println!("messages:         {}", s.messages);
-    println!("visitors:         {}", s.visitors);
-    println!(
+    )?;
+    writeln!(out, "messages:         {}", s.messages)?;
+    writeln!(out, "visitors:         {}", s.visitors)?;
+    writeln!(
+        out,
         "segments:         {} ({} bytes)",
         s.segments, s.segment_bytes
-    );
-    println!("live bytes:       {}", s.live_bytes);
-    println!(
+    )?;
+    writeln!(out, "live bytes:       {}", s.live_bytes)?;
+    writeln!(
+        out,
         "dead bytes:       {} ({:.1}% garbage)",
         s.dead_bytes,
         100.0 * s.dead_bytes as f64 / total as f64
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "keyring:          {} bytes, {} slots used, {} free",
         s.keyring_bytes, s.keyring_slots_used, s.keyring_slots_free
-    );
+    )?;
     let older: u64 = s
         .rules_versions
         .iter()
         .filter(|(v, _)| **v < s.current_rules_version)
         .map(|(_, n)| n)
         .sum();
-    println!(
+    writeln!(
+        out,
         "detection rules:  version {} ({} transcripts written under older rules)",
         s.current_rules_version, older
-    );
+    )?;
     for (id, bytes, u) in &s.per_segment {
-        println!(
+        writeln!(
+            out,
             "  segment {id:>6}: {bytes:>12} bytes, {:>12} live, {:>12} dead",
             u.live, u.dead
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -172,7 +205,11 @@ pub(crate) fn compact(store: &Store, max_mib_per_sec: Option<u64>) -> Result<Exi
         bar.finish_and_clear();
     }
     let after = store.stats();
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    writeln!(
+        super::out::stdout(),
+        "{}",
+        serde_json::to_string_pretty(&report)?
+    )?;
     eprintln!(
         "shredlog: compact: segments {} -> {} bytes, dead {} -> {} bytes, keyring {} -> {} bytes",
         before.segment_bytes,

@@ -11,7 +11,7 @@ pub(crate) fn redact_text(options: &Options) -> Result<ExitCode> {
     let detector = Detector::new(&options.detector)?;
     let stdin = std::io::stdin().lock();
     let mut input = std::io::BufReader::with_capacity(1 << 16, stdin);
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut out = super::out::stdout();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -39,6 +39,10 @@ pub(crate) fn redact_text(options: &Options) -> Result<ExitCode> {
         }
         if newline {
             out.write_all(b"\n")?;
+        }
+        if out.closed() {
+            // Nobody reads on: stop reading too.
+            break;
         }
     }
     out.flush().context("writing stdout")?;

@@ -150,8 +150,14 @@ pub(super) async fn append(
     }
     let store = store_of(&app, &p).await?;
     let n = msgs.len();
-    blocking(move || store.append_batch(&msgs)).await?;
-    ok(&json!({"appended": n}))
+    let done = blocking(move || store.append_batch(&msgs)).await?;
+    // `appended` counts the messages the request carried, for clients that
+    // read it; `stored` and `already_stored` say which were new.
+    ok(&json!({
+        "appended": n,
+        "stored": done.stored,
+        "already_stored": done.already_stored,
+    }))
 }
 
 pub(super) async fn get_transcript(

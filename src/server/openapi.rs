@@ -340,8 +340,8 @@ fn schemas() -> Value {
     }));
     parts.push(json!({
         "AppendResult": {
-            "type": "object", "required": ["appended"],
-            "properties": {"appended": int}
+            "type": "object", "required": ["appended", "stored", "already_stored"],
+            "properties": {"appended": int, "stored": int, "already_stored": int}
         },
         "Transcript": {
             "type": "object", "required": ["transcript", "messages"],

@@ -70,6 +70,8 @@ pub struct CompactReport {
     pub keyring_bytes_before: u64,
     /// Keyring bytes after.
     pub keyring_bytes_after: u64,
+    /// Keyring slots wiped that belonged to nothing (left by crashes).
+    pub leftover_slots_wiped: u64,
 }
 
 /// A live record to copy: where it is, whose it is, whether its PII part goes.
@@ -96,9 +98,21 @@ impl Store {
         progress: &dyn Fn(u64, u64),
     ) -> Result<CompactReport> {
         let inner = &*self.inner;
+        if inner.options.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if inner.report.found_damage() {
+            // Records whose keys sit in a damaged slot would look dead.
+            return Err(Error::corrupt(
+                &inner.dir,
+                0,
+                "the store was opened in salvage mode and damage was found: compaction would drop records it cannot read; copy what you need out (export) and repair the store first",
+            ));
+        }
         let _one = inner.compaction.lock();
         inner.commit.check()?;
         let mut report = CompactReport::default();
+        self.drop_leftovers(&mut report)?;
         let now = Timestamp::now().unix_millis();
         let old_enough = |u: &SegmentUsage| {
             u.dead > 0
@@ -108,13 +122,14 @@ impl Store {
         };
         if options.include_active {
             let mut w = inner.writer.lock();
+            let (active, active_len) = w.last_segment();
             let active_dead = inner
                 .index
                 .read()
                 .usage
-                .get(&w.active.id)
+                .get(&active)
                 .is_some_and(old_enough);
-            if active_dead && w.active.len > SEGMENT_HEADER {
+            if active_dead && active_len > SEGMENT_HEADER {
                 self.roll(&mut w)?;
                 w.checkpoint_due = false;
             }
@@ -122,7 +137,7 @@ impl Store {
         let (victims, mut live) = {
             let w = inner.writer.lock();
             let index = inner.index.read();
-            let active = w.active.id;
+            let active = w.last_segment().0;
             let victims: Vec<(u64, SegmentUsage)> = index
                 .usage
                 .iter()
@@ -177,6 +192,32 @@ impl Store {
         self.compact_with_progress(options, &|_, _| {})
     }
 
+    /// Wipes the keyring slots open left alone (they belong to nothing: see
+    /// `Inner::leftovers`) and deletes transcripts that have keys but no
+    /// record. Runs only on a store opened without damage, under the
+    /// writer's lock (so no append is between writing keys and records).
+    fn drop_leftovers(&self, report: &mut CompactReport) -> Result<()> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        let mut index = inner.index.write();
+        let leftovers = std::mem::take(&mut *inner.leftovers.lock());
+        let r = (|| {
+            for &slot in &leftovers {
+                w.keyring.wipe(slot)?;
+            }
+            let dropped = super::privacy::drop_empty_transcripts(&mut w.keyring, &mut index)?;
+            if dropped || !leftovers.is_empty() {
+                w.keyring.sync()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = &r {
+            inner.commit.poison(e);
+        }
+        report.leftover_slots_wiped = leftovers.len() as u64;
+        r
+    }
+
     fn compact_segment(
         &self,
         id: u64,
@@ -188,9 +229,17 @@ impl Store {
         let Some(seg) = inner.segments.read().get(&id).cloned() else {
             return Ok(());
         };
-        let Segment::Sealed { map, path } = &*seg else {
+        let Segment::Sealed {
+            map,
+            path,
+            generation,
+        } = &*seg
+        else {
             return Ok(());
         };
+        // The rewritten file is the next generation of this segment id, so
+        // that a checkpoint of the old one is never taken for it.
+        let generation = generation.saturating_add(1);
         report.bytes_before += map.len() as u64;
         let tmp = path.with_extension("seg.tmp");
         let started = Instant::now();
@@ -207,10 +256,7 @@ impl Store {
                     .at(&tmp)?,
             );
             let mut pos = 0u64;
-            let header = map
-                .get(..SEGMENT_HEADER as usize)
-                .ok_or_else(|| Error::corrupt(path, 0, "segment header truncated"))?;
-            out.write_all(header).at(&tmp)?;
+            out.write_all(&segment::header(id, generation)).at(&tmp)?;
             pos += SEGMENT_HEADER;
             let mut frame = Vec::new();
             for r in &records {
@@ -252,6 +298,12 @@ impl Store {
                     }
                 }
             }
+            out.write_all(&record::encode_footer(&record::Footer {
+                generation,
+                data_len: pos,
+                segment: id,
+            }))
+            .at(&tmp)?;
             let file = out
                 .into_inner()
                 .map_err(|e| Error::io(&tmp, e.into_error()))?;
@@ -284,6 +336,7 @@ impl Store {
             Arc::new(Segment::Sealed {
                 path: path.clone(),
                 map: new_map,
+                generation,
             }),
         );
         drop(segs);
@@ -308,16 +361,16 @@ impl Store {
                     None => {
                         // Cannot happen: records only die, they are not born
                         // in sealed segments. Keep the index honest anyway.
-                        return Err(Error::corrupt(
-                            path,
-                            r.loc.off,
-                            "a live record was not copied",
-                        ));
+                        return Err(Error::Internal(format!(
+                            "compaction of {} did not copy a live record",
+                            path.display()
+                        )));
                     }
                 }
             }
         }
-        let dead = (new_len - SEGMENT_HEADER).saturating_sub(live_bytes);
+        let records_len = new_len.saturating_sub(SEGMENT_HEADER + record::FOOTER_FRAME as u64);
+        let dead = records_len.saturating_sub(live_bytes);
         let u = index.usage.entry(id).or_default();
         u.live = live_bytes;
         u.dead = 0;

@@ -3,32 +3,79 @@
 use super::*;
 
 impl Store {
-    /// Checks every record and keyring slot: checksums, decryption, joining.
+    /// Checks every file: every keyring slot and the keyring's length, every
+    /// segment (headers, frames, footers, what was acknowledged), every live
+    /// record (decrypted and joined), the audit log (checksums, sequence,
+    /// acknowledged length) and the policy file (checksum, and that its
+    /// holds and restrictions name visitors and transcripts that exist). On
+    /// a store opened in salvage mode it also lists what open skipped.
     ///
     /// # Errors
     /// [`Error::Io`] if files cannot be read; damage is reported in the report.
     pub fn verify(&self) -> Result<VerifyReport> {
         let inner = &*self.inner;
         let mut report = VerifyReport::default();
-        // Keyring.
-        {
+        let mut problems = Problems::default();
+        for (path, offset, bytes, reason) in &inner.report.skipped {
+            let size = if *bytes > 0 {
+                format!(" ({bytes} bytes)")
+            } else {
+                String::new()
+            };
+            problems.push(format!(
+                "corruption in {} at offset {offset}: {reason}{size}",
+                path.display()
+            ));
+        }
+        for (slot, reason) in &inner.report.damaged_slots {
+            problems.push(format!(
+                "corruption in {} at offset {}: keyring slot {slot}: {reason}",
+                inner.keyring_path.display(),
+                u64::from(*slot) * crate::keyring::SLOT_SIZE as u64
+            ));
+        }
+        // Keyring: every slot as it is on disk now, and its length.
+        let marks = {
             let w = inner.writer.lock();
             let bytes = std::fs::read(&inner.keyring_path).at(&inner.keyring_path)?;
-            for (i, chunk) in bytes.chunks(crate::keyring::SLOT_SIZE).enumerate().skip(1) {
+            let slot_size = crate::keyring::SLOT_SIZE;
+            let mut marks = None;
+            for (i, chunk) in bytes.chunks(slot_size).enumerate().skip(1) {
                 report.keyring_slots += 1;
-                let Ok(slot) = <&[u8; crate::keyring::SLOT_SIZE]>::try_from(chunk) else {
-                    report.problems.push(format!("keyring: slot {i} truncated"));
-                    continue;
-                };
-                if let Err(reason) = w.keyring.decode_slot(i as u32, slot) {
-                    report.problems.push(format!(
+                let at = |reason: &str| {
+                    format!(
                         "corruption in {} at offset {}: keyring slot {i}: {reason}",
                         inner.keyring_path.display(),
-                        i * crate::keyring::SLOT_SIZE
+                        i * slot_size
+                    )
+                };
+                let Ok(slot) = <&[u8; crate::keyring::SLOT_SIZE]>::try_from(chunk) else {
+                    problems.push(at("truncated"));
+                    continue;
+                };
+                if i == crate::keyring::STATE_SLOT as usize {
+                    if slot.iter().any(|&b| b != 0) {
+                        match crate::keyring::decode_state(slot) {
+                            Ok(m) => marks = Some(m),
+                            Err(reason) => problems.push(at(reason)),
+                        }
+                    }
+                } else if let Err(reason) = w.keyring.decode_slot(i as u32, slot) {
+                    problems.push(at(reason));
+                }
+            }
+            if let Some(m) = marks {
+                let needed = u64::from(m.slots) * slot_size as u64;
+                if (bytes.len() as u64) < needed {
+                    problems.push(format!(
+                        "corruption in {} at offset {}: the keyring is shorter than the {needed} bytes it held durably: its end is missing",
+                        inner.keyring_path.display(),
+                        bytes.len()
                     ));
                 }
             }
-        }
+            marks
+        };
         let (index_records, entries): (u64, crate::index::IdMap<TranscriptEntry>) = {
             let index = inner.index.read();
             let n = index
@@ -44,35 +91,50 @@ impl Store {
             .iter()
             .map(|(k, v)| (*k, Arc::clone(v)))
             .collect();
-        let active_len = inner.writer.lock().active.len;
+        let (last_id, last_len) = inner.writer.lock().last_segment();
         let mut seen_live = 0u64;
         for (id, seg) in segs {
             let bytes = match &*seg {
                 Segment::Sealed { map, .. } => map.to_vec(),
-                Segment::Active { .. } => seg.read(0, active_len as usize)?.into_owned(),
+                Segment::Active { .. } => seg.read(0, last_len as usize)?.into_owned(),
             };
-            if let Err(e) = segment::check_header(seg.path(), &bytes, id) {
-                report.problems.push(e.to_string());
-                continue;
-            }
+            let header = match segment::check_header(seg.path(), &bytes, id) {
+                Ok(h) => h,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            let rules = segment::ScanRules {
+                id,
+                header,
+                last: id == last_id,
+                salvage: true,
+                acknowledged: marks
+                    .filter(|m| m.segment == id)
+                    .map_or(0, |m| m.segment_len),
+            };
             let mut records = Vec::new();
             let scan = segment::scan(
                 seg.path(),
                 &bytes,
                 SEGMENT_HEADER,
-                false,
-                true,
+                rules,
                 |off, size, rec| {
                     records.push((off, size, rec.header.tid, rec.header.seq));
                 },
             )?;
             for d in scan.damage {
-                report.problems.push(format!(
-                    "corruption in {} at offset {}: {} ({} bytes)",
+                problems.push(format!(
+                    "corruption in {} at offset {}: {}{}",
                     seg.path().display(),
                     d.offset,
                     d.reason,
-                    d.skipped
+                    if d.skipped > 0 {
+                        format!(" ({} bytes)", d.skipped)
+                    } else {
+                        String::new()
+                    }
                 ));
             }
             for (off, size, tid, seq) in records {
@@ -93,15 +155,71 @@ impl Store {
                 seen_live += 1;
                 match read_message(&seg, r, t) {
                     Ok(_) => report.live_records += 1,
-                    Err(e) => report.problems.push(e.to_string()),
+                    Err(e) => problems.push(e.to_string()),
                 }
             }
         }
         if seen_live != index_records {
-            report.problems.push(format!(
+            problems.push(format!(
                 "index lists {index_records} live records but the segments hold {seen_live}"
             ));
         }
+        // The audit log as it is on disk now.
+        let audit_marks = marks.map_or(crate::audit::AuditMarks::default(), |m| {
+            crate::audit::AuditMarks {
+                entries: m.audit_entries,
+                bytes: m.audit_bytes,
+            }
+        });
+        let mode = crate::audit::AuditMode {
+            read_only: true,
+            salvage: true,
+        };
+        let audit_path = inner.dir.join(crate::audit::AUDIT_FILE);
+        let (_, audit, recovery) = crate::audit::AuditLog::open(&inner.dir, audit_marks, mode)?;
+        report.audit_entries = audit.len() as u64;
+        for (offset, reason) in recovery.damage {
+            problems.push(format!(
+                "corruption in {} at offset {offset}: {reason}",
+                audit_path.display()
+            ));
+        }
+        // The policy file as it is on disk now, and what it names.
+        match crate::policy::Policy::load(&inner.dir) {
+            Err(e) => problems.push(e.to_string()),
+            Ok(policy) => {
+                let index = inner.index.read();
+                let policy_path = inner.dir.join(crate::policy::POLICY_FILE);
+                let unknown_visitor = |hex: &str| {
+                    crate::policy::parse_hex_id(hex)
+                        .is_none_or(|v| !index.visitors.contains_key(&v))
+                };
+                for (what, map) in [
+                    ("a legal hold", &policy.visitor_holds),
+                    ("a restriction", &policy.restricted),
+                ] {
+                    let dangling = map.keys().filter(|k| unknown_visitor(k)).count();
+                    if dangling > 0 {
+                        problems.push(format!(
+                            "{}: {dangling} entries of {what} name no visitor of this store",
+                            policy_path.display()
+                        ));
+                    }
+                }
+                let dangling = policy
+                    .transcript_holds
+                    .keys()
+                    .filter(|id| !index.by_caller.contains_key(id.as_str()))
+                    .count();
+                if dangling > 0 {
+                    problems.push(format!(
+                        "{}: {dangling} legal holds name no transcript of this store",
+                        policy_path.display()
+                    ));
+                }
+            }
+        }
+        report.problems = problems.0;
         Ok(report)
     }
 
@@ -113,7 +231,7 @@ impl Store {
             (
                 u64::from(w.keyring.len()),
                 w.keyring.free_count() as u64,
-                (w.active.id, w.active.len),
+                w.last_segment(),
             )
         };
         let mut s = Stats {
@@ -202,8 +320,22 @@ pub struct VerifyReport {
     pub dead_records: u64,
     /// Keyring slots checked.
     pub keyring_slots: u64,
+    /// Audit log entries checked.
+    pub audit_entries: u64,
     /// Every problem found, naming file and offset. Empty means sound.
     pub problems: Vec<String>,
+}
+
+/// Problems in the order found, each once.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, p: String) {
+        if !self.0.contains(&p) {
+            self.0.push(p);
+        }
+    }
 }
 
 impl VerifyReport {

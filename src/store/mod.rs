@@ -9,18 +9,20 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditMarks, AuditMode};
 use crate::commit::GroupCommit;
 use crate::error::{Error, IoContext, Result};
 use crate::index::{
     Checkpoint, Index, Loc, RecordRef, SegmentUsage, TranscriptEntry, VisitorEntry,
 };
-use crate::keyring::{Keyring, PiiSlot, Slot, TranscriptSlot, VisitorSlot};
+use crate::keyring::{Keyring, OpenMode, PiiSlot, Slot, TranscriptSlot, VisitorSlot};
 use crate::message::{Message, Timestamp, normalize_email, normalized_email};
 use crate::options::{Durability, Options};
 use crate::pii::{Detector, RULES_VERSION};
 use crate::policy::Policy;
-use crate::record::{self, FLAG_PII, KIND_MESSAGE, RECORD_VERSION, RecordHeader, Tid, Vid};
+use crate::record::{
+    self, FLAG_MSG_ID, FLAG_PII, KIND_MESSAGE, MsgIdDigest, RECORD_VERSION, RecordHeader, Tid, Vid,
+};
 use crate::seal::{Key, Nonces, TAG_LEN, random_array};
 use crate::segment::{self, Active, SEGMENT_HEADER, Segment};
 use crate::split::{self, ContentPart, JoinContext, PiiPart};
@@ -38,7 +40,8 @@ pub use privacy::{
     ConsentEvent, ConsentState, ExportedMessage, HoldTarget, Rectification, VisitorExport,
 };
 use read::{MessageFacts, read_message};
-use recover::{SlotIndexer, recover_segments};
+use recover::{Recovered, SlotIndexer, recover_segments};
+pub use write::Appended;
 use write::{create_transcript, prepare};
 
 /// A shredlog store: one directory, shared by all threads of one process.
@@ -67,7 +70,7 @@ struct Inner {
     dir: PathBuf,
     options: Options,
     detector: Detector,
-    _lock: File,
+    _lock: Option<File>,
     index: RwLock<Index>,
     writer: Mutex<Writer>,
     segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
@@ -75,7 +78,8 @@ struct Inner {
     keyring_file: Arc<File>,
     keyring_path: PathBuf,
     keyring_dirty: AtomicBool,
-    active_file: Mutex<segment::SyncHandle>,
+    /// The active segment's sync handle (`None` when read-only).
+    active_file: Mutex<Option<segment::SyncHandle>>,
     report: RecoveryReport,
     audit: Mutex<AuditLog>,
     policy: RwLock<Policy>,
@@ -83,16 +87,45 @@ struct Inner {
     compaction: Mutex<()>,
     closed: AtomicBool,
     background: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Keyring slots open left alone that belong to nothing (orphaned PII
+    /// keys, second copies of slots, keys of transcripts that never got a
+    /// record, uncommitted rewrites): wiped by the next compaction of a
+    /// sound store, never by open.
+    leftovers: Mutex<Vec<u32>>,
 }
 
 struct Writer {
     keyring: Keyring,
-    active: Active,
+    /// The segment appends go to; `None` when the store is read-only.
+    active: Option<Active>,
+    /// The last segment's id and the end of its data, for a read-only store
+    /// (a writable one asks `active`).
+    last: (u64, u64),
     /// A segment was sealed: write a checkpoint after the current batch.
     checkpoint_due: bool,
 }
 
-/// What open found and repaired.
+impl Writer {
+    /// The active segment, or [`Error::ReadOnly`].
+    fn active(&mut self) -> Result<&mut Active> {
+        self.active.as_mut().ok_or(Error::ReadOnly)
+    }
+
+    /// The last segment's id and data length.
+    fn last_segment(&self) -> (u64, u64) {
+        self.active.as_ref().map_or(self.last, |a| (a.id, a.len))
+    }
+
+    /// Records in the keyring's state how much of the active segment is
+    /// durable (written with the next keyring sync).
+    fn note_durable(&mut self) {
+        if let Some(a) = &self.active {
+            self.keyring.note_segment(a.id, a.durable_len());
+        }
+    }
+}
+
+/// What open found and did.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct RecoveryReport {
@@ -100,12 +133,29 @@ pub struct RecoveryReport {
     pub checkpoint_used: bool,
     /// Records parsed from the log at open (those not covered by the checkpoint).
     pub records_scanned: u64,
-    /// A torn tail that was truncated: (file, offset it was cut at, bytes removed).
+    /// A torn tail of the last segment (an unacknowledged write a crash cut
+    /// short): (file, offset, bytes). Cut off, unless the store is read-only.
     pub truncated: Option<(PathBuf, u64, u64)>,
-    /// Damaged stretches skipped in salvage mode: (file, offset, bytes, reason).
+    /// A torn last line of the audit log: (offset, bytes). Cut off, unless
+    /// the store is read-only.
+    pub audit_truncated: Option<(u64, u64)>,
+    /// Damage skipped in salvage mode: (file, offset, bytes, reason).
     pub skipped: Vec<(PathBuf, u64, u64, String)>,
     /// Damaged keyring slots ignored in salvage mode: (slot index, reason).
     pub damaged_slots: Vec<(u32, String)>,
+    /// Logged privacy operations whose effects open finished (on disk, or in
+    /// memory when read-only): (audit sequence number, operation).
+    pub finished: Vec<(u64, String)>,
+    /// Keyring slots that belong to nothing, left for compaction to wipe.
+    pub leftover_slots: usize,
+}
+
+impl RecoveryReport {
+    /// Whether open found damage (possible only in salvage mode, which
+    /// skipped it).
+    pub fn found_damage(&self) -> bool {
+        !self.skipped.is_empty() || !self.damaged_slots.is_empty()
+    }
 }
 
 /// A transcript as listed for a visitor.
@@ -139,22 +189,18 @@ impl Store {
     /// [`Error::Locked`] if another process has it open, [`Error::Corrupt`] for
     /// damage (file and offset named), [`Error::Kek`] for a missing or wrong
     /// key-encryption key, [`Error::Io`] for I/O failures.
-    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Store> {
+    pub fn open(dir: impl AsRef<Path>, mut options: Options) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).at(&dir)?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .at(&lock_path)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        // Salvage reads what is left of a damaged store; it never writes.
+        options.read_only |= options.salvage;
+        let read_only = options.read_only;
+        let create = options.create && !read_only;
+        if create {
+            std::fs::create_dir_all(&dir).at(&dir)?;
+        } else if !dir.join("keyring").exists() {
+            return Err(Error::NotAStore(dir));
         }
+        let lock = lock(&dir, read_only)?;
         let detector =
             Detector::new(&options.detector).map_err(|e| Error::invalid(e.to_string()))?;
         let mut report = RecoveryReport::default();
@@ -177,16 +223,22 @@ impl Store {
         // The checkpoint is read and decoded on a second thread while this one
         // reads the keyring and builds the directory part of the index from
         // it (recover_segments decides whether the checkpoint fits).
+        let mode = OpenMode {
+            create,
+            read_only,
+            salvage: options.salvage,
+        };
         let (loaded, checkpoint) = std::thread::scope(|scope| {
             let load = || options.checkpoint.then(|| Checkpoint::load(&dir)).flatten();
             let helper = std::thread::Builder::new()
                 .name("shredlog-open".into())
                 .spawn_scoped(scope, load);
             let mut indexer = SlotIndexer::default();
-            let loaded = Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), |i, slot| {
-                indexer.add(i, slot);
-            })
-            .map(|loaded| (loaded, indexer.finish()));
+            let loaded =
+                Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), mode, |i, slot| {
+                    indexer.add(i, slot);
+                })
+                .map(|loaded| (loaded, indexer.finish()));
             let checkpoint = match helper {
                 // A panicking decoder counts as an unusable checkpoint.
                 Ok(handle) => handle.join().ok().flatten(),
@@ -194,7 +246,7 @@ impl Store {
             };
             (loaded, checkpoint)
         });
-        let (loaded, (mut index, orphans)) = loaded?;
+        let (loaded, (mut index, leftovers)) = loaded?;
         if let Some(d) = loaded.damaged.first()
             && !options.salvage
         {
@@ -209,31 +261,55 @@ impl Store {
             .iter()
             .map(|d| (d.index, d.reason.to_owned()))
             .collect();
-        let loaded_damaged = !loaded.damaged.is_empty();
+        let marks = loaded.marks;
         let mut keyring = loaded.keyring;
-        // PII keys whose transcript slot is gone (a deletion cut short) and
-        // second copies of slots (a keyring compaction cut short). Not when
-        // slots are damaged: a damaged transcript slot would make its PII key
-        // look orphaned.
-        let orphans = if loaded_damaged { Vec::new() } else { orphans };
-        for slot in &orphans {
-            keyring.wipe(*slot)?;
-        }
-        if !orphans.is_empty() {
-            keyring.sync()?;
-        }
 
-        let (active, segments) =
-            recover_segments(&dir, &options, checkpoint, &mut index, &mut report)?;
-        let (audit, entries) = AuditLog::open(&dir, options.salvage)?;
-        let policy = Policy::load(&dir)?;
-        privacy::finish_pending(&mut keyring, &mut index, &entries)?;
-        if !options.salvage && !loaded_damaged {
-            privacy::drop_empty_transcripts(&mut keyring, &mut index)?;
+        let Recovered {
+            active,
+            segments,
+            last,
+        } = recover_segments(&dir, &options, marks, checkpoint, &mut index, &mut report)?;
+        let audit_marks = marks.map_or(AuditMarks::default(), |m| AuditMarks {
+            entries: m.audit_entries,
+            bytes: m.audit_bytes,
+        });
+        let (audit, entries, audit_recovery) = AuditLog::open(
+            &dir,
+            audit_marks,
+            AuditMode {
+                read_only,
+                salvage: options.salvage,
+            },
+        )?;
+        report.audit_truncated = audit_recovery.torn;
+        for (offset, reason) in audit_recovery.damage {
+            report
+                .skipped
+                .push((dir.join(crate::audit::AUDIT_FILE), offset, 0, reason));
+        }
+        let mut policy = Policy::load(&dir)?;
+        let finished = {
+            let wipes = if read_only { None } else { Some(&mut keyring) };
+            privacy::finish_pending(wipes, &mut index, &entries, &mut policy)?
+        };
+        if !read_only && finished.policy_changed {
+            policy.save(&dir)?;
+        }
+        report.finished = finished.ops;
+        let mut leftovers = leftovers;
+        leftovers.extend(privacy::resolve_generations(&mut index));
+        report.leftover_slots = leftovers.len();
+        if let Some(a) = &active {
+            let (entries, bytes) = audit.marks();
+            keyring.note_audit(entries, bytes, None);
+            keyring.note_segment(a.id, a.durable_len());
+        }
+        if !read_only && finished.keyring_changed {
+            keyring.sync()?;
         }
         let keyring_file = keyring.file();
         let keyring_path = keyring.path().to_owned();
-        let active_file = active.sync_handle();
+        let active_file = active.as_ref().map(Active::sync_handle);
         let inner = Arc::new(Inner {
             dir,
             detector,
@@ -242,6 +318,7 @@ impl Store {
             writer: Mutex::new(Writer {
                 keyring,
                 active,
+                last,
                 checkpoint_due: false,
             }),
             segments: RwLock::new(segments),
@@ -256,9 +333,12 @@ impl Store {
             compaction: Mutex::new(()),
             closed: AtomicBool::new(false),
             background: Mutex::new(Vec::new()),
+            leftovers: Mutex::new(leftovers),
             options,
         });
-        if let Durability::Batched { interval_ms } = inner.options.durability {
+        if let Durability::Batched { interval_ms } = inner.options.durability
+            && !read_only
+        {
             let weak = Arc::downgrade(&inner);
             let handle = std::thread::Builder::new()
                 .name("shredlog-sync".into())
@@ -266,7 +346,9 @@ impl Store {
                 .map_err(|e| Error::io("shredlog-sync thread", e))?;
             inner.background.lock().push(handle);
         }
-        if let Some(bound) = inner.options.max_dead_age_ms {
+        if let Some(bound) = inner.options.max_dead_age_ms
+            && !read_only
+        {
             let weak = Arc::downgrade(&inner);
             let handle = std::thread::Builder::new()
                 .name("shredlog-compact".into())
@@ -277,7 +359,12 @@ impl Store {
         Ok(Store { inner, owner: true })
     }
 
-    /// What open found and repaired.
+    /// Whether the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.options.read_only
+    }
+
+    /// What open found and did.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
     }
@@ -317,7 +404,7 @@ impl Inner {
     /// queues, one wait): a record that reaches the disk before its keys was
     /// not acknowledged, and without its keys it is dead at recovery.
     fn sync_now(&self) -> Result<()> {
-        let segment = self.active_file.lock().clone();
+        let segment = self.active_file.lock().clone().ok_or(Error::ReadOnly)?;
         if !self.keyring_dirty.swap(false, Ordering::SeqCst) {
             return segment.sync();
         }
@@ -331,9 +418,9 @@ impl Inner {
             match std::thread::Builder::new().spawn_scoped(scope, keyring) {
                 Ok(k) => {
                     let s = segment.sync();
-                    let k = k
-                        .join()
-                        .unwrap_or_else(|_| Err(Error::invalid("keyring sync thread panicked")));
+                    let k = k.join().unwrap_or_else(|_| {
+                        Err(Error::Internal("the keyring sync thread panicked".into()))
+                    });
                     k.and(s)
                 }
                 // No thread to spare: one after the other.
@@ -348,18 +435,18 @@ impl Inner {
     fn write_checkpoint(&self, w: &Writer, full: bool) -> Result<()> {
         let index = self.index.read();
         let segs = self.segments.read();
-        let active = w.active.id;
+        let (active, active_len) = w.last_segment();
         let covered = |seg: u64| full || seg < active;
         let mut ckpt = Checkpoint::default();
-        for id in segs.keys() {
+        for (id, seg) in segs.iter() {
             let len = match (*id == active, full) {
-                (true, true) => w.active.len,
+                (true, true) => active_len,
                 (true, false) => SEGMENT_HEADER,
                 _ => {
                     std::fs::metadata(self.dir.join(segment::file_name(*id))).map_or(0, |m| m.len())
                 }
             };
-            ckpt.segments.push((*id, len));
+            ckpt.segments.push((*id, seg.generation(), len));
         }
         // PII parts of redacted transcripts are counted dead again at load
         // (from the keyring), so the checkpoint leaves them out.
@@ -391,9 +478,11 @@ impl Inner {
                         .filter(|r| covered(r.loc.seg))
                         .copied()
                         .collect::<Vec<_>>(),
+                    // Digests of uncovered records are found again by the scan.
+                    t.msg_ids.iter().copied().collect::<Vec<_>>(),
                 )
             })
-            .filter(|(_, records)| !records.is_empty())
+            .filter(|(_, records, _)| !records.is_empty())
             .collect();
         drop(segs);
         drop(index);
@@ -410,17 +499,58 @@ impl Inner {
             h.thread().unpark();
             let _ = h.join();
         }
+        if self.options.read_only {
+            return Ok(());
+        }
         self.commit.check()?;
         let mut w = self.writer.lock();
-        // A closed store's last segment ends with its data.
-        w.active.trim()?;
+        // Everything written is made durable first; then the zeros written
+        // ahead are cut off (a closed store's last segment ends with its
+        // data), and the keyring's state records the whole segment as
+        // acknowledged: any byte missing later is lost data, not a torn tail.
         let ticket = self.commit.ticket();
         self.commit
             .wait_holding_writer(ticket, || self.sync_now())?;
+        w.active()?.trim()?;
+        w.note_durable();
+        let (entries, bytes) = self.audit.lock().marks();
+        w.keyring.note_audit(entries, bytes, None);
+        w.keyring.sync()?;
         if self.options.checkpoint {
             self.write_checkpoint(&w, true)?;
         }
         Ok(())
+    }
+}
+
+/// Takes the directory's lock: exclusive to write, shared to read only (a
+/// read-only open creates no file; without a `LOCK` file it takes none).
+fn lock(dir: &Path, read_only: bool) -> Result<Option<File>> {
+    let lock_path = dir.join(LOCK_FILE);
+    let file = if read_only {
+        match File::open(&lock_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&lock_path, e)),
+        }
+    } else {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .at(&lock_path)?
+    };
+    let taken = if read_only {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match taken {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
     }
 }
 

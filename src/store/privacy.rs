@@ -3,20 +3,24 @@
 //!
 //! Crash atomicity: every operation that destroys keys first appends its audit
 //! entry and syncs it (the entry names the random visitor id or the internal
-//! transcript id it acts on), then wipes keyring slots and syncs the keyring.
-//! At open, [`finish_pending`] redoes the wipes of every logged operation whose
-//! effects are not all on disk, so a crash leaves an operation either not
-//! started (no entry: nothing was wiped) or finished at the next open.
+//! transcript id it acts on), then wipes keyring slots and syncs the keyring
+//! (whose state then records the entry as acknowledged). At open,
+//! [`finish_pending`] redoes the wipes of every logged operation whose effects
+//! are not all on disk, so a crash leaves an operation either not started (no
+//! entry: nothing was wiped) or finished at the next open. Holds and
+//! restrictions are logged first too, then written to the policy file, which
+//! records the entry it holds last; open applies later ones.
 
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
 use crate::index::{Index, TranscriptEntry};
 use crate::keyring::Keyring;
 use crate::message::{Body, Message, Timestamp, Visitor, normalize_email};
+use crate::policy::Policy;
 use crate::policy::{Hold, RetentionPolicy, hex};
 use crate::record::{Tid, Vid};
 
-use super::{MessageFacts, Store};
+use super::{MessageFacts, Store, Writer};
 
 /// What a legal hold applies to.
 #[derive(Clone, Copy, Debug)]
@@ -144,7 +148,7 @@ impl Store {
     fn forget_restriction(&self, vid: &Vid) -> Result<()> {
         let key = hex(vid);
         if self.inner.policy.read().restricted.contains_key(&key) {
-            self.update_policy(|p| {
+            self.update_policy(None, |p| {
                 p.restricted.remove(&key);
             })?;
         }
@@ -204,7 +208,7 @@ impl Store {
                 .count();
             keys as u64 + 1
         };
-        let logged = self.log(e)?;
+        let logged = self.log(&mut w, e)?;
         self.guard(|| {
             let mut index = inner.index.write();
             erase_visitor(&mut w.keyring, &mut index, &vid)?;
@@ -243,7 +247,7 @@ impl Store {
                 .sum();
             keys as u64 + 1
         };
-        let logged = self.log(e)?;
+        let logged = self.log(&mut w, e)?;
         self.guard(|| {
             let mut index = inner.index.write();
             delete_visitor(&mut w.keyring, &mut index, &vid)?;
@@ -270,7 +274,7 @@ impl Store {
         e.transcripts = 1;
         e.keys_destroyed = 1 + u64::from(t.pii_key.is_some());
         e.detail = Some(format!("tid:{}", hex(&t.tid)));
-        let logged = self.log(e)?;
+        let logged = self.log(&mut w, e)?;
         self.guard(|| {
             let mut index = inner.index.write();
             delete_transcript(&mut w.keyring, &mut index, &t.tid)?;
@@ -329,10 +333,7 @@ impl Store {
             if delete { "delete" } else { "redact" },
             list.join(" ")
         ));
-        if targets.is_empty() {
-            return self.log(e);
-        }
-        let logged = self.log(e)?;
+        let logged = self.log(&mut w, e)?;
         self.guard(|| {
             let mut index = inner.index.write();
             for tid in &targets {
@@ -357,7 +358,7 @@ impl Store {
     /// # Errors
     /// [`Error::Io`] if the policy file cannot be written.
     pub fn set_retention_policy(&self, policy: Option<RetentionPolicy>) -> Result<()> {
-        self.update_policy(|p| p.retention = policy)
+        self.update_policy(None, |p| p.retention = policy)
     }
 
     /// Applies the stored retention policy now, if there is one.
@@ -382,7 +383,7 @@ impl Store {
     /// # Errors
     /// [`Error::Io`] if the policy file cannot be written.
     pub fn set_holds_block_erasure(&self, block: bool) -> Result<()> {
-        self.update_policy(|p| p.holds_block_erasure = block)
+        self.update_policy(None, |p| p.holds_block_erasure = block)
     }
 
     /// Places a legal hold: the target is exempt from retention and deletion.
@@ -402,37 +403,30 @@ impl Store {
     }
 
     fn hold_op(&self, target: HoldTarget<'_>, reference: &str, place: bool) -> Result<AuditEntry> {
-        let _w = self.inner.writer.lock();
-        let hold = Hold {
-            reference: reference.to_owned(),
-            since: Timestamp::now().as_str().to_owned(),
-        };
         let op = if place { "hold" } else { "release-hold" };
-        let e = match target {
-            HoldTarget::Email(email) => {
-                let vid = hex(&self.vid_of(email)?);
-                self.update_policy(|p| {
-                    if place {
-                        p.visitor_holds.insert(vid.clone(), hold);
-                    } else {
-                        p.visitor_holds.remove(&vid);
-                    }
-                })?;
-                entry(op, format!("visitor:{vid}"), reference)
-            }
+        let subject = match target {
+            HoldTarget::Email(email) => format!("visitor:{}", hex(&self.vid_of(email)?)),
             HoldTarget::Transcript(id) => {
                 self.entry_by_caller(id)?;
-                self.update_policy(|p| {
-                    if place {
-                        p.transcript_holds.insert(id.to_owned(), hold);
-                    } else {
-                        p.transcript_holds.remove(id);
-                    }
-                })?;
-                entry(op, format!("transcript:{id}"), reference)
+                format!("transcript:{id}")
             }
         };
-        self.log(e)
+        self.policy_op(entry(op, subject, reference))
+    }
+
+    /// A hold or restriction: logged first, then written to the policy file
+    /// (which records the entry's sequence number), then the keyring's state
+    /// records the entry as acknowledged. A crash after the entry leaves it
+    /// for open to apply ([`apply_policy_entry`]).
+    fn policy_op(&self, e: AuditEntry) -> Result<AuditEntry> {
+        let mut w = self.inner.writer.lock();
+        self.inner.commit.check()?;
+        let logged = self.log(&mut w, e)?;
+        self.update_policy(Some(logged.seq), |p| {
+            apply_policy_entry(p, &logged);
+        })?;
+        self.guard(|| w.keyring.sync())?;
+        Ok(logged)
     }
 
     /// Legal holds in force: (subject, hold).
@@ -468,28 +462,13 @@ impl Store {
     }
 
     fn restriction(&self, email: &str, reference: &str, on: bool) -> Result<AuditEntry> {
-        let _w = self.inner.writer.lock();
         let vid = hex(&self.vid_of(email)?);
-        let hold = Hold {
-            reference: reference.to_owned(),
-            since: Timestamp::now().as_str().to_owned(),
+        let op = if on {
+            "restriction"
+        } else {
+            "lift-restriction"
         };
-        self.update_policy(|p| {
-            if on {
-                p.restricted.insert(vid.clone(), hold);
-            } else {
-                p.restricted.remove(&vid);
-            }
-        })?;
-        self.log(entry(
-            if on {
-                "restriction"
-            } else {
-                "lift-restriction"
-            },
-            format!("visitor:{vid}"),
-            reference,
-        ))
+        self.policy_op(entry(op, format!("visitor:{vid}"), reference))
     }
 
     /// The visitor's consent state and history (from consent events in their
@@ -663,14 +642,14 @@ impl Store {
         e.transcripts = 1;
         e.keys_destroyed = 1 + u64::from(!redacted);
         e.detail = Some(format!("old:{},new:{}", hex(&old.tid), hex(&new.tid)));
-        let logged = self.log(e)?;
+        let logged = self.log(&mut w, e)?;
         self.guard(|| {
             let mut index = inner.index.write();
             let tid = new.tid;
             index.by_caller.insert(id.to_owned(), tid);
             index.insert_transcript(new);
-            for (t, r) in records {
-                index.add_record(&t, r);
+            for (t, r, d) in records {
+                index.add_record(&t, r, d);
             }
             delete_transcript(&mut w.keyring, &mut index, &old.tid)?;
             index.by_caller.insert(id.to_owned(), tid);
@@ -820,7 +799,10 @@ impl Store {
         e.transcripts = changed;
         e.keys_destroyed = keys;
         e.detail = Some(format!("fields:{}", fields.join("+")));
-        self.log(e)
+        let mut w = inner.writer.lock();
+        let logged = self.log(&mut w, e)?;
+        self.guard(|| w.keyring.sync())?;
+        Ok(logged)
     }
 
     /// Rewrites every transcript written under older detection rules than the
@@ -847,7 +829,7 @@ impl Store {
     fn guard_value<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let r = f();
         if let Err(err) = &r
-            && !matches!(err, Error::Invalid(_) | Error::Limit(_))
+            && !matches!(err, Error::Invalid(_) | Error::Limit(_) | Error::ReadOnly)
         {
             self.inner.commit.poison(err);
         }
@@ -860,14 +842,29 @@ impl Store {
     /// [`Error::Io`] or [`Error::Corrupt`] if the log cannot be read.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>> {
         let _a = self.inner.audit.lock();
-        let (_, entries) = crate::audit::AuditLog::open(&self.inner.dir, true)?;
+        let mode = crate::audit::AuditMode {
+            read_only: true,
+            salvage: true,
+        };
+        let (_, entries, _) =
+            crate::audit::AuditLog::open(&self.inner.dir, Default::default(), mode)?;
         Ok(entries)
     }
 
-    fn log(&self, e: AuditEntry) -> Result<AuditEntry> {
-        let r = self.inner.audit.lock().append(e);
-        if let Err(err) = &r {
-            self.inner.commit.poison(err);
+    /// Appends an audit entry durably and notes it in the keyring's state
+    /// (written by the keyring sync that follows every entry).
+    fn log(&self, w: &mut Writer, e: AuditEntry) -> Result<AuditEntry> {
+        if self.inner.options.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let mut audit = self.inner.audit.lock();
+        let r = audit.append(e);
+        match &r {
+            Ok(_) => {
+                let (entries, bytes) = audit.marks();
+                w.keyring.note_audit(entries, bytes, None);
+            }
+            Err(err) => self.inner.commit.poison(err),
         }
         r
     }
@@ -882,11 +879,22 @@ impl Store {
         r
     }
 
-    fn update_policy(&self, f: impl FnOnce(&mut crate::policy::Policy)) -> Result<()> {
+    /// Changes the policy file; `audit_seq` is the entry the change belongs to.
+    fn update_policy(
+        &self,
+        audit_seq: Option<u64>,
+        f: impl FnOnce(&mut crate::policy::Policy),
+    ) -> Result<()> {
+        if self.inner.options.read_only {
+            return Err(Error::ReadOnly);
+        }
         self.inner.commit.check()?;
         let mut p = self.inner.policy.write();
         let mut next = p.clone();
         f(&mut next);
+        if let Some(seq) = audit_seq {
+            next.audit_seq = seq;
+        }
         next.save(&self.inner.dir)?;
         *p = next;
         Ok(())
@@ -905,8 +913,29 @@ fn tids_of(index: &Index, vid: &Vid) -> Vec<(Tid, String)> {
         .collect()
 }
 
-/// Destroys a transcript's PII key (in place, not synced) and updates the index.
-fn redact_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Result<()> {
+/// Where destroyed keys go: the keyring (wiped in place, not synced), or,
+/// for a read-only store applying a logged erasure in memory, nowhere.
+pub(super) trait Wipe {
+    fn wipe(&mut self, slot: u32) -> Result<()>;
+}
+
+impl Wipe for Keyring {
+    fn wipe(&mut self, slot: u32) -> Result<()> {
+        Keyring::wipe(self, slot)
+    }
+}
+
+/// Wipes nothing: the index alone forgets the keys.
+pub(super) struct InMemory;
+
+impl Wipe for InMemory {
+    fn wipe(&mut self, _slot: u32) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Destroys a transcript's PII key and updates the index.
+fn redact_transcript(keyring: &mut dyn Wipe, index: &mut Index, tid: &Tid) -> Result<()> {
     let Some(t) = index.transcripts.get_mut(tid) else {
         return Ok(());
     };
@@ -936,10 +965,14 @@ fn redact_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Res
     Ok(())
 }
 
-/// Destroys both keys of a transcript (not synced) and drops it from the
-/// index. A visitor left without transcripts loses their directory entry too:
-/// nothing may keep an email that no data needs.
-fn delete_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Result<()> {
+/// Destroys both keys of a transcript and drops it from the index. A visitor
+/// left without transcripts loses their directory entry too: nothing may keep
+/// an email that no data needs.
+pub(super) fn delete_transcript(
+    keyring: &mut dyn Wipe,
+    index: &mut Index,
+    tid: &Tid,
+) -> Result<()> {
     redact_transcript(keyring, index, tid)?;
     let Some(t) = index.transcripts.get(tid) else {
         return Ok(());
@@ -954,8 +987,8 @@ fn delete_transcript(keyring: &mut Keyring, index: &mut Index, tid: &Tid) -> Res
     Ok(())
 }
 
-/// Wipes a visitor's directory entry (not synced).
-fn wipe_directory(keyring: &mut Keyring, index: &mut Index, vid: &Vid) -> Result<()> {
+/// Wipes a visitor's directory entry.
+fn wipe_directory(keyring: &mut dyn Wipe, index: &mut Index, vid: &Vid) -> Result<()> {
     if let Some(v) = index.visitors.get_mut(vid) {
         if v.slot != 0 {
             keyring.wipe(v.slot)?;
@@ -969,14 +1002,14 @@ fn wipe_directory(keyring: &mut Keyring, index: &mut Index, vid: &Vid) -> Result
     Ok(())
 }
 
-fn erase_visitor(keyring: &mut Keyring, index: &mut Index, vid: &Vid) -> Result<()> {
+fn erase_visitor(keyring: &mut dyn Wipe, index: &mut Index, vid: &Vid) -> Result<()> {
     for (tid, _) in tids_of(index, vid) {
         redact_transcript(keyring, index, &tid)?;
     }
     wipe_directory(keyring, index, vid)
 }
 
-fn delete_visitor(keyring: &mut Keyring, index: &mut Index, vid: &Vid) -> Result<()> {
+fn delete_visitor(keyring: &mut dyn Wipe, index: &mut Index, vid: &Vid) -> Result<()> {
     for (tid, _) in tids_of(index, vid) {
         delete_transcript(keyring, index, &tid)?;
     }
@@ -985,47 +1018,65 @@ fn delete_visitor(keyring: &mut Keyring, index: &mut Index, vid: &Vid) -> Result
     Ok(())
 }
 
-/// Drops transcripts that have keys but no records: left by appends that
-/// failed or were cut short before any record reached the disk (never
-/// acknowledged). Their keys, and a directory entry left with no transcript,
-/// would otherwise keep an email alive that no data needs.
-pub(super) fn drop_empty_transcripts(keyring: &mut Keyring, index: &mut Index) -> Result<bool> {
-    let empty: Vec<Tid> = index
-        .transcripts
-        .values()
-        .filter(|t| t.records.is_empty())
-        .map(|t| t.tid)
-        .collect();
-    for tid in &empty {
-        delete_transcript(keyring, index, tid)?;
-    }
-    if !empty.is_empty() {
-        keyring.sync()?;
-    }
-    Ok(!empty.is_empty())
+use crate::policy::parse_hex_id as parse_id;
+
+/// Applies a hold or restriction entry to the policy; false for other entries.
+pub(super) fn apply_policy_entry(p: &mut Policy, e: &AuditEntry) -> bool {
+    let hold = || Hold {
+        reference: e.reference.clone(),
+        since: e.at.clone(),
+    };
+    let visitor = e.subject.strip_prefix("visitor:");
+    let transcript = e.subject.strip_prefix("transcript:");
+    match (e.op.as_str(), visitor, transcript) {
+        ("hold", Some(v), _) => p.visitor_holds.insert(v.to_owned(), hold()).is_none(),
+        ("hold", _, Some(t)) => p.transcript_holds.insert(t.to_owned(), hold()).is_none(),
+        ("release-hold", Some(v), _) => p.visitor_holds.remove(v).is_some(),
+        ("release-hold", _, Some(t)) => p.transcript_holds.remove(t).is_some(),
+        ("restriction", Some(v), _) => p.restricted.insert(v.to_owned(), hold()).is_none(),
+        ("lift-restriction", Some(v), _) => p.restricted.remove(v).is_some(),
+        _ => return false,
+    };
+    true
 }
 
-fn parse_id(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+/// What [`finish_pending`] did.
+#[derive(Default)]
+pub(super) struct Finished {
+    /// (audit sequence number, operation) of each operation finished.
+    pub ops: Vec<(u64, String)>,
+    /// Keyring slots were wiped: sync the keyring.
+    pub keyring_changed: bool,
+    /// The policy changed: save it.
+    pub policy_changed: bool,
 }
 
-/// Finishes, at open, every logged operation whose keyring wipes did not all
-/// reach the disk.
+/// Finishes, at open, every logged operation whose effects did not all reach
+/// the disk: the key destructions of erasures, deletions, retention runs and
+/// committed rewrites (on the keyring, or only in the index when `keyring` is
+/// `None`: a read-only open), and holds and restrictions the policy file does
+/// not hold yet. This is the only repair an open makes by itself: it
+/// completes requests the log shows were made.
 pub(super) fn finish_pending(
-    keyring: &mut Keyring,
+    keyring: Option<&mut Keyring>,
     index: &mut Index,
     entries: &[AuditEntry],
-) -> Result<bool> {
-    let mut changed = false;
+    policy: &mut Policy,
+) -> Result<Finished> {
+    let mut in_memory = InMemory;
+    let wipes: &mut dyn Wipe = match keyring {
+        Some(k) => k,
+        None => &mut in_memory,
+    };
+    let mut out = Finished::default();
+    if policy.legacy {
+        // A version-1 policy file was written before its entries were
+        // logged: it holds every one of them.
+        policy.audit_seq = entries.last().map_or(0, |e| e.seq);
+    }
     for e in entries {
         let vid = e.subject.strip_prefix("visitor:").and_then(parse_id);
+        let mut done = false;
         match (e.op.as_str(), vid) {
             ("erasure", Some(vid)) => {
                 // O(the visitor's transcripts), not O(the store): open time must
@@ -1038,14 +1089,18 @@ pub(super) fn finish_pending(
                             .is_some_and(|t| t.pii_key.is_some())
                     });
                 if pending {
-                    erase_visitor(keyring, index, &vid)?;
-                    changed = true;
+                    erase_visitor(wipes, index, &vid)?;
+                    done = true;
                 }
+                out.policy_changed |= policy.restricted.remove(&hex(&vid)).is_some();
             }
             // Every transcript of a visitor is linked from its visitor entry.
-            ("delete-visitor", Some(vid)) if index.visitors.contains_key(&vid) => {
-                delete_visitor(keyring, index, &vid)?;
-                changed = true;
+            ("delete-visitor", Some(vid)) => {
+                if index.visitors.contains_key(&vid) {
+                    delete_visitor(wipes, index, &vid)?;
+                    done = true;
+                }
+                out.policy_changed |= policy.restricted.remove(&hex(&vid)).is_some();
             }
             ("delete-transcript", _) => {
                 let tid = e
@@ -1054,8 +1109,8 @@ pub(super) fn finish_pending(
                     .and_then(|d| d.strip_prefix("tid:"))
                     .and_then(parse_id);
                 if let Some(tid) = tid.filter(|t| index.transcripts.contains_key(t)) {
-                    delete_transcript(keyring, index, &tid)?;
-                    changed = true;
+                    delete_transcript(wipes, index, &tid)?;
+                    done = true;
                 }
             }
             ("retention", _) => {
@@ -1076,52 +1131,72 @@ pub(super) fn finish_pending(
                         .is_some_and(|t| delete || t.pii_key.is_some());
                     if pending {
                         if delete {
-                            delete_transcript(keyring, index, &tid)?;
+                            delete_transcript(wipes, index, &tid)?;
                         } else {
-                            redact_transcript(keyring, index, &tid)?;
+                            redact_transcript(wipes, index, &tid)?;
                         }
-                        changed = true;
+                        done = true;
                     }
                 }
             }
-            ("rewrite", _) => {
-                // Committed: the old version's keys go.
-                let old = e
-                    .detail
-                    .as_deref()
-                    .and_then(|d| d.strip_prefix("old:"))
-                    .and_then(|d| d.get(..32))
-                    .and_then(parse_id);
-                if let Some(old) = old.filter(|t| index.transcripts.contains_key(t)) {
-                    delete_transcript(keyring, index, &old)?;
-                    changed = true;
-                }
+            ("rewrite", _) => done |= finish_rewrite(wipes, index, e)?,
+            _ if e.seq > policy.audit_seq && apply_policy_entry(policy, e) => {
+                policy.audit_seq = e.seq;
+                out.policy_changed = true;
+                out.ops.push((e.seq, e.op.clone()));
             }
             _ => {}
         }
+        if done {
+            out.keyring_changed = true;
+            out.ops.push((e.seq, e.op.clone()));
+        }
     }
-    // Two live versions of one transcript without a committing audit entry:
-    // a rewrite cut short. Drop the newer version. When every live transcript
-    // is the one its caller id leads to, there are none (the common case,
-    // checked without copying every caller id).
+    Ok(out)
+}
+
+/// A committed rewrite (its entry is the commit record) whose old version's
+/// keys are still there: destroys them. Returns whether it did.
+fn finish_rewrite(keyring: &mut dyn Wipe, index: &mut Index, e: &AuditEntry) -> Result<bool> {
+    let old = e
+        .detail
+        .as_deref()
+        .and_then(|d| d.strip_prefix("old:"))
+        .and_then(|d| d.get(..32))
+        .and_then(parse_id);
+    let new = e
+        .detail
+        .as_deref()
+        .and_then(|d| d.split_once(",new:"))
+        .and_then(|(_, n)| parse_id(n));
+    let Some(old) = old.filter(|t| index.transcripts.contains_key(t)) else {
+        return Ok(false);
+    };
+    delete_transcript(keyring, index, &old)?;
+    if let Some(new) = new
+        && let Some(t) = index.transcripts.get(&new)
+    {
+        index.by_caller.insert(t.caller_id.clone(), new);
+    }
+    Ok(true)
+}
+
+/// Of two or more live generations of one caller id (a rewrite cut short
+/// before its commit record, or keys of an append that never wrote a record),
+/// keeps the committed one visible: the oldest that has a record, else the
+/// oldest. The others leave the index; their slots are returned for a later
+/// compaction to wipe (open destroys no key it cannot prove unacknowledged).
+pub(super) fn resolve_generations(index: &mut Index) -> Vec<u32> {
+    // When every live transcript is the one its caller id leads to, there are
+    // none (the common case, checked without copying every caller id).
     let linked = index
         .by_caller
         .values()
         .filter(|tid| index.transcripts.contains_key(*tid))
         .count();
-    if linked != index.transcripts.len() {
-        changed |= drop_unfinished_rewrites(keyring, index)?;
+    if linked == index.transcripts.len() {
+        return Vec::new();
     }
-    if changed {
-        keyring.sync()?;
-    }
-    Ok(changed)
-}
-
-/// Of two live versions of one caller id, keeps the committed one (see
-/// [`finish_pending`]); returns whether it dropped anything.
-fn drop_unfinished_rewrites(keyring: &mut Keyring, index: &mut Index) -> Result<bool> {
-    let mut changed = false;
     let mut by_caller: std::collections::HashMap<String, Vec<(i64, Tid)>> =
         std::collections::HashMap::new();
     for t in index.transcripts.values() {
@@ -1130,12 +1205,11 @@ fn drop_unfinished_rewrites(keyring: &mut Keyring, index: &mut Index) -> Result<
             .or_default()
             .push((t.created_millis, t.tid));
     }
+    let mut leftovers = Vec::new();
     for (caller, mut versions) in by_caller {
         if versions.len() < 2 {
             continue;
         }
-        // The older version is the committed one, unless it holds no records
-        // (then it is the leftover of a failed append, never acknowledged).
         versions.sort();
         let has_records = |tid: &Tid| {
             index
@@ -1149,14 +1223,37 @@ fn drop_unfinished_rewrites(keyring: &mut Keyring, index: &mut Index) -> Result<
             .or(versions.first())
             .map(|(_, t)| *t);
         for (_, tid) in &versions {
-            if Some(*tid) != keep {
-                delete_transcript(keyring, index, tid)?;
+            if Some(*tid) == keep {
+                continue;
+            }
+            if let Some(t) = index.remove_transcript(tid) {
+                leftovers.push(t.content_slot);
+                if t.pii_key.is_some() {
+                    leftovers.push(t.pii_slot);
+                }
             }
         }
         if let Some(keep) = keep {
             index.by_caller.insert(caller, keep);
         }
-        changed = true;
     }
-    Ok(changed)
+    leftovers
+}
+
+/// Transcripts that have keys but no records: left by appends that failed or
+/// were cut short before any record reached the disk (never acknowledged).
+/// Deleted by compaction of a sound store (their keys, and a directory entry
+/// left with no transcript, would otherwise keep an email alive that no data
+/// needs); open leaves them alone.
+pub(super) fn drop_empty_transcripts(keyring: &mut Keyring, index: &mut Index) -> Result<bool> {
+    let empty: Vec<Tid> = index
+        .transcripts
+        .values()
+        .filter(|t| t.records.is_empty())
+        .map(|t| t.tid)
+        .collect();
+    for tid in &empty {
+        delete_transcript(keyring, index, tid)?;
+    }
+    Ok(!empty.is_empty())
 }

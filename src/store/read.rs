@@ -143,15 +143,25 @@ pub(super) fn read_message(
     let h = &rec.header;
     let content_plain = zeroize::Zeroizing::new(
         t.content_key
-            .open(&h.content_nonce, &record::aad(b'C', h), rec.content)
+            .open(&h.content_nonce, record::aad(b'C', h).as_ref(), rec.content)
             .ok_or_else(|| corrupt("record content does not authenticate"))?,
     );
-    let content: ContentPart = crate::codec::decode(&content_plain)
-        .ok_or_else(|| corrupt("record content does not decode"))?;
+    let (content, msg_id): (ContentPart, Option<String>) = if h.version == record::RECORD_VERSION_1
+    {
+        let part = crate::codec::decode(&content_plain);
+        (
+            part.ok_or_else(|| corrupt("record content does not decode"))?,
+            None,
+        )
+    } else {
+        let v2: split::ContentV2Owned = crate::codec::decode(&content_plain)
+            .ok_or_else(|| corrupt("record content does not decode"))?;
+        (v2.part, Some(v2.msg_id).filter(|m| !m.is_empty()))
+    };
     let pii: Option<PiiPart> = match (&t.pii_key, rec.pii.is_empty()) {
         (Some(key), false) => {
             let plain = zeroize::Zeroizing::new(
-                key.open(&h.pii_nonce, &record::aad(b'P', h), rec.pii)
+                key.open(&h.pii_nonce, record::aad(b'P', h).as_ref(), rec.pii)
                     .ok_or_else(|| corrupt("record PII part does not authenticate"))?,
             );
             Some(
@@ -165,6 +175,7 @@ pub(super) fn read_message(
     let ctx = JoinContext {
         transcript: &t.caller_id,
         ts_millis: h.ts_millis,
+        msg_id: msg_id.as_deref(),
     };
     let msg = split::join(&ctx, &content, pii.as_ref()).map_err(|e| corrupt(e.0))?;
     let facts = MessageFacts {

@@ -1,13 +1,23 @@
 //! Recovery at open: the index from the keyring's slots, the checkpoint,
 //! the scan of what it does not cover, torn tails.
+//!
+//! Only bytes written after the last durable commit may be cut without an
+//! error. What was acknowledged is known from the keyring's durable marks
+//! (the active segment's synced length), the checkpoint (lengths that were
+//! synced when it was written) and the footers of sealed segments; anything
+//! less is corruption, named with its file and offset. A read-only open
+//! changes no byte: it reports what a writable open would cut.
 
 use super::*;
+use crate::keyring::Marks;
+use crate::segment::{ScanRules, SegmentHeader};
 
 /// Builds the index's key and directory part from the keyring's slots, fed
 /// one at a time as the keyring is read ([`SlotIndexer::add`]); then
-/// [`SlotIndexer::finish`] also returns the slots to wipe: PII slots no
+/// [`SlotIndexer::finish`] also returns the leftover slots: PII slots no
 /// transcript slot names (left by a deletion cut short) and second copies
-/// left by a keyring compaction cut short.
+/// left by a keyring compaction cut short. Open only leaves them out of the
+/// index; a later compaction of a sound store wipes them.
 ///
 /// Runs at every open over every slot, so it moves what it takes out of the
 /// slots instead of copying it.
@@ -44,7 +54,7 @@ impl SlotIndexer {
         }
     }
 
-    /// The index, and the slots to wipe.
+    /// The index, and the leftover slots.
     pub(super) fn finish(self) -> (Index, Vec<u32>) {
         let SlotIndexer {
             mut index,
@@ -119,6 +129,7 @@ impl SlotIndexer {
                 caller_id: t.caller_id,
                 records: Vec::new(),
                 ts_range: None,
+                msg_ids: Default::default(),
             });
         }
         wipe.extend(pii.keys().copied());
@@ -126,85 +137,210 @@ impl SlotIndexer {
     }
 }
 
-/// Loads the checkpoint, scans what it does not cover, truncates a torn tail,
-/// and opens the segments for reading and appending.
+/// The segments as open found them.
+pub(super) struct Recovered {
+    /// The segment appends go to (`None` when read-only).
+    pub active: Option<Active>,
+    pub segments: BTreeMap<u64, Arc<Segment>>,
+    /// The last segment's id and the end of its data (0, 0 for none).
+    pub last: (u64, u64),
+}
+
+/// One segment file as listed at open.
+struct Listed {
+    id: u64,
+    path: PathBuf,
+    file: File,
+    map: memmap2::Mmap,
+    header: SegmentHeader,
+}
+
+/// Loads the checkpoint, scans what it does not cover, handles a torn tail,
+/// and opens the segments for reading (and, unless read-only, appending).
 pub(super) fn recover_segments(
     dir: &Path,
     options: &Options,
+    marks: Option<Marks>,
     checkpoint: Option<Checkpoint>,
     index: &mut Index,
     report: &mut RecoveryReport,
-) -> Result<(Active, BTreeMap<u64, Arc<Segment>>)> {
-    // A compaction cut short leaves its unfinished output behind.
-    for entry in std::fs::read_dir(dir).at(dir)? {
-        let path = entry.at(dir)?.path();
-        if path.to_str().is_some_and(|p| p.ends_with(".seg.tmp")) {
-            std::fs::remove_file(&path).at(&path)?;
+) -> Result<Recovered> {
+    let read_only = options.read_only;
+    let salvage = options.salvage;
+    let corrupt_or_skip = |report: &mut RecoveryReport, e: Error| -> Result<()> {
+        match e {
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } if salvage => {
+                report.skipped.push((path, offset, 0, reason));
+                Ok(())
+            }
+            e => Err(e),
+        }
+    };
+    if !read_only {
+        // A compaction cut short leaves its unfinished output behind.
+        for entry in std::fs::read_dir(dir).at(dir)? {
+            let path = entry.at(dir)?.path();
+            if path.to_str().is_some_and(|p| p.ends_with(".seg.tmp")) {
+                std::fs::remove_file(&path).at(&path)?;
+            }
         }
     }
+    let marked = marks.map_or(0, |m| m.segment);
+    let listed_in_ckpt = |id: u64| {
+        checkpoint
+            .as_ref()
+            .is_some_and(|c| c.segments.iter().any(|s| s.0 == id))
+    };
     let mut ids = segment::list(dir)?;
     // A last segment too short to hold its header was cut off while being
-    // created (or truncated): it holds no records.
-    while let Some(&last) = ids.last() {
+    // created: it holds no records, and nothing durable names it yet.
+    if let Some(&last) = ids.last() {
         let path = dir.join(segment::file_name(last));
         let len = std::fs::metadata(&path).at(&path)?.len();
-        if len >= SEGMENT_HEADER {
-            break;
+        if len < SEGMENT_HEADER {
+            if last <= marked || listed_in_ckpt(last) {
+                corrupt_or_skip(
+                    report,
+                    Error::corrupt(
+                        &path,
+                        len,
+                        "the last segment is shorter than its header, but it held acknowledged data (cut short?)",
+                    ),
+                )?;
+            } else if !read_only {
+                std::fs::remove_file(&path).at(&path)?;
+                crate::fsutil::sync_dir(dir)?;
+            }
+            report.truncated = Some((path, 0, len));
+            ids.pop();
         }
-        std::fs::remove_file(&path).at(&path)?;
-        crate::fsutil::sync_dir(dir)?;
-        report.truncated = Some((path, 0, len));
-        ids.pop();
+    }
+    if ids.last().copied().unwrap_or(0) < marked {
+        corrupt_or_skip(
+            report,
+            Error::corrupt(
+                dir.join(segment::file_name(marked)),
+                0,
+                "the segment the keyring records as holding acknowledged data is missing",
+            ),
+        )?;
     }
     if ids.is_empty() {
+        if read_only {
+            return Ok(Recovered {
+                active: None,
+                segments: BTreeMap::new(),
+                last: (0, 0),
+            });
+        }
         let active = Active::create(dir, 1)?;
         let mut segs = BTreeMap::new();
         segs.insert(1, Arc::new(active.reader()));
-        return Ok((active, segs));
+        return Ok(Recovered {
+            active: Some(active),
+            segments: segs,
+            last: (1, SEGMENT_HEADER),
+        });
     }
+
+    // Every segment's header is checked (a bad one is always an error).
+    let mut listed = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        let path = dir.join(segment::file_name(id));
+        let file = OpenOptions::new().read(true).open(&path).at(&path)?;
+        let map = segment::map(&path, &file)?;
+        let header = segment::check_header(&path, &map, id)?;
+        listed.push(Listed {
+            id,
+            path,
+            file,
+            map,
+            header,
+        });
+    }
+    let last_id = ids.last().copied().unwrap_or(1);
 
     // Where scanning starts: (segment id, offset).
     let mut start: (u64, u64) = (ids.first().copied().unwrap_or(1), SEGMENT_HEADER);
-    if let Some(ckpt) = checkpoint.filter(|c| checkpoint_fits(dir, c, &ids)) {
-        index.load_checkpoint_records(ckpt.transcripts);
-        for (id, dead, since) in ckpt.dead {
-            let u = index.usage.entry(id).or_default();
-            u.dead += dead;
-            u.dead_since = since;
+    let mut ckpt_len: HashMap<u64, u64> = HashMap::new();
+    if let Some(ckpt) = checkpoint {
+        match checkpoint_fits(&ckpt, &listed) {
+            Fit::Stale => {}
+            Fit::Lost(e) => corrupt_or_skip(report, e)?,
+            Fit::Fits => {
+                ckpt_len = ckpt.segments.iter().map(|s| (s.0, s.2)).collect();
+                index.load_checkpoint_records(ckpt.transcripts);
+                for (id, dead, since) in ckpt.dead {
+                    let u = index.usage.entry(id).or_default();
+                    u.dead += dead;
+                    u.dead_since = since;
+                }
+                if let Some(&(id, _, len)) = ckpt.segments.last() {
+                    start = (id, len);
+                }
+                report.checkpoint_used = true;
+            }
         }
-        if let Some(&(id, len)) = ckpt.segments.last() {
-            start = (id, len);
-        }
-        report.checkpoint_used = true;
     }
 
     let mut segs = BTreeMap::new();
-    let last_id = ids.last().copied().unwrap_or(1);
     let mut active = None;
-    for &id in &ids {
-        let path = dir.join(segment::file_name(id));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(id == last_id)
-            .open(&path)
-            .at(&path)?;
+    let mut last = (last_id, SEGMENT_HEADER);
+    for seg in listed {
+        let Listed {
+            id,
+            path,
+            file,
+            map,
+            header,
+        } = seg;
         let is_last = id == last_id;
+        let file_len = map.len() as u64;
+        // What was acknowledged of this segment.
+        let acknowledged = ckpt_len
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
+            .max(if id == marked {
+                marks.map_or(0, |m| m.segment_len)
+            } else {
+                0
+            });
+        let mut data_end = file_len;
+        // Whether the segment ends with its own footer (checked).
+        let mut footer_ok = false;
         if id >= start.0 {
-            let map = segment::map(&path, &file)?;
-            segment::check_header(&path, &map, id)?;
             let from = if id == start.0 {
                 start.1
             } else {
                 SEGMENT_HEADER
             };
-            let mut scanned = 0u64;
-            let scan = segment::scan(
-                &path,
-                &map,
-                from,
-                is_last,
-                options.salvage,
-                |off, size, rec| {
+            // A segment sealed whole before the checkpoint was written has
+            // nothing left to scan but its footer to check.
+            if from == file_len && header.has_footer() {
+                let tail = map
+                    .get(map.len().saturating_sub(crate::record::FOOTER_FRAME)..)
+                    .unwrap_or_default();
+                match segment::check_footer(&path, tail, file_len, id, header.generation) {
+                    Ok(_) => footer_ok = true,
+                    Err(e) if !is_last => corrupt_or_skip(report, e)?,
+                    Err(_) => {}
+                }
+            }
+            if !footer_ok {
+                let rules = ScanRules {
+                    id,
+                    header,
+                    last: is_last,
+                    salvage,
+                    acknowledged,
+                };
+                let mut scanned = 0u64;
+                let scan = segment::scan(&path, &map, from, rules, |off, size, rec| {
                     scanned += 1;
                     let r = RecordRef {
                         seq: rec.header.seq,
@@ -216,71 +352,120 @@ pub(super) fn recover_segments(
                         },
                         pii_len: rec.header.pii_len,
                     };
-                    // A record already indexed (from the checkpoint, or a second
-                    // copy left by a compaction cut short) counts as dead.
-                    index.add_record(&rec.header.tid, r);
-                },
-            )?;
-            report.records_scanned += scanned;
-            for d in scan.damage {
-                report
-                    .skipped
-                    .push((path.clone(), d.offset, d.skipped, d.reason));
+                    // A record already indexed (from the checkpoint, or a
+                    // second copy left by a compaction cut short) counts as dead.
+                    index.add_record(&rec.header.tid, r, rec.header.msg_id);
+                })?;
+                report.records_scanned += scanned;
+                for d in scan.damage {
+                    report
+                        .skipped
+                        .push((path.clone(), d.offset, d.skipped, d.reason));
+                }
+                if let Some(at) = scan.torn_at {
+                    report.truncated = Some((path.clone(), at, file_len - at));
+                }
+                footer_ok = scan.footer.is_some();
+                data_end = if footer_ok { scan.end } else { scan.data_end };
             }
-            let file_len = map.len() as u64;
-            drop(map);
-            if let Some(at) = scan.torn_at {
-                file.set_len(at).at(&path)?;
-                file.sync_all().at(&path)?;
-                report.truncated = Some((path.clone(), at, file_len - at));
-            }
-            if is_last {
-                // Zero-filled space after the data (preallocated, or left by a
-                // crash) is cut off by `reopen`: appends continue right after
-                // the last record.
-                active = Some(Active::reopen(path.clone(), id, scan.end)?);
+        } else if header.has_footer() {
+            // Covered by the checkpoint: its records are not read again, but
+            // its footer must still say it is whole.
+            let tail = map
+                .get(map.len().saturating_sub(crate::record::FOOTER_FRAME)..)
+                .unwrap_or_default();
+            if let Err(e) = segment::check_footer(&path, tail, file_len, id, header.generation) {
+                corrupt_or_skip(report, e)?;
             }
         }
-        if is_last {
-            if active.is_none() {
-                // Covered by the checkpoint up to its end: append after it.
-                let len = file.metadata().at(&path)?.len();
-                active = Some(Active::reopen(path.clone(), id, len)?);
+        let sealed = !is_last || footer_ok;
+        if !is_last || sealed {
+            if is_last {
+                last = (id, data_end);
             }
-            if let Some(a) = &active {
-                segs.insert(id, Arc::new(a.reader()));
-            }
+            segs.insert(
+                id,
+                Arc::new(Segment::Sealed {
+                    path,
+                    map,
+                    generation: header.generation,
+                }),
+            );
+            continue;
+        }
+        drop(map);
+        last = (id, data_end);
+        if read_only {
+            segs.insert(
+                id,
+                Arc::new(Segment::Active {
+                    path,
+                    file: Arc::new(file),
+                    generation: header.generation,
+                }),
+            );
         } else {
-            let map = segment::map(&path, &file)?;
-            if id < start.0 {
-                segment::check_header(&path, &map, id)?;
-            }
-            segs.insert(id, Arc::new(Segment::Sealed { path, map }));
+            drop(file);
+            // Zeros written ahead, and a torn tail, are cut off: appends
+            // continue right after the last record.
+            let a = Active::reopen(path, id, data_end, header.generation.max(1))?;
+            segs.insert(id, Arc::new(a.reader()));
+            active = Some(a);
         }
     }
-    let active = active.ok_or_else(|| Error::corrupt(dir, 0, "no active segment"))?;
-    Ok((active, segs))
+    if !read_only && active.is_none() {
+        // The last segment is sealed (a roll cut short after sealing it):
+        // appends go to a new one.
+        let next = Active::create(dir, last_id + 1)?;
+        segs.insert(next.id, Arc::new(next.reader()));
+        last = (next.id, SEGMENT_HEADER);
+        active = Some(next);
+    }
+    Ok(Recovered {
+        active,
+        segments: segs,
+        last,
+    })
 }
 
-/// A checkpoint is usable only if every segment it covers still exists, at
-/// least as long as it was, and no older segment is missing from it.
-fn checkpoint_fits(dir: &Path, ckpt: &Checkpoint, ids: &[u64]) -> bool {
-    let Some(&(last_covered, _)) = ckpt.segments.last() else {
-        return false;
+/// Whether a checkpoint describes the segments as they are.
+enum Fit {
+    Fits,
+    /// Written before a compaction rewrote or removed a segment: ignored.
+    Stale,
+    /// A segment it covers, of the same generation, is shorter than it was
+    /// when the checkpoint was written (after those bytes were synced).
+    Lost(Error),
+}
+
+/// A checkpoint is used only if every segment it covers still exists with
+/// the generation it recorded, no older segment is missing from it, and each
+/// is at least as long as recorded. Anything else that compaction explains
+/// (a segment rewritten or removed since) makes it stale; a segment of the
+/// recorded generation that is shorter lost acknowledged data.
+fn checkpoint_fits(ckpt: &Checkpoint, listed: &[Listed]) -> Fit {
+    let Some(&(last_covered, _, _)) = ckpt.segments.last() else {
+        return Fit::Stale;
     };
-    let covered: Vec<u64> = ckpt.segments.iter().map(|s| s.0).collect();
-    let older: Vec<u64> = ids
-        .iter()
-        .copied()
-        .filter(|&id| id <= last_covered)
-        .collect();
-    if covered != older {
-        return false;
+    let older: Vec<&Listed> = listed.iter().filter(|s| s.id <= last_covered).collect();
+    if older.len() != ckpt.segments.len() {
+        return Fit::Stale;
     }
-    ckpt.segments.iter().all(|(id, len)| {
-        std::fs::metadata(dir.join(segment::file_name(*id))).is_ok_and(|m| m.len() >= *len)
-            && *len >= SEGMENT_HEADER
-    })
+    for (&(id, generation, len), seg) in ckpt.segments.iter().zip(older) {
+        if seg.id != id || seg.header.generation != generation || len < SEGMENT_HEADER {
+            return Fit::Stale;
+        }
+        if (seg.map.len() as u64) < len {
+            return Fit::Lost(Error::corrupt(
+                &seg.path,
+                seg.map.len() as u64,
+                format!(
+                    "the segment is shorter than the {len} bytes the index checkpoint recorded after they were synced: acknowledged writes are missing (cut short?)"
+                ),
+            ));
+        }
+    }
+    Fit::Fits
 }
 
 #[cfg(test)]

@@ -3,12 +3,23 @@
 
 use super::*;
 
+/// What an append did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Appended {
+    /// Messages stored.
+    pub stored: usize,
+    /// Messages not stored because their transcript already holds their id
+    /// (a retry of an append that succeeded).
+    pub already_stored: usize,
+}
+
 impl Store {
     /// Appends one message; see [`Store::append_batch`].
     ///
     /// # Errors
     /// As [`Store::append_batch`].
-    pub fn append(&self, msg: &Message) -> Result<()> {
+    pub fn append(&self, msg: &Message) -> Result<Appended> {
         self.append_batch(std::slice::from_ref(msg))
     }
 
@@ -16,6 +27,11 @@ impl Store {
     /// [`Durability`], with one sync for the whole batch. The first message of
     /// a transcript must name its visitor; later messages that name one must
     /// name the same email.
+    ///
+    /// A message with an id ([`Message::id`]) that its transcript already
+    /// holds (or that an earlier message of the batch has) is not stored
+    /// again: it is counted in [`Appended::already_stored`], so that a retry
+    /// of a batch whose answer was lost stores nothing twice.
     ///
     /// A batch that breaks a rule is refused whole before anything is written.
     /// A batch cut short by a crash or an I/O error was not acknowledged; each
@@ -27,17 +43,28 @@ impl Store {
     /// is written), [`Error::Restricted`] for a restricted visitor,
     /// [`Error::Poisoned`] after an earlier I/O failure, [`Error::Io`] when
     /// writing or syncing fails (the store then refuses further writes).
-    pub fn append_batch(&self, msgs: &[Message]) -> Result<()> {
+    pub fn append_batch(&self, msgs: &[Message]) -> Result<Appended> {
         let inner = &*self.inner;
+        if inner.options.read_only {
+            return Err(Error::ReadOnly);
+        }
         inner.commit.check()?;
         // Announced to the group commit until this batch has its ticket.
         let arrival = matches!(inner.options.durability, Durability::Immediate)
             .then(|| inner.commit.arrive());
         let prepared = prepare_all(msgs, &inner.detector, inner.options.max_message_bytes)?;
-        let ticket = {
+        let (ticket, appended) = {
             let mut w = inner.writer.lock();
             inner.commit.check()?;
             let plan = self.plan(&prepared)?;
+            let already_stored = plan.iter().filter(|t| matches!(t, Target::Stored)).count();
+            let appended = Appended {
+                stored: plan.len() - already_stored,
+                already_stored,
+            };
+            if appended.stored == 0 {
+                return Ok(appended);
+            }
             if let Err(e) = self.write_planned(&mut w, &prepared, plan) {
                 // `plan` checked every rule, so whatever fails here failed
                 // after keyring slots may have been written: refuse further
@@ -45,13 +72,14 @@ impl Store {
                 inner.commit.poison(&e);
                 return Err(e);
             }
-            inner.commit.ticket()
+            (inner.commit.ticket(), appended)
         };
         drop(arrival);
         match inner.options.durability {
-            Durability::Immediate => inner.commit.wait(ticket, || inner.sync_now()),
-            Durability::Batched { .. } => Ok(()),
+            Durability::Immediate => inner.commit.wait(ticket, || inner.sync_now())?,
+            Durability::Batched { .. } => {}
         }
+        Ok(appended)
     }
 
     /// Works out, without writing anything, which transcript and visitor each
@@ -59,17 +87,30 @@ impl Store {
     fn plan(&self, prepared: &[Prepared<'_>]) -> Result<Vec<Target>> {
         let index = self.inner.index.read();
         let mut new_transcripts: HashMap<&str, (usize, String)> = HashMap::new();
+        // (transcript, message id) of the batch so far.
+        let mut ids: std::collections::HashSet<(&str, &str)> = Default::default();
         let mut targets = Vec::with_capacity(prepared.len());
         let different =
             || Error::invalid("message names a different visitor than its transcript's");
         for p in prepared {
             let id = p.msg.transcript.as_str();
+            if let Some(msg_id) = p.msg.id.as_deref()
+                && !ids.insert((id, msg_id))
+            {
+                targets.push(Target::Stored);
+                continue;
+            }
             let email = p.msg.visitor.as_ref().map(|v| normalize_email(&v.email));
             if let Some(tid) = index.by_caller.get(id) {
-                let t = index
-                    .transcripts
-                    .get(tid)
-                    .ok_or_else(|| Error::invalid("index inconsistency"))?;
+                let t = index.transcripts.get(tid).ok_or_else(|| {
+                    Error::Internal("index inconsistency: a caller id names no transcript".into())
+                })?;
+                if let Some(msg_id) = p.msg.id.as_deref()
+                    && t.msg_ids.contains(&t.content_key.msg_id_digest(msg_id))
+                {
+                    targets.push(Target::Stored);
+                    continue;
+                }
                 self.check_not_restricted(&t.vid)?;
                 if p.pii.is_some() && t.pii_key.is_none() {
                     return Err(Error::invalid(
@@ -160,6 +201,10 @@ impl Store {
             }
         }
         if !created.is_empty() {
+            // The keyring's state goes with the new keys' sync: it records
+            // how much of the active segment earlier syncs made durable.
+            w.note_durable();
+            w.keyring.flush_state()?;
             inner.keyring_dirty.store(true, Ordering::SeqCst);
         }
         // 2. Seal, frame and write every message.
@@ -168,13 +213,17 @@ impl Store {
             let mut items = Vec::with_capacity(prepared.len());
             for (p, target) in prepared.iter().zip(&targets) {
                 let t: &TranscriptEntry = match target {
-                    Target::Existing(tid) => index
-                        .transcripts
-                        .get(tid)
-                        .ok_or_else(|| Error::invalid("index inconsistency"))?,
-                    Target::New(n) | Target::NewFirst(n, _) => created
-                        .get(*n)
-                        .ok_or_else(|| Error::invalid("plan inconsistency"))?,
+                    Target::Stored => continue,
+                    Target::Existing(tid) => index.transcripts.get(tid).ok_or_else(|| {
+                        Error::Internal("index inconsistency: a planned transcript is gone".into())
+                    })?,
+                    Target::New(n) | Target::NewFirst(n, _) => {
+                        created.get(*n).ok_or_else(|| {
+                            Error::Internal(
+                                "plan inconsistency: a new transcript is missing".into(),
+                            )
+                        })?
+                    }
                 };
                 items.push((t, p));
             }
@@ -191,8 +240,8 @@ impl Store {
                 index.by_caller.insert(t.caller_id.clone(), t.tid);
                 index.insert_transcript(t);
             }
-            for (tid, r) in pending {
-                index.add_record(&tid, r);
+            for (tid, r, d) in pending {
+                index.add_record(&tid, r, d);
             }
         }
         if std::mem::take(&mut w.checkpoint_due) {
@@ -207,21 +256,27 @@ impl Store {
         &self,
         w: &mut Writer,
         items: &[(&TranscriptEntry, &Prepared<'_>)],
-    ) -> Result<Vec<(Tid, RecordRef)>> {
+    ) -> Result<Vec<(Tid, RecordRef, Option<MsgIdDigest>)>> {
         let inner = &*self.inner;
         let mut next_seq: HashMap<Tid, u32> = HashMap::new();
         let mut buf: Vec<u8> = Vec::with_capacity(items.iter().map(|(_, p)| p.size_hint()).sum());
-        let mut pending: Vec<(Tid, RecordRef)> = Vec::with_capacity(items.len());
+        let mut pending: Vec<(Tid, RecordRef, Option<MsgIdDigest>)> =
+            Vec::with_capacity(items.len());
         let pii_count = items.iter().filter(|(_, p)| p.pii.is_some()).count();
         let mut nonces = Nonces::new(items.len() + pii_count)?;
         {
             for &(t, p) in items {
                 let seq = *next_seq.entry(t.tid).or_insert_with(|| t.next_seq());
                 next_seq.insert(t.tid, seq + 1);
+                let msg_id = p
+                    .msg
+                    .id
+                    .as_deref()
+                    .map(|id| t.content_key.msg_id_digest(id));
                 let mut header = RecordHeader {
                     version: RECORD_VERSION,
                     kind: KIND_MESSAGE,
-                    flags: 0,
+                    flags: if msg_id.is_some() { FLAG_MSG_ID } else { 0 },
                     tid: t.tid,
                     vid: t.vid,
                     seq,
@@ -230,10 +285,11 @@ impl Store {
                     pii_len: 0,
                     content_nonce: [0; 12],
                     pii_nonce: [0; 12],
+                    msg_id,
                 };
                 let (cn, cct) = t.content_key.seal_with(
                     nonces.next()?,
-                    &record::aad(b'C', &header),
+                    record::aad(b'C', &header).as_ref(),
                     &p.content,
                 )?;
                 header.content_nonce = cn;
@@ -247,7 +303,7 @@ impl Store {
                     header.flags |= FLAG_PII;
                     header.pii_len = (pii.len() + TAG_LEN) as u32;
                     let (pn, ct) =
-                        key.seal_with(nonces.next()?, &record::aad(b'P', &header), pii)?;
+                        key.seal_with(nonces.next()?, record::aad(b'P', &header).as_ref(), pii)?;
                     header.pii_nonce = pn;
                     pct = ct;
                 }
@@ -266,6 +322,7 @@ impl Store {
                         },
                         pii_len: header.pii_len,
                     },
+                    msg_id,
                 ));
             }
         }
@@ -276,10 +333,11 @@ impl Store {
             // Take as many frames as fit in the active segment (at least one).
             let mut j = i;
             let mut end = start;
-            while let Some((_, r)) = pending.get(j) {
+            let active_len = w.active()?.len;
+            while let Some((_, r, _)) = pending.get(j) {
                 let next_end = r.loc.off + u64::from(r.loc.len);
-                let fits = w.active.len + (next_end - start) <= inner.options.segment_size;
-                if !fits && (j > i || w.active.len > SEGMENT_HEADER) {
+                let fits = active_len + (next_end - start) <= inner.options.segment_size;
+                if !fits && (j > i || active_len > SEGMENT_HEADER) {
                     break;
                 }
                 end = next_end;
@@ -291,10 +349,12 @@ impl Store {
             }
             let chunk = buf
                 .get(start as usize..end as usize)
-                .ok_or_else(|| Error::invalid("frame bounds"))?;
-            let base = w.active.append(chunk)?;
-            for (_, r) in pending.get_mut(i..j).into_iter().flatten() {
-                r.loc.seg = w.active.id;
+                .ok_or_else(|| Error::Internal("frame bounds".into()))?;
+            let active = w.active()?;
+            let base = active.append(chunk)?;
+            let seg = active.id;
+            for (_, r, _) in pending.get_mut(i..j).into_iter().flatten() {
+                r.loc.seg = seg;
                 r.loc.off = base + (r.loc.off - start);
             }
             i = j;
@@ -302,25 +362,40 @@ impl Store {
         Ok(pending)
     }
 
-    /// Seals the active segment and starts the next one.
+    /// Seals the active segment and starts the next one: the old one gets
+    /// its footer and is synced, the new one is created (header synced), and
+    /// the keyring's state moves its durable mark to the new segment.
     pub(super) fn roll(&self, w: &mut Writer) -> Result<()> {
+        let r = self.roll_inner(w);
+        if let Err(e) = &r
+            && !matches!(e, Error::ReadOnly)
+        {
+            // The segment may be sealed already: nothing more goes into it.
+            self.inner.commit.poison(e);
+        }
+        r
+    }
+
+    fn roll_inner(&self, w: &mut Writer) -> Result<()> {
         let inner = &*self.inner;
-        // A sealed segment ends with its data: cut the zeros written ahead.
-        w.active.trim()?;
-        w.active.sync_handle().sync()?;
-        let next = Active::create(&inner.dir, w.active.id + 1)?;
-        let map = segment::map(&w.active.path, &w.active.file)?;
+        let active = w.active()?;
+        active.seal()?;
+        let next = Active::create(&inner.dir, active.id + 1)?;
+        let map = segment::map(&active.path, &active.file)?;
         let sealed = Segment::Sealed {
-            path: w.active.path.clone(),
+            path: active.path.clone(),
             map,
+            generation: active.generation,
         };
         {
             let mut segs = inner.segments.write();
-            segs.insert(w.active.id, Arc::new(sealed));
+            segs.insert(active.id, Arc::new(sealed));
             segs.insert(next.id, Arc::new(next.reader()));
         }
-        *inner.active_file.lock() = next.sync_handle();
-        w.active = next;
+        *inner.active_file.lock() = Some(next.sync_handle());
+        w.keyring.note_segment(next.id, next.durable_len());
+        w.active = Some(next);
+        w.keyring.sync()?;
         // Everything before the new segment is durable now, but records of the
         // batch being written are not in the index yet: checkpoint once the
         // batch is published.
@@ -334,6 +409,9 @@ impl Store {
     /// [`Error::Io`] if syncing fails; the store is then poisoned.
     pub fn sync(&self) -> Result<()> {
         let inner = &*self.inner;
+        if inner.options.read_only {
+            return Err(Error::ReadOnly);
+        }
         let ticket = {
             let _w = inner.writer.lock();
             inner.commit.ticket()
@@ -394,11 +472,14 @@ pub(super) fn create_transcript(
         created_millis: now,
         records: Vec::new(),
         ts_range: None,
+        msg_ids: Default::default(),
     })
 }
 
 /// Where a message of a batch goes.
 pub(super) enum Target {
+    /// Nowhere: its transcript already holds its id (or the batch does).
+    Stored,
     Existing(Tid),
     /// The n-th transcript created by this batch; this message creates it.
     NewFirst(usize, String),
@@ -417,6 +498,7 @@ impl Prepared<'_> {
     fn size_hint(&self) -> usize {
         record::FRAME_HEADER
             + record::RECORD_HEADER
+            + record::MSG_ID_LEN
             + self.content.len()
             + self.pii.as_ref().map_or(0, |p| p.len())
             + 2 * TAG_LEN
@@ -486,7 +568,10 @@ pub(super) fn prepare<'a>(
         return Err(Error::invalid("field `transcript` is empty"));
     }
     let (content, pii) = split::split(msg, detector);
-    let content = crate::codec::encode(&content);
+    let content = crate::codec::encode(&split::ContentV2 {
+        part: &content,
+        msg_id: msg.id.as_deref().unwrap_or(""),
+    });
     let pii = pii.map(|mut p| {
         let bytes = zeroize::Zeroizing::new(crate::codec::encode(&p));
         zeroize::Zeroize::zeroize(&mut p);

@@ -68,6 +68,7 @@ pub fn message(v: u64, t: &str, i: u64, ts: i64) -> Message {
     };
     Message {
         transcript: t.to_string(),
+        id: None,
         ts: Timestamp::from_unix_millis(ts),
         from: Some(if i.is_multiple_of(2) {
             Sender::Visitor
