@@ -990,3 +990,122 @@ fn an_erasure_cut_short_by_a_crash_is_finished_at_the_next_open() {
     }
     assert!(ok(&d, &["verify"]).starts_with("ok: "));
 }
+
+// ---------------------------------------------------------------------------
+// Integrity of the command itself.
+
+/// Importing the same file twice stores each message once when its lines
+/// carry message ids, and says so.
+#[test]
+fn importing_a_file_twice_stores_messages_with_ids_once() {
+    let (t, d) = data_dir();
+    let file = t.path().join("with-ids.jsonl");
+    let lines: Vec<String> = sample_lines()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["id"] = Value::String(format!("line-{i}"));
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let n = lines.len();
+    let first = ok(&d, &["import", file.to_str().unwrap()]);
+    assert!(
+        first.starts_with(&format!("imported {n} messages")),
+        "{first}"
+    );
+    let second = ok(&d, &["import", file.to_str().unwrap()]);
+    assert!(second.starts_with("imported 0 messages"), "{second}");
+    assert!(
+        second.contains(&format!("{n} were already stored")),
+        "{second}"
+    );
+    let stats: Value = serde_json::from_str(&ok(&d, &["stats", "--json"])).unwrap();
+    assert_eq!(stats["messages"], n);
+    // Export writes the ids back.
+    let s = sample();
+    let (email, _) = s.visitors.iter().next().unwrap();
+    let exported = ok(&d, &["export", "--email", email]);
+    assert!(
+        exported.lines().all(|l| l.contains(r#""id":"line-"#)),
+        "{exported}"
+    );
+}
+
+/// A reader that goes away (`| head`) ends the output quietly: no panic, and
+/// the exit status is the command's (an erasure that was done is reported
+/// as done).
+#[test]
+fn a_closed_stdout_is_not_a_failure() {
+    let (_t, d) = data_dir();
+    imported(&d);
+    let s = sample();
+    let (email, _) = s.visitors.iter().next().unwrap();
+    for args in [
+        vec!["stats"],
+        vec!["audit"],
+        vec!["show", "t-1002"],
+        vec!["export", "--email", email.as_str()],
+        vec!["retention", "--older-than", "1d", "--reference", "RET-1"],
+        vec!["verify"],
+    ] {
+        let mut c = shredlog(&d, &args);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        // Close the reading end before the command writes.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(o.status.success(), "{args:?}: {:?} {err}", o.status);
+    }
+    // The retention run was committed.
+    let audit = ok(&d, &["audit"]);
+    assert!(audit.contains(r#""op":"retention""#), "{audit}");
+}
+
+/// A mistyped --data is an error for commands that do not create a store,
+/// and creates nothing.
+#[test]
+fn a_mistyped_data_directory_is_an_error_not_an_empty_store() {
+    let (t, _) = data_dir();
+    let typo = t.path().join("shredlog-dta");
+    for args in [
+        vec!["verify"],
+        vec!["stats"],
+        vec!["show", "t-1"],
+        vec!["redact", "--email", "a@example.com"],
+        vec!["compact"],
+    ] {
+        let err = fails(&typo, &args);
+        assert!(err.contains("no shredlog store"), "{args:?}: {err}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+}
+
+/// Read-only commands change no byte of any file.
+#[test]
+fn read_only_commands_write_nothing() {
+    let (_t, d) = data_dir();
+    imported(&d);
+    let s = sample();
+    let (email, ids) = s.visitors.iter().next().unwrap();
+    let before = files(&d);
+    for args in [
+        vec!["show", ids[0].as_str()],
+        vec!["transcripts", "--email", email.as_str()],
+        vec!["export", "--email", email.as_str()],
+        vec!["export", "--email", email.as_str(), "--format", "csv"],
+        vec!["consent", "--email", email.as_str()],
+        vec!["audit"],
+        vec!["verify"],
+        vec!["stats"],
+    ] {
+        ok(&d, &args);
+        assert_eq!(files(&d), before, "{args:?} wrote to the store");
+    }
+}

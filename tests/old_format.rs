@@ -46,7 +46,15 @@ fn read_back(store: &Store) -> Value {
         let v = match store.transcripts_by_email(&email, None, None) {
             Ok(l) => Value::Array(
                 l.iter()
-                    .map(|i| json!([i.id, i.messages, i.redacted, i.first.as_str(), i.last.as_str()]))
+                    .map(|i| {
+                        json!([
+                            i.id,
+                            i.messages,
+                            i.redacted,
+                            i.first.as_str(),
+                            i.last.as_str()
+                        ])
+                    })
                     .collect(),
             ),
             Err(e) => Value::String(format!("error: {e}")),
@@ -58,7 +66,16 @@ fn read_back(store: &Store) -> Value {
         .audit_log()
         .unwrap()
         .into_iter()
-        .map(|e| json!([e.seq, e.op, e.subject, e.transcripts, e.keys_destroyed, e.reference]))
+        .map(|e| {
+            json!([
+                e.seq,
+                e.op,
+                e.subject,
+                e.transcripts,
+                e.keys_destroyed,
+                e.reference
+            ])
+        })
         .collect();
     let stats = store.stats();
     let report = store.verify().unwrap();
@@ -79,19 +96,61 @@ fn expected(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(fixture(name).join("expected.json")).unwrap()).unwrap()
 }
 
+/// Every file of a directory with its bytes, by name.
+fn snapshot(dir: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
 #[test]
 fn format_1_stores_read_back_as_their_writer_read_them() {
     for name in ["v1-plain", "v1-kek"] {
         let dir = copy_store(name);
+        let before = snapshot(dir.path());
         let options = Options {
             kek: kek(name),
             ..Options::default()
         };
-        let store = Store::open(dir.path(), options.clone()).unwrap();
+        // Read only: exactly what the writer read, and not a byte written.
+        let ro = Options {
+            read_only: true,
+            ..options.clone()
+        };
+        let store = Store::open(dir.path(), ro).unwrap();
         assert_eq!(read_back(&store), expected(name), "{name}");
+        drop(store);
+        assert_eq!(
+            snapshot(dir.path()),
+            before,
+            "{name}: a read-only open wrote"
+        );
+        // Opened to write, this build upgrades the keyring and starts a
+        // format-2 segment after the old last one (one more segment); what
+        // reads back is the same, before and after it closes the store.
+        let mut want = expected(name);
+        want["stats"]["segments"] = (want["stats"]["segments"].as_u64().unwrap() + 1).into();
+        let store = Store::open(dir.path(), options.clone()).unwrap();
+        assert_eq!(read_back(&store), want, "{name}, opened to write");
         store.close().unwrap();
-        // And again after this build has written to it (and closed it).
+        let store = Store::open(dir.path(), options.clone()).unwrap();
+        assert_eq!(read_back(&store), want, "{name}, reopened");
+        // New messages go on in format 2 and everything reads back after
+        // another close.
+        let more = shredlog::interchange::parse_line(
+            r#"{"transcript":"t-13","id":"m-2","ts":"2024-05-15T10:16:03.120Z","from":"operator","kind":"text","text":"call +44 20 7946 0999"}"#,
+        )
+        .unwrap();
+        store.append(&more).unwrap();
+        store.close().unwrap();
         let store = Store::open(dir.path(), options).unwrap();
-        assert_eq!(read_back(&store), expected(name), "{name}, reopened");
+        let t13 = store.transcript("t-13").unwrap();
+        assert_eq!(t13.len(), 2);
+        assert_eq!(t13[1], more);
+        assert!(store.verify().unwrap().is_ok(), "{name}");
     }
 }

@@ -899,3 +899,38 @@ fn sigkill_loses_no_acknowledged_write() {
     let n = t["messages"].as_array().unwrap().len() as u64;
     assert!(n > acked, "{n} messages stored, {acked} + 1 acknowledged");
 }
+
+/// A batch retried after its answer was lost (a time-out, a dropped
+/// connection) stores nothing twice when its messages carry ids.
+#[test]
+fn an_append_retried_with_message_ids_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = "admin-0123456789abcdef0123";
+    let s = start(&data, &[], &[("SHREDLOG_TOKEN", token)]);
+    let mut batch = Vec::new();
+    for i in 0..3 {
+        let mut line = text_line("t-retry", (i == 0).then_some("eve@example.org"), "hello");
+        line["id"] = json!(format!("msg-{i}"));
+        batch.push(line);
+    }
+    let body = Value::Array(batch);
+    let first = s.post("/v1/messages", token, &body);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        first.json(),
+        json!({"appended": 3, "stored": 3, "already_stored": 0})
+    );
+    let again = s.post("/v1/messages", token, &body);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(
+        again.json(),
+        json!({"appended": 3, "stored": 0, "already_stored": 3})
+    );
+    let t = s
+        .call("GET", "/v1/transcripts/t-retry", Some(token), None)
+        .json();
+    let messages = t["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[2]["id"], "msg-2", "ids come back");
+}

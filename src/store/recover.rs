@@ -378,7 +378,20 @@ pub(super) fn recover_segments(
                 corrupt_or_skip(report, e)?;
             }
         }
-        let sealed = !is_last || footer_ok;
+        // A version-1 last segment is not appended to (it could never get a
+        // footer): a writing open leaves it as it is, cut to its data, and
+        // starts a version-2 segment after it.
+        let legacy_tail = is_last && !read_only && !header.has_footer();
+        let sealed = !is_last || footer_ok || legacy_tail;
+        let map = if legacy_tail && data_end < file_len {
+            drop(map);
+            let f = OpenOptions::new().write(true).open(&path).at(&path)?;
+            f.set_len(data_end).at(&path)?;
+            f.sync_all().at(&path)?;
+            segment::map(&path, &file)?
+        } else {
+            map
+        };
         if !is_last || sealed {
             if is_last {
                 last = (id, data_end);
