@@ -71,6 +71,7 @@ pub use message::{
 pub use options::{Durability, KeyEncryptionKey, Options};
 pub use policy::{Hold, RetentionPolicy};
 pub use store::{
-    Appended, CompactOptions, CompactReport, ConsentEvent, ConsentState, ExportedMessage, HoldTarget,
-    RecoveryReport, Rectification, Stats, Store, TranscriptInfo, VerifyReport, VisitorExport,
+    Appended, CompactOptions, CompactReport, ConsentEvent, ConsentState, ExportedMessage,
+    HoldTarget, RecoveryReport, Rectification, Stats, Store, TranscriptInfo, VerifyReport,
+    VisitorExport,
 };

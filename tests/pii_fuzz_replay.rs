@@ -1,13 +1,22 @@
-//! Replays the evaluation corpus (and a few hostile inputs) through
+//! Replays the evaluation corpora (and a few hostile inputs) through
 //! `fuzz_redactor`, the property check that the cargo-fuzz target runs.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-#[test]
-fn corpus_lines_keep_the_redactor_properties() {
-    for line in include_str!("pii_corpus/corpus.jsonl").lines() {
+fn replay(corpus: &str) {
+    for line in corpus.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         shredlog::pii::fuzz_redactor(v["text"].as_str().unwrap().as_bytes());
     }
+}
+
+#[test]
+fn corpus_lines_keep_the_redactor_properties() {
+    replay(include_str!("pii_corpus/corpus.jsonl"));
+}
+
+#[test]
+fn heldout_lines_keep_the_redactor_properties() {
+    replay(include_str!("pii_heldout/heldout.jsonl"));
 }
 
 #[test]
@@ -17,14 +26,26 @@ fn hostile_inputs_keep_the_redactor_properties() {
     let digits = "1 ".repeat(5_000);
     let colons = ":1".repeat(5_000);
     let at_words = "x at ".repeat(2_000) + "y dot com";
+    let decorated = "x-at-".repeat(2_000) + "y-dot-com";
+    let labels = "tel=".repeat(2_000) + "0301234567";
+    let ranges = "10.0.0.1-".repeat(2_000) + "10.0.0.2";
+    let markup = "**".repeat(3_000) + "+4930123456" + &"_".repeat(3_000);
+    let dotted = "1.".repeat(5_000);
     for input in [
         long_local.as_str(),
         many_ats.as_str(),
         digits.as_str(),
         colons.as_str(),
         at_words.as_str(),
+        decorated.as_str(),
+        labels.as_str(),
+        ranges.as_str(),
+        markup.as_str(),
+        dotted.as_str(),
         "<redacted><redacted>::1@<redacted>",
         "\u{feff}\u{200b}+\u{200b}4\u{200b}4",
+        "tel=<redacted>x900",
+        "ann (at) <redacted> (dot) com. Thanks",
     ] {
         shredlog::pii::fuzz_redactor(input.as_bytes());
     }

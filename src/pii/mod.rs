@@ -12,16 +12,19 @@
 //!   the span;
 //! - **obfuscated email addresses** ([`PiiKind::ObfuscatedEmail`]):
 //!   "ann at example dot com", "ann \[at\] example \[dot\] com", "ann(at)example.de",
+//!   "ann -at- example -dot- com", "ann_at_example_dot_com", "ann(@)example(.)com",
 //!   "juan arroba correo punto es", …, reported as their own kind;
 //! - **phone numbers** ([`PiiKind::Phone`]): international (`+CC` or `00CC`,
 //!   validated against each country's national-number lengths from
 //!   libphonenumber's metadata) and national formats of the EU, the UK,
 //!   US/Canada, Brazil, India, Japan, China and others, with spaces of any width,
 //!   dashes, dots, slashes, brackets, `(0)`, full-width digits and extensions;
+//!   any national number right after a phone label, glued or not ("tel=…",
+//!   "ph#…", "WhatsApp: **…**", "Handy0151…");
 //! - **IP addresses** ([`PiiKind::Ipv4`], [`PiiKind::Ipv6`]): IPv4 with port or
 //!   prefix length; IPv6 full, compressed, IPv4-mapped, with zone id, in brackets
-//!   with port; every IPv6 candidate is confirmed by `std::net` parsing, IPv4
-//!   octets are range-checked;
+//!   with port; ranges ("192.168.0.10-192.168.0.99"); every IPv6 candidate is
+//!   confirmed by `std::net` parsing, IPv4 octets are range-checked;
 //! - optionally (off by default) **payment card numbers** (Luhn),
 //!   **IBANs** (mod-97) and operator-defined **custom patterns**.
 //!
@@ -57,8 +60,9 @@
 //! - A number right after words like "order", "invoice", "tracking", "ISBN",
 //!   "IBAN" is taken for that, unless a phone word is closer.
 //! - Obfuscated addresses with a plain "at" and real dots ("ann at example.com")
-//!   need an address-like local part (`.`, `_`, `+` or a digit), so that
-//!   "sign up at example.com" is left alone.
+//!   need an address-like local part (`.`, `_`, `+` or a digit), a mail
+//!   provider's domain or a mail word before them, so that "sign up at
+//!   example.com" is left alone.
 //! - Names, postal addresses and free-text identifiers are out of scope.
 
 #![forbid(unsafe_code)]
@@ -72,6 +76,7 @@
 mod cards;
 mod email;
 mod ip;
+mod obfuscated;
 mod phone;
 mod tables;
 mod text;
@@ -83,7 +88,7 @@ use regex::Regex;
 /// Version of the detection rules. Bumped whenever the output of
 /// [`Detector::find`] can change for some input; the store records it with
 /// every redacted record.
-pub const RULES_VERSION: u16 = 1;
+pub const RULES_VERSION: u16 = 2;
 
 /// The placeholder that [`Detector::find`] never reports as personal data and
 /// that [`Detector::redact`] is idempotent for.
@@ -334,7 +339,7 @@ impl Detector {
             email::find_plain(text, &mut spans);
         }
         if config.obfuscated_emails {
-            email::find_obfuscated(text, &mut spans);
+            obfuscated::find(text, &mut spans);
         }
         if config.ips {
             if census.ascii_digits >= 4 && census.dots >= 3 {

@@ -117,8 +117,7 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
             continue;
         };
         let next = last.end.max(pos + c.len_utf8());
-        let first_ok = start_boundary_ok(text, groups.first().map_or(pos, |g| g.lead_start));
-        partition(text, &digits, &groups, first_ok, out);
+        partition(text, &digits, &groups, out);
         pos = next.max(run_end.min(next));
     }
 }
@@ -205,6 +204,244 @@ fn scan_run(text: &str, pos: usize, digits: &mut Vec<u8>, groups: &mut Vec<Group
     }
 }
 
+/// What stands just before a run of digit groups.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lead {
+    /// A boundary: the start of the text, a space, punctuation, markup.
+    Free,
+    /// A phone label, perhaps glued on and perhaps behind `=`, `#`, `:` or
+    /// markup: "tel=", "ph#", "WhatsApp: **", "Handy", "电话：".
+    Label,
+    /// Glued to a word, an identifier, a price or a path.
+    Glued,
+}
+
+/// Markdown emphasis, quotes and brackets that may wrap a number.
+fn is_markup(c: char) -> bool {
+    matches!(
+        c,
+        '*' | '_'
+            | '`'
+            | '~'
+            | '"'
+            | '\''
+            | '“'
+            | '”'
+            | '„'
+            | '‘'
+            | '’'
+            | '«'
+            | '»'
+            | '「'
+            | '『'
+            | '【'
+            | '['
+            | '('
+            | '<'
+            | '（'
+    )
+}
+
+/// What may stand between a label and its number besides markup and spaces.
+fn is_label_sep(c: char) -> bool {
+    matches!(
+        c,
+        '=' | '#' | ':' | '：' | '.' | '-' | '/' | '>' | '~' | '№' | ')' | ']' | '）' | '|'
+    )
+}
+
+/// Labels that name a phone number (lower case), when they end right before
+/// it (up to six characters of separators, spaces and markup apart).
+const LABEL_WORDS: &[&str] = &[
+    "tel",
+    "tel.",
+    "tél",
+    "tél.",
+    "tele",
+    "telf",
+    "tfno",
+    "tlf",
+    "tlf.",
+    "tlfn",
+    "fon",
+    "fone",
+    "phone",
+    "ph",
+    "ph.",
+    "phn",
+    "mob",
+    "mob.",
+    "mobile",
+    "mobil",
+    "mobiel",
+    "móvil",
+    "movil",
+    "cell",
+    "cel",
+    "cel.",
+    "cellphone",
+    "cellular",
+    "celular",
+    "cellulare",
+    "handy",
+    "whatsapp",
+    "whats",
+    "wa",
+    "wa.me",
+    "wapp",
+    "zap",
+    "viber",
+    "sms",
+    "fax",
+    "call",
+    "ring",
+    "dial",
+    "hotline",
+    "contact",
+    "kontakt",
+    "contacto",
+    "contatto",
+    "telefon",
+    "telefono",
+    "teléfono",
+    "telefone",
+    "telefoon",
+    "telephone",
+    "téléphone",
+    "telefonnummer",
+    "handynummer",
+    "rufnummer",
+    "mobilnummer",
+    "telnr",
+    "tel.nr",
+    "tel.nr.",
+    "telefonnr",
+    "portable",
+    "gsm",
+    "тел",
+    "тел.",
+    "телефон",
+    "моб",
+    "моб.",
+    "電話",
+    "电话",
+    "手机",
+    "手機",
+    "携帯",
+    "ケータイ",
+    "전화",
+    "연락처",
+    "휴대폰",
+    "打",
+    "拨",
+    "☎",
+    "☎\u{fe0f}",
+    "📞",
+    "📱",
+    "℡",
+];
+
+/// Labels that name a number without saying which kind: the number is not
+/// glued to a word, but this is no phone label.
+const WEAK_LABEL_WORDS: &[&str] = &[
+    "number", "numero", "número", "numéro", "nummer", "numer", "番号", "번호",
+];
+
+/// Which label of [`LABEL_WORDS`] (or else [`WEAK_LABEL_WORDS`]) ends at
+/// `p`, after skipping back over separators, spaces and markup.
+fn label_before(text: &str, p: usize) -> Option<Lead> {
+    let mut q = p;
+    for _ in 0..6 {
+        match char_before(text, q) {
+            Some(c) if is_label_sep(c) || is_markup(c) || is_inline_space(c) => {
+                q -= c.len_utf8();
+            }
+            _ => break,
+        }
+    }
+    // Every label ends in a letter, a '.', or a non-ASCII character.
+    let window = window_before(text, q, 24);
+    let last = window.bytes().next_back()?;
+    if last.is_ascii() && !last.is_ascii_alphabetic() && last != b'.' {
+        return None;
+    }
+    let window = lower(window);
+    let window = window.as_str();
+    let ends_in = |w: &&str| {
+        window.strip_suffix(*w).is_some_and(|head| {
+            !w.starts_with(|c: char| c.is_ascii_alphabetic())
+                || head.chars().next_back().is_none_or(|c| !is_word(c))
+        })
+    };
+    let (strong, weak) = labels_ending_in(window.bytes().next_back()?);
+    if strong.iter().any(ends_in) {
+        Some(Lead::Label)
+    } else if weak.iter().any(ends_in) {
+        Some(Lead::Free)
+    } else {
+        None
+    }
+}
+
+/// [`LABEL_WORDS`] and [`WEAK_LABEL_WORDS`] that end in byte `last`.
+fn labels_ending_in(last: u8) -> (&'static [&'static str], &'static [&'static str]) {
+    type Buckets = Vec<(Vec<&'static str>, Vec<&'static str>)>;
+    static BY_LAST: OnceLock<Buckets> = OnceLock::new();
+    let buckets = BY_LAST.get_or_init(|| {
+        let mut b: Buckets = vec![(Vec::new(), Vec::new()); 256];
+        for w in LABEL_WORDS {
+            if let Some(slot) = w
+                .bytes()
+                .next_back()
+                .and_then(|l| b.get_mut(usize::from(l)))
+            {
+                slot.0.push(w);
+            }
+        }
+        for w in WEAK_LABEL_WORDS {
+            if let Some(slot) = w
+                .bytes()
+                .next_back()
+                .and_then(|l| b.get_mut(usize::from(l)))
+            {
+                slot.1.push(w);
+            }
+        }
+        b
+    });
+    buckets
+        .get(usize::from(last))
+        .map_or((&[], &[]), |(s, w)| (s.as_slice(), w.as_slice()))
+}
+
+/// Classifies what precedes a run starting at `start` (its first group's lead).
+fn lead_of(text: &str, start: usize) -> Lead {
+    // Markdown emphasis, quotes and brackets around the number are transparent.
+    let mut p = start;
+    for _ in 0..3 {
+        match char_before(text, p) {
+            Some(c) if is_markup(c) => p -= c.len_utf8(),
+            _ => break,
+        }
+    }
+    if let Some(lead) = label_before(text, p) {
+        return lead;
+    }
+    if start_boundary_ok(text, p) {
+        return Lead::Free;
+    }
+    // A '+' starts a number whatever word or label is glued before it; not
+    // after a digit or a '+' ("5+4930…", "C++").
+    let plus = text
+        .get(start..)
+        .is_some_and(|r| r.trim_start_matches(['(', '（']).starts_with(['+', '＋']));
+    let prev = char_before(text, p);
+    if plus && prev.is_some_and(|c| !c.is_ascii_digit() && c != '+' && c != '＋') {
+        return Lead::Free;
+    }
+    Lead::Glued
+}
+
 /// The run must not be glued to a word, an identifier, a price or a path.
 fn start_boundary_ok(text: &str, start: usize) -> bool {
     let Some(prev) = char_before(text, start) else {
@@ -215,7 +452,7 @@ fn start_boundary_ok(text: &str, start: usize) -> bool {
     }
     match prev {
         '_' | '=' | '\\' | '#' | '@' | '&' | '?' | '%' | '~' | '$' | '€' | '£' | '¥' | '₹'
-        | '₩' | '₽' | '₺' | '¢' | '+' | '*' | '^' | '|' | '№' => false,
+        | '₩' | '₽' | '₺' | '¢' | '+' | '*' | '^' | '№' => false,
         '.' | '-' | '/' | ':' | ',' => {
             // "AB-0301234567", "v1.0301234567", "path/0301234567"
             let before = char_before(text, start - prev.len_utf8());
@@ -232,15 +469,18 @@ fn start_boundary_ok(text: &str, start: usize) -> bool {
 /// Chooses the numbers in a run: a partition at spaces that covers the most
 /// digits with valid numbers (ties: fewer numbers).
 ///
-/// When the run is glued to a word on its left (`first_ok == false`), no number
+/// When the run is glued to a word on its left ([`Lead::Glued`]), no number
 /// may start at its first group, and later ones must start with `+`, `(` or a
-/// trunk `0`.
-fn partition(text: &str, digits: &[u8], groups: &[Group], first_ok: bool, out: &mut Vec<Span>) {
+/// trunk `0`. After a phone label ([`Lead::Label`]) the first number needs
+/// less of a shape.
+fn partition(text: &str, digits: &[u8], groups: &[Group], out: &mut Vec<Span>) {
     let n = groups.len();
     // A number has at least 7 digits.
     if n == 0 || digits.len() < 7 || looks_like_data(digits, groups) {
         return;
     }
+    let lead = lead_of(text, groups.first().map_or(0, |g| g.lead_start));
+    let first_ok = lead != Lead::Glued;
     let can_split = |k: usize| -> bool {
         k == 0
             || k == n
@@ -263,6 +503,15 @@ fn partition(text: &str, digits: &[u8], groups: &[Group], first_ok: bool, out: &
                 if !can_split(a) {
                     continue;
                 }
+                // After a '/' without spaces ("1992/05/21 - …", "030/1234567"), a
+                // new number starts with '+', '(' or a group of 3 digits or more.
+                if a > 0
+                    && groups.get(a).is_some_and(|g| {
+                        g.sep.slash && !g.sep.space && !g.sep.plus && !g.sep.open && g.len < 3
+                    })
+                {
+                    continue;
+                }
                 if !first_ok {
                     let Some(g) = groups.get(a) else { continue };
                     let strong = g.sep.plus || g.sep.open || digits.get(g.first) == Some(&0);
@@ -273,7 +522,8 @@ fn partition(text: &str, digits: &[u8], groups: &[Group], first_ok: bool, out: &
                 let Some(before) = before.get_mut(a) else {
                     continue;
                 };
-                let Some(end) = validate(text, digits, groups, a, k - 1, before) else {
+                let labelled = a == 0 && lead == Lead::Label;
+                let Some(end) = validate(text, digits, groups, (a, k - 1), labelled, before) else {
                     continue;
                 };
                 let covered: usize = groups
@@ -328,14 +578,15 @@ fn looks_like_data(digits: &[u8], groups: &[Group]) -> bool {
         && groups.iter().all(|g| g.len == first_len)
 }
 
-/// Validates groups `a..=b` as one number; returns the span end. `before`
-/// caches what the words before group `a` say.
+/// Validates groups `a..=b` as one number; returns the span end. `labelled`:
+/// a phone label stands right before it. `before` caches what the words
+/// before group `a` say.
 fn validate(
     text: &str,
     digits: &[u8],
     groups: &[Group],
-    a: usize,
-    b: usize,
+    (a, b): (usize, usize),
+    labelled: bool,
     before: &mut Option<BeforeWords>,
 ) -> Option<usize> {
     let ga = groups.get(a)?;
@@ -363,20 +614,33 @@ fn validate(
         }
     }
     let mut end = gb.end;
+    // "(+64 3 234 4139, ext. 34)": the extension before the closing bracket.
+    let mut ext_in_brackets = None;
     if depth == 1 {
         match char_at(text, end) {
             Some(c @ (')' | '）')) => end += c.len_utf8(),
-            _ => return None,
+            _ => {
+                let ext_end = extension(text, end);
+                match char_at(text, ext_end) {
+                    Some(c @ (')' | '）')) if ext_end > end => {
+                        ext_in_brackets = Some(ext_end + c.len_utf8());
+                    }
+                    _ => return None,
+                }
+            }
         }
     }
     // A ')' before the first group that opened nothing is no part of the number.
     if ga.sep.close && !ga.sep.open && a == 0 {
         return None;
     }
-    if !end_boundary_ok(text, end) {
+    if !end_boundary_ok(text, ext_in_brackets.unwrap_or(end)) {
         return None;
     }
     let has_parens = sub.iter().any(|g| g.sep.open);
+    if !ga.sep.plus && !labelled && is_dotted_quad(d, sub) {
+        return None;
+    }
     let ok = if ga.sep.plus {
         international(d)
     } else {
@@ -386,18 +650,21 @@ fn validate(
             national(d, sub, has_parens)
         };
         // The context is only worth reading for a plausible shape.
+        let mut ctx = || national_context(text, ga.lead_start, end, before);
         match shape {
-            Shape::No => false,
-            Shape::Yes => national_context(text, ga.lead_start, end, before) != Ctx::Negative,
-            Shape::WithPhoneWord => {
-                national_context(text, ga.lead_start, end, before) == Ctx::Positive
-            }
+            Shape::Yes => ctx() != Ctx::Negative,
+            Shape::WithPhoneWord if labelled => ctx() != Ctx::Negative,
+            Shape::WithPhoneWord => matches!(ctx(), Ctx::Positive | Ctx::Weak),
+            // Any grouping of a plausible length is a phone number right after
+            // a phone label, or with a phone word (not just "number") nearby.
+            Shape::No if labelled => loose_shape(d, sub, true) && ctx() != Ctx::Negative,
+            Shape::No => loose_shape(d, sub, false) && ctx() == Ctx::Positive,
         }
     };
     if !ok || money_or_unit(text, ga.lead_start, end) {
         return None;
     }
-    Some(extension(text, end))
+    Some(ext_in_brackets.unwrap_or_else(|| extension(text, end)))
 }
 
 /// The number must not run on into a word, a file extension, a path, a unit.
@@ -416,9 +683,12 @@ fn end_boundary_ok(text: &str, end: usize) -> bool {
                     .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()));
     }
     match next {
-        '_' | '@' | '%' | '€' | '$' | '£' | '¥' | '₹' | '°' | '=' | '\\' | '™' | '®' => {
-            false
+        // A '_' closes markdown emphasis ("_0301234567_ ") or glues ("…_v2").
+        '_' => {
+            let after = text.get(end..).unwrap_or("").trim_start_matches('_');
+            after.chars().next().is_none_or(|c| !is_word(c))
         }
+        '@' | '%' | '€' | '$' | '£' | '¥' | '₹' | '°' | '=' | '\\' | '™' | '®' => false,
         '.' | '-' | '/' | ':' | ',' => {
             char_at(text, end + next.len_utf8()).is_none_or(|c| !is_word(c) && c != '_')
         }
@@ -458,21 +728,39 @@ fn international(d: &[u8]) -> bool {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Ctx {
+    /// A phone word is near (and closer than any other-kind word).
     Positive,
+    /// Only a word like "number" or "no." is near.
+    Weak,
     Negative,
     Neutral,
 }
 
 /// Words before a number that say it is a phone number (prefixes).
 const PHONE_WORDS: &[&str] = &[
-    "tel",
-    "tél",
+    "telef",
+    "teléf",
+    "teleph",
+    "téléph",
+    "rufen",
+    "rufnummer",
+    "contatt",
+    "contato",
+    "звон",
+    "позвон",
+    "전화",
+    "연락",
+    "휴대",
+    "拨打",
+    "致电",
+    "打电话",
+    "打给",
     "phone",
     "call",
     "ring",
     "mobil",
     "mob.",
-    "cell",
+    "cellphone",
     "whatsapp",
     "sms",
     "text me",
@@ -519,6 +807,10 @@ const PHONE_WORDS: &[&str] = &[
     "número de teléfono",
     "numéro de téléphone",
 ];
+
+/// Short words before a number that say it is a phone number (whole words,
+/// so that "telemetry", "Telegram", "cellar" and "dialog" are not).
+const PHONE_WHOLE_WORDS: &[&str] = &["tel", "tél", "cell", "dial", "mob", "ph"];
 
 /// Words that name a number without saying which kind ("my number is …").
 /// They count as phone words only when no other-kind word is near.
@@ -657,14 +949,16 @@ const OTHER_WORDS: &[&str] = &[
     "id", "ref", "sku", "imei", "bic", "vat", "tax", "ust", "nif", "cpf", "pnr", "ean", "upc",
     "code", "pin", "otp", "isin", "lot", "batch", "model", "part", "page", "seite", "zip", "plz",
     "cep", "cap", "price", "total", "cost", "rs", "inr", "usd", "eur", "gbp", "jpy", "brl", "chf",
-    "pln", "sek", "nok", "dkk", "rmb", "cny", "build", "ver", "serie", "item", "art",
+    "pln", "sek", "nok", "dkk", "rmb", "cny", "build", "ver", "serie", "item", "art", "case",
+    "編號", "编号",
 ];
 
 /// The keyword sets, built once.
 struct ContextWords {
-    /// Phone words, weak phone words, other-kind prefixes and other-kind
-    /// words, in one index (sets 0 to 3).
+    /// Phone words, weak phone words, other-kind prefixes, other-kind
+    /// words and whole phone words, in one index (sets 0 to 4).
     before: Keywords,
+    /// Phone words and whole phone words (sets 0 and 1).
     phone: Keywords,
 }
 
@@ -676,24 +970,26 @@ fn context_words() -> &'static ContextWords {
             (WEAK_PHONE_WORDS, true),
             (OTHER_PREFIXES, false),
             (OTHER_WORDS, true),
+            (PHONE_WHOLE_WORDS, true),
         ]),
-        phone: Keywords::new(PHONE_WORDS),
+        phone: Keywords::sets(&[(PHONE_WORDS, false), (PHONE_WHOLE_WORDS, true)]),
     })
 }
 
-/// Where the last phone word, weak phone word, other-kind prefix and
-/// other-kind word end in the window before a number.
-type BeforeWords = [Option<usize>; 4];
+/// Where the last phone word, weak phone word, other-kind prefix,
+/// other-kind word and whole phone word end in the window before a number.
+type BeforeWords = [Option<usize>; 5];
 
 /// What the words around a number (40 bytes before, 24 after) say it is.
 /// `before` caches the look at the words before `start`.
 fn national_context(text: &str, start: usize, end: usize, before: &mut Option<BeforeWords>) -> Ctx {
     let words = context_words();
-    let [pos, weak, other_prefix, other_word] = *before.get_or_insert_with(|| {
+    let [pos, weak, other_prefix, other_word, pos_whole] = *before.get_or_insert_with(|| {
         words
             .before
             .last_in_each(lower(window_before(text, start, 40)).as_str())
     });
+    let pos = pos.max(pos_whole);
     let neg = other_prefix.max(other_word);
     match (pos, neg) {
         (Some(p), Some(n)) if n > p => return Ctx::Negative,
@@ -702,10 +998,15 @@ fn national_context(text: &str, start: usize, end: usize, before: &mut Option<Be
         (None, None) => {}
     }
     if weak.is_some() {
-        return Ctx::Positive;
+        return Ctx::Weak;
     }
     let after = lower(window_after(text, end, 24));
-    if words.phone.last_in(after.as_str(), false).is_some() {
+    if words
+        .phone
+        .last_in_each(after.as_str())
+        .iter()
+        .any(Option::is_some)
+    {
         return Ctx::Positive;
     }
     Ctx::Neutral
@@ -803,6 +1104,39 @@ fn national(d: &[u8], sub: &[Group], has_parens: bool) -> Shape {
         7 | 8 => Shape::from(false, !single && sub.iter().all(|g| g.len >= 2)),
         _ => Shape::No,
     }
+}
+
+/// A national number of no known shape that is still a phone number next to
+/// a phone word (7 to 13 digits in groups, 8 to 13 undivided) or right after a phone
+/// label (7 to 15 digits, undivided or in any grouping). Never a list of
+/// one-digit groups, a date or an ISBN, never `00…` (that is international).
+fn loose_shape(d: &[u8], sub: &[Group], labelled: bool) -> bool {
+    let n = d.len();
+    let tiny_groups = sub.iter().skip(1).filter(|g| g.len == 1).count();
+    if d.starts_with(&[0, 0]) || is_isbn(d, sub) || tiny_groups > 1 {
+        return false;
+    }
+    // After a phone label, "02252037" is a number, "25.02.2037" still a date.
+    if labelled {
+        return (7..=15).contains(&n) && !(sub.len() > 1 && is_date(d, sub));
+    }
+    (7..=13).contains(&n) && (sub.len() >= 2 || n >= 8) && !is_date(d, sub)
+}
+
+/// Four dot-separated groups of up to three digits, each at most 255: an
+/// IPv4 address or a version, not a national number.
+fn is_dotted_quad(d: &[u8], sub: &[Group]) -> bool {
+    let base = sub.first().map_or(0, |g| g.first);
+    sub.len() == 4
+        && sub.iter().enumerate().all(|(i, g)| {
+            let digits = d.get(g.first - base..g.first - base + g.len).unwrap_or(&[]);
+            let value = digits.iter().fold(0u32, |acc, &x| {
+                acc.saturating_mul(10).saturating_add(u32::from(x))
+            });
+            (1..=3).contains(&g.len)
+                && value <= 255
+                && (i == 0 || (g.sep.dot && !g.sep.space && !g.sep.dash && !g.sep.slash))
+        })
 }
 
 /// `dd.mm.yyyy`, `yyyy-mm-dd`, `mm/dd/yy`, `yyyymmdd` and friends.
@@ -1022,12 +1356,13 @@ const SINGLE_CHAR_UNITS: &[char] = &[
     '点', '台', '枚',
 ];
 
-/// Extends the span over an extension: "x204", " ext. 12", " #3", "Durchwahl 5".
+/// Extends the span over an extension: "x204", " x 204", " ext. 12", ";ext=12",
+/// " #3", "Durchwahl 5".
 fn extension(text: &str, end: usize) -> usize {
     let rest = window_after(text, end, 24);
     // Every extension word starts with one of these (ASCII) characters.
     let first = rest
-        .trim_start_matches(|c: char| is_inline_space(c) || c == ',')
+        .trim_start_matches(|c: char| is_inline_space(c) || c == ',' || c == ';')
         .chars()
         .next();
     if first.is_none_or(|c| {
@@ -1041,7 +1376,7 @@ fn extension(text: &str, end: usize) -> usize {
     }
     let lowered = lower(rest);
     let lower = lowered.as_str();
-    let trimmed = lower.trim_start_matches(|c: char| is_inline_space(c) || c == ',');
+    let trimmed = lower.trim_start_matches(|c: char| is_inline_space(c) || c == ',' || c == ';');
     let skipped = lower.len() - trimmed.len();
     for kw in [
         "extension",
@@ -1060,8 +1395,8 @@ fn extension(text: &str, end: usize) -> usize {
         let Some(after_kw) = trimmed.strip_prefix(kw) else {
             continue;
         };
-        let after_sep =
-            after_kw.trim_start_matches(|c: char| is_inline_space(c) || c == ':' || c == '.');
+        let after_sep = after_kw
+            .trim_start_matches(|c: char| is_inline_space(c) || matches!(c, ':' | '.' | '='));
         let digits = after_sep.bytes().take_while(u8::is_ascii_digit).count();
         if !(1..=6).contains(&digits) {
             continue;
@@ -1166,6 +1501,61 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(phones(text), vec![want], "in {text:?}");
+        }
+    }
+
+    #[test]
+    fn labels_glued_markup_and_groupings() {
+        let cases = [
+            ("tel=901.394.9712x900", "901.394.9712x900"),
+            ("ph#+86 10 1189 3973", "+86 10 1189 3973"),
+            ("phone#+81 90-1266-4116", "+81 90-1266-4116"),
+            ("WhatsApp: **2015778398**", "2015778398"),
+            ("Handy0151 23456789", "0151 23456789"),
+            ("Tel+4930123456", "+4930123456"),
+            ("手机=+92 21 23452202。", "+92 21 23452202"),
+            ("Fax.__+64.21.123.9064__", "+64.21.123.9064"),
+            ("tel: _0301234567_", "0301234567"),
+            ("wa.me/491701234567", "491701234567"),
+            ("whatsapp 02252037", "02252037"),
+            ("mobile#_091.212.44.78_", "091.212.44.78"),
+            ("call 555.0128.9069", "555.0128.9069"),
+            ("+1 212 555 0199 x 7677", "+1 212 555 0199 x 7677"),
+            ("+1 202 555 0143;ext=12", "+1 202 555 0143;ext=12"),
+            ("(+64 3 234 4139, ext. 34)", "(+64 3 234 4139, ext. 34)"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(phones(text), vec![want], "in {text:?}");
+        }
+        assert_eq!(
+            phones("tel=+49 30 1234567,+44 20 7946 0958"),
+            vec!["+49 30 1234567", "+44 20 7946 0958"]
+        );
+        assert_eq!(
+            phones("Tel: +49 30 1234567 | Fax: +49 30 1234568"),
+            vec!["+49 30 1234567", "+49 30 1234568"]
+        );
+    }
+
+    #[test]
+    fn labels_do_not_make_everything_a_phone() {
+        for text in [
+            "telemetry 39775493",
+            "Telegram 56908453",
+            "cellar 58462924",
+            "tel 2 3 4 5 6 7 8",
+            "call 1-2-3-4-5-6-7",
+            "number of users: 12345678",
+            "no. 12345678",
+            "order number: 0301234567",
+            "phone case 820120261",
+            "編號3570782614",
+            "1992/05/21 - 20090102",
+            "85.118.2.116",
+            "id=0301234567",
+            "ticket#12345678",
+        ] {
+            assert!(phones(text).is_empty(), "{text:?} -> {:?}", phones(text));
         }
     }
 

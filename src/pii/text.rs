@@ -154,7 +154,7 @@ pub(super) struct Keywords {
 }
 
 /// Most keyword sets in one [`Keywords`].
-pub(super) const MAX_SETS: usize = 4;
+pub(super) const MAX_SETS: usize = 5;
 
 impl Keywords {
     pub(super) fn new(list: &[&'static str]) -> Keywords {
@@ -296,7 +296,7 @@ mod tests {
         let sets = Keywords::sets(&[(&["call"], false), (&["tax", "order"], true)]);
         assert_eq!(
             sets.last_in_each("call tax order1"),
-            [Some(4), Some(8), None, None]
+            [Some(4), Some(8), None, None, None]
         );
     }
 

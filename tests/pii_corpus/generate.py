@@ -454,11 +454,288 @@ def negative_lines():
     return lines
 
 
+# ---------------------------------------------------------------------------
+# Section 2 (RULES_VERSION 2, issue 13): the contexts a held-out evaluation
+# found missed. Its own seed, appended after section 1, so that the lines of
+# section 1 stay as they were.
+
+S = random.Random(13_2025)
+
+EXTRA_REGIONS = ["AR", "ZA", "NG", "EG", "VN", "TH", "ID", "PH", "MY", "SA", "AE", "IL", "UA",
+                 "KZ", "CL", "CO", "PE", "NZ", "SG", "HK", "TW", "PK", "BD", "KE", "MA"]
+
+S2_PHONE_WORDS = ["tel", "Tel", "TEL", "ph", "Ph", "phone", "Phone", "mob", "mobile", "cell", "Cell",
+                  "whatsapp", "WhatsApp", "fax", "Fax", "Handy", "Telefon", "tlf", "tél", "telefono",
+                  "celular", "電話", "电话", "手机", "携帯", "전화", "тел", "hotline", "contact"]
+S2_SEPS = ["=", "#", ":", ": ", "=", "#", "", ".", ". ", " = ", ": #", ":-", "/", " - "]
+S2_WRAPS = [("", ""), ("", ""), ("", ""), ("**", "**"), ("__", "__"), ("*", "*"), ("`", "`"),
+            ("_", "_"), ("[", "]"), ("(", ")"), ("\"", "\""), ("'", "'"), ("「", "」"), ("**`", "`**")]
+S2_EXTS = [" x{N}", "x{N}", " x {N}", " X{N}", " ext {N}", " ext.{N}", ";ext={N}", " Ext. {N}",
+           ", ext. {N}", " # {N}", " (ext. {N})"]
+S2_TAILS = ["", "", "", ".", "!", " pls", " thx", " (after 6pm)", "。", "です", "谢谢", " 🙏"]
+
+
+def s2_number(region):
+    """A valid number of `region`, by the same recipe as section 1 but from S."""
+    types = [PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE, PhoneNumberType.TOLL_FREE]
+    for _ in range(200):
+        ex = phonenumbers.example_number_for_type(region, S.choice(types))
+        if ex is None:
+            continue
+        nsn = phonenumbers.national_significant_number(ex)
+        keep = max(2, len(nsn) - 4)
+        cand = nsn[:keep] + "".join(S.choice("0123456789") for _ in range(len(nsn) - keep))
+        num = phonenumbers.parse("+" + str(ex.country_code) + cand, None)
+        if phonenumbers.is_valid_number(num):
+            return num
+    return phonenumbers.example_number(region)
+
+
+def s2_regroup(digits):
+    """The digits cut into groups of 2-4 at random (unusual groupings)."""
+    out, i = [], 0
+    while i < len(digits):
+        k = S.choice([2, 3, 3, 4, 4])
+        if len(digits) - i - k == 1:
+            k += 1
+        out.append(digits[i:i + k])
+        i += k
+    return out
+
+
+def s2_phone_value(region):
+    num = s2_number(region)
+    intl = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
+    nat = phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL)
+    e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    nat_digits = "".join(c for c in nat if c.isdigit())
+    forms = [("intl", intl), ("e164", e164), ("intl-dots", intl.replace(" ", ".").replace("-", ".").replace("+.", "+"))]
+    if len(phonenumbers.national_significant_number(num)) >= 7:
+        sep = S.choice([".", ".", "-", " "])
+        forms += [("national", nat), ("national-regrouped", sep.join(s2_regroup(nat_digits))),
+                  ("national-compact", nat_digits)]
+    return S.choice(forms)
+
+
+def s2_phone_lines():
+    lines = []
+    regions = REGIONS + EXTRA_REGIONS
+    for _ in range(900):
+        region = S.choice(regions)
+        case, value = s2_phone_value(region)
+        if S.random() < 0.15:
+            value += S.choice(S2_EXTS).replace("{N}", str(S.randint(1, 99999)))
+            case += "+ext"
+        r = S.random()
+        if r < 0.55:
+            # A label glued to the value, perhaps in markup.
+            a, b = S.choice(S2_WRAPS)
+            word, sep = S.choice(S2_PHONE_WORDS), S.choice(S2_SEPS)
+            if S.random() < 0.3:
+                word = S.choice(["my ", "our ", "Office ", "home ", "new "]) + word
+            text = f"{word}{sep}{a}{value}{b}"
+            ctx = "label"
+        elif r < 0.75 and not case.startswith("national"):
+            # No label; markup or brackets around it.
+            a, b = S.choice(S2_WRAPS)
+            text = S.choice(["{V}", "ok {V}", "Ann {V}", "- {V}", "-> {V}", "{V} (home)", "我的{V}"]).replace(
+                "{V}", f"{a}{value}{b}")
+            ctx = "bare"
+        else:
+            # Glued straight to a word.
+            word = S.choice(["tel", "Tel.", "ph", "phone", "mob", "cell", "whatsapp", "WA", "fax",
+                             "call", "ring", "Handy", "numero", "电话", "電話", "手机"])
+            text = word + value
+            ctx = "glued"
+        text += S.choice(S2_TAILS)
+        lines.append({"text": text, "spans": [{"kind": "phone", "value": value}], "lang": "mixed",
+                      "case": f"phone2/{ctx}/{region}/{case}"})
+    # A phone word a few words before or after; numbers undivided or in groups.
+    sentences = ["you can reach me on {X} after 6", "my cell changed to {X}", "Rufen Sie mich an: {X}",
+                 "contattami al {X} domani", "{X}으로 전화주세요", "有事打{X}", "请拨打{X}", "звоните {X} вечером",
+                 "ring me back on {X} pls", "text me at {X} later", "{X} is my new mobile"]
+    for _ in range(160):
+        region = S.choice(regions)
+        case, value = s2_phone_value(region)
+        lines.append({"text": S.choice(sentences).replace("{X}", value), "spans": [{"kind": "phone", "value": value}],
+                      "lang": "mixed", "case": f"phone2/sentence/{region}/{case}"})
+    # Non-geographic calling codes (+800 freephone, +882, …).
+    for _ in range(40):
+        cc = S.choice(sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS))
+        ex = phonenumbers.example_number_for_non_geo_entity(cc)
+        if ex is None:
+            continue
+        nsn = phonenumbers.national_significant_number(ex)
+        num = ex
+        for _ in range(50):
+            cand = nsn[:-3] + "".join(S.choice("0123456789") for _ in range(3))
+            n = phonenumbers.parse("+" + str(cc) + cand, None)
+            if phonenumbers.is_valid_number(n):
+                num = n
+                break
+        value = phonenumbers.format_number(num, S.choice([PhoneNumberFormat.INTERNATIONAL, PhoneNumberFormat.E164]))
+        text = S.choice(["freephone {X}", "{X}", "sat phone: {X}", "call {X} (free)"]).replace("{X}", value)
+        lines.append({"text": text, "spans": [{"kind": "phone", "value": value}], "lang": "mixed",
+                      "case": f"phone2/non-geo/{cc}"})
+    # Two numbers, one label.
+    for _ in range(60):
+        a, b = (phonenumbers.format_number(s2_number(S.choice(regions)), PhoneNumberFormat.INTERNATIONAL)
+                for _ in range(2))
+        text = S.choice(["tel={A},{B}", "ph#{A} / {B}", "Phones: **{A}** or **{B}**", "{A};{B}",
+                         "tel:{A}|{B}"]).replace("{A}", a).replace("{B}", b)
+        lines.append({"text": text, "spans": [{"kind": "phone", "value": a}, {"kind": "phone", "value": b}],
+                      "lang": "mixed", "case": "phone2/two"})
+    return lines
+
+
+S2_LOCALS = ["j", "b", "z", "k", "m", "xy", "li", "ab", "q1", "t_"]
+S2_SHORT_DOMAINS = ["x.co", "x.io", "ab.de", "q.me", "mx.fr", "y.ai", "a.us", "io.nl", "b.ly", "c.cc"]
+S2_EMAIL_T = ["{X}", "mail:{X}", "MAILTO:{X}", "mailto:{X}", "email={X}", "E-mail#{X}", "**{X}**",
+              "`{X}`", "_{X}_", "[{X}]", "({X})", "<{X}>", "邮箱{X}", "{X}谢谢", "请联系{X}。", "メール{X}まで",
+              "이메일{X}로", "连络：{X}", "[mail](mailto:{X})", "to: {X}", "email: {X} / tel: n/a"]
+
+
+def s2_email_lines():
+    lines = []
+    for _ in range(260):
+        r = S.random()
+        if r < 0.6:
+            local = S.choice(S2_LOCALS)
+        else:
+            local = ascii_local_s2()
+        dom = S.choice(S2_SHORT_DOMAINS) if S.random() < 0.7 else S.choice(DOMAINS)
+        if S.random() < 0.1:
+            local, dom = local.upper(), dom.upper()
+        value = local + "@" + dom
+        text = S.choice(S2_EMAIL_T).replace("{X}", value)
+        lines.append({"text": text, "spans": [{"kind": "email", "value": value}], "lang": "mixed",
+                      "case": "email2"})
+    return lines
+
+
+def ascii_local_s2():
+    f = S.choice([x for x in FIRST if x.isascii() and "'" not in x])
+    return S.choice([f, f[0], f + "." + S.choice(LAST), f + str(S.randint(1, 9))])
+
+
+S2_AT = [" at ", " AT ", "(at)", " (at) ", "[at]", " [at] ", "{at}", " {at} ", "<at>", " <at> ", " -at- ",
+         "-at-", "_at_", " _at_ ", "(@)", "[@]", " @ ", " [ at ] ", " ( at ) ", " (AT) ", " [AT] ",
+         " arroba ", " (arroba) ", " arobase ", " chiocciola ", " małpa ", " [ät] ", "#at#",
+         " *at* ", " / at / "]
+S2_DOT = [" dot ", " DOT ", "(dot)", " (dot) ", "[dot]", " [dot] ", "{dot}", " {dot} ", "<dot>", " -dot- ",
+          "-dot-", "_dot_", "(.)", "[.]", " . ", " [ dot ] ", " ( dot ) ", " (DOT) ", " punto ", " point ",
+          " punkt ", " kropka ", ".", " *dot* ", "#dot#"]
+
+
+def s2_obf_lines():
+    lines = []
+    for _ in range(240):
+        local = ascii_local_s2().lower()
+        at = S.choice(S2_AT)
+        dot = S.choice(S2_DOT)
+        name = S.choice(["example", "mail", "firma", "web", "posteo", "gmail", "uni-koeln", "mail.example"])
+        tld = S.choice(["com", "de", "org", "net", "fr", "es", "pl", "co.uk", "io"])
+        value = local + at + dot.join(name.split(".") + tld.split("."))
+        if dot == "." and at.strip() in ("at", "AT") and not any(c in local for c in "._+0123456789"):
+            value = local + at + name + " dot " + tld
+        text = S.choice(["{X}", "mail me: {X}", "Kontakt {X}", "contact -> {X}", "{X} (no spam)",
+                         "email {X} pls", "address: {X}.", "écrivez à {X}", "邮箱 {X}"]).replace("{X}", value)
+        lines.append({"text": text, "spans": [{"kind": "obfuscated-email", "value": value}],
+                      "lang": "mixed", "case": "obfuscated-email2"})
+    # A plain "at" and real dots, with a mail word before it or a mail provider.
+    for _ in range(40):
+        local = S.choice([x for x in FIRST if x.isascii() and "'" not in x])
+        if S.random() < 0.5:
+            value = f"{local} at {S.choice(['gmail.com', 'yahoo.fr', 'web.de', 'outlook.com', 'gmx.net', 'posteo.de'])}"
+            text = S.choice(["{X}", "it's {X}", "ask {X}", "-> {X}"]).replace("{X}", value)
+        else:
+            value = f"{local} at {S.choice(['example.com', 'firma.de', 'acme.org', 'uni-koeln.de'])}"
+            text = S.choice(["email: {X}", "mail me {X}", "e-mail {X}, thx", "my email is {X}",
+                             "Kontakt: {X}", "correo {X}"]).replace("{X}", value)
+        lines.append({"text": text, "spans": [{"kind": "obfuscated-email", "value": value}],
+                      "lang": "mixed", "case": "obfuscated-email2/plain-at"})
+    return lines
+
+
+def s2_v4():
+    return f"{S.choice([10, 192, 172, 85, 203, S.randint(1, 223)])}.{S.randint(0, 255)}.{S.randint(0, 255)}.{S.randint(1, 254)}"
+
+
+def s2_ip_lines():
+    lines = []
+    for _ in range(200):
+        a, b = s2_v4(), s2_v4()
+        sep = S.choice(["-", "-", " - ", "–", " – ", "..", " to ", "~", "—"])
+        text = S.choice(["DHCP range {A}{S}{B}", "pool {A}{S}{B}", "{A}{S}{B}", "range={A}{S}{B}",
+                         "allowed: {A}{S}{B}.", "地址段{A}{S}{B}"])
+        text = text.replace("{A}", a).replace("{S}", sep).replace("{B}", b)
+        lines.append({"text": text, "spans": [{"kind": "ipv4", "value": a}, {"kind": "ipv4", "value": b}],
+                      "lang": "mixed", "case": "ipv4-2/range"})
+    for _ in range(160):
+        ip = s2_v4()
+        if S.random() < 0.2:
+            ip += S.choice([":8080", ":22", "/24", "/32"])
+        v = f"{S.randint(1, 12)}.{S.randint(0, 20)}.{S.randint(0, 9)}"
+        text = S.choice([
+            "v{V} on {A}", "release {V}, host {A}", "{A} runs {V}", "nginx/{V} {A}", "{A} (app {V})",
+            "upgraded to {V}; ip {A}", "Python {V} @ {A}", "agent {V} reports {A}", "update {A} firewall",
+            "patch {A} tonight", "ip={A}", "addr:{A}", "**{A}**", "`{A}`", "{A},{B}", "{A};{B}", "{A} {B}",
+            "ip{A}", "host{A}", "从{A}登录", "IP：{A}です",
+        ]).replace("{V}", v).replace("{A}", ip)
+        spans = [{"kind": "ipv4", "value": ip}]
+        if "{B}" in text:
+            b = s2_v4()
+            text = text.replace("{B}", b)
+            spans.append({"kind": "ipv4", "value": b})
+        lines.append({"text": text, "spans": spans, "lang": "mixed", "case": "ipv4-2/context"})
+    for _ in range(80):
+        h = lambda: format(S.randint(0, 0xFFFF), "x")
+        a, b = f"2001:db8::{h()}", f"2001:db8::{h()}:{h()}"
+        text = S.choice(["{A}-{B}", "{A} - {B}", "range {A}–{B}", "ip6={A}", "addr:{A}", "**{A}**",
+                         "{A},{B}", "v6 {A} (v2.1.0)"]).replace("{A}", a).replace("{B}", b)
+        spans = [{"kind": "ipv6", "value": a}] + ([{"kind": "ipv6", "value": b}] if b in text else [])
+        lines.append({"text": text, "spans": spans, "lang": "mixed", "case": "ipv6-2"})
+    return lines
+
+
+def s2_negative_lines():
+    d = lambda n: digits(n)
+    gens = [
+        lambda: S.choice(["id=", "user=", "session=", "ts=", "page=", "ref=", "build#", "order#", "ticket#",
+                          "PR#", "issue #", "case#", "invoice=", "sku=", "item#", "uid:", "pid="]) + d(S.choice([7, 8, 9, 10, 11, 12])),
+        lambda: S.choice(["**", "`", "_", "*"]) + S.choice([rdate(), rprice(), rversion(), f"{d(3)}-{d(4)}"]) + S.choice(["**", "`", "_", "*"]),
+        lambda: f"{S.randint(1, 9)}.{S.randint(0, 9)}.{S.randint(0, 9)}-{S.randint(1, 9)}.{S.randint(0, 9)}.{S.randint(0, 9)}",
+        lambda: f"versions {S.randint(1, 9)}.{S.randint(0, 9)}.{S.randint(0, 9)}.{S.randint(0, 9)}-{S.randint(1, 9)}.{S.randint(0, 9)}.{S.randint(0, 9)}.{S.randint(0, 9)}",
+        lambda: f"{S.choice(['1920x1080', '2560x1440', '800x600'])} and {d(3)} {d(4)}x{d(2)}",
+        lambda: S.choice(["hotel ", "Telegram ", "telemetry ", "phone case ", "cellar ", "callback id "]) + d(S.choice([7, 8, 9])),
+        lambda: S.choice(["订单号", "注文", "单号", "編號", "票号"]) + d(S.choice([9, 10, 11, 12])),
+        lambda: S.choice(["Chrome/", "Firefox/", "Version/", "Safari/"]) + f"{S.randint(1, 130)}.{S.randint(0, 9)}.{S.randint(0, 9999)}.{S.randint(0, 200)}",
+        lambda: f"see you at {S.randint(1, 12)} at the {S.choice(['cafe', 'office', 'gym'])} dot",
+        lambda: S.choice(["meet me at ", "look at ", "available at ", "sign up at ", "we're at ",
+                          "reply at ", "buy it at "]) + S.choice(["amazon", "example", "shop.example", "ebay"]) + S.choice([".com", " dot com", ".de"]),
+        lambda: f"{rdate()} - {rdate()}",
+        lambda: f"{S.randint(1, 9)} x {S.randint(1, 999)} = {S.randint(1, 9999)}",
+        lambda: f"Tel Aviv {S.randint(1990, 2030)}, call at {rtime()}",
+        lambda: f"phone: {S.choice(['iPhone 15', 'Pixel 8', 'Galaxy S24'])}, battery {S.randint(1, 99)}%",
+        lambda: S.choice(["v", "ver", "rc", "build", "r", "b"]) + f"{S.randint(1, 20)}.{S.randint(0, 9)}.{S.randint(0, 9)}.{S.randint(0, 99)}",
+        lambda: S.choice(["order number: ", "ticket number ", "case no. ", "invoice number #", "Auftragsnummer: "]) + d(S.choice([8, 9, 10, 11])),
+        lambda: S.choice(["look_at_me.py", "created_at_utc.rs", "see updated-at-field.md", "run check_at_start.sh",
+                          "meet (at) noon", "I'm at home (dot) lol", "at-least-once.de docs", "C++17 and C++20"]),
+        lambda: f"{S.randint(1, 9)}+{S.randint(1, 9)}={S.randint(2, 18)}, {S.randint(1, 9)}x{S.randint(100, 999)}",
+    ]
+    lines = []
+    for _ in range(900):
+        lines.append({"text": S.choice(gens)(), "spans": [], "lang": "mixed", "case": "negative2"})
+    return lines
+
+
 def main():
     lines = pii_lines() + negative_lines()
     R.shuffle(lines)
+    extra = s2_phone_lines() + s2_email_lines() + s2_obf_lines() + s2_ip_lines() + s2_negative_lines()
+    S.shuffle(extra)
     out = sys.stdout
-    for l in lines:
+    for l in lines + extra:
         out.write(json.dumps(l, ensure_ascii=False) + "\n")
 
 

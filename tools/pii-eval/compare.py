@@ -10,7 +10,8 @@ replaced by `<redacted>`), and all are scored the same way:
 - false alarms: share of PII-free lines that the tool changed.
 
 Tools:
-- shredlog: `cargo run --release --example redact_text` (default configuration);
+- shredlog: `shredlog redact-text` (default configuration), built with
+  `cargo run --release --bin shredlog`, or the binary named by $SHREDLOG_BIN;
 - presidio: EmailRecognizer + PhoneRecognizer + IpRecognizer (pattern
   recognisers, no NLP model), as `.analyze(text, entities, nlp_artifacts=None)`;
 - phonenumbers(US): PhoneNumberMatcher(text, "US") + a typical email regex +
@@ -20,7 +21,9 @@ Tools:
   (more generous to it than a single-region setup).
 
 Setup (once):   python3 -m venv .venv && .venv/bin/pip install presidio-analyzer phonenumbers
-Run:            .venv/bin/python tools/pii-eval/compare.py [tests/pii_corpus/corpus.jsonl]
+Run:            .venv/bin/python tools/pii-eval/compare.py [CORPUS.jsonl ...]
+                (default: the tuning corpus tests/pii_corpus/corpus.jsonl and the
+                held-out corpus tests/pii_heldout/heldout.jsonl)
 """
 import json
 import logging
@@ -106,8 +109,10 @@ class PhoneNumbersMatcher:
 def shredlog_outputs(texts):
     env = dict(os.environ)
     env.setdefault("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    binary = os.environ.get("SHREDLOG_BIN")
+    cmd = [binary] if binary else ["cargo", "run", "--quiet", "--release", "--bin", "shredlog", "--"]
     proc = subprocess.run(
-        ["cargo", "run", "--quiet", "--release", "--example", "redact_text"],
+        cmd + ["redact-text"],
         input="\n".join(texts) + "\n", capture_output=True, text=True, cwd=ROOT, env=env, check=True,
     )
     out = proc.stdout.split("\n")
@@ -129,7 +134,18 @@ def score(lines, outputs):
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests/pii_corpus/corpus.jsonl")
+    paths = sys.argv[1:] or [os.path.join(ROOT, "tests/pii_corpus/corpus.jsonl"),
+                             os.path.join(ROOT, "tests/pii_heldout/heldout.jsonl")]
+    summary = {}
+    for path in paths:
+        summary[os.path.relpath(path, ROOT)] = compare(path)
+    out = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "pii-eval-compare.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(summary, f, indent=2)
+
+
+def compare(path):
     lines = [json.loads(l) for l in open(path, encoding="utf-8")]
     # Lines are fed one per line; the corpus has no newlines inside a line.
     texts = [l["text"] for l in lines]
@@ -152,10 +168,8 @@ def main():
         summary[name] = {"recall": {k: (ks[k][1] / ks[k][0]) for k in ks}, "false_alarms": alarms, "clean_lines": clean}
     counts = {k: results[0][1][0][k][0] for k in kinds}
     print("labelled values per kind:", counts)
-    out = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "pii-eval-compare.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(summary, f, indent=2)
+    print()
+    return summary
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ from phonenumbers import PhoneMetadata
 from phonenumbers.data import _AVAILABLE_REGION_CODES
 
 by_cc = {}
-for region in _AVAILABLE_REGION_CODES:
-    md = PhoneMetadata.metadata_for_region(region)
+# Every region, and the non-geographic calling codes (+800 freephone, +882, …).
+entities = [(r, PhoneMetadata.metadata_for_region(r)) for r in _AVAILABLE_REGION_CODES]
+entities += [("001", PhoneMetadata.metadata_for_nongeo_region(cc))
+             for cc in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+for region, md in entities:
     if md is None or md.country_code is None:
         continue
     entry = by_cc.setdefault(md.country_code, {"lengths": set(), "trunk0": False, "regions": []})
