@@ -5,7 +5,7 @@ use std::io::Write;
 use crate::error::{Error, Result};
 use crate::interchange;
 use crate::message::Body;
-use crate::store::VisitorExport;
+use crate::ops::VisitorExport;
 
 /// The CSV columns, in order. Stable: new columns are only ever appended.
 pub const CSV_COLUMNS: &[&str] = &[

@@ -16,6 +16,12 @@ pub fn record(data: &[u8]) {
     crate::record::fuzz_decode(data);
 }
 
+/// Sealed messages: opening arbitrary bytes never panics; what is sealed
+/// opens to the same plaintexts.
+pub fn sealed(data: &[u8]) {
+    crate::record::fuzz_sealed(data);
+}
+
 /// Segment recovery over arbitrary bytes (as if they were a segment file):
 /// never panics; records found lie within the data, in order, without overlap;
 /// a torn tail is only reported where scanning stopped.

@@ -32,9 +32,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-mod audit;
 mod codec;
-mod commit;
 mod error;
 pub mod export;
 #[cfg(feature = "failpoints")]
@@ -47,31 +45,36 @@ mod fsutil;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod ids;
 mod index;
 pub mod interchange;
 mod keyring;
 mod message;
+mod ops;
 mod options;
 pub mod pii;
 mod policy;
 mod record;
 mod seal;
 mod segment;
+mod shred;
 mod split;
 mod store;
 #[doc(hidden)]
 pub mod workload;
 
-pub use audit::AuditEntry;
 pub use error::{Error, Result};
 pub use index::SegmentUsage;
 pub use message::{
     Body, FileUpload, Message, REDACTED, Sender, Timestamp, Visitor, normalize_email,
 };
+pub use ops::{
+    ConsentEvent, ConsentState, ExportedMessage, HoldTarget, Rectification, VisitorExport,
+};
 pub use options::{Durability, KeyEncryptionKey, Options};
 pub use policy::{Hold, RetentionPolicy};
+pub use shred::AuditEntry;
 pub use store::{
-    Appended, CompactOptions, CompactReport, ConsentEvent, ConsentState, ExportedMessage,
-    HoldTarget, RecoveryReport, Rectification, Stats, Store, TranscriptInfo, VerifyReport,
-    VisitorExport,
+    Appended, CompactOptions, CompactReport, RecoveryReport, Stats, Store, TranscriptInfo,
+    VerifyReport,
 };

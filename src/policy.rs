@@ -151,23 +151,6 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
-/// A 16-byte id from its 32 hex digits.
-pub(crate) fn parse_hex_id(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// Hex of a 16-byte id.
-pub(crate) fn hex(id: &[u8; 16]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,11 @@ fn record() {
 }
 
 #[test]
+fn sealed() {
+    replay("sealed", shredlog::fuzzing::sealed);
+}
+
+#[test]
 fn segment() {
     replay("segment", shredlog::fuzzing::segment);
 }

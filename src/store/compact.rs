@@ -10,19 +10,20 @@
 //! The checkpoint is rewritten after each run (an older one no longer fits the
 //! shorter file and is ignored, which costs a scan, never data).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::{Engine, Store};
 use crate::error::{Error, IoContext, Result};
-use crate::index::SegmentUsage;
+use crate::index::{Moves, SegmentUsage};
+use crate::keyring::{self, LiveSlots, Moved, SLOT_SIZE};
 use crate::message::Timestamp;
 use crate::record::{self, FLAG_PII, Tid};
 use crate::segment::{self, SEGMENT_HEADER, Segment};
-
-use super::Store;
+use crate::shred::Shredder;
 
 /// What to compact.
 #[derive(Clone, Debug, Default)]
@@ -91,13 +92,33 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Io`] if a file cannot be written or renamed (the original
-    /// segment then stays in place).
+    /// segment then stays in place), [`Error::ReadOnly`] for a store opened
+    /// read-only.
     pub fn compact_with_progress(
         &self,
         options: &CompactOptions,
         progress: &dyn Fn(u64, u64),
     ) -> Result<CompactReport> {
-        let inner = &*self.inner;
+        self.engine.compact(options, progress)
+    }
+
+    /// [`Store::compact_with_progress`] without progress reports.
+    ///
+    /// # Errors
+    /// As [`Store::compact_with_progress`].
+    pub fn compact(&self, options: &CompactOptions) -> Result<CompactReport> {
+        self.compact_with_progress(options, &|_, _| {})
+    }
+}
+
+impl Engine {
+    /// See [`Store::compact_with_progress`].
+    pub(crate) fn compact(
+        &self,
+        options: &CompactOptions,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<CompactReport> {
+        let inner = self;
         if inner.options.read_only {
             return Err(Error::ReadOnly);
         }
@@ -126,7 +147,7 @@ impl Store {
             let active_dead = inner
                 .index
                 .read()
-                .usage
+                .usage()
                 .get(&active)
                 .is_some_and(old_enough);
             if active_dead && active_len > SEGMENT_HEADER {
@@ -139,7 +160,7 @@ impl Store {
             let index = inner.index.read();
             let active = w.last_segment().0;
             let victims: Vec<(u64, SegmentUsage)> = index
-                .usage
+                .usage()
                 .iter()
                 .filter(|(id, u)| {
                     let total = (u.live + u.dead).max(1) as f64;
@@ -149,9 +170,9 @@ impl Store {
                 })
                 .map(|(id, u)| (*id, *u))
                 .collect();
-            let wanted: std::collections::HashSet<u64> = victims.iter().map(|v| v.0).collect();
+            let wanted: HashSet<u64> = victims.iter().map(|v| v.0).collect();
             let mut live: HashMap<u64, Vec<Live>> = HashMap::new();
-            for t in index.transcripts.values() {
+            for t in index.transcripts() {
                 for r in &t.records {
                     if wanted.contains(&r.loc.seg) {
                         live.entry(r.loc.seg).or_default().push(Live {
@@ -159,7 +180,7 @@ impl Store {
                             len: r.loc.len,
                             tid: t.tid,
                             seq: r.seq,
-                            drop_pii: t.pii_key.is_none() && r.pii_len > 0,
+                            drop_pii: !t.has_pii() && r.pii_len > 0,
                         });
                     }
                 }
@@ -184,20 +205,12 @@ impl Store {
         Ok(report)
     }
 
-    /// [`Store::compact_with_progress`] without progress reports.
-    ///
-    /// # Errors
-    /// As [`Store::compact_with_progress`].
-    pub fn compact(&self, options: &CompactOptions) -> Result<CompactReport> {
-        self.compact_with_progress(options, &|_, _| {})
-    }
-
     /// Wipes the keyring slots open left alone (they belong to nothing: see
     /// `Inner::leftovers`) and deletes transcripts that have keys but no
     /// record. Runs only on a store opened without damage, under the
     /// writer's lock (so no append is between writing keys and records).
     fn drop_leftovers(&self, report: &mut CompactReport) -> Result<()> {
-        let inner = &*self.inner;
+        let inner = self;
         let mut w = inner.writer.lock();
         let mut index = inner.index.write();
         let leftovers = std::mem::take(&mut *inner.leftovers.lock());
@@ -205,8 +218,24 @@ impl Store {
             for &slot in &leftovers {
                 w.keyring.wipe(slot)?;
             }
-            let dropped = super::privacy::drop_empty_transcripts(&mut w.keyring, &mut index)?;
-            if dropped || !leftovers.is_empty() {
+            // Generations that have keys but no record: left by appends that
+            // failed or were cut short before any record reached the disk
+            // (never acknowledged). Their keys, and a directory entry left
+            // with no transcript, would keep an email alive that no data needs.
+            let empty: Vec<Tid> = index
+                .transcripts()
+                .filter(|t| t.records.is_empty())
+                .map(|t| t.tid)
+                .collect();
+            let mut shredder = Shredder {
+                index: &mut index,
+                keys: &inner.keys,
+                wipe: &mut w.keyring,
+            };
+            for tid in &empty {
+                shredder.delete_transcript(tid)?;
+            }
+            if !empty.is_empty() || !leftovers.is_empty() {
                 w.keyring.sync()?;
             }
             Ok(())
@@ -225,7 +254,7 @@ impl Store {
         options: &CompactOptions,
         report: &mut CompactReport,
     ) -> Result<()> {
-        let inner = &*self.inner;
+        let inner = self;
         let Some(seg) = inner.segments.read().get(&id).cloned() else {
             return Ok(());
         };
@@ -322,7 +351,7 @@ impl Store {
             std::fs::remove_file(path).at(path)?;
             crate::fsutil::sync_dir(&inner.dir)?;
             segs.remove(&id);
-            index.usage.remove(&id);
+            index.segment_removed(id);
             report.segments_removed += 1;
             return Ok(());
         }
@@ -342,57 +371,59 @@ impl Store {
         drop(segs);
         report.segments_rewritten += 1;
         report.bytes_after += new_len;
-        let by_old: BTreeMap<u64, (u64, u32, bool)> =
-            moved.iter().map(|&(o, n, l, d)| (o, (n, l, d))).collect();
-        let mut live_bytes = 0u64;
-        for t in index.transcripts.values_mut() {
-            let redacted = t.pii_key.is_none();
-            for r in t.records.iter_mut().filter(|r| r.loc.seg == id) {
-                match by_old.get(&r.loc.off) {
-                    Some(&(off, len, dropped)) => {
-                        r.loc.off = off;
-                        r.loc.len = len;
-                        if dropped {
-                            r.pii_len = 0;
-                        }
-                        live_bytes +=
-                            u64::from(len) - if redacted { u64::from(r.pii_len) } else { 0 };
-                    }
-                    None => {
-                        // Cannot happen: records only die, they are not born
-                        // in sealed segments. Keep the index honest anyway.
-                        return Err(Error::Internal(format!(
-                            "compaction of {} did not copy a live record",
-                            path.display()
-                        )));
-                    }
-                }
-            }
-        }
+        let moves: Moves = moved.iter().map(|&(o, n, l, d)| (o, (n, l, d))).collect();
         let records_len = new_len.saturating_sub(SEGMENT_HEADER + record::FOOTER_FRAME as u64);
-        let dead = records_len.saturating_sub(live_bytes);
-        let u = index.usage.entry(id).or_default();
-        u.live = live_bytes;
-        u.dead = 0;
-        u.dead_since = None;
-        u.add_dead(dead);
+        index.records_moved(id, &moves, records_len).map_err(|r| {
+            // Cannot happen: records only die, they are not born in sealed
+            // segments.
+            Error::Internal(format!(
+                "compaction of {} did not copy the live record at offset {}",
+                path.display(),
+                r.loc.off
+            ))
+        })?;
         Ok(())
     }
 
     /// Keyring compaction: moves live slots from the end of the file into
     /// free slots and truncates the file.
     fn compact_keyring(&self, report: &mut CompactReport) -> Result<()> {
-        let inner = &*self.inner;
-        let mut w = inner.writer.lock();
-        report.keyring_bytes_before = u64::from(w.keyring.len()) * crate::keyring::SLOT_SIZE as u64;
-        let mut index = inner.index.write();
-        if let Err(e) = super::keyring_compact::relocate(&mut w.keyring, &mut index) {
-            // The index may name slots whose writes failed: refuse further
-            // writes until a reopen rebuilds it from the keyring.
-            inner.commit.poison(&e);
-            return Err(e);
+        let mut w = self.writer.lock();
+        let slot_bytes = |slots: u32| u64::from(slots) * SLOT_SIZE as u64;
+        report.keyring_bytes_before = slot_bytes(w.keyring.len());
+        let mut index = self.index.write();
+        let mut live: Vec<LiveSlots> = index
+            .transcripts()
+            .map(|t| LiveSlots::Transcript {
+                tid: t.tid,
+                content: t.content_slot,
+                pii: t.pii_slot,
+            })
+            .collect();
+        live.extend(
+            index
+                .directory()
+                .map(|(vid, slot)| LiveSlots::Visitor { vid, slot }),
+        );
+        match keyring::relocate(&mut w.keyring, &live) {
+            Ok(moved) => {
+                for m in moved {
+                    match m {
+                        Moved::Transcript { tid, content, pii } => {
+                            index.move_slots(&tid, content, pii);
+                        }
+                        Moved::Visitor { vid, slot } => index.move_visitor_slot(&vid, slot),
+                    }
+                }
+            }
+            Err(e) => {
+                // The index may name slots whose writes failed: refuse further
+                // writes until a reopen rebuilds it from the keyring.
+                self.commit.poison(&e);
+                return Err(e);
+            }
         }
-        report.keyring_bytes_after = u64::from(w.keyring.len()) * crate::keyring::SLOT_SIZE as u64;
+        report.keyring_bytes_after = slot_bytes(w.keyring.len());
         Ok(())
     }
 }

@@ -1,6 +1,18 @@
 //! `verify` and `stats`.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::Store;
+use super::read::read_message;
+use crate::error::{IoContext, Result};
+use crate::ids::{IdMap, parse_hex};
+use crate::index::{SegmentUsage, TranscriptEntry};
+use crate::keyring::{self, FIRST_DATA_SLOT, SLOT_SIZE};
+use crate::pii::RULES_VERSION;
+use crate::policy::{POLICY_FILE, Policy};
+use crate::segment::{self, SEGMENT_HEADER, Segment};
+use crate::shred::{AUDIT_FILE, AuditLog, AuditMarks};
 
 impl Store {
     /// Checks every file: every keyring slot and the keyring's length, every
@@ -13,10 +25,10 @@ impl Store {
     /// # Errors
     /// [`Error::Io`] if files cannot be read; damage is reported in the report.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let inner = &*self.inner;
+        let engine = &*self.engine;
         let mut report = VerifyReport::default();
         let mut problems = Problems::default();
-        for (path, offset, bytes, reason) in &inner.report.skipped {
+        for (path, offset, bytes, reason) in &engine.report.skipped {
             let size = if *bytes > 0 {
                 format!(" ({bytes} bytes)")
             } else {
@@ -27,35 +39,35 @@ impl Store {
                 path.display()
             ));
         }
-        for (slot, reason) in &inner.report.damaged_slots {
+        for (slot, reason) in &engine.report.damaged_slots {
             problems.push(format!(
                 "corruption in {} at offset {}: keyring slot {slot}: {reason}",
-                inner.keyring_path.display(),
-                u64::from(*slot) * crate::keyring::SLOT_SIZE as u64
+                engine.keyring_path.display(),
+                u64::from(*slot) * SLOT_SIZE as u64
             ));
         }
         // Keyring: every slot as it is on disk now, and its length.
         let marks = {
-            let w = inner.writer.lock();
-            let bytes = std::fs::read(&inner.keyring_path).at(&inner.keyring_path)?;
-            let slot_size = crate::keyring::SLOT_SIZE;
+            let w = engine.writer.lock();
+            let bytes = std::fs::read(&engine.keyring_path).at(&engine.keyring_path)?;
+            let slot_size = SLOT_SIZE;
             let mut marks = None;
             for (i, chunk) in bytes.chunks(slot_size).enumerate().skip(1) {
                 report.keyring_slots += 1;
                 let at = |reason: &str| {
                     format!(
                         "corruption in {} at offset {}: keyring slot {i}: {reason}",
-                        inner.keyring_path.display(),
+                        engine.keyring_path.display(),
                         i * slot_size
                     )
                 };
-                let Ok(slot) = <&[u8; crate::keyring::SLOT_SIZE]>::try_from(chunk) else {
+                let Ok(slot) = <&[u8; SLOT_SIZE]>::try_from(chunk) else {
                     problems.push(at("truncated"));
                     continue;
                 };
-                if i == crate::keyring::STATE_SLOT as usize {
+                if i == keyring::STATE_SLOT as usize {
                     if slot.iter().any(|&b| b != 0) {
-                        match crate::keyring::decode_state(slot) {
+                        match keyring::decode_state(slot) {
                             Ok(m) => marks = Some(m),
                             Err(reason) => problems.push(at(reason)),
                         }
@@ -69,29 +81,25 @@ impl Store {
                 if (bytes.len() as u64) < needed {
                     problems.push(format!(
                         "corruption in {} at offset {}: the keyring is shorter than the {needed} bytes it held durably: its end is missing",
-                        inner.keyring_path.display(),
+                        engine.keyring_path.display(),
                         bytes.len()
                     ));
                 }
             }
             marks
         };
-        let (index_records, entries): (u64, crate::index::IdMap<TranscriptEntry>) = {
-            let index = inner.index.read();
-            let n = index
-                .transcripts
-                .values()
-                .map(|t| t.records.len() as u64)
-                .sum();
-            (n, index.transcripts.clone())
+        let (index_records, entries): (u64, IdMap<TranscriptEntry>) = {
+            let index = engine.index.read();
+            let n = index.transcripts().map(|t| t.records.len() as u64).sum();
+            (n, index.transcripts().map(|t| (t.tid, t.clone())).collect())
         };
-        let segs: Vec<(u64, Arc<Segment>)> = inner
+        let segs: Vec<(u64, Arc<Segment>)> = engine
             .segments
             .read()
             .iter()
             .map(|(k, v)| (*k, Arc::clone(v)))
             .collect();
-        let (last_id, last_len) = inner.writer.lock().last_segment();
+        let (last_id, last_len) = engine.writer.lock().last_segment();
         let mut seen_live = 0u64;
         for (id, seg) in segs {
             let bytes = match &*seg {
@@ -153,7 +161,14 @@ impl Store {
                 };
                 debug_assert_eq!(r.loc.len as usize, size);
                 seen_live += 1;
-                match read_message(&seg, r, t) {
+                let Some(keys) = engine.keys.get(&tid) else {
+                    problems.push(format!(
+                        "internal: transcript generation {} has no keys in the key cache",
+                        crate::ids::hex(&tid)
+                    ));
+                    continue;
+                };
+                match read_message(&seg, r, t, &keys) {
                     Ok(_) => report.live_records += 1,
                     Err(e) => problems.push(e.to_string()),
                 }
@@ -165,18 +180,13 @@ impl Store {
             ));
         }
         // The audit log as it is on disk now.
-        let audit_marks = marks.map_or(crate::audit::AuditMarks::default(), |m| {
-            crate::audit::AuditMarks {
-                entries: m.audit_entries,
-                bytes: m.audit_bytes,
-            }
+        let audit_marks = marks.map_or(AuditMarks::default(), |m| AuditMarks {
+            entries: m.audit_entries,
+            bytes: m.audit_bytes,
+            ..AuditMarks::default()
         });
-        let mode = crate::audit::AuditMode {
-            read_only: true,
-            salvage: true,
-        };
-        let audit_path = inner.dir.join(crate::audit::AUDIT_FILE);
-        let (_, audit, recovery) = crate::audit::AuditLog::open(&inner.dir, audit_marks, mode)?;
+        let audit_path = engine.dir.join(AUDIT_FILE);
+        let (audit, recovery) = AuditLog::read_all(&engine.dir, audit_marks)?;
         report.audit_entries = audit.len() as u64;
         for (offset, reason) in recovery.damage {
             problems.push(format!(
@@ -185,15 +195,13 @@ impl Store {
             ));
         }
         // The policy file as it is on disk now, and what it names.
-        match crate::policy::Policy::load(&inner.dir) {
+        match Policy::load(&engine.dir) {
             Err(e) => problems.push(e.to_string()),
             Ok(policy) => {
-                let index = inner.index.read();
-                let policy_path = inner.dir.join(crate::policy::POLICY_FILE);
-                let unknown_visitor = |hex: &str| {
-                    crate::policy::parse_hex_id(hex)
-                        .is_none_or(|v| !index.visitors.contains_key(&v))
-                };
+                let index = engine.index.read();
+                let policy_path = engine.dir.join(POLICY_FILE);
+                let unknown_visitor =
+                    |hex: &str| parse_hex(hex).is_none_or(|v| !index.knows_visitor(&v));
                 for (what, map) in [
                     ("a legal hold", &policy.visitor_holds),
                     ("a restriction", &policy.restricted),
@@ -209,7 +217,7 @@ impl Store {
                 let dangling = policy
                     .transcript_holds
                     .keys()
-                    .filter(|id| !index.by_caller.contains_key(id.as_str()))
+                    .filter(|id| index.by_caller(id).is_none())
                     .count();
                 if dangling > 0 {
                     problems.push(format!(
@@ -225,9 +233,9 @@ impl Store {
 
     /// Sizes, counts and garbage.
     pub fn stats(&self) -> Stats {
-        let inner = &*self.inner;
+        let engine = &*self.engine;
         let (slots, free, active) = {
-            let w = inner.writer.lock();
+            let w = engine.writer.lock();
             (
                 u64::from(w.keyring.len()),
                 w.keyring.free_count() as u64,
@@ -235,34 +243,33 @@ impl Store {
             )
         };
         let mut s = Stats {
-            keyring_bytes: slots * crate::keyring::SLOT_SIZE as u64,
+            keyring_bytes: slots * SLOT_SIZE as u64,
             keyring_slots_free: free,
-            keyring_slots_used: slots
-                .saturating_sub(u64::from(crate::keyring::FIRST_DATA_SLOT) + free),
+            keyring_slots_used: slots.saturating_sub(u64::from(FIRST_DATA_SLOT) + free),
             current_rules_version: RULES_VERSION,
             ..Stats::default()
         };
-        let index = inner.index.read();
-        for t in index.transcripts.values() {
+        let index = engine.index.read();
+        for t in index.transcripts() {
             if t.records.is_empty() {
                 continue;
             }
             s.transcripts += 1;
             s.messages += t.records.len() as u64;
-            if t.pii_key.is_none() {
+            if !t.has_pii() {
                 s.transcripts_redacted += 1;
             }
             *s.rules_versions.entry(t.rules_version).or_default() += 1;
         }
-        s.visitors = index.by_email.len() as u64;
-        for id in inner.segments.read().keys() {
+        s.visitors = index.directory_len() as u64;
+        for id in engine.segments.read().keys() {
             // The active segment's file runs on with preallocated zeros.
             let bytes = if *id == active.0 {
                 active.1
             } else {
-                std::fs::metadata(inner.dir.join(segment::file_name(*id))).map_or(0, |m| m.len())
+                std::fs::metadata(engine.dir.join(segment::file_name(*id))).map_or(0, |m| m.len())
             };
-            let usage = index.usage.get(id).copied().unwrap_or_default();
+            let usage = index.usage().get(id).copied().unwrap_or_default();
             s.segments += 1;
             s.segment_bytes += bytes;
             s.live_bytes += usage.live;

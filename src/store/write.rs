@@ -1,7 +1,22 @@
-//! The write path: planning a batch, creating keys, sealing, framing,
-//! appending with segment rolls, and group commit.
+//! The write path: prepare (split and encode) a batch, plan where each
+//! message goes, create keys, seal, append with segment rolls, publish to the
+//! index, and group commit.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::{Engine, Store, Writer};
+use crate::error::{Error, Result};
+use crate::index::{Loc, RecordRef, TranscriptEntry};
+use crate::keyring::{PiiSlot, Slot, TranscriptKeys, TranscriptSlot, VisitorSlot};
+use crate::message::{Message, Timestamp, normalize_email};
+use crate::options::Durability;
+use crate::pii::{Detector, RULES_VERSION};
+use crate::record::{self, MessageKeys, MsgIdDigest, Placement, Tid, Vid};
+use crate::seal::{Key, Nonces, TAG_LEN, random_array};
+use crate::segment::{self, Active, SEGMENT_HEADER, Segment};
+use crate::split;
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -41,21 +56,19 @@ impl Store {
     /// # Errors
     /// [`Error::Invalid`] for a message that breaks a rule (nothing of the batch
     /// is written), [`Error::Restricted`] for a restricted visitor,
+    /// [`Error::ReadOnly`] for a store opened read-only,
     /// [`Error::Poisoned`] after an earlier I/O failure, [`Error::Io`] when
     /// writing or syncing fails (the store then refuses further writes).
     pub fn append_batch(&self, msgs: &[Message]) -> Result<Appended> {
-        let inner = &*self.inner;
-        if inner.options.read_only {
-            return Err(Error::ReadOnly);
-        }
-        inner.commit.check()?;
+        let engine = &*self.engine;
+        engine.check_writable()?;
         // Announced to the group commit until this batch has its ticket.
-        let arrival = matches!(inner.options.durability, Durability::Immediate)
-            .then(|| inner.commit.arrive());
-        let prepared = prepare_all(msgs, &inner.detector, inner.options.max_message_bytes)?;
+        let arrival = matches!(engine.options.durability, Durability::Immediate)
+            .then(|| engine.commit.arrive());
+        let prepared = prepare_all(msgs, &engine.detector, engine.options.max_message_bytes)?;
         let (ticket, appended) = {
-            let mut w = inner.writer.lock();
-            inner.commit.check()?;
+            let mut w = engine.writer.lock();
+            engine.commit.check()?;
             let plan = self.plan(&prepared)?;
             let already_stored = plan.iter().filter(|t| matches!(t, Target::Stored)).count();
             let appended = Appended {
@@ -65,18 +78,18 @@ impl Store {
             if appended.stored == 0 {
                 return Ok(appended);
             }
-            if let Err(e) = self.write_planned(&mut w, &prepared, plan) {
+            if let Err(e) = engine.write_planned(&mut w, &prepared, plan) {
                 // `plan` checked every rule, so whatever fails here failed
                 // after keyring slots may have been written: refuse further
                 // writes until a reopen rebuilds the state from disk.
-                inner.commit.poison(&e);
+                engine.commit.poison(&e);
                 return Err(e);
             }
-            (inner.commit.ticket(), appended)
+            (engine.commit.ticket(), appended)
         };
         drop(arrival);
-        match inner.options.durability {
-            Durability::Immediate => inner.commit.wait(ticket, || inner.sync_now())?,
+        match engine.options.durability {
+            Durability::Immediate => engine.commit.wait(ticket, || engine.sync_now())?,
             Durability::Batched { .. } => {}
         }
         Ok(appended)
@@ -85,7 +98,7 @@ impl Store {
     /// Works out, without writing anything, which transcript and visitor each
     /// message goes to, and which must be created.
     fn plan(&self, prepared: &[Prepared<'_>]) -> Result<Vec<Target>> {
-        let index = self.inner.index.read();
+        let index = self.engine.index.read();
         let mut new_transcripts: HashMap<&str, (usize, String)> = HashMap::new();
         // (transcript, message id) of the batch so far.
         let mut ids: std::collections::HashSet<(&str, &str)> = Default::default();
@@ -101,28 +114,28 @@ impl Store {
                 continue;
             }
             let email = p.msg.visitor.as_ref().map(|v| normalize_email(&v.email));
-            if let Some(tid) = index.by_caller.get(id) {
-                let t = index.transcripts.get(tid).ok_or_else(|| {
-                    Error::Internal("index inconsistency: a caller id names no transcript".into())
-                })?;
-                if let Some(msg_id) = p.msg.id.as_deref()
-                    && t.msg_ids.contains(&t.content_key.msg_id_digest(msg_id))
-                {
-                    targets.push(Target::Stored);
-                    continue;
+            if let Some(t) = index.by_caller(id) {
+                if let Some(msg_id) = p.msg.id.as_deref() {
+                    let keys = self.engine.keys.get(&t.tid).ok_or_else(|| {
+                        Error::Internal("a live transcript has no keys in the key cache".into())
+                    })?;
+                    if t.msg_ids.contains(&keys.content.msg_id_digest(msg_id)) {
+                        targets.push(Target::Stored);
+                        continue;
+                    }
                 }
                 self.check_not_restricted(&t.vid)?;
-                if p.pii.is_some() && t.pii_key.is_none() {
+                if p.pii.is_some() && !t.has_pii() {
                     return Err(Error::invalid(
                         "this transcript's personal data was erased; personal data cannot be added to it (start a new transcript)",
                     ));
                 }
                 if let Some(e) = &email
-                    && index.visitors.get(&t.vid).map(|v| v.email.as_str()) != Some(e.as_str())
+                    && index.visitor(&t.vid).map(|v| v.email.as_str()) != Some(e.as_str())
                 {
                     return Err(different());
                 }
-                targets.push(Target::Existing(*tid));
+                targets.push(Target::Existing(t.tid));
             } else if let Some((n, first_email)) = new_transcripts.get(id) {
                 if email.as_ref().is_some_and(|e| e != first_email) {
                     return Err(different());
@@ -142,8 +155,8 @@ impl Store {
                         "field `transcript` is longer than 200 bytes",
                     ));
                 }
-                if let Some(vid) = index.by_email.get(&email) {
-                    self.check_not_restricted(vid)?;
+                if let Some(vid) = index.vid_by_email(&email) {
+                    self.check_not_restricted(&vid)?;
                 }
                 let n = new_transcripts.len();
                 new_transcripts.insert(id, (n, email.clone()));
@@ -152,50 +165,43 @@ impl Store {
         }
         Ok(targets)
     }
+}
 
+impl Engine {
     fn write_planned(
         &self,
         w: &mut Writer,
         prepared: &[Prepared<'_>],
         targets: Vec<Target>,
     ) -> Result<()> {
-        let inner = &*self.inner;
         let now = Timestamp::now().unix_millis();
         // 1. Keys and directory entries for new transcripts and visitors.
-        let mut created: Vec<TranscriptEntry> = Vec::new();
-        let mut new_visitor_entries: Vec<(Vid, VisitorEntry)> = Vec::new();
+        let mut created: Vec<Created> = Vec::new();
+        let mut new_visitors: Vec<(Vid, String, u32)> = Vec::new();
         {
-            let index = inner.index.read();
+            let index = self.index.read();
             for (p, target) in prepared.iter().zip(&targets) {
                 let Target::NewFirst(_, email) = target else {
                     continue;
                 };
-                let vid = match index.by_email.get(email) {
-                    Some(vid) => *vid,
-                    None => match new_visitor_entries.iter().find(|(_, v)| &v.email == email) {
-                        Some((vid, _)) => *vid,
-                        None => {
-                            let vid: Vid = random_array()?;
-                            let slot = w.keyring.allocate()?;
-                            w.keyring.write(
-                                slot,
-                                &Slot::Visitor(VisitorSlot {
-                                    vid,
-                                    email: email.clone(),
-                                }),
-                            )?;
-                            new_visitor_entries.push((
+                let known = index
+                    .vid_by_email(email)
+                    .or_else(|| new_visitors.iter().find(|v| &v.1 == email).map(|v| v.0));
+                let vid = match known {
+                    Some(vid) => vid,
+                    None => {
+                        let vid: Vid = random_array()?;
+                        let slot = w.keyring.allocate()?;
+                        w.keyring.write(
+                            slot,
+                            &Slot::Visitor(VisitorSlot {
                                 vid,
-                                VisitorEntry {
-                                    email: email.clone(),
-                                    slot,
-                                    transcripts: Default::default(),
-                                    tids: Default::default(),
-                                },
-                            ));
-                            vid
-                        }
-                    },
+                                email: email.clone(),
+                            }),
+                        )?;
+                        new_visitors.push((vid, email.clone(), slot));
+                        vid
+                    }
                 };
                 created.push(create_transcript(w, vid, &p.msg.transcript, now, true)?);
             }
@@ -205,128 +211,123 @@ impl Store {
             // how much of the active segment earlier syncs made durable.
             w.note_durable();
             w.keyring.flush_state()?;
-            inner.keyring_dirty.store(true, Ordering::SeqCst);
+            self.keyring_dirty.store(true, Ordering::SeqCst);
         }
         // 2. Seal, frame and write every message.
         let pending = {
-            let index = inner.index.read();
+            let index = self.index.read();
             let mut items = Vec::with_capacity(prepared.len());
             for (p, target) in prepared.iter().zip(&targets) {
-                let t: &TranscriptEntry = match target {
+                let (entry, keys) = match target {
                     Target::Stored => continue,
-                    Target::Existing(tid) => index.transcripts.get(tid).ok_or_else(|| {
-                        Error::Internal("index inconsistency: a planned transcript is gone".into())
-                    })?,
+                    Target::Existing(tid) => {
+                        let entry = index.transcript(tid).ok_or_else(|| {
+                            Error::Internal(
+                                "index inconsistency: a planned transcript is gone".into(),
+                            )
+                        })?;
+                        let keys = self.keys.get(tid).ok_or_else(|| {
+                            Error::Internal("a live transcript has no keys in the key cache".into())
+                        })?;
+                        (Target::existing(entry), keys)
+                    }
                     Target::New(n) | Target::NewFirst(n, _) => {
-                        created.get(*n).ok_or_else(|| {
+                        let c = created.get(*n).ok_or_else(|| {
                             Error::Internal(
                                 "plan inconsistency: a new transcript is missing".into(),
                             )
-                        })?
+                        })?;
+                        (Target::existing(&c.entry), c.keys.clone())
                     }
                 };
-                items.push((t, p));
+                items.push(Item {
+                    at: entry,
+                    keys,
+                    prepared: p,
+                });
             }
+            drop(index);
             self.seal_and_write(w, &items)?
         };
-        // 4. Publish to readers.
+        // 3. Publish to readers.
         {
-            let mut index = inner.index.write();
-            for (vid, v) in new_visitor_entries {
-                index.by_email.insert(v.email.clone(), vid);
-                index.visitors.insert(vid, v);
+            let mut index = self.index.write();
+            for (vid, email, slot) in new_visitors {
+                index.add_visitor(vid, email, slot);
             }
-            for t in created {
-                index.by_caller.insert(t.caller_id.clone(), t.tid);
-                index.insert_transcript(t);
+            for c in created {
+                self.keys.insert(c.entry.tid, c.keys);
+                index.add_transcript(c.entry, true);
             }
             for (tid, r, d) in pending {
                 index.add_record(&tid, r, d);
             }
         }
         if std::mem::take(&mut w.checkpoint_due) {
-            inner.write_checkpoint(w, false)?;
+            self.write_checkpoint(w, false)?;
         }
         Ok(())
     }
 
     /// Seals each message under its transcript's keys and appends the frames,
     /// rolling segments as needed. Returns the new records' locations.
-    pub(super) fn seal_and_write(
+    pub(crate) fn seal_and_write(
         &self,
         w: &mut Writer,
-        items: &[(&TranscriptEntry, &Prepared<'_>)],
+        items: &[Item<'_>],
     ) -> Result<Vec<(Tid, RecordRef, Option<MsgIdDigest>)>> {
-        let inner = &*self.inner;
         let mut next_seq: HashMap<Tid, u32> = HashMap::new();
-        let mut buf: Vec<u8> = Vec::with_capacity(items.iter().map(|(_, p)| p.size_hint()).sum());
+        let mut buf: Vec<u8> =
+            Vec::with_capacity(items.iter().map(|i| i.prepared.size_hint()).sum());
         let mut pending: Vec<(Tid, RecordRef, Option<MsgIdDigest>)> =
             Vec::with_capacity(items.len());
-        let pii_count = items.iter().filter(|(_, p)| p.pii.is_some()).count();
+        let pii_count = items.iter().filter(|i| i.prepared.pii.is_some()).count();
         let mut nonces = Nonces::new(items.len() + pii_count)?;
-        {
-            for &(t, p) in items {
-                let seq = *next_seq.entry(t.tid).or_insert_with(|| t.next_seq());
-                next_seq.insert(t.tid, seq + 1);
-                let msg_id = p
-                    .msg
-                    .id
-                    .as_deref()
-                    .map(|id| t.content_key.msg_id_digest(id));
-                let mut header = RecordHeader {
-                    version: RECORD_VERSION,
-                    kind: KIND_MESSAGE,
-                    flags: if msg_id.is_some() { FLAG_MSG_ID } else { 0 },
-                    tid: t.tid,
-                    vid: t.vid,
+        for item in items {
+            let p = item.prepared;
+            let seq = *next_seq.entry(item.at.tid).or_insert(item.at.next_seq);
+            next_seq.insert(item.at.tid, seq + 1);
+            let msg_id = p
+                .msg
+                .id
+                .as_deref()
+                .map(|id| item.keys.content.msg_id_digest(id));
+            let place = Placement {
+                tid: item.at.tid,
+                vid: item.at.vid,
+                seq,
+                ts_millis: p.msg.ts.unix_millis(),
+                msg_id,
+            };
+            let keys = MessageKeys {
+                content: &item.keys.content,
+                pii: item.keys.pii.as_ref(),
+            };
+            let frame_start = buf.len();
+            let sealed = record::seal_message(
+                &place,
+                keys,
+                &p.content,
+                p.pii.as_ref().map(|x| x.as_slice()),
+                &mut nonces,
+                &mut buf,
+            )?;
+            pending.push((
+                item.at.tid,
+                RecordRef {
                     seq,
-                    ts_millis: p.msg.ts.unix_millis(),
-                    content_len: (p.content.len() + TAG_LEN) as u32,
-                    pii_len: 0,
-                    content_nonce: [0; 12],
-                    pii_nonce: [0; 12],
-                    msg_id,
-                };
-                let (cn, cct) = t.content_key.seal_with(
-                    nonces.next()?,
-                    record::aad(b'C', &header).as_ref(),
-                    &p.content,
-                )?;
-                header.content_nonce = cn;
-                let mut pct = Vec::new();
-                if let Some(pii) = &p.pii {
-                    let key = t.pii_key.as_ref().ok_or_else(|| {
-                        Error::invalid(
-                            "this transcript's personal data was erased; start a new transcript",
-                        )
-                    })?;
-                    header.flags |= FLAG_PII;
-                    header.pii_len = (pii.len() + TAG_LEN) as u32;
-                    let (pn, ct) =
-                        key.seal_with(nonces.next()?, record::aad(b'P', &header).as_ref(), pii)?;
-                    header.pii_nonce = pn;
-                    pct = ct;
-                }
-                let frame_start = buf.len();
-                record::encode(&header, &cct, &pct, &mut buf);
-                let len = (buf.len() - frame_start) as u32;
-                pending.push((
-                    t.tid,
-                    RecordRef {
-                        seq,
-                        ts: header.ts_millis,
-                        loc: Loc {
-                            seg: 0,
-                            off: frame_start as u64,
-                            len,
-                        },
-                        pii_len: header.pii_len,
+                    ts: place.ts_millis,
+                    loc: Loc {
+                        seg: 0,
+                        off: frame_start as u64,
+                        len: sealed.frame_len,
                     },
-                    msg_id,
-                ));
-            }
+                    pii_len: sealed.pii_len,
+                },
+                msg_id,
+            ));
         }
-        // 3. Write, rolling segments as needed.
+        // Write, rolling segments as needed.
         let mut i = 0;
         while i < pending.len() {
             let start = pending.get(i).map_or(0, |p| p.1.loc.off);
@@ -336,7 +337,7 @@ impl Store {
             let active_len = w.active()?.len;
             while let Some((_, r, _)) = pending.get(j) {
                 let next_end = r.loc.off + u64::from(r.loc.len);
-                let fits = active_len + (next_end - start) <= inner.options.segment_size;
+                let fits = active_len + (next_end - start) <= self.options.segment_size;
                 if !fits && (j > i || active_len > SEGMENT_HEADER) {
                     break;
                 }
@@ -365,22 +366,21 @@ impl Store {
     /// Seals the active segment and starts the next one: the old one gets
     /// its footer and is synced, the new one is created (header synced), and
     /// the keyring's state moves its durable mark to the new segment.
-    pub(super) fn roll(&self, w: &mut Writer) -> Result<()> {
+    pub(crate) fn roll(&self, w: &mut Writer) -> Result<()> {
         let r = self.roll_inner(w);
         if let Err(e) = &r
             && !matches!(e, Error::ReadOnly)
         {
             // The segment may be sealed already: nothing more goes into it.
-            self.inner.commit.poison(e);
+            self.commit.poison(e);
         }
         r
     }
 
     fn roll_inner(&self, w: &mut Writer) -> Result<()> {
-        let inner = &*self.inner;
         let active = w.active()?;
         active.seal()?;
-        let next = Active::create(&inner.dir, active.id + 1)?;
+        let next = Active::create(&self.dir, active.id + 1)?;
         let map = segment::map(&active.path, &active.file)?;
         let sealed = Segment::Sealed {
             path: active.path.clone(),
@@ -388,48 +388,54 @@ impl Store {
             generation: active.generation,
         };
         {
-            let mut segs = inner.segments.write();
+            let mut segs = self.segments.write();
             segs.insert(active.id, Arc::new(sealed));
             segs.insert(next.id, Arc::new(next.reader()));
         }
-        *inner.active_file.lock() = Some(next.sync_handle());
+        self.set_active_file(next.sync_handle());
         w.keyring.note_segment(next.id, next.durable_len());
         w.active = Some(next);
         w.keyring.sync()?;
         // Everything before the new segment is durable now, but records of the
         // batch being written are not in the index yet: checkpoint once the
         // batch is published.
-        w.checkpoint_due = inner.options.checkpoint;
+        w.checkpoint_due = self.options.checkpoint;
         Ok(())
     }
+}
 
+impl Store {
     /// Makes everything appended so far durable (useful with batched durability).
     ///
     /// # Errors
     /// [`Error::Io`] if syncing fails; the store is then poisoned.
     pub fn sync(&self) -> Result<()> {
-        let inner = &*self.inner;
-        if inner.options.read_only {
-            return Err(Error::ReadOnly);
-        }
+        let engine = &*self.engine;
+        engine.check_writable()?;
         let ticket = {
-            let _w = inner.writer.lock();
-            inner.commit.ticket()
+            let _w = engine.writer.lock();
+            engine.commit.ticket()
         };
-        inner.commit.wait(ticket, || inner.sync_now())
+        engine.commit.wait(ticket, || engine.sync_now())
     }
 }
 
-/// Creates a transcript's keys and keyring slots (written, not synced).
-/// Without `with_pii` the transcript gets no PII key at all: it can hold no
+/// A new generation, made by [`create_transcript`]: its index entry and keys.
+pub(crate) struct Created {
+    pub entry: TranscriptEntry,
+    pub keys: TranscriptKeys,
+}
+
+/// Creates a generation's keys and keyring slots (written, not synced).
+/// Without `with_pii` the generation gets no PII key at all: it can hold no
 /// personal data (used to rewrite a transcript whose PII key is gone).
-pub(super) fn create_transcript(
+pub(crate) fn create_transcript(
     w: &mut Writer,
     vid: Vid,
     caller_id: &str,
     min_created: i64,
     with_pii: bool,
-) -> Result<TranscriptEntry> {
+) -> Result<Created> {
     let now = Timestamp::now().unix_millis().max(min_created);
     let tid: Tid = random_array()?;
     let content_key = Key::random()?;
@@ -443,9 +449,9 @@ pub(super) fn create_transcript(
                 pii_key: pii_key.clone(),
             }),
         )?;
-        (pii_slot, Some(pii_key))
+        (Some(pii_slot), Some(pii_key))
     } else {
-        (0, None)
+        (None, None)
     };
     let content_slot = w.keyring.allocate()?;
     w.keyring.write(
@@ -454,30 +460,31 @@ pub(super) fn create_transcript(
             tid,
             vid,
             content_key: content_key.clone(),
-            pii_slot,
+            pii_slot: pii_slot.unwrap_or(0),
             rules_version: RULES_VERSION,
             created_millis: now,
             caller_id: caller_id.to_owned(),
         }),
     )?;
-    Ok(TranscriptEntry {
-        tid,
-        vid,
-        caller_id: caller_id.to_owned(),
-        content_slot,
-        pii_slot,
-        content_key,
-        pii_key,
-        rules_version: RULES_VERSION,
-        created_millis: now,
-        records: Vec::new(),
-        ts_range: None,
-        msg_ids: Default::default(),
+    Ok(Created {
+        entry: TranscriptEntry::new(
+            tid,
+            vid,
+            caller_id.to_owned(),
+            content_slot,
+            pii_slot,
+            RULES_VERSION,
+            now,
+        ),
+        keys: TranscriptKeys {
+            content: content_key,
+            pii: pii_key,
+        },
     })
 }
 
 /// Where a message of a batch goes.
-pub(super) enum Target {
+enum Target {
     /// Nowhere: its transcript already holds its id (or the batch does).
     Stored,
     Existing(Tid),
@@ -487,11 +494,43 @@ pub(super) enum Target {
     New(usize),
 }
 
+impl Target {
+    fn existing(t: &TranscriptEntry) -> At {
+        At {
+            tid: t.tid,
+            vid: t.vid,
+            next_seq: t.next_seq(),
+        }
+    }
+}
+
+/// The generation a message is sealed into.
+#[derive(Clone, Copy)]
+pub(crate) struct At {
+    pub tid: Tid,
+    pub vid: Vid,
+    /// Its next sequence number before this batch.
+    pub next_seq: u32,
+}
+
+impl At {
+    pub(crate) fn of(t: &TranscriptEntry) -> At {
+        Target::existing(t)
+    }
+}
+
+/// One message to seal: where, under which keys, what.
+pub(crate) struct Item<'a> {
+    pub at: At,
+    pub keys: TranscriptKeys,
+    pub prepared: &'a Prepared<'a>,
+}
+
 /// A message split and encoded, ready to seal.
-pub(super) struct Prepared<'a> {
+pub(crate) struct Prepared<'a> {
     msg: &'a Message,
     content: Vec<u8>,
-    pub(super) pii: Option<zeroize::Zeroizing<Vec<u8>>>,
+    pub(crate) pii: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 impl Prepared<'_> {
@@ -547,9 +586,9 @@ fn prepare_all<'a>(
         out.reserve(msgs.len() - out.len());
         for helper in helpers {
             let part = match helper {
-                Ok(handle) => handle
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::invalid("a preparing thread panicked")))?,
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(Error::Internal("a preparing thread panicked".into()))
+                })?,
                 // No thread to spare: this one does the chunk.
                 Err(part) => run(part)?,
             };
@@ -559,7 +598,8 @@ fn prepare_all<'a>(
     })
 }
 
-pub(super) fn prepare<'a>(
+/// Splits a message into its redacted view and PII fill and encodes both.
+pub(crate) fn prepare<'a>(
     msg: &'a Message,
     detector: &Detector,
     max: usize,

@@ -1,4 +1,9 @@
-//! Group commit: appenders that wait for durability share one sync.
+//! Durability: group commit (appenders that wait for durability share one
+//! sync), syncing the keyring and the active segment, the index checkpoint,
+//! close, and the background threads (batched syncs, the delete-persistence
+//! bound).
+//!
+//! Group commit:
 //!
 //! Each append takes a ticket (a sequence number) while holding the writer's
 //! lock. Waiting for durability, the first waiter becomes the leader: it reads
@@ -12,12 +17,19 @@
 //! that they ride on its sync instead of paying for the next one. A lone
 //! writer never waits: nobody is on the way.
 
+use std::collections::HashMap;
+use std::sync::Weak;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::{Error, Result};
+use super::compact::CompactOptions;
+use super::{Engine, Writer};
+use crate::error::{Error, IoContext, Result};
+use crate::index::Checkpoint;
+use crate::options::Durability;
+use crate::segment::{self, SEGMENT_HEADER};
 
 /// How long a leader waits at most for appends on their way.
 const GATHER: Duration = Duration::from_micros(200);
@@ -162,6 +174,203 @@ impl GroupCommit {
             }
             self.cond.notify_all();
         }
+    }
+}
+
+impl Engine {
+    /// Makes everything written so far durable. When new keys were written,
+    /// the keyring and the segment are synced at the same time (two device
+    /// queues, one wait): a record that reaches the disk before its keys was
+    /// not acknowledged, and without its keys it is dead at recovery.
+    pub(crate) fn sync_now(&self) -> Result<()> {
+        let segment = self.active_file.lock().clone().ok_or(Error::ReadOnly)?;
+        if !self
+            .keyring_dirty
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return segment.sync();
+        }
+        let keyring = || -> Result<()> {
+            crate::failpoint::check("keyring.sync").at(&self.keyring_path)?;
+            self.keyring_file.sync_data().at(&self.keyring_path)?;
+            crate::failpoint::synced(&self.keyring_path, &self.keyring_file);
+            Ok(())
+        };
+        std::thread::scope(|scope| {
+            match std::thread::Builder::new().spawn_scoped(scope, keyring) {
+                Ok(k) => {
+                    let s = segment.sync();
+                    let k = k.join().unwrap_or_else(|_| {
+                        Err(Error::Internal("the keyring sync thread panicked".into()))
+                    });
+                    k.and(s)
+                }
+                // No thread to spare: one after the other.
+                Err(_) => keyring().and_then(|()| segment.sync()),
+            }
+        })
+    }
+
+    /// Points syncs at a new active segment (after a roll).
+    pub(crate) fn set_active_file(&self, handle: segment::SyncHandle) {
+        *self.active_file.lock() = Some(handle);
+    }
+
+    /// Writes the index checkpoint. With `full` it covers everything written
+    /// (call only when all of it is synced); otherwise only sealed segments,
+    /// which are synced when sealed.
+    pub(crate) fn write_checkpoint(&self, w: &Writer, full: bool) -> Result<()> {
+        let index = self.index.read();
+        let segs = self.segments.read();
+        let (active, active_len) = w.last_segment();
+        let covered = |seg: u64| full || seg < active;
+        let mut ckpt = Checkpoint::default();
+        for (id, seg) in segs.iter() {
+            let len = match (*id == active, full) {
+                (true, true) => active_len,
+                (true, false) => SEGMENT_HEADER,
+                _ => {
+                    std::fs::metadata(self.dir.join(segment::file_name(*id))).map_or(0, |m| m.len())
+                }
+            };
+            ckpt.segments.push((*id, seg.generation(), len));
+        }
+        // PII parts of redacted transcripts are counted dead again at load
+        // (from the keyring), so the checkpoint leaves them out.
+        let mut pii_dead: HashMap<u64, u64> = HashMap::new();
+        for t in index.transcripts().filter(|t| !t.has_pii()) {
+            for r in &t.records {
+                *pii_dead.entry(r.loc.seg).or_default() += u64::from(r.pii_len);
+            }
+        }
+        ckpt.dead = index
+            .usage()
+            .iter()
+            .filter(|(id, _)| covered(**id))
+            .map(|(id, u)| {
+                let dead = u
+                    .dead
+                    .saturating_sub(pii_dead.get(id).copied().unwrap_or(0));
+                (*id, dead, u.dead_since)
+            })
+            .collect();
+        ckpt.transcripts = index
+            .transcripts()
+            .map(|t| {
+                (
+                    t.tid,
+                    t.records
+                        .iter()
+                        .filter(|r| covered(r.loc.seg))
+                        .copied()
+                        .collect::<Vec<_>>(),
+                    // Digests of uncovered records are found again by the scan.
+                    t.msg_ids.iter().copied().collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, records, _)| !records.is_empty())
+            .collect();
+        drop(segs);
+        drop(index);
+        ckpt.save(&self.dir)
+    }
+
+    /// Closes the store: joins the background threads, makes everything
+    /// durable, records the whole active segment and audit log as
+    /// acknowledged in the keyring's state, writes the checkpoint.
+    pub(crate) fn shutdown(&self) -> Result<()> {
+        if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        for h in std::mem::take(&mut *self.background.lock()) {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+        if self.options.read_only {
+            return Ok(());
+        }
+        crate::failpoint::check("store.close").at(&self.dir)?;
+        self.commit.check()?;
+        let mut w = self.writer.lock();
+        // Everything written is made durable first; then the zeros written
+        // ahead are cut off (a closed store's last segment ends with its
+        // data), and the keyring's state records the whole segment as
+        // acknowledged: any byte missing later is lost data, not a torn tail.
+        let ticket = self.commit.ticket();
+        self.commit
+            .wait_holding_writer(ticket, || self.sync_now())?;
+        w.active()?.trim()?;
+        w.note_durable();
+        // Every logged operation has its effects on disk by now.
+        let (entries, bytes) = self.audit.lock().marks();
+        w.keyring.note_audit(entries, bytes, Some((entries, bytes)));
+        w.keyring.sync()?;
+        if self.options.checkpoint {
+            self.write_checkpoint(&w, true)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the background threads the options ask for.
+    pub(crate) fn start_background(self: &std::sync::Arc<Engine>) -> Result<()> {
+        if self.options.read_only {
+            return Ok(());
+        }
+        if let Durability::Batched { interval_ms } = self.options.durability {
+            let weak = std::sync::Arc::downgrade(self);
+            let handle = std::thread::Builder::new()
+                .name("shredlog-sync".into())
+                .spawn(move || background_sync(weak, Duration::from_millis(interval_ms.max(1))))
+                .map_err(|e| Error::io("shredlog-sync thread", e))?;
+            self.background.lock().push(handle);
+        }
+        if let Some(bound) = self.options.max_dead_age_ms {
+            let weak = std::sync::Arc::downgrade(self);
+            let handle = std::thread::Builder::new()
+                .name("shredlog-compact".into())
+                .spawn(move || background_compact(weak, bound.max(1)))
+                .map_err(|e| Error::io("shredlog-compact thread", e))?;
+            self.background.lock().push(handle);
+        }
+        Ok(())
+    }
+}
+
+fn background_sync(weak: Weak<Engine>, every: Duration) {
+    loop {
+        std::thread::park_timeout(every);
+        let Some(engine) = weak.upgrade() else { return };
+        if engine.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        if engine.commit.is_clean() || engine.commit.check().is_err() {
+            continue;
+        }
+        let ticket = {
+            let _w = engine.writer.lock();
+            engine.commit.ticket()
+        };
+        let _ = engine.commit.wait(ticket, || engine.sync_now());
+    }
+}
+
+/// Keeps the delete-persistence bound: compacts segments whose dead bytes are
+/// older than half the bound, sealing the active segment when it holds some.
+fn background_compact(weak: Weak<Engine>, bound_ms: u64) {
+    let every = Duration::from_millis((bound_ms / 4).clamp(50, 60_000));
+    loop {
+        std::thread::park_timeout(every);
+        let Some(engine) = weak.upgrade() else { return };
+        if engine.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let options = CompactOptions {
+            dead_older_than_ms: Some(i64::try_from(bound_ms / 2).unwrap_or(i64::MAX)),
+            include_active: true,
+            bytes_per_sec: engine.options.compaction_bytes_per_sec,
+            ..CompactOptions::default()
+        };
+        let _ = engine.compact(&options, &|_, _| {});
     }
 }
 

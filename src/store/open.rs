@@ -8,9 +8,277 @@
 //! less is corruption, named with its file and offset. A read-only open
 //! changes no byte: it reports what a writable open would cut.
 
-use super::*;
-use crate::keyring::Marks;
-use crate::segment::{ScanRules, SegmentHeader};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::commit::GroupCommit;
+use super::{Engine, RecoveryReport, Store, Writer};
+use crate::error::{Error, IoContext, Result};
+use crate::ids::{IdMap, SlotMap};
+use crate::index::{Checkpoint, Index, Loc, RecordRef, TranscriptEntry};
+use crate::keyring::{
+    KeyCache, Keyring, Marks, OpenMode, PiiSlot, SLOT_SIZE, Slot, TranscriptKeys, TranscriptSlot,
+};
+use crate::options::Options;
+use crate::pii::Detector;
+use crate::policy::Policy;
+use crate::record::{self, FOOTER_FRAME, Tid};
+use crate::segment::{self, Active, SEGMENT_HEADER, ScanRules, Segment, SegmentHeader};
+use crate::shred::{AUDIT_FILE, AuditLog, AuditMarks, AuditMode, InMemory, Shredder, Wipe};
+
+const LOCK_FILE: &str = "LOCK";
+
+impl Store {
+    /// Opens the store in `dir`, creating it if needed (and allowed by
+    /// `options.create`).
+    ///
+    /// Recovery: the keyring is read, the index checkpoint loaded when valid,
+    /// and the log after it scanned; only a write a crash cut short after the
+    /// last durable commit is cut off; anything acknowledged that is missing
+    /// or damaged is an error, unless `options.salvage` (read-only) skips
+    /// and reports it. Logged privacy operations cut short are finished.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another process has it open, [`Error::NotAStore`]
+    /// for a directory without a store that may not be created,
+    /// [`Error::Corrupt`] for damage (file and offset named), [`Error::Kek`]
+    /// for a missing or wrong key-encryption key, [`Error::Io`] for I/O
+    /// failures.
+    pub fn open(dir: impl AsRef<Path>, mut options: Options) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        // Salvage reads what is left of a damaged store; it never writes.
+        options.read_only |= options.salvage;
+        let read_only = options.read_only;
+        let create = options.create && !read_only;
+        if create {
+            std::fs::create_dir_all(&dir).at(&dir)?;
+        } else if !dir.join("keyring").exists() {
+            return Err(Error::NotAStore(dir));
+        }
+        let lock = lock(&dir, read_only)?;
+        let detector =
+            Detector::new(&options.detector).map_err(|e| Error::invalid(e.to_string()))?;
+        let mut report = RecoveryReport::default();
+
+        let keyring_path = dir.join("keyring");
+        let keyring_missing = std::fs::metadata(&keyring_path).map_or(true, |m| m.len() == 0);
+        if keyring_missing && !segment::list(&dir)?.is_empty() {
+            return Err(Error::corrupt(
+                &keyring_path,
+                0,
+                "the keyring is missing or empty but segments exist; without it no record can be read (restore it from a backup)",
+            ));
+        }
+        if options.max_message_bytes > record::MAX_BODY - 1024 {
+            return Err(Error::invalid(format!(
+                "max-message-bytes may be at most {} bytes",
+                record::MAX_BODY - 1024
+            )));
+        }
+        // The checkpoint is read and decoded on a second thread while this one
+        // reads the keyring and builds the directory part of the index from
+        // it (recover_segments decides whether the checkpoint fits).
+        let mode = OpenMode {
+            create,
+            read_only,
+            salvage: options.salvage,
+        };
+        let (loaded, checkpoint) = std::thread::scope(|scope| {
+            let load = || options.checkpoint.then(|| Checkpoint::load(&dir)).flatten();
+            let helper = std::thread::Builder::new()
+                .name("shredlog-open".into())
+                .spawn_scoped(scope, load);
+            let mut indexer = SlotIndexer::default();
+            let loaded =
+                Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), mode, |i, slot| {
+                    indexer.add(i, slot);
+                })
+                .map(|loaded| (loaded, indexer.finish()));
+            let checkpoint = match helper {
+                // A panicking decoder counts as an unusable checkpoint.
+                Ok(handle) => handle.join().ok().flatten(),
+                Err(_) => load(),
+            };
+            (loaded, checkpoint)
+        });
+        let (loaded, indexed) = loaded?;
+        let Indexed {
+            mut index,
+            keys,
+            mut leftovers,
+        } = indexed;
+        if let Some(d) = loaded.damaged.first()
+            && !options.salvage
+        {
+            return Err(Error::corrupt(
+                loaded.keyring.path(),
+                u64::from(d.index) * SLOT_SIZE as u64,
+                format!("keyring slot {}: {}", d.index, d.reason),
+            ));
+        }
+        report.damaged_slots = loaded
+            .damaged
+            .iter()
+            .map(|d| (d.index, d.reason.to_owned()))
+            .collect();
+        let marks = loaded.marks;
+        let mut keyring = loaded.keyring;
+        let key_cache = KeyCache::default();
+        key_cache.extend(keys);
+
+        let Recovered {
+            active,
+            segments,
+            last,
+        } = recover_segments(&dir, &options, marks, checkpoint, &mut index, &mut report)?;
+        let audit_marks = marks.map_or(AuditMarks::default(), |m| AuditMarks {
+            entries: m.audit_entries,
+            bytes: m.audit_bytes,
+            done_entries: m.audit_done_entries,
+            done_bytes: m.audit_done_bytes,
+        });
+        let (audit, entries, audit_recovery) = AuditLog::open(
+            &dir,
+            audit_marks,
+            AuditMode {
+                read_only,
+                salvage: options.salvage,
+            },
+        )?;
+        report.audit_truncated = audit_recovery.torn;
+        report.audit_entries_read = entries.len() as u64;
+        for (offset, reason) in audit_recovery.damage {
+            report
+                .skipped
+                .push((dir.join(AUDIT_FILE), offset, 0, reason));
+        }
+        let mut policy = Policy::load(&dir)?;
+        let redone = {
+            let mut in_memory = InMemory;
+            let wipe: &mut dyn Wipe = if read_only {
+                &mut in_memory
+            } else {
+                &mut keyring
+            };
+            let mut shredder = Shredder {
+                index: &mut index,
+                keys: &key_cache,
+                wipe,
+            };
+            crate::shred::redo::finish_pending(&mut shredder, &entries, &mut policy)?
+        };
+        if !read_only && redone.policy_changed {
+            policy.save(&dir)?;
+        }
+        report.finished = redone.ops;
+        // Of two generations of one caller id, the committed one is seen.
+        for t in index.hide_generations(committed_generation) {
+            leftovers.push(t.content_slot);
+            leftovers.extend(t.pii_slot);
+            key_cache.forget(&t.tid);
+        }
+        report.leftover_slots = leftovers.len();
+        if let Some(a) = &active {
+            let (entries, bytes) = audit.marks();
+            // Every logged operation has its effects on disk once the wipes
+            // just made are synced (below): the next state may say so.
+            keyring.note_audit(entries, bytes, Some((entries, bytes)));
+            keyring.note_segment(a.id, a.durable_len());
+        }
+        if !read_only && redone.keyring_changed {
+            keyring.sync()?;
+        }
+        let keyring_file = keyring.file();
+        let keyring_path = keyring.path().to_owned();
+        let active_file = active.as_ref().map(Active::sync_handle);
+        let engine = Arc::new(Engine {
+            dir,
+            detector,
+            _lock: lock,
+            index: RwLock::new(index),
+            keys: key_cache,
+            writer: Mutex::new(Writer {
+                keyring,
+                active,
+                last,
+                checkpoint_due: false,
+            }),
+            segments: RwLock::new(segments),
+            commit: GroupCommit::default(),
+            keyring_file,
+            keyring_path,
+            keyring_dirty: AtomicBool::new(false),
+            active_file: Mutex::new(active_file),
+            report,
+            audit: Mutex::new(audit),
+            policy: RwLock::new(policy),
+            compaction: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            background: Mutex::new(Vec::new()),
+            leftovers: Mutex::new(leftovers),
+            options,
+        });
+        engine.start_background()?;
+        Ok(Store { engine })
+    }
+}
+
+/// Of several generations of one caller id, the committed one: the oldest
+/// (creation time, then tid) that has a record, else the oldest. Later ones
+/// are a rewrite cut short before its commit record, or keys of an append
+/// that never wrote a record.
+fn committed_generation(versions: &[&TranscriptEntry]) -> Option<Tid> {
+    let mut sorted: Vec<&&TranscriptEntry> = versions.iter().collect();
+    sorted.sort_by_key(|t| (t.created_millis, t.tid));
+    sorted
+        .iter()
+        .find(|t| !t.records.is_empty())
+        .or(sorted.first())
+        .map(|t| t.tid)
+}
+
+/// Takes the directory's lock: exclusive to write, shared to read only (a
+/// read-only open creates no file; without a `LOCK` file it takes none).
+fn lock(dir: &Path, read_only: bool) -> Result<Option<File>> {
+    let lock_path = dir.join(LOCK_FILE);
+    let file = if read_only {
+        match File::open(&lock_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&lock_path, e)),
+        }
+    } else {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .at(&lock_path)?
+    };
+    let taken = if read_only {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match taken {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+    }
+}
+
+/// What the keyring's slots give open.
+struct Indexed {
+    index: Index,
+    keys: Vec<(Tid, TranscriptKeys)>,
+    leftovers: Vec<u32>,
+}
 
 /// Builds the index's key and directory part from the keyring's slots, fed
 /// one at a time as the keyring is read ([`SlotIndexer::add`]); then
@@ -24,49 +292,42 @@ use crate::segment::{ScanRules, SegmentHeader};
 #[derive(Default)]
 pub(super) struct SlotIndexer {
     index: Index,
-    pii: HashMap<u32, PiiSlot, std::hash::BuildHasherDefault<crate::index::IdHasher>>,
+    pii: SlotMap<PiiSlot>,
     transcripts: Vec<(u32, TranscriptSlot)>,
-    wipe: Vec<u32>,
+    leftovers: Vec<u32>,
 }
 
 impl SlotIndexer {
     /// Takes slot `i`.
     pub(super) fn add(&mut self, i: u32, slot: Slot) {
-        let index = &mut self.index;
         match slot {
             Slot::Transcript(t) => self.transcripts.push((i, t)),
             Slot::Pii(p) => {
                 self.pii.insert(i, p);
             }
-            Slot::Visitor(v) if index.visitors.contains_key(&v.vid) => self.wipe.push(i),
             Slot::Visitor(v) => {
-                index.by_email.insert(v.email.clone(), v.vid);
-                index.visitors.insert(
-                    v.vid,
-                    VisitorEntry {
-                        email: v.email,
-                        slot: i,
-                        transcripts: Default::default(),
-                        tids: Default::default(),
-                    },
-                );
+                // A second directory entry of a visitor is a copy left by a
+                // keyring compaction cut short.
+                if !self.index.add_visitor(v.vid, v.email, i) {
+                    self.leftovers.push(i);
+                }
             }
         }
     }
 
-    /// The index, and the leftover slots.
-    pub(super) fn finish(self) -> (Index, Vec<u32>) {
+    /// The index, the keys for the key cache, and the leftover slots.
+    fn finish(self) -> Indexed {
         let SlotIndexer {
             mut index,
             mut pii,
             transcripts,
-            mut wipe,
+            mut leftovers,
         } = self;
         // Of two copies of one transcript slot (a keyring compaction cut short),
         // keep the one whose PII key resolves, else the lower slot. Copies are
         // rare: find them with a map from tid to the chosen copy's position.
         let resolves = |t: &TranscriptSlot| pii.get(&t.pii_slot).is_some_and(|p| p.tid == t.tid);
-        let mut chosen: crate::index::IdMap<usize> = Default::default();
+        let mut chosen: IdMap<usize> = Default::default();
         chosen.reserve(transcripts.len());
         let mut keep = vec![true; transcripts.len()];
         for (pos, (slot, t)) in transcripts.iter().enumerate() {
@@ -74,7 +335,9 @@ impl SlotIndexer {
                 chosen.insert(t.tid, pos);
                 continue;
             };
-            let (other_slot, other_t) = &transcripts[other];
+            let Some((other_slot, other_t)) = transcripts.get(other) else {
+                continue;
+            };
             let better = (!resolves(t), *slot) < (!resolves(other_t), *other_slot);
             let loser = if better {
                 chosen.insert(t.tid, pos);
@@ -82,12 +345,14 @@ impl SlotIndexer {
             } else {
                 pos
             };
-            keep[loser] = false;
-            wipe.push(transcripts[loser].0);
+            if let (Some(k), Some((s, _))) = (keep.get_mut(loser), transcripts.get(loser)) {
+                *k = false;
+                leftovers.push(*s);
+            }
         }
         drop(chosen);
-        index.transcripts.reserve(transcripts.len());
-        index.by_caller.reserve(transcripts.len());
+        index.reserve(transcripts.len());
+        let mut keys = Vec::with_capacity(transcripts.len());
         for ((slot, t), keep) in transcripts.into_iter().zip(keep) {
             if !keep {
                 continue;
@@ -102,38 +367,32 @@ impl SlotIndexer {
                 }
                 None => None,
             };
-            // If two generations share a caller id, the newer wins.
-            match index.by_caller.entry(t.caller_id.clone()) {
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(t.tid);
-                }
-                std::collections::hash_map::Entry::Occupied(mut e) => {
-                    let newer = index
-                        .transcripts
-                        .get(e.get())
-                        .is_none_or(|old| old.created_millis <= t.created_millis);
-                    if newer {
-                        e.insert(t.tid);
-                    }
-                }
-            }
-            index.insert_transcript(TranscriptEntry {
-                tid: t.tid,
-                vid: t.vid,
-                pii_slot: if pii_key.is_some() { t.pii_slot } else { 0 },
-                content_slot: slot,
-                content_key: t.content_key,
-                pii_key,
-                rules_version: t.rules_version,
-                created_millis: t.created_millis,
-                caller_id: t.caller_id,
-                records: Vec::new(),
-                ts_range: None,
-                msg_ids: Default::default(),
-            });
+            let entry = TranscriptEntry::new(
+                t.tid,
+                t.vid,
+                t.caller_id,
+                slot,
+                pii_key.is_some().then_some(t.pii_slot),
+                t.rules_version,
+                t.created_millis,
+            );
+            keys.push((
+                t.tid,
+                TranscriptKeys {
+                    content: t.content_key,
+                    pii: pii_key,
+                },
+            ));
+            // Of two generations of one caller id, which one is seen is
+            // settled once the log has been read (`committed_generation`).
+            index.add_transcript(entry, false);
         }
-        wipe.extend(pii.keys().copied());
-        (index, wipe)
+        leftovers.extend(pii.keys().copied());
+        Indexed {
+            index,
+            keys,
+            leftovers,
+        }
     }
 }
 
@@ -274,11 +533,7 @@ pub(super) fn recover_segments(
             Fit::Fits => {
                 ckpt_len = ckpt.segments.iter().map(|s| (s.0, s.2)).collect();
                 index.load_checkpoint_records(ckpt.transcripts);
-                for (id, dead, since) in ckpt.dead {
-                    let u = index.usage.entry(id).or_default();
-                    u.dead += dead;
-                    u.dead_since = since;
-                }
+                index.load_dead(ckpt.dead);
                 if let Some(&(id, _, len)) = ckpt.segments.last() {
                     start = (id, len);
                 }
@@ -323,7 +578,7 @@ pub(super) fn recover_segments(
             // nothing left to scan but its footer to check.
             if from == file_len && header.has_footer() {
                 let tail = map
-                    .get(map.len().saturating_sub(crate::record::FOOTER_FRAME)..)
+                    .get(map.len().saturating_sub(FOOTER_FRAME)..)
                     .unwrap_or_default();
                 match segment::check_footer(&path, tail, file_len, id, header.generation) {
                     Ok(_) => footer_ok = true,
@@ -372,7 +627,7 @@ pub(super) fn recover_segments(
             // Covered by the checkpoint: its records are not read again, but
             // its footer must still say it is whole.
             let tail = map
-                .get(map.len().saturating_sub(crate::record::FOOTER_FRAME)..)
+                .get(map.len().saturating_sub(FOOTER_FRAME)..)
                 .unwrap_or_default();
             if let Err(e) = segment::check_footer(&path, tail, file_len, id, header.generation) {
                 corrupt_or_skip(report, e)?;
@@ -484,6 +739,8 @@ fn checkpoint_fits(ckpt: &Checkpoint, listed: &[Listed]) -> Fit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyring::VisitorSlot;
+    use crate::seal::Key;
 
     fn transcript(tid: u8, vid: u8, pii_slot: u32, caller: &str, created: i64) -> Slot {
         Slot::Transcript(TranscriptSlot {
@@ -512,7 +769,7 @@ mod tests {
     }
 
     #[test]
-    fn slots_become_the_index_and_leftovers_are_listed_for_wiping() {
+    fn slots_become_the_index_and_leftovers_are_listed() {
         let slots = vec![
             (2, visitor(9, "ann@example.com")),
             (3, pii(1)),
@@ -523,7 +780,7 @@ mod tests {
             // A PII key no transcript names (a deletion cut short).
             (6, pii(7)),
             // Transcript 2 with a PII key, and an older generation of the same
-            // caller id without one: the newer generation gets the caller id.
+            // caller id without one.
             (8, transcript(2, 9, 10, "t-2", 30)),
             (10, pii(2)),
             (11, transcript(3, 9, 0, "t-2", 20)),
@@ -538,21 +795,34 @@ mod tests {
         for (i, slot) in slots {
             indexer.add(i, slot);
         }
-        let (index, mut wipe) = indexer.finish();
-        wipe.sort_unstable();
-        assert_eq!(wipe, vec![5, 6, 12, 13]);
-        assert_eq!(index.transcripts.len(), 4);
-        let t4 = &index.transcripts[&[4; 16]];
-        assert_eq!((t4.content_slot, t4.pii_slot), (14, 15));
-        let t1 = &index.transcripts[&[1; 16]];
-        assert_eq!((t1.content_slot, t1.pii_slot), (4, 3));
-        assert!(t1.pii_key.is_some());
-        let t3 = &index.transcripts[&[3; 16]];
-        assert_eq!((t3.pii_slot, t3.pii_key.is_none()), (0, true));
-        assert_eq!(index.by_caller["t-1"], [1; 16]);
-        assert_eq!(index.by_caller["t-2"], [2; 16], "the newer generation");
-        assert_eq!(index.by_email["ann@example.com"], [9; 16]);
-        let v = &index.visitors[&[9; 16]];
-        assert_eq!((v.slot, v.tids.len()), (2, 4));
+        let Indexed {
+            mut index,
+            keys,
+            mut leftovers,
+        } = indexer.finish();
+        leftovers.sort_unstable();
+        assert_eq!(leftovers, vec![5, 6, 12, 13]);
+        assert_eq!(index.transcript_count(), 4);
+        let t4 = index.transcript(&[4; 16]).unwrap();
+        assert_eq!((t4.content_slot, t4.pii_slot), (14, Some(15)));
+        let t1 = index.transcript(&[1; 16]).unwrap();
+        assert_eq!((t1.content_slot, t1.pii_slot), (4, Some(3)));
+        let t3 = index.transcript(&[3; 16]).unwrap();
+        assert_eq!(t3.pii_slot, None);
+        let with_pii: Vec<Tid> = keys
+            .iter()
+            .filter(|(_, k)| k.pii.is_some())
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(with_pii.len(), 3, "t-1, t-2, t-4");
+        assert_eq!(index.by_caller("t-1").unwrap().tid, [1; 16]);
+        assert_eq!(index.vid_by_email("ann@example.com"), Some([9; 16]));
+        assert_eq!(index.generations_of(&[9; 16]).len(), 4);
+        // Of the two generations of t-2, the older one is the committed one
+        // (neither has records here).
+        let hidden = index.hide_generations(committed_generation);
+        assert_eq!(hidden.len(), 1);
+        assert_eq!(hidden[0].tid, [2; 16]);
+        assert_eq!(index.by_caller("t-2").unwrap().tid, [3; 16]);
     }
 }

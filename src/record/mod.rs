@@ -8,6 +8,11 @@
 
 use crate::seal::{NONCE_LEN, TAG_LEN};
 
+mod sealed;
+#[cfg(feature = "fuzzing")]
+pub(crate) use sealed::fuzz_sealed;
+pub(crate) use sealed::{MessageKeys, OpenError, PiiPlain, Placement, open_message, seal_message};
+
 /// Bytes of frame header (length + CRC).
 pub(crate) const FRAME_HEADER: usize = 8;
 /// Bytes of the fixed record header inside the body.

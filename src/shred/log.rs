@@ -1,11 +1,13 @@
 //! The audit log: one JSON line per privacy operation, written and synced
-//! *before* the operation touches the keyring, so that it doubles as the
-//! operation's intent record: at open, every logged operation whose effects are
-//! not all on disk is finished (see `Store::open`).
+//! *before* the operation touches the keyring, so that it doubles as the redo
+//! log: each entry carries its [`Intent`], and at open every logged operation
+//! whose effects are not all on disk is finished (`shred::redo`).
 //!
 //! Each line is `{"entry":{...},"crc32":N}` where `crc32` is CRC-32/ISO-HDLC of
 //! the entry's JSON text. Entries name random visitor ids, caller transcript
-//! ids, counts and the caller's reference, never personal data.
+//! ids, counts and the caller's reference, never personal data. The keyring's
+//! state slot records how much of the log was durable and how much of it has
+//! all its effects on disk, so that open reads only the tail after that.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::intent::Intent;
 use crate::error::{Error, IoContext, Result};
 
 pub(crate) const AUDIT_FILE: &str = "audit.log";
@@ -41,6 +44,20 @@ pub struct AuditEntry {
     /// Operation-specific facts without personal data (e.g. a retention cutoff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// What the operation destroys or changes, for open to finish it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) intent: Option<Intent>,
+}
+
+impl AuditEntry {
+    /// What the operation destroys or changes: the entry's intent, or for an
+    /// entry written before intents, what its text says.
+    pub(crate) fn intent(&self) -> Option<Intent> {
+        match &self.intent {
+            Some(i) => Some(i.clone()),
+            None => Intent::of_legacy(&self.op, &self.subject, self.detail.as_deref()),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,11 +75,14 @@ pub(crate) struct AuditLog {
     len: u64,
 }
 
-/// How much of the log was acknowledged (from the keyring's state).
+/// How much of the log was acknowledged, and how much of it has all its
+/// effects on disk (from the keyring's state).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct AuditMarks {
     pub entries: u64,
     pub bytes: u64,
+    pub done_entries: u64,
+    pub done_bytes: u64,
 }
 
 /// What open found in the log besides its entries.
@@ -83,7 +103,8 @@ pub(crate) struct AuditMode {
 }
 
 impl AuditLog {
-    /// Opens the log and returns its entries.
+    /// Opens the log and returns its entries after the `done` marks (those
+    /// before have all their effects on disk; open need not read them).
     ///
     /// Every complete line (ended by `\n`) must check and carry the next
     /// sequence number; a last piece without `\n` is a write cut short by a
@@ -96,12 +117,9 @@ impl AuditLog {
         mode: AuditMode,
     ) -> Result<(AuditLog, Vec<AuditEntry>, AuditRecovery)> {
         let path = dir.join(AUDIT_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
         let mut recovery = AuditRecovery::default();
+        let (skip, bytes) = read_tail(&path, marks, mode, &mut recovery)?;
+        let base = skip.1 as usize;
         let mut entries: Vec<AuditEntry> = Vec::new();
         let fail = |recovery: &mut AuditRecovery, at: usize, reason: String| -> Result<()> {
             if mode.salvage {
@@ -111,14 +129,13 @@ impl AuditLog {
                 Err(Error::corrupt(&path, at as u64, reason))
             }
         };
-        let mut good_end = 0usize;
-        let mut pos = 0usize;
-        while pos < bytes.len() {
-            let end = bytes
-                .get(pos..)
-                .and_then(|r| r.iter().position(|&b| b == b'\n'))
-                .map(|i| pos + i);
-            let Some(end) = end else {
+        // Offsets below are absolute (in the file); `bytes` starts at `base`.
+        let end_of_file = base + bytes.len();
+        let mut good_end = base;
+        let mut pos = base;
+        while pos < end_of_file {
+            let rest = bytes.get(pos - base..).unwrap_or_default();
+            let Some(end) = rest.iter().position(|&b| b == b'\n').map(|i| pos + i) else {
                 if (pos as u64) < marks.bytes {
                     fail(
                         &mut recovery,
@@ -126,12 +143,12 @@ impl AuditLog {
                         "an acknowledged audit entry is cut short".into(),
                     )?;
                 } else {
-                    recovery.torn = Some((pos as u64, (bytes.len() - pos) as u64));
+                    recovery.torn = Some((pos as u64, (end_of_file - pos) as u64));
                 }
                 break;
             };
-            let line = bytes.get(pos..end).unwrap_or_default();
-            let expected = entries.last().map_or(1, |e| e.seq + 1);
+            let line = bytes.get(pos - base..end - base).unwrap_or_default();
+            let expected = entries.last().map_or(skip.0 + 1, |e| e.seq + 1);
             match parse_line(line) {
                 Some(e) if e.seq == expected || (mode.salvage && e.seq > expected) => {
                     entries.push(e);
@@ -153,7 +170,7 @@ impl AuditLog {
             pos = end + 1;
             good_end = pos;
         }
-        let count = entries.last().map_or(0, |e| e.seq);
+        let count = entries.last().map_or(skip.0, |e| e.seq);
         if count < marks.entries || (good_end as u64) < marks.bytes {
             fail(
                 &mut recovery,
@@ -172,7 +189,7 @@ impl AuditLog {
                 .append(true)
                 .open(&path)
                 .at(&path)?;
-            if good_end < bytes.len() && recovery.torn.is_some() {
+            if good_end < end_of_file && recovery.torn.is_some() {
                 file.set_len(good_end as u64).at(&path)?;
             }
             // Entries a killed process wrote but did not sync are made
@@ -197,6 +214,25 @@ impl AuditLog {
         (self.next_seq - 1, self.len)
     }
 
+    /// Reads every entry of the log in `dir` (for `audit` and `verify`),
+    /// skipping damaged lines (reported in the recovery).
+    pub(crate) fn read_all(
+        dir: &Path,
+        marks: AuditMarks,
+    ) -> Result<(Vec<AuditEntry>, AuditRecovery)> {
+        let marks = AuditMarks {
+            done_entries: 0,
+            done_bytes: 0,
+            ..marks
+        };
+        let mode = AuditMode {
+            read_only: true,
+            salvage: true,
+        };
+        let (_, entries, recovery) = AuditLog::open(dir, marks, mode)?;
+        Ok((entries, recovery))
+    }
+
     /// Appends an entry durably; fills in `seq`.
     pub(crate) fn append(&mut self, mut entry: AuditEntry) -> Result<AuditEntry> {
         let file = self.file.as_mut().ok_or(Error::ReadOnly)?;
@@ -216,6 +252,46 @@ impl AuditLog {
         self.len += out.len() as u64;
         Ok(entry)
     }
+}
+
+/// Reads the log from the `done` marks on: returns where that is (entries,
+/// bytes) and the bytes after it. The marks must fall on a line boundary
+/// inside the file; otherwise (damage, or a log that is not the one the marks
+/// were taken of) the whole log is read and checked.
+fn read_tail(
+    path: &Path,
+    marks: AuditMarks,
+    mode: AuditMode,
+    recovery: &mut AuditRecovery,
+) -> Result<((u64, u64), Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(((0, 0), Vec::new())),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let len = file.metadata().at(path)?.len();
+    let mut skip = (marks.done_entries, marks.done_bytes);
+    if skip.1 > 0 {
+        let mut before = [0u8; 1];
+        let boundary = skip.1 <= len
+            && file.seek(SeekFrom::Start(skip.1 - 1)).is_ok()
+            && file.read_exact(&mut before).is_ok()
+            && before[0] == b'\n';
+        if !boundary {
+            let reason =
+                "the audit log does not match the keyring's record of it (cut short, or replaced)";
+            if !mode.salvage {
+                return Err(Error::corrupt(path, len.min(skip.1), reason));
+            }
+            recovery.damage.push((len.min(skip.1), reason.into()));
+            skip = (0, 0);
+        }
+    }
+    file.seek(SeekFrom::Start(skip.1)).at(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).at(path)?;
+    Ok((skip, bytes))
 }
 
 fn parse_line(line: &[u8]) -> Option<AuditEntry> {
@@ -240,6 +316,7 @@ mod tests {
             keys_destroyed: 1,
             reference: "T-1".into(),
             detail: None,
+            intent: None,
         }
     }
 
@@ -261,7 +338,11 @@ mod tests {
         log.append(entry("retention")).unwrap();
         let (entries, bytes) = log.marks();
         drop(log);
-        let marks = AuditMarks { entries, bytes };
+        let marks = AuditMarks {
+            entries,
+            bytes,
+            ..AuditMarks::default()
+        };
         let path = dir.path().join(AUDIT_FILE);
         let whole = std::fs::read(&path).unwrap();
         let mut torn = whole.clone();
@@ -313,7 +394,11 @@ mod tests {
         log.append(entry("erasure")).unwrap();
         let (entries, bytes) = log.marks();
         drop(log);
-        let marks = AuditMarks { entries, bytes };
+        let marks = AuditMarks {
+            entries,
+            bytes,
+            ..AuditMarks::default()
+        };
         let path = dir.path().join(AUDIT_FILE);
         let whole = std::fs::read(&path).unwrap();
         // Cut at the line boundary, inside the last line, or the whole file.
@@ -334,5 +419,43 @@ mod tests {
         std::fs::write(&path, &swapped).unwrap();
         let err = AuditLog::open(dir.path(), none(), RW).err().unwrap();
         assert!(err.to_string().contains("out of order"), "{err}");
+    }
+
+    #[test]
+    fn open_reads_only_after_what_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _, _) = AuditLog::open(dir.path(), none(), RW).unwrap();
+        for _ in 0..5 {
+            log.append(entry("erasure")).unwrap();
+        }
+        let done = log.marks();
+        log.append(entry("retention")).unwrap();
+        let (entries, bytes) = log.marks();
+        drop(log);
+        let marks = AuditMarks {
+            entries,
+            bytes,
+            done_entries: done.0,
+            done_bytes: done.1,
+        };
+        let (mut log, tail, _) = AuditLog::open(dir.path(), marks, RW).unwrap();
+        assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [6]);
+        assert_eq!(log.append(entry("x")).unwrap().seq, 7);
+        drop(log);
+        // Damage before the done mark is not read at open; verify reads it.
+        let path = dir.path().join(AUDIT_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[40] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(AuditLog::open(dir.path(), marks, RW).is_ok());
+        let (all, recovery) = AuditLog::read_all(dir.path(), marks).unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(recovery.damage.len(), 1);
+        // A done mark that is not a line boundary of this log is corruption.
+        let off = AuditMarks {
+            done_bytes: done.1 - 3,
+            ..marks
+        };
+        assert!(AuditLog::open(dir.path(), off, RW).is_err());
     }
 }

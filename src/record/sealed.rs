@@ -1,0 +1,296 @@
+//! A sealed message record: the header of a message, its content plaintext
+//! sealed under the transcript's content key and its PII plaintext under the
+//! PII key, each bound to the header by its associated data (docs/FORMAT.md
+//! §4.3). Pure: no I/O, no knowledge of what the plaintexts mean.
+
+use zeroize::Zeroizing;
+
+use super::{
+    DecodeError, FLAG_MSG_ID, FLAG_PII, KIND_MESSAGE, MsgIdDigest, RECORD_VERSION, RecordHeader,
+    Tid, Vid, aad, decode, encode,
+};
+use crate::error::{Error, Result};
+use crate::seal::{Key, Nonces, TAG_LEN};
+
+/// The keys of a message's transcript. `pii` is `None` once the PII key is
+/// destroyed (or for a transcript written without one).
+#[derive(Clone, Copy)]
+pub(crate) struct MessageKeys<'a> {
+    pub content: &'a Key,
+    pub pii: Option<&'a Key>,
+}
+
+/// Where a message goes: its transcript generation, visitor, position, time,
+/// and the digest of the caller's message id.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placement {
+    pub tid: Tid,
+    pub vid: Vid,
+    pub seq: u32,
+    pub ts_millis: i64,
+    pub msg_id: Option<MsgIdDigest>,
+}
+
+/// What sealing wrote: the frame's size and its PII part's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sealed {
+    pub frame_len: u32,
+    pub pii_len: u32,
+}
+
+/// Seals one message and appends its frame to `out`. `pii` is the PII
+/// plaintext, `None` when the message holds no personal data (then the record
+/// has no PII part). Each part gets a fresh nonce from `nonces`.
+///
+/// # Errors
+/// [`Error::Invalid`] if the message holds personal data but its transcript
+/// has no PII key; [`Error::Limit`] for a part too large to seal.
+pub(crate) fn seal_message(
+    place: &Placement,
+    keys: MessageKeys<'_>,
+    content: &[u8],
+    pii: Option<&[u8]>,
+    nonces: &mut Nonces,
+    out: &mut Vec<u8>,
+) -> Result<Sealed> {
+    let too_large = || Error::Limit("message too large for a record".into());
+    let mut header = RecordHeader {
+        version: RECORD_VERSION,
+        kind: KIND_MESSAGE,
+        flags: if place.msg_id.is_some() {
+            FLAG_MSG_ID
+        } else {
+            0
+        },
+        tid: place.tid,
+        vid: place.vid,
+        seq: place.seq,
+        ts_millis: place.ts_millis,
+        content_len: u32::try_from(content.len() + TAG_LEN).map_err(|_| too_large())?,
+        pii_len: 0,
+        content_nonce: [0; 12],
+        pii_nonce: [0; 12],
+        msg_id: place.msg_id,
+    };
+    let (nonce, content_ct) =
+        keys.content
+            .seal_with(nonces.next()?, aad(b'C', &header).as_ref(), content)?;
+    header.content_nonce = nonce;
+    let mut pii_ct = Vec::new();
+    if let Some(pii) = pii {
+        let key = keys.pii.ok_or_else(|| {
+            Error::invalid("this transcript's personal data was erased; start a new transcript")
+        })?;
+        header.flags |= FLAG_PII;
+        header.pii_len = u32::try_from(pii.len() + TAG_LEN).map_err(|_| too_large())?;
+        let (nonce, ct) = key.seal_with(nonces.next()?, aad(b'P', &header).as_ref(), pii)?;
+        header.pii_nonce = nonce;
+        pii_ct = ct;
+    }
+    let start = out.len();
+    encode(&header, &content_ct, &pii_ct, out);
+    Ok(Sealed {
+        frame_len: u32::try_from(out.len() - start).map_err(|_| too_large())?,
+        pii_len: header.pii_len,
+    })
+}
+
+/// The PII plaintext of an opened record.
+#[derive(Debug)]
+pub(crate) enum PiiPlain {
+    /// The PII key lives and the record has a PII part: its plaintext.
+    Open(Zeroizing<Vec<u8>>),
+    /// The PII key lives but the record holds no personal data.
+    None,
+    /// The PII key is destroyed: the personal data reads as redacted.
+    Gone,
+}
+
+/// An opened record: its header and plaintexts.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub header: RecordHeader,
+    pub content: Zeroizing<Vec<u8>>,
+    pub pii: PiiPlain,
+}
+
+/// Why a record did not open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// The frame does not decode.
+    Decode(DecodeError),
+    /// A sealed part does not authenticate (altered bytes, or another
+    /// record's part, or the wrong key).
+    Content,
+    Pii,
+}
+
+impl OpenError {
+    pub(crate) fn describe(self) -> String {
+        match self {
+            OpenError::Decode(e) => e.describe(),
+            OpenError::Content => "record content does not authenticate".into(),
+            OpenError::Pii => "record PII part does not authenticate".into(),
+        }
+    }
+}
+
+/// Decodes the frame at the start of `frame` and opens its parts.
+pub(crate) fn open_message(
+    frame: &[u8],
+    keys: MessageKeys<'_>,
+) -> Result<(Opened, usize), OpenError> {
+    let (rec, size) = decode(frame).map_err(OpenError::Decode)?;
+    let h = rec.header;
+    let content = Zeroizing::new(
+        keys.content
+            .open(&h.content_nonce, aad(b'C', &h).as_ref(), rec.content)
+            .ok_or(OpenError::Content)?,
+    );
+    let pii = match (keys.pii, rec.pii.is_empty()) {
+        (None, _) => PiiPlain::Gone,
+        (Some(_), true) => PiiPlain::None,
+        (Some(key), false) => PiiPlain::Open(Zeroizing::new(
+            key.open(&h.pii_nonce, aad(b'P', &h).as_ref(), rec.pii)
+                .ok_or(OpenError::Pii)?,
+        )),
+    };
+    Ok((
+        Opened {
+            header: h,
+            content,
+            pii,
+        },
+        size,
+    ))
+}
+
+/// Fuzz entry point: opening arbitrary bytes never panics, and a message
+/// sealed from them opens to the same plaintexts.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_sealed(data: &[u8]) {
+    let content_key = Key::from_bytes([3; 32]);
+    let pii_key = Key::from_bytes([5; 32]);
+    let keys = MessageKeys {
+        content: &content_key,
+        pii: Some(&pii_key),
+    };
+    let _ = open_message(data, keys);
+    let split = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
+    let (content, pii) = data.split_at(split);
+    let place = Placement {
+        tid: [1; 16],
+        vid: [2; 16],
+        seq: data.len() as u32,
+        ts_millis: -7,
+        msg_id: data.len().is_multiple_of(2).then_some([9; 16]),
+    };
+    let Ok(mut nonces) = Nonces::new(2) else {
+        return;
+    };
+    let mut frame = Vec::new();
+    let pii = (!pii.is_empty()).then_some(pii);
+    let Ok(sealed) = seal_message(&place, keys, content, pii, &mut nonces, &mut frame) else {
+        return;
+    };
+    assert_eq!(sealed.frame_len as usize, frame.len());
+    let (opened, size) = open_message(&frame, keys).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(size, frame.len());
+    assert_eq!(opened.content.as_slice(), content);
+    match (opened.pii, pii) {
+        (PiiPlain::Open(p), Some(want)) => assert_eq!(p.as_slice(), want),
+        (PiiPlain::None, None) => {}
+        (got, want) => panic!("PII part {got:?}, sealed {want:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> (Key, Key) {
+        (Key::random().unwrap(), Key::random().unwrap())
+    }
+
+    fn place(msg_id: Option<MsgIdDigest>) -> Placement {
+        Placement {
+            tid: [1; 16],
+            vid: [2; 16],
+            seq: 4,
+            ts_millis: 99,
+            msg_id,
+        }
+    }
+
+    #[test]
+    fn sealed_messages_open_with_their_keys_only() {
+        let (ck, pk) = keys();
+        let k = MessageKeys {
+            content: &ck,
+            pii: Some(&pk),
+        };
+        for msg_id in [None, Some([7; 16])] {
+            let mut frame = Vec::new();
+            let mut nonces = Nonces::new(2).unwrap();
+            let s = seal_message(
+                &place(msg_id),
+                k,
+                b"view",
+                Some(b"fill"),
+                &mut nonces,
+                &mut frame,
+            )
+            .unwrap();
+            assert_eq!(s.frame_len as usize, frame.len());
+            assert_eq!(s.pii_len as usize, 4 + TAG_LEN);
+            let (o, _) = open_message(&frame, k).unwrap();
+            assert_eq!(o.content.as_slice(), b"view");
+            assert!(matches!(o.pii, PiiPlain::Open(ref p) if p.as_slice() == b"fill"));
+            assert_eq!(o.header.msg_id, msg_id);
+            // Without the PII key: redacted, content still readable.
+            let redacted = MessageKeys {
+                content: &ck,
+                pii: None,
+            };
+            assert!(matches!(
+                open_message(&frame, redacted).unwrap().0.pii,
+                PiiPlain::Gone
+            ));
+            // Another transcript's keys open nothing.
+            let (ck2, pk2) = keys();
+            let wrong = MessageKeys {
+                content: &ck2,
+                pii: Some(&pk2),
+            };
+            assert_eq!(open_message(&frame, wrong).unwrap_err(), OpenError::Content);
+        }
+    }
+
+    #[test]
+    fn personal_data_needs_a_pii_key() {
+        let (ck, _) = keys();
+        let k = MessageKeys {
+            content: &ck,
+            pii: None,
+        };
+        let mut nonces = Nonces::new(2).unwrap();
+        let mut frame = Vec::new();
+        assert!(seal_message(&place(None), k, b"v", Some(b"p"), &mut nonces, &mut frame).is_err());
+        let s = seal_message(&place(None), k, b"v", None, &mut nonces, &mut frame).unwrap();
+        assert_eq!(s.pii_len, 0);
+        assert!(matches!(
+            open_message(&frame, k).unwrap().0.pii,
+            PiiPlain::Gone
+        ));
+    }
+
+    #[test]
+    fn fuzz_entry_accepts_garbage() {
+        for seed in 0u32..500 {
+            let data: Vec<u8> = (0..(seed % 300))
+                .map(|i| (seed.wrapping_mul(17).wrapping_add(i * 13)) as u8)
+                .collect();
+            fuzz_sealed(&data);
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Carrying out what an intent destroys: keyring slots wiped, keys dropped
+//! from the key cache, the index told. The live operations (`ops`) and the
+//! redo at open (`shred::redo`) both go through here, so an operation
+//! finished after a crash does exactly what it would have done.
+//!
+//! Two rules apply whenever a generation is redacted or deleted: a visitor
+//! none of whose generations still has a live PII key loses their directory
+//! entry, and so does a visitor left without generations (nothing may keep an
+//! email that no data needs).
+
+use super::intent::Intent;
+use crate::error::Result;
+use crate::index::Index;
+use crate::keyring::{KeyCache, Keyring};
+use crate::record::{Tid, Vid};
+
+/// Where destroyed keys go: the keyring (wiped in place, not synced), or,
+/// for a read-only store applying a logged erasure in memory, nowhere.
+pub(crate) trait Wipe {
+    fn wipe(&mut self, slot: u32) -> Result<()>;
+}
+
+impl Wipe for Keyring {
+    fn wipe(&mut self, slot: u32) -> Result<()> {
+        Keyring::wipe(self, slot)
+    }
+}
+
+/// Wipes nothing: only the index and the key cache forget the keys.
+pub(crate) struct InMemory;
+
+impl Wipe for InMemory {
+    fn wipe(&mut self, _slot: u32) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What an intent acts on.
+pub(crate) struct Shredder<'a> {
+    pub index: &'a mut Index,
+    pub keys: &'a KeyCache,
+    pub wipe: &'a mut dyn Wipe,
+}
+
+impl Shredder<'_> {
+    /// Destroys a generation's PII key; returns whether it was alive.
+    pub(crate) fn redact_transcript(&mut self, tid: &Tid) -> Result<bool> {
+        let Some(vid) = self.index.transcript(tid).map(|t| t.vid) else {
+            return Ok(false);
+        };
+        let Some(slot) = self.index.forget_pii(tid) else {
+            return Ok(false);
+        };
+        self.wipe.wipe(slot)?;
+        self.keys.forget_pii(tid);
+        if !self.index.generations_of(&vid).iter().any(|t| t.has_pii()) {
+            self.clear_directory(&vid)?;
+        }
+        Ok(true)
+    }
+
+    /// Destroys both keys of a generation; returns whether it existed.
+    pub(crate) fn delete_transcript(&mut self, tid: &Tid) -> Result<bool> {
+        self.redact_transcript(tid)?;
+        let Some(t) = self.index.remove_transcript(tid) else {
+            return Ok(false);
+        };
+        self.wipe.wipe(t.content_slot)?;
+        self.keys.forget(tid);
+        if self.index.generations_of(&t.vid).is_empty() {
+            self.clear_directory(&t.vid)?;
+            self.index.drop_visitor_if_unused(&t.vid);
+        }
+        Ok(true)
+    }
+
+    /// Wipes a visitor's directory entry.
+    pub(crate) fn clear_directory(&mut self, vid: &Vid) -> Result<()> {
+        if let Some(slot) = self.index.clear_directory(vid) {
+            self.wipe.wipe(slot)?;
+        }
+        Ok(())
+    }
+
+    /// Erasure: every PII key of the visitor, and their directory entry.
+    /// Returns whether anything was left to destroy.
+    pub(crate) fn erase_visitor(&mut self, vid: &Vid) -> Result<bool> {
+        let pending = self.index.visitor(vid).is_some_and(|v| v.slot != 0)
+            || self.index.generations_of(vid).iter().any(|t| t.has_pii());
+        if !pending {
+            return Ok(false);
+        }
+        let tids: Vec<Tid> = self
+            .index
+            .generations_of(vid)
+            .iter()
+            .map(|t| t.tid)
+            .collect();
+        for tid in &tids {
+            self.redact_transcript(tid)?;
+        }
+        self.clear_directory(vid)?;
+        Ok(true)
+    }
+
+    /// Deletion of a visitor: both keys of every generation, and the
+    /// directory entry. Returns whether anything was left to destroy.
+    pub(crate) fn delete_visitor(&mut self, vid: &Vid) -> Result<bool> {
+        if !self.index.knows_visitor(vid) {
+            return Ok(false);
+        }
+        let tids: Vec<Tid> = self
+            .index
+            .generations_of(vid)
+            .iter()
+            .map(|t| t.tid)
+            .collect();
+        for tid in &tids {
+            self.delete_transcript(tid)?;
+        }
+        self.clear_directory(vid)?;
+        self.index.drop_visitor_if_unused(vid);
+        Ok(true)
+    }
+
+    /// Carries out a key-destroying intent (not synced). Returns whether it
+    /// destroyed anything (false: it had been carried out already). Holds and
+    /// restrictions destroy nothing: `shred::redo` applies them to the policy.
+    pub(crate) fn apply(&mut self, intent: &Intent) -> Result<bool> {
+        Ok(match intent {
+            Intent::EraseVisitor { visitor } => self.erase_visitor(&visitor.0)?,
+            Intent::DeleteVisitor { visitor } => self.delete_visitor(&visitor.0)?,
+            Intent::DeleteTranscript { tid } => self.delete_transcript(&tid.0)?,
+            Intent::Retention {
+                delete, targets, ..
+            } => {
+                let mut any = false;
+                for t in targets {
+                    any |= if *delete {
+                        self.delete_transcript(&t.0)?
+                    } else {
+                        self.redact_transcript(&t.0)?
+                    };
+                }
+                any
+            }
+            Intent::Rewrite { old, new } => {
+                let done = self.delete_transcript(&old.0)?;
+                if done {
+                    self.index.make_visible(&new.0);
+                }
+                done
+            }
+            Intent::Hold { .. } | Intent::Restriction { .. } => false,
+        })
+    }
+}
