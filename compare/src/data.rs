@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use shredlog::workload::{VisitorTruth, WorkloadConfig, WorkloadSummary, generate};
 use shredlog::{Body, Message, interchange, normalize_email};
+use workload::{VisitorTruth, WorkloadConfig, WorkloadSummary, generate};
 
 /// Per message: what an application's session would hand a peer engine
 /// alongside the message (the visitor's numeric id, the message's sequence

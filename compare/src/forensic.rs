@@ -6,7 +6,7 @@ use std::path::Path;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use anyhow::Result;
-use shredlog::workload::VisitorTruth;
+use workload::VisitorTruth;
 
 use crate::stats::files;
 

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use shredlog::workload::WorkloadConfig;
 use shredlog::{Message, Store};
+use workload::WorkloadConfig;
 
 use data::{Rng, Workload};
 use engines::{Db, Kind};

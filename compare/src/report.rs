@@ -469,7 +469,7 @@ impl Report<'_> {
         s.push_str("\n## Workload\n\n");
         let _ = writeln!(
             s,
-            "`shredlog::workload::generate` with seed {}: {} visitors, {} transcripts, **{} messages** (text, forms, consent events; a transcript carries one uploaded file with probability {}, {}–{} bytes), {:.1} MB of interchange JSON; parsing it alone took {:.2} s. Logical payload (ids, timestamps, texts, form fields, file bytes, each visitor's details once per transcript): {:.1} MB. The same parsed messages go to every engine, in input order, in durable commits of **{} messages**. {} visitors (disjoint from the erased ones) are queried; {} are erased one at a time.\n",
+            "`workload::generate` with seed {}: {} visitors, {} transcripts, **{} messages** (text, forms, consent events; a transcript carries one uploaded file with probability {}, {}–{} bytes), {:.1} MB of interchange JSON; parsing it alone took {:.2} s. Logical payload (ids, timestamps, texts, form fields, file bytes, each visitor's details once per transcript): {:.1} MB. The same parsed messages go to every engine, in input order, in durable commits of **{} messages**. {} visitors (disjoint from the erased ones) are queried; {} are erased one at a time.\n",
             a.seed,
             wl.summary.visitors.len(),
             wl.summary.transcripts,

@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    shredlog::fuzzing::request_body(data);
+    shredlog_bin::fuzzing::request_body(data);
 });

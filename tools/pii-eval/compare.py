@@ -22,8 +22,8 @@ Tools:
 
 Setup (once):   python3 -m venv .venv && .venv/bin/pip install presidio-analyzer phonenumbers
 Run:            .venv/bin/python tools/pii-eval/compare.py [CORPUS.jsonl ...]
-                (default: the tuning corpus tests/pii_corpus/corpus.jsonl and the
-                held-out corpus tests/pii_heldout/heldout.jsonl)
+                (default: the tuning corpus crates/shredlog/tests/pii_corpus/corpus.jsonl and the
+                held-out corpus crates/shredlog/tests/pii_heldout/heldout.jsonl)
 """
 import json
 import logging
@@ -134,8 +134,8 @@ def score(lines, outputs):
 
 
 def main():
-    paths = sys.argv[1:] or [os.path.join(ROOT, "tests/pii_corpus/corpus.jsonl"),
-                             os.path.join(ROOT, "tests/pii_heldout/heldout.jsonl")]
+    paths = sys.argv[1:] or [os.path.join(ROOT, "crates/shredlog/tests/pii_corpus/corpus.jsonl"),
+                             os.path.join(ROOT, "crates/shredlog/tests/pii_heldout/heldout.jsonl")]
     summary = {}
     for path in paths:
         summary[os.path.relpath(path, ROOT)] = compare(path)

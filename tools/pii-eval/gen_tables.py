@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Generate src/pii/tables.rs (country calling codes and national number lengths)
+"""Generate crates/shredlog/src/pii/tables.rs (country calling codes and national number lengths)
 from the metadata of the `phonenumbers` package (libphonenumber's data).
 
-Run:  .venv/bin/python tools/pii-eval/gen_tables.py > src/pii/tables.rs && cargo fmt
+Run:  .venv/bin/python tools/pii-eval/gen_tables.py > crates/shredlog/src/pii/tables.rs && cargo fmt
 """
 import phonenumbers
 from phonenumbers import PhoneMetadata

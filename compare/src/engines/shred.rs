@@ -29,7 +29,8 @@ impl Shred {
 
 impl Db for Shred {
     fn ingest(&mut self, msgs: &[Message], _bare: &[Message], _meta: &[Meta]) -> Result<()> {
-        Ok(self.store.append_batch(msgs)?)
+        self.store.append_batch(msgs)?;
+        Ok(())
     }
 
     fn list(&self, email: &str) -> Result<Vec<String>> {

@@ -18,8 +18,8 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_main};
-use shredlog::workload::DEFAULT_START_UNIX_MS;
 use shredlog::{Options, Store};
+use workload::DEFAULT_START_UNIX_MS;
 
 use common::{LARGE, SMALL, fixture};
 

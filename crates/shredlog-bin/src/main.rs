@@ -2,11 +2,8 @@
 
 #![forbid(unsafe_code)]
 
-mod cli;
-mod server;
-
 fn main() -> std::process::ExitCode {
-    match cli::run() {
+    match shredlog_bin::run() {
         Ok(code) => code,
         Err(err) => {
             // One clear sentence (with its causes) naming what was wrong.

@@ -34,6 +34,9 @@ mod openapi;
 mod routes;
 mod tenants;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use body::fuzz_request_body;
+
 pub(crate) use config::ServeArgs;
 
 use auth::{DEFAULT_TENANT, Principal, Role, TokenTable};

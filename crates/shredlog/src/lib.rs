@@ -60,8 +60,6 @@ mod segment;
 mod shred;
 mod split;
 mod store;
-#[doc(hidden)]
-pub mod workload;
 
 pub use error::{Error, Result};
 pub use index::SegmentUsage;

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use shredlog::workload::{WorkloadConfig, generate};
+use workload::{WorkloadConfig, generate};
 
 const USAGE: &str = "usage: gen_workload [--seed N] [--visitors N] [--messages MIN MAX] \
 [--transcripts MIN MAX] [--files P] [--file-size MIN MAX] [--days N] [--truth FILE] > out.jsonl";

@@ -2119,7 +2119,7 @@ mod tests {
             ..WorkloadConfig::default()
         };
         let (out, _) = run(&cfg);
-        let sample = include_str!("../examples/sample.jsonl");
+        let sample = include_str!("../../../examples/sample.jsonl");
         assert!(
             out == sample.as_bytes(),
             "regenerate examples/sample.jsonl: cargo run --release --example gen_workload -- \

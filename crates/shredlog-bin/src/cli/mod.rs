@@ -118,7 +118,10 @@ enum Command {
 }
 
 /// Parses the command line and runs it.
-pub(crate) fn run() -> Result<ExitCode> {
+///
+/// # Errors
+/// Whatever the command failed on, as one chain of causes.
+pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     // Read-only commands change no byte of the store; only `import` and
     // `serve` create one where there is none.

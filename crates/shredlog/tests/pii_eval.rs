@@ -203,7 +203,7 @@ fn recall_and_false_alarms_tuning_vs_heldout() {
         "clean_lines": tuning.clean_lines,
         "false_alarms": tuning.false_alarms,
     });
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
     let out = std::env::var_os("CARGO_TARGET_DIR").map_or(out, std::path::PathBuf::from);
     let _ = std::fs::create_dir_all(&out);
     let _ = std::fs::write(out.join("pii-eval-ours.json"), json.to_string());

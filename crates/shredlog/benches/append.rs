@@ -14,7 +14,7 @@
 //!   durability, with the default detector and with email/phone/IP detection
 //!   off; throughput in interchange-JSON bytes.
 //!
-//! Messages come from `shredlog::workload` with files disabled. Every bench
+//! Messages come from `workload` with files disabled. Every bench
 //! writes into its own fresh store; when a bench has used up the workload it
 //! appends it again under new transcript ids (`<id>~<generation>`), so every
 //! append creates or extends a transcript the way a live chat does.

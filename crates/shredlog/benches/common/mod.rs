@@ -1,5 +1,5 @@
 //! Shared helpers for the benchmarks: realistic workloads from
-//! `shredlog::workload`, store fixtures built once per bench binary, and
+//! `workload`, store fixtures built once per bench binary, and
 //! copies of a closed fixture for benches that destroy data.
 //!
 //! Not every bench binary uses every helper.
@@ -11,9 +11,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use shredlog::workload::{WorkloadConfig, WorkloadSummary, generate};
 use shredlog::{Durability, Message, Options, Store, interchange};
 use tempfile::TempDir;
+use workload::{WorkloadConfig, WorkloadSummary, generate};
 
 /// Default criterion settings for every group; command-line flags
 /// (`--warm-up-time`, `--measurement-time`, `--sample-size`) override them.

@@ -152,28 +152,3 @@ pub fn interchange_line(data: &[u8]) {
 pub fn redactor(data: &[u8]) {
     crate::pii::fuzz_redactor(data);
 }
-
-/// Server request bodies: an append body (JSON object, array or NDJSON) split
-/// into messages and each parsed, as `POST /v1/messages` does. Never panics;
-/// errors never echo the input.
-pub fn request_body(data: &[u8]) {
-    for ndjson in [false, true] {
-        match interchange::split_body(data, ndjson) {
-            Ok(lines) => {
-                for line in lines {
-                    interchange_line(line.as_bytes());
-                }
-            }
-            Err(interchange::BodyError::Malformed(m)) => {
-                if let Ok(text) = std::str::from_utf8(data) {
-                    for word in text.split(|c: char| c.is_whitespace() || c == '"') {
-                        if word.len() >= 12 && word.contains('@') {
-                            assert!(!m.contains(word), "error echoes input");
-                        }
-                    }
-                }
-            }
-            Err(_) => {}
-        }
-    }
-}

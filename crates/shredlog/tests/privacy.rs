@@ -3,7 +3,7 @@
 //! re-import, deletion, retention with legal holds, restriction, consent, the
 //! audit log and the CSV export.
 //!
-//! Ground truth comes from `shredlog::workload`, which reports every visitor's
+//! Ground truth comes from `workload`, which reports every visitor's
 //! identity and every piece of personal data they typed. Typed personal data is
 //! asserted on only where the detector in force recognises it (the detector is
 //! being replaced); anything else that survives an erasure is printed as a
@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 use common::{Rng, contains, dir_bytes};
 use shredlog::pii::Detector;
-use shredlog::workload::{self, VisitorTruth, WorkloadConfig, WorkloadSummary};
 use shredlog::{
     AuditEntry, Body, Error, FileUpload, HoldTarget, Message, Options, REDACTED, RetentionPolicy,
     Sender, Store, Timestamp, Visitor, interchange,
 };
+use workload::{self, VisitorTruth, WorkloadConfig, WorkloadSummary};
 
 // ---------------------------------------------------------------------------
 // Helpers.

@@ -176,30 +176,138 @@ pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
 
 // ---------------------------------------------------------------- messages
 
-/// Splits an append body into interchange lines (see
-/// [`shredlog::interchange::split_body`], which the fuzzers exercise).
+/// Why a request body could not be split into messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Not UTF-8, or not JSON (position only, never content).
+    Malformed(String),
+    /// An element of a JSON array is not an object (its index).
+    NotAnObject(usize),
+    /// JSON, but neither an object nor an array of objects.
+    NotMessages,
+}
+
+/// Splits a request body holding messages into interchange lines: one JSON
+/// object, a JSON array of objects, or NDJSON (one object a line; also
+/// recognised without `ndjson` when every line starts with `{`). Errors name
+/// what is wrong, never echoing content.
+pub(crate) fn split_body(bytes: &[u8], ndjson: bool) -> Result<Vec<String>, BodyError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| BodyError::Malformed("the request body is not UTF-8".into()))?;
+    let lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    if ndjson {
+        return Ok(lines(text));
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(_)) => Ok(vec![text.trim().to_owned()]),
+        Ok(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                serde_json::Value::Object(_) => Ok(v.to_string()),
+                _ => Err(BodyError::NotAnObject(i)),
+            })
+            .collect(),
+        Ok(_) => Err(BodyError::NotMessages),
+        Err(e) => {
+            // Several objects, one a line, without the NDJSON content type.
+            let l = lines(text);
+            if l.len() > 1 && l.iter().all(|x| x.starts_with('{')) {
+                Ok(l)
+            } else {
+                Err(BodyError::Malformed(format!(
+                    "the request body is not JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                )))
+            }
+        }
+    }
+}
+
+/// Splits an append body into interchange lines (see [`split_body`], which
+/// the fuzzers exercise).
 pub(super) fn append_items(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<String>, ApiError> {
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl"));
-    shredlog::interchange::split_body(bytes, ndjson).map_err(|e| match e {
-        shredlog::interchange::BodyError::Malformed(m) => {
-            ApiError::bad_request("malformed_json", m)
-        }
-        shredlog::interchange::BodyError::NotAnObject(i) => {
+    split_body(bytes, ndjson).map_err(|e| match e {
+        BodyError::Malformed(m) => ApiError::bad_request("malformed_json", m),
+        BodyError::NotAnObject(i) => {
             ApiError::bad_request("invalid_message", format!("message {i}: not a JSON object"))
         }
-        _ => ApiError::bad_request(
+        BodyError::NotMessages => ApiError::bad_request(
             "invalid_body",
             "the body must be a message object, an array of them, or NDJSON",
         ),
     })
 }
 
+/// Fuzz entry point: an append body split into messages and each parsed, as
+/// `POST /v1/messages` does. Never panics; errors never echo the input.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_request_body(data: &[u8]) {
+    for ndjson in [false, true] {
+        match split_body(data, ndjson) {
+            Ok(lines) => {
+                for line in lines {
+                    let _ = shredlog::interchange::parse_line(&line);
+                }
+            }
+            Err(BodyError::Malformed(m)) => {
+                if let Ok(text) = std::str::from_utf8(data) {
+                    for word in text.split(|c: char| c.is_whitespace() || c == '"') {
+                        if word.len() >= 12 && word.contains('@') {
+                            assert!(!m.contains(word), "error echoes input");
+                        }
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_of_every_shape_split() {
+        let one = r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x"}"#;
+        assert_eq!(
+            split_body(format!("[{one},{one}]").as_bytes(), false)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            split_body(format!("{one}\n{one}\n").as_bytes(), true)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            split_body(format!("{one}\n{one}").as_bytes(), false)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(split_body(b"[1]", false), Err(BodyError::NotAnObject(0)));
+        assert_eq!(split_body(b"7", false), Err(BodyError::NotMessages));
+        assert!(matches!(
+            split_body(b"\xff", false),
+            Err(BodyError::Malformed(_))
+        ));
+        fuzz_request_body(br#"{"transcript":"ann@example.com""#);
+    }
 
     #[test]
     fn append_bodies() {

@@ -10,14 +10,14 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use shredlog::pii::Detector;
-use shredlog::workload::{self, VisitorTruth, WorkloadConfig};
 use shredlog::{REDACTED, Timestamp};
+use workload::{self, VisitorTruth, WorkloadConfig};
 
 // ---------------------------------------------------------------------------
 // Helpers.
 
 fn sample_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample.jsonl")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sample.jsonl")
 }
 
 fn sample_lines() -> Vec<String> {

@@ -21,6 +21,8 @@
 //! (the `crash_child` test acts on it; without it that test does nothing).
 //! `SHREDLOG_CRASH_ITERATIONS` sets the number of kills per test for long runs.
 
+// The engine's test helpers (a deterministic PRNG, directory snapshots).
+#[path = "../../shredlog/tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -34,8 +36,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::Rng;
-use shredlog::workload::{self, WorkloadConfig, WorkloadSummary};
 use shredlog::{CompactOptions, Error, Message, Options, Store, interchange};
+use workload::{self, WorkloadConfig, WorkloadSummary};
 
 const ROLE: &str = "SHREDLOG_CRASH_ROLE";
 const DAY_MS: i64 = 86_400_000;
