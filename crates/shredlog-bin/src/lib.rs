@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod config;
 mod server;
 
 pub use cli::run;

@@ -86,6 +86,8 @@ fn shredlog(data: &Path, args: &[&str]) -> Command {
         "SHREDLOG_KEY_FILE",
         "SHREDLOG_FAILPOINTS",
         "SHREDLOG_TOKEN",
+        "SHREDLOG_CONFIG",
+        "SHREDLOG_MAX_MESSAGE_BYTES",
     ] {
         c.env_remove(var);
     }
@@ -938,6 +940,94 @@ fn redact_text_filter_replaces_personal_data_line_by_line() {
             assert!(!out.contains(p.as_str()), "{p:?} passes the filter");
         }
     }
+}
+
+/// One configuration for every subcommand: `--detect`, `--pii-pattern` and
+/// the config file's `[pii]` reach the detector; `[store]` and
+/// `--max-message-bytes` reach the store.
+#[test]
+fn the_config_file_and_flags_configure_detector_and_store() {
+    let (t, d) = data_dir();
+    let line =
+        "mail ann@work.example, call +44 20 7946 0958, card 4111 1111 1111 1111, ref CN-12345678\n";
+    let filter = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.push("redact-text");
+        let o = run_with(&d, &all, Some(line.as_bytes()), &[]);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    // Defaults: emails and phones, not cards or custom numbers.
+    assert_eq!(
+        filter(&[]),
+        "mail <redacted>, call <redacted>, card 4111 1111 1111 1111, ref CN-12345678\n"
+    );
+    assert_eq!(
+        filter(&["--detect", "email", "--pii-pattern", "customer=CN-\\d{8}"]),
+        "mail <redacted>, call +44 20 7946 0958, card 4111 1111 1111 1111, ref <redacted>\n"
+    );
+    let config = t.path().join("shredlog.toml");
+    std::fs::write(
+        &config,
+        "[store]\nsegment-size = 65536\n[pii]\npayment-cards = true\n[[pii.custom]]\nname = \"customer\"\nregex = 'CN-\\d{8}'\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    assert_eq!(
+        filter(&["--config", cfg]),
+        "mail <redacted>, call <redacted>, card <redacted>, ref <redacted>\n"
+    );
+    // The same file through the environment, and a flag beating it.
+    let o = run_with(
+        &d,
+        &["--detect", "phone", "redact-text"],
+        Some(line.as_bytes()),
+        &[("SHREDLOG_CONFIG", cfg)],
+    );
+    assert_eq!(
+        stdout(&o),
+        "mail ann@work.example, call <redacted>, card 4111 1111 1111 1111, ref <redacted>\n"
+    );
+    // [store] reaches the store: small segments roll.
+    let o = run(
+        &d,
+        &["--config", cfg, "import", sample_path().to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let segments = std::fs::read_dir(&d)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".seg")
+        })
+        .count();
+    assert!(
+        segments > 1,
+        "segment-size = 65536 rolls segments ({segments})"
+    );
+    // The message limit: one clear error, nothing stored.
+    let big = format!(
+        "{{\"transcript\":\"t-big\",\"ts\":\"2024-05-02T10:15:03Z\",\"from\":\"visitor\",\"visitor\":{{\"email\":\"big@x.example\"}},\"kind\":\"text\",\"text\":\"{}\"}}\n",
+        "a".repeat(4000)
+    );
+    let o = run_with(
+        &d,
+        &["--max-message-bytes", "1KiB", "import", "-"],
+        Some(big.as_bytes()),
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("1024"), "{}", stderr(&o));
+    assert!(fails(&d, &["show", "t-big"]).contains("not found"));
+    // Mistakes name the place.
+    std::fs::write(&config, "[pii]\nlasers = true\n").unwrap();
+    let err = fails(&d, &["--config", cfg, "stats"]);
+    assert!(err.contains("lasers") && err.contains("line 2"), "{err}");
+    let err = fails(&d, &["--detect", "names", "stats"]);
+    assert!(err.contains("unknown kind `names`"), "{err}");
 }
 
 // ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod codec;
+mod config;
 mod error;
 pub mod export;
 #[cfg(feature = "failpoints")]
@@ -51,7 +52,6 @@ pub mod interchange;
 mod keyring;
 mod message;
 mod ops;
-mod options;
 pub mod pii;
 mod policy;
 mod record;
@@ -61,6 +61,7 @@ mod shred;
 mod split;
 mod store;
 
+pub use config::{Config, Durability, KeyEncryptionKey, Options};
 pub use error::{Error, Result};
 pub use index::SegmentUsage;
 pub use message::{
@@ -69,7 +70,6 @@ pub use message::{
 pub use ops::{
     ConsentEvent, ConsentState, ExportedMessage, HoldTarget, Rectification, VisitorExport,
 };
-pub use options::{Durability, KeyEncryptionKey, Options};
 pub use policy::{Hold, RetentionPolicy};
 pub use shred::AuditEntry;
 pub use store::{

@@ -67,7 +67,7 @@ impl Progress {
     }
 }
 
-pub(crate) fn run(cli: &super::Cli, args: &ImportArgs) -> Result<ExitCode> {
+pub(crate) fn run(settings: &crate::config::Settings, args: &ImportArgs) -> Result<ExitCode> {
     let (reader, total): (Box<dyn BufRead>, Option<u64>) = if args.file.as_os_str() == "-" {
         (
             Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())),
@@ -79,7 +79,7 @@ pub(crate) fn run(cli: &super::Cli, args: &ImportArgs) -> Result<ExitCode> {
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len)
     };
-    let store = super::open(cli, super::Access::Create)?;
+    let store = super::open(settings, super::Access::Create)?;
     let started = Instant::now();
     let mut progress = Progress::new(total);
     let result = import(&store, reader, args.batch as usize, &mut progress);

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use shredlog::{Durability, KeyEncryptionKey, Options, Store};
+use shredlog::{Durability, Store};
+
+use crate::config::{Settings, StoreFlags, parse_size};
 
 mod export;
 mod import;
@@ -18,27 +20,45 @@ mod text;
 #[derive(Parser, Debug)]
 #[command(name = "shredlog", version, about, long_about = None)]
 pub(crate) struct Cli {
-    /// Store directory.
-    #[arg(
-        long,
-        global = true,
-        env = "SHREDLOG_DATA",
-        default_value = "./shredlog-data"
-    )]
-    data: PathBuf,
+    /// Store directory (or `data = "..."` in the config file).
+    /// [default: ./shredlog-data]
+    #[arg(long, global = true, env = "SHREDLOG_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// TOML file configuring the store (`[store]`), the personal-data
+    /// detector (`[pii]`) and the server (top-level keys); flags beat it.
+    /// See docs/SERVER.md and docs/PII.md.
+    #[arg(long, global = true, env = "SHREDLOG_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// File holding the key-encryption key that wraps the keyring (64 hex
     /// digits or 32 raw bytes). Alternatively set SHREDLOG_KEK to 64 hex digits.
-    #[arg(long, global = true, env = "SHREDLOG_KEY_FILE")]
+    #[arg(long, global = true, env = "SHREDLOG_KEY_FILE", value_name = "FILE")]
     key_file: Option<PathBuf>,
     /// When writes are acknowledged: `immediate` (synced before returning) or
     /// `batched` (synced every --sync-interval-ms; a crash may lose the last
-    /// interval's acknowledged writes).
-    #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Immediate)]
-    durability: DurabilityArg,
-    /// Longest time between syncs with `--durability batched`, in milliseconds.
-    #[arg(long, global = true, default_value_t = 100)]
-    sync_interval_ms: u64,
-    /// Open a damaged store anyway, skipping and reporting damaged records.
+    /// interval's acknowledged writes). [default: immediate]
+    #[arg(long, global = true, value_enum)]
+    durability: Option<DurabilityArg>,
+    /// Longest time between syncs with `--durability batched`, in
+    /// milliseconds. [default: 100]
+    #[arg(long, global = true, value_name = "MS")]
+    sync_interval_ms: Option<u64>,
+    /// Roll segment files at this size, e.g. `64MiB`. [default: 64MiB]
+    #[arg(long, global = true, value_parser = parse_size, value_name = "SIZE")]
+    segment_size: Option<u64>,
+    /// Largest message (all its fields, file bytes included; the server
+    /// measures its interchange JSON line), e.g. `12MiB`. [default: 64MiB]
+    #[arg(long, global = true, env = "SHREDLOG_MAX_MESSAGE_BYTES", value_parser = parse_size, value_name = "SIZE")]
+    max_message_bytes: Option<u64>,
+    /// The personal-data kinds to detect, comma-separated, replacing the
+    /// configured set: email, obfuscated-email, phone, ip, payment-card, iban.
+    /// [default: email,obfuscated-email,phone,ip]
+    #[arg(long, global = true, value_delimiter = ',', value_name = "KINDS")]
+    detect: Option<Vec<String>>,
+    /// An extra personal-data pattern, NAME=REGEX (repeatable); matches are
+    /// redacted like the built-in kinds.
+    #[arg(long = "pii-pattern", global = true, value_name = "NAME=REGEX")]
+    pii_patterns: Vec<String>,
+    /// Open a damaged store read-only, skipping and reporting damaged records.
     #[arg(long, global = true)]
     salvage: bool,
     #[command(subcommand)]
@@ -123,13 +143,14 @@ enum Command {
 /// Whatever the command failed on, as one chain of causes.
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    let settings = cli.settings()?;
     // Read-only commands change no byte of the store; only `import` and
     // `serve` create one where there is none.
-    let read = || open(&cli, Access::Read);
-    let write = || open(&cli, Access::Write);
+    let read = || open(&settings, Access::Read);
+    let write = || open(&settings, Access::Write);
     match &cli.command {
-        Command::RedactText => text::redact_text(&Options::default()),
-        Command::Import(args) => import::run(&cli, args),
+        Command::RedactText => text::redact_text(&settings.options()),
+        Command::Import(args) => import::run(&settings, args),
         Command::Show { transcript } => read::show(&read()?, transcript),
         Command::Transcripts(args) => read::transcripts(&read()?, args),
         Command::Export(args) => export::export(&read()?, args),
@@ -144,9 +165,9 @@ pub fn run() -> Result<ExitCode> {
         Command::Compact { max_mib_per_sec } => read::compact(&write()?, *max_mib_per_sec),
         Command::Rewrite(args) => privacy::rewrite(&write()?, args),
         // Opened read-only in salvage mode, so that it can list every problem.
-        Command::Verify { json } => read::verify(&open(&cli, Access::Verify)?, *json),
+        Command::Verify { json } => read::verify(&open(&settings, Access::Verify)?, *json),
         Command::Stats { json } => read::stats(&read()?, *json),
-        Command::Serve(args) => crate::server::run(&cli, args),
+        Command::Serve(args) => crate::server::run(&settings, args),
     }
 }
 
@@ -164,40 +185,43 @@ pub(crate) enum Access {
 }
 
 impl Cli {
-    /// The `--data` directory.
-    pub(crate) fn data_dir(&self) -> &std::path::Path {
-        &self.data
+    /// The flags over the config file over the defaults.
+    fn settings(&self) -> Result<Settings> {
+        let durability = match (self.durability, self.sync_interval_ms) {
+            (Some(DurabilityArg::Batched), ms) | (None, ms @ Some(_)) => {
+                Some(Durability::Batched {
+                    interval_ms: ms.unwrap_or(100),
+                })
+            }
+            (Some(DurabilityArg::Immediate), Some(_)) => {
+                anyhow::bail!("--sync-interval-ms needs --durability batched")
+            }
+            (Some(DurabilityArg::Immediate), None) => Some(Durability::Immediate),
+            (None, None) => None,
+        };
+        Settings::resolve(&StoreFlags {
+            data: self.data.clone(),
+            config: self.config.clone(),
+            key_file: self.key_file.clone(),
+            durability,
+            segment_size: self.segment_size,
+            max_message_bytes: self.max_message_bytes,
+            detect: self.detect.clone(),
+            pii_patterns: self.pii_patterns.clone(),
+            salvage: self.salvage,
+        })
     }
-}
-
-/// The store options the flags describe.
-pub(crate) fn options(cli: &Cli) -> Result<Options> {
-    let mut options = Options {
-        salvage: cli.salvage,
-        durability: match cli.durability {
-            DurabilityArg::Immediate => Durability::Immediate,
-            DurabilityArg::Batched => Durability::Batched {
-                interval_ms: cli.sync_interval_ms,
-            },
-        },
-        ..Options::default()
-    };
-    if let Some(path) = &cli.key_file {
-        options.kek = Some(KeyEncryptionKey::from_file(path)?);
-    } else if let Ok(hex) = std::env::var("SHREDLOG_KEK") {
-        options.kek = Some(KeyEncryptionKey::from_hex(&hex).context("SHREDLOG_KEK")?);
-    }
-    Ok(options)
 }
 
 /// Opens the store, reporting what recovery did on stderr.
-pub(crate) fn open(cli: &Cli, access: Access) -> Result<Store> {
-    let mut options = options(cli)?;
+pub(crate) fn open(settings: &Settings, access: Access) -> Result<Store> {
+    let mut options = settings.options();
     options.read_only = matches!(access, Access::Read | Access::Verify);
     options.create = access == Access::Create;
     options.salvage |= access == Access::Verify;
-    let store = Store::open(&cli.data, options)
-        .with_context(|| format!("cannot open the store at {}", cli.data.display()))?;
+    let data = &settings.data;
+    let store = Store::open(data, options)
+        .with_context(|| format!("cannot open the store at {}", data.display()))?;
     let r = store.recovery_report();
     if access == Access::Verify {
         // `verify` reports all of it itself.

@@ -2,19 +2,20 @@
 //! file, resolved in that order of precedence (a flag beats its environment
 //! variable, which beats the file, which beats the built-in default).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+use crate::config::{DurationValue, Settings, SizeValue, parse_duration, parse_size};
+
 use super::auth::TokenTable;
 
 /// Built-in defaults.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 const DEFAULT_MAX_BODY: u64 = 32 << 20;
-const DEFAULT_MAX_MESSAGE: u64 = 12 << 20;
 const DEFAULT_MAX_FILE: u64 = 8 << 20;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CONCURRENCY: usize = 64;
@@ -47,10 +48,6 @@ pub(crate) struct ServeArgs {
     /// `shredlog: listening on http://ADDR`. [default: 127.0.0.1:7878]
     #[arg(long, env = "SHREDLOG_LISTEN", value_name = "ADDR")]
     listen: Option<String>,
-    /// TOML file with any of these settings (keys named like the flags, e.g.
-    /// `listen = "127.0.0.1:7878"`, `token-file = "/etc/shredlog/tokens"`).
-    #[arg(long, env = "SHREDLOG_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
     /// File of access tokens, one `ROLE TOKEN [TENANT]` a line (`#` starts a
     /// comment). ROLE: `writer` (append, read, lookup, consent, stats) or
     /// `admin` (everything). TENANT: `[a-z0-9][a-z0-9_-]*`, default `default`.
@@ -70,10 +67,6 @@ pub(crate) struct ServeArgs {
     /// bodies get 413. [default: 32MiB]
     #[arg(long, env = "SHREDLOG_MAX_BODY_BYTES", value_parser = parse_size, value_name = "SIZE")]
     max_body_bytes: Option<u64>,
-    /// Largest single message (its interchange JSON, file data included);
-    /// larger ones get 413. [default: 12MiB]
-    #[arg(long, env = "SHREDLOG_MAX_MESSAGE_BYTES", value_parser = parse_size, value_name = "SIZE")]
-    max_message_bytes: Option<u64>,
     /// Largest uploaded file (decoded bytes); larger ones get 413. [default: 8MiB]
     #[arg(long, env = "SHREDLOG_MAX_FILE_BYTES", value_parser = parse_size, value_name = "SIZE")]
     max_file_bytes: Option<u64>,
@@ -104,59 +97,6 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// The TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileConfig {
-    data: Option<PathBuf>,
-    listen: Option<String>,
-    token_file: Option<PathBuf>,
-    log_format: Option<LogFormat>,
-    max_body_bytes: Option<SizeValue>,
-    max_message_bytes: Option<SizeValue>,
-    max_file_bytes: Option<SizeValue>,
-    request_timeout: Option<DurationValue>,
-    max_concurrent_requests: Option<usize>,
-    retention_interval: Option<DurationValue>,
-    shutdown_grace: Option<DurationValue>,
-}
-
-/// A size in the file: bytes as an integer, or a string like `"32MiB"`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum SizeValue {
-    Bytes(u64),
-    Text(String),
-}
-
-/// A duration in the file: seconds as an integer, or a string like `"30s"`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum DurationValue {
-    Secs(u64),
-    Text(String),
-}
-
-impl SizeValue {
-    fn get(&self, key: &str) -> Result<u64> {
-        match self {
-            SizeValue::Bytes(n) => Ok(*n),
-            SizeValue::Text(s) => parse_size(s).map_err(|e| anyhow::anyhow!("`{key}`: {e}")),
-        }
-    }
-}
-
-impl DurationValue {
-    fn get(&self, key: &str) -> Result<Duration> {
-        match self {
-            DurationValue::Secs(n) => Ok(Duration::from_secs(*n)),
-            DurationValue::Text(s) => {
-                parse_duration(s).map_err(|e| anyhow::anyhow!("`{key}`: {e}"))
-            }
-        }
-    }
-}
-
 /// Request limits.
 #[derive(Clone, Debug)]
 pub(crate) struct Limits {
@@ -181,38 +121,12 @@ pub(crate) struct Config {
     pub shutdown_grace: Duration,
 }
 
-/// Whether `--data` or `SHREDLOG_DATA` was given (the global flag has a
-/// default, so its value alone cannot tell).
-fn data_given() -> bool {
-    std::env::var_os("SHREDLOG_DATA").is_some()
-        || std::env::args_os().any(|a| {
-            let a = a.to_string_lossy();
-            a == "--data" || a.starts_with("--data=")
-        })
-}
-
 impl Config {
-    pub(crate) fn resolve(args: &ServeArgs, cli_data: &Path) -> Result<Config> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the config file {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| {
-                    // toml's message quotes the offending line; that line is
-                    // configuration (not personal data), but keep it short.
-                    anyhow::anyhow!(
-                        "the config file {} is not valid: {}",
-                        path.display(),
-                        e.message()
-                    )
-                })?
-            }
-            None => FileConfig::default(),
-        };
-        let data = match (&file.data, data_given()) {
-            (Some(d), false) => d.clone(),
-            _ => cli_data.to_path_buf(),
-        };
+    /// The server's settings: its flags over the file's top-level keys over
+    /// the defaults; the message limit is the store's.
+    pub(crate) fn resolve(args: &ServeArgs, settings: &Settings) -> Result<Config> {
+        let file = &settings.file;
+        let data = settings.data.clone();
         let size = |flag: Option<u64>, file: &Option<SizeValue>, key: &str, default: u64| match (
             flag, file,
         ) {
@@ -235,12 +149,7 @@ impl Config {
                 "max-body-bytes",
                 DEFAULT_MAX_BODY,
             )?,
-            max_message_bytes: size(
-                args.max_message_bytes,
-                &file.max_message_bytes,
-                "max-message-bytes",
-                DEFAULT_MAX_MESSAGE,
-            )?,
+            max_message_bytes: settings.options().max_message_bytes as u64,
             max_file_bytes: size(
                 args.max_file_bytes,
                 &file.max_file_bytes,
@@ -299,7 +208,7 @@ impl Config {
             listen: args
                 .listen
                 .clone()
-                .or(file.listen)
+                .or(file.listen.clone())
                 .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
             tokens,
             log_format: args
@@ -315,82 +224,5 @@ impl Config {
                 DEFAULT_SHUTDOWN_GRACE,
             )?,
         })
-    }
-}
-
-/// Parses `123`, `64KiB`, `16MiB`, `1GiB` (also `KB`/`MB`/`GB`, `K`/`M`/`G`
-/// meaning the binary units).
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size like 32MiB, 512KiB or 1048576"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("`{s}`: the unit must be one of B, KiB, MiB, GiB")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
-}
-
-/// Parses `30s`, `500ms`, `2m`, `1h`, `1d` (a plain number means seconds).
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 30s, 500ms, 2m, 1h"))?;
-    let ms: u64 = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("`{s}`: the unit must be one of ms, s, m, h, d")),
-    };
-    n.checked_mul(ms)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("`{s}` is too long"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_and_durations() {
-        assert_eq!(parse_size("32MiB"), Ok(32 << 20));
-        assert_eq!(parse_size("512kib"), Ok(512 << 10));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("MiB").is_err());
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("1y").is_err());
-    }
-
-    #[test]
-    fn file_keys() {
-        let f: FileConfig = toml::from_str(
-            "listen = \"127.0.0.1:1\"\nmax-body-bytes = \"1MiB\"\nmax-file-bytes = 10\nrequest-timeout = \"5s\"\nlog-format = \"json\"\n",
-        )
-        .unwrap();
-        assert_eq!(f.listen.as_deref(), Some("127.0.0.1:1"));
-        assert_eq!(f.max_body_bytes.unwrap().get("x").unwrap(), 1 << 20);
-        assert_eq!(f.max_file_bytes.unwrap().get("x").unwrap(), 10);
-        assert_eq!(
-            f.request_timeout.unwrap().get("x").unwrap(),
-            Duration::from_secs(5)
-        );
-        assert_eq!(f.log_format, Some(LogFormat::Json));
-        assert!(toml::from_str::<FileConfig>("insecure-no-auth = true").is_err());
     }
 }

@@ -618,7 +618,7 @@ impl RetentionRequest {
         match (&self.older_than, self.older_than_ms) {
             (Some(_), Some(_)) => Err(bad("give `older_than` or `older_than_ms`, not both")),
             (Some(s), None) => {
-                let d = super::config::parse_duration(s).map_err(|e| bad(&e))?;
+                let d = crate::config::parse_duration(s).map_err(|e| bad(&e))?;
                 i64::try_from(d.as_millis())
                     .map(Some)
                     .map_err(|_| bad("the period is too long"))

@@ -37,10 +37,10 @@ mod tenants;
 #[cfg(feature = "fuzzing")]
 pub(crate) use body::fuzz_request_body;
 
-pub(crate) use config::ServeArgs;
+pub(crate) use config::{LogFormat, ServeArgs};
 
 use auth::{DEFAULT_TENANT, Principal, Role, TokenTable};
-use config::{Config, Limits, LogFormat};
+use config::{Config, Limits};
 use error::ApiError;
 use routes::{Access, Meta};
 
@@ -71,9 +71,9 @@ impl App {
 struct RouteTemplate(&'static str);
 
 /// Runs the server until SIGTERM or SIGINT.
-pub(crate) fn run(cli: &crate::cli::Cli, args: &ServeArgs) -> Result<ExitCode> {
-    let config = Config::resolve(args, cli.data_dir())?;
-    let options = crate::cli::options(cli)?;
+pub(crate) fn run(settings: &crate::config::Settings, args: &ServeArgs) -> Result<ExitCode> {
+    let config = Config::resolve(args, settings)?;
+    let options = settings.options();
     init_logging(config.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -26,9 +26,9 @@ use parking_lot::{Condvar, Mutex};
 
 use super::compact::CompactOptions;
 use super::{Engine, Writer};
+use crate::config::Durability;
 use crate::error::{Error, IoContext, Result};
 use crate::index::Checkpoint;
-use crate::options::Durability;
 use crate::segment::{self, SEGMENT_HEADER};
 
 /// How long a leader waits at most for appends on their way.

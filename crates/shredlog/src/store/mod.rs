@@ -24,12 +24,12 @@ use std::sync::atomic::AtomicBool;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::ids::hex;
 use crate::index::{Index, TranscriptEntry};
 use crate::keyring::{KeyCache, Keyring};
 use crate::message::Timestamp;
-use crate::options::Options;
 use crate::pii::Detector;
 use crate::policy::Policy;
 use crate::record::Vid;

@@ -18,13 +18,13 @@ use parking_lot::{Mutex, RwLock};
 
 use super::commit::GroupCommit;
 use super::{Engine, RecoveryReport, Store, Writer};
+use crate::config::Options;
 use crate::error::{Error, IoContext, Result};
 use crate::ids::{IdMap, SlotMap};
 use crate::index::{Checkpoint, Index, Loc, RecordRef, TranscriptEntry};
 use crate::keyring::{
     KeyCache, Keyring, Marks, OpenMode, PiiSlot, SLOT_SIZE, Slot, TranscriptKeys, TranscriptSlot,
 };
-use crate::options::Options;
 use crate::pii::Detector;
 use crate::policy::Policy;
 use crate::record::{self, FOOTER_FRAME, Tid};

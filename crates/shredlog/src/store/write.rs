@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::{Engine, Store, Writer};
+use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::index::{Loc, RecordRef, TranscriptEntry};
 use crate::keyring::{PiiSlot, Slot, TranscriptKeys, TranscriptSlot, VisitorSlot};
 use crate::message::{Message, Timestamp, normalize_email};
-use crate::options::Durability;
 use crate::pii::{Detector, RULES_VERSION};
 use crate::record::{self, MessageKeys, MsgIdDigest, Placement, Tid, Vid};
 use crate::seal::{Key, Nonces, TAG_LEN, random_array};

@@ -1,4 +1,7 @@
-//! Configuration of a store.
+//! Configuration of a store: [`Options`] (how the store runs) and the
+//! detector's settings, together one serde document, [`Config`], that the
+//! library, the `shredlog` command's flags and the server's TOML file all
+//! read. Every field's documentation ends with its default.
 
 use std::path::Path;
 
@@ -10,7 +13,7 @@ use crate::seal::Key;
 
 /// When an append is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", rename_all_fields = "kebab-case")]
 pub enum Durability {
     /// Every append returns only after its bytes (and any new keys) are on
     /// stable storage. Concurrent appenders share one sync (group commit).
@@ -40,11 +43,15 @@ pub struct Options {
     /// make an undamaged record unreadable: export what you need and import
     /// it into a new store. Default: false.
     pub salvage: bool,
-    /// Largest accepted message (all fields together, file bytes included).
+    /// Largest accepted message: all its fields together, file bytes
+    /// included (the server measures its interchange JSON line). The one
+    /// message limit of the library, the command and the server.
     /// Default: 64 MiB.
     pub max_message_bytes: usize,
-    /// Which personal-data detectors run on message text. Default: emails,
-    /// obfuscated emails, phones, IP addresses.
+    /// Which personal-data detectors run on message text. In a [`Config`]
+    /// document this is its `[pii]` section. Default: emails, obfuscated
+    /// emails, phones, IP addresses.
+    #[serde(skip)]
     pub detector: DetectorConfig,
     /// Key-encryption key that wraps every keyring slot. Default: none (the
     /// keyring holds data keys and the email directory in plaintext; see
@@ -86,6 +93,38 @@ impl Default for Options {
             read_only: false,
             create: true,
         }
+    }
+}
+
+/// Everything a store can be told, as one serde document: `[store]` is
+/// [`Options`], `[pii]` the detector's settings ([`DetectorConfig`]). The
+/// server's `--config` TOML file holds it (beside the server's own keys), the
+/// command's flags override it, and the library takes it as is.
+///
+/// ```
+/// let config: shredlog::Config = toml_like(r#"{"store": {"segment-size": 1048576}, "pii": {"payment-cards": true}}"#);
+/// let options = config.options();
+/// assert_eq!(options.segment_size, 1 << 20);
+/// assert!(options.detector.payment_cards);
+/// # fn toml_like(s: &str) -> shredlog::Config { serde_json::from_str(s).unwrap() }
+/// ```
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// How the store runs. Default: [`Options::default`].
+    pub store: Options,
+    /// Which personal data the detector finds. Default: emails, obfuscated
+    /// emails, phones, IP addresses; no payment cards, IBANs or custom patterns.
+    pub pii: DetectorConfig,
+}
+
+impl Config {
+    /// The store options with the detector's settings in them, ready for
+    /// [`crate::Store::open`].
+    pub fn options(&self) -> Options {
+        let mut o = self.store.clone();
+        o.detector = self.pii.clone();
+        o
     }
 }
 
