@@ -45,7 +45,7 @@ pub(crate) struct FileConfig {
     // The server's own keys (`server::config`).
     pub listen: Option<String>,
     pub token_file: Option<PathBuf>,
-    pub log_format: Option<crate::server::LogFormat>,
+    pub log_format: Option<LogFormat>,
     pub max_body_bytes: Option<SizeValue>,
     pub max_file_bytes: Option<SizeValue>,
     pub request_timeout: Option<DurationValue>,
@@ -88,6 +88,14 @@ impl DurationValue {
             }
         }
     }
+}
+
+/// The server's log line format (`log-format`, `--log-format`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What the flags say about the store (each `None` when not given).

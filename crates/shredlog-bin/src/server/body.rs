@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::AppState;
+use super::app::AppState;
 use super::error::ApiError;
 
 /// Reads the body up to `limit` bytes; 413 past it.

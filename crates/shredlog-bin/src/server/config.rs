@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
-use serde::Deserialize;
+use clap::Args;
 
-use crate::config::{DurationValue, Settings, SizeValue, parse_duration, parse_size};
+use crate::config::{DurationValue, LogFormat, Settings, SizeValue, parse_duration, parse_size};
 
 use super::auth::TokenTable;
 
@@ -87,14 +86,6 @@ pub(crate) struct ServeArgs {
     /// stores anyway. [default: 30s]
     #[arg(long, env = "SHREDLOG_SHUTDOWN_GRACE", value_parser = parse_duration, value_name = "DURATION")]
     shutdown_grace: Option<Duration>,
-}
-
-/// Log line format.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum LogFormat {
-    Text,
-    Json,
 }
 
 /// Request limits.

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shredlog::{Body as MsgBody, HoldTarget, Message, RetentionPolicy, Store, Timestamp};
 
-use super::AppState;
+use super::app::AppState;
 use super::auth::Principal;
 use super::body::*;
 use super::error::ApiError;
@@ -94,12 +94,6 @@ pub(super) async fn metrics(State(app): State<AppState>) -> Response {
         text,
     )
         .into_response()
-}
-
-pub(super) async fn openapi() -> Response {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let text = DOC.get_or_init(|| super::openapi::document(&super::routes::routes()).to_string());
-    ([(header::CONTENT_TYPE, "application/json")], text.clone()).into_response()
 }
 
 pub(super) async fn append(

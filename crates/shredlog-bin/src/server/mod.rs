@@ -24,6 +24,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+mod app;
 mod auth;
 mod body;
 mod config;
@@ -31,39 +32,21 @@ mod error;
 mod handlers;
 mod metrics;
 mod openapi;
+mod route;
 mod routes;
 mod tenants;
 
 #[cfg(feature = "fuzzing")]
 pub(crate) use body::fuzz_request_body;
 
-pub(crate) use config::{LogFormat, ServeArgs};
+pub(crate) use config::ServeArgs;
 
-use auth::{DEFAULT_TENANT, Principal, Role, TokenTable};
-use config::{Config, Limits};
+use crate::config::LogFormat;
+use app::{App, AppState};
+use auth::{DEFAULT_TENANT, Principal, Role};
+use config::Config;
 use error::ApiError;
-use routes::{Access, Meta};
-
-/// Shared state of the server.
-pub(crate) struct App {
-    tenants: tenants::Tenants,
-    metrics: metrics::Metrics,
-    limits: Limits,
-    /// `None`: authentication is off (`--insecure-no-auth`).
-    tokens: Option<TokenTable>,
-    shutting_down: AtomicBool,
-    permits: tokio::sync::Semaphore,
-    started: Instant,
-    retention_interval: Option<Duration>,
-}
-
-pub(crate) type AppState = Arc<App>;
-
-impl App {
-    fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
-    }
-}
+use route::{Access, Meta};
 
 /// The matched route template, carried on the response for the access log
 /// and the metrics (never the path itself: it can hold ids).

@@ -1,130 +1,10 @@
-//! The OpenAPI 3.0 document, built from the route table (see
-//! [`super::routes::routes`]), so that it describes exactly the routes the
+//! The OpenAPI 3.0 document, built from a route table (the server's is
+//! `super::routes::routes`), so that it describes exactly the routes the
 //! router has.
 
 use serde_json::{Map, Value, json};
 
-use super::routes::{Access, Route};
-
-/// A `$ref` to a component schema.
-pub(crate) fn schema_ref(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
-/// A path or query parameter.
-pub(crate) struct Param {
-    name: &'static str,
-    location: &'static str,
-    description: &'static str,
-    required: bool,
-    schema: Value,
-}
-
-impl Param {
-    pub(crate) fn path(name: &'static str, description: &'static str) -> Param {
-        Param {
-            name,
-            location: "path",
-            description,
-            required: true,
-            schema: json!({"type": "string", "minLength": 1}),
-        }
-    }
-
-    pub(crate) fn query(name: &'static str, description: &'static str, schema: Value) -> Param {
-        Param {
-            name,
-            location: "query",
-            description,
-            required: false,
-            schema,
-        }
-    }
-}
-
-/// The documentation of one operation.
-pub(crate) struct Doc {
-    id: &'static str,
-    tag: &'static str,
-    summary: &'static str,
-    description: Option<&'static str>,
-    params: Vec<Param>,
-    /// (content type, schema) pairs and whether a body is required.
-    body: Option<(Vec<(&'static str, Value)>, bool)>,
-    ok_description: &'static str,
-    ok: Vec<(&'static str, Value)>,
-    errors: &'static [u16],
-}
-
-impl Doc {
-    pub(crate) fn new(id: &'static str, tag: &'static str, summary: &'static str) -> Doc {
-        Doc {
-            id,
-            tag,
-            summary,
-            description: None,
-            params: Vec::new(),
-            body: None,
-            ok_description: "OK",
-            ok: Vec::new(),
-            errors: &[],
-        }
-    }
-
-    pub(crate) fn describe(mut self, d: &'static str) -> Doc {
-        self.description = Some(d);
-        self
-    }
-
-    pub(crate) fn param(mut self, p: Param) -> Doc {
-        self.params.push(p);
-        self
-    }
-
-    pub(crate) fn body_json(mut self, schema: Value, required: bool) -> Doc {
-        self.body = Some((vec![("application/json", schema)], required));
-        self
-    }
-
-    pub(crate) fn body_append(mut self) -> Doc {
-        self.body = Some((
-            vec![
-                (
-                    "application/json",
-                    json!({"oneOf": [schema_ref("Message"), {"type": "array", "items": schema_ref("Message"), "minItems": 1}]}),
-                ),
-                (
-                    "application/x-ndjson",
-                    json!({"type": "string", "description": "One interchange object a line."}),
-                ),
-            ],
-            true,
-        ));
-        self
-    }
-
-    pub(crate) fn ok_json(mut self, description: &'static str, schema: Value) -> Doc {
-        self.ok_description = description;
-        self.ok.push(("application/json", schema));
-        self
-    }
-
-    pub(crate) fn ok_text(mut self, description: &'static str, content_type: &'static str) -> Doc {
-        self.ok_description = description;
-        self.ok.push((content_type, json!({"type": "string"})));
-        self
-    }
-
-    pub(crate) fn ok_also(mut self, content_type: &'static str, schema: Value) -> Doc {
-        self.ok.push((content_type, schema));
-        self
-    }
-
-    pub(crate) fn errors(mut self, codes: &'static [u16]) -> Doc {
-        self.errors = codes;
-        self
-    }
-}
+use super::route::{Access, REFERENCE_PATTERN, Route, schema_ref};
 
 fn content(items: &[(&'static str, Value)]) -> Value {
     let mut m = Map::new();
@@ -253,9 +133,6 @@ pub(crate) fn document(routes: &[Route]) -> Value {
         },
     })
 }
-
-/// Control characters are refused in references (`char::is_control`).
-pub(crate) const REFERENCE_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
 
 /// One kind of interchange message.
 fn message_variant(kind: &str, body: Value) -> Value {
@@ -528,37 +405,4 @@ fn schemas() -> Value {
         }
     }
     Value::Object(all)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every `$ref` points at a schema that exists; every operation has a
-    /// unique id; the document covers every route of the table.
-    #[test]
-    fn document_is_self_consistent() {
-        let routes = super::super::routes::routes();
-        let doc = document(&routes);
-        let text = doc.to_string();
-        let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for part in text.split("#/components/schemas/").skip(1) {
-            let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
-            assert!(schemas.contains_key(&name), "missing schema {name}");
-        }
-        let mut ids = std::collections::HashSet::new();
-        for r in &routes {
-            let op = &doc["paths"][r.meta.path][r.method.as_str().to_ascii_lowercase()];
-            assert!(op.is_object(), "{} {} undocumented", r.method, r.meta.path);
-            assert!(ids.insert(op["operationId"].as_str().unwrap().to_owned()));
-            assert!(op["responses"]["200"].is_object());
-        }
-        let n: usize = doc["paths"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|p| p.as_object().unwrap().len())
-            .sum();
-        assert_eq!(n, routes.len());
-    }
 }

@@ -4,78 +4,12 @@
 //! is the OpenAPI document, so the two cannot disagree about which routes
 //! exist, their methods or who may call them.
 
-use axum::http::Method;
-use axum::routing::{MethodFilter, MethodRouter};
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::AppState;
 use super::handlers::*;
-use super::openapi::{Doc, Param, schema_ref};
-
-/// Who may call a route.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// No token needed (`/healthz` only).
-    Public,
-    /// Any valid token.
-    Any,
-    /// A writer or admin token.
-    Writer,
-    /// An admin token.
-    Admin,
-}
-
-impl Access {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Access::Public => "none",
-            Access::Any => "any",
-            Access::Writer => "writer",
-            Access::Admin => "admin",
-        }
-    }
-}
-
-/// What the per-route guard needs to know.
-#[derive(Copy, Clone, Debug)]
-pub(crate) struct Meta {
-    pub path: &'static str,
-    pub access: Access,
-    /// Exempt from the request timeout (long maintenance operations).
-    pub long: bool,
-}
-
-pub(crate) struct Route {
-    pub method: Method,
-    pub meta: Meta,
-    pub doc: Doc,
-    pub handler: MethodRouter<AppState>,
-}
-
-fn route<H, T>(method: Method, path: &'static str, access: Access, handler: H, doc: Doc) -> Route
-where
-    H: axum::handler::Handler<T, AppState>,
-    T: 'static,
-{
-    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
-    Route {
-        method,
-        meta: Meta {
-            path,
-            access,
-            long: false,
-        },
-        doc,
-        handler: axum::routing::on(filter, handler),
-    }
-}
-
-impl Route {
-    fn long(mut self) -> Route {
-        self.meta.long = true;
-        self
-    }
-}
+use super::route::{Access, Doc, Param, REFERENCE_PATTERN, Route, route, schema_ref};
 
 /// Every route the server has.
 pub(crate) fn routes() -> Vec<Route> {
@@ -85,7 +19,7 @@ pub(crate) fn routes() -> Vec<Route> {
         Param::query(
             "reference",
             "Your reference for the audit log (e.g. a ticket number). Must not contain personal data.",
-            json!({"type": "string", "maxLength": 256, "pattern": super::openapi::REFERENCE_PATTERN}),
+            json!({"type": "string", "maxLength": 256, "pattern": REFERENCE_PATTERN}),
         )
     };
     vec![
@@ -382,4 +316,45 @@ pub(crate) fn routes() -> Vec<Route> {
                 .errors(&[400]),
         ),
     ]
+}
+
+/// `GET /v1/openapi.json`: the document of this very table.
+async fn openapi() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOC.get_or_init(|| super::openapi::document(&routes()).to_string());
+    ([(header::CONTENT_TYPE, "application/json")], text.clone()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::openapi::document;
+
+    /// Every `$ref` points at a schema that exists; every operation has a
+    /// unique id; the document covers every route of the table.
+    #[test]
+    fn document_is_self_consistent() {
+        let routes = routes();
+        let doc = document(&routes);
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert!(schemas.contains_key(&name), "missing schema {name}");
+        }
+        let mut ids = std::collections::HashSet::new();
+        for r in &routes {
+            let op = &doc["paths"][r.meta.path][r.method.as_str().to_ascii_lowercase()];
+            assert!(op.is_object(), "{} {} undocumented", r.method, r.meta.path);
+            assert!(ids.insert(op["operationId"].as_str().unwrap().to_owned()));
+            assert!(op["responses"]["200"].is_object());
+        }
+        let n: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| p.as_object().unwrap().len())
+            .sum();
+        assert_eq!(n, routes.len());
+    }
 }
