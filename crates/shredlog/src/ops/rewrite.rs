@@ -207,7 +207,7 @@ impl Store {
                     for (was, now) in pairs {
                         if let (Some(was), Some(now)) = (was, now)
                             && was != now
-                            && was != crate::REDACTED
+                            && was != crate::message::REDACTED
                             && !old.iter().any(|(w, _)| w == was)
                         {
                             old.push((was.clone(), now.to_owned()));

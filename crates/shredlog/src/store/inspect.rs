@@ -23,7 +23,7 @@ impl Store {
     /// a store opened in salvage mode it also lists what open skipped.
     ///
     /// # Errors
-    /// [`Error::Io`] if files cannot be read; damage is reported in the report.
+    /// [`crate::Error::Io`] if files cannot be read; damage is reported in the report.
     pub fn verify(&self) -> Result<VerifyReport> {
         let engine = &*self.engine;
         let mut report = VerifyReport::default();
