@@ -31,6 +31,10 @@ fn hostile_inputs_keep_the_redactor_properties() {
     let ranges = "10.0.0.1-".repeat(2_000) + "10.0.0.2";
     let markup = "**".repeat(3_000) + "+4930123456" + &"_".repeat(3_000);
     let dotted = "1.".repeat(5_000);
+    let copulas = "number is ".repeat(2_000) + "1234567";
+    let nested = "(+44 (0)".repeat(2_000) + "20 7946 0958)";
+    let short_plans = "+678 1 ".repeat(3_000);
+    let extensions = "+49 30 1234567".to_owned() + &",ext=1".repeat(3_000);
     for input in [
         long_local.as_str(),
         many_ats.as_str(),
@@ -42,6 +46,10 @@ fn hostile_inputs_keep_the_redactor_properties() {
         ranges.as_str(),
         markup.as_str(),
         dotted.as_str(),
+        copulas.as_str(),
+        nested.as_str(),
+        short_plans.as_str(),
+        extensions.as_str(),
         "<redacted><redacted>::1@<redacted>",
         "\u{feff}\u{200b}+\u{200b}4\u{200b}4",
         "tel=<redacted>x900",

@@ -33,6 +33,23 @@ const VERSION_WORDS: &[&str] = &[
     "rev",
     "sdk",
     "api level",
+    // Numbered sections of documents: "look at section 4.2.1.3".
+    "section",
+    "sect.",
+    "sec.",
+    "§",
+    "chapter",
+    "chap.",
+    "kapitel",
+    "abschnitt",
+    "chapitre",
+    "capítulo",
+    "capitolo",
+    "hoofdstuk",
+    "rozdział",
+    "clause",
+    "paragraph",
+    "para.",
 ];
 
 /// Letters glued before a dotted quad that make it a version ("v1.2.3.4",
@@ -167,6 +184,10 @@ fn check_ipv4(text: &str, start: usize, end: usize, after_range: bool) -> Option
         Some(c @ ('.' | ':' | '-'))
             if char_at(text, span_end + 1).is_some_and(|c| c.is_ascii_digit()) =>
         {
+            // "-p 127.0.0.1:8080:80" (a port mapping), "10.0.0.1/24:8080".
+            if c == ':' && span_end > end {
+                return Some(span_end);
+            }
             if c == '-' && quad_at(text, span_end + 1) {
                 // "a-b": a range; b is checked on its own.
                 return Some(span_end);
@@ -400,6 +421,8 @@ mod tests {
             ("allow 10.0.0.1:8000-8080", "10.0.0.1:8000-8080"),
             ("range 192.168.1.10-20", "192.168.1.10-20"),
             ("update 10.1.2.3 tonight", "10.1.2.3"),
+            ("docker run -p 127.0.0.1:8080:80 app", "127.0.0.1:8080"),
+            ("http://41.25.114.10/20:8080/status", "41.25.114.10/20"),
         ];
         for (text, want) in cases {
             assert_eq!(v4(text), vec![want], "in {text:?}");
@@ -421,6 +444,8 @@ mod tests {
             "ver 4.4.4.4",
             "build10.0.0.1",
             "versions 4.1.4.1-2.4.3.0",
+            "look at section 4.2.1.3",
+            "see § 1.2.3.4",
             "v1.2.3.4-v1.2.3.9",
         ] {
             assert!(v4(text).is_empty(), "{text:?} -> {:?}", v4(text));

@@ -706,6 +706,10 @@ fn check(text: &str, p: &Parts<'_>, dot: &Regex) -> Option<usize> {
         return None;
     }
     let tld = labels.last().map(label)?.to_ascii_lowercase();
+    // "use [at] and [dot] to hide emails": a function word is no host name.
+    if labels.len() == 2 && FUNCTION_WORDS.contains(&first.to_lowercase().as_str()) {
+        return None;
+    }
     let domain_obf = labels.iter().any(|l| l.2);
     let end = p.domain_start + labels.last()?.1;
     // The address must not run on into a word.
@@ -754,6 +758,12 @@ fn check(text: &str, p: &Parts<'_>, dot: &Regex) -> Option<usize> {
     }
     Some(end)
 }
+
+/// Words that are no second-level domain ("use [at] and [dot] to …").
+const FUNCTION_WORDS: &[&str] = &[
+    "and", "or", "the", "to", "of", "in", "on", "for", "with", "is", "are", "und", "oder", "et",
+    "ou",
+];
 
 /// Whether a mail word ("email", "contact", "邮箱", …) ends in the 40 bytes
 /// before `start`.
@@ -964,6 +974,7 @@ mod tests {
             "see you at 5 dot 30",
             "I am at home dot",
             "run look_at_me.py",
+            "use [at] and [dot] to hide emails",
             "see created-at-utc.rs",
             "details at example.com",
             "we're at example.com now",

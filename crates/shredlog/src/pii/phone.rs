@@ -32,6 +32,11 @@ use super::{PiiKind, Span};
 const MAX_RUN_DIGITS: usize = 40;
 /// Most groups one number may span.
 const MAX_GROUPS_PER_NUMBER: usize = 8;
+/// Fewest digits of a number: country code and national number of `+CC …`
+/// (the shortest plans have 4 national digits: "+98 9601", "+690 3101").
+const MIN_DIGITS_PLUS: usize = 6;
+/// Fewest digits of a number without '+'.
+const MIN_DIGITS: usize = 7;
 
 #[derive(Clone, Copy, Default, Debug)]
 struct Sep {
@@ -212,6 +217,9 @@ enum Lead {
     /// A phone label, perhaps glued on and perhaps behind `=`, `#`, `:` or
     /// markup: "tel=", "ph#", "WhatsApp: **", "Handy", "电话：".
     Label,
+    /// A word that names a number without saying which kind, right before
+    /// it: "number: ", "Nummer ", "número", "번호#".
+    WeakLabel,
     /// Glued to a word, an identifier, a price or a path.
     Glued,
 }
@@ -334,6 +342,15 @@ const LABEL_WORDS: &[&str] = &[
     "휴대폰",
     "打",
     "拨",
+    "τηλ",
+    "τηλ.",
+    "טל",
+    "טלפון",
+    "هاتف",
+    "جوال",
+    "โทร",
+    "sđt",
+    "đt",
     "☎",
     "☎\u{fe0f}",
     "📞",
@@ -341,22 +358,51 @@ const LABEL_WORDS: &[&str] = &[
     "℡",
 ];
 
+/// Words that may stand between a label and its number ("number is").
+const COPULAS: &[&str] = &[
+    "is", "es", "è", "é", "e", "ist", "est", "jest", "är", "er", "was", "war", "era", "eh",
+];
+
 /// Labels that name a number without saying which kind: the number is not
 /// glued to a word, but this is no phone label.
 const WEAK_LABEL_WORDS: &[&str] = &[
-    "number", "numero", "número", "numéro", "nummer", "numer", "番号", "번호",
+    "number",
+    "numero",
+    "número",
+    "numéro",
+    "nummer",
+    "numer",
+    "номер",
+    "番号",
+    "号码",
+    "號碼",
+    "번호",
 ];
 
 /// Which label of [`LABEL_WORDS`] (or else [`WEAK_LABEL_WORDS`]) ends at
 /// `p`, after skipping back over separators, spaces and markup.
 fn label_before(text: &str, p: usize) -> Option<Lead> {
-    let mut q = p;
-    for _ in 0..6 {
-        match char_before(text, q) {
-            Some(c) if is_label_sep(c) || is_markup(c) || is_inline_space(c) => {
-                q -= c.len_utf8();
+    let skip_seps = |mut q: usize| {
+        for _ in 0..6 {
+            match char_before(text, q) {
+                Some(c) if is_label_sep(c) || is_markup(c) || is_inline_space(c) => {
+                    q -= c.len_utf8();
+                }
+                _ => break,
             }
-            _ => break,
+        }
+        q
+    };
+    let mut q = skip_seps(p);
+    // "my number is …", "il mio numero è …", "meine Nummer ist …": one
+    // copula between the label and the number.
+    if q < p {
+        let tail = window_before(text, q, 6);
+        if let Some(copula) = COPULAS.iter().find(|w| {
+            tail.strip_suffix(**w)
+                .is_some_and(|head| head.ends_with(is_inline_space))
+        }) {
+            q = skip_seps(q - copula.len());
         }
     }
     // Every label ends in a letter, a '.', or a non-ASCII character.
@@ -377,7 +423,7 @@ fn label_before(text: &str, p: usize) -> Option<Lead> {
     if strong.iter().any(ends_in) {
         Some(Lead::Label)
     } else if weak.iter().any(ends_in) {
-        Some(Lead::Free)
+        Some(Lead::WeakLabel)
     } else {
         None
     }
@@ -475,8 +521,8 @@ fn start_boundary_ok(text: &str, start: usize) -> bool {
 /// less of a shape.
 fn partition(text: &str, digits: &[u8], groups: &[Group], out: &mut Vec<Span>) {
     let n = groups.len();
-    // A number has at least 7 digits.
-    if n == 0 || digits.len() < 7 || looks_like_data(digits, groups) {
+    // A number has at least 7 digits, or 6 with '+' ("+98 9601").
+    if n == 0 || digits.len() < MIN_DIGITS_PLUS || looks_like_data(digits, groups) {
         return;
     }
     let lead = lead_of(text, groups.first().map_or(0, |g| g.lead_start));
@@ -522,8 +568,8 @@ fn partition(text: &str, digits: &[u8], groups: &[Group], out: &mut Vec<Span>) {
                 let Some(before) = before.get_mut(a) else {
                     continue;
                 };
-                let labelled = a == 0 && lead == Lead::Label;
-                let Some(end) = validate(text, digits, groups, (a, k - 1), labelled, before) else {
+                let label = if a == 0 { lead } else { Lead::Free };
+                let Some(end) = validate(text, digits, groups, (a, k - 1), label, before) else {
                     continue;
                 };
                 let covered: usize = groups
@@ -567,32 +613,43 @@ fn partition(text: &str, digits: &[u8], groups: &[Group], out: &mut Vec<Span>) {
     }
 }
 
-/// Long runs of equal groups without '+' are card, tracking or account numbers.
+/// Long runs of equal groups without '+' are card, tracking or account
+/// numbers, also with a shorter last group ("9418 8945 8385 8793 7668 42").
 fn looks_like_data(digits: &[u8], groups: &[Group]) -> bool {
     let has_plus = groups.iter().any(|g| g.sep.plus);
     let first_len = groups.first().map_or(0, |g| g.len);
+    let last_len = groups.last().map_or(0, |g| g.len);
+    let body = groups.get(..groups.len().saturating_sub(1)).unwrap_or(&[]);
     !has_plus
         && digits.len() >= 16
         && groups.len() >= 4
         && first_len >= 3
-        && groups.iter().all(|g| g.len == first_len)
+        && body.iter().all(|g| g.len == first_len)
+        && last_len <= first_len
 }
 
-/// Validates groups `a..=b` as one number; returns the span end. `labelled`:
-/// a phone label stands right before it. `before` caches what the words
-/// before group `a` say.
+/// Validates groups `a..=b` as one number; returns the span end. `label`:
+/// what stands right before it ([`Lead::Label`]: a phone label,
+/// [`Lead::WeakLabel`]: "number" or the like). `before` caches what the
+/// words before group `a` say.
 fn validate(
     text: &str,
     digits: &[u8],
     groups: &[Group],
     (a, b): (usize, usize),
-    labelled: bool,
+    label: Lead,
     before: &mut Option<BeforeWords>,
 ) -> Option<usize> {
+    let labelled = label == Lead::Label;
     let ga = groups.get(a)?;
     let gb = groups.get(b)?;
     let d = digits.get(ga.first..gb.first + gb.len)?;
-    if !(7..=17).contains(&d.len()) {
+    let min = if ga.sep.plus {
+        MIN_DIGITS_PLUS
+    } else {
+        MIN_DIGITS
+    };
+    if !(min..=17).contains(&d.len()) {
         return None;
     }
     let sub = groups.get(a..=b)?;
@@ -609,13 +666,17 @@ fn validate(
         if g.sep.open {
             depth += 1;
         }
-        if !(0..=1).contains(&depth) {
+        // "(+44 (0)20 7946 0958)": a bracket inside a bracketed number.
+        if !(0..=2).contains(&depth) {
             return None;
         }
     }
     let mut end = gb.end;
     // "(+64 3 234 4139, ext. 34)": the extension before the closing bracket.
     let mut ext_in_brackets = None;
+    if depth > 1 {
+        return None;
+    }
     if depth == 1 {
         match char_at(text, end) {
             Some(c @ (')' | '）')) => end += c.len_utf8(),
@@ -642,7 +703,7 @@ fn validate(
         return None;
     }
     let ok = if ga.sep.plus {
-        international(d)
+        international(d) || international_without_paren_zero(d, sub)
     } else {
         let shape = if d.starts_with(&[0, 0]) && d.get(2).is_some_and(|&x| x != 0) {
             Shape::from(d.get(2..).is_some_and(international), false)
@@ -653,11 +714,16 @@ fn validate(
         let mut ctx = || national_context(text, ga.lead_start, end, before);
         match shape {
             Shape::Yes => ctx() != Ctx::Negative,
-            Shape::WithPhoneWord if labelled => ctx() != Ctx::Negative,
+            Shape::WithPhoneWord if labelled || label == Lead::WeakLabel => ctx() != Ctx::Negative,
             Shape::WithPhoneWord => matches!(ctx(), Ctx::Positive | Ctx::Weak),
             // Any grouping of a plausible length is a phone number right after
             // a phone label, or with a phone word (not just "number") nearby.
             Shape::No if labelled => loose_shape(d, sub, true) && ctx() != Ctx::Negative,
+            // "number: 1800.123.456", "neue Nummer: 3101432", "번호#320 1234";
+            // "no. 12345678" and "number of users: 12345678" stay.
+            Shape::No if label == Lead::WeakLabel => {
+                loose_shape(d, sub, false) && ctx() != Ctx::Negative
+            }
             Shape::No => loose_shape(d, sub, false) && ctx() == Ctx::Positive,
         }
     };
@@ -672,6 +738,10 @@ fn end_boundary_ok(text: &str, end: usize) -> bool {
     let Some(next) = char_at(text, end) else {
         return true;
     };
+    // ",ext=12", ";ext=12", ", ext. 12": an extension follows.
+    if matches!(next, ',' | ';') && extension(text, end) > end {
+        return true;
+    }
     if is_word(next) {
         // "…0143x204" / "…0143ext.12" are extensions; anything else glues.
         let rest = lower(window_after(text, end, 12));
@@ -711,12 +781,17 @@ fn international(d: &[u8]) -> bool {
             return false;
         };
         let nsn = d.get(i + 1..).unwrap_or(&[]);
+        // Any length the plan allows, the short ones of small territories and
+        // special services too ("+678 22123", "+47 02000", "+31 14020"); no
+        // national number is all zeros.
+        // NANP: 10 digits, or Canada's 7-digit "310-xxxx" service numbers.
+        let nanp_ok = |len: usize| len == 10 || (len == 7 && nsn.starts_with(&[3, 1, 0]));
         let fits = |len: usize| {
-            (4..32).contains(&len)
-                && mask & (1u32 << len) != 0
-                && (cc != 1 || len == 10)
-                && (len >= 6 || mask & !((1u32 << 6) - 1) == 0)
+            (4..32).contains(&len) && mask & (1u32 << len) != 0 && (cc != 1 || nanp_ok(len))
         };
+        if nsn.iter().all(|&x| x == 0) {
+            return false;
+        }
         if fits(nsn.len()) && !(cc == 1 && nsn.first() == Some(&1)) {
             return true;
         }
@@ -724,6 +799,36 @@ fn international(d: &[u8]) -> bool {
         return trunk0 && nsn.first() == Some(&0) && fits(nsn.len() - 1);
     }
     false
+}
+
+/// "+297 (0)521 2330": a `(0)` written after the country code, also where the
+/// plan has no trunk prefix '0', is no part of the number.
+fn international_without_paren_zero(d: &[u8], sub: &[Group]) -> bool {
+    let base = sub.first().map_or(0, |g| g.first);
+    let Some((i, g)) = sub
+        .iter()
+        .enumerate()
+        .skip(1)
+        .take(2)
+        .find(|(_, g)| g.sep.open && g.len == 1 && d.get(g.first - base) == Some(&0))
+    else {
+        return false;
+    };
+    if !sub.get(i + 1).is_some_and(|next| next.sep.close) {
+        return false;
+    }
+    let zero = g.first - base;
+    let mut rest = [0u8; 17];
+    let mut len = 0;
+    for (j, &x) in d.iter().enumerate() {
+        if j != zero
+            && let Some(slot) = rest.get_mut(len)
+        {
+            *slot = x;
+            len += 1;
+        }
+    }
+    rest.get(..len).is_some_and(international)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -806,6 +911,30 @@ const PHONE_WORDS: &[&str] = &[
     "numero di telefono",
     "número de teléfono",
     "numéro de téléphone",
+    // Verb forms and other scripts: "Llámanos", "belt u mij", "soita",
+    // "hubungi", "arayın", "gọi", …
+    "llám",
+    "marca al",
+    "bellen",
+    "belt ",
+    "gebeld",
+    "zavol",
+    "volejte",
+    "soita",
+    "ringe",
+    "telep",
+    "hubungi",
+    "aray",
+    "điện thoại",
+    "gọi",
+    "τηλ",
+    "טלפון",
+    "התקשר",
+    "هاتف",
+    "اتصل",
+    "جوال",
+    "โทร",
+    "कॉल",
 ];
 
 /// Short words before a number that say it is a phone number (whole words,
@@ -815,7 +944,22 @@ const PHONE_WHOLE_WORDS: &[&str] = &["tel", "tél", "cell", "dial", "mob", "ph"]
 /// Words that name a number without saying which kind ("my number is …").
 /// They count as phone words only when no other-kind word is near.
 const WEAK_PHONE_WORDS: &[&str] = &[
-    "number", "nummer", "numéro", "número", "numero", "numer", "num", "no", "nr", "n°", "nº",
+    "number",
+    "nummer",
+    "numéro",
+    "número",
+    "numero",
+    "numer",
+    "num",
+    "no",
+    "nr",
+    "n°",
+    "nº",
+    "номер",
+    "番号",
+    "号码",
+    "號碼",
+    "번호",
 ];
 
 /// Words before a number that say it is something else (prefixes).
@@ -948,9 +1092,9 @@ const OTHER_PREFIXES: &[&str] = &[
 const OTHER_WORDS: &[&str] = &[
     "id", "ref", "sku", "imei", "bic", "vat", "tax", "ust", "nif", "cpf", "pnr", "ean", "upc",
     "code", "pin", "otp", "isin", "lot", "batch", "model", "part", "page", "seite", "zip", "plz",
-    "cep", "cap", "price", "total", "cost", "rs", "inr", "usd", "eur", "gbp", "jpy", "brl", "chf",
-    "pln", "sek", "nok", "dkk", "rmb", "cny", "build", "ver", "serie", "item", "art", "case",
-    "編號", "编号",
+    "usps", "ups", "dhl", "fedex", "dpd", "gls", "tnt", "cep", "cap", "price", "total", "cost",
+    "rs", "inr", "usd", "eur", "gbp", "jpy", "brl", "chf", "pln", "sek", "nok", "dkk", "rmb",
+    "cny", "build", "ver", "serie", "item", "art", "case", "編號", "编号",
 ];
 
 /// The keyword sets, built once.
@@ -1037,6 +1181,25 @@ impl Shape {
 
 /// National formats (no '+' or '00'): the shape of the digits and groups.
 fn national(d: &[u8], sub: &[Group], has_parens: bool) -> Shape {
+    // A dotted run with a one-digit group inside is a version or a section
+    // ("131.0.4546.186", "4.2.1.3"), not a number.
+    if sub.len() >= 3 && sub.iter().skip(1).any(|g| g.len == 1 && g.sep.dot) {
+        return Shape::No;
+    }
+    let shape = national_shape(d, sub, has_parens);
+    // Only groups of one or two digits, no trunk '0': a list of small numbers
+    // ("10 20 30 40 50 60", "4 8 15 16 23 42") unless a phone word says otherwise.
+    if shape == Shape::Yes
+        && sub.len() >= 3
+        && d.first() != Some(&0)
+        && sub.iter().all(|g| g.len <= 2)
+    {
+        return Shape::WithPhoneWord;
+    }
+    shape
+}
+
+fn national_shape(d: &[u8], sub: &[Group], has_parens: bool) -> Shape {
     let n = d.len();
     if !(7..=12).contains(&n) || is_date(d, sub) || is_isbn(d, sub) {
         return Shape::No;
@@ -1086,7 +1249,10 @@ fn national(d: &[u8], sub: &[Group], has_parens: bool) -> Shape {
         // Russian "8 (495) 123-45-67".
         11 => {
             let nanp = d0 == 1 && nanp10(1) && !single;
-            let cn = d0 == 1 && (3..=9).contains(&d1);
+            // Chinese mobiles are written whole or 3-4-4.
+            let cn = d0 == 1
+                && (3..=9).contains(&d1)
+                && (single || sub.iter().map(|g| g.len).eq([3, 4, 4]));
             let br = d1 != 0 && at(2) == 9;
             let ru_groups = sub.iter().map(|g| g.len).eq([1, 3, 3, 2, 2]);
             let ru = d0 == 8 && (has_parens || ru_groups);
@@ -1096,8 +1262,13 @@ fn national(d: &[u8], sub: &[Group], has_parens: bool) -> Shape {
         // Written 3-3-3 with spaces it is also how large numbers are written,
         // so then (and undivided) it needs a phone word.
         9 => {
-            let thousands =
-                sub.len() == 3 && sub.iter().all(|g| g.len == 3 && !g.sep.dash && !g.sep.dot);
+            // "912 345 678" and "254.170.182" (thousands with dots).
+            let spaced = |g: &Group| !g.sep.dash && !g.sep.dot && !g.sep.slash;
+            let dotted = |g: &Group| g.sep.dot && !g.sep.space && !g.sep.dash && !g.sep.slash;
+            let tail = || sub.iter().skip(1);
+            let thousands = sub.len() == 3
+                && sub.iter().all(|g| g.len == 3)
+                && (tail().all(spaced) || tail().all(dotted));
             Shape::from(!(single || thousands), true)
         }
         // Denmark, Norway, Singapore, Hong Kong, … and local numbers: need a phone word.
@@ -1107,8 +1278,9 @@ fn national(d: &[u8], sub: &[Group], has_parens: bool) -> Shape {
 }
 
 /// A national number of no known shape that is still a phone number next to
-/// a phone word (7 to 13 digits in groups, 8 to 13 undivided) or right after a phone
-/// label (7 to 15 digits, undivided or in any grouping). Never a list of
+/// a phone word or right after "number" (7 to 13 digits, undivided or in
+/// groups) or right after a phone label (7 to 15 digits, undivided or in any
+/// grouping). Never a list of
 /// one-digit groups, a date or an ISBN, never `00…` (that is international).
 fn loose_shape(d: &[u8], sub: &[Group], labelled: bool) -> bool {
     let n = d.len();
@@ -1120,7 +1292,7 @@ fn loose_shape(d: &[u8], sub: &[Group], labelled: bool) -> bool {
     if labelled {
         return (7..=15).contains(&n) && !(sub.len() > 1 && is_date(d, sub));
     }
-    (7..=13).contains(&n) && (sub.len() >= 2 || n >= 8) && !is_date(d, sub)
+    (7..=13).contains(&n) && !is_date(d, sub)
 }
 
 /// Four dot-separated groups of up to three digits, each at most 255: an
@@ -1332,6 +1504,8 @@ const UNITS: &[&str] = &[
     "points",
     "pts",
     "bytes",
+    "times",
+    "calls",
 ];
 
 /// [`UNITS`] packed.
@@ -1554,6 +1728,56 @@ mod tests {
             "85.118.2.116",
             "id=0301234567",
             "ticket#12345678",
+        ] {
+            assert!(phones(text).is_empty(), "{text:?} -> {:?}", phones(text));
+        }
+    }
+
+    #[test]
+    fn short_plans_extensions_words_and_brackets() {
+        let cases = [
+            // National numbers of 4-5 digits after a country code.
+            ("call me back at +678 30143", "+678 30143"),
+            ("tel:+247-40123", "+247-40123"),
+            ("+98 9601", "+98 9601"),
+            ("00690 3172", "00690 3172"),
+            ("手机-+678 81123", "+678 81123"),
+            ("(+677) 18123으로 전화주세요", "(+677) 18123"),
+            ("tlf:+47 02000", "+47 02000"),
+            ("+1 310-1234", "+1 310-1234"),
+            // Extensions glued with a comma or semicolon.
+            (
+                "zadzwoń na +51 1 1234567,ext=6165 jutro",
+                "+51 1 1234567,ext=6165",
+            ),
+            ("tel02-212-3456,ext=5179", "02-212-3456,ext=5179"),
+            // Phone verbs, weak labels, copulas, 7 digits near a phone word.
+            ("Llámanos al 88 01 59 89.", "88 01 59 89"),
+            ("belt u mij op 5123 4567", "5123 4567"),
+            ("text me on 8001867 when you land", "8001867"),
+            ("neue Nummer: 3101432", "3101432"),
+            ("new number: 1800.123.456", "1800.123.456"),
+            ("my number is 72009173", "72009173"),
+            ("il mio numero è 0800 476", "0800 476"),
+            ("번호#320 1234", "320 1234"),
+            ("번호71234567", "71234567"),
+            // "(0)" after any country code, also inside brackets.
+            ("+297 (0)521 2330", "+297 (0)521 2330"),
+            ("(+44 (0)20 7946 0958)", "(+44 (0)20 7946 0958)"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(phones(text), vec![want], "in {text:?}");
+        }
+        for text in [
+            "USPS 9418 8945 8385 8793 7668 42",
+            "Chrome 131.0.4546.186",
+            "4 8 15 16 23 42",
+            "10 20 30 40 50 60 70",
+            "it was 254.170.182 lol",
+            "+50000000 gold",
+            "+1234567",
+            "called 12 345 678 times",
+            "the number of users is 12345678",
         ] {
             assert!(phones(text).is_empty(), "{text:?} -> {:?}", phones(text));
         }

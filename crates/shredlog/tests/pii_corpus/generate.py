@@ -729,13 +729,126 @@ def s2_negative_lines():
     return lines
 
 
+# ---------------------------------------------------------------------------
+# Section 3 (RULES_VERSION 3): the classes a development set (the held-out
+# generator with other seeds) and probes of libphonenumber's formats found
+# missed or falsely flagged. Its own seed, appended after section 2.
+
+U = random.Random(3_2026)
+
+# Regions whose national numbers (or some of their services) have 4-6 digits.
+SHORT_REGIONS = ["AC", "VU", "SB", "TK", "NU", "TV", "KI", "TO", "WS", "SH", "FK", "NR", "CK",
+                 "PW", "NF", "TL", "GL", "FO", "AD", "MC"]
+NO_TRUNK_REGIONS = ["AW", "BZ", "CV", "BN", "QA", "IS", "MV", "GM", "DK", "NO", "ES", "PT", "GR", "PL"]
+S3_VERBS = ["Llámame al {X}", "llámanos al {X}", "belt u mij op {X}", "bel me op {X}", "soita {X}",
+            "hubungi {X}", "beni {X} numaradan arayın", "gọi {X}", "zavolejte na {X}", "ring mig på {X}",
+            "τηλ. {X}", "טלפון {X}", "هاتف {X}", "โทร {X}", "कॉल करें {X}", "appelez le {X}",
+            "chiamami al {X}", "me liga no {X}"]
+S3_WEAK = ["my number is {X}", "my new number is {X}", "il mio numero è {X}", "meine Nummer ist {X}",
+           "mon numéro est {X}", "mi número es {X}", "new number: {X}", "neue Nummer: {X}", "nuevo número {X}",
+           "numero-{X}", "번호#{X}", "번호:{X}", "номер {X}", "号码：{X}", "number {X}"]
+S3_NEAR = ["text me on {X} when you land", "reach me on {X} after 6", "SMS to {X}", "call me on {X}",
+           "my phone number is {X}!", "whatsapp me {X}"]
+S3_BARE = ["{X}", "ok {X}", "({X})", "[{X}]", "- {X}", "{X} (office)", "**{X}**", "{X}です", "我{X}", "«{X}»"]
+
+
+def s3_number(region, types=(PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE, PhoneNumberType.TOLL_FREE,
+                             PhoneNumberType.UAN, PhoneNumberType.SHARED_COST)):
+    for _ in range(200):
+        ex = phonenumbers.example_number_for_type(region, U.choice(types))
+        if ex is None:
+            continue
+        nsn = phonenumbers.national_significant_number(ex)
+        keep = max(len(nsn) - 3, (len(nsn) + 1) // 2)
+        cand = nsn[:keep] + "".join(U.choice("0123456789") for _ in range(len(nsn) - keep))
+        num = phonenumbers.parse("+" + str(ex.country_code) + cand, None)
+        if phonenumbers.is_valid_number(num):
+            return num
+    return phonenumbers.example_number(region)
+
+
+def s3_phone_lines():
+    lines = []
+
+    def add(text, value, case):
+        lines.append({"text": text, "spans": [{"kind": "phone", "value": value}], "lang": "mixed", "case": case})
+
+    # Short national numbers after +CC / 00CC / tel:, in any context.
+    for _ in range(250):
+        num = s3_number(U.choice(SHORT_REGIONS))
+        intl = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
+        cc = str(num.country_code)
+        rest = intl[len(cc) + 2:]
+        value = U.choice([intl, phonenumbers.format_number(num, PhoneNumberFormat.E164), "+" + cc + "-" + rest.replace(" ", "-"),
+                          "00" + cc + " " + rest, "(+" + cc + ") " + rest, "+" + cc + "." + rest.replace(" ", ".")])
+        ctx = U.choice(S3_BARE + S3_NEAR + ["tel:{X}", "Tel.{X}", "mob={X}", "手机-{X}", "ph.{X}"])
+        add(ctx.replace("{X}", value), value, "s3/short-intl")
+    # Extensions glued with ",ext=" / ";ext=" / ",x".
+    for _ in range(120):
+        region = U.choice(REGIONS + EXTRA_REGIONS)
+        num = s3_number(region, (PhoneNumberType.FIXED_LINE,))
+        value = U.choice([phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL),
+                          phonenumbers.format_number(num, PhoneNumberFormat.E164)])
+        value += U.choice([",ext=", ";ext=", ",ext.", ",x", ", ext "]) + str(U.randint(1, 99999))
+        add(U.choice(S3_BARE + S3_NEAR + ["tel{X}", "Phone:{X}"]).replace("{X}", value), value, "s3/ext-comma")
+    # Phone verbs of more languages, weak labels with a copula, 7-digit numbers near a phone word.
+    for _ in range(300):
+        region = U.choice(REGIONS + EXTRA_REGIONS + ["BO", "SG", "HK", "IS", "QA", "MO", "SC", "LI", "CR", "PA"])
+        num = s3_number(region)
+        nat = phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL)
+        digits_ = "".join(c for c in nat if c.isdigit())
+        if len(digits_) < 7:
+            continue
+        dotted = nat.replace(" ", ".").replace("-", ".") if "(" not in nat else nat
+        value = U.choice([nat, digits_, dotted])
+        ctx = U.choice(S3_VERBS + S3_WEAK + S3_NEAR)
+        add(ctx.replace("{X}", value), value, "s3/words")
+    # "+CC (0)…" where the plan has no trunk prefix, and nested brackets.
+    for _ in range(100):
+        num = s3_number(U.choice(NO_TRUNK_REGIONS + ["DE", "GB", "CH", "AT", "NL"]))
+        intl = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
+        cc = str(num.country_code)
+        value = "+" + cc + " (0)" + intl[len(cc) + 2:]
+        text = U.choice(["({X})", "{X}", "Tel. {X}", "ok ({X}) thx"]).replace("{X}", value)
+        add(text, value, "s3/paren-zero")
+    return lines
+
+
+def s3_negative_lines():
+    d = lambda n: digits(n)
+    gens = [
+        # Tracking numbers whose last group is shorter.
+        lambda: S3_pick(["USPS ", "tracking ", "", "see "]) + " ".join([d(4) for _ in range(5)] + [d(2)]),
+        lambda: " ".join([d(3) for _ in range(U.randint(5, 7))] + [d(U.randint(1, 2))]),
+        # Four-part versions after a product name, sections.
+        lambda: S3_pick(["Chrome ", "Edge ", "Chromium ", "Brave "]) + f"{U.randint(100, 131)}.0.{U.randint(1000, 6999)}.{U.randint(10, 250)}",
+        lambda: S3_pick(["look at section ", "see § ", "chapter ", "Abschnitt ", "clause "]) + ".".join(str(U.randint(1, 9)) for _ in range(4)),
+        # Lists of small numbers.
+        lambda: " ".join(str(x) for x in sorted(U.sample(range(1, 60), U.randint(5, 8)))),
+        lambda: " ".join(str(10 * i) for i in range(1, U.randint(6, 10))),
+        # Thousands with dots, three groups.
+        lambda: S3_pick(["it was ", "", "see ", "total "]) + f"{U.randint(100, 999)}.{d(3)}.{d(3)}" + S3_pick(["", " lol", " views"]),
+        # Short '+' numbers that are no numbering plan's.
+        lambda: "+" + S3_pick(["1", "7", "44", "49", "33"]) + "0" * U.randint(4, 7) + S3_pick([" gold", " XP", " points", ""]),
+        lambda: S3_pick(["use [at] and [dot] to hide emails", "write [at] or [dot] to be safe", "click (at) the (dot) in the corner"]),
+        lambda: f"called {d(2)} {d(3)} {d(3)} times",
+    ]
+    return [{"text": U.choice(gens)(), "spans": [], "lang": "mixed", "case": "negative3"} for _ in range(500)]
+
+
+def S3_pick(seq):
+    return U.choice(seq)
+
+
 def main():
     lines = pii_lines() + negative_lines()
     R.shuffle(lines)
     extra = s2_phone_lines() + s2_email_lines() + s2_obf_lines() + s2_ip_lines() + s2_negative_lines()
     S.shuffle(extra)
+    third = s3_phone_lines() + s3_negative_lines()
+    U.shuffle(third)
     out = sys.stdout
-    for l in lines + extra:
+    for l in lines + extra + third:
         out.write(json.dumps(l, ensure_ascii=False) + "\n")
 
 

@@ -40,6 +40,7 @@ Sources:
 Deterministic for a given `phonenumbers` version (9.0.43 for the checked-in
 file; the version and the counts per kind are printed on stderr).
 """
+import argparse
 import ipaddress
 import json
 import random
@@ -49,7 +50,13 @@ import phonenumbers
 from phonenumbers import PhoneNumberFormat as F
 from phonenumbers import PhoneNumberType as T
 
-G = random.Random(0x5EED_2025_1307)
+# The seed of the committed heldout.jsonl (see the module docstring and
+# docs/PII.md for the seeds used so far; a seed that was used for a
+# development set must never be used for the committed file).
+COMMITTED_SEED = 0x5EED_2025_1307
+COMMITTED_NUMBERS = "examples"
+
+G = random.Random(COMMITTED_SEED)
 
 TYPES = [T.FIXED_LINE, T.MOBILE, T.TOLL_FREE, T.PREMIUM_RATE, T.SHARED_COST, T.VOIP,
          T.PERSONAL_NUMBER, T.PAGER, T.UAN, T.VOICEMAIL, T.FIXED_LINE_OR_MOBILE]
@@ -62,27 +69,58 @@ def pick(seq):
 # ---------------------------------------------------------------------------
 # Phone numbers
 
-def example_numbers():
-    """(region, number, has_national) for every example number, deduplicated."""
+def drawn_like(ex, region):
+    """Another valid number of the same region and type as example `ex`: its
+    trailing digits (up to 4 and at most half) redrawn until libphonenumber
+    says the result is a valid number of that type; `ex` if none is found."""
+    nsn = phonenumbers.national_significant_number(ex)
+    want = phonenumbers.number_type(ex)
+    keep = max(len(nsn) - 4, (len(nsn) + 1) // 2)
+    for _ in range(60):
+        cand = nsn[:keep] + "".join(G.choice("0123456789") for _ in range(len(nsn) - keep))
+        try:
+            num = phonenumbers.parse("+" + str(ex.country_code) + cand, None)
+        except phonenumbers.NumberParseException:
+            continue
+        ok_region = region == "001" or phonenumbers.region_code_for_number(num) == region
+        if (cand != nsn and ok_region and phonenumbers.is_valid_number(num)
+                and phonenumbers.number_type(num) == want):
+            return num
+    return ex
+
+
+def example_numbers(numbers="examples"):
+    """(region, number, has_national) for every example number, deduplicated.
+
+    numbers: "examples" (libphonenumber's example numbers), "drawn" (for each
+    example, another valid number of its region and type, drawn from the
+    seed), or "both"."""
     seen, out = set(), []
+
+    def add(region, ex, has_national):
+        nums = []
+        if numbers in ("examples", "both"):
+            nums.append(ex)
+        if numbers in ("drawn", "both"):
+            nums.append(drawn_like(ex, region))
+        for num in nums:
+            key = phonenumbers.format_number(num, F.E164)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append((region, num, has_national))
+
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
         for t in TYPES:
             ex = phonenumbers.example_number_for_type(region, t)
             if ex is None:
                 continue
-            key = phonenumbers.format_number(ex, F.E164)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append((region, ex, True))
+            add(region, ex, True)
     for cc in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS):
         ex = phonenumbers.example_number_for_non_geo_entity(cc)
         if ex is None:
             continue
-        key = phonenumbers.format_number(ex, F.E164)
-        if key not in seen:
-            seen.add(key)
-            out.append(("001", ex, False))
+        add("001", ex, False)
     return out
 
 
@@ -198,8 +236,8 @@ def phone_line(region, fmt, value):
 PHONE_POOL = []
 
 
-def phone_lines():
-    nums = example_numbers()
+def phone_lines(numbers):
+    nums = example_numbers(numbers)
     for region, num, _ in nums:
         PHONE_POOL.append(phonenumbers.format_number(num, F.INTERNATIONAL))
     lines = []
@@ -565,7 +603,15 @@ def check(line):
 
 
 def main():
-    lines = phone_lines() + email_lines(700) + obf_lines(500) + v4_lines(600) + v6_lines(450)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=lambda v: int(v, 0), default=COMMITTED_SEED,
+                    help="random seed (default: the committed file's, %(default)#x)")
+    ap.add_argument("--numbers", choices=["examples", "drawn", "both"], default=COMMITTED_NUMBERS,
+                    help="phone numbers: libphonenumber's examples, others drawn like them, or both "
+                         "(default: the committed file's, %(default)s)")
+    args = ap.parse_args()
+    G.seed(args.seed)
+    lines = phone_lines(args.numbers) + email_lines(700) + obf_lines(500) + v4_lines(600) + v6_lines(450)
     lines += negative_lines(3200)
     for line in lines:
         check(line)
@@ -576,7 +622,8 @@ def main():
     for line in lines:
         for s in line["spans"] or [{"kind": "none"}]:
             counts[s["kind"]] = counts.get(s["kind"], 0) + 1
-    print(f"phonenumbers {phonenumbers.__version__}; {len(lines)} lines; {counts}", file=sys.stderr)
+    print(f"phonenumbers {phonenumbers.__version__}; seed {args.seed:#x}; numbers {args.numbers}; "
+          f"{len(lines)} lines; {counts}", file=sys.stderr)
 
 
 if __name__ == "__main__":
