@@ -4,8 +4,10 @@
 //!   detector's rules were written and checked against it, so its figures are
 //!   an upper bound;
 //! - `tests/pii_heldout/` — the **held-out** corpus, made by a separate
-//!   generator from libphonenumber's example numbers of every region and
-//!   other templates, generated once and never tuned on.
+//!   generator from libphonenumber's example numbers of every region (and
+//!   other valid numbers drawn like them) and other templates, regenerated
+//!   with a never-used seed once the rules were frozen, and never tuned on
+//!   (development sets come from the same generator with other seeds).
 //!
 //! For each: recall per kind and the false-alarm rate on PII-free lines, with
 //! floors so that a regression fails. Writes the figures to
@@ -76,7 +78,7 @@ impl Report {
 const KINDS: [&str; 5] = ["email", "obfuscated-email", "phone", "ipv4", "ipv6"];
 
 /// Minimum recall per kind on the tuning corpus (found / total).
-/// Measured (RULES_VERSION 2): 1.0000 for every kind, no false alarms.
+/// Measured (RULES_VERSION 3): 1.0000 for every kind, no false alarms.
 const MIN_RECALL_TUNING: [(&str, f64); 5] = [
     ("email", 0.995),
     ("obfuscated-email", 0.995),
@@ -87,19 +89,20 @@ const MIN_RECALL_TUNING: [(&str, f64); 5] = [
 /// Maximum share of PII-free tuning lines that redaction changes.
 const MAX_FALSE_ALARMS_TUNING: f64 = 0.003;
 
-/// Minimum recall per kind on the held-out corpus, set a little under what
-/// RULES_VERSION 2 measured there (docs/PII.md), never tuned towards.
-/// Measured (RULES_VERSION 2): email 1.0000, obfuscated 1.0000, phone 0.9740,
-/// ipv4 0.9988, ipv6 1.0000, false alarms 0.0175.
+/// Minimum recall per kind on the held-out corpus (seed 0xC0FFEE2026), set a
+/// little under what RULES_VERSION 3 measured there on its one evaluation
+/// (docs/PII.md), never tuned towards.
+/// Measured (RULES_VERSION 3): email 1.0000, obfuscated 1.0000, phone 0.9998,
+/// ipv4 1.0000, ipv6 1.0000, false alarms 2/3248 = 0.0006.
 const MIN_RECALL_HELDOUT: [(&str, f64); 5] = [
     ("email", 0.995),
     ("obfuscated-email", 0.995),
-    ("phone", 0.97),
+    ("phone", 0.995),
     ("ipv4", 0.995),
     ("ipv6", 0.995),
 ];
 /// Maximum share of PII-free held-out lines that redaction changes.
-const MAX_FALSE_ALARMS_HELDOUT: f64 = 0.02;
+const MAX_FALSE_ALARMS_HELDOUT: f64 = 0.005;
 
 fn evaluate(corpus: &str, detector: &Detector) -> Report {
     let mut report = Report::default();
