@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use shredlog::{Body, Message, interchange, normalize_email};
+use shredlog::{Body, Message, interchange};
 use workload::{VisitorTruth, WorkloadConfig, WorkloadSummary, generate};
 
 /// Per message: what an application's session would hand a peer engine
@@ -84,7 +84,7 @@ pub fn prepare(config: WorkloadConfig) -> Result<Workload> {
                     .as_ref()
                     .context("a transcript's first line has no visitor")?;
                 let next = vids.len() as u64 + 1;
-                let vid = *vids.entry(normalize_email(&v.email)).or_insert(next);
+                let vid = *vids.entry(email_key(&v.email)).or_insert(next);
                 let first_ms = m.ts.unix_millis();
                 open.insert(m.transcript.clone(), (vid, 0, first_ms));
                 Meta {
@@ -190,4 +190,10 @@ pub fn samples(visitors: usize, erase: usize, query: usize, seed: u64) -> Sample
         erase: order[..erase_n].to_vec(),
         query: order[erase_n..erase_n + query_n].to_vec(),
     }
+}
+
+/// The key a peer engine files a visitor's email under: shredlog's canonical
+/// form, so that every engine finds the same visitors.
+pub fn email_key(email: &str) -> String {
+    shredlog::normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase())
 }

@@ -3,10 +3,10 @@
 
 For development sets only: generate one with another seed, e.g.
 
-    .venv/bin/python tests/pii_heldout/generate.py --seed 0xDE701 > target/dev1.jsonl
+    .venv/bin/python crates/shredlog/tests/pii_heldout/generate.py --seed 0xDE701 > target/dev1.jsonl
     .venv/bin/python tools/pii-eval/misses.py target/dev1.jsonl [--kind phone] [--limit 200]
 
-It refuses the committed held-out corpus (tests/pii_heldout/heldout.jsonl):
+It refuses the committed held-out corpus (crates/shredlog/tests/pii_heldout/heldout.jsonl):
 printing that file's misses would turn it into a tuning corpus
 (docs/PII.md, "Evaluation"). Runs `shredlog redact-text` like compare.py
 ($SHREDLOG_BIN, or `cargo run --release`).
@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HELDOUT = os.path.join(ROOT, "tests", "pii_heldout", "heldout.jsonl")
+HELDOUT = os.path.join(ROOT, "crates", "shredlog", "tests", "pii_heldout", "heldout.jsonl")
 PLACEHOLDER = "<redacted>"
 
 

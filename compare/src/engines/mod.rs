@@ -177,7 +177,7 @@ pub fn rows(
 ) {
     if meta.first {
         if let Some(v) = &full.visitor {
-            let email = shredlog::normalize_email(&v.email);
+            let email = crate::data::email_key(&v.email);
             let value = serde_json::json!({
                 "email": v.email, "name": v.name, "phone": v.phone, "id": v.id, "ip": v.ip,
             });
@@ -220,7 +220,7 @@ pub trait KvRead {
 }
 
 pub fn kv_list(r: &dyn KvRead, email: &str) -> Result<Vec<String>> {
-    let Some(vid) = r.get(Table::Email, shredlog::normalize_email(email).as_bytes())? else {
+    let Some(vid) = r.get(Table::Email, crate::data::email_key(email).as_bytes())? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
@@ -243,7 +243,7 @@ pub fn kv_read(r: &dyn KvRead, id: &str) -> Result<Vec<Message>> {
 
 /// Every key that deleting the visitor removes.
 pub fn kv_erase_keys(r: &dyn KvRead, email: &str) -> Result<Vec<(Table, Vec<u8>)>> {
-    let ekey = shredlog::normalize_email(email).into_bytes();
+    let ekey = crate::data::email_key(email).into_bytes();
     let Some(vid) = r.get(Table::Email, &ekey)? else {
         bail!("visitor not found");
     };

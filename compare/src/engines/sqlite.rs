@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
-use shredlog::{Message, interchange, normalize_email};
+use shredlog::{Message, interchange};
+
+use crate::data::email_key;
 
 use super::Db;
 use crate::data::Meta;
@@ -68,7 +70,7 @@ impl Db for Sqlite {
                         )?
                         .execute(params![
                             meta.vid as i64,
-                            normalize_email(&v.email),
+                            email_key(&v.email),
                             v.name,
                             v.phone,
                             v.id,
@@ -100,7 +102,7 @@ impl Db for Sqlite {
             "SELECT t.tid FROM visitors v JOIN transcripts t ON t.vid = v.vid
              WHERE v.email = ?1 ORDER BY t.first_ms DESC",
         )?;
-        let rows = st.query_map([normalize_email(email)], |r| r.get::<_, String>(0))?;
+        let rows = st.query_map([email_key(email)], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -122,7 +124,7 @@ impl Db for Sqlite {
         let vid: Option<i64> = tx
             .query_row(
                 "SELECT vid FROM visitors WHERE email = ?1",
-                [normalize_email(email)],
+                [email_key(email)],
                 |r| r.get(0),
             )
             .optional()?;

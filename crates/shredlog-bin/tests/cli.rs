@@ -1030,6 +1030,85 @@ fn the_config_file_and_flags_configure_detector_and_store() {
     assert!(err.contains("unknown kind `names`"), "{err}");
 }
 
+/// The new user's mistake of issue 13: an email in the reference of an
+/// erasure is refused (it would outlive the erasure in audit.log), as are a
+/// 5,000-character reference with terminal escapes and a transcript id that
+/// is an email; nothing is written, and the same erasure with a ticket
+/// number leaves no trace of the address in any file.
+#[test]
+fn personal_data_is_refused_where_erasure_cannot_reach() {
+    let (_t, d) = data_dir();
+    imported(&d);
+    let email = "s.guerin@courriel.example";
+    let audit_before = ok(&d, &["audit"]);
+    let err = fails(
+        &d,
+        &[
+            "redact",
+            "--email",
+            email,
+            "--reference",
+            &format!("request from {email}"),
+        ],
+    );
+    assert!(
+        err.contains("the reference contains an email address; use a ticket number"),
+        "{err}"
+    );
+    assert!(!err.contains(email), "{err}");
+    let long = format!("\u{1b}[2J{}", "x".repeat(5000));
+    let err = fails(&d, &["redact", "--email", email, "--reference", &long]);
+    assert!(err.contains("longer than 256 characters"), "{err}");
+    let err = fails(
+        &d,
+        &[
+            "hold",
+            "--transcript",
+            "t-1001",
+            "--reference",
+            "for +44 20 7946 0958",
+        ],
+    );
+    assert!(
+        err.contains("the reference contains a phone number"),
+        "{err}"
+    );
+    assert_eq!(ok(&d, &["audit"]), audit_before, "nothing was logged");
+    let line = r#"{"transcript":"chat-ann@example.com","ts":"2024-05-02T10:15:03Z","from":"visitor","visitor":{"email":"ann@example.com"},"kind":"text","text":"hi"}"#;
+    let o = run_with(
+        &d,
+        &["import", "-"],
+        Some(format!("{line}\n").as_bytes()),
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("line 1: the transcript id contains an email address"),
+        "{}",
+        stderr(&o)
+    );
+    ok(
+        &d,
+        &[
+            "redact",
+            "--email",
+            "S.Guerin@COURRIEL.example.",
+            "--reference",
+            "DSAR-2024-17",
+        ],
+    );
+    ok(&d, &["compact"]);
+    for entry in std::fs::read_dir(&d).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap().to_ascii_lowercase();
+        assert!(
+            !bytes.windows(email.len()).any(|w| w == email.as_bytes()),
+            "the erased address is in {}",
+            path.display()
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Crash during an erasure.
 

@@ -934,3 +934,113 @@ fn an_append_retried_with_message_ids_is_stored_once() {
     assert_eq!(messages.len(), 3);
     assert_eq!(messages[2]["id"], "msg-2", "ids come back");
 }
+
+/// Personal data cannot enter where erasure does not reach (issue 13): a
+/// reference, a hold reference or a transcript id with an email, a phone
+/// number or an IP address is refused with 400 `personal_data` and one
+/// sentence that does not repeat it; nothing of it reaches any file.
+#[test]
+fn personal_data_in_references_and_ids_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = start(&data, &[], &[("SHREDLOG_TOKEN", ADMIN)]);
+    let r = s.post(
+        "/v1/messages",
+        ADMIN,
+        &text_line("t-1", Some("ann@example.com"), "hello"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let leaks = [
+        "request from s.guerin@courriel.example",
+        "call +44 20 7946 0958",
+        "from 198.51.100.23",
+    ];
+    for reference in leaks {
+        for (path, body) in [
+            (
+                "/v1/visitors/erase",
+                json!({"email": "ann@example.com", "reference": reference}),
+            ),
+            (
+                "/v1/visitors/restrict",
+                json!({"email": "ann@example.com", "reference": reference}),
+            ),
+            (
+                "/v1/holds",
+                json!({"transcript": "t-1", "reference": reference}),
+            ),
+            (
+                "/v1/transcripts/t-1/rewrite",
+                json!({"reference": reference}),
+            ),
+        ] {
+            let r = s.post(path, ADMIN, &body);
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (400, "personal_data"),
+                "{path}: {}",
+                r.body
+            );
+            let message = r.json()["message"].as_str().unwrap().to_owned();
+            assert!(message.starts_with("the reference contains "), "{message}");
+            assert!(
+                message.ends_with("use a ticket number or another reference that names no person")
+            );
+        }
+    }
+    let r = s.call(
+        "DELETE",
+        "/v1/transcripts/t-1?reference=mail%20ann%40example.com",
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "personal_data"),
+        "{}",
+        r.body
+    );
+    let r = s.post(
+        "/v1/visitors/erase",
+        ADMIN,
+        &json!({"email": "ann@example.com", "reference": "x".repeat(300)}),
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "invalid"),
+        "{}",
+        r.body
+    );
+    // Ids.
+    let r = s.post(
+        "/v1/messages",
+        ADMIN,
+        &text_line("chat-bob@example.org", Some("bob@example.org"), "hello"),
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "personal_data"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("bob@"), "{}", r.body);
+    // A valid erasure still works, and no file holds what was refused.
+    let r = s.post(
+        "/v1/visitors/erase",
+        ADMIN,
+        &json!({"email": "ann@example.com", "reference": "DSAR-17"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for needle in [
+        "s.guerin",
+        "7946 0958",
+        "198.51.100.23",
+        "bob@example.org",
+        "ann@example.com",
+    ] {
+        assert!(
+            files_holding(&data, needle).is_empty(),
+            "{needle} in a file"
+        );
+    }
+}

@@ -72,6 +72,13 @@ pub struct Options {
     /// operation that writes fails with [`crate::Error::ReadOnly`]. Takes a
     /// shared lock, so several read-only opens may run at once. Default: false.
     pub read_only: bool,
+    /// Accept transcript and message ids that contain personal data (an
+    /// email, a phone number, an IP address...). Ids are kept outside sealed
+    /// records, so **no erasure can remove personal data from them**; by
+    /// default such ids are refused with [`crate::Error::PersonalData`].
+    /// Turn this on only for ids you know to be opaque but that look like
+    /// personal data. Default: false.
+    pub allow_unerasable_personal_data_in_ids: bool,
     /// Create the store when the directory holds none. Without it, opening a
     /// directory without a keyring fails with [`crate::Error::NotAStore`].
     /// Default: true (never with `read_only`).
@@ -91,6 +98,7 @@ impl Default for Options {
             compaction_bytes_per_sec: None,
             checkpoint: true,
             read_only: false,
+            allow_unerasable_personal_data_in_ids: false,
             create: true,
         }
     }

@@ -36,6 +36,18 @@ pub enum Error {
     /// The request itself is wrong (missing field, bad value, limit exceeded).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// Text the store would keep outside sealed records (a reference, a
+    /// transcript id, a message id) contains personal data, which no erasure
+    /// could reach. The message names the field and the kind, never the text.
+    #[error("the {field} contains {kind}; {advice}")]
+    PersonalData {
+        /// The field: `reference`, `transcript id` or `message id`.
+        field: &'static str,
+        /// What was found, e.g. `an email address`.
+        kind: &'static str,
+        /// What to use instead.
+        advice: &'static str,
+    },
     /// No transcript with that id exists (or it was deleted).
     #[error("transcript not found")]
     TranscriptNotFound,

@@ -34,6 +34,7 @@
 
 mod codec;
 mod config;
+mod email;
 mod error;
 pub mod export;
 #[cfg(feature = "failpoints")]
@@ -55,6 +56,7 @@ mod ops;
 pub mod pii;
 mod policy;
 mod record;
+mod screen;
 mod seal;
 mod segment;
 mod shred;
@@ -62,11 +64,10 @@ mod split;
 mod store;
 
 pub use config::{Config, Durability, KeyEncryptionKey, Options};
+pub use email::normalize_email;
 pub use error::{Error, Result};
 pub use index::SegmentUsage;
-pub use message::{
-    Body, FileUpload, Message, REDACTED, Sender, Timestamp, Visitor, normalize_email,
-};
+pub use message::{Body, FileUpload, Message, REDACTED, Sender, Timestamp, Visitor};
 pub use ops::{
     ConsentEvent, ConsentState, ExportedMessage, HoldTarget, Rectification, VisitorExport,
 };

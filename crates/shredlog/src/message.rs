@@ -321,25 +321,6 @@ pub struct Message {
     pub body: Body,
 }
 
-/// Normalises an email for lookup: trimmed and lower-cased.
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-/// [`normalize_email`] without a copy when the email is normalised already
-/// (ASCII, no capitals, no surrounding space: the common case for lookups).
-pub(crate) fn normalized_email(email: &str) -> std::borrow::Cow<'_, str> {
-    let plain = email
-        .bytes()
-        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
-        && email.trim().len() == email.len();
-    if plain {
-        email.into()
-    } else {
-        normalize_email(email).into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,26 +331,6 @@ mod tests {
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
                 .expect("in range"),
         )
-    }
-
-    #[test]
-    fn normalized_email_borrows_only_what_is_normal_already() {
-        for email in [
-            "ann@example.com",
-            "Ann@Example.com",
-            " ann@example.com\t",
-            "ÅSA@EXAMPLE.SE",
-            "ǅemal@example.com",
-            "ann@exämple.com",
-        ] {
-            let cow = normalized_email(email);
-            assert_eq!(cow, normalize_email(email), "{email}");
-            assert_eq!(
-                matches!(cow, std::borrow::Cow::Borrowed(_)),
-                email == "ann@example.com",
-                "{email}"
-            );
-        }
     }
 
     #[test]

@@ -197,7 +197,7 @@ fn commit(store: &Store, batch: &mut Vec<(u64, Message)>) -> Result<Committed> {
                 already_stored: a.already_stored as u64,
             })
         }
-        Err(Error::Invalid(_)) => {
+        Err(Error::Invalid(_) | Error::PersonalData { .. }) => {
             let mut done = Committed::default();
             for (line, msg) in batch.drain(..) {
                 match store.append(&msg) {

@@ -246,6 +246,12 @@ pub(crate) fn open(settings: &Settings, access: Access) -> Result<Store> {
             path.display()
         );
     }
+    if r.email_twins > 0 {
+        eprintln!(
+            "shredlog: note: {} visitors were stored (by an older version) under another spelling of an address another visitor has; each is found only by its own spelling",
+            r.email_twins
+        );
+    }
     for (slot, why) in &r.damaged_slots {
         eprintln!("shredlog: salvage: ignored damaged keyring slot {slot}: {why}");
     }

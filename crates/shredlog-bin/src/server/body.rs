@@ -139,16 +139,6 @@ where
     T::deserialize(d).map(Some)
 }
 
-pub(super) fn check_reference(reference: &str) -> Result<(), ApiError> {
-    if reference.chars().count() > 256 || reference.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid",
-            "field `reference` must be at most 256 characters without control characters",
-        ));
-    }
-    Ok(())
-}
-
 pub(super) fn path_id(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(id) = p.map_err(|_| {
         ApiError::bad_request(

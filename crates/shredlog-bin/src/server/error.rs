@@ -67,6 +67,7 @@ impl From<shredlog::Error> for ApiError {
         use shredlog::Error as E;
         match e {
             E::Invalid(m) => ApiError::bad_request("invalid", m),
+            E::PersonalData { .. } => ApiError::bad_request("personal_data", e.to_string()),
             E::TranscriptNotFound => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "transcript_not_found",

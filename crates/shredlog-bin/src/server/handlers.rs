@@ -195,7 +195,6 @@ pub(super) async fn delete_transcript(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let q = query(q)?;
-    check_reference(&q.reference)?;
     let store = store_of(&app, &p).await?;
     let entry = blocking(move || store.delete_transcript(&id, &q.reference)).await?;
     ok(&entry)
@@ -219,7 +218,6 @@ pub(super) async fn rewrite_transcript(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let req: RewriteRequest = json_body_or_default(&app, &headers, body).await?;
-    check_reference(&req.reference)?;
     let store = store_of(&app, &p).await?;
     let entry = blocking(move || store.rewrite_transcript(&id, &req.spans, &req.reference)).await?;
     ok(&entry)
@@ -242,7 +240,6 @@ async fn email_request(
 ) -> Result<EmailRequest, ApiError> {
     let req: EmailRequest = json_body(app, headers, body).await?;
     check_email(&req.email)?;
-    check_reference(&req.reference)?;
     Ok(req)
 }
 
@@ -472,7 +469,6 @@ pub(super) async fn rectify(
 ) -> Result<Response, ApiError> {
     let req: RectifyRequest = json_body(&app, &headers, body).await?;
     check_email(&req.email)?;
-    check_reference(&req.reference)?;
     if req.new_email.is_none() && req.name.is_none() && req.phone.is_none() {
         return Err(ApiError::bad_request(
             "invalid",
@@ -525,7 +521,6 @@ async fn hold_op(
     place: bool,
 ) -> Result<Response, ApiError> {
     let req: HoldRequest = json_body(&app, &headers, body).await?;
-    check_reference(&req.reference)?;
     match (&req.email, &req.transcript) {
         (Some(e), None) => check_email(e)?,
         (None, Some(t)) if !t.is_empty() => {}
@@ -685,7 +680,6 @@ pub(super) async fn run_retention(
 ) -> Result<Response, ApiError> {
     let req: RetentionRequest = json_body_or_default(&app, &headers, body).await?;
     let reference = req.reference.clone().unwrap_or_else(|| "retention".into());
-    check_reference(&reference)?;
     let period = req.period()?;
     if period.is_none() && req.delete.is_some() {
         return Err(ApiError::bad_request(
@@ -725,7 +719,6 @@ pub(super) async fn rewrite_stale(
 ) -> Result<Response, ApiError> {
     let req: ReferenceRequest = json_body_or_default(&app, &headers, body).await?;
     let reference = req.reference.unwrap_or_else(|| "rewrite".into());
-    check_reference(&reference)?;
     let store = store_of(&app, &p).await?;
     let n = blocking(move || store.rewrite_stale(&reference)).await?;
     ok(&json!({"rewritten": n, "rules_version": shredlog::pii::RULES_VERSION}))

@@ -17,7 +17,7 @@ fn content(items: &[(&'static str, Value)]) -> Value {
 fn error_description(code: u16) -> &'static str {
     match code {
         400 => {
-            "Malformed JSON, a body or parameter that does not match the schema, or an invalid message (`code`: malformed_json, invalid_body, invalid_message, invalid, invalid_path, invalid_query, empty_batch)."
+            "Malformed JSON, a body or parameter that does not match the schema, or an invalid message, or personal data in a reference or an id (`code`: malformed_json, invalid_body, invalid_message, invalid, personal_data, invalid_path, invalid_query, empty_batch)."
         }
         401 => "No valid bearer token (`code`: unauthorized).",
         403 => "The token's role may not call this route (`code`: forbidden).",

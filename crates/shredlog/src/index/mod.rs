@@ -168,6 +168,9 @@ pub(crate) struct Index {
     by_caller: HashMap<String, Tid>,
     visitors: IdMap<VisitorEntry>,
     by_email: HashMap<String, Vid>,
+    /// Directory entries kept under their stored spelling because another
+    /// visitor has their canonical form (see [`Index::add_visitor`]).
+    email_twins: usize,
     /// (last message time, tid) of every generation with records.
     by_time: BTreeSet<(i64, Tid)>,
     usage: BTreeMap<u64, SegmentUsage>,
@@ -182,17 +185,35 @@ impl Index {
         self.by_caller.reserve(n);
     }
 
-    /// Adds a directory entry. A second entry of a visitor is refused (false).
+    /// Adds a directory entry under the canonical form of its email
+    /// ([`crate::email`]; an entry written before canonical emails may
+    /// differ from it). A second entry of a visitor is refused (false). An
+    /// older entry whose canonical form another visitor has already (two
+    /// spellings of one address, stored before canonical emails) keeps its
+    /// stored spelling as key and is counted in [`Index::email_twins`].
     pub(crate) fn add_visitor(&mut self, vid: Vid, email: String, slot: u32) -> bool {
-        let v = self.visitors.entry(vid).or_default();
-        if v.slot != 0 {
+        if self.visitors.get(&vid).is_some_and(|v| v.slot != 0) {
             return false;
         }
-        v.slot = slot;
-        if !email.is_empty() {
-            self.by_email.insert(email.clone(), vid);
+        let canonical = crate::email::canonical(&email)
+            .ok()
+            .map(std::borrow::Cow::into_owned);
+        let key = match canonical {
+            Some(c) if self.by_email.get(&c).is_none_or(|other| *other == vid) => c,
+            // Its canonical form is taken: a twin, kept under its spelling.
+            Some(_) => {
+                self.email_twins += 1;
+                email
+            }
+            // Stored before emails were checked: kept as stored.
+            None => email,
+        };
+        if !key.is_empty() {
+            self.by_email.insert(key.clone(), vid);
         }
-        v.email = email;
+        let v = self.visitors.entry(vid).or_default();
+        v.slot = slot;
+        v.email = key;
         true
     }
 
@@ -603,9 +624,33 @@ impl Index {
         self.transcripts.len()
     }
 
-    /// The visitor an email (normalised) belongs to.
+    /// The visitor an email in canonical form belongs to.
     pub(crate) fn vid_by_email(&self, email: &str) -> Option<Vid> {
         self.by_email.get(email).copied()
+    }
+
+    /// The visitor an email as a caller wrote it belongs to: by its
+    /// canonical form, else (for an entry stored before emails were
+    /// checked) by its trimmed lower-case spelling.
+    ///
+    /// # Errors
+    /// [`crate::Error::Invalid`] when `email` is not an email address and
+    /// no entry has that spelling.
+    pub(crate) fn vid_by_address(&self, email: &str) -> crate::Result<Option<Vid>> {
+        match crate::email::canonical(email) {
+            Ok(c) => Ok(self.vid_by_email(&c)),
+            Err(e) => match self.by_email.get(email.trim().to_lowercase().as_str()) {
+                Some(vid) => Ok(Some(*vid)),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Directory entries that share their canonical email with another
+    /// visitor (two spellings of one address stored before canonical
+    /// emails); each is found only by its own spelling.
+    pub(crate) fn email_twins(&self) -> usize {
+        self.email_twins
     }
 
     /// A visitor's entry.

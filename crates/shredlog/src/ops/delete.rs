@@ -14,6 +14,7 @@ impl Store {
     /// [`Error::VisitorNotFound`], [`Error::LegalHold`], [`Error::ReadOnly`],
     /// [`Error::Io`].
     pub fn delete_visitor(&self, email: &str, reference: &str) -> Result<AuditEntry> {
+        self.engine.screen.reference(reference)?;
         let engine = &*self.engine;
         let mut w = engine.writer.lock();
         engine.check_writable()?;
@@ -49,6 +50,7 @@ impl Store {
     /// [`Error::TranscriptNotFound`], [`Error::LegalHold`], [`Error::ReadOnly`],
     /// [`Error::Io`].
     pub fn delete_transcript(&self, id: &str, reference: &str) -> Result<AuditEntry> {
+        self.engine.screen.reference(reference)?;
         let engine = &*self.engine;
         let mut w = engine.writer.lock();
         engine.check_writable()?;

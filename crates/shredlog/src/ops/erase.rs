@@ -22,6 +22,7 @@ impl Store {
     /// [`Error::VisitorNotFound`], [`Error::LegalHold`], [`Error::ReadOnly`],
     /// [`Error::Io`].
     pub fn redact_visitor(&self, email: &str, reference: &str) -> Result<AuditEntry> {
+        self.engine.screen.reference(reference)?;
         let engine = &*self.engine;
         let mut w = engine.writer.lock();
         engine.check_writable()?;

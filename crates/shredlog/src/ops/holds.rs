@@ -38,6 +38,7 @@ impl Store {
     }
 
     fn hold(&self, target: HoldTarget<'_>, reference: &str, place: bool) -> Result<AuditEntry> {
+        self.engine.screen.reference(reference)?;
         let op = if place { "hold" } else { "release-hold" };
         let (subject, intent) = match target {
             HoldTarget::Email(email) => {
@@ -105,6 +106,7 @@ impl Store {
     }
 
     fn restriction(&self, email: &str, reference: &str, on: bool) -> Result<AuditEntry> {
+        self.engine.screen.reference(reference)?;
         let vid = self.vid_of(email)?;
         let op = if on {
             "restriction"

@@ -14,7 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::ids::hex;
-use crate::message::{Timestamp, normalized_email};
+use crate::message::Timestamp;
 use crate::policy::Policy;
 use crate::record::Vid;
 use crate::shred::{AuditEntry, AuditLog, AuditMarks, Intent, Shredder};
@@ -54,7 +54,7 @@ impl Store {
         self.engine
             .index
             .read()
-            .vid_by_email(normalized_email(email).as_ref())
+            .vid_by_address(email)?
             .ok_or(Error::VisitorNotFound)
     }
 
@@ -83,6 +83,9 @@ impl Store {
     /// writes both.
     fn log(&self, w: &mut Writer, e: AuditEntry) -> Result<AuditEntry> {
         self.engine.check_writable()?;
+        // Checked by every operation before it began; checked again here so
+        // that no path can log a reference unchecked.
+        self.engine.screen.reference(&e.reference)?;
         let mut audit = self.engine.audit.lock();
         let before = audit.marks();
         let r = audit.append(e);

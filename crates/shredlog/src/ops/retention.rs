@@ -23,6 +23,7 @@ impl Store {
         now_ms: i64,
         reference: &str,
     ) -> Result<AuditEntry> {
+        self.engine.screen.reference(reference)?;
         if older_than_ms < 0 {
             return Err(Error::invalid("the retention period must not be negative"));
         }
@@ -73,6 +74,7 @@ impl Store {
     /// # Errors
     /// As [`Store::apply_retention`].
     pub fn run_retention_policy(&self, reference: &str) -> Result<Option<AuditEntry>> {
+        self.engine.screen.reference(reference)?;
         let Some(p) = self.retention_policy() else {
             return Ok(None);
         };

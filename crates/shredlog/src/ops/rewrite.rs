@@ -3,10 +3,11 @@
 //! destroyed) and rectification (GDPR Art. 16), which is a rewrite of every
 //! transcript of a visitor with the old values replaced.
 
+use crate::email::normalize_email;
 use crate::error::{Error, Result};
 use crate::ids::hex;
 use crate::keyring::{Slot, VisitorSlot};
-use crate::message::{Body, Message, normalize_email};
+use crate::message::{Body, Message};
 use crate::pii::{CustomPattern, Detector, RULES_VERSION};
 use crate::shred::{AuditEntry, Intent};
 use crate::store::{At, Item, Store, create_transcript, prepare};
@@ -54,6 +55,7 @@ impl Store {
         extra: &[String],
         reference: &str,
     ) -> Result<AuditEntry> {
+        self.engine.screen.reference(reference)?;
         let engine = &*self.engine;
         let detector = if extra.iter().all(|s| s.is_empty()) {
             engine.detector.clone()
@@ -94,7 +96,12 @@ impl Store {
         let redacted = !old.has_pii();
         let mut prepared = Vec::with_capacity(messages.len());
         for m in &messages {
-            prepared.push(prepare(m, detector, engine.options.max_message_bytes)?);
+            prepared.push(prepare(
+                m,
+                detector,
+                None,
+                engine.options.max_message_bytes,
+            )?);
         }
         if redacted {
             for p in &mut prepared {
@@ -169,6 +176,7 @@ impl Store {
         fix: &Rectification,
         reference: &str,
     ) -> Result<AuditEntry> {
+        self.engine.screen.reference(reference)?;
         let engine = &*self.engine;
         let vid = self.vid_of(email)?;
         self.check_not_restricted(&vid)?;
@@ -178,7 +186,7 @@ impl Store {
             .map(str::trim)
             .filter(|e| !e.is_empty());
         if let Some(e) = new_email {
-            let norm = normalize_email(e);
+            let norm = normalize_email(e)?;
             if norm.len() > crate::keyring::MAX_EMAIL {
                 return Err(Error::invalid("the new email is too long"));
             }
@@ -256,7 +264,7 @@ impl Store {
         if let Some(e) = new_email {
             let mut w = engine.writer.lock();
             let mut index = engine.index.write();
-            let norm = normalize_email(e);
+            let norm = normalize_email(e)?;
             let slot = index.visitor(&vid).map(|v| v.slot).filter(|s| *s != 0);
             self.guard(|| {
                 if let Some(slot) = slot {
@@ -303,6 +311,7 @@ impl Store {
     /// # Errors
     /// As [`Store::rewrite_transcript`].
     pub fn rewrite_stale(&self, reference: &str) -> Result<u64> {
+        self.engine.screen.reference(reference)?;
         let stale: Vec<String> = {
             let index = self.engine.index.read();
             index

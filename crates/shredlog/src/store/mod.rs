@@ -33,6 +33,7 @@ use crate::message::Timestamp;
 use crate::pii::Detector;
 use crate::policy::Policy;
 use crate::record::Vid;
+use crate::screen::Screen;
 use crate::segment::{self, Active, Segment};
 use crate::shred::AuditLog;
 
@@ -74,6 +75,8 @@ pub(crate) struct Engine {
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     pub(crate) detector: Detector,
+    /// Checks text kept outside sealed records (references, caller ids).
+    pub(crate) screen: Screen,
     _lock: Option<File>,
     pub(crate) index: RwLock<Index>,
     /// The data keys of live transcripts (the keyring's side of the index).
@@ -158,6 +161,10 @@ pub struct RecoveryReport {
     pub finished: Vec<(u64, String)>,
     /// Keyring slots that belong to nothing, left for compaction to wipe.
     pub leftover_slots: usize,
+    /// Visitors stored (before emails had one canonical form) under another
+    /// spelling of an address another visitor has: each is found only by its
+    /// stored spelling, so an erasure must name each spelling.
+    pub email_twins: usize,
 }
 
 impl RecoveryReport {

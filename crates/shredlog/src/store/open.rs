@@ -28,6 +28,7 @@ use crate::keyring::{
 use crate::pii::Detector;
 use crate::policy::Policy;
 use crate::record::{self, FOOTER_FRAME, Tid};
+use crate::screen::Screen;
 use crate::segment::{self, Active, SEGMENT_HEADER, ScanRules, Segment, SegmentHeader};
 use crate::shred::{AUDIT_FILE, AuditLog, AuditMarks, AuditMode, InMemory, Shredder, Wipe};
 
@@ -63,6 +64,10 @@ impl Store {
         let lock = lock(&dir, read_only)?;
         let detector =
             Detector::new(&options.detector).map_err(|e| Error::invalid(e.to_string()))?;
+        let screen = Screen::new(
+            &options.detector,
+            options.allow_unerasable_personal_data_in_ids,
+        )?;
         let mut report = RecoveryReport::default();
 
         let keyring_path = dir.join("keyring");
@@ -183,6 +188,7 @@ impl Store {
             key_cache.forget(&t.tid);
         }
         report.leftover_slots = leftovers.len();
+        report.email_twins = index.email_twins();
         if let Some(a) = &active {
             let (entries, bytes) = audit.marks();
             // Every logged operation has its effects on disk once the wipes
@@ -199,6 +205,7 @@ impl Store {
         let engine = Arc::new(Engine {
             dir,
             detector,
+            screen,
             _lock: lock,
             index: RwLock::new(index),
             keys: key_cache,

@@ -7,7 +7,7 @@ use super::{Store, TranscriptInfo};
 use crate::error::{Error, Result};
 use crate::index::{RecordRef, TranscriptEntry};
 use crate::keyring::TranscriptKeys;
-use crate::message::{Message, normalized_email};
+use crate::message::Message;
 use crate::record::{self, MessageKeys, OpenError, PiiPlain, RECORD_VERSION_1};
 use crate::segment::Segment;
 use crate::split::{self, ContentPart, ContentV2Owned, JoinContext, PiiPart};
@@ -86,7 +86,7 @@ impl Store {
         to: Option<i64>,
     ) -> Result<Vec<TranscriptInfo>> {
         let index = self.engine.index.read();
-        let Some(vid) = index.vid_by_email(normalized_email(email).as_ref()) else {
+        let Some(vid) = index.vid_by_address(email)? else {
             return Ok(Vec::new());
         };
         self.check_not_restricted(&vid)?;

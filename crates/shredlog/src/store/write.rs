@@ -11,9 +11,10 @@ use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::index::{Loc, RecordRef, TranscriptEntry};
 use crate::keyring::{PiiSlot, Slot, TranscriptKeys, TranscriptSlot, VisitorSlot};
-use crate::message::{Message, Timestamp, normalize_email};
+use crate::message::{Message, Timestamp};
 use crate::pii::{Detector, RULES_VERSION};
 use crate::record::{self, MessageKeys, MsgIdDigest, Placement, Tid, Vid};
+use crate::screen::{Field, Screen};
 use crate::seal::{Key, Nonces, TAG_LEN, random_array};
 use crate::segment::{self, Active, SEGMENT_HEADER, Segment};
 use crate::split;
@@ -65,7 +66,12 @@ impl Store {
         // Announced to the group commit until this batch has its ticket.
         let arrival = matches!(engine.options.durability, Durability::Immediate)
             .then(|| engine.commit.arrive());
-        let prepared = prepare_all(msgs, &engine.detector, engine.options.max_message_bytes)?;
+        let prepared = prepare_all(
+            msgs,
+            &engine.detector,
+            &engine.screen,
+            engine.options.max_message_bytes,
+        )?;
         let (ticket, appended) = {
             let mut w = engine.writer.lock();
             engine.commit.check()?;
@@ -113,7 +119,7 @@ impl Store {
                 targets.push(Target::Stored);
                 continue;
             }
-            let email = p.msg.visitor.as_ref().map(|v| normalize_email(&v.email));
+            let email = p.email.clone();
             if let Some(t) = index.by_caller(id) {
                 if let Some(msg_id) = p.msg.id.as_deref() {
                     let keys = self.engine.keys.get(&t.tid).ok_or_else(|| {
@@ -529,6 +535,8 @@ pub(crate) struct Item<'a> {
 /// A message split and encoded, ready to seal.
 pub(crate) struct Prepared<'a> {
     msg: &'a Message,
+    /// The visitor's email in canonical form (appends only).
+    email: Option<String>,
     content: Vec<u8>,
     pub(crate) pii: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
@@ -554,10 +562,13 @@ const PARALLEL_PREPARE_MIN: usize = 128;
 fn prepare_all<'a>(
     msgs: &'a [Message],
     detector: &Detector,
+    screen: &Screen,
     max: usize,
 ) -> Result<Vec<Prepared<'a>>> {
     let run = |part: &'a [Message]| -> Result<Vec<Prepared<'a>>> {
-        part.iter().map(|m| prepare(m, detector, max)).collect()
+        part.iter()
+            .map(|m| prepare(m, detector, Some(screen), max))
+            .collect()
     };
     if msgs.len() < PARALLEL_PREPARE_MIN {
         return run(msgs);
@@ -599,13 +610,27 @@ fn prepare_all<'a>(
 }
 
 /// Splits a message into its redacted view and PII fill and encodes both.
+/// A new message (`screen` given) must also have ids without personal data
+/// and a visitor email that is an email address; a rewritten one keeps what
+/// it had.
 pub(crate) fn prepare<'a>(
     msg: &'a Message,
     detector: &Detector,
+    screen: Option<&Screen>,
     max: usize,
 ) -> Result<Prepared<'a>> {
     if msg.transcript.is_empty() {
         return Err(Error::invalid("field `transcript` is empty"));
+    }
+    let mut email = None;
+    if let Some(screen) = screen {
+        screen.id(Field::TranscriptId, &msg.transcript)?;
+        if let Some(id) = &msg.id {
+            screen.id(Field::MessageId, id)?;
+        }
+        if let Some(v) = &msg.visitor {
+            email = Some(crate::email::canonical(&v.email)?.into_owned());
+        }
     }
     let (content, pii) = split::split(msg, detector);
     let content = crate::codec::encode(&split::ContentV2 {
@@ -623,5 +648,10 @@ pub(crate) fn prepare<'a>(
             "message is larger than the limit of {max} bytes"
         )));
     }
-    Ok(Prepared { msg, content, pii })
+    Ok(Prepared {
+        msg,
+        email,
+        content,
+        pii,
+    })
 }

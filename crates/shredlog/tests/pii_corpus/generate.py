@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates the labelled evaluation corpus tests/pii_corpus/corpus.jsonl.
+"""Generates the labelled evaluation corpus crates/shredlog/tests/pii_corpus/corpus.jsonl.
 
 Each line: {"text": ..., "spans": [{"kind": ..., "value": ...}], "lang": ..., "case": ...}
 `value` is the exact substring that must be removed. Lines without spans are
@@ -9,7 +9,7 @@ Phone numbers are drawn from libphonenumber's own numbering plans (the
 `phonenumbers` package) so that they are valid, then written in the national
 and international formats people type, with messy variations.
 
-    .venv/bin/python tests/pii_corpus/generate.py > tests/pii_corpus/corpus.jsonl
+    .venv/bin/python crates/shredlog/tests/pii_corpus/generate.py > crates/shredlog/tests/pii_corpus/corpus.jsonl
 
 Deterministic (fixed seed), so the checked-in output only changes with this file.
 """

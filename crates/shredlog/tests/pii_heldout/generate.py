@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Generates the held-out evaluation corpus tests/pii_heldout/heldout.jsonl.
+"""Generates the held-out evaluation corpus crates/shredlog/tests/pii_heldout/heldout.jsonl.
 
 This corpus exists to tell generalisation from tuning. The generator was
-written separately from tests/pii_corpus/generate.py (other templates, other
+written separately from crates/shredlog/tests/pii_corpus/generate.py (other templates, other
 sources); the committed file is regenerated with a seed never used before
 whenever the old one has been looked at, and the detector is never tuned on it
 (tools/pii-eval/misses.py refuses to print its misses). Tune on development
 sets made with other seeds instead:
 
-    .venv/bin/python tests/pii_heldout/generate.py --seed 0xDE701 > target/dev1.jsonl
+    .venv/bin/python crates/shredlog/tests/pii_heldout/generate.py --seed 0xDE701 > target/dev1.jsonl
 
 Seeds so far (docs/PII.md, "Evaluation"):
 - 0x5EED20251307, examples only: the held-out of RULES_VERSION 2 (summary
@@ -47,7 +47,7 @@ Sources:
   the words "at", "dot", "call", "phone", "ip" without personal data.
 
     python3 -m venv .venv && .venv/bin/pip install phonenumbers
-    .venv/bin/python tests/pii_heldout/generate.py > tests/pii_heldout/heldout.jsonl
+    .venv/bin/python crates/shredlog/tests/pii_heldout/generate.py > crates/shredlog/tests/pii_heldout/heldout.jsonl
 
 Deterministic for a given `phonenumbers` version (9.0.43 for the checked-in
 file; the version, seed and counts per kind are printed on stderr).
