@@ -154,3 +154,30 @@ fn format_1_stores_read_back_as_their_writer_read_them() {
         assert!(store.verify().unwrap().is_ok(), "{name}");
     }
 }
+
+/// Emails of a store written before canonical emails are compared in the
+/// canonical form from the first open on: another spelling of a stored
+/// address finds the visitor, erases it, and appends join it.
+#[test]
+fn older_directory_entries_answer_to_every_spelling() {
+    let dir = copy_store("v1-plain");
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let stored = "fixture.visitor3@example.com";
+    let list = store.transcripts_by_email(stored, None, None).unwrap();
+    assert!(!list.is_empty());
+    for other in [
+        "Fixture.Visitor3@EXAMPLE.com.",
+        " mailto:FIXTURE.visitor3@example.com ",
+    ] {
+        let again = store.transcripts_by_email(other, None, None).unwrap();
+        assert_eq!(again.len(), list.len(), "{other}");
+    }
+    assert_eq!(store.recovery_report().email_twins, 0);
+    store
+        .redact_visitor("MAILTO:Fixture.Visitor3@Example.COM.", "T-1")
+        .unwrap();
+    assert!(matches!(
+        store.export(stored),
+        Err(shredlog::Error::VisitorNotFound)
+    ));
+}

@@ -629,21 +629,24 @@ impl Index {
         self.by_email.get(email).copied()
     }
 
-    /// The visitor an email as a caller wrote it belongs to: by its
-    /// canonical form, else (for an entry stored before emails were
-    /// checked) by its trimmed lower-case spelling.
+    /// The visitor an email as a caller wrote it belongs to: an entry stored
+    /// under exactly that spelling (trimmed, lower-case: how entries were
+    /// keyed before canonical emails, which a twin keeps), else the entry of
+    /// its canonical form.
     ///
     /// # Errors
     /// [`crate::Error::Invalid`] when `email` is not an email address and
     /// no entry has that spelling.
     pub(crate) fn vid_by_address(&self, email: &str) -> crate::Result<Option<Vid>> {
-        match crate::email::canonical(email) {
-            Ok(c) => Ok(self.vid_by_email(&c)),
-            Err(e) => match self.by_email.get(email.trim().to_lowercase().as_str()) {
-                Some(vid) => Ok(Some(*vid)),
-                None => Err(e),
-            },
+        let canonical = crate::email::canonical(email);
+        if let Ok(std::borrow::Cow::Borrowed(plain)) = &canonical {
+            // Already canonical: its own spelling.
+            return Ok(self.vid_by_email(plain));
         }
+        if let Some(vid) = self.by_email.get(email.trim().to_lowercase().as_str()) {
+            return Ok(Some(*vid));
+        }
+        canonical.map(|c| self.vid_by_email(&c))
     }
 
     /// Directory entries that share their canonical email with another
@@ -802,5 +805,23 @@ mod tests {
         assert_eq!(ix.vid_by_email("ann@example.com"), None);
         assert_eq!(ix.vid_by_email("ann@new.example"), Some([9; 16]));
         assert_eq!(ix.directory_len(), 1);
+    }
+
+    #[test]
+    fn older_entries_are_keyed_by_their_canonical_form_and_twins_by_their_spelling() {
+        let mut ix = Index::default();
+        assert!(ix.add_visitor([1; 16], "ann@x.example".into(), 1));
+        // Stored by an older version under another spelling of the same address.
+        assert!(ix.add_visitor([2; 16], "ann@x.example.".into(), 2));
+        // And one stored before emails were checked.
+        assert!(ix.add_visitor([3; 16], "bob".into(), 3));
+        assert!(ix.add_visitor([4; 16], "mailto:cy@x.example".into(), 4));
+        assert_eq!(ix.email_twins(), 1);
+        assert_eq!(ix.vid_by_address("ANN@x.example").unwrap(), Some([1; 16]));
+        assert_eq!(ix.vid_by_address("ann@x.example.").unwrap(), Some([2; 16]));
+        assert_eq!(ix.vid_by_address(" Bob ").unwrap(), Some([3; 16]));
+        assert_eq!(ix.vid_by_address("Cy@X.example").unwrap(), Some([4; 16]));
+        assert!(ix.vid_by_address("nobody").is_err());
+        assert_eq!(ix.vid_by_address("dan@x.example").unwrap(), None);
     }
 }
