@@ -38,10 +38,18 @@ pub struct Args {
     /// Workload and sampling seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Probability that a transcript carries one uploaded file.
+    /// Traffic profile: `chat` (short lines; files per the two flags below)
+    /// or `support` (a support desk's traffic: longer conversations, long
+    /// texts, 50–500 KB uploads in a few percent of transcripts carrying
+    /// most of the bytes; `workload::WorkloadConfig::support_desk`, which
+    /// ignores the two file flags). Each profile writes its own report:
+    /// docs/BENCHMARKS.md and docs/BENCHMARKS-support.md.
+    #[arg(long, value_enum, default_value_t = Profile::Chat)]
+    pub profile: Profile,
+    /// Probability that a transcript carries one uploaded file (`chat`).
     #[arg(long, default_value_t = 0.01)]
     pub file_probability: f64,
-    /// Largest uploaded file, bytes (smallest: 1024).
+    /// Largest uploaded file, bytes (smallest: 1024; `chat`).
     #[arg(long, default_value_t = 16384)]
     pub max_file_bytes: usize,
     /// Visitors queried (disjoint from the erased ones).
@@ -238,7 +246,7 @@ fn main() -> Result<()> {
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .parent()
                 .unwrap_or(Path::new(".."))
-                .join("docs/BENCHMARKS.md"),
+                .join(args.profile.report_file()),
         ),
     };
     let text = report.render(out.as_deref())?;
@@ -255,13 +263,42 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The traffic a run generates.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Short chat lines, few and small files.
+    Chat,
+    /// A support desk: long texts and large uploads.
+    Support,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Chat => "chat",
+            Profile::Support => "support",
+        }
+    }
+
+    /// The report this profile writes by default.
+    pub fn report_file(self) -> &'static str {
+        match self {
+            Profile::Chat => "docs/BENCHMARKS.md",
+            Profile::Support => "docs/BENCHMARKS-support.md",
+        }
+    }
+}
+
 pub fn workload_config(args: &Args, visitors: usize) -> WorkloadConfig {
-    WorkloadConfig {
-        seed: args.seed,
-        visitors,
-        file_probability: args.file_probability,
-        file_size: (1024, args.max_file_bytes.max(1024)),
-        ..WorkloadConfig::default()
+    match args.profile {
+        Profile::Chat => WorkloadConfig {
+            seed: args.seed,
+            visitors,
+            file_probability: args.file_probability,
+            file_size: (1024, args.max_file_bytes.max(1024)),
+            ..WorkloadConfig::default()
+        },
+        Profile::Support => WorkloadConfig::support_desk(args.seed, visitors),
     }
 }
 

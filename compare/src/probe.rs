@@ -87,6 +87,7 @@ pub fn run(kind: Kind, dir: &Path, args: &Args) -> Result<Syncs> {
         .arg(dir)
         .args(["--batch", &args.batch.to_string()])
         .args(["--seed", &args.seed.to_string()])
+        .args(["--profile", args.profile.name()])
         .args(["--file-probability", &args.file_probability.to_string()])
         .args(["--max-file-bytes", &args.max_file_bytes.to_string()])
         .stdout(Stdio::null())

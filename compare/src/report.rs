@@ -93,17 +93,17 @@ impl Report<'_> {
         let n = self.samples.erase.len();
         let _ = writeln!(
             s,
-            "| engine | ingest s | msgs/s | size after ingest MB | open ms | visitor query p50 / p99 ms | erase p50 / p99 ms | size after erase MB | reclaim s | size after reclaim MB | PII strings found (of {}): before erase / after erase / after reclaim |",
+            "| engine | ingest s | msgs/s | msgs/s incl. parsing | size after ingest MB | open ms | visitor query p50 / p99 ms | erase p50 / p99 ms | size after erase MB | reclaim s | size after reclaim MB | PII strings found (of {}): before erase / after erase / after reclaim |",
             self.needles.strings.len()
         );
         s.push_str(
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for r in self.rows {
             if let Some(e) = &r.error {
                 let _ = writeln!(
                     s,
-                    "| {} | failed: {} |||||||||| ",
+                    "| {} | failed: {} ||||||||||| ",
                     r.name(),
                     e.replace('|', "/")
                 );
@@ -112,11 +112,12 @@ impl Report<'_> {
             let flag = if r.query_ok && r.erase_ok { "" } else { " ⚠" };
             let _ = writeln!(
                 s,
-                "| {}{} | {:.2} | {} | {} | {:.1} | {} / {} | {} / {} | {} | {:.2} | {} | {} / {} / {} |",
+                "| {}{} | {:.2} | {} | {} | {} | {:.1} | {} / {} | {} / {} | {} | {:.2} | {} | {} / {} / {} |",
                 r.name(),
                 flag,
                 r.ingest_s,
                 thousands(r.msgs_per_s),
+                thousands(self.wl.msgs.len() as f64 / (r.ingest_s + self.wl.parse_s)),
                 mb(r.size_ingest.allocated),
                 r.open_ms,
                 ms(r.query.p50()),
@@ -441,6 +442,7 @@ impl Report<'_> {
             .unwrap_or_else(|| "\n\n## Notes\n\n(none yet)\n".to_string());
         let a = self.args;
         let wl = self.wl;
+        let cfg = crate::workload_config(a, a.visitors);
         let mut s = String::new();
         s.push_str("# Benchmarks: shredlog next to the engines users would otherwise pick\n\n");
         s.push_str("This file is written by the comparison harness (`compare/`, binary `shredlog-compare`); regenerate it whenever performance work lands. Every number below comes from **one run on one machine**: the peers, shredlog and the device's own limits were measured side by side.\n\n");
@@ -449,7 +451,8 @@ impl Report<'_> {
         s.push_str("Without RocksDB: `cargo run --release -p shredlog-compare -- --visitors 10000 --batch 1000`. `--help` lists the knobs (`--engines`, `--dir`, `--out -`, `--keep`, sample sizes). The stores are created in a fresh `.shredlog-compare-*` directory under `--dir` (default: the current directory, so the device probes measure the same file system) and removed afterwards. The first build takes about 12 minutes on this 2-core machine (bundled SQLite, RocksDB's bindings; RocksDB itself is not compiled); a run takes about a minute (this one's time is given below). `strace` is optional: without it the sync counts are left out. The harness is a separate workspace member: `cargo test` and `cargo clippy --all-targets` at the root never build it.\n\n");
         let _ = writeln!(
             s,
-            "This run: `--visitors {} --batch {} --seed {} --file-probability {} --max-file-bytes {} --query-sample {} --erase-sample {}`, engines: {}. It took {:.0} s (without the build).\n",
+            "This run: `--profile {} --visitors {} --batch {} --seed {} --file-probability {} --max-file-bytes {} --query-sample {} --erase-sample {}`, engines: {}. It took {:.0} s (without the build).\n",
+            a.profile.name(),
             a.visitors,
             a.batch,
             a.seed,
@@ -469,14 +472,16 @@ impl Report<'_> {
         s.push_str("\n## Workload\n\n");
         let _ = writeln!(
             s,
-            "`workload::generate` with seed {}: {} visitors, {} transcripts, **{} messages** (text, forms, consent events; a transcript carries one uploaded file with probability {}, {}–{} bytes), {:.1} MB of interchange JSON; parsing it alone took {:.2} s. Logical payload (ids, timestamps, texts, form fields, file bytes, each visitor's details once per transcript): {:.1} MB. The same parsed messages go to every engine, in input order, in durable commits of **{} messages**. {} visitors (disjoint from the erased ones) are queried; {} are erased one at a time.\n",
+            "Traffic profile **{}**. `workload::generate` with seed {}: {} visitors, {} transcripts, **{} messages** (text, forms, consent events; a transcript carries one uploaded file with probability {}, {}–{} bytes; a text runs long, 300–3,000 characters, with probability {}), {:.1} MB of interchange JSON; parsing it alone took {:.2} s. Logical payload (ids, timestamps, texts, form fields, file bytes, each visitor's details once per transcript): {:.1} MB. The same parsed messages go to every engine, in input order, in durable commits of **{} messages**. {} visitors (disjoint from the erased ones) are queried; {} are erased one at a time.\n",
+            a.profile.name(),
             a.seed,
             wl.summary.visitors.len(),
             wl.summary.transcripts,
             thousands(wl.msgs.len() as f64),
-            a.file_probability,
-            1024,
-            a.max_file_bytes.max(1024),
+            cfg.file_probability,
+            cfg.file_size.0,
+            cfg.file_size.1,
+            cfg.long_text_probability,
             wl.input_bytes as f64 / 1e6,
             wl.parse_s,
             wl.payload_bytes as f64 / 1e6,

@@ -2,8 +2,17 @@
 //!
 //! ```text
 //! cargo run --release --example gen_workload -- --seed 7 --visitors 1000 \
-//!     [--messages MIN MAX] [--transcripts MIN MAX] [--files P] \
-//!     [--file-size MIN MAX] [--days N] [--truth truth.json] > out.jsonl
+//!     [--profile chat|support] [--messages MIN MAX] [--transcripts MIN MAX] \
+//!     [--files P] [--file-size MIN MAX] [--long-texts P] [--days N] \
+//!     [--truth truth.json] > out.jsonl
+//! ```
+//!
+//! `--profile support` (give it before the other flags, which adjust it) is
+//! a support desk's traffic: longer conversations, long texts, and uploads
+//! of 50 to 500 KB that carry most of the bytes. The default, `chat`, is
+//! short chat lines with few small files.
+//!
+//! ```text
 //! ```
 
 use std::io::{self, Write};
@@ -12,8 +21,9 @@ use std::time::Instant;
 
 use workload::{WorkloadConfig, generate};
 
-const USAGE: &str = "usage: gen_workload [--seed N] [--visitors N] [--messages MIN MAX] \
-[--transcripts MIN MAX] [--files P] [--file-size MIN MAX] [--days N] [--truth FILE] > out.jsonl";
+const USAGE: &str = "usage: gen_workload [--profile chat|support] [--seed N] [--visitors N] \
+[--messages MIN MAX] [--transcripts MIN MAX] [--files P] [--file-size MIN MAX] [--long-texts P] \
+[--days N] [--truth FILE] > out.jsonl";
 
 fn main() -> ExitCode {
     match run() {
@@ -42,6 +52,19 @@ fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
+            "--profile" => {
+                let name: String = value(&mut args, &flag)?;
+                cfg = match name.as_str() {
+                    "chat" => WorkloadConfig {
+                        seed: cfg.seed,
+                        visitors: cfg.visitors,
+                        ..WorkloadConfig::default()
+                    },
+                    "support" => WorkloadConfig::support_desk(cfg.seed, cfg.visitors),
+                    _ => return Err(format!("--profile: chat or support\n{USAGE}")),
+                };
+            }
+            "--long-texts" => cfg.long_text_probability = value(&mut args, &flag)?,
             "--seed" => cfg.seed = value(&mut args, &flag)?,
             "--visitors" => cfg.visitors = value(&mut args, &flag)?,
             "--messages" => {

@@ -55,6 +55,11 @@ pub struct WorkloadConfig {
     pub start_unix_ms: i64,
     /// Transcripts start within this many days after `start_unix_ms`, default 365.
     pub span_days: u32,
+    /// Probability that a visitor's or operator's text runs long (a pasted
+    /// error log, order history or step-by-step explanation of 300 to 3,000
+    /// characters), default 0. At 0 no random number is drawn for it, so
+    /// the default workload is what it always was.
+    pub long_text_probability: f64,
 }
 
 impl Default for WorkloadConfig {
@@ -68,6 +73,26 @@ impl Default for WorkloadConfig {
             file_size: (1024, 1 << 20),
             start_unix_ms: DEFAULT_START_UNIX_MS,
             span_days: 365,
+            long_text_probability: 0.0,
+        }
+    }
+}
+
+impl WorkloadConfig {
+    /// Traffic that looks like a support desk's: longer conversations, some
+    /// long texts, and screenshots and PDFs of 50 to 500 KB in a few percent
+    /// of transcripts, which then carry most of the bytes (the "support"
+    /// profile of the comparison harness; the default is the "chat" one).
+    pub fn support_desk(seed: u64, visitors: usize) -> WorkloadConfig {
+        WorkloadConfig {
+            seed,
+            visitors,
+            transcripts_per_visitor: (1, 3),
+            messages_per_transcript: (6, 26),
+            file_probability: 0.025,
+            file_size: (50_000, 500_000),
+            long_text_probability: 0.06,
+            ..WorkloadConfig::default()
         }
     }
 }
@@ -184,6 +209,9 @@ fn check_config(c: &WorkloadConfig) -> io::Result<()> {
     }
     if c.file_probability.is_nan() || !(0.0..=1.0).contains(&c.file_probability) {
         return bad("file_probability must lie in 0..=1");
+    }
+    if c.long_text_probability.is_nan() || !(0.0..=1.0).contains(&c.long_text_probability) {
+        return bad("long_text_probability must lie in 0..=1");
     }
     if c.span_days == 0 {
         return bad("span_days must be at least 1");
@@ -1365,8 +1393,14 @@ impl<'a> Gen<'a> {
                 let mut text = std::mem::take(&mut self.text);
                 text.clear();
                 match slot {
-                    Slot::VisitorText => self.visitor_text(tx, &mut text),
-                    Slot::OperatorText => self.operator_text(tx, &mut text),
+                    Slot::VisitorText => {
+                        self.visitor_text(tx, &mut text);
+                        self.long_text(tx, VISITOR_FOLLOWUPS, &mut text);
+                    }
+                    Slot::OperatorText => {
+                        self.operator_text(tx, &mut text);
+                        self.long_text(tx, OPERATOR_GENERIC, &mut text);
+                    }
                     Slot::BotText => {
                         let pool = if tx.bot_spoke { BOT_TEXTS } else { BOT_OPENERS };
                         tx.bot_spoke = true;
@@ -1469,6 +1503,29 @@ impl<'a> Gen<'a> {
         if tx.rng.chance(0.15) && out.len() < 120 {
             sentence_break(out);
             self.expand(tx, OPENINGS[tx.topic], "", out);
+        }
+    }
+
+    /// With `long_text_probability`, runs `out` on to 300..=3,000
+    /// characters: more sentences of `pool` and, for half of them, a pasted
+    /// log excerpt. Draws nothing when the probability is 0.
+    fn long_text(&mut self, tx: &mut Tx, pool: &[&'static str], out: &mut String) {
+        let p = self.cfg.long_text_probability;
+        if p <= 0.0 || !tx.rng.chance(p) {
+            return;
+        }
+        let target = tx.rng.log_uniform(300, 3000);
+        if tx.rng.chance(0.5) {
+            out.push_str("\n\n");
+            let mut paste = vec![0u8; target.saturating_sub(out.len()).max(64)];
+            fill_text(&mut tx.rng, &mut paste);
+            // fill_text writes ASCII words only.
+            out.push_str(std::str::from_utf8(&paste).unwrap_or_default());
+            return;
+        }
+        while out.len() < target {
+            sentence_break(out);
+            self.expand(tx, pool, "", out);
         }
     }
 
@@ -1816,6 +1873,47 @@ mod tests {
         let mut out = Vec::new();
         let s = generate(cfg, &mut out).expect("generate");
         (out, s)
+    }
+
+    /// The support-desk profile: uploads of 50–500 KB carry most of the
+    /// bytes, some texts run long, and the lines still follow the contract.
+    #[test]
+    fn support_desk_profile_has_large_uploads_and_long_texts() {
+        let cfg = WorkloadConfig::support_desk(5, 150);
+        let (out, summary) = run(&cfg);
+        let text = std::str::from_utf8(&out).expect("utf-8");
+        let (mut file_bytes, mut files, mut long_texts) = (0usize, 0usize, 0usize);
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            match v["kind"].as_str() {
+                Some("file") => {
+                    files += 1;
+                    file_bytes += line.len();
+                    let data = base64::Engine::decode(
+                        &base64::engine::general_purpose::STANDARD,
+                        v["file"]["data"].as_str().expect("data"),
+                    )
+                    .expect("base64");
+                    assert!((50_000..=500_000).contains(&data.len()), "{}", data.len());
+                }
+                Some("text") if v["text"].as_str().is_some_and(|t| t.len() >= 300) => {
+                    long_texts += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            files > 0 && long_texts > 0,
+            "{files} files, {long_texts} long texts"
+        );
+        assert!(
+            file_bytes * 2 > out.len(),
+            "uploads carry most bytes: {file_bytes} of {}",
+            out.len()
+        );
+        assert_eq!(summary.lines as usize, text.lines().count());
+        // (That the default profile draws nothing for long texts is checked
+        // by `checked_in_sample_is_current`: the sample is unchanged.)
     }
 
     #[test]
