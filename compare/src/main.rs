@@ -184,7 +184,7 @@ fn main() -> Result<()> {
                 .unwrap_or_default()
         );
         // shredlog's store stays until the paired erasures below.
-        if !args.keep && !(*kind == Kind::Shredlog && !args.no_scaling) {
+        if !(args.keep || (*kind == Kind::Shredlog && !args.no_scaling)) {
             let _ = std::fs::remove_dir_all(&dir);
         }
         rows.push(row);
