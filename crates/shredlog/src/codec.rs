@@ -12,9 +12,58 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<LIMIT>()
 }
 
+/// Encodes `value` into a buffer allocated once at its exact size (no
+/// reallocation, so no stray copies of a large plaintext are left behind in
+/// freed memory).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serialising plain data structs into a Vec cannot fail.
-    bincode::serde::encode_to_vec(value, config()).unwrap_or_default()
+    let mut size = bincode::enc::write::SizeWriter::default();
+    // Serialising plain data structs cannot fail.
+    if bincode::serde::encode_into_writer(value, &mut size, config()).is_err() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(size.bytes_written);
+    if bincode::serde::encode_into_std_write(value, &mut out, config()).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// Bytes that serialise as one byte string (bincode: a varint length and the
+/// raw bytes, exactly as a `Vec<u8>` sequence encodes, but written at once
+/// instead of byte by byte).
+#[derive(Default)]
+pub(crate) struct Bytes<'a>(pub &'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// Deserialises a `Vec<u8>` written as a byte string or as a sequence (the
+/// two encode alike) at once instead of byte by byte.
+pub(crate) fn byte_buf<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bytes")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_byte_buf(Visitor)
 }
 
 /// Decodes a value that must fill `bytes` exactly.

@@ -5,7 +5,7 @@
 //! the chance of a nonce repeating under one key stays below 2^-60 and does not
 //! depend on counters that a crash could roll back.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -82,6 +82,21 @@ impl Key {
             )
             .map_err(|_| Error::Limit("payload too large to seal".into()))?;
         Ok((nonce, ct))
+    }
+
+    /// Encrypts `buf` in place and returns the tag that follows it (the same
+    /// bytes as [`Key::seal_with`] returns, without a second buffer).
+    pub(crate) fn seal_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        let cipher = Aes256Gcm::new((&self.0).into());
+        let tag = cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, buf)
+            .map_err(|_| Error::Limit("payload too large to seal".into()))?;
+        Ok(tag.into())
     }
 
     /// Decrypts and authenticates; `None` when the tag does not match (wrong key,

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
+use crate::codec::Bytes;
+
 use crate::message::{Body, FileUpload, Message, REDACTED, Sender, Timestamp, Visitor};
 use crate::pii::Detector;
 
@@ -78,18 +80,49 @@ pub(crate) struct PiiPart {
     pub spans: Vec<String>,
     pub form_values: Vec<String>,
     pub file_name: String,
+    /// SHA-256 of `file_data`; empty in records written since the file's hash
+    /// is computed when read ([`file_sha256`]).
+    #[serde(deserialize_with = "crate::codec::byte_buf")]
     pub file_sha256: Vec<u8>,
+    #[serde(deserialize_with = "crate::codec::byte_buf")]
     pub file_data: Vec<u8>,
 }
 
-impl PiiPart {
+/// The PII fill of a message being written: what a [`PiiPart`] holds,
+/// borrowed from the message, so that nothing (a file's bytes least of all)
+/// is copied to encode it. Encodes exactly as the [`PiiPart`] it reads back
+/// as.
+#[derive(Default, Serialize)]
+pub(crate) struct PiiFill<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub phone: &'a str,
+    pub id: &'a str,
+    pub ip: &'a str,
+    pub spans: Vec<&'a str>,
+    pub form_values: Vec<&'a str>,
+    pub file_name: &'a str,
+    pub file_sha256: Bytes<'a>,
+    pub file_data: Bytes<'a>,
+}
+
+impl PiiFill<'_> {
     fn is_empty(&self) -> bool {
-        *self == PiiPart::default()
+        self.email.is_empty()
+            && self.name.is_empty()
+            && self.phone.is_empty()
+            && self.id.is_empty()
+            && self.ip.is_empty()
+            && self.spans.is_empty()
+            && self.form_values.is_empty()
+            && self.file_name.is_empty()
+            && self.file_sha256.0.is_empty()
+            && self.file_data.0.is_empty()
     }
 }
 
 /// Cuts the personal data out of `text`, appending the spans to `spans`.
-fn split_text(detector: &Detector, text: &str, spans: &mut Vec<String>) -> SplitText {
+fn split_text<'a>(detector: &Detector, text: &'a str, spans: &mut Vec<&'a str>) -> SplitText {
     let found = detector.find(text);
     let mut out = SplitText {
         text: String::with_capacity(text.len()),
@@ -105,20 +138,24 @@ fn split_text(detector: &Detector, text: &str, spans: &mut Vec<String>) -> Split
             u32::try_from(out.text.len()).unwrap_or(u32::MAX),
             s.kind.code(),
         ));
-        spans.push(span.to_owned());
+        spans.push(span);
         pos = s.end;
     }
     out.text.push_str(text.get(pos..).unwrap_or_default());
     out
 }
 
-/// Splits a message. The returned PII fill is `None` when nothing personal was found.
-pub(crate) fn split(msg: &Message, detector: &Detector) -> (ContentPart, Option<PiiPart>) {
-    let mut pii = PiiPart::default();
+/// Splits a message. The returned PII fill is `None` when nothing personal
+/// was found; it borrows from `msg`.
+pub(crate) fn split<'a>(
+    msg: &'a Message,
+    detector: &Detector,
+) -> (ContentPart, Option<PiiFill<'a>>) {
+    let mut pii = PiiFill::default();
     let mut visitor_fields = 0;
     if let Some(v) = &msg.visitor {
         visitor_fields |= V_PRESENT;
-        pii.email = v.email.clone();
+        pii.email = &v.email;
         for (bit, field, slot) in [
             (V_NAME, &v.name, &mut pii.name),
             (V_PHONE, &v.phone, &mut pii.phone),
@@ -127,20 +164,19 @@ pub(crate) fn split(msg: &Message, detector: &Detector) -> (ContentPart, Option<
         ] {
             if let Some(value) = field {
                 visitor_fields |= bit;
-                *slot = value.clone();
+                *slot = value;
             }
         }
     }
     let body = match &msg.body {
         Body::Text(t) => ContentBody::Text(split_text(detector, t, &mut pii.spans)),
         Body::Form(fields) => {
-            pii.form_values = fields.values().cloned().collect();
+            pii.form_values = fields.values().map(String::as_str).collect();
             ContentBody::Form(fields.keys().cloned().collect())
         }
         Body::File(f) => {
-            pii.file_name = f.name.clone();
-            pii.file_sha256 = Sha256::digest(&f.data).to_vec();
-            pii.file_data = f.data.clone();
+            pii.file_name = &f.name;
+            pii.file_data = Bytes(&f.data);
             ContentBody::File {
                 mime: f.mime.clone(),
                 size: f.data.len() as u64,
@@ -274,9 +310,17 @@ pub(crate) fn join(
     })
 }
 
-/// File facts kept for export: size and (while the PII key lives) name and SHA-256.
-pub(crate) fn file_sha256(pii: Option<&PiiPart>) -> Option<[u8; 32]> {
-    pii.and_then(|p| <[u8; 32]>::try_from(p.file_sha256.as_slice()).ok())
+/// The SHA-256 of a file message's bytes while its PII key lives: as stored
+/// by records that carry it, else computed from the bytes.
+pub(crate) fn file_sha256(content: &ContentPart, pii: Option<&PiiPart>) -> Option<[u8; 32]> {
+    let ContentBody::File { .. } = content.body else {
+        return None;
+    };
+    let p = pii?;
+    Some(
+        <[u8; 32]>::try_from(p.file_sha256.as_slice())
+            .unwrap_or_else(|_| Sha256::digest(&p.file_data).into()),
+    )
 }
 
 #[cfg(test)]
@@ -292,10 +336,57 @@ mod tests {
             ts_millis: msg.ts.unix_millis(),
             msg_id: msg.id.as_deref(),
         };
+        // As the store does: the fill encoded, read back as a `PiiPart`.
+        let pii: Option<PiiPart> =
+            pii.map(|p| crate::codec::decode(&crate::codec::encode(&p)).unwrap());
         let full = join(&ctx, &content, pii.as_ref()).unwrap();
         let red = join(&ctx, &content, None).unwrap();
         assert_eq!(full, msg);
         (full, red)
+    }
+
+    /// The borrowed fill encodes byte for byte as the owned part did (file
+    /// bytes as one string now, element by element before), and both decode.
+    #[test]
+    fn the_borrowed_fill_encodes_as_the_owned_part() {
+        let msg = parse_line(r#"{"transcript":"t","ts":"2024-05-02T10:15:03.120Z","from":"visitor","visitor":{"email":"ann@x.example","name":"Ann","phone":"+44 20 7946 0958","id":"v-1","ip":"203.0.113.9"},"kind":"file","file":{"name":"scan.pdf","mime":"application/pdf","data":"aGVsbG8gd29ybGQ="}}"#).unwrap();
+        let (content, fill) = split(&msg, &Detector::default());
+        let fill = fill.unwrap();
+        let owned = PiiPart {
+            email: "ann@x.example".into(),
+            name: "Ann".into(),
+            phone: "+44 20 7946 0958".into(),
+            id: "v-1".into(),
+            ip: "203.0.113.9".into(),
+            spans: vec![],
+            form_values: vec![],
+            file_name: "scan.pdf".into(),
+            file_sha256: Sha256::digest(b"hello world").to_vec(),
+            file_data: b"hello world".to_vec(),
+        };
+        let with_hash = PiiFill {
+            file_sha256: Bytes(&owned.file_sha256),
+            ..fill
+        };
+        assert_eq!(
+            crate::codec::encode(&with_hash),
+            crate::codec::encode(&owned)
+        );
+        let back: PiiPart = crate::codec::decode(&crate::codec::encode(&owned)).unwrap();
+        assert_eq!(back, owned);
+        // Without a stored hash (records written now) it is computed on read.
+        let (_, fill) = split(&msg, &Detector::default());
+        let new: PiiPart = crate::codec::decode(&crate::codec::encode(&fill.unwrap())).unwrap();
+        assert!(new.file_sha256.is_empty());
+        assert_eq!(
+            file_sha256(&content, Some(&new)),
+            file_sha256(&content, Some(&owned))
+        );
+        assert_eq!(
+            file_sha256(&content, Some(&new)).unwrap().to_vec(),
+            owned.file_sha256
+        );
+        assert_eq!(file_sha256(&content, None), None);
     }
 
     #[test]

@@ -180,7 +180,19 @@ impl Writer<'_> {
 /// Appends one framed record to `out`. The header's flags must say what the
 /// header holds (`FLAG_PII` iff `pii` is not empty, `FLAG_MSG_ID` iff a digest).
 pub(crate) fn encode(h: &RecordHeader, content: &[u8], pii: &[u8], out: &mut Vec<u8>) {
-    let body_len = h.len() + content.len() + pii.len();
+    let start = begin_frame(h, content.len() + pii.len(), out);
+    out.extend_from_slice(content);
+    out.extend_from_slice(pii);
+    seal_frame(out, start);
+}
+
+/// Appends a frame's header and `h` for a body of `h.len() + parts` bytes,
+/// whose parts the caller appends next, then calls [`seal_frame`] with the
+/// returned start. Reserves room for the whole frame first, so that the
+/// parts never move once written.
+pub(crate) fn begin_frame(h: &RecordHeader, parts: usize, out: &mut Vec<u8>) -> usize {
+    let body_len = h.len() + parts;
+    out.reserve(FRAME_HEADER + body_len);
     let start = out.len();
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
@@ -198,13 +210,11 @@ pub(crate) fn encode(h: &RecordHeader, content: &[u8], pii: &[u8], out: &mut Vec
     if let Some(d) = &h.msg_id {
         out.extend_from_slice(d);
     }
-    out.extend_from_slice(content);
-    out.extend_from_slice(pii);
-    seal_frame(out, start);
+    start
 }
 
 /// Fills in the CRC of the frame that starts at `start` and runs to the end.
-fn seal_frame(out: &mut [u8], start: usize) {
+pub(crate) fn seal_frame(out: &mut [u8], start: usize) {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(out.get(start..start + 4).unwrap_or_default());
     hasher.update(out.get(start + FRAME_HEADER..).unwrap_or_default());

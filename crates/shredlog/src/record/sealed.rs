@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::{
     DecodeError, FLAG_MSG_ID, FLAG_PII, KIND_MESSAGE, MsgIdDigest, RECORD_VERSION, RecordHeader,
-    Tid, Vid, aad, decode, encode,
+    Tid, Vid, aad, begin_frame, decode, seal_frame,
 };
 use crate::error::{Error, Result};
 use crate::seal::{Key, Nonces, TAG_LEN};
@@ -72,23 +72,49 @@ pub(crate) fn seal_message(
         pii_nonce: [0; 12],
         msg_id: place.msg_id,
     };
-    let (nonce, content_ct) =
-        keys.content
-            .seal_with(nonces.next()?, aad(b'C', &header).as_ref(), content)?;
-    header.content_nonce = nonce;
-    let mut pii_ct = Vec::new();
+    header.content_nonce = nonces.next()?;
+    let content_aad = aad(b'C', &header);
+    let mut pii_aad = None;
     if let Some(pii) = pii {
-        let key = keys.pii.ok_or_else(|| {
-            Error::invalid("this transcript's personal data was erased; start a new transcript")
-        })?;
+        if keys.pii.is_none() {
+            return Err(Error::invalid(
+                "this transcript's personal data was erased; start a new transcript",
+            ));
+        }
         header.flags |= FLAG_PII;
         header.pii_len = u32::try_from(pii.len() + TAG_LEN).map_err(|_| too_large())?;
-        let (nonce, ct) = key.seal_with(nonces.next()?, aad(b'P', &header).as_ref(), pii)?;
-        header.pii_nonce = nonce;
-        pii_ct = ct;
+        header.pii_nonce = nonces.next()?;
+        pii_aad = Some(aad(b'P', &header));
     }
-    let start = out.len();
-    encode(&header, &content_ct, &pii_ct, out);
+    // Each plaintext is copied once, into the frame, and encrypted there.
+    let parts = header.content_len as usize + header.pii_len as usize;
+    let start = begin_frame(&header, parts, out);
+    let mut seal_part = |key: &Key, nonce, aad: &[u8], plain: &[u8]| -> Result<()> {
+        let at = out.len();
+        out.extend_from_slice(plain);
+        match key.seal_in_place(nonce, aad, out.get_mut(at..).unwrap_or_default()) {
+            Ok(tag) => {
+                out.extend_from_slice(&tag);
+                Ok(())
+            }
+            Err(e) => {
+                // Never leave plaintext behind in the caller's buffer.
+                zeroize::Zeroize::zeroize(out.get_mut(start..).unwrap_or_default());
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    };
+    seal_part(
+        keys.content,
+        header.content_nonce,
+        content_aad.as_ref(),
+        content,
+    )?;
+    if let (Some(pii), Some(key), Some(pii_aad)) = (pii, keys.pii, pii_aad) {
+        seal_part(key, header.pii_nonce, pii_aad.as_ref(), pii)?;
+    }
+    seal_frame(out, start);
     Ok(Sealed {
         frame_len: u32::try_from(out.len() - start).map_err(|_| too_large())?,
         pii_len: header.pii_len,

@@ -163,7 +163,7 @@ pub(crate) fn read_message(
             split::ContentBody::File { size, .. } => Some(*size),
             _ => None,
         },
-        file_sha256: split::file_sha256(pii.as_ref()),
+        file_sha256: split::file_sha256(&content, pii.as_ref()),
     };
     Ok((msg, facts))
 }

@@ -637,11 +637,9 @@ pub(crate) fn prepare<'a>(
         part: &content,
         msg_id: msg.id.as_deref().unwrap_or(""),
     });
-    let pii = pii.map(|mut p| {
-        let bytes = zeroize::Zeroizing::new(crate::codec::encode(&p));
-        zeroize::Zeroize::zeroize(&mut p);
-        bytes
-    });
+    // The fill borrows from the message: encoded straight into one buffer,
+    // the only copy of the message's personal data the store makes.
+    let pii = pii.map(|p| zeroize::Zeroizing::new(crate::codec::encode(&p)));
     let size = content.len() + pii.as_ref().map_or(0, |p| p.len());
     if size > max {
         return Err(Error::invalid(format!(
