@@ -31,8 +31,10 @@ const SLOT_VERSION: u8 = 1;
 pub(crate) const STATE_SLOT: u32 = 1;
 /// First slot that holds keys.
 pub(crate) const FIRST_DATA_SLOT: u32 = 2;
-/// Free slots added at a time when the keyring runs out (128 KiB).
+/// Fewest free slots added at a time when the keyring runs out (128 KiB).
 const GROW: u32 = 256;
+/// Most free slots added at a time (4 MiB).
+const MAX_GROW: u32 = 8192;
 /// Longest caller transcript id, in bytes.
 pub(crate) const MAX_TRANSCRIPT_ID: usize = 200;
 /// Longest email, in bytes.
@@ -327,16 +329,18 @@ impl Keyring {
             .ok_or_else(|| Error::Limit("keyring is full".into()))
     }
 
-    /// Appends [`GROW`] free (all-zero) slots in one write. The keyring's
-    /// length then changes once per `GROW` slots rather than with every new
-    /// transcript, so most keyring syncs need not write the file's inode.
+    /// Appends free (all-zero) slots in one write: [`GROW`], or an eighth of
+    /// the keyring up to [`MAX_GROW`], so that the keyring's length (and the
+    /// sync that makes it durable) changes once per many new transcripts, and
+    /// ever more rarely as the store grows.
     fn grow(&mut self) -> Result<()> {
+        let by = (self.len / 8).clamp(GROW, MAX_GROW);
         let len = self
             .len
-            .checked_add(GROW)
+            .checked_add(by)
             .ok_or_else(|| Error::Limit("keyring is full".into()))?;
         crate::failpoint::check("keyring.write").at(&self.path)?;
-        let zeros = vec![0u8; GROW as usize * SLOT_SIZE];
+        let zeros = vec![0u8; by as usize * SLOT_SIZE];
         self.file
             .write_all_at(&zeros, u64::from(self.len) * SLOT_SIZE as u64)
             .at(&self.path)?;
@@ -821,6 +825,34 @@ mod tests {
         assert_eq!(loaded.keyring.free_count(), 2 * GROW as usize - 1);
         loaded.keyring.truncate_free_tail().unwrap();
         assert_eq!(size(), u64::from(FIRST_DATA_SLOT + 1) * SLOT_SIZE as u64);
+    }
+
+    /// A large keyring grows by an eighth of itself (up to 4 MiB), so the
+    /// syncs that growth costs become rarer as the store grows.
+    #[test]
+    fn a_large_keyring_grows_by_an_eighth() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        let mut steps = Vec::new();
+        let mut len = kr.len();
+        for _ in 0..20_000 {
+            kr.allocate().unwrap();
+            if kr.len() != len {
+                steps.push(kr.len() - len);
+                len = kr.len();
+            }
+        }
+        for (i, step) in steps.iter().enumerate() {
+            let before = kr.len() - steps[i..].iter().sum::<u32>();
+            assert_eq!(*step, (before / 8).clamp(GROW, MAX_GROW), "growth {i}");
+        }
+        assert!(
+            steps.len() < 20_000 / GROW as usize,
+            "{} growths",
+            steps.len()
+        );
     }
 
     #[test]
