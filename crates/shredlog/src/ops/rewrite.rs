@@ -6,7 +6,7 @@
 use crate::email::normalize_email;
 use crate::error::{Error, Result};
 use crate::ids::hex;
-use crate::keyring::{Slot, VisitorSlot};
+use crate::keyring::{Slot, StagedSlots, VisitorSlot};
 use crate::message::{Body, Message};
 use crate::pii::{CustomPattern, Detector, RULES_VERSION};
 use crate::shred::{AuditEntry, Intent};
@@ -108,8 +108,19 @@ impl Store {
                 p.pii = None;
             }
         }
-        let new = self
-            .guard(|| create_transcript(&mut w, old.vid, id, old.created_millis + 1, !redacted))?;
+        let new = self.guard(|| {
+            let mut staged = StagedSlots::default();
+            let new = create_transcript(
+                &mut w,
+                &mut staged,
+                old.vid,
+                id,
+                old.created_millis + 1,
+                !redacted,
+            )?;
+            w.keyring.write_staged(staged)?;
+            Ok(new)
+        })?;
         engine
             .keyring_dirty
             .store(true, std::sync::atomic::Ordering::SeqCst);

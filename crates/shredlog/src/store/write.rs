@@ -10,7 +10,7 @@ use super::{Engine, Store, Writer};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::index::{Loc, RecordRef, TranscriptEntry};
-use crate::keyring::{PiiSlot, Slot, TranscriptKeys, TranscriptSlot, VisitorSlot};
+use crate::keyring::{PiiSlot, Slot, StagedSlots, TranscriptKeys, TranscriptSlot, VisitorSlot};
 use crate::message::{Message, Timestamp};
 use crate::pii::{Detector, RULES_VERSION};
 use crate::record::{self, MessageKeys, MsgIdDigest, Placement, Tid, Vid};
@@ -184,6 +184,7 @@ impl Engine {
         // 1. Keys and directory entries for new transcripts and visitors.
         let mut created: Vec<Created> = Vec::new();
         let mut new_visitors: Vec<(Vid, String, u32)> = Vec::new();
+        let mut staged = StagedSlots::default();
         {
             let index = self.index.read();
             for (p, target) in prepared.iter().zip(&targets) {
@@ -198,7 +199,8 @@ impl Engine {
                     None => {
                         let vid: Vid = random_array()?;
                         let slot = w.keyring.allocate()?;
-                        w.keyring.write(
+                        w.keyring.stage(
+                            &mut staged,
                             slot,
                             &Slot::Visitor(VisitorSlot {
                                 vid,
@@ -209,9 +211,17 @@ impl Engine {
                         vid
                     }
                 };
-                created.push(create_transcript(w, vid, &p.msg.transcript, now, true)?);
+                created.push(create_transcript(
+                    w,
+                    &mut staged,
+                    vid,
+                    &p.msg.transcript,
+                    now,
+                    true,
+                )?);
             }
         }
+        w.keyring.write_staged(staged)?;
         if !created.is_empty() {
             // The keyring's state goes with the new keys' sync: it records
             // how much of the active segment earlier syncs made durable.
@@ -432,11 +442,13 @@ pub(crate) struct Created {
     pub keys: TranscriptKeys,
 }
 
-/// Creates a generation's keys and keyring slots (written, not synced).
-/// Without `with_pii` the generation gets no PII key at all: it can hold no
-/// personal data (used to rewrite a transcript whose PII key is gone).
+/// Creates a generation's keys and allocates its keyring slots, staged in
+/// `staged` for the caller to write (not synced). Without `with_pii` the
+/// generation gets no PII key at all: it can hold no personal data (used to
+/// rewrite a transcript whose PII key is gone).
 pub(crate) fn create_transcript(
     w: &mut Writer,
+    staged: &mut StagedSlots,
     vid: Vid,
     caller_id: &str,
     min_created: i64,
@@ -448,7 +460,8 @@ pub(crate) fn create_transcript(
     let (pii_slot, pii_key) = if with_pii {
         let pii_key = Key::random()?;
         let pii_slot = w.keyring.allocate()?;
-        w.keyring.write(
+        w.keyring.stage(
+            staged,
             pii_slot,
             &Slot::Pii(PiiSlot {
                 tid,
@@ -460,7 +473,8 @@ pub(crate) fn create_transcript(
         (None, None)
     };
     let content_slot = w.keyring.allocate()?;
-    w.keyring.write(
+    w.keyring.stage(
+        staged,
         content_slot,
         &Slot::Transcript(TranscriptSlot {
             tid,
