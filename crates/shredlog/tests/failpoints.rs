@@ -987,29 +987,64 @@ fn rejected_batch_writes_nothing() {
 /// A transcript whose creation failed (keys written, no record) must not keep
 /// its visitor's email alive once their last real transcript is deleted.
 fn failed_transcript_does_not_pin_the_email() {
-    let ctx = "email of a visitor whose only other transcript failed";
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), &opts());
-    store.append_batch(&msgs(3, "t-3a", 0..3, 0)).unwrap();
-    failpoint::arm("segment.write", Action::Error, 1);
-    assert!(store.append_batch(&msgs(3, "t-3b", 0..3, 1)).is_err());
-    failpoint::disarm_all();
-    drop(store);
-    let store = open(dir.path(), &opts());
-    assert!(matches!(
-        store.transcript("t-3b"),
-        Err(Error::TranscriptNotFound)
-    ));
-    store.delete_transcript("t-3a", "fp").unwrap();
-    let listed = store.transcripts_by_email(&email(3), None, None).unwrap();
-    assert!(listed.is_empty(), "{ctx}");
-    let holding = files_holding(dir.path(), &email(3));
-    if !holding.is_empty() {
-        note(format!(
-            "{ctx}: after deleting visitor 3's only stored transcript the email stays in {holding:?}, \
-             kept by the record-less transcript left by the failed append (export still finds the visitor: {})",
-            store.export(&email(3)).is_ok()
+    // An append that creates a transcript (keys, and for a new visitor a
+    // directory entry) and fails before its first record reaches the disk
+    // leaves keys that belong to nothing: they must not keep the visitor's
+    // email findable once everything the visitor wrote is deleted, redacted
+    // by retention, or erased (found by the server SIGKILL loop).
+    type Finish = fn(&Store);
+    let finishes: [(&str, Finish); 3] = [
+        ("delete", |s| {
+            s.delete_transcript("t-3a", "fp").unwrap();
+        }),
+        ("retention redact", |s| {
+            s.apply_retention(DAY_MS / 2, false, BASE_MS + DAY_MS, "fp")
+                .unwrap();
+        }),
+        ("erasure", |s| {
+            s.redact_visitor(&email(3), "fp").unwrap();
+        }),
+    ];
+    for (how, finish) in finishes {
+        let ctx = format!("{how} after a failed append of a second transcript");
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), &opts());
+        store.append_batch(&msgs(3, "t-3a", 0..3, 0)).unwrap();
+        failpoint::arm("segment.write", Action::Error, 1);
+        assert!(store.append_batch(&msgs(3, "t-3b", 0..3, 1)).is_err());
+        failpoint::disarm_all();
+        drop(store);
+        let store = open(dir.path(), &opts());
+        assert!(store.recovery_report().leftover_slots >= 2, "{ctx}");
+        assert!(matches!(
+            store.transcript("t-3b"),
+            Err(Error::TranscriptNotFound)
         ));
+        // The failed transcript does not exist: its first message must
+        // still name the visitor.
+        let mut later = msg(3, "t-3b", 9, 1);
+        later.visitor = None;
+        assert!(store.append(&later).is_err(), "{ctx}");
+        finish(&store);
+        assert!(
+            matches!(store.export(&email(3)), Err(Error::VisitorNotFound)),
+            "{ctx}: export still finds the visitor"
+        );
+        assert!(
+            store
+                .transcripts_by_email(&email(3), None, None)
+                .unwrap_or_default()
+                .is_empty(),
+            "{ctx}"
+        );
+        store
+            .compact(&shredlog::CompactOptions::everything())
+            .unwrap();
+        drop(store);
+        let holding = files_holding(dir.path(), &email(3));
+        assert!(holding.is_empty(), "{ctx}: the email stays in {holding:?}");
+        let store = open(dir.path(), &opts());
+        assert_verifies(&store, &ctx);
     }
 }
 

@@ -168,9 +168,6 @@ pub(crate) struct Index {
     by_caller: HashMap<String, Tid>,
     visitors: IdMap<VisitorEntry>,
     by_email: HashMap<String, Vid>,
-    /// Directory entries kept under their stored spelling because another
-    /// visitor has their canonical form (see [`Index::add_visitor`]).
-    email_twins: usize,
     /// (last message time, tid) of every generation with records.
     by_time: BTreeSet<(i64, Tid)>,
     usage: BTreeMap<u64, SegmentUsage>,
@@ -201,10 +198,7 @@ impl Index {
         let key = match canonical {
             Some(c) if self.by_email.get(&c).is_none_or(|other| *other == vid) => c,
             // Its canonical form is taken: a twin, kept under its spelling.
-            Some(_) => {
-                self.email_twins += 1;
-                email
-            }
+            Some(_) => email,
             // Stored before emails were checked: kept as stored.
             None => email,
         };
@@ -448,6 +442,38 @@ impl Index {
         (slot != 0).then_some(slot)
     }
 
+    /// Removes the generations that have keys but no record: an append cut
+    /// short before its first record reached the disk (never acknowledged).
+    /// Returns them: their slots belong to nothing, for compaction to wipe.
+    /// (Kept, their live PII keys would keep the visitor's directory entry,
+    /// and so the email, once retention or an erasure had redacted
+    /// everything the visitor wrote.) A visitor they leave without
+    /// generations keeps the directory entry, which the next append of that
+    /// email reuses, and which compaction wipes if none comes
+    /// ([`Index::visitors_without_generations`]).
+    pub(crate) fn drop_recordless(&mut self) -> Vec<TranscriptEntry> {
+        let empty: Vec<Tid> = self
+            .transcripts
+            .values()
+            .filter(|t| t.records.is_empty())
+            .map(|t| t.tid)
+            .collect();
+        empty
+            .iter()
+            .filter_map(|tid| self.remove_transcript(tid))
+            .collect()
+    }
+
+    /// Visitors with a directory entry but no generation (left by appends
+    /// that never wrote a record).
+    pub(crate) fn visitors_without_generations(&self) -> Vec<Vid> {
+        self.visitors
+            .iter()
+            .filter(|(_, v)| v.tids.is_empty() && v.slot != 0)
+            .map(|(vid, _)| *vid)
+            .collect()
+    }
+
     /// Drops a visitor entry that no generation needs any more.
     pub(crate) fn drop_visitor_if_unused(&mut self, vid: &Vid) {
         if self
@@ -653,7 +679,13 @@ impl Index {
     /// visitor (two spellings of one address stored before canonical
     /// emails); each is found only by its own spelling.
     pub(crate) fn email_twins(&self) -> usize {
-        self.email_twins
+        self.visitors
+            .values()
+            .filter(|v| {
+                !v.email.is_empty()
+                    && crate::email::canonical(&v.email).is_ok_and(|c| c != v.email.as_str())
+            })
+            .count()
     }
 
     /// A visitor's entry.

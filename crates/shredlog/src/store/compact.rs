@@ -218,10 +218,12 @@ impl Engine {
             for &slot in &leftovers {
                 w.keyring.wipe(slot)?;
             }
-            // Generations that have keys but no record: left by appends that
-            // failed or were cut short before any record reached the disk
-            // (never acknowledged). Their keys, and a directory entry left
-            // with no transcript, would keep an email alive that no data needs.
+            // Generations that have keys but no record (left out of the index
+            // at open, but one may be created since by an append that failed
+            // before its first record) and directory entries that no
+            // generation needs: left by appends that failed or were cut short
+            // before any record reached the disk (never acknowledged). They
+            // would keep an email alive that no data needs.
             let empty: Vec<Tid> = index
                 .transcripts()
                 .filter(|t| t.records.is_empty())
@@ -235,7 +237,12 @@ impl Engine {
             for tid in &empty {
                 shredder.delete_transcript(tid)?;
             }
-            if !empty.is_empty() || !leftovers.is_empty() {
+            let orphans = shredder.index.visitors_without_generations();
+            for vid in &orphans {
+                shredder.clear_directory(vid)?;
+                shredder.index.drop_visitor_if_unused(vid);
+            }
+            if !empty.is_empty() || !orphans.is_empty() || !leftovers.is_empty() {
                 w.keyring.sync()?;
             }
             Ok(())

@@ -187,6 +187,12 @@ impl Store {
             leftovers.extend(t.pii_slot);
             key_cache.forget(&t.tid);
         }
+        // Keys of appends that never wrote a record.
+        for t in index.drop_recordless() {
+            leftovers.push(t.content_slot);
+            leftovers.extend(t.pii_slot);
+            key_cache.forget(&t.tid);
+        }
         report.leftover_slots = leftovers.len();
         report.email_twins = index.email_twins();
         if let Some(a) = &active {
