@@ -1301,6 +1301,10 @@ class Epoch:
             h.fail("the store does not open after the kill (GET /v1/retention: %d %s)"
                    % (r.status, r.body[:300]))
             return
+        # A writing open deletes compaction output cut short by the kill.
+        tmp = [f for f in os.listdir(self.store) if f.endswith(".seg.tmp")]
+        if tmp:
+            h.fail("compaction output survived the reopen: %s" % tmp)
         pol = st.get("policy")
         pol = (pol["older_than_ms"], pol["delete"]) if pol else None
         self.resolve_policy(pol)
