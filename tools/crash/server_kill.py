@@ -516,7 +516,7 @@ class Epoch:
             self.server.kill()
             h.kills += 1
             h.notes["early_kills"] += 1
-            if not self.offline_checks():
+            if not self.offline_checks() or self.failures:
                 return False
         try:
             self.server.start()
@@ -531,7 +531,7 @@ class Epoch:
         self.load_and_kill()
         if self.failures:
             return False
-        return self.offline_checks()
+        return self.offline_checks() and not self.failures
 
     def _poke(self):
         try:
@@ -592,7 +592,7 @@ class Epoch:
             h.notes["no_store_yet_at_kill"] += 1
             return True
         ro = force_ro or self.rng.random() < self.args.ro_fraction or (
-            self.args.sabotage == "ro-write" and self.cycle >= 3)
+            self.args.sabotage in ("ro-write", "email") and self.cycle >= 3)
         before = self.hash_tree() if ro else None
         p = self.cli("verify")
         h.notes["cli_verify"] += 1
@@ -636,9 +636,61 @@ class Epoch:
                     self.store, changed, [" ".join(c) for c in cmds]))
                 return False
             h.notes["ro_hash_checks"] += 1
-        if self.args.sabotage and self.args.sabotage != "ro-write" and self.cycle == 3 and not force_ro:
+            self.scan_for_emails()
+        if self.args.sabotage in ("lose", "extra", "unerase", "lose-message") and self.cycle == 3 \
+                and not force_ro:
             self.sabotage(self.args.sabotage)
         return True
+
+    def scan_for_emails(self):
+        """No file may hold, in plaintext, an email typed in a message (always
+        sealed) or the email of a visitor erased/deleted before an acknowledged
+        compaction (the directory entry is wiped in place; orphaned copies left
+        by a kill are wiped by the next compaction)."""
+        h = self.h
+        with self.lock:
+            compacted = [op.send_seq for op in self.compact_ops if op.status == "acked"]
+            last_compact = max(compacted) if compacted else None
+            forbidden = {}
+            for v in self.visitors:
+                for op in v.ops:
+                    seq = op.ack_seq if op.status == "acked" else getattr(op, "resolved_seq", None)
+                    if op.certain_done() and last_compact and seq is not None and seq < last_compact:
+                        forbidden[v.email.lower().encode()] = "email of %s visitor" % op.kind
+                for t in v.transcripts:
+                    for m in t.msgs:
+                        for x in m.pii:
+                            if "@" in x:
+                                forbidden[x.lower().encode()] = "email typed in message %s" % m.mid
+        if self.args.sabotage == "email" and self.cycle >= 3 and forbidden:
+            with open(os.path.join(self.store, "sabotage.txt"), "wb") as f:
+                f.write(b"xx" + sorted(forbidden)[0] + b"\n")
+        hits = []
+        doms = [d.encode() for d in DOMAINS]
+        ok = set(b"abcdefghijklmnopqrstuvwxyz0123456789._%+-'")
+        for root, _dirs, files in os.walk(self.store):
+            for f in files:
+                path = os.path.join(root, f)
+                with open(path, "rb") as fh:
+                    data = fh.read().lower()
+                for d in doms:
+                    needle = b"@" + d
+                    i = data.find(needle)
+                    while i >= 0:
+                        j = i
+                        while j > 0 and i - j < 64 and data[j - 1] in ok:
+                            j -= 1
+                        for k in range(j, i):
+                            cand = data[k:i] + needle
+                            if cand in forbidden:
+                                hits.append((os.path.relpath(path, self.store), cand.decode(),
+                                             forbidden[cand]))
+                        i = data.find(needle, i + 1)
+        h.notes["plaintext_email_scans"] += 1
+        h.notes["erased_emails_scanned_after_compaction"] += sum(
+            1 for why in forbidden.values() if why.startswith("email of"))
+        if hits:
+            h.fail("plaintext emails that must be gone are in the store: %s" % hits[:5])
 
     def sabotage(self, what):
         """Self-test of the checks: break the store or the model on purpose."""
@@ -1420,6 +1472,7 @@ class Epoch:
             elif op.status == "unknown":
                 if es:
                     op.status = "done"
+                    op.resolved_seq = self.check_seq
                     op.entry = es[0]
                     if op.kind == "retention_run":
                         op.level = self.retention_level(es[0])
@@ -1661,7 +1714,7 @@ def main():
     ap.add_argument("--max-failures", type=int, default=3, help="stop after this many failures")
     ap.add_argument("--keep", action="store_true", help="keep data directories of passing runs")
     ap.add_argument("--log", help="also append the output to this file")
-    ap.add_argument("--sabotage", choices=["lose", "extra", "unerase", "lose-message", "ro-write"],
+    ap.add_argument("--sabotage", choices=["lose", "extra", "unerase", "lose-message", "ro-write", "email"],
                     help="self-test: break the store or the model at cycle 3; the run must fail")
     args = ap.parse_args()
     if not os.path.exists(args.bin):
