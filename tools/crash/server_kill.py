@@ -426,6 +426,7 @@ class Epoch:
         self.audit_seen = 0
         self.bg_seen = set()
         self.claims = set()
+        self.known_seen = set()
         self.failures = []
         self.kill_seq = 0
         self.load_kill = 0
@@ -480,6 +481,28 @@ class Epoch:
                 except OSError:
                     pass
 
+    def dump_model(self):
+        """What the harness believes, for a post-mortem."""
+        def op_d(op):
+            return {"kind": op.kind, "ref": op.ref, "status": op.status, "level": op.level,
+                    "send_seq": op.send_seq, "ack_seq": op.ack_seq, "cycle": op.cycle}
+        out = {"seed": self.args.seed, "epoch": self.n, "cycle": self.cycle, "ret_max": self.ret_max,
+               "policy": self.policy_value, "visitors": [],
+               "retention_ops": [op_d(o) for o in self.retention_ops],
+               "policy_ops": [dict(op_d(o), value=o.value) for o in self.policy_ops]}
+        for v in self.visitors:
+            out["visitors"].append({
+                "email": v.email, "class": v.cls, "retired": v.retired,
+                "ops": [op_d(o) for o in v.ops],
+                "transcripts": [{
+                    "id": t.tid, "created_seq": t.created_seq, "last_level": t.last_level,
+                    "bounds": self.bounds(t), "deletes": [op_d(o) for o in t.delete_ops],
+                    "messages": [{"id": m.mid, "kind": m.kind, "status": m.status,
+                                  "batch": m.batch.bid if m.batch else None,
+                                  "batch_status": m.batch.status if m.batch else None}
+                                 for m in t.msgs]} for t in v.transcripts]})
+        return out
+
     def keep_evidence(self):
         h = self.h
         if not hasattr(h, "evidence"):
@@ -497,6 +520,8 @@ class Epoch:
                 shutil.copy(p, dst)
         with open(os.path.join(dst, "FAILURES.txt"), "w") as f:
             f.write("\n".join(self.failures) + "\n")
+        with open(os.path.join(dst, "model.json"), "w") as f:
+            json.dump(self.dump_model(), f, indent=1)
         h.evidence.append(dst)
         h.say("evidence kept in %s" % dst)
 
@@ -1263,7 +1288,8 @@ class Epoch:
         if r.status == 404 and k in ("erase", "delete_visitor") and code == "visitor_not_found":
             op.status = "notfound"
             h.totals[k + "_404"] += 1
-            if not op.possibly_gone:
+            # Ops sent after this one (a retention run) may have run before it.
+            if not (op.possibly_gone or self.visitor_possibly_gone(op.visitor)):
                 h.fail("%s of visitor %s answered 404 visitor_not_found, but it has an intact transcript "
                        "(%s)" % (k, op.visitor.email, [t.tid for t in op.visitor.transcripts]))
             self.release(op)
@@ -1271,7 +1297,7 @@ class Epoch:
         if r.status == 404 and k == "delete_transcript" and code == "transcript_not_found":
             op.status = "notfound"
             h.totals[k + "_404"] += 1
-            if not op.possibly_gone:
+            if not (op.possibly_gone or self.bounds(op.transcript)[1] >= 2):
                 h.fail("delete of transcript %s answered 404, but it certainly exists" % op.transcript.tid)
             self.release(op)
             return
@@ -1633,8 +1659,23 @@ class Epoch:
                     h.fail("lookup of %s says %s has %s messages, it reads %d"
                            % (v.email, tid, x.get("messages"), t.last_count))
         elif listed:
-            h.fail("lookup of %s lists %s, but none of its transcripts holds personal data any more"
+            cut = [t.tid for t in v.transcripts if t.msgs and not t.certainly_exists()
+                   and any(m.status == "absent" and m.batch and m.batch.status in ("unknown", "resolved")
+                           for m in t.msgs)]
+            msg = ("lookup of %s lists %s, but none of its transcripts holds personal data any more"
                    % (v.email, sorted(listed)))
+            if cut:
+                # Known engine bug: the keys of transcripts created by a batch the kill cut
+                # before their records stay in the index and keep the directory entry.
+                msg = "[keys-without-records] %s (transcripts %s of the same visitor were created by " \
+                      "a batch cut by the kill and hold no record)" % (msg, cut)
+            if cut and "keys-without-records" in self.args.known_bugs:
+                if v.email not in self.known_seen:
+                    self.known_seen.add(v.email)
+                    h.notes["known_bug_keys_without_records"] += 1
+                    h.say("known bug (not counted as a failure): " + msg)
+            else:
+                h.fail(msg)
         h.notes["visitor_lookups_checked"] += 1
 
     def retry_batches(self):
@@ -1714,6 +1755,8 @@ def main():
     ap.add_argument("--max-failures", type=int, default=3, help="stop after this many failures")
     ap.add_argument("--keep", action="store_true", help="keep data directories of passing runs")
     ap.add_argument("--log", help="also append the output to this file")
+    ap.add_argument("--known-bugs", default="", help="comma-separated tags of engine bugs to count "
+                    "as notes instead of failures (keys-without-records)")
     ap.add_argument("--sabotage", choices=["lose", "extra", "unerase", "lose-message", "ro-write", "email"],
                     help="self-test: break the store or the model at cycle 3; the run must fail")
     args = ap.parse_args()
