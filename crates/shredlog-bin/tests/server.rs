@@ -1044,3 +1044,81 @@ fn personal_data_in_references_and_ids_is_refused() {
         );
     }
 }
+
+/// Read-only routes change no byte of any file of the store (issue 12): a
+/// snapshot of every file before and after calling each of them.
+#[test]
+fn read_only_routes_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = start(&data, &[], &[("SHREDLOG_TOKEN", ADMIN)]);
+    let batch = json!([
+        text_line(
+            "t-1",
+            Some("ann@example.com"),
+            "hello, call me on +44 20 7946 0958"
+        ),
+        text_line("t-2", Some("bob@example.org"), "hi"),
+    ]);
+    assert_eq!(s.post("/v1/messages", ADMIN, &batch).status, 200);
+    let r = s.post(
+        "/v1/visitors/erase",
+        ADMIN,
+        &json!({"email": "bob@example.org", "reference": "T-1"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let snapshot = || -> Vec<(PathBuf, Vec<u8>)> {
+        files(&data)
+            .into_iter()
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap();
+                (p, bytes)
+            })
+            .collect()
+    };
+    let before = snapshot();
+    assert!(!before.is_empty());
+    for (method, path, body) in [
+        ("GET", "/healthz", None),
+        ("GET", "/readyz", None),
+        ("GET", "/metrics", None),
+        ("GET", "/v1/openapi.json", None),
+        ("GET", "/v1/transcripts/t-1", None),
+        ("GET", "/v1/transcripts/t-2", None),
+        ("GET", "/v1/transcripts/t-missing", None),
+        (
+            "POST",
+            "/v1/visitors/lookup",
+            Some(r#"{"email":"ann@example.com"}"#),
+        ),
+        (
+            "POST",
+            "/v1/visitors/lookup",
+            Some(r#"{"email":"bob@example.org"}"#),
+        ),
+        (
+            "POST",
+            "/v1/visitors/consent",
+            Some(r#"{"email":"ann@example.com"}"#),
+        ),
+        (
+            "POST",
+            "/v1/visitors/export",
+            Some(r#"{"email":"ann@example.com","format":"json"}"#),
+        ),
+        (
+            "POST",
+            "/v1/visitors/export",
+            Some(r#"{"email":"ann@example.com","format":"csv"}"#),
+        ),
+        ("GET", "/v1/holds", None),
+        ("GET", "/v1/retention", None),
+        ("POST", "/v1/verify", None),
+        ("GET", "/v1/stats", None),
+        ("GET", "/v1/audit", None),
+    ] {
+        let r = s.call(method, path, Some(ADMIN), body);
+        assert!(r.status < 500, "{method} {path}: {} {}", r.status, r.body);
+        assert!(snapshot() == before, "{method} {path} changed a file");
+    }
+}
