@@ -72,6 +72,11 @@ pub struct Options {
     /// operation that writes fails with [`crate::Error::ReadOnly`]. Takes a
     /// shared lock, so several read-only opens may run at once. Default: false.
     pub read_only: bool,
+    /// Transcript generations whose data keys are kept in memory at once.
+    /// Keys are read from the keyring when a transcript is read or written
+    /// and dropped (zeroised) beyond this many, least recently added first;
+    /// about 200 bytes each. Default: 65,536.
+    pub key_cache_entries: usize,
     /// Accept transcript and message ids that contain personal data (an
     /// email, a phone number, an IP address...). Ids are kept outside sealed
     /// records, so **no erasure can remove personal data from them**; by
@@ -98,6 +103,7 @@ impl Default for Options {
             compaction_bytes_per_sec: None,
             checkpoint: true,
             read_only: false,
+            key_cache_entries: 65_536,
             allow_unerasable_personal_data_in_ids: false,
             create: true,
         }

@@ -1,11 +1,21 @@
 //! The data keys of live transcripts, held apart from the index: the index
-//! says where a transcript's records and slots are, the key cache holds what
-//! opens them. Filled at open from the keyring's slots; a key leaves it (and
-//! is zeroised, [`Key`] wipes itself on drop) when its slot is wiped.
+//! says where a transcript's records and key slots are, the key cache holds
+//! what opens them.
+//!
+//! Keys are read from the keyring when a transcript is read or written and
+//! kept for at most `capacity` generations; one pushed out is zeroised
+//! ([`Key`] wipes itself on drop) and read again when next needed. A key
+//! leaves the cache as soon as its slot is wiped. Loading goes by the index
+//! entry the caller holds under the index's lock, so the slots it names are
+//! the ones on disk (keyring compaction moves slots under the index's write
+//! lock).
 
 use parking_lot::RwLock;
 
+use super::{Slot, SlotReader};
+use crate::error::{Error, Result};
 use crate::ids::IdMap;
+use crate::index::TranscriptEntry;
 use crate::record::Tid;
 use crate::seal::Key;
 
@@ -18,32 +28,87 @@ pub(crate) struct TranscriptKeys {
     pub pii: Option<Key>,
 }
 
-/// Keys by transcript generation.
-#[derive(Default)]
+/// Keys by transcript generation, at most `capacity` of them.
 pub(crate) struct KeyCache {
     keys: RwLock<IdMap<TranscriptKeys>>,
+    capacity: usize,
+    /// Where keys not held are read from (`None`: nowhere, in unit tests).
+    source: Option<SlotReader>,
 }
 
 impl KeyCache {
+    /// A cache of at most `capacity` generations' keys (at least one),
+    /// loading from `source`.
+    pub(crate) fn new(source: Option<SlotReader>, capacity: usize) -> KeyCache {
+        KeyCache {
+            keys: RwLock::new(IdMap::default()),
+            capacity: capacity.max(1),
+            source,
+        }
+    }
+
     /// Holds `keys` for `tid` (replacing any earlier ones).
     pub(crate) fn insert(&self, tid: Tid, keys: TranscriptKeys) {
-        self.keys.write().insert(tid, keys);
+        let mut map = self.keys.write();
+        if !map.contains_key(&tid) && map.len() >= self.capacity {
+            // Any generation will do: it is read again when next needed.
+            if let Some(victim) = map.keys().next().copied() {
+                map.remove(&victim);
+            }
+        }
+        map.insert(tid, keys);
     }
 
-    /// Holds the keys of many generations (at open).
-    pub(crate) fn extend(&self, keys: impl IntoIterator<Item = (Tid, TranscriptKeys)>) {
-        self.keys.write().extend(keys);
+    /// A copy of the keys of generation `t`, read from the keyring if not
+    /// held. `t` must come from the index under its lock (held by the
+    /// caller until this returns).
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Corrupt`] if a slot cannot be read;
+    /// [`Error::Internal`] if a slot holds another generation's keys.
+    pub(crate) fn get(&self, t: &TranscriptEntry) -> Result<TranscriptKeys> {
+        if let Some(k) = self.keys.read().get(&t.tid) {
+            return Ok(k.clone());
+        }
+        let keys = self.load(t)?;
+        self.insert(t.tid, keys.clone());
+        Ok(keys)
     }
 
-    /// A copy of a generation's keys; `None` if it has none (deleted).
-    pub(crate) fn get(&self, tid: &Tid) -> Option<TranscriptKeys> {
-        self.keys.read().get(tid).cloned()
+    fn load(&self, t: &TranscriptEntry) -> Result<TranscriptKeys> {
+        let source = self.source.as_ref().ok_or_else(|| {
+            Error::Internal("a transcript's keys are not in the key cache".into())
+        })?;
+        let wrong = || {
+            Error::Internal(format!(
+                "the index names keyring slots that hold another transcript's keys (generation {})",
+                crate::ids::hex(&t.tid)
+            ))
+        };
+        let content = match source.read(t.content_slot)? {
+            Some(Slot::Transcript(s)) if s.tid == t.tid => s.content_key,
+            _ => return Err(wrong()),
+        };
+        let pii = match t.pii_slot {
+            None => None,
+            Some(slot) => match source.read(slot)? {
+                Some(Slot::Pii(p)) if p.tid == t.tid => Some(p.pii_key),
+                _ => return Err(wrong()),
+            },
+        };
+        Ok(TranscriptKeys { content, pii })
     }
 
     /// Whether the generation's PII key is held.
     #[cfg(test)]
     pub(crate) fn has_pii(&self, tid: &Tid) -> bool {
         self.keys.read().get(tid).is_some_and(|k| k.pii.is_some())
+    }
+
+    /// Number of generations whose keys are held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.keys.read().len()
     }
 
     /// Forgets the PII key (its slot was wiped).
@@ -63,22 +128,33 @@ impl KeyCache {
 mod tests {
     use super::*;
 
+    fn keys() -> TranscriptKeys {
+        TranscriptKeys {
+            content: Key::random().unwrap(),
+            pii: Some(Key::random().unwrap()),
+        }
+    }
+
     #[test]
     fn keys_go_with_their_slots() {
-        let cache = KeyCache::default();
+        let cache = KeyCache::new(None, 8);
         let tid = [1; 16];
-        cache.insert(
-            tid,
-            TranscriptKeys {
-                content: Key::random().unwrap(),
-                pii: Some(Key::random().unwrap()),
-            },
-        );
+        cache.insert(tid, keys());
         assert!(cache.has_pii(&tid));
         cache.forget_pii(&tid);
         assert!(!cache.has_pii(&tid));
-        assert!(cache.get(&tid).is_some());
+        assert_eq!(cache.len(), 1);
         cache.forget(&tid);
-        assert!(cache.get(&tid).is_none());
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_capacity() {
+        let cache = KeyCache::new(None, 3);
+        for i in 0..10u8 {
+            cache.insert([i; 16], keys());
+            assert!(cache.len() <= 3);
+        }
+        assert_eq!(cache.len(), 3);
     }
 }

@@ -601,11 +601,7 @@ impl Keyring {
     }
 
     fn slot_aad(&self, index: u32, kind: u8) -> [u8; 21] {
-        let mut aad = [0u8; 21];
-        aad[..16].copy_from_slice(&self.keyring_id);
-        aad[16..20].copy_from_slice(&index.to_le_bytes());
-        aad[20] = kind;
-        aad
+        slot_aad(&self.keyring_id, index, kind)
     }
 
     /// Decodes a slot; `Ok(None)` for a free (all-zero) slot.
@@ -614,44 +610,98 @@ impl Keyring {
         index: u32,
         buf: &[u8; SLOT_SIZE],
     ) -> Result<Option<Slot>, &'static str> {
-        if is_zero(buf) {
-            return Ok(None);
-        }
-        let crc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        if crc32fast::hash(&buf[4..]) != crc {
-            return Err("slot checksum mismatch");
-        }
-        let kind = buf[4];
-        if buf[5] != SLOT_VERSION {
-            return Err("unknown slot version");
-        }
-        let len = usize::from(u16::from_le_bytes([buf[6], buf[7]]));
-        let payload = buf
-            .get(8..8 + len)
-            .ok_or("slot payload length out of range")?;
-        let body: std::borrow::Cow<'_, [u8]> = match &self.kek {
-            Some(kek) => {
-                let nonce: [u8; NONCE_LEN] = payload
-                    .get(..NONCE_LEN)
-                    .and_then(|n| n.try_into().ok())
-                    .ok_or("wrapped slot too short")?;
-                let ct = payload.get(NONCE_LEN..).ok_or("wrapped slot too short")?;
-                if ct.len() < TAG_LEN {
-                    return Err("wrapped slot too short");
-                }
-                kek.open(&nonce, &self.slot_aad(index, kind), ct)
-                    .ok_or("slot does not authenticate under the key-encryption key")?
-                    .into()
-            }
-            None => payload.into(),
-        };
-        let slot = decode_body(kind, &body);
-        // An unwrapped body holds key bytes: wipe them.
-        if let std::borrow::Cow::Owned(mut body) = body {
-            zeroize::Zeroize::zeroize(&mut body);
-        }
-        slot
+        decode_slot(self.kek.as_ref(), &self.keyring_id, index, buf)
     }
+
+    /// A handle that reads and decodes slots without the writer's lock (for
+    /// the key cache, which loads keys when a transcript is read or written).
+    pub(crate) fn reader(&self) -> SlotReader {
+        SlotReader {
+            path: self.path.clone(),
+            file: Arc::clone(&self.file),
+            kek: self.kek.clone(),
+            keyring_id: self.keyring_id,
+        }
+    }
+}
+
+/// Reads single slots of the keyring (see [`Keyring::reader`]).
+#[derive(Clone)]
+pub(crate) struct SlotReader {
+    path: PathBuf,
+    file: Arc<File>,
+    kek: Option<Key>,
+    keyring_id: [u8; 16],
+}
+
+impl SlotReader {
+    /// Reads and decodes slot `index` (`None`: a free slot).
+    pub(crate) fn read(&self, index: u32) -> Result<Option<Slot>> {
+        let mut buf = zeroize::Zeroizing::new([0u8; SLOT_SIZE]);
+        let offset = u64::from(index) * SLOT_SIZE as u64;
+        self.file.read_exact_at(&mut *buf, offset).at(&self.path)?;
+        decode_slot(self.kek.as_ref(), &self.keyring_id, index, &buf).map_err(|reason| {
+            Error::corrupt(
+                &self.path,
+                offset,
+                format!("keyring slot {index}: {reason}"),
+            )
+        })
+    }
+}
+
+fn slot_aad(keyring_id: &[u8; 16], index: u32, kind: u8) -> [u8; 21] {
+    let mut aad = [0u8; 21];
+    aad[..16].copy_from_slice(keyring_id);
+    aad[16..20].copy_from_slice(&index.to_le_bytes());
+    aad[20] = kind;
+    aad
+}
+
+/// Decodes a slot; `Ok(None)` for a free (all-zero) slot.
+fn decode_slot(
+    kek: Option<&Key>,
+    keyring_id: &[u8; 16],
+    index: u32,
+    buf: &[u8; SLOT_SIZE],
+) -> Result<Option<Slot>, &'static str> {
+    if is_zero(buf) {
+        return Ok(None);
+    }
+    let crc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if crc32fast::hash(&buf[4..]) != crc {
+        return Err("slot checksum mismatch");
+    }
+    let kind = buf[4];
+    if buf[5] != SLOT_VERSION {
+        return Err("unknown slot version");
+    }
+    let len = usize::from(u16::from_le_bytes([buf[6], buf[7]]));
+    let payload = buf
+        .get(8..8 + len)
+        .ok_or("slot payload length out of range")?;
+    let body: std::borrow::Cow<'_, [u8]> = match kek {
+        Some(kek) => {
+            let nonce: [u8; NONCE_LEN] = payload
+                .get(..NONCE_LEN)
+                .and_then(|n| n.try_into().ok())
+                .ok_or("wrapped slot too short")?;
+            let ct = payload.get(NONCE_LEN..).ok_or("wrapped slot too short")?;
+            if ct.len() < TAG_LEN {
+                return Err("wrapped slot too short");
+            }
+            kek.open(&nonce, &slot_aad(keyring_id, index, kind), ct)
+                .ok_or("slot does not authenticate under the key-encryption key")?
+                .into()
+        }
+        None => payload.into(),
+    };
+    let slot = decode_body(kind, &body);
+    // An unwrapped body holds key bytes: wipe them.
+    if let std::borrow::Cow::Owned(mut body) = body {
+        zeroize::Zeroize::zeroize(&mut body);
+    }
+    slot
 }
 
 fn is_zero(buf: &[u8; SLOT_SIZE]) -> bool {

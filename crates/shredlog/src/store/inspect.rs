@@ -161,12 +161,21 @@ impl Store {
                 };
                 debug_assert_eq!(r.loc.len as usize, size);
                 seen_live += 1;
-                let Some(keys) = engine.keys.get(&tid) else {
-                    problems.push(format!(
-                        "internal: transcript generation {} has no keys in the key cache",
-                        crate::ids::hex(&tid)
-                    ));
-                    continue;
+                // The current entry, under the index's lock: the slots it
+                // names are the ones on disk.
+                let keys = match engine.index.read().transcript(&tid) {
+                    Some(current) => engine.keys.get(current),
+                    None => {
+                        report.dead_records += 1;
+                        continue;
+                    }
+                };
+                let keys = match keys {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        continue;
+                    }
                 };
                 match read_message(&seg, r, t, &keys) {
                     Ok(_) => report.live_records += 1,

@@ -23,7 +23,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::ids::{IdMap, SlotMap};
 use crate::index::{Checkpoint, Index, Loc, RecordRef, TranscriptEntry};
 use crate::keyring::{
-    KeyCache, Keyring, Marks, OpenMode, PiiSlot, SLOT_SIZE, Slot, TranscriptKeys, TranscriptSlot,
+    KeyCache, Keyring, Marks, OpenMode, PiiSlot, SLOT_SIZE, Slot, TranscriptSlot,
 };
 use crate::pii::Detector;
 use crate::policy::Policy;
@@ -114,7 +114,6 @@ impl Store {
         let (loaded, indexed) = loaded?;
         let Indexed {
             mut index,
-            keys,
             mut leftovers,
         } = indexed;
         if let Some(d) = loaded.damaged.first()
@@ -133,8 +132,8 @@ impl Store {
             .collect();
         let marks = loaded.marks;
         let mut keyring = loaded.keyring;
-        let key_cache = KeyCache::default();
-        key_cache.extend(keys);
+        // Keys are read when a transcript is read or written.
+        let key_cache = KeyCache::new(Some(keyring.reader()), options.key_cache_entries);
 
         let Recovered {
             active,
@@ -289,7 +288,6 @@ fn lock(dir: &Path, read_only: bool) -> Result<Option<File>> {
 /// What the keyring's slots give open.
 struct Indexed {
     index: Index,
-    keys: Vec<(Tid, TranscriptKeys)>,
     leftovers: Vec<u32>,
 }
 
@@ -365,47 +363,35 @@ impl SlotIndexer {
         }
         drop(chosen);
         index.reserve(transcripts.len());
-        let mut keys = Vec::with_capacity(transcripts.len());
         for ((slot, t), keep) in transcripts.into_iter().zip(keep) {
             if !keep {
                 continue;
             }
-            // A transcript takes its PII key out of the map; what is left at the
-            // end is named by no transcript.
-            let pii_key = match pii.remove(&t.pii_slot) {
-                Some(p) if p.tid == t.tid => Some(p.pii_key),
+            // A transcript takes its PII slot out of the map; what is left at
+            // the end is named by no transcript.
+            let has_pii = match pii.remove(&t.pii_slot) {
+                Some(p) if p.tid == t.tid => true,
                 Some(p) => {
                     pii.insert(t.pii_slot, p);
-                    None
+                    false
                 }
-                None => None,
+                None => false,
             };
             let entry = TranscriptEntry::new(
                 t.tid,
                 t.vid,
                 t.caller_id,
                 slot,
-                pii_key.is_some().then_some(t.pii_slot),
+                has_pii.then_some(t.pii_slot),
                 t.rules_version,
                 t.created_millis,
             );
-            keys.push((
-                t.tid,
-                TranscriptKeys {
-                    content: t.content_key,
-                    pii: pii_key,
-                },
-            ));
             // Of two generations of one caller id, which one is seen is
             // settled once the log has been read (`committed_generation`).
             index.add_transcript(entry, false);
         }
         leftovers.extend(pii.keys().copied());
-        Indexed {
-            index,
-            keys,
-            leftovers,
-        }
+        Indexed { index, leftovers }
     }
 }
 
@@ -810,7 +796,6 @@ mod tests {
         }
         let Indexed {
             mut index,
-            keys,
             mut leftovers,
         } = indexer.finish();
         leftovers.sort_unstable();
@@ -822,10 +807,10 @@ mod tests {
         assert_eq!((t1.content_slot, t1.pii_slot), (4, Some(3)));
         let t3 = index.transcript(&[3; 16]).unwrap();
         assert_eq!(t3.pii_slot, None);
-        let with_pii: Vec<Tid> = keys
-            .iter()
-            .filter(|(_, k)| k.pii.is_some())
-            .map(|(t, _)| *t)
+        let with_pii: Vec<Tid> = index
+            .transcripts()
+            .filter(|t| t.pii_slot.is_some())
+            .map(|t| t.tid)
             .collect();
         assert_eq!(with_pii.len(), 3, "t-1, t-2, t-4");
         assert_eq!(index.by_caller("t-1").unwrap().tid, [1; 16]);

@@ -45,12 +45,10 @@ impl Store {
     pub(crate) fn read_entry(&self, tid: &record::Tid) -> Result<Vec<(Message, MessageFacts)>> {
         let (entry, segs, keys) = {
             let index = self.engine.index.read();
-            let entry = index
-                .transcript(tid)
-                .ok_or(Error::TranscriptNotFound)?
-                .clone();
+            let entry = index.transcript(tid).ok_or(Error::TranscriptNotFound)?;
+            let keys = self.engine.keys.get(entry)?;
+            let entry = entry.clone();
             let segs = self.segments_for(&entry.records);
-            let keys = self.engine.keys.get(tid).ok_or(Error::TranscriptNotFound)?;
             (entry, segs, keys)
         };
         let mut out = Vec::with_capacity(entry.records.len());

@@ -122,9 +122,7 @@ impl Store {
             let email = p.email.clone();
             if let Some(t) = index.by_caller(id) {
                 if let Some(msg_id) = p.msg.id.as_deref() {
-                    let keys = self.engine.keys.get(&t.tid).ok_or_else(|| {
-                        Error::Internal("a live transcript has no keys in the key cache".into())
-                    })?;
+                    let keys = self.engine.keys.get(t)?;
                     if t.msg_ids.contains(&keys.content.msg_id_digest(msg_id)) {
                         targets.push(Target::Stored);
                         continue;
@@ -242,9 +240,7 @@ impl Engine {
                                 "index inconsistency: a planned transcript is gone".into(),
                             )
                         })?;
-                        let keys = self.keys.get(tid).ok_or_else(|| {
-                            Error::Internal("a live transcript has no keys in the key cache".into())
-                        })?;
+                        let keys = self.keys.get(entry)?;
                         (Target::existing(entry), keys)
                     }
                     Target::New(n) | Target::NewFirst(n, _) => {
