@@ -991,7 +991,14 @@ fn the_config_file_and_flags_configure_detector_and_store() {
     // [store] reaches the store: small segments roll.
     let o = run(
         &d,
-        &["--config", cfg, "import", sample_path().to_str().unwrap()],
+        &[
+            "--config",
+            cfg,
+            "import",
+            "--batch",
+            "20",
+            sample_path().to_str().unwrap(),
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let segments = std::fs::read_dir(&d)

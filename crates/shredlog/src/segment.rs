@@ -20,9 +20,12 @@ use crate::record::{
 /// Bytes of segment file header.
 pub(crate) const SEGMENT_HEADER: u64 = 32;
 const MAGIC: &[u8; 8] = b"SHRDSEG1";
-/// Segment format version written now: a generation in the header and a
-/// footer at the end of every sealed segment.
-const SEGMENT_VERSION: u16 = 2;
+/// Segment format version written now: a generation in the header, a footer
+/// at the end of every sealed segment (since 2), and every append batch
+/// whole in one segment with its last record marked (since 3).
+const SEGMENT_VERSION: u16 = 3;
+/// Version 2: generation and footer, batches not marked; still read.
+const SEGMENT_VERSION_2: u16 = 2;
 /// The first segment format (no generation, no footer); still read.
 const SEGMENT_VERSION_1: u16 = 1;
 /// Page size assumed for write-back; file lengths a crash can leave in the
@@ -66,11 +69,17 @@ pub(crate) struct SegmentHeader {
 impl SegmentHeader {
     /// Whether a sealed segment of this version ends with a footer.
     pub(crate) fn has_footer(self) -> bool {
+        self.version >= SEGMENT_VERSION_2
+    }
+
+    /// Whether every append batch in the segment ends with a record flagged
+    /// [`record::FLAG_BATCH_END`].
+    pub(crate) fn batches_marked(self) -> bool {
         self.version >= SEGMENT_VERSION
     }
 }
 
-/// A version-2 header for segment `id`, write `generation`.
+/// A header of the current version for segment `id`, write `generation`.
 pub(crate) fn header(id: u64, generation: u32) -> [u8; SEGMENT_HEADER as usize] {
     let mut h = [0u8; SEGMENT_HEADER as usize];
     h[0..8].copy_from_slice(MAGIC);
@@ -100,7 +109,7 @@ pub(crate) fn check_header(path: &Path, bytes: &[u8], id: u64) -> Result<Segment
         return Err(Error::corrupt(path, 0, "segment header checksum mismatch"));
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
-    if version != SEGMENT_VERSION && version != SEGMENT_VERSION_1 {
+    if !(SEGMENT_VERSION_1..=SEGMENT_VERSION).contains(&version) {
         return Err(Error::UnsupportedVersion {
             path: path.to_owned(),
             version: u32::from(version),
@@ -115,7 +124,7 @@ pub(crate) fn check_header(path: &Path, bytes: &[u8], id: u64) -> Result<Segment
         ));
     }
     let generation = u32::from_le_bytes([h[24], h[25], h[26], h[27]]);
-    if (version == SEGMENT_VERSION) != (generation != 0) {
+    if (version >= SEGMENT_VERSION_2) != (generation != 0) {
         return Err(Error::corrupt(path, 24, "segment generation out of range"));
     }
     Ok(SegmentHeader {
@@ -571,12 +580,28 @@ pub(crate) fn scan(
     let mut off =
         usize::try_from(start).map_err(|_| Error::corrupt(path, start, "offset out of range"))?;
     let page_aligned = (bytes.len() as u64).is_multiple_of(PAGE);
+    // In the last segment of a version that marks batches, the records of a
+    // batch are held back until its last record is seen: those of a batch a
+    // crash cut short are not given to `f` (see the end of the scan).
+    let marked = rules.last && rules.header.batches_marked();
+    let mut batch: Vec<(u64, usize, Record<'_>)> = Vec::new();
     loop {
         let rest = bytes.get(off..).unwrap_or_default();
         if rest.is_empty() {
             break;
         }
         let err = match record::decode_any(rest) {
+            Ok((Frame::Record(rec), size)) if marked => {
+                let end = rec.header.flags & record::FLAG_BATCH_END != 0;
+                batch.push((off as u64, size, rec));
+                if end {
+                    for (o, s, r) in batch.drain(..) {
+                        f(o, s, &r);
+                    }
+                }
+                off += size;
+                continue;
+            }
             Ok((Frame::Record(rec), size)) => {
                 f(off as u64, size, &rec);
                 off += size;
@@ -589,6 +614,10 @@ pub(crate) fn scan(
                     && rules.header.has_footer()
                     && off + size == bytes.len();
                 if fits {
+                    // A sealed segment ends with whole batches.
+                    for (o, s, r) in batch.drain(..) {
+                        f(o, s, &r);
+                    }
                     out.footer = Some(footer);
                     out.data_end = off as u64;
                     off += size;
@@ -654,6 +683,32 @@ pub(crate) fn scan(
     }
     out.end = off as u64;
     out.data_end = off as u64;
+    if let Some(&(first, _, _)) = batch.first() {
+        // A batch without its last record: one a crash cut short (never
+        // acknowledged) when it lies after the acknowledged bytes of a file
+        // whose length a crash can leave; it is cut off with whatever torn
+        // bytes follow it. Anything else is damage.
+        if page_aligned && first >= rules.acknowledged {
+            batch.clear();
+            out.torn_at = Some(first);
+            out.end = first;
+            out.data_end = first;
+        } else {
+            let reason = if first < rules.acknowledged {
+                format!(
+                    "an append batch whose last record is missing, before the end of acknowledged data (offset {}): acknowledged writes are damaged",
+                    rules.acknowledged
+                )
+            } else {
+                "an append batch whose last record is missing, at the end of a segment whose length a crash cannot leave (the file was cut or damaged)".to_owned()
+            };
+            damage(&mut out, first, 0, reason)?;
+            // Salvage reads what is there.
+            for (o, s, r) in batch.drain(..) {
+                f(o, s, &r);
+            }
+        }
+    }
     if !rules.last && rules.header.has_footer() {
         damage(
             &mut out,
@@ -680,13 +735,19 @@ pub(crate) fn scan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{FLAG_PII, RecordHeader};
+    use crate::record::{FLAG_BATCH_END, FLAG_PII, RecordHeader};
 
+    /// A record that is a batch of its own.
     fn frame(seq: u32) -> Vec<u8> {
+        frame_in_batch(seq, true)
+    }
+
+    /// A record of a batch: `last` marks the batch's last record.
+    fn frame_in_batch(seq: u32, last: bool) -> Vec<u8> {
         let h = RecordHeader {
             version: RECORD_VERSION,
             kind: KIND_MESSAGE,
-            flags: FLAG_PII,
+            flags: FLAG_PII | if last { FLAG_BATCH_END } else { 0 },
             tid: [seq as u8; 16],
             vid: [2; 16],
             seq,
@@ -962,17 +1023,71 @@ mod tests {
         assert!(count(&padded(bad), rules(true, false, 0)).is_err());
     }
 
+    /// In the last segment, a batch whose last record never reached the disk
+    /// (a crash cut it short: never acknowledged) is dropped whole; elsewhere
+    /// its absence is damage.
     #[test]
-    fn headers_of_both_versions() {
-        let v2 = header(5, 3);
+    fn a_batch_cut_short_is_dropped_whole() {
+        let mut d = header(1, 1).to_vec();
+        for (i, last) in [(0, false), (1, false), (2, true)] {
+            d.extend(frame_in_batch(i, last));
+        }
+        let whole = d.len() as u64;
+        d.extend(frame_in_batch(3, false));
+        d.extend(frame_in_batch(4, false));
+        let seen = |d: &[u8], r: ScanRules| -> Result<(Vec<u32>, Scan)> {
+            let mut seqs = Vec::new();
+            let scan = scan(Path::new("x"), d, SEGMENT_HEADER, r, |_, _, rec| {
+                seqs.push(rec.header.seq);
+            })?;
+            Ok((seqs, scan))
+        };
+        // As a crash leaves it (the file runs into preallocated zeros).
+        let (seqs, s) = seen(&padded(d.clone()), rules(true, false, whole)).unwrap();
+        assert_eq!(seqs, [0, 1, 2], "the cut batch is not indexed");
+        assert_eq!((s.torn_at, s.data_end), (Some(whole), whole));
+        // Its records before the acknowledged end: damage, not a torn tail.
+        let err = seen(&padded(d.clone()), rules(true, false, whole + 10)).unwrap_err();
+        assert!(err.to_string().contains("acknowledged"), "{err}");
+        // A length no crash leaves: damage.
+        assert!(seen(&d, rules(true, false, whole)).is_err());
+        // Salvage reports it and reads every record.
+        let (seqs, s) = seen(&d, rules(true, true, whole)).unwrap();
+        assert_eq!(seqs, [0, 1, 2, 3, 4]);
+        assert_eq!(s.damage.len(), 1);
+        // Not the last segment: records are read as they come.
+        let (seqs, _) = seen(&d, rules(false, true, 0)).unwrap();
+        assert_eq!(seqs, [0, 1, 2, 3, 4]);
+        // A version-2 segment does not mark batches: the prefix is kept.
+        let v2 = ScanRules {
+            header: SegmentHeader {
+                version: SEGMENT_VERSION_2,
+                generation: 1,
+            },
+            ..rules(true, false, whole)
+        };
+        let (seqs, s) = seen(&padded(d.clone()), v2).unwrap();
+        assert_eq!(seqs, [0, 1, 2, 3, 4]);
+        assert_eq!(s.torn_at, None);
+    }
+
+    #[test]
+    fn headers_of_every_version() {
+        let v3 = header(5, 3);
         assert_eq!(
-            check_header(Path::new("x"), &v2, 5).unwrap(),
+            check_header(Path::new("x"), &v3, 5).unwrap(),
             SegmentHeader {
-                version: 2,
+                version: SEGMENT_VERSION,
                 generation: 3
             }
         );
-        assert!(check_header(Path::new("x"), &v2, 6).is_err());
+        assert!(check_header(Path::new("x"), &v3, 6).is_err());
+        let mut v2 = v3;
+        v2[8] = 2;
+        let crc = crc32fast::hash(&v2[..28]);
+        v2[28..].copy_from_slice(&crc.to_le_bytes());
+        let h2 = check_header(Path::new("x"), &v2, 5).unwrap();
+        assert!(h2.has_footer() && !h2.batches_marked());
         let mut v1 = [0u8; 32];
         v1[0..8].copy_from_slice(MAGIC);
         v1[8] = 1;
@@ -987,7 +1102,7 @@ mod tests {
             }
         );
         for i in 0..32 {
-            let mut bad = v2;
+            let mut bad = v3;
             bad[i] ^= 4;
             assert!(
                 check_header(Path::new("x"), &bad, 5).is_err(),

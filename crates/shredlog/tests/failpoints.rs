@@ -375,8 +375,8 @@ fn keyring_write_enospc_on_new_visitor() {
     }
 }
 
-/// A torn segment write: reopen truncates the torn tail; a lone torn message
-/// is gone; a torn batch is partly there at most, each message intact.
+/// A torn segment write: reopen truncates the torn tail and the complete
+/// records before it of the same batch; nothing of the batch is there.
 fn torn_segment_write() {
     for batch in [1u64, 6] {
         let ctx = format!("torn write of a {batch}-message batch");
@@ -403,13 +403,8 @@ fn torn_segment_write() {
         );
         assert_verifies(&store, &ctx);
         let present = truth.settle(&store, &ctx);
-        if batch == 1 {
-            assert_eq!(present, 0, "{ctx}: half a record cannot be a message");
-        } else if present > 0 {
-            note(format!(
-                "{ctx}: {present} of the {batch} messages of the failed batch are there after reopen (append_batch promises all or none)"
-            ));
-        }
+        // Half a record cannot be a message, and a batch is all or none.
+        assert_eq!(present, 0, "{ctx}: part of the failed batch is there");
         // Appending continues right after the cut.
         let next = truth.get("t-0").len() as u64;
         truth.append(&store, &[msg(0, "t-0", next, 0)]).unwrap();
@@ -465,18 +460,19 @@ fn segment_write_fails() {
     }
 }
 
-/// A write failing after part of a batch went to a segment that was then
-/// sealed by a roll.
-fn segment_write_fails_after_a_roll_mid_batch() {
-    let ctx = "segment.write EIO on the second chunk of a batch crossing a roll";
+/// A batch larger than a segment goes whole into one segment (the active
+/// one is rolled first), so a failure writing it leaves none of it: a batch
+/// is all or none across a failure.
+fn a_batch_larger_than_a_segment_is_written_whole() {
+    let ctx = "segment.write EIO on a batch larger than a segment";
     let dir = tempfile::tempdir().unwrap();
     let o = segments(8 << 10);
     let store = open(dir.path(), &o);
     let mut truth = Truth::default();
     truth.append(&store, &msgs(0, "t-0", 0..3, 0)).unwrap();
-    failpoint::arm("segment.write", Action::Error, 2);
-    // About 20 KiB: at least two chunks.
+    // About 20 KiB: more than a segment.
     let b = msgs(1, "t-1", 0..40, 1);
+    failpoint::arm("segment.write", Action::Error, 1);
     let e = truth.append(&store, &b).unwrap_err();
     assert!(is_io(&e), "{ctx}: got {e}");
     failpoint::disarm_all();
@@ -484,20 +480,25 @@ fn segment_write_fails_after_a_roll_mid_batch() {
     drop(store);
     let store = open(dir.path(), &o);
     assert_verifies(&store, ctx);
-    let present = truth.settle(&store, ctx);
-    if present > 0 {
-        note(format!(
-            "{ctx}: {present} of the 40 messages of the failed batch are there after reopen (append_batch promises all or none)"
-        ));
-    }
-    let next = truth.get("t-1").len() as u64;
-    truth
-        .append(&store, &msgs(1, "t-1", next..next + 3, 1))
-        .unwrap();
+    assert_eq!(truth.settle(&store, ctx), 0, "{ctx}: none of the batch");
+    // Written again, the whole batch lands in one segment.
+    truth.append(&store, &b).unwrap();
     drop(store);
     let store = open(dir.path(), &o);
     truth.settle(&store, ctx);
     assert_verifies(&store, ctx);
+    let used: Vec<u64> = store
+        .stats()
+        .per_segment
+        .iter()
+        .filter(|(_, _, u)| u.live > 0)
+        .map(|(id, _, _)| *id)
+        .collect();
+    assert_eq!(
+        used.len(),
+        2,
+        "{ctx}: t-0's segment and the batch's: {used:?}"
+    );
 }
 
 /// Failures while rolling to a new segment: mapping the sealed one, creating
@@ -1067,8 +1068,8 @@ fn failpoint_scenarios() {
         ("torn segment write", torn_segment_write),
         ("segment write ENOSPC / EIO", segment_write_fails),
         (
-            "segment write fails after a roll mid-batch",
-            segment_write_fails_after_a_roll_mid_batch,
+            "a batch larger than a segment is written whole",
+            a_batch_larger_than_a_segment_is_written_whole,
         ),
         ("failures at a segment roll", failures_at_roll),
         ("checkpoint fails at close", checkpoint_fails_at_close),

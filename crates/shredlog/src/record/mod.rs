@@ -31,6 +31,10 @@ pub(crate) const KIND_FOOTER: u8 = 2;
 pub(crate) const FLAG_PII: u16 = 1;
 /// Flag bit (version 2): a 16-byte message-id digest follows the fixed header.
 pub(crate) const FLAG_MSG_ID: u16 = 2;
+/// Flag bit (version 2): the last record of an append batch. In a segment
+/// of version 3, recovery drops records after the last such one (a batch a
+/// crash cut short: never acknowledged), so a batch is all or none.
+pub(crate) const FLAG_BATCH_END: u16 = 4;
 /// Bytes of a message-id digest.
 pub(crate) const MSG_ID_LEN: usize = 16;
 /// Bytes of a footer's body.
@@ -313,7 +317,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
     let known = if version == RECORD_VERSION_1 {
         FLAG_PII
     } else {
-        FLAG_PII | FLAG_MSG_ID
+        FLAG_PII | FLAG_MSG_ID | FLAG_BATCH_END
     };
     if flags & !known != 0 {
         return Err(DecodeError::Layout);

@@ -6,8 +6,8 @@
 use zeroize::Zeroizing;
 
 use super::{
-    DecodeError, FLAG_MSG_ID, FLAG_PII, KIND_MESSAGE, MsgIdDigest, RECORD_VERSION, RecordHeader,
-    Tid, Vid, aad, begin_frame, decode, seal_frame,
+    DecodeError, FLAG_BATCH_END, FLAG_MSG_ID, FLAG_PII, KIND_MESSAGE, MsgIdDigest, RECORD_VERSION,
+    RecordHeader, Tid, Vid, aad, begin_frame, decode, seal_frame,
 };
 use crate::error::{Error, Result};
 use crate::seal::{Key, Nonces, TAG_LEN};
@@ -29,6 +29,8 @@ pub(crate) struct Placement {
     pub seq: u32,
     pub ts_millis: i64,
     pub msg_id: Option<MsgIdDigest>,
+    /// The last record of its append batch.
+    pub batch_end: bool,
 }
 
 /// What sealing wrote: the frame's size and its PII part's size.
@@ -61,7 +63,7 @@ pub(crate) fn seal_message(
             FLAG_MSG_ID
         } else {
             0
-        },
+        } | if place.batch_end { FLAG_BATCH_END } else { 0 },
         tid: place.tid,
         vid: place.vid,
         seq: place.seq,
@@ -210,6 +212,7 @@ pub(crate) fn fuzz_sealed(data: &[u8]) {
         seq: data.len() as u32,
         ts_millis: -7,
         msg_id: data.len().is_multiple_of(2).then_some([9; 16]),
+        batch_end: data.len().is_multiple_of(3),
     };
     let Ok(mut nonces) = Nonces::new(2) else {
         return;
@@ -245,6 +248,7 @@ mod tests {
             seq: 4,
             ts_millis: 99,
             msg_id,
+            batch_end: false,
         }
     }
 

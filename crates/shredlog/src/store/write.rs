@@ -295,7 +295,7 @@ impl Engine {
             Vec::with_capacity(items.len());
         let pii_count = items.iter().filter(|i| i.prepared.pii.is_some()).count();
         let mut nonces = Nonces::new(items.len() + pii_count)?;
-        for item in items {
+        for (n, item) in items.iter().enumerate() {
             let p = item.prepared;
             let seq = *next_seq.entry(item.at.tid).or_insert(item.at.next_seq);
             next_seq.insert(item.at.tid, seq + 1);
@@ -310,6 +310,7 @@ impl Engine {
                 seq,
                 ts_millis: p.msg.ts.unix_millis(),
                 msg_id,
+                batch_end: n + 1 == items.len(),
             };
             let keys = MessageKeys {
                 content: &item.keys.content,
@@ -339,38 +340,21 @@ impl Engine {
                 msg_id,
             ));
         }
-        // Write, rolling segments as needed.
-        let mut i = 0;
-        while i < pending.len() {
-            let start = pending.get(i).map_or(0, |p| p.1.loc.off);
-            // Take as many frames as fit in the active segment (at least one).
-            let mut j = i;
-            let mut end = start;
-            let active_len = w.active()?.len;
-            while let Some((_, r, _)) = pending.get(j) {
-                let next_end = r.loc.off + u64::from(r.loc.len);
-                let fits = active_len + (next_end - start) <= self.options.segment_size;
-                if !fits && (j > i || active_len > SEGMENT_HEADER) {
-                    break;
-                }
-                end = next_end;
-                j += 1;
-            }
-            if j == i {
-                self.roll(w)?;
-                continue;
-            }
-            let chunk = buf
-                .get(start as usize..end as usize)
-                .ok_or_else(|| Error::Internal("frame bounds".into()))?;
-            let active = w.active()?;
-            let base = active.append(chunk)?;
-            let seg = active.id;
-            for (_, r, _) in pending.get_mut(i..j).into_iter().flatten() {
-                r.loc.seg = seg;
-                r.loc.off = base + (r.loc.off - start);
-            }
-            i = j;
+        // One batch goes to one segment, whole (a batch is all or none across
+        // a crash, and recovery judges that segment by segment): the active
+        // segment is rolled first if the batch would take it past its size.
+        let active_len = w.active()?.len;
+        if active_len > SEGMENT_HEADER
+            && active_len.saturating_add(buf.len() as u64) > self.options.segment_size
+        {
+            self.roll(w)?;
+        }
+        let active = w.active()?;
+        let base = active.append(&buf)?;
+        let seg = active.id;
+        for (_, r, _) in &mut pending {
+            r.loc.seg = seg;
+            r.loc.off += base;
         }
         Ok(pending)
     }
