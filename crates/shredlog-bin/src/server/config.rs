@@ -91,6 +91,12 @@ pub(crate) struct ServeArgs {
     /// connection is closed after it. [default: 10s]
     #[arg(long, env = "SHREDLOG_HEADER_READ_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
     header_read_timeout: Option<Duration>,
+    /// Mark the dashboard's session cookie `Secure` (send it over HTTPS
+    /// only). Set it when a TLS-terminating proxy is in front; the cookie is
+    /// also marked `Secure` when a request says `X-Forwarded-Proto: https`.
+    /// [default: false]
+    #[arg(long, env = "SHREDLOG_SECURE_COOKIES")]
+    secure_cookies: bool,
     /// How often the stored retention policy of every tenant is applied in the
     /// background, e.g. `1h`; `0` turns the background run off. [default: 1h]
     #[arg(long, env = "SHREDLOG_RETENTION_INTERVAL", value_parser = parse_duration, value_name = "DURATION")]
@@ -127,6 +133,8 @@ pub(crate) struct Config {
     /// `None`: no background retention run.
     pub retention_interval: Option<Duration>,
     pub shutdown_grace: Duration,
+    /// The dashboard's session cookie is always `Secure`.
+    pub secure_cookies: bool,
 }
 
 impl Config {
@@ -247,6 +255,7 @@ impl Config {
                 "shutdown-grace",
                 DEFAULT_SHUTDOWN_GRACE,
             )?,
+            secure_cookies: args.secure_cookies || file.secure_cookies.unwrap_or(false),
         })
     }
 }

@@ -322,7 +322,7 @@ pub(super) async fn consent(
 
 #[derive(Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum ExportFormat {
+pub(crate) enum ExportFormat {
     #[default]
     Json,
     Csv,
@@ -382,7 +382,12 @@ pub(super) async fn export(
     // The library assembles the export in memory; what is streamed is its
     // serialisation (file bytes base64-encoded can be several times larger).
     let data = blocking(move || store.export(&req.email)).await?;
-    let format = req.format;
+    Ok(export_response(data, req.format))
+}
+
+/// Streams an export as a download (`export.jsonl` or `export.csv`: the
+/// file name names no one).
+pub(crate) fn export_response(data: shredlog::VisitorExport, format: ExportFormat) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter {
@@ -411,7 +416,7 @@ pub(super) async fn export(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// A visitor operation addressed by email in the body: runs `op` with the

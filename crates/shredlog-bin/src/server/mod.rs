@@ -5,7 +5,9 @@
 //! holds tokens, roles and tenant names; [`tenants`] opens stores on first use;
 //! [`routes`] is the route table, [`handlers`] the handlers it names and
 //! [`body`] their input parsing; [`openapi`] documents the table; [`metrics`]
-//! keeps the Prometheus counters; [`error`] maps library errors to JSON errors.
+//! keeps the Prometheus counters; [`error`] maps library errors to JSON errors;
+//! [`listen`] accepts connections (limits, time-outs, shutdown);
+//! [`dashboard`] is the data-management page at `/`.
 //!
 //! Every store call blocks (file I/O, fsync), so each runs on tokio's blocking
 //! pool; the number of requests in progress is bounded by a semaphore.
@@ -27,6 +29,7 @@ mod app;
 mod auth;
 mod body;
 mod config;
+mod dashboard;
 mod error;
 mod handlers;
 mod listen;
@@ -140,6 +143,7 @@ async fn serve(config: Config, options: shredlog::Options) -> Result<ExitCode> {
         shutting_down: AtomicBool::new(false),
         started: Instant::now(),
         retention_interval: config.retention_interval,
+        dashboard: dashboard::State::new(config.secure_cookies),
     });
     let router = router(Arc::clone(&app));
     {
@@ -258,7 +262,8 @@ fn router(app: AppState) -> Router {
             }));
         r = r.route(meta.path, handler);
     }
-    r.fallback(fallback)
+    r.merge(dashboard::router())
+        .fallback(fallback)
         .with_state(Arc::clone(&app))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(access_log))
@@ -485,10 +490,14 @@ fn security_headers(h: &mut axum::http::HeaderMap) {
         .or_insert(HeaderValue::from_static(
             "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
         ));
+    // The dashboard's pages send `same-origin` (their forms need an `Origin`,
+    // which browsers blank under `no-referrer`); no page ever refers
+    // another site.
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }
