@@ -565,7 +565,6 @@ async fn a_privacy_officer_answers_requests_from_the_dashboard() {
         "{text}"
     );
     b.axe("erase").await;
-    b.shot("erase").await;
     assert!(text.contains(&format!("Visitor: {MARIA}")), "{text}");
     b.fill("reference", "DSR-2024-117").await;
     b.fill("confirm", "someone.else@example.com").await;

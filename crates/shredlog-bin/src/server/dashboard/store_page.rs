@@ -113,7 +113,7 @@ fn render(ctx: &SessionCtx, s: &Stats, bound: Option<u64>, job: Option<&Job>) ->
                 p.small { "Erased data is unreadable at once (its keys are destroyed); compaction also removes the unreadable bytes from the disk." }
             }
         }
-        section aria-labelledby="compaction-title" {
+        section.card aria-labelledby="compaction-title" {
             h2 #compaction-title { "Compaction" }
             (compaction(ctx, admin, job))
         }
