@@ -4,6 +4,8 @@
 //! reference for the audit log, and for what cannot be undone a typed
 //! confirmation; then the receipt.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -104,6 +106,7 @@ pub(super) struct ActionForm {
 }
 
 /// The subject of an action.
+#[derive(Clone)]
 enum Subject {
     /// A visitor: their handle and email.
     Visitor { handle: String, email: String },
@@ -318,34 +321,31 @@ fn not_found(ctx: &SessionCtx) -> Response {
     )
 }
 
+/// The action's page: what it will do (its dry run), the form as typed, the
+/// errors if any.
+async fn form_again(
+    store: Arc<Store>,
+    ctx: &SessionCtx,
+    subject: &Subject,
+    action: Action,
+    form: &ActionForm,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> Response {
+    let s2 = subject.clone();
+    match blocking(move || preview(&store, &s2, action)).await {
+        Ok(p) => form_page(ctx, subject, action, p.as_ref(), form, errors, status),
+        Err(e) => store_error(ctx, e),
+    }
+}
+
 async fn show(app: AppState, ctx: SessionCtx, subject: Subject, action: Action) -> Response {
     let store = match store(&app, &ctx).await {
         Ok(s) => s,
         Err(e) => return store_error(&ctx, e),
     };
-    let (s2, a2) = (clone_subject(&subject), action);
-    match blocking(move || preview(&store, &s2, a2)).await {
-        Ok(p) => form_page(
-            &ctx,
-            &subject,
-            action,
-            p.as_ref(),
-            &ActionForm::default(),
-            &[],
-            StatusCode::OK,
-        ),
-        Err(e) => store_error(&ctx, e),
-    }
-}
-
-fn clone_subject(s: &Subject) -> Subject {
-    match s {
-        Subject::Visitor { handle, email } => Subject::Visitor {
-            handle: handle.clone(),
-            email: email.clone(),
-        },
-        Subject::Transcript(id) => Subject::Transcript(id.clone()),
-    }
+    let form = ActionForm::default();
+    form_again(store, &ctx, &subject, action, &form, &[], StatusCode::OK).await
 }
 
 /// `GET /visitors/{handle}/actions/{action}`.
@@ -497,25 +497,12 @@ async fn submit(
             ));
         }
     }
-    let (s2, a2) = (clone_subject(&subject), action);
-    let store2 = std::sync::Arc::clone(&store);
-    let p = match blocking(move || preview(&store2, &s2, a2)).await {
-        Ok(p) => p,
-        Err(e) => return store_error(&ctx, e),
-    };
     if !errors.is_empty() {
-        return form_page(
-            &ctx,
-            &subject,
-            action,
-            p.as_ref(),
-            &form,
-            &errors,
-            StatusCode::BAD_REQUEST,
-        );
+        let status = StatusCode::BAD_REQUEST;
+        return form_again(store, &ctx, &subject, action, &form, &errors, status).await;
     }
-    let (s2, f) = (clone_subject(&subject), form.clone());
-    let result = blocking(move || run(&store, &s2, action, &f)).await;
+    let (s2, f, store2) = (subject.clone(), form.clone(), Arc::clone(&store));
+    let result = blocking(move || run(&store2, &s2, action, &f)).await;
     let new_email = form.new_email.trim();
     match result {
         Ok((entry, transcripts)) => {
@@ -544,7 +531,9 @@ async fn submit(
             see_other(&format!("/receipts/{}{back}", entry.seq))
         }
         Err(e) => match field_errors(action, &e) {
-            Some(errors) => form_page(&ctx, &subject, action, p.as_ref(), &form, &errors, e.status),
+            Some(errors) => {
+                form_again(store, &ctx, &subject, action, &form, &errors, e.status).await
+            }
             None => store_error(&ctx, e),
         },
     }

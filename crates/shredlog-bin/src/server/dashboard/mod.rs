@@ -361,6 +361,10 @@ async fn blocking<T: Send + 'static>(
 /// Anything else is refused before the handler runs.
 pub(crate) struct Form<T>(pub T, pub SessionCtx);
 
+/// A form with nothing but its token (sign-out, compaction, removal).
+#[derive(Deserialize)]
+pub(crate) struct NoFields {}
+
 #[derive(Deserialize)]
 struct Token {
     #[serde(rename = "_csrf", default)]

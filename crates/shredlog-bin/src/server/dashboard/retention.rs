@@ -11,7 +11,7 @@ use serde::Deserialize;
 use shredlog::{Preview, RetentionPolicy, Timestamp};
 
 use super::page::{self, FieldError, Input, Section, counted, period};
-use super::{Form, SessionCtx, blocking, see_other, store, store_error};
+use super::{Form, NoFields, SessionCtx, blocking, see_other, store, store_error};
 use crate::server::app::AppState;
 
 const DAY: i64 = 86_400_000;
@@ -295,13 +295,10 @@ pub(super) async fn save(
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct Empty {}
-
 /// `POST /retention/remove`.
 pub(super) async fn remove(
     State(app): State<AppState>,
-    Form(Empty {}, ctx): Form<Empty>,
+    Form(NoFields {}, ctx): Form<NoFields>,
 ) -> Response {
     let store = match store(&app, &ctx).await {
         Ok(s) => s,

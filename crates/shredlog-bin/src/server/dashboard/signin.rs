@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::page::{self, FieldError, Input, Section};
 use super::session::{self, random_id};
-use super::{COOKIE, Form, cookie_value, read_form, secure, see_other, set_cookie};
+use super::{COOKIE, Form, NoFields, cookie_value, read_form, secure, see_other, set_cookie};
 use crate::server::app::AppState;
 use crate::server::auth::{DEFAULT_TENANT, Principal, Role};
 
@@ -130,14 +130,11 @@ pub(super) async fn submit(
     resp
 }
 
-#[derive(Deserialize)]
-pub(super) struct Nothing {}
-
 /// `POST /signout`: the session ends here and in the browser.
 pub(super) async fn signout(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(Nothing {}, ctx): Form<Nothing>,
+    Form(NoFields {}, ctx): Form<NoFields>,
 ) -> Response {
     app.dashboard.sessions.end(&ctx);
     let mut resp = see_other("/signin");

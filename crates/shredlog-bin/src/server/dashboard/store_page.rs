@@ -12,12 +12,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use parking_lot::Mutex;
-use serde::Deserialize;
 use serde_json::json;
 use shredlog::{CompactOptions, CompactReport, Stats};
 
 use super::page::{self, Section, bytes, count};
-use super::{Form, SessionCtx, blocking, see_other, store, store_error};
+use super::{Form, NoFields, SessionCtx, blocking, see_other, store, store_error};
 use crate::server::app::AppState;
 use crate::server::auth::Role;
 
@@ -155,13 +154,10 @@ fn compaction(ctx: &SessionCtx, admin: bool, job: Option<&Job>) -> Markup {
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct Nothing {}
-
 /// `POST /store/compact`: starts a compaction (one at a time per tenant).
 pub(super) async fn compact(
     State(app): State<AppState>,
-    Form(Nothing {}, ctx): Form<Nothing>,
+    Form(NoFields {}, ctx): Form<NoFields>,
 ) -> Response {
     let tenant = ctx.principal.tenant.clone();
     let store = match store(&app, &ctx).await {

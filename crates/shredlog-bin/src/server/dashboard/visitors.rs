@@ -147,7 +147,7 @@ pub(super) fn day(field: &'static str, s: &str, end: bool) -> Result<Option<i64>
 }
 
 /// Everything the visitor page shows.
-struct Visitorpage {
+struct VisitorPage {
     preview: Preview,
     details: Option<Visitor>,
     consent: ConsentState,
@@ -206,7 +206,7 @@ pub(super) async fn visitor(
         } else {
             Some(store.transcripts_by_email(&email, from, to)?)
         };
-        Ok(Visitorpage {
+        Ok(VisitorPage {
             preview,
             details,
             consent,
@@ -228,7 +228,7 @@ pub(super) async fn visitor(
 fn render(
     ctx: &SessionCtx,
     handle: &str,
-    d: &Visitorpage,
+    d: &VisitorPage,
     filter: &Filter,
     errors: &[FieldError],
 ) -> Markup {
@@ -318,7 +318,7 @@ fn opt(v: &Option<String>) -> Markup {
     }
 }
 
-fn actions(ctx: &SessionCtx, handle: &str, d: &Visitorpage) -> Markup {
+fn actions(ctx: &SessionCtx, handle: &str, d: &VisitorPage) -> Markup {
     let base = format!("/visitors/{handle}/actions");
     let export = format!("/visitors/{handle}/export");
     html! {
