@@ -50,6 +50,9 @@ pub(crate) struct FileConfig {
     pub max_file_bytes: Option<SizeValue>,
     pub request_timeout: Option<DurationValue>,
     pub max_concurrent_requests: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub secure_cookies: Option<bool>,
+    pub header_read_timeout: Option<DurationValue>,
     pub retention_interval: Option<DurationValue>,
     pub shutdown_grace: Option<DurationValue>,
 }

@@ -121,6 +121,14 @@ impl Server {
         for (k, v) in headers {
             r = r.set(k, v);
         }
+        // JSON bodies say so (the server answers 415 otherwise).
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            r = r.set("Content-Type", "application/json");
+        }
         let res = match body {
             Some(b) => r.send_string(b),
             None => r.call(),
@@ -610,7 +618,7 @@ fn erasure_end_to_end() {
     for want in [
         "shredlog_erasures_total{tenant=\"default\"} 1",
         "shredlog_retention_runs_total{tenant=\"default\",trigger=\"request\"} 1",
-        "shredlog_http_requests_total{route=\"/v1/visitors/erase\",method=\"POST\",status=\"200\"} 1",
+        "shredlog_http_requests_total{tenant=\"default\",route=\"/v1/visitors/erase\",method=\"POST\",status=\"200\"} 1",
         "shredlog_store_dead_bytes{tenant=\"default\"}",
     ] {
         assert!(
@@ -837,6 +845,7 @@ fn appender(base: String) -> std::thread::JoinHandle<u64> {
             let res = agent
                 .post(&format!("{base}/v1/messages"))
                 .set("Authorization", &format!("Bearer {ADMIN}"))
+                .set("Content-Type", "application/json")
                 .send_string(&Value::Array(batch).to_string());
             match res {
                 Ok(r) if r.status() == 200 => acked += 5,

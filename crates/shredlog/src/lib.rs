@@ -69,7 +69,7 @@ pub use error::{Error, Result};
 pub use index::SegmentUsage;
 pub use message::{Body, FileUpload, Message, REDACTED, Sender, Timestamp, Visitor};
 pub use ops::{
-    ConsentEvent, ConsentState, ExportedMessage, HoldTarget, Rectification, VisitorExport,
+    ConsentEvent, ConsentState, ExportedMessage, HoldTarget, Preview, Rectification, VisitorExport,
 };
 pub use policy::{Hold, RetentionPolicy};
 pub use shred::AuditEntry;

@@ -154,9 +154,16 @@ pub fn run() -> Result<ExitCode> {
         Command::Show { transcript } => read::show(&read()?, transcript),
         Command::Transcripts(args) => read::transcripts(&read()?, args),
         Command::Export(args) => export::export(&read()?, args),
+        // A dry run opens the store read-only: it cannot change a byte.
+        Command::Redact(args) if args.dry_run => privacy::redact(&read()?, args),
         Command::Redact(args) => privacy::redact(&write()?, args),
+        Command::Delete(args) if args.dry_run => privacy::delete(&read()?, args),
         Command::Delete(args) => privacy::delete(&write()?, args),
-        Command::Retention(args) => privacy::retention(&write()?, args),
+        Command::Retention(args) if args.dry_run => privacy::retention(&read()?, args),
+        Command::Retention(args) => {
+            args.check_confirmed()?;
+            privacy::retention(&write()?, args)
+        }
         Command::Consent { email } => privacy::consent(&read()?, email),
         Command::Hold(args) => privacy::hold(&write()?, args),
         Command::Restrict(args) => privacy::restrict(&write()?, args),

@@ -15,6 +15,9 @@ pub(crate) struct RedactArgs {
     /// Your reference for the audit log (e.g. a ticket number). Must not contain personal data.
     #[arg(long, default_value = "")]
     reference: String,
+    /// Say what the erasure would do (as JSON), change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -35,6 +38,9 @@ pub(crate) struct DeleteArgs {
     /// Your reference for the audit log.
     #[arg(long, default_value = "")]
     reference: String,
+    /// Say what the deletion would do (as JSON), change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -49,6 +55,12 @@ pub(crate) struct RetentionArgs {
     /// Your reference for the audit log.
     #[arg(long, default_value = "retention")]
     reference: String,
+    /// Say what the run would do (as JSON), change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Confirm a period of 0: every transcript not on hold is acted on now.
+    #[arg(long)]
+    confirm_zero: bool,
 }
 
 #[derive(Args, Debug)]
@@ -173,7 +185,23 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+/// Prints what an operation would do; fails, as the operation would, if a
+/// legal hold refuses it.
+fn dry_run(preview: &shredlog::Preview, what: &str) -> Result<ExitCode> {
+    print_json(preview)?;
+    if preview.refused_by_hold {
+        bail!("dry run: the {what} would be refused: a legal hold applies (release it first)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn redact(store: &Store, args: &RedactArgs) -> Result<ExitCode> {
+    if args.dry_run {
+        let preview = store
+            .preview_redact_visitor(&args.email)
+            .context("the erasure request failed")?;
+        return dry_run(&preview, "erasure");
+    }
     let report = store
         .redact_visitor(&args.email, &args.reference)
         .context("the erasure request failed")?;
@@ -182,6 +210,15 @@ pub(crate) fn redact(store: &Store, args: &RedactArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn delete(store: &Store, args: &DeleteArgs) -> Result<ExitCode> {
+    if args.dry_run {
+        let preview = match (&args.target.email, &args.target.transcript) {
+            (Some(email), _) => store.preview_delete_visitor(email),
+            (_, Some(id)) => store.preview_delete_transcript(id),
+            _ => bail!("give --email or --transcript"),
+        }
+        .context("deletion failed")?;
+        return dry_run(&preview, "deletion");
+    }
     let report = match (&args.target.email, &args.target.transcript) {
         (Some(email), _) => store.delete_visitor(email, &args.reference),
         (_, Some(id)) => store.delete_transcript(id, &args.reference),
@@ -192,14 +229,30 @@ pub(crate) fn delete(store: &Store, args: &DeleteArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+impl RetentionArgs {
+    /// A period of 0 acts on every transcript at once: only when confirmed
+    /// (checked before the store is opened, so that a refusal writes nothing).
+    pub(crate) fn check_confirmed(&self) -> Result<()> {
+        if self.older_than == 0 && !self.confirm_zero && !self.dry_run {
+            bail!(
+                "a period of 0 {} every transcript not on hold now; add --confirm-zero if that is meant (--dry-run shows how many)",
+                if self.delete { "deletes" } else { "redacts" }
+            );
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn retention(store: &Store, args: &RetentionArgs) -> Result<ExitCode> {
+    let now = Timestamp::now().unix_millis();
+    if args.dry_run {
+        let preview = store
+            .preview_retention(args.older_than, args.delete, now)
+            .context("the retention run failed")?;
+        return dry_run(&preview, "retention run");
+    }
     let report = store
-        .apply_retention(
-            args.older_than,
-            args.delete,
-            Timestamp::now().unix_millis(),
-            &args.reference,
-        )
+        .apply_retention(args.older_than, args.delete, now, &args.reference)
         .context("the retention run failed")?;
     print_json(&report)?;
     Ok(ExitCode::SUCCESS)

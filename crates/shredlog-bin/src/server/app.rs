@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::TokenTable;
 use super::config::Limits;
-use super::{metrics, tenants};
+use super::{dashboard, metrics, tenants};
 
 /// Shared state of the server.
 pub(crate) struct App {
@@ -19,6 +19,8 @@ pub(crate) struct App {
     pub(super) permits: tokio::sync::Semaphore,
     pub(super) started: Instant,
     pub(super) retention_interval: Option<Duration>,
+    /// Sessions and jobs of the data-management page.
+    pub(super) dashboard: dashboard::State,
 }
 
 pub(crate) type AppState = Arc<App>;

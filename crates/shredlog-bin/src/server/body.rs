@@ -4,7 +4,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -82,11 +82,62 @@ pub(super) fn json_error(e: &serde_json::Error) -> ApiError {
     }
 }
 
+/// The media type of the body (`type/subtype`, lower case, without
+/// parameters), if the request names one.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = v.split(';').next().unwrap_or_default().trim();
+    Some(essence.to_ascii_lowercase())
+}
+
+fn unsupported(accepted: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("send the body with `Content-Type: {accepted}`"),
+    )
+}
+
+/// A JSON body must say it is JSON: `application/json` (or `…+json`). This
+/// also keeps out what a cross-site HTML form can send without asking
+/// (`text/plain`, form encodings).
+pub(super) fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    match media_type(headers) {
+        Some(t)
+            if t == "application/json"
+                || (t.starts_with("application/") && t.ends_with("+json")) =>
+        {
+            Ok(())
+        }
+        _ => Err(unsupported("application/json")),
+    }
+}
+
+/// Messages come as JSON or as JSON lines; whether they are JSON lines.
+pub(super) fn check_messages(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let lines = |t: &str| {
+        matches!(
+            t,
+            "application/x-ndjson"
+                | "application/ndjson"
+                | "application/jsonl"
+                | "application/x-jsonlines"
+        )
+    };
+    match media_type(headers) {
+        Some(t) if lines(&t) => Ok(true),
+        _ => check_json(headers)
+            .map(|()| false)
+            .map_err(|_| unsupported("application/json` or `application/x-ndjson")),
+    }
+}
+
 pub(super) async fn json_body<T: DeserializeOwned>(
     app: &AppState,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
+    check_json(headers)?;
     let bytes = read_body(headers, body, app.limits.max_body_bytes).await?;
     parse_object(&bytes)
 }
@@ -113,6 +164,7 @@ pub(super) async fn json_body_or_default<T: DeserializeOwned + Default>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
+    check_json(headers)?;
     parse_object(&bytes)
 }
 
@@ -222,12 +274,8 @@ pub(crate) fn split_body(bytes: &[u8], ndjson: bool) -> Result<Vec<String>, Body
 }
 
 /// Splits an append body into interchange lines (see [`split_body`], which
-/// the fuzzers exercise).
-pub(super) fn append_items(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<String>, ApiError> {
-    let ndjson = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl"));
+/// the fuzzers exercise); `ndjson` from [`check_messages`].
+pub(super) fn append_items(ndjson: bool, bytes: &[u8]) -> Result<Vec<String>, ApiError> {
     split_body(bytes, ndjson).map_err(|e| match e {
         BodyError::Malformed(m) => ApiError::bad_request("malformed_json", m),
         BodyError::NotAnObject(i) => {
@@ -300,19 +348,49 @@ mod tests {
     }
 
     #[test]
+    fn content_types() {
+        let with = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            h
+        };
+        assert!(check_json(&with("application/json")).is_ok());
+        assert!(check_json(&with("Application/JSON; charset=utf-8")).is_ok());
+        assert!(check_json(&with("application/merge-patch+json")).is_ok());
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/json+x",
+        ] {
+            let e = check_json(&with(bad)).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.code),
+                (415, "unsupported_media_type"),
+                "{bad}"
+            );
+        }
+        assert!(check_json(&HeaderMap::new()).is_err());
+        assert!(check_messages(&with("application/x-ndjson")).unwrap());
+        assert!(!check_messages(&with("application/json")).unwrap());
+        assert!(check_messages(&with("text/plain")).is_err());
+    }
+
+    #[test]
     fn append_bodies() {
-        let h = HeaderMap::new();
+        let h = false;
         let one = r#"{"transcript":"t","ts":"2024-05-02T10:15:03Z","kind":"text","text":"x"}"#;
-        assert_eq!(append_items(&h, one.as_bytes()).unwrap().len(), 1);
+        assert_eq!(append_items(h, one.as_bytes()).unwrap().len(), 1);
         let arr = format!("[{one},{one}]");
-        assert_eq!(append_items(&h, arr.as_bytes()).unwrap().len(), 2);
+        assert_eq!(append_items(h, arr.as_bytes()).unwrap().len(), 2);
         let nd = format!("{one}\n\n{one}\n{one}\n");
-        assert_eq!(append_items(&h, nd.as_bytes()).unwrap().len(), 3);
-        let e = append_items(&h, b"{\"transcript\":").unwrap_err();
+        assert_eq!(append_items(true, nd.as_bytes()).unwrap().len(), 3);
+        assert_eq!(append_items(h, nd.as_bytes()).unwrap().len(), 3);
+        let e = append_items(h, b"{\"transcript\":").unwrap_err();
         assert_eq!(e.code, "malformed_json");
-        let e = append_items(&h, b"[1]").unwrap_err();
+        let e = append_items(h, b"[1]").unwrap_err();
         assert_eq!(e.code, "invalid_message");
-        let e = append_items(&h, b"\"x\"").unwrap_err();
+        let e = append_items(h, b"\"x\"").unwrap_err();
         assert_eq!(e.code, "invalid_body");
     }
 

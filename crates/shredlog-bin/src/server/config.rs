@@ -18,6 +18,8 @@ const DEFAULT_MAX_BODY: u64 = 32 << 20;
 const DEFAULT_MAX_FILE: u64 = 8 << 20;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CONCURRENCY: usize = 64;
+const DEFAULT_MAX_CONNECTIONS: usize = 512;
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -78,6 +80,23 @@ pub(crate) struct ServeArgs {
     /// then get 503 `overloaded`. [default: 64]
     #[arg(long, env = "SHREDLOG_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     max_concurrent_requests: Option<usize>,
+    /// Connections held open at once. At the cap, a new connection closes
+    /// the oldest one that has no request in progress (idle, or still
+    /// sending its request head); if every one is busy, it is answered 503
+    /// `overloaded`. [default: 512]
+    #[arg(long, env = "SHREDLOG_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+    /// Time a client has to send a whole request head (request line and
+    /// headers), also between requests on a kept-alive connection; the
+    /// connection is closed after it. [default: 10s]
+    #[arg(long, env = "SHREDLOG_HEADER_READ_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
+    header_read_timeout: Option<Duration>,
+    /// Mark the dashboard's session cookie `Secure` (send it over HTTPS
+    /// only). Set it when a TLS-terminating proxy is in front; the cookie is
+    /// also marked `Secure` when a request says `X-Forwarded-Proto: https`.
+    /// [default: false]
+    #[arg(long, env = "SHREDLOG_SECURE_COOKIES")]
+    secure_cookies: bool,
     /// How often the stored retention policy of every tenant is applied in the
     /// background, e.g. `1h`; `0` turns the background run off. [default: 1h]
     #[arg(long, env = "SHREDLOG_RETENTION_INTERVAL", value_parser = parse_duration, value_name = "DURATION")]
@@ -96,6 +115,10 @@ pub(crate) struct Limits {
     pub max_file_bytes: u64,
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// Connections held open at once.
+    pub max_connections: usize,
+    /// Time to send a whole request head.
+    pub header_read_timeout: Duration,
 }
 
 /// The resolved configuration.
@@ -110,6 +133,8 @@ pub(crate) struct Config {
     /// `None`: no background retention run.
     pub retention_interval: Option<Duration>,
     pub shutdown_grace: Duration,
+    /// The dashboard's session cookie is always `Secure`.
+    pub secure_cookies: bool,
 }
 
 impl Config {
@@ -157,9 +182,25 @@ impl Config {
                 .max_concurrent_requests
                 .or(file.max_concurrent_requests)
                 .unwrap_or(DEFAULT_CONCURRENCY),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            header_read_timeout: dur(
+                args.header_read_timeout,
+                &file.header_read_timeout,
+                "header-read-timeout",
+                DEFAULT_HEADER_READ_TIMEOUT,
+            )?,
         };
         if limits.max_concurrent_requests == 0 {
             bail!("max-concurrent-requests must be at least 1");
+        }
+        if limits.max_connections == 0 {
+            bail!("max-connections must be at least 1");
+        }
+        if limits.header_read_timeout.is_zero() {
+            bail!("header-read-timeout must be longer than 0");
         }
         if limits.request_timeout.is_zero() {
             bail!("request-timeout must be longer than 0");
@@ -214,6 +255,7 @@ impl Config {
                 "shutdown-grace",
                 DEFAULT_SHUTDOWN_GRACE,
             )?,
+            secure_cookies: args.secure_cookies || file.secure_cookies.unwrap_or(false),
         })
     }
 }

@@ -76,16 +76,28 @@ pub(super) async fn readyz(
     ok(&json!({"status": "ready"}))
 }
 
-pub(super) async fn metrics(State(app): State<AppState>) -> Response {
-    let mut stats = Vec::new();
-    for (name, store) in app.tenants.opened().await {
-        if let Ok(s) = tokio::task::spawn_blocking(move || store.stats()).await {
-            stats.push((name, s));
-        }
-    }
-    let text = app
-        .metrics
-        .render(&stats, app.started.elapsed().as_secs_f64());
+/// The caller's tenant's metrics only (its store's sizes if it is open).
+pub(super) async fn metrics(
+    State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Response {
+    let store = app
+        .tenants
+        .opened()
+        .await
+        .into_iter()
+        .find_map(|(name, store)| (name == p.tenant).then_some(store));
+    let stats = match store {
+        Some(store) => tokio::task::spawn_blocking(move || store.stats())
+            .await
+            .ok(),
+        None => None,
+    };
+    let text = app.metrics.render(
+        &p.tenant,
+        stats.as_ref(),
+        app.started.elapsed().as_secs_f64(),
+    );
     (
         [(
             header::CONTENT_TYPE,
@@ -102,8 +114,9 @@ pub(super) async fn append(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let ndjson = check_messages(&headers)?;
     let bytes = read_body(&headers, body, app.limits.max_body_bytes).await?;
-    let items = append_items(&headers, &bytes)?;
+    let items = append_items(ndjson, &bytes)?;
     if items.is_empty() {
         return Err(ApiError::bad_request(
             "empty_batch",
@@ -185,6 +198,9 @@ pub(super) async fn get_transcript(
 pub(super) struct ReferenceQuery {
     #[serde(default)]
     reference: String,
+    /// Answer what the deletion would do, do nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 pub(super) async fn delete_transcript(
@@ -196,6 +212,9 @@ pub(super) async fn delete_transcript(
     let id = path_id(id)?;
     let q = query(q)?;
     let store = store_of(&app, &p).await?;
+    if q.dry_run {
+        return ok(&blocking(move || store.preview_delete_transcript(&id)).await?);
+    }
     let entry = blocking(move || store.delete_transcript(&id, &q.reference)).await?;
     ok(&entry)
 }
@@ -303,7 +322,7 @@ pub(super) async fn consent(
 
 #[derive(Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum ExportFormat {
+pub(crate) enum ExportFormat {
     #[default]
     Json,
     Csv,
@@ -363,7 +382,12 @@ pub(super) async fn export(
     // The library assembles the export in memory; what is streamed is its
     // serialisation (file bytes base64-encoded can be several times larger).
     let data = blocking(move || store.export(&req.email)).await?;
-    let format = req.format;
+    Ok(export_response(data, req.format))
+}
+
+/// Streams an export as a download (`export.jsonl` or `export.csv`: the
+/// file name names no one).
+pub(crate) fn export_response(data: shredlog::VisitorExport, format: ExportFormat) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter {
@@ -392,7 +416,7 @@ pub(super) async fn export(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// A visitor operation addressed by email in the body: runs `op` with the
@@ -409,13 +433,39 @@ async fn email_op(
     blocking(move || op(&store, &req.email, &req.reference)).await
 }
 
+/// An erasure or a deletion of a visitor, or with `dry_run` its preview.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EraseRequest {
+    email: String,
+    #[serde(default)]
+    reference: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn erase_request(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<EraseRequest, ApiError> {
+    let req: EraseRequest = json_body(app, headers, body).await?;
+    check_email(&req.email)?;
+    Ok(req)
+}
+
 pub(super) async fn erase(
     State(app): State<AppState>,
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let entry = email_op(&app, &p, &headers, body, Store::redact_visitor).await?;
+    let req = erase_request(&app, &headers, body).await?;
+    let store = store_of(&app, &p).await?;
+    if req.dry_run {
+        return ok(&blocking(move || store.preview_redact_visitor(&req.email)).await?);
+    }
+    let entry = blocking(move || store.redact_visitor(&req.email, &req.reference)).await?;
     app.metrics.erasure(&p.tenant);
     ok(&entry)
 }
@@ -426,7 +476,12 @@ pub(super) async fn delete_visitor(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ok(&email_op(&app, &p, &headers, body, Store::delete_visitor).await?)
+    let req = erase_request(&app, &headers, body).await?;
+    let store = store_of(&app, &p).await?;
+    if req.dry_run {
+        return ok(&blocking(move || store.preview_delete_visitor(&req.email)).await?);
+    }
+    ok(&blocking(move || store.delete_visitor(&req.email, &req.reference)).await?)
 }
 
 pub(super) async fn restrict(
@@ -598,6 +653,12 @@ pub(super) struct RetentionRequest {
     delete: Option<bool>,
     #[serde(default, deserialize_with = "some")]
     reference: Option<String>,
+    /// Run: answer what the run would do, do nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// A period of 0 (every transcript at once) must be confirmed.
+    #[serde(default)]
+    confirm_zero: bool,
 }
 
 impl RetentionRequest {
@@ -615,6 +676,18 @@ impl RetentionRequest {
             (None, Some(ms)) if ms < 0 => Err(bad("the period must not be negative")),
             (None, ms) => Ok(ms),
         }
+    }
+
+    /// The period, refused when it is 0 and not confirmed.
+    fn confirmed_period(&self) -> Result<Option<i64>, ApiError> {
+        let period = self.period()?;
+        if period == Some(0) && !self.confirm_zero {
+            return Err(ApiError::bad_request(
+                "confirmation_required",
+                "a period of 0 acts on every transcript not on hold at once; send `\"confirm_zero\": true` if that is meant",
+            ));
+        }
+        Ok(period)
     }
 }
 
@@ -641,13 +714,13 @@ pub(super) async fn put_retention(
     body: Body,
 ) -> Result<Response, ApiError> {
     let req: RetentionRequest = json_body(&app, &headers, body).await?;
-    if req.reference.is_some() {
+    if req.reference.is_some() || req.dry_run {
         return Err(ApiError::bad_request(
             "invalid",
-            "`reference` belongs to a retention run, not to the policy",
+            "`reference` and `dry_run` belong to a retention run, not to the policy",
         ));
     }
-    let Some(older_than_ms) = req.period()? else {
+    let Some(older_than_ms) = req.confirmed_period()? else {
         return Err(ApiError::bad_request(
             "invalid",
             "give the period as `older_than` (e.g. \"90d\") or `older_than_ms`",
@@ -680,7 +753,11 @@ pub(super) async fn run_retention(
 ) -> Result<Response, ApiError> {
     let req: RetentionRequest = json_body_or_default(&app, &headers, body).await?;
     let reference = req.reference.clone().unwrap_or_else(|| "retention".into());
-    let period = req.period()?;
+    let period = if req.dry_run {
+        req.period()?
+    } else {
+        req.confirmed_period()?
+    };
     if period.is_none() && req.delete.is_some() {
         return Err(ApiError::bad_request(
             "invalid",
@@ -689,6 +766,20 @@ pub(super) async fn run_retention(
     }
     let store = store_of(&app, &p).await?;
     let delete = req.delete.unwrap_or(false);
+    if req.dry_run {
+        let preview = blocking(move || {
+            let now = Timestamp::now().unix_millis();
+            match period {
+                Some(ms) => store.preview_retention(ms, delete, now).map(Some),
+                None => store
+                    .retention_policy()
+                    .map(|p| store.preview_retention(p.older_than_ms, p.delete, now))
+                    .transpose(),
+            }
+        })
+        .await?;
+        return ok(&json!({"preview": preview}));
+    }
     let report = blocking(move || match period {
         Some(ms) => store
             .apply_retention(ms, delete, Timestamp::now().unix_millis(), &reference)

@@ -5,12 +5,13 @@
 //! holds tokens, roles and tenant names; [`tenants`] opens stores on first use;
 //! [`routes`] is the route table, [`handlers`] the handlers it names and
 //! [`body`] their input parsing; [`openapi`] documents the table; [`metrics`]
-//! keeps the Prometheus counters; [`error`] maps library errors to JSON errors.
+//! keeps the Prometheus counters; [`error`] maps library errors to JSON errors;
+//! [`listen`] accepts connections (limits, time-outs, shutdown);
+//! [`dashboard`] is the data-management page at `/`.
 //!
 //! Every store call blocks (file I/O, fsync), so each runs on tokio's blocking
 //! pool; the number of requests in progress is bounded by a semaphore.
 
-use std::future::IntoFuture;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,8 +29,10 @@ mod app;
 mod auth;
 mod body;
 mod config;
+mod dashboard;
 mod error;
 mod handlers;
+mod listen;
 mod metrics;
 mod openapi;
 mod route;
@@ -52,6 +55,10 @@ use route::{Access, Meta};
 /// and the metrics (never the path itself: it can hold ids).
 #[derive(Clone, Copy)]
 struct RouteTemplate(&'static str);
+
+/// The tenant a request acted for, carried on the response for the metrics.
+#[derive(Clone)]
+struct RequestTenant(String);
 
 /// Runs the server until SIGTERM or SIGINT.
 pub(crate) fn run(settings: &crate::config::Settings, args: &ServeArgs) -> Result<ExitCode> {
@@ -109,6 +116,11 @@ async fn serve(config: Config, options: shredlog::Options) -> Result<ExitCode> {
         .local_addr()
         .context("cannot read the bound address")?;
     if !addr.ip().is_loopback() {
+        if config.tokens.is_none() {
+            anyhow::bail!(
+                "--insecure-no-auth is refused on a non-loopback address ({addr}): anyone who can reach it would be an admin; listen on 127.0.0.1 or configure tokens"
+            );
+        }
         tracing::warn!(%addr, "listening on a non-loopback address: put TLS in front (a reverse proxy) so tokens and personal data are not sent in clear");
     }
     match &config.tokens {
@@ -118,6 +130,10 @@ async fn serve(config: Config, options: shredlog::Options) -> Result<ExitCode> {
         Some(t) => tracing::info!(tenants = ?t.tenants(), "tokens loaded"),
     }
     let grace = config.shutdown_grace;
+    let conn_limits = listen::ConnLimits {
+        max_connections: config.limits.max_connections,
+        header_read_timeout: config.limits.header_read_timeout,
+    };
     let app = Arc::new(App {
         tenants,
         metrics: metrics::Metrics::default(),
@@ -127,6 +143,7 @@ async fn serve(config: Config, options: shredlog::Options) -> Result<ExitCode> {
         shutting_down: AtomicBool::new(false),
         started: Instant::now(),
         retention_interval: config.retention_interval,
+        dashboard: dashboard::State::new(config.secure_cookies),
     });
     let router = router(Arc::clone(&app));
     {
@@ -143,17 +160,15 @@ async fn serve(config: Config, options: shredlog::Options) -> Result<ExitCode> {
 
     let stop = Arc::new(tokio::sync::Notify::new());
     let stopped = Arc::clone(&stop);
-    let mut server = tokio::spawn(
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stopped.notified().await })
-            .into_future(),
-    );
+    let mut server = tokio::spawn(listen::serve(listener, router, conn_limits, async move {
+        stopped.notified().await
+    }));
     let signal = tokio::select! {
         _ = sigterm.recv() => "SIGTERM",
         _ = sigint.recv() => "SIGINT",
         r = &mut server => {
             // The server never ends on its own; if it did, close the stores.
-            tracing::error!(result = ?r.map(|r| r.map_err(|e| e.to_string())), "the server stopped unexpectedly");
+            tracing::error!(panicked = r.is_err(), "the server stopped unexpectedly");
             app.tenants.close_all(grace).await;
             return Ok(ExitCode::FAILURE);
         }
@@ -204,7 +219,7 @@ async fn retention_loop(app: AppState, every: Duration) {
             let store = match app.tenants.get(&name).await {
                 Ok(s) => s,
                 Err(e) => {
-                    app.metrics.retention_failure();
+                    app.metrics.retention_failure(&name);
                     tracing::error!(tenant = %name, code = e.code, "background retention: cannot open the store");
                     continue;
                 }
@@ -225,10 +240,10 @@ async fn retention_loop(app: AppState, every: Duration) {
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => {
-                    app.metrics.retention_failure();
+                    app.metrics.retention_failure(&name);
                     tracing::error!(tenant = %name, error = %e, "background retention failed");
                 }
-                Err(_) => app.metrics.retention_failure(),
+                Err(_) => app.metrics.retention_failure(&name),
             }
         }
     }
@@ -247,7 +262,8 @@ fn router(app: AppState) -> Router {
             }));
         r = r.route(meta.path, handler);
     }
-    r.fallback(fallback)
+    r.merge(dashboard::router())
+        .fallback(fallback)
         .with_state(Arc::clone(&app))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(access_log))
@@ -289,16 +305,23 @@ async fn guard(meta: Meta, mut req: Request, next: Next) -> Response {
     };
     let mut resp = match admit(&app, meta, &mut req) {
         Err(e) => e.into_response(),
-        Ok(()) if meta.access == Access::Public => next.run(req).await,
-        Ok(()) => run_limited(&app, meta, req, next).await,
+        Ok(None) => next.run(req).await,
+        Ok(Some(tenant)) => {
+            let in_flight = app.metrics.enter(&tenant);
+            let mut resp = run_limited(&app, meta, req, next).await;
+            drop(in_flight);
+            resp.extensions_mut().insert(RequestTenant(tenant));
+            resp
+        }
     };
     resp.extensions_mut().insert(RouteTemplate(meta.path));
     resp
 }
 
-fn admit(app: &App, meta: Meta, req: &mut Request) -> Result<(), ApiError> {
+/// Authenticates and authorises; the caller's tenant (`None` on a public route).
+fn admit(app: &App, meta: Meta, req: &mut Request) -> Result<Option<String>, ApiError> {
     if meta.access == Access::Public {
-        return Ok(());
+        return Ok(None);
     }
     let p = authenticate(app, req)?;
     if meta.access == Access::Admin && p.role != Role::Admin {
@@ -311,8 +334,9 @@ fn admit(app: &App, meta: Meta, req: &mut Request) -> Result<(), ApiError> {
             ),
         ));
     }
+    let tenant = p.tenant.clone();
     req.extensions_mut().insert(p);
-    Ok(())
+    Ok(Some(tenant))
 }
 
 async fn run_limited(app: &App, meta: Meta, req: Request, next: Next) -> Response {
@@ -365,19 +389,20 @@ async fn fallback(
 }
 
 /// Gives every error response a JSON body, also those the router writes
-/// itself (405, extractor rejections).
+/// itself (405, extractor rejections); the dashboard's HTML error pages
+/// keep theirs.
 async fn json_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let is_json = resp
+    let has_body = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|c| c.starts_with("application/json") || c.starts_with("text/html"));
+    if has_body {
         return resp;
     }
     let (mut parts, _) = resp.into_parts();
@@ -424,9 +449,6 @@ async fn access_log(req: Request, next: Next) -> Response {
     let id = request_id();
     let method = method_label(req.method());
     let app = req.extensions().get::<AppState>().cloned();
-    if let Some(app) = &app {
-        app.metrics.started();
-    }
     let mut resp = next.run(req).await;
     let route = resp
         .extensions()
@@ -435,7 +457,11 @@ async fn access_log(req: Request, next: Next) -> Response {
     let status = resp.status().as_u16();
     let secs = start.elapsed().as_secs_f64();
     if let Some(app) = &app {
-        app.metrics.finished(route, method, status, secs);
+        let tenant = resp
+            .extensions()
+            .get::<RequestTenant>()
+            .map(|t| t.0.as_str());
+        app.metrics.finished(tenant, route, method, status, secs);
     }
     tracing::info!(
         request_id = %id,
@@ -452,7 +478,37 @@ async fn access_log(req: Request, next: Next) -> Response {
     // Answers can hold personal data: no cache may keep them.
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
+    security_headers(h);
     resp
+}
+
+/// Headers every answer carries: nothing may frame, sniff, refer or run
+/// anything. The dashboard's pages set a Content-Security-Policy of their
+/// own (their stylesheet and script); everything else gets the strictest.
+fn security_headers(h: &mut axum::http::HeaderMap) {
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ));
+    // The dashboard's pages send `same-origin` (their forms need an `Origin`,
+    // which browsers blank under `no-referrer`); no page ever refers
+    // another site.
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    h.insert(
+        axum::http::HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        axum::http::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ fn content(items: &[(&'static str, Value)]) -> Value {
 fn error_description(code: u16) -> &'static str {
     match code {
         400 => {
-            "Malformed JSON, a body or parameter that does not match the schema, or an invalid message, or personal data in a reference or an id (`code`: malformed_json, invalid_body, invalid_message, invalid, personal_data, invalid_path, invalid_query, empty_batch)."
+            "Malformed JSON, a body or parameter that does not match the schema, or an invalid message, or personal data in a reference or an id (`code`: malformed_json, invalid_body, invalid_message, invalid, personal_data, confirmation_required, invalid_path, invalid_query, empty_batch)."
         }
         401 => "No valid bearer token (`code`: unauthorized).",
         403 => "The token's role may not call this route (`code`: forbidden).",
@@ -25,6 +25,9 @@ fn error_description(code: u16) -> &'static str {
         409 => "A legal hold applies (`code`: legal_hold).",
         413 => {
             "Body, message or file over its limit (`code`: body_too_large, message_too_large, file_too_large)."
+        }
+        415 => {
+            "The body is not sent as `Content-Type: application/json` (appends: or `application/x-ndjson`) (`code`: unsupported_media_type)."
         }
         423 => "The visitor's data is restricted (`code`: restricted).",
         500 => {
@@ -86,7 +89,7 @@ fn operation(r: &Route) -> Value {
         codes.extend([401, 403]);
     }
     if d.body.is_some() {
-        codes.extend([400, 413]);
+        codes.extend([400, 413, 415]);
     }
     codes.extend([500, 503]);
     codes.sort_unstable();
@@ -228,6 +231,13 @@ fn schemas() -> Value {
             "type": "object", "required": ["email"], "additionalProperties": false,
             "properties": {"email": email, "reference": reference}
         },
+        "EraseRequest": {
+            "type": "object", "required": ["email"], "additionalProperties": false,
+            "properties": {
+                "email": email, "reference": reference,
+                "dry_run": {"type": "boolean", "default": false, "description": "Answer what the operation would do (a `Preview`) and do nothing."}
+            }
+        },
         "LookupRequest": {
             "type": "object", "required": ["email"], "additionalProperties": false,
             "properties": {
@@ -277,6 +287,18 @@ fn schemas() -> Value {
                 "detail": string
             }
         },
+        "Preview": {
+            "type": "object",
+            "description": "What an operation would do now (a dry run): the counts its audit entry would carry. Nothing was changed.",
+            "required": ["op", "subject", "transcripts", "keys_destroyed", "held", "refused_by_hold", "restricted"],
+            "properties": {
+                "op": string, "subject": string, "transcripts": int, "keys_destroyed": int,
+                "held": {"type": "integer", "minimum": 0, "description": "Transcripts a legal hold covers: retention leaves them alone; a deletion (or an erasure, when holds block erasure) is refused."},
+                "refused_by_hold": {"type": "boolean", "description": "The operation would be refused with 409 `legal_hold`."},
+                "restricted": {"type": "boolean", "description": "The visitor's processing is restricted (an erasure or deletion ends it)."},
+                "detail": string
+            }
+        },
         "AuditLog": {
             "type": "object", "required": ["entries"],
             "properties": {"entries": {"type": "array", "items": schema_ref("AuditEntry")}}
@@ -322,7 +344,8 @@ fn schemas() -> Value {
             "properties": {
                 "older_than": period,
                 "older_than_ms": period_ms,
-                "delete": {"type": "boolean", "default": false, "description": "Delete instead of redact."}
+                "delete": {"type": "boolean", "default": false, "description": "Delete instead of redact."},
+                "confirm_zero": {"type": "boolean", "default": false, "description": "Required for a period of 0, which acts on every transcript not on hold at once (else 400 `confirmation_required`)."}
             },
             "oneOf": [{"required": ["older_than"]}, {"required": ["older_than_ms"]}]
         }
@@ -340,10 +363,12 @@ fn schemas() -> Value {
         },
         "RetentionRunRequest": {
             "type": "object", "additionalProperties": false,
-            "description": "Without a period the stored policy is applied (and `delete` may not be given); with one (`older_than` or `older_than_ms`, not both) that period is applied once.",
+            "description": "Without a period the stored policy is applied (and `delete` may not be given); with one (`older_than` or `older_than_ms`, not both) that period is applied once. With `dry_run` nothing is done and the answer says what would be.",
             "properties": {
                 "older_than": period, "older_than_ms": period_ms,
-                "delete": {"type": "boolean"}, "reference": reference
+                "delete": {"type": "boolean"}, "reference": reference,
+                "dry_run": {"type": "boolean", "default": false, "description": "Answer `{\"preview\"}` and do nothing."},
+                "confirm_zero": {"type": "boolean", "default": false, "description": "Required to run with a period of 0 (else 400 `confirmation_required`)."}
             },
             "allOf": [
                 {"not": {"required": ["older_than", "older_than_ms"]}},
@@ -351,8 +376,12 @@ fn schemas() -> Value {
             ]
         },
         "RetentionRunResult": {
-            "type": "object", "required": ["report"],
-            "properties": {"report": {"allOf": [schema_ref("AuditEntry")], "nullable": true}}
+            "type": "object",
+            "description": "`report` after a run; `preview` after a dry run. Either is null when there is no stored policy to apply.",
+            "properties": {
+                "report": {"allOf": [schema_ref("AuditEntry")], "nullable": true},
+                "preview": {"allOf": [schema_ref("Preview")], "nullable": true}
+            }
         },
         "ReferenceRequest": {
             "type": "object", "additionalProperties": false,

@@ -87,7 +87,12 @@ pub(crate) fn routes() -> Vec<Route> {
             Doc::new("deleteTranscript", "privacy", "Delete one transcript outright (both keys destroyed).")
                 .param(id())
                 .param(reference())
-                .ok_json("The audit entry.", schema_ref("AuditEntry"))
+                .param(Param::query(
+                    "dry_run",
+                    "`true`: answer what the deletion would do (a Preview) and do nothing.",
+                    json!({"type": "boolean", "default": false}),
+                ))
+                .ok_json("The audit entry (with `dry_run`, the preview).", audit_or_preview())
                 .errors(&[400, 404, 409]),
         ),
         route(
@@ -140,9 +145,9 @@ pub(crate) fn routes() -> Vec<Route> {
             Admin,
             erase,
             Doc::new("eraseVisitor", "privacy", "Erasure request (Art. 17): destroy all of a visitor's personal data, durably, before answering.")
-                .describe("Their transcripts stay readable with `<redacted>` where personal data was; a lookup by the email finds nothing afterwards. The answer is the erasure report (the audit entry), which names the random visitor id, never the email.")
-                .body_json(schema_ref("EmailRequest"), true)
-                .ok_json("The erasure report.", schema_ref("AuditEntry"))
+                .describe("Their transcripts stay readable with `<redacted>` where personal data was; a lookup by the email finds nothing afterwards. The answer is the erasure report (the audit entry), which names the random visitor id, never the email. With `dry_run` nothing is done and the answer is the preview.")
+                .body_json(schema_ref("EraseRequest"), true)
+                .ok_json("The erasure report (with `dry_run`, the preview).", audit_or_preview())
                 .errors(&[400, 404, 409]),
         ),
         route(
@@ -151,8 +156,9 @@ pub(crate) fn routes() -> Vec<Route> {
             Admin,
             delete_visitor,
             Doc::new("deleteVisitor", "privacy", "Delete everything of a visitor outright.")
-                .body_json(schema_ref("EmailRequest"), true)
-                .ok_json("The audit entry.", schema_ref("AuditEntry"))
+                .describe("With `dry_run` nothing is done and the answer is the preview.")
+                .body_json(schema_ref("EraseRequest"), true)
+                .ok_json("The audit entry (with `dry_run`, the preview).", audit_or_preview())
                 .errors(&[400, 404, 409]),
         ),
         route(
@@ -316,6 +322,11 @@ pub(crate) fn routes() -> Vec<Route> {
                 .errors(&[400]),
         ),
     ]
+}
+
+/// The answer of an operation that takes `dry_run`.
+fn audit_or_preview() -> serde_json::Value {
+    json!({"oneOf": [schema_ref("AuditEntry"), schema_ref("Preview")]})
 }
 
 /// `GET /v1/openapi.json`: the document of this very table.

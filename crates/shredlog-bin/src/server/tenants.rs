@@ -34,6 +34,11 @@ impl Tenants {
         &self.root
     }
 
+    /// The options every tenant's store is opened with.
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
     /// The tenant's store, opening it on first use.
     pub(crate) async fn get(&self, name: &str) -> Result<Arc<Store>, ApiError> {
         if !valid_tenant(name) {

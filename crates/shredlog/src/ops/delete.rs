@@ -1,10 +1,27 @@
 //! Deletion: a transcript, or everything of a visitor, destroyed outright
 //! (both keys), so it no longer reads at all.
 
+use super::Preview;
 use crate::error::{Error, Result};
 use crate::ids::hex;
+use crate::index::TranscriptEntry;
+use crate::record::Vid;
 use crate::shred::{AuditEntry, Intent};
 use crate::store::Store;
+
+/// What a deletion does; each deletion and its preview work from it.
+struct DeletionPlan {
+    transcripts: u64,
+    keys_destroyed: u64,
+    held: u64,
+}
+
+impl DeletionPlan {
+    /// Any hold refuses a deletion, whatever `holds_block_erasure` says.
+    fn refused_by_hold(&self) -> bool {
+        self.held > 0
+    }
+}
 
 impl Store {
     /// Deletes everything of a visitor: both keys of every transcript and the
@@ -19,14 +36,8 @@ impl Store {
         let mut w = engine.writer.lock();
         engine.check_writable()?;
         let vid = self.vid_of(email)?;
-        let (transcripts, keys, callers) = {
-            let index = engine.index.read();
-            let gens = index.generations_of(&vid);
-            let callers: Vec<String> = gens.iter().map(|t| t.caller_id.clone()).collect();
-            let keys: usize = gens.iter().map(|t| 1 + usize::from(t.has_pii())).sum();
-            (gens.len(), keys, callers)
-        };
-        if callers.iter().any(|id| self.held(&vid, id)) || self.held(&vid, "") {
+        let plan = self.visitor_deletion_plan(&vid);
+        if plan.refused_by_hold() {
             return Err(Error::LegalHold);
         }
         let mut e = super::entry(
@@ -35,12 +46,49 @@ impl Store {
             reference,
             Some(Intent::delete_visitor(&vid)),
         );
-        e.transcripts = transcripts as u64;
-        e.keys_destroyed = keys as u64 + 1;
+        e.transcripts = plan.transcripts;
+        e.keys_destroyed = plan.keys_destroyed;
         let logged = self.shred_logged(&mut w, e, |s| s.delete_visitor(&vid).map(|_| ()))?;
         drop(w);
         self.forget_restriction(&vid)?;
         Ok(logged)
+    }
+
+    /// What [`Store::delete_visitor`] would do now, without doing it. Writes
+    /// nothing; works on a store opened read-only.
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`].
+    pub fn preview_delete_visitor(&self, email: &str) -> Result<Preview> {
+        let vid = self.vid_of(email)?;
+        let plan = self.visitor_deletion_plan(&vid);
+        Ok(Preview {
+            op: "delete-visitor".into(),
+            subject: format!("visitor:{}", hex(&vid)),
+            transcripts: plan.transcripts,
+            keys_destroyed: plan.keys_destroyed,
+            held: plan.held,
+            refused_by_hold: plan.refused_by_hold(),
+            restricted: self.is_restricted(&vid),
+            detail: None,
+        })
+    }
+
+    fn visitor_deletion_plan(&self, vid: &Vid) -> DeletionPlan {
+        let index = self.engine.index.read();
+        let gens = index.generations_of(vid);
+        let keys: u64 = gens.iter().map(|t| 1 + u64::from(t.has_pii())).sum();
+        let mut held = gens.iter().filter(|t| self.held(vid, &t.caller_id)).count() as u64;
+        if held == 0 && self.held(vid, "") {
+            // A visitor hold refuses the deletion even without transcripts.
+            held = 1;
+        }
+        DeletionPlan {
+            transcripts: gens.len() as u64,
+            // Both keys of every transcript, and the directory entry.
+            keys_destroyed: keys + 1,
+            held,
+        }
     }
 
     /// Deletes one transcript (both keys): it no longer reads at all.
@@ -55,7 +103,8 @@ impl Store {
         let mut w = engine.writer.lock();
         engine.check_writable()?;
         let t = self.entry_by_caller(id)?;
-        if self.held(&t.vid, id) {
+        let plan = self.transcript_deletion_plan(&t, id);
+        if plan.refused_by_hold() {
             return Err(Error::LegalHold);
         }
         let mut e = super::entry(
@@ -64,9 +113,37 @@ impl Store {
             reference,
             Some(Intent::delete_transcript(&t.tid)),
         );
-        e.transcripts = 1;
-        e.keys_destroyed = 1 + u64::from(t.has_pii());
+        e.transcripts = plan.transcripts;
+        e.keys_destroyed = plan.keys_destroyed;
         e.detail = Some(format!("tid:{}", hex(&t.tid)));
         self.shred_logged(&mut w, e, |s| s.delete_transcript(&t.tid).map(|_| ()))
+    }
+
+    /// What [`Store::delete_transcript`] would do now, without doing it.
+    /// Writes nothing; works on a store opened read-only.
+    ///
+    /// # Errors
+    /// [`Error::TranscriptNotFound`].
+    pub fn preview_delete_transcript(&self, id: &str) -> Result<Preview> {
+        let t = self.entry_by_caller(id)?;
+        let plan = self.transcript_deletion_plan(&t, id);
+        Ok(Preview {
+            op: "delete-transcript".into(),
+            subject: format!("transcript:{id}"),
+            transcripts: plan.transcripts,
+            keys_destroyed: plan.keys_destroyed,
+            held: plan.held,
+            refused_by_hold: plan.refused_by_hold(),
+            restricted: self.is_restricted(&t.vid),
+            detail: Some(format!("tid:{}", hex(&t.tid))),
+        })
+    }
+
+    fn transcript_deletion_plan(&self, t: &TranscriptEntry, id: &str) -> DeletionPlan {
+        DeletionPlan {
+            transcripts: 1,
+            keys_destroyed: 1 + u64::from(t.has_pii()),
+            held: u64::from(self.held(&t.vid, id)),
+        }
     }
 }

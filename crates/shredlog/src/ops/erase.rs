@@ -2,10 +2,21 @@
 //! unreadable at once, by destroying keys; the conversations stay readable
 //! with `<redacted>` where it was.
 
+use super::Preview;
 use crate::error::{Error, Result};
 use crate::ids::hex;
+use crate::record::Vid;
 use crate::shred::{AuditEntry, Intent};
 use crate::store::Store;
+
+/// What an erasure of one visitor does; [`Store::redact_visitor`] and
+/// [`Store::preview_redact_visitor`] both work from it.
+struct ErasurePlan {
+    transcripts: u64,
+    keys_destroyed: u64,
+    held: u64,
+    refused_by_hold: bool,
+}
 
 impl Store {
     /// Erasure request (GDPR Art. 17): destroys the PII key of every transcript
@@ -27,16 +38,8 @@ impl Store {
         let mut w = engine.writer.lock();
         engine.check_writable()?;
         let vid = self.vid_of(email)?;
-        let (transcripts, live_keys, callers) = {
-            let index = engine.index.read();
-            let gens = index.generations_of(&vid);
-            let callers: Vec<String> = gens.iter().map(|t| t.caller_id.clone()).collect();
-            let live = gens.iter().filter(|t| t.has_pii()).count();
-            (gens.len(), live, callers)
-        };
-        if engine.policy.read().holds_block_erasure
-            && (self.held(&vid, "") || callers.iter().any(|id| self.held(&vid, id)))
-        {
+        let plan = self.erasure_plan(&vid);
+        if plan.refused_by_hold {
             return Err(Error::LegalHold);
         }
         let mut e = super::entry(
@@ -45,11 +48,60 @@ impl Store {
             reference,
             Some(Intent::erase_visitor(&vid)),
         );
-        e.transcripts = transcripts as u64;
-        e.keys_destroyed = live_keys as u64 + 1;
+        e.transcripts = plan.transcripts;
+        e.keys_destroyed = plan.keys_destroyed;
         let logged = self.shred_logged(&mut w, e, |s| s.erase_visitor(&vid).map(|_| ()))?;
         drop(w);
         self.forget_restriction(&vid)?;
         Ok(logged)
+    }
+
+    /// What [`Store::redact_visitor`] would do now, without doing it: the
+    /// counts of its erasure report, the transcripts under a legal hold, and
+    /// whether a hold would refuse it. Writes nothing; works on a store
+    /// opened read-only.
+    ///
+    /// ```
+    /// # use shredlog::{Store, Options, interchange};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path(), Options::default())?;
+    /// # store.append(&interchange::parse_line(r#"{"transcript":"t-1","ts":"2024-05-02T10:15:03Z","from":"visitor","visitor":{"email":"ann@example.com"},"kind":"text","text":"hi"}"#)?)?;
+    /// let preview = store.preview_redact_visitor("Ann@Example.com")?;
+    /// assert_eq!((preview.transcripts, preview.keys_destroyed), (1, 2));
+    /// assert_eq!(store.redact_visitor("ann@example.com", "T-1")?.transcripts, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::VisitorNotFound`].
+    pub fn preview_redact_visitor(&self, email: &str) -> Result<Preview> {
+        let vid = self.vid_of(email)?;
+        let plan = self.erasure_plan(&vid);
+        Ok(Preview {
+            op: "erasure".into(),
+            subject: format!("visitor:{}", hex(&vid)),
+            transcripts: plan.transcripts,
+            keys_destroyed: plan.keys_destroyed,
+            held: plan.held,
+            refused_by_hold: plan.refused_by_hold,
+            restricted: self.is_restricted(&vid),
+            detail: None,
+        })
+    }
+
+    fn erasure_plan(&self, vid: &Vid) -> ErasurePlan {
+        let engine = &*self.engine;
+        let index = engine.index.read();
+        let gens = index.generations_of(vid);
+        let live_keys = gens.iter().filter(|t| t.has_pii()).count() as u64;
+        let held = gens.iter().filter(|t| self.held(vid, &t.caller_id)).count() as u64;
+        let any_hold = held > 0 || self.held(vid, "");
+        ErasurePlan {
+            transcripts: gens.len() as u64,
+            // Every live PII key, and the directory entry.
+            keys_destroyed: live_keys + 1,
+            held,
+            refused_by_hold: any_hold && engine.policy.read().holds_block_erasure,
+        }
     }
 }

@@ -11,6 +11,7 @@
 //! | `consent.rs` | consent state and history |
 //! | `holds.rs` | legal holds and restriction of processing (Art. 18) |
 //! | `rewrite.rs` | re-redaction by rewrite, rectification (Art. 16) |
+//! | `preview.rs` | dry runs of erasure, deletion and retention |
 
 use crate::error::{Error, Result};
 use crate::ids::hex;
@@ -25,12 +26,14 @@ mod delete;
 mod erase;
 mod export;
 mod holds;
+mod preview;
 mod retention;
 mod rewrite;
 
 pub use consent::{ConsentEvent, ConsentState};
 pub use export::{ExportedMessage, VisitorExport};
 pub use holds::HoldTarget;
+pub use preview::Preview;
 pub use rewrite::Rectification;
 
 /// A new audit entry (its `seq` is filled in when logged).
@@ -62,6 +65,11 @@ impl Store {
     fn held(&self, vid: &Vid, caller_id: &str) -> bool {
         let p = self.engine.policy.read();
         p.visitor_holds.contains_key(&hex(vid)) || p.transcript_holds.contains_key(caller_id)
+    }
+
+    /// Whether the visitor's processing is restricted now.
+    fn is_restricted(&self, vid: &Vid) -> bool {
+        matches!(self.check_not_restricted(vid), Err(Error::Restricted))
     }
 
     /// A restriction ends with the visitor's personal data: once erased, it

@@ -1,12 +1,30 @@
 //! Retention: redacting (or deleting) everything older than a period, except
 //! what a legal hold covers; the policy the operator stores for it.
 
+use super::Preview;
 use crate::error::{Error, Result};
 use crate::message::Timestamp;
 use crate::policy::RetentionPolicy;
 use crate::record::Tid;
 use crate::shred::{AuditEntry, Intent};
 use crate::store::Store;
+
+/// What a retention run does; [`Store::apply_retention`] and
+/// [`Store::preview_retention`] both work from it.
+struct RetentionPlan {
+    cutoff: i64,
+    delete: bool,
+    targets: Vec<Tid>,
+    keys_destroyed: u64,
+    held: u64,
+}
+
+impl RetentionPlan {
+    fn detail(&self) -> String {
+        let mode = if self.delete { "delete" } else { "redact" };
+        format!("cutoff:{},mode:{mode}", self.cutoff)
+    }
+}
 
 impl Store {
     /// Retention: redacts (or with `delete`, deletes) every transcript whose
@@ -24,36 +42,89 @@ impl Store {
         reference: &str,
     ) -> Result<AuditEntry> {
         self.engine.screen.reference(reference)?;
-        if older_than_ms < 0 {
-            return Err(Error::invalid("the retention period must not be negative"));
-        }
         let engine = &*self.engine;
         let mut w = engine.writer.lock();
         engine.check_writable()?;
-        let cutoff = now_ms.saturating_sub(older_than_ms);
-        let (targets, keys) = {
-            let index = engine.index.read();
-            let mut targets: Vec<Tid> = Vec::new();
-            let mut keys = 0u64;
-            for (last, t) in index.by_age() {
-                if last >= cutoff {
-                    break;
-                }
-                if self.held(&t.vid, &t.caller_id) || (!delete && !t.has_pii()) {
-                    continue;
-                }
-                keys += u64::from(t.has_pii()) + u64::from(delete);
-                targets.push(t.tid);
-            }
-            (targets, keys)
-        };
-        let mode = if delete { "delete" } else { "redact" };
-        let intent = Intent::retention(cutoff, delete, &targets);
+        let plan = self.retention_plan(older_than_ms, delete, now_ms)?;
+        let intent = Intent::retention(plan.cutoff, delete, &plan.targets);
         let mut e = super::entry("retention", "store".into(), reference, Some(intent.clone()));
-        e.transcripts = targets.len() as u64;
-        e.keys_destroyed = keys;
-        e.detail = Some(format!("cutoff:{cutoff},mode:{mode}"));
+        e.transcripts = plan.targets.len() as u64;
+        e.keys_destroyed = plan.keys_destroyed;
+        e.detail = Some(plan.detail());
         self.shred_logged(&mut w, e, |s| s.apply(&intent).map(|_| ()))
+    }
+
+    /// What [`Store::apply_retention`] would do now, without doing it: how
+    /// many transcripts it would redact (or delete), the keys that destroys,
+    /// and how many transcripts it would leave alone because a legal hold
+    /// covers them. Writes nothing; works on a store opened read-only.
+    ///
+    /// ```
+    /// # use shredlog::{Store, Options, Timestamp, interchange};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path(), Options::default())?;
+    /// # store.append(&interchange::parse_line(r#"{"transcript":"t-1","ts":"2024-05-02T10:15:03Z","from":"visitor","visitor":{"email":"ann@example.com"},"kind":"text","text":"hi"}"#)?)?;
+    /// let now = Timestamp::now().unix_millis();
+    /// let preview = store.preview_retention(90 * 86_400_000, false, now)?;
+    /// assert_eq!((preview.transcripts, preview.held), (1, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a negative period.
+    pub fn preview_retention(
+        &self,
+        older_than_ms: i64,
+        delete: bool,
+        now_ms: i64,
+    ) -> Result<Preview> {
+        let plan = self.retention_plan(older_than_ms, delete, now_ms)?;
+        Ok(Preview {
+            op: "retention".into(),
+            subject: "store".into(),
+            transcripts: plan.targets.len() as u64,
+            keys_destroyed: plan.keys_destroyed,
+            held: plan.held,
+            refused_by_hold: false,
+            restricted: false,
+            detail: Some(plan.detail()),
+        })
+    }
+
+    fn retention_plan(
+        &self,
+        older_than_ms: i64,
+        delete: bool,
+        now_ms: i64,
+    ) -> Result<RetentionPlan> {
+        if older_than_ms < 0 {
+            return Err(Error::invalid("the retention period must not be negative"));
+        }
+        let cutoff = now_ms.saturating_sub(older_than_ms);
+        let index = self.engine.index.read();
+        let mut plan = RetentionPlan {
+            cutoff,
+            delete,
+            targets: Vec::new(),
+            keys_destroyed: 0,
+            held: 0,
+        };
+        for (last, t) in index.by_age() {
+            if last >= cutoff {
+                break;
+            }
+            if !delete && !t.has_pii() {
+                // Already redacted: nothing left for a redacting run to do.
+                continue;
+            }
+            if self.held(&t.vid, &t.caller_id) {
+                plan.held += 1;
+                continue;
+            }
+            plan.keys_destroyed += u64::from(t.has_pii()) + u64::from(delete);
+            plan.targets.push(t.tid);
+        }
+        Ok(plan)
     }
 
     /// The stored retention policy.
