@@ -500,14 +500,17 @@ fn sigkill_during_appends_loses_no_acknowledged_message() {
             stats.acked_batches += done.lines.iter().filter(|l| l.starts_with("ACK ")).count();
             let store = open(&dir, &options, &ctx);
             stats.truncations += usize::from(store.recovery_report().truncated.is_some());
-            let now_stored = check_appends(&store, &w, acked.max(stored), &ctx);
-            if in_flight > acked && now_stored > acked && now_stored < in_flight {
+            // What was durable before the batch in flight: this run's last
+            // acknowledgement, or what earlier runs left when it has none.
+            let before = acked.max(stored);
+            let now_stored = check_appends(&store, &w, before, &ctx);
+            if in_flight > before && now_stored > before && now_stored < in_flight {
                 stats.partial_batches.push(format!(
                     "{ctx}: batch of lines {}..={} was cut short by the kill and {} of its {} messages survive",
-                    acked + 1,
+                    before + 1,
                     in_flight,
-                    now_stored - acked,
-                    in_flight - acked
+                    now_stored - before,
+                    in_flight - before
                 ));
             }
             drop(store);

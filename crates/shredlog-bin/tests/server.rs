@@ -1131,3 +1131,49 @@ fn read_only_routes_write_nothing() {
         assert!(snapshot() == before, "{method} {path} changed a file");
     }
 }
+
+/// A batch refused by a rule the store checks names the message (issue 16).
+#[test]
+fn a_refused_batch_names_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("data"), &[], &[("SHREDLOG_TOKEN", ADMIN)]);
+    let batch = json!([
+        text_line("t-1", Some("ann@example.com"), "hello"),
+        text_line("t-2", Some("bob@example.org"), "hi"),
+        text_line(
+            "t-1",
+            Some("someone.else@example.org"),
+            "not the same visitor"
+        ),
+    ]);
+    let r = s.post("/v1/messages", ADMIN, &batch);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "invalid_message"),
+        "{}",
+        r.body
+    );
+    let m = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(m.starts_with("message 2: "), "{m}");
+    assert!(!m.contains("someone.else"), "{m}");
+    let batch = json!([
+        text_line("t-3", Some("cy@example.org"), "hello"),
+        text_line("chat-cy@example.org", Some("cy@example.org"), "hello"),
+    ]);
+    let r = s.post("/v1/messages", ADMIN, &batch);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "personal_data"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("message 1: the transcript id contains")
+    );
+    // Nothing of either batch was stored.
+    let r = s.call("GET", "/v1/transcripts/t-3", Some(ADMIN), None);
+    assert_eq!(r.status, 404);
+}

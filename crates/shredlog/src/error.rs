@@ -48,6 +48,16 @@ pub enum Error {
         /// What to use instead.
         advice: &'static str,
     },
+    /// One message of a batch given to [`crate::Store::append_batch`] broke a
+    /// rule ([`Error::Invalid`] or [`Error::PersonalData`]): which one
+    /// (0-based) and why. Nothing of the batch was stored.
+    #[error("message {index}: {error}")]
+    InMessage {
+        /// The message's position in the batch, from 0.
+        index: usize,
+        /// What was wrong with it.
+        error: Box<Error>,
+    },
     /// No transcript with that id exists (or it was deleted).
     #[error("transcript not found")]
     TranscriptNotFound,
@@ -120,6 +130,27 @@ impl Error {
 
     pub(crate) fn invalid(reason: impl Into<String>) -> Error {
         Error::Invalid(reason.into())
+    }
+
+    /// Names message `index` of a batch as the cause of an input error
+    /// (other errors are not about one message and pass unchanged).
+    pub(crate) fn in_message(self, index: usize) -> Error {
+        match self {
+            Error::Invalid(_) | Error::PersonalData { .. } => Error::InMessage {
+                index,
+                error: Box::new(self),
+            },
+            other => other,
+        }
+    }
+
+    /// The error itself, without the batch position [`Error::InMessage`]
+    /// adds.
+    pub fn without_position(self) -> Error {
+        match self {
+            Error::InMessage { error, .. } => *error,
+            other => other,
+        }
     }
 }
 

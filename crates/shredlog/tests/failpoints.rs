@@ -939,7 +939,11 @@ fn rejected_batch_writes_nothing() {
     // Visitor 5's first message, then personal data for the erased t-A.
     let b = vec![msg(5, "t-B", 0, 1), msg(0, "t-A", 2, 0)];
     let e = store.append_batch(&b).unwrap_err();
-    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    // The error names the message that broke the rule.
+    assert!(
+        matches!(&e, Error::InMessage { index: 1, error } if matches!(**error, Error::Invalid(_))),
+        "{e}"
+    );
     let mut problems = Vec::new();
     let leaked = files_holding(dir.path(), &email(5));
     if !leaked.is_empty() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use shredlog::{Error, Message, Store, interchange};
@@ -132,7 +132,7 @@ fn import(
     batch_size: usize,
     progress: &mut Progress,
 ) -> Result<Summary> {
-    let mut batch: Vec<(u64, Message)> = Vec::with_capacity(batch_size);
+    let mut batch = Batch::with_capacity(batch_size);
     let mut raw = Vec::new();
     let mut lineno = 0u64;
     let mut bytes = 0u64;
@@ -159,21 +159,18 @@ fn import(
             });
         match parsed {
             Ok(None) => {}
-            Ok(Some(msg)) => batch.push((lineno, msg)),
+            Ok(Some(msg)) => batch.push(lineno, msg),
             Err(e) => {
-                done += commit(store, &mut batch)?;
-                bail!(
-                    "line {lineno}: {e}; the {} messages before it are stored",
-                    done.stored + done.already_stored
-                );
+                commit(store, &mut batch, &mut done)?;
+                return Err(rejected(&done, lineno, &e));
             }
         }
         if batch.len() >= batch_size {
-            done += commit(store, &mut batch)?;
+            commit(store, &mut batch, &mut done)?;
             progress.stored(bytes, lineno, done.stored);
         }
     }
-    done += commit(store, &mut batch)?;
+    commit(store, &mut batch, &mut done)?;
     progress.stored(bytes, lineno, done.stored);
     Ok(Summary {
         lines: lineno,
@@ -182,38 +179,106 @@ fn import(
     })
 }
 
-/// Appends a batch durably. If a message breaks a rule, the ones before it are
-/// still stored and the error names its line.
-fn commit(store: &Store, batch: &mut Vec<(u64, Message)>) -> Result<Committed> {
-    if batch.is_empty() {
-        return Ok(Committed::default());
+/// Messages read but not yet stored, with their line numbers.
+struct Batch {
+    msgs: Vec<Message>,
+    lines: Vec<u64>,
+}
+
+/// Why a commit stopped the import.
+enum Stop {
+    /// Message at `line` broke a rule: nothing of its batch was stored but
+    /// the messages before it (`stored`).
+    Rejected {
+        line: u64,
+        error: Error,
+        stored: Committed,
+    },
+    /// Storing failed (I/O, a limit): nothing after the last reported line
+    /// is guaranteed stored.
+    Failed(anyhow::Error),
+}
+
+/// Commits the batch, counting what was stored into `done`; a stop becomes
+/// the import's error.
+fn commit(store: &Store, batch: &mut Batch, done: &mut Committed) -> Result<()> {
+    match batch.commit(store) {
+        Ok(c) => {
+            *done += c;
+            Ok(())
+        }
+        Err(Stop::Rejected {
+            line,
+            error,
+            stored,
+        }) => {
+            *done += stored;
+            Err(rejected(done, line, &error))
+        }
+        Err(Stop::Failed(e)) => Err(e),
     }
-    let msgs: Vec<Message> = batch.iter().map(|(_, m)| m.clone()).collect();
-    match store.append_batch(&msgs) {
-        Ok(a) => {
-            batch.clear();
-            Ok(Committed {
-                stored: a.stored as u64,
-                already_stored: a.already_stored as u64,
-            })
+}
+
+/// The error naming the line that stopped the import.
+fn rejected(done: &Committed, line: u64, e: &dyn std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "line {line}: {e}; the {} messages before it are stored",
+        done.stored + done.already_stored
+    )
+}
+
+impl Batch {
+    fn with_capacity(n: usize) -> Batch {
+        Batch {
+            msgs: Vec::with_capacity(n),
+            lines: Vec::with_capacity(n),
         }
-        Err(Error::Invalid(_) | Error::PersonalData { .. }) => {
-            let mut done = Committed::default();
-            for (line, msg) in batch.drain(..) {
-                match store.append(&msg) {
-                    Ok(a) => {
-                        done += Committed {
-                            stored: a.stored as u64,
-                            already_stored: a.already_stored as u64,
-                        }
-                    }
-                    Err(e) => bail!("line {line}: {e}; the messages before it are stored"),
-                }
+    }
+
+    fn push(&mut self, line: u64, msg: Message) {
+        self.msgs.push(msg);
+        self.lines.push(line);
+    }
+
+    fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// Appends the batch durably (all or none) and empties it. If a message
+    /// breaks a rule, the ones before it are stored and its line is named.
+    fn commit(&mut self, store: &Store) -> Result<Committed, Stop> {
+        if self.msgs.is_empty() {
+            return Ok(Committed::default());
+        }
+        let counted = |a: shredlog::Appended| Committed {
+            stored: a.stored as u64,
+            already_stored: a.already_stored as u64,
+        };
+        let failed = |e: Error| {
+            Stop::Failed(anyhow::Error::new(e).context(
+                "storing messages failed; nothing after the last reported line is guaranteed stored",
+            ))
+        };
+        let r = store.append_batch(&self.msgs);
+        let lines = std::mem::take(&mut self.lines);
+        let mut msgs = std::mem::take(&mut self.msgs);
+        match r {
+            Ok(a) => Ok(counted(a)),
+            Err(Error::InMessage { index, error }) => {
+                let line = lines.get(index).copied().unwrap_or(0);
+                msgs.truncate(index);
+                let stored = if msgs.is_empty() {
+                    Committed::default()
+                } else {
+                    counted(store.append_batch(&msgs).map_err(failed)?)
+                };
+                Err(Stop::Rejected {
+                    line,
+                    error: *error,
+                    stored,
+                })
             }
-            Ok(done)
+            Err(e) => Err(failed(e)),
         }
-        Err(e) => Err(e).context(
-            "storing messages failed; nothing after the last reported line is guaranteed stored",
-        ),
     }
 }

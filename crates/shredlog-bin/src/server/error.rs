@@ -67,6 +67,20 @@ impl From<shredlog::Error> for ApiError {
         use shredlog::Error as E;
         match e {
             E::Invalid(m) => ApiError::bad_request("invalid", m),
+            // A message of a batch broke a rule: its index, then why.
+            E::InMessage { index, error } => {
+                let inner = ApiError::from(*error);
+                let code = if inner.code == "invalid" {
+                    "invalid_message"
+                } else {
+                    inner.code
+                };
+                ApiError::new(
+                    inner.status,
+                    code,
+                    format!("message {index}: {}", inner.message),
+                )
+            }
             E::PersonalData { .. } => ApiError::bad_request("personal_data", e.to_string()),
             E::TranscriptNotFound => ApiError::new(
                 StatusCode::NOT_FOUND,

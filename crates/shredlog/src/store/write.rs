@@ -37,6 +37,7 @@ impl Store {
     /// As [`Store::append_batch`].
     pub fn append(&self, msg: &Message) -> Result<Appended> {
         self.append_batch(std::slice::from_ref(msg))
+            .map_err(Error::without_position)
     }
 
     /// Appends messages and returns once they are durable under the configured
@@ -111,7 +112,7 @@ impl Store {
         let mut targets = Vec::with_capacity(prepared.len());
         let different =
             || Error::invalid("message names a different visitor than its transcript's");
-        for p in prepared {
+        for (at, p) in prepared.iter().enumerate() {
             let id = p.msg.transcript.as_str();
             if let Some(msg_id) = p.msg.id.as_deref()
                 && !ids.insert((id, msg_id))
@@ -132,32 +133,34 @@ impl Store {
                 if p.pii.is_some() && !t.has_pii() {
                     return Err(Error::invalid(
                         "this transcript's personal data was erased; personal data cannot be added to it (start a new transcript)",
-                    ));
+                    ).in_message(at));
                 }
                 if let Some(e) = &email
                     && index.visitor(&t.vid).map(|v| v.email.as_str()) != Some(e.as_str())
                 {
-                    return Err(different());
+                    return Err(different().in_message(at));
                 }
                 targets.push(Target::Existing(t.tid));
             } else if let Some((n, first_email)) = new_transcripts.get(id) {
                 if email.as_ref().is_some_and(|e| e != first_email) {
-                    return Err(different());
+                    return Err(different().in_message(at));
                 }
                 targets.push(Target::New(*n));
             } else {
                 let Some(email) = email else {
                     return Err(Error::invalid(
                         "the first message of a transcript must name the visitor (field `visitor`)",
-                    ));
+                    )
+                    .in_message(at));
                 };
                 if email.len() > crate::keyring::MAX_EMAIL {
-                    return Err(Error::invalid("field `visitor.email` is too long"));
+                    return Err(Error::invalid("field `visitor.email` is too long").in_message(at));
                 }
                 if id.len() > crate::keyring::MAX_TRANSCRIPT_ID {
-                    return Err(Error::invalid(
-                        "field `transcript` is longer than 200 bytes",
-                    ));
+                    return Err(
+                        Error::invalid("field `transcript` is longer than 200 bytes")
+                            .in_message(at),
+                    );
                 }
                 if let Some(vid) = index.vid_by_email(&email) {
                     self.check_not_restricted(&vid)?;
@@ -559,13 +562,17 @@ fn prepare_all<'a>(
     screen: &Screen,
     max: usize,
 ) -> Result<Vec<Prepared<'a>>> {
-    let run = |part: &'a [Message]| -> Result<Vec<Prepared<'a>>> {
+    // `first`: the position of the part's first message in the batch.
+    let run = |first: usize, part: &'a [Message]| -> Result<Vec<Prepared<'a>>> {
         part.iter()
-            .map(|m| prepare(m, detector, Some(screen), max))
+            .enumerate()
+            .map(|(i, m)| {
+                prepare(m, detector, Some(screen), max).map_err(|e| e.in_message(first + i))
+            })
             .collect()
     };
     if msgs.len() < PARALLEL_PREPARE_MIN {
-        return run(msgs);
+        return run(0, msgs);
     }
     // Asked once: the answer reads cgroup files on every call.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -574,20 +581,20 @@ fn prepare_all<'a>(
     });
     let threads = cores.min(msgs.len() / (PARALLEL_PREPARE_MIN / 2)).max(1);
     if threads == 1 {
-        return run(msgs);
+        return run(0, msgs);
     }
     let chunk = msgs.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let mut parts = msgs.chunks(chunk);
-        let first = parts.next().unwrap_or_default();
+        let mut parts = msgs.chunks(chunk).enumerate();
+        let (_, first) = parts.next().unwrap_or_default();
         let helpers: Vec<_> = parts
-            .map(|part| {
+            .map(|(k, part)| {
                 std::thread::Builder::new()
-                    .spawn_scoped(scope, move || run(part))
-                    .map_err(|_| part)
+                    .spawn_scoped(scope, move || run(k * chunk, part))
+                    .map_err(|_| (k * chunk, part))
             })
             .collect();
-        let mut out = run(first)?;
+        let mut out = run(0, first)?;
         out.reserve(msgs.len() - out.len());
         for helper in helpers {
             let part = match helper {
@@ -595,7 +602,7 @@ fn prepare_all<'a>(
                     Err(Error::Internal("a preparing thread panicked".into()))
                 })?,
                 // No thread to spare: this one does the chunk.
-                Err(part) => run(part)?,
+                Err((at, part)) => run(at, part)?,
             };
             out.extend(part);
         }
