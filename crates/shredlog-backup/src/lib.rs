@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use shredlog::Error;
@@ -32,8 +32,16 @@ use shredlog::backup::{DirTarget, Target, Versioning};
 /// # Errors
 /// [`Error::Target`] if the URL or the environment's settings are bad.
 pub fn open_target(dest: &str) -> Result<Box<dyn Target>, Error> {
+    open_target_with(dest, &[])
+}
+
+/// As [`open_target`], with `AWS_*` settings over the environment's.
+///
+/// # Errors
+/// [`Error::Target`] if the URL or the settings are bad.
+pub fn open_target_with(dest: &str, vars: &[(&str, &str)]) -> Result<Box<dyn Target>, Error> {
     if dest.starts_with("s3://") {
-        Ok(Box::new(S3Target::new(dest)?))
+        Ok(Box::new(S3Target::with_vars(dest, vars)?))
     } else if dest.contains("://") {
         Err(target_error(
             dest,
@@ -67,6 +75,15 @@ impl S3Target {
     /// # Errors
     /// [`Error::Target`] if the URL or the settings are bad.
     pub fn new(url: &str) -> Result<S3Target, Error> {
+        S3Target::with_vars(url, &[])
+    }
+
+    /// As [`S3Target::new`], with `AWS_*` settings that take precedence
+    /// over the environment's (e.g. `("AWS_ENDPOINT", "http://127.0.0.1:9000")`).
+    ///
+    /// # Errors
+    /// [`Error::Target`] if the URL or the settings are bad.
+    pub fn with_vars(url: &str, vars: &[(&str, &str)]) -> Result<S3Target, Error> {
         let rest = url
             .strip_prefix("s3://")
             .ok_or_else(|| target_error(url, "not an s3:// URL"))?;
@@ -75,10 +92,20 @@ impl S3Target {
             return Err(target_error(url, "the URL names no bucket"));
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
-            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-            .or_else(|_| std::env::var("AWS_ENDPOINT"))
-            .ok();
+        for (k, v) in vars {
+            if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                builder = builder.with_config(key, *v);
+            }
+        }
+        let var = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| std::env::var(name).ok())
+        };
+        let endpoint = var("AWS_ENDPOINT_URL_S3")
+            .or_else(|| var("AWS_ENDPOINT_URL"))
+            .or_else(|| var("AWS_ENDPOINT"));
         if let Some(e) = endpoint {
             if e.starts_with("http://") {
                 builder = builder.with_allow_http(true);
