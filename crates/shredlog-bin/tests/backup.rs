@@ -36,7 +36,8 @@ fn phone(v: u64) -> String {
 }
 
 fn line(v: u64, t: u64, i: u64) -> String {
-    let ts = shredlog::Timestamp::from_unix_millis(1_700_000_000_000 + (t * 1000 + i) as i64 * 1000);
+    let ts =
+        shredlog::Timestamp::from_unix_millis(1_700_000_000_000 + (t * 1000 + i) as i64 * 1000);
     format!(
         r#"{{"transcript":"t-{v}-{t}","id":"m{i}","ts":"{}","from":"visitor","visitor":{{"email":"{}","name":"Name{v}qq","phone":"{}"}},"kind":"text","text":"message {i} of t{t}: call me at {} or mail {}"}}"#,
         ts.as_str(),
@@ -62,7 +63,10 @@ fn dir_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         if e.file_type().unwrap().is_file() {
-            out.push((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()));
+            out.push((
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            ));
         }
     }
     out
@@ -130,7 +134,9 @@ fn start_moto() -> Option<Moto> {
     };
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(60) || moto.child.try_wait().ok().flatten().is_some() {
+        if start.elapsed() > Duration::from_secs(60)
+            || moto.child.try_wait().ok().flatten().is_some()
+        {
             return None;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -236,7 +242,10 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
     let second = store
         .backup(target, &key(), &BackupOptions::default())
         .unwrap();
-    assert!(second.objects_reused > 0, "the second backup reused nothing: {second:?}");
+    assert!(
+        second.objects_reused > 0,
+        "the second backup reused nothing: {second:?}"
+    );
     // Visitor x erased after both backups; the journal learns of it.
     store.redact_visitor(&email(x), "T-7").unwrap();
     assert_eq!(store.sync_backup_journal(target).unwrap(), 1);
@@ -252,15 +261,30 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
-    assert!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(bin)
         .arg("--data")
         .arg(&restored)
         .arg("verify")
         .output()
         .unwrap();
-    assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stdout));
-    let r = Store::open(&restored, Options { read_only: true, ..Options::default() }).unwrap();
+    assert!(
+        out.status.success(),
+        "verify: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r = Store::open(
+        &restored,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     for v in 1..=10 {
         for t in 0..3 {
             let msgs = r.transcript(&format!("t-{v}-{t}")).unwrap();
@@ -279,14 +303,21 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
         let ids: Vec<String> = msgs.iter().filter_map(|m| m.id.clone()).collect();
         for (vv, tt, i) in &before {
             if (vv, tt) == (v, t) {
-                assert!(ids.contains(&format!("m{i}")), "acknowledged message m{i} of t-{v}-{t} lost");
+                assert!(
+                    ids.contains(&format!("m{i}")),
+                    "acknowledged message m{i} of t-{v}-{t} lost"
+                );
             }
         }
     }
     let xs = interchange::to_line(&r.transcript(&format!("t-{x}-0")).unwrap()[0]);
     assert!(xs.contains(REDACTED), "{xs}");
     assert!(!xs.contains(&email(x)));
-    assert!(r.transcripts_by_email(&email(x), None, None).unwrap_or_default().is_empty());
+    assert!(
+        r.transcripts_by_email(&email(x), None, None)
+            .unwrap_or_default()
+            .is_empty()
+    );
     drop(r);
     let strings = [email(x), phone(x), format!("Name{x}qq")];
     for (name, bytes) in dir_bytes(&restored) {
@@ -294,7 +325,10 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
             assert!(!contains(&bytes, s.as_bytes()), "{name} holds {s}");
         }
         for k in &x_keys {
-            assert!(!contains(&bytes, k), "{name} holds a PII key of the erased visitor");
+            assert!(
+                !contains(&bytes, k),
+                "{name} holds a PII key of the erased visitor"
+            );
         }
     }
 
@@ -305,15 +339,25 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
-    assert!(out.status.success(), "apply-erasures: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "apply-erasures: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for (name, bytes) in every_object(target) {
         for k in &x_keys {
-            assert!(!contains(&bytes, k), "object {name} holds a PII key of the erased visitor");
+            assert!(
+                !contains(&bytes, k),
+                "object {name} holds a PII key of the erased visitor"
+            );
         }
     }
     // Without the journal, the keyring copies alone must have forgotten.
     let journal: Vec<String> = target.list("journal/").unwrap();
-    let saved: Vec<(String, Vec<u8>)> = journal.iter().map(|n| (n.clone(), target.get(n).unwrap().unwrap())).collect();
+    let saved: Vec<(String, Vec<u8>)> = journal
+        .iter()
+        .map(|n| (n.clone(), target.get(n).unwrap().unwrap()))
+        .collect();
     for n in &journal {
         target.delete(n).unwrap();
     }
@@ -322,9 +366,15 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
     assert_eq!(rep.erasures_applied, 0);
     for (name, bytes) in dir_bytes(&bare) {
         for k in &x_keys {
-            assert!(!contains(&bytes, k), "{name} (restored without the journal) holds an erased key");
+            assert!(
+                !contains(&bytes, k),
+                "{name} (restored without the journal) holds an erased key"
+            );
         }
-        assert!(!contains(&bytes, email(x).as_bytes()), "{name} holds the erased email");
+        assert!(
+            !contains(&bytes, email(x).as_bytes()),
+            "{name} holds the erased email"
+        );
     }
     for (n, b) in &saved {
         target.put(n, b).unwrap();
@@ -335,14 +385,27 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
     let needed = format!("journal/{:020}-", oldest + 1);
     let (n, b) = saved.iter().find(|(n, _)| n.starts_with(&needed)).unwrap();
     target.delete(n).unwrap();
-    let e = backup::restore(target, &key(), &Point::Oldest, &tmp.path().join("j"), Options::default()).unwrap_err();
+    let e = backup::restore(
+        target,
+        &key(),
+        &Point::Oldest,
+        &tmp.path().join("j"),
+        Options::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::BackupDamaged { .. }), "{e}");
     target.put(n, b).unwrap();
 
     // One object altered, then missing: restore refuses, naming it, and
     // leaves no store behind.
     let oldest_id = backup::list_points(target).unwrap()[0].id.clone();
-    let text = String::from_utf8(target.get(&format!("points/{oldest_id}/manifest")).unwrap().unwrap()).unwrap();
+    let text = String::from_utf8(
+        target
+            .get(&format!("points/{oldest_id}/manifest"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     let at = text.find("chunks/").unwrap();
     let chunk = text[at..at + 7 + 64].to_owned();
     let good = target.get(&chunk).unwrap().unwrap();
@@ -363,8 +426,14 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "a restore from a backup with a {what} object succeeded");
-        assert!(err.contains(&chunk), "the error does not name {chunk}: {err}");
+        assert!(
+            !out.status.success(),
+            "a restore from a backup with a {what} object succeeded"
+        );
+        assert!(
+            err.contains(&chunk),
+            "the error does not name {chunk}: {err}"
+        );
         assert!(!into.join("keyring").exists());
     }
     target.put(&chunk, &good).unwrap();
@@ -375,14 +444,24 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
     let at = m2.iter().position(|&b| b == b'"').unwrap() + 1;
     m2[at] ^= 0x20;
     target.put(&manifest, &m2).unwrap();
-    let e = backup::restore(target, &key(), &Point::Id(first.point.clone()), &tmp.path().join("m"), Options::default()).unwrap_err();
+    let e = backup::restore(
+        target,
+        &key(),
+        &Point::Id(first.point.clone()),
+        &tmp.path().join("m"),
+        Options::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains(&manifest), "{e}");
     target.put(&manifest, &m).unwrap();
 
     // Killed during a backup: every earlier point still restores.
     let points_before = backup::list_points(target).unwrap().len();
     drop(store);
-    for (i, fp) in ["backup.chunk=abort@1", "backup.manifest=abort"].iter().enumerate() {
+    for (i, fp) in ["backup.chunk=abort@1", "backup.manifest=abort"]
+        .iter()
+        .enumerate()
+    {
         let out = Command::new(bin)
             .arg("--data")
             .arg(&data)
@@ -393,11 +472,21 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
             .output()
             .unwrap();
         assert!(!out.status.success(), "{fp}: the backup was not killed");
-        assert_eq!(backup::list_points(target).unwrap().len(), points_before, "{fp}");
+        assert_eq!(
+            backup::list_points(target).unwrap().len(),
+            points_before,
+            "{fp}"
+        );
         for p in backup::list_points(target).unwrap() {
             let into = tmp.path().join(format!("after-kill-{i}-{}", p.id));
-            backup::restore(target, &key(), &Point::Id(p.id.clone()), &into, Options::default())
-                .unwrap_or_else(|e| panic!("{fp}: point {} does not restore: {e}", p.id));
+            backup::restore(
+                target,
+                &key(),
+                &Point::Id(p.id.clone()),
+                &into,
+                Options::default(),
+            )
+            .unwrap_or_else(|e| panic!("{fp}: point {} does not restore: {e}", p.id));
         }
     }
     // Real SIGKILLs at varying moments of a backup (wherever it lands).
@@ -418,21 +507,48 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
     }
     for p in backup::list_points(target).unwrap() {
         let into = tmp.path().join(format!("after-sigkill-{}", p.id));
-        backup::restore(target, &key(), &Point::Id(p.id.clone()), &into, Options::default())
-            .unwrap_or_else(|e| panic!("after SIGKILL: point {} does not restore: {e}", p.id));
+        backup::restore(
+            target,
+            &key(),
+            &Point::Id(p.id.clone()),
+            &into,
+            Options::default(),
+        )
+        .unwrap_or_else(|e| panic!("after SIGKILL: point {} does not restore: {e}", p.id));
     }
     // Retention: keep 1 point; the rest and their unneeded pieces go, and
     // the kept one still restores.
     let r = backup::prune(target, &"1".parse().unwrap(), i64::MAX).unwrap();
     assert!(!r.points.is_empty());
     assert_eq!(backup::list_points(target).unwrap().len(), 1);
-    backup::restore(target, &key(), &Point::Latest, &tmp.path().join("kept"), Options::default()).unwrap();
+    backup::restore(
+        target,
+        &key(),
+        &Point::Latest,
+        &tmp.path().join("kept"),
+        Options::default(),
+    )
+    .unwrap();
     // Rotating the backup key re-seals the kept point.
     let new = BackupKey::from_hex(&"77".repeat(32)).unwrap();
     assert_eq!(backup::rotate_backup_key(target, &key(), &new).unwrap(), 1);
-    let e = backup::restore(target, &key(), &Point::Latest, &tmp.path().join("oldkey"), Options::default()).unwrap_err();
+    let e = backup::restore(
+        target,
+        &key(),
+        &Point::Latest,
+        &tmp.path().join("oldkey"),
+        Options::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::BackupDamaged { .. }), "{e}");
-    backup::restore(target, &new, &Point::Latest, &tmp.path().join("newkey"), Options::default()).unwrap();
+    backup::restore(
+        target,
+        &new,
+        &Point::Latest,
+        &tmp.path().join("newkey"),
+        Options::default(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -441,7 +557,13 @@ fn backup_to_a_directory() {
     let dest: PathBuf = tmp.path().join("backups");
     scenario(dest.to_str().unwrap(), &[]);
     // DirTarget lists nothing of writes in progress.
-    assert!(DirTarget::new(&dest).list("").unwrap().iter().all(|n| !n.contains(".tmp")));
+    assert!(
+        DirTarget::new(&dest)
+            .list("")
+            .unwrap()
+            .iter()
+            .all(|n| !n.contains(".tmp"))
+    );
 }
 
 #[test]
@@ -450,7 +572,10 @@ fn backup_to_s3() {
         eprintln!(
             "\n\n*** SKIPPED backup_to_s3: moto_server could not be started (pip install 'moto[server]'; .ci/run installs it) ***\n\n"
         );
-        assert!(std::env::var("CI").is_err(), "CI must run the S3 test: moto_server is missing");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the S3 test: moto_server is missing"
+        );
         return;
     };
     create_bucket(&moto.endpoint, "shredlog-test");
@@ -473,4 +598,100 @@ fn backup_refuses_without_a_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("backup key"));
     assert!(!tmp.path().join("b").exists());
+}
+
+/// The server: `POST /v1/backup` takes a point of the caller's tenant at
+/// the `[backup]` destination, and the journal loop records an erasure at
+/// the destination without a backup.
+#[test]
+fn server_backup_route_and_journal() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dest = tmp.path().join("dest");
+    let config = tmp.path().join("shredlog.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[backup]\nto = \"{}\"\njournal-interval = \"1s\"\n",
+            dest.display()
+        ),
+    )
+    .unwrap();
+    let token = "a".repeat(40);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shredlog"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("SHREDLOG_TOKEN", &token)
+        .env("SHREDLOG_BACKUP_KEY", KEY_HEX)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut addr = String::new();
+    for _ in 0..50 {
+        let mut l = String::new();
+        if out.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        if let Some(a) = l.trim().strip_prefix("shredlog: listening on ") {
+            addr = a.to_owned();
+            break;
+        }
+    }
+    assert!(!addr.is_empty(), "the server did not start");
+    let auth = format!("Bearer {token}");
+    let post = |path: &str, body: &str| {
+        ureq::post(&format!("{addr}{path}"))
+            .set("Authorization", &auth)
+            .send_string(body)
+    };
+    for v in 1..=3 {
+        post("/v1/messages", &line(v, 0, 0)).unwrap();
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&post("/v1/backup", "").unwrap().into_string().unwrap()).unwrap();
+    let point = r["point"].as_str().unwrap().to_owned();
+    let target = DirTarget::new(dest.join("tenants/default"));
+    assert_eq!(backup::list_points(&target).unwrap()[0].id, point);
+    post(
+        "/v1/visitors/erase",
+        &format!(r#"{{"email":"{}","reference":"T-2"}}"#, email(2)),
+    )
+    .unwrap();
+    // Within a few journal intervals the erasure is at the destination.
+    let mut found = false;
+    for _ in 0..600 {
+        if !target.list("journal/").unwrap().is_empty() {
+            found = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        found,
+        "the erasure never reached the journal at the destination"
+    );
+    let restored = tmp.path().join("restored");
+    let rep = backup::restore(
+        &target,
+        &key(),
+        &Point::Latest,
+        &restored,
+        Options::default(),
+    )
+    .unwrap();
+    assert_eq!(rep.erasures_applied, 1);
+    for (name, bytes) in dir_bytes(&restored) {
+        assert!(
+            !contains(&bytes, email(2).as_bytes()),
+            "{name} holds the erased email"
+        );
+    }
 }

@@ -30,13 +30,16 @@ fn populate(dir: &Path, k: Option<&KeyEncryptionKey>) {
     for v in 0..6 {
         for i in 0..4 {
             store
-                .append(&message(v, &format!("t-{v}"), i, 1_700_000_000_000 + i as i64))
+                .append(&message(
+                    v,
+                    &format!("t-{v}"),
+                    i,
+                    1_700_000_000_000 + i as i64,
+                ))
                 .unwrap();
         }
     }
-    store
-        .redact_visitor(&visitor(1).email, "T-1")
-        .unwrap();
+    store.redact_visitor(&visitor(1).email, "T-1").unwrap();
     store.close().unwrap();
 }
 
@@ -46,14 +49,36 @@ fn check(dir: &Path, k: Option<&KeyEncryptionKey>, ctx: &str) {
     let r = store.verify().unwrap();
     assert!(r.is_ok(), "{ctx}: {:?}", r.problems);
     for v in 0..6 {
-        assert_eq!(store.transcript(&format!("t-{v}")).unwrap().len(), 4, "{ctx}");
+        assert_eq!(
+            store.transcript(&format!("t-{v}")).unwrap().len(),
+            4,
+            "{ctx}"
+        );
     }
-    assert!(store.transcripts_by_email(&visitor(1).email, None, None).unwrap_or_default().is_empty());
-    assert_eq!(store.transcripts_by_email(&visitor(2).email, None, None).unwrap().len(), 1);
+    assert!(
+        store
+            .transcripts_by_email(&visitor(1).email, None, None)
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .transcripts_by_email(&visitor(2).email, None, None)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 fn opens(dir: &Path, k: Option<&KeyEncryptionKey>) -> bool {
-    Store::open(dir, Options { read_only: true, ..with(k) }).is_ok()
+    Store::open(
+        dir,
+        Options {
+            read_only: true,
+            ..with(k)
+        },
+    )
+    .is_ok()
 }
 
 #[test]
@@ -65,12 +90,19 @@ fn rekey_wraps_rotates_unwraps_and_survives_crashes() {
     let dir = tmp.path();
     populate(dir, None);
     let plain = std::fs::read(dir.join("keyring")).unwrap();
-    assert!(personal_strings(2).iter().any(|s| contains(&plain, s.as_bytes())));
+    assert!(
+        personal_strings(2)
+            .iter()
+            .any(|s| contains(&plain, s.as_bytes()))
+    );
     let r = rekey(dir, None, Some(&a)).unwrap();
     assert!(r.wrapped && !r.was_wrapped && r.slots > 0);
     let wrapped = std::fs::read(dir.join("keyring")).unwrap();
     for s in personal_strings(2) {
-        assert!(!contains(&wrapped, s.as_bytes()), "a wrapped keyring shows {s}");
+        assert!(
+            !contains(&wrapped, s.as_bytes()),
+            "a wrapped keyring shows {s}"
+        );
     }
     assert!(!opens(dir, None));
     check(dir, Some(&a), "wrapped");
@@ -87,7 +119,13 @@ fn rekey_wraps_rotates_unwraps_and_survives_crashes() {
     drop(open);
 
     // Crashes at every step, for wrap, rotate and unwrap.
-    let steps = ["rekey.write", "rekey.sync", "rekey.rename", "dir.sync", "rekey.wipe-old"];
+    let steps = [
+        "rekey.write",
+        "rekey.sync",
+        "rekey.rename",
+        "dir.sync",
+        "rekey.wipe-old",
+    ];
     let cases: [(Option<&KeyEncryptionKey>, Option<&KeyEncryptionKey>); 3] =
         [(None, Some(&a)), (Some(&a), Some(&b)), (Some(&b), None)];
     for (from, to) in cases {
@@ -102,7 +140,10 @@ fn rekey_wraps_rotates_unwraps_and_survives_crashes() {
             let ctx = format!("{step} ({} → {})", from.is_some(), to.is_some());
             // Exactly one key opens it: the old before the rename, the new after.
             let (old, new) = (opens(dir, from), opens(dir, to));
-            assert!(old != new, "{ctx}: old key opens: {old}, new key opens: {new}");
+            assert!(
+                old != new,
+                "{ctx}: old key opens: {old}, new key opens: {new}"
+            );
             let now = if old { from } else { to };
             check(dir, now, &ctx);
             if old {
@@ -110,7 +151,10 @@ fn rekey_wraps_rotates_unwraps_and_survives_crashes() {
                 rekey(dir, from, to).unwrap_or_else(|e| panic!("{ctx}: rerun: {e}"));
             }
             check(dir, to, &format!("{ctx}, finished"));
-            assert!(!dir.join("keyring.rekey").exists(), "{ctx}: the new keyring's temporary file is left");
+            assert!(
+                !dir.join("keyring.rekey").exists(),
+                "{ctx}: the new keyring's temporary file is left"
+            );
         }
     }
 }
