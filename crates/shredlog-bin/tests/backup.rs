@@ -295,7 +295,7 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
     for (v, t, i) in &before {
         by_t.entry((*v, *t)).or_default().push(*i);
     }
-    for ((v, t), _) in &by_t {
+    for (v, t) in by_t.keys() {
         let msgs = r.transcript(&format!("t-{v}-{t}")).unwrap();
         for m in &msgs {
             assert!(m.id.is_some());
@@ -649,6 +649,7 @@ fn server_backup_route_and_journal() {
         ureq::post(&format!("{addr}{path}"))
             .set("Authorization", &auth)
             .send_string(body)
+            .map_err(|e| e.to_string())
     };
     for v in 1..=3 {
         post("/v1/messages", &line(v, 0, 0)).unwrap();

@@ -99,7 +99,7 @@ pub(crate) fn hex_bytes(b: &[u8]) -> String {
 
 /// Bytes of lower-case (or upper-case) hex text.
 pub(crate) fn parse_hex_vec(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks_exact(2)
