@@ -57,7 +57,10 @@ fn main() {
     let store = Store::open(&data, options).expect("open");
     let t = Instant::now();
     let messages = load(&store, 7, visitors, "");
-    eprintln!("loaded {messages} messages in {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {messages} messages in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     let key = BackupKey::from_hex(&"5a".repeat(32)).expect("key");
     let target: Box<dyn Target> = match &s3 {
         Some(url) => shredlog_backup::open_target(&format!("{url}/backup")).expect("target"),
@@ -93,9 +96,32 @@ fn main() {
         .expect("backup");
     let second_s = t.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "store: {messages} messages, {:.1} MB backed up ({:.1} MB in the directory)", mb(first.bytes), mb(copied));
-    let _ = writeln!(out, "plain copy:    {:.1} MB in {copy_s:.2}s = {:.0} MB/s", mb(copied), mb(copied) / copy_s);
-    let _ = writeln!(out, "first backup:  {:.1} MB in {backup_s:.2}s = {:.0} MB/s ({} objects)", mb(first.bytes), mb(first.bytes) / backup_s, first.objects_uploaded);
-    let _ = writeln!(out, "second backup after {more} more messages ({:.1} %): {:.2} MB uploaded of {:.1} MB ({:.1} %), {} pieces reused, {second_s:.2}s",
-        100.0 * more as f64 / messages as f64, mb(second.uploaded), mb(second.bytes), 100.0 * second.uploaded as f64 / second.bytes as f64, second.objects_reused);
+    let _ = writeln!(
+        out,
+        "store: {messages} messages, {:.1} MB backed up ({:.1} MB in the directory)",
+        mb(first.bytes),
+        mb(copied)
+    );
+    let _ = writeln!(
+        out,
+        "plain copy:    {:.1} MB in {copy_s:.2}s = {:.0} MB/s",
+        mb(copied),
+        mb(copied) / copy_s
+    );
+    let _ = writeln!(
+        out,
+        "first backup:  {:.1} MB in {backup_s:.2}s = {:.0} MB/s ({} objects)",
+        mb(first.bytes),
+        mb(first.bytes) / backup_s,
+        first.objects_uploaded
+    );
+    let _ = writeln!(
+        out,
+        "second backup after {more} more messages ({:.1} %): {:.2} MB uploaded of {:.1} MB ({:.1} %), {} pieces reused, {second_s:.2}s",
+        100.0 * more as f64 / messages as f64,
+        mb(second.uploaded),
+        mb(second.bytes),
+        100.0 * second.uploaded as f64 / second.bytes as f64,
+        second.objects_reused
+    );
 }
