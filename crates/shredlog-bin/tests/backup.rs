@@ -648,6 +648,7 @@ fn server_backup_route_and_journal() {
     let post = |path: &str, body: &str| {
         ureq::post(&format!("{addr}{path}"))
             .set("Authorization", &auth)
+            .set("Content-Type", "application/json")
             .send_string(body)
             .map_err(|e| e.to_string())
     };
