@@ -55,6 +55,8 @@ pub(crate) struct FileConfig {
     pub header_read_timeout: Option<DurationValue>,
     pub retention_interval: Option<DurationValue>,
     pub shutdown_grace: Option<DurationValue>,
+    /// Backups (docs/BACKUP.md): destination, key, schedule.
+    pub backup: Option<crate::server::backup::BackupSettings>,
 }
 
 /// A size in the file: bytes as an integer, or a string like `"32MiB"`.

@@ -100,6 +100,27 @@ pub enum Error {
     /// An internal invariant of shredlog does not hold: a bug, not bad input.
     #[error("internal error (a bug in shredlog, please report it): {0}")]
     Internal(String),
+    /// A backup destination failed: an object could not be written, read,
+    /// listed or deleted.
+    #[error("backup destination: {object}: {reason}")]
+    Target {
+        /// The object (or prefix) the call was made on.
+        object: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A backup is damaged or incomplete: an object is missing, altered, or
+    /// does not authenticate under the backup key. Nothing is restored from it.
+    #[error("backup object {object} {reason}; refusing to restore from it")]
+    BackupDamaged {
+        /// The object.
+        object: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The backup key is missing or malformed.
+    #[error("backup key problem: {0}")]
+    BackupKey(String),
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),

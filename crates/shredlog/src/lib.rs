@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backup;
 mod codec;
 mod config;
 mod email;
@@ -67,6 +68,7 @@ pub use config::{Config, Durability, KeyEncryptionKey, Options};
 pub use email::normalize_email;
 pub use error::{Error, Result};
 pub use index::SegmentUsage;
+pub use keyring::rekey::{RekeyReport, rekey};
 pub use message::{Body, FileUpload, Message, REDACTED, Sender, Timestamp, Visitor};
 pub use ops::{
     ConsentEvent, ConsentState, ExportedMessage, HoldTarget, Preview, Rectification, VisitorExport,

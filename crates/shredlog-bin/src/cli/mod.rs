@@ -9,6 +9,7 @@ use shredlog::{Durability, Store};
 
 use crate::config::{Settings, StoreFlags, parse_size};
 
+pub(crate) mod backup;
 mod export;
 mod import;
 mod out;
@@ -135,6 +136,16 @@ enum Command {
     /// Run the HTTP server (JSON over HTTP, one store per tenant under
     /// DATA/tenants/NAME); see docs/SERVER.md.
     Serve(crate::server::ServeArgs),
+    /// Hot, incremental backup to a directory or s3://bucket/prefix; or
+    /// --list the points, or apply-erasures / prune / rotate-key /
+    /// sync-journal (docs/BACKUP.md).
+    Backup(backup::BackupArgs),
+    /// Restore a backup point into --data (a new, empty directory),
+    /// re-applying every erasure made after the point.
+    Restore(backup::RestoreArgs),
+    /// Wrap the keyring under a key-encryption key, rotate it, or unwrap
+    /// (crash-safe, in place; the store must not be open).
+    Rekey(backup::RekeyArgs),
 }
 
 /// Parses the command line and runs it.
@@ -175,6 +186,9 @@ pub fn run() -> Result<ExitCode> {
         Command::Verify { json } => read::verify(&open(&settings, Access::Verify)?, *json),
         Command::Stats { json } => read::stats(&read()?, *json),
         Command::Serve(args) => crate::server::run(&settings, args),
+        Command::Backup(args) => backup::backup(&settings, args),
+        Command::Restore(args) => backup::restore(&settings, args),
+        Command::Rekey(args) => backup::rekey(&settings, args),
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct App {
     pub(super) retention_interval: Option<Duration>,
     /// Sessions and jobs of the data-management page.
     pub(super) dashboard: dashboard::State,
+    /// The `[backup]` configuration, if any.
+    pub(super) backup: Option<Arc<super::backup::Backups>>,
 }
 
 pub(crate) type AppState = Arc<App>;

@@ -41,6 +41,11 @@ fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response {
     }
 }
 
+/// A 200 with `v` as JSON.
+pub(super) fn json_ok(v: &impl serde::Serialize) -> Response {
+    json_response(StatusCode::OK, v)
+}
+
 fn ok(v: &impl serde::Serialize) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, v))
 }

@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 
 mod app;
 mod auth;
+pub(crate) mod backup;
 mod body;
 mod config;
 mod dashboard;
@@ -64,13 +65,17 @@ struct RequestTenant(String);
 pub(crate) fn run(settings: &crate::config::Settings, args: &ServeArgs) -> Result<ExitCode> {
     let config = Config::resolve(args, settings)?;
     let options = settings.options();
+    let backups = match &settings.file.backup {
+        Some(b) => Some(Arc::new(backup::Backups::from_settings(b)?)),
+        None => None,
+    };
     init_logging(config.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("shredlog-http")
         .build()
         .context("cannot start the async runtime")?;
-    let code = rt.block_on(serve(config, options));
+    let code = rt.block_on(serve(config, options, backups));
     // Requests cut off by the grace period may still run store calls on the
     // blocking pool; they hold their store, which syncs when dropped.
     rt.shutdown_timeout(Duration::from_secs(5));
@@ -88,7 +93,11 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-async fn serve(config: Config, options: shredlog::Options) -> Result<ExitCode> {
+async fn serve(
+    config: Config,
+    options: shredlog::Options,
+    backups: Option<Arc<backup::Backups>>,
+) -> Result<ExitCode> {
     let tenants = tenants::Tenants::new(&config.data, options);
     std::fs::create_dir_all(tenants.root()).with_context(|| {
         format!(
@@ -144,6 +153,7 @@ async fn serve(config: Config, options: shredlog::Options) -> Result<ExitCode> {
         started: Instant::now(),
         retention_interval: config.retention_interval,
         dashboard: dashboard::State::new(config.secure_cookies),
+        backup: backups.clone(),
     });
     let router = router(Arc::clone(&app));
     {
@@ -154,6 +164,23 @@ async fn serve(config: Config, options: shredlog::Options) -> Result<ExitCode> {
     }
     tracing::info!(%addr, data = %config.data.display(), "listening");
 
+    let backup_tasks: Vec<tokio::task::JoinHandle<()>> = match &backups {
+        Some(b) => {
+            let mut t = vec![tokio::spawn(backup::journal_loop(
+                Arc::clone(&app),
+                Arc::clone(b),
+            ))];
+            if let Some(every) = b.interval {
+                t.push(tokio::spawn(backup::backup_loop(
+                    Arc::clone(&app),
+                    Arc::clone(b),
+                    every,
+                )));
+            }
+            t
+        }
+        None => Vec::new(),
+    };
     let retention = config
         .retention_interval
         .map(|every| tokio::spawn(retention_loop(Arc::clone(&app), every)));
@@ -192,6 +219,9 @@ async fn serve(config: Config, options: shredlog::Options) -> Result<ExitCode> {
     }
     if let Some(r) = retention {
         r.abort();
+    }
+    for t in backup_tasks {
+        t.abort();
     }
     let left = deadline
         .saturating_duration_since(Instant::now())

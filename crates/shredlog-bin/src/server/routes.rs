@@ -292,6 +292,16 @@ pub(crate) fn routes() -> Vec<Route> {
         .long(),
         route(
             Method::POST,
+            "/v1/backup",
+            Admin,
+            super::backup::backup_now,
+            Doc::new("backup", "maintenance", "Take a backup point of the tenant's store now (hot, incremental) at the destination of the configuration file's [backup] table; docs/BACKUP.md.")
+                .ok_json("What the backup did: the point id, bytes, objects uploaded and reused.", json!({"type": "object"}))
+                .errors(&[400, 502]),
+        )
+        .long(),
+        route(
+            Method::POST,
             "/v1/verify",
             Admin,
             verify,

@@ -49,6 +49,7 @@ const KIND_STATE: u8 = 4;
 
 mod cache;
 mod compact;
+pub(crate) mod rekey;
 mod state;
 pub(crate) use cache::{KeyCache, TranscriptKeys};
 pub(crate) use compact::{LiveSlots, Moved, relocate};
@@ -534,74 +535,13 @@ impl Keyring {
     }
 
     fn encode_slot(&self, index: u32, slot: &Slot) -> Result<[u8; SLOT_SIZE]> {
-        let (kind, body) = match slot {
-            Slot::Transcript(t) => {
-                let id = t.caller_id.as_bytes();
-                if id.len() > MAX_TRANSCRIPT_ID {
-                    return Err(Error::invalid(format!(
-                        "transcript id longer than {MAX_TRANSCRIPT_ID} bytes"
-                    )));
-                }
-                let mut b = Vec::with_capacity(79 + id.len());
-                b.extend_from_slice(&t.tid);
-                b.extend_from_slice(&t.vid);
-                b.extend_from_slice(t.content_key.as_bytes());
-                b.extend_from_slice(&t.pii_slot.to_le_bytes());
-                b.extend_from_slice(&t.rules_version.to_le_bytes());
-                b.extend_from_slice(&t.created_millis.to_le_bytes());
-                b.push(id.len() as u8);
-                b.extend_from_slice(id);
-                (KIND_TRANSCRIPT, b)
-            }
-            Slot::Pii(p) => {
-                let mut b = Vec::with_capacity(48);
-                b.extend_from_slice(&p.tid);
-                b.extend_from_slice(p.pii_key.as_bytes());
-                (KIND_PII, b)
-            }
-            Slot::Visitor(v) => {
-                let email = v.email.as_bytes();
-                if email.len() > MAX_EMAIL {
-                    return Err(Error::invalid(format!(
-                        "email longer than {MAX_EMAIL} bytes"
-                    )));
-                }
-                let mut b = Vec::with_capacity(18 + email.len());
-                b.extend_from_slice(&v.vid);
-                b.extend_from_slice(&(email.len() as u16).to_le_bytes());
-                b.extend_from_slice(email);
-                (KIND_VISITOR, b)
-            }
-        };
-        let payload = match &self.kek {
-            Some(kek) => {
-                let (nonce, ct) = kek.seal(&self.slot_aad(index, kind), &body)?;
-                let mut p = nonce.to_vec();
-                p.extend_from_slice(&ct);
-                p
-            }
-            None => body,
-        };
-        let mut out = [0u8; SLOT_SIZE];
-        out[4] = kind;
-        out[5] = SLOT_VERSION;
-        out[6..8].copy_from_slice(&(payload.len() as u16).to_le_bytes());
-        out.get_mut(8..8 + payload.len())
-            .ok_or_else(|| Error::Limit("slot payload too large".into()))?
-            .copy_from_slice(&payload);
-        let crc = crc32fast::hash(&out[4..]);
-        out[0..4].copy_from_slice(&crc.to_le_bytes());
-        Ok(out)
+        encode_slot_with(self.kek.as_ref(), &self.keyring_id, index, slot)
     }
 
     /// Encodes a slot without writing it (for the fuzzers).
     #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn encode_for_test(&self, index: u32, slot: &Slot) -> [u8; SLOT_SIZE] {
         self.encode_slot(index, slot).unwrap_or([0; SLOT_SIZE])
-    }
-
-    fn slot_aad(&self, index: u32, kind: u8) -> [u8; 21] {
-        slot_aad(&self.keyring_id, index, kind)
     }
 
     /// Decodes a slot; `Ok(None)` for a free (all-zero) slot.
@@ -702,6 +642,74 @@ fn decode_slot(
         zeroize::Zeroize::zeroize(&mut body);
     }
     slot
+}
+
+/// Encodes a slot for `index` of the keyring `keyring_id`, wrapped under
+/// `kek` when given (a fresh nonce each time).
+pub(crate) fn encode_slot_with(
+    kek: Option<&Key>,
+    keyring_id: &[u8; 16],
+    index: u32,
+    slot: &Slot,
+) -> Result<[u8; SLOT_SIZE]> {
+    let (kind, body) = match slot {
+        Slot::Transcript(t) => {
+            let id = t.caller_id.as_bytes();
+            if id.len() > MAX_TRANSCRIPT_ID {
+                return Err(Error::invalid(format!(
+                    "transcript id longer than {MAX_TRANSCRIPT_ID} bytes"
+                )));
+            }
+            let mut b = Vec::with_capacity(79 + id.len());
+            b.extend_from_slice(&t.tid);
+            b.extend_from_slice(&t.vid);
+            b.extend_from_slice(t.content_key.as_bytes());
+            b.extend_from_slice(&t.pii_slot.to_le_bytes());
+            b.extend_from_slice(&t.rules_version.to_le_bytes());
+            b.extend_from_slice(&t.created_millis.to_le_bytes());
+            b.push(id.len() as u8);
+            b.extend_from_slice(id);
+            (KIND_TRANSCRIPT, b)
+        }
+        Slot::Pii(p) => {
+            let mut b = Vec::with_capacity(48);
+            b.extend_from_slice(&p.tid);
+            b.extend_from_slice(p.pii_key.as_bytes());
+            (KIND_PII, b)
+        }
+        Slot::Visitor(v) => {
+            let email = v.email.as_bytes();
+            if email.len() > MAX_EMAIL {
+                return Err(Error::invalid(format!(
+                    "email longer than {MAX_EMAIL} bytes"
+                )));
+            }
+            let mut b = Vec::with_capacity(18 + email.len());
+            b.extend_from_slice(&v.vid);
+            b.extend_from_slice(&(email.len() as u16).to_le_bytes());
+            b.extend_from_slice(email);
+            (KIND_VISITOR, b)
+        }
+    };
+    let payload = match kek {
+        Some(kek) => {
+            let (nonce, ct) = kek.seal(&slot_aad(keyring_id, index, kind), &body)?;
+            let mut p = nonce.to_vec();
+            p.extend_from_slice(&ct);
+            p
+        }
+        None => body,
+    };
+    let mut out = [0u8; SLOT_SIZE];
+    out[4] = kind;
+    out[5] = SLOT_VERSION;
+    out[6..8].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+    out.get_mut(8..8 + payload.len())
+        .ok_or_else(|| Error::Limit("slot payload too large".into()))?
+        .copy_from_slice(&payload);
+    let crc = crc32fast::hash(&out[4..]);
+    out[0..4].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
 }
 
 fn is_zero(buf: &[u8; SLOT_SIZE]) -> bool {

@@ -42,6 +42,7 @@ mod compact;
 mod inspect;
 mod open;
 mod read;
+pub(crate) mod snapshot;
 mod write;
 
 pub use compact::{CompactOptions, CompactReport};
@@ -93,8 +94,9 @@ pub(crate) struct Engine {
     pub(crate) report: RecoveryReport,
     pub(crate) audit: Mutex<AuditLog>,
     pub(crate) policy: RwLock<Policy>,
-    /// Held by a compaction run: one at a time.
-    compaction: Mutex<()>,
+    /// Held by a compaction run: one at a time. A backup's snapshot holds
+    /// it too, so that no segment it copies is rewritten or removed.
+    pub(crate) compaction: Mutex<()>,
     closed: AtomicBool,
     background: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Keyring slots open left alone that belong to nothing (orphaned PII
