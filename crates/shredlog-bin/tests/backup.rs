@@ -437,6 +437,27 @@ fn scenario(dest: &str, env: &[(&'static str, String)]) {
         assert!(!into.join("keyring").exists());
     }
     target.put(&chunk, &good).unwrap();
+    // A directory that holds anything is refused, and what it holds is left
+    // alone (a failed restore removes what is in its directory).
+    let busy = tmp.path().join("not-empty");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), b"mine").unwrap();
+    let out = Command::new(bin)
+        .arg("--data")
+        .arg(&busy)
+        .args(["restore", "--from", dest, "--point", "oldest"])
+        .env("SHREDLOG_BACKUP_KEY", KEY_HEX)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(busy.join("notes.txt")).unwrap(), b"mine");
+    assert!(!busy.join("keyring").exists());
     // The manifest altered: refused, naming it.
     let manifest = format!("points/{}/manifest", first.point);
     let m = target.get(&manifest).unwrap().unwrap();

@@ -83,7 +83,7 @@ pub struct RestoreReport {
 ///
 /// # Errors
 /// [`Error::BackupDamaged`] naming the object; [`Error::BackupKey`];
-/// [`Error::Invalid`] if `dir` holds a store or there is no such point;
+/// [`Error::Invalid`] if `dir` is not empty or there is no such point;
 /// [`Error::Target`]; [`Error::Io`].
 pub fn restore(
     target: &dyn Target,
@@ -93,16 +93,10 @@ pub fn restore(
     options: Options,
 ) -> Result<RestoreReport> {
     std::fs::create_dir_all(dir).at(dir)?;
-    let occupied = std::fs::read_dir(dir).at(dir)?.any(|e| {
-        e.ok().is_some_and(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n == "keyring" || n.ends_with(".seg") || n == AUDIT_FILE
-        })
-    });
-    if occupied {
+    // Only into an empty directory: a failed restore removes what is in it.
+    if std::fs::read_dir(dir).at(dir)?.next().is_some() {
         return Err(Error::invalid(format!(
-            "{} already holds a store; restore into a new, empty directory",
+            "{} is not empty; restore into a new, empty directory",
             dir.display()
         )));
     }
@@ -133,8 +127,8 @@ pub fn restore(
     result
 }
 
-/// Removes what a failed restore wrote (the keyring first: without it the
-/// directory is no store).
+/// Removes what a failed restore wrote into the directory, which was empty
+/// (the keyring first: without it the directory is no store).
 fn remove_partial(dir: &Path) {
     let _ = std::fs::remove_file(dir.join("keyring"));
     if let Ok(entries) = std::fs::read_dir(dir) {
