@@ -621,6 +621,125 @@ fn backup_refuses_without_a_key() {
     assert!(!tmp.path().join("b").exists());
 }
 
+/// The CLI with a `[backup]` table: an erasure is recorded at the
+/// destination when it is made, so a restore from a point taken before it
+/// forgets the visitor without another backup; a destination that holds
+/// another store's backups is refused, and the error says the erasure is
+/// done all the same.
+#[test]
+fn cli_erasures_reach_the_configured_destination_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_shredlog");
+    let data = tmp.path().join("data");
+    let dest = tmp.path().join("dest");
+    let config = tmp.path().join("shredlog.toml");
+    std::fs::write(&config, format!("[backup]\nto = \"{}\"\n", dest.display())).unwrap();
+    {
+        let store = Store::open(&data, Options::default()).unwrap();
+        for v in 1..=3 {
+            for i in 0..4 {
+                append(&store, v, 0, i);
+            }
+        }
+    }
+    let shredlog = |args: &[&str], data: &Path| {
+        Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data")
+            .arg(data)
+            .args(args)
+            .env("SHREDLOG_BACKUP_KEY", KEY_HEX)
+            .output()
+            .unwrap()
+    };
+    let dest_arg = dest.to_str().unwrap();
+    let out = shredlog(&["backup", "--to", dest_arg], &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = shredlog(
+        &["redact", "--email", &email(2), "--reference", "T-9"],
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("1 erasure record(s) added to the backup journal"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = tmp.path().join("restored");
+    let out = shredlog(&["restore", "--from", dest_arg], &restored);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = Store::open(
+        &restored,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        r.transcripts_by_email(&email(2), None, None)
+            .unwrap()
+            .is_empty()
+    );
+    let msgs = r.transcript("t-2-0").unwrap();
+    assert_eq!(msgs.len(), 4);
+    assert!(!format!("{msgs:?}").contains(&email(2)));
+    assert_eq!(
+        r.transcripts_by_email(&email(1), None, None).unwrap().len(),
+        1
+    );
+    drop(r);
+    for (name, bytes) in dir_bytes(&restored) {
+        assert!(
+            !contains(&bytes, email(2).as_bytes()),
+            "{name} holds the erased email"
+        );
+    }
+
+    // Another store with the same configuration: its erasure is done, but
+    // the destination (this store's backups) refuses its journal.
+    let other = tmp.path().join("other");
+    {
+        let store = Store::open(&other, Options::default()).unwrap();
+        append(&store, 7, 0, 0);
+    }
+    let out = shredlog(
+        &["redact", "--email", &email(7), "--reference", "T-10"],
+        &other,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("the operation is done"), "{err}");
+    assert!(err.contains("another store"), "{err}");
+    let o = Store::open(
+        &other,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        o.transcripts_by_email(&email(7), None, None)
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// The server: `POST /v1/backup` takes a point of the caller's tenant at
 /// the `[backup]` destination, and the journal loop records an erasure at
 /// the destination without a backup.

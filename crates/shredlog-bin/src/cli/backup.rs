@@ -208,6 +208,45 @@ pub(crate) fn backup(settings: &Settings, args: &BackupArgs) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// The backup destination of the store the command works on, from the
+/// configuration file's `[backup] to`: for a server tenant's store
+/// (`DATA/tenants/NAME`) `TO/tenants/NAME`, where the server backs it up;
+/// for any other store `TO` itself.
+pub(crate) fn configured_destination(settings: &Settings) -> Option<String> {
+    let to = settings.file.backup.as_ref()?.to.trim_end_matches('/');
+    let data = &settings.data;
+    let tenant = data
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "tenants"))
+        .and_then(|_| data.file_name())
+        .and_then(|n| n.to_str());
+    Some(match tenant {
+        Some(name) => format!("{to}/tenants/{name}"),
+        None => to.to_owned(),
+    })
+}
+
+/// After an operation that destroyed keys: records it in the erasure
+/// journal at the configured backup destination at once, so that a restore
+/// from there re-applies it (docs/BACKUP.md). Without a `[backup]` table,
+/// the next `backup` (or `backup sync-journal`) records it.
+pub(crate) fn record_erasures(settings: &Settings, store: &shredlog::Store) -> Result<()> {
+    let Some(dest) = configured_destination(settings) else {
+        return Ok(());
+    };
+    let recorded = shredlog_backup::open_target(&dest)
+        .map_err(anyhow::Error::from)
+        .and_then(|target| Ok(store.sync_backup_journal(&*target)?));
+    let n = recorded.with_context(|| {
+        format!(
+            "the operation is done, but the erasure journal at {dest} could not be updated: \
+             run `shredlog backup sync-journal --to {dest}` before restoring from there"
+        )
+    })?;
+    eprintln!("shredlog: {n} erasure record(s) added to the backup journal at {dest}");
+    Ok(())
+}
+
 pub(crate) fn restore(settings: &Settings, args: &RestoreArgs) -> Result<ExitCode> {
     let target = shredlog_backup::open_target(&args.from)?;
     let point: Point = args.point.parse()?;

@@ -159,6 +159,14 @@ pub fn run() -> Result<ExitCode> {
     // `serve` create one where there is none.
     let read = || open(&settings, Access::Read);
     let write = || open(&settings, Access::Write);
+    // Operations that destroy keys, recorded at the configured backup
+    // destination once done.
+    let erasing = |op: &dyn Fn(&Store) -> Result<ExitCode>| -> Result<ExitCode> {
+        let store = write()?;
+        let code = op(&store)?;
+        backup::record_erasures(&settings, &store)?;
+        Ok(code)
+    };
     match &cli.command {
         Command::RedactText => text::redact_text(&settings.options()),
         Command::Import(args) => import::run(&settings, args),
@@ -167,21 +175,21 @@ pub fn run() -> Result<ExitCode> {
         Command::Export(args) => export::export(&read()?, args),
         // A dry run opens the store read-only: it cannot change a byte.
         Command::Redact(args) if args.dry_run => privacy::redact(&read()?, args),
-        Command::Redact(args) => privacy::redact(&write()?, args),
+        Command::Redact(args) => erasing(&|s| privacy::redact(s, args)),
         Command::Delete(args) if args.dry_run => privacy::delete(&read()?, args),
-        Command::Delete(args) => privacy::delete(&write()?, args),
+        Command::Delete(args) => erasing(&|s| privacy::delete(s, args)),
         Command::Retention(args) if args.dry_run => privacy::retention(&read()?, args),
         Command::Retention(args) => {
             args.check_confirmed()?;
-            privacy::retention(&write()?, args)
+            erasing(&|s| privacy::retention(s, args))
         }
         Command::Consent { email } => privacy::consent(&read()?, email),
         Command::Hold(args) => privacy::hold(&write()?, args),
         Command::Restrict(args) => privacy::restrict(&write()?, args),
         Command::Audit => privacy::audit(&read()?),
-        Command::Rectify(args) => privacy::rectify(&write()?, args),
+        Command::Rectify(args) => erasing(&|s| privacy::rectify(s, args)),
         Command::Compact { max_mib_per_sec } => read::compact(&write()?, *max_mib_per_sec),
-        Command::Rewrite(args) => privacy::rewrite(&write()?, args),
+        Command::Rewrite(args) => erasing(&|s| privacy::rewrite(s, args)),
         // Opened read-only in salvage mode, so that it can list every problem.
         Command::Verify { json } => read::verify(&open(&settings, Access::Verify)?, *json),
         Command::Stats { json } => read::stats(&read()?, *json),

@@ -288,8 +288,20 @@ impl Store {
     /// Returns the records written.
     ///
     /// # Errors
+    /// [`Error::Invalid`] if `target` holds the backups of another store;
     /// [`Error::Target`]; [`Error::Io`] reading the audit log.
     pub fn sync_backup_journal(&self, target: &dyn Target) -> Result<usize> {
+        // Audit sequence numbers mean something only in their own store.
+        let keyring_id = hex_bytes(&self.engine.writer.lock().keyring.id());
+        if let Some((name, _)) = manifests_unverified(target)?
+            .iter()
+            .find(|(_, m)| m.keyring_id != keyring_id)
+        {
+            return Err(Error::invalid(format!(
+                "{} holds the backups of another store ({name}); this store's erasures are not recorded there",
+                target.describe()
+            )));
+        }
         let entries = self.audit_log()?;
         let last = entries.last().map_or(0, |e| e.seq);
         Journal::list(target)?.append(target, &entries, last)

@@ -144,6 +144,11 @@ pub(crate) struct OpenMode {
 }
 
 impl Keyring {
+    /// The keyring's random id (the store's identity at a backup destination).
+    pub(crate) fn id(&self) -> [u8; 16] {
+        self.keyring_id
+    }
+
     /// Opens (or with `mode.create` creates) `dir/keyring`, handing each slot
     /// in use to `each` (in slot order) as it is decoded.
     pub(crate) fn open(
