@@ -291,58 +291,32 @@ impl Engine {
         w: &mut Writer,
         items: &[Item<'_>],
     ) -> Result<Vec<(Tid, RecordRef, Option<MsgIdDigest>)>> {
+        // Where each message goes (cheap, in order), then the sealing (AES-GCM
+        // over every byte: most of an append's CPU when uploads are large),
+        // on several threads for a large batch.
         let mut next_seq: HashMap<Tid, u32> = HashMap::new();
-        let mut buf: Vec<u8> =
-            Vec::with_capacity(items.iter().map(|i| i.prepared.size_hint()).sum());
-        let mut pending: Vec<(Tid, RecordRef, Option<MsgIdDigest>)> =
-            Vec::with_capacity(items.len());
-        let pii_count = items.iter().filter(|i| i.prepared.pii.is_some()).count();
-        let mut nonces = Nonces::new(items.len() + pii_count)?;
-        for (n, item) in items.iter().enumerate() {
-            let p = item.prepared;
-            let seq = *next_seq.entry(item.at.tid).or_insert(item.at.next_seq);
-            next_seq.insert(item.at.tid, seq + 1);
-            let msg_id = p
-                .msg
-                .id
-                .as_deref()
-                .map(|id| item.keys.content.msg_id_digest(id));
-            let place = Placement {
-                tid: item.at.tid,
-                vid: item.at.vid,
-                seq,
-                ts_millis: p.msg.ts.unix_millis(),
-                msg_id,
-                batch_end: n + 1 == items.len(),
-            };
-            let keys = MessageKeys {
-                content: &item.keys.content,
-                pii: item.keys.pii.as_ref(),
-            };
-            let frame_start = buf.len();
-            let sealed = record::seal_message(
-                &place,
-                keys,
-                &p.content,
-                p.pii.as_ref().map(|x| x.as_slice()),
-                &mut nonces,
-                &mut buf,
-            )?;
-            pending.push((
-                item.at.tid,
-                RecordRef {
+        let places: Vec<Placement> = items
+            .iter()
+            .enumerate()
+            .map(|(n, item)| {
+                let seq = *next_seq.entry(item.at.tid).or_insert(item.at.next_seq);
+                next_seq.insert(item.at.tid, seq + 1);
+                Placement {
+                    tid: item.at.tid,
+                    vid: item.at.vid,
                     seq,
-                    ts: place.ts_millis,
-                    loc: Loc {
-                        seg: 0,
-                        off: frame_start as u64,
-                        len: sealed.frame_len,
-                    },
-                    pii_len: sealed.pii_len,
-                },
-                msg_id,
-            ));
-        }
+                    ts_millis: item.prepared.msg.ts.unix_millis(),
+                    msg_id: item
+                        .prepared
+                        .msg
+                        .id
+                        .as_deref()
+                        .map(|id| item.keys.content.msg_id_digest(id)),
+                    batch_end: n + 1 == items.len(),
+                }
+            })
+            .collect();
+        let (buf, mut pending) = seal_all(items, &places)?;
         // One batch goes to one segment, whole (a batch is all or none across
         // a crash, and recovery judges that segment by segment): the active
         // segment is rolled first if the batch would take it past its size.
@@ -549,6 +523,114 @@ impl Prepared<'_> {
     }
 }
 
+/// Batches with at least this many bytes to seal are sealed on several
+/// threads.
+const PARALLEL_SEAL_MIN_BYTES: usize = 256 << 10;
+
+/// The number of cores this process may use (asked once: the answer reads
+/// cgroup files on every call).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+}
+
+/// The sealed frames of a batch, back to back, and each record's location
+/// in them (segment 0, offsets from the start of the buffer).
+type SealedBatch = (Vec<u8>, Vec<(Tid, RecordRef, Option<MsgIdDigest>)>);
+
+/// Seals `items` at `places` in order into one buffer: on this thread, or in
+/// contiguous runs of about equal bytes on up to `cores()` threads, each with
+/// its own nonces, joined in order afterwards.
+fn seal_all(items: &[Item<'_>], places: &[Placement]) -> Result<SealedBatch> {
+    let hints: Vec<usize> = items.iter().map(|i| i.prepared.size_hint()).collect();
+    let total: usize = hints.iter().sum();
+    let threads = cores()
+        .min(total / (PARALLEL_SEAL_MIN_BYTES / 2))
+        .clamp(1, items.len().max(1));
+    // Cut points: each run holds about `total / threads` bytes.
+    let mut cuts = vec![0];
+    let mut acc = 0;
+    for (n, h) in hints.iter().enumerate() {
+        acc += h;
+        if cuts.len() < threads && acc >= total * cuts.len() / threads && n + 1 < items.len() {
+            cuts.push(n + 1);
+        }
+    }
+    cuts.push(items.len());
+    let run = |from: usize, to: usize| -> Result<SealedBatch> {
+        let (items, places) = (&items[from..to], &places[from..to]);
+        let pii_count = items.iter().filter(|i| i.prepared.pii.is_some()).count();
+        let mut nonces = Nonces::new(items.len() + pii_count)?;
+        let mut buf: Vec<u8> = Vec::with_capacity(hints[from..to].iter().sum());
+        let mut pending = Vec::with_capacity(items.len());
+        for (item, place) in items.iter().zip(places) {
+            let p = item.prepared;
+            let keys = MessageKeys {
+                content: &item.keys.content,
+                pii: item.keys.pii.as_ref(),
+            };
+            let frame_start = buf.len();
+            let sealed = record::seal_message(
+                place,
+                keys,
+                &p.content,
+                p.pii.as_ref().map(|x| x.as_slice()),
+                &mut nonces,
+                &mut buf,
+            )?;
+            pending.push((
+                item.at.tid,
+                RecordRef {
+                    seq: place.seq,
+                    ts: place.ts_millis,
+                    loc: Loc {
+                        seg: 0,
+                        off: frame_start as u64,
+                        len: sealed.frame_len,
+                    },
+                    pii_len: sealed.pii_len,
+                },
+                place.msg_id,
+            ));
+        }
+        Ok((buf, pending))
+    };
+    if cuts.len() <= 2 {
+        return run(0, items.len());
+    }
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = cuts
+            .windows(2)
+            .skip(1)
+            .map(|w| {
+                let (from, to) = (w[0], w[1]);
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || run(from, to))
+                    .map_err(|_| (from, to))
+            })
+            .collect();
+        let (mut buf, mut pending) = run(cuts[0], cuts[1])?;
+        buf.reserve(total.saturating_sub(buf.len()));
+        for helper in helpers {
+            let (part, refs) = match helper {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Internal("a sealing thread panicked".into())))?,
+                // No thread to spare: this one seals the run.
+                Err((from, to)) => run(from, to)?,
+            };
+            let base = buf.len() as u64;
+            buf.extend_from_slice(&part);
+            pending.extend(refs.into_iter().map(|(tid, mut r, digest)| {
+                r.loc.off += base;
+                (tid, r, digest)
+            }));
+        }
+        Ok((buf, pending))
+    })
+}
+
 /// Batches at least this long are prepared on several threads.
 const PARALLEL_PREPARE_MIN: usize = 128;
 
@@ -574,12 +656,7 @@ fn prepare_all<'a>(
     if msgs.len() < PARALLEL_PREPARE_MIN {
         return run(0, msgs);
     }
-    // Asked once: the answer reads cgroup files on every call.
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
-    let threads = cores.min(msgs.len() / (PARALLEL_PREPARE_MIN / 2)).max(1);
+    let threads = cores().min(msgs.len() / (PARALLEL_PREPARE_MIN / 2)).max(1);
     if threads == 1 {
         return run(0, msgs);
     }
