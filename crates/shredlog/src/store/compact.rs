@@ -272,6 +272,7 @@ impl Engine {
             map,
             path,
             generation,
+            ..
         } = &*seg
         else {
             return Ok(());
@@ -354,11 +355,7 @@ impl Engine {
             // and after a crash before the swap the file names a generation
             // the segment does not have, and is rebuilt.
             drop(file);
-            let file = OpenOptions::new().read(true).open(&tmp).at(&tmp)?;
-            let tmp_map = segment::map(&tmp, &file)?;
-            sidecar = Some(super::locations::build_sealed(
-                &inner.dir, &tmp, &tmp_map, id,
-            )?);
+            sidecar = Some(super::locations::build_sealed(&inner.dir, &tmp, id)?);
         }
 
         // Swap under the writer's lock, so that no key dies half-way, and the
@@ -394,6 +391,7 @@ impl Engine {
             Arc::new(Segment::Sealed {
                 path: path.clone(),
                 map: new_map,
+                file: Arc::new(file),
                 generation,
             }),
         );

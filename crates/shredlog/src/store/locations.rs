@@ -45,14 +45,19 @@ impl Collect {
     }
 }
 
-/// Builds and writes the location file of a sealed segment whose every
-/// frame is sound (just sealed, or just written by compaction): `map` is
-/// the whole file.
+/// Builds and writes the location file of a sealed segment file whose
+/// every frame is sound (just sealed, or just written by compaction), read
+/// through a map of its own that is dropped when done.
 ///
 /// # Errors
-/// [`Error::Corrupt`] if a frame fails its checks, [`Error::Io`] if the
-/// file cannot be written.
-pub(crate) fn build_sealed(dir: &Path, path: &Path, map: &[u8], id: u64) -> Result<Arc<Sidecar>> {
+/// [`Error::Corrupt`] if a frame fails its checks, [`Error::Io`] if a file
+/// cannot be read or written.
+pub(crate) fn build_sealed(dir: &Path, path: &Path, id: u64) -> Result<Arc<Sidecar>> {
+    let map = segment::map_once(path)?;
+    build_from(dir, path, &map, id)
+}
+
+fn build_from(dir: &Path, path: &Path, map: &[u8], id: u64) -> Result<Arc<Sidecar>> {
     let header = segment::check_header(path, map, id)?;
     let mut collect = Collect::default();
     let scan = segment::scan(

@@ -619,7 +619,10 @@ pub(super) fn recover_segments(
                 };
                 let mut collect = locations::Collect::default();
                 let mut scanned = 0u64;
-                let scan = segment::scan(&path, &map, SEGMENT_HEADER, rules, |off, size, rec| {
+                // Through a map of its own, dropped after the scan: the pages
+                // it reads do not stay in this process's resident memory.
+                let once = segment::map_once(&path)?;
+                let scan = segment::scan(&path, &once, SEGMENT_HEADER, rules, |off, size, rec| {
                     scanned += 1;
                     collect.add(off, size, rec);
                 })?;
@@ -696,7 +699,7 @@ pub(super) fn recover_segments(
         if legacy_tail {
             // It is sealed from now on: its records' locations go to a
             // location file (kept in memory if that cannot be written).
-            if let Ok(sidecar) = locations::build_sealed(dir, &path, &map, id) {
+            if let Ok(sidecar) = locations::build_sealed(dir, &path, id) {
                 index.attach_sidecar(sidecar)?;
             }
         }
@@ -709,6 +712,7 @@ pub(super) fn recover_segments(
                 Arc::new(Segment::Sealed {
                     path,
                     map,
+                    file: Arc::new(file),
                     generation: header.generation,
                 }),
             );

@@ -385,6 +385,7 @@ impl Engine {
         let sealed = Arc::new(Segment::Sealed {
             path: active.path.clone(),
             map,
+            file: Arc::clone(&active.file),
             generation: active.generation,
         });
         {
@@ -410,10 +411,10 @@ impl Engine {
     /// records' locations out of memory. A failure costs only memory: the
     /// records stay in the index, and the next open builds the file.
     pub(crate) fn index_sealed(&self, id: u64, sealed: &Segment) {
-        let Segment::Sealed { path, map, .. } = sealed else {
+        let Segment::Sealed { path, .. } = sealed else {
             return;
         };
-        if let Ok(sidecar) = super::locations::build_sealed(&self.dir, path, map, id) {
+        if let Ok(sidecar) = super::locations::build_sealed(&self.dir, path, id) {
             let _ = self.index.write().attach_sidecar(sidecar);
         }
     }
