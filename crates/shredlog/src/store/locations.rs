@@ -2,13 +2,15 @@
 //! from a segment's records when it is sealed, rewritten by compaction, or
 //! at open when one is missing, stale or damaged.
 
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::index::{Describes, Entry, Sidecar, SidecarBuilder, sidecar_file_name};
-use crate::record::Record;
-use crate::segment::{self, SEGMENT_HEADER, ScanRules};
+use crate::record::{self, FRAME_HEADER, Frame, Record};
+use crate::segment::{self, SEGMENT_HEADER};
 
 /// Collects a segment's records as a scan finds them.
 #[derive(Default)]
@@ -47,41 +49,76 @@ impl Collect {
 
 /// Builds and writes the location file of a sealed segment file whose
 /// every frame is sound (just sealed, or just written by compaction), read
-/// through a map of its own that is dropped when done.
+/// sequentially through a buffer: its pages stay out of this process's
+/// resident memory (a map would keep the whole segment there while built).
 ///
 /// # Errors
-/// [`Error::Corrupt`] if a frame fails its checks, [`Error::Io`] if a file
+/// [`Error::Corrupt`] if a frame fails its checks or the file does not end
+/// with its footer (or, version 1, its last frame), [`Error::Io`] if a file
 /// cannot be read or written.
 pub(crate) fn build_sealed(dir: &Path, path: &Path, id: u64) -> Result<Arc<Sidecar>> {
-    let map = segment::map_once(path)?;
-    build_from(dir, path, &map, id)
-}
-
-fn build_from(dir: &Path, path: &Path, map: &[u8], id: u64) -> Result<Arc<Sidecar>> {
-    let header = segment::check_header(path, map, id)?;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut head = [0u8; SEGMENT_HEADER as usize];
+    read(&mut reader, &mut head, path, 0)?;
+    let header = segment::check_header(path, &head, id)?;
     let mut collect = Collect::default();
-    let scan = segment::scan(
-        path,
-        map,
-        SEGMENT_HEADER,
-        ScanRules {
-            id,
-            header,
-            last: false,
-            salvage: false,
-            acknowledged: map.len() as u64,
-        },
-        |off, size, rec| collect.add(off, size, rec),
-    )?;
-    if let Some(d) = scan.damage.first() {
-        return Err(Error::corrupt(path, d.offset, d.reason.clone()));
+    let mut frame = Vec::new();
+    let mut off = SEGMENT_HEADER;
+    let mut footer = false;
+    while off < len {
+        frame.resize(FRAME_HEADER, 0);
+        read(&mut reader, &mut frame, path, off)?;
+        let body = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        if body == 0 || body > record::MAX_BODY {
+            return Err(Error::corrupt(
+                path,
+                off,
+                "bad frame length in a sealed segment",
+            ));
+        }
+        frame.resize(FRAME_HEADER + body, 0);
+        read(&mut reader, &mut frame[FRAME_HEADER..], path, off)?;
+        match record::decode_any(&frame) {
+            Ok((Frame::Record(rec), size)) => collect.add(off, size, &rec),
+            Ok((Frame::Footer(f), size)) => {
+                if f.segment != id
+                    || f.generation != header.generation
+                    || f.data_len != off
+                    || off + size as u64 != len
+                {
+                    return Err(Error::corrupt(path, off, "footer does not end the segment"));
+                }
+                footer = true;
+            }
+            Err(e) => return Err(Error::corrupt(path, off, e.describe())),
+        }
+        off += frame.len() as u64;
+    }
+    if header.has_footer() && !footer {
+        return Err(Error::corrupt(
+            path,
+            len,
+            "sealed segment without its footer",
+        ));
     }
     let describes = Describes {
         segment: id,
         generation: header.generation,
-        segment_len: map.len() as u64,
+        segment_len: len,
     };
     Ok(Arc::new(collect.finish(dir, describes, true)?))
+}
+
+fn read(reader: &mut impl Read, buf: &mut [u8], path: &Path, off: u64) -> Result<()> {
+    reader.read_exact(buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::corrupt(path, off, "frame runs past the end of the segment")
+        } else {
+            Error::io(path, e)
+        }
+    })
 }
 
 /// Removes the location file of a segment that is gone, and leftovers of
