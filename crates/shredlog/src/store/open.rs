@@ -1,5 +1,6 @@
-//! Recovery at open: the index from the keyring's slots, the checkpoint,
-//! the scan of what it does not cover, torn tails.
+//! Recovery at open: the index from the keyring's slots, the sealed
+//! segments' record-location files, the checkpoint, the scan of what they do
+//! not cover, torn tails.
 //!
 //! Only bytes written after the last durable commit may be cut without an
 //! error. What was acknowledged is known from the keyring's durable marks
@@ -41,11 +42,14 @@ impl Store {
     /// Opens the store in `dir`, creating it if needed (and allowed by
     /// `options.create`).
     ///
-    /// Recovery: the keyring is read, the index checkpoint loaded when valid,
-    /// and the log after it scanned; only a write a crash cut short after the
-    /// last durable commit is cut off; anything acknowledged that is missing
-    /// or damaged is an error, unless `options.salvage` (read-only) skips
-    /// and reports it. Logged privacy operations cut short are finished.
+    /// Recovery: the keyring is read, each sealed segment's record-location
+    /// file taken (or rebuilt from the segment when it is missing, stale or
+    /// damaged; only in memory when read-only), the index checkpoint loaded
+    /// when valid, and the last segment after it scanned; only a write a
+    /// crash cut short after the last durable commit is cut off; anything
+    /// acknowledged that is missing or damaged is an error, unless
+    /// `options.salvage` (read-only) skips and reports it. Logged privacy
+    /// operations cut short are finished.
     ///
     /// # Errors
     /// [`Error::Locked`] if another process has it open, [`Error::NotAStore`]
