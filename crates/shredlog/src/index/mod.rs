@@ -234,7 +234,9 @@ impl SegmentUsage {
 /// The index (see the module documentation for its invariants).
 #[derive(Default)]
 pub(crate) struct Index {
-    transcripts: IdMap<TranscriptEntry>,
+    /// Boxed: a hash table keeps up to twice as many buckets as entries, and
+    /// a bucket of a box is 24 bytes where one of an entry is about 210.
+    transcripts: IdMap<Box<TranscriptEntry>>,
     by_caller: HashMap<String, Tid>,
     visitors: IdMap<VisitorEntry>,
     by_email: HashMap<String, Vid>,
@@ -297,7 +299,7 @@ impl Index {
         if visible || !taken {
             self.by_caller.insert(t.caller_id.clone(), t.tid);
         }
-        self.transcripts.insert(t.tid, t);
+        self.transcripts.insert(t.tid, Box::new(t));
     }
 
     /// Loads the checkpoint's record lists, only records of the segments
@@ -545,7 +547,7 @@ impl Index {
     /// Removes a generation: its records become dead bytes. Returns it (its
     /// slots are for the caller to wipe).
     pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> Option<TranscriptEntry> {
-        let t = self.transcripts.remove(tid)?;
+        let t = *self.transcripts.remove(tid)?;
         if self.by_caller.get(&t.caller_id) == Some(tid) {
             self.by_caller.remove(&t.caller_id);
         }
@@ -876,17 +878,17 @@ impl Index {
 
     /// A live generation.
     pub(crate) fn transcript(&self, tid: &Tid) -> Option<&TranscriptEntry> {
-        self.transcripts.get(tid)
+        self.transcripts.get(tid).map(|t| &**t)
     }
 
     /// The generation a caller id leads to.
     pub(crate) fn by_caller(&self, id: &str) -> Option<&TranscriptEntry> {
-        self.transcripts.get(self.by_caller.get(id)?)
+        self.transcripts.get(self.by_caller.get(id)?).map(|t| &**t)
     }
 
     /// Every live generation.
     pub(crate) fn transcripts(&self) -> impl Iterator<Item = &TranscriptEntry> {
-        self.transcripts.values()
+        self.transcripts.values().map(|t| &**t)
     }
 
     /// Number of live generations.
@@ -961,7 +963,7 @@ impl Index {
         self.visitors.get(vid).map_or_else(Vec::new, |v| {
             v.tids
                 .iter()
-                .filter_map(|t| self.transcripts.get(t))
+                .filter_map(|t| self.transcripts.get(t).map(|t| &**t))
                 .collect()
         })
     }
@@ -972,14 +974,14 @@ impl Index {
             .get(vid)
             .into_iter()
             .flat_map(|v| v.transcripts.iter().rev())
-            .filter_map(|(_, tid)| self.transcripts.get(tid))
+            .filter_map(|(_, tid)| self.transcripts.get(tid).map(|t| &**t))
     }
 
     /// Generations with records, oldest latest-message first.
     pub(crate) fn by_age(&self) -> impl Iterator<Item = (i64, &TranscriptEntry)> {
         self.by_time
             .iter()
-            .filter_map(|(last, tid)| Some((*last, self.transcripts.get(tid)?)))
+            .filter_map(|(last, tid)| Some((*last, &**self.transcripts.get(tid)?)))
     }
 
     /// Byte accounting per segment.
