@@ -602,7 +602,9 @@ pub(super) fn recover_segments(
                 segment_len: file_len,
             };
             let idx_path = dir.join(sidecar_file_name(id));
-            let found = if footer_ok || !header.has_footer() {
+            // Salvage trusts no derived file: it reads what is left of the
+            // segments themselves.
+            let found = if !salvage && (footer_ok || !header.has_footer()) {
                 Sidecar::open(&idx_path, describes)?
             } else {
                 None
