@@ -609,11 +609,9 @@ pub(super) fn recover_segments(
             } else {
                 None
             };
-            let loaded = match found {
-                Some(sidecar) => index.load_sidecar(Arc::new(sidecar)),
-                None => Err(Error::Internal(String::new())),
-            };
-            if loaded.is_err() {
+            // A file whose summaries fail their checks is not used.
+            let loaded = found.is_some_and(|sidecar| index.load_sidecar(Arc::new(sidecar)).is_ok());
+            if !loaded {
                 // Missing, stale or damaged: rebuilt from the segment (it is
                 // derived data). A read-only open keeps it in memory.
                 let rules = ScanRules {
