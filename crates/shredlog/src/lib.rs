@@ -27,6 +27,9 @@
 //!   snapshots, SSD remapping) or against someone who reads the process's memory;
 //! - it can only shred what it recognised as personal data when it was written
 //!   (see docs/PII.md and the rewrite path).
+//! - not yet small in memory for huge stores: record locations are on disk
+//!   (docs/FORMAT.md §7a), but each transcript and visitor costs some hundreds
+//!   of bytes of memory, and open reads the whole keyring.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -177,12 +177,30 @@ pub(crate) fn map(path: &Path, file: &File) -> Result<Mmap> {
     map.at(path)
 }
 
+/// Maps a sealed file read-only for one pass over it (building its
+/// record-location file), without the `segment.mmap` failpoint: the caller
+/// drops the map right after, so that the pages it touched stop counting
+/// as this process's resident memory (the long-lived map of the segment is
+/// touched only where records are read).
+pub(crate) fn map_once(path: &Path) -> Result<Mmap> {
+    let file = File::open(path).at(path)?;
+    #[expect(unsafe_code, reason = "memory-mapping a sealed segment for one scan")]
+    // SAFETY: as for `map`: the file is sealed (or compaction output that
+    // nothing else writes), replaced only by rename; the map lives for one
+    // scan.
+    let map = unsafe { Mmap::map(&file) };
+    map.at(path)
+}
+
 /// A segment readers can read from.
 pub(crate) enum Segment {
-    /// Sealed: immutable, memory-mapped.
+    /// Sealed: immutable. Records are read with positioned reads (through
+    /// the page cache, which is not this process's resident memory); the
+    /// map serves whole-file passes (compaction, verify).
     Sealed {
         path: PathBuf,
         map: Mmap,
+        file: Arc<File>,
         generation: u32,
     },
     /// The active segment (or, read-only, the last one), read with
@@ -211,16 +229,7 @@ impl Segment {
     /// Reads `len` bytes at `off`.
     pub(crate) fn read(&self, off: u64, len: usize) -> Result<Cow<'_, [u8]>> {
         match self {
-            Segment::Sealed { path, map, .. } => {
-                let start = usize::try_from(off)
-                    .map_err(|_| Error::corrupt(path, off, "offset out of range"))?;
-                map.get(start..start.saturating_add(len))
-                    .map(Cow::Borrowed)
-                    .ok_or_else(|| {
-                        Error::corrupt(path, off, "record extends past the end of the segment")
-                    })
-            }
-            Segment::Active { path, file, .. } => {
+            Segment::Sealed { path, file, .. } | Segment::Active { path, file, .. } => {
                 let mut buf = vec![0u8; len];
                 file.read_exact_at(&mut buf, off).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {

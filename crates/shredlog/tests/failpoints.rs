@@ -615,6 +615,41 @@ fn checkpoint_fails_at_roll() {
     truth.settle(&store, ctx);
 }
 
+/// Writing a sealed segment's record-location file fails: that costs only
+/// memory. Appends go on (the store is not poisoned), every read is right,
+/// and the next writable open writes the missing file.
+fn location_file_fails_at_roll() {
+    let ctx = "locations.write fails at every roll";
+    let dir = tempfile::tempdir().unwrap();
+    let o = segments(6 << 10);
+    let store = open(dir.path(), &o);
+    let mut truth = Truth::default();
+    failpoint::arm("locations.write", Action::Error, 0);
+    for t in 0..40u64 {
+        truth
+            .append(&store, &msgs(t % 5, &format!("t-{t}"), 0..4, t as i64))
+            .unwrap_or_else(|e| panic!("{ctx}: append failed: {e}"));
+    }
+    failpoint::disarm_all();
+    let idx = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                let p = e.as_ref().unwrap().path();
+                p.extension().is_some_and(|x| x == "idx")
+            })
+            .count()
+    };
+    assert_eq!(idx(dir.path()), 0, "{ctx}: a location file was written");
+    truth.check(&store, ctx);
+    assert_verifies(&store, ctx);
+    store.close().unwrap();
+    let store = open(dir.path(), &o);
+    assert!(idx(dir.path()) > 0, "{ctx}: the next open wrote none");
+    assert_verifies(&store, ctx);
+    truth.settle(&store, ctx);
+}
+
 /// With batched durability a failed background sync poisons the store.
 fn background_sync_fails() {
     let ctx = "segment.sync fails in the background (batched durability)";
@@ -1059,7 +1094,7 @@ fn failed_transcript_does_not_pin_the_email() {
 fn failpoint_scenarios() {
     let _guard = FAILPOINTS.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
-    let scenarios: [(&str, fn()); 13] = [
+    let scenarios: [(&str, fn()); 14] = [
         ("segment fsync fails", segment_sync_fails),
         (
             "keyring fsync fails on a new transcript",
@@ -1078,6 +1113,7 @@ fn failpoint_scenarios() {
         ("failures at a segment roll", failures_at_roll),
         ("checkpoint fails at close", checkpoint_fails_at_close),
         ("checkpoint fails at a roll", checkpoint_fails_at_roll),
+        ("location file fails at a roll", location_file_fails_at_roll),
         ("background sync fails", background_sync_fails),
         ("failures during open", open_failures_are_retryable),
         ("privacy operations under failures", privacy_op_failures),

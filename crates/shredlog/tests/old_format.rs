@@ -181,3 +181,58 @@ fn older_directory_entries_answer_to_every_spelling() {
         Err(shredlog::Error::VisitorNotFound)
     ));
 }
+
+/// A store written before record-location files (docs/FORMAT.md §7a) gets
+/// them at its first writable open, from its segments; a read-only open
+/// builds them in memory and writes none. Later opens read them instead of
+/// scanning, and read back exactly what the writer read.
+#[test]
+fn an_older_store_gets_its_record_location_files_at_its_first_writable_open() {
+    for name in ["v1-plain", "v1-kek"] {
+        let dir = copy_store(name);
+        let has_idx = |dir: &Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "idx")
+                })
+                .count()
+        };
+        assert_eq!(has_idx(dir.path()), 0);
+        let options = Options {
+            kek: kek(name),
+            ..Options::default()
+        };
+        let ro = Store::open(
+            dir.path(),
+            Options {
+                read_only: true,
+                ..options.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(read_back(&ro), expected(name), "{name}");
+        drop(ro);
+        assert_eq!(has_idx(dir.path()), 0, "{name}: a read-only open wrote");
+        let store = Store::open(dir.path(), options.clone()).unwrap();
+        // Every segment of the old store is sealed now (a format-2 segment
+        // was started after the old last one).
+        let old_segments = expected(name)["stats"]["segments"].as_u64().unwrap();
+        assert_eq!(has_idx(dir.path()) as u64, old_segments, "{name}");
+        store.close().unwrap();
+        std::fs::remove_file(dir.path().join("index.ckpt")).unwrap();
+        let store = Store::open(dir.path(), options).unwrap();
+        assert_eq!(
+            store.recovery_report().records_scanned,
+            0,
+            "{name}: the location files cover every sealed segment"
+        );
+        let mut want = expected(name);
+        want["stats"]["segments"] = (old_segments + 1).into();
+        assert_eq!(read_back(&store), want, "{name}, from location files");
+    }
+}

@@ -1,6 +1,7 @@
-//! The index checkpoint (`index.ckpt`): record locations up to a position in
-//! the log, so that open need not scan it (docs/FORMAT.md §7). No keys, no
-//! personal data.
+//! The index checkpoint (`index.ckpt`): the locations of the records held in
+//! memory (those of the active segment) up to a position in the log, so
+//! that open need not scan it, and dead bytes per segment (docs/FORMAT.md
+//! §7). No keys, no personal data.
 
 use std::path::Path;
 
@@ -29,7 +30,12 @@ pub(crate) struct Checkpoint {
 }
 
 const CKPT_MAGIC: &[u8; 8] = b"SHRDCKP1";
-const CKPT_VERSION: u32 = 3;
+/// Version 4: `transcripts` holds only the records of segments without a
+/// record-location file (the active segment); version 3 (read) held every
+/// record. A shredlog that knows only version 3 ignores a version-4 file
+/// and scans, so it never takes the missing records for dead ones.
+const CKPT_VERSION: u32 = 4;
+const CKPT_VERSION_3: u32 = 3;
 const CKPT_FILE: &str = "index.ckpt";
 
 impl Checkpoint {
@@ -51,7 +57,7 @@ impl Checkpoint {
             return None;
         }
         let version = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
-        if version != CKPT_VERSION {
+        if version != CKPT_VERSION && version != CKPT_VERSION_3 {
             return None;
         }
         let len = usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
@@ -106,5 +112,13 @@ mod tests {
             assert!(Checkpoint::decode(&bad).is_none(), "flip at {i}");
         }
         assert!(Checkpoint::decode(&bytes[..bytes.len() - 1]).is_none());
+        // Version 3 (every record, written before location files) is read;
+        // older versions are not.
+        let mut v3 = bytes.clone();
+        v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(Checkpoint::decode(&v3).unwrap(), c);
+        let mut v2 = bytes.clone();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(Checkpoint::decode(&v2).is_none());
     }
 }

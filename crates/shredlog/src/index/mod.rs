@@ -18,12 +18,21 @@
 //! - a generation with records is in `by_time` and in its visitor's
 //!   `transcripts` under its latest message time, one without is in neither;
 //! - `usage[seg].live` counts the bytes of live records in `seg` (less the
-//!   PII parts of generations whose PII key is gone), `usage[seg].dead` the rest.
+//!   PII parts of generations whose PII key is gone), `usage[seg].dead` the rest;
+//! - a generation's records in a segment that has a record-location file
+//!   (`sidecars`) are in that file and not in memory: the generation holds
+//!   only its part's place in the file (`parts`); records of other segments
+//!   (the active one) are held in memory (`recent`).
 //!
-//! Today it lives in memory, rebuilt at open from the keyring's slots, the
-//! checkpoint and a scan; a disk-resident index would keep these verbs.
+//! Record locations live on disk, in one record-location file per sealed
+//! segment ([`Sidecar`], docs/FORMAT.md §7a), read through the page cache;
+//! the rest (generations, visitors, the time indexes, the directory) is
+//! rebuilt at open from the keyring's slots, the location files' summaries,
+//! the checkpoint (the active segment's records) and a scan of what it does
+//! not cover.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +40,10 @@ use crate::ids::{IdMap, IdSet};
 use crate::record::{MsgIdDigest, Tid, Vid};
 
 mod checkpoint;
+mod sidecar;
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
+pub(crate) use sidecar::file_name as sidecar_file_name;
+pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Sidecar, Summary};
 
 /// Where a record lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +64,25 @@ pub(crate) struct RecordRef {
     pub pii_len: u32,
 }
 
+/// A transcript generation's records in one segment that has a
+/// record-location file ([`Sidecar`]): where they are there, and their sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Part {
+    seg: u64,
+    /// Its entries in the location file: `first .. first + count`.
+    first: u32,
+    count: u32,
+    /// Sum of the frames' lengths.
+    bytes: u64,
+    /// Sum of the PII parts' lengths.
+    pii_bytes: u64,
+}
+
 /// A live transcript generation. Read-only outside the index.
+///
+/// Its records are not held here but in the record-location files of the
+/// sealed segments ([`Index::records`] reads them); only the records of
+/// segments that have none (the active segment) are kept in memory.
 #[derive(Clone, Debug)]
 pub(crate) struct TranscriptEntry {
     pub tid: Tid,
@@ -64,12 +94,19 @@ pub(crate) struct TranscriptEntry {
     pub pii_slot: Option<u32>,
     pub rules_version: u16,
     pub created_millis: i64,
-    /// In sequence (= append) order.
-    pub records: Vec<RecordRef>,
     /// (earliest, latest) message time.
     pub ts_range: Option<(i64, i64)>,
-    /// Digests of the caller's message ids its records carry.
-    pub msg_ids: IdSet,
+    /// Number of records.
+    count: u32,
+    /// One more than the highest sequence number.
+    next_seq: u32,
+    /// Records in segments with a location file, one part per segment.
+    parts: Vec<Part>,
+    /// Records in segments without one, in sequence order.
+    recent: Vec<RecordRef>,
+    /// Digests of the caller's message ids of (at least) the records in
+    /// `recent`; those of records in location files are read from there.
+    recent_ids: IdSet,
 }
 
 impl TranscriptEntry {
@@ -91,9 +128,12 @@ impl TranscriptEntry {
             pii_slot,
             rules_version,
             created_millis,
-            records: Vec::new(),
             ts_range: None,
-            msg_ids: IdSet::default(),
+            count: 0,
+            next_seq: 0,
+            parts: Vec::new(),
+            recent: Vec::new(),
+            recent_ids: IdSet::default(),
         }
     }
 
@@ -106,12 +146,46 @@ impl TranscriptEntry {
     }
 
     pub(crate) fn next_seq(&self) -> u32 {
-        self.records.last().map_or(0, |r| r.seq + 1)
+        self.next_seq
+    }
+
+    /// Number of records.
+    pub(crate) fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether it has no record.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
     }
 
     /// Whether its PII key lives.
     pub(crate) fn has_pii(&self) -> bool {
         self.pii_slot.is_some()
+    }
+
+    /// Whether it has a record in segment `seg`.
+    pub(crate) fn has_records_in(&self, seg: u64) -> bool {
+        self.parts.iter().any(|p| p.seg == seg) || self.recent.iter().any(|r| r.loc.seg == seg)
+    }
+
+    /// Its records' (segment, frame bytes, PII bytes) per segment.
+    pub(crate) fn bytes_per_segment(&self) -> Vec<(u64, u64, u64)> {
+        let mut out: Vec<(u64, u64, u64)> = self
+            .parts
+            .iter()
+            .map(|p| (p.seg, p.bytes, p.pii_bytes))
+            .collect();
+        for r in &self.recent {
+            match out.iter_mut().find(|(s, _, _)| *s == r.loc.seg) {
+                Some(o) => {
+                    o.1 += u64::from(r.loc.len);
+                    o.2 += u64::from(r.pii_len);
+                }
+                None => out.push((r.loc.seg, u64::from(r.loc.len), u64::from(r.pii_len))),
+            }
+        }
+        out
     }
 }
 
@@ -157,20 +231,20 @@ impl SegmentUsage {
     }
 }
 
-/// Where the records of a compacted segment went: old offset → (new offset,
-/// new frame length, PII part dropped).
-pub(crate) type Moves = BTreeMap<u64, (u64, u32, bool)>;
-
 /// The index (see the module documentation for its invariants).
 #[derive(Default)]
 pub(crate) struct Index {
-    transcripts: IdMap<TranscriptEntry>,
+    /// Boxed: a hash table keeps up to twice as many buckets as entries, and
+    /// a bucket of a box is 24 bytes where one of an entry is about 210.
+    transcripts: IdMap<Box<TranscriptEntry>>,
     by_caller: HashMap<String, Tid>,
     visitors: IdMap<VisitorEntry>,
     by_email: HashMap<String, Vid>,
     /// (last message time, tid) of every generation with records.
     by_time: BTreeSet<(i64, Tid)>,
     usage: BTreeMap<u64, SegmentUsage>,
+    /// The record-location files of sealed segments.
+    sidecars: BTreeMap<u64, Arc<Sidecar>>,
 }
 
 impl Index {
@@ -225,28 +299,28 @@ impl Index {
         if visible || !taken {
             self.by_caller.insert(t.caller_id.clone(), t.tid);
         }
-        self.transcripts.insert(t.tid, t);
+        self.transcripts.insert(t.tid, Box::new(t));
     }
 
-    /// Loads the checkpoint's record lists (each in sequence order), then
-    /// builds the time index from them in bulk: sorting once and building
-    /// the tree from sorted entries beats an insert per transcript.
-    pub(crate) fn load_checkpoint_records(&mut self, lists: Vec<CheckpointTranscript>) {
-        let mut by_time = Vec::with_capacity(lists.len());
+    /// Loads the checkpoint's record lists, only records of the segments
+    /// `wanted` accepts (and none of segments that have a location file: it
+    /// is what says where those are), without keeping the time index: call
+    /// [`Index::rebuild_time_index`] once loading is done.
+    pub(crate) fn load_checkpoint_records(
+        &mut self,
+        lists: Vec<CheckpointTranscript>,
+        wanted: impl Fn(u64) -> bool,
+    ) {
         for (tid, recs, ids) in lists {
-            if let Some(t) = self.transcripts.get_mut(&tid) {
-                t.msg_ids.extend(ids);
+            let mut any = false;
+            for r in recs {
+                if wanted(r.loc.seg) && !self.sidecars.contains_key(&r.loc.seg) {
+                    any |= self.insert_record(&tid, r, None, false);
+                }
             }
-            if let Some(last) = self.attach_records(&tid, recs) {
-                by_time.push((last, tid));
+            if any && let Some(t) = self.transcripts.get_mut(&tid) {
+                t.recent_ids.extend(ids);
             }
-        }
-        by_time.sort_unstable();
-        let bulk: BTreeSet<(i64, Tid)> = by_time.into_iter().collect();
-        if self.by_time.is_empty() {
-            self.by_time = bulk;
-        } else {
-            self.by_time.extend(bulk);
         }
     }
 
@@ -259,60 +333,107 @@ impl Index {
         }
     }
 
-    /// Gives a generation without records its whole list at once and returns
-    /// its latest message time, for the caller to put in the time index.
-    /// Falls back to [`Index::add_record`] (which keeps the time index itself,
-    /// and `None` is returned) when the generation already has records or the
-    /// list is not strictly ordered.
-    fn attach_records(&mut self, tid: &Tid, recs: Vec<RecordRef>) -> Option<i64> {
-        let ordered = recs.windows(2).all(|w| w[0].seq < w[1].seq);
-        let Some(t) = self
-            .transcripts
-            .get_mut(tid)
-            .filter(|t| ordered && t.records.is_empty() && !recs.is_empty())
-        else {
-            for r in recs {
-                self.add_record(tid, r, None);
-            }
-            return None;
+    /// Takes a sealed segment's location file at open: every generation it
+    /// has records of gets them from there (they must not be added again),
+    /// and the segment's bytes that no generation has are dead. Does not
+    /// keep the time index: call [`Index::rebuild_time_index`] once loading
+    /// is done.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if the file's summaries are damaged.
+    pub(crate) fn load_sidecar(&mut self, sidecar: Arc<Sidecar>) -> crate::Result<()> {
+        let seg = sidecar.describes().segment;
+        let mut live = 0u64;
+        for s in sidecar.summaries()? {
+            let Some(t) = self.transcripts.get_mut(&s.tid) else {
+                continue;
+            };
+            t.parts.push(Part {
+                seg,
+                first: s.first,
+                count: s.count,
+                bytes: s.bytes,
+                pii_bytes: s.pii_bytes,
+            });
+            t.count += s.count;
+            t.next_seq = t.next_seq.max(s.max_seq.saturating_add(1));
+            t.ts_range = Some(match t.ts_range {
+                Some((a, b)) => (a.min(s.min_ts), b.max(s.max_ts)),
+                None => (s.min_ts, s.max_ts),
+            });
+            live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
+        }
+        let u = self.usage.entry(seg).or_default();
+        let since = u.dead_since;
+        *u = SegmentUsage {
+            live,
+            ..SegmentUsage::default()
         };
-        let redacted = !t.has_pii();
-        let mut range = (i64::MAX, i64::MIN);
-        // A transcript's records sit in few segments: sum per run of one
-        // segment, then add each run to the usage map once.
-        let mut run: Option<(u64, u64, u64)> = None; // (segment, live, dead)
-        let usage = &mut self.usage;
-        let mut flush = |run: (u64, u64, u64)| {
-            let u = usage.entry(run.0).or_default();
-            u.live += run.1;
-            u.add_dead(run.2);
-        };
-        for r in &recs {
-            range = (range.0.min(r.ts), range.1.max(r.ts));
-            let dead_pii = if redacted { u64::from(r.pii_len) } else { 0 };
-            let live = u64::from(r.loc.len).saturating_sub(dead_pii);
-            match &mut run {
-                Some((seg, l, d)) if *seg == r.loc.seg => {
-                    *l += live;
-                    *d += dead_pii;
-                }
-                _ => {
-                    if let Some(done) = run.take() {
-                        flush(done);
-                    }
-                    run = Some((r.loc.seg, live, dead_pii));
+        u.add_dead(sidecar.record_bytes().saturating_sub(live));
+        if u.dead > 0 && since.is_some() {
+            u.dead_since = since;
+        }
+        self.sidecars.insert(seg, sidecar);
+        Ok(())
+    }
+
+    /// Builds the time indexes (by latest message time, overall and per
+    /// visitor) from the generations' time ranges, in bulk.
+    pub(crate) fn rebuild_time_index(&mut self) {
+        let mut by_time: Vec<(i64, Tid)> = Vec::with_capacity(self.transcripts.len());
+        for v in self.visitors.values_mut() {
+            v.transcripts.clear();
+        }
+        for t in self.transcripts.values() {
+            if let Some(last) = t.last_ts().filter(|_| t.count > 0) {
+                by_time.push((last, t.tid));
+                if let Some(v) = self.visitors.get_mut(&t.vid) {
+                    v.transcripts.insert((last, t.tid));
                 }
             }
         }
-        if let Some(done) = run {
-            flush(done);
+        by_time.sort_unstable();
+        self.by_time = by_time.into_iter().collect();
+    }
+
+    /// A sealed segment got its location file (after a roll): the records
+    /// of it held in memory leave memory, read from the file from now on.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if the file's summaries cannot be read
+    /// (nothing changes then).
+    pub(crate) fn attach_sidecar(&mut self, sidecar: Arc<Sidecar>) -> crate::Result<()> {
+        let seg = sidecar.describes().segment;
+        let summaries = sidecar.summaries()?;
+        for s in summaries {
+            let Some(t) = self.transcripts.get_mut(&s.tid) else {
+                continue;
+            };
+            let held = t.recent.iter().filter(|r| r.loc.seg == seg).count();
+            // A generation whose records in the segment are not all held
+            // (one being committed) keeps what it holds in memory.
+            if held == 0 || held != s.count as usize || t.parts.iter().any(|p| p.seg == seg) {
+                continue;
+            }
+            t.recent.retain(|r| r.loc.seg != seg);
+            if t.recent.is_empty() {
+                t.recent_ids = IdSet::default();
+            }
+            t.parts.push(Part {
+                seg,
+                first: s.first,
+                count: s.count,
+                bytes: s.bytes,
+                pii_bytes: s.pii_bytes,
+            });
         }
-        t.records = recs;
-        t.ts_range = Some(range);
-        if let Some(v) = self.visitors.get_mut(&t.vid) {
-            v.transcripts.insert((range.1, *tid));
-        }
-        Some(range.1)
+        self.sidecars.insert(seg, sidecar);
+        Ok(())
+    }
+
+    /// The location files held (for `verify`).
+    pub(crate) fn sidecars(&self) -> impl Iterator<Item = &Arc<Sidecar>> {
+        self.sidecars.values()
     }
 
     /// Adds a record to a known generation, keeping the time indexes right.
@@ -325,6 +446,17 @@ impl Index {
         rec: RecordRef,
         msg_id: Option<MsgIdDigest>,
     ) -> bool {
+        self.insert_record(tid, rec, msg_id, true)
+    }
+
+    /// [`Index::add_record`], keeping the time indexes only if `keep_time`.
+    pub(crate) fn insert_record(
+        &mut self,
+        tid: &Tid,
+        rec: RecordRef,
+        msg_id: Option<MsgIdDigest>,
+        keep_time: bool,
+    ) -> bool {
         let Some(t) = self.transcripts.get_mut(tid) else {
             self.usage
                 .entry(rec.loc.seg)
@@ -332,11 +464,20 @@ impl Index {
                 .add_dead(u64::from(rec.loc.len));
             return false;
         };
+        // A record of a segment with a location file that the generation
+        // has a part in is there already (a second copy).
+        if t.parts.iter().any(|p| p.seg == rec.loc.seg) {
+            self.usage
+                .entry(rec.loc.seg)
+                .or_default()
+                .add_dead(u64::from(rec.loc.len));
+            return false;
+        }
         // Records arrive in sequence order, except after compaction moved some
         // into a segment scanned earlier or later.
-        match t.records.last() {
+        match t.recent.last() {
             Some(last) if last.seq >= rec.seq => {
-                match t.records.binary_search_by_key(&rec.seq, |r| r.seq) {
+                match t.recent.binary_search_by_key(&rec.seq, |r| r.seq) {
                     Ok(_) => {
                         self.usage
                             .entry(rec.loc.seg)
@@ -344,13 +485,15 @@ impl Index {
                             .add_dead(u64::from(rec.loc.len));
                         return false;
                     }
-                    Err(pos) => t.records.insert(pos, rec),
+                    Err(pos) => t.recent.insert(pos, rec),
                 }
             }
-            _ => t.records.push(rec),
+            _ => t.recent.push(rec),
         }
+        t.count += 1;
+        t.next_seq = t.next_seq.max(rec.seq.saturating_add(1));
         if let Some(d) = msg_id {
-            t.msg_ids.insert(d);
+            t.recent_ids.insert(d);
         }
         let old_last = t.last_ts();
         t.ts_range = Some(match t.ts_range {
@@ -368,7 +511,7 @@ impl Index {
         let u = self.usage.entry(rec.loc.seg).or_default();
         u.live += u64::from(rec.loc.len) - dead_pii;
         u.add_dead(dead_pii);
-        if old_last != new_last {
+        if keep_time && old_last != new_last {
             if let Some(old) = old_last {
                 self.by_time.remove(&(old, *tid));
             }
@@ -395,11 +538,8 @@ impl Index {
     pub(crate) fn forget_pii(&mut self, tid: &Tid) -> Option<u32> {
         let t = self.transcripts.get_mut(tid)?;
         let slot = t.pii_slot.take()?;
-        for r in &t.records {
-            self.usage
-                .entry(r.loc.seg)
-                .or_default()
-                .kill(u64::from(r.pii_len));
+        for (seg, _, pii) in t.bytes_per_segment() {
+            self.usage.entry(seg).or_default().kill(pii);
         }
         Some(slot)
     }
@@ -407,7 +547,7 @@ impl Index {
     /// Removes a generation: its records become dead bytes. Returns it (its
     /// slots are for the caller to wipe).
     pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> Option<TranscriptEntry> {
-        let t = self.transcripts.remove(tid)?;
+        let t = *self.transcripts.remove(tid)?;
         if self.by_caller.get(&t.caller_id) == Some(tid) {
             self.by_caller.remove(&t.caller_id);
         }
@@ -420,11 +560,10 @@ impl Index {
             }
             v.tids.remove(tid);
         }
-        for r in &t.records {
-            let u = self.usage.entry(r.loc.seg).or_default();
+        for (seg, bytes, pii) in t.bytes_per_segment() {
+            let u = self.usage.entry(seg).or_default();
             // PII parts of a redacted generation were already counted dead.
-            let pii = if t.has_pii() { 0 } else { u64::from(r.pii_len) };
-            u.kill(u64::from(r.loc.len) - pii);
+            u.kill(bytes - if t.has_pii() { 0 } else { pii });
         }
         Some(t)
     }
@@ -455,7 +594,7 @@ impl Index {
         let empty: Vec<Tid> = self
             .transcripts
             .values()
-            .filter(|t| t.records.is_empty())
+            .filter(|t| t.is_empty())
             .map(|t| t.tid)
             .collect();
         empty
@@ -589,59 +728,167 @@ impl Index {
         }
     }
 
-    /// Segment `seg` was rewritten by compaction: its live records moved as
-    /// `moves` says; the rest of the file is dead. Returns the live bytes, or
-    /// the first record that did not move (a bug).
+    /// Segment `seg` was rewritten by compaction, and `sidecar` is the
+    /// location file of the new file: every generation's records in it are
+    /// read from there now; the rest of the file is dead. Returns the live
+    /// bytes, or a generation whose records the new file lacks (a bug).
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if the file's summaries cannot be read.
     pub(crate) fn records_moved(
         &mut self,
         seg: u64,
-        moves: &Moves,
-        records_len: u64,
-    ) -> Result<u64, RecordRef> {
+        sidecar: Arc<Sidecar>,
+    ) -> crate::Result<std::result::Result<u64, Tid>> {
+        let summaries: IdMap<Summary> = sidecar
+            .summaries()?
+            .into_iter()
+            .map(|s| (s.tid, s))
+            .collect();
         let mut live = 0u64;
         for t in self.transcripts.values_mut() {
-            let redacted = !t.has_pii();
-            for r in t.records.iter_mut().filter(|r| r.loc.seg == seg) {
-                let Some(&(off, len, dropped)) = moves.get(&r.loc.off) else {
-                    return Err(*r);
-                };
-                r.loc.off = off;
-                r.loc.len = len;
-                if dropped {
-                    r.pii_len = 0;
-                }
-                live += u64::from(len) - if redacted { u64::from(r.pii_len) } else { 0 };
+            if !t.has_records_in(seg) {
+                continue;
             }
+            let Some(s) = summaries.get(&t.tid) else {
+                return Ok(Err(t.tid));
+            };
+            t.recent.retain(|r| r.loc.seg != seg);
+            t.parts.retain(|p| p.seg != seg);
+            t.parts.push(Part {
+                seg,
+                first: s.first,
+                count: s.count,
+                bytes: s.bytes,
+                pii_bytes: s.pii_bytes,
+            });
+            live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
         }
         let u = self.usage.entry(seg).or_default();
         *u = SegmentUsage {
             live,
             ..SegmentUsage::default()
         };
-        u.add_dead(records_len.saturating_sub(live));
-        Ok(live)
+        u.add_dead(sidecar.record_bytes().saturating_sub(live));
+        self.sidecars.insert(seg, sidecar);
+        Ok(Ok(live))
     }
 
     /// Segment `seg` is gone (nothing in it was live).
     pub(crate) fn segment_removed(&mut self, seg: u64) {
         self.usage.remove(&seg);
+        self.sidecars.remove(&seg);
     }
 
     // ----- queries -----
 
+    /// A generation's records, in sequence order: those of sealed segments
+    /// read from their location files, the others from memory. Of two
+    /// copies of one sequence number (a compaction cut short) the one in the
+    /// lower segment counts.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if a location file is damaged,
+    /// [`crate::Error::Io`] if it cannot be read.
+    pub(crate) fn records(&self, t: &TranscriptEntry) -> crate::Result<Vec<RecordRef>> {
+        let mut out = Vec::with_capacity(t.len());
+        for p in &t.parts {
+            out.extend(
+                self.part_entries(t, p)?
+                    .into_iter()
+                    .map(|e| e.record_ref(p.seg)),
+            );
+        }
+        out.extend_from_slice(&t.recent);
+        out.sort_by_key(|r| (r.seq, r.loc.seg, r.loc.off));
+        out.dedup_by_key(|r| r.seq);
+        Ok(out)
+    }
+
+    /// A generation's records in segment `seg`, with their message-id
+    /// digests where known.
+    ///
+    /// # Errors
+    /// As [`Index::records`].
+    pub(crate) fn records_in(
+        &self,
+        t: &TranscriptEntry,
+        seg: u64,
+    ) -> crate::Result<Vec<RecordRef>> {
+        let mut out = Vec::new();
+        for p in t.parts.iter().filter(|p| p.seg == seg) {
+            out.extend(
+                self.part_entries(t, p)?
+                    .into_iter()
+                    .map(|e| e.record_ref(p.seg)),
+            );
+        }
+        out.extend(t.recent.iter().filter(|r| r.loc.seg == seg).copied());
+        Ok(out)
+    }
+
+    fn part_entries(&self, t: &TranscriptEntry, p: &Part) -> crate::Result<Vec<Entry>> {
+        let sidecar = self.sidecars.get(&p.seg).ok_or_else(|| {
+            crate::Error::Internal(format!(
+                "segment {} has no record-location file but the index names one",
+                p.seg
+            ))
+        })?;
+        let entries = sidecar.entries(p.first, p.count)?;
+        if entries.iter().any(|e| e.tid != t.tid) {
+            return Err(crate::Error::corrupt(
+                sidecar.path(),
+                0,
+                "record-location file does not hold the records its summary names",
+            ));
+        }
+        Ok(entries)
+    }
+
+    /// Whether a generation holds a record with this message-id digest.
+    ///
+    /// # Errors
+    /// As [`Index::records`].
+    pub(crate) fn has_msg_id(&self, t: &TranscriptEntry, d: &MsgIdDigest) -> crate::Result<bool> {
+        if t.recent_ids.contains(d) {
+            return Ok(true);
+        }
+        for p in &t.parts {
+            if self
+                .part_entries(t, p)?
+                .iter()
+                .any(|e| e.msg_id.as_ref() == Some(d))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Digests of the message ids of a generation's records in memory.
+    pub(crate) fn recent_msg_ids(t: &TranscriptEntry) -> impl Iterator<Item = &MsgIdDigest> {
+        t.recent_ids.iter()
+    }
+
+    /// A generation's records held in memory (of segments without a
+    /// location file).
+    pub(crate) fn recent_records(t: &TranscriptEntry) -> &[RecordRef] {
+        &t.recent
+    }
+
     /// A live generation.
     pub(crate) fn transcript(&self, tid: &Tid) -> Option<&TranscriptEntry> {
-        self.transcripts.get(tid)
+        self.transcripts.get(tid).map(|t| &**t)
     }
 
     /// The generation a caller id leads to.
     pub(crate) fn by_caller(&self, id: &str) -> Option<&TranscriptEntry> {
-        self.transcripts.get(self.by_caller.get(id)?)
+        self.transcripts.get(self.by_caller.get(id)?).map(|t| &**t)
     }
 
     /// Every live generation.
     pub(crate) fn transcripts(&self) -> impl Iterator<Item = &TranscriptEntry> {
-        self.transcripts.values()
+        self.transcripts.values().map(|t| &**t)
     }
 
     /// Number of live generations.
@@ -716,7 +963,7 @@ impl Index {
         self.visitors.get(vid).map_or_else(Vec::new, |v| {
             v.tids
                 .iter()
-                .filter_map(|t| self.transcripts.get(t))
+                .filter_map(|t| self.transcripts.get(t).map(|t| &**t))
                 .collect()
         })
     }
@@ -727,14 +974,14 @@ impl Index {
             .get(vid)
             .into_iter()
             .flat_map(|v| v.transcripts.iter().rev())
-            .filter_map(|(_, tid)| self.transcripts.get(tid))
+            .filter_map(|(_, tid)| self.transcripts.get(tid).map(|t| &**t))
     }
 
     /// Generations with records, oldest latest-message first.
     pub(crate) fn by_age(&self) -> impl Iterator<Item = (i64, &TranscriptEntry)> {
         self.by_time
             .iter()
-            .filter_map(|(last, tid)| Some((*last, self.transcripts.get(tid)?)))
+            .filter_map(|(last, tid)| Some((*last, &**self.transcripts.get(tid)?)))
     }
 
     /// Byte accounting per segment.
@@ -819,7 +1066,9 @@ mod tests {
             .unwrap();
         assert_eq!(old.tid, [1; 16]);
         assert_eq!(ix.by_caller("t-1").unwrap().tid, [3; 16]);
-        assert!(ix.by_caller("t-1").unwrap().msg_ids.contains(&[5; 16]));
+        let t = ix.by_caller("t-1").unwrap();
+        assert!(ix.has_msg_id(t, &[5; 16]).unwrap());
+        assert!(!ix.has_msg_id(t, &[6; 16]).unwrap());
         // An uncommitted second generation (as open finds it) is hidden.
         ix.add_transcript(entry(4, 9, "t-1"), false);
         assert_eq!(ix.by_caller("t-1").unwrap().tid, [3; 16]);
@@ -827,6 +1076,71 @@ mod tests {
         assert_eq!(hidden.len(), 1);
         assert_eq!(hidden[0].tid, [4; 16]);
         assert_eq!(ix.transcript_count(), 1);
+    }
+
+    #[test]
+    fn a_sealed_segments_records_leave_memory_for_its_location_file() {
+        let mut ix = Index::default();
+        ix.add_visitor([9; 16], "ann@example.com".into(), 2);
+        ix.add_transcript(entry(1, 9, "t-1"), true);
+        ix.add_transcript(entry(2, 9, "t-2"), true);
+        let mut builder = SidecarBuilder::default();
+        let mut recs = Vec::new();
+        for (i, (tid, seq, off)) in [(1u8, 0u32, 32u64), (2, 0, 132), (1, 1, 232)]
+            .into_iter()
+            .enumerate()
+        {
+            let r = rec(seq, 50 + i as i64, 1, off);
+            let d = (tid == 1 && seq == 1).then_some([7; 16]);
+            ix.add_record(&[tid; 16], r, d);
+            recs.push(([tid; 16], r));
+            builder.add(Entry {
+                tid: [tid; 16],
+                seq,
+                ts: r.ts,
+                off,
+                len: r.loc.len,
+                pii_len: r.pii_len,
+                msg_id: d,
+            });
+        }
+        // A record of t-1 in the next segment stays in memory.
+        ix.add_record(&[1; 16], rec(2, 90, 2, 32), Some([8; 16]));
+        let before: Vec<Vec<RecordRef>> = [1u8, 2]
+            .iter()
+            .map(|t| ix.records(ix.transcript(&[*t; 16]).unwrap()).unwrap())
+            .collect();
+        let usage = ix.usage().clone();
+        let describes = Describes {
+            segment: 1,
+            generation: 1,
+            segment_len: 400,
+        };
+        let sidecar =
+            Sidecar::in_memory(std::path::Path::new("1.idx"), builder.finish(describes)).unwrap();
+        ix.attach_sidecar(Arc::new(sidecar)).unwrap();
+        let t1 = ix.transcript(&[1; 16]).unwrap();
+        assert_eq!(
+            Index::recent_records(t1).len(),
+            1,
+            "only segment 2's record"
+        );
+        assert!(Index::recent_records(ix.transcript(&[2; 16]).unwrap()).is_empty());
+        let after: Vec<Vec<RecordRef>> = [1u8, 2]
+            .iter()
+            .map(|t| ix.records(ix.transcript(&[*t; 16]).unwrap()).unwrap())
+            .collect();
+        assert_eq!(after, before);
+        assert_eq!(ix.usage(), &usage);
+        assert!(ix.has_msg_id(t1, &[7; 16]).unwrap(), "read from the file");
+        assert!(ix.has_msg_id(t1, &[8; 16]).unwrap(), "held in memory");
+        assert!(!ix.has_msg_id(t1, &[9; 16]).unwrap());
+        assert_eq!((t1.len(), t1.next_seq()), (3, 3));
+        // Removing a generation kills its bytes in both segments.
+        ix.forget_pii(&[1; 16]);
+        ix.remove_transcript(&[1; 16]);
+        assert_eq!(ix.usage()[&1].live, 100);
+        assert_eq!(ix.usage()[&2].live, 0);
     }
 
     #[test]

@@ -259,31 +259,30 @@ impl Keyring {
         })
     }
 
-    /// Decodes the state slot and every data slot, straight from a read-only
-    /// map of the file (no copy of it: open reads the whole keyring).
+    /// Decodes the state slot and every data slot, read a few thousand slots
+    /// at a time with positioned reads: open reads the whole keyring, and a
+    /// map of it would leave all of it in the process's resident memory.
     fn load_slots(
         &mut self,
         size: u64,
         mut each: impl FnMut(u32, Slot),
     ) -> Result<(Vec<SlotDamage>, Option<Marks>)> {
+        /// Slots read at a time (2 MiB).
+        const CHUNK: u32 = 4096;
         let count = size / SLOT_SIZE as u64;
         let count =
             u32::try_from(count).map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
-        #[expect(unsafe_code, reason = "memory-mapping the keyring while open reads it")]
-        // SAFETY: the map is read only during this call, and nothing in this
-        // process writes or truncates the keyring until open returns; other
-        // shredlog processes are kept out by the directory lock, and changes
-        // by another program are outside the contract (docs/FORMAT.md), as
-        // for segments.
-        let map = unsafe { memmap2::Mmap::map(&*self.file) }.at(&self.path)?;
         let mut damaged = Vec::new();
         let mut marks = None;
-        let mut slots = map.chunks_exact(SLOT_SIZE).take(count as usize);
-        let state = slots.nth(STATE_SLOT as usize);
-        match (
-            state.and_then(|b| <&[u8; SLOT_SIZE]>::try_from(b).ok()),
-            self.version,
-        ) {
+        let mut buf = vec![0u8; SLOT_SIZE * CHUNK.min(count.max(1)) as usize];
+        let mut state = [0u8; SLOT_SIZE];
+        let has_state = count > STATE_SLOT;
+        if has_state {
+            self.file
+                .read_exact_at(&mut state, u64::from(STATE_SLOT) * SLOT_SIZE as u64)
+                .at(&self.path)?;
+        }
+        match (has_state.then_some(&state), self.version) {
             (Some(buf), _) if is_zero(buf) && self.version == KEYRING_VERSION_1 => {}
             (Some(buf), _) => match decode_state(buf) {
                 Ok(m) => marks = Some(m),
@@ -298,17 +297,28 @@ impl Keyring {
                 reason: "the keyring's state slot is missing (cut short?)",
             }),
         }
-        for (index, bytes) in (FIRST_DATA_SLOT..).zip(slots) {
-            let Ok(buf) = <&[u8; SLOT_SIZE]>::try_from(bytes) else {
-                continue;
-            };
-            match self.decode_slot(index, buf) {
-                Ok(None) => {
-                    self.free.insert(index);
+        let mut start = FIRST_DATA_SLOT;
+        while start < count {
+            let n = CHUNK.min(count - start);
+            let chunk = buf
+                .get_mut(..n as usize * SLOT_SIZE)
+                .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
+            self.file
+                .read_exact_at(chunk, u64::from(start) * SLOT_SIZE as u64)
+                .at(&self.path)?;
+            for (index, bytes) in (start..).zip(chunk.chunks_exact(SLOT_SIZE)) {
+                let Ok(slot) = <&[u8; SLOT_SIZE]>::try_from(bytes) else {
+                    continue;
+                };
+                match self.decode_slot(index, slot) {
+                    Ok(None) => {
+                        self.free.insert(index);
+                    }
+                    Ok(Some(slot)) => each(index, slot),
+                    Err(reason) => damaged.push(SlotDamage { index, reason }),
                 }
-                Ok(Some(slot)) => each(index, slot),
-                Err(reason) => damaged.push(SlotDamage { index, reason }),
             }
+            start += n;
         }
         self.len = count.max(FIRST_DATA_SLOT);
         Ok((damaged, marks))

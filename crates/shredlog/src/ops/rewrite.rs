@@ -327,7 +327,7 @@ impl Store {
             let index = self.engine.index.read();
             index
                 .transcripts()
-                .filter(|t| t.rules_version < RULES_VERSION && !t.records.is_empty())
+                .filter(|t| t.rules_version < RULES_VERSION && !t.is_empty())
                 .map(|t| t.caller_id.clone())
                 .collect()
         };

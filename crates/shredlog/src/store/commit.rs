@@ -28,7 +28,7 @@ use super::compact::CompactOptions;
 use super::{Engine, Writer};
 use crate::config::Durability;
 use crate::error::{Error, IoContext, Result};
-use crate::index::Checkpoint;
+use crate::index::{Checkpoint, Index};
 use crate::segment::{self, SEGMENT_HEADER};
 
 /// How long a leader waits at most for appends on their way.
@@ -239,8 +239,8 @@ impl Engine {
         // (from the keyring), so the checkpoint leaves them out.
         let mut pii_dead: HashMap<u64, u64> = HashMap::new();
         for t in index.transcripts().filter(|t| !t.has_pii()) {
-            for r in &t.records {
-                *pii_dead.entry(r.loc.seg).or_default() += u64::from(r.pii_len);
+            for (seg, _, pii) in t.bytes_per_segment() {
+                *pii_dead.entry(seg).or_default() += pii;
             }
         }
         ckpt.dead = index
@@ -254,18 +254,20 @@ impl Engine {
                 (*id, dead, u.dead_since)
             })
             .collect();
+        // Only the records held in memory: those of segments with a
+        // record-location file are found there.
         ckpt.transcripts = index
             .transcripts()
             .map(|t| {
                 (
                     t.tid,
-                    t.records
+                    Index::recent_records(t)
                         .iter()
                         .filter(|r| covered(r.loc.seg))
                         .copied()
                         .collect::<Vec<_>>(),
                     // Digests of uncovered records are found again by the scan.
-                    t.msg_ids.iter().copied().collect::<Vec<_>>(),
+                    Index::recent_msg_ids(t).copied().collect::<Vec<_>>(),
                 )
             })
             .filter(|(_, records, _)| !records.is_empty())

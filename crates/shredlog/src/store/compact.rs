@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::{Engine, Store};
 use crate::error::{Error, IoContext, Result};
-use crate::index::{Moves, SegmentUsage};
+use crate::index::SegmentUsage;
 use crate::keyring::{self, LiveSlots, Moved, SLOT_SIZE};
 use crate::message::Timestamp;
 use crate::record::{self, FLAG_PII, Tid};
@@ -173,9 +173,12 @@ impl Engine {
             let wanted: HashSet<u64> = victims.iter().map(|v| v.0).collect();
             let mut live: HashMap<u64, Vec<Live>> = HashMap::new();
             for t in index.transcripts() {
-                for r in &t.records {
-                    if wanted.contains(&r.loc.seg) {
-                        live.entry(r.loc.seg).or_default().push(Live {
+                for &seg in &wanted {
+                    if !t.has_records_in(seg) {
+                        continue;
+                    }
+                    for r in index.records_in(t, seg)? {
+                        live.entry(seg).or_default().push(Live {
                             off: r.loc.off,
                             len: r.loc.len,
                             tid: t.tid,
@@ -226,7 +229,7 @@ impl Engine {
             // would keep an email alive that no data needs.
             let empty: Vec<Tid> = index
                 .transcripts()
-                .filter(|t| t.records.is_empty())
+                .filter(|t| t.is_empty())
                 .map(|t| t.tid)
                 .collect();
             let mut shredder = Shredder {
@@ -269,6 +272,7 @@ impl Engine {
             map,
             path,
             generation,
+            ..
         } = &*seg
         else {
             return Ok(());
@@ -281,6 +285,7 @@ impl Engine {
         let started = Instant::now();
         // (old offset, new offset, new length, PII dropped)
         let mut moved: Vec<(u64, u64, u32, bool)> = Vec::with_capacity(records.len());
+        let mut sidecar = None;
         if !records.is_empty() {
             let mut out = std::io::BufWriter::with_capacity(
                 1 << 20,
@@ -345,6 +350,12 @@ impl Engine {
                 .map_err(|e| Error::io(&tmp, e.into_error()))?;
             crate::failpoint::check("compact.sync").at(&tmp)?;
             file.sync_all().at(&tmp)?;
+            // The new file's record locations, written before the swap: until
+            // then this process reads the old one's through its open handle,
+            // and after a crash before the swap the file names a generation
+            // the segment does not have, and is rebuilt.
+            drop(file);
+            sidecar = Some(super::locations::build_sealed(&inner.dir, &tmp, id)?);
         }
 
         // Swap under the writer's lock, so that no key dies half-way, and the
@@ -357,6 +368,14 @@ impl Engine {
         if moved.is_empty() {
             std::fs::remove_file(path).at(path)?;
             crate::fsutil::sync_dir(&inner.dir)?;
+            // Its location file goes too (one left by a crash here is
+            // removed by the next writing open).
+            let idx = inner.dir.join(crate::index::sidecar_file_name(id));
+            if let Err(e) = std::fs::remove_file(&idx)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::io(&idx, e));
+            }
             segs.remove(&id);
             index.segment_removed(id);
             report.segments_removed += 1;
@@ -372,21 +391,23 @@ impl Engine {
             Arc::new(Segment::Sealed {
                 path: path.clone(),
                 map: new_map,
+                file: Arc::new(file),
                 generation,
             }),
         );
         drop(segs);
         report.segments_rewritten += 1;
         report.bytes_after += new_len;
-        let moves: Moves = moved.iter().map(|&(o, n, l, d)| (o, (n, l, d))).collect();
-        let records_len = new_len.saturating_sub(SEGMENT_HEADER + record::FOOTER_FRAME as u64);
-        index.records_moved(id, &moves, records_len).map_err(|r| {
+        let sidecar = sidecar.ok_or_else(|| {
+            Error::Internal("a rewritten segment has no record-location file".into())
+        })?;
+        index.records_moved(id, sidecar)?.map_err(|tid| {
             // Cannot happen: records only die, they are not born in sealed
             // segments.
             Error::Internal(format!(
-                "compaction of {} did not copy the live record at offset {}",
+                "compaction of {} did not copy the live records of generation {}",
                 path.display(),
-                r.loc.off
+                crate::ids::hex(&tid)
             ))
         })?;
         Ok(())

@@ -7,7 +7,7 @@ use super::Store;
 use super::read::read_message;
 use crate::error::{IoContext, Result};
 use crate::ids::{IdMap, parse_hex};
-use crate::index::{SegmentUsage, TranscriptEntry};
+use crate::index::{RecordRef, SegmentUsage, TranscriptEntry};
 use crate::keyring::{self, FIRST_DATA_SLOT, SLOT_SIZE};
 use crate::pii::RULES_VERSION;
 use crate::policy::{POLICY_FILE, Policy};
@@ -88,10 +88,27 @@ impl Store {
             }
             marks
         };
-        let (index_records, entries): (u64, IdMap<TranscriptEntry>) = {
+        // Every live generation with its records (read from the record-
+        // location files, each block checked), and every location file whole.
+        type Listed = (TranscriptEntry, Vec<RecordRef>);
+        let (index_records, entries): (u64, IdMap<Listed>) = {
             let index = engine.index.read();
-            let n = index.transcripts().map(|t| t.records.len() as u64).sum();
-            (n, index.transcripts().map(|t| (t.tid, t.clone())).collect())
+            for sidecar in index.sidecars() {
+                if let Err(e) = sidecar.check_all() {
+                    problems.push(e.to_string());
+                }
+            }
+            let n = index.transcripts().map(|t| t.len() as u64).sum();
+            let mut entries = IdMap::default();
+            for t in index.transcripts() {
+                match index.records(t) {
+                    Ok(records) => {
+                        entries.insert(t.tid, (t.clone(), records));
+                    }
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+            (n, entries)
         };
         let segs: Vec<(u64, Arc<Segment>)> = engine
             .segments
@@ -147,12 +164,11 @@ impl Store {
             }
             for (off, size, tid, seq) in records {
                 report.records += 1;
-                let Some(t) = entries.get(&tid) else {
+                let Some((t, t_records)) = entries.get(&tid) else {
                     report.dead_records += 1;
                     continue;
                 };
-                let Some(r) = t
-                    .records
+                let Some(r) = t_records
                     .iter()
                     .find(|r| r.seq == seq && r.loc.seg == id && r.loc.off == off)
                 else {
@@ -260,11 +276,11 @@ impl Store {
         };
         let index = engine.index.read();
         for t in index.transcripts() {
-            if t.records.is_empty() {
+            if t.is_empty() {
                 continue;
             }
             s.transcripts += 1;
-            s.messages += t.records.len() as u64;
+            s.messages += t.len() as u64;
             if !t.has_pii() {
                 s.transcripts_redacted += 1;
             }

@@ -40,6 +40,7 @@ use crate::shred::AuditLog;
 mod commit;
 mod compact;
 mod inspect;
+mod locations;
 mod open;
 mod read;
 pub(crate) mod snapshot;
@@ -202,7 +203,7 @@ impl TranscriptInfo {
             id: t.caller_id.clone(),
             first: Timestamp::from_unix_millis(first),
             last: Timestamp::from_unix_millis(last),
-            messages: t.records.len(),
+            messages: t.len(),
             redacted: !t.has_pii(),
             rules_version: t.rules_version,
         })

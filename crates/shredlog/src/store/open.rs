@@ -1,5 +1,6 @@
-//! Recovery at open: the index from the keyring's slots, the checkpoint,
-//! the scan of what it does not cover, torn tails.
+//! Recovery at open: the index from the keyring's slots, the sealed
+//! segments' record-location files, the checkpoint, the scan of what they do
+//! not cover, torn tails.
 //!
 //! Only bytes written after the last durable commit may be cut without an
 //! error. What was acknowledged is known from the keyring's durable marks
@@ -17,11 +18,14 @@ use std::sync::atomic::AtomicBool;
 use parking_lot::{Mutex, RwLock};
 
 use super::commit::GroupCommit;
+use super::locations;
 use super::{Engine, RecoveryReport, Store, Writer};
 use crate::config::Options;
 use crate::error::{Error, IoContext, Result};
 use crate::ids::{IdMap, SlotMap};
-use crate::index::{Checkpoint, Index, Loc, RecordRef, TranscriptEntry};
+use crate::index::{
+    Checkpoint, Describes, Index, Loc, RecordRef, Sidecar, TranscriptEntry, sidecar_file_name,
+};
 use crate::keyring::{
     KeyCache, Keyring, Marks, OpenMode, PiiSlot, SLOT_SIZE, Slot, TranscriptSlot,
 };
@@ -38,11 +42,14 @@ impl Store {
     /// Opens the store in `dir`, creating it if needed (and allowed by
     /// `options.create`).
     ///
-    /// Recovery: the keyring is read, the index checkpoint loaded when valid,
-    /// and the log after it scanned; only a write a crash cut short after the
-    /// last durable commit is cut off; anything acknowledged that is missing
-    /// or damaged is an error, unless `options.salvage` (read-only) skips
-    /// and reports it. Logged privacy operations cut short are finished.
+    /// Recovery: the keyring is read, each sealed segment's record-location
+    /// file taken (or rebuilt from the segment when it is missing, stale or
+    /// damaged; only in memory when read-only), the index checkpoint loaded
+    /// when valid, and the last segment after it scanned; only a write a
+    /// crash cut short after the last durable commit is cut off; anything
+    /// acknowledged that is missing or damaged is an error, unless
+    /// `options.salvage` (read-only) skips and reports it. Logged privacy
+    /// operations cut short are finished.
     ///
     /// # Errors
     /// [`Error::Locked`] if another process has it open, [`Error::NotAStore`]
@@ -249,7 +256,7 @@ fn committed_generation(versions: &[&TranscriptEntry]) -> Option<Tid> {
     sorted.sort_by_key(|t| (t.created_millis, t.tid));
     sorted
         .iter()
-        .find(|t| !t.records.is_empty())
+        .find(|t| !t.is_empty())
         .or(sorted.first())
         .map(|t| t.tid)
 }
@@ -522,23 +529,27 @@ pub(super) fn recover_segments(
     }
     let last_id = ids.last().copied().unwrap_or(1);
 
-    // Where scanning starts: (segment id, offset).
+    // Where scanning the last segment starts: (segment id, offset).
     let mut start: (u64, u64) = (ids.first().copied().unwrap_or(1), SEGMENT_HEADER);
     let mut ckpt_len: HashMap<u64, u64> = HashMap::new();
+    let mut ckpt_records = None;
     if let Some(ckpt) = checkpoint {
         match checkpoint_fits(&ckpt, &listed) {
             Fit::Stale => {}
             Fit::Lost(e) => corrupt_or_skip(report, e)?,
             Fit::Fits => {
                 ckpt_len = ckpt.segments.iter().map(|s| (s.0, s.2)).collect();
-                index.load_checkpoint_records(ckpt.transcripts);
                 index.load_dead(ckpt.dead);
+                ckpt_records = Some(ckpt.transcripts);
                 if let Some(&(id, _, len)) = ckpt.segments.last() {
                     start = (id, len);
                 }
                 report.checkpoint_used = true;
             }
         }
+    }
+    if !read_only {
+        locations::remove_strays(dir, &ids)?;
     }
 
     let mut segs = BTreeMap::new();
@@ -567,48 +578,57 @@ pub(super) fn recover_segments(
         let mut data_end = file_len;
         // Whether the segment ends with its own footer (checked).
         let mut footer_ok = false;
-        if id >= start.0 {
-            let from = if id == start.0 {
-                start.1
-            } else {
-                SEGMENT_HEADER
-            };
-            // A segment sealed whole before the checkpoint was written has
-            // nothing left to scan but its footer to check.
-            if from == file_len && header.has_footer() {
-                let tail = map
-                    .get(map.len().saturating_sub(FOOTER_FRAME)..)
-                    .unwrap_or_default();
-                match segment::check_footer(&path, tail, file_len, id, header.generation) {
+        let tail = || {
+            map.get(map.len().saturating_sub(FOOTER_FRAME)..)
+                .unwrap_or_default()
+        };
+        // Sealed: not the last segment, or the last one with its footer (a
+        // roll cut short after sealing it).
+        let sealed_file = !is_last
+            || (header.has_footer()
+                && segment::check_footer(&path, tail(), file_len, id, header.generation).is_ok());
+        if sealed_file {
+            if header.has_footer() {
+                match segment::check_footer(&path, tail(), file_len, id, header.generation) {
                     Ok(_) => footer_ok = true,
-                    Err(e) if !is_last => corrupt_or_skip(report, e)?,
-                    Err(_) => {}
+                    Err(e) => corrupt_or_skip(report, e)?,
                 }
             }
-            if !footer_ok {
+            // Its records' locations: from its location file when that is
+            // the one of this file, else from a scan (and written down).
+            let describes = Describes {
+                segment: id,
+                generation: header.generation,
+                segment_len: file_len,
+            };
+            let idx_path = dir.join(sidecar_file_name(id));
+            // Salvage trusts no derived file: it reads what is left of the
+            // segments themselves.
+            let found = if !salvage && (footer_ok || !header.has_footer()) {
+                Sidecar::open(&idx_path, describes)?
+            } else {
+                None
+            };
+            // A file whose summaries fail their checks is not used.
+            let loaded = found.is_some_and(|sidecar| index.load_sidecar(Arc::new(sidecar)).is_ok());
+            if !loaded {
+                // Missing, stale or damaged: rebuilt from the segment (it is
+                // derived data). A read-only open keeps it in memory.
                 let rules = ScanRules {
                     id,
                     header,
-                    last: is_last,
+                    last: false,
                     salvage,
                     acknowledged,
                 };
+                let mut collect = locations::Collect::default();
                 let mut scanned = 0u64;
-                let scan = segment::scan(&path, &map, from, rules, |off, size, rec| {
+                // Through a map of its own, dropped after the scan: the pages
+                // it reads do not stay in this process's resident memory.
+                let once = segment::map_once(&path)?;
+                let scan = segment::scan(&path, &once, SEGMENT_HEADER, rules, |off, size, rec| {
                     scanned += 1;
-                    let r = RecordRef {
-                        seq: rec.header.seq,
-                        ts: rec.header.ts_millis,
-                        loc: Loc {
-                            seg: id,
-                            off,
-                            len: size as u32,
-                        },
-                        pii_len: rec.header.pii_len,
-                    };
-                    // A record already indexed (from the checkpoint, or a
-                    // second copy left by a compaction cut short) counts as dead.
-                    index.add_record(&rec.header.tid, r, rec.header.msg_id);
+                    collect.add(off, size, rec);
                 })?;
                 report.records_scanned += scanned;
                 for d in scan.damage {
@@ -616,21 +636,55 @@ pub(super) fn recover_segments(
                         .skipped
                         .push((path.clone(), d.offset, d.skipped, d.reason));
                 }
-                if let Some(at) = scan.torn_at {
-                    report.truncated = Some((path.clone(), at, file_len - at));
-                }
-                footer_ok = scan.footer.is_some();
-                data_end = if footer_ok { scan.end } else { scan.data_end };
+                let sidecar = collect.finish(dir, describes, !read_only)?;
+                index.load_sidecar(Arc::new(sidecar))?;
             }
-        } else if header.has_footer() {
-            // Covered by the checkpoint: its records are not read again, but
-            // its footer must still say it is whole.
-            let tail = map
-                .get(map.len().saturating_sub(FOOTER_FRAME)..)
-                .unwrap_or_default();
-            if let Err(e) = segment::check_footer(&path, tail, file_len, id, header.generation) {
-                corrupt_or_skip(report, e)?;
+        } else {
+            // The last segment: its records are held in memory, from the
+            // checkpoint and a scan of what it does not cover.
+            if let Some(lists) = ckpt_records.take() {
+                index.load_checkpoint_records(lists, |seg| seg == id);
             }
+            let from = if id == start.0 {
+                start.1
+            } else {
+                SEGMENT_HEADER
+            };
+            let rules = ScanRules {
+                id,
+                header,
+                last: is_last,
+                salvage,
+                acknowledged,
+            };
+            let mut scanned = 0u64;
+            let scan = segment::scan(&path, &map, from, rules, |off, size, rec| {
+                scanned += 1;
+                let r = RecordRef {
+                    seq: rec.header.seq,
+                    ts: rec.header.ts_millis,
+                    loc: Loc {
+                        seg: id,
+                        off,
+                        len: size as u32,
+                    },
+                    pii_len: rec.header.pii_len,
+                };
+                // A record already indexed (from the checkpoint, or a
+                // second copy left by a compaction cut short) counts as dead.
+                index.insert_record(&rec.header.tid, r, rec.header.msg_id, false);
+            })?;
+            report.records_scanned += scanned;
+            for d in scan.damage {
+                report
+                    .skipped
+                    .push((path.clone(), d.offset, d.skipped, d.reason));
+            }
+            if let Some(at) = scan.torn_at {
+                report.truncated = Some((path.clone(), at, file_len - at));
+            }
+            footer_ok = scan.footer.is_some();
+            data_end = if footer_ok { scan.end } else { scan.data_end };
         }
         // A version-1 last segment is not appended to (it could never get a
         // footer): a writing open leaves it as it is, cut to its data, and
@@ -646,6 +700,13 @@ pub(super) fn recover_segments(
         } else {
             map
         };
+        if legacy_tail {
+            // It is sealed from now on: its records' locations go to a
+            // location file (kept in memory if that cannot be written).
+            if let Ok(sidecar) = locations::build_sealed(dir, &path, id) {
+                index.attach_sidecar(sidecar)?;
+            }
+        }
         if !is_last || sealed {
             if is_last {
                 last = (id, data_end);
@@ -655,6 +716,7 @@ pub(super) fn recover_segments(
                 Arc::new(Segment::Sealed {
                     path,
                     map,
+                    file: Arc::new(file),
                     generation: header.generation,
                 }),
             );
@@ -680,6 +742,7 @@ pub(super) fn recover_segments(
             active = Some(a);
         }
     }
+    index.rebuild_time_index();
     if !read_only && active.is_none() {
         // The last segment is sealed (a roll cut short after sealing it):
         // appends go to a new one.

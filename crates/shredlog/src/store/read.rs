@@ -33,7 +33,7 @@ impl Store {
     pub(crate) fn entry_by_caller(&self, id: &str) -> Result<TranscriptEntry> {
         let index = self.engine.index.read();
         let t = index.by_caller(id).ok_or(Error::TranscriptNotFound)?;
-        if t.records.is_empty() {
+        if t.is_empty() {
             return Err(Error::TranscriptNotFound);
         }
         Ok(t.clone())
@@ -43,16 +43,17 @@ impl Store {
     /// and the segments are taken under one lock, so that compaction moving
     /// records cannot pair old locations with new files.
     pub(crate) fn read_entry(&self, tid: &record::Tid) -> Result<Vec<(Message, MessageFacts)>> {
-        let (entry, segs, keys) = {
+        let (entry, segs, keys, records) = {
             let index = self.engine.index.read();
             let entry = index.transcript(tid).ok_or(Error::TranscriptNotFound)?;
             let keys = self.engine.keys.get(entry)?;
+            let records = index.records(entry)?;
             let entry = entry.clone();
-            let segs = self.segments_for(&entry.records);
-            (entry, segs, keys)
+            let segs = self.segments_for(&records);
+            (entry, segs, keys, records)
         };
-        let mut out = Vec::with_capacity(entry.records.len());
-        for r in &entry.records {
+        let mut out = Vec::with_capacity(records.len());
+        for r in &records {
             let seg = segs
                 .get(&r.loc.seg)
                 .ok_or_else(|| Error::corrupt(&self.engine.dir, r.loc.seg, "segment missing"))?;

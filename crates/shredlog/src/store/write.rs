@@ -124,7 +124,7 @@ impl Store {
             if let Some(t) = index.by_caller(id) {
                 if let Some(msg_id) = p.msg.id.as_deref() {
                     let keys = self.engine.keys.get(t)?;
-                    if t.msg_ids.contains(&keys.content.msg_id_digest(msg_id)) {
+                    if index.has_msg_id(t, &keys.content.msg_id_digest(msg_id))? {
                         targets.push(Target::Stored);
                         continue;
                     }
@@ -355,25 +355,42 @@ impl Engine {
         active.seal()?;
         let next = Active::create(&self.dir, active.id + 1)?;
         let map = segment::map(&active.path, &active.file)?;
-        let sealed = Segment::Sealed {
+        let sealed_id = active.id;
+        let sealed = Arc::new(Segment::Sealed {
             path: active.path.clone(),
             map,
+            file: Arc::clone(&active.file),
             generation: active.generation,
-        };
+        });
         {
             let mut segs = self.segments.write();
-            segs.insert(active.id, Arc::new(sealed));
+            segs.insert(active.id, Arc::clone(&sealed));
             segs.insert(next.id, Arc::new(next.reader()));
         }
         self.set_active_file(next.sync_handle());
         w.keyring.note_segment(next.id, next.durable_len());
         w.active = Some(next);
         w.keyring.sync()?;
+        self.index_sealed(sealed_id, &sealed);
         // Everything before the new segment is durable now, but records of the
         // batch being written are not in the index yet: checkpoint once the
         // batch is published.
         w.checkpoint_due = self.options.checkpoint;
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Writes the location file of a segment just sealed and moves its
+    /// records' locations out of memory. A failure costs only memory: the
+    /// records stay in the index, and the next open builds the file.
+    pub(crate) fn index_sealed(&self, id: u64, sealed: &Segment) {
+        let Segment::Sealed { path, .. } = sealed else {
+            return;
+        };
+        if let Ok(sidecar) = super::locations::build_sealed(&self.dir, path, id) {
+            let _ = self.index.write().attach_sidecar(sidecar);
+        }
     }
 }
 

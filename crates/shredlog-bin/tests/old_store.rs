@@ -1,0 +1,105 @@
+//! A store written by the `shredlog` command before record-location files
+//! (format 2 with a version-3 checkpoint; `crates/shredlog/tests/fixtures/
+//! v2-cli`, see its README) prints exactly what the build that wrote it
+//! printed: read-only (writing nothing), and after the first writable open
+//! has written the location file of its sealed segment.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Map, Value, json};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shredlog/tests/fixtures/v2-cli")
+}
+
+fn copy_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture().join("store")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+fn run(data: &Path, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_shredlog"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("SHREDLOG_CONFIG")
+        .output()
+        .unwrap();
+    let status = out.status.code().unwrap_or(-1);
+    let stdout = if status == 0 {
+        String::from_utf8(out.stdout).unwrap()
+    } else {
+        String::new()
+    };
+    json!({"status": status, "stdout": stdout})
+}
+
+/// What this build prints, in the shape of `expected.json`.
+fn printed(data: &Path, expected: &Value) -> Value {
+    let mut shows = Map::new();
+    for t in expected["show"].as_object().unwrap().keys() {
+        shows.insert(t.clone(), run(data, &["show", t]));
+    }
+    let mut lists = Map::new();
+    for e in expected["transcripts"].as_object().unwrap().keys() {
+        lists.insert(e.clone(), run(data, &["transcripts", "--email", e]));
+    }
+    json!({"show": shows, "transcripts": lists, "stats": run(data, &["stats"])})
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_store_written_before_location_files_reads_as_its_writer_read_it() {
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(fixture().join("expected.json")).unwrap()).unwrap();
+    let dir = copy_store();
+    let before = files(dir.path());
+    // Read-only commands: the same output, and not a byte written (the
+    // location file of segment 1 is built in memory).
+    assert_eq!(printed(dir.path(), &expected), expected);
+    assert!(files(dir.path()) == before, "a read-only command wrote");
+    assert_eq!(run(dir.path(), &["verify"])["status"], 0);
+    // The first writable open writes it (and a version-4 checkpoint).
+    let store = shredlog::Store::open(dir.path(), shredlog::Options::default()).unwrap();
+    assert!(
+        store.recovery_report().checkpoint_used,
+        "a version-3 checkpoint is read"
+    );
+    store.close().unwrap();
+    assert!(dir.path().join("000000000001.idx").exists());
+    assert!(
+        !dir.path().join("000000000002.idx").exists(),
+        "the last segment has none"
+    );
+    assert_eq!(printed(dir.path(), &expected), expected);
+    // Without the checkpoint, only the last segment is scanned.
+    std::fs::remove_file(dir.path().join("index.ckpt")).unwrap();
+    assert_eq!(printed(dir.path(), &expected), expected);
+    let store = shredlog::Store::open(dir.path(), shredlog::Options::default()).unwrap();
+    let scanned = store.recovery_report().records_scanned;
+    let total = store.stats().messages;
+    assert!(
+        scanned > 0 && scanned < total,
+        "{scanned} of {total} scanned"
+    );
+    assert!(store.verify().unwrap().is_ok());
+}

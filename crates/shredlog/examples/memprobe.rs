@@ -1,0 +1,179 @@
+//! Memory and open time of a store, for the scale figures in
+//! docs/BENCHMARKS.md (issue 15).
+//!
+//! ```text
+//! cargo run --release -p shredlog --example memprobe -- DATA_DIR WORKLOAD.jsonl \
+//!     [--queries N] [--seed N] [--opens N]
+//! ```
+//!
+//! Opens the store `--opens` times (default 3; each open is closed again, the
+//! median is printed), then once more and keeps it open; prints the heap
+//! the process holds (a counting allocator) and its resident memory
+//! (`/proc/self/status`: anonymous and file-backed) after open, then after
+//! `--queries` (default 1,000) random visitor queries (look up by email, list,
+//! read every transcript). The visitors' emails are taken from the workload
+//! file the store was imported from (interchange lines), or from a file of
+//! emails, one a line.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::BufRead;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use shredlog::{Options, Store};
+
+/// Counts the bytes the process holds on the heap, and the peak.
+struct Counting;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+#[expect(unsafe_code, reason = "a counting global allocator")]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on unchanged.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = HELD.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.dealloc(ptr, layout) };
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on unchanged.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+            let now = HELD.fetch_add(new_size, Ordering::Relaxed) + new_size;
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn status() -> String {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or_else(|| "?".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
+    };
+    format!(
+        "heap {:.1} MiB (peak {:.1}), RSS {} MiB (anon {}, file {}), peak RSS {} MiB",
+        HELD.load(Ordering::Relaxed) as f64 / 1048576.0,
+        PEAK.load(Ordering::Relaxed) as f64 / 1048576.0,
+        field("VmRSS:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+        field("VmHWM:"),
+    )
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = args
+        .next()
+        .ok_or("usage: memprobe DATA_DIR WORKLOAD.jsonl [--queries N]")?;
+    let workload = args
+        .next()
+        .ok_or("usage: memprobe DATA_DIR WORKLOAD.jsonl")?;
+    let (mut queries, mut seed, mut opens) = (1000usize, 1u64, 3usize);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or("a flag needs a value")?;
+        match flag.as_str() {
+            "--queries" => queries = value.parse()?,
+            "--seed" => seed = value.parse()?,
+            "--opens" => opens = value.parse()?,
+            _ => return Err(format!("unknown flag {flag}").into()),
+        }
+    }
+    // Distinct emails, in order of first appearance.
+    let mut emails = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for line in std::io::BufReader::new(std::fs::File::open(&workload)?).lines() {
+        let line = line?;
+        // An interchange line, or an email a line.
+        let email = if line.starts_with('{') {
+            let v: serde_json::Value = serde_json::from_str(&line)?;
+            v.pointer("/visitor/email")
+                .and_then(|e| e.as_str())
+                .map(str::to_owned)
+        } else {
+            Some(line.trim().to_owned()).filter(|l| !l.is_empty())
+        };
+        if let Some(e) = email
+            && seen.insert(e.clone())
+        {
+            emails.push(e);
+        }
+    }
+    drop(seen);
+    let mut times = Vec::new();
+    for _ in 0..opens {
+        let t = Instant::now();
+        let store = Store::open(&dir, Options::default())?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        store.close()?;
+    }
+    times.sort_by(f64::total_cmp);
+    let before = status();
+    let t = Instant::now();
+    let store = Store::open(&dir, Options::default())?;
+    let open_ms = t.elapsed().as_secs_f64() * 1000.0;
+    println!("emails in the workload: {}", emails.len());
+    println!(
+        "open: {open_ms:.1} ms (opens before: {:?} ms, median {:.1})",
+        times
+            .iter()
+            .map(|t| (t * 10.0).round() / 10.0)
+            .collect::<Vec<_>>(),
+        times.get(times.len() / 2).copied().unwrap_or(open_ms)
+    );
+    println!("before open: {before}");
+    println!("after open:  {}", status());
+    let stats = store.stats();
+    println!(
+        "store: {} transcripts, {} messages, {} visitors, {} segments, {:.1} MB segments, {:.1} MB keyring",
+        stats.transcripts,
+        stats.messages,
+        stats.visitors,
+        stats.segments,
+        stats.segment_bytes as f64 / 1e6,
+        stats.keyring_bytes as f64 / 1e6
+    );
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let (mut listed, mut read) = (0usize, 0usize);
+    let t = Instant::now();
+    for _ in 0..queries {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let Some(email) = emails.get((x % emails.len().max(1) as u64) as usize) else {
+            break;
+        };
+        for info in store.transcripts_by_email(email, None, None)? {
+            listed += 1;
+            read += store.transcript(&info.id)?.len();
+        }
+    }
+    println!(
+        "{queries} visitor queries: {listed} transcripts, {read} messages in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    println!("after queries: {}", status());
+    store.close()?;
+    Ok(())
+}

@@ -1,0 +1,606 @@
+//! Record-location files (`NNNNNNNNNNNN.idx`): for one sealed segment file,
+//! every record it holds (transcript generation, sequence number, time,
+//! offset, lengths, message-id digest), sorted by generation, and one
+//! summary per generation (docs/FORMAT.md §7a).
+//!
+//! A location file is derived data: a pure function of its segment file,
+//! written after the segment is sealed (or rewritten by compaction), named
+//! by the segment's id, generation and length, and rebuilt from the segment
+//! whenever it is missing, stale or damaged. It holds random ids, offsets,
+//! lengths and times: no key and no personal data.
+//!
+//! It is read with positioned reads, a 4 KiB block at a time, each block
+//! checked by its own CRC when read: open reads only the header and the
+//! summaries (one per generation in the segment), a transcript read only the
+//! blocks that hold its records. Nothing of it is held in memory but the
+//! header (the page cache does the rest).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::{Loc, RecordRef};
+use crate::error::{Error, IoContext, Result};
+use crate::record::{MsgIdDigest, Tid};
+
+/// Size of a block: the header block, and each block of entries or summaries.
+pub(crate) const BLOCK: usize = 4096;
+/// Size of one entry or summary.
+const ITEM: usize = 64;
+/// Items per block (the block's last 64 bytes: CRC and zeros).
+const PER_BLOCK: usize = 63;
+const MAGIC: &[u8; 8] = b"SHRDIDX1";
+const VERSION: u16 = 1;
+
+/// The name of segment `id`'s location file.
+pub(crate) fn file_name(id: u64) -> String {
+    format!("{id:012}.idx")
+}
+
+/// One record of the segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub tid: Tid,
+    pub seq: u32,
+    pub ts: i64,
+    pub off: u64,
+    /// Size of the whole frame.
+    pub len: u32,
+    pub pii_len: u32,
+    pub msg_id: Option<MsgIdDigest>,
+}
+
+impl Entry {
+    pub(crate) fn record_ref(&self, seg: u64) -> RecordRef {
+        RecordRef {
+            seq: self.seq,
+            ts: self.ts,
+            loc: Loc {
+                seg,
+                off: self.off,
+                len: self.len,
+            },
+            pii_len: self.pii_len,
+        }
+    }
+
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, &self.tid);
+        put(out, 16, &self.seq.to_le_bytes());
+        put(out, 20, &self.pii_len.to_le_bytes());
+        put(out, 24, &self.ts.to_le_bytes());
+        put(out, 32, &self.off.to_le_bytes());
+        put(out, 40, &self.len.to_le_bytes());
+        put(out, 44, &u32::from(self.msg_id.is_some()).to_le_bytes());
+        put(out, 48, &self.msg_id.unwrap_or_default());
+    }
+
+    fn decode(b: &[u8]) -> Option<Entry> {
+        let has_id = u32_at(b, 44)?;
+        if has_id > 1 {
+            return None;
+        }
+        Some(Entry {
+            tid: b.get(0..16)?.try_into().ok()?,
+            seq: u32_at(b, 16)?,
+            pii_len: u32_at(b, 20)?,
+            ts: i64::from_le_bytes(b.get(24..32)?.try_into().ok()?),
+            off: u64_at(b, 32)?,
+            len: u32_at(b, 40)?,
+            msg_id: if has_id == 1 {
+                Some(b.get(48..64)?.try_into().ok()?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// The records of one generation in the segment: entries
+/// `first .. first + count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub tid: Tid,
+    pub first: u32,
+    pub count: u32,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// Sum of the frames' lengths.
+    pub bytes: u64,
+    /// Sum of the PII parts' lengths.
+    pub pii_bytes: u64,
+    pub max_seq: u32,
+}
+
+impl Summary {
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, &self.tid);
+        put(out, 16, &self.first.to_le_bytes());
+        put(out, 20, &self.count.to_le_bytes());
+        put(out, 24, &self.min_ts.to_le_bytes());
+        put(out, 32, &self.max_ts.to_le_bytes());
+        put(out, 40, &self.bytes.to_le_bytes());
+        put(out, 48, &self.pii_bytes.to_le_bytes());
+        put(out, 56, &self.max_seq.to_le_bytes());
+    }
+
+    fn decode(b: &[u8]) -> Option<Summary> {
+        Some(Summary {
+            tid: b.get(0..16)?.try_into().ok()?,
+            first: u32_at(b, 16)?,
+            count: u32_at(b, 20)?,
+            min_ts: i64::from_le_bytes(b.get(24..32)?.try_into().ok()?),
+            max_ts: i64::from_le_bytes(b.get(32..40)?.try_into().ok()?),
+            bytes: u64_at(b, 40)?,
+            pii_bytes: u64_at(b, 48)?,
+            max_seq: u32_at(b, 56)?,
+        })
+    }
+}
+
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = out.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Which segment file a location file describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Describes {
+    pub segment: u64,
+    pub generation: u32,
+    /// The segment file's length.
+    pub segment_len: u64,
+}
+
+/// The header of a location file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Header {
+    describes: Describes,
+    entries: u64,
+    summaries: u64,
+    /// Sum of every record's frame length.
+    record_bytes: u64,
+}
+
+impl Header {
+    /// `magic[8] | version u16 | 0[6] | segment u64 | generation u32 | 0[4] |
+    /// segment_len u64 | entries u64 | summaries u64 | record_bytes u64 |
+    /// crc32 u32 (of bytes 0..64)`, at the start of the first block.
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, MAGIC);
+        put(out, 8, &VERSION.to_le_bytes());
+        put(out, 16, &self.describes.segment.to_le_bytes());
+        put(out, 24, &self.describes.generation.to_le_bytes());
+        put(out, 32, &self.describes.segment_len.to_le_bytes());
+        put(out, 40, &self.entries.to_le_bytes());
+        put(out, 48, &self.summaries.to_le_bytes());
+        put(out, 56, &self.record_bytes.to_le_bytes());
+        let crc = crc32fast::hash(out.get(0..64).unwrap_or_default());
+        put(out, 64, &crc.to_le_bytes());
+    }
+}
+
+fn blocks(items: u64) -> u64 {
+    items.div_ceil(PER_BLOCK as u64)
+}
+
+/// Builds a location file from a segment's records, in any order.
+#[derive(Default)]
+pub(crate) struct Builder {
+    entries: Vec<Entry>,
+}
+
+impl Builder {
+    pub(crate) fn add(&mut self, e: Entry) {
+        self.entries.push(e);
+    }
+
+    /// The file's bytes.
+    pub(crate) fn finish(mut self, describes: Describes) -> Vec<u8> {
+        self.entries.sort_unstable_by_key(|e| (e.tid, e.seq, e.off));
+        let mut summaries: Vec<Summary> = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            match summaries.last_mut() {
+                Some(s) if s.tid == e.tid => {
+                    s.count += 1;
+                    s.min_ts = s.min_ts.min(e.ts);
+                    s.max_ts = s.max_ts.max(e.ts);
+                    s.bytes += u64::from(e.len);
+                    s.pii_bytes += u64::from(e.pii_len);
+                    s.max_seq = s.max_seq.max(e.seq);
+                }
+                _ => summaries.push(Summary {
+                    tid: e.tid,
+                    first: i as u32,
+                    count: 1,
+                    min_ts: e.ts,
+                    max_ts: e.ts,
+                    bytes: u64::from(e.len),
+                    pii_bytes: u64::from(e.pii_len),
+                    max_seq: e.seq,
+                }),
+            }
+        }
+        let header = Header {
+            describes,
+            entries: self.entries.len() as u64,
+            summaries: summaries.len() as u64,
+            record_bytes: self.entries.iter().map(|e| u64::from(e.len)).sum(),
+        };
+        let e_blocks = blocks(header.entries) as usize;
+        let s_blocks = blocks(header.summaries) as usize;
+        let mut out = vec![0u8; BLOCK * (1 + e_blocks + s_blocks)];
+        header.encode(&mut out);
+        for (i, e) in self.entries.iter().enumerate() {
+            let at = BLOCK * (1 + i / PER_BLOCK) + ITEM * (i % PER_BLOCK);
+            if let Some(slot) = out.get_mut(at..at + ITEM) {
+                e.encode(slot);
+            }
+        }
+        for (i, s) in summaries.iter().enumerate() {
+            let at = BLOCK * (1 + e_blocks + i / PER_BLOCK) + ITEM * (i % PER_BLOCK);
+            if let Some(slot) = out.get_mut(at..at + ITEM) {
+                s.encode(slot);
+            }
+        }
+        for block in out.chunks_exact_mut(BLOCK).skip(1) {
+            seal_block(block);
+        }
+        out
+    }
+}
+
+/// Writes a block's CRC (of its first 4092 bytes) into its last 4 bytes.
+fn seal_block(block: &mut [u8]) {
+    let crc = crc32fast::hash(block.get(..BLOCK - 4).unwrap_or_default());
+    put(block, BLOCK - 4, &crc.to_le_bytes());
+}
+
+fn block_ok(block: &[u8]) -> bool {
+    block.len() == BLOCK
+        && u32_at(block, BLOCK - 4)
+            == Some(crc32fast::hash(block.get(..BLOCK - 4).unwrap_or_default()))
+}
+
+/// Where a location file's bytes are: its file (read with positioned reads),
+/// or memory (built by a read-only open, which writes nothing).
+enum Source {
+    File(File),
+    Memory(Vec<u8>),
+}
+
+/// A checked location file.
+pub(crate) struct Sidecar {
+    path: PathBuf,
+    source: Source,
+    header: Header,
+}
+
+impl std::fmt::Debug for Sidecar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sidecar")
+            .field("path", &self.path)
+            .field("describes", &self.header.describes)
+            .finish()
+    }
+}
+
+impl Sidecar {
+    /// Opens `path` if it is a location file of the segment `describes`
+    /// names (header checked, length right). `Ok(None)` when it is missing,
+    /// stale (another generation or length) or its header is damaged: the
+    /// caller rebuilds it from the segment.
+    pub(crate) fn open(path: &Path, describes: Describes) -> Result<Option<Sidecar>> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let len = file.metadata().at(path)?.len();
+        let mut first = vec![0u8; BLOCK];
+        if len < BLOCK as u64 || file.read_exact_at(&mut first, 0).is_err() {
+            return Ok(None);
+        }
+        let Some(header) = parse_header(&first) else {
+            return Ok(None);
+        };
+        if header.describes != describes
+            || len != BLOCK as u64 * (1 + blocks(header.entries) + blocks(header.summaries))
+        {
+            return Ok(None);
+        }
+        Ok(Some(Sidecar {
+            path: path.to_owned(),
+            source: Source::File(file),
+            header,
+        }))
+    }
+
+    /// A location file held in memory (`bytes` from [`Builder::finish`]).
+    pub(crate) fn in_memory(path: &Path, bytes: Vec<u8>) -> Result<Sidecar> {
+        let header = bytes
+            .get(..BLOCK)
+            .and_then(parse_header)
+            .ok_or_else(|| Error::Internal("a location file built in memory is invalid".into()))?;
+        Ok(Sidecar {
+            path: path.to_owned(),
+            source: Source::Memory(bytes),
+            header,
+        })
+    }
+
+    /// Writes `bytes` as `path` (through a synced temporary file and a
+    /// rename; the directory is not synced: a location file lost by a crash
+    /// is rebuilt) and opens it.
+    pub(crate) fn write(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Sidecar> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Internal("a location file has no name".into()))?;
+        let tmp = dir.join(format!("{name}.tmp"));
+        {
+            use std::io::Write;
+            let mut f = File::create(&tmp).at(&tmp)?;
+            crate::failpoint::check("locations.write").at(&tmp)?;
+            f.write_all(bytes).at(&tmp)?;
+            f.sync_all().at(&tmp)?;
+        }
+        std::fs::rename(&tmp, path).at(path)?;
+        let header = bytes
+            .get(..BLOCK)
+            .and_then(parse_header)
+            .ok_or_else(|| Error::Internal("a location file built is invalid".into()))?;
+        let file = File::open(path).at(path)?;
+        Ok(Sidecar {
+            path: path.to_owned(),
+            source: Source::File(file),
+            header,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Which segment file it describes.
+    pub(crate) fn describes(&self) -> Describes {
+        self.header.describes
+    }
+
+    /// Sum of the frame lengths of every record in the segment.
+    pub(crate) fn record_bytes(&self) -> u64 {
+        self.header.record_bytes
+    }
+
+    /// Whether it is held in memory (not in its file).
+    #[cfg(test)]
+    pub(crate) fn is_in_memory(&self) -> bool {
+        matches!(self.source, Source::Memory(_))
+    }
+
+    fn block(&self, index: u64) -> Result<Vec<u8>> {
+        let at = index * BLOCK as u64;
+        let mut buf = vec![0u8; BLOCK];
+        match &self.source {
+            Source::File(f) => f.read_exact_at(&mut buf, at).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    self.damaged(at, "the file is shorter than its header says")
+                } else {
+                    Error::io(&self.path, e)
+                }
+            })?,
+            Source::Memory(m) => {
+                let from = usize::try_from(at).unwrap_or(usize::MAX);
+                let src = m
+                    .get(from..from.saturating_add(BLOCK))
+                    .ok_or_else(|| self.damaged(at, "block out of range"))?;
+                buf.copy_from_slice(src);
+            }
+        }
+        if !block_ok(&buf) {
+            return Err(self.damaged(at, "block checksum mismatch"));
+        }
+        Ok(buf)
+    }
+
+    fn damaged(&self, at: u64, why: &str) -> Error {
+        Error::corrupt(
+            &self.path,
+            at,
+            format!(
+                "record-location file damaged ({why}); it is derived from segment {}: remove it and open the store writable to rebuild it",
+                self.header.describes.segment
+            ),
+        )
+    }
+
+    /// Every summary, in generation order (reads and checks every summary
+    /// block: one per 63 generations in the segment).
+    pub(crate) fn summaries(&self) -> Result<Vec<Summary>> {
+        let first_block = 1 + blocks(self.header.entries);
+        let mut out = Vec::with_capacity(self.header.summaries as usize);
+        for b in 0..blocks(self.header.summaries) {
+            let block = self.block(first_block + b)?;
+            for item in block.chunks_exact(ITEM).take(PER_BLOCK) {
+                if out.len() as u64 == self.header.summaries {
+                    break;
+                }
+                let s = Summary::decode(item)
+                    .ok_or_else(|| self.damaged(first_block * BLOCK as u64, "bad summary"))?;
+                if u64::from(s.first) + u64::from(s.count) > self.header.entries {
+                    return Err(self.damaged(first_block * BLOCK as u64, "summary out of range"));
+                }
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries `first .. first + count`.
+    pub(crate) fn entries(&self, first: u32, count: u32) -> Result<Vec<Entry>> {
+        let end = u64::from(first) + u64::from(count);
+        if end > self.header.entries {
+            return Err(self.damaged(0, "entries out of range"));
+        }
+        let mut out = Vec::with_capacity(count as usize);
+        let mut i = u64::from(first);
+        while i < end {
+            let b = i / PER_BLOCK as u64;
+            let block = self.block(1 + b)?;
+            while i < end && i / PER_BLOCK as u64 == b {
+                let at = ITEM * (i % PER_BLOCK as u64) as usize;
+                let e = block
+                    .get(at..at + ITEM)
+                    .and_then(Entry::decode)
+                    .ok_or_else(|| self.damaged((1 + b) * BLOCK as u64, "bad entry"))?;
+                out.push(e);
+                i += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks every block (for `verify`).
+    pub(crate) fn check_all(&self) -> Result<()> {
+        let total = 1 + blocks(self.header.entries) + blocks(self.header.summaries);
+        for b in 1..total {
+            self.block(b)?;
+        }
+        self.summaries().map(|_| ())
+    }
+}
+
+fn parse_header(b: &[u8]) -> Option<Header> {
+    if b.get(0..8)? != MAGIC
+        || u16::from_le_bytes(b.get(8..10)?.try_into().ok()?) != VERSION
+        || u32_at(b, 64)? != crc32fast::hash(b.get(0..64)?)
+        || b.get(68..BLOCK)?.iter().any(|&x| x != 0)
+    {
+        return None;
+    }
+    Some(Header {
+        describes: Describes {
+            segment: u64_at(b, 16)?,
+            generation: u32_at(b, 24)?,
+            segment_len: u64_at(b, 32)?,
+        },
+        entries: u64_at(b, 40)?,
+        summaries: u64_at(b, 48)?,
+        record_bytes: u64_at(b, 56)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(tid: u8, seq: u32, off: u64) -> Entry {
+        Entry {
+            tid: [tid; 16],
+            seq,
+            ts: 1000 + i64::from(seq),
+            off,
+            len: 100,
+            pii_len: 20,
+            msg_id: seq.is_multiple_of(2).then_some([seq as u8; 16]),
+        }
+    }
+
+    const D: Describes = Describes {
+        segment: 7,
+        generation: 2,
+        segment_len: 123_456,
+    };
+
+    fn built(n: u32) -> Vec<u8> {
+        let mut b = Builder::default();
+        // Three generations, interleaved as appends interleave them.
+        for i in 0..n {
+            b.add(entry((i % 3) as u8 + 1, i / 3, 32 + 100 * u64::from(i)));
+        }
+        b.finish(D)
+    }
+
+    #[test]
+    fn a_location_file_reads_back_its_entries_by_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(7));
+        let bytes = built(500);
+        let s = Sidecar::write(dir.path(), &path, &bytes).unwrap();
+        let s = Sidecar::open(s.path(), D).unwrap().expect("valid");
+        assert_eq!(s.record_bytes(), 500 * 100);
+        let sums = s.summaries().unwrap();
+        assert_eq!(sums.len(), 3);
+        let total: u32 = sums.iter().map(|x| x.count).sum();
+        assert_eq!(total, 500);
+        let two = sums.iter().find(|x| x.tid == [2; 16]).unwrap();
+        let got = s.entries(two.first, two.count).unwrap();
+        assert!(got.iter().all(|e| e.tid == [2; 16]));
+        assert!(got.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(got[0], entry(2, 0, 132));
+        assert_eq!(two.max_seq, got.last().unwrap().seq);
+        assert_eq!(two.pii_bytes, 20 * u64::from(two.count));
+        // Another generation, another length or another segment: stale.
+        for other in [
+            Describes { generation: 3, ..D },
+            Describes {
+                segment_len: 1,
+                ..D
+            },
+            Describes { segment: 8, ..D },
+        ] {
+            assert!(Sidecar::open(&path, other).unwrap().is_none());
+        }
+        assert!(
+            Sidecar::open(&dir.path().join("none.idx"), D)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn every_flipped_byte_and_every_cut_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(7));
+        let bytes = built(200);
+        for i in (0..bytes.len()).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            std::fs::write(&path, &bad).unwrap();
+            let caught = match Sidecar::open(&path, D).unwrap() {
+                None => true,
+                Some(s) => s.check_all().is_err(),
+            };
+            assert!(caught, "flip at {i} not caught");
+        }
+        for cut in [0, 1, BLOCK, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            assert!(Sidecar::open(&path, D).unwrap().is_none(), "cut at {cut}");
+        }
+        // A damaged entry block is an error naming the file, never data.
+        let mut bad = bytes.clone();
+        bad[BLOCK + 5] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let s = Sidecar::open(&path, D).unwrap().unwrap();
+        let e = s.entries(0, 10).unwrap_err().to_string();
+        assert!(e.contains("000000000007.idx"), "{e}");
+    }
+
+    #[test]
+    fn in_memory_and_empty() {
+        let s = Sidecar::in_memory(Path::new("x.idx"), Builder::default().finish(D)).unwrap();
+        assert!(s.is_in_memory());
+        assert!(s.summaries().unwrap().is_empty());
+        assert!(s.entries(0, 1).is_err());
+        assert!(s.entries(0, 0).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,257 @@
+//! Record-location files (`NNNNNNNNNNNN.idx`, docs/FORMAT.md §7a): written
+//! for sealed segments, used at open instead of a scan, and never trusted
+//! when stale or damaged — rebuilt from the segment, or reported.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{dir_bytes, personal_strings, populate};
+use shredlog::{CompactOptions, Error, Message, Options, Store};
+
+fn small_segments() -> Options {
+    Options {
+        segment_size: 16 << 10,
+        ..Options::default()
+    }
+}
+
+fn idx_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    out.sort();
+    out
+}
+
+fn seg_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg")
+        })
+        .count()
+}
+
+/// Every transcript reads back as appended, and every visitor lists them.
+fn assert_reads(store: &Store, all: &[Message]) {
+    let mut ids: Vec<&str> = all.iter().map(|m| m.transcript.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let want: Vec<&Message> = all.iter().filter(|m| m.transcript == id).collect();
+        let got = store.transcript(id).unwrap();
+        assert_eq!(got.len(), want.len(), "{id}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g, w, "{id}");
+        }
+    }
+}
+
+fn build() -> (tempfile::TempDir, Vec<Message>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let all = populate(&store, 4, 24, 8);
+    store.close().unwrap();
+    (dir, all)
+}
+
+#[test]
+fn sealed_segments_get_location_files_and_open_scans_only_the_last_segment() {
+    let (dir, all) = build();
+    let segs = seg_count(dir.path());
+    assert!(segs >= 3, "{segs} segments");
+    assert_eq!(
+        idx_files(dir.path()).len(),
+        segs - 1,
+        "one per sealed segment"
+    );
+    // Without the checkpoint, only the last segment is scanned.
+    std::fs::remove_file(dir.path().join("index.ckpt")).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let scanned = store.recovery_report().records_scanned;
+    assert!(
+        scanned > 0 && scanned < all.len() as u64,
+        "{scanned} scanned"
+    );
+    assert_reads(&store, &all);
+    assert!(store.verify().unwrap().is_ok());
+    // With it, nothing.
+    store.close().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(store.recovery_report().records_scanned, 0);
+    assert_reads(&store, &all);
+}
+
+#[test]
+fn missing_cut_flipped_or_stale_location_files_are_rebuilt_from_the_segment() {
+    let (dir, all) = build();
+    let files = idx_files(dir.path());
+    let good: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    type Damage = fn(&Path, &[u8]);
+    let damages: [(&str, Damage); 5] = [
+        ("missing", |p, _| std::fs::remove_file(p).unwrap()),
+        ("cut", |p, b| {
+            std::fs::write(p, &b[..b.len() - 100]).unwrap()
+        }),
+        ("header flipped", |p, b| {
+            let mut b = b.to_vec();
+            b[20] ^= 1;
+            std::fs::write(p, b).unwrap();
+        }),
+        ("last summary block flipped", |p, b| {
+            let mut b = b.to_vec();
+            let at = b.len() - 4096 + 17;
+            b[at] ^= 0x80;
+            std::fs::write(p, b).unwrap();
+        }),
+        ("emptied", |p, _| std::fs::write(p, b"").unwrap()),
+    ];
+    for (what, damage) in damages {
+        for (f, bytes) in files.iter().zip(&good) {
+            damage(f, bytes);
+        }
+        // A read-only open reads right and writes nothing.
+        let before = dir_bytes(dir.path());
+        let ro = Store::open(
+            dir.path(),
+            Options {
+                read_only: true,
+                ..small_segments()
+            },
+        )
+        .unwrap();
+        assert_reads(&ro, &all);
+        assert!(ro.verify().unwrap().is_ok(), "{what}");
+        drop(ro);
+        assert!(
+            dir_bytes(dir.path()) == before,
+            "{what}: a read-only open wrote"
+        );
+        // A writing open rebuilds them, byte for byte.
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        assert_reads(&store, &all);
+        drop(store);
+        for (f, bytes) in files.iter().zip(&good) {
+            assert!(
+                std::fs::read(f).unwrap() == *bytes,
+                "{what}: {f:?} not rebuilt"
+            );
+        }
+    }
+    // Stale: a location file of another generation of the segment (from
+    // before a compaction rewrote it) is not used.
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let first = files.first().unwrap().clone();
+    let old = std::fs::read(&first).unwrap();
+    store.delete_transcript("t-0", "x").unwrap();
+    store.compact(&CompactOptions::everything()).unwrap();
+    let new = std::fs::read(&first).unwrap();
+    assert!(new != old, "compaction rewrote the location file");
+    store.close().unwrap();
+    std::fs::write(&first, &old).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert!(store.recovery_report().records_scanned > 0);
+    let rest: Vec<Message> = all
+        .iter()
+        .filter(|m| m.transcript != "t-0")
+        .cloned()
+        .collect();
+    assert_reads(&store, &rest);
+    assert!(store.verify().unwrap().is_ok());
+    drop(store);
+    assert!(std::fs::read(&first).unwrap() == new, "stale file rebuilt");
+}
+
+#[test]
+fn a_damaged_entry_block_is_reported_never_read_and_rebuilt_once_removed() {
+    let (dir, all) = build();
+    let first = idx_files(dir.path()).into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&first).unwrap();
+    // The first entry block: the records of some transcript of segment 1.
+    bytes[4096 + 3] ^= 0x01;
+    std::fs::write(&first, &bytes).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let mut errors = 0;
+    for id in (0..24).map(|t| format!("t-{t}")) {
+        match store.transcript(&id) {
+            Ok(got) => {
+                let want: Vec<Message> =
+                    all.iter().filter(|m| m.transcript == id).cloned().collect();
+                assert_eq!(got, want, "{id}");
+            }
+            Err(Error::Corrupt { path, .. }) => {
+                assert_eq!(path, first);
+                errors += 1;
+            }
+            Err(e) => panic!("{id}: {e}"),
+        }
+    }
+    assert!(errors > 0, "the damaged block was read without an error");
+    let report = store.verify().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("000000000001.idx")),
+        "{:?}",
+        report.problems
+    );
+    drop(store);
+    // Salvage trusts no location file: it reads every transcript.
+    let salvage = Store::open(
+        dir.path(),
+        Options {
+            salvage: true,
+            ..small_segments()
+        },
+    )
+    .unwrap();
+    assert_reads(&salvage, &all);
+    drop(salvage);
+    std::fs::remove_file(&first).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_reads(&store, &all);
+    assert!(store.verify().unwrap().is_ok());
+}
+
+#[test]
+fn location_files_hold_no_personal_data_and_erasures_leave_none_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    populate(&store, 4, 24, 8);
+    store
+        .redact_visitor(&common::visitor(1).email, "request")
+        .unwrap();
+    store
+        .delete_visitor(&common::visitor(2).email, "request")
+        .unwrap();
+    store.compact(&CompactOptions::everything()).unwrap();
+    store.close().unwrap();
+    for f in idx_files(dir.path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        for v in 0..4 {
+            for s in personal_strings(v) {
+                assert!(!common::contains(&bytes, s.as_bytes()), "{f:?} holds {s}");
+            }
+        }
+    }
+}
+
+#[test]
+fn location_files_of_removed_segments_and_leftover_temporaries_go_at_open() {
+    let (dir, all) = build();
+    std::fs::write(dir.path().join("000000000999.idx"), b"stale").unwrap();
+    std::fs::write(dir.path().join("000000000001.idx.tmp"), b"cut").unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_reads(&store, &all);
+    drop(store);
+    assert!(!dir.path().join("000000000999.idx").exists());
+    assert!(!dir.path().join("000000000001.idx.tmp").exists());
+}
