@@ -561,7 +561,7 @@ fn sigkill_during_cli_import_loses_no_reported_line() {
     let tmp = tempfile::tempdir().unwrap();
     // Progress is reported at most once a second: an optimised build needs
     // a larger input to be killed after some reports.
-    let visitors = if cfg!(debug_assertions) { 300 } else { 3000 };
+    let visitors = if cfg!(debug_assertions) { 300 } else { 8000 };
     let w = Workload::generate(tmp.path(), config(21, visitors));
     let options = Options::default();
     let mut rng = Rng(0x5eed_0002);
