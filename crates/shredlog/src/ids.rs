@@ -35,9 +35,14 @@ pub(crate) type IdSet = HashSet<[u8; 16], BuildHasherDefault<IdHasher>>;
 /// A map keyed by a slot index.
 pub(crate) type SlotMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
 
-/// Hex of a 16-byte id.
-pub(crate) fn hex(id: &[u8; 16]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex of an id (or of any bytes).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(s, "{byte:02x}");
+    }
+    s
 }
 
 /// A 16-byte id from its 32 hex digits.

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Target, sha256_hex};
+use super::{Target, damaged, sha256_hex, split_last_line};
 use crate::error::{Error, Result};
 use crate::shred::{AuditEntry, Intent};
 
@@ -181,26 +181,17 @@ impl Journal {
 }
 
 fn parse(name: &str, bytes: &[u8], from: u64, to: u64) -> Result<Vec<Record>> {
-    let damaged = |why: &str| Error::BackupDamaged {
-        object: name.to_owned(),
-        reason: why.to_owned(),
-    };
-    let text = bytes
-        .strip_suffix(b"\n")
-        .ok_or_else(|| damaged("is cut short"))?;
-    let split = text
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .ok_or_else(|| damaged("is cut short"))?;
-    let (body, sum) = (&text[..split], &text[split + 1..]);
+    let (body, sum) = split_last_line(name, bytes)?;
     if sha256_hex(body).as_bytes() != sum {
         return Err(damaged(
+            name,
             "does not match its checksum (altered or cut short)",
         ));
     }
-    let b: Body = serde_json::from_slice(body).map_err(|_| damaged("does not parse (altered?)"))?;
+    let b: Body =
+        serde_json::from_slice(body).map_err(|_| damaged(name, "does not parse (altered?)"))?;
     if b.format != 1 || b.from != from || b.to != to {
-        return Err(damaged("does not cover what its name says"));
+        return Err(damaged(name, "does not cover what its name says"));
     }
     Ok(b.records)
 }

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BackupKey, hex_bytes, parse_hex_vec, sha256_hex};
+use super::{BackupKey, damaged, hex_bytes, parse_hex_vec, sha256_hex, split_last_line};
 use crate::error::{Error, Result};
 use crate::seal::{NONCE_LEN, TAG_LEN};
 
@@ -87,33 +87,21 @@ impl Manifest {
 
     /// Parses a manifest without checking its tag (for listing, which needs
     /// no key).
-    pub(crate) fn parse_unverified(name: &str, bytes: &[u8]) -> Result<(Manifest, Vec<u8>)> {
-        let damaged = |why: &str| Error::BackupDamaged {
-            object: name.to_owned(),
-            reason: why.to_owned(),
-        };
-        let text = bytes
-            .strip_suffix(b"\n")
-            .ok_or_else(|| damaged("is cut short"))?;
-        let split = text
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .ok_or_else(|| damaged("is cut short"))?;
-        let (body, tag) = (&text[..split], &text[split + 1..]);
+    pub(crate) fn parse_unverified(name: &str, bytes: &[u8]) -> Result<Manifest> {
+        let (body, _) = split_last_line(name, bytes)?;
         let m: Manifest = serde_json::from_slice(body)
-            .map_err(|_| damaged("does not parse (altered or cut short)"))?;
+            .map_err(|_| damaged(name, "does not parse (altered or cut short)"))?;
         if m.format != MANIFEST_FORMAT {
-            return Err(damaged("is of an unknown format version"));
+            return Err(damaged(name, "is of an unknown format version"));
         }
-        Ok((m, tag.to_vec()))
+        Ok(m)
     }
 
     /// Parses and authenticates a manifest under `key`.
     pub(crate) fn parse(name: &str, bytes: &[u8], key: &BackupKey) -> Result<Manifest> {
-        let (m, tag) = Manifest::parse_unverified(name, bytes)?;
-        let body_len = bytes.len() - tag.len() - 2;
-        let body = &bytes[..body_len];
-        let tag = parse_hex_vec(&tag).filter(|t| t.len() == NONCE_LEN + TAG_LEN);
+        let m = Manifest::parse_unverified(name, bytes)?;
+        let (body, tag) = split_last_line(name, bytes)?;
+        let tag = parse_hex_vec(tag).filter(|t| t.len() == NONCE_LEN + TAG_LEN);
         let ok = tag.is_some_and(|t| {
             let mut nonce = [0u8; NONCE_LEN];
             nonce.copy_from_slice(&t[..NONCE_LEN]);
@@ -134,6 +122,17 @@ impl Manifest {
             });
         }
         Ok(m)
+    }
+
+    /// The point's sealed copies, by role: keyring, audit log, and the
+    /// policy if the store had one.
+    pub(crate) fn sealed_copies(&self) -> Vec<(&'static str, ObjectRef)> {
+        let mut out = vec![
+            ("keyring", self.keyring.clone()),
+            ("audit", self.audit.clone()),
+        ];
+        out.extend(self.policy.clone().map(|p| ("policy", p)));
+        out
     }
 
     /// Every object the point needs.
@@ -181,6 +180,37 @@ pub(crate) fn unseal(
         .open(&nonce, &sealed_aad(role, point), &sealed[NONCE_LEN..])
         .map(zeroize::Zeroizing::new)
         .ok_or_else(bad)
+}
+
+/// Seals `plain` as the `role` copy of `point` and stores it under a new
+/// random name (objects are never rewritten in place).
+pub(crate) fn put_sealed(
+    target: &dyn super::Target,
+    key: &BackupKey,
+    role: &str,
+    point: &str,
+    plain: &[u8],
+) -> Result<ObjectRef> {
+    let sealed = seal(key, role, point, plain)?;
+    let r: [u8; 8] = crate::seal::random_array()?;
+    let object = format!("points/{point}/{role}-{}", hex_bytes(&r));
+    target.put(&object, &sealed)?;
+    Ok(ObjectRef {
+        object,
+        len: sealed.len() as u64,
+        sha256: sha256_hex(&sealed),
+    })
+}
+
+/// Fetches the `role` copy of `point` at `r`, checks it and opens it.
+pub(crate) fn fetch_sealed(
+    target: &dyn super::Target,
+    key: &BackupKey,
+    role: &str,
+    point: &str,
+    r: &ObjectRef,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    unseal(key, role, point, &r.object, &fetch(target, r)?)
 }
 
 /// Fetches an object and checks it against its reference: an error naming

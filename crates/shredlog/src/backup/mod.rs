@@ -87,15 +87,7 @@ impl BackupKey {
     }
 }
 
-/// Lower-case hex of any bytes.
-pub(crate) fn hex_bytes(b: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(b.len() * 2);
-    for byte in b {
-        let _ = write!(s, "{byte:02x}");
-    }
-    s
-}
+pub(crate) use crate::ids::hex as hex_bytes;
 
 /// Bytes of lower-case (or upper-case) hex text.
 pub(crate) fn parse_hex_vec(text: &[u8]) -> Option<Vec<u8>> {
@@ -110,4 +102,25 @@ pub(crate) fn parse_hex_vec(text: &[u8]) -> Option<Vec<u8>> {
 /// SHA-256 of `b`, hex.
 pub(crate) fn sha256_hex(b: &[u8]) -> String {
     hex_bytes(&sha2::Sha256::digest(b))
+}
+
+/// An object's error: it is missing, altered or otherwise unusable.
+pub(crate) fn damaged(object: &str, reason: &str) -> Error {
+    Error::BackupDamaged {
+        object: object.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Splits an object of two lines, `BODY\nLAST\n` (manifests: the tag;
+/// journal objects: the checksum), into the body and the last line.
+pub(crate) fn split_last_line<'a>(name: &str, bytes: &'a [u8]) -> Result<(&'a [u8], &'a [u8])> {
+    let text = bytes
+        .strip_suffix(b"\n")
+        .ok_or_else(|| damaged(name, "is cut short"))?;
+    let split = text
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .ok_or_else(|| damaged(name, "is cut short"))?;
+    Ok((&text[..split], &text[split + 1..]))
 }

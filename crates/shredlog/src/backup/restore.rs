@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::journal::{Journal, Record};
-use super::manifest::{Manifest, fetch, manifest_name, unseal};
+use super::manifest::{Manifest, fetch, fetch_sealed, manifest_name};
 use super::run::manifests_unverified;
 use super::{BackupKey, Target, wipe};
 use crate::config::Options;
@@ -167,28 +167,10 @@ fn write_store(
         slots_wiped: 0,
     };
     // The sealed copies first: a wrong key fails before any download.
-    let keyring = unseal(
-        key,
-        "keyring",
-        &m.point,
-        &m.keyring.object,
-        &fetch(target, &m.keyring)?,
-    )?;
-    let audit = unseal(
-        key,
-        "audit",
-        &m.point,
-        &m.audit.object,
-        &fetch(target, &m.audit)?,
-    )?;
+    let keyring = fetch_sealed(target, key, "keyring", &m.point, &m.keyring)?;
+    let audit = fetch_sealed(target, key, "audit", &m.point, &m.audit)?;
     let policy = match &m.policy {
-        Some(r) => Some(unseal(
-            key,
-            "policy",
-            &m.point,
-            &r.object,
-            &fetch(target, r)?,
-        )?),
+        Some(r) => Some(fetch_sealed(target, key, "policy", &m.point, r)?),
         None => None,
     };
     // Step 1: the segments.

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::journal::Journal;
-use super::manifest::{FileRef, MANIFEST_FORMAT, Manifest, ObjectRef, manifest_name, seal};
+use super::manifest::{self, FileRef, MANIFEST_FORMAT, Manifest, ObjectRef, manifest_name};
 use super::upkeep::{Keep, PruneReport, prune};
 use super::{BackupKey, CHUNK, Target, Versioning, hex_bytes, sha256_hex};
 use crate::error::{Error, Result};
@@ -89,7 +89,7 @@ pub(crate) fn manifests_unverified(target: &dyn Target) -> Result<Vec<(String, M
         let Some(bytes) = target.get(&name)? else {
             continue;
         };
-        let (m, _) = Manifest::parse_unverified(&name, &bytes)?;
+        let m = Manifest::parse_unverified(&name, &bytes)?;
         out.push((name, m));
     }
     out.sort_by(|a, b| (a.1.created_ms, &a.1.point).cmp(&(b.1.created_ms, &b.1.point)));
@@ -147,17 +147,10 @@ fn put_sealed(
     plain: &[u8],
     report: &mut BackupReport,
 ) -> Result<ObjectRef> {
-    let sealed = seal(key, role, point, plain)?;
-    let r: [u8; 8] = random_array()?;
-    let object = format!("points/{point}/{role}-{}", hex_bytes(&r));
-    target.put(&object, &sealed)?;
-    report.uploaded += sealed.len() as u64;
+    let r = manifest::put_sealed(target, key, role, point, plain)?;
+    report.uploaded += r.len;
     report.objects_uploaded += 1;
-    Ok(ObjectRef {
-        object,
-        len: sealed.len() as u64,
-        sha256: sha256_hex(&sealed),
-    })
+    Ok(r)
 }
 
 impl Store {

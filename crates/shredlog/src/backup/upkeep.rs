@@ -11,13 +11,12 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::journal::Journal;
-use super::manifest::{Manifest, ObjectRef, fetch, manifest_name, seal, unseal};
+use super::manifest::{Manifest, ObjectRef, fetch_sealed, manifest_name, put_sealed};
 use super::run::manifests_unverified;
-use super::{BackupKey, Target, Versioning, hex_bytes, sha256_hex, wipe};
+use super::{BackupKey, Target, Versioning, wipe};
 use crate::config::KeyEncryptionKey;
 use crate::error::{Error, Result};
 use crate::keyring::rekey::Image;
-use crate::seal::random_array;
 
 /// Which backup points retention keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,15 +158,7 @@ fn replace(
     role: &str,
     plain: &[u8],
 ) -> Result<(ObjectRef, ObjectRef)> {
-    let sealed = seal(key, role, &m.point, plain)?;
-    let r: [u8; 8] = random_array()?;
-    let object = format!("points/{}/{role}-{}", m.point, hex_bytes(&r));
-    target.put(&object, &sealed)?;
-    let new = ObjectRef {
-        object,
-        len: sealed.len() as u64,
-        sha256: sha256_hex(&sealed),
-    };
+    let new = put_sealed(target, key, role, &m.point, plain)?;
     let old = match role {
         "keyring" => std::mem::replace(&mut m.keyring, new.clone()),
         "audit" => std::mem::replace(&mut m.audit, new.clone()),
@@ -215,13 +206,7 @@ pub fn apply_erasures(
         }
         let records = journal.records_after(target, after, through)?;
         let what = Path::new(&m.keyring.object).to_owned();
-        let plain = unseal(
-            key,
-            "keyring",
-            &m.point,
-            &m.keyring.object,
-            &fetch(target, &m.keyring)?,
-        )?;
+        let plain = fetch_sealed(target, key, "keyring", &m.point, &m.keyring)?;
         if m.wrapped && kek.is_none() {
             return Err(Error::Kek(
                 "the keyring copies are wrapped under a key-encryption key; supply it (--key-file or SHREDLOG_KEK) to find the erased keys in them".into(),
@@ -267,17 +252,8 @@ pub fn rotate_backup_key(target: &dyn Target, old: &BackupKey, new: &BackupKey) 
         }
         let mut m = Manifest::parse(&name, &bytes, old)?;
         let mut olds = Vec::new();
-        let mut roles = vec!["keyring", "audit"];
-        if m.policy.is_some() {
-            roles.push("policy");
-        }
-        for role in roles {
-            let r = match role {
-                "keyring" => m.keyring.clone(),
-                "audit" => m.audit.clone(),
-                _ => m.policy.clone().unwrap_or_else(|| m.audit.clone()),
-            };
-            let plain = unseal(old, role, &m.point, &r.object, &fetch(target, &r)?)?;
+        for (role, r) in m.sealed_copies() {
+            let plain = fetch_sealed(target, old, role, &m.point, &r)?;
             let (o, _) = replace(target, new, &mut m, role, &plain)?;
             olds.push(o);
         }

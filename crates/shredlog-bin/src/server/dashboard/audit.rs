@@ -13,7 +13,7 @@ use shredlog::AuditEntry;
 use super::page::{
     self, FieldError, Input, Section, count, counted, counted_as, time, transcript_href,
 };
-use super::visitors::day;
+use super::visitors::day_range;
 use super::{SessionCtx, blocking, store, store_error};
 use crate::server::app::AppState;
 use crate::server::error::ApiError;
@@ -64,14 +64,7 @@ pub(super) async fn log(
 ) -> Response {
     let f = filter.map(|Query(f)| f).unwrap_or_default();
     let mut errors = Vec::new();
-    let from = day("from", &f.from, false).unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
-    let to = day("to", &f.to, true).unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
+    let (from, to) = day_range(&f.from, &f.to, &mut errors);
     let all = match entries(&app, &ctx).await {
         Ok(e) => e,
         Err(e) => return store_error(&ctx, e),

@@ -135,7 +135,7 @@ pub(super) struct Filter {
 }
 
 /// A `YYYY-MM-DD` date as Unix milliseconds at the start (or end) of the day.
-pub(super) fn day(field: &'static str, s: &str, end: bool) -> Result<Option<i64>, FieldError> {
+fn day(field: &'static str, s: &str, end: bool) -> Result<Option<i64>, FieldError> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(None);
@@ -144,6 +144,23 @@ pub(super) fn day(field: &'static str, s: &str, end: bool) -> Result<Option<i64>
     shredlog::Timestamp::parse(&format!("{s}T{time}Z"))
         .map(|t| Some(t.unix_millis()))
         .map_err(|_| FieldError::new(field, "Enter a date as year-month-day, e.g. 2024-05-02."))
+}
+
+/// The `from` and `to` days of a date filter, as the first and last
+/// millisecond they cover; a day that does not parse is left out and its
+/// error added to `errors`.
+pub(super) fn day_range(
+    from: &str,
+    to: &str,
+    errors: &mut Vec<FieldError>,
+) -> (Option<i64>, Option<i64>) {
+    let mut keep = |r: Result<Option<i64>, FieldError>| {
+        r.unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+    };
+    (keep(day("from", from, false)), keep(day("to", to, true)))
 }
 
 /// Everything the visitor page shows.
@@ -169,14 +186,7 @@ pub(super) async fn visitor(
     };
     let filter = filter.map(|Query(f)| f).unwrap_or_default();
     let mut errors = Vec::new();
-    let from = day("from", &filter.from, false).unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
-    let to = day("to", &filter.to, true).unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
+    let (from, to) = day_range(&filter.from, &filter.to, &mut errors);
     let store = match store(&app, &ctx).await {
         Ok(s) => s,
         Err(e) => return store_error(&ctx, e),
