@@ -50,15 +50,14 @@ pub fn prepare(config: WorkloadConfig) -> Result<Workload> {
         .collect::<Result<_>>()?;
     let parse_s = t.elapsed().as_secs_f64();
 
-    let mut vids: HashMap<String, u64> = HashMap::new();
-    let mut open: HashMap<String, (u64, u32, i64)> = HashMap::new();
+    let mut session = Session::default();
     let mut meta = Vec::with_capacity(msgs.len());
     let mut bare = Vec::with_capacity(msgs.len());
     let mut payload_bytes = 0u64;
     let mut records_with_pii = 0u64;
     let pii_strings = pii_by_transcript(&summary.visitors);
     for m in &msgs {
-        payload_bytes += payload_len(m, !open.contains_key(&m.transcript));
+        payload_bytes += payload_len(m, !session.knows(&m.transcript));
         let typed = pii_strings
             .get(m.transcript.as_str())
             .is_some_and(|typed| match &m.body {
@@ -68,33 +67,7 @@ pub fn prepare(config: WorkloadConfig) -> Result<Workload> {
         if m.visitor.is_some() || matches!(m.body, Body::Form(_) | Body::File(_)) || typed {
             records_with_pii += 1;
         }
-        let entry = match open.get_mut(&m.transcript) {
-            Some(e) => {
-                e.1 += 1;
-                Meta {
-                    vid: e.0,
-                    seq: e.1,
-                    first: false,
-                    first_ms: e.2,
-                }
-            }
-            None => {
-                let v = m
-                    .visitor
-                    .as_ref()
-                    .context("a transcript's first line has no visitor")?;
-                let next = vids.len() as u64 + 1;
-                let vid = *vids.entry(email_key(&v.email)).or_insert(next);
-                let first_ms = m.ts.unix_millis();
-                open.insert(m.transcript.clone(), (vid, 0, first_ms));
-                Meta {
-                    vid,
-                    seq: 0,
-                    first: true,
-                    first_ms,
-                }
-            }
-        };
+        let entry = session.next(m)?;
         meta.push(entry);
         let mut b = m.clone();
         b.visitor = None;
@@ -110,6 +83,64 @@ pub fn prepare(config: WorkloadConfig) -> Result<Workload> {
         payload_bytes,
         records_with_pii,
     })
+}
+
+/// Writes the interchange text of `config`'s workload to `path` (for the
+/// streaming ingest, which reads it as an importer would).
+pub fn write_input(config: &WorkloadConfig, path: &std::path::Path) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    generate(config, &mut out).context("generating the workload")?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
+/// What an application's session knows while it feeds messages in order:
+/// each visitor's numeric id and each open transcript's message count and
+/// start, from which it hands every message its [`Meta`].
+#[derive(Default)]
+pub struct Session {
+    vids: HashMap<String, u64>,
+    open: HashMap<String, (u64, u32, i64)>,
+}
+
+impl Session {
+    /// Whether transcript `id` has had a message.
+    pub fn knows(&self, id: &str) -> bool {
+        self.open.contains_key(id)
+    }
+
+    /// The next message's meta.
+    pub fn next(&mut self, m: &Message) -> Result<Meta> {
+        Ok(match self.open.get_mut(&m.transcript) {
+            Some(e) => {
+                e.1 += 1;
+                Meta {
+                    vid: e.0,
+                    seq: e.1,
+                    first: false,
+                    first_ms: e.2,
+                }
+            }
+            None => {
+                let v = m
+                    .visitor
+                    .as_ref()
+                    .context("a transcript's first line has no visitor")?;
+                let next = self.vids.len() as u64 + 1;
+                let vid = *self.vids.entry(email_key(&v.email)).or_insert(next);
+                let first_ms = m.ts.unix_millis();
+                self.open.insert(m.transcript.clone(), (vid, 0, first_ms));
+                Meta {
+                    vid,
+                    seq: 0,
+                    first: true,
+                    first_ms,
+                }
+            }
+        })
+    }
 }
 
 fn pii_by_transcript(visitors: &[VisitorTruth]) -> HashMap<&str, Vec<String>> {

@@ -8,9 +8,11 @@ mod data;
 mod device;
 mod engines;
 mod forensic;
+mod phases;
 mod probe;
 mod report;
 mod stats;
+mod stream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,9 +89,19 @@ pub struct Args {
     /// Do not count syncs with strace.
     #[arg(long)]
     pub no_strace: bool,
+    /// Skip the streaming ingest (a fresh process per engine importing the
+    /// interchange file; it measures peak memory).
+    #[arg(long)]
+    pub no_stream: bool,
     /// Internal: the sync probe's child process (see probe.rs).
     #[arg(long, hide = true)]
     pub sync_probe: Option<String>,
+    /// Internal: the streaming ingest's child process (see stream.rs).
+    #[arg(long, hide = true)]
+    pub stream_probe: Option<String>,
+    /// Internal: the interchange file the streaming child reads.
+    #[arg(long, hide = true)]
+    pub stream_input: Option<PathBuf>,
     /// Keep the stores after the run (for inspection).
     #[arg(long)]
     pub keep: bool,
@@ -104,6 +116,18 @@ fn main() -> Result<()> {
             .clone()
             .context("--dir is required with --sync-probe")?;
         return probe::child(kind, &dir, &args);
+    }
+    if let Some(name) = &args.stream_probe {
+        let kind = Kind::parse(name).context("unknown engine")?;
+        let dir = args
+            .dir
+            .clone()
+            .context("--dir is required with --stream-probe")?;
+        let input = args
+            .stream_input
+            .clone()
+            .context("--stream-input is required with --stream-probe")?;
+        return stream::child(kind, &dir, &input, args.batch);
     }
     let started = Instant::now();
     let kinds: Vec<Kind> = if args.engines.is_empty() {
@@ -191,6 +215,25 @@ fn main() -> Result<()> {
     }
 
     let mut extra = ShredExtra::default();
+    if let Some(row) = rows
+        .iter()
+        .find(|r| r.kind == Some(Kind::Shredlog) && r.error.is_none())
+    {
+        eprintln!("shredlog: timing detection and sealing alone ...");
+        extra.phases = Some(phases::measure(&wl, row.ingest_cpu_s));
+    }
+    if !args.no_stream {
+        let input = root.join("workload.jsonl");
+        data::write_input(&workload_config(&args, args.visitors), &input)?;
+        for kind in &kinds {
+            eprintln!("{}: streaming ingest in its own process ...", kind.name());
+            let dir = root.join(format!("stream-{}", kind.name()));
+            let r = stream::run(*kind, &dir, &input, args.batch).map_err(|e| format!("{e:#}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            extra.streamed.push((*kind, r));
+        }
+        let _ = std::fs::remove_file(&input);
+    }
     if kinds.contains(&Kind::Shredlog) {
         eprintln!("shredlog: group commit (1 writer, then 8) ...");
         extra.group_commit = Some(group_commit(&root.join("group-commit"), &wl, &args)?);
@@ -529,6 +572,10 @@ pub struct ShredExtra {
     /// Syncs counted under strace, per engine.
     pub syncs: Vec<(Kind, std::result::Result<probe::Syncs, String>)>,
     pub small: Option<SmallStore>,
+    /// shredlog's ingest CPU time split into its parts.
+    pub phases: Option<phases::Phases>,
+    /// The streaming ingest, per engine.
+    pub streamed: Vec<(Kind, std::result::Result<stream::Streamed, String>)>,
 }
 
 pub struct GroupCommit {

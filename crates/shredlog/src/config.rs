@@ -34,7 +34,11 @@ pub struct Options {
     /// When appends are acknowledged. Default: `Immediate`.
     pub durability: Durability,
     /// Segment files are rolled when they would grow past this many bytes.
-    /// Default: 64 MiB.
+    /// The locations of the active segment's records are held in memory
+    /// until it is sealed (about 40 bytes each), and sealing reads its
+    /// records once more to write their location file (about 64 bytes
+    /// each), so this bounds part of the memory an ingest needs; a smaller
+    /// size means more files. Default: 32 MiB.
     pub segment_size: u64,
     /// Open a damaged store to read what is left: damaged records, keyring
     /// slots and audit lines are skipped and reported (see
@@ -74,8 +78,11 @@ pub struct Options {
     pub read_only: bool,
     /// Transcript generations whose data keys are kept in memory at once.
     /// Keys are read from the keyring when a transcript is read or written
-    /// and dropped (zeroised) beyond this many, least recently added first;
-    /// about 200 bytes each. Default: 65,536.
+    /// and dropped (zeroised) beyond this many (any one held makes room);
+    /// about 200 bytes each. A batch or a read needs the keys of the
+    /// transcripts it touches at once, so more only saves keyring reads
+    /// (a positioned read of one or two slots each). Default: 8,192
+    /// (under 2 MiB).
     pub key_cache_entries: usize,
     /// Accept transcript and message ids that contain personal data (an
     /// email, a phone number, an IP address...). Ids are kept outside sealed
@@ -94,7 +101,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             durability: Durability::Immediate,
-            segment_size: 64 << 20,
+            segment_size: 32 << 20,
             salvage: false,
             max_message_bytes: 64 << 20,
             detector: DetectorConfig::default(),
@@ -103,7 +110,7 @@ impl Default for Options {
             compaction_bytes_per_sec: None,
             checkpoint: true,
             read_only: false,
-            key_cache_entries: 65_536,
+            key_cache_entries: 8_192,
             allow_unerasable_personal_data_in_ids: false,
             create: true,
         }

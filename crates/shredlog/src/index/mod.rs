@@ -41,9 +41,11 @@ use crate::record::{MsgIdDigest, Tid, Vid};
 
 mod checkpoint;
 mod sidecar;
+mod small_set;
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
 pub(crate) use sidecar::file_name as sidecar_file_name;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Sidecar, Summary};
+use small_set::SmallSet;
 
 /// Where a record lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +80,16 @@ struct Part {
     pii_bytes: u64,
 }
 
+/// A generation's records in segments without a location file.
+#[derive(Clone, Debug, Default)]
+struct Recent {
+    /// In sequence order.
+    records: Vec<RecordRef>,
+    /// Digests of the caller's message ids of (at least) these records;
+    /// those of records in location files are read from there.
+    ids: IdSet,
+}
+
 /// A live transcript generation. Read-only outside the index.
 ///
 /// Its records are not held here but in the record-location files of the
@@ -102,11 +114,10 @@ pub(crate) struct TranscriptEntry {
     next_seq: u32,
     /// Records in segments with a location file, one part per segment.
     parts: Vec<Part>,
-    /// Records in segments without one, in sequence order.
-    recent: Vec<RecordRef>,
-    /// Digests of the caller's message ids of (at least) the records in
-    /// `recent`; those of records in location files are read from there.
-    recent_ids: IdSet,
+    /// Records in segments without one (the active segment), and their
+    /// message-id digests; `None` when there are none, so that a generation
+    /// whose records are all in location files costs one pointer here.
+    recent: Option<Box<Recent>>,
 }
 
 impl TranscriptEntry {
@@ -132,8 +143,7 @@ impl TranscriptEntry {
             count: 0,
             next_seq: 0,
             parts: Vec::new(),
-            recent: Vec::new(),
-            recent_ids: IdSet::default(),
+            recent: None,
         }
     }
 
@@ -166,7 +176,33 @@ impl TranscriptEntry {
 
     /// Whether it has a record in segment `seg`.
     pub(crate) fn has_records_in(&self, seg: u64) -> bool {
-        self.parts.iter().any(|p| p.seg == seg) || self.recent.iter().any(|r| r.loc.seg == seg)
+        self.parts.iter().any(|p| p.seg == seg) || self.recent().iter().any(|r| r.loc.seg == seg)
+    }
+
+    /// Drops the in-memory records of segment `seg` (now in its location
+    /// file) and gives their memory back: a vector keeps its capacity, and
+    /// every generation that ever had records in memory would otherwise keep
+    /// room for all of them, so that memory grew with the store's history.
+    fn forget_recent_in(&mut self, seg: u64) {
+        let Some(r) = self.recent.as_mut() else {
+            return;
+        };
+        r.records.retain(|r| r.loc.seg != seg);
+        if r.records.is_empty() {
+            self.recent = None;
+        } else {
+            r.records.shrink_to_fit();
+        }
+    }
+
+    /// Its records held in memory, in sequence order.
+    fn recent(&self) -> &[RecordRef] {
+        self.recent.as_ref().map_or(&[], |r| &r.records)
+    }
+
+    /// Its records held in memory, made room for.
+    fn recent_mut(&mut self) -> &mut Recent {
+        self.recent.get_or_insert_with(Box::default)
     }
 
     /// Its records' (segment, frame bytes, PII bytes) per segment.
@@ -176,7 +212,7 @@ impl TranscriptEntry {
             .iter()
             .map(|p| (p.seg, p.bytes, p.pii_bytes))
             .collect();
-        for r in &self.recent {
+        for r in self.recent() {
             match out.iter_mut().find(|(s, _, _)| *s == r.loc.seg) {
                 Some(o) => {
                     o.1 += u64::from(r.loc.len);
@@ -197,9 +233,9 @@ pub(crate) struct VisitorEntry {
     /// The directory slot; 0 once wiped.
     pub slot: u32,
     /// (last message time, tid) of each generation with at least one record.
-    transcripts: BTreeSet<(i64, Tid)>,
+    transcripts: SmallSet<(i64, Tid)>,
     /// Every live generation of the visitor, with or without records.
-    tids: IdSet,
+    tids: SmallSet<Tid>,
 }
 
 /// Byte accounting per segment.
@@ -319,7 +355,7 @@ impl Index {
                 }
             }
             if any && let Some(t) = self.transcripts.get_mut(&tid) {
-                t.recent_ids.extend(ids);
+                t.recent_mut().ids.extend(ids);
             }
         }
     }
@@ -355,6 +391,7 @@ impl Index {
                 bytes: s.bytes,
                 pii_bytes: s.pii_bytes,
             });
+            t.parts.shrink_to_fit();
             t.count += s.count;
             t.next_seq = t.next_seq.max(s.max_seq.saturating_add(1));
             t.ts_range = Some(match t.ts_range {
@@ -409,16 +446,13 @@ impl Index {
             let Some(t) = self.transcripts.get_mut(&s.tid) else {
                 continue;
             };
-            let held = t.recent.iter().filter(|r| r.loc.seg == seg).count();
+            let held = t.recent().iter().filter(|r| r.loc.seg == seg).count();
             // A generation whose records in the segment are not all held
             // (one being committed) keeps what it holds in memory.
             if held == 0 || held != s.count as usize || t.parts.iter().any(|p| p.seg == seg) {
                 continue;
             }
-            t.recent.retain(|r| r.loc.seg != seg);
-            if t.recent.is_empty() {
-                t.recent_ids = IdSet::default();
-            }
+            t.forget_recent_in(seg);
             t.parts.push(Part {
                 seg,
                 first: s.first,
@@ -426,6 +460,7 @@ impl Index {
                 bytes: s.bytes,
                 pii_bytes: s.pii_bytes,
             });
+            t.parts.shrink_to_fit();
         }
         self.sidecars.insert(seg, sidecar);
         Ok(())
@@ -475,9 +510,10 @@ impl Index {
         }
         // Records arrive in sequence order, except after compaction moved some
         // into a segment scanned earlier or later.
-        match t.recent.last() {
+        let recent = t.recent_mut();
+        match recent.records.last() {
             Some(last) if last.seq >= rec.seq => {
-                match t.recent.binary_search_by_key(&rec.seq, |r| r.seq) {
+                match recent.records.binary_search_by_key(&rec.seq, |r| r.seq) {
                     Ok(_) => {
                         self.usage
                             .entry(rec.loc.seg)
@@ -485,16 +521,16 @@ impl Index {
                             .add_dead(u64::from(rec.loc.len));
                         return false;
                     }
-                    Err(pos) => t.recent.insert(pos, rec),
+                    Err(pos) => recent.records.insert(pos, rec),
                 }
             }
-            _ => t.recent.push(rec),
+            _ => recent.records.push(rec),
+        }
+        if let Some(d) = msg_id {
+            recent.ids.insert(d);
         }
         t.count += 1;
         t.next_seq = t.next_seq.max(rec.seq.saturating_add(1));
-        if let Some(d) = msg_id {
-            t.recent_ids.insert(d);
-        }
         let old_last = t.last_ts();
         t.ts_range = Some(match t.ts_range {
             Some((a, b)) => (a.min(rec.ts), b.max(rec.ts)),
@@ -753,7 +789,7 @@ impl Index {
             let Some(s) = summaries.get(&t.tid) else {
                 return Ok(Err(t.tid));
             };
-            t.recent.retain(|r| r.loc.seg != seg);
+            t.forget_recent_in(seg);
             t.parts.retain(|p| p.seg != seg);
             t.parts.push(Part {
                 seg,
@@ -762,6 +798,7 @@ impl Index {
                 bytes: s.bytes,
                 pii_bytes: s.pii_bytes,
             });
+            t.parts.shrink_to_fit();
             live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
         }
         let u = self.usage.entry(seg).or_default();
@@ -799,7 +836,7 @@ impl Index {
                     .map(|e| e.record_ref(p.seg)),
             );
         }
-        out.extend_from_slice(&t.recent);
+        out.extend_from_slice(t.recent());
         out.sort_by_key(|r| (r.seq, r.loc.seg, r.loc.off));
         out.dedup_by_key(|r| r.seq);
         Ok(out)
@@ -823,7 +860,7 @@ impl Index {
                     .map(|e| e.record_ref(p.seg)),
             );
         }
-        out.extend(t.recent.iter().filter(|r| r.loc.seg == seg).copied());
+        out.extend(t.recent().iter().filter(|r| r.loc.seg == seg).copied());
         Ok(out)
     }
 
@@ -850,7 +887,7 @@ impl Index {
     /// # Errors
     /// As [`Index::records`].
     pub(crate) fn has_msg_id(&self, t: &TranscriptEntry, d: &MsgIdDigest) -> crate::Result<bool> {
-        if t.recent_ids.contains(d) {
+        if t.recent.as_ref().is_some_and(|r| r.ids.contains(d)) {
             return Ok(true);
         }
         for p in &t.parts {
@@ -867,13 +904,13 @@ impl Index {
 
     /// Digests of the message ids of a generation's records in memory.
     pub(crate) fn recent_msg_ids(t: &TranscriptEntry) -> impl Iterator<Item = &MsgIdDigest> {
-        t.recent_ids.iter()
+        t.recent.iter().flat_map(|r| r.ids.iter())
     }
 
     /// A generation's records held in memory (of segments without a
     /// location file).
     pub(crate) fn recent_records(t: &TranscriptEntry) -> &[RecordRef] {
-        &t.recent
+        t.recent()
     }
 
     /// A live generation.
@@ -1126,6 +1163,9 @@ mod tests {
             "only segment 2's record"
         );
         assert!(Index::recent_records(ix.transcript(&[2; 16]).unwrap()).is_empty());
+        // Their memory is given back, not only their length.
+        assert!(ix.transcript(&[2; 16]).unwrap().recent.is_none());
+        assert_eq!(t1.recent.as_ref().unwrap().records.capacity(), 1);
         let after: Vec<Vec<RecordRef>> = [1u8, 2]
             .iter()
             .map(|t| ix.records(ix.transcript(&[*t; 16]).unwrap()).unwrap())

@@ -16,6 +16,7 @@
 //! header (the page cache does the rest).
 
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -205,7 +206,18 @@ impl Builder {
     }
 
     /// The file's bytes.
-    pub(crate) fn finish(mut self, describes: Describes) -> Vec<u8> {
+    pub(crate) fn finish(self, describes: Describes) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing into a vector cannot fail; were it to, the bytes would be
+        // short and `Sidecar::in_memory` would refuse them.
+        let _ = self.write_to(describes, &mut out);
+        out
+    }
+
+    /// Writes the file's bytes to `out` one block at a time (so that a
+    /// segment's entries are held once, not also as the file's bytes) and
+    /// returns its header.
+    fn write_to(mut self, describes: Describes, out: &mut impl Write) -> std::io::Result<Header> {
         self.entries.sort_unstable_by_key(|e| (e.tid, e.seq, e.off));
         let mut summaries: Vec<Summary> = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
@@ -236,26 +248,26 @@ impl Builder {
             summaries: summaries.len() as u64,
             record_bytes: self.entries.iter().map(|e| u64::from(e.len)).sum(),
         };
-        let e_blocks = blocks(header.entries) as usize;
-        let s_blocks = blocks(header.summaries) as usize;
-        let mut out = vec![0u8; BLOCK * (1 + e_blocks + s_blocks)];
-        header.encode(&mut out);
-        for (i, e) in self.entries.iter().enumerate() {
-            let at = BLOCK * (1 + i / PER_BLOCK) + ITEM * (i % PER_BLOCK);
-            if let Some(slot) = out.get_mut(at..at + ITEM) {
-                e.encode(slot);
+        let mut block = vec![0u8; BLOCK];
+        header.encode(&mut block);
+        out.write_all(&block)?;
+        for chunk in self.entries.chunks(PER_BLOCK) {
+            block.fill(0);
+            for (i, e) in chunk.iter().enumerate() {
+                e.encode(&mut block[ITEM * i..ITEM * (i + 1)]);
             }
+            seal_block(&mut block);
+            out.write_all(&block)?;
         }
-        for (i, s) in summaries.iter().enumerate() {
-            let at = BLOCK * (1 + e_blocks + i / PER_BLOCK) + ITEM * (i % PER_BLOCK);
-            if let Some(slot) = out.get_mut(at..at + ITEM) {
-                s.encode(slot);
+        for chunk in summaries.chunks(PER_BLOCK) {
+            block.fill(0);
+            for (i, s) in chunk.iter().enumerate() {
+                s.encode(&mut block[ITEM * i..ITEM * (i + 1)]);
             }
+            seal_block(&mut block);
+            out.write_all(&block)?;
         }
-        for block in out.chunks_exact_mut(BLOCK).skip(1) {
-            seal_block(block);
-        }
-        out
+        Ok(header)
     }
 }
 
@@ -338,27 +350,32 @@ impl Sidecar {
         })
     }
 
-    /// Writes `bytes` as `path` (through a synced temporary file and a
-    /// rename; the directory is not synced: a location file lost by a crash
-    /// is rebuilt) and opens it.
-    pub(crate) fn write(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Sidecar> {
+    /// Writes the file `builder` describes as `path`, streaming it block by
+    /// block, through a synced temporary file and a rename (the directory is
+    /// not synced: a location file lost by a crash is rebuilt), and opens it.
+    pub(crate) fn write_built(
+        dir: &Path,
+        path: &Path,
+        builder: Builder,
+        describes: Describes,
+    ) -> Result<Sidecar> {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::Internal("a location file has no name".into()))?;
         let tmp = dir.join(format!("{name}.tmp"));
-        {
-            use std::io::Write;
-            let mut f = File::create(&tmp).at(&tmp)?;
+        let header = {
+            let f = File::create(&tmp).at(&tmp)?;
             crate::failpoint::check("locations.write").at(&tmp)?;
-            f.write_all(bytes).at(&tmp)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+            let header = builder.write_to(describes, &mut w).at(&tmp)?;
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io(&tmp, e.into_error()))?;
             f.sync_all().at(&tmp)?;
-        }
+            header
+        };
         std::fs::rename(&tmp, path).at(path)?;
-        let header = bytes
-            .get(..BLOCK)
-            .and_then(parse_header)
-            .ok_or_else(|| Error::Internal("a location file built is invalid".into()))?;
         let file = File::open(path).at(path)?;
         Ok(Sidecar {
             path: path.to_owned(),
@@ -521,21 +538,27 @@ mod tests {
         segment_len: 123_456,
     };
 
-    fn built(n: u32) -> Vec<u8> {
+    fn builder(n: u32) -> Builder {
         let mut b = Builder::default();
         // Three generations, interleaved as appends interleave them.
         for i in 0..n {
             b.add(entry((i % 3) as u8 + 1, i / 3, 32 + 100 * u64::from(i)));
         }
-        b.finish(D)
+        b
+    }
+
+    fn built(n: u32) -> Vec<u8> {
+        builder(n).finish(D)
     }
 
     #[test]
     fn a_location_file_reads_back_its_entries_by_generation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name(7));
-        let bytes = built(500);
-        let s = Sidecar::write(dir.path(), &path, &bytes).unwrap();
+        let s = Sidecar::write_built(dir.path(), &path, builder(500), D).unwrap();
+        // Streamed block by block, it is the same file as built in memory.
+        assert_eq!(std::fs::read(&path).unwrap(), built(500));
+        assert!(!dir.path().join(format!("{}.tmp", file_name(7))).exists());
         let s = Sidecar::open(s.path(), D).unwrap().expect("valid");
         assert_eq!(s.record_bytes(), 500 * 100);
         let sums = s.summaries().unwrap();

@@ -38,11 +38,10 @@ impl Collect {
     /// [`Error::Io`] if it cannot be written.
     pub(crate) fn finish(self, dir: &Path, describes: Describes, write: bool) -> Result<Sidecar> {
         let path = dir.join(sidecar_file_name(describes.segment));
-        let bytes = self.0.finish(describes);
         if write {
-            Sidecar::write(dir, &path, &bytes)
+            Sidecar::write_built(dir, &path, self.0, describes)
         } else {
-            Sidecar::in_memory(&path, bytes)
+            Sidecar::in_memory(&path, self.0.finish(describes))
         }
     }
 }
