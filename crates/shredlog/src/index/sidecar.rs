@@ -195,14 +195,54 @@ fn blocks(items: u64) -> u64 {
 }
 
 /// Builds a location file from a segment's records, in any order.
+///
+/// A segment holds up to a few hundred thousand records and the builder
+/// holds them all until it sorts them, so it keeps each in 32 bytes, not
+/// as an [`Entry`] of 64: the generation as a number into a table of the
+/// segment's generations, and the message-id digest, which most records
+/// lack, in a map beside.
 #[derive(Default)]
 pub(crate) struct Builder {
-    entries: Vec<Entry>,
+    entries: Vec<Compact>,
+    tids: Vec<Tid>,
+    numbers: crate::ids::IdMap<u32>,
+    msg_ids: std::collections::HashMap<u32, MsgIdDigest>,
+}
+
+/// An [`Entry`] without its generation id and message-id digest.
+#[derive(Clone, Copy)]
+struct Compact {
+    /// The generation's place in `Builder::tids`.
+    tid: u32,
+    seq: u32,
+    ts: i64,
+    off: u64,
+    len: u32,
+    pii_len: u32,
 }
 
 impl Builder {
     pub(crate) fn add(&mut self, e: Entry) {
-        self.entries.push(e);
+        let tid = match self.numbers.get(&e.tid) {
+            Some(n) => *n,
+            None => {
+                let n = self.tids.len() as u32;
+                self.tids.push(e.tid);
+                self.numbers.insert(e.tid, n);
+                n
+            }
+        };
+        if let Some(d) = e.msg_id {
+            self.msg_ids.insert(self.entries.len() as u32, d);
+        }
+        self.entries.push(Compact {
+            tid,
+            seq: e.seq,
+            ts: e.ts,
+            off: e.off,
+            len: e.len,
+            pii_len: e.pii_len,
+        });
     }
 
     /// The file's bytes.
@@ -217,10 +257,36 @@ impl Builder {
     /// Writes the file's bytes to `out` one block at a time (so that a
     /// segment's entries are held once, not also as the file's bytes) and
     /// returns its header.
-    fn write_to(mut self, describes: Describes, out: &mut impl Write) -> std::io::Result<Header> {
-        self.entries.sort_unstable_by_key(|e| (e.tid, e.seq, e.off));
+    fn write_to(self, describes: Describes, out: &mut impl Write) -> std::io::Result<Header> {
+        let Builder {
+            entries,
+            tids,
+            numbers,
+            msg_ids,
+        } = self;
+        drop(numbers);
+        // Sort positions (4 bytes each), not the entries, so that each
+        // entry's message id stays found by its position.
+        let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| {
+            let e = &entries[i as usize];
+            (tids[e.tid as usize], e.seq, e.off)
+        });
+        let entry = |i: u32| {
+            let e = &entries[i as usize];
+            Entry {
+                tid: tids[e.tid as usize],
+                seq: e.seq,
+                ts: e.ts,
+                off: e.off,
+                len: e.len,
+                pii_len: e.pii_len,
+                msg_id: msg_ids.get(&i).copied(),
+            }
+        };
         let mut summaries: Vec<Summary> = Vec::new();
-        for (i, e) in self.entries.iter().enumerate() {
+        for (i, &at) in order.iter().enumerate() {
+            let e = entry(at);
             match summaries.last_mut() {
                 Some(s) if s.tid == e.tid => {
                     s.count += 1;
@@ -244,17 +310,17 @@ impl Builder {
         }
         let header = Header {
             describes,
-            entries: self.entries.len() as u64,
+            entries: entries.len() as u64,
             summaries: summaries.len() as u64,
-            record_bytes: self.entries.iter().map(|e| u64::from(e.len)).sum(),
+            record_bytes: entries.iter().map(|e| u64::from(e.len)).sum(),
         };
         let mut block = vec![0u8; BLOCK];
         header.encode(&mut block);
         out.write_all(&block)?;
-        for chunk in self.entries.chunks(PER_BLOCK) {
+        for chunk in order.chunks(PER_BLOCK) {
             block.fill(0);
-            for (i, e) in chunk.iter().enumerate() {
-                e.encode(&mut block[ITEM * i..ITEM * (i + 1)]);
+            for (i, &at) in chunk.iter().enumerate() {
+                entry(at).encode(&mut block[ITEM * i..ITEM * (i + 1)]);
             }
             seal_block(&mut block);
             out.write_all(&block)?;
