@@ -466,6 +466,14 @@ impl Index {
         Ok(())
     }
 
+    /// How many records of segment `seg` are held in memory.
+    pub(crate) fn held_records_in(&self, seg: u64) -> usize {
+        self.transcripts
+            .values()
+            .map(|t| t.recent().iter().filter(|r| r.loc.seg == seg).count())
+            .sum()
+    }
+
     /// The location files held (for `verify`).
     pub(crate) fn sidecars(&self) -> impl Iterator<Item = &Arc<Sidecar>> {
         self.sidecars.values()

@@ -222,6 +222,14 @@ struct Compact {
 }
 
 impl Builder {
+    /// Room for `n` records.
+    pub(crate) fn with_capacity(n: usize) -> Builder {
+        Builder {
+            entries: Vec::with_capacity(n),
+            ..Builder::default()
+        }
+    }
+
     pub(crate) fn add(&mut self, e: Entry) {
         let tid = match self.numbers.get(&e.tid) {
             Some(n) => *n,

@@ -355,7 +355,7 @@ impl Engine {
             // and after a crash before the swap the file names a generation
             // the segment does not have, and is rebuilt.
             drop(file);
-            sidecar = Some(super::locations::build_sealed(&inner.dir, &tmp, id)?);
+            sidecar = Some(super::locations::build_sealed(&inner.dir, &tmp, id, 0)?);
         }
 
         // Swap under the writer's lock, so that no key dies half-way, and the

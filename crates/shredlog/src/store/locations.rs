@@ -17,6 +17,11 @@ use crate::segment::{self, SEGMENT_HEADER};
 pub(crate) struct Collect(SidecarBuilder);
 
 impl Collect {
+    /// Room for `n` records (a hint: more may come).
+    pub(crate) fn with_capacity(n: usize) -> Collect {
+        Collect(SidecarBuilder::with_capacity(n))
+    }
+
     /// Takes the record at `off` (`size` bytes of frame).
     pub(crate) fn add(&mut self, off: u64, size: usize, rec: &Record<'_>) {
         self.0.add(Entry {
@@ -55,14 +60,21 @@ impl Collect {
 /// [`Error::Corrupt`] if a frame fails its checks or the file does not end
 /// with its footer (or, version 1, its last frame), [`Error::Io`] if a file
 /// cannot be read or written.
-pub(crate) fn build_sealed(dir: &Path, path: &Path, id: u64) -> Result<Arc<Sidecar>> {
+/// `expected` is how many records the caller expects (0: unknown), so that
+/// they are held without room to spare.
+pub(crate) fn build_sealed(
+    dir: &Path,
+    path: &Path,
+    id: u64,
+    expected: usize,
+) -> Result<Arc<Sidecar>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut head = [0u8; SEGMENT_HEADER as usize];
     read(&mut reader, &mut head, path, 0)?;
     let header = segment::check_header(path, &head, id)?;
-    let mut collect = Collect::default();
+    let mut collect = Collect::with_capacity(expected);
     let mut frame = Vec::new();
     let mut off = SEGMENT_HEADER;
     let mut footer = false;

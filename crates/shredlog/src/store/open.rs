@@ -703,7 +703,7 @@ pub(super) fn recover_segments(
         if legacy_tail {
             // It is sealed from now on: its records' locations go to a
             // location file (kept in memory if that cannot be written).
-            if let Ok(sidecar) = locations::build_sealed(dir, &path, id) {
+            if let Ok(sidecar) = locations::build_sealed(dir, &path, id, 0) {
                 index.attach_sidecar(sidecar)?;
             }
         }

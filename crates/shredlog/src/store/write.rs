@@ -388,7 +388,8 @@ impl Engine {
         let Segment::Sealed { path, .. } = sealed else {
             return;
         };
-        if let Ok(sidecar) = super::locations::build_sealed(&self.dir, path, id) {
+        let held = self.index.read().held_records_in(id);
+        if let Ok(sidecar) = super::locations::build_sealed(&self.dir, path, id, held) {
             let _ = self.index.write().attach_sidecar(sidecar);
         }
     }
