@@ -355,3 +355,50 @@ fn detector_output_is_unchanged() {
         "the detector's output changed (source, texts, spans, digest)"
     );
 }
+
+/// Not a check: times [`Detector::find`] over a support desk's message texts
+/// (`PII_TIME_ROUNDS` passes, default 50) and prints the throughput, for
+/// comparing two builds of the detector as whole processes:
+///
+/// ```sh
+/// cargo test --release -p shredlog --test pii_same_output -- --ignored --nocapture time_support_desk
+/// ```
+#[test]
+#[ignore]
+fn time_support_desk() {
+    let config = workload::WorkloadConfig {
+        file_probability: 0.0,
+        ..workload::WorkloadConfig::support_desk(7, 300)
+    };
+    let mut buf = Vec::new();
+    workload::generate(&config, &mut buf).expect("workload generates");
+    let texts: Vec<String> = String::from_utf8(buf)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let text = v.get("text").or_else(|| v.get("consent")?.get("prompt"))?;
+            text.as_str().map(str::to_owned)
+        })
+        .collect();
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let rounds: usize = std::env::var("PII_TIME_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(50);
+    let detector = Detector::default();
+    let started = std::time::Instant::now();
+    let mut spans = 0;
+    for _ in 0..rounds {
+        for t in &texts {
+            spans += std::hint::black_box(detector.find(std::hint::black_box(t))).len();
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "find: {} texts, {:.2} MB x {rounds} in {secs:.3} s = {:.1} MB/s ({spans} spans)",
+        texts.len(),
+        bytes as f64 / 1e6,
+        (bytes * rounds) as f64 / 1e6 / secs
+    );
+}
