@@ -332,7 +332,7 @@ const MAIL_PROVIDERS: &[&str] = &[
 
 /// Finds obfuscated email addresses.
 pub(super) fn find(text: &str, out: &mut Vec<Span>) {
-    if !might_be_obfuscated(text) || !may_accept(text) {
+    if !may_hold_address(text) {
         return;
     }
     let Some(re) = regexes() else {
@@ -444,51 +444,135 @@ fn is_gap(c: char) -> bool {
     c.is_whitespace() || is_decor(c)
 }
 
+/// The cheap pre-checks of [`find`]: exactly
+/// `might_be_obfuscated(text) && may_accept(text)` (see [`first_at_token`]),
+/// from one pass over the bytes for most texts.
+fn may_hold_address(text: &str) -> bool {
+    match first_at_token(text) {
+        None => false,
+        // An '@' is in the text; or "at" stands between spaces or
+        // decoration, so neither byte next to it is an ASCII letter or digit.
+        // Either way `might_be_obfuscated` holds.
+        Some(AtToken::Sign | AtToken::At) => true,
+        Some(AtToken::OtherWord) => might_be_obfuscated(text),
+    }
+}
+
+/// The kind of at token [`first_at_token`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AtToken {
+    /// `@` or `＠`.
+    Sign,
+    /// The word "at", in any letter case.
+    At,
+    /// Another word that may match an at-word of the regular expression.
+    OtherWord,
+}
+
+/// The first letters of [`REGEX_AT_WORDS`].
+const AT_WORD_FIRSTS: [char; 5] = ['a', 'c', 'm', 'k', 'ä'];
+
+/// `is_gap` of each ASCII char.
+#[allow(clippy::indexing_slicing)] // constant evaluation checks the bounds
+const ASCII_GAP: [bool; 128] = {
+    let mut t = [false; 128];
+    let gaps = b"\t\n\x0B\x0C\r []{}()<>-_*#/|~";
+    let mut i = 0;
+    while i < gaps.len() {
+        t[gaps[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// A necessary condition for [`find`] to accept a match, much cheaper than
 /// running the regular expression over lines that cannot hold one (most
-/// lines with a plain address or the word "at").
+/// lines with a plain address or the word "at"): the first at token that
+/// passes it, if any.
 ///
 /// Every accepted match has an "at" — an `@` or an at-word — followed by a
 /// domain whose first label holds a letter; an at-word stands between spaces
 /// or decoration; and a bare `@` (no space or decoration next to it) needs a
 /// domain with a spaced or decorated dot.
-fn may_accept(text: &str) -> bool {
-    let mut prev = None;
-    for (i, c) in text.char_indices() {
-        let prev = prev.replace(c);
-        if c == '@' || c == '＠' {
-            let next = char_at(text, i + c.len_utf8());
-            let spaced = prev.is_some_and(is_gap) || next.is_some_and(is_gap);
-            let ok = if spaced {
-                first_label_has_letter(text, after_at(text, i + c.len_utf8()))
-            } else {
-                obfuscated_domain_after(text, i + c.len_utf8())
-            };
-            if ok {
-                return true;
-            }
-        } else if c.is_alphabetic() && prev.is_some_and(is_gap) {
-            // A whole word between spaces or decoration that may be an at-word.
-            let word_end = text
-                .get(i..)
-                .unwrap_or("")
-                .char_indices()
-                .find(|&(_, c)| !c.is_alphabetic())
-                .map_or(text.len(), |(j, _)| i + j);
-            if !char_at(text, word_end).is_some_and(is_gap) {
+fn first_at_token(text: &str) -> Option<AtToken> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    // Whether the char before `i` is a gap (there is none before the first).
+    let mut after_gap = false;
+    while let Some(&b) = bytes.get(i) {
+        // Fast path for ASCII: only an '@' or a word after a gap whose first
+        // letter may fold to an at-word's need a closer look.
+        if b.is_ascii_alphabetic() {
+            if !(after_gap && matches!(b | 0x20, b'a' | b'c' | b'm' | b'k')) {
+                after_gap = false;
+                i += 1;
                 continue;
             }
-            let word = text.get(i..word_end).unwrap_or("");
-            let at_word = REGEX_AT_WORDS.iter().any(|w| {
-                word.chars().count() == w.chars().count()
-                    && word.chars().zip(w.chars()).all(|(c, x)| may_fold(c, x))
-            });
-            if at_word && first_label_has_letter(text, after_at(text, word_end)) {
-                return true;
+        } else if b.is_ascii() && b != b'@' {
+            after_gap = ASCII_GAP.get(usize::from(b)).copied().unwrap_or(false);
+            i += 1;
+            continue;
+        }
+        let Some(c) = char_at(text, i) else {
+            break;
+        };
+        let next_i = i + c.len_utf8();
+        if c == '@' || c == '＠' {
+            let next = char_at(text, next_i);
+            let spaced = after_gap || next.is_some_and(is_gap);
+            let ok = if spaced {
+                first_label_has_letter(text, after_at(text, next_i))
+            } else {
+                obfuscated_domain_after(text, next_i)
+            };
+            if ok {
+                return Some(AtToken::Sign);
+            }
+        } else if after_gap
+            && c.is_alphabetic()
+            && AT_WORD_FIRSTS.iter().any(|&x| may_fold(c, x))
+            && let Some(token) = at_word_at(text, i)
+        {
+            return Some(token);
+        }
+        after_gap = is_gap(c);
+        i = next_i;
+    }
+    None
+}
+
+/// Whether the word starting at `i` (after a gap) is a whole word between
+/// gaps that may be an at-word, followed by a domain whose first label holds
+/// a letter.
+fn at_word_at(text: &str, i: usize) -> Option<AtToken> {
+    let word_end = text
+        .get(i..)
+        .unwrap_or("")
+        .char_indices()
+        .find(|&(_, c)| !c.is_alphabetic())
+        .map_or(text.len(), |(j, _)| i + j);
+    if !char_at(text, word_end).is_some_and(is_gap) {
+        return None;
+    }
+    let word = text.get(i..word_end).unwrap_or("");
+    let at_word = REGEX_AT_WORDS.iter().any(|w| {
+        let (mut a, mut b) = (word.chars(), w.chars());
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => break true,
+                (Some(c), Some(x)) if may_fold(c, x) => {}
+                _ => break false,
             }
         }
+    });
+    if !(at_word && first_label_has_letter(text, after_at(text, word_end))) {
+        return None;
     }
-    false
+    Some(if word.eq_ignore_ascii_case("at") {
+        AtToken::At
+    } else {
+        AtToken::OtherWord
+    })
 }
 
 /// Where the domain starts after an at-sign or at-word that ends at `i`:
@@ -778,6 +862,47 @@ fn mail_cue_before(text: &str, start: usize) -> bool {
 mod tests {
     use super::*;
 
+    /// The pre-check as it was before [`first_at_token`]: the reference it
+    /// must agree with.
+    fn may_accept(text: &str) -> bool {
+        let mut prev = None;
+        for (i, c) in text.char_indices() {
+            let prev = prev.replace(c);
+            if c == '@' || c == '＠' {
+                let next = char_at(text, i + c.len_utf8());
+                let spaced = prev.is_some_and(is_gap) || next.is_some_and(is_gap);
+                let ok = if spaced {
+                    first_label_has_letter(text, after_at(text, i + c.len_utf8()))
+                } else {
+                    obfuscated_domain_after(text, i + c.len_utf8())
+                };
+                if ok {
+                    return true;
+                }
+            } else if c.is_alphabetic() && prev.is_some_and(is_gap) {
+                // A whole word between spaces or decoration that may be an at-word.
+                let word_end = text
+                    .get(i..)
+                    .unwrap_or("")
+                    .char_indices()
+                    .find(|&(_, c)| !c.is_alphabetic())
+                    .map_or(text.len(), |(j, _)| i + j);
+                if !char_at(text, word_end).is_some_and(is_gap) {
+                    continue;
+                }
+                let word = text.get(i..word_end).unwrap_or("");
+                let at_word = REGEX_AT_WORDS.iter().any(|w| {
+                    word.chars().count() == w.chars().count()
+                        && word.chars().zip(w.chars()).all(|(c, x)| may_fold(c, x))
+                });
+                if at_word && first_label_has_letter(text, after_at(text, word_end)) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     fn obf(text: &str) -> Vec<&str> {
         let mut v = Vec::new();
         find(text, &mut v);
@@ -885,6 +1010,7 @@ mod tests {
             "ann ＠ example.com",
         ] {
             assert!(may_accept(text), "{text:?}");
+            assert!(first_at_token(text).is_some(), "{text:?}");
         }
         for text in [
             "mail ann@example.com now",
@@ -895,6 +1021,143 @@ mod tests {
             "ann@my-company.com",
         ] {
             assert!(!may_accept(text), "{text:?}");
+            assert!(first_at_token(text).is_none(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_gap_table_is_is_gap() {
+        for b in 0..128u8 {
+            assert_eq!(
+                ASCII_GAP.get(usize::from(b)).copied(),
+                Some(is_gap(char::from(b))),
+                "{b:#x}"
+            );
+        }
+        let mut firsts: Vec<char> = REGEX_AT_WORDS
+            .iter()
+            .filter_map(|w| w.chars().next())
+            .collect();
+        firsts.sort_unstable();
+        firsts.dedup();
+        let mut want = AT_WORD_FIRSTS.to_vec();
+        want.sort_unstable();
+        assert_eq!(firsts, want);
+    }
+
+    /// Pieces of text around at tokens, for comparing the pre-checks with
+    /// their reference.
+    fn at_soup() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            prop::sample::select(vec![
+                " ",
+                "  ",
+                "\u{a0}",
+                "\u{3000}",
+                "\t",
+                "\n",
+                "@",
+                "＠",
+                "at",
+                "AT",
+                "aT",
+                "ät",
+                "ÄT",
+                "arroba",
+                "ARROBA",
+                "arobase",
+                "arobaſe",
+                "chiocciola",
+                "chİocciola",
+                "małpa",
+                "MAŁPA",
+                "malpa",
+                "klammeraffe",
+                "\u{212a}lammeraffe",
+                "apenstaartje",
+                "dot",
+                "DOT",
+                "punkt",
+                "point",
+                ".",
+                ". ",
+                "[.]",
+                "(",
+                ")",
+                "[",
+                "]",
+                "{",
+                "}",
+                "<",
+                ">",
+                "«",
+                "»",
+                "【",
+                "】",
+                "（",
+                "）",
+                "［",
+                "］",
+                "＜",
+                "＞",
+                "-",
+                "_",
+                "*",
+                "#",
+                "/",
+                "|",
+                "~",
+                "ann",
+                "example",
+                "com",
+                "de",
+                "1",
+                "42",
+                "é",
+                "日本",
+                "İ",
+                "ſ",
+                "Σ",
+                "'",
+                ",",
+                "Ã",
+                "â",
+                "K",
+                "a",
+                "t",
+                "c",
+                "m",
+                "k",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z]{1,6}",
+            "\\PC{1,3}",
+        ];
+        proptest::collection::vec(piece, 0..20).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(4000),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn pre_checks_agree_with_their_reference(text in at_soup()) {
+            proptest::prop_assert_eq!(first_at_token(&text).is_some(), may_accept(&text));
+            proptest::prop_assert_eq!(
+                may_hold_address(&text),
+                might_be_obfuscated(&text) && may_accept(&text)
+            );
+        }
+
+        #[test]
+        fn pre_checks_agree_with_their_reference_on_any_text(text in "\\PC{0,60}") {
+            proptest::prop_assert_eq!(
+                may_hold_address(&text),
+                might_be_obfuscated(&text) && may_accept(&text)
+            );
         }
     }
 
