@@ -436,6 +436,10 @@ const REGEX_AT_WORDS: &[&str] = &[
 /// Whether `c` may match the lower-case letter `x` in a case-insensitive
 /// regular expression (simple case folding; may say yes too often).
 fn may_fold(c: char, x: char) -> bool {
+    if c.is_ascii() {
+        // The lower case of an ASCII char is one ASCII char.
+        return c == x || c.to_ascii_lowercase() == x;
+    }
     c == x || c.to_lowercase().next() == Some(x) || (c == 'ſ' && x == 's')
 }
 
@@ -1022,6 +1026,22 @@ mod tests {
         ] {
             assert!(!may_accept(text), "{text:?}");
             assert!(first_at_token(text).is_none(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn may_fold_ascii_path_is_the_general_one() {
+        let general = |c: char, x: char| {
+            c == x || c.to_lowercase().next() == Some(x) || (c == 'ſ' && x == 's')
+        };
+        let letters = REGEX_AT_WORDS
+            .iter()
+            .flat_map(|w| w.chars())
+            .chain(['d', 'p', 'k', 't', 'A', '@']);
+        for x in letters {
+            for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+                assert_eq!(may_fold(c, x), general(c, x), "{c:?} ~ {x:?}");
+            }
         }
     }
 
