@@ -489,6 +489,36 @@ const ASCII_GAP: [bool; 128] = {
     t
 };
 
+/// A byte that [`first_at_token`] must look at closely.
+const STOP: u8 = 2;
+
+/// The byte scan of [`first_at_token`] as a table: for state 0 (the char
+/// before is no gap) and state 1 (it is a gap, `256 +` the byte), the next
+/// state, or [`STOP`] for an '@', any non-ASCII byte, and after a gap an ASCII
+/// letter that may start an at-word (`a c m k` in either case).
+#[allow(clippy::indexing_slicing)] // constant evaluation checks the bounds
+const SCAN: [u8; 512] = {
+    let mut t = [0u8; 512];
+    let mut b = 0;
+    while b < 256 {
+        let (after_other, after_gap) = if b >= 0x80 || b == b'@' as usize {
+            (STOP, STOP)
+        } else if matches!(b as u8 | 0x20, b'a' | b'c' | b'm' | b'k')
+            && (b as u8).is_ascii_alphabetic()
+        {
+            (0, STOP)
+        } else if ASCII_GAP[b] {
+            (1, 1)
+        } else {
+            (0, 0)
+        };
+        t[b] = after_other;
+        t[256 + b] = after_gap;
+        b += 1;
+    }
+    t
+};
+
 /// A necessary condition for [`find`] to accept a match, much cheaper than
 /// running the regular expression over lines that cannot hold one (most
 /// lines with a plain address or the word "at"): the first at token that
@@ -501,22 +531,39 @@ const ASCII_GAP: [bool; 128] = {
 fn first_at_token(text: &str) -> Option<AtToken> {
     let bytes = text.as_bytes();
     let mut i = 0;
-    // Whether the char before `i` is a gap (there is none before the first).
-    let mut after_gap = false;
+    // 1 when the char before `i` is a gap (there is none before the first).
+    let mut state = 0u8;
+    // Up to here bytes are scanned one by one (the first chunk has no byte
+    // before it for `chunk_is_plain`).
+    let mut bytewise_to = CHUNK;
     while let Some(&b) = bytes.get(i) {
-        // Fast path for ASCII: only an '@' or a word after a gap whose first
-        // letter may fold to an at-word's need a closer look.
-        if b.is_ascii_alphabetic() {
-            if !(after_gap && matches!(b | 0x20, b'a' | b'c' | b'm' | b'k')) {
-                after_gap = false;
-                i += 1;
+        if i >= bytewise_to {
+            // Skip whole chunks where the scan below cannot stop.
+            let window = bytes
+                .get(i - 1..i + CHUNK + 1)
+                .and_then(|w| w.try_into().ok());
+            if let Some(window) = window
+                && chunk_is_plain(window)
+            {
+                i += CHUNK;
+                let last = bytes.get(i - 1).map_or(0, |&l| usize::from(l));
+                state = u8::from(ASCII_GAP.get(last).copied().unwrap_or(false));
                 continue;
             }
-        } else if b.is_ascii() && b != b'@' {
-            after_gap = ASCII_GAP.get(usize::from(b)).copied().unwrap_or(false);
+            bytewise_to = i + CHUNK;
+        }
+        // Fast path for ASCII: only an '@' or a word after a gap whose first
+        // letter may fold to an at-word's need a closer look.
+        let next = SCAN
+            .get(usize::from(state & 1) << 8 | usize::from(b))
+            .copied()
+            .unwrap_or(STOP);
+        if next != STOP {
+            state = next;
             i += 1;
             continue;
         }
+        let after_gap = state == 1;
         let Some(c) = char_at(text, i) else {
             break;
         };
@@ -539,10 +586,37 @@ fn first_at_token(text: &str) -> Option<AtToken> {
         {
             return Some(token);
         }
-        after_gap = is_gap(c);
+        state = u8::from(is_gap(c));
         i = next_i;
     }
     None
+}
+
+/// Bytes that [`first_at_token`] checks at once.
+const CHUNK: usize = 16;
+
+/// Whether no byte of `window` but the first and the last could stop the byte
+/// scan of [`first_at_token`] with a token: all are ASCII but '@', and every
+/// letter that may start an at-word either follows an ASCII letter (so no
+/// gap) or is followed by an ASCII char that folds to none of the second
+/// letters of the at-words it may start (`at`/`ar…`/`ap…`, `ch…`, `ma…`,
+/// `kl…`). Branch-free, so that it compiles to vector code.
+fn chunk_is_plain(window: &[u8; CHUNK + 2]) -> bool {
+    let prev = window.get(..CHUNK).unwrap_or_default();
+    let cur = window.get(1..=CHUNK).unwrap_or_default();
+    let next = window.get(2..).unwrap_or_default();
+    let mut flags = 0u8;
+    for ((&p, &b), &n) in prev.iter().zip(cur).zip(next) {
+        let (l, m) = (b | 0x20, n | 0x20);
+        let pair = (l == b'a') & ((m == b't') | (m == b'r') | (m == b'p'))
+            | (l == b'c') & (m == b'h')
+            | (l == b'm') & (m == b'a')
+            | (l == b'k') & (m == b'l');
+        let after_letter = (p | 0x20).wrapping_sub(b'a') < 26;
+        let word_start = (pair | (n >= 0x80)) & !after_letter;
+        flags |= u8::from((b >= 0x80) | (b == b'@') | word_start);
+    }
+    flags == 0
 }
 
 /// Whether the word starting at `i` (after a gap) is a whole word between
@@ -1054,6 +1128,19 @@ mod tests {
                 "{b:#x}"
             );
         }
+        for b in 0..=255u8 {
+            for after_gap in [false, true] {
+                let c = char::from(b);
+                let slow = !b.is_ascii()
+                    || b == b'@'
+                    || (after_gap
+                        && c.is_alphabetic()
+                        && AT_WORD_FIRSTS.iter().any(|&x| may_fold(c, x)));
+                let want = if slow { STOP } else { u8::from(is_gap(c)) };
+                let got = SCAN.get(usize::from(after_gap) * 256 + usize::from(b));
+                assert_eq!(got, Some(&want), "{b:#x} {after_gap}");
+            }
+        }
         let mut firsts: Vec<char> = REGEX_AT_WORDS
             .iter()
             .filter_map(|w| w.chars().next())
@@ -1063,6 +1150,58 @@ mod tests {
         let mut want = AT_WORD_FIRSTS.to_vec();
         want.sort_unstable();
         assert_eq!(firsts, want);
+    }
+
+    #[test]
+    fn pre_checks_agree_with_their_reference_at_every_offset() {
+        let tokens = [
+            "ann at example dot com",
+            "ann AT x.de",
+            "x (at) y (dot) de",
+            "ann@example dot com",
+            "ann @ example.com",
+            "ann@example.com",
+            "juan arroba correo punto es",
+            "juan ARROBA correo.es",
+            "p apenstaartje x.nl",
+            "a chiocciola x.it",
+            "a małpa x.pl",
+            "a MALPA x.pl",
+            "a klammeraffe x.de",
+            "a \u{212a}lammeraffe x.de",
+            "a ät x.de",
+            "a ÄT x.de",
+            "a arobaſe x.fr",
+            "a chİocciola x.it",
+            "a ＠ x.com",
+            "are you at home",
+            "make a change at checkout",
+            "mail: a at b.com",
+            "at",
+            "at x",
+            "é at x.de",
+            "Ärger at x.de",
+        ];
+        let fillers = ["", "x", "a", "at", " ", "-", "é", "abc def ", "Kalamata "];
+        for token in tokens {
+            for filler in fillers {
+                for n in 0..40 {
+                    for tail in ["", " ", "x", ".", " ok"] {
+                        let text = format!("{}{token}{tail}", filler.repeat(n));
+                        assert_eq!(
+                            first_at_token(&text).is_some(),
+                            may_accept(&text),
+                            "{text:?}"
+                        );
+                        assert_eq!(
+                            may_hold_address(&text),
+                            might_be_obfuscated(&text) && may_accept(&text),
+                            "{text:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Pieces of text around at tokens, for comparing the pre-checks with
@@ -1165,6 +1304,21 @@ mod tests {
 
         #[test]
         fn pre_checks_agree_with_their_reference(text in at_soup()) {
+            proptest::prop_assert_eq!(first_at_token(&text).is_some(), may_accept(&text));
+            proptest::prop_assert_eq!(
+                may_hold_address(&text),
+                might_be_obfuscated(&text) && may_accept(&text)
+            );
+        }
+
+        #[test]
+        fn pre_checks_agree_with_their_reference_on_long_text(
+            pieces in proptest::collection::vec(at_soup(), 1..6),
+            filler in "[a-z ]{0,40}",
+        ) {
+            // Longer texts, so that the chunks `first_at_token` skips hold
+            // at tokens at every offset.
+            let text = pieces.join(&filler);
             proptest::prop_assert_eq!(first_at_token(&text).is_some(), may_accept(&text));
             proptest::prop_assert_eq!(
                 may_hold_address(&text),
