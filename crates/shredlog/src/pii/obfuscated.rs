@@ -332,9 +332,14 @@ const MAIL_PROVIDERS: &[&str] = &[
 
 /// Finds obfuscated email addresses.
 pub(super) fn find(text: &str, out: &mut Vec<Span>) {
-    if !may_hold_address(text) {
-        return;
+    if may_hold_address(text) {
+        find_matches(text, out);
     }
+}
+
+/// Runs the regular expression over `text` and keeps the matches [`check`]
+/// accepts.
+fn find_matches(text: &str, out: &mut Vec<Span>) {
     let Some(re) = regexes() else {
         return;
     };
@@ -448,9 +453,9 @@ fn is_gap(c: char) -> bool {
     c.is_whitespace() || is_decor(c)
 }
 
-/// The cheap pre-checks of [`find`]: exactly
-/// `might_be_obfuscated(text) && may_accept(text)` (see [`first_at_token`]),
-/// from one pass over the bytes for most texts.
+/// The cheap pre-checks of [`find`]: `might_be_obfuscated(text)` and that
+/// some at token passes [`first_at_token`], from one pass over the bytes for
+/// most texts.
 fn may_hold_address(text: &str) -> bool {
     match first_at_token(text) {
         None => false,
@@ -533,25 +538,29 @@ fn first_at_token(text: &str) -> Option<AtToken> {
     let mut i = 0;
     // 1 when the char before `i` is a gap (there is none before the first).
     let mut state = 0u8;
-    // Up to here bytes are scanned one by one (the first chunk has no byte
-    // before it for `chunk_is_plain`).
-    let mut bytewise_to = CHUNK;
-    while let Some(&b) = bytes.get(i) {
-        if i >= bytewise_to {
-            // Skip whole chunks where the scan below cannot stop.
-            let window = bytes
-                .get(i - 1..i + CHUNK + 1)
-                .and_then(|w| w.try_into().ok());
-            if let Some(window) = window
-                && chunk_is_plain(window)
-            {
-                i += CHUNK;
+    while i < bytes.len() {
+        // Skip to the next byte where the scan below may stop: past whole
+        // chunks, then past the plain bytes of a chunk (after which the char
+        // before is an ASCII one).
+        let window = i
+            .checked_sub(1)
+            .and_then(|from| bytes.get(from..i + CHUNK + 1))
+            .and_then(|w| w.try_into().ok());
+        if let Some(window) = window {
+            let plain = match chunk_stops(window) {
+                0 => CHUNK,
+                stops => stops.trailing_zeros() as usize / 8,
+            };
+            if plain > 0 {
+                i += plain;
                 let last = bytes.get(i - 1).map_or(0, |&l| usize::from(l));
                 state = u8::from(ASCII_GAP.get(last).copied().unwrap_or(false));
                 continue;
             }
-            bytewise_to = i + CHUNK;
         }
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
         // Fast path for ASCII: only an '@' or a word after a gap whose first
         // letter may fold to an at-word's need a closer look.
         let next = SCAN
@@ -595,18 +604,19 @@ fn first_at_token(text: &str) -> Option<AtToken> {
 /// Bytes that [`first_at_token`] checks at once.
 const CHUNK: usize = 16;
 
-/// Whether no byte of `window` but the first and the last could stop the byte
-/// scan of [`first_at_token`] with a token: all are ASCII but '@', and every
-/// letter that may start an at-word either follows an ASCII letter (so no
-/// gap) or is followed by an ASCII char that folds to none of the second
-/// letters of the at-words it may start (`at`/`ar…`/`ap…`, `ch…`, `ma…`,
-/// `kl…`). Branch-free, so that it compiles to vector code.
-fn chunk_is_plain(window: &[u8; CHUNK + 2]) -> bool {
+/// Byte `k` (little-endian) not zero where byte `k + 1` of `window` (neither the first nor the
+/// last) may stop the byte scan of [`first_at_token`] with a token: a
+/// non-ASCII byte, '@', or a letter that may start an at-word after anything
+/// but an ASCII letter (so perhaps a gap), unless it is followed by an ASCII
+/// char that folds to none of the second letters of the at-words it may
+/// start (`at`/`ar…`/`ap…`, `ch…`, `ma…`, `kl…`). Branch-free, so that it
+/// compiles to vector code.
+fn chunk_stops(window: &[u8; CHUNK + 2]) -> u128 {
     let prev = window.get(..CHUNK).unwrap_or_default();
     let cur = window.get(1..=CHUNK).unwrap_or_default();
     let next = window.get(2..).unwrap_or_default();
-    let mut flags = 0u8;
-    for ((&p, &b), &n) in prev.iter().zip(cur).zip(next) {
+    let mut stops = [0u8; CHUNK];
+    for (stop_k, ((&p, &b), &n)) in stops.iter_mut().zip(prev.iter().zip(cur).zip(next)) {
         let (l, m) = (b | 0x20, n | 0x20);
         let pair = (l == b'a') & ((m == b't') | (m == b'r') | (m == b'p'))
             | (l == b'c') & (m == b'h')
@@ -614,9 +624,9 @@ fn chunk_is_plain(window: &[u8; CHUNK + 2]) -> bool {
             | (l == b'k') & (m == b'l');
         let after_letter = (p | 0x20).wrapping_sub(b'a') < 26;
         let word_start = (pair | (n >= 0x80)) & !after_letter;
-        flags |= u8::from((b >= 0x80) | (b == b'@') | word_start);
+        *stop_k = u8::from((b >= 0x80) | (b == b'@') | word_start);
     }
-    flags == 0
+    u128::from_le_bytes(stops)
 }
 
 /// Whether the word starting at `i` (after a gap) is a whole word between
@@ -643,7 +653,10 @@ fn at_word_at(text: &str, i: usize) -> Option<AtToken> {
             }
         }
     });
-    if !(at_word && first_label_has_letter(text, after_at(text, word_end))) {
+    if !(at_word
+        && first_label_has_letter(text, after_at(text, word_end))
+        && dot_may_follow(text, word_end))
+    {
         return None;
     }
     Some(if word.eq_ignore_ascii_case("at") {
@@ -651,6 +664,75 @@ fn at_word_at(text: &str, i: usize) -> Option<AtToken> {
     } else {
         AtToken::OtherWord
     })
+}
+
+/// How far [`dot_may_follow`] looks before it gives up and says yes.
+const DOT_LOOK_AHEAD: usize = 256;
+
+/// Whether the regular expression may match a domain right after the at
+/// group of an at-word that ends at `end` (a necessary condition, most of the
+/// time much cheaper than the regular expression).
+///
+/// The at group ends in spaces and decoration, and the domain (`label (dot
+/// label)+`) follows at once: a first label of word chars and '-', then a dot
+/// token, which starts with a space, decoration or '.', and after spaces and
+/// decoration holds a '.' or a dot word, then (after more spaces and
+/// decoration) a label. So after the spaces and decoration that follow the
+/// at-word, a run of label chars must reach, at one of its spaces or
+/// decoration chars or where it ends, spaces and decoration followed by a
+/// letter that may start a dot word, or by a '.' and, after spaces and
+/// decoration, a label char. (With a '-' among the spaces and decoration, the
+/// first label may be made of hyphens there and the dot token start right
+/// after them.) Label chars are over-approximated by ASCII letters, digits,
+/// '-' and '_', and any non-ASCII char but a space.
+fn dot_may_follow(text: &str, end: usize) -> bool {
+    let may_label = |c: char| {
+        c.is_ascii_alphanumeric() || c == '-' || c == '_' || !(c.is_ascii() || c.is_whitespace())
+    };
+    // Whether spaces and decoration from `q` lead to a dot word, or to a '.'
+    // that spaces and decoration lead on from to a label.
+    let dot_next = |q: usize| {
+        let mut dot = false;
+        for (j, c) in text.get(q..).unwrap_or("").char_indices() {
+            if j > DOT_LOOK_AHEAD {
+                return true;
+            }
+            if dot {
+                if may_label(c) || !is_gap(c) {
+                    return may_label(c);
+                }
+            } else if c == '.' {
+                dot = true;
+            } else if !is_gap(c) {
+                return ['d', 'p', 'k', 't'].iter().any(|&x| may_fold(c, x));
+            }
+        }
+        false
+    };
+    let e = after_at(text, end);
+    if text.get(end..e).is_some_and(|g| g.contains('-')) && dot_next(e) {
+        return true;
+    }
+    let rest = text.get(e..).unwrap_or("");
+    let mut chars = rest.char_indices();
+    if !chars.next().is_some_and(|(_, c)| may_label(c)) {
+        return false;
+    }
+    for (j, c) in chars {
+        if j > DOT_LOOK_AHEAD {
+            return true;
+        }
+        if !may_label(c) || is_gap(c) {
+            if dot_next(e + j) {
+                return true;
+            }
+            if !may_label(c) {
+                return false;
+            }
+        }
+    }
+    // The text ends inside the first label: no dot token.
+    false
 }
 
 /// Where the domain starts after an at-sign or at-word that ends at `i`:
@@ -940,8 +1022,35 @@ fn mail_cue_before(text: &str, start: usize) -> bool {
 mod tests {
     use super::*;
 
-    /// The pre-check as it was before [`first_at_token`]: the reference it
-    /// must agree with.
+    /// [`find`] as it was before [`first_at_token`], with the pre-checks of
+    /// then.
+    fn reference_find(text: &str) -> Vec<Span> {
+        let mut out = Vec::new();
+        if might_be_obfuscated(text) && may_accept(text) {
+            find_matches(text, &mut out);
+        }
+        out
+    }
+
+    /// Whether the pre-checks are no weaker than those of [`reference_find`]
+    /// (they only refuse more texts) and [`find`] finds the same.
+    fn agrees_with_reference(text: &str) -> Result<(), String> {
+        if first_at_token(text).is_some() && !may_accept(text) {
+            return Err(format!("at token in {text:?} the reference refused"));
+        }
+        if may_hold_address(text) && !(might_be_obfuscated(text) && may_accept(text)) {
+            return Err(format!("pre-check passed {text:?}"));
+        }
+        let mut got = Vec::new();
+        find(text, &mut got);
+        let want = reference_find(text);
+        if got != want {
+            return Err(format!("{text:?}: {got:?} != {want:?}"));
+        }
+        Ok(())
+    }
+
+    /// The pre-check as it was before [`first_at_token`].
     fn may_accept(text: &str) -> bool {
         let mut prev = None;
         for (i, c) in text.char_indices() {
@@ -1153,7 +1262,7 @@ mod tests {
     }
 
     #[test]
-    fn pre_checks_agree_with_their_reference_at_every_offset() {
+    fn find_agrees_with_its_reference_at_every_offset() {
         let tokens = [
             "ann at example dot com",
             "ann AT x.de",
@@ -1181,6 +1290,27 @@ mod tests {
             "at x",
             "é at x.de",
             "Ärger at x.de",
+            "ann at example-dot-com",
+            "ann at - . com",
+            "ann at -.com",
+            "ann at --- dot com",
+            "ann_at_example_dot_com",
+            "ann at example period com",
+            "ann at example (dot) com",
+            "ann at example . com",
+            "ann at example .com",
+            "ann AT example TEČKA cz",
+            "ann at example\u{a0}.\u{a0}com",
+            "ann at exa_mple.com",
+            "ann at exa_mple_dot_com",
+            "ann at 例え.jp",
+            "ann at пример.рф",
+            "ann at пример точка рф",
+            "at the time",
+            "at all. I",
+            "ann at example (.) com",
+            "ann at example【dot】com",
+            "ann at example（dot）com",
         ];
         let fillers = ["", "x", "a", "at", " ", "-", "é", "abc def ", "Kalamata "];
         for token in tokens {
@@ -1188,16 +1318,8 @@ mod tests {
                 for n in 0..40 {
                     for tail in ["", " ", "x", ".", " ok"] {
                         let text = format!("{}{token}{tail}", filler.repeat(n));
-                        assert_eq!(
-                            first_at_token(&text).is_some(),
-                            may_accept(&text),
-                            "{text:?}"
-                        );
-                        assert_eq!(
-                            may_hold_address(&text),
-                            might_be_obfuscated(&text) && may_accept(&text),
-                            "{text:?}"
-                        );
+                        let checked = agrees_with_reference(&text);
+                        assert!(checked.is_ok(), "{checked:?}");
                     }
                 }
             }
@@ -1239,8 +1361,19 @@ mod tests {
                 "DOT",
                 "punkt",
                 "point",
+                "tečka",
+                "TEČKA",
+                "period",
+                "kropka",
+                "-dot-",
+                "_dot_",
+                "(dot)",
+                "(.)",
+                "dinner",
+                "the",
                 ".",
                 ". ",
+                " . ",
                 "[.]",
                 "(",
                 ")",
@@ -1303,35 +1436,26 @@ mod tests {
         })]
 
         #[test]
-        fn pre_checks_agree_with_their_reference(text in at_soup()) {
-            proptest::prop_assert_eq!(first_at_token(&text).is_some(), may_accept(&text));
-            proptest::prop_assert_eq!(
-                may_hold_address(&text),
-                might_be_obfuscated(&text) && may_accept(&text)
-            );
+        fn find_agrees_with_its_reference(text in at_soup()) {
+            let checked = agrees_with_reference(&text);
+            proptest::prop_assert!(checked.is_ok(), "{:?}", checked);
         }
 
         #[test]
-        fn pre_checks_agree_with_their_reference_on_long_text(
+        fn find_agrees_with_its_reference_on_long_text(
             pieces in proptest::collection::vec(at_soup(), 1..6),
             filler in "[a-z ]{0,40}",
         ) {
             // Longer texts, so that the chunks `first_at_token` skips hold
             // at tokens at every offset.
-            let text = pieces.join(&filler);
-            proptest::prop_assert_eq!(first_at_token(&text).is_some(), may_accept(&text));
-            proptest::prop_assert_eq!(
-                may_hold_address(&text),
-                might_be_obfuscated(&text) && may_accept(&text)
-            );
+            let checked = agrees_with_reference(&pieces.join(&filler));
+            proptest::prop_assert!(checked.is_ok(), "{:?}", checked);
         }
 
         #[test]
-        fn pre_checks_agree_with_their_reference_on_any_text(text in "\\PC{0,60}") {
-            proptest::prop_assert_eq!(
-                may_hold_address(&text),
-                might_be_obfuscated(&text) && may_accept(&text)
-            );
+        fn find_agrees_with_its_reference_on_any_text(text in "\\PC{0,60}") {
+            let checked = agrees_with_reference(&text);
+            proptest::prop_assert!(checked.is_ok(), "{:?}", checked);
         }
     }
 
