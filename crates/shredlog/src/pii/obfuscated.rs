@@ -1315,8 +1315,8 @@ mod tests {
         let fillers = ["", "x", "a", "at", " ", "-", "é", "abc def ", "Kalamata "];
         for token in tokens {
             for filler in fillers {
-                for n in 0..40 {
-                    for tail in ["", " ", "x", ".", " ok"] {
+                for n in 0..24 {
+                    for tail in ["", " ", "."] {
                         let text = format!("{}{token}{tail}", filler.repeat(n));
                         let checked = agrees_with_reference(&text);
                         assert!(checked.is_ok(), "{checked:?}");
