@@ -604,12 +604,12 @@ fn first_at_token(text: &str) -> Option<AtToken> {
 /// Bytes that [`first_at_token`] checks at once.
 const CHUNK: usize = 16;
 
-/// Byte `k` (little-endian) not zero where byte `k + 1` of `window` (neither the first nor the
-/// last) may stop the byte scan of [`first_at_token`] with a token: a
-/// non-ASCII byte, '@', or a letter that may start an at-word after anything
-/// but an ASCII letter (so perhaps a gap), unless it is followed by an ASCII
-/// char that folds to none of the second letters of the at-words it may
-/// start (`at`/`ar…`/`ap…`, `ch…`, `ma…`, `kl…`). Branch-free, so that it
+/// Byte `k` (little-endian) not zero where byte `k + 1` of `window` (neither
+/// the first nor the last) may stop the byte scan of [`first_at_token`] with a
+/// token: a non-ASCII byte, '@', or a letter that may start an at-word after
+/// anything but an ASCII letter (so perhaps a gap), unless it is followed by
+/// an ASCII char that folds to none of the second letters of the at-words it
+/// may start (`at`/`ar…`/`ap…`, `ch…`, `ma…`, `kl…`). Branch-free, so that it
 /// compiles to vector code.
 fn chunk_stops(window: &[u8; CHUNK + 2]) -> u128 {
     let prev = window.get(..CHUNK).unwrap_or_default();
@@ -1431,7 +1431,10 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(4000),
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(4000),
             ..proptest::prelude::ProptestConfig::default()
         })]
 
