@@ -1,5 +1,8 @@
 //! Throughput of detection and redaction over the evaluation corpus (a mix of
-//! about half PII-bearing and half PII-free chat lines in many languages).
+//! about half PII-bearing and half PII-free chat lines in many languages), and
+//! of detection over a support desk's message texts (the workload generator's
+//! support profile: long operator answers, pasted logs, mostly English, few
+//! addresses), which is what `shredlog import` spends its detector time on.
 //!
 //! ```sh
 //! cargo bench --bench pii
@@ -17,6 +20,26 @@ fn corpus_lines() -> Vec<String> {
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("corpus line is JSON");
             v["text"].as_str().expect("text field").to_owned()
+        })
+        .collect()
+}
+
+/// The message texts and consent prompts of a support desk's workload, as
+/// `shredlog import` hands them to the detector.
+fn support_texts() -> Vec<String> {
+    let config = workload::WorkloadConfig {
+        file_probability: 0.0,
+        ..workload::WorkloadConfig::support_desk(7, 300)
+    };
+    let mut buf = Vec::new();
+    workload::generate(&config, &mut buf).expect("workload generates");
+    String::from_utf8(buf)
+        .expect("UTF-8")
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("workload line is JSON");
+            let text = v.get("text").or_else(|| v.get("consent")?.get("prompt"))?;
+            text.as_str().map(str::to_owned)
         })
         .collect()
 }
@@ -74,6 +97,17 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for l in &prose {
                 black_box(default.redact(black_box(l), PLACEHOLDER));
+            }
+        })
+    });
+    let support = support_texts();
+    g.throughput(Throughput::Bytes(
+        support.iter().map(String::len).sum::<usize>() as u64,
+    ));
+    g.bench_function("find/support-desk", |b| {
+        b.iter(|| {
+            for t in &support {
+                black_box(default.find(black_box(t)));
             }
         })
     });

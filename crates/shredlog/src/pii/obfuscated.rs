@@ -332,9 +332,14 @@ const MAIL_PROVIDERS: &[&str] = &[
 
 /// Finds obfuscated email addresses.
 pub(super) fn find(text: &str, out: &mut Vec<Span>) {
-    if !might_be_obfuscated(text) || !may_accept(text) {
-        return;
+    if may_hold_address(text) {
+        find_matches(text, out);
     }
+}
+
+/// Runs the regular expression over `text` and keeps the matches [`check`]
+/// accepts.
+fn find_matches(text: &str, out: &mut Vec<Span>) {
     let Some(re) = regexes() else {
         return;
     };
@@ -436,6 +441,10 @@ const REGEX_AT_WORDS: &[&str] = &[
 /// Whether `c` may match the lower-case letter `x` in a case-insensitive
 /// regular expression (simple case folding; may say yes too often).
 fn may_fold(c: char, x: char) -> bool {
+    if c.is_ascii() {
+        // The lower case of an ASCII char is one ASCII char.
+        return c == x || c.to_ascii_lowercase() == x;
+    }
     c == x || c.to_lowercase().next() == Some(x) || (c == 'ſ' && x == 's')
 }
 
@@ -444,50 +453,285 @@ fn is_gap(c: char) -> bool {
     c.is_whitespace() || is_decor(c)
 }
 
+/// The cheap pre-checks of [`find`]: `might_be_obfuscated(text)` and that
+/// some at token passes [`first_at_token`], from one pass over the bytes for
+/// most texts.
+fn may_hold_address(text: &str) -> bool {
+    match first_at_token(text) {
+        None => false,
+        // An '@' is in the text; or "at" stands between spaces or
+        // decoration, so neither byte next to it is an ASCII letter or digit.
+        // Either way `might_be_obfuscated` holds.
+        Some(AtToken::Sign | AtToken::At) => true,
+        Some(AtToken::OtherWord) => might_be_obfuscated(text),
+    }
+}
+
+/// The kind of at token [`first_at_token`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AtToken {
+    /// `@` or `＠`.
+    Sign,
+    /// The word "at", in any letter case.
+    At,
+    /// Another word that may match an at-word of the regular expression.
+    OtherWord,
+}
+
+/// The first letters of [`REGEX_AT_WORDS`].
+const AT_WORD_FIRSTS: [char; 5] = ['a', 'c', 'm', 'k', 'ä'];
+
+/// `is_gap` of each ASCII char.
+#[allow(clippy::indexing_slicing)] // constant evaluation checks the bounds
+const ASCII_GAP: [bool; 128] = {
+    let mut t = [false; 128];
+    let gaps = b"\t\n\x0B\x0C\r []{}()<>-_*#/|~";
+    let mut i = 0;
+    while i < gaps.len() {
+        t[gaps[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// A byte that [`first_at_token`] must look at closely.
+const STOP: u8 = 2;
+
+/// The byte scan of [`first_at_token`] as a table: for state 0 (the char
+/// before is no gap) and state 1 (it is a gap, `256 +` the byte), the next
+/// state, or [`STOP`] for an '@', any non-ASCII byte, and after a gap an ASCII
+/// letter that may start an at-word (`a c m k` in either case).
+#[allow(clippy::indexing_slicing)] // constant evaluation checks the bounds
+const SCAN: [u8; 512] = {
+    let mut t = [0u8; 512];
+    let mut b = 0;
+    while b < 256 {
+        let (after_other, after_gap) = if b >= 0x80 || b == b'@' as usize {
+            (STOP, STOP)
+        } else if matches!(b as u8 | 0x20, b'a' | b'c' | b'm' | b'k')
+            && (b as u8).is_ascii_alphabetic()
+        {
+            (0, STOP)
+        } else if ASCII_GAP[b] {
+            (1, 1)
+        } else {
+            (0, 0)
+        };
+        t[b] = after_other;
+        t[256 + b] = after_gap;
+        b += 1;
+    }
+    t
+};
+
 /// A necessary condition for [`find`] to accept a match, much cheaper than
 /// running the regular expression over lines that cannot hold one (most
-/// lines with a plain address or the word "at").
+/// lines with a plain address or the word "at"): the first at token that
+/// passes it, if any.
 ///
 /// Every accepted match has an "at" — an `@` or an at-word — followed by a
 /// domain whose first label holds a letter; an at-word stands between spaces
 /// or decoration; and a bare `@` (no space or decoration next to it) needs a
 /// domain with a spaced or decorated dot.
-fn may_accept(text: &str) -> bool {
-    let mut prev = None;
-    for (i, c) in text.char_indices() {
-        let prev = prev.replace(c);
-        if c == '@' || c == '＠' {
-            let next = char_at(text, i + c.len_utf8());
-            let spaced = prev.is_some_and(is_gap) || next.is_some_and(is_gap);
-            let ok = if spaced {
-                first_label_has_letter(text, after_at(text, i + c.len_utf8()))
-            } else {
-                obfuscated_domain_after(text, i + c.len_utf8())
+fn first_at_token(text: &str) -> Option<AtToken> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    // 1 when the char before `i` is a gap (there is none before the first).
+    let mut state = 0u8;
+    while i < bytes.len() {
+        // Skip to the next byte where the scan below may stop: past whole
+        // chunks, then past the plain bytes of a chunk (after which the char
+        // before is an ASCII one).
+        let window = i
+            .checked_sub(1)
+            .and_then(|from| bytes.get(from..i + CHUNK + 1))
+            .and_then(|w| w.try_into().ok());
+        if let Some(window) = window {
+            let plain = match chunk_stops(window) {
+                0 => CHUNK,
+                stops => stops.trailing_zeros() as usize / 8,
             };
-            if ok {
-                return true;
-            }
-        } else if c.is_alphabetic() && prev.is_some_and(is_gap) {
-            // A whole word between spaces or decoration that may be an at-word.
-            let word_end = text
-                .get(i..)
-                .unwrap_or("")
-                .char_indices()
-                .find(|&(_, c)| !c.is_alphabetic())
-                .map_or(text.len(), |(j, _)| i + j);
-            if !char_at(text, word_end).is_some_and(is_gap) {
+            if plain > 0 {
+                i += plain;
+                let last = bytes.get(i - 1).map_or(0, |&l| usize::from(l));
+                state = u8::from(ASCII_GAP.get(last).copied().unwrap_or(false));
                 continue;
             }
-            let word = text.get(i..word_end).unwrap_or("");
-            let at_word = REGEX_AT_WORDS.iter().any(|w| {
-                word.chars().count() == w.chars().count()
-                    && word.chars().zip(w.chars()).all(|(c, x)| may_fold(c, x))
-            });
-            if at_word && first_label_has_letter(text, after_at(text, word_end)) {
+        }
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
+        // Fast path for ASCII: only an '@' or a word after a gap whose first
+        // letter may fold to an at-word's need a closer look.
+        let next = SCAN
+            .get(usize::from(state & 1) << 8 | usize::from(b))
+            .copied()
+            .unwrap_or(STOP);
+        if next != STOP {
+            state = next;
+            i += 1;
+            continue;
+        }
+        let after_gap = state == 1;
+        let Some(c) = char_at(text, i) else {
+            break;
+        };
+        let next_i = i + c.len_utf8();
+        if c == '@' || c == '＠' {
+            let next = char_at(text, next_i);
+            let spaced = after_gap || next.is_some_and(is_gap);
+            let ok = if spaced {
+                first_label_has_letter(text, after_at(text, next_i))
+            } else {
+                obfuscated_domain_after(text, next_i)
+            };
+            if ok {
+                return Some(AtToken::Sign);
+            }
+        } else if after_gap
+            && c.is_alphabetic()
+            && AT_WORD_FIRSTS.iter().any(|&x| may_fold(c, x))
+            && let Some(token) = at_word_at(text, i)
+        {
+            return Some(token);
+        }
+        state = u8::from(is_gap(c));
+        i = next_i;
+    }
+    None
+}
+
+/// Bytes that [`first_at_token`] checks at once.
+const CHUNK: usize = 16;
+
+/// Byte `k` (little-endian) not zero where byte `k + 1` of `window` (neither
+/// the first nor the last) may stop the byte scan of [`first_at_token`] with a
+/// token: a non-ASCII byte, '@', or a letter that may start an at-word after
+/// anything but an ASCII letter (so perhaps a gap), unless it is followed by
+/// an ASCII char that folds to none of the second letters of the at-words it
+/// may start (`at`/`ar…`/`ap…`, `ch…`, `ma…`, `kl…`). Branch-free, so that it
+/// compiles to vector code.
+fn chunk_stops(window: &[u8; CHUNK + 2]) -> u128 {
+    let prev = window.get(..CHUNK).unwrap_or_default();
+    let cur = window.get(1..=CHUNK).unwrap_or_default();
+    let next = window.get(2..).unwrap_or_default();
+    let mut stops = [0u8; CHUNK];
+    for (stop_k, ((&p, &b), &n)) in stops.iter_mut().zip(prev.iter().zip(cur).zip(next)) {
+        let (l, m) = (b | 0x20, n | 0x20);
+        let pair = (l == b'a') & ((m == b't') | (m == b'r') | (m == b'p'))
+            | (l == b'c') & (m == b'h')
+            | (l == b'm') & (m == b'a')
+            | (l == b'k') & (m == b'l');
+        let after_letter = (p | 0x20).wrapping_sub(b'a') < 26;
+        let word_start = (pair | (n >= 0x80)) & !after_letter;
+        *stop_k = u8::from((b >= 0x80) | (b == b'@') | word_start);
+    }
+    u128::from_le_bytes(stops)
+}
+
+/// Whether the word starting at `i` (after a gap) is a whole word between
+/// gaps that may be an at-word, followed by a domain whose first label holds
+/// a letter.
+fn at_word_at(text: &str, i: usize) -> Option<AtToken> {
+    let word_end = text
+        .get(i..)
+        .unwrap_or("")
+        .char_indices()
+        .find(|&(_, c)| !c.is_alphabetic())
+        .map_or(text.len(), |(j, _)| i + j);
+    if !char_at(text, word_end).is_some_and(is_gap) {
+        return None;
+    }
+    let word = text.get(i..word_end).unwrap_or("");
+    let at_word = REGEX_AT_WORDS.iter().any(|w| {
+        let (mut a, mut b) = (word.chars(), w.chars());
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => break true,
+                (Some(c), Some(x)) if may_fold(c, x) => {}
+                _ => break false,
+            }
+        }
+    });
+    if !(at_word
+        && first_label_has_letter(text, after_at(text, word_end))
+        && dot_may_follow(text, word_end))
+    {
+        return None;
+    }
+    Some(if word.eq_ignore_ascii_case("at") {
+        AtToken::At
+    } else {
+        AtToken::OtherWord
+    })
+}
+
+/// How far [`dot_may_follow`] looks before it gives up and says yes.
+const DOT_LOOK_AHEAD: usize = 256;
+
+/// Whether the regular expression may match a domain right after the at
+/// group of an at-word that ends at `end` (a necessary condition, most of the
+/// time much cheaper than the regular expression).
+///
+/// The at group ends in spaces and decoration, and the domain (`label (dot
+/// label)+`) follows at once: a first label of word chars and '-', then a dot
+/// token, which starts with a space, decoration or '.', and after spaces and
+/// decoration holds a '.' or a dot word, then (after more spaces and
+/// decoration) a label. So after the spaces and decoration that follow the
+/// at-word, a run of label chars must reach, at one of its spaces or
+/// decoration chars or where it ends, spaces and decoration followed by a
+/// letter that may start a dot word, or by a '.' and, after spaces and
+/// decoration, a label char. (With a '-' among the spaces and decoration, the
+/// first label may be made of hyphens there and the dot token start right
+/// after them.) Label chars are over-approximated by ASCII letters, digits,
+/// '-' and '_', and any non-ASCII char but a space.
+fn dot_may_follow(text: &str, end: usize) -> bool {
+    let may_label = |c: char| {
+        c.is_ascii_alphanumeric() || c == '-' || c == '_' || !(c.is_ascii() || c.is_whitespace())
+    };
+    // Whether spaces and decoration from `q` lead to a dot word, or to a '.'
+    // that spaces and decoration lead on from to a label.
+    let dot_next = |q: usize| {
+        let mut dot = false;
+        for (j, c) in text.get(q..).unwrap_or("").char_indices() {
+            if j > DOT_LOOK_AHEAD {
                 return true;
+            }
+            if dot {
+                if may_label(c) || !is_gap(c) {
+                    return may_label(c);
+                }
+            } else if c == '.' {
+                dot = true;
+            } else if !is_gap(c) {
+                return ['d', 'p', 'k', 't'].iter().any(|&x| may_fold(c, x));
+            }
+        }
+        false
+    };
+    let e = after_at(text, end);
+    if text.get(end..e).is_some_and(|g| g.contains('-')) && dot_next(e) {
+        return true;
+    }
+    let rest = text.get(e..).unwrap_or("");
+    let mut chars = rest.char_indices();
+    if !chars.next().is_some_and(|(_, c)| may_label(c)) {
+        return false;
+    }
+    for (j, c) in chars {
+        if j > DOT_LOOK_AHEAD {
+            return true;
+        }
+        if !may_label(c) || is_gap(c) {
+            if dot_next(e + j) {
+                return true;
+            }
+            if !may_label(c) {
+                return false;
             }
         }
     }
+    // The text ends inside the first label: no dot token.
     false
 }
 
@@ -778,6 +1022,74 @@ fn mail_cue_before(text: &str, start: usize) -> bool {
 mod tests {
     use super::*;
 
+    /// [`find`] as it was before [`first_at_token`], with the pre-checks of
+    /// then.
+    fn reference_find(text: &str) -> Vec<Span> {
+        let mut out = Vec::new();
+        if might_be_obfuscated(text) && may_accept(text) {
+            find_matches(text, &mut out);
+        }
+        out
+    }
+
+    /// Whether the pre-checks are no weaker than those of [`reference_find`]
+    /// (they only refuse more texts) and [`find`] finds the same.
+    fn agrees_with_reference(text: &str) -> Result<(), String> {
+        if first_at_token(text).is_some() && !may_accept(text) {
+            return Err(format!("at token in {text:?} the reference refused"));
+        }
+        if may_hold_address(text) && !(might_be_obfuscated(text) && may_accept(text)) {
+            return Err(format!("pre-check passed {text:?}"));
+        }
+        let mut got = Vec::new();
+        find(text, &mut got);
+        let want = reference_find(text);
+        if got != want {
+            return Err(format!("{text:?}: {got:?} != {want:?}"));
+        }
+        Ok(())
+    }
+
+    /// The pre-check as it was before [`first_at_token`].
+    fn may_accept(text: &str) -> bool {
+        let mut prev = None;
+        for (i, c) in text.char_indices() {
+            let prev = prev.replace(c);
+            if c == '@' || c == '＠' {
+                let next = char_at(text, i + c.len_utf8());
+                let spaced = prev.is_some_and(is_gap) || next.is_some_and(is_gap);
+                let ok = if spaced {
+                    first_label_has_letter(text, after_at(text, i + c.len_utf8()))
+                } else {
+                    obfuscated_domain_after(text, i + c.len_utf8())
+                };
+                if ok {
+                    return true;
+                }
+            } else if c.is_alphabetic() && prev.is_some_and(is_gap) {
+                // A whole word between spaces or decoration that may be an at-word.
+                let word_end = text
+                    .get(i..)
+                    .unwrap_or("")
+                    .char_indices()
+                    .find(|&(_, c)| !c.is_alphabetic())
+                    .map_or(text.len(), |(j, _)| i + j);
+                if !char_at(text, word_end).is_some_and(is_gap) {
+                    continue;
+                }
+                let word = text.get(i..word_end).unwrap_or("");
+                let at_word = REGEX_AT_WORDS.iter().any(|w| {
+                    word.chars().count() == w.chars().count()
+                        && word.chars().zip(w.chars()).all(|(c, x)| may_fold(c, x))
+                });
+                if at_word && first_label_has_letter(text, after_at(text, word_end)) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     fn obf(text: &str) -> Vec<&str> {
         let mut v = Vec::new();
         find(text, &mut v);
@@ -885,6 +1197,7 @@ mod tests {
             "ann ＠ example.com",
         ] {
             assert!(may_accept(text), "{text:?}");
+            assert!(first_at_token(text).is_some(), "{text:?}");
         }
         for text in [
             "mail ann@example.com now",
@@ -895,6 +1208,257 @@ mod tests {
             "ann@my-company.com",
         ] {
             assert!(!may_accept(text), "{text:?}");
+            assert!(first_at_token(text).is_none(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn may_fold_ascii_path_is_the_general_one() {
+        let general = |c: char, x: char| {
+            c == x || c.to_lowercase().next() == Some(x) || (c == 'ſ' && x == 's')
+        };
+        let letters = REGEX_AT_WORDS
+            .iter()
+            .flat_map(|w| w.chars())
+            .chain(['d', 'p', 'k', 't', 'A', '@']);
+        for x in letters {
+            for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+                assert_eq!(may_fold(c, x), general(c, x), "{c:?} ~ {x:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_gap_table_is_is_gap() {
+        for b in 0..128u8 {
+            assert_eq!(
+                ASCII_GAP.get(usize::from(b)).copied(),
+                Some(is_gap(char::from(b))),
+                "{b:#x}"
+            );
+        }
+        for b in 0..=255u8 {
+            for after_gap in [false, true] {
+                let c = char::from(b);
+                let slow = !b.is_ascii()
+                    || b == b'@'
+                    || (after_gap
+                        && c.is_alphabetic()
+                        && AT_WORD_FIRSTS.iter().any(|&x| may_fold(c, x)));
+                let want = if slow { STOP } else { u8::from(is_gap(c)) };
+                let got = SCAN.get(usize::from(after_gap) * 256 + usize::from(b));
+                assert_eq!(got, Some(&want), "{b:#x} {after_gap}");
+            }
+        }
+        let mut firsts: Vec<char> = REGEX_AT_WORDS
+            .iter()
+            .filter_map(|w| w.chars().next())
+            .collect();
+        firsts.sort_unstable();
+        firsts.dedup();
+        let mut want = AT_WORD_FIRSTS.to_vec();
+        want.sort_unstable();
+        assert_eq!(firsts, want);
+    }
+
+    #[test]
+    fn find_agrees_with_its_reference_at_every_offset() {
+        let tokens = [
+            "ann at example dot com",
+            "ann AT x.de",
+            "x (at) y (dot) de",
+            "ann@example dot com",
+            "ann @ example.com",
+            "ann@example.com",
+            "juan arroba correo punto es",
+            "juan ARROBA correo.es",
+            "p apenstaartje x.nl",
+            "a chiocciola x.it",
+            "a małpa x.pl",
+            "a MALPA x.pl",
+            "a klammeraffe x.de",
+            "a \u{212a}lammeraffe x.de",
+            "a ät x.de",
+            "a ÄT x.de",
+            "a arobaſe x.fr",
+            "a chİocciola x.it",
+            "a ＠ x.com",
+            "are you at home",
+            "make a change at checkout",
+            "mail: a at b.com",
+            "at",
+            "at x",
+            "é at x.de",
+            "Ärger at x.de",
+            "ann at example-dot-com",
+            "ann at - . com",
+            "ann at -.com",
+            "ann at --- dot com",
+            "ann_at_example_dot_com",
+            "ann at example period com",
+            "ann at example (dot) com",
+            "ann at example . com",
+            "ann at example .com",
+            "ann AT example TEČKA cz",
+            "ann at example\u{a0}.\u{a0}com",
+            "ann at exa_mple.com",
+            "ann at exa_mple_dot_com",
+            "ann at 例え.jp",
+            "ann at пример.рф",
+            "ann at пример точка рф",
+            "at the time",
+            "at all. I",
+            "ann at example (.) com",
+            "ann at example【dot】com",
+            "ann at example（dot）com",
+        ];
+        let fillers = ["", "x", "a", "at", " ", "-", "é", "abc def ", "Kalamata "];
+        for token in tokens {
+            for filler in fillers {
+                for n in 0..24 {
+                    for tail in ["", " ", "."] {
+                        let text = format!("{}{token}{tail}", filler.repeat(n));
+                        let checked = agrees_with_reference(&text);
+                        assert!(checked.is_ok(), "{checked:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pieces of text around at tokens, for comparing the pre-checks with
+    /// their reference.
+    fn at_soup() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            prop::sample::select(vec![
+                " ",
+                "  ",
+                "\u{a0}",
+                "\u{3000}",
+                "\t",
+                "\n",
+                "@",
+                "＠",
+                "at",
+                "AT",
+                "aT",
+                "ät",
+                "ÄT",
+                "arroba",
+                "ARROBA",
+                "arobase",
+                "arobaſe",
+                "chiocciola",
+                "chİocciola",
+                "małpa",
+                "MAŁPA",
+                "malpa",
+                "klammeraffe",
+                "\u{212a}lammeraffe",
+                "apenstaartje",
+                "dot",
+                "DOT",
+                "punkt",
+                "point",
+                "tečka",
+                "TEČKA",
+                "period",
+                "kropka",
+                "-dot-",
+                "_dot_",
+                "(dot)",
+                "(.)",
+                "dinner",
+                "the",
+                ".",
+                ". ",
+                " . ",
+                "[.]",
+                "(",
+                ")",
+                "[",
+                "]",
+                "{",
+                "}",
+                "<",
+                ">",
+                "«",
+                "»",
+                "【",
+                "】",
+                "（",
+                "）",
+                "［",
+                "］",
+                "＜",
+                "＞",
+                "-",
+                "_",
+                "*",
+                "#",
+                "/",
+                "|",
+                "~",
+                "ann",
+                "example",
+                "com",
+                "de",
+                "1",
+                "42",
+                "é",
+                "日本",
+                "İ",
+                "ſ",
+                "Σ",
+                "'",
+                ",",
+                "Ã",
+                "â",
+                "K",
+                "a",
+                "t",
+                "c",
+                "m",
+                "k",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z]{1,6}",
+            "\\PC{1,3}",
+        ];
+        proptest::collection::vec(piece, 0..20).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(4000),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn find_agrees_with_its_reference(text in at_soup()) {
+            let checked = agrees_with_reference(&text);
+            proptest::prop_assert!(checked.is_ok(), "{:?}", checked);
+        }
+
+        #[test]
+        fn find_agrees_with_its_reference_on_long_text(
+            pieces in proptest::collection::vec(at_soup(), 1..6),
+            filler in "[a-z ]{0,40}",
+        ) {
+            // Longer texts, so that the chunks `first_at_token` skips hold
+            // at tokens at every offset.
+            let checked = agrees_with_reference(&pieces.join(&filler));
+            proptest::prop_assert!(checked.is_ok(), "{:?}", checked);
+        }
+
+        #[test]
+        fn find_agrees_with_its_reference_on_any_text(text in "\\PC{0,60}") {
+            let checked = agrees_with_reference(&text);
+            proptest::prop_assert!(checked.is_ok(), "{:?}", checked);
         }
     }
 

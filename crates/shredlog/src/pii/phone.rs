@@ -101,8 +101,8 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
     while pos < text.len() {
         // Fast path: ASCII bytes that cannot start a number.
         match bytes.get(pos) {
-            Some(b) if b.is_ascii() && !b.is_ascii_digit() && *b != b'+' && *b != b'(' => {
-                pos += 1;
+            Some(&b) if cannot_start(b) => {
+                pos = skip_non_starts(bytes, pos + 1);
                 continue;
             }
             None => break,
@@ -125,6 +125,30 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
         partition(text, &digits, &groups, out);
         pos = next.max(run_end.min(next));
     }
+}
+
+/// An ASCII byte other than a digit, '+' or '(': no number starts there.
+fn cannot_start(b: u8) -> bool {
+    b.is_ascii() & !b.is_ascii_digit() & (b != b'+') & (b != b'(')
+}
+
+/// Bytes that [`skip_non_starts`] checks at once.
+const SKIP_CHUNK: usize = 16;
+
+/// The first position from `pos` on whose byte is not [`cannot_start`] (or
+/// the end): whole chunks at a time, checked branch-free so that it compiles
+/// to vector code, then byte by byte.
+fn skip_non_starts(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(chunk) = bytes.get(pos..pos + SKIP_CHUNK) {
+        if !chunk.iter().fold(true, |all, &b| all & cannot_start(b)) {
+            break;
+        }
+        pos += SKIP_CHUNK;
+    }
+    while bytes.get(pos).is_some_and(|&b| cannot_start(b)) {
+        pos += 1;
+    }
+    pos
 }
 
 /// Reads one run starting at `pos`; fills `digits` and `groups`; returns the

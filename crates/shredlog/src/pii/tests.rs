@@ -278,6 +278,20 @@ mod properties {
         }
 
         #[test]
+        fn char_at_and_before_on_any_text(text in "\\PC{0,40}") {
+            for i in 0..=text.len() + 1 {
+                prop_assert_eq!(
+                    text::char_at(&text, i),
+                    text.get(i..).and_then(|r| r.chars().next())
+                );
+                prop_assert_eq!(
+                    text::char_before(&text, i),
+                    text.get(..i).and_then(|r| r.chars().next_back())
+                );
+            }
+        }
+
+        #[test]
         fn spans_are_well_formed(text in chat_like()) {
             let spans = Detector::default().find(&text);
             for w in spans.windows(2) {

@@ -57,12 +57,20 @@ pub(super) fn is_inline_space(c: char) -> bool {
 
 /// The character that ends just before byte `i`.
 pub(super) fn char_before(text: &str, i: usize) -> Option<char> {
-    text.get(..i)?.chars().next_back()
+    match i.checked_sub(1).and_then(|j| text.as_bytes().get(j)) {
+        // No continuation byte follows an ASCII one: `i` is a char boundary.
+        Some(&b) if b.is_ascii() => Some(char::from(b)),
+        _ => text.get(..i)?.chars().next_back(),
+    }
 }
 
 /// The character that starts at byte `i`.
 pub(super) fn char_at(text: &str, i: usize) -> Option<char> {
-    text.get(i..)?.chars().next()
+    match text.as_bytes().get(i) {
+        // An ASCII byte is a whole char.
+        Some(&b) if b.is_ascii() => Some(char::from(b)),
+        _ => text.get(i..)?.chars().next(),
+    }
 }
 
 /// Up to `max` bytes of `text` that end at byte `i`, cut on a char boundary.
@@ -298,6 +306,30 @@ mod tests {
             sets.last_in_each("call tax order1"),
             [Some(4), Some(8), None, None, None]
         );
+    }
+
+    #[test]
+    fn char_at_and_before_are_the_slow_ones() {
+        for s in [
+            "",
+            "a",
+            "ab",
+            "é",
+            "aé",
+            "éa",
+            "a电b",
+            "😊x",
+            "x😊",
+            "\u{7f}\u{80}",
+        ] {
+            for i in 0..=s.len() + 1 {
+                assert_eq!(char_at(s, i), s.get(i..).and_then(|r| r.chars().next()));
+                assert_eq!(
+                    char_before(s, i),
+                    s.get(..i).and_then(|r| r.chars().next_back())
+                );
+            }
+        }
     }
 
     #[test]
