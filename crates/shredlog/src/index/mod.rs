@@ -39,9 +39,11 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{IdMap, IdSet};
 use crate::record::{MsgIdDigest, Tid, Vid};
 
+mod callers;
 mod checkpoint;
 mod sidecar;
 mod small_set;
+use callers::Callers;
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
 pub(crate) use sidecar::file_name as sidecar_file_name;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Sidecar, Summary};
@@ -273,7 +275,7 @@ pub(crate) struct Index {
     /// Boxed: a hash table keeps up to twice as many buckets as entries, and
     /// a bucket of a box is 24 bytes where one of an entry is about 210.
     transcripts: IdMap<Box<TranscriptEntry>>,
-    by_caller: HashMap<String, Tid>,
+    by_caller: Callers,
     visitors: IdMap<VisitorEntry>,
     by_email: HashMap<String, Vid>,
     /// (last message time, tid) of every generation with records.
@@ -330,10 +332,11 @@ impl Index {
         v.tids.insert(t.tid);
         let taken = self
             .by_caller
-            .get(&t.caller_id)
-            .is_some_and(|old| self.transcripts.contains_key(old));
+            .get(&t.caller_id, &self.transcripts)
+            .is_some();
         if visible || !taken {
-            self.by_caller.insert(t.caller_id.clone(), t.tid);
+            self.by_caller
+                .insert(&t.caller_id, t.tid, &self.transcripts);
         }
         self.transcripts.insert(t.tid, Box::new(t));
     }
@@ -592,9 +595,7 @@ impl Index {
     /// slots are for the caller to wipe).
     pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> Option<TranscriptEntry> {
         let t = *self.transcripts.remove(tid)?;
-        if self.by_caller.get(&t.caller_id) == Some(tid) {
-            self.by_caller.remove(&t.caller_id);
-        }
+        self.by_caller.remove(&t.caller_id, tid);
         if let Some(last) = t.last_ts() {
             self.by_time.remove(&(last, *tid));
         }
@@ -697,7 +698,7 @@ impl Index {
             self.add_record(&tid, r, d);
         }
         let removed = self.remove_transcript(old);
-        self.by_caller.insert(caller, tid);
+        self.by_caller.insert(&caller, tid, &self.transcripts);
         removed
     }
 
@@ -712,7 +713,7 @@ impl Index {
         // none (the common case, checked without copying every caller id).
         let linked = self
             .by_caller
-            .values()
+            .targets()
             .filter(|tid| self.transcripts.contains_key(*tid))
             .count();
         if linked == self.transcripts.len() {
@@ -742,7 +743,7 @@ impl Index {
             for tid in others {
                 hidden.extend(self.remove_transcript(&tid));
             }
-            self.by_caller.insert(caller, kept);
+            self.by_caller.insert(&caller, kept, &self.transcripts);
         }
         hidden
     }
@@ -751,7 +752,7 @@ impl Index {
     /// generation, once the old one is gone).
     pub(crate) fn make_visible(&mut self, tid: &Tid) {
         if let Some(t) = self.transcripts.get(tid) {
-            self.by_caller.insert(t.caller_id.clone(), *tid);
+            self.by_caller.insert(&t.caller_id, *tid, &self.transcripts);
         }
     }
 
@@ -928,7 +929,8 @@ impl Index {
 
     /// The generation a caller id leads to.
     pub(crate) fn by_caller(&self, id: &str) -> Option<&TranscriptEntry> {
-        self.transcripts.get(self.by_caller.get(id)?).map(|t| &**t)
+        let tid = self.by_caller.get(id, &self.transcripts)?;
+        self.transcripts.get(&tid).map(|t| &**t)
     }
 
     /// Every live generation.
