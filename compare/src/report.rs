@@ -249,8 +249,6 @@ impl Report<'_> {
             );
         }
         // Group commit.
-        s.push_str(&self.streamed_markdown());
-        s.push_str(&self.phases_markdown());
         if let Some(g) = &self.extra.group_commit {
             let x = g.eight_per_s / g.one_per_s;
             let _ = writeln!(
@@ -650,6 +648,8 @@ impl Report<'_> {
                 }
             }
         }
+        s.push_str(&self.streamed_markdown());
+        s.push_str(&self.phases_markdown());
         if let Some(g) = &self.extra.group_commit {
             let _ = writeln!(
                 s,
