@@ -197,6 +197,19 @@ impl TranscriptEntry {
         }
     }
 
+    /// Records its part in segment `seg`'s location file (`s`, its summary
+    /// there), keeping no room to spare.
+    fn add_part(&mut self, seg: u64, s: &Summary) {
+        self.parts.push(Part {
+            seg,
+            first: s.first,
+            count: s.count,
+            bytes: s.bytes,
+            pii_bytes: s.pii_bytes,
+        });
+        self.parts.shrink_to_fit();
+    }
+
     /// Its records held in memory, in sequence order.
     fn recent(&self) -> &[RecordRef] {
         self.recent.as_ref().map_or(&[], |r| &r.records)
@@ -387,14 +400,7 @@ impl Index {
             let Some(t) = self.transcripts.get_mut(&s.tid) else {
                 continue;
             };
-            t.parts.push(Part {
-                seg,
-                first: s.first,
-                count: s.count,
-                bytes: s.bytes,
-                pii_bytes: s.pii_bytes,
-            });
-            t.parts.shrink_to_fit();
+            t.add_part(seg, &s);
             t.count += s.count;
             t.next_seq = t.next_seq.max(s.max_seq.saturating_add(1));
             t.ts_range = Some(match t.ts_range {
@@ -456,14 +462,7 @@ impl Index {
                 continue;
             }
             t.forget_recent_in(seg);
-            t.parts.push(Part {
-                seg,
-                first: s.first,
-                count: s.count,
-                bytes: s.bytes,
-                pii_bytes: s.pii_bytes,
-            });
-            t.parts.shrink_to_fit();
+            t.add_part(seg, &s);
         }
         self.sidecars.insert(seg, sidecar);
         Ok(())
@@ -800,14 +799,7 @@ impl Index {
             };
             t.forget_recent_in(seg);
             t.parts.retain(|p| p.seg != seg);
-            t.parts.push(Part {
-                seg,
-                first: s.first,
-                count: s.count,
-                bytes: s.bytes,
-                pii_bytes: s.pii_bytes,
-            });
-            t.parts.shrink_to_fit();
+            t.add_part(seg, s);
             live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
         }
         let u = self.usage.entry(seg).or_default();
