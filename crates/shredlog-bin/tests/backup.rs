@@ -73,31 +73,46 @@ fn dir_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The PII keys of a visitor, read from a plaintext keyring as
-/// docs/FORMAT.md §6 lays it out.
+/// docs/FORMAT.md §6 lays it out (format 3: slots of 64-byte cells from
+/// byte 1024; byte 0 of a cell is 0 for a free cell, n for the first of an
+/// n-cell slot, 0x80 for a later one; the cells' other 63 bytes in order
+/// are crc (4), kind (1), version (1), payload length (2), payload).
 fn pii_keys_of(keyring: &[u8], email: &str) -> Vec<Vec<u8>> {
-    let slot = |i: usize| &keyring[i * 512..(i + 1) * 512];
-    let n = keyring.len() / 512;
+    let mut slots = std::collections::HashMap::new();
+    let mut i = 16;
+    while (i + 1) * 64 <= keyring.len() {
+        let n = keyring[i * 64] as usize;
+        if n == 0 || n > 8 {
+            i += 1;
+            continue;
+        }
+        let stream: Vec<u8> = keyring[i * 64..(i + n) * 64]
+            .chunks(64)
+            .flat_map(|c| c[1..].to_vec())
+            .collect();
+        let len = u16::from_le_bytes([stream[6], stream[7]]) as usize;
+        slots.insert(i, (stream[4], stream[8..8 + len].to_vec()));
+        i += n;
+    }
     let mut vid = None;
-    for i in 2..n {
-        let s = slot(i);
-        if s[4] == 3 {
-            let len = u16::from_le_bytes([s[24], s[25]]) as usize;
-            if &s[26..26 + len] == email.as_bytes() {
-                vid = Some(s[8..24].to_vec());
+    for (kind, p) in slots.values() {
+        if *kind == 3 {
+            let len = (u16::from_le_bytes([p[16], p[17]]) & 0x1ff) as usize;
+            if &p[18..18 + len] == email.as_bytes() {
+                vid = Some(p[0..16].to_vec());
             }
         }
     }
     let vid = vid.expect("visitor in the keyring");
     let mut keys = Vec::new();
-    for i in 2..n {
-        let s = slot(i);
-        if s[4] == 1 && s[24..40] == vid[..] {
-            let tid = &s[8..24];
-            let p = u32::from_le_bytes(s[72..76].try_into().unwrap()) as usize;
-            let ps = slot(p);
-            assert_eq!(ps[4], 2);
-            assert_eq!(&ps[8..24], tid);
-            keys.push(ps[24..56].to_vec());
+    for (kind, p) in slots.values() {
+        if *kind == 1 && p[16..32] == vid[..] {
+            let tid = &p[0..16];
+            let at = u32::from_le_bytes(p[64..68].try_into().unwrap()) as usize;
+            let (pk, pp) = &slots[&at];
+            assert_eq!(*pk, 2);
+            assert_eq!(&pp[0..16], tid);
+            keys.push(pp[16..48].to_vec());
         }
     }
     assert!(!keys.is_empty());

@@ -130,9 +130,9 @@ fn ciphertexts(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>, [u8; 16])> {
 fn tids(dir: &Path) -> std::collections::HashMap<String, [u8; 16]> {
     let k = std::fs::read(dir.join("keyring")).unwrap();
     let mut out = std::collections::HashMap::new();
-    for slot in k.chunks(512).skip(2) {
-        if slot[4] == 1 {
-            let p = &slot[8..];
+    for slot in keyring_slots(&k) {
+        if slot.kind == 1 {
+            let p = &slot.payload;
             let n = p[78] as usize;
             out.insert(
                 String::from_utf8(p[79..79 + n].to_vec()).unwrap(),

@@ -15,7 +15,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use common::{Rng, contains, dir_bytes};
+use common::{Rng, contains, dir_bytes, keyring_slots};
 use shredlog::pii::Detector;
 use shredlog::{
     AuditEntry, Body, Error, FileUpload, HoldTarget, Message, Options, REDACTED, RetentionPolicy,
@@ -208,8 +208,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-const SLOT: usize = 512;
-
 /// Keys and slot positions read from a keyring file by its documented layout
 /// (docs/FORMAT.md, src/keyring.rs `encode_slot`).
 #[derive(Default)]
@@ -218,19 +216,19 @@ struct KeyringView {
     transcripts: HashMap<String, (usize, usize, [u8; 32], Option<[u8; 32]>)>,
     /// normalised email → directory slot.
     visitors: HashMap<String, usize>,
+    /// slot → its bytes in the file.
+    ranges: HashMap<usize, std::ops::Range<usize>>,
 }
 
 fn read_keyring(bytes: &[u8]) -> KeyringView {
     let mut pii: HashMap<usize, ([u8; 16], [u8; 32])> = HashMap::new();
     let mut tslots = Vec::new();
     let mut view = KeyringView::default();
-    for (i, slot) in bytes.chunks(SLOT).enumerate().skip(2) {
-        if slot.len() < SLOT || slot.iter().all(|&b| b == 0) {
-            continue;
-        }
-        let len = u16::from_le_bytes([slot[6], slot[7]]) as usize;
-        let p = &slot[8..8 + len];
-        match slot[4] {
+    for slot in keyring_slots(bytes) {
+        let i = slot.index;
+        view.ranges.insert(i, slot.range());
+        let p = &slot.payload[..];
+        match slot.kind {
             1 => {
                 let tid: [u8; 16] = p[0..16].try_into().unwrap();
                 let content: [u8; 32] = p[32..64].try_into().unwrap();
@@ -246,7 +244,7 @@ fn read_keyring(bytes: &[u8]) -> KeyringView {
                 );
             }
             3 => {
-                let n = u16::from_le_bytes([p[16], p[17]]) as usize;
+                let n = (u16::from_le_bytes([p[16], p[17]]) & 0x1ff) as usize;
                 let email = String::from_utf8(p[18..18 + n].to_vec()).unwrap();
                 view.visitors.insert(email, i);
             }
@@ -466,7 +464,7 @@ fn erasure_of_sampled_visitors_leaves_no_personal_data_in_the_live_files() {
     let keyring_after = std::fs::read(g.dir.path().join("keyring")).unwrap();
     let view_after = read_keyring(&keyring_after);
     let zero = |slot: usize| {
-        keyring_after[slot * SLOT..(slot + 1) * SLOT]
+        keyring_after[view.ranges[&slot].clone()]
             .iter()
             .all(|&b| b == 0)
     };
@@ -654,14 +652,24 @@ fn erasure_touches_only_the_visitors_keyring_slots_whatever_the_store_size() {
             match name.as_str() {
                 "keyring" => {
                     assert_eq!(old.len(), new.len(), "the keyring does not grow");
-                    // Slot 1 is the keyring's state (its durable marks), which
-                    // every sync may rewrite; it holds no key.
-                    let changed: Vec<usize> = (2..old.len() / SLOT)
-                        .filter(|&s| old[s * SLOT..(s + 1) * SLOT] != new[s * SLOT..(s + 1) * SLOT])
+                    // Bytes 512-1023 are the keyring's state (its durable
+                    // marks), which every sync may rewrite; it holds no key.
+                    // Every slot that changed is zero now, and nothing
+                    // outside the slots changed.
+                    let slots = keyring_slots(old);
+                    let changed: Vec<usize> = slots
+                        .iter()
+                        .filter(|s| old[s.range()] != new[s.range()])
+                        .map(|s| s.index)
                         .collect();
-                    for s in &changed {
-                        assert!(new[s * SLOT..(s + 1) * SLOT].iter().all(|&b| b == 0));
+                    let mut outside = new.clone();
+                    for s in &slots {
+                        if changed.contains(&s.index) {
+                            assert!(new[s.range()].iter().all(|&b| b == 0));
+                        }
+                        outside[s.range()].copy_from_slice(&old[s.range()]);
                     }
+                    assert_eq!(outside[1024..], old[1024..], "only slots change");
                     touched_per_size.push((visitors, k, changed.len()));
                     assert_eq!(changed.len(), k + 1, "k PII slots and one directory slot");
                 }

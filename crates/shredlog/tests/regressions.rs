@@ -48,9 +48,12 @@ fn salvage_keeps_keys_of_damaged_transcript_slots() {
     store.close().unwrap();
     let path = dir.path().join("keyring");
     let before = std::fs::read(&path).unwrap();
-    // Slot layout: 2 visitor, 3 PII, 4 transcript. Damage the transcript slot.
+    // One visitor, one PII slot, one transcript slot. Damage the transcript slot.
+    let slots = keyring_slots(&before);
+    let of = |kind| slots.iter().find(|s| s.kind == kind).unwrap().range();
+    let (pii, transcript) = (of(2), of(1));
     let mut bytes = before.clone();
-    bytes[4 * 512 + 100] ^= 1;
+    bytes[transcript.start + 100] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
     let store = Store::open(
         dir.path(),
@@ -63,11 +66,7 @@ fn salvage_keeps_keys_of_damaged_transcript_slots() {
     assert_eq!(store.recovery_report().damaged_slots.len(), 1);
     drop(store);
     let after = std::fs::read(&path).unwrap();
-    assert_eq!(
-        &after[3 * 512..4 * 512],
-        &before[3 * 512..4 * 512],
-        "PII slot was wiped"
-    );
+    assert_eq!(&after[pii.clone()], &before[pii], "PII slot was wiped");
 }
 
 #[test]

@@ -40,9 +40,9 @@ fn rewrite_redacts_a_missed_span_under_new_keys_and_survives_crashes() {
     // The old keys are gone from the keyring: no 32-byte run of the old
     // keyring's key slots survives.
     let keyring_after = std::fs::read(dir.path().join("keyring")).unwrap();
-    for slot in 2..keyring_before.len() / 512 {
-        let old = &keyring_before[slot * 512 + 24..slot * 512 + 56];
-        if old.iter().any(|&b| b != 0) && keyring_before[slot * 512 + 4] == 2 {
+    for slot in common::keyring_slots(&keyring_before) {
+        if slot.kind == 2 {
+            let old = &slot.payload[16..48];
             assert!(
                 !common::contains(&keyring_after, old),
                 "old PII key survived the rewrite"
@@ -122,9 +122,9 @@ fn rectification_replaces_old_values_everywhere_and_destroys_them() {
     // values never were on disk in plaintext.
     store.compact(&CompactOptions::everything()).unwrap();
     let keyring_after = std::fs::read(dir.path().join("keyring")).unwrap();
-    for slot in 2..keyring_before.len() / 512 {
-        let k = &keyring_before[slot * 512 + 24..slot * 512 + 56];
-        if keyring_before[slot * 512 + 4] == 2 {
+    for slot in common::keyring_slots(&keyring_before) {
+        if slot.kind == 2 {
+            let k = &slot.payload[16..48];
             assert!(!common::contains(&keyring_after, k), "old PII key survived");
         }
     }

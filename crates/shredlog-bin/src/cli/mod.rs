@@ -281,8 +281,10 @@ pub(crate) fn open(settings: &Settings, access: Access) -> Result<Store> {
             r.email_twins
         );
     }
-    for (slot, why) in &r.damaged_slots {
-        eprintln!("shredlog: salvage: ignored damaged keyring slot {slot}: {why}");
+    for (slot, off, why) in &r.damaged_slots {
+        eprintln!(
+            "shredlog: salvage: ignored damaged keyring slot {slot} (keyring offset {off}): {why}"
+        );
     }
     Ok(store)
 }

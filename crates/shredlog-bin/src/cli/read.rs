@@ -146,8 +146,16 @@ pub(crate) fn stats(store: &Store, json: bool) -> Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "keyring:          {} bytes, {} slots used, {} free",
-        s.keyring_bytes, s.keyring_slots_used, s.keyring_slots_free
+        "keyring:          {} bytes, {} {} used, {} free",
+        s.keyring_bytes,
+        s.keyring_slots_used,
+        // A keyring of format 1 or 2 (not yet rewritten) counts whole slots.
+        if s.keyring_unit_bytes == 512 {
+            "slots"
+        } else {
+            "cells"
+        },
+        s.keyring_slots_free
     )?;
     let older: u64 = s
         .rules_versions

@@ -419,7 +419,7 @@ fn schemas() -> Value {
             "required": ["segments", "segment_bytes", "live_bytes", "dead_bytes", "keyring_bytes", "transcripts", "visitors", "messages"],
             "properties": {
                 "segments": int, "segment_bytes": int, "live_bytes": int, "dead_bytes": int,
-                "keyring_bytes": int, "keyring_slots_used": int, "keyring_slots_free": int,
+                "keyring_bytes": int, "keyring_slots_used": int, "keyring_slots_free": int, "keyring_unit_bytes": int,
                 "transcripts": int, "transcripts_redacted": int, "visitors": int, "messages": int,
                 "rules_versions": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "current_rules_version": int,

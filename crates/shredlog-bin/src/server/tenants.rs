@@ -145,7 +145,7 @@ fn log_recovery(tenant: &str, store: &Store) {
     for (path, off, bytes, why) in &r.skipped {
         tracing::warn!(tenant, file = %path.display(), offset = off, bytes, reason = %why, "salvage: skipped damaged bytes");
     }
-    for (slot, why) in &r.damaged_slots {
-        tracing::warn!(tenant, slot, reason = %why, "salvage: ignored a damaged keyring slot");
+    for (slot, off, why) in &r.damaged_slots {
+        tracing::warn!(tenant, slot, offset = off, reason = %why, "salvage: ignored a damaged keyring slot");
     }
 }

@@ -1,5 +1,5 @@
 //! Keyring compaction: live slots above the smallest size that could hold
-//! them are copied into free slots below it, the copies are synced, then the
+//! them are copied into the lowest free cells that fit them, the copies are synced, then the
 //! originals are wiped and the file is truncated (docs/FORMAT.md §6.9).
 //!
 //! A crash between the two syncs leaves two copies of a slot: two transcript
@@ -10,7 +10,7 @@
 //! The caller says which slots are live; relocation reads their contents from
 //! the file, so it needs neither the index nor the keys.
 
-use super::{FIRST_DATA_SLOT, Keyring, Slot};
+use super::{Keyring, Slot};
 use crate::error::{Error, Result};
 use crate::record::{Tid, Vid};
 
@@ -42,11 +42,12 @@ pub(crate) enum Moved {
     },
 }
 
-/// Moves live slots from the end of the file into free slots and cuts the
-/// file; returns what moved (the caller updates its index).
+/// Moves live slots from the end of the file into the lowest free cells
+/// that fit them and cuts the file; returns what moved (the caller updates
+/// its index).
 pub(crate) fn relocate(keyring: &mut Keyring, live: &[LiveSlots]) -> Result<Vec<Moved>> {
     let free = keyring.free_count() as u32;
-    let target = keyring.len().saturating_sub(free).max(FIRST_DATA_SLOT);
+    let target = keyring.len().saturating_sub(free).max(keyring.first_data());
     if target >= keyring.len() {
         return Ok(Vec::new());
     }
@@ -73,15 +74,24 @@ pub(crate) fn relocate(keyring: &mut Keyring, live: &[LiveSlots]) -> Result<Vec<
                     "keyring compaction: slot {p} is not the PII slot the index names"
                 )));
             };
-            let new = keyring.allocate()?;
-            keyring.write(new, &slot)?;
-            old_slots.push(p);
-            new_pii = Some(new);
+            if let Some(new) = keyring.allocate_below(&slot, p)? {
+                keyring.write(new, &slot)?;
+                old_slots.push(p);
+                new_pii = Some(new);
+            }
         }
         t.pii_slot = new_pii.unwrap_or(0);
-        let new_content = keyring.allocate()?;
-        keyring.write(new_content, &Slot::Transcript(t))?;
-        old_slots.push(content);
+        let slot = Slot::Transcript(t);
+        let new_content = match keyring.allocate_below(&slot, content)? {
+            Some(new) => {
+                old_slots.push(content);
+                new
+            }
+            // It stays; it is rewritten in place if its PII slot moved.
+            None if new_pii != pii => content,
+            None => continue,
+        };
+        keyring.write(new_content, &slot)?;
         moved.push(Moved::Transcript {
             tid,
             content: new_content,
@@ -100,7 +110,9 @@ pub(crate) fn relocate(keyring: &mut Keyring, live: &[LiveSlots]) -> Result<Vec<
                 "keyring compaction: slot {slot} is not the directory entry the index names"
             )));
         };
-        let new = keyring.allocate()?;
+        let Some(new) = keyring.allocate_below(&v, slot)? else {
+            continue;
+        };
         keyring.write(new, &v)?;
         old_slots.push(slot);
         moved.push(Moved::Visitor { vid, slot: new });

@@ -1,12 +1,16 @@
-//! The keyring: fixed-size slots holding data keys and the visitor directory,
+//! The keyring: slots holding data keys and the visitor directory,
 //! overwritten in place to shred. Optionally every slot is wrapped under an
 //! operator-supplied key-encryption key (KEK).
 //!
-//! Layout (docs/FORMAT.md has every byte): slot 0 is the file header, slot 1
-//! holds the keyring's state ([`Marks`]: what was durable in every file when
-//! the keyring was last synced), slots 2.. hold keys and directory entries.
-//! Every slot is [`SLOT_SIZE`] bytes at offset `index * SLOT_SIZE`, so each one
-//! lives in its own disk sector and a rewrite is a single aligned write.
+//! Layout (docs/FORMAT.md has every byte): the first 512 bytes are the file
+//! header, the next 512 the keyring's state ([`Marks`]: what was durable in
+//! every file when the keyring was last synced); after them, slots holding
+//! keys and directory entries. In format 3 (written now) a slot takes as
+//! many 64-byte cells as it needs, 1 to 8, never crossing a 512-byte sector
+//! ([`cells`]); formats 1 and 2 gave every slot 512 bytes ([`legacy`]), and
+//! a writing open rewrites them in format 3 ([`rekey::upgrade`]). Either
+//! way a slot lives inside one disk sector, so writing or wiping it is a
+//! single write inside one sector.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -14,80 +18,85 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, IoContext, Result};
-use crate::record::{Tid, Vid};
-use crate::seal::{KEY_LEN, Key, NONCE_LEN, TAG_LEN, random_array};
+use zeroize::Zeroizing;
 
-/// Size of every slot, header included.
+use crate::error::{Error, IoContext, Result};
+use crate::record::Vid;
+use crate::seal::{Key, NONCE_LEN, random_array};
+
+/// Size of the header and of the state slot, and of every slot in formats
+/// 1 and 2.
 pub(crate) const SLOT_SIZE: usize = 512;
 const MAGIC: &[u8; 8] = b"SHRDKEYR";
-/// Keyring format written now: version 1 with a state slot.
-const KEYRING_VERSION: u16 = 2;
-/// The first keyring format (slot 1 all zero); read, and upgraded in place by
-/// the first write of the state.
+/// Keyring format written now: slots in 64-byte cells.
+const KEYRING_VERSION: u16 = 3;
+/// Format 2: 512-byte slots with a state slot. Read; a writing open
+/// rewrites it in format 3.
+const KEYRING_VERSION_2: u16 = 2;
+/// The first keyring format (slot 1 all zero). Read; a writing open
+/// rewrites it in format 3, with the state still to be written.
 const KEYRING_VERSION_1: u16 = 1;
+/// Header byte 13 of a format-3 keyring: 1 while its state slot is still
+/// all zero (rewritten from format 1, whose marks are not known until open
+/// has recovered the store); the first write of the state clears it.
+const STATE_PENDING_AT: usize = 13;
 const SLOT_VERSION: u8 = 1;
-/// The slot holding the keyring's state.
+/// The slot holding the keyring's state (in 512-byte units).
 pub(crate) const STATE_SLOT: u32 = 1;
-/// First slot that holds keys.
-pub(crate) const FIRST_DATA_SLOT: u32 = 2;
-/// Fewest free slots added at a time when the keyring runs out (128 KiB).
-const GROW: u32 = 256;
-/// Most free slots added at a time (4 MiB).
-const MAX_GROW: u32 = 8192;
-/// Longest caller transcript id, in bytes.
-pub(crate) const MAX_TRANSCRIPT_ID: usize = 200;
-/// Longest email, in bytes.
-pub(crate) const MAX_EMAIL: usize = 320;
+/// Fewest bytes added at a time when the keyring runs out (128 KiB).
+const GROW_BYTES: usize = 128 << 10;
+/// Most bytes added at a time (4 MiB).
+const MAX_GROW_BYTES: usize = 4 << 20;
 const KEK_CHECK_AAD: &[u8] = b"shredlog-kek-check";
 
-const KIND_FREE: u8 = 0;
-const KIND_TRANSCRIPT: u8 = 1;
-const KIND_PII: u8 = 2;
-const KIND_VISITOR: u8 = 3;
-const KIND_STATE: u8 = 4;
-
 mod cache;
+pub(crate) mod cells;
 mod compact;
+mod legacy;
 pub(crate) mod rekey;
+mod slot;
 mod state;
 pub(crate) use cache::{KeyCache, TranscriptKeys};
 pub(crate) use compact::{LiveSlots, Moved, relocate};
+pub(crate) use slot::{
+    MAX_EMAIL, MAX_TRANSCRIPT_ID, PiiSlot, REVISIONS, Slot, TranscriptSlot, VisitorSlot,
+};
 use state::encode_state;
 pub(crate) use state::{Marks, decode_state};
-/// A transcript's content key and identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TranscriptSlot {
-    pub tid: Tid,
-    pub vid: Vid,
-    pub content_key: Key,
-    /// Slot of the PII key, 0 when there is none.
-    pub pii_slot: u32,
-    pub rules_version: u16,
-    pub created_millis: i64,
-    pub caller_id: String,
+
+/// How slots are laid out in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Formats 1 and 2: one 512-byte slot each (read only).
+    Slots,
+    /// Format 3: 64-byte cells.
+    Cells,
 }
 
-/// A transcript's PII key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct PiiSlot {
-    pub tid: Tid,
-    pub pii_key: Key,
-}
+impl Layout {
+    fn of(version: u16) -> Layout {
+        if version >= KEYRING_VERSION {
+            Layout::Cells
+        } else {
+            Layout::Slots
+        }
+    }
 
-/// A visitor directory entry: normalised email → visitor id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct VisitorSlot {
-    pub vid: Vid,
-    pub email: String,
-}
+    /// Bytes of the unit slot indices count in.
+    fn unit(self) -> usize {
+        match self {
+            Layout::Slots => SLOT_SIZE,
+            Layout::Cells => cells::CELL,
+        }
+    }
 
-/// The decoded content of one slot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Transcript(TranscriptSlot),
-    Pii(PiiSlot),
-    Visitor(VisitorSlot),
+    /// The first unit that holds a key or directory entry.
+    fn first_data(self) -> u32 {
+        match self {
+            Layout::Slots => legacy::FIRST_SLOT,
+            Layout::Cells => cells::FIRST_CELL,
+        }
+    }
 }
 
 /// The open keyring file.
@@ -96,14 +105,21 @@ pub(crate) struct Keyring {
     file: Arc<File>,
     kek: Option<Key>,
     keyring_id: [u8; 16],
-    /// Format version of the file's header (1 until the state is first written).
+    /// Format version of the file's header.
     version: u16,
-    /// Number of slots the file holds (header and state slot included).
+    layout: Layout,
+    /// A format-3 keyring whose state slot is still all zero (header flag).
+    state_pending: bool,
+    /// Length of the file in units (cells, or 512-byte slots in formats 1
+    /// and 2), header and state included.
     len: u32,
+    /// Free units.
     free: BTreeSet<u32>,
+    /// Where the next search for free cells starts (next fit).
+    cursor: u32,
     /// The marks as they will be written with the next sync.
     marks: Marks,
-    /// The marks in the state slot on disk (`None`: a version-1 keyring).
+    /// The marks in the state slot on disk (`None`: not written yet).
     written: Option<Marks>,
 }
 
@@ -113,22 +129,36 @@ pub(crate) struct Keyring {
 /// bytes (keys, emails) are wiped when the batch is dropped.
 #[derive(Default)]
 pub(crate) struct StagedSlots {
-    slots: BTreeMap<u32, zeroize::Zeroizing<[u8; SLOT_SIZE]>>,
+    slots: BTreeMap<u32, Zeroizing<Vec<u8>>>,
 }
 
 /// A slot that failed its checks at open.
 #[derive(Clone, Debug)]
 pub(crate) struct SlotDamage {
     pub index: u32,
+    /// Its offset in the file.
+    pub offset: u64,
     pub reason: &'static str,
+}
+
+/// What [`Keyring::check_copy`] found.
+pub(crate) struct CopyCheck {
+    /// The state slot's marks, unless it is all zero.
+    pub state: Option<Result<Marks, &'static str>>,
+    /// Bytes the state says the file held durably.
+    pub needed: u64,
+    /// Slots in use.
+    pub in_use: u64,
+    pub damaged: Vec<SlotDamage>,
 }
 
 /// What `open` found.
 pub(crate) struct Loaded {
     pub keyring: Keyring,
     pub damaged: Vec<SlotDamage>,
-    /// The durable marks of the state slot (`None` for a version-1 keyring,
-    /// or when the state slot is damaged and salvage ignored it).
+    /// The durable marks of the state slot (`None` for a keyring whose state
+    /// was never written, or when the state slot is damaged and salvage
+    /// ignored it).
     pub marks: Option<Marks>,
 }
 
@@ -143,6 +173,13 @@ pub(crate) struct OpenMode {
     pub salvage: bool,
 }
 
+/// What a keyring's header says.
+struct Header {
+    keyring_id: [u8; 16],
+    version: u16,
+    state_pending: bool,
+}
+
 impl Keyring {
     /// The keyring's random id (the store's identity at a backup destination).
     pub(crate) fn id(&self) -> [u8; 16] {
@@ -150,7 +187,8 @@ impl Keyring {
     }
 
     /// Opens (or with `mode.create` creates) `dir/keyring`, handing each slot
-    /// in use to `each` (in slot order) as it is decoded.
+    /// in use to `each` (in slot order) as it is decoded. A writing open of a
+    /// format-1 or format-2 keyring rewrites it in format 3 first.
     pub(crate) fn open(
         dir: &Path,
         kek: Option<&Key>,
@@ -169,29 +207,38 @@ impl Keyring {
             }
             return Keyring::create(dir, path, kek);
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!mode.read_only)
-            .open(&path)
-            .at(&path)?;
-        let mut header = [0u8; SLOT_SIZE];
-        file.read_exact_at(&mut header, 0)
-            .map_err(|_| Error::corrupt(&path, 0, "keyring header truncated"))?;
-        let (keyring_id, version) = check_header(&path, &header, kek)?;
+        if !mode.read_only {
+            // A rewrite cut short leaves its output: wipe it.
+            rekey::wipe_leftover(dir)?;
+        }
+        let (file, header) = Keyring::open_file(&path, kek, mode.read_only)?;
+        let (file, header, size) = if header.version < KEYRING_VERSION && !mode.read_only {
+            drop(file);
+            rekey::upgrade(dir, kek)?;
+            let (file, header) = Keyring::open_file(&path, kek, false)?;
+            let size = file.metadata().at(&path)?.len();
+            (file, header, size)
+        } else {
+            (file, header, size)
+        };
+        let layout = Layout::of(header.version);
         let mut keyring = Keyring {
             path,
             file: Arc::new(file),
             kek: kek.cloned(),
-            keyring_id,
-            version,
-            len: FIRST_DATA_SLOT,
+            keyring_id: header.keyring_id,
+            version: header.version,
+            layout,
+            state_pending: header.state_pending,
+            len: layout.first_data(),
             free: BTreeSet::new(),
+            cursor: layout.first_data(),
             marks: Marks::default(),
             written: None,
         };
         let (mut damaged, marks) = keyring.load_slots(size, each)?;
         if let Some(m) = marks {
-            let needed = u64::from(m.slots) * SLOT_SIZE as u64;
+            let needed = u64::from(m.slots) * layout.unit() as u64;
             if size < needed {
                 let reason = "the keyring is shorter than the slots it held durably: its end is missing (cut short?)";
                 if !mode.salvage {
@@ -202,7 +249,8 @@ impl Keyring {
                     ));
                 }
                 damaged.push(SlotDamage {
-                    index: (size / SLOT_SIZE as u64) as u32,
+                    index: (size / layout.unit() as u64) as u32,
+                    offset: size,
                     reason,
                 });
             }
@@ -217,6 +265,20 @@ impl Keyring {
         })
     }
 
+    /// Opens the file and checks its header.
+    fn open_file(path: &Path, kek: Option<&Key>, read_only: bool) -> Result<(File, Header)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .open(path)
+            .at(path)?;
+        let mut header = [0u8; SLOT_SIZE];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| Error::corrupt(path, 0, "keyring header truncated"))?;
+        let header = check_header(path, &header, kek)?;
+        Ok((file, header))
+    }
+
     /// Creates a new keyring: header and state slot, synced, directory synced.
     fn create(dir: &Path, path: PathBuf, kek: Option<&Key>) -> Result<Loaded> {
         // Owner-only: without a key-encryption key the keyring holds data keys.
@@ -229,10 +291,10 @@ impl Keyring {
             .open(&path)
             .at(&path)?;
         let keyring_id = random_array()?;
-        let header = build_header(keyring_id, kek)?;
+        let header = build_header(keyring_id, kek, false)?;
         file.write_all_at(&header, 0).at(&path)?;
         let marks = Marks {
-            slots: FIRST_DATA_SLOT,
+            slots: cells::FIRST_CELL,
             writes: 1,
             ..Marks::default()
         };
@@ -247,8 +309,11 @@ impl Keyring {
             kek: kek.cloned(),
             keyring_id,
             version: KEYRING_VERSION,
-            len: FIRST_DATA_SLOT,
+            layout: Layout::Cells,
+            state_pending: false,
+            len: cells::FIRST_CELL,
             free: BTreeSet::new(),
+            cursor: cells::FIRST_CELL,
             marks,
             written: Some(marks),
         };
@@ -259,68 +324,105 @@ impl Keyring {
         })
     }
 
-    /// Decodes the state slot and every data slot, read a few thousand slots
-    /// at a time with positioned reads: open reads the whole keyring, and a
-    /// map of it would leave all of it in the process's resident memory.
+    /// Decodes the state slot and every data slot, read 2 MiB at a time with
+    /// positioned reads: open reads the whole keyring, and a map of it would
+    /// leave all of it in the process's resident memory.
     fn load_slots(
         &mut self,
         size: u64,
         mut each: impl FnMut(u32, Slot),
     ) -> Result<(Vec<SlotDamage>, Option<Marks>)> {
-        /// Slots read at a time (2 MiB).
-        const CHUNK: u32 = 4096;
-        let count = size / SLOT_SIZE as u64;
-        let count =
-            u32::try_from(count).map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
+        /// Bytes read at a time (whole sectors).
+        const CHUNK: usize = 2 << 20;
+        let unit = self.layout.unit();
+        let count = u32::try_from(size / unit as u64)
+            .map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
         let mut damaged = Vec::new();
         let mut marks = None;
-        let mut buf = vec![0u8; SLOT_SIZE * CHUNK.min(count.max(1)) as usize];
         let mut state = [0u8; SLOT_SIZE];
-        let has_state = count > STATE_SLOT;
+        let has_state = size >= 2 * SLOT_SIZE as u64;
         if has_state {
             self.file
-                .read_exact_at(&mut state, u64::from(STATE_SLOT) * SLOT_SIZE as u64)
+                .read_exact_at(&mut state, SLOT_SIZE as u64)
                 .at(&self.path)?;
         }
-        match (has_state.then_some(&state), self.version) {
-            (Some(buf), _) if is_zero(buf) && self.version == KEYRING_VERSION_1 => {}
-            (Some(buf), _) => match decode_state(buf) {
-                Ok(m) => marks = Some(m),
-                Err(reason) => damaged.push(SlotDamage {
-                    index: STATE_SLOT,
-                    reason,
-                }),
-            },
-            (None, KEYRING_VERSION_1) => {}
-            (None, _) => damaged.push(SlotDamage {
-                index: STATE_SLOT,
-                reason: "the keyring's state slot is missing (cut short?)",
-            }),
-        }
-        let mut start = FIRST_DATA_SLOT;
-        while start < count {
-            let n = CHUNK.min(count - start);
-            let chunk = buf
-                .get_mut(..n as usize * SLOT_SIZE)
-                .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
-            self.file
-                .read_exact_at(chunk, u64::from(start) * SLOT_SIZE as u64)
-                .at(&self.path)?;
-            for (index, bytes) in (start..).zip(chunk.chunks_exact(SLOT_SIZE)) {
-                let Ok(slot) = <&[u8; SLOT_SIZE]>::try_from(bytes) else {
-                    continue;
-                };
-                match self.decode_slot(index, slot) {
-                    Ok(None) => {
-                        self.free.insert(index);
-                    }
-                    Ok(Some(slot)) => each(index, slot),
-                    Err(reason) => damaged.push(SlotDamage { index, reason }),
+        let unset = self.version == KEYRING_VERSION_1 || self.state_pending;
+        let state_damage = |reason| SlotDamage {
+            index: STATE_SLOT,
+            offset: SLOT_SIZE as u64,
+            reason,
+        };
+        if has_state {
+            if !(unset && is_zero(&state)) {
+                match decode_state(&state) {
+                    Ok(m) => marks = Some(m),
+                    Err(reason) => damaged.push(state_damage(reason)),
                 }
             }
-            start += n;
+        } else if !unset {
+            damaged.push(state_damage(
+                "the keyring's state slot is missing (cut short?)",
+            ));
         }
-        self.len = count.max(FIRST_DATA_SLOT);
+        let first = self.layout.first_data();
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK.min(size as usize)]);
+        let mut start = first;
+        while start < count {
+            let n = ((CHUNK / unit) as u32).min(count - start);
+            let chunk = buf
+                .get_mut(..n as usize * unit)
+                .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
+            self.file
+                .read_exact_at(chunk, u64::from(start) * unit as u64)
+                .at(&self.path)?;
+            let mut next = start + n;
+            match self.layout {
+                Layout::Slots => {
+                    for (index, bytes) in (start..).zip(chunk.chunks_exact(SLOT_SIZE)) {
+                        let Ok(buf) = <&[u8; SLOT_SIZE]>::try_from(bytes) else {
+                            continue;
+                        };
+                        match decode_legacy(self.kek.as_ref(), &self.keyring_id, index, buf) {
+                            Ok(None) => {
+                                self.free.insert(index);
+                            }
+                            Ok(Some(slot)) => each(index, slot),
+                            Err(reason) => damaged.push(SlotDamage {
+                                index,
+                                offset: u64::from(index) * unit as u64,
+                                reason,
+                            }),
+                        }
+                    }
+                }
+                Layout::Cells => {
+                    let (kek, id) = (self.kek.as_ref(), self.keyring_id);
+                    let free = &mut self.free;
+                    cells::scan(chunk, start, start, |index, step, found| {
+                        next = next.max(index + step);
+                        match found.and_then(|f| {
+                            f.map(|f| slot::open_payload(kek, &id, index, f.kind, &f.payload))
+                                .transpose()
+                        }) {
+                            Ok(None) => {
+                                free.insert(index);
+                            }
+                            Ok(Some(slot)) => each(index, slot),
+                            Err(reason) => damaged.push(SlotDamage {
+                                index,
+                                offset: u64::from(index) * unit as u64,
+                                reason,
+                            }),
+                        }
+                    });
+                }
+            }
+            // Chunks end at sector ends, so no slot crosses one; `next`
+            // only passes the chunk's end for a slot cut short by the
+            // file's end, which the scan reported.
+            start = next;
+        }
+        self.len = count.max(first);
         Ok((damaged, marks))
     }
 
@@ -333,47 +435,121 @@ impl Keyring {
         Arc::clone(&self.file)
     }
 
-    /// Number of slots in the file (header and reserved slot included).
+    /// Length of the file in units (header and state included).
     pub(crate) fn len(&self) -> u32 {
         self.len
     }
 
-    /// Number of free slots.
+    /// Bytes of the unit [`Keyring::len`], [`Keyring::free_count`] and slot
+    /// indices count in: 64 (format 3) or 512.
+    pub(crate) fn unit_bytes(&self) -> u64 {
+        self.layout.unit() as u64
+    }
+
+    /// The first unit that may hold a slot.
+    pub(crate) fn first_data(&self) -> u32 {
+        self.layout.first_data()
+    }
+
+    /// Number of free units.
     pub(crate) fn free_count(&self) -> usize {
         self.free.len()
     }
 
-    /// Takes a free slot (lowest first), extending the file by [`GROW`] free
-    /// slots when there is none.
-    pub(crate) fn allocate(&mut self) -> Result<u32> {
-        if self.free.is_empty() {
-            self.grow()?;
+    fn writable(&self) -> Result<()> {
+        match self.layout {
+            Layout::Cells => Ok(()),
+            Layout::Slots => Err(Error::Internal(
+                "a format-1 or format-2 keyring is written only after a writing open rewrote it"
+                    .into(),
+            )),
         }
-        self.free
-            .pop_first()
-            .ok_or_else(|| Error::Limit("keyring is full".into()))
     }
 
-    /// Appends free (all-zero) slots in one write: [`GROW`], or an eighth of
-    /// the keyring up to [`MAX_GROW`], so that the keyring's length (and the
-    /// sync that makes it durable) changes once per many new transcripts, and
+    /// Cells `slot` takes when written.
+    pub(crate) fn cells_for(&self, slot: &Slot) -> Result<u32> {
+        let len = slot.payload_len(self.kek.is_some())?;
+        cells::cells_for(len).ok_or_else(|| Error::Internal("slot larger than a sector".into()))
+    }
+
+    /// Takes free cells for `slot` (the next run that fits, after the last
+    /// one taken), extending the file when there is none.
+    pub(crate) fn allocate(&mut self, slot: &Slot) -> Result<u32> {
+        self.writable()?;
+        let n = self.cells_for(slot)?;
+        let found = self
+            .find_run(self.cursor.., n)
+            .or_else(|| self.find_run(..self.cursor, n));
+        let first = match found {
+            Some(first) => first,
+            None => {
+                self.grow()?;
+                self.find_run(self.cursor.., n)
+                    .or_else(|| self.find_run(.., n))
+                    .ok_or_else(|| Error::Limit("keyring is full".into()))?
+            }
+        };
+        for c in first..first + n {
+            self.free.remove(&c);
+        }
+        self.cursor = first + n;
+        Ok(first)
+    }
+
+    /// The lowest free run of `n` cells below `below` (for compaction).
+    pub(crate) fn allocate_below(&mut self, slot: &Slot, below: u32) -> Result<Option<u32>> {
+        self.writable()?;
+        let n = self.cells_for(slot)?;
+        let Some(first) = self.find_run(..below, n).filter(|f| f + n <= below) else {
+            return Ok(None);
+        };
+        for c in first..first + n {
+            self.free.remove(&c);
+        }
+        Ok(Some(first))
+    }
+
+    /// The first run of `n` free cells inside one sector among the free
+    /// cells in `range`.
+    fn find_run(&self, range: impl std::ops::RangeBounds<u32>, n: u32) -> Option<u32> {
+        let mut start = 0;
+        let mut len = 0;
+        for &c in self.free.range(range) {
+            if len > 0 && c == start + len && c % cells::SECTOR_CELLS != 0 {
+                len += 1;
+            } else {
+                start = c;
+                len = 1;
+            }
+            if len == n {
+                return Some(start);
+            }
+        }
+        None
+    }
+
+    /// Appends free (all-zero) cells in one write: 128 KiB, or an eighth of
+    /// the keyring up to 4 MiB, so that the keyring's length (and the sync
+    /// that makes it durable) changes once per many new transcripts, and
     /// ever more rarely as the store grows.
     fn grow(&mut self) -> Result<()> {
-        let by = (self.len / 8).clamp(GROW, MAX_GROW);
+        let unit = self.layout.unit() as u32;
+        let by = (self.len / 8).clamp(GROW_BYTES as u32 / unit, MAX_GROW_BYTES as u32 / unit);
         let len = self
             .len
             .checked_add(by)
             .ok_or_else(|| Error::Limit("keyring is full".into()))?;
         crate::failpoint::check("keyring.write").at(&self.path)?;
-        let zeros = vec![0u8; by as usize * SLOT_SIZE];
+        let zeros = vec![0u8; by as usize * unit as usize];
         self.file
-            .write_all_at(&zeros, u64::from(self.len) * SLOT_SIZE as u64)
+            .write_all_at(&zeros, u64::from(self.len) * u64::from(unit))
             .at(&self.path)?;
         // The new length is made durable before the state may record it.
         crate::failpoint::check("keyring.sync").at(&self.path)?;
         self.file.sync_data().at(&self.path)?;
         crate::failpoint::synced(&self.path, &self.file);
         self.free.extend(self.len..len);
+        self.cursor = self.len;
         self.len = len;
         self.marks.slots = len;
         Ok(())
@@ -381,18 +557,7 @@ impl Keyring {
 
     /// Reads and decodes slot `index` from the file (`None`: a free slot).
     pub(crate) fn read_slot(&self, index: u32) -> Result<Option<Slot>> {
-        let mut buf = [0u8; SLOT_SIZE];
-        let offset = u64::from(index) * SLOT_SIZE as u64;
-        self.file.read_exact_at(&mut buf, offset).at(&self.path)?;
-        let slot = self.decode_slot(index, &buf).map_err(|reason| {
-            Error::corrupt(
-                &self.path,
-                offset,
-                format!("keyring slot {index}: {reason}"),
-            )
-        });
-        zeroize::Zeroize::zeroize(&mut buf);
-        slot
+        self.reader().read(index)
     }
 
     /// Writes a slot in place (not synced).
@@ -401,69 +566,138 @@ impl Keyring {
         self.write_raw(index, &bytes)
     }
 
+    /// Rewrites the directory entry at `index` with `entry` (not synced):
+    /// in place when it fits the entry's cells (the cells it no longer needs
+    /// zeroed in the same write), else written anew elsewhere with the next
+    /// revision, synced, and the old entry wiped. Returns where it is now.
+    pub(crate) fn rewrite_visitor(&mut self, index: u32, vid: Vid, email: &str) -> Result<u32> {
+        self.writable()?;
+        let revision = match self.read_slot(index)? {
+            Some(Slot::Visitor(v)) if v.vid == vid => v.revision,
+            _ => {
+                return Err(Error::Internal(format!(
+                    "keyring slot {index} is not the directory entry the index names"
+                )));
+            }
+        };
+        let old = self.extent(index)?;
+        let slot = Slot::Visitor(VisitorSlot {
+            vid,
+            email: email.to_owned(),
+            revision,
+        });
+        if self.cells_for(&slot)? <= old {
+            let mut bytes = self.encode_slot(index, &slot)?;
+            bytes.resize(old as usize * cells::CELL, 0);
+            self.write_raw(index, &bytes)?;
+            return Ok(index);
+        }
+        let Slot::Visitor(mut entry) = slot else {
+            return Err(Error::Internal(
+                "rewrite_visitor: not a directory entry".into(),
+            ));
+        };
+        entry.revision = (entry.revision + 1) % REVISIONS;
+        let slot = Slot::Visitor(entry);
+        let new = self.allocate(&slot)?;
+        self.write(new, &slot)?;
+        // The new entry is durable before the old one goes: a crash between
+        // leaves both, and open keeps the newer revision.
+        self.sync()?;
+        self.wipe(index)?;
+        Ok(new)
+    }
+
     /// Encodes `slot` for index `index` into `staged` (nothing is written).
     pub(crate) fn stage(&self, staged: &mut StagedSlots, index: u32, slot: &Slot) -> Result<()> {
         let bytes = self.encode_slot(index, slot)?;
-        staged.slots.insert(index, zeroize::Zeroizing::new(bytes));
+        staged.slots.insert(index, bytes);
         Ok(())
     }
 
     /// Writes the staged slots (not synced): each run of neighbouring slots
     /// with one positioned write.
     pub(crate) fn write_staged(&mut self, staged: StagedSlots) -> Result<()> {
-        let mut run: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(Vec::new());
+        let unit = self.layout.unit();
+        let mut run: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
+        let mut sizes = Vec::new();
         let mut first = None;
         let mut next = 0;
         for (&index, bytes) in &staged.slots {
             if first.is_some() && index != next {
-                self.write_run(first.unwrap_or(0), &run)?;
+                self.write_run(first.unwrap_or(0), &run, &sizes)?;
                 run.clear();
+                sizes.clear();
                 first = None;
             }
             first.get_or_insert(index);
-            run.extend_from_slice(bytes.as_ref());
-            next = index + 1;
+            run.extend_from_slice(bytes);
+            sizes.push(bytes.len());
+            next = index + (bytes.len() / unit) as u32;
         }
         if let Some(first) = first {
-            self.write_run(first, &run)?;
+            self.write_run(first, &run, &sizes)?;
         }
         Ok(())
     }
 
-    fn write_run(&mut self, first: u32, bytes: &[u8]) -> Result<()> {
-        let offset = u64::from(first) * SLOT_SIZE as u64;
+    /// Writes neighbouring slots (of `sizes` bytes each) in one write.
+    fn write_run(&mut self, first: u32, bytes: &[u8], sizes: &[usize]) -> Result<()> {
+        let unit = self.layout.unit();
+        let offset = u64::from(first) * unit as u64;
         // A failpoint counts slots, as slot-by-slot writes would: one that
         // fires at the k-th slot of a run leaves the slots before it written.
-        for k in 0..bytes.len() / SLOT_SIZE {
+        let mut done = 0;
+        for size in sizes {
             if let Err(e) = crate::failpoint::check("keyring.write") {
-                let done = bytes.get(..k * SLOT_SIZE).unwrap_or_default();
+                let done = bytes.get(..done).unwrap_or_default();
                 self.file.write_all_at(done, offset).at(&self.path)?;
                 return Err(e).at(&self.path);
             }
+            done += size;
         }
         self.file.write_all_at(bytes, offset).at(&self.path)?;
-        let end = first + (bytes.len() / SLOT_SIZE) as u32;
+        let end = first + (bytes.len() / unit) as u32;
         if end > self.len {
             self.len = end;
         }
         Ok(())
     }
 
+    /// Cells the slot (or damaged piece) at `index` takes, read from the file.
+    fn extent(&self, index: u32) -> Result<u32> {
+        match self.layout {
+            Layout::Slots => Ok(1),
+            Layout::Cells => {
+                let bytes = self.reader().read_cells(index)?;
+                Ok(if bytes.is_empty() {
+                    1
+                } else {
+                    cells::extent(&bytes)
+                })
+            }
+        }
+    }
+
     /// Overwrites a slot with zeros in place (not synced) and frees it.
     pub(crate) fn wipe(&mut self, index: u32) -> Result<()> {
-        self.write_raw(index, &[0u8; SLOT_SIZE])?;
-        if index >= FIRST_DATA_SLOT {
-            self.free.insert(index);
+        let n = self.extent(index)?;
+        let zeros = vec![0u8; n as usize * self.layout.unit()];
+        self.write_raw(index, &zeros)?;
+        if index >= self.layout.first_data() {
+            self.free.extend(index..index + n);
         }
         Ok(())
     }
 
-    fn write_raw(&mut self, index: u32, bytes: &[u8; SLOT_SIZE]) -> Result<()> {
-        let offset = u64::from(index) * SLOT_SIZE as u64;
+    fn write_raw(&mut self, index: u32, bytes: &[u8]) -> Result<()> {
+        let unit = self.layout.unit();
+        let offset = u64::from(index) * unit as u64;
         crate::failpoint::check("keyring.write").at(&self.path)?;
         self.file.write_all_at(bytes, offset).at(&self.path)?;
-        if index >= self.len {
-            self.len = index + 1;
+        let end = index + bytes.len().div_ceil(unit) as u32;
+        if end > self.len {
+            self.len = end;
         }
         Ok(())
     }
@@ -495,33 +729,36 @@ impl Keyring {
     }
 
     /// Writes the state slot if the marks changed since it was last written
-    /// (not synced). A version-1 keyring's header becomes version 2 first.
+    /// (not synced). A keyring whose state was never written has its
+    /// header's pending flag cleared in the same sync.
     pub(crate) fn flush_state(&mut self) -> Result<()> {
+        self.writable()?;
         let mut next = self.marks;
         next.writes = self.written.map_or(0, |m| m.writes);
-        if self.written == Some(next) && self.version == KEYRING_VERSION {
+        if self.written == Some(next) && !self.state_pending {
             return Ok(());
         }
-        if self.version != KEYRING_VERSION {
-            let mut header = [0u8; SLOT_SIZE];
-            self.file.read_exact_at(&mut header, 0).at(&self.path)?;
-            header[8..10].copy_from_slice(&KEYRING_VERSION.to_le_bytes());
-            let crc = crc32fast::hash(&header[..508]);
-            header[508..].copy_from_slice(&crc.to_le_bytes());
-            self.write_raw(0, &header)?;
-            self.version = KEYRING_VERSION;
-        }
         next.writes += 1;
-        self.write_raw(STATE_SLOT, &encode_state(&next))?;
+        self.write_raw(
+            STATE_SLOT * (SLOT_SIZE / self.layout.unit()) as u32,
+            &encode_state(&next),
+        )?;
+        if self.state_pending {
+            let header = header_without_pending(&self.file, &self.path)?;
+            self.write_raw(0, &header)?;
+            self.state_pending = false;
+        }
         self.marks = next;
         self.written = Some(next);
         Ok(())
     }
 
-    /// Cuts free slots off the end of the file (durably).
+    /// Cuts free cells off the end of the file (durably).
     pub(crate) fn truncate_free_tail(&mut self) -> Result<()> {
+        self.writable()?;
+        let first = self.layout.first_data();
         let mut len = self.len;
-        while len > FIRST_DATA_SLOT && self.free.contains(&(len - 1)) {
+        while len > first && self.free.contains(&(len - 1)) {
             len -= 1;
         }
         if len == self.len {
@@ -532,10 +769,11 @@ impl Keyring {
         self.marks.slots = len;
         self.sync()?;
         self.file
-            .set_len(u64::from(len) * SLOT_SIZE as u64)
+            .set_len(u64::from(len) * self.layout.unit() as u64)
             .at(&self.path)?;
         self.file.sync_all().at(&self.path)?;
         self.free.retain(|&i| i < len);
+        self.cursor = self.cursor.min(len);
         self.len = len;
         Ok(())
     }
@@ -549,23 +787,90 @@ impl Keyring {
         Ok(())
     }
 
-    fn encode_slot(&self, index: u32, slot: &Slot) -> Result<[u8; SLOT_SIZE]> {
-        encode_slot_with(self.kek.as_ref(), &self.keyring_id, index, slot)
+    fn encode_slot(&self, index: u32, slot: &Slot) -> Result<Zeroizing<Vec<u8>>> {
+        self.writable()?;
+        encode_cells(self.kek.as_ref(), &self.keyring_id, index, slot)
     }
 
     /// Encodes a slot without writing it (for the fuzzers).
     #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn encode_for_test(&self, index: u32, slot: &Slot) -> [u8; SLOT_SIZE] {
-        self.encode_slot(index, slot).unwrap_or([0; SLOT_SIZE])
+    pub(crate) fn encode_for_test(&self, index: u32, slot: &Slot) -> Vec<u8> {
+        self.encode_slot(index, slot)
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
     }
 
-    /// Decodes a slot; `Ok(None)` for a free (all-zero) slot.
+    /// Decodes the slot at cell `index` from `bytes` (that cell to the end
+    /// of its sector); `Ok(None)` for a free cell.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn decode_slot(
         &self,
         index: u32,
-        buf: &[u8; SLOT_SIZE],
+        bytes: &[u8],
     ) -> Result<Option<Slot>, &'static str> {
-        decode_slot(self.kek.as_ref(), &self.keyring_id, index, buf)
+        decode_at(
+            self.layout,
+            self.kek.as_ref(),
+            &self.keyring_id,
+            index,
+            bytes,
+        )
+    }
+
+    /// Checks every slot of `bytes`, a copy of the whole keyring file (for
+    /// `verify`).
+    pub(crate) fn check_copy(&self, bytes: &[u8]) -> CopyCheck {
+        let unit = self.layout.unit();
+        let mut check = CopyCheck {
+            state: bytes
+                .get(SLOT_SIZE..2 * SLOT_SIZE)
+                .and_then(|s| <&[u8; SLOT_SIZE]>::try_from(s).ok())
+                .filter(|s| !is_zero(&s[..]))
+                .map(decode_state),
+            needed: 0,
+            in_use: 0,
+            damaged: Vec::new(),
+        };
+        if let Some(Ok(m)) = check.state {
+            check.needed = u64::from(m.slots) * unit as u64;
+        }
+        let first = self.layout.first_data();
+        let data = bytes.get(first as usize * unit..).unwrap_or_default();
+        let mut found = |index: u32, r: Result<Option<Slot>, &'static str>| match r {
+            Ok(None) => {}
+            Ok(Some(_)) => check.in_use += 1,
+            Err(reason) => check.damaged.push(SlotDamage {
+                index,
+                offset: u64::from(index) * unit as u64,
+                reason,
+            }),
+        };
+        match self.layout {
+            Layout::Slots => {
+                for (index, chunk) in (first..).zip(data.chunks(SLOT_SIZE)) {
+                    let r = <&[u8; SLOT_SIZE]>::try_from(chunk)
+                        .map_err(|_| "truncated")
+                        .and_then(|buf| {
+                            decode_legacy(self.kek.as_ref(), &self.keyring_id, index, buf)
+                        });
+                    found(index, r);
+                }
+            }
+            Layout::Cells => {
+                let (kek, id) = (self.kek.as_ref(), self.keyring_id);
+                cells::scan(data, first, first, |index, _, f| {
+                    let r = f.and_then(|f| {
+                        f.map(|f| slot::open_payload(kek, &id, index, f.kind, &f.payload))
+                            .transpose()
+                    });
+                    found(index, r);
+                });
+                if data.len() % cells::CELL != 0 {
+                    found(first + (data.len() / cells::CELL) as u32, Err("truncated"));
+                }
+            }
+        }
+        check
     }
 
     /// A handle that reads and decodes slots without the writer's lock (for
@@ -576,6 +881,7 @@ impl Keyring {
             file: Arc::clone(&self.file),
             kek: self.kek.clone(),
             keyring_id: self.keyring_id,
+            layout: self.layout,
         }
     }
 }
@@ -587,15 +893,22 @@ pub(crate) struct SlotReader {
     file: Arc<File>,
     kek: Option<Key>,
     keyring_id: [u8; 16],
+    layout: Layout,
 }
 
 impl SlotReader {
     /// Reads and decodes slot `index` (`None`: a free slot).
     pub(crate) fn read(&self, index: u32) -> Result<Option<Slot>> {
-        let mut buf = zeroize::Zeroizing::new([0u8; SLOT_SIZE]);
-        let offset = u64::from(index) * SLOT_SIZE as u64;
-        self.file.read_exact_at(&mut *buf, offset).at(&self.path)?;
-        decode_slot(self.kek.as_ref(), &self.keyring_id, index, &buf).map_err(|reason| {
+        let bytes = self.read_cells(index)?;
+        let offset = u64::from(index) * self.layout.unit() as u64;
+        decode_at(
+            self.layout,
+            self.kek.as_ref(),
+            &self.keyring_id,
+            index,
+            &bytes,
+        )
+        .map_err(|reason| {
             Error::corrupt(
                 &self.path,
                 offset,
@@ -603,202 +916,92 @@ impl SlotReader {
             )
         })
     }
+
+    /// The bytes from unit `index` to the end of its sector, or of the file.
+    fn read_cells(&self, index: u32) -> Result<Zeroizing<Vec<u8>>> {
+        let unit = self.layout.unit() as u64;
+        let offset = u64::from(index) * unit;
+        let end = (offset / SLOT_SIZE as u64 + 1) * SLOT_SIZE as u64;
+        let mut buf = Zeroizing::new(vec![0u8; (end - offset) as usize]);
+        let mut got = 0;
+        while got < buf.len() {
+            match self.file.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&self.path, e)),
+            }
+        }
+        buf.truncate(got);
+        Ok(buf)
+    }
 }
 
-fn slot_aad(keyring_id: &[u8; 16], index: u32, kind: u8) -> [u8; 21] {
-    let mut aad = [0u8; 21];
-    aad[..16].copy_from_slice(keyring_id);
-    aad[16..20].copy_from_slice(&index.to_le_bytes());
-    aad[20] = kind;
-    aad
+/// Decodes the slot at `index` from `bytes` (that unit to the end of its
+/// sector) in either layout.
+fn decode_at(
+    layout: Layout,
+    kek: Option<&Key>,
+    keyring_id: &[u8; 16],
+    index: u32,
+    bytes: &[u8],
+) -> Result<Option<Slot>, &'static str> {
+    match layout {
+        Layout::Slots => {
+            let buf = bytes
+                .get(..SLOT_SIZE)
+                .and_then(|b| <&[u8; SLOT_SIZE]>::try_from(b).ok())
+                .ok_or("keyring slot cut short")?;
+            decode_legacy(kek, keyring_id, index, buf)
+        }
+        Layout::Cells => match cells::unframe(index, bytes)? {
+            None => Ok(None),
+            Some(f) => slot::open_payload(kek, keyring_id, index, f.kind, &f.payload).map(Some),
+        },
+    }
 }
 
-/// Decodes a slot; `Ok(None)` for a free (all-zero) slot.
-fn decode_slot(
+/// Decodes a 512-byte slot of format 1 or 2; `Ok(None)` for a free slot.
+fn decode_legacy(
     kek: Option<&Key>,
     keyring_id: &[u8; 16],
     index: u32,
     buf: &[u8; SLOT_SIZE],
 ) -> Result<Option<Slot>, &'static str> {
-    if is_zero(buf) {
-        return Ok(None);
-    }
-    let crc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    if crc32fast::hash(&buf[4..]) != crc {
-        return Err("slot checksum mismatch");
-    }
-    let kind = buf[4];
-    if buf[5] != SLOT_VERSION {
-        return Err("unknown slot version");
-    }
-    let len = usize::from(u16::from_le_bytes([buf[6], buf[7]]));
-    let payload = buf
-        .get(8..8 + len)
-        .ok_or("slot payload length out of range")?;
-    let body: std::borrow::Cow<'_, [u8]> = match kek {
-        Some(kek) => {
-            let nonce: [u8; NONCE_LEN] = payload
-                .get(..NONCE_LEN)
-                .and_then(|n| n.try_into().ok())
-                .ok_or("wrapped slot too short")?;
-            let ct = payload.get(NONCE_LEN..).ok_or("wrapped slot too short")?;
-            if ct.len() < TAG_LEN {
-                return Err("wrapped slot too short");
-            }
-            kek.open(&nonce, &slot_aad(keyring_id, index, kind), ct)
-                .ok_or("slot does not authenticate under the key-encryption key")?
-                .into()
+    match legacy::unframe(buf)? {
+        None => Ok(None),
+        Some((kind, payload)) => {
+            slot::open_payload(kek, keyring_id, index, kind, payload).map(Some)
         }
-        None => payload.into(),
-    };
-    let slot = decode_body(kind, &body);
-    // An unwrapped body holds key bytes: wipe them.
-    if let std::borrow::Cow::Owned(mut body) = body {
-        zeroize::Zeroize::zeroize(&mut body);
     }
-    slot
 }
 
-/// Encodes a slot for `index` of the keyring `keyring_id`, wrapped under
-/// `kek` when given (a fresh nonce each time).
-pub(crate) fn encode_slot_with(
+/// The cells of `slot` at cell `index` of the keyring `keyring_id`, wrapped
+/// under `kek` when given (a fresh nonce each time).
+pub(crate) fn encode_cells(
     kek: Option<&Key>,
     keyring_id: &[u8; 16],
     index: u32,
     slot: &Slot,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let (kind, payload) = slot::seal_payload(kek, keyring_id, index, slot)?;
+    cells::frame(kind, &payload).ok_or_else(|| Error::Limit("slot payload too large".into()))
+}
+
+fn is_zero(buf: &[u8]) -> bool {
+    buf.iter().all(|&b| b == 0)
+}
+
+fn build_header(
+    keyring_id: [u8; 16],
+    kek: Option<&Key>,
+    state_pending: bool,
 ) -> Result<[u8; SLOT_SIZE]> {
-    let (kind, body) = match slot {
-        Slot::Transcript(t) => {
-            let id = t.caller_id.as_bytes();
-            if id.len() > MAX_TRANSCRIPT_ID {
-                return Err(Error::invalid(format!(
-                    "transcript id longer than {MAX_TRANSCRIPT_ID} bytes"
-                )));
-            }
-            let mut b = Vec::with_capacity(79 + id.len());
-            b.extend_from_slice(&t.tid);
-            b.extend_from_slice(&t.vid);
-            b.extend_from_slice(t.content_key.as_bytes());
-            b.extend_from_slice(&t.pii_slot.to_le_bytes());
-            b.extend_from_slice(&t.rules_version.to_le_bytes());
-            b.extend_from_slice(&t.created_millis.to_le_bytes());
-            b.push(id.len() as u8);
-            b.extend_from_slice(id);
-            (KIND_TRANSCRIPT, b)
-        }
-        Slot::Pii(p) => {
-            let mut b = Vec::with_capacity(48);
-            b.extend_from_slice(&p.tid);
-            b.extend_from_slice(p.pii_key.as_bytes());
-            (KIND_PII, b)
-        }
-        Slot::Visitor(v) => {
-            let email = v.email.as_bytes();
-            if email.len() > MAX_EMAIL {
-                return Err(Error::invalid(format!(
-                    "email longer than {MAX_EMAIL} bytes"
-                )));
-            }
-            let mut b = Vec::with_capacity(18 + email.len());
-            b.extend_from_slice(&v.vid);
-            b.extend_from_slice(&(email.len() as u16).to_le_bytes());
-            b.extend_from_slice(email);
-            (KIND_VISITOR, b)
-        }
-    };
-    let payload = match kek {
-        Some(kek) => {
-            let (nonce, ct) = kek.seal(&slot_aad(keyring_id, index, kind), &body)?;
-            let mut p = nonce.to_vec();
-            p.extend_from_slice(&ct);
-            p
-        }
-        None => body,
-    };
-    let mut out = [0u8; SLOT_SIZE];
-    out[4] = kind;
-    out[5] = SLOT_VERSION;
-    out[6..8].copy_from_slice(&(payload.len() as u16).to_le_bytes());
-    out.get_mut(8..8 + payload.len())
-        .ok_or_else(|| Error::Limit("slot payload too large".into()))?
-        .copy_from_slice(&payload);
-    let crc = crc32fast::hash(&out[4..]);
-    out[0..4].copy_from_slice(&crc.to_le_bytes());
-    Ok(out)
-}
-
-fn is_zero(buf: &[u8; SLOT_SIZE]) -> bool {
-    buf.chunks_exact(8).all(|w| w == [0u8; 8])
-}
-
-fn arr16(b: &[u8], at: usize) -> Option<[u8; 16]> {
-    b.get(at..at + 16)?.try_into().ok()
-}
-
-fn decode_body(kind: u8, b: &[u8]) -> Result<Option<Slot>, &'static str> {
-    const BAD: &str = "slot body malformed";
-    let key_at = |at: usize| -> Option<Key> {
-        Some(Key::from_bytes(b.get(at..at + KEY_LEN)?.try_into().ok()?))
-    };
-    match kind {
-        KIND_FREE => Err("non-zero free slot"),
-        KIND_TRANSCRIPT => {
-            let id_len = usize::from(*b.get(78).ok_or(BAD)?);
-            if b.len() != 79 + id_len {
-                return Err(BAD);
-            }
-            let caller_id = std::str::from_utf8(b.get(79..).ok_or(BAD)?)
-                .map_err(|_| BAD)?
-                .to_owned();
-            Ok(Some(Slot::Transcript(TranscriptSlot {
-                tid: arr16(b, 0).ok_or(BAD)?,
-                vid: arr16(b, 16).ok_or(BAD)?,
-                content_key: key_at(32).ok_or(BAD)?,
-                pii_slot: u32::from_le_bytes(
-                    b.get(64..68).ok_or(BAD)?.try_into().map_err(|_| BAD)?,
-                ),
-                rules_version: u16::from_le_bytes(
-                    b.get(68..70).ok_or(BAD)?.try_into().map_err(|_| BAD)?,
-                ),
-                created_millis: i64::from_le_bytes(
-                    b.get(70..78).ok_or(BAD)?.try_into().map_err(|_| BAD)?,
-                ),
-                caller_id,
-            })))
-        }
-        KIND_PII => {
-            if b.len() != 48 {
-                return Err(BAD);
-            }
-            Ok(Some(Slot::Pii(PiiSlot {
-                tid: arr16(b, 0).ok_or(BAD)?,
-                pii_key: key_at(16).ok_or(BAD)?,
-            })))
-        }
-        KIND_VISITOR => {
-            let n = usize::from(u16::from_le_bytes(
-                b.get(16..18).ok_or(BAD)?.try_into().map_err(|_| BAD)?,
-            ));
-            if b.len() != 18 + n {
-                return Err(BAD);
-            }
-            let email = std::str::from_utf8(b.get(18..).ok_or(BAD)?)
-                .map_err(|_| BAD)?
-                .to_owned();
-            Ok(Some(Slot::Visitor(VisitorSlot {
-                vid: arr16(b, 0).ok_or(BAD)?,
-                email,
-            })))
-        }
-        _ => Err("unknown slot kind"),
-    }
-}
-
-fn build_header(keyring_id: [u8; 16], kek: Option<&Key>) -> Result<[u8; SLOT_SIZE]> {
     let mut h = [0u8; SLOT_SIZE];
     h[0..8].copy_from_slice(MAGIC);
     h[8..10].copy_from_slice(&KEYRING_VERSION.to_le_bytes());
-    h[10..12].copy_from_slice(&(SLOT_SIZE as u16).to_le_bytes());
+    h[10..12].copy_from_slice(&(cells::CELL as u16).to_le_bytes());
+    h[STATE_PENDING_AT] = u8::from(state_pending);
     h[16..32].copy_from_slice(&keyring_id);
     if let Some(kek) = kek {
         h[12] = 1;
@@ -811,6 +1014,16 @@ fn build_header(keyring_id: [u8; 16], kek: Option<&Key>) -> Result<[u8; SLOT_SIZ
     Ok(h)
 }
 
+/// The header on disk with its state-pending flag cleared.
+fn header_without_pending(file: &File, path: &Path) -> Result<[u8; SLOT_SIZE]> {
+    let mut h = [0u8; SLOT_SIZE];
+    file.read_exact_at(&mut h, 0).at(path)?;
+    h[STATE_PENDING_AT] = 0;
+    let crc = crc32fast::hash(&h[..508]);
+    h[508..].copy_from_slice(&crc.to_le_bytes());
+    Ok(h)
+}
+
 fn check_aad(keyring_id: &[u8; 16]) -> Vec<u8> {
     let mut aad = KEK_CHECK_AAD.to_vec();
     aad.extend_from_slice(keyring_id);
@@ -818,7 +1031,7 @@ fn check_aad(keyring_id: &[u8; 16]) -> Vec<u8> {
 }
 
 /// Checks the header; returns the keyring id and the format version.
-fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<([u8; 16], u16)> {
+fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<Header> {
     if &h[0..8] != MAGIC {
         return Err(Error::corrupt(
             path,
@@ -831,19 +1044,39 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<(
         return Err(Error::corrupt(path, 0, "keyring header checksum mismatch"));
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
-    if version != KEYRING_VERSION && version != KEYRING_VERSION_1 {
+    if !matches!(
+        version,
+        KEYRING_VERSION | KEYRING_VERSION_2 | KEYRING_VERSION_1
+    ) {
         return Err(Error::UnsupportedVersion {
             path: path.to_owned(),
             version: u32::from(version),
         });
     }
-    if usize::from(u16::from_le_bytes([h[10], h[11]])) != SLOT_SIZE {
+    let unit = usize::from(u16::from_le_bytes([h[10], h[11]]));
+    if unit != Layout::of(version).unit() {
         return Err(Error::corrupt(path, 10, "unsupported keyring slot size"));
     }
+    let state_pending = match (version, h[STATE_PENDING_AT]) {
+        (KEYRING_VERSION, 1) => true,
+        (_, 0) => false,
+        _ => {
+            return Err(Error::corrupt(
+                path,
+                STATE_PENDING_AT as u64,
+                "unknown keyring state flag",
+            ));
+        }
+    };
     let mut keyring_id = [0u8; 16];
     keyring_id.copy_from_slice(&h[16..32]);
+    let header = Header {
+        keyring_id,
+        version,
+        state_pending,
+    };
     match (h[12], kek) {
-        (0, None) => Ok((keyring_id, version)),
+        (0, None) => Ok(header),
         (0, Some(_)) => Err(Error::Kek(
             "a key-encryption key was given but this keyring is not wrapped; open it without one".into(),
         )),
@@ -853,7 +1086,7 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<(
         (1, Some(kek)) => {
             let nonce: [u8; NONCE_LEN] = h[32..44].try_into().map_err(|_| Error::corrupt(path, 32, "bad nonce"))?;
             match kek.open(&nonce, &check_aad(&keyring_id), &h[44..92]) {
-                Some(_) => Ok((keyring_id, version)),
+                Some(_) => Ok(header),
                 None => Err(Error::Kek("the key-encryption key does not match this keyring".into())),
             }
         }
@@ -864,6 +1097,11 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cells added by the first growth.
+    const GROW: u32 = (GROW_BYTES / cells::CELL) as u32;
+    const MAX_GROW: u32 = (MAX_GROW_BYTES / cells::CELL) as u32;
+    const CELL: u64 = cells::CELL as u64;
 
     const RW: OpenMode = OpenMode {
         create: true,
@@ -899,11 +1137,12 @@ mod tests {
                 Slot::Visitor(VisitorSlot {
                     vid: [2; 16],
                     email: "ann@example.com".into(),
+                    revision: 0,
                 }),
             ];
             let mut written = Vec::new();
             for s in &slots {
-                let i = kr.allocate().unwrap();
+                let i = kr.allocate(s).unwrap();
                 kr.write(i, s).unwrap();
                 written.push((i, s.clone()));
             }
@@ -915,9 +1154,13 @@ mod tests {
                 Keyring::open(dir.path(), kek.as_ref(), RW, |i, s| slots.push((i, s))).unwrap();
             assert!(loaded.damaged.is_empty());
             assert_eq!(slots, vec![written[0].clone(), written[2].clone()]);
-            // The wiped slot and the rest of the grown, still-zero slots.
-            assert_eq!(loaded.keyring.free_count(), GROW as usize - 2);
-            assert_eq!(loaded.keyring.len(), FIRST_DATA_SLOT + GROW);
+            // The wiped slot's cells and the rest of the grown, still-zero cells.
+            let used: u32 = [&written[0], &written[2]]
+                .iter()
+                .map(|s| loaded.keyring.cells_for(&s.1).unwrap())
+                .sum();
+            assert_eq!(loaded.keyring.free_count(), (GROW - used) as usize);
+            assert_eq!(loaded.keyring.len(), cells::FIRST_CELL + GROW);
             let raw = std::fs::read(dir.path().join("keyring")).unwrap();
             let has_email = raw.windows(15).any(|w| w == b"ann@example.com");
             assert_eq!(has_email, kek.is_none(), "email plaintext iff unwrapped");
@@ -925,36 +1168,125 @@ mod tests {
     }
 
     #[test]
-    fn the_file_grows_by_whole_runs_of_free_slots() {
+    fn the_file_grows_by_whole_runs_of_free_cells() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyring");
         let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
             .unwrap()
             .keyring;
         let size = || std::fs::metadata(&path).unwrap().len();
-        let first = kr.allocate().unwrap();
-        assert_eq!(first, FIRST_DATA_SLOT, "lowest slot first");
+        let pii = pslot();
+        assert_eq!(kr.cells_for(&pii).unwrap(), 1);
+        let first = kr.allocate(&pii).unwrap();
+        assert_eq!(first, cells::FIRST_CELL, "lowest cell first");
         let grown = size();
-        assert_eq!(grown, u64::from(FIRST_DATA_SLOT + GROW) * SLOT_SIZE as u64);
+        assert_eq!(grown, u64::from(cells::FIRST_CELL + GROW) * CELL);
         // The rest of the run is taken without changing the file's length.
         for _ in 1..GROW {
-            kr.allocate().unwrap();
+            kr.allocate(&pii).unwrap();
         }
         assert_eq!(size(), grown);
         assert_eq!(kr.free_count(), 0);
-        let next = kr.allocate().unwrap();
-        assert_eq!(next, FIRST_DATA_SLOT + GROW);
-        assert_eq!(size(), grown + u64::from(GROW) * SLOT_SIZE as u64);
-        // Unwritten slots read back as free; a compaction's tail cut drops them.
+        let next = kr.allocate(&pii).unwrap();
+        assert_eq!(next, cells::FIRST_CELL + GROW);
+        assert_eq!(size(), grown + u64::from(GROW) * CELL);
+        // Unwritten cells read back as free; a compaction's tail cut drops them.
         kr.write(first, &tslot("t-1")).unwrap();
         kr.sync().unwrap();
         drop(kr);
         let mut used = 0;
         let mut loaded = Keyring::open(dir.path(), None, RW, |_, _| used += 1).unwrap();
         assert_eq!(used, 1);
-        assert_eq!(loaded.keyring.free_count(), 2 * GROW as usize - 1);
+        assert_eq!(loaded.keyring.free_count(), 2 * GROW as usize - 2);
         loaded.keyring.truncate_free_tail().unwrap();
-        assert_eq!(size(), u64::from(FIRST_DATA_SLOT + 1) * SLOT_SIZE as u64);
+        assert_eq!(size(), u64::from(cells::FIRST_CELL + 2) * CELL);
+    }
+
+    /// Slots take the cells they need, never cross a sector, and a wiped
+    /// slot's cells are taken again by the next slot that fits them.
+    #[test]
+    fn slots_fill_sectors_and_reuse_wiped_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        let long = tslot(&"x".repeat(150)); // 4 cells
+        let short = tslot("t-1"); // 2 cells
+        assert_eq!(kr.cells_for(&long).unwrap(), 4);
+        assert_eq!(kr.cells_for(&short).unwrap(), 2);
+        let a = kr.allocate(&short).unwrap(); // 16-17
+        let b = kr.allocate(&long).unwrap(); // 18-21
+        let c = kr.allocate(&long).unwrap(); // 22-23 would cross: 24-27
+        assert_eq!((a, b, c), (16, 18, 24));
+        for (i, s) in [(a, &short), (b, &long), (c, &long)] {
+            kr.write(i, s).unwrap();
+        }
+        kr.wipe(b).unwrap();
+        assert!(kr.read_slot(b).unwrap().is_none());
+        assert!(kr.read_slot(b + 3).unwrap().is_none());
+        assert!(matches!(
+            kr.read_slot(a).unwrap(),
+            Some(Slot::Transcript(_))
+        ));
+        // Cells 22-23 and 28.. are after the cursor; wrap around to 18.
+        let mut taken = Vec::new();
+        for _ in 0..(GROW - 12) / 4 + 1 {
+            taken.push(kr.allocate(&long).unwrap());
+        }
+        assert!(taken.contains(&b), "the wiped cells are reused");
+        let raw = std::fs::read(dir.path().join("keyring")).unwrap();
+        assert!(
+            raw[b as usize * 64..(b as usize + 4) * 64]
+                .iter()
+                .all(|&x| x == 0)
+        );
+    }
+
+    /// A directory entry rewritten with a longer email than its cells hold
+    /// moves, with the next revision; a shorter one stays, its spare cells
+    /// zeroed.
+    #[test]
+    fn a_visitor_entry_is_rewritten_in_place_or_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        let vid = [4; 16];
+        let entry = |email: &str| {
+            Slot::Visitor(VisitorSlot {
+                vid,
+                email: email.into(),
+                revision: 0,
+            })
+        };
+        let long = format!("{}@example.com", "a".repeat(60));
+        let first = entry(&long);
+        let at = kr.allocate(&first).unwrap();
+        kr.write(at, &first).unwrap();
+        let n = kr.cells_for(&first).unwrap();
+        assert_eq!(kr.rewrite_visitor(at, vid, "b@example.com").unwrap(), at);
+        let raw = std::fs::read(dir.path().join("keyring")).unwrap();
+        let cells = &raw[at as usize * 64..(at + n) as usize * 64];
+        assert!(cells[64..].iter().all(|&x| x == 0), "spare cells zeroed");
+        assert!(!raw.windows(10).any(|w| w == b"aaaaaaaaaa"));
+        let moved = kr.rewrite_visitor(at, vid, &long).unwrap();
+        assert_ne!(moved, at);
+        kr.sync().unwrap();
+        match kr.read_slot(moved).unwrap() {
+            Some(Slot::Visitor(v)) => assert_eq!((v.email, v.revision), (long, 1)),
+            other => panic!("{other:?}"),
+        }
+        assert!(kr.read_slot(at).unwrap().is_none());
+        let older = VisitorSlot {
+            vid,
+            email: String::new(),
+            revision: REVISIONS - 1,
+        };
+        let newer = VisitorSlot {
+            revision: 0,
+            ..older.clone()
+        };
+        assert!(newer.newer_than(&older) && !older.newer_than(&newer));
     }
 
     /// Staged slots land exactly as slot-by-slot writes would, in runs.
@@ -964,7 +1296,9 @@ mod tests {
         let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
             .unwrap()
             .keyring;
-        let slots: Vec<u32> = (0..6).map(|_| kr.allocate().unwrap()).collect();
+        let slots: Vec<u32> = (0..6)
+            .map(|n| kr.allocate(&tslot(&format!("t-{n}"))).unwrap())
+            .collect();
         let mut staged = StagedSlots::default();
         // Two runs: 0-2 and 4-5 (3 is left free).
         for (n, &i) in slots.iter().enumerate().filter(|(n, _)| *n != 3) {
@@ -991,8 +1325,9 @@ mod tests {
             .keyring;
         let mut steps = Vec::new();
         let mut len = kr.len();
-        for _ in 0..20_000 {
-            kr.allocate().unwrap();
+        let pii = pslot();
+        for _ in 0..200_000 {
+            kr.allocate(&pii).unwrap();
             if kr.len() != len {
                 steps.push(kr.len() - len);
                 len = kr.len();
@@ -1003,7 +1338,7 @@ mod tests {
             assert_eq!(*step, (before / 8).clamp(GROW, MAX_GROW), "growth {i}");
         }
         assert!(
-            steps.len() < 20_000 / GROW as usize,
+            steps.len() < 200_000 / GROW as usize,
             "{} growths",
             steps.len()
         );
@@ -1031,13 +1366,13 @@ mod tests {
         let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
             .unwrap()
             .keyring;
-        let i = kr.allocate().unwrap();
+        let i = kr.allocate(&tslot("t-1")).unwrap();
         kr.write(i, &tslot("t-1")).unwrap();
         kr.sync().unwrap();
         drop(kr);
         let path = dir.path().join("keyring");
         let mut raw = std::fs::read(&path).unwrap();
-        raw[i as usize * SLOT_SIZE + 40] ^= 0x10;
+        raw[i as usize * 64 + 40] ^= 0x10;
         std::fs::write(&path, &raw).unwrap();
         let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
         assert_eq!(loaded.damaged.len(), 1);
@@ -1051,14 +1386,14 @@ mod tests {
             .unwrap()
             .keyring;
         for _ in 0..3 {
-            let i = kr.allocate().unwrap();
+            let i = kr.allocate(&tslot("t-1")).unwrap();
             kr.write(i, &tslot("t-1")).unwrap();
         }
         kr.note_segment(4, 1234);
         kr.note_audit(7, 900, Some((5, 700)));
         kr.sync().unwrap();
         let marks = kr.marks();
-        assert_eq!(marks.slots, FIRST_DATA_SLOT + GROW);
+        assert_eq!(marks.slots, cells::FIRST_CELL + GROW);
         drop(kr);
         let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
         let m = loaded.marks.unwrap();
@@ -1072,7 +1407,7 @@ mod tests {
         // Cut at a slot boundary or inside a slot: the end is missing.
         let path = dir.path().join("keyring");
         let full = std::fs::read(&path).unwrap();
-        for cut in [full.len() - SLOT_SIZE, full.len() - 100, 3 * SLOT_SIZE] {
+        for cut in [full.len() - 64, full.len() - 100, 3 * SLOT_SIZE] {
             std::fs::write(&path, &full[..cut]).unwrap();
             let err = Keyring::open(dir.path(), None, RW, |_, _| {})
                 .err()
@@ -1093,46 +1428,131 @@ mod tests {
         assert_eq!(loaded.damaged[0].index, STATE_SLOT);
     }
 
+    /// A keyring of format 1 or 2 (512-byte slots) as an older build wrote
+    /// it, from the slots given.
+    fn legacy_keyring(dir: &Path, version: u16, kek: Option<&Key>, slots: &[(u32, Slot)]) {
+        let id = [3u8; 16];
+        let mut h = build_header(id, kek, false).unwrap();
+        h[8..10].copy_from_slice(&version.to_le_bytes());
+        h[10..12].copy_from_slice(&(SLOT_SIZE as u16).to_le_bytes());
+        let crc = crc32fast::hash(&h[..508]);
+        h[508..].copy_from_slice(&crc.to_le_bytes());
+        let count = slots.iter().map(|s| s.0).max().unwrap_or(1) + 1;
+        let mut raw = vec![0u8; count as usize * SLOT_SIZE];
+        raw[..SLOT_SIZE].copy_from_slice(&h);
+        if version == KEYRING_VERSION_2 {
+            let marks = Marks {
+                slots: count,
+                segment: 9,
+                writes: 3,
+                ..Marks::default()
+            };
+            raw[SLOT_SIZE..2 * SLOT_SIZE].copy_from_slice(&encode_state(&marks));
+        }
+        for (i, slot) in slots {
+            let (kind, payload) = slot::seal_payload(kek, &id, *i, slot).unwrap();
+            let at = *i as usize * SLOT_SIZE;
+            let b = &mut raw[at..at + SLOT_SIZE];
+            b[4] = kind;
+            b[5] = 1;
+            b[6..8].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+            b[8..8 + payload.len()].copy_from_slice(&payload);
+            let crc = crc32fast::hash(&b[4..]);
+            b[..4].copy_from_slice(&crc.to_le_bytes());
+        }
+        std::fs::write(dir.join("keyring"), raw).unwrap();
+    }
+
+    fn pslot() -> Slot {
+        Slot::Pii(PiiSlot {
+            tid: [1; 16],
+            pii_key: Key::random().unwrap(),
+        })
+    }
+
+    /// Formats 1 and 2 are read as they are by a read-only open (which
+    /// writes nothing), and rewritten in format 3 by a writing open: the
+    /// same slots (PII slots renumbered where transcript slots name them),
+    /// the same marks, the old file's bytes overwritten.
     #[test]
-    fn a_version_1_keyring_is_read_and_upgraded_by_its_first_state_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
-        let i = kr.allocate().unwrap();
-        kr.write(i, &tslot("t-1")).unwrap();
-        kr.sync().unwrap();
-        drop(kr);
-        // Make it version 1: header version 1, state slot zero.
-        let path = dir.path().join("keyring");
-        let mut raw = std::fs::read(&path).unwrap();
-        raw[8..10].copy_from_slice(&1u16.to_le_bytes());
-        let crc = crc32fast::hash(&raw[..508]);
-        raw[508..512].copy_from_slice(&crc.to_le_bytes());
-        raw[SLOT_SIZE..2 * SLOT_SIZE].fill(0);
-        std::fs::write(&path, &raw).unwrap();
-        let read_only = OpenMode {
-            create: false,
-            read_only: true,
-            salvage: false,
-        };
-        let mut n = 0;
-        let loaded = Keyring::open(dir.path(), None, read_only, |_, _| n += 1).unwrap();
-        assert_eq!((n, loaded.marks, loaded.keyring.version), (1, None, 1));
-        drop(loaded);
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            raw,
-            "a read-only open writes nothing"
-        );
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
-        kr.sync().unwrap();
-        drop(kr);
-        let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
-        assert_eq!(loaded.keyring.version, KEYRING_VERSION);
-        assert!(loaded.marks.is_some());
+    fn older_keyrings_are_read_and_rewritten_by_a_writing_open() {
+        for (version, kek) in [
+            (KEYRING_VERSION_1, None),
+            (KEYRING_VERSION_2, None),
+            (KEYRING_VERSION_2, Some(Key::random().unwrap())),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let Slot::Pii(p) = pslot() else {
+                unreachable!()
+            };
+            let Slot::Transcript(mut t) = tslot("t-1") else {
+                unreachable!()
+            };
+            t.pii_slot = 5;
+            t.tid = p.tid;
+            let visitor = Slot::Visitor(VisitorSlot {
+                vid: [2; 16],
+                email: "ann@example.com".into(),
+                revision: 0,
+            });
+            let slots = vec![
+                (3, Slot::Transcript(t.clone())),
+                (5, Slot::Pii(p.clone())),
+                (9, visitor.clone()),
+            ];
+            legacy_keyring(dir.path(), version, kek.as_ref(), &slots);
+            let path = dir.path().join("keyring");
+            let raw = std::fs::read(&path).unwrap();
+            let read_only = OpenMode {
+                create: false,
+                read_only: true,
+                salvage: false,
+            };
+            let mut seen = Vec::new();
+            let loaded = Keyring::open(dir.path(), kek.as_ref(), read_only, |i, s| {
+                seen.push((i, s))
+            })
+            .unwrap();
+            assert_eq!(seen, slots);
+            assert_eq!(loaded.keyring.version, version);
+            assert_eq!(loaded.marks.is_some(), version == KEYRING_VERSION_2);
+            assert_eq!(loaded.keyring.read_slot(9).unwrap(), Some(visitor.clone()));
+            drop(loaded);
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                raw,
+                "a read-only open writes nothing"
+            );
+
+            let mut seen = Vec::new();
+            let loaded =
+                Keyring::open(dir.path(), kek.as_ref(), RW, |i, s| seen.push((i, s))).unwrap();
+            assert!(loaded.damaged.is_empty());
+            assert_eq!(loaded.keyring.version, KEYRING_VERSION);
+            assert_eq!(loaded.marks.map(|m| m.segment), (version == 2).then_some(9));
+            let pii_at = seen.iter().find(|s| matches!(s.1, Slot::Pii(_))).unwrap().0;
+            t.pii_slot = pii_at;
+            let mut want: Vec<Slot> = vec![
+                Slot::Pii(p.clone()),
+                Slot::Transcript(t.clone()),
+                visitor.clone(),
+            ];
+            let mut got: Vec<Slot> = seen.into_iter().map(|s| s.1).collect();
+            want.sort_by_key(|s| format!("{s:?}"));
+            got.sort_by_key(|s| format!("{s:?}"));
+            assert_eq!(got, want);
+            let mut kr = loaded.keyring;
+            assert!(std::fs::metadata(&path).unwrap().len() < raw.len() as u64);
+            assert!(!dir.path().join("keyring.rekey").exists());
+            // Writable: a new slot, then the state, which for a format-1
+            // keyring clears the header's pending flag.
+            let i = kr.allocate(&pslot()).unwrap();
+            kr.write(i, &pslot()).unwrap();
+            kr.sync().unwrap();
+            drop(kr);
+            let loaded = Keyring::open(dir.path(), kek.as_ref(), RW, |_, _| {}).unwrap();
+            assert!(loaded.marks.is_some() && !loaded.keyring.state_pending);
+        }
     }
 
     #[test]

@@ -19,14 +19,14 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::{
-    FIRST_DATA_SLOT, KEYRING_VERSION_1, SLOT_SIZE, Slot, build_header, check_header, decode_slot,
-    encode_slot_with,
+    KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot, build_header, cells,
+    check_header, decode_legacy, decode_state, encode_cells, encode_state, slot,
 };
 use crate::config::KeyEncryptionKey;
 use crate::error::{Error, IoContext, Result};
 use crate::seal::Key;
 
-/// Name of the new keyring while a rekey writes it.
+/// Name of the new keyring while a rekey or an upgrade writes it.
 const REKEY_TMP: &str = "keyring.rekey";
 
 /// A keyring file held in memory: header checked, slots decoded on demand,
@@ -36,6 +36,8 @@ pub(crate) struct Image {
     kek: Option<Key>,
     keyring_id: [u8; 16],
     version: u16,
+    layout: Layout,
+    state_pending: bool,
 }
 
 impl Image {
@@ -50,12 +52,14 @@ impl Image {
             .get(..SLOT_SIZE)
             .and_then(|h| h.try_into().ok())
             .ok_or_else(|| Error::corrupt(what, 0, "keyring header truncated"))?;
-        let (keyring_id, version) = check_header(what, header, kek)?;
+        let header = check_header(what, header, kek)?;
         Ok(Image {
             bytes,
             kek: kek.cloned(),
-            keyring_id,
-            version,
+            keyring_id: header.keyring_id,
+            version: header.version,
+            layout: Layout::of(header.version),
+            state_pending: header.state_pending,
         })
     }
 
@@ -69,46 +73,71 @@ impl Image {
         self.keyring_id
     }
 
-    /// Number of whole slots.
-    fn count(&self) -> u32 {
-        u32::try_from(self.bytes.len() / SLOT_SIZE).unwrap_or(u32::MAX)
-    }
-
-    fn slot_bytes(&self, index: u32) -> Option<&[u8; SLOT_SIZE]> {
-        let at = index as usize * SLOT_SIZE;
-        self.bytes.get(at..at + SLOT_SIZE)?.try_into().ok()
-    }
-
     /// Every data slot in use, decoded; a damaged slot is an error naming
     /// `what` and its offset.
     pub(crate) fn slots(&self, what: &Path) -> Result<Vec<(u32, Slot)>> {
+        let unit = self.layout.unit();
+        let first = self.layout.first_data();
+        let data = self.bytes.get(first as usize * unit..).unwrap_or_default();
         let mut out = Vec::new();
-        for index in FIRST_DATA_SLOT..self.count() {
-            let Some(buf) = self.slot_bytes(index) else {
-                break;
-            };
-            match decode_slot(self.kek.as_ref(), &self.keyring_id, index, buf) {
-                Ok(None) => {}
-                Ok(Some(slot)) => out.push((index, slot)),
-                Err(reason) => {
-                    return Err(Error::corrupt(
-                        what,
-                        u64::from(index) * SLOT_SIZE as u64,
-                        reason,
-                    ));
+        let mut damage = None;
+        match self.layout {
+            Layout::Slots => {
+                for (index, chunk) in (first..).zip(data.chunks_exact(SLOT_SIZE)) {
+                    let Ok(buf) = <&[u8; SLOT_SIZE]>::try_from(chunk) else {
+                        break;
+                    };
+                    match decode_legacy(self.kek.as_ref(), &self.keyring_id, index, buf) {
+                        Ok(None) => {}
+                        Ok(Some(slot)) => out.push((index, slot)),
+                        Err(reason) => {
+                            damage = Some((index, reason));
+                            break;
+                        }
+                    }
                 }
             }
+            Layout::Cells => {
+                let (kek, id) = (self.kek.as_ref(), self.keyring_id);
+                cells::scan(data, first, first, |index, _, found| {
+                    if damage.is_some() {
+                        return;
+                    }
+                    let r = found.and_then(|f| {
+                        f.map(|f| slot::open_payload(kek, &id, index, f.kind, &f.payload))
+                            .transpose()
+                    });
+                    match r {
+                        Ok(None) => {}
+                        Ok(Some(slot)) => out.push((index, slot)),
+                        Err(reason) => damage = Some((index, reason)),
+                    }
+                });
+            }
         }
-        Ok(out)
+        match damage {
+            Some((index, reason)) => {
+                Err(Error::corrupt(what, u64::from(index) * unit as u64, reason))
+            }
+            None => Ok(out),
+        }
     }
 
     /// Overwrites a data slot with zeros.
     pub(crate) fn wipe(&mut self, index: u32) {
-        if index < FIRST_DATA_SLOT {
+        if index < self.layout.first_data() {
             return;
         }
-        let at = index as usize * SLOT_SIZE;
-        if let Some(slot) = self.bytes.get_mut(at..at + SLOT_SIZE) {
+        let unit = self.layout.unit();
+        let at = index as usize * unit;
+        let n = match self.layout {
+            Layout::Slots => 1,
+            Layout::Cells => {
+                let end = ((at / SLOT_SIZE + 1) * SLOT_SIZE).min(self.bytes.len());
+                cells::extent(self.bytes.get(at..end).unwrap_or_default())
+            }
+        };
+        if let Some(slot) = self.bytes.get_mut(at..at + n as usize * unit) {
             slot.fill(0);
         }
     }
@@ -118,27 +147,82 @@ impl Image {
         &self.bytes
     }
 
-    /// The same keyring with every slot re-encoded under `new` (or in
-    /// plaintext): same id, same slot indices, same state slot.
-    pub(crate) fn rewrap(&self, new: Option<&Key>, what: &Path) -> Result<Zeroizing<Vec<u8>>> {
-        let mut out = Zeroizing::new(vec![0u8; self.count() as usize * SLOT_SIZE]);
-        let mut header = build_header(self.keyring_id, new)?;
-        if self.version == KEYRING_VERSION_1 {
-            // The state slot is all zero in a version-1 keyring: keep saying so.
-            header[8..10].copy_from_slice(&KEYRING_VERSION_1.to_le_bytes());
-            let crc = crc32fast::hash(&header[..508]);
-            header[508..].copy_from_slice(&crc.to_le_bytes());
+    /// The same keyring in format 3 with every slot re-encoded under `new`
+    /// (or in plaintext): same id, same marks, the slots packed from the
+    /// start in their order (PII slots renumbered in the transcript slots
+    /// that name them).
+    pub(crate) fn reencode(&self, new: Option<&Key>, what: &Path) -> Result<Zeroizing<Vec<u8>>> {
+        let slots = self.slots(what)?;
+        let pending = self.version == KEYRING_VERSION_1 || self.state_pending;
+        let marks: Option<Marks> = if pending {
+            None
+        } else {
+            let state: &[u8; SLOT_SIZE] = self
+                .bytes
+                .get(SLOT_SIZE..2 * SLOT_SIZE)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        what,
+                        SLOT_SIZE as u64,
+                        "the keyring's state slot is missing",
+                    )
+                })?;
+            Some(decode_state(state).map_err(|r| Error::corrupt(what, SLOT_SIZE as u64, r))?)
+        };
+        // Where each slot goes: PII slots first, so that the transcript
+        // slots can name their new places.
+        let wrapped = new.is_some();
+        let mut next = cells::FIRST_CELL;
+        let mut place = |slot: &Slot| -> Result<u32> {
+            let n = cells::cells_for(slot.payload_len(wrapped)?)
+                .ok_or_else(|| Error::Internal("slot larger than a sector".into()))?;
+            if next % cells::SECTOR_CELLS + n > cells::SECTOR_CELLS {
+                next = next.next_multiple_of(cells::SECTOR_CELLS);
+            }
+            let at = next;
+            next += n;
+            Ok(at)
+        };
+        let mut placed: Vec<(u32, Slot)> = Vec::with_capacity(slots.len());
+        let mut pii_at = std::collections::HashMap::new();
+        for (index, slot) in &slots {
+            if let Slot::Pii(p) = slot {
+                let at = place(slot)?;
+                pii_at.insert(*index, (at, p.tid));
+                placed.push((at, slot.clone()));
+            }
         }
-        out[..SLOT_SIZE].copy_from_slice(&header);
-        if let Some(state) = self.slot_bytes(super::STATE_SLOT) {
-            out[SLOT_SIZE..2 * SLOT_SIZE].copy_from_slice(state);
+        for (_, slot) in &slots {
+            let slot = match slot {
+                Slot::Pii(_) => continue,
+                Slot::Transcript(t) => {
+                    let mut t = t.clone();
+                    t.pii_slot = match pii_at.get(&t.pii_slot) {
+                        Some(&(at, tid)) if tid == t.tid => at,
+                        _ => 0,
+                    };
+                    Slot::Transcript(t)
+                }
+                Slot::Visitor(v) => Slot::Visitor(v.clone()),
+            };
+            let at = place(&slot)?;
+            placed.push((at, slot));
         }
-        for (index, slot) in self.slots(what)? {
-            let enc = Zeroizing::new(encode_slot_with(new, &self.keyring_id, index, &slot)?);
-            let at = index as usize * SLOT_SIZE;
-            out.get_mut(at..at + SLOT_SIZE)
-                .ok_or_else(|| Error::Internal("rekey: slot out of range".into()))?
-                .copy_from_slice(&enc[..]);
+        let len = next.next_multiple_of(cells::SECTOR_CELLS);
+        let mut out = Zeroizing::new(vec![0u8; len as usize * cells::CELL]);
+        out[..SLOT_SIZE].copy_from_slice(&build_header(self.keyring_id, new, pending)?);
+        if let Some(mut m) = marks {
+            m.slots = len;
+            let at = STATE_SLOT as usize * SLOT_SIZE;
+            out[at..at + SLOT_SIZE].copy_from_slice(&encode_state(&m));
+        }
+        for (at, slot) in &placed {
+            let enc = encode_cells(new, &self.keyring_id, *at, slot)?;
+            let from = *at as usize * cells::CELL;
+            out.get_mut(from..from + enc.len())
+                .ok_or_else(|| Error::Internal("keyring rewrite: slot out of range".into()))?
+                .copy_from_slice(&enc);
         }
         Ok(out)
     }
@@ -191,20 +275,56 @@ pub fn rekey(
         return Err(Error::NotAStore(dir.to_owned()));
     }
     let _lock = lock(dir)?;
-    let tmp = dir.join(REKEY_TMP);
-    // A rekey cut short leaves its output: wipe it before anything else.
-    wipe_file(&tmp)?;
+    wipe_leftover(dir)?;
+    let (old_file, image) = read_image(&path, old.map(|k| &k.0))?;
+    let slots = image.slots(&path)?.len();
+    let out = image.reencode(new.map(|k| &k.0), &path)?;
+    drop(image);
+    replace(dir, &path, &old_file, &out)?;
+    Ok(RekeyReport {
+        slots,
+        was_wrapped: old.is_some(),
+        wrapped: new.is_some(),
+    })
+}
+
+/// Rewrites the keyring of the store in `dir` (whose lock the caller
+/// holds) in format 3, under the same key-encryption key: what a writing
+/// open does to a format-1 or format-2 keyring. Crash-safe as [`rekey`] is.
+pub(crate) fn upgrade(dir: &Path, kek: Option<&Key>) -> Result<()> {
+    let path = dir.join("keyring");
+    let (old_file, image) = read_image(&path, kek)?;
+    let out = image.reencode(kek, &path)?;
+    drop(image);
+    replace(dir, &path, &old_file, &out)
+}
+
+/// Wipes and removes what a rekey or upgrade cut short left behind.
+pub(crate) fn wipe_leftover(dir: &Path) -> Result<()> {
+    wipe_file(&dir.join(REKEY_TMP))
+}
+
+/// Opens the keyring for writing and reads it whole.
+fn read_image(path: &Path, kek: Option<&Key>) -> Result<(File, Image)> {
     let old_file = OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&path)
-        .at(&path)?;
-    let len = old_file.metadata().at(&path)?.len();
+        .open(path)
+        .at(path)?;
+    let len = old_file.metadata().at(path)?.len();
     let mut bytes = Zeroizing::new(vec![0u8; len as usize]);
-    old_file.read_exact_at(&mut bytes, 0).at(&path)?;
-    let image = Image::parse(bytes, old.map(|k| &k.0), &path)?;
-    let slots = image.slots(&path)?.len();
-    let out = image.rewrap(new.map(|k| &k.0), &path)?;
+    old_file.read_exact_at(&mut bytes, 0).at(path)?;
+    let image = Image::parse(bytes, kek, path)?;
+    Ok((old_file, image))
+}
+
+/// Writes `out` to `keyring.rekey` (mode `0600`), syncs it, renames it over
+/// `keyring` and syncs the directory: a crash leaves one keyring or the
+/// other, whole. Then overwrites the old file's bytes with zeros through
+/// `old_file` (opened before the rename), so that its blocks are not freed
+/// still holding its keys.
+fn replace(dir: &Path, path: &Path, old_file: &File, out: &[u8]) -> Result<()> {
+    let tmp = dir.join(REKEY_TMP);
     {
         let f = OpenOptions::new()
             .write(true)
@@ -214,31 +334,26 @@ pub fn rekey(
             .open(&tmp)
             .at(&tmp)?;
         crate::failpoint::check("rekey.write").at(&tmp)?;
-        f.write_all_at(&out, 0).at(&tmp)?;
+        f.write_all_at(out, 0).at(&tmp)?;
         crate::failpoint::check("rekey.sync").at(&tmp)?;
         f.sync_all().at(&tmp)?;
     }
-    crate::failpoint::check("rekey.rename").at(&path)?;
-    std::fs::rename(&tmp, &path).at(&path)?;
+    crate::failpoint::check("rekey.rename").at(path)?;
+    std::fs::rename(&tmp, path).at(path)?;
     crate::fsutil::sync_dir(dir)?;
-    // The new keyring is in force. Overwrite the old file's bytes (its keys
-    // under the old key, or in plaintext) before its blocks are freed.
-    crate::failpoint::check("rekey.wipe-old").at(&path)?;
-    let zeros = vec![0u8; SLOT_SIZE * 64];
+    crate::failpoint::check("rekey.wipe-old").at(path)?;
+    let len = old_file.metadata().at(path)?.len();
+    let zeros = vec![0u8; 64 << 10];
     let mut at = 0u64;
     while at < len {
         let n = (len - at).min(zeros.len() as u64) as usize;
         old_file
             .write_all_at(zeros.get(..n).unwrap_or(&[]), at)
-            .at(&path)?;
+            .at(path)?;
         at += n as u64;
     }
-    old_file.sync_all().at(&path)?;
-    Ok(RekeyReport {
-        slots,
-        was_wrapped: old.is_some(),
-        wrapped: new.is_some(),
-    })
+    old_file.sync_all().at(path)?;
+    Ok(())
 }
 
 /// Takes the store's lock as a writing open does (exclusive `flock` on `LOCK`).

@@ -1,7 +1,8 @@
 //! The state slot (slot 1): the durable marks of every file (docs/FORMAT.md
 //! §6.10).
 
-use super::{KIND_STATE, SLOT_SIZE, SLOT_VERSION};
+use super::slot::KIND_STATE;
+use super::{SLOT_SIZE, SLOT_VERSION};
 
 /// Bytes of the state slot's payload.
 const STATE_LEN: usize = 4 + 7 * 8;

@@ -6,7 +6,7 @@
 use crate::email::normalize_email;
 use crate::error::{Error, Result};
 use crate::ids::hex;
-use crate::keyring::{Slot, StagedSlots, VisitorSlot};
+use crate::keyring::StagedSlots;
 use crate::message::{Body, Message};
 use crate::pii::{CustomPattern, Detector, RULES_VERSION};
 use crate::shred::{AuditEntry, Intent};
@@ -277,19 +277,20 @@ impl Store {
             let mut index = engine.index.write();
             let norm = normalize_email(e)?;
             let slot = index.visitor(&vid).map(|v| v.slot).filter(|s| *s != 0);
-            self.guard(|| {
-                if let Some(slot) = slot {
-                    // One aligned 512-byte slot written in place.
-                    w.keyring.write(
-                        slot,
-                        &Slot::Visitor(VisitorSlot {
-                            vid,
-                            email: norm.clone(),
-                        }),
-                    )?;
-                }
-                w.keyring.sync()
+            let moved = self.guard(|| {
+                // In place (one write inside one sector) when the new email
+                // fits the entry's cells; else written anew and the old one
+                // wiped (see `Keyring::rewrite_visitor`).
+                let moved = match slot {
+                    Some(slot) => Some(w.keyring.rewrite_visitor(slot, vid, &norm)?),
+                    None => None,
+                };
+                w.keyring.sync()?;
+                Ok(moved)
             })?;
+            if let Some(slot) = moved {
+                index.move_visitor_slot(&vid, slot);
+            }
             index.rename_email(&vid, norm);
         }
         let fields: Vec<&str> = [

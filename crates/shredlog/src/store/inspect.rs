@@ -8,7 +8,7 @@ use super::read::read_message;
 use crate::error::{IoContext, Result};
 use crate::ids::{IdMap, parse_hex};
 use crate::index::{RecordRef, SegmentUsage, TranscriptEntry};
-use crate::keyring::{self, FIRST_DATA_SLOT, SLOT_SIZE};
+use crate::keyring::SLOT_SIZE;
 use crate::pii::RULES_VERSION;
 use crate::policy::{POLICY_FILE, Policy};
 use crate::segment::{self, SEGMENT_HEADER, Segment};
@@ -39,52 +39,41 @@ impl Store {
                 path.display()
             ));
         }
-        for (slot, reason) in &engine.report.damaged_slots {
+        for (slot, offset, reason) in &engine.report.damaged_slots {
             problems.push(format!(
-                "corruption in {} at offset {}: keyring slot {slot}: {reason}",
+                "corruption in {} at offset {offset}: keyring slot {slot}: {reason}",
                 engine.keyring_path.display(),
-                u64::from(*slot) * SLOT_SIZE as u64
             ));
         }
         // Keyring: every slot as it is on disk now, and its length.
         let marks = {
             let w = engine.writer.lock();
             let bytes = std::fs::read(&engine.keyring_path).at(&engine.keyring_path)?;
-            let slot_size = SLOT_SIZE;
-            let mut marks = None;
-            for (i, chunk) in bytes.chunks(slot_size).enumerate().skip(1) {
-                report.keyring_slots += 1;
-                let at = |reason: &str| {
-                    format!(
-                        "corruption in {} at offset {}: keyring slot {i}: {reason}",
-                        engine.keyring_path.display(),
-                        i * slot_size
-                    )
-                };
-                let Ok(slot) = <&[u8; SLOT_SIZE]>::try_from(chunk) else {
-                    problems.push(at("truncated"));
-                    continue;
-                };
-                if i == keyring::STATE_SLOT as usize {
-                    if slot.iter().any(|&b| b != 0) {
-                        match keyring::decode_state(slot) {
-                            Ok(m) => marks = Some(m),
-                            Err(reason) => problems.push(at(reason)),
-                        }
-                    }
-                } else if let Err(reason) = w.keyring.decode_slot(i as u32, slot) {
-                    problems.push(at(reason));
-                }
+            let check = w.keyring.check_copy(&bytes);
+            report.keyring_slots = check.in_use;
+            let path = engine.keyring_path.display();
+            for d in &check.damaged {
+                problems.push(format!(
+                    "corruption in {path} at offset {}: keyring slot {}: {}",
+                    d.offset, d.index, d.reason
+                ));
             }
-            if let Some(m) = marks {
-                let needed = u64::from(m.slots) * slot_size as u64;
-                if (bytes.len() as u64) < needed {
+            let marks = match check.state {
+                Some(Ok(m)) => Some(m),
+                Some(Err(reason)) => {
                     problems.push(format!(
-                        "corruption in {} at offset {}: the keyring is shorter than the {needed} bytes it held durably: its end is missing",
-                        engine.keyring_path.display(),
-                        bytes.len()
+                        "corruption in {path} at offset {SLOT_SIZE}: keyring state slot: {reason}"
                     ));
+                    None
                 }
+                None => None,
+            };
+            if (bytes.len() as u64) < check.needed {
+                problems.push(format!(
+                    "corruption in {path} at offset {}: the keyring is shorter than the {} bytes it held durably: its end is missing",
+                    bytes.len(),
+                    check.needed
+                ));
             }
             marks
         };
@@ -259,18 +248,21 @@ impl Store {
     /// Sizes, counts and garbage.
     pub fn stats(&self) -> Stats {
         let engine = &*self.engine;
-        let (slots, free, active) = {
+        let (units, first, unit, free, active) = {
             let w = engine.writer.lock();
             (
                 u64::from(w.keyring.len()),
+                u64::from(w.keyring.first_data()),
+                w.keyring.unit_bytes(),
                 w.keyring.free_count() as u64,
                 w.last_segment(),
             )
         };
         let mut s = Stats {
-            keyring_bytes: slots * SLOT_SIZE as u64,
+            keyring_bytes: units * unit,
+            keyring_unit_bytes: unit,
             keyring_slots_free: free,
-            keyring_slots_used: slots.saturating_sub(u64::from(FIRST_DATA_SLOT) + free),
+            keyring_slots_used: units.saturating_sub(first + free),
             current_rules_version: RULES_VERSION,
             ..Stats::default()
         };
@@ -320,10 +312,15 @@ pub struct Stats {
     pub dead_bytes: u64,
     /// Bytes of the keyring file.
     pub keyring_bytes: u64,
-    /// Keyring slots in use.
+    /// Keyring cells in use (64 bytes each; a slot takes 1 to 8 of them).
+    /// For a keyring of format 1 or 2 (opened read-only, so not yet
+    /// rewritten), 512-byte slots.
     pub keyring_slots_used: u64,
-    /// Keyring slots free for reuse.
+    /// Keyring cells free for reuse (of the same size).
     pub keyring_slots_free: u64,
+    /// Bytes of the unit the two counts above are in: 64 (a cell), or 512
+    /// (a slot of a keyring of format 1 or 2).
+    pub keyring_unit_bytes: u64,
     /// Live transcripts.
     pub transcripts: u64,
     /// Transcripts whose PII key is destroyed.

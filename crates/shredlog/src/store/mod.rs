@@ -157,8 +157,9 @@ pub struct RecoveryReport {
     pub audit_entries_read: u64,
     /// Damage skipped in salvage mode: (file, offset, bytes, reason).
     pub skipped: Vec<(PathBuf, u64, u64, String)>,
-    /// Damaged keyring slots ignored in salvage mode: (slot index, reason).
-    pub damaged_slots: Vec<(u32, String)>,
+    /// Damaged keyring slots ignored in salvage mode: (slot index, offset
+    /// in the keyring file, reason).
+    pub damaged_slots: Vec<(u32, u64, String)>,
     /// Logged privacy operations whose effects open finished (on disk, or in
     /// memory when read-only): (audit sequence number, operation).
     pub finished: Vec<(u64, String)>,

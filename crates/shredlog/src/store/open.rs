@@ -27,7 +27,7 @@ use crate::index::{
     Checkpoint, Describes, Index, Loc, RecordRef, Sidecar, TranscriptEntry, sidecar_file_name,
 };
 use crate::keyring::{
-    KeyCache, Keyring, Marks, OpenMode, PiiSlot, SLOT_SIZE, Slot, TranscriptSlot,
+    KeyCache, Keyring, Marks, OpenMode, PiiSlot, Slot, TranscriptSlot, VisitorSlot,
 };
 use crate::pii::Detector;
 use crate::policy::Policy;
@@ -128,14 +128,14 @@ impl Store {
         {
             return Err(Error::corrupt(
                 loaded.keyring.path(),
-                u64::from(d.index) * SLOT_SIZE as u64,
+                d.offset,
                 format!("keyring slot {}: {}", d.index, d.reason),
             ));
         }
         report.damaged_slots = loaded
             .damaged
             .iter()
-            .map(|d| (d.index, d.reason.to_owned()))
+            .map(|d| (d.index, d.offset, d.reason.to_owned()))
             .collect();
         let marks = loaded.marks;
         let mut keyring = loaded.keyring;
@@ -313,6 +313,9 @@ pub(super) struct SlotIndexer {
     pii: SlotMap<PiiSlot>,
     transcripts: Vec<(u32, TranscriptSlot)>,
     leftovers: Vec<u32>,
+    /// Directory entries of a revision other than 0 (rewritten elsewhere by
+    /// a rectification; rare): visitor → (slot, revision).
+    revisions: IdMap<(u32, u8)>,
 }
 
 impl SlotIndexer {
@@ -325,9 +328,35 @@ impl SlotIndexer {
             }
             Slot::Visitor(v) => {
                 // A second directory entry of a visitor is a copy left by a
-                // keyring compaction cut short.
-                if !self.index.add_visitor(v.vid, v.email, i) {
+                // keyring compaction cut short (the same revision: either
+                // will do), or the old entry of a rectification cut short
+                // (the newer revision wins).
+                let (vid, revision) = (v.vid, v.revision);
+                if revision != 0 {
+                    self.revisions.insert(vid, (i, revision));
+                }
+                if self.index.add_visitor(v.vid, v.email.clone(), i) {
+                    return;
+                }
+                let held = self.index.visitor(&vid).map_or(0, |e| e.slot);
+                let held_revision = match self.revisions.get(&vid) {
+                    Some(&(slot, r)) if slot == held => r,
+                    _ => 0,
+                };
+                let probe = |revision| VisitorSlot {
+                    vid,
+                    email: String::new(),
+                    revision,
+                };
+                if probe(revision).newer_than(&probe(held_revision)) {
+                    self.leftovers.push(held);
+                    self.index.move_visitor_slot(&vid, i);
+                    self.index.rename_email(&vid, v.email);
+                } else {
                     self.leftovers.push(i);
+                    if revision != 0 {
+                        self.revisions.insert(vid, (held, held_revision));
+                    }
                 }
             }
         }
@@ -340,6 +369,7 @@ impl SlotIndexer {
             mut pii,
             transcripts,
             mut leftovers,
+            revisions: _,
         } = self;
         // Of two copies of one transcript slot (a keyring compaction cut short),
         // keep the one whose PII key resolves, else the lower slot. Copies are
@@ -827,6 +857,7 @@ mod tests {
         Slot::Visitor(VisitorSlot {
             vid: [vid; 16],
             email: email.into(),
+            revision: 0,
         })
     }
 

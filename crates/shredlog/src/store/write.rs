@@ -199,15 +199,13 @@ impl Engine {
                     Some(vid) => vid,
                     None => {
                         let vid: Vid = random_array()?;
-                        let slot = w.keyring.allocate()?;
-                        w.keyring.stage(
-                            &mut staged,
-                            slot,
-                            &Slot::Visitor(VisitorSlot {
-                                vid,
-                                email: email.clone(),
-                            }),
-                        )?;
+                        let entry = Slot::Visitor(VisitorSlot {
+                            vid,
+                            email: email.clone(),
+                            revision: 0,
+                        });
+                        let slot = w.keyring.allocate(&entry)?;
+                        w.keyring.stage(&mut staged, slot, &entry)?;
                         new_visitors.push((vid, email.clone(), slot));
                         vid
                     }
@@ -434,33 +432,27 @@ pub(crate) fn create_transcript(
     let content_key = Key::random()?;
     let (pii_slot, pii_key) = if with_pii {
         let pii_key = Key::random()?;
-        let pii_slot = w.keyring.allocate()?;
-        w.keyring.stage(
-            staged,
-            pii_slot,
-            &Slot::Pii(PiiSlot {
-                tid,
-                pii_key: pii_key.clone(),
-            }),
-        )?;
+        let slot = Slot::Pii(PiiSlot {
+            tid,
+            pii_key: pii_key.clone(),
+        });
+        let pii_slot = w.keyring.allocate(&slot)?;
+        w.keyring.stage(staged, pii_slot, &slot)?;
         (Some(pii_slot), Some(pii_key))
     } else {
         (None, None)
     };
-    let content_slot = w.keyring.allocate()?;
-    w.keyring.stage(
-        staged,
-        content_slot,
-        &Slot::Transcript(TranscriptSlot {
-            tid,
-            vid,
-            content_key: content_key.clone(),
-            pii_slot: pii_slot.unwrap_or(0),
-            rules_version: RULES_VERSION,
-            created_millis: now,
-            caller_id: caller_id.to_owned(),
-        }),
-    )?;
+    let slot = Slot::Transcript(TranscriptSlot {
+        tid,
+        vid,
+        content_key: content_key.clone(),
+        pii_slot: pii_slot.unwrap_or(0),
+        rules_version: RULES_VERSION,
+        created_millis: now,
+        caller_id: caller_id.to_owned(),
+    });
+    let content_slot = w.keyring.allocate(&slot)?;
+    w.keyring.stage(staged, content_slot, &slot)?;
     Ok(Created {
         entry: TranscriptEntry::new(
             tid,

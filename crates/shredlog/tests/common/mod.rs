@@ -119,3 +119,59 @@ pub fn dir_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A slot of a format-3 keyring file, parsed from its bytes as a reader
+/// following docs/FORMAT.md §6.2 would (plaintext keyrings only).
+#[allow(dead_code)]
+pub struct RawSlot {
+    /// Its first cell.
+    pub index: usize,
+    /// Cells it takes.
+    pub cells: usize,
+    pub kind: u8,
+    /// The payload (the slot's body in a plaintext keyring).
+    pub payload: Vec<u8>,
+}
+
+#[allow(dead_code)]
+impl RawSlot {
+    /// Byte range of the slot in the file.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.index * 64..(self.index + self.cells) * 64
+    }
+}
+
+/// Every slot in use of a format-3 keyring file (cells of 64 bytes from
+/// byte 1024; byte 0 of a cell: 0 free, n the first of n cells, 0x80 a
+/// later one; the cells' other 63 bytes in order: crc, kind, version,
+/// payload length, payload).
+#[allow(dead_code)]
+pub fn keyring_slots(bytes: &[u8]) -> Vec<RawSlot> {
+    assert_eq!(
+        u16::from_le_bytes([bytes[8], bytes[9]]),
+        3,
+        "keyring format 3"
+    );
+    let mut out = Vec::new();
+    let mut i = 16;
+    while (i + 1) * 64 <= bytes.len() {
+        let n = bytes[i * 64] as usize;
+        if n == 0 || n > 8 {
+            i += 1;
+            continue;
+        }
+        let stream: Vec<u8> = bytes[i * 64..(i + n) * 64]
+            .chunks(64)
+            .flat_map(|c| c[1..].to_vec())
+            .collect();
+        let len = u16::from_le_bytes([stream[6], stream[7]]) as usize;
+        out.push(RawSlot {
+            index: i,
+            cells: n,
+            kind: stream[4],
+            payload: stream[8..8 + len].to_vec(),
+        });
+        i += n;
+    }
+    out
+}
