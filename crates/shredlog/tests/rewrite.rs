@@ -143,3 +143,72 @@ fn rectification_replaces_old_values_everywhere_and_destroys_them() {
             .is_err()
     );
 }
+
+/// A rectification to an email longer than the directory entry's cells
+/// hold writes the entry anew elsewhere and wipes the old one; a shorter one
+/// rewrites it in place. Either way the store finds the visitor by the new
+/// email only, after a reopen too, and the old email is gone from the
+/// keyring's bytes.
+#[test]
+fn rectification_to_a_longer_or_shorter_email_moves_or_rewrites_the_entry() {
+    use shredlog::Rectification;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    common::populate(&store, 3, 6, 3);
+    let slot_of = |email: &str| {
+        let k = std::fs::read(dir.path().join("keyring")).unwrap();
+        common::keyring_slots(&k)
+            .into_iter()
+            .filter(|s| s.kind == 3)
+            .find(|s| {
+                let n = (u16::from_le_bytes([s.payload[16], s.payload[17]]) & 0x1ff) as usize;
+                &s.payload[18..18 + n] == email.as_bytes()
+            })
+            .map(|s| (s.index, s.cells, s.payload[17] >> 1))
+    };
+    let old = common::visitor(1).email.to_lowercase();
+    let (at, cells, revision) = slot_of(&old).unwrap();
+    assert_eq!(revision, 0);
+    let long = format!(
+        "{}@{}.example.org",
+        "long.address".repeat(5),
+        "sub".repeat(20)
+    );
+    let fix = Rectification::new(Some(long.clone()), None, None);
+    store.rectify_visitor(&old, &fix, "R-1").unwrap();
+    let (moved, moved_cells, revision) = slot_of(&long).expect("the new entry");
+    assert!(moved != at && moved_cells > cells && revision == 1);
+    let short = "s@example.org";
+    let fix = Rectification::new(Some(short.into()), None, None);
+    store.rectify_visitor(&long, &fix, "R-2").unwrap();
+    assert_eq!(
+        slot_of(short).map(|s| (s.0, s.2)),
+        Some((moved, 1)),
+        "in place"
+    );
+    let check = |store: &Store| {
+        assert_eq!(
+            store.transcripts_by_email(short, None, None).unwrap().len(),
+            2
+        );
+        for gone in [&old, &long] {
+            assert!(
+                store
+                    .transcripts_by_email(gone, None, None)
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        assert!(store.verify().unwrap().is_ok());
+    };
+    check(&store);
+    store.close().unwrap();
+    check(&Store::open(dir.path(), Options::default()).unwrap());
+    let k = std::fs::read(dir.path().join("keyring")).unwrap();
+    for gone in [&old, &long] {
+        assert!(
+            !common::contains(&k, gone.as_bytes()),
+            "{gone} left in the keyring"
+        );
+    }
+}

@@ -917,4 +917,40 @@ mod tests {
         assert_eq!(hidden[0].tid, [2; 16]);
         assert_eq!(index.by_caller("t-2").unwrap().tid, [3; 16]);
     }
+
+    /// Of two directory entries of one visitor, open keeps the newer
+    /// revision (a rectification that moved the entry, cut short between
+    /// writing the new one and wiping the old), in either order on disk;
+    /// the other is a leftover.
+    #[test]
+    fn the_newer_revision_of_a_directory_entry_wins() {
+        let entry = |email: &str, revision| {
+            Slot::Visitor(VisitorSlot {
+                vid: [9; 16],
+                email: email.into(),
+                revision,
+            })
+        };
+        for (old_at, new_at, old_rev, new_rev) in [
+            (16, 40, 0, 1),
+            (40, 16, 0, 1),
+            (16, 40, 127, 0),
+            (40, 16, 126, 127),
+        ] {
+            let mut indexer = SlotIndexer::default();
+            let mut slots = vec![
+                (old_at, entry("old@example.com", old_rev)),
+                (new_at, entry("new@example.com", new_rev)),
+            ];
+            slots.sort_by_key(|s| s.0);
+            for (i, slot) in slots {
+                indexer.add(i, slot);
+            }
+            let Indexed { index, leftovers } = indexer.finish();
+            assert_eq!(leftovers, vec![old_at]);
+            assert_eq!(index.vid_by_email("new@example.com"), Some([9; 16]));
+            assert_eq!(index.vid_by_email("old@example.com"), None);
+            assert_eq!(index.visitor(&[9; 16]).unwrap().slot, new_at);
+        }
+    }
 }
