@@ -420,15 +420,28 @@ impl Report<'_> {
     }
 
     /// (live payload + overhead, overhead), bytes, per docs/FORMAT.md §12:
-    /// 104 bytes per record, 16 more with a PII part, 1024 per transcript
-    /// (two keyring slots), 512 per visitor (one slot).
+    /// 104 bytes per record, 16 more with a PII part; in the keyring
+    /// (unwrapped, format 3: §6.2), per transcript a transcript slot of
+    /// ⌈(8 + 79 + caller id) / 63⌉ cells and a PII slot of 1, per visitor a
+    /// directory slot of ⌈(8 + 18 + email) / 63⌉ cells, 64 bytes each, and
+    /// 1,024 bytes of header and state.
     fn size_bound(&self) -> (u64, u64) {
+        let cells = |payload: usize| (8 + payload).div_ceil(63) as u64;
         let records = self.wl.msgs.len() as u64;
-        let overhead = 104 * records
-            + 16 * self.wl.records_with_pii
-            + 1024 * self.wl.summary.transcripts
-            + 512 * self.wl.summary.visitors.len() as u64
-            + 1024;
+        let keyring: u64 = self
+            .wl
+            .summary
+            .visitors
+            .iter()
+            .map(|v| {
+                cells(18 + v.email.len())
+                    + v.transcripts
+                        .iter()
+                        .map(|t| cells(79 + t.len()) + 1)
+                        .sum::<u64>()
+            })
+            .sum();
+        let overhead = 104 * records + 16 * self.wl.records_with_pii + 64 * keyring + 1024;
         (self.wl.payload_bytes + overhead, overhead)
     }
 
@@ -705,7 +718,7 @@ const MEANINGS: &str = "\
 - **reclaim s**: the engine's own space reclamation, run once after all the erasures (see the set-up list for which call).
 - **PII strings found**: the erased visitors' email, name, phone, internal id, IP and every email/phone/IP they typed (from the workload's ground truth, `VisitorTruth`), searched as plain bytes (ASCII case-insensitive) in every file of the store's directory: before the erasures (shows the search works: a peer that stores them in clear finds all), right after them, and after the reclamation and close. Strings shorter than 5 bytes, and strings that also occur in the data of a visitor who was not erased (shared names), are left out. Zero after erase means nothing of the erased visitors can be read from the files any more.
 - **device limits**: sequential write = one file written in 1 MiB writes and fsynced once, MB/s over the whole thing; fdatasync = rewriting 4 KiB at offset 0 of a file and fdatasync'ing it, 200 times; AEAD = AES-256-GCM (`aes-gcm` crate, the one shredlog uses) sealing 300-byte messages on one thread for 1.5 s.
-- **targets**: each a ratio of two numbers from this run. *Erased data gone*: for a peer, its erase p50 plus its reclamation time, provided the forensic count is zero after the reclamation (else the data is never gone); for shredlog, its erase p50 when nothing is found right after the erasure. *Size*: the bound is the logical payload plus docs/FORMAT.md §12's fixed costs (104 bytes per record, 16 more for a record with a PII part, 1,024 per transcript and 512 per visitor in the keyring).
+- **targets**: each a ratio of two numbers from this run. *Erased data gone*: for a peer, its erase p50 plus its reclamation time, provided the forensic count is zero after the reclamation (else the data is never gone); for shredlog, its erase p50 when nothing is found right after the erasure. *Size*: the bound is the logical payload plus docs/FORMAT.md §12's fixed costs (104 bytes per record, 16 more for a record with a PII part; in the keyring, the cells of each transcript's two slots and each visitor's directory slot as §6.2 sizes them (192 bytes per transcript and 64 per visitor for ids of up to 39 bytes and emails of up to 37), and 1,024 bytes of header and state).
 - A ⚠ next to an engine means a check failed (a visitor query returned a different number of transcripts or messages than the workload holds, or an erased visitor was still listed).
 ";
 

@@ -64,7 +64,7 @@ impl Db for Shred {
         let r = self.store.recovery_report();
         let st = self.store.stats();
         vec![format!(
-            "last open: checkpoint used: {}, records scanned: {}; {} segment(s), {:.1} MB of segments ({:.1} MB live), keyring {:.1} MB ({} slots used)",
+            "last open: checkpoint used: {}, records scanned: {}; {} segment(s), {:.1} MB of segments ({:.1} MB live), keyring {:.1} MB ({} cells of 64 bytes used)",
             r.checkpoint_used,
             r.records_scanned,
             st.segments,
