@@ -2,8 +2,9 @@
 //! transcripts, caller id → transcript generation, transcript → record
 //! locations, and byte accounting per segment.
 //!
-//! It holds no keys (the keyring's key cache does) and no personal data but
-//! the emails of the directory (which come from the keyring). Its maps are
+//! It holds no keys (the keyring's key cache does) and no personal data: the
+//! directory's emails stay in the keyring, and the index knows them only by
+//! a keyed digest ([`emails`]). Its maps are
 //! private: callers change it only through the verbs below, each of which
 //! keeps these invariants:
 //!
@@ -11,7 +12,9 @@
 //!   (`visitors[vid].tids`), and a visitor entry exists for every `vid` a
 //!   transcript carries (a placeholder without email once the directory
 //!   entry is gone);
-//! - `by_email[e] = vid` exactly when `visitors[vid].email == e` (non-empty);
+//! - `by_email[k] = vid` exactly when `visitors[vid].email == Some(k)` (`k`
+//!   the digest of the entry's key: its canonical email, or for a twin its
+//!   stored spelling);
 //! - `by_caller[id]` names the one generation of caller id `id` that reads
 //!   and writes see; every generation in the index is that one (a second one
 //!   exists only inside [`Index::replace_generation`]);
@@ -41,10 +44,12 @@ use crate::record::{MsgIdDigest, Tid, Vid};
 
 mod callers;
 mod checkpoint;
+mod emails;
 mod sidecar;
 mod small_set;
 use callers::Callers;
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
+use emails::{EmailKey, Emails};
 pub(crate) use sidecar::file_name as sidecar_file_name;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Sidecar, Summary};
 use small_set::SmallSet;
@@ -243,8 +248,9 @@ impl TranscriptEntry {
 /// A visitor directory entry. Read-only outside the index.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct VisitorEntry {
-    /// The normalised email; empty once the directory entry is gone.
-    pub email: String,
+    /// The keyed digest of the directory entry's key; `None` once the entry
+    /// is gone.
+    pub email: Option<EmailKey>,
     /// The directory slot; 0 once wiped.
     pub slot: u32,
     /// (last message time, tid) of each generation with at least one record.
@@ -290,7 +296,10 @@ pub(crate) struct Index {
     transcripts: IdMap<Box<TranscriptEntry>>,
     by_caller: Callers,
     visitors: IdMap<VisitorEntry>,
-    by_email: HashMap<String, Vid>,
+    by_email: Emails,
+    /// Directory entries added under their stored spelling because another
+    /// visitor has their canonical email ([`Index::email_twins`]).
+    twins: usize,
     /// (last message time, tid) of every generation with records.
     by_time: BTreeSet<(i64, Tid)>,
     usage: BTreeMap<u64, SegmentUsage>,
@@ -317,18 +326,29 @@ impl Index {
         if self.visitors.get(&vid).is_some_and(|v| v.slot != 0) {
             return false;
         }
-        let canonical = crate::email::canonical(&email)
-            .ok()
-            .map(std::borrow::Cow::into_owned);
-        let key = match canonical {
-            Some(c) if self.by_email.get(&c).is_none_or(|other| *other == vid) => c,
-            // Its canonical form is taken: a twin, kept under its spelling.
-            Some(_) => email,
+        let key = match crate::email::canonical(&email) {
+            Ok(c) => {
+                let k = self.by_email.key(&c);
+                if self.by_email.get(&k).is_none_or(|other| other == vid) {
+                    Some(k)
+                } else {
+                    // Its canonical form is taken: a twin, kept under its
+                    // spelling.
+                    if c != email.as_str() {
+                        self.twins += 1;
+                    }
+                    None
+                }
+            }
             // Stored before emails were checked: kept as stored.
-            None => email,
+            Err(_) => None,
         };
-        if !key.is_empty() {
-            self.by_email.insert(key.clone(), vid);
+        let key = match key {
+            Some(k) => Some(k),
+            None => (!email.is_empty()).then(|| self.by_email.key(&email)),
+        };
+        if let Some(k) = key {
+            self.by_email.insert(k, vid);
         }
         let v = self.visitors.entry(vid).or_default();
         v.slot = slot;
@@ -617,10 +637,9 @@ impl Index {
     /// directory slot (for the caller to wipe), `None` if there was none.
     pub(crate) fn clear_directory(&mut self, vid: &Vid) -> Option<u32> {
         let v = self.visitors.get_mut(vid)?;
-        if !v.email.is_empty() && self.by_email.get(&v.email) == Some(vid) {
-            self.by_email.remove(&v.email);
+        if let Some(k) = v.email.take() {
+            self.by_email.remove_if(&k, vid);
         }
-        v.email.clear();
         let slot = std::mem::take(&mut v.slot);
         (slot != 0).then_some(slot)
     }
@@ -674,11 +693,11 @@ impl Index {
         let Some(v) = self.visitors.get_mut(vid) else {
             return;
         };
-        let previous = std::mem::replace(&mut v.email, email.clone());
-        if self.by_email.get(&previous) == Some(vid) {
-            self.by_email.remove(&previous);
+        let key = self.by_email.key(&email);
+        if let Some(previous) = v.email.replace(key) {
+            self.by_email.remove_if(&previous, vid);
         }
-        self.by_email.insert(email, *vid);
+        self.by_email.insert(key, *vid);
     }
 
     /// Commits a rewrite: `new` (with its records) becomes the generation its
@@ -938,7 +957,7 @@ impl Index {
 
     /// The visitor an email in canonical form belongs to.
     pub(crate) fn vid_by_email(&self, email: &str) -> Option<Vid> {
-        self.by_email.get(email).copied()
+        self.by_email.get(&self.by_email.key(email))
     }
 
     /// The visitor an email as a caller wrote it belongs to: an entry stored
@@ -955,23 +974,27 @@ impl Index {
             // Already canonical: its own spelling.
             return Ok(self.vid_by_email(plain));
         }
-        if let Some(vid) = self.by_email.get(email.trim().to_lowercase().as_str()) {
-            return Ok(Some(*vid));
+        if let Some(vid) = self.vid_by_email(&email.trim().to_lowercase()) {
+            return Ok(Some(vid));
         }
         canonical.map(|c| self.vid_by_email(&c))
     }
 
     /// Directory entries that share their canonical email with another
     /// visitor (two spellings of one address stored before canonical
-    /// emails); each is found only by its own spelling.
+    /// emails); each is found only by its own spelling. Counted as the
+    /// entries were added (at open).
     pub(crate) fn email_twins(&self) -> usize {
+        self.twins
+    }
+
+    /// Whether `email` (canonical) is the key of the visitor's directory
+    /// entry.
+    pub(crate) fn is_visitors_email(&self, vid: &Vid, email: &str) -> bool {
         self.visitors
-            .values()
-            .filter(|v| {
-                !v.email.is_empty()
-                    && crate::email::canonical(&v.email).is_ok_and(|c| c != v.email.as_str())
-            })
-            .count()
+            .get(vid)
+            .and_then(|v| v.email)
+            .is_some_and(|k| k == self.by_email.key(email))
     }
 
     /// A visitor's entry.

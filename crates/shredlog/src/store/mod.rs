@@ -268,7 +268,7 @@ impl Store {
             .index
             .read_recursive()
             .visitor(vid)
-            .is_some_and(|v| !v.email.is_empty());
+            .is_some_and(|v| v.email.is_some());
         if has_directory_entry {
             return Err(Error::Restricted);
         }

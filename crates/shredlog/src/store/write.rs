@@ -136,7 +136,7 @@ impl Store {
                     ).in_message(at));
                 }
                 if let Some(e) = &email
-                    && index.visitor(&t.vid).map(|v| v.email.as_str()) != Some(e.as_str())
+                    && !index.is_visitors_email(&t.vid, e)
                 {
                     return Err(different().in_message(at));
                 }
