@@ -38,7 +38,7 @@ pub struct Options {
     /// until it is sealed (about 40 bytes each), and sealing reads its
     /// records once more to write their location file (about 64 bytes
     /// each), so this bounds part of the memory an ingest needs; a smaller
-    /// size means more files. Default: 16 MiB.
+    /// size means more files. Default: 32 MiB.
     pub segment_size: u64,
     /// Open a damaged store to read what is left: damaged records, keyring
     /// slots and audit lines are skipped and reported (see
@@ -101,7 +101,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             durability: Durability::Immediate,
-            segment_size: 16 << 20,
+            segment_size: 32 << 20,
             salvage: false,
             max_message_bytes: 64 << 20,
             detector: DetectorConfig::default(),

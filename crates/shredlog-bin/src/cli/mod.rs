@@ -43,7 +43,7 @@ pub(crate) struct Cli {
     /// milliseconds. [default: 100]
     #[arg(long, global = true, value_name = "MS")]
     sync_interval_ms: Option<u64>,
-    /// Roll segment files at this size, e.g. `64MiB`. [default: 16MiB]
+    /// Roll segment files at this size, e.g. `64MiB`. [default: 32MiB]
     #[arg(long, global = true, value_parser = parse_size, value_name = "SIZE")]
     segment_size: Option<u64>,
     /// Largest message (all its fields, file bytes included; the server
