@@ -586,10 +586,13 @@ impl Keyring {
             email: email.to_owned(),
             revision,
         });
-        if self.cells_for(&slot)? <= old {
+        let needed = self.cells_for(&slot)?;
+        if needed <= old {
             let mut bytes = self.encode_slot(index, &slot)?;
             bytes.resize(old as usize * cells::CELL, 0);
             self.write_raw(index, &bytes)?;
+            // The cells it no longer needs are free (and zero) now.
+            self.free.extend(index + needed..index + old);
             return Ok(index);
         }
         let Slot::Visitor(mut entry) = slot else {
@@ -1268,7 +1271,13 @@ mod tests {
         let raw = std::fs::read(dir.path().join("keyring")).unwrap();
         let cells = &raw[at as usize * 64..(at + n) as usize * 64];
         assert!(cells[64..].iter().all(|&x| x == 0), "spare cells zeroed");
+        let free = kr.free_count();
         assert!(!raw.windows(10).any(|w| w == b"aaaaaaaaaa"));
+        assert!(
+            n > 1 && (at + 1..at + n).all(|c| kr.free.contains(&c)),
+            "and free"
+        );
+        assert!(free >= n as usize - 1);
         let moved = kr.rewrite_visitor(at, vid, &long).unwrap();
         assert_ne!(moved, at);
         kr.sync().unwrap();
