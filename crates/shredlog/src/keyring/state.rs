@@ -1,4 +1,4 @@
-//! The state slot (slot 1): the durable marks of every file (docs/FORMAT.md
+//! The state slot (bytes 512..1024): the durable marks of every file (docs/FORMAT.md
 //! §6.10).
 
 use super::slot::KIND_STATE;
