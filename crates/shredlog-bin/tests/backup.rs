@@ -10,6 +10,10 @@
 //! object refused by name; a backup killed part way leaving earlier points
 //! restorable.
 
+// The engine's test helpers (here: its reader of the keyring's cells).
+#[path = "../../shredlog/tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -73,37 +77,21 @@ fn dir_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The PII keys of a visitor, read from a plaintext keyring as
-/// docs/FORMAT.md §6 lays it out (format 3: slots of 64-byte cells from
-/// byte 1024; byte 0 of a cell is 0 for a free cell, n for the first of an
-/// n-cell slot, 0x80 for a later one; the cells' other 63 bytes in order
-/// are crc (4), kind (1), version (1), payload length (2), payload).
+/// docs/FORMAT.md §6 lays it out (the engine's test reader of format-3 cells).
 fn pii_keys_of(keyring: &[u8], email: &str) -> Vec<Vec<u8>> {
-    let mut slots = std::collections::HashMap::new();
-    let mut i = 16;
-    while (i + 1) * 64 <= keyring.len() {
-        let n = keyring[i * 64] as usize;
-        if n == 0 || n > 8 {
-            i += 1;
-            continue;
-        }
-        let stream: Vec<u8> = keyring[i * 64..(i + n) * 64]
-            .chunks(64)
-            .flat_map(|c| c[1..].to_vec())
-            .collect();
-        let len = u16::from_le_bytes([stream[6], stream[7]]) as usize;
-        slots.insert(i, (stream[4], stream[8..8 + len].to_vec()));
-        i += n;
-    }
-    let mut vid = None;
-    for (kind, p) in slots.values() {
-        if *kind == 3 {
-            let len = (u16::from_le_bytes([p[16], p[17]]) & 0x1ff) as usize;
-            if &p[18..18 + len] == email.as_bytes() {
-                vid = Some(p[0..16].to_vec());
-            }
-        }
-    }
-    let vid = vid.expect("visitor in the keyring");
+    let raw = common::keyring_slots(keyring);
+    let vid = raw
+        .iter()
+        .find_map(|s| {
+            s.visitor()
+                .filter(|v| v.1 == email.as_bytes())
+                .map(|v| v.0.to_vec())
+        })
+        .expect("visitor in the keyring");
+    let slots: std::collections::HashMap<usize, (u8, Vec<u8>)> = raw
+        .into_iter()
+        .map(|s| (s.index, (s.kind, s.payload)))
+        .collect();
     let mut keys = Vec::new();
     for (kind, p) in slots.values() {
         if *kind == 1 && p[16..32] == vid[..] {

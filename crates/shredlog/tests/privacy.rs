@@ -244,8 +244,8 @@ fn read_keyring(bytes: &[u8]) -> KeyringView {
                 );
             }
             3 => {
-                let n = (u16::from_le_bytes([p[16], p[17]]) & 0x1ff) as usize;
-                let email = String::from_utf8(p[18..18 + n].to_vec()).unwrap();
+                let (_, email, _) = slot.visitor().unwrap();
+                let email = String::from_utf8(email.to_vec()).unwrap();
                 view.visitors.insert(email, i);
             }
             k => panic!("slot {i}: unknown kind {k} (is the keyring wrapped?)"),

@@ -159,12 +159,12 @@ fn rectification_to_a_longer_or_shorter_email_moves_or_rewrites_the_entry() {
         let k = std::fs::read(dir.path().join("keyring")).unwrap();
         common::keyring_slots(&k)
             .into_iter()
-            .filter(|s| s.kind == 3)
-            .find(|s| {
-                let n = (u16::from_le_bytes([s.payload[16], s.payload[17]]) & 0x1ff) as usize;
-                &s.payload[18..18 + n] == email.as_bytes()
+            .find_map(|s| match s.visitor() {
+                Some((_, e, revision)) if e == email.as_bytes() => {
+                    Some((s.index, s.cells, revision))
+                }
+                _ => None,
             })
-            .map(|s| (s.index, s.cells, s.payload[17] >> 1))
     };
     let old = common::visitor(1).email.to_lowercase();
     let (at, cells, revision) = slot_of(&old).unwrap();

@@ -60,6 +60,7 @@ pub(crate) use cache::{KeyCache, TranscriptKeys};
 pub(crate) use compact::{LiveSlots, Moved, relocate};
 pub(crate) use slot::{
     MAX_EMAIL, MAX_TRANSCRIPT_ID, PiiSlot, REVISIONS, Slot, TranscriptSlot, VisitorSlot,
+    newer_revision,
 };
 use state::encode_state;
 pub(crate) use state::{Marks, decode_state};
@@ -376,47 +377,28 @@ impl Keyring {
                 .read_exact_at(chunk, u64::from(start) * unit as u64)
                 .at(&self.path)?;
             let mut next = start + n;
-            match self.layout {
-                Layout::Slots => {
-                    for (index, bytes) in (start..).zip(chunk.chunks_exact(SLOT_SIZE)) {
-                        let Ok(buf) = <&[u8; SLOT_SIZE]>::try_from(bytes) else {
-                            continue;
-                        };
-                        match decode_legacy(self.kek.as_ref(), &self.keyring_id, index, buf) {
-                            Ok(None) => {
-                                self.free.insert(index);
-                            }
-                            Ok(Some(slot)) => each(index, slot),
-                            Err(reason) => damaged.push(SlotDamage {
-                                index,
-                                offset: u64::from(index) * unit as u64,
-                                reason,
-                            }),
+            let free = &mut self.free;
+            scan_slots(
+                self.layout,
+                self.kek.as_ref(),
+                &self.keyring_id,
+                chunk,
+                start,
+                |index, step, found| {
+                    next = next.max(index + step);
+                    match found {
+                        Ok(None) => {
+                            free.insert(index);
                         }
+                        Ok(Some(slot)) => each(index, slot),
+                        Err(reason) => damaged.push(SlotDamage {
+                            index,
+                            offset: u64::from(index) * unit as u64,
+                            reason,
+                        }),
                     }
-                }
-                Layout::Cells => {
-                    let (kek, id) = (self.kek.as_ref(), self.keyring_id);
-                    let free = &mut self.free;
-                    cells::scan(chunk, start, start, |index, step, found| {
-                        next = next.max(index + step);
-                        match found.and_then(|f| {
-                            f.map(|f| slot::open_payload(kek, &id, index, f.kind, &f.payload))
-                                .transpose()
-                        }) {
-                            Ok(None) => {
-                                free.insert(index);
-                            }
-                            Ok(Some(slot)) => each(index, slot),
-                            Err(reason) => damaged.push(SlotDamage {
-                                index,
-                                offset: u64::from(index) * unit as u64,
-                                reason,
-                            }),
-                        }
-                    });
-                }
-            }
+                },
+            );
             // Chunks end at sector ends, so no slot crosses one; `next`
             // only passes the chunk's end for a slot cut short by the
             // file's end, which the scan reported.
@@ -848,30 +830,16 @@ impl Keyring {
                 reason,
             }),
         };
-        match self.layout {
-            Layout::Slots => {
-                for (index, chunk) in (first..).zip(data.chunks(SLOT_SIZE)) {
-                    let r = <&[u8; SLOT_SIZE]>::try_from(chunk)
-                        .map_err(|_| "truncated")
-                        .and_then(|buf| {
-                            decode_legacy(self.kek.as_ref(), &self.keyring_id, index, buf)
-                        });
-                    found(index, r);
-                }
-            }
-            Layout::Cells => {
-                let (kek, id) = (self.kek.as_ref(), self.keyring_id);
-                cells::scan(data, first, first, |index, _, f| {
-                    let r = f.and_then(|f| {
-                        f.map(|f| slot::open_payload(kek, &id, index, f.kind, &f.payload))
-                            .transpose()
-                    });
-                    found(index, r);
-                });
-                if data.len() % cells::CELL != 0 {
-                    found(first + (data.len() / cells::CELL) as u32, Err("truncated"));
-                }
-            }
+        scan_slots(
+            self.layout,
+            self.kek.as_ref(),
+            &self.keyring_id,
+            data,
+            first,
+            |index, _, r| found(index, r),
+        );
+        if data.len() % unit != 0 {
+            found(first + (data.len() / unit) as u32, Err("truncated"));
         }
         check
     }
@@ -937,6 +905,36 @@ impl SlotReader {
         }
         buf.truncate(got);
         Ok(buf)
+    }
+}
+
+/// Walks the slots of `data` (whole units from unit `base`, a sector's
+/// first) in either layout: `each(index, units it takes, what is there)`
+/// for every free unit, slot and damaged piece, which is skipped whole. A
+/// trailing piece shorter than a unit is not looked at.
+fn scan_slots(
+    layout: Layout,
+    kek: Option<&Key>,
+    keyring_id: &[u8; 16],
+    data: &[u8],
+    base: u32,
+    mut each: impl FnMut(u32, u32, Result<Option<Slot>, &'static str>),
+) {
+    match layout {
+        Layout::Slots => {
+            for (index, chunk) in (base..).zip(data.chunks_exact(SLOT_SIZE)) {
+                if let Ok(buf) = <&[u8; SLOT_SIZE]>::try_from(chunk) {
+                    each(index, 1, decode_legacy(kek, keyring_id, index, buf));
+                }
+            }
+        }
+        Layout::Cells => cells::scan(data, base, base, |index, step, found| {
+            let slot = found.and_then(|f| {
+                f.map(|f| slot::open_payload(kek, keyring_id, index, f.kind, &f.payload))
+                    .transpose()
+            });
+            each(index, step, slot);
+        }),
     }
 }
 
@@ -1286,16 +1284,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(kr.read_slot(at).unwrap().is_none());
-        let older = VisitorSlot {
-            vid,
-            email: String::new(),
-            revision: REVISIONS - 1,
-        };
-        let newer = VisitorSlot {
-            revision: 0,
-            ..older.clone()
-        };
-        assert!(newer.newer_than(&older) && !older.newer_than(&newer));
+        assert!(newer_revision(0, REVISIONS - 1) && !newer_revision(REVISIONS - 1, 0));
+        assert!(!newer_revision(5, 5) && newer_revision(6, 5) && !newer_revision(5, 6));
     }
 
     /// Staged slots land exactly as slot-by-slot writes would, in runs.

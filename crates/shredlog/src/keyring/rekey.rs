@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::{
     KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot, build_header, cells,
-    check_header, decode_legacy, decode_state, encode_cells, encode_state, slot,
+    check_header, decode_state, encode_cells, encode_state, scan_slots,
 };
 use crate::config::KeyEncryptionKey;
 use crate::error::{Error, IoContext, Result};
@@ -81,40 +81,19 @@ impl Image {
         let data = self.bytes.get(first as usize * unit..).unwrap_or_default();
         let mut out = Vec::new();
         let mut damage = None;
-        match self.layout {
-            Layout::Slots => {
-                for (index, chunk) in (first..).zip(data.chunks_exact(SLOT_SIZE)) {
-                    let Ok(buf) = <&[u8; SLOT_SIZE]>::try_from(chunk) else {
-                        break;
-                    };
-                    match decode_legacy(self.kek.as_ref(), &self.keyring_id, index, buf) {
-                        Ok(None) => {}
-                        Ok(Some(slot)) => out.push((index, slot)),
-                        Err(reason) => {
-                            damage = Some((index, reason));
-                            break;
-                        }
-                    }
-                }
-            }
-            Layout::Cells => {
-                let (kek, id) = (self.kek.as_ref(), self.keyring_id);
-                cells::scan(data, first, first, |index, _, found| {
-                    if damage.is_some() {
-                        return;
-                    }
-                    let r = found.and_then(|f| {
-                        f.map(|f| slot::open_payload(kek, &id, index, f.kind, &f.payload))
-                            .transpose()
-                    });
-                    match r {
-                        Ok(None) => {}
-                        Ok(Some(slot)) => out.push((index, slot)),
-                        Err(reason) => damage = Some((index, reason)),
-                    }
-                });
-            }
-        }
+        scan_slots(
+            self.layout,
+            self.kek.as_ref(),
+            &self.keyring_id,
+            data,
+            first,
+            |index, _, found| match found {
+                _ if damage.is_some() => {}
+                Ok(None) => {}
+                Ok(Some(slot)) => out.push((index, slot)),
+                Err(reason) => damage = Some((index, reason)),
+            },
+        );
         match damage {
             Some((index, reason)) => {
                 Err(Error::corrupt(what, u64::from(index) * unit as u64, reason))

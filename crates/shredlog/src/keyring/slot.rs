@@ -62,12 +62,10 @@ pub(crate) struct VisitorSlot {
 /// Revisions are counted modulo this.
 pub(crate) const REVISIONS: u8 = 128;
 
-impl VisitorSlot {
-    /// Whether this entry is a later rewrite than `other` (of the same visitor).
-    pub(crate) fn newer_than(&self, other: &VisitorSlot) -> bool {
-        let d = self.revision.wrapping_sub(other.revision) % REVISIONS;
-        d != 0 && d < REVISIONS / 2
-    }
+/// Whether revision `a` of a directory entry is a later rewrite than `b`.
+pub(crate) fn newer_revision(a: u8, b: u8) -> bool {
+    let d = a.wrapping_sub(b) % REVISIONS;
+    d != 0 && d < REVISIONS / 2
 }
 
 /// The decoded content of one slot.

@@ -347,7 +347,7 @@ pub struct VerifyReport {
     pub live_records: u64,
     /// Records that can never be read again (not an error).
     pub dead_records: u64,
-    /// Keyring slots checked.
+    /// Keyring slots in use, each decoded and checked.
     pub keyring_slots: u64,
     /// Audit log entries checked.
     pub audit_entries: u64,

@@ -27,7 +27,7 @@ use crate::index::{
     Checkpoint, Describes, Index, Loc, RecordRef, Sidecar, TranscriptEntry, sidecar_file_name,
 };
 use crate::keyring::{
-    KeyCache, Keyring, Marks, OpenMode, PiiSlot, Slot, TranscriptSlot, VisitorSlot,
+    KeyCache, Keyring, Marks, OpenMode, PiiSlot, Slot, TranscriptSlot, newer_revision,
 };
 use crate::pii::Detector;
 use crate::policy::Policy;
@@ -343,12 +343,7 @@ impl SlotIndexer {
                     Some(&(slot, r)) if slot == held => r,
                     _ => 0,
                 };
-                let probe = |revision| VisitorSlot {
-                    vid,
-                    email: String::new(),
-                    revision,
-                };
-                if probe(revision).newer_than(&probe(held_revision)) {
+                if newer_revision(revision, held_revision) {
                     self.leftovers.push(held);
                     self.index.move_visitor_slot(&vid, i);
                     self.index.rename_email(&vid, v.email);

@@ -139,6 +139,19 @@ impl RawSlot {
     pub fn range(&self) -> std::ops::Range<usize> {
         self.index * 64..(self.index + self.cells) * 64
     }
+
+    /// A directory entry's (visitor id, email, revision): kind 3, whose
+    /// body holds the id, then a u16 of the email's length (bits 0-8) and
+    /// the revision (bits 9-15), then the email.
+    pub fn visitor(&self) -> Option<(&[u8], &[u8], u8)> {
+        let p = &self.payload;
+        if self.kind != 3 {
+            return None;
+        }
+        let word = u16::from_le_bytes([p[16], p[17]]);
+        let n = (word & 0x1ff) as usize;
+        Some((&p[..16], &p[18..18 + n], (word >> 9) as u8))
+    }
 }
 
 /// Every slot in use of a format-3 keyring file (cells of 64 bytes from
