@@ -56,6 +56,7 @@ mod legacy;
 pub(crate) mod rekey;
 mod slot;
 mod state;
+pub(crate) mod table;
 pub(crate) use cache::{KeyCache, TranscriptKeys};
 pub(crate) use compact::{LiveSlots, Moved, relocate};
 pub(crate) use slot::{
