@@ -28,8 +28,12 @@ use crate::seal::{Key, NONCE_LEN, random_array};
 /// 1 and 2.
 pub(crate) const SLOT_SIZE: usize = 512;
 const MAGIC: &[u8; 8] = b"SHRDKEYR";
-/// Keyring format written now: slots in 64-byte cells.
-const KEYRING_VERSION: u16 = 3;
+/// Keyring format written now: slots in 64-byte cells, directory entries
+/// in a hash-placed table ([`table`]).
+const KEYRING_VERSION: u16 = 4;
+/// Format 3: 64-byte cells, directory entries among the other slots. Read;
+/// a writing open rewrites it in format 4.
+const KEYRING_VERSION_3: u16 = 3;
 /// Format 2: 512-byte slots with a state slot. Read; a writing open
 /// rewrites it in format 3.
 const KEYRING_VERSION_2: u16 = 2;
@@ -77,7 +81,7 @@ enum Layout {
 
 impl Layout {
     fn of(version: u16) -> Layout {
-        if version >= KEYRING_VERSION {
+        if version >= KEYRING_VERSION_3 {
             Layout::Cells
         } else {
             Layout::Slots
@@ -123,6 +127,11 @@ pub(crate) struct Keyring {
     marks: Marks,
     /// The marks in the state slot on disk (`None`: not written yet).
     written: Option<Marks>,
+    /// The visitor directory's table (format 4; `None` for an older
+    /// keyring opened read-only).
+    directory: Option<Directory>,
+    /// Which of the table's cells are in use.
+    occupancy: table::Occupancy,
 }
 
 /// Slots written together (a batch's new keys and directory entries):
@@ -180,6 +189,46 @@ struct Header {
     keyring_id: [u8; 16],
     version: u16,
     state_pending: bool,
+    /// The visitor directory's table (format 4; `None` before).
+    directory: Option<Directory>,
+}
+
+/// Header fields of a format-4 keyring's visitor directory
+/// (docs/FORMAT.md §6.12).
+#[derive(Clone)]
+pub(crate) struct Directory {
+    /// The key of the hash that places entries.
+    pub key: Zeroizing<[u8; 32]>,
+    /// Where the table is.
+    pub table: table::Region,
+    /// Cells to zero before anything else uses them: a grown table's old
+    /// region, or a new one whose growth was cut short.
+    pub retire: table::Region,
+}
+
+/// Header bytes of the directory's hash key (plaintext keyrings).
+const DIR_KEY_AT: usize = 96;
+/// Header bytes of the directory table's region.
+const DIR_TABLE_AT: usize = 128;
+/// Header bytes of the region to retire.
+const DIR_RETIRE_AT: usize = 136;
+
+/// The regions a slot walk treats apart: the directory's table (whose
+/// sectors start with a header cell and hold only directory entries) and
+/// the region being retired (skipped: neither slots nor free cells).
+#[derive(Clone, Copy, Debug, Default)]
+struct Tables {
+    table: table::Region,
+    retire: table::Region,
+}
+
+impl Tables {
+    fn of(directory: Option<&Directory>) -> Tables {
+        directory.map_or_else(Tables::default, |d| Tables {
+            table: d.table,
+            retire: d.retire,
+        })
+    }
 }
 
 impl Keyring {
@@ -237,6 +286,12 @@ impl Keyring {
             cursor: layout.first_data(),
             marks: Marks::default(),
             written: None,
+            occupancy: header
+                .directory
+                .as_ref()
+                .map(|d| table::Occupancy::empty(d.table))
+                .unwrap_or_default(),
+            directory: header.directory,
         };
         let (mut damaged, marks) = keyring.load_slots(size, each)?;
         if let Some(m) = marks {
@@ -260,6 +315,10 @@ impl Keyring {
         }
         keyring.marks.slots = keyring.len;
         keyring.written = marks;
+        if !mode.read_only && damaged.is_empty() {
+            // A table growth cut short: zero what it left.
+            keyring.retire_region()?;
+        }
         Ok(Loaded {
             keyring,
             damaged,
@@ -293,10 +352,18 @@ impl Keyring {
             .open(&path)
             .at(&path)?;
         let keyring_id = random_array()?;
-        let header = build_header(keyring_id, kek, false)?;
+        let directory = new_directory(cells::FIRST_CELL)?;
+        let header = build_header(keyring_id, kek, false, &directory)?;
         file.write_all_at(&header, 0).at(&path)?;
+        let (table_bytes, occupancy) = table::Builder::new(directory.table).finish();
+        file.write_all_at(
+            &table_bytes,
+            u64::from(directory.table.start) * cells::CELL as u64,
+        )
+        .at(&path)?;
+        let len = directory.table.end();
         let marks = Marks {
-            slots: cells::FIRST_CELL,
+            slots: len,
             writes: 1,
             ..Marks::default()
         };
@@ -313,11 +380,13 @@ impl Keyring {
             version: KEYRING_VERSION,
             layout: Layout::Cells,
             state_pending: false,
-            len: cells::FIRST_CELL,
+            len,
             free: BTreeSet::new(),
-            cursor: cells::FIRST_CELL,
+            cursor: len,
             marks,
             written: Some(marks),
+            directory: Some(directory),
+            occupancy,
         };
         Ok(Loaded {
             keyring,
@@ -379,27 +448,56 @@ impl Keyring {
                 .at(&self.path)?;
             let mut next = start + n;
             let free = &mut self.free;
+            let tables = Tables::of(self.directory.as_ref());
+            let occupancy = &mut self.occupancy;
             scan_slots(
                 self.layout,
                 self.kek.as_ref(),
                 &self.keyring_id,
+                tables,
                 chunk,
                 start,
                 |index, step, found| {
                     next = next.max(index + step);
+                    let in_table = tables.table.contains(index);
                     match found {
+                        Ok(None) if in_table => {}
                         Ok(None) => {
                             free.insert(index);
                         }
-                        Ok(Some(slot)) => each(index, slot),
-                        Err(reason) => damaged.push(SlotDamage {
-                            index,
-                            offset: u64::from(index) * unit as u64,
-                            reason,
-                        }),
+                        Ok(Some(slot)) => {
+                            if in_table {
+                                occupancy.mark(tables.table, index, step, true);
+                            }
+                            each(index, slot);
+                        }
+                        Err(reason) => {
+                            if in_table {
+                                // Never written over: damage is reported, not lost.
+                                occupancy.mark(tables.table, index, step, true);
+                            }
+                            damaged.push(SlotDamage {
+                                index,
+                                offset: u64::from(index) * unit as u64,
+                                reason,
+                            });
+                        }
                     }
                 },
             );
+            // The spilled flags of the table's sectors read in this chunk.
+            if let Some(d) = &self.directory {
+                for sector in 0..d.table.sectors {
+                    let cell = d.table.header_cell(sector);
+                    if (start..start + n).contains(&cell) {
+                        let at = (cell - start) as usize * unit;
+                        if table::parse_header_cell(chunk.get(at..).unwrap_or_default()) == Ok(true)
+                        {
+                            self.occupancy.set_spilled(sector);
+                        }
+                    }
+                }
+            }
             // Chunks end at sector ends, so no slot crosses one; `next`
             // only passes the chunk's end for a slot cut short by the
             // file's end, which the scan reported.
@@ -456,10 +554,18 @@ impl Keyring {
     }
 
     /// Takes free cells for `slot` (the next run that fits, after the last
-    /// one taken), extending the file when there is none.
+    /// one taken), extending the file when there is none. A directory entry
+    /// goes where its email's hash places it in the directory's table,
+    /// which is grown first when it would be more than half full (so grow
+    /// it with [`Keyring::reserve_visitors`] before placing several entries
+    /// whose writes are staged together: a growth moves the entries already
+    /// on disk, not the staged ones).
     pub(crate) fn allocate(&mut self, slot: &Slot) -> Result<u32> {
         self.writable()?;
         let n = self.cells_for(slot)?;
+        if let (Slot::Visitor(v), Some(_)) = (slot, &self.directory) {
+            return self.place_visitor(&v.email, n);
+        }
         let found = self
             .find_run(self.cursor.., n)
             .or_else(|| self.find_run(..self.cursor, n));
@@ -477,6 +583,182 @@ impl Keyring {
         }
         self.cursor = first + n;
         Ok(first)
+    }
+
+    /// Makes room in the directory's table for `cells` more cells of
+    /// entries, keeping it at most half full: grows it when not.
+    pub(crate) fn reserve_visitors(&mut self, cells: u64) -> Result<()> {
+        let Some(d) = &self.directory else {
+            return Ok(());
+        };
+        let wanted = self.occupancy.used_cells() + cells;
+        if wanted * 2 <= d.table.capacity() {
+            return Ok(());
+        }
+        self.grow_table(wanted)
+    }
+
+    /// Places a directory entry of `n` cells for `email` in the table
+    /// (growing it first when it would be more than half full); the header
+    /// cells of the sectors passed over are marked spilled at once (not
+    /// synced: a flag without the entry only lengthens a lookup).
+    fn place_visitor(&mut self, email: &str, n: u32) -> Result<u32> {
+        self.reserve_visitors(u64::from(n))?;
+        let d = self
+            .directory
+            .as_ref()
+            .ok_or_else(|| Error::Internal("directory entry without a table".into()))?;
+        let region = d.table;
+        let hash = table::visitor_hash(&d.key, email);
+        let placed = self
+            .occupancy
+            .place(region, hash, n)
+            .ok_or_else(|| Error::Internal("the directory table is full".into()))?;
+        for sector in placed.spilled {
+            self.write_raw(region.header_cell(sector), &table::header_cell(true))?;
+        }
+        Ok(placed.cell)
+    }
+
+    /// Moves the directory's table to a new region at the file's end, big
+    /// enough for `cells` cells of entries at most half full, crash-safely:
+    /// the new region is first named in the header as one to retire (so a
+    /// crash before the switch has open zero it), written and synced; then
+    /// the header names it as the table and the old one as the region to
+    /// retire; the old region is zeroed and synced, and the header forgets
+    /// it (synced) before its cells are free for other slots.
+    fn grow_table(&mut self, cells: u64) -> Result<()> {
+        let Some(old) = self.directory.as_ref().map(|d| d.table) else {
+            return Ok(());
+        };
+        let sectors = table::Region::sectors_for(cells)
+            .ok_or_else(|| Error::Limit("keyring is full".into()))?;
+        if sectors <= old.sectors {
+            return Ok(());
+        }
+        let start = self.len.next_multiple_of(cells::SECTOR_CELLS);
+        let new = table::Region { start, sectors };
+        // 1. Name the new region as one to retire.
+        self.set_directory(|d| d.retire = new);
+        self.write_header()?;
+        self.sync()?;
+        // 2. Write the new table whole: every entry re-placed (and
+        //    re-encoded: a slot is sealed to its place), then sync.
+        let unit = cells::CELL;
+        let mut old_bytes = Zeroizing::new(vec![
+            0u8;
+            old.sectors as usize
+                * cells::SECTOR_CELLS as usize
+                * unit
+        ]);
+        self.file
+            .read_exact_at(&mut old_bytes, u64::from(old.start) * unit as u64)
+            .at(&self.path)?;
+        let key = self
+            .directory
+            .as_ref()
+            .map(|d| d.key.clone())
+            .ok_or_else(|| Error::Internal("directory without a key".into()))?;
+        let mut builder = table::Builder::new(new);
+        let mut damage = None;
+        let mut entries = Vec::new();
+        scan_slots(
+            self.layout,
+            self.kek.as_ref(),
+            &self.keyring_id,
+            Tables {
+                table: old,
+                retire: table::Region::NONE,
+            },
+            &old_bytes,
+            old.start,
+            |index, _, found| match found {
+                Ok(None) => {}
+                Ok(Some(slot)) => entries.push(slot),
+                Err(reason) => {
+                    damage.get_or_insert((index, reason));
+                }
+            },
+        );
+        if let Some((index, reason)) = damage {
+            return Err(Error::corrupt(
+                &self.path,
+                u64::from(index) * unit as u64,
+                format!("keyring slot {index}: {reason} (the directory table cannot grow over it)"),
+            ));
+        }
+        for slot in &entries {
+            let Slot::Visitor(v) = slot else { continue };
+            let n = self.cells_for(slot)?;
+            let at = builder
+                .place(table::visitor_hash(&key, &v.email), n)
+                .ok_or_else(|| Error::Internal("the new directory table is full".into()))?;
+            let enc = self.encode_slot(at, slot)?;
+            builder
+                .put(at, &enc)
+                .ok_or_else(|| Error::Internal("directory entry out of range".into()))?;
+        }
+        let (bytes, occupancy) = builder.finish();
+        let gap = self.len..start;
+        self.write_raw(start, &bytes)?;
+        self.free.extend(gap);
+        self.marks.slots = self.len;
+        self.sync()?;
+        // 3. Switch: the new region is the table, the old one to retire.
+        self.set_directory(|d| {
+            d.table = new;
+            d.retire = old;
+        });
+        self.occupancy = occupancy;
+        self.write_header()?;
+        self.sync()?;
+        // 4. Zero the old region, then forget it.
+        self.retire_region()
+    }
+
+    /// Zeroes the region the header names to retire (the part inside the
+    /// file), syncs, clears it from the header, syncs, and frees its cells.
+    fn retire_region(&mut self) -> Result<()> {
+        let Some(retire) = self.directory.as_ref().map(|d| d.retire) else {
+            return Ok(());
+        };
+        if retire.is_none() {
+            return Ok(());
+        }
+        let end = retire.end().min(self.len);
+        if end > retire.start {
+            let zeros = vec![0u8; (end - retire.start) as usize * cells::CELL];
+            self.write_raw(retire.start, &zeros)?;
+            self.sync_file()?;
+        }
+        self.set_directory(|d| d.retire = table::Region::NONE);
+        self.write_header()?;
+        self.sync_file()?;
+        if end > retire.start {
+            self.free.extend(retire.start..end);
+        }
+        Ok(())
+    }
+
+    /// Syncs the file without writing the state.
+    fn sync_file(&mut self) -> Result<()> {
+        crate::failpoint::check("keyring.sync").at(&self.path)?;
+        self.file.sync_data().at(&self.path)?;
+        crate::failpoint::synced(&self.path, &self.file);
+        Ok(())
+    }
+
+    /// Whether cell `index` is in the directory's table.
+    pub(crate) fn in_directory_table(&self, index: u32) -> bool {
+        self.directory
+            .as_ref()
+            .is_some_and(|d| d.table.contains(index))
+    }
+
+    fn set_directory(&mut self, change: impl FnOnce(&mut Directory)) {
+        if let Some(d) = self.directory.as_mut() {
+            change(d);
+        }
     }
 
     /// The lowest free run of `n` cells below `below` (for compaction).
@@ -564,13 +846,19 @@ impl Keyring {
             }
         };
         let old = self.extent(index)?;
+        let stays = match (&self.directory, self.read_slot(index)?) {
+            (Some(d), Some(Slot::Visitor(v))) => {
+                table::visitor_hash(&d.key, &v.email) == table::visitor_hash(&d.key, email)
+            }
+            _ => true,
+        };
         let slot = Slot::Visitor(VisitorSlot {
             vid,
             email: email.to_owned(),
             revision,
         });
         let needed = self.cells_for(&slot)?;
-        if needed <= old {
+        if needed <= old && stays {
             let mut bytes = self.encode_slot(index, &slot)?;
             bytes.resize(old as usize * cells::CELL, 0);
             self.write_raw(index, &bytes)?;
@@ -669,6 +957,18 @@ impl Keyring {
     pub(crate) fn wipe(&mut self, index: u32) -> Result<()> {
         let n = self.extent(index)?;
         let zeros = vec![0u8; n as usize * self.layout.unit()];
+        if let Some(region) = self.directory.as_ref().map(|d| d.table)
+            && region.contains(index)
+        {
+            if (index - region.start) % cells::SECTOR_CELLS == 0 {
+                return Err(Error::Internal(format!(
+                    "keyring cell {index} is a directory sector's header, not a slot"
+                )));
+            }
+            self.write_raw(index, &zeros)?;
+            self.occupancy.mark(region, index, n, false);
+            return Ok(());
+        }
         self.write_raw(index, &zeros)?;
         if index >= self.layout.first_data() {
             self.free.extend(index..index + n);
@@ -730,13 +1030,27 @@ impl Keyring {
             &encode_state(&next),
         )?;
         if self.state_pending {
-            let header = header_without_pending(&self.file, &self.path)?;
-            self.write_raw(0, &header)?;
             self.state_pending = false;
+            self.write_header()?;
         }
         self.marks = next;
         self.written = Some(next);
         Ok(())
+    }
+
+    /// Writes the header from what the keyring holds (not synced).
+    fn write_header(&mut self) -> Result<()> {
+        let directory = self
+            .directory
+            .as_ref()
+            .ok_or_else(|| Error::Internal("keyring header of an older format rewritten".into()))?;
+        let header = build_header(
+            self.keyring_id,
+            self.kek.as_ref(),
+            self.state_pending,
+            directory,
+        )?;
+        self.write_raw(0, &header)
     }
 
     /// Cuts free cells off the end of the file (durably).
@@ -835,6 +1149,7 @@ impl Keyring {
             self.layout,
             self.kek.as_ref(),
             &self.keyring_id,
+            Tables::of(self.directory.as_ref()),
             data,
             first,
             |index, _, r| found(index, r),
@@ -917,6 +1232,7 @@ fn scan_slots(
     layout: Layout,
     kek: Option<&Key>,
     keyring_id: &[u8; 16],
+    tables: Tables,
     data: &[u8],
     base: u32,
     mut each: impl FnMut(u32, u32, Result<Option<Slot>, &'static str>),
@@ -930,10 +1246,30 @@ fn scan_slots(
             }
         }
         Layout::Cells => cells::scan(data, base, base, |index, step, found| {
+            if tables.retire.contains(index) {
+                return;
+            }
+            let in_table = tables.table.contains(index);
+            if in_table && (index - tables.table.start) % cells::SECTOR_CELLS == 0 {
+                let at = (index - base) as usize * cells::CELL;
+                if let Err(reason) = table::parse_header_cell(data.get(at..).unwrap_or_default()) {
+                    each(index, step, Err(reason));
+                }
+                return;
+            }
             let slot = found.and_then(|f| {
                 f.map(|f| slot::open_payload(kek, keyring_id, index, f.kind, &f.payload))
                     .transpose()
             });
+            let slot = match slot {
+                Ok(Some(Slot::Visitor(_))) if !tables.table.is_none() && !in_table => {
+                    Err("a directory entry outside the directory table")
+                }
+                Ok(Some(Slot::Transcript(_) | Slot::Pii(_))) if in_table => {
+                    Err("a key slot inside the directory table")
+                }
+                other => other,
+            };
             each(index, step, slot);
         }),
     }
@@ -994,10 +1330,14 @@ fn is_zero(buf: &[u8]) -> bool {
     buf.iter().all(|&b| b == 0)
 }
 
+/// A format-4 header. With a key-encryption key, the directory's hash key
+/// is what the KEK check seals (so it is never on disk in the clear);
+/// without one it is stored as is, beside the emails it places.
 fn build_header(
     keyring_id: [u8; 16],
     kek: Option<&Key>,
     state_pending: bool,
+    directory: &Directory,
 ) -> Result<[u8; SLOT_SIZE]> {
     let mut h = [0u8; SLOT_SIZE];
     h[0..8].copy_from_slice(MAGIC);
@@ -1007,23 +1347,31 @@ fn build_header(
     h[16..32].copy_from_slice(&keyring_id);
     if let Some(kek) = kek {
         h[12] = 1;
-        let (nonce, ct) = kek.seal(&check_aad(&keyring_id), &[0u8; 32])?;
+        let (nonce, ct) = kek.seal(&check_aad(&keyring_id), &directory.key[..])?;
         h[32..44].copy_from_slice(&nonce);
         h[44..92].copy_from_slice(&ct);
+    } else {
+        h[DIR_KEY_AT..DIR_KEY_AT + 32].copy_from_slice(&directory.key[..]);
     }
+    h[DIR_TABLE_AT..DIR_TABLE_AT + table::REGION_BYTES].copy_from_slice(&directory.table.encode());
+    h[DIR_RETIRE_AT..DIR_RETIRE_AT + table::REGION_BYTES]
+        .copy_from_slice(&directory.retire.encode());
     let crc = crc32fast::hash(&h[..508]);
     h[508..].copy_from_slice(&crc.to_le_bytes());
     Ok(h)
 }
 
-/// The header on disk with its state-pending flag cleared.
-fn header_without_pending(file: &File, path: &Path) -> Result<[u8; SLOT_SIZE]> {
-    let mut h = [0u8; SLOT_SIZE];
-    file.read_exact_at(&mut h, 0).at(path)?;
-    h[STATE_PENDING_AT] = 0;
-    let crc = crc32fast::hash(&h[..508]);
-    h[508..].copy_from_slice(&crc.to_le_bytes());
-    Ok(h)
+/// A new directory: a fresh hash key, an empty table of the smallest size
+/// at `start`.
+fn new_directory(start: u32) -> Result<Directory> {
+    Ok(Directory {
+        key: Zeroizing::new(random_array()?),
+        table: table::Region {
+            start,
+            sectors: table::MIN_SECTORS,
+        },
+        retire: table::Region::NONE,
+    })
 }
 
 fn check_aad(keyring_id: &[u8; 16]) -> Vec<u8> {
@@ -1048,7 +1396,7 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
     let version = u16::from_le_bytes([h[8], h[9]]);
     if !matches!(
         version,
-        KEYRING_VERSION | KEYRING_VERSION_2 | KEYRING_VERSION_1
+        KEYRING_VERSION | KEYRING_VERSION_3 | KEYRING_VERSION_2 | KEYRING_VERSION_1
     ) {
         return Err(Error::UnsupportedVersion {
             path: path.to_owned(),
@@ -1060,7 +1408,7 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
         return Err(Error::corrupt(path, 10, "unsupported keyring slot size"));
     }
     let state_pending = match (version, h[STATE_PENDING_AT]) {
-        (KEYRING_VERSION, 1) => true,
+        (KEYRING_VERSION | KEYRING_VERSION_3, 1) => true,
         (_, 0) => false,
         _ => {
             return Err(Error::corrupt(
@@ -1072,13 +1420,44 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
     };
     let mut keyring_id = [0u8; 16];
     keyring_id.copy_from_slice(&h[16..32]);
-    let header = Header {
+    let region = |at: usize| {
+        table::Region::decode(&h[at..at + table::REGION_BYTES])
+            .map_err(|reason| Error::corrupt(path, at as u64, reason))
+    };
+    let mut header = Header {
         keyring_id,
         version,
         state_pending,
+        directory: None,
+    };
+    let directory = |key: [u8; 32]| -> Result<Option<Directory>> {
+        if version < KEYRING_VERSION {
+            return Ok(None);
+        }
+        let table = region(DIR_TABLE_AT)?;
+        if table.is_none() {
+            return Err(Error::corrupt(
+                path,
+                DIR_TABLE_AT as u64,
+                "keyring without its directory table",
+            ));
+        }
+        Ok(Some(Directory {
+            key: Zeroizing::new(key),
+            table,
+            retire: region(DIR_RETIRE_AT)?,
+        }))
+    };
+    let plain_key = |h: &[u8; SLOT_SIZE]| {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&h[DIR_KEY_AT..DIR_KEY_AT + 32]);
+        k
     };
     match (h[12], kek) {
-        (0, None) => Ok(header),
+        (0, None) => {
+            header.directory = directory(plain_key(h))?;
+            Ok(header)
+        }
         (0, Some(_)) => Err(Error::Kek(
             "a key-encryption key was given but this keyring is not wrapped; open it without one".into(),
         )),
@@ -1088,7 +1467,15 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
         (1, Some(kek)) => {
             let nonce: [u8; NONCE_LEN] = h[32..44].try_into().map_err(|_| Error::corrupt(path, 32, "bad nonce"))?;
             match kek.open(&nonce, &check_aad(&keyring_id), &h[44..92]) {
-                Some(_) => Ok(header),
+                Some(plain) => {
+                    let plain = Zeroizing::new(plain);
+                    if version >= KEYRING_VERSION && plain_key(h) != [0u8; 32] {
+                        return Err(Error::corrupt(path, DIR_KEY_AT as u64, "a wrapped keyring with a directory key in the clear"));
+                    }
+                    let key: [u8; 32] = plain[..].try_into().map_err(|_| Error::corrupt(path, 44, "bad directory key"))?;
+                    header.directory = directory(key)?;
+                    Ok(header)
+                }
                 None => Err(Error::Kek("the key-encryption key does not match this keyring".into())),
             }
         }
@@ -1432,7 +1819,12 @@ mod tests {
     /// it, from the slots given.
     fn legacy_keyring(dir: &Path, version: u16, kek: Option<&Key>, slots: &[(u32, Slot)]) {
         let id = [3u8; 16];
-        let mut h = build_header(id, kek, false).unwrap();
+        let none = Directory {
+            key: Zeroizing::new([0; 32]),
+            table: table::Region::NONE,
+            retire: table::Region::NONE,
+        };
+        let mut h = build_header(id, kek, false, &none).unwrap();
         h[8..10].copy_from_slice(&version.to_le_bytes());
         h[10..12].copy_from_slice(&(SLOT_SIZE as u16).to_le_bytes());
         let crc = crc32fast::hash(&h[..508]);

@@ -94,7 +94,9 @@ impl Region {
     /// full: a power of two, at least [`MIN_SECTORS`].
     pub(crate) fn sectors_for(cells: u64) -> Option<u32> {
         let needed = (cells * 2).div_ceil(u64::from(SLOT_CELLS));
-        let n = needed.max(u64::from(MIN_SECTORS)).checked_next_power_of_two()?;
+        let n = needed
+            .max(u64::from(MIN_SECTORS))
+            .checked_next_power_of_two()?;
         u32::try_from(n).ok()
     }
 
@@ -124,7 +126,11 @@ impl Region {
             return Err("table region misplaced");
         }
         start
-            .checked_add(sectors.checked_mul(SECTOR_CELLS).ok_or("table region too large")?)
+            .checked_add(
+                sectors
+                    .checked_mul(SECTOR_CELLS)
+                    .ok_or("table region too large")?,
+            )
             .ok_or("table region too large")?;
         Ok(r)
     }
@@ -300,12 +306,11 @@ impl Builder {
         Builder {
             region,
             occupancy: Occupancy::empty(region),
-            bytes: Zeroizing::new(vec![0u8; region.sectors as usize * SECTOR_CELLS as usize * CELL]),
+            bytes: Zeroizing::new(vec![
+                0u8;
+                region.sectors as usize * SECTOR_CELLS as usize * CELL
+            ]),
         }
-    }
-
-    pub(crate) fn region(&self) -> Region {
-        self.region
     }
 
     /// Finds room for a slot of `n` cells with hash `hash`; `None` when
@@ -317,7 +322,9 @@ impl Builder {
     /// Puts the cells of a slot placed at `cell`.
     pub(crate) fn put(&mut self, cell: u32, cells: &[u8]) -> Option<()> {
         let from = (cell.checked_sub(self.region.start)?) as usize * CELL;
-        self.bytes.get_mut(from..from + cells.len())?.copy_from_slice(cells);
+        self.bytes
+            .get_mut(from..from + cells.len())?
+            .copy_from_slice(cells);
         Some(())
     }
 
@@ -418,17 +425,41 @@ mod tests {
         let h = 5; // home sector 5
         for i in 0..7 {
             let p = occ.place(r, h, 1).unwrap();
-            assert_eq!(p, Placement { cell: r.header_cell(5) + 1 + i, spilled: vec![] });
+            assert_eq!(
+                p,
+                Placement {
+                    cell: r.header_cell(5) + 1 + i,
+                    spilled: vec![]
+                }
+            );
         }
         let p = occ.place(r, h, 1).unwrap();
-        assert_eq!(p, Placement { cell: r.header_cell(6) + 1, spilled: vec![5] });
+        assert_eq!(
+            p,
+            Placement {
+                cell: r.header_cell(6) + 1,
+                spilled: vec![5]
+            }
+        );
         assert!(occ.is_spilled(5) && !occ.is_spilled(6));
         // A second spill past sector 5 does not set its flag again.
         let p = occ.place(r, h, 7).unwrap();
-        assert_eq!(p, Placement { cell: r.header_cell(7) + 1, spilled: vec![6] });
+        assert_eq!(
+            p,
+            Placement {
+                cell: r.header_cell(7) + 1,
+                spilled: vec![6]
+            }
+        );
         // Round the region's end.
         let p = occ.place(r, 7, 7).unwrap();
-        assert_eq!(p, Placement { cell: r.header_cell(0) + 1, spilled: vec![7] });
+        assert_eq!(
+            p,
+            Placement {
+                cell: r.header_cell(0) + 1,
+                spilled: vec![7]
+            }
+        );
         assert_eq!(occ.used_cells(), 7 + 1 + 7 + 7);
         occ.mark(r, r.header_cell(5) + 2, 1, false);
         assert_eq!(occ.used_cells(), 21);
@@ -443,13 +474,19 @@ mod tests {
             assert!(occ.place(r, s, 7).is_some());
         }
         assert_eq!(occ.place(r, 3, 1), None);
-        assert!((0..8).all(|s| !occ.is_spilled(s)), "a failed placement sets no flag");
+        assert!(
+            (0..8).all(|s| !occ.is_spilled(s)),
+            "a failed placement sets no flag"
+        );
     }
 
     #[test]
     fn probes_visit_every_sector_once_from_home() {
         let r = region(8);
-        assert_eq!(r.probe(13).collect::<Vec<_>>(), vec![5, 6, 7, 0, 1, 2, 3, 4]);
+        assert_eq!(
+            r.probe(13).collect::<Vec<_>>(),
+            vec![5, 6, 7, 0, 1, 2, 3, 4]
+        );
     }
 
     #[test]

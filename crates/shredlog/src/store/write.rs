@@ -186,6 +186,19 @@ impl Engine {
         let mut created: Vec<Created> = Vec::new();
         let mut new_visitors: Vec<(Vid, String, u32)> = Vec::new();
         let mut staged = StagedSlots::default();
+        // Room in the directory's table for every entry this batch may add,
+        // made before any is placed (a growth moves only what is on disk).
+        let mut entry_cells = 0u64;
+        for target in &targets {
+            if let Target::NewFirst(_, email) = target {
+                entry_cells += u64::from(w.keyring.cells_for(&Slot::Visitor(VisitorSlot {
+                    vid: [0; 16],
+                    email: email.clone(),
+                    revision: 0,
+                }))?);
+            }
+        }
+        w.keyring.reserve_visitors(entry_cells)?;
         {
             let index = self.index.read();
             for (p, target) in prepared.iter().zip(&targets) {
