@@ -556,10 +556,9 @@ impl Keyring {
     /// Takes free cells for `slot` (the next run that fits, after the last
     /// one taken), extending the file when there is none. A directory entry
     /// goes where its email's hash places it in the directory's table,
-    /// which is grown first when it would be more than half full (so grow
-    /// it with [`Keyring::reserve_visitors`] before placing several entries
-    /// whose writes are staged together: a growth moves the entries already
-    /// on disk, not the staged ones).
+    /// which [`Keyring::reserve_visitors`] must have made room in (a growth
+    /// moves the entries on disk, so it is never done here, between the
+    /// entries of one batch).
     pub(crate) fn allocate(&mut self, slot: &Slot) -> Result<u32> {
         self.writable()?;
         let n = self.cells_for(slot)?;
@@ -586,34 +585,34 @@ impl Keyring {
     }
 
     /// Makes room in the directory's table for `cells` more cells of
-    /// entries, keeping it at most half full: grows it when not.
-    pub(crate) fn reserve_visitors(&mut self, cells: u64) -> Result<()> {
+    /// entries, keeping it at most half full: grows it when not. Returns
+    /// the entries a growth moved (visitor, new slot), which the caller
+    /// gives to the index before anything reads their old places.
+    #[must_use = "moved directory entries must be given to the index"]
+    pub(crate) fn reserve_visitors(&mut self, cells: u64) -> Result<Vec<(Vid, u32)>> {
         let Some(d) = &self.directory else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let wanted = self.occupancy.used_cells() + cells;
         if wanted * 2 <= d.table.capacity() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.grow_table(wanted)
     }
 
-    /// Places a directory entry of `n` cells for `email` in the table
-    /// (growing it first when it would be more than half full); the header
-    /// cells of the sectors passed over are marked spilled at once (not
-    /// synced: a flag without the entry only lengthens a lookup).
+    /// Places a directory entry of `n` cells for `email` in the table; the
+    /// header cells of the sectors passed over are marked spilled at once
+    /// (not synced: a flag without the entry only lengthens a lookup).
     fn place_visitor(&mut self, email: &str, n: u32) -> Result<u32> {
-        self.reserve_visitors(u64::from(n))?;
         let d = self
             .directory
             .as_ref()
             .ok_or_else(|| Error::Internal("directory entry without a table".into()))?;
         let region = d.table;
         let hash = table::visitor_hash(&d.key, email);
-        let placed = self
-            .occupancy
-            .place(region, hash, n)
-            .ok_or_else(|| Error::Internal("the directory table is full".into()))?;
+        let placed = self.occupancy.place(region, hash, n).ok_or_else(|| {
+            Error::Internal("the directory table is full (room was not reserved)".into())
+        })?;
         for sector in placed.spilled {
             self.write_raw(region.header_cell(sector), &table::header_cell(true))?;
         }
@@ -627,14 +626,14 @@ impl Keyring {
     /// the header names it as the table and the old one as the region to
     /// retire; the old region is zeroed and synced, and the header forgets
     /// it (synced) before its cells are free for other slots.
-    fn grow_table(&mut self, cells: u64) -> Result<()> {
+    fn grow_table(&mut self, cells: u64) -> Result<Vec<(Vid, u32)>> {
         let Some(old) = self.directory.as_ref().map(|d| d.table) else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let sectors = table::Region::sectors_for(cells)
             .ok_or_else(|| Error::Limit("keyring is full".into()))?;
         if sectors <= old.sectors {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let start = self.len.next_multiple_of(cells::SECTOR_CELLS);
         let new = table::Region { start, sectors };
@@ -687,6 +686,7 @@ impl Keyring {
                 format!("keyring slot {index}: {reason} (the directory table cannot grow over it)"),
             ));
         }
+        let mut moved = Vec::with_capacity(entries.len());
         for slot in &entries {
             let Slot::Visitor(v) = slot else { continue };
             let n = self.cells_for(slot)?;
@@ -697,6 +697,7 @@ impl Keyring {
             builder
                 .put(at, &enc)
                 .ok_or_else(|| Error::Internal("directory entry out of range".into()))?;
+            moved.push((v.vid, at));
         }
         let (bytes, occupancy) = builder.finish();
         let gap = self.len..start;
@@ -713,7 +714,8 @@ impl Keyring {
         self.write_header()?;
         self.sync()?;
         // 4. Zero the old region, then forget it.
-        self.retire_region()
+        self.retire_region()?;
+        Ok(moved)
     }
 
     /// Zeroes the region the header names to retire (the part inside the
@@ -835,8 +837,24 @@ impl Keyring {
     /// in place when it fits the entry's cells (the cells it no longer needs
     /// zeroed in the same write), else written anew elsewhere with the next
     /// revision, synced, and the old entry wiped. Returns where it is now.
-    pub(crate) fn rewrite_visitor(&mut self, index: u32, vid: Vid, email: &str) -> Result<u32> {
+    pub(crate) fn rewrite_visitor(
+        &mut self,
+        index: u32,
+        vid: Vid,
+        email: &str,
+    ) -> Result<(u32, Vec<(Vid, u32)>)> {
         self.writable()?;
+        // Room for the entry should it move (a growth moves this one too).
+        let probe = Slot::Visitor(VisitorSlot {
+            vid,
+            email: email.to_owned(),
+            revision: 0,
+        });
+        let moved = self.reserve_visitors(u64::from(self.cells_for(&probe)?))?;
+        let index = moved
+            .iter()
+            .find(|(v, _)| *v == vid)
+            .map_or(index, |&(_, at)| at);
         let revision = match self.read_slot(index)? {
             Some(Slot::Visitor(v)) if v.vid == vid => v.revision,
             _ => {
@@ -863,8 +881,14 @@ impl Keyring {
             bytes.resize(old as usize * cells::CELL, 0);
             self.write_raw(index, &bytes)?;
             // The cells it no longer needs are free (and zero) now.
-            self.free.extend(index + needed..index + old);
-            return Ok(index);
+            match self.directory.as_ref().map(|d| d.table) {
+                Some(region) if region.contains(index) => {
+                    self.occupancy
+                        .mark(region, index + needed, old - needed, false);
+                }
+                _ => self.free.extend(index + needed..index + old),
+            }
+            return Ok((index, moved));
         }
         let Slot::Visitor(mut entry) = slot else {
             return Err(Error::Internal(
@@ -879,7 +903,7 @@ impl Keyring {
         // leaves both, and open keeps the newer revision.
         self.sync()?;
         self.wipe(index)?;
-        Ok(new)
+        Ok((new, moved))
     }
 
     /// Encodes `slot` for index `index` into `staged` (nothing is written).
@@ -1489,6 +1513,9 @@ mod tests {
 
     /// Cells added by the first growth.
     const GROW: u32 = (GROW_BYTES / cells::CELL) as u32;
+    /// The first cell of a new keyring's key slots: after the header, the
+    /// state and the directory's first table.
+    const HEAP: u32 = cells::FIRST_CELL + table::MIN_SECTORS * cells::SECTOR_CELLS;
     const MAX_GROW: u32 = (MAX_GROW_BYTES / cells::CELL) as u32;
     const CELL: u64 = cells::CELL as u64;
 
@@ -1568,9 +1595,9 @@ mod tests {
         let pii = pslot();
         assert_eq!(kr.cells_for(&pii).unwrap(), 1);
         let first = kr.allocate(&pii).unwrap();
-        assert_eq!(first, cells::FIRST_CELL, "lowest cell first");
+        assert_eq!(first, HEAP, "lowest cell first");
         let grown = size();
-        assert_eq!(grown, u64::from(cells::FIRST_CELL + GROW) * CELL);
+        assert_eq!(grown, u64::from(HEAP + GROW) * CELL);
         // The rest of the run is taken without changing the file's length.
         for _ in 1..GROW {
             kr.allocate(&pii).unwrap();
@@ -1578,7 +1605,7 @@ mod tests {
         assert_eq!(size(), grown);
         assert_eq!(kr.free_count(), 0);
         let next = kr.allocate(&pii).unwrap();
-        assert_eq!(next, cells::FIRST_CELL + GROW);
+        assert_eq!(next, HEAP + GROW);
         assert_eq!(size(), grown + u64::from(GROW) * CELL);
         // Unwritten cells read back as free; a compaction's tail cut drops them.
         kr.write(first, &tslot("t-1")).unwrap();
@@ -1589,7 +1616,7 @@ mod tests {
         assert_eq!(used, 1);
         assert_eq!(loaded.keyring.free_count(), 2 * GROW as usize - 2);
         loaded.keyring.truncate_free_tail().unwrap();
-        assert_eq!(size(), u64::from(cells::FIRST_CELL + 2) * CELL);
+        assert_eq!(size(), u64::from(HEAP + 2) * CELL);
     }
 
     /// Slots take the cells they need, never cross a sector, and a wiped
@@ -1604,10 +1631,10 @@ mod tests {
         let short = tslot("t-1"); // 2 cells
         assert_eq!(kr.cells_for(&long).unwrap(), 4);
         assert_eq!(kr.cells_for(&short).unwrap(), 2);
-        let a = kr.allocate(&short).unwrap(); // 16-17
-        let b = kr.allocate(&long).unwrap(); // 18-21
-        let c = kr.allocate(&long).unwrap(); // 22-23 would cross: 24-27
-        assert_eq!((a, b, c), (16, 18, 24));
+        let a = kr.allocate(&short).unwrap(); // HEAP + 0-1
+        let b = kr.allocate(&long).unwrap(); // HEAP + 2-5
+        let c = kr.allocate(&long).unwrap(); // HEAP + 6-7 would cross: 8-11
+        assert_eq!((a, b, c), (HEAP, HEAP + 2, HEAP + 8));
         for (i, s) in [(a, &short), (b, &long), (c, &long)] {
             kr.write(i, s).unwrap();
         }
@@ -1618,7 +1645,7 @@ mod tests {
             kr.read_slot(a).unwrap(),
             Some(Slot::Transcript(_))
         ));
-        // Cells 22-23 and 28.. are after the cursor; wrap around to 18.
+        // Cells HEAP + 6-7 and 12.. are after the cursor; wrap around to 2.
         let mut taken = Vec::new();
         for _ in 0..(GROW - 12) / 4 + 1 {
             taken.push(kr.allocate(&long).unwrap());
@@ -1632,9 +1659,10 @@ mod tests {
         );
     }
 
-    /// A directory entry rewritten with a longer email than its cells hold
-    /// moves, with the next revision; a shorter one stays, its spare cells
-    /// zeroed.
+    /// A directory entry rewritten with another address moves to where its
+    /// hash puts it, with the next revision, and the old entry is wiped; one
+    /// rewritten with a shorter spelling of the same address stays, its
+    /// spare cells zeroed and free.
     #[test]
     fn a_visitor_entry_is_rewritten_in_place_or_moved() {
         let dir = tempfile::tempdir().unwrap();
@@ -1649,27 +1677,35 @@ mod tests {
                 revision: 0,
             })
         };
-        let long = format!("{}@example.com", "a".repeat(60));
-        let first = entry(&long);
+        let short = format!("{}@example.com", "a".repeat(20));
+        // An older entry's spelling of the same address (canonical: `short`).
+        let spelled = format!("{}mailto:{short}", " ".repeat(40));
+        let first = entry(&spelled);
+        assert!(kr.reserve_visitors(8).unwrap().is_empty());
         let at = kr.allocate(&first).unwrap();
+        assert!(kr.in_directory_table(at));
         kr.write(at, &first).unwrap();
         let n = kr.cells_for(&first).unwrap();
-        assert_eq!(kr.rewrite_visitor(at, vid, "b@example.com").unwrap(), at);
+        assert!(n > kr.cells_for(&entry(&short)).unwrap());
+        let used = kr.occupancy.used_cells();
+        assert_eq!(kr.rewrite_visitor(at, vid, &short).unwrap(), (at, vec![]));
         let raw = std::fs::read(dir.path().join("keyring")).unwrap();
         let cells = &raw[at as usize * 64..(at + n) as usize * 64];
         assert!(cells[64..].iter().all(|&x| x == 0), "spare cells zeroed");
-        let free = kr.free_count();
-        assert!(!raw.windows(10).any(|w| w == b"aaaaaaaaaa"));
-        assert!(
-            n > 1 && (at + 1..at + n).all(|c| kr.free.contains(&c)),
+        assert!(!raw.windows(7).any(|w| w == b"mailto:"));
+        assert_eq!(
+            kr.occupancy.used_cells(),
+            used - u64::from(n - 1),
             "and free"
         );
-        assert!(free >= n as usize - 1);
-        let moved = kr.rewrite_visitor(at, vid, &long).unwrap();
+        let other = format!("{}@example.org", "b".repeat(30));
+        let (moved, grown) = kr.rewrite_visitor(at, vid, &other).unwrap();
+        assert!(grown.is_empty());
         assert_ne!(moved, at);
+        assert!(kr.in_directory_table(moved));
         kr.sync().unwrap();
         match kr.read_slot(moved).unwrap() {
-            Some(Slot::Visitor(v)) => assert_eq!((v.email, v.revision), (long, 1)),
+            Some(Slot::Visitor(v)) => assert_eq!((v.email, v.revision), (other, 1)),
             other => panic!("{other:?}"),
         }
         assert!(kr.read_slot(at).unwrap().is_none());
@@ -1781,7 +1817,7 @@ mod tests {
         kr.note_audit(7, 900, Some((5, 700)));
         kr.sync().unwrap();
         let marks = kr.marks();
-        assert_eq!(marks.slots, cells::FIRST_CELL + GROW);
+        assert_eq!(marks.slots, HEAP + GROW);
         drop(kr);
         let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
         let m = loaded.marks.unwrap();
@@ -1935,7 +1971,18 @@ mod tests {
             got.sort_by_key(|s| format!("{s:?}"));
             assert_eq!(got, want);
             let mut kr = loaded.keyring;
-            assert!(std::fs::metadata(&path).unwrap().len() < raw.len() as u64);
+            // Key slots first, then the directory's table, sized for its
+            // one entry, which holds the visitor.
+            let table = kr.directory.as_ref().unwrap().table;
+            assert_eq!(table.sectors, table::MIN_SECTORS);
+            let visitor_at = (cells::FIRST_CELL..table.end())
+                .find(|&i| matches!(kr.read_slot(i), Ok(Some(Slot::Visitor(_)))))
+                .unwrap();
+            assert!(table.contains(visitor_at));
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                u64::from(table.end()) * CELL
+            );
             assert!(!dir.path().join("keyring.rekey").exists());
             // Writable: a new slot, then the state, which for a format-1
             // keyring clears the header's pending flag.

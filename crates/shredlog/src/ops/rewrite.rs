@@ -282,14 +282,18 @@ impl Store {
                 // fits the entry's cells; else written anew and the old one
                 // wiped (see `Keyring::rewrite_visitor`).
                 let moved = match slot {
-                    Some(slot) => Some(w.keyring.rewrite_visitor(slot, vid, &norm)?),
-                    None => None,
+                    Some(slot) => w.keyring.rewrite_visitor(slot, vid, &norm)?,
+                    None => (0, Vec::new()),
                 };
                 w.keyring.sync()?;
                 Ok(moved)
             })?;
-            if let Some(slot) = moved {
-                index.move_visitor_slot(&vid, slot);
+            // Entries a growth of the directory's table moved, then this one.
+            for (other, at) in moved.1 {
+                index.move_visitor_slot(&other, at);
+            }
+            if slot.is_some() {
+                index.move_visitor_slot(&vid, moved.0);
             }
             index.rename_email(&vid, norm);
         }

@@ -198,7 +198,14 @@ impl Engine {
                 }))?);
             }
         }
-        w.keyring.reserve_visitors(entry_cells)?;
+        if entry_cells > 0 {
+            // Under the index's lock: a growth moves entries, and nothing
+            // may read their old places before the index knows.
+            let mut index = self.index.write();
+            for (vid, slot) in w.keyring.reserve_visitors(entry_cells)? {
+                index.move_visitor_slot(&vid, slot);
+            }
+        }
         {
             let index = self.index.read();
             for (p, target) in prepared.iter().zip(&targets) {
