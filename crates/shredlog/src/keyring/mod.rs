@@ -56,6 +56,7 @@ const KEK_CHECK_AAD: &[u8] = b"shredlog-kek-check";
 mod cache;
 pub(crate) mod cells;
 mod compact;
+pub(crate) mod directory;
 mod legacy;
 pub(crate) mod rekey;
 mod slot;
@@ -63,6 +64,7 @@ mod state;
 pub(crate) mod table;
 pub(crate) use cache::{KeyCache, TranscriptKeys};
 pub(crate) use compact::{LiveSlots, Moved, relocate};
+pub(crate) use directory::DirectoryReader;
 pub(crate) use slot::{
     MAX_EMAIL, MAX_TRANSCRIPT_ID, PiiSlot, REVISIONS, Slot, TranscriptSlot, VisitorSlot,
     newer_revision,
@@ -132,6 +134,8 @@ pub(crate) struct Keyring {
     directory: Option<Directory>,
     /// Which of the table's cells are in use.
     occupancy: table::Occupancy,
+    /// Where lookups by email go (shared with every [`DirectoryReader`]).
+    view: directory::SharedView,
 }
 
 /// Slots written together (a batch's new keys and directory entries):
@@ -291,6 +295,13 @@ impl Keyring {
                 .as_ref()
                 .map(|d| table::Occupancy::empty(d.table))
                 .unwrap_or_default(),
+            view: Arc::new(parking_lot::RwLock::new(match &header.directory {
+                Some(d) => directory::View::Table {
+                    key: d.key.clone(),
+                    region: d.table,
+                },
+                None => directory::View::legacy()?,
+            })),
             directory: header.directory,
         };
         let (mut damaged, marks) = keyring.load_slots(size, each)?;
@@ -385,6 +396,10 @@ impl Keyring {
             cursor: len,
             marks,
             written: Some(marks),
+            view: Arc::new(parking_lot::RwLock::new(directory::View::Table {
+                key: directory.key.clone(),
+                region: directory.table,
+            })),
             directory: Some(directory),
             occupancy,
         };
@@ -450,6 +465,7 @@ impl Keyring {
             let free = &mut self.free;
             let tables = Tables::of(self.directory.as_ref());
             let occupancy = &mut self.occupancy;
+            let view = &self.view;
             scan_slots(
                 self.layout,
                 self.kek.as_ref(),
@@ -468,6 +484,10 @@ impl Keyring {
                         Ok(Some(slot)) => {
                             if in_table {
                                 occupancy.mark(tables.table, index, step, true);
+                            } else if let Slot::Visitor(v) = &slot {
+                                // An older keyring's entry (in format 4 one
+                                // outside the table is damage).
+                                view.write().add_legacy(&v.email, index);
                             }
                             each(index, slot);
                         }
@@ -535,6 +555,22 @@ impl Keyring {
     /// Number of free units.
     pub(crate) fn free_count(&self) -> usize {
         self.free.len()
+    }
+
+    /// Units holding slots, and units free for them: in the directory's
+    /// table and outside it (its sectors' header cells, and a region still
+    /// to retire, are neither).
+    pub(crate) fn cell_counts(&self) -> (u64, u64) {
+        let all = u64::from(self.len.saturating_sub(self.layout.first_data()));
+        let heap_free = self.free.len() as u64;
+        let Some(d) = &self.directory else {
+            return (all.saturating_sub(heap_free), heap_free);
+        };
+        let table_used = self.occupancy.used_cells();
+        let table_free = d.table.capacity().saturating_sub(table_used);
+        let retire = u64::from(d.retire.end().min(self.len).saturating_sub(d.retire.start));
+        let used = all.saturating_sub(heap_free + table_free + u64::from(d.table.sectors) + retire);
+        (used, heap_free + table_free)
     }
 
     fn writable(&self) -> Result<()> {
@@ -713,6 +749,9 @@ impl Keyring {
         self.occupancy = occupancy;
         self.write_header()?;
         self.sync()?;
+        // Lookups go to the new table from now on; the write lock waits for
+        // any still reading the old one, which is zeroed only after.
+        *self.view.write() = directory::View::Table { key, region: new };
         // 4. Zero the old region, then forget it.
         self.retire_region()?;
         Ok(moved)
@@ -1182,6 +1221,14 @@ impl Keyring {
             found(first + (data.len() / unit) as u32, Err("truncated"));
         }
         check
+    }
+
+    /// Looks up directory entries by email without the writer's lock.
+    pub(crate) fn directory_reader(&self) -> DirectoryReader {
+        DirectoryReader {
+            slots: self.reader(),
+            view: Arc::clone(&self.view),
+        }
     }
 
     /// A handle that reads and decodes slots without the writer's lock (for
@@ -1711,6 +1758,126 @@ mod tests {
         assert!(kr.read_slot(at).unwrap().is_none());
         assert!(newer_revision(0, REVISIONS - 1) && !newer_revision(REVISIONS - 1, 0));
         assert!(!newer_revision(5, 5) && newer_revision(6, 5) && !newer_revision(5, 6));
+    }
+
+    /// Lookups by email read the directory's table: every spelling of an
+    /// address finds the entry placed under it, through growths of the
+    /// table (which move every entry) and a reopen, plain and wrapped; a
+    /// wiped entry is not found, and a damaged sector is an error naming
+    /// its offset.
+    #[test]
+    fn lookups_find_entries_in_the_table_through_growth_and_reopen() {
+        for kek in [None, Some(Key::random().unwrap())] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut kr = Keyring::open(dir.path(), kek.as_ref(), RW, |_, _| {})
+                .unwrap()
+                .keyring;
+            let entry = |n: u32, email: String| {
+                let mut vid = [0u8; 16];
+                vid[..4].copy_from_slice(&n.to_le_bytes());
+                VisitorSlot {
+                    vid,
+                    email,
+                    revision: 0,
+                }
+            };
+            let mut at: Vec<u32> = Vec::new();
+            let mut growths = 0;
+            for n in 0..300u32 {
+                let slot = Slot::Visitor(entry(n, format!("user{n}@example.com")));
+                let moved = kr
+                    .reserve_visitors(u64::from(kr.cells_for(&slot).unwrap()))
+                    .unwrap();
+                growths += usize::from(!moved.is_empty());
+                assert_eq!(moved.len(), if moved.is_empty() { 0 } else { at.len() });
+                for (vid, new) in moved {
+                    let k = u32::from_le_bytes(vid[..4].try_into().unwrap()) as usize;
+                    at[k] = new;
+                }
+                let i = kr.allocate(&slot).unwrap();
+                kr.write(i, &slot).unwrap();
+                at.push(i);
+            }
+            kr.sync().unwrap();
+            assert!(growths >= 3, "{growths} growths");
+            let table = kr.directory.as_ref().unwrap().table;
+            assert!(
+                table.capacity()
+                    >= 2 * 300
+                        * u64::from(
+                            kr.cells_for(&Slot::Visitor(entry(0, "user0@example.com".into())))
+                                .unwrap()
+                        )
+            );
+            let check = |kr: &Keyring, wiped: Option<u32>| {
+                let reader = kr.directory_reader();
+                for n in 0..300u32 {
+                    let found = reader.find(&format!(" USER{n}@Example.COM ")).unwrap();
+                    if Some(n) == wiped {
+                        assert!(found.is_empty());
+                    } else {
+                        assert_eq!(
+                            found,
+                            vec![(at[n as usize], entry(n, format!("user{n}@example.com")))]
+                        );
+                    }
+                }
+                assert!(reader.find("nobody@example.com").unwrap().is_empty());
+            };
+            check(&kr, None);
+            kr.wipe(at[7]).unwrap();
+            kr.sync().unwrap();
+            check(&kr, Some(7));
+            drop(kr);
+            let loaded = Keyring::open(dir.path(), kek.as_ref(), RW, |_, _| {}).unwrap();
+            assert!(loaded.damaged.is_empty());
+            check(&loaded.keyring, Some(7));
+            // Two spellings of one address (stored before canonical emails):
+            // both are found, and `choose` tells them apart.
+            let mut kr = loaded.keyring;
+            let twins = [
+                entry(900, "ann@x.example".into()),
+                entry(901, "ann@x.example.".into()),
+            ];
+            for t in &twins {
+                let slot = Slot::Visitor(t.clone());
+                let _ = kr.reserve_visitors(2).unwrap();
+                let i = kr.allocate(&slot).unwrap();
+                kr.write(i, &slot).unwrap();
+            }
+            let found = kr.directory_reader().find("ANN@x.example").unwrap();
+            assert_eq!(found.len(), 2);
+            let tagged: Vec<_> = found.iter().map(|(s, v)| (*s, v, v.vid)).collect();
+            assert_eq!(
+                directory::choose("Ann@X.example", &tagged),
+                Some(twins[0].vid)
+            );
+            assert_eq!(
+                directory::choose("ann@x.example.", &tagged),
+                Some(twins[1].vid)
+            );
+            kr.sync().unwrap();
+            // A damaged sector header on a lookup's way is an error naming it.
+            let probe = kr.directory_reader().find("user1@example.com").unwrap();
+            let sector = table.sector_of(probe[0].0);
+            let header = u64::from(table.header_cell(sector)) * CELL;
+            drop(kr);
+            let path = dir.path().join("keyring");
+            let mut raw = std::fs::read(&path).unwrap();
+            raw[header as usize + 7] ^= 1;
+            std::fs::write(&path, &raw).unwrap();
+            let loaded = Keyring::open(dir.path(), kek.as_ref(), RW, |_, _| {}).unwrap();
+            assert_eq!(loaded.damaged.len(), 1);
+            let err = loaded
+                .keyring
+                .directory_reader()
+                .find("user1@example.com")
+                .unwrap_err();
+            match err {
+                Error::Corrupt { offset, .. } => assert_eq!(offset, header),
+                other => panic!("{other}"),
+            }
+        }
     }
 
     /// Staged slots land exactly as slot-by-slot writes would, in runs.

@@ -188,15 +188,12 @@ pub(crate) fn cell_bits(first: u32, n: u32) -> u8 {
     ((((1u16 << n) - 1) << first) & 0xff) as u8
 }
 
-/// Where a directory entry for an email belongs: the hash of its canonical
-/// form (or, for an entry stored before emails were checked, of its stored
-/// spelling when that has none) under the table's key.
+/// Where a directory entry for an email belongs: the hash of its
+/// [`placement`](super::directory::placement) (its canonical form, or for
+/// an entry stored before emails were checked its trimmed, lower-case
+/// spelling) under the table's key.
 pub(crate) fn visitor_hash(key: &[u8; 32], email: &str) -> u64 {
-    let canonical = crate::email::canonical(email);
-    let placed: &str = match &canonical {
-        Ok(c) => c,
-        Err(_) => email,
-    };
+    let placed = super::directory::placement(email);
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
     mac.update(VISITOR_DOMAIN);

@@ -202,9 +202,7 @@ impl Store {
                 return Err(Error::invalid("the new email is too long"));
             }
             if engine
-                .index
-                .read()
-                .vid_by_email(&norm)
+                .vid_by_address(&engine.index.read(), &norm)?
                 .is_some_and(|v| v != vid)
             {
                 return Err(Error::invalid(
@@ -295,7 +293,6 @@ impl Store {
             if slot.is_some() {
                 index.move_visitor_slot(&vid, moved.0);
             }
-            index.rename_email(&vid, norm);
         }
         let fields: Vec<&str> = [
             ("email", new_email.is_some()),

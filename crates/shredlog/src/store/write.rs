@@ -136,7 +136,7 @@ impl Store {
                     ).in_message(at));
                 }
                 if let Some(e) = &email
-                    && !index.is_visitors_email(&t.vid, e)
+                    && self.engine.vid_by_address(&index, e)? != Some(t.vid)
                 {
                     return Err(different().in_message(at));
                 }
@@ -162,7 +162,7 @@ impl Store {
                             .in_message(at),
                     );
                 }
-                if let Some(vid) = index.vid_by_email(&email) {
+                if let Some(vid) = self.engine.vid_by_address(&index, &email)? {
                     self.check_not_restricted(&vid)?;
                 }
                 let n = new_transcripts.len();
@@ -212,9 +212,10 @@ impl Engine {
                 let Target::NewFirst(_, email) = target else {
                     continue;
                 };
-                let known = index
-                    .vid_by_email(email)
-                    .or_else(|| new_visitors.iter().find(|v| &v.1 == email).map(|v| v.0));
+                let known = match self.vid_by_address(&index, email)? {
+                    Some(vid) => Some(vid),
+                    None => new_visitors.iter().find(|v| &v.1 == email).map(|v| v.0),
+                };
                 let vid = match known {
                     Some(vid) => vid,
                     None => {
@@ -285,8 +286,8 @@ impl Engine {
         // 3. Publish to readers.
         {
             let mut index = self.index.write();
-            for (vid, email, slot) in new_visitors {
-                index.add_visitor(vid, email, slot);
+            for (vid, _, slot) in new_visitors {
+                index.add_visitor(vid, slot);
             }
             for c in created {
                 self.keys.insert(c.entry.tid, c.keys);
