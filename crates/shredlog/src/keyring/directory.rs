@@ -56,15 +56,15 @@ impl View {
     /// Notes an older keyring's entry at `slot` (at open).
     pub(crate) fn add_legacy(&mut self, email: &str, slot: u32) {
         if let View::Legacy { mac, slots } = self {
-            let d = digest(mac, email);
+            let d = digest(mac, &placement(email));
             slots.entry(d).or_default().push(slot);
         }
     }
 }
 
-fn digest(mac: &Hmac<Sha256>, email: &str) -> [u8; 16] {
+fn digest(mac: &Hmac<Sha256>, placed: &str) -> [u8; 16] {
     let mut m = mac.clone();
-    m.update(placement(email).as_bytes());
+    m.update(placed.as_bytes());
     let full = m.finalize().into_bytes();
     let mut d = [0u8; 16];
     d.copy_from_slice(&full[..16]);
@@ -75,9 +75,45 @@ fn digest(mac: &Hmac<Sha256>, email: &str) -> [u8; 16] {
 /// a string that is not an email address (stored before emails were
 /// checked) its trimmed, lower-case spelling.
 pub(crate) fn placement(email: &str) -> String {
-    match crate::email::canonical(email) {
-        Ok(c) => c.into_owned(),
-        Err(_) => email.trim().to_lowercase(),
+    Query::new(email).placed
+}
+
+/// An address to look up, in the forms a lookup compares.
+pub(crate) struct Query {
+    /// Trimmed and lower-cased: how entries were stored before canonical
+    /// emails.
+    spelled: String,
+    /// Its [`placement`].
+    placed: String,
+    /// Whether it is an email address (else `placed` is `spelled`).
+    pub is_email: bool,
+}
+
+impl Query {
+    pub(crate) fn new(email: &str) -> Query {
+        match crate::email::canonical(email) {
+            Ok(c) => {
+                let placed = c.into_owned();
+                let spelled = if placed == email {
+                    placed.clone()
+                } else {
+                    email.trim().to_lowercase()
+                };
+                Query {
+                    spelled,
+                    placed,
+                    is_email: true,
+                }
+            }
+            Err(_) => {
+                let spelled = email.trim().to_lowercase();
+                Query {
+                    placed: spelled.clone(),
+                    spelled,
+                    is_email: false,
+                }
+            }
+        }
     }
 }
 
@@ -94,22 +130,22 @@ impl DirectoryReader {
     /// # Errors
     /// [`Error::Corrupt`] naming the keyring and offset of a damaged
     /// sector or entry on the way; [`Error::Io`].
-    pub(crate) fn find(&self, email: &str) -> Result<Vec<(u32, VisitorSlot)>> {
-        let wanted = placement(email);
+    pub(crate) fn find(&self, query: &Query) -> Result<Vec<(u32, VisitorSlot)>> {
+        let wanted = &query.placed;
         let view = self.view.read();
         let mut out = Vec::new();
         match &*view {
             View::Legacy { mac, slots } => {
-                for &slot in slots.get(&digest(mac, email)).into_iter().flatten() {
+                for &slot in slots.get(&digest(mac, wanted)).into_iter().flatten() {
                     if let Some(super::Slot::Visitor(v)) = self.slots.read(slot)?
-                        && placement(&v.email) == wanted
+                        && (v.email == *wanted || placement(&v.email) == *wanted)
                     {
                         out.push((slot, v));
                     }
                 }
             }
             View::Table { key, region } => {
-                for sector in region.probe(table::visitor_hash(key, email)) {
+                for sector in region.probe(table::placed_hash(key, wanted)) {
                     let first = region.header_cell(sector);
                     let bytes = self.slots.read_cells(first)?;
                     let corrupt = |at: u32, reason: &str| {
@@ -137,7 +173,7 @@ impl DirectoryReader {
                         });
                         match found {
                             Ok(Some(super::Slot::Visitor(v))) => {
-                                if placement(&v.email) == wanted {
+                                if v.email == *wanted || placement(&v.email) == *wanted {
                                     out.push((index, v));
                                 }
                             }
@@ -171,13 +207,11 @@ impl DirectoryReader {
 /// lower-case: two spellings of one address stored before canonical emails
 /// are each found by their own), else the one stored in canonical form,
 /// else the lowest slot.
-pub(crate) fn choose<T: Copy>(query: &str, found: &[(u32, &VisitorSlot, T)]) -> Option<T> {
-    let spelled = query.trim().to_lowercase();
-    let canonical = placement(query);
+pub(crate) fn choose<T: Copy>(query: &Query, found: &[(u32, &VisitorSlot, T)]) -> Option<T> {
     found
         .iter()
-        .find(|(_, v, _)| v.email == spelled)
-        .or_else(|| found.iter().find(|(_, v, _)| v.email == canonical))
+        .find(|(_, v, _)| v.email == query.spelled)
+        .or_else(|| found.iter().find(|(_, v, _)| v.email == query.placed))
         .or_else(|| found.iter().min_by_key(|(slot, _, _)| *slot))
         .map(|f| f.2)
 }
@@ -210,12 +244,14 @@ mod tests {
         let b = v("ann@x.example.");
         let m = v("mailto:ann@x.example");
         let found = [(9, &b, 'b'), (4, &a, 'a'), (2, &m, 'm')];
-        assert_eq!(choose("ANN@x.example", &found), Some('a'));
-        assert_eq!(choose("ann@x.example.", &found), Some('b'));
-        assert_eq!(choose(" Ann@X.Example ", &found), Some('a'));
+        let q = Query::new;
+        assert_eq!(choose(&q("ANN@x.example"), &found), Some('a'));
+        assert_eq!(choose(&q("ann@x.example."), &found), Some('b'));
+        assert_eq!(choose(&q(" Ann@X.Example "), &found), Some('a'));
         let found = [(9, &b, 'b'), (2, &m, 'm')];
-        assert_eq!(choose("ann@x.example", &found), Some('m'));
-        assert_eq!(choose("ann@x.example", &[]), None::<char>);
+        assert_eq!(choose(&q("ann@x.example"), &found), Some('m'));
+        assert_eq!(choose(&q("ann@x.example"), &[]), None::<char>);
+        assert!(q("ann@x.example").is_email && !q(" Bob ").is_email);
     }
 
     #[test]

@@ -1023,7 +1023,7 @@ impl Keyring {
         if let Some(region) = self.directory.as_ref().map(|d| d.table)
             && region.contains(index)
         {
-            if (index - region.start) % cells::SECTOR_CELLS == 0 {
+            if region.is_header_cell(index) {
                 return Err(Error::Internal(format!(
                     "keyring cell {index} is a directory sector's header, not a slot"
                 )));
@@ -1321,7 +1321,7 @@ fn scan_slots(
                 return;
             }
             let in_table = tables.table.contains(index);
-            if in_table && (index - tables.table.start) % cells::SECTOR_CELLS == 0 {
+            if tables.table.is_header_cell(index) {
                 let at = (index - base) as usize * cells::CELL;
                 if let Err(reason) = table::parse_header_cell(data.get(at..).unwrap_or_default()) {
                     each(index, step, Err(reason));
@@ -1812,7 +1812,9 @@ mod tests {
             let check = |kr: &Keyring, wiped: Option<u32>| {
                 let reader = kr.directory_reader();
                 for n in 0..300u32 {
-                    let found = reader.find(&format!(" USER{n}@Example.COM ")).unwrap();
+                    let found = reader
+                        .find(&directory::Query::new(&format!(" USER{n}@Example.COM ")))
+                        .unwrap();
                     if Some(n) == wiped {
                         assert!(found.is_empty());
                     } else {
@@ -1822,7 +1824,12 @@ mod tests {
                         );
                     }
                 }
-                assert!(reader.find("nobody@example.com").unwrap().is_empty());
+                assert!(
+                    reader
+                        .find(&directory::Query::new("nobody@example.com"))
+                        .unwrap()
+                        .is_empty()
+                );
             };
             check(&kr, None);
             kr.wipe(at[7]).unwrap();
@@ -1845,20 +1852,26 @@ mod tests {
                 let i = kr.allocate(&slot).unwrap();
                 kr.write(i, &slot).unwrap();
             }
-            let found = kr.directory_reader().find("ANN@x.example").unwrap();
+            let found = kr
+                .directory_reader()
+                .find(&directory::Query::new("ANN@x.example"))
+                .unwrap();
             assert_eq!(found.len(), 2);
             let tagged: Vec<_> = found.iter().map(|(s, v)| (*s, v, v.vid)).collect();
             assert_eq!(
-                directory::choose("Ann@X.example", &tagged),
+                directory::choose(&directory::Query::new("Ann@X.example"), &tagged),
                 Some(twins[0].vid)
             );
             assert_eq!(
-                directory::choose("ann@x.example.", &tagged),
+                directory::choose(&directory::Query::new("ann@x.example."), &tagged),
                 Some(twins[1].vid)
             );
             kr.sync().unwrap();
             // A damaged sector header on a lookup's way is an error naming it.
-            let probe = kr.directory_reader().find("user1@example.com").unwrap();
+            let probe = kr
+                .directory_reader()
+                .find(&directory::Query::new("user1@example.com"))
+                .unwrap();
             let sector = table.sector_of(probe[0].0);
             let header = u64::from(table.header_cell(sector)) * CELL;
             drop(kr);
@@ -1871,7 +1884,7 @@ mod tests {
             let err = loaded
                 .keyring
                 .directory_reader()
-                .find("user1@example.com")
+                .find(&directory::Query::new("user1@example.com"))
                 .unwrap_err();
             match err {
                 Error::Corrupt { offset, .. } => assert_eq!(offset, header),

@@ -67,6 +67,11 @@ impl Region {
         !self.is_none() && (self.start..self.end()).contains(&cell)
     }
 
+    /// Whether `cell` is the header cell of one of its sectors.
+    pub(crate) fn is_header_cell(&self, cell: u32) -> bool {
+        self.contains(cell) && (cell - self.start).is_multiple_of(SECTOR_CELLS)
+    }
+
     /// The sector (numbered from 0 in the region) holding `cell`.
     pub(crate) fn sector_of(&self, cell: u32) -> u32 {
         (cell - self.start) / SECTOR_CELLS
@@ -122,7 +127,7 @@ impl Region {
                 Err("table region without sectors")
             };
         }
-        if !sectors.is_power_of_two() || start < FIRST_CELL || start % SECTOR_CELLS != 0 {
+        if !sectors.is_power_of_two() || start < FIRST_CELL || !start.is_multiple_of(SECTOR_CELLS) {
             return Err("table region misplaced");
         }
         start
@@ -193,7 +198,11 @@ pub(crate) fn cell_bits(first: u32, n: u32) -> u8 {
 /// an entry stored before emails were checked its trimmed, lower-case
 /// spelling) under the table's key.
 pub(crate) fn visitor_hash(key: &[u8; 32], email: &str) -> u64 {
-    let placed = super::directory::placement(email);
+    placed_hash(key, &super::directory::placement(email))
+}
+
+/// [`visitor_hash`] of an email already in its placement form.
+pub(crate) fn placed_hash(key: &[u8; 32], placed: &str) -> u64 {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
     mac.update(VISITOR_DOMAIN);

@@ -290,14 +290,16 @@ impl Engine {
     /// [`Error::Invalid`] when `email` is not an email address and no entry
     /// has that spelling; [`Error::Corrupt`] for a damaged directory sector.
     pub(crate) fn vid_by_address(&self, index: &Index, email: &str) -> Result<Option<Vid>> {
-        let found = self.directory.find(email)?;
+        let query = crate::keyring::directory::Query::new(email);
+        let found = self.directory.find(&query)?;
         let known: Vec<_> = found
             .iter()
             .filter(|(slot, v)| index.visitor(&v.vid).is_some_and(|e| e.slot == *slot))
             .map(|(slot, v)| (*slot, v, v.vid))
             .collect();
-        match crate::keyring::directory::choose(email, &known) {
+        match crate::keyring::directory::choose(&query, &known) {
             Some(vid) => Ok(Some(vid)),
+            None if query.is_email => Ok(None),
             None => crate::email::canonical(email).map(|_| None),
         }
     }
