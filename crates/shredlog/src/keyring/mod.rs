@@ -1199,9 +1199,18 @@ impl Keyring {
         }
         let first = self.layout.first_data();
         let data = bytes.get(first as usize * unit..).unwrap_or_default();
+        let tables = Tables::of(self.directory.as_ref());
+        let mut entries = Vec::new();
         let mut found = |index: u32, r: Result<Option<Slot>, &'static str>| match r {
             Ok(None) => {}
-            Ok(Some(_)) => check.in_use += 1,
+            Ok(Some(slot)) => {
+                check.in_use += 1;
+                if let Slot::Visitor(v) = slot
+                    && tables.table.contains(index)
+                {
+                    entries.push((index, v.email));
+                }
+            }
             Err(reason) => check.damaged.push(SlotDamage {
                 index,
                 offset: u64::from(index) * unit as u64,
@@ -1219,6 +1228,29 @@ impl Keyring {
         );
         if data.len() % unit != 0 {
             found(first + (data.len() / unit) as u32, Err("truncated"));
+        }
+        // Every entry of the directory's table must be where a lookup of its
+        // email finds it: in its home sector, or past only spilled ones.
+        if let Some(d) = &self.directory {
+            let region = d.table;
+            let spilled = |sector: u32| {
+                let at = region.header_cell(sector) as usize * unit;
+                table::parse_header_cell(bytes.get(at..).unwrap_or_default()) == Ok(true)
+            };
+            for (index, email) in entries {
+                let home = table::visitor_hash(&d.key, &email);
+                let reachable = region
+                    .probe(home)
+                    .take_while(|&s| s != region.sector_of(index))
+                    .all(spilled);
+                if !reachable {
+                    check.damaged.push(SlotDamage {
+                        index,
+                        offset: u64::from(index) * unit as u64,
+                        reason: "a directory entry that a lookup of its email cannot reach",
+                    });
+                }
+            }
         }
         check
     }
@@ -1891,6 +1923,44 @@ mod tests {
                 other => panic!("{other}"),
             }
         }
+    }
+
+    /// `verify`'s check of a copy finds a directory entry placed where a
+    /// lookup of its email would not reach it (past its home sector, which
+    /// never spilled), and says nothing of a well-placed one.
+    #[test]
+    fn a_directory_entry_out_of_its_probe_is_damage_to_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        let slot = Slot::Visitor(VisitorSlot {
+            vid: [5; 16],
+            email: "ann@example.com".into(),
+            revision: 0,
+        });
+        let good = kr.allocate(&slot).unwrap();
+        kr.write(good, &slot).unwrap();
+        kr.sync().unwrap();
+        let path = dir.path().join("keyring");
+        assert!(
+            kr.check_copy(&std::fs::read(&path).unwrap())
+                .damaged
+                .is_empty()
+        );
+        let d = kr.directory.clone().unwrap();
+        let home = d.table.sector_of(good);
+        let wrong = d.table.header_cell((home + 1) % d.table.sectors) + 1;
+        kr.wipe(good).unwrap();
+        kr.write(wrong, &slot).unwrap();
+        kr.sync().unwrap();
+        let check = kr.check_copy(&std::fs::read(&path).unwrap());
+        assert_eq!(check.damaged.len(), 1);
+        assert_eq!(check.damaged[0].index, wrong);
+        assert_eq!(
+            check.damaged[0].reason,
+            "a directory entry that a lookup of its email cannot reach"
+        );
     }
 
     /// Staged slots land exactly as slot-by-slot writes would, in runs.
