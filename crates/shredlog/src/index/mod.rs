@@ -736,6 +736,16 @@ impl Index {
     }
 
     /// A directory entry moved (keyring compaction).
+    /// Moves a visitor's directory entry from slot `from` to `to`, if its
+    /// entry is the one at `from` (not another copy of it).
+    pub(crate) fn move_visitor_slot_from(&mut self, vid: &Vid, from: u32, to: u32) {
+        if let Some(v) = self.visitors.get_mut(vid)
+            && v.slot == from
+        {
+            v.slot = to;
+        }
+    }
+
     pub(crate) fn move_visitor_slot(&mut self, vid: &Vid, slot: u32) {
         if let Some(v) = self.visitors.get_mut(vid) {
             v.slot = slot;

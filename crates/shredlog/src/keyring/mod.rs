@@ -217,6 +217,14 @@ const DIR_TABLE_AT: usize = 128;
 /// Header bytes of the region to retire.
 const DIR_RETIRE_AT: usize = 136;
 
+/// A directory entry a growth of the table moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MovedEntry {
+    pub vid: Vid,
+    pub from: u32,
+    pub to: u32,
+}
+
 /// The regions a slot walk treats apart: the directory's table (whose
 /// sectors start with a header cell and hold only directory entries) and
 /// the region being retired (skipped: neither slots nor free cells).
@@ -622,10 +630,10 @@ impl Keyring {
 
     /// Makes room in the directory's table for `cells` more cells of
     /// entries, keeping it at most half full: grows it when not. Returns
-    /// the entries a growth moved (visitor, new slot), which the caller
-    /// gives to the index before anything reads their old places.
+    /// the entries a growth moved, which the caller gives to the index
+    /// before anything reads their old places.
     #[must_use = "moved directory entries must be given to the index"]
-    pub(crate) fn reserve_visitors(&mut self, cells: u64) -> Result<Vec<(Vid, u32)>> {
+    pub(crate) fn reserve_visitors(&mut self, cells: u64) -> Result<Vec<MovedEntry>> {
         let Some(d) = &self.directory else {
             return Ok(Vec::new());
         };
@@ -662,7 +670,7 @@ impl Keyring {
     /// the header names it as the table and the old one as the region to
     /// retire; the old region is zeroed and synced, and the header forgets
     /// it (synced) before its cells are free for other slots.
-    fn grow_table(&mut self, cells: u64) -> Result<Vec<(Vid, u32)>> {
+    fn grow_table(&mut self, cells: u64) -> Result<Vec<MovedEntry>> {
         let Some(old) = self.directory.as_ref().map(|d| d.table) else {
             return Ok(Vec::new());
         };
@@ -673,12 +681,9 @@ impl Keyring {
         }
         let start = self.len.next_multiple_of(cells::SECTOR_CELLS);
         let new = table::Region { start, sectors };
-        // 1. Name the new region as one to retire.
-        self.set_directory(|d| d.retire = new);
-        self.write_header()?;
-        self.sync()?;
-        // 2. Write the new table whole: every entry re-placed (and
-        //    re-encoded: a slot is sealed to its place), then sync.
+        // The new table is built whole in memory first: every entry re-placed
+        // (and re-encoded: a slot is sealed to its place). Damage in the old
+        // one stops the growth before anything is written.
         let unit = cells::CELL;
         let mut old_bytes = Zeroizing::new(vec![
             0u8;
@@ -709,7 +714,7 @@ impl Keyring {
             old.start,
             |index, _, found| match found {
                 Ok(None) => {}
-                Ok(Some(slot)) => entries.push(slot),
+                Ok(Some(slot)) => entries.push((index, slot)),
                 Err(reason) => {
                     damage.get_or_insert((index, reason));
                 }
@@ -723,7 +728,7 @@ impl Keyring {
             ));
         }
         let mut moved = Vec::with_capacity(entries.len());
-        for slot in &entries {
+        for (from, slot) in &entries {
             let Slot::Visitor(v) = slot else { continue };
             let n = self.cells_for(slot)?;
             let at = builder
@@ -733,9 +738,18 @@ impl Keyring {
             builder
                 .put(at, &enc)
                 .ok_or_else(|| Error::Internal("directory entry out of range".into()))?;
-            moved.push((v.vid, at));
+            moved.push(MovedEntry {
+                vid: v.vid,
+                from: *from,
+                to: at,
+            });
         }
         let (bytes, occupancy) = builder.finish();
+        // 1. Name the new region as one to retire.
+        self.set_directory(|d| d.retire = new);
+        self.write_header()?;
+        self.sync()?;
+        // 2. Write the new table, then sync.
         let gap = self.len..start;
         self.write_raw(start, &bytes)?;
         self.free.extend(gap);
@@ -881,7 +895,7 @@ impl Keyring {
         index: u32,
         vid: Vid,
         email: &str,
-    ) -> Result<(u32, Vec<(Vid, u32)>)> {
+    ) -> Result<(u32, Vec<MovedEntry>)> {
         self.writable()?;
         // Room for the entry should it move (a growth moves this one too).
         let probe = Slot::Visitor(VisitorSlot {
@@ -892,8 +906,8 @@ impl Keyring {
         let moved = self.reserve_visitors(u64::from(self.cells_for(&probe)?))?;
         let index = moved
             .iter()
-            .find(|(v, _)| *v == vid)
-            .map_or(index, |&(_, at)| at);
+            .find(|m| m.from == index)
+            .map_or(index, |m| m.to);
         let revision = match self.read_slot(index)? {
             Some(Slot::Visitor(v)) if v.vid == vid => v.revision,
             _ => {
@@ -1822,9 +1836,10 @@ mod tests {
                     .unwrap();
                 growths += usize::from(!moved.is_empty());
                 assert_eq!(moved.len(), if moved.is_empty() { 0 } else { at.len() });
-                for (vid, new) in moved {
-                    let k = u32::from_le_bytes(vid[..4].try_into().unwrap()) as usize;
-                    at[k] = new;
+                for m in moved {
+                    let k = u32::from_le_bytes(m.vid[..4].try_into().unwrap()) as usize;
+                    assert_eq!(at[k], m.from);
+                    at[k] = m.to;
                 }
                 let i = kr.allocate(&slot).unwrap();
                 kr.write(i, &slot).unwrap();

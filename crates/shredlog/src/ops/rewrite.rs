@@ -287,8 +287,8 @@ impl Store {
                 Ok(moved)
             })?;
             // Entries a growth of the directory's table moved, then this one.
-            for (other, at) in moved.1 {
-                index.move_visitor_slot(&other, at);
+            for m in moved.1 {
+                index.move_visitor_slot_from(&m.vid, m.from, m.to);
             }
             if slot.is_some() {
                 index.move_visitor_slot(&vid, moved.0);

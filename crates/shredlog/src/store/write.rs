@@ -214,8 +214,8 @@ impl Engine {
             // Under the index's lock: a growth moves entries, and nothing
             // may read their old places before the index knows.
             let mut index = self.index.write();
-            for (vid, slot) in w.keyring.reserve_visitors(entry_cells)? {
-                index.move_visitor_slot(&vid, slot);
+            for m in w.keyring.reserve_visitors(entry_cells)? {
+                index.move_visitor_slot_from(&m.vid, m.from, m.to);
             }
         }
         {
