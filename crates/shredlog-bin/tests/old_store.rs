@@ -10,26 +10,46 @@ use std::process::Command;
 use serde_json::{Map, Value, json};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shredlog/tests/fixtures/v2-cli")
+    fixture_named("v2-cli")
+}
+
+fn fixture_named(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shredlog/tests/fixtures")
+        .join(name)
 }
 
 fn copy_store() -> tempfile::TempDir {
+    copy_store_of(&fixture())
+}
+
+fn copy_store_of(fixture: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(fixture().join("store")).unwrap() {
+    for e in std::fs::read_dir(fixture.join("store")).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
     }
     dir
 }
 
+/// The key-encryption key of the `v3-kek` fixture (`5e` × 32).
+const V3_KEK: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
 fn run(data: &Path, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_shredlog"))
-        .arg("--data")
+    // The v3 fixture's keyring is wrapped; the others ignore a KEK they do
+    // not need only if none is given, so give it only there.
+    let wrapped = std::fs::read(data.join("keyring")).is_ok_and(|k| k.get(12) == Some(&1));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shredlog"));
+    cmd.arg("--data")
         .arg(data)
         .args(args)
         .env_remove("SHREDLOG_CONFIG")
-        .output()
-        .unwrap();
+        .env_remove("SHREDLOG_KEK")
+        .env_remove("SHREDLOG_KEY_FILE");
+    if wrapped {
+        cmd.env("SHREDLOG_KEK", V3_KEK);
+    }
+    let out = cmd.output().unwrap();
     let status = out.status.code().unwrap_or(-1);
     let stdout = if status == 0 {
         String::from_utf8(out.stdout).unwrap()
@@ -68,7 +88,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// `expected` with the `stats` keyring line of this store's keyring once
-/// rewritten in format 3, checked to be smaller than the old one.
+/// rewritten in format 4, checked to be smaller than the old one.
 fn upgraded(expected: &Value) -> Value {
     let mut want = expected.clone();
     let old = expected["stats"]["stdout"].as_str().unwrap();
@@ -83,13 +103,16 @@ fn upgraded(expected: &Value) -> Value {
     };
     let (old_bytes, old_line) = line(old);
     assert!(old_line.contains("30 slots used"), "{old_line}");
-    // 30 slots of 512 bytes: 7 visitors (1 cell each), 12 transcripts (2
-    // cells each), 11 PII keys (1 cell each) of 64 bytes, packed from byte
-    // 1024 and rounded up to a whole sector.
-    let new_bytes = 1024 + (7 + 2 * 12 + 11_u64).div_ceil(8) * 512;
+    // 30 slots of 512 bytes: 12 transcripts (2 cells each) and 11 PII keys
+    // (1 cell each) of 64 bytes, packed from byte 1024 and rounded up to a
+    // whole sector; then the directory's smallest table (8 sectors, a
+    // header cell and 7 slot cells each) holding the 7 visitors (1 cell
+    // each).
+    let keys = (2 * 12 + 11_u64).div_ceil(8) * 8;
+    let new_bytes = 1024 + keys * 64 + 8 * 512;
     let new_line = format!(
         "keyring:          {new_bytes} bytes, 42 cells used, {} free",
-        new_bytes / 64 - 16 - 42
+        (keys - 35) + (8 * 7 - 7)
     );
     assert!(new_bytes < old_bytes / 4);
     want["stats"]["stdout"] = old.replace(&old_line, &new_line).into();
@@ -119,7 +142,7 @@ fn a_store_written_before_location_files_reads_as_its_writer_read_it() {
         !dir.path().join("000000000002.idx").exists(),
         "the last segment has none"
     );
-    // It also rewrote the keyring in format 3 (64-byte cells): every
+    // It also rewrote the keyring in format 4 (64-byte cells): every
     // answer is the same but the keyring line of `stats`, which is smaller.
     let expected = upgraded(&expected);
     assert_eq!(printed(dir.path(), &expected), expected);
@@ -134,4 +157,58 @@ fn a_store_written_before_location_files_reads_as_its_writer_read_it() {
         "{scanned} of {total} scanned"
     );
     assert!(store.verify().unwrap().is_ok());
+}
+
+/// A store written by the `shredlog` command in keyring format 3, wrapped
+/// under a KEK (`crates/shredlog/tests/fixtures/v3-kek`, see its README):
+/// read-only it prints what its writer printed and writes nothing; the
+/// first writable open rewrites the keyring in format 4 (its directory
+/// entries moved into the directory's table), after which every answer is
+/// the same but the keyring line of `stats`, lookups by every spelling
+/// included, and the store verifies.
+#[test]
+fn a_format_3_keyring_reads_as_its_writer_read_it_and_is_rewritten_in_format_4() {
+    let fixture = fixture_named("v3-kek");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
+    let dir = copy_store_of(&fixture);
+    let keyring_version = |d: &Path| {
+        let k = std::fs::read(d.join("keyring")).unwrap();
+        u16::from_le_bytes([k[8], k[9]])
+    };
+    assert_eq!(keyring_version(dir.path()), 3);
+    let before = files(dir.path());
+    assert_eq!(printed(dir.path(), &expected), expected);
+    assert!(files(dir.path()) == before, "a read-only command wrote");
+    // The first writable command rewrites it.
+    assert_eq!(run(dir.path(), &["verify"])["status"], 0);
+    let kek = shredlog::KeyEncryptionKey::from_hex(V3_KEK).unwrap();
+    let store = shredlog::Store::open(
+        dir.path(),
+        shredlog::Options {
+            kek: Some(kek),
+            ..shredlog::Options::default()
+        },
+    )
+    .unwrap();
+    assert!(store.verify().unwrap().is_ok());
+    store.close().unwrap();
+    assert_eq!(keyring_version(dir.path()), 4);
+    let now = printed(dir.path(), &expected);
+    let without_keyring_line = |v: &Value| -> String {
+        v["stats"]["stdout"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("keyring:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(now["show"], expected["show"]);
+    assert_eq!(now["transcripts"], expected["transcripts"]);
+    assert_eq!(without_keyring_line(&now), without_keyring_line(&expected));
+    assert_eq!(now["stats"]["status"], 0);
+    // The entries (emails) are sealed under the KEK: no address in the clear.
+    let k = std::fs::read(dir.path().join("keyring")).unwrap();
+    assert!(!k.windows(9).any(|w| w == b"@example."));
 }

@@ -1,4 +1,4 @@
-//! A writing open rewrites a keyring of format 1 or 2 in format 3
+//! A writing open rewrites a keyring of format 1, 2 or 3 in format 4
 //! (docs/FORMAT.md §6.11). A crash at any step of that rewrite (a failpoint
 //! stops it there) must leave a store that opens, read-only and writable,
 //! and reads back exactly what it read before: the old keyring or the new
@@ -83,7 +83,7 @@ fn a_keyring_rewrite_cut_short_at_any_step_loses_nothing() {
             drop(opened);
             // Before the rename the old keyring is in force, after it the new.
             let renamed = matches!(step, "dir.sync" | "rekey.wipe-old");
-            assert_eq!(version(dir.path()), if renamed { 3 } else { 1 }, "{ctx}");
+            assert_eq!(version(dir.path()), if renamed { 4 } else { 1 }, "{ctx}");
             let store = Store::open(dir.path(), read_only.clone())
                 .unwrap_or_else(|e| panic!("{ctx}: read-only open: {e}"));
             assert_eq!(read_back(&store), want, "{ctx}: read-only");
@@ -93,7 +93,7 @@ fn a_keyring_rewrite_cut_short_at_any_step_loses_nothing() {
             assert_eq!(read_back(&store), want, "{ctx}: writable");
             assert!(store.verify().unwrap().is_ok(), "{ctx}");
             store.close().unwrap();
-            assert_eq!(version(dir.path()), 3, "{ctx}");
+            assert_eq!(version(dir.path()), 4, "{ctx}");
             assert!(
                 !dir.path().join("keyring.rekey").exists(),
                 "{ctx}: the rewrite's temporary file is left"

@@ -3,8 +3,9 @@
 //! locations, and byte accounting per segment.
 //!
 //! It holds no keys (the keyring's key cache does) and no personal data: the
-//! directory's emails stay in the keyring, and the index knows them only by
-//! a keyed digest ([`emails`]). Its maps are
+//! directory's emails stay in the keyring, whose directory table answers
+//! lookups by email ([`crate::keyring::DirectoryReader`]); the index knows a
+//! visitor only by its random id and its entry's slot. Its maps are
 //! private: callers change it only through the verbs below, each of which
 //! keeps these invariants:
 //!
@@ -12,9 +13,7 @@
 //!   (`visitors[vid].tids`), and a visitor entry exists for every `vid` a
 //!   transcript carries (a placeholder without email once the directory
 //!   entry is gone);
-//! - `by_email[k] = vid` exactly when `visitors[vid].email == Some(k)` (`k`
-//!   the digest of the entry's key: its canonical email, or for a twin its
-//!   stored spelling);
+//! - `directory` counts the visitors whose entry's slot is not 0;
 //! - `by_caller[id]` names the one generation of caller id `id` that reads
 //!   and writes see; every generation in the index is that one (a second one
 //!   exists only inside [`Index::replace_generation`]);
@@ -44,12 +43,10 @@ use crate::record::{MsgIdDigest, Tid, Vid};
 
 mod callers;
 mod checkpoint;
-mod emails;
 mod sidecar;
 mod small_set;
 use callers::Callers;
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
-use emails::{EmailKey, Emails};
 pub(crate) use sidecar::file_name as sidecar_file_name;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Sidecar, Summary};
 use small_set::SmallSet;
@@ -248,10 +245,7 @@ impl TranscriptEntry {
 /// A visitor directory entry. Read-only outside the index.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct VisitorEntry {
-    /// The keyed digest of the directory entry's key; `None` once the entry
-    /// is gone.
-    pub email: Option<EmailKey>,
-    /// The directory slot; 0 once wiped.
+    /// The directory slot; 0 once wiped (or for a placeholder).
     pub slot: u32,
     /// (last message time, tid) of each generation with at least one record.
     transcripts: SmallSet<(i64, Tid)>,
@@ -296,10 +290,8 @@ pub(crate) struct Index {
     transcripts: IdMap<Box<TranscriptEntry>>,
     by_caller: Callers,
     visitors: IdMap<VisitorEntry>,
-    by_email: Emails,
-    /// Directory entries added under their stored spelling because another
-    /// visitor has their canonical email ([`Index::email_twins`]).
-    twins: usize,
+    /// Visitors with a directory entry.
+    directory: usize,
     /// (last message time, tid) of every generation with records.
     by_time: BTreeSet<(i64, Tid)>,
     usage: BTreeMap<u64, SegmentUsage>,
@@ -316,43 +308,15 @@ impl Index {
         self.by_caller.reserve(n);
     }
 
-    /// Adds a directory entry under the canonical form of its email
-    /// ([`crate::email`]; an entry written before canonical emails may
-    /// differ from it). A second entry of a visitor is refused (false). An
-    /// older entry whose canonical form another visitor has already (two
-    /// spellings of one address, stored before canonical emails) keeps its
-    /// stored spelling as key and is counted in [`Index::email_twins`].
-    pub(crate) fn add_visitor(&mut self, vid: Vid, email: String, slot: u32) -> bool {
-        if self.visitors.get(&vid).is_some_and(|v| v.slot != 0) {
+    /// Adds a visitor's directory entry, at keyring slot `slot`. A second
+    /// entry of a visitor is refused (false).
+    pub(crate) fn add_visitor(&mut self, vid: Vid, slot: u32) -> bool {
+        let v = self.visitors.entry(vid).or_default();
+        if v.slot != 0 {
             return false;
         }
-        let key = match crate::email::canonical(&email) {
-            Ok(c) => {
-                let k = self.by_email.key(&c);
-                if self.by_email.get(&k).is_none_or(|other| other == vid) {
-                    Some(k)
-                } else {
-                    // Its canonical form is taken: a twin, kept under its
-                    // spelling.
-                    if c != email.as_str() {
-                        self.twins += 1;
-                    }
-                    None
-                }
-            }
-            // Stored before emails were checked: kept as stored.
-            Err(_) => None,
-        };
-        let key = match key {
-            Some(k) => Some(k),
-            None => (!email.is_empty()).then(|| self.by_email.key(&email)),
-        };
-        if let Some(k) = key {
-            self.by_email.insert(k, vid);
-        }
-        let v = self.visitors.entry(vid).or_default();
         v.slot = slot;
-        v.email = key;
+        self.directory += 1;
         true
     }
 
@@ -637,10 +601,10 @@ impl Index {
     /// directory slot (for the caller to wipe), `None` if there was none.
     pub(crate) fn clear_directory(&mut self, vid: &Vid) -> Option<u32> {
         let v = self.visitors.get_mut(vid)?;
-        if let Some(k) = v.email.take() {
-            self.by_email.remove_if(&k, vid);
-        }
         let slot = std::mem::take(&mut v.slot);
+        if slot != 0 {
+            self.directory -= 1;
+        }
         (slot != 0).then_some(slot)
     }
 
@@ -685,19 +649,6 @@ impl Index {
         {
             self.visitors.remove(vid);
         }
-    }
-
-    /// Changes a visitor's email (rectification): the directory slot is
-    /// rewritten in place by the caller.
-    pub(crate) fn rename_email(&mut self, vid: &Vid, email: String) {
-        let Some(v) = self.visitors.get_mut(vid) else {
-            return;
-        };
-        let key = self.by_email.key(&email);
-        if let Some(previous) = v.email.replace(key) {
-            self.by_email.remove_if(&previous, vid);
-        }
-        self.by_email.insert(key, *vid);
     }
 
     /// Commits a rewrite: `new` (with its records) becomes the generation its
@@ -785,6 +736,16 @@ impl Index {
     }
 
     /// A directory entry moved (keyring compaction).
+    /// Moves a visitor's directory entry from slot `from` to `to`, if its
+    /// entry is the one at `from` (not another copy of it).
+    pub(crate) fn move_visitor_slot_from(&mut self, vid: &Vid, from: u32, to: u32) {
+        if let Some(v) = self.visitors.get_mut(vid)
+            && v.slot == from
+        {
+            v.slot = to;
+        }
+    }
+
     pub(crate) fn move_visitor_slot(&mut self, vid: &Vid, slot: u32) {
         if let Some(v) = self.visitors.get_mut(vid) {
             v.slot = slot;
@@ -955,48 +916,6 @@ impl Index {
         self.transcripts.len()
     }
 
-    /// The visitor an email in canonical form belongs to.
-    pub(crate) fn vid_by_email(&self, email: &str) -> Option<Vid> {
-        self.by_email.get(&self.by_email.key(email))
-    }
-
-    /// The visitor an email as a caller wrote it belongs to: an entry stored
-    /// under exactly that spelling (trimmed, lower-case: how entries were
-    /// keyed before canonical emails, which a twin keeps), else the entry of
-    /// its canonical form.
-    ///
-    /// # Errors
-    /// [`crate::Error::Invalid`] when `email` is not an email address and
-    /// no entry has that spelling.
-    pub(crate) fn vid_by_address(&self, email: &str) -> crate::Result<Option<Vid>> {
-        let canonical = crate::email::canonical(email);
-        if let Ok(std::borrow::Cow::Borrowed(plain)) = &canonical {
-            // Already canonical: its own spelling.
-            return Ok(self.vid_by_email(plain));
-        }
-        if let Some(vid) = self.vid_by_email(&email.trim().to_lowercase()) {
-            return Ok(Some(vid));
-        }
-        canonical.map(|c| self.vid_by_email(&c))
-    }
-
-    /// Directory entries that share their canonical email with another
-    /// visitor (two spellings of one address stored before canonical
-    /// emails); each is found only by its own spelling. Counted as the
-    /// entries were added (at open).
-    pub(crate) fn email_twins(&self) -> usize {
-        self.twins
-    }
-
-    /// Whether `email` (canonical) is the key of the visitor's directory
-    /// entry.
-    pub(crate) fn is_visitors_email(&self, vid: &Vid, email: &str) -> bool {
-        self.visitors
-            .get(vid)
-            .and_then(|v| v.email)
-            .is_some_and(|k| k == self.by_email.key(email))
-    }
-
     /// A visitor's entry.
     pub(crate) fn visitor(&self, vid: &Vid) -> Option<&VisitorEntry> {
         self.visitors.get(vid)
@@ -1009,7 +928,7 @@ impl Index {
 
     /// Visitors in the directory.
     pub(crate) fn directory_len(&self) -> usize {
-        self.by_email.len()
+        self.directory
     }
 
     /// Every directory entry: (visitor, slot).
@@ -1080,11 +999,8 @@ mod tests {
     #[test]
     fn verbs_keep_the_maps_consistent() {
         let mut ix = Index::default();
-        assert!(ix.add_visitor([9; 16], "ann@example.com".into(), 2));
-        assert!(
-            !ix.add_visitor([9; 16], "ann@example.com".into(), 3),
-            "one entry per visitor"
-        );
+        assert!(ix.add_visitor([9; 16], 2));
+        assert!(!ix.add_visitor([9; 16], 3), "one entry per visitor");
         ix.add_transcript(entry(1, 9, "t-1"), true);
         ix.add_transcript(entry(2, 9, "t-2"), true);
         ix.add_record(&[1; 16], rec(0, 50, 1, 32), Some([4; 16]));
@@ -1107,8 +1023,13 @@ mod tests {
         assert_eq!(ix.listing(&[9; 16]).count(), 1);
         // The directory entry goes, the visitor stays while a generation
         // carries its id.
+        assert_eq!(ix.directory_len(), 1);
         assert_eq!(ix.clear_directory(&[9; 16]), Some(2));
-        assert_eq!(ix.vid_by_email("ann@example.com"), None);
+        assert_eq!(ix.clear_directory(&[9; 16]), None);
+        assert_eq!(
+            (ix.directory_len(), ix.visitor(&[9; 16]).unwrap().slot),
+            (0, 0)
+        );
         ix.drop_visitor_if_unused(&[9; 16]);
         assert!(ix.knows_visitor(&[9; 16]));
         ix.remove_transcript(&[2; 16]);
@@ -1119,7 +1040,7 @@ mod tests {
     #[test]
     fn a_rewrite_replaces_its_generation_and_hidden_generations_leave() {
         let mut ix = Index::default();
-        ix.add_visitor([9; 16], "ann@example.com".into(), 2);
+        ix.add_visitor([9; 16], 2);
         ix.add_transcript(entry(1, 9, "t-1"), true);
         ix.add_record(&[1; 16], rec(0, 50, 1, 32), None);
         let new = entry(3, 9, "t-1");
@@ -1143,7 +1064,7 @@ mod tests {
     #[test]
     fn a_sealed_segments_records_leave_memory_for_its_location_file() {
         let mut ix = Index::default();
-        ix.add_visitor([9; 16], "ann@example.com".into(), 2);
+        ix.add_visitor([9; 16], 2);
         ix.add_transcript(entry(1, 9, "t-1"), true);
         ix.add_transcript(entry(2, 9, "t-2"), true);
         let mut builder = SidecarBuilder::default();
@@ -1209,30 +1130,15 @@ mod tests {
     }
 
     #[test]
-    fn renaming_an_email_moves_the_lookup() {
+    fn the_directory_counts_visitors_with_an_entry_and_refuses_a_second() {
         let mut ix = Index::default();
-        ix.add_visitor([9; 16], "ann@example.com".into(), 2);
-        ix.rename_email(&[9; 16], "ann@new.example".into());
-        assert_eq!(ix.vid_by_email("ann@example.com"), None);
-        assert_eq!(ix.vid_by_email("ann@new.example"), Some([9; 16]));
+        assert!(ix.add_visitor([9; 16], 2));
+        assert!(!ix.add_visitor([9; 16], 3), "a second entry of a visitor");
+        assert!(ix.add_visitor([8; 16], 4));
+        ix.move_visitor_slot(&[9; 16], 7);
+        assert_eq!(ix.visitor(&[9; 16]).unwrap().slot, 7);
+        assert_eq!(ix.directory_len(), 2);
+        assert_eq!(ix.clear_directory(&[8; 16]), Some(4));
         assert_eq!(ix.directory_len(), 1);
-    }
-
-    #[test]
-    fn older_entries_are_keyed_by_their_canonical_form_and_twins_by_their_spelling() {
-        let mut ix = Index::default();
-        assert!(ix.add_visitor([1; 16], "ann@x.example".into(), 1));
-        // Stored by an older version under another spelling of the same address.
-        assert!(ix.add_visitor([2; 16], "ann@x.example.".into(), 2));
-        // And one stored before emails were checked.
-        assert!(ix.add_visitor([3; 16], "bob".into(), 3));
-        assert!(ix.add_visitor([4; 16], "mailto:cy@x.example".into(), 4));
-        assert_eq!(ix.email_twins(), 1);
-        assert_eq!(ix.vid_by_address("ANN@x.example").unwrap(), Some([1; 16]));
-        assert_eq!(ix.vid_by_address("ann@x.example.").unwrap(), Some([2; 16]));
-        assert_eq!(ix.vid_by_address(" Bob ").unwrap(), Some([3; 16]));
-        assert_eq!(ix.vid_by_address("Cy@X.example").unwrap(), Some([4; 16]));
-        assert!(ix.vid_by_address("nobody").is_err());
-        assert_eq!(ix.vid_by_address("dan@x.example").unwrap(), None);
     }
 }

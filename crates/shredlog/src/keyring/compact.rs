@@ -102,7 +102,8 @@ pub(crate) fn relocate(keyring: &mut Keyring, live: &[LiveSlots]) -> Result<Vec<
         let LiveSlots::Visitor { vid, slot } = *l else {
             continue;
         };
-        if slot < target {
+        // Entries in the directory's table stay where their hash puts them.
+        if slot < target || keyring.in_directory_table(slot) {
             continue;
         }
         let Some(v @ Slot::Visitor(_)) = keyring.read_slot(slot)? else {

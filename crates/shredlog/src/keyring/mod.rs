@@ -28,8 +28,12 @@ use crate::seal::{Key, NONCE_LEN, random_array};
 /// 1 and 2.
 pub(crate) const SLOT_SIZE: usize = 512;
 const MAGIC: &[u8; 8] = b"SHRDKEYR";
-/// Keyring format written now: slots in 64-byte cells.
-const KEYRING_VERSION: u16 = 3;
+/// Keyring format written now: slots in 64-byte cells, directory entries
+/// in a hash-placed table ([`table`]).
+const KEYRING_VERSION: u16 = 4;
+/// Format 3: 64-byte cells, directory entries among the other slots. Read;
+/// a writing open rewrites it in format 4.
+const KEYRING_VERSION_3: u16 = 3;
 /// Format 2: 512-byte slots with a state slot. Read; a writing open
 /// rewrites it in format 3.
 const KEYRING_VERSION_2: u16 = 2;
@@ -52,12 +56,15 @@ const KEK_CHECK_AAD: &[u8] = b"shredlog-kek-check";
 mod cache;
 pub(crate) mod cells;
 mod compact;
+pub(crate) mod directory;
 mod legacy;
 pub(crate) mod rekey;
 mod slot;
 mod state;
+pub(crate) mod table;
 pub(crate) use cache::{KeyCache, TranscriptKeys};
 pub(crate) use compact::{LiveSlots, Moved, relocate};
+pub(crate) use directory::DirectoryReader;
 pub(crate) use slot::{
     MAX_EMAIL, MAX_TRANSCRIPT_ID, PiiSlot, REVISIONS, Slot, TranscriptSlot, VisitorSlot,
     newer_revision,
@@ -76,7 +83,7 @@ enum Layout {
 
 impl Layout {
     fn of(version: u16) -> Layout {
-        if version >= KEYRING_VERSION {
+        if version >= KEYRING_VERSION_3 {
             Layout::Cells
         } else {
             Layout::Slots
@@ -122,6 +129,13 @@ pub(crate) struct Keyring {
     marks: Marks,
     /// The marks in the state slot on disk (`None`: not written yet).
     written: Option<Marks>,
+    /// The visitor directory's table (format 4; `None` for an older
+    /// keyring opened read-only).
+    directory: Option<Directory>,
+    /// Which of the table's cells are in use.
+    occupancy: table::Occupancy,
+    /// Where lookups by email go (shared with every [`DirectoryReader`]).
+    view: directory::SharedView,
 }
 
 /// Slots written together (a batch's new keys and directory entries):
@@ -179,6 +193,54 @@ struct Header {
     keyring_id: [u8; 16],
     version: u16,
     state_pending: bool,
+    /// The visitor directory's table (format 4; `None` before).
+    directory: Option<Directory>,
+}
+
+/// Header fields of a format-4 keyring's visitor directory
+/// (docs/FORMAT.md §6.12).
+#[derive(Clone)]
+pub(crate) struct Directory {
+    /// The key of the hash that places entries.
+    pub key: Zeroizing<[u8; 32]>,
+    /// Where the table is.
+    pub table: table::Region,
+    /// Cells to zero before anything else uses them: a grown table's old
+    /// region, or a new one whose growth was cut short.
+    pub retire: table::Region,
+}
+
+/// Header bytes of the directory's hash key (plaintext keyrings).
+const DIR_KEY_AT: usize = 96;
+/// Header bytes of the directory table's region.
+const DIR_TABLE_AT: usize = 128;
+/// Header bytes of the region to retire.
+const DIR_RETIRE_AT: usize = 136;
+
+/// A directory entry a growth of the table moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MovedEntry {
+    pub vid: Vid,
+    pub from: u32,
+    pub to: u32,
+}
+
+/// The regions a slot walk treats apart: the directory's table (whose
+/// sectors start with a header cell and hold only directory entries) and
+/// the region being retired (skipped: neither slots nor free cells).
+#[derive(Clone, Copy, Debug, Default)]
+struct Tables {
+    table: table::Region,
+    retire: table::Region,
+}
+
+impl Tables {
+    fn of(directory: Option<&Directory>) -> Tables {
+        directory.map_or_else(Tables::default, |d| Tables {
+            table: d.table,
+            retire: d.retire,
+        })
+    }
 }
 
 impl Keyring {
@@ -236,6 +298,19 @@ impl Keyring {
             cursor: layout.first_data(),
             marks: Marks::default(),
             written: None,
+            occupancy: header
+                .directory
+                .as_ref()
+                .map(|d| table::Occupancy::empty(d.table))
+                .unwrap_or_default(),
+            view: Arc::new(parking_lot::RwLock::new(match &header.directory {
+                Some(d) => directory::View::Table {
+                    key: d.key.clone(),
+                    region: d.table,
+                },
+                None => directory::View::legacy()?,
+            })),
+            directory: header.directory,
         };
         let (mut damaged, marks) = keyring.load_slots(size, each)?;
         if let Some(m) = marks {
@@ -259,6 +334,10 @@ impl Keyring {
         }
         keyring.marks.slots = keyring.len;
         keyring.written = marks;
+        if !mode.read_only && damaged.is_empty() {
+            // A table growth cut short: zero what it left.
+            keyring.retire_region()?;
+        }
         Ok(Loaded {
             keyring,
             damaged,
@@ -292,10 +371,18 @@ impl Keyring {
             .open(&path)
             .at(&path)?;
         let keyring_id = random_array()?;
-        let header = build_header(keyring_id, kek, false)?;
+        let directory = new_directory(cells::FIRST_CELL)?;
+        let header = build_header(keyring_id, kek, false, &directory)?;
         file.write_all_at(&header, 0).at(&path)?;
+        let (table_bytes, occupancy) = table::Builder::new(directory.table).finish();
+        file.write_all_at(
+            &table_bytes,
+            u64::from(directory.table.start) * cells::CELL as u64,
+        )
+        .at(&path)?;
+        let len = directory.table.end();
         let marks = Marks {
-            slots: cells::FIRST_CELL,
+            slots: len,
             writes: 1,
             ..Marks::default()
         };
@@ -312,11 +399,17 @@ impl Keyring {
             version: KEYRING_VERSION,
             layout: Layout::Cells,
             state_pending: false,
-            len: cells::FIRST_CELL,
+            len,
             free: BTreeSet::new(),
-            cursor: cells::FIRST_CELL,
+            cursor: len,
             marks,
             written: Some(marks),
+            view: Arc::new(parking_lot::RwLock::new(directory::View::Table {
+                key: directory.key.clone(),
+                region: directory.table,
+            })),
+            directory: Some(directory),
+            occupancy,
         };
         Ok(Loaded {
             keyring,
@@ -378,27 +471,61 @@ impl Keyring {
                 .at(&self.path)?;
             let mut next = start + n;
             let free = &mut self.free;
+            let tables = Tables::of(self.directory.as_ref());
+            let occupancy = &mut self.occupancy;
+            let view = &self.view;
             scan_slots(
                 self.layout,
                 self.kek.as_ref(),
                 &self.keyring_id,
+                tables,
                 chunk,
                 start,
                 |index, step, found| {
                     next = next.max(index + step);
+                    let in_table = tables.table.contains(index);
                     match found {
+                        Ok(None) if in_table => {}
                         Ok(None) => {
                             free.insert(index);
                         }
-                        Ok(Some(slot)) => each(index, slot),
-                        Err(reason) => damaged.push(SlotDamage {
-                            index,
-                            offset: u64::from(index) * unit as u64,
-                            reason,
-                        }),
+                        Ok(Some(slot)) => {
+                            if in_table {
+                                occupancy.mark(tables.table, index, step, true);
+                            } else if let Slot::Visitor(v) = &slot {
+                                // An older keyring's entry (in format 4 one
+                                // outside the table is damage).
+                                view.write().add_legacy(&v.email, index);
+                            }
+                            each(index, slot);
+                        }
+                        Err(reason) => {
+                            if in_table {
+                                // Never written over: damage is reported, not lost.
+                                occupancy.mark(tables.table, index, step, true);
+                            }
+                            damaged.push(SlotDamage {
+                                index,
+                                offset: u64::from(index) * unit as u64,
+                                reason,
+                            });
+                        }
                     }
                 },
             );
+            // The spilled flags of the table's sectors read in this chunk.
+            if let Some(d) = &self.directory {
+                for sector in 0..d.table.sectors {
+                    let cell = d.table.header_cell(sector);
+                    if (start..start + n).contains(&cell) {
+                        let at = (cell - start) as usize * unit;
+                        if table::parse_header_cell(chunk.get(at..).unwrap_or_default()) == Ok(true)
+                        {
+                            self.occupancy.set_spilled(sector);
+                        }
+                    }
+                }
+            }
             // Chunks end at sector ends, so no slot crosses one; `next`
             // only passes the chunk's end for a slot cut short by the
             // file's end, which the scan reported.
@@ -438,6 +565,22 @@ impl Keyring {
         self.free.len()
     }
 
+    /// Units holding slots, and units free for them: in the directory's
+    /// table and outside it (its sectors' header cells, and a region still
+    /// to retire, are neither).
+    pub(crate) fn cell_counts(&self) -> (u64, u64) {
+        let all = u64::from(self.len.saturating_sub(self.layout.first_data()));
+        let heap_free = self.free.len() as u64;
+        let Some(d) = &self.directory else {
+            return (all.saturating_sub(heap_free), heap_free);
+        };
+        let table_used = self.occupancy.used_cells();
+        let table_free = d.table.capacity().saturating_sub(table_used);
+        let retire = u64::from(d.retire.end().min(self.len).saturating_sub(d.retire.start));
+        let used = all.saturating_sub(heap_free + table_free + u64::from(d.table.sectors) + retire);
+        (used, heap_free + table_free)
+    }
+
     fn writable(&self) -> Result<()> {
         match self.layout {
             Layout::Cells => Ok(()),
@@ -455,10 +598,17 @@ impl Keyring {
     }
 
     /// Takes free cells for `slot` (the next run that fits, after the last
-    /// one taken), extending the file when there is none.
+    /// one taken), extending the file when there is none. A directory entry
+    /// goes where its email's hash places it in the directory's table,
+    /// which [`Keyring::reserve_visitors`] must have made room in (a growth
+    /// moves the entries on disk, so it is never done here, between the
+    /// entries of one batch).
     pub(crate) fn allocate(&mut self, slot: &Slot) -> Result<u32> {
         self.writable()?;
         let n = self.cells_for(slot)?;
+        if let (Slot::Visitor(v), Some(_)) = (slot, &self.directory) {
+            return self.place_visitor(&v.email, n);
+        }
         let found = self
             .find_run(self.cursor.., n)
             .or_else(|| self.find_run(..self.cursor, n));
@@ -476,6 +626,194 @@ impl Keyring {
         }
         self.cursor = first + n;
         Ok(first)
+    }
+
+    /// Makes room in the directory's table for `cells` more cells of
+    /// entries, keeping it at most half full: grows it when not. Returns
+    /// the entries a growth moved, which the caller gives to the index
+    /// before anything reads their old places.
+    #[must_use = "moved directory entries must be given to the index"]
+    pub(crate) fn reserve_visitors(&mut self, cells: u64) -> Result<Vec<MovedEntry>> {
+        let Some(d) = &self.directory else {
+            return Ok(Vec::new());
+        };
+        let wanted = self.occupancy.used_cells() + cells;
+        if wanted * 2 <= d.table.capacity() {
+            return Ok(Vec::new());
+        }
+        self.grow_table(wanted)
+    }
+
+    /// Places a directory entry of `n` cells for `email` in the table; the
+    /// header cells of the sectors passed over are marked spilled at once
+    /// (not synced: a flag without the entry only lengthens a lookup).
+    fn place_visitor(&mut self, email: &str, n: u32) -> Result<u32> {
+        let d = self
+            .directory
+            .as_ref()
+            .ok_or_else(|| Error::Internal("directory entry without a table".into()))?;
+        let region = d.table;
+        let hash = table::visitor_hash(&d.key, email);
+        let placed = self.occupancy.place(region, hash, n).ok_or_else(|| {
+            Error::Internal("the directory table is full (room was not reserved)".into())
+        })?;
+        for sector in placed.spilled {
+            self.write_raw(region.header_cell(sector), &table::header_cell(true))?;
+        }
+        Ok(placed.cell)
+    }
+
+    /// Moves the directory's table to a new region at the file's end, big
+    /// enough for `cells` cells of entries at most half full, crash-safely:
+    /// the new region is first named in the header as one to retire (so a
+    /// crash before the switch has open zero it), written and synced; then
+    /// the header names it as the table and the old one as the region to
+    /// retire; the old region is zeroed and synced, and the header forgets
+    /// it (synced) before its cells are free for other slots.
+    fn grow_table(&mut self, cells: u64) -> Result<Vec<MovedEntry>> {
+        let Some(old) = self.directory.as_ref().map(|d| d.table) else {
+            return Ok(Vec::new());
+        };
+        let sectors = table::Region::sectors_for(cells)
+            .ok_or_else(|| Error::Limit("keyring is full".into()))?;
+        if sectors <= old.sectors {
+            return Ok(Vec::new());
+        }
+        let start = self.len.next_multiple_of(cells::SECTOR_CELLS);
+        let new = table::Region { start, sectors };
+        // The new table is built whole in memory first: every entry re-placed
+        // (and re-encoded: a slot is sealed to its place). Damage in the old
+        // one stops the growth before anything is written.
+        let unit = cells::CELL;
+        let mut old_bytes = Zeroizing::new(vec![
+            0u8;
+            old.sectors as usize
+                * cells::SECTOR_CELLS as usize
+                * unit
+        ]);
+        self.file
+            .read_exact_at(&mut old_bytes, u64::from(old.start) * unit as u64)
+            .at(&self.path)?;
+        let key = self
+            .directory
+            .as_ref()
+            .map(|d| d.key.clone())
+            .ok_or_else(|| Error::Internal("directory without a key".into()))?;
+        let mut builder = table::Builder::new(new);
+        let mut damage = None;
+        let mut entries = Vec::new();
+        scan_slots(
+            self.layout,
+            self.kek.as_ref(),
+            &self.keyring_id,
+            Tables {
+                table: old,
+                retire: table::Region::NONE,
+            },
+            &old_bytes,
+            old.start,
+            |index, _, found| match found {
+                Ok(None) => {}
+                Ok(Some(slot)) => entries.push((index, slot)),
+                Err(reason) => {
+                    damage.get_or_insert((index, reason));
+                }
+            },
+        );
+        if let Some((index, reason)) = damage {
+            return Err(Error::corrupt(
+                &self.path,
+                u64::from(index) * unit as u64,
+                format!("keyring slot {index}: {reason} (the directory table cannot grow over it)"),
+            ));
+        }
+        let mut moved = Vec::with_capacity(entries.len());
+        for (from, slot) in &entries {
+            let Slot::Visitor(v) = slot else { continue };
+            let n = self.cells_for(slot)?;
+            let at = builder
+                .place(table::visitor_hash(&key, &v.email), n)
+                .ok_or_else(|| Error::Internal("the new directory table is full".into()))?;
+            let enc = self.encode_slot(at, slot)?;
+            builder
+                .put(at, &enc)
+                .ok_or_else(|| Error::Internal("directory entry out of range".into()))?;
+            moved.push(MovedEntry {
+                vid: v.vid,
+                from: *from,
+                to: at,
+            });
+        }
+        let (bytes, occupancy) = builder.finish();
+        // 1. Name the new region as one to retire.
+        self.set_directory(|d| d.retire = new);
+        self.write_header()?;
+        self.sync()?;
+        // 2. Write the new table, then sync.
+        let gap = self.len..start;
+        self.write_raw(start, &bytes)?;
+        self.free.extend(gap);
+        self.marks.slots = self.len;
+        self.sync()?;
+        // 3. Switch: the new region is the table, the old one to retire.
+        self.set_directory(|d| {
+            d.table = new;
+            d.retire = old;
+        });
+        self.occupancy = occupancy;
+        self.write_header()?;
+        self.sync()?;
+        // Lookups go to the new table from now on; the write lock waits for
+        // any still reading the old one, which is zeroed only after.
+        *self.view.write() = directory::View::Table { key, region: new };
+        // 4. Zero the old region, then forget it.
+        self.retire_region()?;
+        Ok(moved)
+    }
+
+    /// Zeroes the region the header names to retire (the part inside the
+    /// file), syncs, clears it from the header, syncs, and frees its cells.
+    fn retire_region(&mut self) -> Result<()> {
+        let Some(retire) = self.directory.as_ref().map(|d| d.retire) else {
+            return Ok(());
+        };
+        if retire.is_none() {
+            return Ok(());
+        }
+        let end = retire.end().min(self.len);
+        if end > retire.start {
+            let zeros = vec![0u8; (end - retire.start) as usize * cells::CELL];
+            self.write_raw(retire.start, &zeros)?;
+            self.sync_file()?;
+        }
+        self.set_directory(|d| d.retire = table::Region::NONE);
+        self.write_header()?;
+        self.sync_file()?;
+        if end > retire.start {
+            self.free.extend(retire.start..end);
+        }
+        Ok(())
+    }
+
+    /// Syncs the file without writing the state.
+    fn sync_file(&mut self) -> Result<()> {
+        crate::failpoint::check("keyring.sync").at(&self.path)?;
+        self.file.sync_data().at(&self.path)?;
+        crate::failpoint::synced(&self.path, &self.file);
+        Ok(())
+    }
+
+    /// Whether cell `index` is in the directory's table.
+    pub(crate) fn in_directory_table(&self, index: u32) -> bool {
+        self.directory
+            .as_ref()
+            .is_some_and(|d| d.table.contains(index))
+    }
+
+    fn set_directory(&mut self, change: impl FnOnce(&mut Directory)) {
+        if let Some(d) = self.directory.as_mut() {
+            change(d);
+        }
     }
 
     /// The lowest free run of `n` cells below `below` (for compaction).
@@ -552,8 +890,24 @@ impl Keyring {
     /// in place when it fits the entry's cells (the cells it no longer needs
     /// zeroed in the same write), else written anew elsewhere with the next
     /// revision, synced, and the old entry wiped. Returns where it is now.
-    pub(crate) fn rewrite_visitor(&mut self, index: u32, vid: Vid, email: &str) -> Result<u32> {
+    pub(crate) fn rewrite_visitor(
+        &mut self,
+        index: u32,
+        vid: Vid,
+        email: &str,
+    ) -> Result<(u32, Vec<MovedEntry>)> {
         self.writable()?;
+        // Room for the entry should it move (a growth moves this one too).
+        let probe = Slot::Visitor(VisitorSlot {
+            vid,
+            email: email.to_owned(),
+            revision: 0,
+        });
+        let moved = self.reserve_visitors(u64::from(self.cells_for(&probe)?))?;
+        let index = moved
+            .iter()
+            .find(|m| m.from == index)
+            .map_or(index, |m| m.to);
         let revision = match self.read_slot(index)? {
             Some(Slot::Visitor(v)) if v.vid == vid => v.revision,
             _ => {
@@ -563,19 +917,31 @@ impl Keyring {
             }
         };
         let old = self.extent(index)?;
+        let stays = match (&self.directory, self.read_slot(index)?) {
+            (Some(d), Some(Slot::Visitor(v))) => {
+                table::visitor_hash(&d.key, &v.email) == table::visitor_hash(&d.key, email)
+            }
+            _ => true,
+        };
         let slot = Slot::Visitor(VisitorSlot {
             vid,
             email: email.to_owned(),
             revision,
         });
         let needed = self.cells_for(&slot)?;
-        if needed <= old {
+        if needed <= old && stays {
             let mut bytes = self.encode_slot(index, &slot)?;
             bytes.resize(old as usize * cells::CELL, 0);
             self.write_raw(index, &bytes)?;
             // The cells it no longer needs are free (and zero) now.
-            self.free.extend(index + needed..index + old);
-            return Ok(index);
+            match self.directory.as_ref().map(|d| d.table) {
+                Some(region) if region.contains(index) => {
+                    self.occupancy
+                        .mark(region, index + needed, old - needed, false);
+                }
+                _ => self.free.extend(index + needed..index + old),
+            }
+            return Ok((index, moved));
         }
         let Slot::Visitor(mut entry) = slot else {
             return Err(Error::Internal(
@@ -590,7 +956,7 @@ impl Keyring {
         // leaves both, and open keeps the newer revision.
         self.sync()?;
         self.wipe(index)?;
-        Ok(new)
+        Ok((new, moved))
     }
 
     /// Encodes `slot` for index `index` into `staged` (nothing is written).
@@ -668,6 +1034,18 @@ impl Keyring {
     pub(crate) fn wipe(&mut self, index: u32) -> Result<()> {
         let n = self.extent(index)?;
         let zeros = vec![0u8; n as usize * self.layout.unit()];
+        if let Some(region) = self.directory.as_ref().map(|d| d.table)
+            && region.contains(index)
+        {
+            if region.is_header_cell(index) {
+                return Err(Error::Internal(format!(
+                    "keyring cell {index} is a directory sector's header, not a slot"
+                )));
+            }
+            self.write_raw(index, &zeros)?;
+            self.occupancy.mark(region, index, n, false);
+            return Ok(());
+        }
         self.write_raw(index, &zeros)?;
         if index >= self.layout.first_data() {
             self.free.extend(index..index + n);
@@ -729,13 +1107,27 @@ impl Keyring {
             &encode_state(&next),
         )?;
         if self.state_pending {
-            let header = header_without_pending(&self.file, &self.path)?;
-            self.write_raw(0, &header)?;
             self.state_pending = false;
+            self.write_header()?;
         }
         self.marks = next;
         self.written = Some(next);
         Ok(())
+    }
+
+    /// Writes the header from what the keyring holds (not synced).
+    fn write_header(&mut self) -> Result<()> {
+        let directory = self
+            .directory
+            .as_ref()
+            .ok_or_else(|| Error::Internal("keyring header of an older format rewritten".into()))?;
+        let header = build_header(
+            self.keyring_id,
+            self.kek.as_ref(),
+            self.state_pending,
+            directory,
+        )?;
+        self.write_raw(0, &header)
     }
 
     /// Cuts free cells off the end of the file (durably).
@@ -821,9 +1213,18 @@ impl Keyring {
         }
         let first = self.layout.first_data();
         let data = bytes.get(first as usize * unit..).unwrap_or_default();
+        let tables = Tables::of(self.directory.as_ref());
+        let mut entries = Vec::new();
         let mut found = |index: u32, r: Result<Option<Slot>, &'static str>| match r {
             Ok(None) => {}
-            Ok(Some(_)) => check.in_use += 1,
+            Ok(Some(slot)) => {
+                check.in_use += 1;
+                if let Slot::Visitor(v) = slot
+                    && tables.table.contains(index)
+                {
+                    entries.push((index, v.email));
+                }
+            }
             Err(reason) => check.damaged.push(SlotDamage {
                 index,
                 offset: u64::from(index) * unit as u64,
@@ -834,6 +1235,7 @@ impl Keyring {
             self.layout,
             self.kek.as_ref(),
             &self.keyring_id,
+            Tables::of(self.directory.as_ref()),
             data,
             first,
             |index, _, r| found(index, r),
@@ -841,7 +1243,38 @@ impl Keyring {
         if data.len() % unit != 0 {
             found(first + (data.len() / unit) as u32, Err("truncated"));
         }
+        // Every entry of the directory's table must be where a lookup of its
+        // email finds it: in its home sector, or past only spilled ones.
+        if let Some(d) = &self.directory {
+            let region = d.table;
+            let spilled = |sector: u32| {
+                let at = region.header_cell(sector) as usize * unit;
+                table::parse_header_cell(bytes.get(at..).unwrap_or_default()) == Ok(true)
+            };
+            for (index, email) in entries {
+                let home = table::visitor_hash(&d.key, &email);
+                let reachable = region
+                    .probe(home)
+                    .take_while(|&s| s != region.sector_of(index))
+                    .all(spilled);
+                if !reachable {
+                    check.damaged.push(SlotDamage {
+                        index,
+                        offset: u64::from(index) * unit as u64,
+                        reason: "a directory entry that a lookup of its email cannot reach",
+                    });
+                }
+            }
+        }
         check
+    }
+
+    /// Looks up directory entries by email without the writer's lock.
+    pub(crate) fn directory_reader(&self) -> DirectoryReader {
+        DirectoryReader {
+            slots: self.reader(),
+            view: Arc::clone(&self.view),
+        }
     }
 
     /// A handle that reads and decodes slots without the writer's lock (for
@@ -916,6 +1349,7 @@ fn scan_slots(
     layout: Layout,
     kek: Option<&Key>,
     keyring_id: &[u8; 16],
+    tables: Tables,
     data: &[u8],
     base: u32,
     mut each: impl FnMut(u32, u32, Result<Option<Slot>, &'static str>),
@@ -929,10 +1363,30 @@ fn scan_slots(
             }
         }
         Layout::Cells => cells::scan(data, base, base, |index, step, found| {
+            if tables.retire.contains(index) {
+                return;
+            }
+            let in_table = tables.table.contains(index);
+            if tables.table.is_header_cell(index) {
+                let at = (index - base) as usize * cells::CELL;
+                if let Err(reason) = table::parse_header_cell(data.get(at..).unwrap_or_default()) {
+                    each(index, step, Err(reason));
+                }
+                return;
+            }
             let slot = found.and_then(|f| {
                 f.map(|f| slot::open_payload(kek, keyring_id, index, f.kind, &f.payload))
                     .transpose()
             });
+            let slot = match slot {
+                Ok(Some(Slot::Visitor(_))) if !tables.table.is_none() && !in_table => {
+                    Err("a directory entry outside the directory table")
+                }
+                Ok(Some(Slot::Transcript(_) | Slot::Pii(_))) if in_table => {
+                    Err("a key slot inside the directory table")
+                }
+                other => other,
+            };
             each(index, step, slot);
         }),
     }
@@ -993,10 +1447,14 @@ fn is_zero(buf: &[u8]) -> bool {
     buf.iter().all(|&b| b == 0)
 }
 
+/// A format-4 header. With a key-encryption key, the directory's hash key
+/// is what the KEK check seals (so it is never on disk in the clear);
+/// without one it is stored as is, beside the emails it places.
 fn build_header(
     keyring_id: [u8; 16],
     kek: Option<&Key>,
     state_pending: bool,
+    directory: &Directory,
 ) -> Result<[u8; SLOT_SIZE]> {
     let mut h = [0u8; SLOT_SIZE];
     h[0..8].copy_from_slice(MAGIC);
@@ -1006,23 +1464,31 @@ fn build_header(
     h[16..32].copy_from_slice(&keyring_id);
     if let Some(kek) = kek {
         h[12] = 1;
-        let (nonce, ct) = kek.seal(&check_aad(&keyring_id), &[0u8; 32])?;
+        let (nonce, ct) = kek.seal(&check_aad(&keyring_id), &directory.key[..])?;
         h[32..44].copy_from_slice(&nonce);
         h[44..92].copy_from_slice(&ct);
+    } else {
+        h[DIR_KEY_AT..DIR_KEY_AT + 32].copy_from_slice(&directory.key[..]);
     }
+    h[DIR_TABLE_AT..DIR_TABLE_AT + table::REGION_BYTES].copy_from_slice(&directory.table.encode());
+    h[DIR_RETIRE_AT..DIR_RETIRE_AT + table::REGION_BYTES]
+        .copy_from_slice(&directory.retire.encode());
     let crc = crc32fast::hash(&h[..508]);
     h[508..].copy_from_slice(&crc.to_le_bytes());
     Ok(h)
 }
 
-/// The header on disk with its state-pending flag cleared.
-fn header_without_pending(file: &File, path: &Path) -> Result<[u8; SLOT_SIZE]> {
-    let mut h = [0u8; SLOT_SIZE];
-    file.read_exact_at(&mut h, 0).at(path)?;
-    h[STATE_PENDING_AT] = 0;
-    let crc = crc32fast::hash(&h[..508]);
-    h[508..].copy_from_slice(&crc.to_le_bytes());
-    Ok(h)
+/// A new directory: a fresh hash key, an empty table of the smallest size
+/// at `start`.
+fn new_directory(start: u32) -> Result<Directory> {
+    Ok(Directory {
+        key: Zeroizing::new(random_array()?),
+        table: table::Region {
+            start,
+            sectors: table::MIN_SECTORS,
+        },
+        retire: table::Region::NONE,
+    })
 }
 
 fn check_aad(keyring_id: &[u8; 16]) -> Vec<u8> {
@@ -1047,7 +1513,7 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
     let version = u16::from_le_bytes([h[8], h[9]]);
     if !matches!(
         version,
-        KEYRING_VERSION | KEYRING_VERSION_2 | KEYRING_VERSION_1
+        KEYRING_VERSION | KEYRING_VERSION_3 | KEYRING_VERSION_2 | KEYRING_VERSION_1
     ) {
         return Err(Error::UnsupportedVersion {
             path: path.to_owned(),
@@ -1059,7 +1525,7 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
         return Err(Error::corrupt(path, 10, "unsupported keyring slot size"));
     }
     let state_pending = match (version, h[STATE_PENDING_AT]) {
-        (KEYRING_VERSION, 1) => true,
+        (KEYRING_VERSION | KEYRING_VERSION_3, 1) => true,
         (_, 0) => false,
         _ => {
             return Err(Error::corrupt(
@@ -1071,13 +1537,44 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
     };
     let mut keyring_id = [0u8; 16];
     keyring_id.copy_from_slice(&h[16..32]);
-    let header = Header {
+    let region = |at: usize| {
+        table::Region::decode(&h[at..at + table::REGION_BYTES])
+            .map_err(|reason| Error::corrupt(path, at as u64, reason))
+    };
+    let mut header = Header {
         keyring_id,
         version,
         state_pending,
+        directory: None,
+    };
+    let directory = |key: [u8; 32]| -> Result<Option<Directory>> {
+        if version < KEYRING_VERSION {
+            return Ok(None);
+        }
+        let table = region(DIR_TABLE_AT)?;
+        if table.is_none() {
+            return Err(Error::corrupt(
+                path,
+                DIR_TABLE_AT as u64,
+                "keyring without its directory table",
+            ));
+        }
+        Ok(Some(Directory {
+            key: Zeroizing::new(key),
+            table,
+            retire: region(DIR_RETIRE_AT)?,
+        }))
+    };
+    let plain_key = |h: &[u8; SLOT_SIZE]| {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&h[DIR_KEY_AT..DIR_KEY_AT + 32]);
+        k
     };
     match (h[12], kek) {
-        (0, None) => Ok(header),
+        (0, None) => {
+            header.directory = directory(plain_key(h))?;
+            Ok(header)
+        }
         (0, Some(_)) => Err(Error::Kek(
             "a key-encryption key was given but this keyring is not wrapped; open it without one".into(),
         )),
@@ -1087,7 +1584,15 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
         (1, Some(kek)) => {
             let nonce: [u8; NONCE_LEN] = h[32..44].try_into().map_err(|_| Error::corrupt(path, 32, "bad nonce"))?;
             match kek.open(&nonce, &check_aad(&keyring_id), &h[44..92]) {
-                Some(_) => Ok(header),
+                Some(plain) => {
+                    let plain = Zeroizing::new(plain);
+                    if version >= KEYRING_VERSION && plain_key(h) != [0u8; 32] {
+                        return Err(Error::corrupt(path, DIR_KEY_AT as u64, "a wrapped keyring with a directory key in the clear"));
+                    }
+                    let key: [u8; 32] = plain[..].try_into().map_err(|_| Error::corrupt(path, 44, "bad directory key"))?;
+                    header.directory = directory(key)?;
+                    Ok(header)
+                }
                 None => Err(Error::Kek("the key-encryption key does not match this keyring".into())),
             }
         }
@@ -1101,6 +1606,9 @@ mod tests {
 
     /// Cells added by the first growth.
     const GROW: u32 = (GROW_BYTES / cells::CELL) as u32;
+    /// The first cell of a new keyring's key slots: after the header, the
+    /// state and the directory's first table.
+    const HEAP: u32 = cells::FIRST_CELL + table::MIN_SECTORS * cells::SECTOR_CELLS;
     const MAX_GROW: u32 = (MAX_GROW_BYTES / cells::CELL) as u32;
     const CELL: u64 = cells::CELL as u64;
 
@@ -1154,14 +1662,15 @@ mod tests {
             let loaded =
                 Keyring::open(dir.path(), kek.as_ref(), RW, |i, s| slots.push((i, s))).unwrap();
             assert!(loaded.damaged.is_empty());
-            assert_eq!(slots, vec![written[0].clone(), written[2].clone()]);
-            // The wiped slot's cells and the rest of the grown, still-zero cells.
-            let used: u32 = [&written[0], &written[2]]
-                .iter()
-                .map(|s| loaded.keyring.cells_for(&s.1).unwrap())
-                .sum();
+            // The directory entry is in the table, which comes first.
+            let table = loaded.keyring.directory.as_ref().unwrap().table;
+            assert!(table.contains(written[2].0) && !table.contains(written[0].0));
+            assert_eq!(slots, vec![written[2].clone(), written[0].clone()]);
+            // The wiped slot's cells and the rest of the grown, still-zero
+            // cells (the table's free cells are its own).
+            let used = loaded.keyring.cells_for(&written[0].1).unwrap();
             assert_eq!(loaded.keyring.free_count(), (GROW - used) as usize);
-            assert_eq!(loaded.keyring.len(), cells::FIRST_CELL + GROW);
+            assert_eq!(loaded.keyring.len(), table.end() + GROW);
             let raw = std::fs::read(dir.path().join("keyring")).unwrap();
             let has_email = raw.windows(15).any(|w| w == b"ann@example.com");
             assert_eq!(has_email, kek.is_none(), "email plaintext iff unwrapped");
@@ -1179,9 +1688,9 @@ mod tests {
         let pii = pslot();
         assert_eq!(kr.cells_for(&pii).unwrap(), 1);
         let first = kr.allocate(&pii).unwrap();
-        assert_eq!(first, cells::FIRST_CELL, "lowest cell first");
+        assert_eq!(first, HEAP, "lowest cell first");
         let grown = size();
-        assert_eq!(grown, u64::from(cells::FIRST_CELL + GROW) * CELL);
+        assert_eq!(grown, u64::from(HEAP + GROW) * CELL);
         // The rest of the run is taken without changing the file's length.
         for _ in 1..GROW {
             kr.allocate(&pii).unwrap();
@@ -1189,7 +1698,7 @@ mod tests {
         assert_eq!(size(), grown);
         assert_eq!(kr.free_count(), 0);
         let next = kr.allocate(&pii).unwrap();
-        assert_eq!(next, cells::FIRST_CELL + GROW);
+        assert_eq!(next, HEAP + GROW);
         assert_eq!(size(), grown + u64::from(GROW) * CELL);
         // Unwritten cells read back as free; a compaction's tail cut drops them.
         kr.write(first, &tslot("t-1")).unwrap();
@@ -1200,7 +1709,7 @@ mod tests {
         assert_eq!(used, 1);
         assert_eq!(loaded.keyring.free_count(), 2 * GROW as usize - 2);
         loaded.keyring.truncate_free_tail().unwrap();
-        assert_eq!(size(), u64::from(cells::FIRST_CELL + 2) * CELL);
+        assert_eq!(size(), u64::from(HEAP + 2) * CELL);
     }
 
     /// Slots take the cells they need, never cross a sector, and a wiped
@@ -1215,10 +1724,10 @@ mod tests {
         let short = tslot("t-1"); // 2 cells
         assert_eq!(kr.cells_for(&long).unwrap(), 4);
         assert_eq!(kr.cells_for(&short).unwrap(), 2);
-        let a = kr.allocate(&short).unwrap(); // 16-17
-        let b = kr.allocate(&long).unwrap(); // 18-21
-        let c = kr.allocate(&long).unwrap(); // 22-23 would cross: 24-27
-        assert_eq!((a, b, c), (16, 18, 24));
+        let a = kr.allocate(&short).unwrap(); // HEAP + 0-1
+        let b = kr.allocate(&long).unwrap(); // HEAP + 2-5
+        let c = kr.allocate(&long).unwrap(); // HEAP + 6-7 would cross: 8-11
+        assert_eq!((a, b, c), (HEAP, HEAP + 2, HEAP + 8));
         for (i, s) in [(a, &short), (b, &long), (c, &long)] {
             kr.write(i, s).unwrap();
         }
@@ -1229,7 +1738,7 @@ mod tests {
             kr.read_slot(a).unwrap(),
             Some(Slot::Transcript(_))
         ));
-        // Cells 22-23 and 28.. are after the cursor; wrap around to 18.
+        // Cells HEAP + 6-7 and 12.. are after the cursor; wrap around to 2.
         let mut taken = Vec::new();
         for _ in 0..(GROW - 12) / 4 + 1 {
             taken.push(kr.allocate(&long).unwrap());
@@ -1243,9 +1752,10 @@ mod tests {
         );
     }
 
-    /// A directory entry rewritten with a longer email than its cells hold
-    /// moves, with the next revision; a shorter one stays, its spare cells
-    /// zeroed.
+    /// A directory entry rewritten with another address moves to where its
+    /// hash puts it, with the next revision, and the old entry is wiped; one
+    /// rewritten with a shorter spelling of the same address stays, its
+    /// spare cells zeroed and free.
     #[test]
     fn a_visitor_entry_is_rewritten_in_place_or_moved() {
         let dir = tempfile::tempdir().unwrap();
@@ -1260,32 +1770,212 @@ mod tests {
                 revision: 0,
             })
         };
-        let long = format!("{}@example.com", "a".repeat(60));
-        let first = entry(&long);
+        let short = format!("{}@example.com", "a".repeat(20));
+        // An older entry's spelling of the same address (canonical: `short`).
+        let spelled = format!("{}mailto:{short}", " ".repeat(40));
+        let first = entry(&spelled);
+        assert!(kr.reserve_visitors(8).unwrap().is_empty());
         let at = kr.allocate(&first).unwrap();
+        assert!(kr.in_directory_table(at));
         kr.write(at, &first).unwrap();
         let n = kr.cells_for(&first).unwrap();
-        assert_eq!(kr.rewrite_visitor(at, vid, "b@example.com").unwrap(), at);
+        assert!(n > kr.cells_for(&entry(&short)).unwrap());
+        let used = kr.occupancy.used_cells();
+        assert_eq!(kr.rewrite_visitor(at, vid, &short).unwrap(), (at, vec![]));
         let raw = std::fs::read(dir.path().join("keyring")).unwrap();
         let cells = &raw[at as usize * 64..(at + n) as usize * 64];
         assert!(cells[64..].iter().all(|&x| x == 0), "spare cells zeroed");
-        let free = kr.free_count();
-        assert!(!raw.windows(10).any(|w| w == b"aaaaaaaaaa"));
-        assert!(
-            n > 1 && (at + 1..at + n).all(|c| kr.free.contains(&c)),
+        assert!(!raw.windows(7).any(|w| w == b"mailto:"));
+        assert_eq!(
+            kr.occupancy.used_cells(),
+            used - u64::from(n - 1),
             "and free"
         );
-        assert!(free >= n as usize - 1);
-        let moved = kr.rewrite_visitor(at, vid, &long).unwrap();
+        let other = format!("{}@example.org", "b".repeat(30));
+        let (moved, grown) = kr.rewrite_visitor(at, vid, &other).unwrap();
+        assert!(grown.is_empty());
         assert_ne!(moved, at);
+        assert!(kr.in_directory_table(moved));
         kr.sync().unwrap();
         match kr.read_slot(moved).unwrap() {
-            Some(Slot::Visitor(v)) => assert_eq!((v.email, v.revision), (long, 1)),
+            Some(Slot::Visitor(v)) => assert_eq!((v.email, v.revision), (other, 1)),
             other => panic!("{other:?}"),
         }
         assert!(kr.read_slot(at).unwrap().is_none());
         assert!(newer_revision(0, REVISIONS - 1) && !newer_revision(REVISIONS - 1, 0));
         assert!(!newer_revision(5, 5) && newer_revision(6, 5) && !newer_revision(5, 6));
+    }
+
+    /// Lookups by email read the directory's table: every spelling of an
+    /// address finds the entry placed under it, through growths of the
+    /// table (which move every entry) and a reopen, plain and wrapped; a
+    /// wiped entry is not found, and a damaged sector is an error naming
+    /// its offset.
+    #[test]
+    fn lookups_find_entries_in_the_table_through_growth_and_reopen() {
+        for kek in [None, Some(Key::random().unwrap())] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut kr = Keyring::open(dir.path(), kek.as_ref(), RW, |_, _| {})
+                .unwrap()
+                .keyring;
+            let entry = |n: u32, email: String| {
+                let mut vid = [0u8; 16];
+                vid[..4].copy_from_slice(&n.to_le_bytes());
+                VisitorSlot {
+                    vid,
+                    email,
+                    revision: 0,
+                }
+            };
+            let mut at: Vec<u32> = Vec::new();
+            let mut growths = 0;
+            for n in 0..300u32 {
+                let slot = Slot::Visitor(entry(n, format!("user{n}@example.com")));
+                let moved = kr
+                    .reserve_visitors(u64::from(kr.cells_for(&slot).unwrap()))
+                    .unwrap();
+                growths += usize::from(!moved.is_empty());
+                assert_eq!(moved.len(), if moved.is_empty() { 0 } else { at.len() });
+                for m in moved {
+                    let k = u32::from_le_bytes(m.vid[..4].try_into().unwrap()) as usize;
+                    assert_eq!(at[k], m.from);
+                    at[k] = m.to;
+                }
+                let i = kr.allocate(&slot).unwrap();
+                kr.write(i, &slot).unwrap();
+                at.push(i);
+            }
+            kr.sync().unwrap();
+            assert!(growths >= 3, "{growths} growths");
+            let table = kr.directory.as_ref().unwrap().table;
+            assert!(
+                table.capacity()
+                    >= 2 * 300
+                        * u64::from(
+                            kr.cells_for(&Slot::Visitor(entry(0, "user0@example.com".into())))
+                                .unwrap()
+                        )
+            );
+            let check = |kr: &Keyring, wiped: Option<u32>| {
+                let reader = kr.directory_reader();
+                for n in 0..300u32 {
+                    let found = reader
+                        .find(&directory::Query::new(&format!(" USER{n}@Example.COM ")))
+                        .unwrap();
+                    if Some(n) == wiped {
+                        assert!(found.is_empty());
+                    } else {
+                        assert_eq!(
+                            found,
+                            vec![(at[n as usize], entry(n, format!("user{n}@example.com")))]
+                        );
+                    }
+                }
+                assert!(
+                    reader
+                        .find(&directory::Query::new("nobody@example.com"))
+                        .unwrap()
+                        .is_empty()
+                );
+            };
+            check(&kr, None);
+            kr.wipe(at[7]).unwrap();
+            kr.sync().unwrap();
+            check(&kr, Some(7));
+            drop(kr);
+            let loaded = Keyring::open(dir.path(), kek.as_ref(), RW, |_, _| {}).unwrap();
+            assert!(loaded.damaged.is_empty());
+            check(&loaded.keyring, Some(7));
+            // Two spellings of one address (stored before canonical emails):
+            // both are found, and `choose` tells them apart.
+            let mut kr = loaded.keyring;
+            let twins = [
+                entry(900, "ann@x.example".into()),
+                entry(901, "ann@x.example.".into()),
+            ];
+            for t in &twins {
+                let slot = Slot::Visitor(t.clone());
+                let _ = kr.reserve_visitors(2).unwrap();
+                let i = kr.allocate(&slot).unwrap();
+                kr.write(i, &slot).unwrap();
+            }
+            let found = kr
+                .directory_reader()
+                .find(&directory::Query::new("ANN@x.example"))
+                .unwrap();
+            assert_eq!(found.len(), 2);
+            let tagged: Vec<_> = found.iter().map(|(s, v)| (*s, v, v.vid)).collect();
+            assert_eq!(
+                directory::choose(&directory::Query::new("Ann@X.example"), &tagged),
+                Some(twins[0].vid)
+            );
+            assert_eq!(
+                directory::choose(&directory::Query::new("ann@x.example."), &tagged),
+                Some(twins[1].vid)
+            );
+            kr.sync().unwrap();
+            // A damaged sector header on a lookup's way is an error naming it.
+            let probe = kr
+                .directory_reader()
+                .find(&directory::Query::new("user1@example.com"))
+                .unwrap();
+            let sector = table.sector_of(probe[0].0);
+            let header = u64::from(table.header_cell(sector)) * CELL;
+            drop(kr);
+            let path = dir.path().join("keyring");
+            let mut raw = std::fs::read(&path).unwrap();
+            raw[header as usize + 7] ^= 1;
+            std::fs::write(&path, &raw).unwrap();
+            let loaded = Keyring::open(dir.path(), kek.as_ref(), RW, |_, _| {}).unwrap();
+            assert_eq!(loaded.damaged.len(), 1);
+            let err = loaded
+                .keyring
+                .directory_reader()
+                .find(&directory::Query::new("user1@example.com"))
+                .unwrap_err();
+            match err {
+                Error::Corrupt { offset, .. } => assert_eq!(offset, header),
+                other => panic!("{other}"),
+            }
+        }
+    }
+
+    /// `verify`'s check of a copy finds a directory entry placed where a
+    /// lookup of its email would not reach it (past its home sector, which
+    /// never spilled), and says nothing of a well-placed one.
+    #[test]
+    fn a_directory_entry_out_of_its_probe_is_damage_to_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        let slot = Slot::Visitor(VisitorSlot {
+            vid: [5; 16],
+            email: "ann@example.com".into(),
+            revision: 0,
+        });
+        let good = kr.allocate(&slot).unwrap();
+        kr.write(good, &slot).unwrap();
+        kr.sync().unwrap();
+        let path = dir.path().join("keyring");
+        assert!(
+            kr.check_copy(&std::fs::read(&path).unwrap())
+                .damaged
+                .is_empty()
+        );
+        let d = kr.directory.clone().unwrap();
+        let home = d.table.sector_of(good);
+        let wrong = d.table.header_cell((home + 1) % d.table.sectors) + 1;
+        kr.wipe(good).unwrap();
+        kr.write(wrong, &slot).unwrap();
+        kr.sync().unwrap();
+        let check = kr.check_copy(&std::fs::read(&path).unwrap());
+        assert_eq!(check.damaged.len(), 1);
+        assert_eq!(check.damaged[0].index, wrong);
+        assert_eq!(
+            check.damaged[0].reason,
+            "a directory entry that a lookup of its email cannot reach"
+        );
     }
 
     /// Staged slots land exactly as slot-by-slot writes would, in runs.
@@ -1392,7 +2082,7 @@ mod tests {
         kr.note_audit(7, 900, Some((5, 700)));
         kr.sync().unwrap();
         let marks = kr.marks();
-        assert_eq!(marks.slots, cells::FIRST_CELL + GROW);
+        assert_eq!(marks.slots, HEAP + GROW);
         drop(kr);
         let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
         let m = loaded.marks.unwrap();
@@ -1431,7 +2121,12 @@ mod tests {
     /// it, from the slots given.
     fn legacy_keyring(dir: &Path, version: u16, kek: Option<&Key>, slots: &[(u32, Slot)]) {
         let id = [3u8; 16];
-        let mut h = build_header(id, kek, false).unwrap();
+        let none = Directory {
+            key: Zeroizing::new([0; 32]),
+            table: table::Region::NONE,
+            retire: table::Region::NONE,
+        };
+        let mut h = build_header(id, kek, false, &none).unwrap();
         h[8..10].copy_from_slice(&version.to_le_bytes());
         h[10..12].copy_from_slice(&(SLOT_SIZE as u16).to_le_bytes());
         let crc = crc32fast::hash(&h[..508]);
@@ -1541,7 +2236,18 @@ mod tests {
             got.sort_by_key(|s| format!("{s:?}"));
             assert_eq!(got, want);
             let mut kr = loaded.keyring;
-            assert!(std::fs::metadata(&path).unwrap().len() < raw.len() as u64);
+            // Key slots first, then the directory's table, sized for its
+            // one entry, which holds the visitor.
+            let table = kr.directory.as_ref().unwrap().table;
+            assert_eq!(table.sectors, table::MIN_SECTORS);
+            let visitor_at = (cells::FIRST_CELL..table.end())
+                .find(|&i| matches!(kr.read_slot(i), Ok(Some(Slot::Visitor(_)))))
+                .unwrap();
+            assert!(table.contains(visitor_at));
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                u64::from(table.end()) * CELL
+            );
             assert!(!dir.path().join("keyring.rekey").exists());
             // Writable: a new slot, then the state, which for a format-1
             // keyring clears the header's pending flag.

@@ -19,9 +19,16 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::{
-    KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot, build_header, cells,
-    check_header, decode_state, encode_cells, encode_state, scan_slots,
+    Directory, KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot, Tables, build_header,
+    cells, check_header, decode_state, encode_cells, encode_state, new_directory, scan_slots,
+    table,
 };
+
+/// Cells `slot` takes in format 3 and later, wrapped or not.
+fn cells_for(slot: &Slot, wrapped: bool) -> Result<u32> {
+    cells::cells_for(slot.payload_len(wrapped)?)
+        .ok_or_else(|| Error::Internal("slot larger than a sector".into()))
+}
 use crate::config::KeyEncryptionKey;
 use crate::error::{Error, IoContext, Result};
 use crate::seal::Key;
@@ -38,6 +45,7 @@ pub(crate) struct Image {
     version: u16,
     layout: Layout,
     state_pending: bool,
+    directory: Option<Directory>,
 }
 
 impl Image {
@@ -60,6 +68,7 @@ impl Image {
             version: header.version,
             layout: Layout::of(header.version),
             state_pending: header.state_pending,
+            directory: header.directory,
         })
     }
 
@@ -85,6 +94,7 @@ impl Image {
             self.layout,
             self.kek.as_ref(),
             &self.keyring_id,
+            Tables::of(self.directory.as_ref()),
             data,
             first,
             |index, _, found| match found {
@@ -164,6 +174,7 @@ impl Image {
             Ok(at)
         };
         let mut placed: Vec<(u32, Slot)> = Vec::with_capacity(slots.len());
+        let mut visitors: Vec<&Slot> = Vec::new();
         let mut pii_at = std::collections::HashMap::new();
         for (index, slot) in &slots {
             if let Slot::Pii(p) = slot {
@@ -183,14 +194,43 @@ impl Image {
                     };
                     Slot::Transcript(t)
                 }
-                Slot::Visitor(v) => Slot::Visitor(v.clone()),
+                Slot::Visitor(_) => {
+                    visitors.push(slot);
+                    continue;
+                }
             };
             let at = place(&slot)?;
             placed.push((at, slot));
         }
-        let len = next.next_multiple_of(cells::SECTOR_CELLS);
+        // The directory's table after them, sized for its entries, under a
+        // new hash key.
+        let mut visitor_cells = 0u64;
+        for v in &visitors {
+            visitor_cells += u64::from(cells_for(v, wrapped)?);
+        }
+        let start = next.next_multiple_of(cells::SECTOR_CELLS);
+        let sectors = table::Region::sectors_for(visitor_cells)
+            .ok_or_else(|| Error::Limit("keyring is full".into()))?;
+        let mut directory = new_directory(start)?;
+        directory.table.sectors = sectors;
+        let mut builder = table::Builder::new(directory.table);
+        for v in visitors {
+            let Slot::Visitor(entry) = v else { continue };
+            let n = cells_for(v, wrapped)?;
+            let at = builder
+                .place(table::visitor_hash(&directory.key, &entry.email), n)
+                .ok_or_else(|| Error::Internal("keyring rewrite: directory table full".into()))?;
+            let enc = encode_cells(new, &self.keyring_id, at, v)?;
+            builder
+                .put(at, &enc)
+                .ok_or_else(|| Error::Internal("keyring rewrite: entry out of range".into()))?;
+        }
+        let (table_bytes, _) = builder.finish();
+        let len = directory.table.end();
         let mut out = Zeroizing::new(vec![0u8; len as usize * cells::CELL]);
-        out[..SLOT_SIZE].copy_from_slice(&build_header(self.keyring_id, new, pending)?);
+        out[..SLOT_SIZE].copy_from_slice(&build_header(self.keyring_id, new, pending, &directory)?);
+        let at = start as usize * cells::CELL;
+        out[at..at + table_bytes.len()].copy_from_slice(&table_bytes);
         if let Some(mut m) = marks {
             m.slots = len;
             let at = STATE_SLOT as usize * SLOT_SIZE;

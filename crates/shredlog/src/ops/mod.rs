@@ -55,9 +55,7 @@ impl Store {
     /// The visitor an email belongs to.
     fn vid_of(&self, email: &str) -> Result<Vid> {
         self.engine
-            .index
-            .read()
-            .vid_by_address(email)?
+            .vid_by_address(&self.engine.index.read(), email)?
             .ok_or(Error::VisitorNotFound)
     }
 

@@ -202,9 +202,7 @@ impl Store {
                 return Err(Error::invalid("the new email is too long"));
             }
             if engine
-                .index
-                .read()
-                .vid_by_email(&norm)
+                .vid_by_address(&engine.index.read(), &norm)?
                 .is_some_and(|v| v != vid)
             {
                 return Err(Error::invalid(
@@ -282,16 +280,19 @@ impl Store {
                 // fits the entry's cells; else written anew and the old one
                 // wiped (see `Keyring::rewrite_visitor`).
                 let moved = match slot {
-                    Some(slot) => Some(w.keyring.rewrite_visitor(slot, vid, &norm)?),
-                    None => None,
+                    Some(slot) => w.keyring.rewrite_visitor(slot, vid, &norm)?,
+                    None => (0, Vec::new()),
                 };
                 w.keyring.sync()?;
                 Ok(moved)
             })?;
-            if let Some(slot) = moved {
-                index.move_visitor_slot(&vid, slot);
+            // Entries a growth of the directory's table moved, then this one.
+            for m in moved.1 {
+                index.move_visitor_slot_from(&m.vid, m.from, m.to);
             }
-            index.rename_email(&vid, norm);
+            if slot.is_some() {
+                index.move_visitor_slot(&vid, moved.0);
+            }
         }
         let fields: Vec<&str> = [
             ("email", new_email.is_some()),

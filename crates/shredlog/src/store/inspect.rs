@@ -248,13 +248,12 @@ impl Store {
     /// Sizes, counts and garbage.
     pub fn stats(&self) -> Stats {
         let engine = &*self.engine;
-        let (units, first, unit, free, active) = {
+        let (units, unit, (used, free), active) = {
             let w = engine.writer.lock();
             (
                 u64::from(w.keyring.len()),
-                u64::from(w.keyring.first_data()),
                 w.keyring.unit_bytes(),
-                w.keyring.free_count() as u64,
+                w.keyring.cell_counts(),
                 w.last_segment(),
             )
         };
@@ -262,7 +261,7 @@ impl Store {
             keyring_bytes: units * unit,
             keyring_unit_bytes: unit,
             keyring_slots_free: free,
-            keyring_slots_used: units.saturating_sub(first + free),
+            keyring_slots_used: used,
             current_rules_version: RULES_VERSION,
             ..Stats::default()
         };

@@ -28,7 +28,7 @@ use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::ids::hex;
 use crate::index::{Index, TranscriptEntry};
-use crate::keyring::{KeyCache, Keyring};
+use crate::keyring::{DirectoryReader, KeyCache, Keyring};
 use crate::message::Timestamp;
 use crate::pii::Detector;
 use crate::policy::Policy;
@@ -44,6 +44,7 @@ mod locations;
 mod open;
 mod read;
 pub(crate) mod snapshot;
+mod twins;
 mod write;
 
 pub use compact::{CompactOptions, CompactReport};
@@ -83,6 +84,8 @@ pub(crate) struct Engine {
     pub(crate) index: RwLock<Index>,
     /// The data keys of live transcripts (the keyring's side of the index).
     pub(crate) keys: KeyCache,
+    /// Lookup by email, in the keyring's directory (the index holds no email).
+    pub(crate) directory: DirectoryReader,
     pub(crate) writer: Mutex<Writer>,
     pub(crate) segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     pub(crate) commit: commit::GroupCommit,
@@ -268,7 +271,7 @@ impl Store {
             .index
             .read_recursive()
             .visitor(vid)
-            .is_some_and(|v| v.email.is_some());
+            .is_some_and(|v| v.slot != 0);
         if has_directory_entry {
             return Err(Error::Restricted);
         }
@@ -277,6 +280,30 @@ impl Store {
 }
 
 impl Engine {
+    /// The visitor an email as a caller wrote it names: of the directory
+    /// entries for its address that `index` still names (a second copy left
+    /// by a crash, or the old entry of a rectification, is not an answer),
+    /// the one stored under exactly that spelling, else the one stored in
+    /// canonical form, else the first ([`crate::keyring::directory::choose`]).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `email` is not an email address and no entry
+    /// has that spelling; [`Error::Corrupt`] for a damaged directory sector.
+    pub(crate) fn vid_by_address(&self, index: &Index, email: &str) -> Result<Option<Vid>> {
+        let query = crate::keyring::directory::Query::new(email);
+        let found = self.directory.find(&query)?;
+        let known: Vec<_> = found
+            .iter()
+            .filter(|(slot, v)| index.visitor(&v.vid).is_some_and(|e| e.slot == *slot))
+            .map(|(slot, v)| (*slot, v, v.vid))
+            .collect();
+        match crate::keyring::directory::choose(&query, &known) {
+            Some(vid) => Ok(Some(vid)),
+            None if query.is_email => Ok(None),
+            None => crate::email::canonical(email).map(|_| None),
+        }
+    }
+
     /// Fails unless the store may write.
     pub(crate) fn check_writable(&self) -> Result<()> {
         if self.options.read_only {

@@ -122,6 +122,7 @@ impl Store {
         let Indexed {
             mut index,
             mut leftovers,
+            twins,
         } = indexed;
         if let Some(d) = loaded.damaged.first()
             && !options.salvage
@@ -141,6 +142,8 @@ impl Store {
         let mut keyring = loaded.keyring;
         // Keys are read when a transcript is read or written.
         let key_cache = KeyCache::new(Some(keyring.reader()), options.key_cache_entries);
+        // Emails are looked up in the keyring's directory, never held.
+        let directory = keyring.directory_reader();
 
         let Recovered {
             active,
@@ -200,7 +203,7 @@ impl Store {
             key_cache.forget(&t.tid);
         }
         report.leftover_slots = leftovers.len();
-        report.email_twins = index.email_twins();
+        report.email_twins = twins;
         if let Some(a) = &active {
             let (entries, bytes) = audit.marks();
             // Every logged operation has its effects on disk once the wipes
@@ -221,6 +224,7 @@ impl Store {
             _lock: lock,
             index: RwLock::new(index),
             keys: key_cache,
+            directory,
             writer: Mutex::new(Writer {
                 keyring,
                 active,
@@ -296,6 +300,8 @@ fn lock(dir: &Path, read_only: bool) -> Result<Option<File>> {
 struct Indexed {
     index: Index,
     leftovers: Vec<u32>,
+    /// Directory entries sharing their address with another visitor's.
+    twins: usize,
 }
 
 /// Builds the index's key and directory part from the keyring's slots, fed
@@ -316,6 +322,7 @@ pub(super) struct SlotIndexer {
     /// Directory entries of a revision other than 0 (rewritten elsewhere by
     /// a rectification; rare): visitor → (slot, revision).
     revisions: IdMap<(u32, u8)>,
+    twins: super::twins::Twins,
 }
 
 impl SlotIndexer {
@@ -335,7 +342,8 @@ impl SlotIndexer {
                 if revision != 0 {
                     self.revisions.insert(vid, (i, revision));
                 }
-                if self.index.add_visitor(v.vid, v.email.clone(), i) {
+                if self.index.add_visitor(v.vid, i) {
+                    self.twins.add(vid, &v.email);
                     return;
                 }
                 let held = self.index.visitor(&vid).map_or(0, |e| e.slot);
@@ -346,7 +354,6 @@ impl SlotIndexer {
                 if newer_revision(revision, held_revision) {
                     self.leftovers.push(held);
                     self.index.move_visitor_slot(&vid, i);
-                    self.index.rename_email(&vid, v.email);
                 } else {
                     self.leftovers.push(i);
                     if revision != 0 {
@@ -365,6 +372,7 @@ impl SlotIndexer {
             transcripts,
             mut leftovers,
             revisions: _,
+            twins,
         } = self;
         // Of two copies of one transcript slot (a keyring compaction cut short),
         // keep the one whose PII key resolves, else the lower slot. Copies are
@@ -423,7 +431,11 @@ impl SlotIndexer {
             index.add_transcript(entry, false);
         }
         leftovers.extend(pii.keys().copied());
-        Indexed { index, leftovers }
+        Indexed {
+            index,
+            leftovers,
+            twins: twins.count(),
+        }
     }
 }
 
@@ -886,6 +898,7 @@ mod tests {
         let Indexed {
             mut index,
             mut leftovers,
+            ..
         } = indexer.finish();
         leftovers.sort_unstable();
         assert_eq!(leftovers, vec![5, 6, 12, 13]);
@@ -903,7 +916,7 @@ mod tests {
             .collect();
         assert_eq!(with_pii.len(), 3, "t-1, t-2, t-4");
         assert_eq!(index.by_caller("t-1").unwrap().tid, [1; 16]);
-        assert_eq!(index.vid_by_email("ann@example.com"), Some([9; 16]));
+        assert!(index.visitor(&[9; 16]).is_some_and(|v| v.slot != 0));
         assert_eq!(index.generations_of(&[9; 16]).len(), 4);
         // Of the two generations of t-2, the older one is the committed one
         // (neither has records here).
@@ -941,10 +954,10 @@ mod tests {
             for (i, slot) in slots {
                 indexer.add(i, slot);
             }
-            let Indexed { index, leftovers } = indexer.finish();
+            let Indexed {
+                index, leftovers, ..
+            } = indexer.finish();
             assert_eq!(leftovers, vec![old_at]);
-            assert_eq!(index.vid_by_email("new@example.com"), Some([9; 16]));
-            assert_eq!(index.vid_by_email("old@example.com"), None);
             assert_eq!(index.visitor(&[9; 16]).unwrap().slot, new_at);
         }
     }

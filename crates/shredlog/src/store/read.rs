@@ -85,7 +85,7 @@ impl Store {
         to: Option<i64>,
     ) -> Result<Vec<TranscriptInfo>> {
         let index = self.engine.index.read();
-        let Some(vid) = index.vid_by_address(email)? else {
+        let Some(vid) = self.engine.vid_by_address(&index, email)? else {
             return Ok(Vec::new());
         };
         self.check_not_restricted(&vid)?;

@@ -112,6 +112,17 @@ impl Store {
         let mut targets = Vec::with_capacity(prepared.len());
         let different =
             || Error::invalid("message names a different visitor than its transcript's");
+        // Whose each email is, looked up in the keyring's directory once per
+        // batch (a transcript's messages repeat their visitor).
+        let mut owners: HashMap<String, Option<Vid>> = HashMap::new();
+        let mut owner = |e: &str| -> Result<Option<Vid>> {
+            if let Some(v) = owners.get(e) {
+                return Ok(*v);
+            }
+            let v = self.engine.vid_by_address(&index, e)?;
+            owners.insert(e.to_owned(), v);
+            Ok(v)
+        };
         for (at, p) in prepared.iter().enumerate() {
             let id = p.msg.transcript.as_str();
             if let Some(msg_id) = p.msg.id.as_deref()
@@ -136,7 +147,7 @@ impl Store {
                     ).in_message(at));
                 }
                 if let Some(e) = &email
-                    && !index.is_visitors_email(&t.vid, e)
+                    && owner(e)? != Some(t.vid)
                 {
                     return Err(different().in_message(at));
                 }
@@ -162,12 +173,13 @@ impl Store {
                             .in_message(at),
                     );
                 }
-                if let Some(vid) = index.vid_by_email(&email) {
+                let known = owner(&email)?;
+                if let Some(vid) = known {
                     self.check_not_restricted(&vid)?;
                 }
                 let n = new_transcripts.len();
                 new_transcripts.insert(id, (n, email.clone()));
-                targets.push(Target::NewFirst(n, email));
+                targets.push(Target::NewFirst(n, email, known));
             }
         }
         Ok(targets)
@@ -186,15 +198,35 @@ impl Engine {
         let mut created: Vec<Created> = Vec::new();
         let mut new_visitors: Vec<(Vid, String, u32)> = Vec::new();
         let mut staged = StagedSlots::default();
+        // Room in the directory's table for every entry this batch may add,
+        // made before any is placed (a growth moves only what is on disk).
+        let mut entry_cells = 0u64;
+        for target in &targets {
+            if let Target::NewFirst(_, email, None) = target {
+                entry_cells += u64::from(w.keyring.cells_for(&Slot::Visitor(VisitorSlot {
+                    vid: [0; 16],
+                    email: email.clone(),
+                    revision: 0,
+                }))?);
+            }
+        }
+        if entry_cells > 0 {
+            // Under the index's lock: a growth moves entries, and nothing
+            // may read their old places before the index knows.
+            let mut index = self.index.write();
+            for m in w.keyring.reserve_visitors(entry_cells)? {
+                index.move_visitor_slot_from(&m.vid, m.from, m.to);
+            }
+        }
         {
-            let index = self.index.read();
             for (p, target) in prepared.iter().zip(&targets) {
-                let Target::NewFirst(_, email) = target else {
+                let Target::NewFirst(_, email, known) = target else {
                     continue;
                 };
-                let known = index
-                    .vid_by_email(email)
-                    .or_else(|| new_visitors.iter().find(|v| &v.1 == email).map(|v| v.0));
+                let known = match known {
+                    Some(vid) => Some(*vid),
+                    None => new_visitors.iter().find(|v| &v.1 == email).map(|v| v.0),
+                };
                 let vid = match known {
                     Some(vid) => vid,
                     None => {
@@ -244,7 +276,7 @@ impl Engine {
                         let keys = self.keys.get(entry)?;
                         (Target::existing(entry), keys)
                     }
-                    Target::New(n) | Target::NewFirst(n, _) => {
+                    Target::New(n) | Target::NewFirst(n, _, _) => {
                         let c = created.get(*n).ok_or_else(|| {
                             Error::Internal(
                                 "plan inconsistency: a new transcript is missing".into(),
@@ -265,8 +297,8 @@ impl Engine {
         // 3. Publish to readers.
         {
             let mut index = self.index.write();
-            for (vid, email, slot) in new_visitors {
-                index.add_visitor(vid, email, slot);
+            for (vid, _, slot) in new_visitors {
+                index.add_visitor(vid, slot);
             }
             for c in created {
                 self.keys.insert(c.entry.tid, c.keys);
@@ -475,8 +507,10 @@ enum Target {
     /// Nowhere: its transcript already holds its id (or the batch does).
     Stored,
     Existing(Tid),
-    /// The n-th transcript created by this batch; this message creates it.
-    NewFirst(usize, String),
+    /// The n-th transcript created by this batch; this message creates it,
+    /// for the visitor of that email (`Some`: a known one, as looked up
+    /// under the writer's lock, which the batch holds until it is written).
+    NewFirst(usize, String, Option<Vid>),
     /// A later message of the n-th transcript created by this batch.
     New(usize),
 }

@@ -154,22 +154,27 @@ impl RawSlot {
     }
 }
 
-/// Every slot in use of a format-3 keyring file (cells of 64 bytes from
-/// byte 1024; byte 0 of a cell: 0 free, n the first of n cells, 0x80 a
-/// later one; the cells' other 63 bytes in order: crc, kind, version,
-/// payload length, payload).
+/// Every slot in use of a format-3 or format-4 keyring file (cells of 64
+/// bytes from byte 1024; byte 0 of a cell: 0 free, n the first of n cells,
+/// 0x80 a later one, 0x40 a directory table sector's header; the cells'
+/// other 63 bytes in order: crc, kind, version, payload length, payload).
+/// In format 4 the cells of the region to retire (header bytes 136-144:
+/// first cell, sectors) are not slots.
 #[allow(dead_code)]
 pub fn keyring_slots(bytes: &[u8]) -> Vec<RawSlot> {
-    assert_eq!(
-        u16::from_le_bytes([bytes[8], bytes[9]]),
-        3,
-        "keyring format 3"
-    );
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    assert!(matches!(version, 3 | 4), "keyring format 3 or 4");
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let retire = if version == 4 {
+        word(136)..word(136) + word(140) * 8
+    } else {
+        0..0
+    };
     let mut out = Vec::new();
     let mut i = 16;
     while (i + 1) * 64 <= bytes.len() {
         let n = bytes[i * 64] as usize;
-        if n == 0 || n > 8 {
+        if n == 0 || n > 8 || retire.contains(&i) {
             i += 1;
             continue;
         }

@@ -1,0 +1,262 @@
+//! Lookup by email: the directory entries an address may name, read from
+//! the keyring, never from memory.
+//!
+//! In a format-4 keyring the entries live in the directory's table
+//! ([`super::table`]): a lookup reads the sectors of one probe (usually
+//! one). A keyring of an older format, opened read-only and so not
+//! rewritten, has its entries among the other slots; for it open builds a
+//! map from a keyed digest of each entry's address (under a key drawn for
+//! the process, never stored) to its slots, so that no email is held.
+//!
+//! Either way a lookup returns the entries whose address is the query's
+//! (same canonical form; for an entry stored before emails were checked,
+//! the same trimmed, lower-case spelling), with their slots; the caller
+//! keeps those its index still names, and [`choose`] picks one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use parking_lot::RwLock;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::{SlotReader, VisitorSlot, cells, slot, table};
+use crate::error::{Error, Result};
+
+/// Where lookups go: shared by the keyring (which changes it when its table
+/// moves) and every [`DirectoryReader`].
+pub(crate) type SharedView = Arc<RwLock<View>>;
+
+/// What a lookup reads.
+pub(crate) enum View {
+    /// The table of a format-4 keyring, and the key of its hash.
+    Table {
+        key: Zeroizing<[u8; 32]>,
+        region: table::Region,
+    },
+    /// The entries of an older keyring: digest of the address → slots.
+    Legacy {
+        mac: Hmac<Sha256>,
+        slots: HashMap<[u8; 16], Vec<u32>>,
+    },
+}
+
+impl View {
+    /// An empty map for an older keyring, under a fresh key.
+    pub(crate) fn legacy() -> Result<View> {
+        let key: Zeroizing<[u8; 32]> = Zeroizing::new(crate::seal::random_array()?);
+        Ok(View::Legacy {
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(&key[..])
+                .map_err(|_| Error::Internal("HMAC key".into()))?,
+            slots: HashMap::new(),
+        })
+    }
+
+    /// Notes an older keyring's entry at `slot` (at open).
+    pub(crate) fn add_legacy(&mut self, email: &str, slot: u32) {
+        if let View::Legacy { mac, slots } = self {
+            let d = digest(mac, &placement(email));
+            slots.entry(d).or_default().push(slot);
+        }
+    }
+}
+
+fn digest(mac: &Hmac<Sha256>, placed: &str) -> [u8; 16] {
+    let mut m = mac.clone();
+    m.update(placed.as_bytes());
+    let full = m.finalize().into_bytes();
+    let mut d = [0u8; 16];
+    d.copy_from_slice(&full[..16]);
+    d
+}
+
+/// What an address is placed and compared by: its canonical form, or for
+/// a string that is not an email address (stored before emails were
+/// checked) its trimmed, lower-case spelling.
+pub(crate) fn placement(email: &str) -> String {
+    Query::new(email).placed
+}
+
+/// An address to look up, in the forms a lookup compares.
+pub(crate) struct Query {
+    /// Trimmed and lower-cased: how entries were stored before canonical
+    /// emails.
+    spelled: String,
+    /// Its [`placement`].
+    placed: String,
+    /// Whether it is an email address (else `placed` is `spelled`).
+    pub is_email: bool,
+}
+
+impl Query {
+    pub(crate) fn new(email: &str) -> Query {
+        match crate::email::canonical(email) {
+            Ok(c) => {
+                let placed = c.into_owned();
+                let spelled = if placed == email {
+                    placed.clone()
+                } else {
+                    email.trim().to_lowercase()
+                };
+                Query {
+                    spelled,
+                    placed,
+                    is_email: true,
+                }
+            }
+            Err(_) => {
+                let spelled = email.trim().to_lowercase();
+                Query {
+                    placed: spelled.clone(),
+                    spelled,
+                    is_email: false,
+                }
+            }
+        }
+    }
+}
+
+/// Reads directory entries without the writer's lock.
+#[derive(Clone)]
+pub(crate) struct DirectoryReader {
+    pub(super) slots: SlotReader,
+    pub(super) view: SharedView,
+}
+
+impl DirectoryReader {
+    /// The entries whose address is `email`'s, with their slots.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the keyring and offset of a damaged
+    /// sector or entry on the way; [`Error::Io`].
+    pub(crate) fn find(&self, query: &Query) -> Result<Vec<(u32, VisitorSlot)>> {
+        let wanted = &query.placed;
+        let view = self.view.read();
+        let mut out = Vec::new();
+        match &*view {
+            View::Legacy { mac, slots } => {
+                for &slot in slots.get(&digest(mac, wanted)).into_iter().flatten() {
+                    if let Some(super::Slot::Visitor(v)) = self.slots.read(slot)?
+                        && (v.email == *wanted || placement(&v.email) == *wanted)
+                    {
+                        out.push((slot, v));
+                    }
+                }
+            }
+            View::Table { key, region } => {
+                for sector in region.probe(table::placed_hash(key, wanted)) {
+                    let first = region.header_cell(sector);
+                    let bytes = self.slots.read_cells(first)?;
+                    let corrupt = |at: u32, reason: &str| {
+                        Error::corrupt(
+                            &self.slots.path,
+                            u64::from(at) * cells::CELL as u64,
+                            format!("keyring directory sector at cell {at}: {reason}"),
+                        )
+                    };
+                    let spilled =
+                        table::parse_header_cell(&bytes).map_err(|r| corrupt(first, r))?;
+                    let mut damage = None;
+                    cells::scan(&bytes, first, first + 1, |index, _, found| {
+                        let found = found.and_then(|f| {
+                            f.map(|f| {
+                                slot::open_payload(
+                                    self.slots.kek.as_ref(),
+                                    &self.slots.keyring_id,
+                                    index,
+                                    f.kind,
+                                    &f.payload,
+                                )
+                            })
+                            .transpose()
+                        });
+                        match found {
+                            Ok(Some(super::Slot::Visitor(v))) => {
+                                if v.email == *wanted || placement(&v.email) == *wanted {
+                                    out.push((index, v));
+                                }
+                            }
+                            Ok(None) => {}
+                            Ok(Some(_)) => {
+                                damage.get_or_insert((
+                                    index,
+                                    "a key slot inside the directory table",
+                                ));
+                            }
+                            Err(reason) => {
+                                damage.get_or_insert((index, reason));
+                            }
+                        }
+                    });
+                    if let Some((index, reason)) = damage {
+                        return Err(corrupt(index, reason));
+                    }
+                    if !spilled {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Of the entries found for `query` (those the index still names), the one
+/// it means: the entry stored under exactly that spelling (trimmed,
+/// lower-case: two spellings of one address stored before canonical emails
+/// are each found by their own), else the one stored in canonical form,
+/// else the lowest slot.
+pub(crate) fn choose<T: Copy>(query: &Query, found: &[(u32, &VisitorSlot, T)]) -> Option<T> {
+    found
+        .iter()
+        .find(|(_, v, _)| v.email == query.spelled)
+        .or_else(|| found.iter().find(|(_, v, _)| v.email == query.placed))
+        .or_else(|| found.iter().min_by_key(|(slot, _, _)| *slot))
+        .map(|f| f.2)
+}
+
+/// Keeps only the key's bytes out of reach of a debug print.
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            View::Table { region, .. } => write!(f, "View::Table({region:?})"),
+            View::Legacy { slots, .. } => write!(f, "View::Legacy({} addresses)", slots.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(email: &str) -> VisitorSlot {
+        VisitorSlot {
+            vid: [0; 16],
+            email: email.into(),
+            revision: 0,
+        }
+    }
+
+    #[test]
+    fn the_spelling_then_the_canonical_entry_then_the_lowest_slot_is_chosen() {
+        let a = v("ann@x.example");
+        let b = v("ann@x.example.");
+        let m = v("mailto:ann@x.example");
+        let found = [(9, &b, 'b'), (4, &a, 'a'), (2, &m, 'm')];
+        let q = Query::new;
+        assert_eq!(choose(&q("ANN@x.example"), &found), Some('a'));
+        assert_eq!(choose(&q("ann@x.example."), &found), Some('b'));
+        assert_eq!(choose(&q(" Ann@X.Example "), &found), Some('a'));
+        let found = [(9, &b, 'b'), (2, &m, 'm')];
+        assert_eq!(choose(&q("ann@x.example"), &found), Some('m'));
+        assert_eq!(choose(&q("ann@x.example"), &[]), None::<char>);
+        assert!(q("ann@x.example").is_email && !q(" Bob ").is_email);
+    }
+
+    #[test]
+    fn placement_is_the_canonical_form_or_the_trimmed_lower_case_spelling() {
+        assert_eq!(placement(" MAILTO:Ann@X.example. "), "ann@x.example");
+        assert_eq!(placement(" Bob "), "bob");
+    }
+}
