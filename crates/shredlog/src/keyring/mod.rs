@@ -995,24 +995,39 @@ impl Keyring {
     /// Writes neighbouring slots (of `sizes` bytes each) in one write.
     fn write_run(&mut self, first: u32, bytes: &[u8], sizes: &[usize]) -> Result<()> {
         let unit = self.layout.unit();
-        let offset = u64::from(first) * unit as u64;
         // A failpoint counts slots, as slot-by-slot writes would: one that
         // fires at the k-th slot of a run leaves the slots before it written.
         let mut done = 0;
         for size in sizes {
             if let Err(e) = crate::failpoint::check("keyring.write") {
                 let done = bytes.get(..done).unwrap_or_default();
-                self.file.write_all_at(done, offset).at(&self.path)?;
+                self.write_at(first, done)?;
                 return Err(e).at(&self.path);
             }
             done += size;
         }
-        self.file.write_all_at(bytes, offset).at(&self.path)?;
+        self.write_at(first, bytes)?;
         let end = first + (bytes.len() / unit) as u32;
         if end > self.len {
             self.len = end;
         }
         Ok(())
+    }
+
+    /// Writes `bytes` at unit `index`. A write into the directory's table
+    /// holds the lookups' lock, so that a lookup reading the same sector
+    /// sees each cell whole, before or after (a half-written cell would
+    /// fail its CRC and be reported as damage).
+    fn write_at(&self, index: u32, bytes: &[u8]) -> Result<()> {
+        let unit = self.layout.unit();
+        let offset = u64::from(index) * unit as u64;
+        let end = index.saturating_add(bytes.len().div_ceil(unit) as u32);
+        let touches_table = self
+            .directory
+            .as_ref()
+            .is_some_and(|d| index < d.table.end() && d.table.start < end);
+        let _lookups = touches_table.then(|| self.view.write());
+        self.file.write_all_at(bytes, offset).at(&self.path)
     }
 
     /// Cells the slot (or damaged piece) at `index` takes, read from the file.
@@ -1055,9 +1070,8 @@ impl Keyring {
 
     fn write_raw(&mut self, index: u32, bytes: &[u8]) -> Result<()> {
         let unit = self.layout.unit();
-        let offset = u64::from(index) * unit as u64;
         crate::failpoint::check("keyring.write").at(&self.path)?;
-        self.file.write_all_at(bytes, offset).at(&self.path)?;
+        self.write_at(index, bytes)?;
         let end = index + bytes.len().div_ceil(unit) as u32;
         if end > self.len {
             self.len = end;
@@ -1976,6 +1990,52 @@ mod tests {
             check.damaged[0].reason,
             "a directory entry that a lookup of its email cannot reach"
         );
+    }
+
+    /// A write into the directory's table waits for the lookups reading it
+    /// (they hold the lookups' lock for their whole probe), so that a lookup
+    /// never reads a half-written cell; a write elsewhere does not wait.
+    #[test]
+    fn writes_into_the_table_wait_for_lookups() {
+        use std::sync::mpsc::{RecvTimeoutError, channel};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        let view = Arc::clone(&kr.view);
+        let lookup = view.read();
+        let (tx, rx) = channel();
+        let writer = std::thread::spawn(move || {
+            // Outside the table: not held up.
+            let key_slot = tslot("t-1");
+            let i = kr.allocate(&key_slot).unwrap();
+            kr.write(i, &key_slot).unwrap();
+            tx.send("key slot written").unwrap();
+            let entry = Slot::Visitor(VisitorSlot {
+                vid: [1; 16],
+                email: "ann@example.com".into(),
+                revision: 0,
+            });
+            let i = kr.allocate(&entry).unwrap();
+            kr.write(i, &entry).unwrap();
+            tx.send("entry written").unwrap();
+        });
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(30)),
+            Ok("key slot written")
+        );
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(300)),
+            Err(RecvTimeoutError::Timeout),
+            "the entry was written while a lookup held the table"
+        );
+        drop(lookup);
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(30)),
+            Ok("entry written")
+        );
+        writer.join().unwrap();
     }
 
     /// Staged slots land exactly as slot-by-slot writes would, in runs.
