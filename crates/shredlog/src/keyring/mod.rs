@@ -886,10 +886,13 @@ impl Keyring {
         self.write_raw(index, &bytes)
     }
 
-    /// Rewrites the directory entry at `index` with `entry` (not synced):
-    /// in place when it fits the entry's cells (the cells it no longer needs
-    /// zeroed in the same write), else written anew elsewhere with the next
-    /// revision, synced, and the old entry wiped. Returns where it is now.
+    /// Rewrites the directory entry at `index` with `email` (not synced): in
+    /// place when the new email has the entry's placement (another spelling
+    /// of the same address) and fits its cells (the cells it no longer needs
+    /// zeroed in the same write), else written anew where its hash places it,
+    /// with the next revision, synced, and the old entry wiped. Returns where
+    /// it is now, and the entries a growth of the table made room by moving
+    /// (this one among them, if it was).
     pub(crate) fn rewrite_visitor(
         &mut self,
         index: u32,

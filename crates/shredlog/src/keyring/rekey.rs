@@ -23,15 +23,15 @@ use super::{
     cells, check_header, decode_state, encode_cells, encode_state, new_directory, scan_slots,
     table,
 };
+use crate::config::KeyEncryptionKey;
+use crate::error::{Error, IoContext, Result};
+use crate::seal::Key;
 
 /// Cells `slot` takes in format 3 and later, wrapped or not.
 fn cells_for(slot: &Slot, wrapped: bool) -> Result<u32> {
     cells::cells_for(slot.payload_len(wrapped)?)
         .ok_or_else(|| Error::Internal("slot larger than a sector".into()))
 }
-use crate::config::KeyEncryptionKey;
-use crate::error::{Error, IoContext, Result};
-use crate::seal::Key;
 
 /// Name of the new keyring while a rekey or an upgrade writes it.
 const REKEY_TMP: &str = "keyring.rekey";

@@ -276,9 +276,10 @@ impl Store {
             let norm = normalize_email(e)?;
             let slot = index.visitor(&vid).map(|v| v.slot).filter(|s| *s != 0);
             let moved = self.guard(|| {
-                // In place (one write inside one sector) when the new email
-                // fits the entry's cells; else written anew and the old one
-                // wiped (see `Keyring::rewrite_visitor`).
+                // Written anew where the new email's hash places it in the
+                // directory's table, and the old entry wiped; in place (one
+                // write inside one sector) only for another spelling of the
+                // same address that fits its cells (`Keyring::rewrite_visitor`).
                 let moved = match slot {
                     Some(slot) => w.keyring.rewrite_visitor(slot, vid, &norm)?,
                     None => (0, Vec::new()),
