@@ -26,12 +26,10 @@ use crate::ids::{IdMap, SlotMap};
 use crate::index::{
     Checkpoint, Describes, Index, Loc, RecordRef, Sidecar, TranscriptEntry, sidecar_file_name,
 };
-use crate::keyring::{
-    KeyCache, Keyring, Marks, OpenMode, PiiSlot, Slot, TranscriptSlot, newer_revision,
-};
+use crate::keyring::{KeyCache, Keyring, Marks, OpenMode, Slot, TranscriptSlot, newer_revision};
 use crate::pii::Detector;
 use crate::policy::Policy;
-use crate::record::{self, FOOTER_FRAME, Tid};
+use crate::record::{self, FOOTER_FRAME, Tid, Vid};
 use crate::screen::Screen;
 use crate::segment::{self, Active, SEGMENT_HEADER, ScanRules, Segment, SegmentHeader};
 use crate::shred::{AUDIT_FILE, AuditLog, AuditMarks, AuditMode, InMemory, Shredder, Wipe};
@@ -312,12 +310,15 @@ struct Indexed {
 /// index; a later compaction of a sound store wipes them.
 ///
 /// Runs at every open over every slot, so it moves what it takes out of the
-/// slots instead of copying it.
+/// slots instead of copying it. It keeps no key: a slot's keys are wiped as
+/// soon as it has been looked at (the key cache reads them again when a
+/// transcript is read or written), so that open never holds every key.
 #[derive(Default)]
 pub(super) struct SlotIndexer {
     index: Index,
-    pii: SlotMap<PiiSlot>,
-    transcripts: Vec<(u32, TranscriptSlot)>,
+    /// PII slot → the generation it belongs to.
+    pii: SlotMap<Tid>,
+    transcripts: Vec<(u32, Found)>,
     leftovers: Vec<u32>,
     /// Directory entries of a revision other than 0 (rewritten elsewhere by
     /// a rectification; rare): visitor → (slot, revision).
@@ -325,13 +326,37 @@ pub(super) struct SlotIndexer {
     twins: super::twins::Twins,
 }
 
+/// A transcript slot as open keeps it: all but its key.
+struct Found {
+    tid: Tid,
+    vid: Vid,
+    pii_slot: u32,
+    rules_version: u16,
+    created_millis: i64,
+    caller_id: String,
+}
+
+impl From<TranscriptSlot> for Found {
+    fn from(t: TranscriptSlot) -> Found {
+        // The content key is dropped (and wiped) here.
+        Found {
+            tid: t.tid,
+            vid: t.vid,
+            pii_slot: t.pii_slot,
+            rules_version: t.rules_version,
+            created_millis: t.created_millis,
+            caller_id: t.caller_id,
+        }
+    }
+}
+
 impl SlotIndexer {
     /// Takes slot `i`.
     pub(super) fn add(&mut self, i: u32, slot: Slot) {
         match slot {
-            Slot::Transcript(t) => self.transcripts.push((i, t)),
+            Slot::Transcript(t) => self.transcripts.push((i, t.into())),
             Slot::Pii(p) => {
-                self.pii.insert(i, p);
+                self.pii.insert(i, p.tid);
             }
             Slot::Visitor(v) => {
                 // A second directory entry of a visitor is a copy left by a
@@ -377,7 +402,7 @@ impl SlotIndexer {
         // Of two copies of one transcript slot (a keyring compaction cut short),
         // keep the one whose PII key resolves, else the lower slot. Copies are
         // rare: find them with a map from tid to the chosen copy's position.
-        let resolves = |t: &TranscriptSlot| pii.get(&t.pii_slot).is_some_and(|p| p.tid == t.tid);
+        let resolves = |t: &Found| pii.get(&t.pii_slot).is_some_and(|tid| *tid == t.tid);
         let mut chosen: IdMap<usize> = Default::default();
         chosen.reserve(transcripts.len());
         let mut keep = vec![true; transcripts.len()];
@@ -410,9 +435,9 @@ impl SlotIndexer {
             // A transcript takes its PII slot out of the map; what is left at
             // the end is named by no transcript.
             let has_pii = match pii.remove(&t.pii_slot) {
-                Some(p) if p.tid == t.tid => true,
-                Some(p) => {
-                    pii.insert(t.pii_slot, p);
+                Some(tid) if tid == t.tid => true,
+                Some(tid) => {
+                    pii.insert(t.pii_slot, tid);
                     false
                 }
                 None => false,
@@ -838,7 +863,7 @@ fn checkpoint_fits(ckpt: &Checkpoint, listed: &[Listed]) -> Fit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyring::VisitorSlot;
+    use crate::keyring::{PiiSlot, VisitorSlot};
     use crate::seal::Key;
 
     fn transcript(tid: u8, vid: u8, pii_slot: u32, caller: &str, created: i64) -> Slot {
