@@ -24,8 +24,10 @@ use zeroize::Zeroizing;
 use super::{SlotReader, VisitorSlot, cells, slot, table};
 use crate::error::{Error, Result};
 
-/// Where lookups go: shared by the keyring (which changes it when its table
-/// moves) and every [`DirectoryReader`].
+/// Where lookups go: shared by the keyring and every [`DirectoryReader`].
+/// A lookup holds it (read) for its whole probe; the keyring holds it
+/// (write) while it writes into the table, and changes it when the table
+/// moves.
 pub(crate) type SharedView = Arc<RwLock<View>>;
 
 /// What a lookup reads.
