@@ -39,38 +39,67 @@ pub(crate) enum View {
     },
     /// The entries of an older keyring: digest of the address → slots.
     Legacy {
-        mac: Hmac<Sha256>,
+        digests: Digests,
         slots: HashMap<[u8; 16], Vec<u32>>,
     },
 }
 
 impl View {
     /// An empty map for an older keyring, under a fresh key.
-    pub(crate) fn legacy() -> Result<View> {
-        let key: Zeroizing<[u8; 32]> = Zeroizing::new(crate::seal::random_array()?);
-        Ok(View::Legacy {
-            mac: <Hmac<Sha256> as Mac>::new_from_slice(&key[..])
-                .map_err(|_| Error::Internal("HMAC key".into()))?,
+    pub(crate) fn legacy() -> View {
+        View::Legacy {
+            digests: Digests::default(),
             slots: HashMap::new(),
-        })
+        }
     }
 
     /// Notes an older keyring's entry at `slot` (at open).
     pub(crate) fn add_legacy(&mut self, email: &str, slot: u32) {
-        if let View::Legacy { mac, slots } = self {
-            let d = digest(mac, &placement(email));
+        if let View::Legacy { digests, slots } = self {
+            let d = digests.of(&placement(email));
             slots.entry(d).or_default().push(slot);
         }
     }
 }
 
-fn digest(mac: &Hmac<Sha256>, placed: &str) -> [u8; 16] {
-    let mut m = mac.clone();
-    m.update(placed.as_bytes());
-    let full = m.finalize().into_bytes();
-    let mut d = [0u8; 16];
-    d.copy_from_slice(&full[..16]);
-    d
+/// Keyed digests of addresses in their [`placement`] form, under a key
+/// drawn for this process and never stored: a map keyed by them holds no
+/// email, and cannot be checked against guessed addresses without the key.
+pub(crate) struct Digests {
+    mac: Hmac<Sha256>,
+}
+
+impl Default for Digests {
+    fn default() -> Digests {
+        // Should the OS generator fail, a key from std's randomly seeded
+        // hasher does the same job (the digests never leave the process).
+        let key: Zeroizing<[u8; 32]> =
+            Zeroizing::new(crate::seal::random_array().unwrap_or_else(|_| {
+                use std::hash::BuildHasher;
+                let s = std::hash::RandomState::new();
+                let mut k = [0u8; 32];
+                for (i, chunk) in k.chunks_exact_mut(8).enumerate() {
+                    chunk.copy_from_slice(&s.hash_one(i).to_le_bytes());
+                }
+                k
+            }));
+        Digests {
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(&key[..])
+                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length")),
+        }
+    }
+}
+
+impl Digests {
+    /// The digest of an address in placement form.
+    pub(crate) fn of(&self, placed: &str) -> [u8; 16] {
+        let mut m = self.mac.clone();
+        m.update(placed.as_bytes());
+        let full = m.finalize().into_bytes();
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&full[..16]);
+        d
+    }
 }
 
 /// What an address is placed and compared by: its canonical form, or for
@@ -137,8 +166,8 @@ impl DirectoryReader {
         let view = self.view.read();
         let mut out = Vec::new();
         match &*view {
-            View::Legacy { mac, slots } => {
-                for &slot in slots.get(&digest(mac, wanted)).into_iter().flatten() {
+            View::Legacy { digests, slots } => {
+                for &slot in slots.get(&digests.of(wanted)).into_iter().flatten() {
                     if let Some(super::Slot::Visitor(v)) = self.slots.read(slot)?
                         && (v.email == *wanted || placement(&v.email) == *wanted)
                     {

@@ -308,7 +308,7 @@ impl Keyring {
                     key: d.key.clone(),
                     region: d.table,
                 },
-                None => directory::View::legacy()?,
+                None => directory::View::legacy(),
             })),
             directory: header.directory,
         };

@@ -5,51 +5,22 @@
 //! each is known only by a keyed digest, under a key drawn for the count
 //! and dropped with it.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::ids::IdMap;
-use crate::keyring::directory::placement;
+use crate::keyring::directory::{Digests, placement};
 use crate::record::Vid;
 
 /// Digests of the addresses seen so far, and the twins among them.
+#[derive(Default)]
 pub(crate) struct Twins {
-    mac: Hmac<Sha256>,
+    digests: Digests,
     seen: IdMap<Vid>,
     count: usize,
-}
-
-impl Default for Twins {
-    fn default() -> Twins {
-        // The key only keeps the digests in this process's memory from being
-        // checked against guessed emails; should the OS generator fail, a key
-        // from std's randomly seeded hasher does the same.
-        let key: [u8; 32] = crate::seal::random_array().unwrap_or_else(|_| {
-            use std::hash::BuildHasher;
-            let s = std::hash::RandomState::new();
-            let mut k = [0u8; 32];
-            for (i, chunk) in k.chunks_exact_mut(8).enumerate() {
-                chunk.copy_from_slice(&s.hash_one(i).to_le_bytes());
-            }
-            k
-        });
-        Twins {
-            mac: <Hmac<Sha256> as Mac>::new_from_slice(&key)
-                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length")),
-            seen: IdMap::default(),
-            count: 0,
-        }
-    }
 }
 
 impl Twins {
     /// Notes visitor `vid`'s entry for `email`.
     pub(crate) fn add(&mut self, vid: Vid, email: &str) {
-        let mut mac = self.mac.clone();
-        mac.update(placement(email).as_bytes());
-        let full = mac.finalize().into_bytes();
-        let mut d = [0u8; 16];
-        d.copy_from_slice(&full[..16]);
+        let d = self.digests.of(&placement(email));
         match self.seen.get(&d) {
             Some(other) if *other != vid => self.count += 1,
             Some(_) => {}
