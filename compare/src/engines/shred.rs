@@ -62,7 +62,7 @@ impl Db for Shred {
 
     fn notes(&self) -> Vec<String> {
         let r = self.store.recovery_report();
-        let st = self.store.stats();
+        let st = self.store.stats().unwrap();
         vec![format!(
             "last open: checkpoint used: {}, records scanned: {}; {} segment(s), {:.1} MB of segments ({:.1} MB live), keyring {:.1} MB ({} cells of 64 bytes used)",
             r.checkpoint_used,

@@ -151,7 +151,7 @@ fn a_store_written_before_location_files_reads_as_its_writer_read_it() {
     assert_eq!(printed(dir.path(), &expected), expected);
     let store = shredlog::Store::open(dir.path(), shredlog::Options::default()).unwrap();
     let scanned = store.recovery_report().records_scanned;
-    let total = store.stats().messages;
+    let total = store.stats().unwrap().messages;
     assert!(
         scanned > 0 && scanned < total,
         "{scanned} of {total} scanned"

@@ -144,7 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("before open: {before}");
     println!("after open:  {}", status());
-    let stats = store.stats();
+    let stats = store.stats().unwrap();
     println!(
         "store: {} transcripts, {} messages, {} visitors, {} segments, {:.1} MB segments, {:.1} MB keyring",
         stats.transcripts,

@@ -39,7 +39,11 @@ fn a_clean_open_reads_no_audit_entry_however_many_erasures() {
             assert!(r.finished.is_empty());
             // The log is all there: the audit command reads it whole.
             assert_eq!(store.audit_log().unwrap().len() as u64, visitors);
-            assert_eq!(store.stats().visitors, 0, "every visitor was erased");
+            assert_eq!(
+                store.stats().unwrap().visitors,
+                0,
+                "every visitor was erased"
+            );
         }
     }
 }

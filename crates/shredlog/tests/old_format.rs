@@ -77,7 +77,7 @@ fn read_back(store: &Store) -> Value {
             ])
         })
         .collect();
-    let stats = store.stats();
+    let stats = store.stats().unwrap();
     let report = store.verify().unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     json!({

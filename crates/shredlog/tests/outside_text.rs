@@ -211,7 +211,7 @@ fn ids_with_personal_data_are_refused_at_append_unless_allowed() {
         assert!(text.starts_with(says), "{text}");
         assert!(text.ends_with("use a random or sequential id (an erasure cannot reach ids)"));
     }
-    assert_eq!(store.stats().transcripts, 0);
+    assert_eq!(store.stats().unwrap().transcripts, 0);
     drop(store);
     // The option, named for what it costs.
     let store = Store::open(
@@ -230,7 +230,7 @@ fn ids_with_personal_data_are_refused_at_append_unless_allowed() {
             "hello",
         )])
         .unwrap();
-    assert_eq!(store.stats().transcripts, 1);
+    assert_eq!(store.stats().unwrap().transcripts, 1);
 }
 
 /// One address, many spellings: one visitor, found and erased by any of
@@ -249,7 +249,11 @@ fn emails_compare_in_one_canonical_form() {
             .append_batch(&[msg(&format!("t-{i}"), None, s, "bonjour")])
             .unwrap();
     }
-    assert_eq!(store.stats().visitors, 1, "three spellings, one visitor");
+    assert_eq!(
+        store.stats().unwrap().visitors,
+        1,
+        "three spellings, one visitor"
+    );
     for s in spellings {
         assert_eq!(
             store.transcripts_by_email(s, None, None).unwrap().len(),

@@ -574,7 +574,7 @@ fn erasure_of_sampled_visitors_leaves_no_personal_data_in_the_live_files() {
     // 5. verify passes, now and after reopening; the erasure is durable.
     let report = g.store.verify().unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
-    let stats = g.store.stats();
+    let stats = g.store.stats().unwrap();
     assert_eq!(stats.transcripts_redacted, erased_keys as u64);
     assert_eq!(stats.visitors, (visitors.len() - sample.len()) as u64);
     let audit = g.store.audit_log().unwrap();
@@ -623,7 +623,7 @@ fn erasure_touches_only_the_visitors_keyring_slots_whatever_the_store_size() {
         let k = v.transcripts.len();
         assert!(k >= 3);
         let before: BTreeMap<String, Vec<u8>> = dir_bytes(g.dir.path()).into_iter().collect();
-        let stats_before = g.store.stats();
+        let stats_before = g.store.stats().unwrap();
         // A sample of other transcripts, read before.
         let others: Vec<(String, Vec<Message>)> = g
             .truth
@@ -680,7 +680,7 @@ fn erasure_touches_only_the_visitors_keyring_slots_whatever_the_store_size() {
                 _ => assert!(old == new, "{name} changed by an erasure"),
             }
         }
-        let stats = g.store.stats();
+        let stats = g.store.stats().unwrap();
         assert_eq!(
             stats.transcripts_redacted,
             stats_before.transcripts_redacted + k as u64
@@ -1116,7 +1116,7 @@ fn deleting_a_transcript_or_a_visitor_makes_it_unreadable() {
     for t in ["t-2", "t-5", "t-8", "t-3", "t-6"] {
         assert_eq!(store.transcript(t).unwrap(), by(t), "{t}");
     }
-    let s = store.stats();
+    let s = store.stats().unwrap();
     assert_eq!((s.transcripts, s.visitors), (5, 2));
     assert!(store.verify().unwrap().is_ok());
 
@@ -1549,7 +1549,7 @@ fn retention_delete_leaves_nothing_of_a_visitor_with_no_transcript_left() {
         &[("email".into(), person(1).email.into_bytes(), true)],
     );
     assert!(hits.is_empty(), "{hits:?}");
-    assert_eq!(store.stats().visitors, 1);
+    assert_eq!(store.stats().unwrap().visitors, 1);
 }
 
 // ---------------------------------------------------------------------------

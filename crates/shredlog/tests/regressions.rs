@@ -117,18 +117,18 @@ fn dead_bytes_are_stable_across_reopens() {
     let store = Store::open(dir.path(), Options::default()).unwrap();
     populate(&store, 2, 4, 5);
     store.redact_visitor(&visitor(1).email, "e").unwrap();
-    let dead = store.stats().dead_bytes;
+    let dead = store.stats().unwrap().dead_bytes;
     assert!(dead > 0);
     store.close().unwrap();
     for _ in 0..3 {
         let store = Store::open(dir.path(), Options::default()).unwrap();
         assert!(store.recovery_report().checkpoint_used);
-        assert_eq!(store.stats().dead_bytes, dead);
+        assert_eq!(store.stats().unwrap().dead_bytes, dead);
         store.close().unwrap();
     }
     std::fs::remove_file(dir.path().join("index.ckpt")).unwrap();
     let store = Store::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(store.stats().dead_bytes, dead, "a scan must agree");
+    assert_eq!(store.stats().unwrap().dead_bytes, dead, "a scan must agree");
 }
 
 /// Rewriting (or rectifying) a redacted transcript must not bring back a
@@ -145,7 +145,7 @@ fn rewriting_a_redacted_transcript_keeps_it_redacted() {
         .unwrap();
     let after = store.transcript("t-0").unwrap();
     assert_eq!(after.len(), before.len());
-    let info_redacted = store.stats().transcripts_redacted;
+    let info_redacted = store.stats().unwrap().transcripts_redacted;
     assert_eq!(info_redacted, 2, "both transcripts still count as redacted");
     // The extra span now reads redacted in the content too.
     for m in &after {

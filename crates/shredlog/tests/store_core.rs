@@ -284,7 +284,7 @@ fn stats_count_data_bytes_not_the_zeros_written_ahead() {
     let store = Store::open(dir.path(), Options::default()).unwrap();
     populate(&store, 3, 6, 5);
     let check = |store: &Store| {
-        let s = store.stats();
+        let s = store.stats().unwrap();
         let headers = 32 * s.segments as u64;
         assert_eq!(s.segment_bytes, headers + s.live_bytes + s.dead_bytes);
         s.segment_bytes

@@ -641,7 +641,7 @@ fn writers_readers_eraser_and_compactor_at_once() {
         snapshot(&sh.store, &sh.visitors) == before,
         "a final compaction changed what reads"
     );
-    let stats = sh.store.stats();
+    let stats = sh.store.stats().unwrap();
     let Shared {
         store,
         visitors,

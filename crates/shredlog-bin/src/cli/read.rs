@@ -118,7 +118,9 @@ pub(crate) fn verify(store: &Store, json: bool) -> Result<ExitCode> {
 }
 
 pub(crate) fn stats(store: &Store, json: bool) -> Result<ExitCode> {
-    let s = store.stats();
+    let s = store
+        .stats()
+        .context("cannot read the store's statistics")?;
     let mut out = super::out::stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
@@ -205,14 +207,18 @@ pub(crate) fn compact(store: &Store, max_mib_per_sec: Option<u64>) -> Result<Exi
             }
         }
     };
-    let before = store.stats();
+    let before = store
+        .stats()
+        .context("cannot read the store's statistics")?;
     let report = store
         .compact_with_progress(&options, &progress)
         .context("compaction failed")?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let after = store.stats();
+    let after = store
+        .stats()
+        .context("cannot read the store's statistics")?;
     writeln!(
         super::out::stdout(),
         "{}",

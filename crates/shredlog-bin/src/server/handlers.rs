@@ -95,7 +95,8 @@ pub(super) async fn metrics(
     let stats = match store {
         Some(store) => tokio::task::spawn_blocking(move || store.stats())
             .await
-            .ok(),
+            .ok()
+            .and_then(|s| s.ok()),
         None => None,
     };
     let text = app.metrics.render(
@@ -869,7 +870,7 @@ pub(super) async fn stats(
     Extension(p): Extension<Principal>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&app, &p).await?;
-    let stats = blocking(move || Ok(store.stats())).await?;
+    let stats = blocking(move || store.stats()).await?;
     ok(&stats)
 }
 

@@ -155,7 +155,7 @@ impl Fixture {
             messages += batch.len() as u64;
         }
         drop(out);
-        let segment_bytes = store.stats().segment_bytes;
+        let segment_bytes = store.stats().unwrap().segment_bytes;
         store.close().expect("close fixture store");
         let mut emails: Vec<String> = summary.visitors.iter().map(|v| v.email.clone()).collect();
         shuffle(&mut emails, size.seed ^ 0xE);

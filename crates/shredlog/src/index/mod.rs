@@ -1,6 +1,6 @@
-//! The index: email → visitor, visitor → transcripts by time, time →
-//! transcripts, caller id → transcript generation, transcript → record
-//! locations, and byte accounting per segment.
+//! The index: email → visitor, visitor → transcripts, caller id →
+//! transcript generation, transcript → record locations and times, and
+//! byte accounting per segment.
 //!
 //! It holds no keys (the keyring's key cache does) and no personal data: the
 //! directory's emails stay in the keyring, whose directory table answers
@@ -17,23 +17,23 @@
 //! - `by_caller[id]` names the one generation of caller id `id` that reads
 //!   and writes see; every generation in the index is that one (a second one
 //!   exists only inside [`Index::replace_generation`]);
-//! - a generation with records is in `by_time` and in its visitor's
-//!   `transcripts` under its latest message time, one without is in neither;
 //! - `usage[seg].live` counts the bytes of live records in `seg` (less the
 //!   PII parts of generations whose PII key is gone), `usage[seg].dead` the rest;
-//! - a generation's records in a segment that has a record-location file
-//!   (`sidecars`) are in that file and not in memory: the generation holds
-//!   only its part's place in the file (`parts`); records of other segments
-//!   (the active one) are held in memory (`recent`).
+//! - a generation's records in a segment are either all held in memory
+//!   (`recent`: the active segment, or one whose location file came while
+//!   they were being committed) or all found in that segment's location file
+//!   (`sidecars`), and `sealed` is set when any are found there.
 //!
-//! Record locations live on disk, in one record-location file per sealed
-//! segment ([`Sidecar`], docs/FORMAT.md §7a), read through the page cache;
-//! the rest (generations, visitors, the time indexes, the directory) is
-//! rebuilt at open from the keyring's slots, the location files' summaries,
-//! the checkpoint (the active segment's records) and a scan of what it does
-//! not cover.
+//! Record locations and times live on disk, in one record-location file per
+//! sealed segment ([`Sidecar`], docs/FORMAT.md §7a), read through the page
+//! cache: a generation's count, times and records are worked out when asked
+//! ([`Index::extent`]), so that the index holds nothing per record of a
+//! sealed segment and nothing per generation but its identity. The rest
+//! (generations, visitors, the directory's slots) is rebuilt at open from
+//! the keyring's slots, the location files' summaries, the checkpoint (the
+//! active segment's records) and a scan of what it does not cover.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,7 @@ use crate::record::{MsgIdDigest, Tid, Vid};
 
 mod callers;
 mod checkpoint;
+mod finder;
 mod sidecar;
 mod small_set;
 use callers::Callers;
@@ -70,21 +71,7 @@ pub(crate) struct RecordRef {
     pub pii_len: u32,
 }
 
-/// A transcript generation's records in one segment that has a
-/// record-location file ([`Sidecar`]): where they are there, and their sizes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Part {
-    seg: u64,
-    /// Its entries in the location file: `first .. first + count`.
-    first: u32,
-    count: u32,
-    /// Sum of the frames' lengths.
-    bytes: u64,
-    /// Sum of the PII parts' lengths.
-    pii_bytes: u64,
-}
-
-/// A generation's records in segments without a location file.
+/// A generation's records in memory (of segments without a location file).
 #[derive(Clone, Debug, Default)]
 struct Recent {
     /// In sequence order.
@@ -96,8 +83,9 @@ struct Recent {
 
 /// A live transcript generation. Read-only outside the index.
 ///
-/// Its records are not held here but in the record-location files of the
-/// sealed segments ([`Index::records`] reads them); only the records of
+/// It holds its identity and keys' slots, not its records: those of sealed
+/// segments are in their record-location files, found there by the
+/// generation id ([`Index::extent`], [`Index::records`]); only the records of
 /// segments that have none (the active segment) are kept in memory.
 #[derive(Clone, Debug)]
 pub(crate) struct TranscriptEntry {
@@ -110,17 +98,13 @@ pub(crate) struct TranscriptEntry {
     pub pii_slot: Option<u32>,
     pub rules_version: u16,
     pub created_millis: i64,
-    /// (earliest, latest) message time.
-    pub ts_range: Option<(i64, i64)>,
-    /// Number of records.
-    count: u32,
-    /// One more than the highest sequence number.
-    next_seq: u32,
-    /// Records in segments with a location file, one part per segment.
-    parts: Vec<Part>,
-    /// Records in segments without one (the active segment), and their
-    /// message-id digests; `None` when there are none, so that a generation
-    /// whose records are all in location files costs one pointer here.
+    /// Whether location files hold records of it; when false, every record
+    /// of it is in `recent` (and none need be looked up).
+    sealed: bool,
+    /// Records in segments without a location file (the active segment),
+    /// and their message-id digests; `None` when there are none, so that a
+    /// generation whose records are all in location files costs one pointer
+    /// here.
     recent: Option<Box<Recent>>,
 }
 
@@ -143,34 +127,14 @@ impl TranscriptEntry {
             pii_slot,
             rules_version,
             created_millis,
-            ts_range: None,
-            count: 0,
-            next_seq: 0,
-            parts: Vec::new(),
+            sealed: false,
             recent: None,
         }
     }
 
-    pub(crate) fn first_ts(&self) -> Option<i64> {
-        self.ts_range.map(|r| r.0)
-    }
-
-    pub(crate) fn last_ts(&self) -> Option<i64> {
-        self.ts_range.map(|r| r.1)
-    }
-
-    pub(crate) fn next_seq(&self) -> u32 {
-        self.next_seq
-    }
-
-    /// Number of records.
-    pub(crate) fn len(&self) -> usize {
-        self.count as usize
-    }
-
     /// Whether it has no record.
     pub(crate) fn is_empty(&self) -> bool {
-        self.count == 0
+        !self.sealed && self.recent().is_empty()
     }
 
     /// Whether its PII key lives.
@@ -178,9 +142,9 @@ impl TranscriptEntry {
         self.pii_slot.is_some()
     }
 
-    /// Whether it has a record in segment `seg`.
-    pub(crate) fn has_records_in(&self, seg: u64) -> bool {
-        self.parts.iter().any(|p| p.seg == seg) || self.recent().iter().any(|r| r.loc.seg == seg)
+    /// Whether it holds records of segment `seg` in memory.
+    fn holds_in(&self, seg: u64) -> bool {
+        self.recent().iter().any(|r| r.loc.seg == seg)
     }
 
     /// Drops the in-memory records of segment `seg` (now in its location
@@ -199,19 +163,6 @@ impl TranscriptEntry {
         }
     }
 
-    /// Records its part in segment `seg`'s location file (`s`, its summary
-    /// there), keeping no room to spare.
-    fn add_part(&mut self, seg: u64, s: &Summary) {
-        self.parts.push(Part {
-            seg,
-            first: s.first,
-            count: s.count,
-            bytes: s.bytes,
-            pii_bytes: s.pii_bytes,
-        });
-        self.parts.shrink_to_fit();
-    }
-
     /// Its records held in memory, in sequence order.
     fn recent(&self) -> &[RecordRef] {
         self.recent.as_ref().map_or(&[], |r| &r.records)
@@ -221,24 +172,49 @@ impl TranscriptEntry {
     fn recent_mut(&mut self) -> &mut Recent {
         self.recent.get_or_insert_with(Box::default)
     }
+}
 
-    /// Its records' (segment, frame bytes, PII bytes) per segment.
-    pub(crate) fn bytes_per_segment(&self) -> Vec<(u64, u64, u64)> {
-        let mut out: Vec<(u64, u64, u64)> = self
-            .parts
-            .iter()
-            .map(|p| (p.seg, p.bytes, p.pii_bytes))
-            .collect();
-        for r in self.recent() {
-            match out.iter_mut().find(|(s, _, _)| *s == r.loc.seg) {
-                Some(o) => {
-                    o.1 += u64::from(r.loc.len);
-                    o.2 += u64::from(r.pii_len);
-                }
-                None => out.push((r.loc.seg, u64::from(r.loc.len), u64::from(r.pii_len))),
+/// What a generation's records add up to: worked out from the summaries of
+/// the location files that hold some of them and from those in memory
+/// ([`Index::extent`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Extent {
+    /// Number of records.
+    pub count: u32,
+    /// One more than the highest sequence number.
+    pub next_seq: u32,
+    /// (earliest, latest) message time.
+    pub ts_range: Option<(i64, i64)>,
+    /// Its records in location files: (segment, its summary there).
+    parts: Vec<(u64, Summary)>,
+    /// (segment, frame bytes, PII bytes) of its records, per segment.
+    bytes: Vec<(u64, u64, u64)>,
+}
+
+impl Extent {
+    fn add_ts(&mut self, lo: i64, hi: i64) {
+        self.ts_range = Some(match self.ts_range {
+            Some((a, b)) => (a.min(lo), b.max(hi)),
+            None => (lo, hi),
+        });
+    }
+
+    fn add_bytes(&mut self, seg: u64, bytes: u64, pii: u64) {
+        match self.bytes.iter_mut().find(|(s, _, _)| *s == seg) {
+            Some(o) => {
+                o.1 += bytes;
+                o.2 += pii;
             }
+            None => self.bytes.push((seg, bytes, pii)),
         }
-        out
+    }
+
+    pub(crate) fn first_ts(&self) -> Option<i64> {
+        self.ts_range.map(|r| r.0)
+    }
+
+    pub(crate) fn last_ts(&self) -> Option<i64> {
+        self.ts_range.map(|r| r.1)
     }
 }
 
@@ -247,8 +223,6 @@ impl TranscriptEntry {
 pub(crate) struct VisitorEntry {
     /// The directory slot; 0 once wiped (or for a placeholder).
     pub slot: u32,
-    /// (last message time, tid) of each generation with at least one record.
-    transcripts: SmallSet<(i64, Tid)>,
     /// Every live generation of the visitor, with or without records.
     tids: SmallSet<Tid>,
 }
@@ -292,8 +266,6 @@ pub(crate) struct Index {
     visitors: IdMap<VisitorEntry>,
     /// Visitors with a directory entry.
     directory: usize,
-    /// (last message time, tid) of every generation with records.
-    by_time: BTreeSet<(i64, Tid)>,
     usage: BTreeMap<u64, SegmentUsage>,
     /// The record-location files of sealed segments.
     sidecars: BTreeMap<u64, Arc<Sidecar>>,
@@ -340,8 +312,7 @@ impl Index {
 
     /// Loads the checkpoint's record lists, only records of the segments
     /// `wanted` accepts (and none of segments that have a location file: it
-    /// is what says where those are), without keeping the time index: call
-    /// [`Index::rebuild_time_index`] once loading is done.
+    /// is what says where those are).
     pub(crate) fn load_checkpoint_records(
         &mut self,
         lists: Vec<CheckpointTranscript>,
@@ -351,7 +322,7 @@ impl Index {
             let mut any = false;
             for r in recs {
                 if wanted(r.loc.seg) && !self.sidecars.contains_key(&r.loc.seg) {
-                    any |= self.insert_record(&tid, r, None, false);
+                    any |= self.add_record(&tid, r, None);
                 }
             }
             if any && let Some(t) = self.transcripts.get_mut(&tid) {
@@ -370,10 +341,8 @@ impl Index {
     }
 
     /// Takes a sealed segment's location file at open: every generation it
-    /// has records of gets them from there (they must not be added again),
-    /// and the segment's bytes that no generation has are dead. Does not
-    /// keep the time index: call [`Index::rebuild_time_index`] once loading
-    /// is done.
+    /// has records of finds them there from now on (they must not be added
+    /// again), and the segment's bytes that no generation has are dead.
     ///
     /// # Errors
     /// [`crate::Error::Corrupt`] if the file's summaries are damaged.
@@ -384,13 +353,7 @@ impl Index {
             let Some(t) = self.transcripts.get_mut(&s.tid) else {
                 continue;
             };
-            t.add_part(seg, &s);
-            t.count += s.count;
-            t.next_seq = t.next_seq.max(s.max_seq.saturating_add(1));
-            t.ts_range = Some(match t.ts_range {
-                Some((a, b)) => (a.min(s.min_ts), b.max(s.max_ts)),
-                None => (s.min_ts, s.max_ts),
-            });
+            t.sealed = true;
             live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
         }
         let u = self.usage.entry(seg).or_default();
@@ -405,25 +368,6 @@ impl Index {
         }
         self.sidecars.insert(seg, sidecar);
         Ok(())
-    }
-
-    /// Builds the time indexes (by latest message time, overall and per
-    /// visitor) from the generations' time ranges, in bulk.
-    pub(crate) fn rebuild_time_index(&mut self) {
-        let mut by_time: Vec<(i64, Tid)> = Vec::with_capacity(self.transcripts.len());
-        for v in self.visitors.values_mut() {
-            v.transcripts.clear();
-        }
-        for t in self.transcripts.values() {
-            if let Some(last) = t.last_ts().filter(|_| t.count > 0) {
-                by_time.push((last, t.tid));
-                if let Some(v) = self.visitors.get_mut(&t.vid) {
-                    v.transcripts.insert((last, t.tid));
-                }
-            }
-        }
-        by_time.sort_unstable();
-        self.by_time = by_time.into_iter().collect();
     }
 
     /// A sealed segment got its location file (after a roll): the records
@@ -441,12 +385,13 @@ impl Index {
             };
             let held = t.recent().iter().filter(|r| r.loc.seg == seg).count();
             // A generation whose records in the segment are not all held
-            // (one being committed) keeps what it holds in memory.
-            if held == 0 || held != s.count as usize || t.parts.iter().any(|p| p.seg == seg) {
+            // (one being committed) keeps them in memory, and gets the rest
+            // there too when the commit publishes them.
+            if held == 0 || held != s.count as usize {
                 continue;
             }
             t.forget_recent_in(seg);
-            t.add_part(seg, &s);
+            t.sealed = true;
         }
         self.sidecars.insert(seg, sidecar);
         Ok(())
@@ -465,26 +410,14 @@ impl Index {
         self.sidecars.values()
     }
 
-    /// Adds a record to a known generation, keeping the time indexes right.
-    /// A record of no known generation, or a second copy of one (a
-    /// compaction cut short), counts as dead bytes; returns whether it was
-    /// added.
+    /// Adds a record to a known generation, in memory. A record of no known
+    /// generation, or a second copy of one it holds (a compaction cut
+    /// short), counts as dead bytes; returns whether it was added.
     pub(crate) fn add_record(
         &mut self,
         tid: &Tid,
         rec: RecordRef,
         msg_id: Option<MsgIdDigest>,
-    ) -> bool {
-        self.insert_record(tid, rec, msg_id, true)
-    }
-
-    /// [`Index::add_record`], keeping the time indexes only if `keep_time`.
-    pub(crate) fn insert_record(
-        &mut self,
-        tid: &Tid,
-        rec: RecordRef,
-        msg_id: Option<MsgIdDigest>,
-        keep_time: bool,
     ) -> bool {
         let Some(t) = self.transcripts.get_mut(tid) else {
             self.usage
@@ -493,15 +426,6 @@ impl Index {
                 .add_dead(u64::from(rec.loc.len));
             return false;
         };
-        // A record of a segment with a location file that the generation
-        // has a part in is there already (a second copy).
-        if t.parts.iter().any(|p| p.seg == rec.loc.seg) {
-            self.usage
-                .entry(rec.loc.seg)
-                .or_default()
-                .add_dead(u64::from(rec.loc.len));
-            return false;
-        }
         // Records arrive in sequence order, except after compaction moved some
         // into a segment scanned earlier or later.
         let recent = t.recent_mut();
@@ -523,15 +447,6 @@ impl Index {
         if let Some(d) = msg_id {
             recent.ids.insert(d);
         }
-        t.count += 1;
-        t.next_seq = t.next_seq.max(rec.seq.saturating_add(1));
-        let old_last = t.last_ts();
-        t.ts_range = Some(match t.ts_range {
-            Some((a, b)) => (a.min(rec.ts), b.max(rec.ts)),
-            None => (rec.ts, rec.ts),
-        });
-        let new_last = t.last_ts();
-        let vid = t.vid;
         // The PII part of a redacted generation's record is dead already.
         let dead_pii = if t.has_pii() {
             0
@@ -541,22 +456,6 @@ impl Index {
         let u = self.usage.entry(rec.loc.seg).or_default();
         u.live += u64::from(rec.loc.len) - dead_pii;
         u.add_dead(dead_pii);
-        if keep_time && old_last != new_last {
-            if let Some(old) = old_last {
-                self.by_time.remove(&(old, *tid));
-            }
-            if let Some(new) = new_last {
-                self.by_time.insert((new, *tid));
-            }
-            if let Some(v) = self.visitors.get_mut(&vid) {
-                if let Some(old) = old_last {
-                    v.transcripts.remove(&(old, *tid));
-                }
-                if let Some(new) = new_last {
-                    v.transcripts.insert((new, *tid));
-                }
-            }
-        }
         true
     }
 
@@ -566,9 +465,9 @@ impl Index {
     /// Returns the PII key's slot (for the caller to wipe), `None` if the key
     /// was gone already.
     pub(crate) fn forget_pii(&mut self, tid: &Tid) -> Option<u32> {
-        let t = self.transcripts.get_mut(tid)?;
-        let slot = t.pii_slot.take()?;
-        for (seg, _, pii) in t.bytes_per_segment() {
+        let bytes = self.bytes_of(self.transcripts.get(tid)?);
+        let slot = self.transcripts.get_mut(tid)?.pii_slot.take()?;
+        for (seg, _, pii) in bytes {
             self.usage.entry(seg).or_default().kill(pii);
         }
         Some(slot)
@@ -577,23 +476,36 @@ impl Index {
     /// Removes a generation: its records become dead bytes. Returns it (its
     /// slots are for the caller to wipe).
     pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> Option<TranscriptEntry> {
+        let bytes = self.bytes_of(self.transcripts.get(tid)?);
         let t = *self.transcripts.remove(tid)?;
         self.by_caller.remove(&t.caller_id, tid);
-        if let Some(last) = t.last_ts() {
-            self.by_time.remove(&(last, *tid));
-        }
         if let Some(v) = self.visitors.get_mut(&t.vid) {
-            if let Some(last) = t.last_ts() {
-                v.transcripts.remove(&(last, *tid));
-            }
             v.tids.remove(tid);
         }
-        for (seg, bytes, pii) in t.bytes_per_segment() {
+        for (seg, bytes, pii) in bytes {
             let u = self.usage.entry(seg).or_default();
             // PII parts of a redacted generation were already counted dead.
             u.kill(bytes - if t.has_pii() { 0 } else { pii });
         }
         Some(t)
+    }
+
+    /// A generation's (segment, frame bytes, PII bytes) for the byte
+    /// accounting. An erasure must not wait for a damaged location file to
+    /// be rebuilt, so one that cannot be read counts for nothing here: the
+    /// accounting only steers compaction, and compaction, a read and
+    /// `verify` read that file again and report it.
+    fn bytes_of(&self, t: &TranscriptEntry) -> Vec<(u64, u64, u64)> {
+        match self.extent(t) {
+            Ok(e) => e.bytes,
+            Err(_) => {
+                let mut e = Extent::default();
+                for r in t.recent() {
+                    e.add_bytes(r.loc.seg, u64::from(r.loc.len), u64::from(r.pii_len));
+                }
+                e.bytes
+            }
+        }
     }
 
     /// Removes a visitor's directory entry (the email mapping); the visitor
@@ -758,7 +670,8 @@ impl Index {
     /// bytes, or a generation whose records the new file lacks (a bug).
     ///
     /// # Errors
-    /// [`crate::Error::Corrupt`] if the file's summaries cannot be read.
+    /// [`crate::Error::Corrupt`] if the new file's summaries, or the old
+    /// file's, cannot be read.
     pub(crate) fn records_moved(
         &mut self,
         seg: u64,
@@ -769,18 +682,40 @@ impl Index {
             .into_iter()
             .map(|s| (s.tid, s))
             .collect();
+        // Every live generation that had records in the old file: in its
+        // location file, or held in memory.
+        let mut had: Vec<Tid> = match self.sidecars.get(&seg) {
+            Some(old) => old
+                .summaries()?
+                .into_iter()
+                .map(|s| s.tid)
+                .filter(|tid| self.transcripts.get(tid).is_some_and(|t| t.sealed))
+                .collect(),
+            None => Vec::new(),
+        };
+        had.extend(
+            self.transcripts
+                .values()
+                .filter(|t| t.holds_in(seg))
+                .map(|t| t.tid),
+        );
+        if let Some(lost) = had.iter().find(|tid| !summaries.contains_key(*tid)) {
+            return Ok(Err(*lost));
+        }
         let mut live = 0u64;
-        for t in self.transcripts.values_mut() {
-            if !t.has_records_in(seg) {
+        for tid in had {
+            let Some(t) = self.transcripts.get_mut(&tid) else {
                 continue;
-            }
-            let Some(s) = summaries.get(&t.tid) else {
-                return Ok(Err(t.tid));
             };
             t.forget_recent_in(seg);
-            t.parts.retain(|p| p.seg != seg);
-            t.add_part(seg, s);
-            live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
+            if !t.sealed {
+                t.sealed = true;
+            }
+        }
+        for s in summaries.values() {
+            if let Some(t) = self.transcripts.get(&s.tid).filter(|t| t.sealed) {
+                live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
+            }
         }
         let u = self.usage.entry(seg).or_default();
         *u = SegmentUsage {
@@ -800,21 +735,65 @@ impl Index {
 
     // ----- queries -----
 
+    /// What a generation's records add up to: its summaries in the location
+    /// files (each file's finder rules most out from memory; one block read
+    /// per file that holds it) and its records in memory. The records of a
+    /// segment it holds in memory are counted from there.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if a location file is damaged,
+    /// [`crate::Error::Io`] if it cannot be read.
+    pub(crate) fn extent(&self, t: &TranscriptEntry) -> crate::Result<Extent> {
+        let mut e = Extent::default();
+        if t.sealed {
+            for (seg, sidecar) in &self.sidecars {
+                if t.holds_in(*seg) {
+                    continue;
+                }
+                if let Some(s) = sidecar.find(&t.tid)? {
+                    e.count += s.count;
+                    e.next_seq = e.next_seq.max(s.max_seq.saturating_add(1));
+                    e.add_ts(s.min_ts, s.max_ts);
+                    e.add_bytes(*seg, s.bytes, s.pii_bytes);
+                    e.parts.push((*seg, s));
+                }
+            }
+        }
+        for r in t.recent() {
+            e.count += 1;
+            e.next_seq = e.next_seq.max(r.seq.saturating_add(1));
+            e.add_ts(r.ts, r.ts);
+            e.add_bytes(r.loc.seg, u64::from(r.loc.len), u64::from(r.pii_len));
+        }
+        Ok(e)
+    }
+
+    /// A generation's next sequence number.
+    ///
+    /// # Errors
+    /// As [`Index::extent`].
+    pub(crate) fn next_seq(&self, t: &TranscriptEntry) -> crate::Result<u32> {
+        if !t.sealed {
+            return Ok(t.recent().last().map_or(0, |r| r.seq.saturating_add(1)));
+        }
+        Ok(self.extent(t)?.next_seq)
+    }
+
     /// A generation's records, in sequence order: those of sealed segments
     /// read from their location files, the others from memory. Of two
     /// copies of one sequence number (a compaction cut short) the one in the
     /// lower segment counts.
     ///
     /// # Errors
-    /// [`crate::Error::Corrupt`] if a location file is damaged,
-    /// [`crate::Error::Io`] if it cannot be read.
+    /// As [`Index::extent`].
     pub(crate) fn records(&self, t: &TranscriptEntry) -> crate::Result<Vec<RecordRef>> {
-        let mut out = Vec::with_capacity(t.len());
-        for p in &t.parts {
+        let extent = self.extent(t)?;
+        let mut out = Vec::with_capacity(extent.count as usize);
+        for (seg, s) in &extent.parts {
             out.extend(
-                self.part_entries(t, p)?
+                self.part_entries(t, *seg, s)?
                     .into_iter()
-                    .map(|e| e.record_ref(p.seg)),
+                    .map(|e| e.record_ref(*seg)),
             );
         }
         out.extend_from_slice(t.recent());
@@ -823,36 +802,48 @@ impl Index {
         Ok(out)
     }
 
-    /// A generation's records in segment `seg`, with their message-id
-    /// digests where known.
+    /// A generation's records in segment `seg`.
     ///
     /// # Errors
-    /// As [`Index::records`].
+    /// As [`Index::extent`].
     pub(crate) fn records_in(
         &self,
         t: &TranscriptEntry,
         seg: u64,
     ) -> crate::Result<Vec<RecordRef>> {
-        let mut out = Vec::new();
-        for p in t.parts.iter().filter(|p| p.seg == seg) {
-            out.extend(
-                self.part_entries(t, p)?
-                    .into_iter()
-                    .map(|e| e.record_ref(p.seg)),
-            );
+        if t.holds_in(seg) {
+            return Ok(t
+                .recent()
+                .iter()
+                .filter(|r| r.loc.seg == seg)
+                .copied()
+                .collect());
         }
-        out.extend(t.recent().iter().filter(|r| r.loc.seg == seg).copied());
-        Ok(out)
+        let Some(sidecar) = self.sidecars.get(&seg).filter(|_| t.sealed) else {
+            return Ok(Vec::new());
+        };
+        let Some(s) = sidecar.find(&t.tid)? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .part_entries(t, seg, &s)?
+            .into_iter()
+            .map(|e| e.record_ref(seg))
+            .collect())
     }
 
-    fn part_entries(&self, t: &TranscriptEntry, p: &Part) -> crate::Result<Vec<Entry>> {
-        let sidecar = self.sidecars.get(&p.seg).ok_or_else(|| {
+    fn part_entries(
+        &self,
+        t: &TranscriptEntry,
+        seg: u64,
+        s: &Summary,
+    ) -> crate::Result<Vec<Entry>> {
+        let sidecar = self.sidecars.get(&seg).ok_or_else(|| {
             crate::Error::Internal(format!(
-                "segment {} has no record-location file but the index names one",
-                p.seg
+                "segment {seg} has no record-location file but the index names one"
             ))
         })?;
-        let entries = sidecar.entries(p.first, p.count)?;
+        let entries = sidecar.entries(s.first, s.count)?;
         if entries.iter().any(|e| e.tid != t.tid) {
             return Err(crate::Error::corrupt(
                 sidecar.path(),
@@ -866,14 +857,17 @@ impl Index {
     /// Whether a generation holds a record with this message-id digest.
     ///
     /// # Errors
-    /// As [`Index::records`].
+    /// As [`Index::extent`].
     pub(crate) fn has_msg_id(&self, t: &TranscriptEntry, d: &MsgIdDigest) -> crate::Result<bool> {
         if t.recent.as_ref().is_some_and(|r| r.ids.contains(d)) {
             return Ok(true);
         }
-        for p in &t.parts {
+        if !t.sealed {
+            return Ok(false);
+        }
+        for (seg, s) in &self.extent(t)?.parts {
             if self
-                .part_entries(t, p)?
+                .part_entries(t, *seg, s)?
                 .iter()
                 .any(|e| e.msg_id.as_ref() == Some(d))
             {
@@ -949,20 +943,80 @@ impl Index {
         })
     }
 
-    /// A visitor's generations with records, newest (latest message) first.
-    pub(crate) fn listing(&self, vid: &Vid) -> impl Iterator<Item = &TranscriptEntry> {
-        self.visitors
-            .get(vid)
-            .into_iter()
-            .flat_map(|v| v.transcripts.iter().rev())
-            .filter_map(|(_, tid)| self.transcripts.get(tid).map(|t| &**t))
+    /// A visitor's generations with records and their extents, newest
+    /// (latest message) first.
+    ///
+    /// # Errors
+    /// As [`Index::extent`].
+    pub(crate) fn listing(&self, vid: &Vid) -> crate::Result<Vec<(&TranscriptEntry, Extent)>> {
+        let mut out = Vec::new();
+        for t in self.generations_of(vid) {
+            if t.is_empty() {
+                continue;
+            }
+            let e = self.extent(t)?;
+            if e.count > 0 {
+                out.push((t, e));
+            }
+        }
+        out.sort_by_key(|(t, e)| std::cmp::Reverse((e.last_ts(), t.tid)));
+        Ok(out)
     }
 
-    /// Generations with records, oldest latest-message first.
-    pub(crate) fn by_age(&self) -> impl Iterator<Item = (i64, &TranscriptEntry)> {
-        self.by_time
-            .iter()
-            .filter_map(|(last, tid)| Some((*last, &**self.transcripts.get(tid)?)))
+    /// Calls `f` with each live generation's summary in each location file
+    /// that [`Index::extent`] would count (one pass over every file's
+    /// summaries, for the questions about every generation).
+    fn for_each_summary(&self, mut f: impl FnMut(&TranscriptEntry, &Summary)) -> crate::Result<()> {
+        for (seg, sidecar) in &self.sidecars {
+            for s in sidecar.summaries()? {
+                if let Some(t) = self.transcripts.get(&s.tid)
+                    && t.sealed
+                    && !t.holds_in(*seg)
+                {
+                    f(t, &s);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Generations with records, oldest latest-message first. One pass over
+    /// the location files' summaries; holds a time per generation while it
+    /// sorts.
+    ///
+    /// # Errors
+    /// As [`Index::extent`].
+    pub(crate) fn by_age(&self) -> crate::Result<Vec<(i64, &TranscriptEntry)>> {
+        let mut last: IdMap<i64> = IdMap::default();
+        self.for_each_summary(|t, s| {
+            let l = last.entry(t.tid).or_insert(s.max_ts);
+            *l = (*l).max(s.max_ts);
+        })?;
+        for t in self.transcripts() {
+            if let Some(ts) = t.recent().iter().map(|r| r.ts).max() {
+                let l = last.entry(t.tid).or_insert(ts);
+                *l = (*l).max(ts);
+            }
+        }
+        let mut out: Vec<(i64, &TranscriptEntry)> = last
+            .into_iter()
+            .filter_map(|(tid, l)| Some((l, self.transcript(&tid)?)))
+            .collect();
+        out.sort_unstable_by_key(|(l, t)| (*l, t.tid));
+        Ok(out)
+    }
+
+    /// Number of records of every live generation.
+    ///
+    /// # Errors
+    /// As [`Index::extent`].
+    pub(crate) fn record_count(&self) -> crate::Result<u64> {
+        let mut n = 0u64;
+        self.for_each_summary(|_, s| n += u64::from(s.count))?;
+        Ok(n + self
+            .transcripts()
+            .map(|t| t.recent().len() as u64)
+            .sum::<u64>())
     }
 
     /// Byte accounting per segment.
@@ -1006,10 +1060,16 @@ mod tests {
         ix.add_record(&[1; 16], rec(0, 50, 1, 32), Some([4; 16]));
         ix.add_record(&[2; 16], rec(0, 70, 1, 132), None);
         ix.add_record(&[1; 16], rec(1, 90, 1, 232), None);
-        let listed: Vec<&str> = ix.listing(&[9; 16]).map(|t| t.caller_id.as_str()).collect();
+        let listed: Vec<&str> = ix
+            .listing(&[9; 16])
+            .unwrap()
+            .iter()
+            .map(|(t, _)| t.caller_id.as_str())
+            .collect();
         assert_eq!(listed, ["t-1", "t-2"], "newest first");
-        let aged: Vec<i64> = ix.by_age().map(|(last, _)| last).collect();
+        let aged: Vec<i64> = ix.by_age().unwrap().iter().map(|(last, _)| *last).collect();
         assert_eq!(aged, [70, 90]);
+        assert_eq!(ix.record_count().unwrap(), 3);
         assert_eq!(ix.usage()[&1].live, 300);
         // Forgetting a PII key kills its PII parts once.
         assert_eq!(ix.forget_pii(&[1; 16]), Some(21));
@@ -1020,7 +1080,7 @@ mod tests {
         assert_eq!(gone.content_slot, 11);
         assert_eq!((ix.usage()[&1].live, ix.usage()[&1].dead), (100, 200));
         assert!(ix.by_caller("t-1").is_none());
-        assert_eq!(ix.listing(&[9; 16]).count(), 1);
+        assert_eq!(ix.listing(&[9; 16]).unwrap().len(), 1);
         // The directory entry goes, the visitor stays while a generation
         // carries its id.
         assert_eq!(ix.directory_len(), 1);
@@ -1121,7 +1181,19 @@ mod tests {
         assert!(ix.has_msg_id(t1, &[7; 16]).unwrap(), "read from the file");
         assert!(ix.has_msg_id(t1, &[8; 16]).unwrap(), "held in memory");
         assert!(!ix.has_msg_id(t1, &[9; 16]).unwrap());
-        assert_eq!((t1.len(), t1.next_seq()), (3, 3));
+        let e = ix.extent(t1).unwrap();
+        assert_eq!((e.count, e.next_seq, e.ts_range), (3, 3, Some((50, 90))));
+        assert_eq!(ix.next_seq(t1).unwrap(), 3);
+        assert_eq!(ix.record_count().unwrap(), 4);
+        let aged: Vec<(i64, Tid)> = ix
+            .by_age()
+            .unwrap()
+            .iter()
+            .map(|(l, t)| (*l, t.tid))
+            .collect();
+        assert_eq!(aged, [(51, [2; 16]), (90, [1; 16])]);
+        assert_eq!(ix.records_in(t1, 1).unwrap().len(), 2, "read from the file");
+        assert_eq!(ix.records_in(t1, 2).unwrap().len(), 1, "held in memory");
         // Removing a generation kills its bytes in both segments.
         ix.forget_pii(&[1; 16]);
         ix.remove_transcript(&[1; 16]);

@@ -13,13 +13,17 @@
 //! checked by its own CRC when read: open reads only the header and the
 //! summaries (one per generation in the segment), a transcript read only the
 //! blocks that hold its records. Nothing of it is held in memory but the
-//! header (the page cache does the rest).
+//! header and a [`Finder`] (about 1.5 bytes per summary) that leads a
+//! lookup by generation to the one summary block that can hold it (the page
+//! cache does the rest).
 
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use super::finder::Finder;
 use super::{Loc, RecordRef};
 use crate::error::{Error, IoContext, Result};
 use crate::record::{MsgIdDigest, Tid};
@@ -369,6 +373,8 @@ pub(crate) struct Sidecar {
     path: PathBuf,
     source: Source,
     header: Header,
+    /// Built from the summaries the first time they are read.
+    finder: OnceLock<Finder>,
 }
 
 impl std::fmt::Debug for Sidecar {
@@ -408,6 +414,7 @@ impl Sidecar {
             path: path.to_owned(),
             source: Source::File(file),
             header,
+            finder: OnceLock::new(),
         }))
     }
 
@@ -421,6 +428,7 @@ impl Sidecar {
             path: path.to_owned(),
             source: Source::Memory(bytes),
             header,
+            finder: OnceLock::new(),
         })
     }
 
@@ -455,6 +463,7 @@ impl Sidecar {
             path: path.to_owned(),
             source: Source::File(file),
             header,
+            finder: OnceLock::new(),
         })
     }
 
@@ -515,25 +524,74 @@ impl Sidecar {
     }
 
     /// Every summary, in generation order (reads and checks every summary
-    /// block: one per 63 generations in the segment).
+    /// block: one per 63 generations in the segment). The first full read
+    /// also builds the file's [`Finder`].
     pub(crate) fn summaries(&self) -> Result<Vec<Summary>> {
-        let first_block = 1 + blocks(self.header.entries);
         let mut out = Vec::with_capacity(self.header.summaries as usize);
         for b in 0..blocks(self.header.summaries) {
-            let block = self.block(first_block + b)?;
-            for item in block.chunks_exact(ITEM).take(PER_BLOCK) {
-                if out.len() as u64 == self.header.summaries {
-                    break;
-                }
-                let s = Summary::decode(item)
-                    .ok_or_else(|| self.damaged(first_block * BLOCK as u64, "bad summary"))?;
-                if u64::from(s.first) + u64::from(s.count) > self.header.entries {
-                    return Err(self.damaged(first_block * BLOCK as u64, "summary out of range"));
-                }
-                out.push(s);
-            }
+            out.extend(self.summary_block(b)?);
+        }
+        if out.windows(2).any(|w| w[0].tid >= w[1].tid) {
+            return Err(self.damaged(
+                self.first_summary_block() * BLOCK as u64,
+                "summaries out of order",
+            ));
+        }
+        if self.finder.get().is_none() {
+            let _ = self
+                .finder
+                .set(Finder::new(out.iter().map(|s| s.tid), PER_BLOCK));
         }
         Ok(out)
+    }
+
+    fn first_summary_block(&self) -> u64 {
+        1 + blocks(self.header.entries)
+    }
+
+    /// The summaries of summary block `b` (counted from the first).
+    fn summary_block(&self, b: u64) -> Result<Vec<Summary>> {
+        let at = self.first_summary_block() + b;
+        let block = self.block(at)?;
+        let left = self.header.summaries.saturating_sub(b * PER_BLOCK as u64);
+        let mut out = Vec::with_capacity(left.min(PER_BLOCK as u64) as usize);
+        for item in block
+            .chunks_exact(ITEM)
+            .take(left.min(PER_BLOCK as u64) as usize)
+        {
+            let s = Summary::decode(item)
+                .ok_or_else(|| self.damaged(at * BLOCK as u64, "bad summary"))?;
+            if u64::from(s.first) + u64::from(s.count) > self.header.entries {
+                return Err(self.damaged(at * BLOCK as u64, "summary out of range"));
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// The summary of generation `tid`, if the segment holds records of it:
+    /// answered from memory when it certainly does not, else by one block.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a block it reads is damaged (or, the first
+    /// time, any summary block).
+    pub(crate) fn find(&self, tid: &Tid) -> Result<Option<Summary>> {
+        let finder = match self.finder.get() {
+            Some(f) => f,
+            None => {
+                self.summaries()?;
+                self.finder.get().ok_or_else(|| {
+                    Error::Internal("a location file's finder was not built".into())
+                })?
+            }
+        };
+        let Some(b) = finder.block_of(tid) else {
+            return Ok(None);
+        };
+        Ok(self
+            .summary_block(b as u64)?
+            .into_iter()
+            .find(|s| s.tid == *tid))
     }
 
     /// Entries `first .. first + count`.
@@ -689,6 +747,60 @@ mod tests {
         std::fs::write(&path, &bad).unwrap();
         let s = Sidecar::open(&path, D).unwrap().unwrap();
         let e = s.entries(0, 10).unwrap_err().to_string();
+        assert!(e.contains("000000000007.idx"), "{e}");
+    }
+
+    #[test]
+    fn a_generation_is_found_by_its_id_in_one_block() {
+        // Enough generations for several summary blocks, with random-looking
+        // ids (the finder takes its hashes from the id's bytes).
+        let mut b = Builder::default();
+        let tid = |i: u32| -> Tid {
+            let x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut t = [0u8; 16];
+            t[..8].copy_from_slice(&x.to_be_bytes());
+            t[8..].copy_from_slice(&x.rotate_left(31).to_le_bytes());
+            t
+        };
+        for i in 0..400u32 {
+            for seq in 0..2 {
+                let mut e = entry(0, seq, 32 + 100 * u64::from(2 * i + seq));
+                e.tid = tid(i);
+                b.add(e);
+            }
+        }
+        let s = Sidecar::in_memory(Path::new("7.idx"), b.finish(D)).unwrap();
+        let all = s.summaries().unwrap();
+        assert!(all.len() > 3 * PER_BLOCK);
+        for i in 0..400 {
+            let found = s.find(&tid(i)).unwrap().expect("held");
+            assert_eq!(found, *all.iter().find(|x| x.tid == tid(i)).unwrap());
+            assert_eq!(found.count, 2);
+        }
+        for i in 400..800 {
+            assert_eq!(s.find(&tid(i)).unwrap(), None);
+        }
+        // Without a full read first, the first lookup builds the finder.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(7));
+        let mut b = Builder::default();
+        for i in 0..200u32 {
+            let mut e = entry(0, 0, 32 + 100 * u64::from(i));
+            e.tid = tid(i);
+            b.add(e);
+        }
+        let bytes = b.finish(D);
+        std::fs::write(&path, &bytes).unwrap();
+        let s = Sidecar::open(&path, D).unwrap().unwrap();
+        assert_eq!(s.find(&tid(150)).unwrap().unwrap().count, 1);
+        // A damaged summary block is an error naming the file, never "not
+        // there".
+        let summary_block = (1 + blocks(200)) as usize * BLOCK;
+        let mut bad = bytes.clone();
+        bad[summary_block + 100] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let s = Sidecar::open(&path, D).unwrap().unwrap();
+        let e = s.find(&tid(1)).unwrap_err().to_string();
         assert!(e.contains("000000000007.idx"), "{e}");
     }
 

@@ -60,10 +60,6 @@ impl<T: Ord + Copy> SmallSet<T> {
         }
     }
 
-    pub(crate) fn clear(&mut self) {
-        *self = SmallSet::default();
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         match self {
             SmallSet::Few(v) => v.is_empty(),
@@ -110,8 +106,6 @@ mod tests {
             assert_eq!(s.is_empty(), model.is_empty());
         }
         assert!(matches!(s, SmallSet::Many(_)), "the walk grew past {FEW}");
-        s.clear();
-        assert!(s.is_empty());
     }
 
     #[test]

@@ -40,9 +40,11 @@ impl Store {
         let vid = self.vid_of(email)?;
         let entries: Vec<TranscriptEntry> = {
             let index = self.engine.index.read();
-            let mut v: Vec<&TranscriptEntry> = index.listing(&vid).collect();
-            v.sort_by_key(|t| (t.first_ts(), t.caller_id.clone()));
-            v.into_iter().cloned().collect()
+            let mut v = index.listing(&vid)?;
+            v.sort_by(|(a, ea), (b, eb)| {
+                (ea.first_ts(), &a.caller_id).cmp(&(eb.first_ts(), &b.caller_id))
+            });
+            v.into_iter().map(|(t, _)| t.clone()).collect()
         };
         let mut out = VisitorExport::default();
         let mut latest: Option<(i64, Visitor)> = None;

@@ -109,7 +109,7 @@ impl Store {
             keys_destroyed: 0,
             held: 0,
         };
-        for (last, t) in index.by_age() {
+        for (last, t) in index.by_age()? {
             if last >= cutoff {
                 break;
             }

@@ -127,7 +127,7 @@ impl Store {
         let items: Vec<Item<'_>> = prepared
             .iter()
             .map(|p| Item {
-                at: At::of(&new.entry),
+                at: At::new_generation(&new.entry),
                 keys: new.keys.clone(),
                 prepared: p,
             })

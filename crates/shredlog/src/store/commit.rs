@@ -238,9 +238,12 @@ impl Engine {
         // PII parts of redacted transcripts are counted dead again at load
         // (from the keyring), so the checkpoint leaves them out.
         let mut pii_dead: HashMap<u64, u64> = HashMap::new();
+        // Those of segments with a location file are counted again from
+        // there, whatever the checkpoint says; only those held in memory
+        // matter.
         for t in index.transcripts().filter(|t| !t.has_pii()) {
-            for (seg, _, pii) in t.bytes_per_segment() {
-                *pii_dead.entry(seg).or_default() += pii;
+            for r in Index::recent_records(t) {
+                *pii_dead.entry(r.loc.seg).or_default() += u64::from(r.pii_len);
             }
         }
         ckpt.dead = index

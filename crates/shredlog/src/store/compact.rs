@@ -174,9 +174,6 @@ impl Engine {
             let mut live: HashMap<u64, Vec<Live>> = HashMap::new();
             for t in index.transcripts() {
                 for &seg in &wanted {
-                    if !t.has_records_in(seg) {
-                        continue;
-                    }
                     for r in index.records_in(t, seg)? {
                         live.entry(seg).or_default().push(Live {
                             off: r.loc.off,

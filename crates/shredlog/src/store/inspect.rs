@@ -87,7 +87,13 @@ impl Store {
                     problems.push(e.to_string());
                 }
             }
-            let n = index.transcripts().map(|t| t.len() as u64).sum();
+            let n = match index.record_count() {
+                Ok(n) => n,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    0
+                }
+            };
             let mut entries = IdMap::default();
             for t in index.transcripts() {
                 match index.records(t) {
@@ -246,7 +252,11 @@ impl Store {
     }
 
     /// Sizes, counts and garbage.
-    pub fn stats(&self) -> Stats {
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a record-location file it reads the message
+    /// counts from is damaged, [`Error::Io`] if one cannot be read.
+    pub fn stats(&self) -> Result<Stats> {
         let engine = &*self.engine;
         let (units, unit, (used, free), active) = {
             let w = engine.writer.lock();
@@ -271,12 +281,12 @@ impl Store {
                 continue;
             }
             s.transcripts += 1;
-            s.messages += t.len() as u64;
             if !t.has_pii() {
                 s.transcripts_redacted += 1;
             }
             *s.rules_versions.entry(t.rules_version).or_default() += 1;
         }
+        s.messages = index.record_count()?;
         s.visitors = index.directory_len() as u64;
         for id in engine.segments.read().keys() {
             // The active segment's file runs on with preallocated zeros.
@@ -292,7 +302,7 @@ impl Store {
             s.dead_bytes += usage.dead;
             s.per_segment.push((*id, bytes, usage));
         }
-        s
+        Ok(s)
     }
 }
 

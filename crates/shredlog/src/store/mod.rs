@@ -27,7 +27,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::ids::hex;
-use crate::index::{Index, TranscriptEntry};
+use crate::index::{Extent, Index, TranscriptEntry};
 use crate::keyring::{DirectoryReader, KeyCache, Keyring};
 use crate::message::Timestamp;
 use crate::pii::Detector;
@@ -201,13 +201,13 @@ pub struct TranscriptInfo {
 }
 
 impl TranscriptInfo {
-    pub(crate) fn of(t: &TranscriptEntry) -> Option<TranscriptInfo> {
-        let (first, last) = t.ts_range?;
+    pub(crate) fn of(t: &TranscriptEntry, e: &Extent) -> Option<TranscriptInfo> {
+        let (first, last) = e.ts_range?;
         Some(TranscriptInfo {
             id: t.caller_id.clone(),
             first: Timestamp::from_unix_millis(first),
             last: Timestamp::from_unix_millis(last),
-            messages: t.len(),
+            messages: e.count as usize,
             redacted: !t.has_pii(),
             rules_version: t.rules_version,
         })

@@ -734,7 +734,7 @@ pub(super) fn recover_segments(
                 };
                 // A record already indexed (from the checkpoint, or a
                 // second copy left by a compaction cut short) counts as dead.
-                index.insert_record(&rec.header.tid, r, rec.header.msg_id, false);
+                index.add_record(&rec.header.tid, r, rec.header.msg_id);
             })?;
             report.records_scanned += scanned;
             for d in scan.damage {
@@ -804,7 +804,6 @@ pub(super) fn recover_segments(
             active = Some(a);
         }
     }
-    index.rebuild_time_index();
     if !read_only && active.is_none() {
         // The last segment is sealed (a roll cut short after sealing it):
         // appends go to a new one.

@@ -90,8 +90,9 @@ impl Store {
         };
         self.check_not_restricted(&vid)?;
         Ok(index
-            .listing(&vid)
-            .filter_map(TranscriptInfo::of)
+            .listing(&vid)?
+            .into_iter()
+            .filter_map(|(t, e)| TranscriptInfo::of(t, &e))
             .filter(|t| {
                 !(from.is_some_and(|f| t.last.unix_millis() < f)
                     || to.is_some_and(|to| t.first.unix_millis() > to))

@@ -264,6 +264,9 @@ impl Engine {
         let pending = {
             let index = self.index.read();
             let mut items = Vec::with_capacity(prepared.len());
+            // Each existing generation's next sequence number, worked out
+            // once per batch (it may read location files).
+            let mut next: HashMap<Tid, u32> = HashMap::new();
             for (p, target) in prepared.iter().zip(&targets) {
                 let (entry, keys) = match target {
                     Target::Stored => continue,
@@ -274,7 +277,20 @@ impl Engine {
                             )
                         })?;
                         let keys = self.keys.get(entry)?;
-                        (Target::existing(entry), keys)
+                        let next_seq = match next.get(tid) {
+                            Some(n) => *n,
+                            None => {
+                                let n = index.next_seq(entry)?;
+                                next.insert(*tid, n);
+                                n
+                            }
+                        };
+                        let at = At {
+                            tid: entry.tid,
+                            vid: entry.vid,
+                            next_seq,
+                        };
+                        (at, keys)
                     }
                     Target::New(n) | Target::NewFirst(n, _, _) => {
                         let c = created.get(*n).ok_or_else(|| {
@@ -282,7 +298,7 @@ impl Engine {
                                 "plan inconsistency: a new transcript is missing".into(),
                             )
                         })?;
-                        (Target::existing(&c.entry), c.keys.clone())
+                        (At::new_generation(&c.entry), c.keys.clone())
                     }
                 };
                 items.push(Item {
@@ -515,16 +531,6 @@ enum Target {
     New(usize),
 }
 
-impl Target {
-    fn existing(t: &TranscriptEntry) -> At {
-        At {
-            tid: t.tid,
-            vid: t.vid,
-            next_seq: t.next_seq(),
-        }
-    }
-}
-
 /// The generation a message is sealed into.
 #[derive(Clone, Copy)]
 pub(crate) struct At {
@@ -535,8 +541,13 @@ pub(crate) struct At {
 }
 
 impl At {
-    pub(crate) fn of(t: &TranscriptEntry) -> At {
-        Target::existing(t)
+    /// Where the messages of a generation without records go.
+    pub(crate) fn new_generation(t: &TranscriptEntry) -> At {
+        At {
+            tid: t.tid,
+            vid: t.vid,
+            next_seq: 0,
+        }
     }
 }
 

@@ -52,7 +52,7 @@ pub(super) async fn store_page(
         Ok(s) => s,
         Err(e) => return store_error(&ctx, e),
     };
-    let stats = match blocking(move || Ok(s.stats())).await {
+    let stats = match blocking(move || s.stats()).await {
         Ok(s) => s,
         Err(e) => return store_error(&ctx, e),
     };
