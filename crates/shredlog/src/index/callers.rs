@@ -34,10 +34,6 @@ impl Callers {
         self.keys.hash_one(id)
     }
 
-    pub(crate) fn reserve(&mut self, n: usize) {
-        self.by_hash.reserve(n);
-    }
-
     /// The generation `id` leads to, if it is in `transcripts`.
     pub(crate) fn get(&self, id: &str, transcripts: &Transcripts) -> Option<Tid> {
         let tid = match self.spill.get(id) {

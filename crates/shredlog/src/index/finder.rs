@@ -28,7 +28,9 @@ pub(crate) struct Finder {
 }
 
 /// The filter's bit positions of `tid`, for a filter of `m` bits (double
-/// hashing over the id's two halves).
+/// hashing over the id's two halves, each hash mapped onto `0..m` by a
+/// multiply and shift rather than a division: a lookup probes every
+/// location file's filter).
 fn positions(tid: &Tid, m: u64) -> impl Iterator<Item = u64> {
     let mut lo = [0u8; 8];
     let mut hi = [0u8; 8];
@@ -36,7 +38,10 @@ fn positions(tid: &Tid, m: u64) -> impl Iterator<Item = u64> {
     hi.copy_from_slice(&tid[8..]);
     let h1 = u64::from_le_bytes(lo);
     let h2 = u64::from_le_bytes(hi) | 1;
-    (0..PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % m)
+    (0..PROBES).map(move |i| {
+        let h = h1.wrapping_add(i.wrapping_mul(h2));
+        ((u128::from(h) * u128::from(m)) >> 64) as u64
+    })
 }
 
 impl Finder {

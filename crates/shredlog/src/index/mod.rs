@@ -274,12 +274,6 @@ pub(crate) struct Index {
 impl Index {
     // ----- building -----
 
-    /// Reserves room for `n` more generations.
-    pub(crate) fn reserve(&mut self, n: usize) {
-        self.transcripts.reserve(n);
-        self.by_caller.reserve(n);
-    }
-
     /// Adds a visitor's directory entry, at keyring slot `slot`. A second
     /// entry of a visitor is refused (false).
     pub(crate) fn add_visitor(&mut self, vid: Vid, slot: u32) -> bool {
@@ -638,6 +632,18 @@ impl Index {
     }
 
     // ----- slots and segments -----
+
+    /// Keeps the PII slot of each generation that `owns` says is its own,
+    /// and forgets the others (open, once every slot has been read).
+    pub(crate) fn settle_pii_slots(&mut self, mut owns: impl FnMut(&Tid, u32) -> bool) {
+        for t in self.transcripts.values_mut() {
+            if let Some(slot) = t.pii_slot
+                && !owns(&t.tid, slot)
+            {
+                t.pii_slot = None;
+            }
+        }
+    }
 
     /// A generation's slots moved (keyring compaction).
     pub(crate) fn move_slots(&mut self, tid: &Tid, content: u32, pii: Option<u32>) {

@@ -588,10 +588,29 @@ impl Sidecar {
         let Some(b) = finder.block_of(tid) else {
             return Ok(None);
         };
-        Ok(self
-            .summary_block(b as u64)?
-            .into_iter()
-            .find(|s| s.tid == *tid))
+        // Only the summary that names it is decoded (the block's checksum
+        // is checked whole by the read).
+        let b = b as u64;
+        let at = self.first_summary_block() + b;
+        let block = self.block(at)?;
+        let items = self
+            .header
+            .summaries
+            .saturating_sub(b * PER_BLOCK as u64)
+            .min(PER_BLOCK as u64) as usize;
+        let Some(item) = block
+            .chunks_exact(ITEM)
+            .take(items)
+            .find(|item| item.get(..16) == Some(&tid[..]))
+        else {
+            return Ok(None);
+        };
+        let s =
+            Summary::decode(item).ok_or_else(|| self.damaged(at * BLOCK as u64, "bad summary"))?;
+        if u64::from(s.first) + u64::from(s.count) > self.header.entries {
+            return Err(self.damaged(at * BLOCK as u64, "summary out of range"));
+        }
+        Ok(Some(s))
     }
 
     /// Entries `first .. first + count`.

@@ -310,15 +310,19 @@ struct Indexed {
 /// index; a later compaction of a sound store wipes them.
 ///
 /// Runs at every open over every slot, so it moves what it takes out of the
-/// slots instead of copying it. It keeps no key: a slot's keys are wiped as
-/// soon as it has been looked at (the key cache reads them again when a
-/// transcript is read or written), so that open never holds every key.
+/// slots instead of copying it, straight into the index (a transcript slot
+/// becomes its generation's entry at once, with its PII slot settled at the
+/// end). It keeps no key: a slot's keys are wiped as soon as it has been
+/// looked at (the key cache reads them again when a transcript is read or
+/// written), so that open never holds every key.
 #[derive(Default)]
 pub(super) struct SlotIndexer {
     index: Index,
     /// PII slot → the generation it belongs to.
     pii: SlotMap<Tid>,
-    transcripts: Vec<(u32, Found)>,
+    /// Second copies of transcript slots (a keyring compaction cut short;
+    /// rare), settled against the copy in the index at the end.
+    copies: Vec<(u32, Found)>,
     leftovers: Vec<u32>,
     /// Directory entries of a revision other than 0 (rewritten elsewhere by
     /// a rectification; rare): visitor → (slot, revision).
@@ -354,7 +358,27 @@ impl SlotIndexer {
     /// Takes slot `i`.
     pub(super) fn add(&mut self, i: u32, slot: Slot) {
         match slot {
-            Slot::Transcript(t) => self.transcripts.push((i, t.into())),
+            Slot::Transcript(t) => {
+                let t = Found::from(t);
+                if self.index.transcript(&t.tid).is_some() {
+                    self.copies.push((i, t));
+                    return;
+                }
+                // Its PII slot is taken as named, and checked once every
+                // PII slot has been seen (`finish`).
+                let entry = TranscriptEntry::new(
+                    t.tid,
+                    t.vid,
+                    t.caller_id,
+                    i,
+                    Some(t.pii_slot),
+                    t.rules_version,
+                    t.created_millis,
+                );
+                // Of two generations of one caller id, which one is seen is
+                // settled once the log has been read (`committed_generation`).
+                self.index.add_transcript(entry, false);
+            }
             Slot::Pii(p) => {
                 self.pii.insert(i, p.tid);
             }
@@ -389,72 +413,44 @@ impl SlotIndexer {
         }
     }
 
-    /// The index, the keys for the key cache, and the leftover slots.
+    /// The index and the leftover slots.
     fn finish(self) -> Indexed {
         let SlotIndexer {
             mut index,
             mut pii,
-            transcripts,
+            copies,
             mut leftovers,
             revisions: _,
             twins,
         } = self;
-        // Of two copies of one transcript slot (a keyring compaction cut short),
-        // keep the one whose PII key resolves, else the lower slot. Copies are
-        // rare: find them with a map from tid to the chosen copy's position.
-        let resolves = |t: &Found| pii.get(&t.pii_slot).is_some_and(|tid| *tid == t.tid);
-        let mut chosen: IdMap<usize> = Default::default();
-        chosen.reserve(transcripts.len());
-        let mut keep = vec![true; transcripts.len()];
-        for (pos, (slot, t)) in transcripts.iter().enumerate() {
-            let Some(&other) = chosen.get(&t.tid) else {
-                chosen.insert(t.tid, pos);
+        // Of two copies of one transcript slot (a keyring compaction cut
+        // short), keep the one whose PII key resolves, else the lower slot.
+        let resolves = |tid: &Tid, pii_slot: Option<u32>| {
+            pii_slot.is_some_and(|s| pii.get(&s).is_some_and(|owner| owner == tid))
+        };
+        for (slot, t) in copies {
+            let Some(held) = index.transcript(&t.tid) else {
                 continue;
             };
-            let Some((other_slot, other_t)) = transcripts.get(other) else {
-                continue;
-            };
-            let better = (!resolves(t), *slot) < (!resolves(other_t), *other_slot);
-            let loser = if better {
-                chosen.insert(t.tid, pos);
-                other
+            let (held_slot, held_pii) = (held.content_slot, held.pii_slot);
+            let better = (!resolves(&t.tid, Some(t.pii_slot)), slot)
+                < (!resolves(&t.tid, held_pii), held_slot);
+            if better {
+                index.move_slots(&t.tid, slot, Some(t.pii_slot));
+                leftovers.push(held_slot);
             } else {
-                pos
-            };
-            if let (Some(k), Some((s, _))) = (keep.get_mut(loser), transcripts.get(loser)) {
-                *k = false;
-                leftovers.push(*s);
+                leftovers.push(slot);
             }
         }
-        drop(chosen);
-        index.reserve(transcripts.len());
-        for ((slot, t), keep) in transcripts.into_iter().zip(keep) {
-            if !keep {
-                continue;
+        // A generation keeps its PII slot only if that slot is its own (and
+        // takes it out of the map); what is left is named by no generation.
+        index.settle_pii_slots(|tid, slot| match pii.get(&slot) {
+            Some(owner) if owner == tid => {
+                pii.remove(&slot);
+                true
             }
-            // A transcript takes its PII slot out of the map; what is left at
-            // the end is named by no transcript.
-            let has_pii = match pii.remove(&t.pii_slot) {
-                Some(tid) if tid == t.tid => true,
-                Some(tid) => {
-                    pii.insert(t.pii_slot, tid);
-                    false
-                }
-                None => false,
-            };
-            let entry = TranscriptEntry::new(
-                t.tid,
-                t.vid,
-                t.caller_id,
-                slot,
-                has_pii.then_some(t.pii_slot),
-                t.rules_version,
-                t.created_millis,
-            );
-            // Of two generations of one caller id, which one is seen is
-            // settled once the log has been read (`committed_generation`).
-            index.add_transcript(entry, false);
-        }
+            _ => false,
+        });
         leftovers.extend(pii.keys().copied());
         Indexed {
             index,
