@@ -46,6 +46,7 @@ mod checkpoint;
 mod finder;
 mod sidecar;
 mod small_set;
+pub(crate) use callers::CallerHash;
 use callers::Callers;
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
 pub(crate) use sidecar::file_name as sidecar_file_name;
@@ -91,7 +92,9 @@ struct Recent {
 pub(crate) struct TranscriptEntry {
     pub tid: Tid,
     pub vid: Vid,
-    pub caller_id: String,
+    /// Its caller id's keyed hash (the id is in its keyring slot, read with
+    /// its keys: [`crate::keyring::TranscriptKeys::caller_id`]).
+    pub caller: CallerHash,
     pub content_slot: u32,
     /// The PII key's slot; `None` once the key is destroyed (or for a
     /// generation written without one).
@@ -113,7 +116,7 @@ impl TranscriptEntry {
     pub(crate) fn new(
         tid: Tid,
         vid: Vid,
-        caller_id: String,
+        caller: CallerHash,
         content_slot: u32,
         pii_slot: Option<u32>,
         rules_version: u16,
@@ -122,7 +125,7 @@ impl TranscriptEntry {
         TranscriptEntry {
             tid,
             vid,
-            caller_id,
+            caller,
             content_slot,
             pii_slot,
             rules_version,
@@ -295,11 +298,10 @@ impl Index {
         v.tids.insert(t.tid);
         let taken = self
             .by_caller
-            .get(&t.caller_id, &self.transcripts)
-            .is_some();
+            .get(t.caller)
+            .is_some_and(|held| self.transcripts.contains_key(&held));
         if visible || !taken {
-            self.by_caller
-                .insert(&t.caller_id, t.tid, &self.transcripts);
+            self.by_caller.insert(t.caller, t.tid);
         }
         self.transcripts.insert(t.tid, Box::new(t));
     }
@@ -472,7 +474,7 @@ impl Index {
     pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> Option<TranscriptEntry> {
         let bytes = self.bytes_of(self.transcripts.get(tid)?);
         let t = *self.transcripts.remove(tid)?;
-        self.by_caller.remove(&t.caller_id, tid);
+        self.by_caller.remove(t.caller, tid);
         if let Some(v) = self.visitors.get_mut(&t.vid) {
             v.tids.remove(tid);
         }
@@ -567,13 +569,13 @@ impl Index {
         records: Vec<(RecordRef, Option<MsgIdDigest>)>,
     ) -> Option<TranscriptEntry> {
         let tid = new.tid;
-        let caller = new.caller_id.clone();
+        let caller = new.caller;
         self.add_transcript(new, true);
         for (r, d) in records {
             self.add_record(&tid, r, d);
         }
         let removed = self.remove_transcript(old);
-        self.by_caller.insert(&caller, tid, &self.transcripts);
+        self.by_caller.insert(caller, tid);
         removed
     }
 
@@ -585,7 +587,7 @@ impl Index {
         keep: impl Fn(&[&TranscriptEntry]) -> Option<Tid>,
     ) -> Vec<TranscriptEntry> {
         // When every generation is the one its caller id leads to, there are
-        // none (the common case, checked without copying every caller id).
+        // none (the common case, checked without grouping them).
         let linked = self
             .by_caller
             .targets()
@@ -594,11 +596,11 @@ impl Index {
         if linked == self.transcripts.len() {
             return Vec::new();
         }
-        let mut by_caller: HashMap<&str, Vec<&TranscriptEntry>> = HashMap::new();
+        let mut by_caller: HashMap<CallerHash, Vec<&TranscriptEntry>> = HashMap::new();
         for t in self.transcripts.values() {
-            by_caller.entry(&t.caller_id).or_default().push(t);
+            by_caller.entry(t.caller).or_default().push(t);
         }
-        let mut decisions: Vec<(String, Tid, Vec<Tid>)> = Vec::new();
+        let mut decisions: Vec<(CallerHash, Tid, Vec<Tid>)> = Vec::new();
         for (caller, versions) in by_caller {
             let kept = match versions.as_slice() {
                 [one] => Some(one.tid),
@@ -610,7 +612,7 @@ impl Index {
                     .map(|t| t.tid)
                     .filter(|t| *t != kept)
                     .collect();
-                decisions.push((caller.to_owned(), kept, others));
+                decisions.push((caller, kept, others));
             }
         }
         let mut hidden = Vec::new();
@@ -618,7 +620,7 @@ impl Index {
             for tid in others {
                 hidden.extend(self.remove_transcript(&tid));
             }
-            self.by_caller.insert(&caller, kept, &self.transcripts);
+            self.by_caller.insert(caller, kept);
         }
         hidden
     }
@@ -627,7 +629,7 @@ impl Index {
     /// generation, once the old one is gone).
     pub(crate) fn make_visible(&mut self, tid: &Tid) {
         if let Some(t) = self.transcripts.get(tid) {
-            self.by_caller.insert(&t.caller_id, *tid, &self.transcripts);
+            self.by_caller.insert(t.caller, *tid);
         }
     }
 
@@ -901,7 +903,7 @@ impl Index {
 
     /// The generation a caller id leads to.
     pub(crate) fn by_caller(&self, id: &str) -> Option<&TranscriptEntry> {
-        let tid = self.by_caller.get(id, &self.transcripts)?;
+        let tid = self.by_caller.get(CallerHash::of(id))?;
         self.transcripts.get(&tid).map(|t| &**t)
     }
 
@@ -1039,7 +1041,7 @@ mod tests {
         TranscriptEntry::new(
             [tid; 16],
             [vid; 16],
-            caller.into(),
+            CallerHash::of(caller),
             10 + u32::from(tid),
             Some(20 + u32::from(tid)),
             1,
@@ -1066,13 +1068,17 @@ mod tests {
         ix.add_record(&[1; 16], rec(0, 50, 1, 32), Some([4; 16]));
         ix.add_record(&[2; 16], rec(0, 70, 1, 132), None);
         ix.add_record(&[1; 16], rec(1, 90, 1, 232), None);
-        let listed: Vec<&str> = ix
+        let listed: Vec<CallerHash> = ix
             .listing(&[9; 16])
             .unwrap()
             .iter()
-            .map(|(t, _)| t.caller_id.as_str())
+            .map(|(t, _)| t.caller)
             .collect();
-        assert_eq!(listed, ["t-1", "t-2"], "newest first");
+        assert_eq!(
+            listed,
+            [CallerHash::of("t-1"), CallerHash::of("t-2")],
+            "newest first"
+        );
         let aged: Vec<i64> = ix.by_age().unwrap().iter().map(|(last, _)| *last).collect();
         assert_eq!(aged, [70, 90]);
         assert_eq!(ix.record_count().unwrap(), 3);

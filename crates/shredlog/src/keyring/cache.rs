@@ -10,6 +10,8 @@
 //! the ones on disk (keyring compaction moves slots under the index's write
 //! lock).
 
+use std::sync::Arc;
+
 use parking_lot::RwLock;
 
 use super::{Slot, SlotReader};
@@ -19,13 +21,23 @@ use crate::index::TranscriptEntry;
 use crate::record::Tid;
 use crate::seal::Key;
 
-/// A transcript generation's keys.
+/// A transcript generation's keys, and its caller id (read from the same
+/// slot: the index holds only the id's hash).
 #[derive(Clone)]
 pub(crate) struct TranscriptKeys {
     pub content: Key,
     /// `None` once the PII key is destroyed (or for a generation written
     /// without one).
     pub pii: Option<Key>,
+    pub caller_id: Arc<str>,
+}
+
+/// The index named slots of `t` that hold another generation's (a bug).
+fn wrong_slots(t: &TranscriptEntry) -> Error {
+    Error::Internal(format!(
+        "the index names keyring slots that hold another transcript's keys (generation {})",
+        crate::ids::hex(&t.tid)
+    ))
 }
 
 /// Keys by transcript generation, at most `capacity` of them.
@@ -75,18 +87,35 @@ impl KeyCache {
         Ok(keys)
     }
 
+    /// Generation `t`'s caller id: from its keys if held, else read from
+    /// its slot without keeping the keys (for questions about many
+    /// generations, which would push out the keys in use). `t` as for
+    /// [`KeyCache::get`].
+    ///
+    /// # Errors
+    /// As [`KeyCache::get`].
+    pub(crate) fn caller_id(&self, t: &TranscriptEntry) -> Result<Arc<str>> {
+        if let Some(k) = self.keys.read().get(&t.tid) {
+            return Ok(Arc::clone(&k.caller_id));
+        }
+        // Only the transcript slot (its key is wiped as it is dropped).
+        match self.source()?.read(t.content_slot)? {
+            Some(Slot::Transcript(s)) if s.tid == t.tid => Ok(Arc::from(s.caller_id)),
+            _ => Err(wrong_slots(t)),
+        }
+    }
+
+    fn source(&self) -> Result<&SlotReader> {
+        self.source
+            .as_ref()
+            .ok_or_else(|| Error::Internal("a transcript's keys are not in the key cache".into()))
+    }
+
     fn load(&self, t: &TranscriptEntry) -> Result<TranscriptKeys> {
-        let source = self.source.as_ref().ok_or_else(|| {
-            Error::Internal("a transcript's keys are not in the key cache".into())
-        })?;
-        let wrong = || {
-            Error::Internal(format!(
-                "the index names keyring slots that hold another transcript's keys (generation {})",
-                crate::ids::hex(&t.tid)
-            ))
-        };
-        let content = match source.read(t.content_slot)? {
-            Some(Slot::Transcript(s)) if s.tid == t.tid => s.content_key,
+        let source = self.source()?;
+        let wrong = || wrong_slots(t);
+        let (content, caller_id) = match source.read(t.content_slot)? {
+            Some(Slot::Transcript(s)) if s.tid == t.tid => (s.content_key, Arc::from(s.caller_id)),
             _ => return Err(wrong()),
         };
         let pii = match t.pii_slot {
@@ -96,7 +125,11 @@ impl KeyCache {
                 _ => return Err(wrong()),
             },
         };
-        Ok(TranscriptKeys { content, pii })
+        Ok(TranscriptKeys {
+            content,
+            pii,
+            caller_id,
+        })
     }
 
     /// Whether the generation's PII key is held.
@@ -132,6 +165,7 @@ mod tests {
         TranscriptKeys {
             content: Key::random().unwrap(),
             pii: Some(Key::random().unwrap()),
+            caller_id: Arc::from("t-1"),
         }
     }
 

@@ -78,8 +78,11 @@ impl Store {
         let index = self.engine.index.read();
         let gens = index.generations_of(vid);
         let keys: u64 = gens.iter().map(|t| 1 + u64::from(t.has_pii())).sum();
-        let mut held = gens.iter().filter(|t| self.held(vid, &t.caller_id)).count() as u64;
-        if held == 0 && self.held(vid, "") {
+        let mut held = gens
+            .iter()
+            .filter(|t| self.held(vid, Some(t.caller)))
+            .count() as u64;
+        if held == 0 && self.held(vid, None) {
             // A visitor hold refuses the deletion even without transcripts.
             held = 1;
         }
@@ -103,7 +106,7 @@ impl Store {
         let mut w = engine.writer.lock();
         engine.check_writable()?;
         let t = self.entry_by_caller(id)?;
-        let plan = self.transcript_deletion_plan(&t, id);
+        let plan = self.transcript_deletion_plan(&t);
         if plan.refused_by_hold() {
             return Err(Error::LegalHold);
         }
@@ -126,7 +129,7 @@ impl Store {
     /// [`Error::TranscriptNotFound`].
     pub fn preview_delete_transcript(&self, id: &str) -> Result<Preview> {
         let t = self.entry_by_caller(id)?;
-        let plan = self.transcript_deletion_plan(&t, id);
+        let plan = self.transcript_deletion_plan(&t);
         Ok(Preview {
             op: "delete-transcript".into(),
             subject: format!("transcript:{id}"),
@@ -139,11 +142,11 @@ impl Store {
         })
     }
 
-    fn transcript_deletion_plan(&self, t: &TranscriptEntry, id: &str) -> DeletionPlan {
+    fn transcript_deletion_plan(&self, t: &TranscriptEntry) -> DeletionPlan {
         DeletionPlan {
             transcripts: 1,
             keys_destroyed: 1 + u64::from(t.has_pii()),
-            held: u64::from(self.held(&t.vid, id)),
+            held: u64::from(self.held(&t.vid, Some(t.caller))),
         }
     }
 }

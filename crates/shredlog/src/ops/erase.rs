@@ -94,8 +94,11 @@ impl Store {
         let index = engine.index.read();
         let gens = index.generations_of(vid);
         let live_keys = gens.iter().filter(|t| t.has_pii()).count() as u64;
-        let held = gens.iter().filter(|t| self.held(vid, &t.caller_id)).count() as u64;
-        let any_hold = held > 0 || self.held(vid, "");
+        let held = gens
+            .iter()
+            .filter(|t| self.held(vid, Some(t.caller)))
+            .count() as u64;
+        let any_hold = held > 0 || self.held(vid, None);
         ErasurePlan {
             transcripts: gens.len() as u64,
             // Every live PII key, and the directory entry.

@@ -1,6 +1,8 @@
 //! Export (GDPR Art. 15 and 20): everything held about one visitor. Works on
 //! restricted visitors.
 
+use std::sync::Arc;
+
 use crate::error::Result;
 use crate::index::TranscriptEntry;
 use crate::message::{Message, Visitor};
@@ -38,17 +40,21 @@ impl Store {
     /// [`crate::Error::VisitorNotFound`], [`crate::Error::Corrupt`].
     pub fn export(&self, email: &str) -> Result<VisitorExport> {
         let vid = self.vid_of(email)?;
-        let entries: Vec<TranscriptEntry> = {
+        // Oldest first, by caller id where two start at once; the ids are
+        // read with the keys (the index holds only their hashes).
+        let entries: Vec<(Arc<str>, TranscriptEntry)> = {
             let index = self.engine.index.read();
-            let mut v = index.listing(&vid)?;
-            v.sort_by(|(a, ea), (b, eb)| {
-                (ea.first_ts(), &a.caller_id).cmp(&(eb.first_ts(), &b.caller_id))
-            });
-            v.into_iter().map(|(t, _)| t.clone()).collect()
+            let mut v = Vec::new();
+            for (t, e) in index.listing(&vid)? {
+                let id = self.engine.keys.get(t)?.caller_id;
+                v.push((e.first_ts(), id, t.clone()));
+            }
+            v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            v.into_iter().map(|(_, id, t)| (id, t)).collect()
         };
         let mut out = VisitorExport::default();
         let mut latest: Option<(i64, Visitor)> = None;
-        for t in &entries {
+        for (id, t) in &entries {
             let msgs: Vec<ExportedMessage> = self
                 .read_entry(&t.tid)?
                 .into_iter()
@@ -70,7 +76,7 @@ impl Store {
                     }
                 })
                 .collect();
-            out.transcripts.push((t.caller_id.clone(), msgs));
+            out.transcripts.push((id.to_string(), msgs));
         }
         out.visitor = latest.map(|(_, v)| v);
         Ok(out)

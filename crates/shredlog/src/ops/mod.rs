@@ -15,6 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::ids::hex;
+use crate::index::CallerHash;
 use crate::message::Timestamp;
 use crate::policy::Policy;
 use crate::record::Vid;
@@ -60,9 +61,10 @@ impl Store {
     }
 
     /// Whether a legal hold covers the visitor or the transcript.
-    fn held(&self, vid: &Vid, caller_id: &str) -> bool {
+    fn held(&self, vid: &Vid, caller: Option<CallerHash>) -> bool {
         let p = self.engine.policy.read();
-        p.visitor_holds.contains_key(&hex(vid)) || p.transcript_holds.contains_key(caller_id)
+        p.visitor_holds.contains_key(&hex(vid))
+            || caller.is_some_and(|c| p.transcript_holds.keys().any(|id| CallerHash::of(id) == c))
     }
 
     /// Whether the visitor's processing is restricted now.

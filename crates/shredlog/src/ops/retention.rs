@@ -117,7 +117,7 @@ impl Store {
                 // Already redacted: nothing left for a redacting run to do.
                 continue;
             }
-            if self.held(&t.vid, &t.caller_id) {
+            if self.held(&t.vid, Some(t.caller)) {
                 plan.held += 1;
                 continue;
             }

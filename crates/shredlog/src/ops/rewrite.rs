@@ -326,13 +326,13 @@ impl Store {
     /// As [`Store::rewrite_transcript`].
     pub fn rewrite_stale(&self, reference: &str) -> Result<u64> {
         self.engine.screen.reference(reference)?;
-        let stale: Vec<String> = {
+        let stale: Vec<std::sync::Arc<str>> = {
             let index = self.engine.index.read();
             index
                 .transcripts()
                 .filter(|t| t.rules_version < RULES_VERSION && !t.is_empty())
-                .map(|t| t.caller_id.clone())
-                .collect()
+                .map(|t| self.engine.keys.caller_id(t))
+                .collect::<Result<_>>()?
         };
         for id in &stale {
             self.rewrite_transcript(id, &[], reference)?;

@@ -201,10 +201,10 @@ pub struct TranscriptInfo {
 }
 
 impl TranscriptInfo {
-    pub(crate) fn of(t: &TranscriptEntry, e: &Extent) -> Option<TranscriptInfo> {
+    pub(crate) fn of(t: &TranscriptEntry, e: &Extent, id: &str) -> Option<TranscriptInfo> {
         let (first, last) = e.ts_range?;
         Some(TranscriptInfo {
-            id: t.caller_id.clone(),
+            id: id.to_owned(),
             first: Timestamp::from_unix_millis(first),
             last: Timestamp::from_unix_millis(last),
             messages: e.count as usize,

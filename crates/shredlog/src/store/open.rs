@@ -24,7 +24,8 @@ use crate::config::Options;
 use crate::error::{Error, IoContext, Result};
 use crate::ids::{IdMap, SlotMap};
 use crate::index::{
-    Checkpoint, Describes, Index, Loc, RecordRef, Sidecar, TranscriptEntry, sidecar_file_name,
+    CallerHash, Checkpoint, Describes, Index, Loc, RecordRef, Sidecar, TranscriptEntry,
+    sidecar_file_name,
 };
 use crate::keyring::{KeyCache, Keyring, Marks, OpenMode, Slot, TranscriptSlot, newer_revision};
 use crate::pii::Detector;
@@ -337,7 +338,7 @@ struct Found {
     pii_slot: u32,
     rules_version: u16,
     created_millis: i64,
-    caller_id: String,
+    caller: CallerHash,
 }
 
 impl From<TranscriptSlot> for Found {
@@ -349,7 +350,7 @@ impl From<TranscriptSlot> for Found {
             pii_slot: t.pii_slot,
             rules_version: t.rules_version,
             created_millis: t.created_millis,
-            caller_id: t.caller_id,
+            caller: CallerHash::of(&t.caller_id),
         }
     }
 }
@@ -369,7 +370,7 @@ impl SlotIndexer {
                 let entry = TranscriptEntry::new(
                     t.tid,
                     t.vid,
-                    t.caller_id,
+                    t.caller,
                     i,
                     Some(t.pii_slot),
                     t.rules_version,

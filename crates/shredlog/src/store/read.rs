@@ -89,15 +89,19 @@ impl Store {
             return Ok(Vec::new());
         };
         self.check_not_restricted(&vid)?;
-        Ok(index
-            .listing(&vid)?
-            .into_iter()
-            .filter_map(|(t, e)| TranscriptInfo::of(t, &e))
-            .filter(|t| {
-                !(from.is_some_and(|f| t.last.unix_millis() < f)
-                    || to.is_some_and(|to| t.first.unix_millis() > to))
-            })
-            .collect())
+        let mut out = Vec::new();
+        for (t, e) in index.listing(&vid)? {
+            let Some((first, last)) = e.ts_range else {
+                continue;
+            };
+            if from.is_some_and(|f| last < f) || to.is_some_and(|to| first > to) {
+                continue;
+            }
+            // The id is in the generation's slot (the index has its hash).
+            let id = self.engine.keys.caller_id(t)?;
+            out.extend(TranscriptInfo::of(t, &e, &id));
+        }
+        Ok(out)
     }
 }
 
@@ -122,6 +126,7 @@ pub(crate) fn read_message(
     let path = seg.path();
     let bytes = seg.read(r.loc.off, r.loc.len as usize)?;
     let corrupt = |why: &str| Error::corrupt(path, r.loc.off, why.to_owned());
+    let caller_id: &str = &keys.caller_id;
     let keys = MessageKeys {
         content: &keys.content,
         pii: keys.pii.as_ref().filter(|_| t.has_pii()),
@@ -152,7 +157,7 @@ pub(crate) fn read_message(
         PiiPlain::Gone => None,
     };
     let ctx = JoinContext {
-        transcript: &t.caller_id,
+        transcript: caller_id,
         ts_millis: h.ts_millis,
         msg_id: msg_id.as_deref(),
     };

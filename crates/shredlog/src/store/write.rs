@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use super::{Engine, Store, Writer};
 use crate::config::Durability;
 use crate::error::{Error, Result};
-use crate::index::{Loc, RecordRef, TranscriptEntry};
+use crate::index::{CallerHash, Loc, RecordRef, TranscriptEntry};
 use crate::keyring::{PiiSlot, Slot, StagedSlots, TranscriptKeys, TranscriptSlot, VisitorSlot};
 use crate::message::{Message, Timestamp};
 use crate::pii::{Detector, RULES_VERSION};
@@ -505,7 +505,7 @@ pub(crate) fn create_transcript(
         entry: TranscriptEntry::new(
             tid,
             vid,
-            caller_id.to_owned(),
+            CallerHash::of(caller_id),
             content_slot,
             pii_slot,
             RULES_VERSION,
@@ -514,6 +514,7 @@ pub(crate) fn create_transcript(
         keys: TranscriptKeys {
             content: content_key,
             pii: pii_key,
+            caller_id: Arc::from(caller_id),
         },
     })
 }
