@@ -14,16 +14,18 @@ use std::sync::OnceLock;
 
 use crate::record::Tid;
 
-/// A caller id's keyed 128-bit hash (see the module documentation).
+/// A caller id's keyed 128-bit hash (see the module documentation), as two
+/// halves: a `u128` would be aligned to 16 bytes and pad every entry that
+/// holds one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct CallerHash(u128);
+pub(crate) struct CallerHash([u64; 2]);
 
 impl CallerHash {
     /// The hash of caller id `id`, under this process's keys.
     pub(crate) fn of(id: &str) -> CallerHash {
         static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
         let (a, b) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
-        CallerHash(u128::from(a.hash_one(id)) << 64 | u128::from(b.hash_one(id)))
+        CallerHash([a.hash_one(id), b.hash_one(id)])
     }
 }
 
@@ -57,7 +59,7 @@ impl Callers {
     }
 }
 
-/// The keys are keyed hashes already: their low 64 bits are used as they are.
+/// The keys are keyed hashes already: their second half is used as it is.
 #[derive(Default)]
 struct KeyedHasher(u64);
 
@@ -72,8 +74,8 @@ impl std::hash::Hasher for KeyedHasher {
         }
     }
 
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -105,9 +107,9 @@ mod tests {
         let mut hi = std::collections::HashSet::new();
         let mut lo = std::collections::HashSet::new();
         for i in 0..100_000 {
-            let CallerHash(h) = CallerHash::of(&format!("t-{i}"));
-            hi.insert((h >> 64) as u64);
-            lo.insert(h as u64);
+            let CallerHash([h, l]) = CallerHash::of(&format!("t-{i}"));
+            hi.insert(h);
+            lo.insert(l);
         }
         assert_eq!((hi.len(), lo.len()), (100_000, 100_000));
     }

@@ -1225,4 +1225,14 @@ mod tests {
         assert_eq!(ix.clear_directory(&[8; 16]), Some(4));
         assert_eq!(ix.directory_len(), 1);
     }
+
+    /// The index holds one entry per live generation and one per visitor:
+    /// a field that grows them grows every store's memory.
+    #[test]
+    fn entries_stay_small() {
+        assert!(std::mem::size_of::<TranscriptEntry>() <= 80);
+        assert!(std::mem::size_of::<VisitorEntry>() <= 40);
+        assert_eq!(std::mem::size_of::<CallerHash>(), 16);
+        assert_eq!(std::mem::align_of::<CallerHash>(), 8);
+    }
 }
