@@ -27,6 +27,9 @@ pub enum Durability {
     },
 }
 
+/// Default of [`Options::cache_bytes`].
+pub(crate) const DEFAULT_CACHE_BYTES: usize = 16 << 20;
+
 /// Options for [`crate::Store::open`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
@@ -84,6 +87,12 @@ pub struct Options {
     /// (a positioned read of one or two slots each). Default: 8,192
     /// (under 2 MiB).
     pub key_cache_entries: usize,
+    /// Bytes of record-location file blocks (docs/FORMAT.md §7a) kept in
+    /// memory after a lookup read them: a transcript read or listed again
+    /// then costs no read of those files. Blocks hold random ids, offsets
+    /// and times only. The rest of the index is not bounded by this yet.
+    /// Default: 16 MiB.
+    pub cache_bytes: usize,
     /// Accept transcript and message ids that contain personal data (an
     /// email, a phone number, an IP address...). Ids are kept outside sealed
     /// records, so **no erasure can remove personal data from them**; by
@@ -111,6 +120,7 @@ impl Default for Options {
             checkpoint: true,
             read_only: false,
             key_cache_entries: 8_192,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             allow_unerasable_personal_data_in_ids: false,
             create: true,
         }

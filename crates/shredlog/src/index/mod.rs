@@ -41,11 +41,13 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{IdMap, IdSet};
 use crate::record::{MsgIdDigest, Tid, Vid};
 
+mod blocks;
 mod callers;
 mod checkpoint;
 mod finder;
 mod sidecar;
 mod small_set;
+use blocks::BlockCache;
 pub(crate) use callers::CallerHash;
 use callers::Callers;
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
@@ -272,10 +274,24 @@ pub(crate) struct Index {
     usage: BTreeMap<u64, SegmentUsage>,
     /// The record-location files of sealed segments.
     sidecars: BTreeMap<u64, Arc<Sidecar>>,
+    /// The blocks of those files that lookups read lately.
+    blocks: Arc<BlockCache>,
 }
 
 impl Index {
     // ----- building -----
+
+    /// Keeps at most `bytes` of location-file blocks for lookups
+    /// ([`crate::Options::cache_bytes`]); set before any file is loaded.
+    pub(crate) fn set_cache_bytes(&mut self, bytes: usize) {
+        self.blocks = Arc::new(BlockCache::new(bytes));
+    }
+
+    /// Takes a location file in: `seg`'s from now on.
+    fn keep_sidecar(&mut self, seg: u64, sidecar: Arc<Sidecar>) {
+        sidecar.use_cache(Arc::clone(&self.blocks));
+        self.sidecars.insert(seg, sidecar);
+    }
 
     /// Adds a visitor's directory entry, at keyring slot `slot`. A second
     /// entry of a visitor is refused (false).
@@ -362,7 +378,7 @@ impl Index {
         if u.dead > 0 && since.is_some() {
             u.dead_since = since;
         }
-        self.sidecars.insert(seg, sidecar);
+        self.keep_sidecar(seg, sidecar);
         Ok(())
     }
 
@@ -389,7 +405,7 @@ impl Index {
             t.forget_recent_in(seg);
             t.sealed = true;
         }
-        self.sidecars.insert(seg, sidecar);
+        self.keep_sidecar(seg, sidecar);
         Ok(())
     }
 
@@ -731,7 +747,7 @@ impl Index {
             ..SegmentUsage::default()
         };
         u.add_dead(sidecar.record_bytes().saturating_sub(live));
-        self.sidecars.insert(seg, sidecar);
+        self.keep_sidecar(seg, sidecar);
         Ok(Ok(live))
     }
 

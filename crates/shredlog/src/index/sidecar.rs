@@ -21,8 +21,9 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use super::blocks::BlockCache;
 use super::finder::Finder;
 use super::{Loc, RecordRef};
 use crate::error::{Error, IoContext, Result};
@@ -375,6 +376,8 @@ pub(crate) struct Sidecar {
     header: Header,
     /// Built from the summaries the first time they are read.
     finder: OnceLock<Finder>,
+    /// Where lookups keep the blocks they read (set by the index).
+    cache: OnceLock<Arc<BlockCache>>,
 }
 
 impl std::fmt::Debug for Sidecar {
@@ -415,6 +418,7 @@ impl Sidecar {
             source: Source::File(file),
             header,
             finder: OnceLock::new(),
+            cache: OnceLock::new(),
         }))
     }
 
@@ -429,6 +433,7 @@ impl Sidecar {
             source: Source::Memory(bytes),
             header,
             finder: OnceLock::new(),
+            cache: OnceLock::new(),
         })
     }
 
@@ -464,6 +469,7 @@ impl Sidecar {
             source: Source::File(file),
             header,
             finder: OnceLock::new(),
+            cache: OnceLock::new(),
         })
     }
 
@@ -510,6 +516,28 @@ impl Sidecar {
             return Err(self.damaged(at, "block checksum mismatch"));
         }
         Ok(buf)
+    }
+
+    /// Makes lookups keep the blocks they read in `cache` (once; later
+    /// calls change nothing).
+    pub(crate) fn use_cache(&self, cache: Arc<BlockCache>) {
+        let _ = self.cache.set(cache);
+    }
+
+    /// Block `index` as a lookup reads it: from the cache when held there,
+    /// else read, checked and kept.
+    fn cached_block(&self, index: u64) -> Result<Arc<[u8]>> {
+        let Some(cache) = self.cache.get() else {
+            return Ok(Arc::from(self.block(index)?));
+        };
+        let d = self.header.describes;
+        let key = (d.segment, d.generation, index);
+        if let Some(b) = cache.get(&key) {
+            return Ok(b);
+        }
+        let b: Arc<[u8]> = Arc::from(self.block(index)?);
+        cache.insert(key, Arc::clone(&b));
+        Ok(b)
     }
 
     fn damaged(&self, at: u64, why: &str) -> Error {
@@ -592,7 +620,7 @@ impl Sidecar {
         // is checked whole by the read).
         let b = b as u64;
         let at = self.first_summary_block() + b;
-        let block = self.block(at)?;
+        let block = self.cached_block(at)?;
         let items = self
             .header
             .summaries
@@ -623,7 +651,7 @@ impl Sidecar {
         let mut i = u64::from(first);
         while i < end {
             let b = i / PER_BLOCK as u64;
-            let block = self.block(1 + b)?;
+            let block = self.cached_block(1 + b)?;
             while i < end && i / PER_BLOCK as u64 == b {
                 let at = ITEM * (i % PER_BLOCK as u64) as usize;
                 let e = block
@@ -821,6 +849,31 @@ mod tests {
         let s = Sidecar::open(&path, D).unwrap().unwrap();
         let e = s.find(&tid(1)).unwrap_err().to_string();
         assert!(e.contains("000000000007.idx"), "{e}");
+    }
+
+    #[test]
+    fn lookups_keep_the_blocks_they_read_in_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(7));
+        let bytes = built(200);
+        std::fs::write(&path, &bytes).unwrap();
+        let s = Sidecar::open(&path, D).unwrap().unwrap();
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        s.use_cache(Arc::clone(&cache));
+        let sum = s.find(&[2; 16]).unwrap().unwrap();
+        let entries = s.entries(sum.first, sum.count).unwrap();
+        // The file goes bad under the open handle: what was read comes from
+        // the cache (no read), what was not is read and caught.
+        let mut bad = bytes.clone();
+        for b in bad.iter_mut().skip(BLOCK) {
+            *b ^= 0x55;
+        }
+        std::fs::write(&path, &bad).unwrap();
+        assert_eq!(s.find(&[2; 16]).unwrap().unwrap(), sum);
+        assert_eq!(s.entries(sum.first, sum.count).unwrap(), entries);
+        assert!(s.check_all().is_err(), "a full check reads the file");
+        let other = Sidecar::open(&path, D).unwrap();
+        assert!(other.is_none_or(|o| o.find(&[2; 16]).is_err()));
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl Store {
             mut leftovers,
             twins,
         } = indexed;
+        index.set_cache_bytes(options.cache_bytes);
         if let Some(d) = loaded.damaged.first()
             && !options.salvage
         {
