@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p shredlog --example memprobe -- DATA_DIR WORKLOAD.jsonl \
-//!     [--queries N] [--seed N] [--opens N]
+//!     [--queries N] [--seed N] [--opens N] [--cache-bytes N]
 //! ```
 //!
 //! Opens the store `--opens` times (default 3; each open is closed again, the
@@ -91,12 +91,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: memprobe DATA_DIR WORKLOAD.jsonl")?;
     let (mut queries, mut seed, mut opens) = (1000usize, 1u64, 3usize);
+    let mut options = Options::default();
     while let Some(flag) = args.next() {
         let value = args.next().ok_or("a flag needs a value")?;
         match flag.as_str() {
             "--queries" => queries = value.parse()?,
             "--seed" => seed = value.parse()?,
             "--opens" => opens = value.parse()?,
+            "--cache-bytes" => options.cache_bytes = value.parse()?,
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
@@ -124,14 +126,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     for _ in 0..opens {
         let t = Instant::now();
-        let store = Store::open(&dir, Options::default())?;
+        let store = Store::open(&dir, options.clone())?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         store.close()?;
     }
     times.sort_by(f64::total_cmp);
     let before = status();
     let t = Instant::now();
-    let store = Store::open(&dir, Options::default())?;
+    let store = Store::open(&dir, options.clone())?;
     let open_ms = t.elapsed().as_secs_f64() * 1000.0;
     println!("emails in the workload: {}", emails.len());
     println!(
@@ -144,7 +146,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("before open: {before}");
     println!("after open:  {}", status());
-    let stats = store.stats().unwrap();
+    let stats = store.stats()?;
     println!(
         "store: {} transcripts, {} messages, {} visitors, {} segments, {:.1} MB segments, {:.1} MB keyring",
         stats.transcripts,

@@ -106,6 +106,11 @@ pub(crate) struct TranscriptEntry {
     /// Whether location files hold records of it; when false, every record
     /// of it is in `recent` (and none need be looked up).
     sealed: bool,
+    /// The lowest and highest segment it has records in (`u32::MAX, 0`
+    /// for none), so that a lookup asks only the location files between:
+    /// a segment keeps its id when compaction rewrites it, and a
+    /// generation's records go only to segments written after it was made.
+    segs: (u32, u32),
     /// Records in segments without a location file (the active segment),
     /// and their message-id digests; `None` when there are none, so that a
     /// generation whose records are all in location files costs one pointer
@@ -133,8 +138,23 @@ impl TranscriptEntry {
             rules_version,
             created_millis,
             sealed: false,
+            segs: (u32::MAX, 0),
             recent: None,
         }
+    }
+
+    /// Notes that it has records in segment `seg`.
+    fn note_segment(&mut self, seg: u64) {
+        match u32::try_from(seg) {
+            Ok(s) if s < u32::MAX => self.segs = (self.segs.0.min(s), self.segs.1.max(s)),
+            // Beyond the range kept: every segment is asked.
+            _ => self.segs = (0, u32::MAX),
+        }
+    }
+
+    /// The segments it may have records in.
+    fn segment_range(&self) -> std::ops::RangeInclusive<u64> {
+        u64::from(self.segs.0)..=u64::from(self.segs.1)
     }
 
     /// Whether it has no record.
@@ -366,6 +386,7 @@ impl Index {
                 continue;
             };
             t.sealed = true;
+            t.note_segment(seg);
             live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
         }
         let u = self.usage.entry(seg).or_default();
@@ -404,6 +425,7 @@ impl Index {
             }
             t.forget_recent_in(seg);
             t.sealed = true;
+            t.note_segment(seg);
         }
         self.keep_sidecar(seg, sidecar);
         Ok(())
@@ -459,6 +481,7 @@ impl Index {
         if let Some(d) = msg_id {
             recent.ids.insert(d);
         }
+        t.note_segment(rec.loc.seg);
         // The PII part of a redacted generation's record is dead already.
         let dead_pii = if t.has_pii() {
             0
@@ -732,9 +755,8 @@ impl Index {
                 continue;
             };
             t.forget_recent_in(seg);
-            if !t.sealed {
-                t.sealed = true;
-            }
+            t.sealed = true;
+            t.note_segment(seg);
         }
         for s in summaries.values() {
             if let Some(t) = self.transcripts.get(&s.tid).filter(|t| t.sealed) {
@@ -770,7 +792,7 @@ impl Index {
     pub(crate) fn extent(&self, t: &TranscriptEntry) -> crate::Result<Extent> {
         let mut e = Extent::default();
         if t.sealed {
-            for (seg, sidecar) in &self.sidecars {
+            for (seg, sidecar) in self.sidecars.range(t.segment_range()) {
                 if t.holds_in(*seg) {
                     continue;
                 }
@@ -1209,6 +1231,10 @@ mod tests {
         assert!(ix.has_msg_id(t1, &[7; 16]).unwrap(), "read from the file");
         assert!(ix.has_msg_id(t1, &[8; 16]).unwrap(), "held in memory");
         assert!(!ix.has_msg_id(t1, &[9; 16]).unwrap());
+        assert_eq!(
+            (t1.segs, ix.transcript(&[2; 16]).unwrap().segs),
+            ((1, 2), (1, 1))
+        );
         let e = ix.extent(t1).unwrap();
         assert_eq!((e.count, e.next_seq, e.ts_range), (3, 3, Some((50, 90))));
         assert_eq!(ix.next_seq(t1).unwrap(), 3);
@@ -1246,7 +1272,7 @@ mod tests {
     /// a field that grows them grows every store's memory.
     #[test]
     fn entries_stay_small() {
-        assert!(std::mem::size_of::<TranscriptEntry>() <= 80);
+        assert!(std::mem::size_of::<TranscriptEntry>() <= 88);
         assert!(std::mem::size_of::<VisitorEntry>() <= 40);
         assert_eq!(std::mem::size_of::<CallerHash>(), 16);
         assert_eq!(std::mem::align_of::<CallerHash>(), 8);

@@ -43,6 +43,8 @@ fn wrong_slots(t: &TranscriptEntry) -> Error {
 /// Keys by transcript generation, at most `capacity` of them.
 pub(crate) struct KeyCache {
     keys: RwLock<IdMap<TranscriptKeys>>,
+    /// Caller ids read without the keys (a listing), at most `capacity`.
+    ids: RwLock<IdMap<Arc<str>>>,
     capacity: usize,
     /// Where keys not held are read from (`None`: nowhere, in unit tests).
     source: Option<SlotReader>,
@@ -54,6 +56,7 @@ impl KeyCache {
     pub(crate) fn new(source: Option<SlotReader>, capacity: usize) -> KeyCache {
         KeyCache {
             keys: RwLock::new(IdMap::default()),
+            ids: RwLock::new(IdMap::default()),
             capacity: capacity.max(1),
             source,
         }
@@ -89,8 +92,8 @@ impl KeyCache {
 
     /// Generation `t`'s caller id: from its keys if held, else read from
     /// its slot without keeping the keys (for questions about many
-    /// generations, which would push out the keys in use). `t` as for
-    /// [`KeyCache::get`].
+    /// generations, which would push out the keys in use); the id is kept,
+    /// among at most `capacity` ids. `t` as for [`KeyCache::get`].
     ///
     /// # Errors
     /// As [`KeyCache::get`].
@@ -98,11 +101,22 @@ impl KeyCache {
         if let Some(k) = self.keys.read().get(&t.tid) {
             return Ok(Arc::clone(&k.caller_id));
         }
-        // Only the transcript slot (its key is wiped as it is dropped).
-        match self.source()?.read(t.content_slot)? {
-            Some(Slot::Transcript(s)) if s.tid == t.tid => Ok(Arc::from(s.caller_id)),
-            _ => Err(wrong_slots(t)),
+        if let Some(id) = self.ids.read().get(&t.tid) {
+            return Ok(Arc::clone(id));
         }
+        // Only the transcript slot (its key is wiped as it is dropped).
+        let id: Arc<str> = match self.source()?.read(t.content_slot)? {
+            Some(Slot::Transcript(s)) if s.tid == t.tid => Arc::from(s.caller_id),
+            _ => return Err(wrong_slots(t)),
+        };
+        let mut ids = self.ids.write();
+        if ids.len() >= self.capacity
+            && let Some(victim) = ids.keys().next().copied()
+        {
+            ids.remove(&victim);
+        }
+        ids.insert(t.tid, Arc::clone(&id));
+        Ok(id)
     }
 
     fn source(&self) -> Result<&SlotReader> {
@@ -154,6 +168,7 @@ impl KeyCache {
     /// Forgets both keys (the transcript was deleted).
     pub(crate) fn forget(&self, tid: &Tid) {
         self.keys.write().remove(tid);
+        self.ids.write().remove(tid);
     }
 }
 
