@@ -1694,6 +1694,54 @@ mod tests {
         }
     }
 
+    /// A caller id read for a listing comes from the transcript slot once,
+    /// is kept among at most `capacity` ids, and leaves with the
+    /// generation's keys.
+    #[test]
+    fn the_key_cache_keeps_the_caller_ids_it_reads_within_its_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        let mut slots = Vec::new();
+        for (tid, id) in [(1u8, "t-1"), (3, "t-3")] {
+            let Slot::Transcript(mut t) = tslot(id) else {
+                unreachable!()
+            };
+            t.tid = [tid; 16];
+            let slot = Slot::Transcript(t);
+            let at = kr.allocate(&slot).unwrap();
+            kr.write(at, &slot).unwrap();
+            slots.push(at);
+        }
+        let entry = |tid: u8, slot: u32| {
+            crate::index::TranscriptEntry::new(
+                [tid; 16],
+                [2; 16],
+                crate::index::CallerHash::of("unused"),
+                slot,
+                None,
+                1,
+                0,
+            )
+        };
+        let (one, three) = (entry(1, slots[0]), entry(3, slots[1]));
+        let cache = KeyCache::new(Some(kr.reader()), 1);
+        assert_eq!(&*cache.caller_id(&one).unwrap(), "t-1");
+        // Wiped on disk, it is still answered from the cache...
+        kr.wipe(slots[0]).unwrap();
+        assert_eq!(&*cache.caller_id(&one).unwrap(), "t-1");
+        // ...until a second id pushes it out (capacity 1), or it is forgotten.
+        assert_eq!(&*cache.caller_id(&three).unwrap(), "t-3");
+        assert!(
+            cache.caller_id(&one).is_err(),
+            "read again: the slot is wiped"
+        );
+        cache.forget(&[3; 16]);
+        kr.wipe(slots[1]).unwrap();
+        assert!(cache.caller_id(&three).is_err());
+    }
+
     #[test]
     fn the_file_grows_by_whole_runs_of_free_cells() {
         let dir = tempfile::tempdir().unwrap();
