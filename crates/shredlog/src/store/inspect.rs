@@ -254,8 +254,8 @@ impl Store {
     /// Sizes, counts and garbage.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if a record-location file it reads the message
-    /// counts from is damaged, [`Error::Io`] if one cannot be read.
+    /// [`crate::Error::Corrupt`] if a record-location file it reads the message
+    /// counts from is damaged, [`crate::Error::Io`] if one cannot be read.
     pub fn stats(&self) -> Result<Stats> {
         let engine = &*self.engine;
         let (units, unit, (used, free), active) = {
