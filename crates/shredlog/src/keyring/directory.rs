@@ -109,6 +109,16 @@ pub(crate) fn placement(email: &str) -> String {
     Query::new(email).placed
 }
 
+/// Whether `email`'s [`placement`] is `placed`, without a copy when `email`
+/// is in canonical form already (as entries are stored): a lookup asks it
+/// of every entry in the sectors it reads.
+fn placed_as(email: &str, placed: &str) -> bool {
+    match crate::email::canonical(email) {
+        Ok(c) => c == placed,
+        Err(_) => email.trim().to_lowercase() == placed,
+    }
+}
+
 /// An address to look up, in the forms a lookup compares.
 pub(crate) struct Query {
     /// Trimmed and lower-cased: how entries were stored before canonical
@@ -169,7 +179,7 @@ impl DirectoryReader {
             View::Legacy { digests, slots } => {
                 for &slot in slots.get(&digests.of(wanted)).into_iter().flatten() {
                     if let Some(super::Slot::Visitor(v)) = self.slots.read(slot)?
-                        && (v.email == *wanted || placement(&v.email) == *wanted)
+                        && (v.email == *wanted || placed_as(&v.email, wanted))
                     {
                         out.push((slot, v));
                     }
@@ -204,7 +214,7 @@ impl DirectoryReader {
                         });
                         match found {
                             Ok(Some(super::Slot::Visitor(v))) => {
-                                if v.email == *wanted || placement(&v.email) == *wanted {
+                                if v.email == *wanted || placed_as(&v.email, wanted) {
                                     out.push((index, v));
                                 }
                             }
@@ -266,6 +276,22 @@ mod tests {
             vid: [0; 16],
             email: email.into(),
             revision: 0,
+        }
+    }
+
+    #[test]
+    fn placed_as_agrees_with_placement() {
+        for email in [
+            "ann@example.com",
+            " Ann@EXAMPLE.com ",
+            "MAILTO:ann@example.com.",
+            "jose\u{301}@B\u{dc}CHER.example",
+            "not an address",
+            "  Not An Address ",
+        ] {
+            let placed = placement(email);
+            assert!(placed_as(email, &placed), "{email:?}");
+            assert!(!placed_as(email, "bob@example.com"), "{email:?}");
         }
     }
 
