@@ -1,6 +1,6 @@
-//! The index: email → visitor, visitor → transcripts, caller id →
-//! transcript generation, transcript → record locations and times, and
-//! byte accounting per segment.
+//! The index: visitor → directory slot and transcripts, caller id (by its
+//! keyed hash) → transcript generation, transcript → record locations and
+//! times, and byte accounting per segment.
 //!
 //! It holds no keys (the keyring's key cache does) and no personal data: the
 //! directory's emails stay in the keyring, whose directory table answers
@@ -14,7 +14,7 @@
 //!   transcript carries (a placeholder without email once the directory
 //!   entry is gone);
 //! - `directory` counts the visitors whose entry's slot is not 0;
-//! - `by_caller[id]` names the one generation of caller id `id` that reads
+//! - `by_caller[hash(id)]` names the one generation of caller id `id` that reads
 //!   and writes see; every generation in the index is that one (a second one
 //!   exists only inside [`Index::replace_generation`]);
 //! - `usage[seg].live` counts the bytes of live records in `seg` (less the
@@ -28,7 +28,8 @@
 //! sealed segment ([`Sidecar`], docs/FORMAT.md §7a), read through the page
 //! cache: a generation's count, times and records are worked out when asked
 //! ([`Index::extent`]), so that the index holds nothing per record of a
-//! sealed segment and nothing per generation but its identity. The rest
+//! sealed segment and, per generation, only its identity and the range of
+//! segments it has records in. The rest
 //! (generations, visitors, the directory's slots) is rebuilt at open from
 //! the keyring's slots, the location files' summaries, the checkpoint (the
 //! active segment's records) and a scan of what it does not cover.
