@@ -35,6 +35,24 @@ pub(crate) type IdSet = HashSet<[u8; 16], BuildHasherDefault<IdHasher>>;
 /// A map keyed by a slot index.
 pub(crate) type SlotMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
 
+/// Inserts `key → value` into a cache of at most `capacity` entries, pushing
+/// out another entry first when it is full and `key` is new. Any entry will
+/// do (the caches read it again when next needed), and under a cycle through
+/// more entries than fit, least-recently-used would miss every time.
+pub(crate) fn insert_bounded<K, V, S>(map: &mut HashMap<K, V, S>, capacity: usize, key: K, value: V)
+where
+    K: std::hash::Hash + Eq + Copy,
+    S: std::hash::BuildHasher,
+{
+    if !map.contains_key(&key)
+        && map.len() >= capacity
+        && let Some(victim) = map.keys().next().copied()
+    {
+        map.remove(&victim);
+    }
+    map.insert(key, value);
+}
+
 /// Lower-case hex of an id (or of any bytes).
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

@@ -39,21 +39,13 @@ impl BlockCache {
         self.blocks.lock().get(key).cloned()
     }
 
-    /// Keeps `block` under `key`, pushing out another block when full (any
-    /// one: a cycle through more blocks than fit would miss every time
-    /// under least-recently-used).
+    /// Keeps `block` under `key`, pushing out another block when full
+    /// ([`crate::ids::insert_bounded`]).
     pub(crate) fn insert(&self, key: BlockKey, block: Arc<[u8]>) {
         if self.capacity == 0 {
             return;
         }
-        let mut map = self.blocks.lock();
-        if !map.contains_key(&key)
-            && map.len() >= self.capacity
-            && let Some(victim) = map.keys().next().copied()
-        {
-            map.remove(&victim);
-        }
-        map.insert(key, block);
+        crate::ids::insert_bounded(&mut self.blocks.lock(), self.capacity, key, block);
     }
 
     /// Bytes of blocks held.

@@ -235,6 +235,16 @@ impl Extent {
         }
     }
 
+    /// Counts records held in memory.
+    fn add_records(&mut self, records: &[RecordRef]) {
+        for r in records {
+            self.count += 1;
+            self.next_seq = self.next_seq.max(r.seq.saturating_add(1));
+            self.add_ts(r.ts, r.ts);
+            self.add_bytes(r.loc.seg, u64::from(r.loc.len), u64::from(r.pii_len));
+        }
+    }
+
     pub(crate) fn first_ts(&self) -> Option<i64> {
         self.ts_range.map(|r| r.0)
     }
@@ -536,9 +546,7 @@ impl Index {
             Ok(e) => e.bytes,
             Err(_) => {
                 let mut e = Extent::default();
-                for r in t.recent() {
-                    e.add_bytes(r.loc.seg, u64::from(r.loc.len), u64::from(r.pii_len));
-                }
+                e.add_records(t.recent());
                 e.bytes
             }
         }
@@ -806,12 +814,7 @@ impl Index {
                 }
             }
         }
-        for r in t.recent() {
-            e.count += 1;
-            e.next_seq = e.next_seq.max(r.seq.saturating_add(1));
-            e.add_ts(r.ts, r.ts);
-            e.add_bytes(r.loc.seg, u64::from(r.loc.len), u64::from(r.pii_len));
-        }
+        e.add_records(t.recent());
         Ok(e)
     }
 

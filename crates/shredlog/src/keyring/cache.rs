@@ -64,14 +64,7 @@ impl KeyCache {
 
     /// Holds `keys` for `tid` (replacing any earlier ones).
     pub(crate) fn insert(&self, tid: Tid, keys: TranscriptKeys) {
-        let mut map = self.keys.write();
-        if !map.contains_key(&tid) && map.len() >= self.capacity {
-            // Any generation will do: it is read again when next needed.
-            if let Some(victim) = map.keys().next().copied() {
-                map.remove(&victim);
-            }
-        }
-        map.insert(tid, keys);
+        crate::ids::insert_bounded(&mut self.keys.write(), self.capacity, tid, keys);
     }
 
     /// A copy of the keys of generation `t`, read from the keyring if not
@@ -109,13 +102,7 @@ impl KeyCache {
             Some(Slot::Transcript(s)) if s.tid == t.tid => Arc::from(s.caller_id),
             _ => return Err(wrong_slots(t)),
         };
-        let mut ids = self.ids.write();
-        if ids.len() >= self.capacity
-            && let Some(victim) = ids.keys().next().copied()
-        {
-            ids.remove(&victim);
-        }
-        ids.insert(t.tid, Arc::clone(&id));
+        crate::ids::insert_bounded(&mut self.ids.write(), self.capacity, t.tid, Arc::clone(&id));
         Ok(id)
     }
 
