@@ -695,7 +695,8 @@ impl Index {
         }
     }
 
-    /// A generation's slots moved (keyring compaction).
+    /// A generation's slots moved (a copy of its transcript slot taken at
+    /// open).
     pub(crate) fn move_slots(&mut self, tid: &Tid, content: u32, pii: Option<u32>) {
         if let Some(t) = self.transcripts.get_mut(tid) {
             t.content_slot = content;
@@ -703,7 +704,27 @@ impl Index {
         }
     }
 
-    /// A directory entry moved (keyring compaction).
+    /// The keyring's table was rebuilt: every slot it names is somewhere
+    /// else now (a generation's, if its transcript slot is the one at
+    /// `from`; a directory entry's, likewise).
+    pub(crate) fn slots_moved(&mut self, moved: &[crate::keyring::Moved]) {
+        use crate::keyring::MovedSlot;
+        for m in moved {
+            match m.what {
+                MovedSlot::Transcript { tid, pii } => {
+                    if let Some(t) = self.transcripts.get_mut(&tid)
+                        && t.content_slot == m.from
+                    {
+                        t.content_slot = m.to;
+                        t.pii_slot = pii;
+                    }
+                }
+                MovedSlot::Visitor { vid } => self.move_visitor_slot_from(&vid, m.from, m.to),
+                MovedSlot::Pii => {}
+            }
+        }
+    }
+
     /// Moves a visitor's directory entry from slot `from` to `to`, if its
     /// entry is the one at `from` (not another copy of it).
     pub(crate) fn move_visitor_slot_from(&mut self, vid: &Vid, from: u32, to: u32) {
@@ -973,14 +994,6 @@ impl Index {
     /// Visitors in the directory.
     pub(crate) fn directory_len(&self) -> usize {
         self.directory
-    }
-
-    /// Every directory entry: (visitor, slot).
-    pub(crate) fn directory(&self) -> impl Iterator<Item = (Vid, u32)> + '_ {
-        self.visitors
-            .iter()
-            .filter(|(_, v)| v.slot != 0)
-            .map(|(vid, v)| (*vid, v.slot))
     }
 
     /// Every live generation of a visitor, with or without records.

@@ -32,10 +32,15 @@ pub(crate) type SharedView = Arc<RwLock<View>>;
 
 /// What a lookup reads.
 pub(crate) enum View {
-    /// The table of a format-4 keyring, and the key of its hash.
+    /// The table of a keyring of format 4 or later, and the hashes that
+    /// place its slots.
     Table {
-        key: Zeroizing<[u8; 32]>,
+        hasher: table::Hasher,
         region: table::Region,
+        /// Format 5: the table holds every kind of slot (a lookup by email
+        /// passes over the others without opening them); format 4: only
+        /// directory entries.
+        shared: bool,
     },
     /// The entries of an older keyring: digest of the address → slots.
     Legacy {
@@ -185,8 +190,12 @@ impl DirectoryReader {
                     }
                 }
             }
-            View::Table { key, region } => {
-                for sector in region.probe(table::placed_hash(key, wanted)) {
+            View::Table {
+                hasher,
+                region,
+                shared,
+            } => {
+                for sector in region.probe(hasher.placed(wanted)) {
                     let first = region.header_cell(sector);
                     let bytes = self.slots.read_cells(first)?;
                     let corrupt = |at: u32, reason: &str| {
@@ -201,16 +210,19 @@ impl DirectoryReader {
                     let mut damage = None;
                     cells::scan(&bytes, first, first + 1, |index, _, found| {
                         let found = found.and_then(|f| {
-                            f.map(|f| {
-                                slot::open_payload(
-                                    self.slots.kek.as_ref(),
-                                    &self.slots.keyring_id,
-                                    index,
-                                    f.kind,
-                                    &f.payload,
-                                )
-                            })
-                            .transpose()
+                            // Another kind's slot is passed over unopened
+                            // (its kind byte is in the clear).
+                            f.filter(|f| !*shared || f.kind == slot::KIND_VISITOR)
+                                .map(|f| {
+                                    slot::open_payload(
+                                        self.slots.kek.as_ref(),
+                                        &self.slots.keyring_id,
+                                        index,
+                                        f.kind,
+                                        &f.payload,
+                                    )
+                                })
+                                .transpose()
                         });
                         match found {
                             Ok(Some(super::Slot::Visitor(v))) => {

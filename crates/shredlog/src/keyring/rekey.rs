@@ -19,9 +19,9 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::{
-    Directory, KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot, Tables, build_header,
-    cells, check_header, decode_state, encode_cells, encode_state, new_directory, scan_slots,
-    table,
+    CallerSlot, Directory, KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot, Tables,
+    build_header, cells, check_header, decode_state, encode_cells, encode_state, new_directory,
+    scan_slots, table,
 };
 use crate::config::KeyEncryptionKey;
 use crate::error::{Error, IoContext, Result};
@@ -94,7 +94,7 @@ impl Image {
             self.layout,
             self.kek.as_ref(),
             &self.keyring_id,
-            Tables::of(self.directory.as_ref()),
+            Tables::of(self.version, self.directory.as_ref()),
             data,
             first,
             |index, _, found| match found {
@@ -159,89 +159,81 @@ impl Image {
                 })?;
             Some(decode_state(state).map_err(|r| Error::corrupt(what, SLOT_SIZE as u64, r))?)
         };
-        // Where each slot goes: PII slots first, so that the transcript
-        // slots can name their new places.
+        // Everything goes into one table (format 5), sized for it, under a
+        // new hash key: PII slots first, so that the transcript slots can
+        // name their new places; then each transcript slot with a caller
+        // slot made for it (those of a format-5 keyring are made anew);
+        // then the directory entries; each kind in its old order.
         let wrapped = new.is_some();
-        let mut next = cells::FIRST_CELL;
-        let mut place = |slot: &Slot| -> Result<u32> {
-            let n = cells::cells_for(slot.payload_len(wrapped)?)
-                .ok_or_else(|| Error::Internal("slot larger than a sector".into()))?;
-            if next % cells::SECTOR_CELLS + n > cells::SECTOR_CELLS {
-                next = next.next_multiple_of(cells::SECTOR_CELLS);
-            }
-            let at = next;
-            next += n;
+        let mut needed = 0u64;
+        for (_, slot) in &slots {
+            needed += match slot {
+                Slot::Caller(_) => 0,
+                Slot::Transcript(t) => {
+                    u64::from(cells_for(slot, wrapped)?)
+                        + u64::from(cells_for(
+                            &Slot::Caller(CallerSlot {
+                                tid: t.tid,
+                                vid: t.vid,
+                            }),
+                            wrapped,
+                        )?)
+                }
+                _ => u64::from(cells_for(slot, wrapped)?),
+            };
+        }
+        let sectors = table::Region::sectors_to_hold(needed)
+            .ok_or_else(|| Error::Limit("keyring is full".into()))?;
+        let mut directory = new_directory(cells::FIRST_CELL)?;
+        directory.table.sectors = sectors;
+        let hasher = table::Hasher::new(&directory.key);
+        let mut builder = table::Builder::new(directory.table);
+        let put = |builder: &mut table::Builder, slot: &Slot, hash: u64| -> Result<u32> {
+            let n = cells_for(slot, wrapped)?;
+            let at = builder
+                .place(hash, n)
+                .ok_or_else(|| Error::Internal("keyring rewrite: table full".into()))?;
+            builder.put(at, &encode_cells(new, &self.keyring_id, at, slot)?)?;
             Ok(at)
         };
-        let mut placed: Vec<(u32, Slot)> = Vec::with_capacity(slots.len());
-        let mut visitors: Vec<&Slot> = Vec::new();
         let mut pii_at = std::collections::HashMap::new();
         for (index, slot) in &slots {
             if let Slot::Pii(p) = slot {
-                let at = place(slot)?;
+                let at = put(&mut builder, slot, hasher.pii(&p.tid))?;
                 pii_at.insert(*index, (at, p.tid));
-                placed.push((at, slot.clone()));
             }
         }
         for (_, slot) in &slots {
-            let slot = match slot {
-                Slot::Pii(_) => continue,
-                Slot::Transcript(t) => {
-                    let mut t = t.clone();
-                    t.pii_slot = match pii_at.get(&t.pii_slot) {
-                        Some(&(at, tid)) if tid == t.tid => at,
-                        _ => 0,
-                    };
-                    Slot::Transcript(t)
-                }
-                Slot::Visitor(_) => {
-                    visitors.push(slot);
-                    continue;
-                }
+            let Slot::Transcript(t) = slot else { continue };
+            let mut t = t.clone();
+            t.pii_slot = match pii_at.get(&t.pii_slot) {
+                Some(&(at, tid)) if tid == t.tid => at,
+                _ => 0,
             };
-            let at = place(&slot)?;
-            placed.push((at, slot));
+            let caller = Slot::Caller(CallerSlot {
+                tid: t.tid,
+                vid: t.vid,
+            });
+            let caller_hash = hasher.caller(&t.caller_id);
+            let vid = t.vid;
+            put(&mut builder, &Slot::Transcript(t), hasher.transcript(&vid))?;
+            put(&mut builder, &caller, caller_hash)?;
         }
-        // The directory's table after them, sized for its entries, under a
-        // new hash key.
-        let mut visitor_cells = 0u64;
-        for v in &visitors {
-            visitor_cells += u64::from(cells_for(v, wrapped)?);
+        for (_, slot) in &slots {
+            if let Slot::Visitor(v) = slot {
+                put(&mut builder, slot, hasher.visitor(&v.email))?;
+            }
         }
-        let start = next.next_multiple_of(cells::SECTOR_CELLS);
-        let sectors = table::Region::sectors_for(visitor_cells)
-            .ok_or_else(|| Error::Limit("keyring is full".into()))?;
-        let mut directory = new_directory(start)?;
-        directory.table.sectors = sectors;
-        let mut builder = table::Builder::new(directory.table);
-        for v in visitors {
-            let Slot::Visitor(entry) = v else { continue };
-            let n = cells_for(v, wrapped)?;
-            let at = builder
-                .place(table::visitor_hash(&directory.key, &entry.email), n)
-                .ok_or_else(|| Error::Internal("keyring rewrite: directory table full".into()))?;
-            let enc = encode_cells(new, &self.keyring_id, at, v)?;
-            builder
-                .put(at, &enc)
-                .ok_or_else(|| Error::Internal("keyring rewrite: entry out of range".into()))?;
-        }
-        let (table_bytes, _) = builder.finish();
+        let (table_bytes, _) = builder.finish()?;
         let len = directory.table.end();
         let mut out = Zeroizing::new(vec![0u8; len as usize * cells::CELL]);
         out[..SLOT_SIZE].copy_from_slice(&build_header(self.keyring_id, new, pending, &directory)?);
-        let at = start as usize * cells::CELL;
+        let at = directory.table.start as usize * cells::CELL;
         out[at..at + table_bytes.len()].copy_from_slice(&table_bytes);
         if let Some(mut m) = marks {
             m.slots = len;
             let at = STATE_SLOT as usize * SLOT_SIZE;
             out[at..at + SLOT_SIZE].copy_from_slice(&encode_state(&m));
-        }
-        for (at, slot) in &placed {
-            let enc = encode_cells(new, &self.keyring_id, *at, slot)?;
-            let from = *at as usize * cells::CELL;
-            out.get_mut(from..from + enc.len())
-                .ok_or_else(|| Error::Internal("keyring rewrite: slot out of range".into()))?
-                .copy_from_slice(&enc);
         }
         Ok(out)
     }
@@ -294,9 +286,24 @@ pub fn rekey(
         return Err(Error::NotAStore(dir.to_owned()));
     }
     let _lock = lock(dir)?;
-    wipe_leftover(dir)?;
     let (old_file, image) = read_image(&path, old.map(|k| &k.0))?;
-    let slots = image.slots(&path)?.len();
+    if image
+        .directory
+        .as_ref()
+        .is_some_and(|d| !d.growing.is_none())
+    {
+        return Err(Error::corrupt(
+            &path,
+            super::GROW_TARGET_AT as u64,
+            "a rebuild of the keyring's table was cut short; open the store for writing once to finish it, then rekey",
+        ));
+    }
+    wipe_leftover(dir, true)?;
+    let slots = image
+        .slots(&path)?
+        .iter()
+        .filter(|(_, s)| !matches!(s, Slot::Caller(_)))
+        .count();
     let out = image.reencode(new.map(|k| &k.0), &path)?;
     drop(image);
     replace(dir, &path, &old_file, &out)?;
@@ -318,9 +325,15 @@ pub(crate) fn upgrade(dir: &Path, kek: Option<&Key>) -> Result<()> {
     replace(dir, &path, &old_file, &out)
 }
 
-/// Wipes and removes what a rekey or upgrade cut short left behind.
-pub(crate) fn wipe_leftover(dir: &Path) -> Result<()> {
-    wipe_file(&dir.join(REKEY_TMP))
+/// Wipes and removes what a rekey or upgrade cut short left behind, and
+/// with `grown` what a rebuild of the table cut short before its commit
+/// point left (after it, the file is the table being moved in).
+pub(crate) fn wipe_leftover(dir: &Path, grown: bool) -> Result<()> {
+    wipe_file(&dir.join(REKEY_TMP))?;
+    if grown {
+        wipe_file(&dir.join(super::grow::GROW_TMP))?;
+    }
+    Ok(())
 }
 
 /// Opens the keyring for writing and reads it whole.
@@ -393,14 +406,20 @@ fn lock(dir: &Path) -> Result<File> {
 }
 
 /// Overwrites a file with zeros, syncs and removes it (nothing if missing).
-fn wipe_file(path: &Path) -> Result<()> {
+pub(super) fn wipe_file(path: &Path) -> Result<()> {
     let f = match OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(path, e)),
     };
     let len = f.metadata().at(path)?.len();
-    f.write_all_at(&vec![0u8; len as usize], 0).at(path)?;
+    let zeros = vec![0u8; (len as usize).min(1 << 20)];
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        f.write_all_at(&zeros[..n], at).at(path)?;
+        at += n as u64;
+    }
     f.sync_all().at(path)?;
     std::fs::remove_file(path).at(path)?;
     Ok(())

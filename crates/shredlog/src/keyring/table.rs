@@ -1,8 +1,11 @@
 //! Keyring tables: slots placed by a keyed hash of what they are looked up
 //! by, so that a lookup reads a sector or two instead of the whole keyring
-//! (docs/FORMAT.md §6.12). The visitor directory is the first table: a
-//! visitor's entry lives where the keyed hash of its canonical email says,
-//! and an erasure still wipes it in place.
+//! (docs/FORMAT.md §6.12). In format 4 only the visitor directory was a
+//! table; in format 5 every slot lives in the one table: a visitor's entry
+//! where the keyed hash of its canonical email says, a generation's
+//! transcript slot by its visitor id, its PII slot by its own id, and a
+//! caller slot by the caller's transcript id ([`Hasher`]). An erasure still
+//! wipes each in place.
 //!
 //! A table is a *region* of whole 512-byte sectors, a power of two of them.
 //! Cell 0 of each sector is the sector's header: tag [`TABLE_TAG`], a CRC,
@@ -24,7 +27,14 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::Slot;
 use super::cells::{CELL, FIRST_CELL, SECTOR_CELLS};
+use crate::error::{Error, IoContext, Result};
+use crate::record::{Tid, Vid};
 
 /// Tag of a table sector's header cell.
 pub(crate) const TABLE_TAG: u8 = 0x40;
@@ -38,6 +48,12 @@ pub(crate) const MIN_SECTORS: u32 = 8;
 pub(crate) const REGION_BYTES: usize = 8;
 /// Domain separation of the directory's hash.
 const VISITOR_DOMAIN: &[u8] = b"shredlog visitor directory\0";
+/// Domain separation of a transcript slot's hash (of its visitor id).
+const TRANSCRIPT_DOMAIN: &[u8] = b"shredlog transcript keys\0";
+/// Domain separation of a PII slot's hash (of its generation id).
+const PII_DOMAIN: &[u8] = b"shredlog pii key\0";
+/// Domain separation of a caller slot's hash (of the caller's transcript id).
+const CALLER_DOMAIN: &[u8] = b"shredlog caller id\0";
 
 /// Where a table lives: `sectors` sectors from cell `start` (a sector's
 /// first cell). `sectors == 0`: no table.
@@ -95,10 +111,28 @@ impl Region {
         (0..u64::from(self.sectors)).map(move |i| ((home + i) & mask) as u32)
     }
 
-    /// The sectors a table needs to hold `cells` slot cells at most half
-    /// full: a power of two, at least [`MIN_SECTORS`].
-    pub(crate) fn sectors_for(cells: u64) -> Option<u32> {
-        let needed = (cells * 2).div_ceil(u64::from(SLOT_CELLS));
+    /// The sectors a table is built with to hold `cells` slot cells: the
+    /// fewest (a power of two, at least [`MIN_SECTORS`]) that hold them at
+    /// most half full. A table [`Region::crowded`] past 3/4 is so rebuilt
+    /// twice as big (3/8 full), and compaction rebuilds one at most 1/4
+    /// full half as big.
+    pub(crate) fn sectors_to_hold(cells: u64) -> Option<u32> {
+        Region::sectors_at(cells, 2, 1)
+    }
+
+    /// Whether a format-5 table holding `cells` slot cells is more than 3/4
+    /// full: then it is rebuilt bigger before it takes them.
+    pub(crate) fn crowded(&self, cells: u64) -> bool {
+        cells * 4 > self.capacity() * 3
+    }
+
+    /// The fewest sectors (a power of two, at least [`MIN_SECTORS`]) with
+    /// room for `cells × over / under` slot cells.
+    fn sectors_at(cells: u64, over: u64, under: u64) -> Option<u32> {
+        let needed = cells
+            .checked_mul(over)?
+            .div_ceil(under)
+            .div_ceil(u64::from(SLOT_CELLS));
         let n = needed
             .max(u64::from(MIN_SECTORS))
             .checked_next_power_of_two()?;
@@ -193,24 +227,68 @@ pub(crate) fn cell_bits(first: u32, n: u32) -> u8 {
     ((((1u16 << n) - 1) << first) & 0xff) as u8
 }
 
-/// Where a directory entry for an email belongs: the hash of its
-/// [`placement`](super::directory::placement) (its canonical form, or for
-/// an entry stored before emails were checked its trimmed, lower-case
-/// spelling) under the table's key.
-pub(crate) fn visitor_hash(key: &[u8; 32], email: &str) -> u64 {
-    placed_hash(key, &super::directory::placement(email))
+/// The keyed hashes that place slots in a table (docs/FORMAT.md §6.12),
+/// under the table's key: HMAC-SHA256 of a domain label and what the slot
+/// is looked up by, its first 8 bytes as a little-endian `u64`.
+#[derive(Clone)]
+pub(crate) struct Hasher {
+    mac: Hmac<Sha256>,
 }
 
-/// [`visitor_hash`] of an email already in its placement form.
-pub(crate) fn placed_hash(key: &[u8; 32], placed: &str) -> u64 {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-    mac.update(VISITOR_DOMAIN);
-    mac.update(placed.as_bytes());
-    let full = mac.finalize().into_bytes();
-    let mut h = [0u8; 8];
-    h.copy_from_slice(&full[..8]);
-    u64::from_le_bytes(h)
+impl Hasher {
+    pub(crate) fn new(key: &[u8; 32]) -> Hasher {
+        Hasher {
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length")),
+        }
+    }
+
+    fn hash(&self, domain: &[u8], what: &[u8]) -> u64 {
+        let mut mac = self.mac.clone();
+        mac.update(domain);
+        mac.update(what);
+        let full = mac.finalize().into_bytes();
+        let mut h = [0u8; 8];
+        h.copy_from_slice(&full[..8]);
+        u64::from_le_bytes(h)
+    }
+
+    /// A directory entry's: of its email's placement.
+    pub(crate) fn visitor(&self, email: &str) -> u64 {
+        self.placed(&super::directory::placement(email))
+    }
+
+    /// A directory entry's, of an email already in its placement form.
+    pub(crate) fn placed(&self, placed: &str) -> u64 {
+        self.hash(VISITOR_DOMAIN, placed.as_bytes())
+    }
+
+    /// A transcript slot's: of its visitor id, so that a visitor's
+    /// generations are found together.
+    pub(crate) fn transcript(&self, vid: &Vid) -> u64 {
+        self.hash(TRANSCRIPT_DOMAIN, vid)
+    }
+
+    /// A PII slot's: of its generation id.
+    pub(crate) fn pii(&self, tid: &Tid) -> u64 {
+        self.hash(PII_DOMAIN, tid)
+    }
+
+    /// A caller slot's: of the caller's transcript id.
+    pub(crate) fn caller(&self, caller_id: &str) -> u64 {
+        self.hash(CALLER_DOMAIN, caller_id.as_bytes())
+    }
+
+    /// Where `slot` is placed; a caller slot's hash is of an id it does
+    /// not hold, so it has none here (see [`Hasher::caller`]).
+    pub(crate) fn slot(&self, slot: &Slot) -> Option<u64> {
+        match slot {
+            Slot::Visitor(v) => Some(self.visitor(&v.email)),
+            Slot::Transcript(t) => Some(self.transcript(&t.vid)),
+            Slot::Pii(p) => Some(self.pii(&p.tid)),
+            Slot::Caller(_) => None,
+        }
+    }
 }
 
 /// Which cells of a table are used, and which sectors spilled: one byte a
@@ -271,6 +349,33 @@ impl Occupancy {
         }
     }
 
+    /// Notes the sectors of `region` in `bytes` (whole sectors, the first
+    /// at cell `start`): a cell is in use when its tag is not zero (a
+    /// damaged one too, so that it is never written over), and a sector
+    /// spilled when its header cell says so.
+    pub(crate) fn read_sectors(&mut self, region: Region, start: u32, bytes: &[u8]) {
+        let sector_bytes = SECTOR_CELLS as usize * CELL;
+        for (i, sector) in bytes.chunks_exact(sector_bytes).enumerate() {
+            let cell = start + i as u32 * SECTOR_CELLS;
+            if !region.contains(cell) {
+                continue;
+            }
+            let s = region.sector_of(cell);
+            let Some(b) = self.sectors.get_mut(s as usize) else {
+                continue;
+            };
+            *b = 0;
+            for c in 1..SECTOR_CELLS as usize {
+                if sector[c * CELL] != 0 {
+                    *b |= 1 << c;
+                }
+            }
+            if parse_header_cell(sector) == Ok(true) {
+                *b |= SPILLED;
+            }
+        }
+    }
+
     /// Finds room for a slot of `n` cells whose hash is `hash`, and takes
     /// it (the spilled flags of the sectors passed over are set too).
     /// `None`: no sector has room.
@@ -298,25 +403,66 @@ impl Occupancy {
     }
 }
 
-/// A new table written whole in memory (a grown table, or an upgraded or
-/// re-keyed keyring's): slots placed as they are added, header cells
-/// written at the end. Its bytes are wiped when dropped.
+/// A new table written whole (a rebuilt table, or an upgraded or re-keyed
+/// keyring's): slots placed as they are added, header cells written at the
+/// end; in memory (wiped when dropped), or straight into a file, so that a
+/// table of any size is rebuilt in bounded memory.
 pub(crate) struct Builder {
     region: Region,
     occupancy: Occupancy,
-    bytes: Zeroizing<Vec<u8>>,
+    out: Out,
 }
 
+enum Out {
+    Memory(Zeroizing<Vec<u8>>),
+    /// The region's bytes from offset 0 of `file`.
+    File {
+        file: File,
+        path: PathBuf,
+    },
+}
+
+/// Bytes written at a time when a table is laid out in a file.
+const CHUNK: usize = 2 << 20;
+
 impl Builder {
+    /// A table built in memory.
     pub(crate) fn new(region: Region) -> Builder {
         Builder {
             region,
             occupancy: Occupancy::empty(region),
-            bytes: Zeroizing::new(vec![
+            out: Out::Memory(Zeroizing::new(vec![
                 0u8;
-                region.sectors as usize * SECTOR_CELLS as usize * CELL
-            ]),
+                region.sectors as usize
+                    * SECTOR_CELLS as usize
+                    * CELL
+            ])),
         }
+    }
+
+    /// A table built in `file` (empty; it becomes exactly the region's
+    /// bytes): every sector written first with a header cell and no slot.
+    pub(crate) fn in_file(region: Region, file: File, path: &Path) -> Result<Builder> {
+        let sector = SECTOR_CELLS as usize * CELL;
+        let mut chunk = vec![0u8; CHUNK];
+        for at in (0..CHUNK).step_by(sector) {
+            chunk[at..at + CELL].copy_from_slice(&header_cell(false));
+        }
+        let total = region.sectors as usize * sector;
+        let mut done = 0;
+        while done < total {
+            let n = (total - done).min(CHUNK);
+            file.write_all_at(&chunk[..n], done as u64).at(path)?;
+            done += n;
+        }
+        Ok(Builder {
+            region,
+            occupancy: Occupancy::empty(region),
+            out: Out::File {
+                file,
+                path: path.to_owned(),
+            },
+        })
     }
 
     /// Finds room for a slot of `n` cells with hash `hash`; `None` when
@@ -326,22 +472,47 @@ impl Builder {
     }
 
     /// Puts the cells of a slot placed at `cell`.
-    pub(crate) fn put(&mut self, cell: u32, cells: &[u8]) -> Option<()> {
-        let from = (cell.checked_sub(self.region.start)?) as usize * CELL;
-        self.bytes
-            .get_mut(from..from + cells.len())?
-            .copy_from_slice(cells);
-        Some(())
+    pub(crate) fn put(&mut self, cell: u32, cells: &[u8]) -> Result<()> {
+        let from = cell
+            .checked_sub(self.region.start)
+            .map(|c| c as usize * CELL)
+            .filter(|f| {
+                f + cells.len() <= self.region.sectors as usize * SECTOR_CELLS as usize * CELL
+            })
+            .ok_or_else(|| Error::Internal(format!("table slot {cell} out of its region")))?;
+        match &mut self.out {
+            Out::Memory(bytes) => bytes[from..from + cells.len()].copy_from_slice(cells),
+            Out::File { file, path } => file.write_all_at(cells, from as u64).at(path)?,
+        }
+        Ok(())
     }
 
-    /// The region's bytes, header cells written, and what is in use.
-    pub(crate) fn finish(mut self) -> (Zeroizing<Vec<u8>>, Occupancy) {
-        for sector in 0..self.region.sectors {
-            let at = (sector * SECTOR_CELLS) as usize * CELL;
-            let cell = header_cell(self.occupancy.is_spilled(sector));
-            self.bytes[at..at + CELL].copy_from_slice(&cell);
+    /// Writes the header cells; the region's bytes (empty when built in a
+    /// file, which is not synced here) and what is in use.
+    pub(crate) fn finish(self) -> Result<(Zeroizing<Vec<u8>>, Occupancy)> {
+        let Builder {
+            region,
+            occupancy,
+            out,
+        } = self;
+        match out {
+            Out::Memory(mut bytes) => {
+                for sector in 0..region.sectors {
+                    let at = (sector * SECTOR_CELLS) as usize * CELL;
+                    let cell = header_cell(occupancy.is_spilled(sector));
+                    bytes[at..at + CELL].copy_from_slice(&cell);
+                }
+                Ok((bytes, occupancy))
+            }
+            Out::File { file, path } => {
+                // Every sector has its header already; only spilled ones change.
+                for sector in (0..region.sectors).filter(|&s| occupancy.is_spilled(s)) {
+                    let at = u64::from(sector * SECTOR_CELLS) * CELL as u64;
+                    file.write_all_at(&header_cell(true), at).at(&path)?;
+                }
+                Ok((Zeroizing::new(Vec::new()), occupancy))
+            }
         }
-        (std::mem::take(&mut self.bytes), self.occupancy)
     }
 }
 
@@ -391,12 +562,18 @@ mod tests {
     }
 
     #[test]
-    fn sizes_are_powers_of_two_at_most_half_full() {
-        assert_eq!(Region::sectors_for(0), Some(MIN_SECTORS));
-        assert_eq!(Region::sectors_for(28), Some(8));
-        assert_eq!(Region::sectors_for(29), Some(16));
-        let s = Region::sectors_for(100_000).unwrap();
-        assert!(s.is_power_of_two() && u64::from(s) * 7 >= 200_000 && u64::from(s) * 7 < 400_000);
+    fn sizes_are_powers_of_two_built_at_most_half_full_and_crowded_past_3_4() {
+        assert_eq!(Region::sectors_to_hold(0), Some(MIN_SECTORS));
+        assert_eq!(Region::sectors_to_hold(28), Some(8));
+        assert_eq!(Region::sectors_to_hold(29), Some(16));
+        let s = Region::sectors_to_hold(100_000).unwrap();
+        let cap = u64::from(s) * 7;
+        assert!(s.is_power_of_two() && (200_000..400_000).contains(&cap));
+        let r = region(8);
+        assert!(!r.crowded(42) && r.crowded(43));
+        // Crowded, it is rebuilt twice as big, not more.
+        assert_eq!(Region::sectors_to_hold(43), Some(16));
+        assert_eq!(Region::sectors_to_hold(u64::MAX), None);
     }
 
     #[test]
@@ -501,7 +678,8 @@ mod tests {
         let mut b = Builder::new(r);
         let cell = b.place(2, 2).unwrap();
         b.put(cell, &[9u8; 2 * CELL]).unwrap();
-        let (bytes, occ) = b.finish();
+        assert!(b.put(r.end(), &[9u8; CELL]).is_err());
+        let (bytes, occ) = b.finish().unwrap();
         assert_eq!(bytes.len(), 8 * 512);
         for s in 0..8 {
             assert_eq!(parse_header_cell(&bytes[s * 512..]), Ok(false));
@@ -513,18 +691,32 @@ mod tests {
 
     #[test]
     fn the_hash_follows_the_canonical_email_and_the_key() {
-        let k = [7u8; 32];
-        assert_eq!(
-            visitor_hash(&k, "Ann@Example.COM "),
-            visitor_hash(&k, "ann@example.com")
-        );
+        let k = Hasher::new(&[7u8; 32]);
+        assert_eq!(k.visitor("Ann@Example.COM "), k.visitor("ann@example.com"));
+        assert_eq!(k.visitor("Ann@Example.COM "), k.placed("ann@example.com"));
         assert_ne!(
-            visitor_hash(&k, "ann@example.com"),
-            visitor_hash(&[8u8; 32], "ann@example.com")
+            k.visitor("ann@example.com"),
+            Hasher::new(&[8u8; 32]).visitor("ann@example.com")
         );
-        assert_ne!(
-            visitor_hash(&k, "ann@example.com"),
-            visitor_hash(&k, "bob@example.com")
-        );
+        assert_ne!(k.visitor("ann@example.com"), k.visitor("bob@example.com"));
+    }
+
+    #[test]
+    fn each_kind_of_slot_has_its_own_hash() {
+        let k = Hasher::new(&[7u8; 32]);
+        let id = [3u8; 16];
+        let all = [
+            k.transcript(&id),
+            k.pii(&id),
+            k.caller(std::str::from_utf8(&[b'a'; 16]).unwrap()),
+            k.visitor("a@example.com"),
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(k.transcript(&id), k.transcript(&[3u8; 16]));
+        assert_ne!(k.transcript(&id), Hasher::new(&[8u8; 32]).transcript(&id));
     }
 }

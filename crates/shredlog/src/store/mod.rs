@@ -28,7 +28,7 @@ use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::ids::hex;
 use crate::index::{Extent, Index, TranscriptEntry};
-use crate::keyring::{DirectoryReader, KeyCache, Keyring};
+use crate::keyring::{DirectoryReader, KeyCache, Keyring, Moved};
 use crate::message::Timestamp;
 use crate::pii::Detector;
 use crate::policy::Policy;
@@ -280,6 +280,27 @@ impl Store {
 }
 
 impl Engine {
+    /// The keyring's table was rebuilt ([`Keyring::reserve`]): the index and
+    /// the leftover slots follow what moved. Called with the index's lock
+    /// held across the rebuild.
+    pub(crate) fn slots_moved(&self, index: &mut Index, moved: &[Moved]) {
+        if moved.is_empty() {
+            return;
+        }
+        index.slots_moved(moved);
+        let to: std::collections::HashMap<u32, u32> =
+            moved.iter().map(|m| (m.from, m.to)).collect();
+        // Every slot moved but caller slots, which are made anew (and are
+        // never leftovers).
+        self.leftovers.lock().retain_mut(|s| match to.get(s) {
+            Some(&t) => {
+                *s = t;
+                true
+            }
+            None => false,
+        });
+    }
+
     /// The visitor an email as a caller wrote it names: of the directory
     /// entries for its address that `index` still names (a second copy left
     /// by a crash, or the old entry of a rectification, is not an answer),

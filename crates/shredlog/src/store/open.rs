@@ -384,6 +384,9 @@ impl SlotIndexer {
             Slot::Pii(p) => {
                 self.pii.insert(i, p.tid);
             }
+            // Found by lookups of a caller id; the index knows generations
+            // by their transcript slots.
+            Slot::Caller(_) => {}
             Slot::Visitor(v) => {
                 // A second directory entry of a visitor is a copy left by a
                 // keyring compaction cut short (the same revision: either
