@@ -7,7 +7,7 @@
 //! generations keeps a live PII key (or who has none left) loses the
 //! directory entry too.
 //!
-//! Slot indices differ between copies (keyring compaction moves slots), so
+//! Slot indices differ between copies (a rebuild of the table moves slots), so
 //! records name random ids (generation and visitor ids), which every slot
 //! carries, and each copy is searched for them.
 

@@ -4,13 +4,18 @@
 //!
 //! Layout (docs/FORMAT.md has every byte): the first 512 bytes are the file
 //! header, the next 512 the keyring's state ([`Marks`]: what was durable in
-//! every file when the keyring was last synced); after them, slots holding
-//! keys and directory entries. In format 3 (written now) a slot takes as
-//! many 64-byte cells as it needs, 1 to 8, never crossing a 512-byte sector
-//! ([`cells`]); formats 1 and 2 gave every slot 512 bytes ([`legacy`]), and
-//! a writing open rewrites them in format 3 ([`rekey::upgrade`]). Either
-//! way a slot lives inside one disk sector, so writing or wiping it is a
-//! single write inside one sector.
+//! every file when the keyring was last synced); after them, the table
+//! ([`table`]): in format 5 (written now) every slot lives there, where a
+//! keyed hash of what it is looked up by places it — a directory entry by
+//! its email, a transcript slot by its visitor id, a PII slot by its
+//! generation id, a caller slot by the caller's transcript id — so that a
+//! lookup reads a sector or two. A slot takes as many 64-byte cells as it
+//! needs, 1 to 7, never crossing a 512-byte sector ([`cells`]), so writing
+//! or wiping it is a single write inside one sector. The table is rebuilt
+//! twice as big before it gets crowded, through a second file ([`grow`]).
+//! Formats 1 and 2 gave every slot 512 bytes ([`legacy`]), formats 3 and 4
+//! put key slots anywhere outside the table; a writing open rewrites any of
+//! them in format 5 ([`rekey::upgrade`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
