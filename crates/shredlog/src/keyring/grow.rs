@@ -341,10 +341,9 @@ impl Keyring {
                 d.table = new;
                 d.growing = table::Region::NONE;
             });
-            *lookups = super::directory::View::Table {
+            *lookups = super::directory::View {
                 hasher: self.hasher()?.clone(),
                 region: new,
-                shared: true,
             };
         }
         self.occupancy = self.read_occupancy(new)?;

@@ -64,6 +64,7 @@ mod grow;
 mod legacy;
 pub(crate) mod rekey;
 mod slot;
+mod source;
 mod state;
 pub(crate) mod table;
 pub(crate) use cache::{KeyCache, TranscriptKeys};
@@ -73,6 +74,7 @@ pub(crate) use slot::{
     CallerSlot, MAX_EMAIL, MAX_TRANSCRIPT_ID, PiiSlot, REVISIONS, Slot, TranscriptSlot,
     VisitorSlot, newer_revision,
 };
+use source::Source;
 use state::encode_state;
 pub(crate) use state::{Marks, decode_state};
 
@@ -115,6 +117,9 @@ impl Layout {
 pub(crate) struct Keyring {
     path: PathBuf,
     file: Arc<File>,
+    /// Where slots are read from: the file, or for a keyring of an older
+    /// format opened read-only, a copy converted to format 5 in memory.
+    src: Source,
     kek: Option<Key>,
     keyring_id: [u8; 16],
     /// Format version of the file's header.
@@ -125,9 +130,9 @@ pub(crate) struct Keyring {
     /// Length of the file in units (cells, or 512-byte slots in formats 1
     /// and 2), header and state included.
     len: u32,
-    /// Units holding slots and units free for them, in a keyring of an
-    /// older format (read only; counted at open).
-    legacy_counts: (u64, u64),
+    /// What a keyring of an older format, converted for a read-only open,
+    /// showed of itself (its `stats` line describes the file as it is).
+    shown: Option<Shown>,
     /// The marks as they will be written with the next sync.
     marks: Marks,
     /// The marks in the state slot on disk (`None`: not written yet).
@@ -198,7 +203,28 @@ pub(crate) struct OpenMode {
     pub salvage: bool,
 }
 
+/// What a keyring of an older format showed of itself before it was
+/// converted for a read-only open.
+#[derive(Clone, Copy, Debug)]
+struct Shown {
+    /// Its length in its units.
+    len: u32,
+    unit: u64,
+    /// Units holding slots, and free units.
+    counts: (u64, u64),
+}
+
+/// A keyring of an older format converted in memory (see
+/// [`Keyring::convert`]).
+struct Converted {
+    header: Header,
+    image: Arc<Zeroizing<Vec<u8>>>,
+    damaged: Vec<SlotDamage>,
+    shown: Shown,
+}
+
 /// What a keyring's header says.
+#[derive(Clone)]
 struct Header {
     keyring_id: [u8; 16],
     version: u16,
@@ -301,24 +327,35 @@ impl Keyring {
             // only when it was not committed).
             rekey::wipe_leftover(dir, !growing)?;
         }
-        let (file, header) = if header.version < KEYRING_VERSION && !mode.read_only {
+        let (file, header, converted) = if header.version < KEYRING_VERSION && !mode.read_only {
             drop(file);
             rekey::upgrade(dir, kek)?;
-            Keyring::open_file(&path, kek, false)?
+            let (file, header) = Keyring::open_file(&path, kek, false)?;
+            (file, header, None)
+        } else if header.version < KEYRING_VERSION {
+            // Read only: converted in memory, the file left as it is.
+            let converted = Keyring::convert(&path, &file, kek, mode.salvage)?;
+            (file, converted.header.clone(), Some(converted))
         } else {
-            (file, header)
+            (file, header, None)
+        };
+        let file = Arc::new(file);
+        let (src, damaged_before, shown) = match converted {
+            Some(c) => (Source::Image(c.image), c.damaged, Some(c.shown)),
+            None => (Source::File(Arc::clone(&file)), Vec::new(), None),
         };
         let layout = Layout::of(header.version);
         let mut keyring = Keyring {
             path,
-            file: Arc::new(file),
+            file,
+            src,
             kek: kek.cloned(),
             keyring_id: header.keyring_id,
             version: header.version,
             layout,
             state_pending: header.state_pending,
             len: layout.first_data(),
-            legacy_counts: (0, 0),
+            shown,
             marks: Marks::default(),
             written: None,
             hasher: header
@@ -330,21 +367,25 @@ impl Keyring {
                 .as_ref()
                 .map(|d| table::Occupancy::empty(d.table))
                 .unwrap_or_default(),
-            view: Arc::new(parking_lot::RwLock::new(match &header.directory {
-                Some(d) => directory::View::Table {
-                    hasher: table::Hasher::new(&d.key),
-                    region: d.table,
-                    shared: header.version >= KEYRING_VERSION,
-                },
-                None => directory::View::legacy(),
+            view: Arc::new(parking_lot::RwLock::new(directory::View {
+                hasher: header
+                    .directory
+                    .as_ref()
+                    .map(|d| table::Hasher::new(&d.key))
+                    .ok_or_else(|| Error::Internal("keyring without a table".into()))?,
+                region: header
+                    .directory
+                    .as_ref()
+                    .map_or(table::Region::NONE, |d| d.table),
             })),
             directory: header.directory,
         };
         if growing {
             keyring.finish_rebuild()?;
         }
-        let size = keyring.file.metadata().at(&keyring.path)?.len();
+        let size = keyring.src.len().at(&keyring.path)?;
         let (mut damaged, marks) = keyring.load_slots(size, each)?;
+        damaged.extend(damaged_before);
         if let Some(m) = marks {
             let needed = u64::from(m.slots) * layout.unit() as u64;
             if size < needed {
@@ -370,6 +411,66 @@ impl Keyring {
             keyring,
             damaged,
             marks,
+        })
+    }
+
+    /// Reads a keyring of an older format and converts it to format 5 in
+    /// memory (as a writing open would rewrite it, [`Image::reencode`]), for
+    /// a read-only open: nothing is written. Its damaged slots are left out
+    /// and reported; its length is checked against its own marks.
+    fn convert(path: &Path, file: &File, kek: Option<&Key>, salvage: bool) -> Result<Converted> {
+        let len = file.metadata().at(path)?.len();
+        let mut bytes = Zeroizing::new(vec![0u8; len as usize]);
+        file.read_exact_at(&mut bytes, 0).at(path)?;
+        let image = rekey::Image::parse(bytes, kek, path)?;
+        let unit = image.unit() as u64;
+        let scanned = image.scan();
+        let mut damaged = scanned.damaged;
+        let marks = match image.marks(path) {
+            Ok(m) => m,
+            Err(_) => {
+                damaged.push(SlotDamage {
+                    index: STATE_SLOT,
+                    offset: SLOT_SIZE as u64,
+                    reason: "the keyring's state slot is damaged or missing",
+                });
+                None
+            }
+        };
+        if let Some(m) = marks {
+            let needed = u64::from(m.slots) * unit;
+            if len < needed {
+                let reason = "the keyring is shorter than the slots it held durably: its end is missing (cut short?)";
+                if !salvage {
+                    return Err(Error::corrupt(
+                        path,
+                        len,
+                        format!("{reason}; {needed} bytes were acknowledged"),
+                    ));
+                }
+                damaged.push(SlotDamage {
+                    index: (len / unit) as u32,
+                    offset: len,
+                    reason,
+                });
+            }
+        }
+        let pending = marks.is_none();
+        let out = image.reencode_slots(&scanned.slots, kek, pending, marks)?;
+        let head: &[u8; SLOT_SIZE] = out
+            .get(..SLOT_SIZE)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| Error::Internal("converted keyring without a header".into()))?;
+        let header = check_header(path, head, kek)?;
+        Ok(Converted {
+            header,
+            image: Arc::new(out),
+            damaged,
+            shown: Shown {
+                len: u32::try_from(len / unit).unwrap_or(u32::MAX),
+                unit,
+                counts: scanned.counts,
+            },
         })
     }
 
@@ -419,23 +520,24 @@ impl Keyring {
         file.sync_all().at(&path)?;
         crate::failpoint::synced(&path, &file);
         crate::fsutil::sync_dir(dir)?;
+        let file = Arc::new(file);
         let keyring = Keyring {
             path,
-            file: Arc::new(file),
+            src: Source::File(Arc::clone(&file)),
+            file,
             kek: kek.cloned(),
             keyring_id,
             version: KEYRING_VERSION,
             layout: Layout::Cells,
             state_pending: false,
             len,
-            legacy_counts: (0, 0),
+            shown: None,
             marks,
             written: Some(marks),
             hasher: Some(table::Hasher::new(&directory.key)),
-            view: Arc::new(parking_lot::RwLock::new(directory::View::Table {
+            view: Arc::new(parking_lot::RwLock::new(directory::View {
                 hasher: table::Hasher::new(&directory.key),
                 region: directory.table,
-                shared: true,
             })),
             directory: Some(directory),
             occupancy,
@@ -465,7 +567,7 @@ impl Keyring {
         let mut state = [0u8; SLOT_SIZE];
         let has_state = size >= 2 * SLOT_SIZE as u64;
         if has_state {
-            self.file
+            self.src
                 .read_exact_at(&mut state, SLOT_SIZE as u64)
                 .at(&self.path)?;
         }
@@ -495,14 +597,12 @@ impl Keyring {
             let chunk = buf
                 .get_mut(..n as usize * unit)
                 .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
-            self.file
+            self.src
                 .read_exact_at(chunk, u64::from(start) * unit as u64)
                 .at(&self.path)?;
             let mut next = start + n;
             let tables = self.tables();
-            let counts = &mut self.legacy_counts;
             let occupancy = &mut self.occupancy;
-            let view = &self.view;
             scan_slots(
                 self.layout,
                 self.kek.as_ref(),
@@ -514,18 +614,10 @@ impl Keyring {
                     next = next.max(index + step);
                     let in_table = tables.table.contains(index);
                     match found {
-                        Ok(None) if in_table || tables.all_in_table => {}
-                        Ok(None) => counts.1 += 1,
+                        Ok(None) => {}
                         Ok(Some(slot)) => {
                             if in_table {
                                 occupancy.mark(tables.table, index, step, true);
-                            } else {
-                                counts.0 += u64::from(step);
-                                if let Slot::Visitor(v) = &slot {
-                                    // An older keyring's entry (in format 4
-                                    // one outside the table is damage).
-                                    view.write().add_legacy(&v.email, index);
-                                }
                             }
                             each(index, slot);
                         }
@@ -575,31 +667,32 @@ impl Keyring {
 
     /// Length of the file in units (header and state included).
     pub(crate) fn len(&self) -> u32 {
-        self.len
+        self.shown.map_or(self.len, |s| s.len)
     }
 
     /// Bytes of the unit [`Keyring::len`] and slot indices count in: 64
     /// (formats 3 and later) or 512.
     pub(crate) fn unit_bytes(&self) -> u64 {
-        self.layout.unit() as u64
+        self.shown.map_or(self.layout.unit() as u64, |s| s.unit)
     }
 
     /// Units holding slots, and units free for them (a table's header
     /// cells, and a region still to retire, are neither).
     pub(crate) fn cell_counts(&self) -> (u64, u64) {
+        if let Some(s) = self.shown {
+            return s.counts;
+        }
         let Some(d) = &self.directory else {
-            return self.legacy_counts;
+            return (0, 0);
         };
         let used = self.occupancy.used_cells();
-        let free = d.table.capacity().saturating_sub(used);
-        let (heap_used, heap_free) = self.legacy_counts;
-        (used + heap_used, free + heap_free)
+        (used, d.table.capacity().saturating_sub(used))
     }
 
     /// Refuses to write a keyring of an older format: a writing open
     /// rewrites it in format 5 first.
     fn writable(&self) -> Result<()> {
-        if self.version == KEYRING_VERSION {
+        if self.version == KEYRING_VERSION && matches!(self.src, Source::File(_)) {
             Ok(())
         } else {
             Err(Error::Internal(format!(
@@ -1085,6 +1178,9 @@ impl Keyring {
     /// Checks every slot of `bytes`, a copy of the whole keyring file (for
     /// `verify`).
     pub(crate) fn check_copy(&self, bytes: &[u8]) -> CopyCheck {
+        if matches!(self.src, Source::Image(_)) {
+            return self.check_older_copy(bytes);
+        }
         let unit = self.layout.unit();
         let mut check = CopyCheck {
             state: bytes
@@ -1210,6 +1306,54 @@ impl Keyring {
         check
     }
 
+    /// [`Keyring::check_copy`] of a keyring of an older format, opened
+    /// read-only (and so read converted): the copy is checked in its own
+    /// format, every slot decoded.
+    fn check_older_copy(&self, bytes: &[u8]) -> CopyCheck {
+        let mut check = CopyCheck {
+            state: None,
+            needed: 0,
+            in_use: 0,
+            damaged: Vec::new(),
+            callerless: Vec::new(),
+        };
+        let image = match rekey::Image::parse(
+            Zeroizing::new(bytes.to_vec()),
+            self.kek.as_ref(),
+            &self.path,
+        ) {
+            Ok(image) => image,
+            Err(_) => {
+                check.damaged.push(SlotDamage {
+                    index: 0,
+                    offset: 0,
+                    reason: "the keyring's header is damaged",
+                });
+                return check;
+            }
+        };
+        let unit = image.unit();
+        let scanned = image.scan();
+        check.in_use = scanned.slots.len() as u64;
+        check.damaged = scanned.damaged;
+        check.state = match image.marks(&self.path) {
+            Ok(m) => m.map(Ok),
+            Err(_) => Some(Err("the keyring's state slot is damaged")),
+        };
+        if let Some(Ok(m)) = check.state {
+            check.needed = u64::from(m.slots) * unit as u64;
+        }
+        if !bytes.len().is_multiple_of(unit) && bytes.len() > 2 * SLOT_SIZE {
+            let index = (bytes.len() / unit) as u32;
+            check.damaged.push(SlotDamage {
+                index,
+                offset: u64::from(index) * unit as u64,
+                reason: "truncated",
+            });
+        }
+        check
+    }
+
     /// Looks up directory entries by email without the writer's lock.
     pub(crate) fn directory_reader(&self) -> DirectoryReader {
         DirectoryReader {
@@ -1223,7 +1367,7 @@ impl Keyring {
     pub(crate) fn reader(&self) -> SlotReader {
         SlotReader {
             path: self.path.clone(),
-            file: Arc::clone(&self.file),
+            src: self.src.clone(),
             kek: self.kek.clone(),
             keyring_id: self.keyring_id,
             layout: self.layout,
@@ -1235,7 +1379,7 @@ impl Keyring {
 #[derive(Clone)]
 pub(crate) struct SlotReader {
     path: PathBuf,
-    file: Arc<File>,
+    src: Source,
     kek: Option<Key>,
     keyring_id: [u8; 16],
     layout: Layout,
@@ -1270,7 +1414,7 @@ impl SlotReader {
         let mut buf = Zeroizing::new(vec![0u8; (end - offset) as usize]);
         let mut got = 0;
         while got < buf.len() {
-            match self.file.read_at(&mut buf[got..], offset + got as u64) {
+            match self.src.read_at(&mut buf[got..], offset + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -1841,6 +1985,14 @@ mod tests {
                     );
                     let callers = kr.callers(&format!("t-{n}")).unwrap();
                     assert_eq!(callers.iter().filter(|c| c.tid == *tid).count(), 1);
+                    // The lock-free reader finds the same, and the visitor's
+                    // transcript slots include this one.
+                    let reader = kr.directory_reader();
+                    let found = reader.callers(&format!("t-{n}")).unwrap();
+                    assert_eq!(found.iter().filter(|c| c.tid == *tid).count(), 1);
+                    let vid = found.iter().find(|c| c.tid == *tid).unwrap().vid;
+                    let of = reader.transcripts_of(&vid).unwrap();
+                    assert!(of.iter().any(|(at, t)| *at == *c && t.tid == *tid));
                 }
                 let raw = std::fs::read(&kr.path).unwrap();
                 let copy = kr.check_copy(&raw);
@@ -2435,15 +2587,52 @@ mod tests {
                 read_only: true,
                 salvage: false,
             };
+            // What either open finds: the same slots, the PII slot named at
+            // its new index, and a caller slot made for the transcript slot.
+            let converted = |seen: &[(u32, Slot)]| {
+                let pii_at = seen.iter().find(|s| matches!(s.1, Slot::Pii(_))).unwrap().0;
+                let mut t = t.clone();
+                t.pii_slot = pii_at;
+                let mut want: Vec<Slot> = vec![
+                    Slot::Pii(p.clone()),
+                    Slot::Transcript(t.clone()),
+                    Slot::Caller(CallerSlot {
+                        tid: t.tid,
+                        vid: t.vid,
+                    }),
+                    visitor.clone(),
+                ];
+                let mut got: Vec<Slot> = seen.iter().map(|s| s.1.clone()).collect();
+                want.sort_by_key(|s| format!("{s:?}"));
+                got.sort_by_key(|s| format!("{s:?}"));
+                assert_eq!(got, want);
+            };
             let mut seen = Vec::new();
             let loaded = Keyring::open(dir.path(), kek.as_ref(), read_only, |i, s| {
                 seen.push((i, s))
             })
             .unwrap();
-            assert_eq!(seen, slots);
-            assert_eq!(loaded.keyring.version, version);
+            // Read only, it is converted in memory: read as format 5, its
+            // `stats` counts those of the file as it is.
+            converted(&seen);
+            assert_eq!(loaded.keyring.version, KEYRING_VERSION);
+            assert_eq!(loaded.keyring.unit_bytes(), SLOT_SIZE as u64);
+            assert_eq!(
+                u64::from(loaded.keyring.len()),
+                raw.len() as u64 / SLOT_SIZE as u64
+            );
+            assert_eq!(loaded.keyring.cell_counts(), (3, 5), "slots 2..10: 3 used");
             assert_eq!(loaded.marks.is_some(), version == KEYRING_VERSION_2);
-            assert_eq!(loaded.keyring.read_slot(9).unwrap(), Some(visitor.clone()));
+            let visitor_at = seen
+                .iter()
+                .find(|s| matches!(s.1, Slot::Visitor(_)))
+                .unwrap()
+                .0;
+            assert_eq!(
+                loaded.keyring.read_slot(visitor_at).unwrap(),
+                Some(visitor.clone())
+            );
+            assert!(loaded.keyring.writable().is_err(), "never written");
             drop(loaded);
             assert_eq!(
                 std::fs::read(&path).unwrap(),
@@ -2457,21 +2646,7 @@ mod tests {
             assert!(loaded.damaged.is_empty());
             assert_eq!(loaded.keyring.version, KEYRING_VERSION);
             assert_eq!(loaded.marks.map(|m| m.segment), (version == 2).then_some(9));
-            let pii_at = seen.iter().find(|s| matches!(s.1, Slot::Pii(_))).unwrap().0;
-            t.pii_slot = pii_at;
-            let mut want: Vec<Slot> = vec![
-                Slot::Pii(p.clone()),
-                Slot::Transcript(t.clone()),
-                Slot::Caller(CallerSlot {
-                    tid: t.tid,
-                    vid: t.vid,
-                }),
-                visitor.clone(),
-            ];
-            let mut got: Vec<Slot> = seen.into_iter().map(|s| s.1).collect();
-            want.sort_by_key(|s| format!("{s:?}"));
-            got.sort_by_key(|s| format!("{s:?}"));
-            assert_eq!(got, want);
+            converted(&seen);
             let mut kr = loaded.keyring;
             // One table, of the fewest sectors, holding every slot.
             let table = kr.directory.as_ref().unwrap().table;

@@ -19,9 +19,9 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::{
-    CallerSlot, Directory, KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot, Tables,
-    build_header, cells, check_header, decode_state, encode_cells, encode_state, new_directory,
-    scan_slots, table,
+    CallerSlot, Directory, KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot,
+    SlotDamage, Tables, build_header, cells, check_header, decode_state, encode_cells,
+    encode_state, new_directory, scan_slots, table,
 };
 use crate::config::KeyEncryptionKey;
 use crate::error::{Error, IoContext, Result};
@@ -85,31 +85,96 @@ impl Image {
     /// Every data slot in use, decoded; a damaged slot is an error naming
     /// `what` and its offset.
     pub(crate) fn slots(&self, what: &Path) -> Result<Vec<(u32, Slot)>> {
+        let scanned = self.scan();
+        match scanned.damaged.first() {
+            Some(d) => Err(Error::corrupt(what, d.offset, d.reason)),
+            None => Ok(scanned.slots),
+        }
+    }
+
+    /// Every data slot: those in use, decoded, and the damaged ones; and
+    /// what the keyring's `stats` line counts of the file as it is.
+    pub(crate) fn scan(&self) -> Scanned {
         let unit = self.layout.unit();
         let first = self.layout.first_data();
         let data = self.bytes.get(first as usize * unit..).unwrap_or_default();
-        let mut out = Vec::new();
-        let mut damage = None;
+        let tables = Tables::of(self.version, self.directory.as_ref());
+        let mut out = Scanned {
+            slots: Vec::new(),
+            damaged: Vec::new(),
+            counts: (0, 0),
+        };
+        let (mut heap_free, mut table_used) = (0u64, 0u64);
         scan_slots(
             self.layout,
             self.kek.as_ref(),
             &self.keyring_id,
-            Tables::of(self.version, self.directory.as_ref()),
+            tables,
             data,
             first,
-            |index, _, found| match found {
-                _ if damage.is_some() => {}
-                Ok(None) => {}
-                Ok(Some(slot)) => out.push((index, slot)),
-                Err(reason) => damage = Some((index, reason)),
+            |index, step, found| {
+                let in_table = tables.table.contains(index);
+                if in_table && !matches!(found, Ok(None)) {
+                    table_used += u64::from(step);
+                }
+                match found {
+                    Ok(None) if in_table => {}
+                    Ok(None) => heap_free += 1,
+                    Ok(Some(slot)) => out.slots.push((index, slot)),
+                    Err(reason) => out.damaged.push(SlotDamage {
+                        index,
+                        offset: u64::from(index) * unit as u64,
+                        reason,
+                    }),
+                }
             },
         );
-        match damage {
-            Some((index, reason)) => {
-                Err(Error::corrupt(what, u64::from(index) * unit as u64, reason))
+        let len = (self.bytes.len() / unit) as u64;
+        let all = len.saturating_sub(u64::from(first));
+        out.counts = match &self.directory {
+            None => (all.saturating_sub(heap_free), heap_free),
+            Some(d) => {
+                let table_free = d.table.capacity().saturating_sub(table_used);
+                let retire = u64::from(
+                    d.retire
+                        .end()
+                        .min(len as u32)
+                        .saturating_sub(d.retire.start),
+                );
+                let used = all
+                    .saturating_sub(heap_free + table_free + u64::from(d.table.sectors) + retire);
+                (used, heap_free + table_free)
             }
-            None => Ok(out),
+        };
+        out
+    }
+
+    /// The marks of the state slot: `None` for one never written (format 1,
+    /// or the state-pending flag); an error naming `what` for a damaged or
+    /// missing one.
+    pub(crate) fn marks(&self, what: &Path) -> Result<Option<Marks>> {
+        if self.version == KEYRING_VERSION_1 || self.state_pending {
+            return Ok(None);
         }
+        let state: &[u8; SLOT_SIZE] = self
+            .bytes
+            .get(SLOT_SIZE..2 * SLOT_SIZE)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| {
+                Error::corrupt(
+                    what,
+                    SLOT_SIZE as u64,
+                    "the keyring's state slot is missing",
+                )
+            })?;
+        Ok(Some(
+            decode_state(state).map_err(|r| Error::corrupt(what, SLOT_SIZE as u64, r))?,
+        ))
+    }
+
+    /// Bytes of the unit slot indices count in.
+    pub(crate) fn unit(&self) -> usize {
+        self.layout.unit()
     }
 
     /// Overwrites a data slot with zeros.
@@ -143,22 +208,20 @@ impl Image {
     pub(crate) fn reencode(&self, new: Option<&Key>, what: &Path) -> Result<Zeroizing<Vec<u8>>> {
         let slots = self.slots(what)?;
         let pending = self.version == KEYRING_VERSION_1 || self.state_pending;
-        let marks: Option<Marks> = if pending {
-            None
-        } else {
-            let state: &[u8; SLOT_SIZE] = self
-                .bytes
-                .get(SLOT_SIZE..2 * SLOT_SIZE)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| {
-                    Error::corrupt(
-                        what,
-                        SLOT_SIZE as u64,
-                        "the keyring's state slot is missing",
-                    )
-                })?;
-            Some(decode_state(state).map_err(|r| Error::corrupt(what, SLOT_SIZE as u64, r))?)
-        };
+        let marks = self.marks(what)?;
+        self.reencode_slots(&slots, new, pending, marks)
+    }
+
+    /// [`Image::reencode`] of the slots given, with the marks given (`None`
+    /// with `pending`: the state still to be written; `None` without it: an
+    /// all-zero state slot).
+    pub(crate) fn reencode_slots(
+        &self,
+        slots: &[(u32, Slot)],
+        new: Option<&Key>,
+        pending: bool,
+        marks: Option<Marks>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         // Everything goes into one table (format 5), sized for it, under a
         // new hash key: PII slots first, so that the transcript slots can
         // name their new places; then each transcript slot with a caller
@@ -166,7 +229,7 @@ impl Image {
         // then the directory entries; each kind in its old order.
         let wrapped = new.is_some();
         let mut needed = 0u64;
-        for (_, slot) in &slots {
+        for (_, slot) in slots {
             needed += match slot {
                 Slot::Caller(_) => 0,
                 Slot::Transcript(t) => {
@@ -197,13 +260,13 @@ impl Image {
             Ok(at)
         };
         let mut pii_at = std::collections::HashMap::new();
-        for (index, slot) in &slots {
+        for (index, slot) in slots {
             if let Slot::Pii(p) = slot {
                 let at = put(&mut builder, slot, hasher.pii(&p.tid))?;
                 pii_at.insert(*index, (at, p.tid));
             }
         }
-        for (_, slot) in &slots {
+        for (_, slot) in slots {
             let Slot::Transcript(t) = slot else { continue };
             let mut t = t.clone();
             t.pii_slot = match pii_at.get(&t.pii_slot) {
@@ -219,7 +282,7 @@ impl Image {
             put(&mut builder, &Slot::Transcript(t), hasher.transcript(&vid))?;
             put(&mut builder, &caller, caller_hash)?;
         }
-        for (_, slot) in &slots {
+        for (_, slot) in slots {
             if let Slot::Visitor(v) = slot {
                 put(&mut builder, slot, hasher.visitor(&v.email))?;
             }
@@ -237,6 +300,15 @@ impl Image {
         }
         Ok(out)
     }
+}
+
+/// What [`Image::scan`] found.
+pub(crate) struct Scanned {
+    pub slots: Vec<(u32, Slot)>,
+    pub damaged: Vec<SlotDamage>,
+    /// Units holding slots (damaged ones included) and units free for
+    /// them, as the keyring's `stats` line counts them.
+    pub counts: (u64, u64),
 }
 
 /// What [`rekey`] did.

@@ -17,11 +17,11 @@ pub(crate) const MAX_TRANSCRIPT_ID: usize = 200;
 pub(crate) const MAX_EMAIL: usize = 320;
 
 pub(super) const KIND_FREE: u8 = 0;
-pub(super) const KIND_TRANSCRIPT: u8 = 1;
+pub(crate) const KIND_TRANSCRIPT: u8 = 1;
 pub(super) const KIND_PII: u8 = 2;
-pub(super) const KIND_VISITOR: u8 = 3;
+pub(crate) const KIND_VISITOR: u8 = 3;
 pub(super) const KIND_STATE: u8 = 4;
-pub(super) const KIND_CALLER: u8 = 5;
+pub(crate) const KIND_CALLER: u8 = 5;
 
 /// Bytes of a transcript slot's body before the caller id.
 const TRANSCRIPT_FIXED: usize = 79;

@@ -154,13 +154,8 @@ impl Shredder<'_> {
                 }
                 any
             }
-            Intent::Rewrite { old, new } => {
-                let done = self.delete_transcript(&old.0)?;
-                if done {
-                    self.index.make_visible(&new.0);
-                }
-                done
-            }
+            // The new version is then the only generation of its caller id.
+            Intent::Rewrite { old, .. } => self.delete_transcript(&old.0)?,
             Intent::Hold { .. } | Intent::Restriction { .. } => false,
         })
     }

@@ -247,11 +247,14 @@ impl Store {
                         ));
                     }
                 }
-                let dangling = policy
-                    .transcript_holds
-                    .keys()
-                    .filter(|id| index.by_caller(id).is_none())
-                    .count();
+                let mut dangling = 0;
+                for id in policy.transcript_holds.keys() {
+                    match engine.by_caller(&index, id) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => dangling += 1,
+                        Err(e) => problems.push(e.to_string()),
+                    }
+                }
                 if dangling > 0 {
                     problems.push(format!(
                         "{}: {dangling} legal holds name no transcript of this store",

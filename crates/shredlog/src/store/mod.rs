@@ -280,6 +280,29 @@ impl Store {
 }
 
 impl Engine {
+    /// The generation a caller's transcript id leads to: the keyring's
+    /// caller slots for the id name generations; of those, the one the
+    /// index holds (it holds one per caller id), whose transcript slot
+    /// holds exactly this id (a caller slot is placed by a hash of the id,
+    /// which two ids may share).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged sector or slot on the way.
+    pub(crate) fn by_caller<'a>(
+        &self,
+        index: &'a Index,
+        id: &str,
+    ) -> Result<Option<&'a TranscriptEntry>> {
+        for c in self.directory.callers(id)? {
+            if let Some(t) = index.transcript(&c.tid)
+                && &*self.keys.caller_id(t)? == id
+            {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    }
+
     /// The keyring's table was rebuilt ([`Keyring::reserve`]): the index and
     /// the leftover slots follow what moved. Called with the index's lock
     /// held across the rebuild.

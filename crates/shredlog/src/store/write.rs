@@ -134,7 +134,7 @@ impl Store {
                 continue;
             }
             let email = p.email.clone();
-            if let Some(t) = index.by_caller(id) {
+            if let Some(t) = self.engine.by_caller(&index, id)? {
                 if let Some(msg_id) = p.msg.id.as_deref() {
                     let keys = self.engine.keys.get(t)?;
                     if index.has_msg_id(t, &keys.content.msg_id_digest(msg_id))? {
@@ -322,7 +322,7 @@ impl Engine {
             }
             for c in created {
                 self.keys.insert(c.entry.tid, c.keys);
-                index.add_transcript(c.entry, true);
+                index.add_transcript(c.entry);
             }
             for (tid, r, d) in pending {
                 index.add_record(&tid, r, d);
