@@ -106,11 +106,11 @@ fn upgraded(expected: &Value) -> Value {
     // 30 slots of 512 bytes become cells of 64 bytes in one table from
     // byte 1024: 12 transcript slots (2 cells each), a caller slot for each
     // (1 cell), 11 PII keys and 7 directory entries (1 cell each): 54
-    // cells, in the fewest sectors (a power of two; a header cell and 7
-    // slot cells each) that hold them at most half full: 16.
+    // cells, in the fewest sectors (a header cell and 7 slot cells each)
+    // that hold them at most 4/7 full, 4 cells a sector: 14.
     let used = 2 * 12 + 12 + 11 + 7_u64;
-    let sectors = 16;
-    assert!(used * 2 <= sectors * 7 && used * 2 > sectors / 2 * 7);
+    let sectors = used.div_ceil(4);
+    assert_eq!(sectors, 14);
     let new_bytes = 1024 + sectors * 512;
     let new_line = format!(
         "keyring:          {new_bytes} bytes, {used} cells used, {} free",

@@ -16,8 +16,8 @@ use shredlog::{Options, Store};
 
 /// Visitors written before the batch, each with one transcript: 8 times 5
 /// cells (directory entry 1, transcript slot 2, PII and caller slots 1
-/// each) leave the first table (8 sectors, 56 slot cells) just under 3/4
-/// full.
+/// each) leave the first table (8 sectors, 56 slot cells) short of 6/7
+/// full (48 cells), which the batch passes.
 const BEFORE: u64 = 8;
 /// Visitors of the batch that makes it grow.
 const BATCH: u64 = 2;

@@ -61,7 +61,7 @@ pub(crate) enum MovedSlot {
 
 impl Keyring {
     /// Makes room for `cells` more cells of slots: rebuilds the table
-    /// bigger when it would be more than 3/4 full with them. Returns what
+    /// bigger when it would be more than 6/7 full with them. Returns what
     /// moved; the caller gives it to the index, which must not be read
     /// in between (hold its lock across).
     #[must_use = "moved slots must be given to the index"]
@@ -77,19 +77,53 @@ impl Keyring {
         self.rebuild(sectors)
     }
 
-    /// Rebuilds the table smaller when what it holds would fit one of at
-    /// most half its sectors at most half full, i.e. when it is at most a
-    /// quarter full (keyring compaction). Returns what moved.
+    /// Rebuilds the table smaller, at most 4/7 full, when it is at most 3/7
+    /// full (keyring compaction): it then loses at least a quarter of its
+    /// sectors. Returns what moved.
     #[must_use = "moved slots must be given to the index"]
     pub(crate) fn shrink(&mut self) -> Result<Vec<Moved>> {
         self.writable()?;
         let region = self.table()?.table;
         let sectors = table::Region::sectors_to_hold(self.occupancy.used_cells())
             .ok_or_else(|| Error::Internal("keyring table size overflow".into()))?;
-        if sectors * 2 > region.sectors {
+        if u64::from(sectors) * 4 > u64::from(region.sectors) * 3 {
+            self.cut_tail()?;
             return Ok(Vec::new());
         }
         self.rebuild(sectors)
+    }
+
+    /// Cuts off what follows the table: zeros that a smaller rebuild cut
+    /// short between zeroing them and cutting the file left (the state
+    /// records the shorter length first).
+    fn cut_tail(&mut self) -> Result<()> {
+        let end = self.table()?.table.end();
+        let size = self.src.len().at(&self.path)?;
+        let keep = u64::from(end) * cells::CELL as u64;
+        if size <= keep {
+            return Ok(());
+        }
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+        let mut at = keep;
+        while at < size {
+            let n = (size - at).min(CHUNK as u64) as usize;
+            self.src.read_exact_at(&mut buf[..n], at).at(&self.path)?;
+            if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+                // Not ours to cut: load reports such a cell as damage.
+                return Err(Error::corrupt(
+                    &self.path,
+                    at + i as u64,
+                    "bytes after the keyring's table",
+                ));
+            }
+            at += n as u64;
+        }
+        self.len = end;
+        self.marks.slots = end;
+        self.sync()?;
+        self.file.set_len(keep).at(&self.path)?;
+        self.file.sync_all().at(&self.path)?;
+        Ok(())
     }
 
     /// Rebuilds the table with `sectors` sectors (see the module

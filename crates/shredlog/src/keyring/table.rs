@@ -7,7 +7,7 @@
 //! caller slot by the caller's transcript id ([`Hasher`]). An erasure still
 //! wipes each in place.
 //!
-//! A table is a *region* of whole 512-byte sectors, a power of two of them.
+//! A table is a *region* of whole 512-byte sectors.
 //! Cell 0 of each sector is the sector's header: tag [`TABLE_TAG`], a CRC,
 //! and a *spilled* flag; cells 1–7 hold slots exactly as anywhere else in a
 //! format-3 keyring ([`super::cells`]). A slot whose hash is `h` belongs in
@@ -44,6 +44,10 @@ const SPILLED: u8 = 1;
 pub(crate) const SLOT_CELLS: u32 = SECTOR_CELLS - 1;
 /// Fewest sectors of a table.
 pub(crate) const MIN_SECTORS: u32 = 8;
+/// Slot cells a sector holds, on average, in a table just built.
+const BUILT_CELLS: u64 = 4;
+/// Slot cells a sector may hold, on average, before the table is rebuilt.
+const CROWDED_CELLS: u64 = 6;
 /// Bytes of a region's description in the keyring header.
 pub(crate) const REGION_BYTES: usize = 8;
 /// Domain separation of the directory's hash.
@@ -103,40 +107,28 @@ impl Region {
         u64::from(self.sectors) * u64::from(SLOT_CELLS)
     }
 
-    /// The sectors a lookup of `hash` may read, in order: its home first,
-    /// then round the region once.
+    /// The sectors a lookup of `hash` may read, in order: its home first
+    /// (`⌊hash × sectors / 2⁶⁴⌋`), then round the region once.
     pub(crate) fn probe(&self, hash: u64) -> impl Iterator<Item = u32> + use<> {
-        let mask = u64::from(self.sectors.max(1) - 1);
-        let home = hash & mask;
-        (0..u64::from(self.sectors)).map(move |i| ((home + i) & mask) as u32)
+        let n = u64::from(self.sectors.max(1));
+        let home = ((u128::from(hash) * u128::from(n)) >> 64) as u64;
+        (0..n).map(move |i| ((home + i) % n) as u32)
     }
 
     /// The sectors a table is built with to hold `cells` slot cells: the
-    /// fewest (a power of two, at least [`MIN_SECTORS`]) that hold them at
-    /// most half full. A table [`Region::crowded`] past 3/4 is so rebuilt
-    /// twice as big (3/8 full), and compaction rebuilds one at most 1/4
-    /// full half as big.
+    /// fewest (at least [`MIN_SECTORS`]) that hold them at most 4/7 full,
+    /// 4 slot cells a sector. A table [`Region::crowded`] past 6/7 is so
+    /// rebuilt half as big again, and compaction rebuilds one at most 3/7
+    /// full so.
     pub(crate) fn sectors_to_hold(cells: u64) -> Option<u32> {
-        Region::sectors_at(cells, 2, 1)
+        u32::try_from(cells.div_ceil(BUILT_CELLS).max(u64::from(MIN_SECTORS))).ok()
     }
 
-    /// Whether a format-5 table holding `cells` slot cells is more than 3/4
-    /// full: then it is rebuilt bigger before it takes them.
+    /// Whether a table holding `cells` slot cells is more than 6/7 full
+    /// (6 slot cells a sector): then it is rebuilt bigger before it takes
+    /// them.
     pub(crate) fn crowded(&self, cells: u64) -> bool {
-        cells * 4 > self.capacity() * 3
-    }
-
-    /// The fewest sectors (a power of two, at least [`MIN_SECTORS`]) with
-    /// room for `cells × over / under` slot cells.
-    fn sectors_at(cells: u64, over: u64, under: u64) -> Option<u32> {
-        let needed = cells
-            .checked_mul(over)?
-            .div_ceil(under)
-            .div_ceil(u64::from(SLOT_CELLS));
-        let n = needed
-            .max(u64::from(MIN_SECTORS))
-            .checked_next_power_of_two()?;
-        u32::try_from(n).ok()
+        cells > u64::from(self.sectors) * CROWDED_CELLS
     }
 
     pub(crate) fn encode(&self) -> [u8; REGION_BYTES] {
@@ -147,8 +139,7 @@ impl Region {
     }
 
     /// Reads a region's description; checks that it is one a keyring can
-    /// hold (none, or a power of two of whole sectors after the header and
-    /// state).
+    /// hold (none, or whole sectors after the header and state).
     pub(crate) fn decode(b: &[u8]) -> Result<Region, &'static str> {
         let b: &[u8; REGION_BYTES] = b.try_into().map_err(|_| "table region cut short")?;
         let start = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -161,7 +152,7 @@ impl Region {
                 Err("table region without sectors")
             };
         }
-        if !sectors.is_power_of_two() || start < FIRST_CELL || !start.is_multiple_of(SECTOR_CELLS) {
+        if start < FIRST_CELL || !start.is_multiple_of(SECTOR_CELLS) {
             return Err("table region misplaced");
         }
         start
@@ -535,11 +526,18 @@ mod tests {
         };
         assert_eq!(Region::decode(&r.encode()), Ok(r));
         assert_eq!(Region::decode(&Region::NONE.encode()), Ok(Region::NONE));
+        assert_eq!(
+            Region::decode(
+                &Region {
+                    start: 64,
+                    sectors: 12,
+                }
+                .encode()
+            )
+            .map(|r| r.sectors),
+            Ok(12)
+        );
         for bad in [
-            Region {
-                start: 64,
-                sectors: 12,
-            },
             Region {
                 start: 68,
                 sectors: 16,
@@ -562,17 +560,15 @@ mod tests {
     }
 
     #[test]
-    fn sizes_are_powers_of_two_built_at_most_half_full_and_crowded_past_3_4() {
+    fn tables_are_built_4_7_full_and_crowded_past_6_7() {
         assert_eq!(Region::sectors_to_hold(0), Some(MIN_SECTORS));
-        assert_eq!(Region::sectors_to_hold(28), Some(8));
-        assert_eq!(Region::sectors_to_hold(29), Some(16));
-        let s = Region::sectors_to_hold(100_000).unwrap();
-        let cap = u64::from(s) * 7;
-        assert!(s.is_power_of_two() && (200_000..400_000).contains(&cap));
+        assert_eq!(Region::sectors_to_hold(32), Some(8));
+        assert_eq!(Region::sectors_to_hold(33), Some(9));
+        assert_eq!(Region::sectors_to_hold(100_000), Some(25_000));
         let r = region(8);
-        assert!(!r.crowded(42) && r.crowded(43));
-        // Crowded, it is rebuilt twice as big, not more.
-        assert_eq!(Region::sectors_to_hold(43), Some(16));
+        assert!(!r.crowded(48) && r.crowded(49));
+        // Crowded, it is rebuilt half as big again.
+        assert_eq!(Region::sectors_to_hold(49), Some(13));
         assert_eq!(Region::sectors_to_hold(u64::MAX), None);
     }
 
@@ -605,7 +601,7 @@ mod tests {
     fn a_full_home_spills_to_the_next_sector_and_lookups_follow() {
         let r = region(8);
         let mut occ = Occupancy::empty(r);
-        let h = 5; // home sector 5
+        let h = 5 << 61; // home sector 5 of 8
         for i in 0..7 {
             let p = occ.place(r, h, 1).unwrap();
             assert_eq!(
@@ -635,7 +631,7 @@ mod tests {
             }
         );
         // Round the region's end.
-        let p = occ.place(r, 7, 7).unwrap();
+        let p = occ.place(r, 7 << 61, 7).unwrap();
         assert_eq!(
             p,
             Placement {
@@ -653,10 +649,10 @@ mod tests {
     fn a_full_table_places_nothing() {
         let r = region(8);
         let mut occ = Occupancy::empty(r);
-        for s in 0..8 {
-            assert!(occ.place(r, s, 7).is_some());
+        for s in 0..8u64 {
+            assert!(occ.place(r, s << 61, 7).is_some());
         }
-        assert_eq!(occ.place(r, 3, 1), None);
+        assert_eq!(occ.place(r, 3 << 61, 1), None);
         assert!(
             (0..8).all(|s| !occ.is_spilled(s)),
             "a failed placement sets no flag"
@@ -666,10 +662,18 @@ mod tests {
     #[test]
     fn probes_visit_every_sector_once_from_home() {
         let r = region(8);
+        // Home ⌊h × 8 / 2⁶⁴⌋: the top three bits of h.
         assert_eq!(
-            r.probe(13).collect::<Vec<_>>(),
+            r.probe(5 << 61 | 13).collect::<Vec<_>>(),
             vec![5, 6, 7, 0, 1, 2, 3, 4]
         );
+        let r = region(13);
+        let p: Vec<u32> = r.probe(u64::MAX).collect();
+        assert_eq!(p[0], 12);
+        assert_eq!(p.len(), 13);
+        let mut sorted = p.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..13).collect::<Vec<_>>());
     }
 
     #[test]
