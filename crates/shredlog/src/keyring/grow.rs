@@ -14,7 +14,9 @@
 //! writing open copies the file in again before it reads a slot.
 //!
 //! Memory stays bounded: the old table is read a chunk at a time and the new
-//! one is laid out in the file, not in memory. Only the places of the PII
+//! one is written to the file through one chunk (`table::Builder`; homes
+//! keep their order when the table grows, so reading the old table in order
+//! writes the new one in about that order). Only the places of the PII
 //! slots (to renumber the transcript slots that name them) and the list of
 //! moves the index needs are held.
 
@@ -24,7 +26,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
 use zeroize::Zeroizing;
 
-use super::{CallerSlot, Keyring, Slot, SlotDamage, cells, encode_cells, scan_slots, table};
+use super::{Keyring, Slot, SlotDamage, cells, encode_cells, scan_slots, table};
 use crate::error::{Error, IoContext, Result};
 use crate::record::{Tid, Vid};
 
@@ -188,15 +190,19 @@ impl Keyring {
             builder.put(at, &enc)?;
             Ok(at)
         };
-        // PII slots first, so that the transcript slots can name their new
-        // places; then directory entries; then transcript slots, each with
-        // its caller slot made anew.
+        // PII slots, directory entries and caller slots first, so that the
+        // transcript slots can name their PII slots' new places; then the
+        // transcript slots. Each pass reads the old table in order, so the
+        // new one is written in roughly rising order (`table::Builder`).
         let mut pii_at: HashMap<u32, (u32, Tid)> = HashMap::new();
         let mut moved = Vec::new();
         self.each_table_slot(old, |index, slot| {
+            if matches!(slot, Slot::Transcript(_)) {
+                return Ok(());
+            }
+            let to = put(&mut builder, slot, hasher.slot(slot))?;
             match slot {
                 Slot::Pii(p) => {
-                    let to = put(&mut builder, slot, hasher.pii(&p.tid))?;
                     pii_at.insert(index, (to, p.tid));
                     moved.push(Moved {
                         from: index,
@@ -204,15 +210,12 @@ impl Keyring {
                         what: MovedSlot::Pii,
                     });
                 }
-                Slot::Visitor(v) => {
-                    let to = put(&mut builder, slot, hasher.visitor(&v.email))?;
-                    moved.push(Moved {
-                        from: index,
-                        to,
-                        what: MovedSlot::Visitor { vid: v.vid },
-                    });
-                }
-                Slot::Transcript(_) | Slot::Caller(_) => {}
+                Slot::Visitor(v) => moved.push(Moved {
+                    from: index,
+                    to,
+                    what: MovedSlot::Visitor { vid: v.vid },
+                }),
+                Slot::Caller(_) | Slot::Transcript(_) => {}
             }
             Ok(())
         })?;
@@ -227,9 +230,7 @@ impl Keyring {
             };
             t.pii_slot = pii.unwrap_or(0);
             let (tid, vid) = (t.tid, t.vid);
-            let caller = hasher.caller(&t.caller_id);
             let to = put(&mut builder, &Slot::Transcript(t), hasher.transcript(&vid))?;
-            put(&mut builder, &Slot::Caller(CallerSlot { tid, vid }), caller)?;
             moved.push(Moved {
                 from,
                 to,

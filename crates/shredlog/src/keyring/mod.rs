@@ -749,6 +749,7 @@ impl Keyring {
         let c = Slot::Caller(CallerSlot {
             tid: [0; 16],
             vid: [0; 16],
+            hash: 0,
         });
         let p = Slot::Pii(PiiSlot {
             tid: [0; 16],
@@ -764,23 +765,18 @@ impl Keyring {
     /// Takes cells for `slot` where its hash places it in the table, which
     /// [`Keyring::reserve`] must have made room in (a rebuild moves every
     /// slot on disk, so it is never done here, between the slots of one
-    /// batch). A caller slot is placed by [`Keyring::allocate_caller`].
+    /// batch).
     pub(crate) fn allocate(&mut self, slot: &Slot) -> Result<u32> {
         self.writable()?;
-        let hash = self
-            .hasher()?
-            .slot(slot)
-            .ok_or_else(|| Error::Internal("a caller slot is placed by its caller id".into()))?;
+        let hash = self.hasher()?.slot(slot);
         let n = self.cells_for(slot)?;
         self.place(hash, n)
     }
 
-    /// Takes cells for the caller slot of a generation of `caller_id`.
-    pub(crate) fn allocate_caller(&mut self, caller_id: &str, slot: &Slot) -> Result<u32> {
-        self.writable()?;
-        let hash = self.hasher()?.caller(caller_id);
-        let n = self.cells_for(slot)?;
-        self.place(hash, n)
+    /// The hash that places the caller slot of a generation of `caller_id`
+    /// ([`CallerSlot::hash`]).
+    pub(crate) fn caller_hash(&self, caller_id: &str) -> Result<u64> {
+        Ok(self.hasher()?.caller(caller_id))
     }
 
     /// Places `n` cells with hash `hash` in the table; the header cells of
@@ -1957,8 +1953,9 @@ mod tests {
                 });
                 let c = kr.allocate(&t).unwrap();
                 kr.write(c, &t).unwrap();
-                let caller = Slot::Caller(CallerSlot { tid, vid });
-                let at = kr.allocate_caller(&id, &caller).unwrap();
+                let hash = kr.caller_hash(&id).unwrap();
+                let caller = Slot::Caller(CallerSlot { tid, vid, hash });
+                let at = kr.allocate(&caller).unwrap();
                 kr.write(at, &caller).unwrap();
                 gens.push((tid, c, p));
             }
@@ -2585,7 +2582,7 @@ mod tests {
             };
             // What either open finds: the same slots, the PII slot named at
             // its new index, and a caller slot made for the transcript slot.
-            let converted = |seen: &[(u32, Slot)]| {
+            let converted = |seen: &[(u32, Slot)], hash: u64| {
                 let pii_at = seen.iter().find(|s| matches!(s.1, Slot::Pii(_))).unwrap().0;
                 let mut t = t.clone();
                 t.pii_slot = pii_at;
@@ -2595,6 +2592,7 @@ mod tests {
                     Slot::Caller(CallerSlot {
                         tid: t.tid,
                         vid: t.vid,
+                        hash,
                     }),
                     visitor.clone(),
                 ];
@@ -2610,7 +2608,7 @@ mod tests {
             .unwrap();
             // Read only, it is converted in memory: read as format 5, its
             // `stats` counts those of the file as it is.
-            converted(&seen);
+            converted(&seen, loaded.keyring.caller_hash("t-1").unwrap());
             assert_eq!(loaded.keyring.version, KEYRING_VERSION);
             assert_eq!(loaded.keyring.unit_bytes(), SLOT_SIZE as u64);
             assert_eq!(
@@ -2642,7 +2640,7 @@ mod tests {
             assert!(loaded.damaged.is_empty());
             assert_eq!(loaded.keyring.version, KEYRING_VERSION);
             assert_eq!(loaded.marks.map(|m| m.segment), (version == 2).then_some(9));
-            converted(&seen);
+            converted(&seen, loaded.keyring.caller_hash("t-1").unwrap());
             let mut kr = loaded.keyring;
             // One table, of the fewest sectors, holding every slot.
             let table = kr.directory.as_ref().unwrap().table;

@@ -238,6 +238,7 @@ impl Image {
                             &Slot::Caller(CallerSlot {
                                 tid: t.tid,
                                 vid: t.vid,
+                                hash: 0,
                             }),
                             wrapped,
                         )?)
@@ -276,11 +277,11 @@ impl Image {
             let caller = Slot::Caller(CallerSlot {
                 tid: t.tid,
                 vid: t.vid,
+                hash: hasher.caller(&t.caller_id),
             });
-            let caller_hash = hasher.caller(&t.caller_id);
             let vid = t.vid;
             put(&mut builder, &Slot::Transcript(t), hasher.transcript(&vid))?;
-            put(&mut builder, &caller, caller_hash)?;
+            put(&mut builder, &caller, hasher.slot(&caller))?;
         }
         for (_, slot) in slots {
             if let Slot::Visitor(v) = slot {

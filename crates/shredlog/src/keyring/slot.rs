@@ -27,7 +27,7 @@ pub(crate) const KIND_CALLER: u8 = 5;
 const TRANSCRIPT_FIXED: usize = 79;
 const PII_BODY: usize = 48;
 const VISITOR_FIXED: usize = 18;
-const CALLER_BODY: usize = 32;
+const CALLER_BODY: usize = 40;
 
 /// A transcript's content key and identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,13 +62,17 @@ pub(crate) struct VisitorSlot {
 }
 
 /// Where a caller's transcript id is found (format 5): the generation that
-/// carries it, placed in the table by the keyed hash of the id, so that a
-/// lookup by caller id reads a sector instead of every transcript slot. The
-/// id itself is only in the transcript slot, which a lookup compares.
+/// carries it, placed in the table by the keyed hash of the id (which it
+/// holds, so that a rebuild can place it again), so that a lookup by caller
+/// id reads a sector instead of every transcript slot. The id itself is
+/// only in the transcript slot, which a lookup compares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CallerSlot {
     pub tid: Tid,
     pub vid: Vid,
+    /// The keyed hash of the caller id that places it (so that a rebuild
+    /// of the table can place it again without the id).
+    pub hash: u64,
 }
 
 /// Revisions are counted modulo this.
@@ -158,6 +162,7 @@ impl Slot {
             Slot::Caller(c) => {
                 b.extend_from_slice(&c.tid);
                 b.extend_from_slice(&c.vid);
+                b.extend_from_slice(&c.hash.to_le_bytes());
             }
         }
         Ok(b)
@@ -290,6 +295,7 @@ fn decode_body(kind: u8, b: &[u8]) -> Result<Slot, &'static str> {
             Ok(Slot::Caller(CallerSlot {
                 tid: arr16(b, 0).ok_or(BAD)?,
                 vid: arr16(b, 16).ok_or(BAD)?,
+                hash: u64::from_le_bytes(b.get(32..40).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
             }))
         }
         _ => Err("unknown slot kind"),

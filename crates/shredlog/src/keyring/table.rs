@@ -270,14 +270,14 @@ impl Hasher {
         self.hash(CALLER_DOMAIN, caller_id.as_bytes())
     }
 
-    /// Where `slot` is placed; a caller slot's hash is of an id it does
-    /// not hold, so it has none here (see [`Hasher::caller`]).
-    pub(crate) fn slot(&self, slot: &Slot) -> Option<u64> {
+    /// Where `slot` is placed (a caller slot holds the hash of its caller
+    /// id, [`Hasher::caller`]).
+    pub(crate) fn slot(&self, slot: &Slot) -> u64 {
         match slot {
-            Slot::Visitor(v) => Some(self.visitor(&v.email)),
-            Slot::Transcript(t) => Some(self.transcript(&t.vid)),
-            Slot::Pii(p) => Some(self.pii(&p.tid)),
-            Slot::Caller(_) => None,
+            Slot::Visitor(v) => self.visitor(&v.email),
+            Slot::Transcript(t) => self.transcript(&t.vid),
+            Slot::Pii(p) => self.pii(&p.tid),
+            Slot::Caller(c) => c.hash,
         }
     }
 }
@@ -406,11 +406,53 @@ pub(crate) struct Builder {
 
 enum Out {
     Memory(Zeroizing<Vec<u8>>),
-    /// The region's bytes from offset 0 of `file`.
+    /// The region's bytes from offset 0 of `file`, written through one
+    /// chunk held in memory: slots are placed in roughly rising order when
+    /// an older table is read in order (a home is `⌊h × sectors / 2⁶⁴⌋`, so
+    /// it keeps its place relative to the others), so each chunk is read
+    /// and written about once.
     File {
         file: File,
         path: PathBuf,
+        chunk: Chunk,
     },
+}
+
+/// The chunk of a table's file held in memory.
+struct Chunk {
+    /// Its first byte in the file.
+    at: u64,
+    bytes: Zeroizing<Vec<u8>>,
+    /// Bytes of it that are in the file (the last chunk is shorter); 0
+    /// before the first is read.
+    len: usize,
+    dirty: bool,
+}
+
+impl Chunk {
+    /// Makes the chunk holding byte `offset` of a file of `total` bytes
+    /// the one in memory.
+    fn hold(&mut self, file: &File, path: &Path, offset: u64, total: u64) -> Result<()> {
+        let at = offset - offset % CHUNK as u64;
+        if at == self.at && self.len > 0 {
+            return Ok(());
+        }
+        self.flush(file, path)?;
+        let len = (total - at).min(CHUNK as u64) as usize;
+        file.read_exact_at(&mut self.bytes[..len], at).at(path)?;
+        self.at = at;
+        self.len = len;
+        Ok(())
+    }
+
+    fn flush(&mut self, file: &File, path: &Path) -> Result<()> {
+        if self.dirty {
+            file.write_all_at(&self.bytes[..self.len], self.at)
+                .at(path)?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
 }
 
 /// Bytes written at a time when a table is laid out in a file.
@@ -452,6 +494,12 @@ impl Builder {
             out: Out::File {
                 file,
                 path: path.to_owned(),
+                chunk: Chunk {
+                    at: 0,
+                    bytes: Zeroizing::new(vec![0u8; CHUNK]),
+                    len: 0,
+                    dirty: false,
+                },
             },
         })
     }
@@ -464,16 +512,21 @@ impl Builder {
 
     /// Puts the cells of a slot placed at `cell`.
     pub(crate) fn put(&mut self, cell: u32, cells: &[u8]) -> Result<()> {
+        let total = self.region.sectors as usize * SECTOR_CELLS as usize * CELL;
         let from = cell
             .checked_sub(self.region.start)
             .map(|c| c as usize * CELL)
-            .filter(|f| {
-                f + cells.len() <= self.region.sectors as usize * SECTOR_CELLS as usize * CELL
-            })
+            .filter(|f| f + cells.len() <= total)
             .ok_or_else(|| Error::Internal(format!("table slot {cell} out of its region")))?;
         match &mut self.out {
             Out::Memory(bytes) => bytes[from..from + cells.len()].copy_from_slice(cells),
-            Out::File { file, path } => file.write_all_at(cells, from as u64).at(path)?,
+            Out::File { file, path, chunk } => {
+                // A slot never crosses a sector, and so never a chunk.
+                chunk.hold(file, path, from as u64, total as u64)?;
+                let i = from - chunk.at as usize;
+                chunk.bytes[i..i + cells.len()].copy_from_slice(cells);
+                chunk.dirty = true;
+            }
         }
         Ok(())
     }
@@ -495,12 +548,22 @@ impl Builder {
                 }
                 Ok((bytes, occupancy))
             }
-            Out::File { file, path } => {
-                // Every sector has its header already; only spilled ones change.
+            Out::File {
+                file,
+                path,
+                mut chunk,
+            } => {
+                // Every sector has its header already; only spilled ones
+                // change, in rising order.
+                let total = u64::from(region.sectors) * u64::from(SECTOR_CELLS) * CELL as u64;
                 for sector in (0..region.sectors).filter(|&s| occupancy.is_spilled(s)) {
                     let at = u64::from(sector * SECTOR_CELLS) * CELL as u64;
-                    file.write_all_at(&header_cell(true), at).at(&path)?;
+                    chunk.hold(&file, &path, at, total)?;
+                    let i = (at - chunk.at) as usize;
+                    chunk.bytes[i..i + CELL].copy_from_slice(&header_cell(true));
+                    chunk.dirty = true;
                 }
+                chunk.flush(&file, &path)?;
                 Ok((Zeroizing::new(Vec::new()), occupancy))
             }
         }

@@ -125,6 +125,9 @@ impl Store {
             owners.insert(e.to_owned(), v);
             Ok(v)
         };
+        // The generation each caller id leads to, looked up in the keyring
+        // once per batch likewise.
+        let mut generations: HashMap<&str, Option<Tid>> = HashMap::new();
         for (at, p) in prepared.iter().enumerate() {
             let id = p.msg.transcript.as_str();
             if let Some(msg_id) = p.msg.id.as_deref()
@@ -134,7 +137,15 @@ impl Store {
                 continue;
             }
             let email = p.email.clone();
-            if let Some(t) = self.engine.by_caller(&index, id)? {
+            let tid = match generations.get(id) {
+                Some(t) => *t,
+                None => {
+                    let t = self.engine.by_caller(&index, id)?.map(|t| t.tid);
+                    generations.insert(id, t);
+                    t
+                }
+            };
+            if let Some(t) = tid.and_then(|t| index.transcript(&t)) {
                 if let Some(msg_id) = p.msg.id.as_deref() {
                     let keys = self.engine.keys.get(t)?;
                     if index.has_msg_id(t, &keys.content.msg_id_digest(msg_id))? {
@@ -506,8 +517,12 @@ pub(crate) fn create_transcript(
     });
     let content_slot = w.keyring.allocate(&slot)?;
     w.keyring.stage(staged, content_slot, &slot)?;
-    let caller = Slot::Caller(CallerSlot { tid, vid });
-    let caller_slot = w.keyring.allocate_caller(caller_id, &caller)?;
+    let caller = Slot::Caller(CallerSlot {
+        tid,
+        vid,
+        hash: w.keyring.caller_hash(caller_id)?,
+    });
+    let caller_slot = w.keyring.allocate(&caller)?;
     w.keyring.stage(staged, caller_slot, &caller)?;
     Ok(Created {
         entry: TranscriptEntry::new(
