@@ -214,7 +214,8 @@ impl DirectoryReader {
     ) -> Result<()> {
         let view = self.view.read();
         let region = view.region;
-        for sector in region.probe(hash(&view.hasher)) {
+        let hash = hash(&view.hasher);
+        for sector in region.probe(hash) {
             let first = region.header_cell(sector);
             let bytes = self.slots.read_cells(first)?;
             let corrupt = |at: u32, reason: &str| {
@@ -224,7 +225,7 @@ impl DirectoryReader {
                     format!("keyring table sector at cell {at}: {reason}"),
                 )
             };
-            let spilled = table::parse_header_cell(&bytes).map_err(|r| corrupt(first, r))?;
+            let header = table::parse_header_cell(&bytes).map_err(|r| corrupt(first, r))?;
             let mut damage = None;
             cells::scan(&bytes, first, first + 1, |index, _, found| {
                 let found = found.and_then(|f| {
@@ -251,7 +252,8 @@ impl DirectoryReader {
             if let Some((index, reason)) = damage {
                 return Err(corrupt(index, reason));
             }
-            if !spilled {
+            // On only if a slot of this hash was placed past this sector.
+            if !header.passes(hash) {
                 break;
             }
         }

@@ -16,11 +16,11 @@
 //! Memory stays bounded: the old table is read a chunk at a time and the new
 //! one is written to the file through one chunk (`table::Builder`; homes
 //! keep their order when the table grows, so reading the old table in order
-//! writes the new one in about that order). Only the places of the PII
-//! slots (to renumber the transcript slots that name them) and the list of
-//! moves the index needs are held.
+//! writes the new one in about that order). Only the list of moves the
+//! index needs, and which PII slots the transcript slots named (to place
+//! the others after), are held.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
@@ -132,6 +132,17 @@ impl Keyring {
     /// documentation). Damage in the old table stops it before anything is
     /// committed.
     fn rebuild(&mut self, sectors: u32) -> Result<Vec<Moved>> {
+        let t0 = std::time::Instant::now();
+        let r = self.rebuild_inner(sectors);
+        if std::env::var_os("SHREDLOG_TRACE_REBUILD").is_some() {
+            eprintln!("rebuild to {sectors} sectors: {:?}", t0.elapsed());
+        }
+        r
+    }
+
+    fn rebuild_inner(&mut self, sectors: u32) -> Result<Vec<Moved>> {
+        // Headers placements changed belong to the old table.
+        self.write_headers()?;
         let old = self.table()?.table;
         let new = table::Region {
             start: cells::FIRST_CELL,
@@ -184,60 +195,84 @@ impl Keyring {
             let n = cells::cells_for(slot.payload_len(wrapped)?)
                 .ok_or_else(|| Error::Internal("slot larger than a sector".into()))?;
             let at = builder
-                .place(hash, n)
+                .place(hash, n)?
                 .ok_or_else(|| Error::Internal("the rebuilt keyring table is full".into()))?;
             let enc = encode_cells(self.kek.as_ref(), &self.keyring_id, at, slot)?;
             builder.put(at, &enc)?;
             Ok(at)
         };
-        // PII slots, directory entries and caller slots first, so that the
-        // transcript slots can name their PII slots' new places; then the
-        // transcript slots. Each pass reads the old table in order, so the
-        // new one is written in roughly rising order (`table::Builder`).
-        let mut pii_at: HashMap<u32, (u32, Tid)> = HashMap::new();
+        // One pass in the old table's order: directory entries and caller
+        // slots by their hashes, each transcript slot with the PII slot it
+        // names just before it (both by the visitor's hash, so usually side
+        // by side); then, only if some PII slot was named by none (left by a
+        // crash), a second pass for those, by their own hash. Reading the old
+        // table in order writes the new one in roughly rising order
+        // (`table::Builder`).
+        let reader = self.reader();
         let mut moved = Vec::new();
-        self.each_table_slot(old, |index, slot| {
-            if matches!(slot, Slot::Transcript(_)) {
-                return Ok(());
-            }
-            let to = put(&mut builder, slot, hasher.slot(slot))?;
+        let mut named: HashSet<u32> = HashSet::new();
+        let mut piis = 0usize;
+        self.each_table_slot(old, |from, slot| {
             match slot {
-                Slot::Pii(p) => {
-                    pii_at.insert(index, (to, p.tid));
+                Slot::Visitor(v) => {
+                    let to = put(&mut builder, slot, hasher.slot(slot))?;
+                    moved.push(Moved {
+                        from,
+                        to,
+                        what: MovedSlot::Visitor { vid: v.vid },
+                    });
+                }
+                Slot::Caller(_) => {
+                    put(&mut builder, slot, hasher.slot(slot))?;
+                }
+                Slot::Pii(_) => piis += 1,
+                Slot::Transcript(t) => {
+                    let mut t = t.clone();
+                    let (tid, vid) = (t.tid, t.vid);
+                    let near = hasher.transcript(&vid);
+                    let pii = match (t.pii_slot != 0)
+                        .then(|| reader.read(t.pii_slot))
+                        .transpose()?
+                        .flatten()
+                    {
+                        Some(p @ Slot::Pii(_))
+                            if matches!(&p, Slot::Pii(x) if x.tid == tid)
+                                && named.insert(t.pii_slot) =>
+                        {
+                            let to = put(&mut builder, &p, near)?;
+                            moved.push(Moved {
+                                from: t.pii_slot,
+                                to,
+                                what: MovedSlot::Pii,
+                            });
+                            Some(to)
+                        }
+                        _ => None,
+                    };
+                    t.pii_slot = pii.unwrap_or(0);
+                    let to = put(&mut builder, &Slot::Transcript(t), near)?;
+                    moved.push(Moved {
+                        from,
+                        to,
+                        what: MovedSlot::Transcript { tid, pii },
+                    });
+                }
+            }
+            Ok(())
+        })?;
+        if named.len() < piis {
+            self.each_table_slot(old, |index, slot| {
+                if matches!(slot, Slot::Pii(_)) && !named.contains(&index) {
+                    let to = put(&mut builder, slot, hasher.slot(slot))?;
                     moved.push(Moved {
                         from: index,
                         to,
                         what: MovedSlot::Pii,
                     });
                 }
-                Slot::Visitor(v) => moved.push(Moved {
-                    from: index,
-                    to,
-                    what: MovedSlot::Visitor { vid: v.vid },
-                }),
-                Slot::Caller(_) | Slot::Transcript(_) => {}
-            }
-            Ok(())
-        })?;
-        self.each_table_slot(old, |from, slot| {
-            let Slot::Transcript(t) = slot else {
-                return Ok(());
-            };
-            let mut t = t.clone();
-            let pii = match pii_at.get(&t.pii_slot) {
-                Some(&(at, tid)) if tid == t.tid => Some(at),
-                _ => None,
-            };
-            t.pii_slot = pii.unwrap_or(0);
-            let (tid, vid) = (t.tid, t.vid);
-            let to = put(&mut builder, &Slot::Transcript(t), hasher.transcript(&vid))?;
-            moved.push(Moved {
-                from,
-                to,
-                what: MovedSlot::Transcript { tid, pii },
-            });
-            Ok(())
-        })?;
+                Ok(())
+            })?;
+        }
         builder.finish()?;
         crate::failpoint::check("keyring.sync").at(tmp)?;
         file.sync_all().at(tmp)?;

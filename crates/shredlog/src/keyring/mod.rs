@@ -144,6 +144,11 @@ pub(crate) struct Keyring {
     hasher: Option<table::Hasher>,
     /// Which of the table's cells are in use.
     occupancy: table::Occupancy,
+    /// Sector headers that placements changed and that are not written yet
+    /// (by header cell): written with the next staged slots, or before the
+    /// next sync, so that a batch writes each header once, with its
+    /// neighbouring slot when it can.
+    headers: BTreeMap<u32, table::SectorHeader>,
     /// Where lookups by email go (shared with every [`DirectoryReader`]).
     view: directory::SharedView,
 }
@@ -379,6 +384,7 @@ impl Keyring {
                     .map_or(table::Region::NONE, |d| d.table),
             })),
             directory: header.directory,
+            headers: BTreeMap::new(),
         };
         if growing {
             keyring.finish_rebuild()?;
@@ -541,6 +547,7 @@ impl Keyring {
             })),
             directory: Some(directory),
             occupancy,
+            headers: BTreeMap::new(),
         };
         Ok(Loaded {
             keyring,
@@ -642,7 +649,9 @@ impl Keyring {
                 let to = (start + n).min(d.table.end());
                 for cell in (from..to).step_by(cells::SECTOR_CELLS as usize) {
                     let at = (cell - start) as usize * unit;
-                    if table::parse_header_cell(chunk.get(at..).unwrap_or_default()) == Ok(true) {
+                    if table::parse_header_cell(chunk.get(at..).unwrap_or_default())
+                        .is_ok_and(|h| h.spilled())
+                    {
                         self.occupancy.set_spilled(d.table.sector_of(cell));
                     }
                 }
@@ -773,6 +782,16 @@ impl Keyring {
         self.place(hash, n)
     }
 
+    /// Takes cells for a generation's PII slot in the probe of its visitor
+    /// (where its transcript slot goes: usually the next cells of the same
+    /// sector, so both are written with one write and dirty one page).
+    pub(crate) fn allocate_pii(&mut self, slot: &Slot, vid: &Vid) -> Result<u32> {
+        self.writable()?;
+        let hash = self.hasher()?.transcript(vid);
+        let n = self.cells_for(slot)?;
+        self.place(hash, n)
+    }
+
     /// The hash that places the caller slot of a generation of `caller_id`
     /// ([`CallerSlot::hash`]).
     pub(crate) fn caller_hash(&self, caller_id: &str) -> Result<u64> {
@@ -780,28 +799,56 @@ impl Keyring {
     }
 
     /// Places `n` cells with hash `hash` in the table; the header cells of
-    /// the sectors passed over are marked spilled at once (not synced: a
-    /// flag without the slot only lengthens a lookup).
+    /// the sectors passed over note the hash at once (not synced: a bit set
+    /// without the slot only lengthens a lookup).
     fn place(&mut self, hash: u64, n: u32) -> Result<u32> {
         let region = self.table()?.table;
         let placed = self.occupancy.place(region, hash, n).ok_or_else(|| {
             Error::Internal("the keyring's table is full (room was not reserved)".into())
         })?;
-        for sector in placed.spilled {
-            self.write_raw(region.header_cell(sector), &table::header_cell(true))?;
+        for sector in placed.passed {
+            let at = region.header_cell(sector);
+            let mut h = match self.headers.get(&at) {
+                Some(h) => *h,
+                None => {
+                    let mut cell = [0u8; cells::CELL];
+                    self.src
+                        .read_exact_at(&mut cell, u64::from(at) * cells::CELL as u64)
+                        .at(&self.path)?;
+                    table::parse_header_cell(&cell).map_err(|reason| {
+                        Error::corrupt(
+                            &self.path,
+                            u64::from(at) * cells::CELL as u64,
+                            format!("keyring table sector at cell {at}: {reason}"),
+                        )
+                    })?
+                }
+            };
+            if !h.passes(hash) {
+                h.pass(hash);
+                self.headers.insert(at, h);
+            }
         }
         Ok(placed.cell)
     }
 
     /// The slots the probe of `hash` reaches: those in its sectors, up to
-    /// the first sector that never spilled (what a lookup of that hash must
-    /// read to find every slot placed by it).
+    /// the first whose header does not pass the hash on (what a lookup of
+    /// that hash must read to find every slot placed by it).
     pub(crate) fn probe_slots(&self, hash: u64) -> Result<Vec<(u32, Slot)>> {
         let region = self.table()?.table;
         let reader = self.reader();
         let mut out = Vec::new();
         for sector in region.probe(hash) {
             let first = region.header_cell(sector);
+            let header =
+                table::parse_header_cell(&reader.read_cells(first)?).map_err(|reason| {
+                    Error::corrupt(
+                        &self.path,
+                        u64::from(first) * cells::CELL as u64,
+                        format!("keyring table sector at cell {first}: {reason}"),
+                    )
+                })?;
             let mut cell = first + 1;
             while cell < first + cells::SECTOR_CELLS {
                 let bytes = reader.read_cells(cell)?;
@@ -815,7 +862,7 @@ impl Keyring {
                 }
                 cell += n.max(1);
             }
-            if !self.occupancy.is_spilled(sector) {
+            if !header.passes(hash) {
                 break;
             }
         }
@@ -838,7 +885,16 @@ impl Keyring {
     /// Writes a slot in place (not synced).
     pub(crate) fn write(&mut self, index: u32, slot: &Slot) -> Result<()> {
         let bytes = self.encode_slot(index, slot)?;
-        self.write_raw(index, &bytes)
+        self.write_raw(index, &bytes)?;
+        self.write_headers()
+    }
+
+    /// Writes the sector headers placements changed (not synced).
+    pub(super) fn write_headers(&mut self) -> Result<()> {
+        for (at, h) in std::mem::take(&mut self.headers) {
+            self.write_raw(at, &h.cell())?;
+        }
+        Ok(())
     }
 
     /// Rewrites the directory entry at `index` with `email` (not synced): in
@@ -921,8 +977,16 @@ impl Keyring {
 
     /// Writes the staged slots (not synced): each run of neighbouring slots
     /// with one positioned write.
-    pub(crate) fn write_staged(&mut self, staged: StagedSlots) -> Result<()> {
+    pub(crate) fn write_staged(&mut self, mut staged: StagedSlots) -> Result<()> {
         let unit = self.layout.unit();
+        // Headers the placements changed go with the slots (a header cell
+        // is its sector's cell 0: written in one run with a slot at cell 1).
+        for (at, h) in std::mem::take(&mut self.headers) {
+            staged
+                .slots
+                .entry(at)
+                .or_insert_with(|| Zeroizing::new(h.cell().to_vec()));
+        }
         let mut run: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
         let mut sizes = Vec::new();
         let mut first = None;
@@ -1134,6 +1198,7 @@ impl Keyring {
 
     /// Writes the state (if it changed) and makes every write so far durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
+        self.write_headers()?;
         self.flush_state()?;
         crate::failpoint::check("keyring.sync").at(&self.path)?;
         self.file.sync_data().at(&self.path)?;
@@ -1202,6 +1267,9 @@ impl Keyring {
         // the caller slots.
         let mut caller_of: HashMap<[u8; 16], (u64, u32)> = HashMap::new();
         let mut callers: Vec<(u32, [u8; 16])> = Vec::new();
+        // PII slots, and the (tid, vid) of the transcript slot naming each.
+        let mut piis: Vec<(u32, [u8; 16])> = Vec::new();
+        let mut names: HashMap<u32, ([u8; 16], Vid)> = HashMap::new();
         let hasher = self.hasher.as_ref();
         let mut found = |index: u32, r: Result<Option<Slot>, &'static str>| match r {
             Ok(None) => {}
@@ -1223,12 +1291,9 @@ impl Keyring {
                             "a transcript slot that a lookup of its visitor cannot reach",
                         ));
                         caller_of.insert(t.tid, (h.caller(&t.caller_id), index));
+                        names.insert(t.pii_slot, (t.tid, t.vid));
                     }
-                    Slot::Pii(p) => placed.push((
-                        index,
-                        h.pii(&p.tid),
-                        "a PII slot that a lookup of its transcript cannot reach",
-                    )),
+                    Slot::Pii(p) => piis.push((index, p.tid)),
                     Slot::Caller(c) => callers.push((index, c.tid)),
                 }
             }
@@ -1251,18 +1316,34 @@ impl Keyring {
             found(first + (data.len() / unit) as u32, Err("truncated"));
         }
         // Every slot of the table must be where a lookup finds it: in its
-        // home sector, or past only spilled ones.
+        // home sector, or past only sectors that pass its hash on.
         let region = tables.table;
-        let spilled = |sector: u32| {
+        let passes = |sector: u32, hash: u64| {
             let at = region.header_cell(sector) as usize * unit;
-            table::parse_header_cell(bytes.get(at..).unwrap_or_default()) == Ok(true)
+            table::parse_header_cell(bytes.get(at..).unwrap_or_default())
+                .is_ok_and(|h| h.passes(hash))
         };
         let reachable = |index: u32, hash: u64| {
             region
                 .probe(hash)
                 .take_while(|&s| s != region.sector_of(index))
-                .all(spilled)
+                .all(|s| passes(s, hash))
         };
+        // A PII slot its transcript slot names is in its visitor's probe;
+        // one none names, in its own.
+        if let Some(h) = hasher {
+            for (index, tid) in piis {
+                let hash = match names.get(&index) {
+                    Some((t, vid)) if *t == tid => h.transcript(vid),
+                    _ => h.pii(&tid),
+                };
+                placed.push((
+                    index,
+                    hash,
+                    "a PII slot that a lookup of its transcript cannot reach",
+                ));
+            }
+        }
         for (index, hash, reason) in placed {
             if !reachable(index, hash) {
                 check.damaged.push(SlotDamage {
@@ -1920,7 +2001,8 @@ mod tests {
             for n in 0..120u32 {
                 let mut tid = [0u8; 16];
                 tid[..4].copy_from_slice(&n.to_le_bytes());
-                let vid = [(n % 7) as u8; 16];
+                let mut vid = [7u8; 16];
+                vid[..4].copy_from_slice(&(n % 97).to_le_bytes());
                 let id = format!("t-{n}");
                 let cells = kr.generation_cells(&id, true).unwrap();
                 let moved = kr.reserve(cells).unwrap();
@@ -1940,7 +2022,7 @@ mod tests {
                     tid,
                     pii_key: Key::random().unwrap(),
                 });
-                let p = kr.allocate(&pii).unwrap();
+                let p = kr.allocate_pii(&pii, &vid).unwrap();
                 kr.write(p, &pii).unwrap();
                 let t = Slot::Transcript(TranscriptSlot {
                     tid,
@@ -1961,6 +2043,20 @@ mod tests {
             }
             kr.sync().unwrap();
             assert!(rebuilds >= 2, "{rebuilds} rebuilds");
+            // A PII slot goes by its generation's visitor, like the
+            // transcript slot: usually right before it, in the same sector.
+            let pii_cells = kr
+                .cells_for(&Slot::Pii(PiiSlot {
+                    tid: [0; 16],
+                    pii_key: Key::random().unwrap(),
+                }))
+                .unwrap();
+            let side_by_side = gens.iter().filter(|g| g.1 == g.2 + pii_cells).count();
+            assert!(
+                side_by_side * 2 > gens.len(),
+                "{side_by_side} of {}",
+                gens.len()
+            );
             let table = kr.directory.as_ref().unwrap().table;
             assert!(!table.crowded(kr.occupancy.used_cells()));
             assert_eq!(

@@ -223,10 +223,10 @@ impl Image {
         marks: Option<Marks>,
     ) -> Result<Zeroizing<Vec<u8>>> {
         // Everything goes into one table (format 5), sized for it, under a
-        // new hash key: PII slots first, so that the transcript slots can
-        // name their new places; then each transcript slot with a caller
-        // slot made for it (those of a format-5 keyring are made anew);
-        // then the directory entries; each kind in its old order.
+        // new hash key: each transcript slot with the PII slot it names and
+        // a caller slot made for it (those of a format-5 keyring are made
+        // anew); then the PII slots no transcript slot names; then the
+        // directory entries; each kind in its old order.
         let wrapped = new.is_some();
         let mut needed = 0u64;
         for (_, slot) in slots {
@@ -255,23 +255,28 @@ impl Image {
         let put = |builder: &mut table::Builder, slot: &Slot, hash: u64| -> Result<u32> {
             let n = cells_for(slot, wrapped)?;
             let at = builder
-                .place(hash, n)
+                .place(hash, n)?
                 .ok_or_else(|| Error::Internal("keyring rewrite: table full".into()))?;
             builder.put(at, &encode_cells(new, &self.keyring_id, at, slot)?)?;
             Ok(at)
         };
-        let mut pii_at = std::collections::HashMap::new();
-        for (index, slot) in slots {
-            if let Slot::Pii(p) = slot {
-                let at = put(&mut builder, slot, hasher.pii(&p.tid))?;
-                pii_at.insert(*index, (at, p.tid));
-            }
-        }
+        // Each transcript slot with the PII slot it names (by the visitor's
+        // hash), then the PII slots none names (by their own).
+        let pii_of: std::collections::HashMap<u32, &Slot> = slots
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Pii(_)))
+            .map(|(i, s)| (*i, s))
+            .collect();
+        let mut named = std::collections::HashSet::new();
         for (_, slot) in slots {
             let Slot::Transcript(t) = slot else { continue };
             let mut t = t.clone();
-            t.pii_slot = match pii_at.get(&t.pii_slot) {
-                Some(&(at, tid)) if tid == t.tid => at,
+            let near = hasher.transcript(&t.vid);
+            t.pii_slot = match pii_of.get(&t.pii_slot) {
+                Some(p @ Slot::Pii(x)) if x.tid == t.tid => {
+                    named.insert(t.pii_slot);
+                    put(&mut builder, p, near)?
+                }
                 _ => 0,
             };
             let caller = Slot::Caller(CallerSlot {
@@ -279,9 +284,13 @@ impl Image {
                 vid: t.vid,
                 hash: hasher.caller(&t.caller_id),
             });
-            let vid = t.vid;
-            put(&mut builder, &Slot::Transcript(t), hasher.transcript(&vid))?;
+            put(&mut builder, &Slot::Transcript(t), near)?;
             put(&mut builder, &caller, hasher.slot(&caller))?;
+        }
+        for (index, slot) in slots {
+            if matches!(slot, Slot::Pii(_)) && !named.contains(index) {
+                put(&mut builder, slot, hasher.slot(slot))?;
+            }
         }
         for (_, slot) in slots {
             if let Slot::Visitor(v) = slot {

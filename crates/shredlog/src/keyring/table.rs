@@ -45,9 +45,9 @@ pub(crate) const SLOT_CELLS: u32 = SECTOR_CELLS - 1;
 /// Fewest sectors of a table.
 pub(crate) const MIN_SECTORS: u32 = 8;
 /// Slot cells a sector holds, on average, in a table just built.
-const BUILT_CELLS: u64 = 4;
+const BUILT_CELLS: u64 = 3;
 /// Slot cells a sector may hold, on average, before the table is rebuilt.
-const CROWDED_CELLS: u64 = 6;
+const CROWDED_CELLS: u64 = 5;
 /// Bytes of a region's description in the keyring header.
 pub(crate) const REGION_BYTES: usize = 8;
 /// Domain separation of the directory's hash.
@@ -166,14 +166,60 @@ impl Region {
     }
 }
 
-/// The header cell of a table sector.
-pub(crate) fn header_cell(spilled: bool) -> [u8; CELL] {
-    let mut c = [0u8; CELL];
-    c[0] = TABLE_TAG;
-    c[5] = if spilled { SPILLED } else { 0 };
-    let crc = header_crc(&c);
-    c[1..5].copy_from_slice(&crc.to_le_bytes());
-    c
+/// Bytes of a sector header's filter (header cell bytes 6..64).
+const FILTER_BYTES: usize = CELL - 6;
+
+/// What a table sector's header cell says: whether a slot whose probe
+/// passes the sector lives further on (*spilled*), and which hashes such
+/// slots have (a filter of 464 bits, bit `h mod 464` for each), so that a
+/// lookup goes on past the sector only for a hash whose bit is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SectorHeader {
+    filter: [u8; FILTER_BYTES],
+}
+
+impl SectorHeader {
+    /// A sector no slot's probe passed.
+    pub(crate) const CLEAR: SectorHeader = SectorHeader {
+        filter: [0; FILTER_BYTES],
+    };
+
+    fn bit(hash: u64) -> (usize, u8) {
+        let b = (hash % (FILTER_BYTES as u64 * 8)) as usize;
+        (b / 8, 1 << (b % 8))
+    }
+
+    pub(crate) fn spilled(&self) -> bool {
+        self.filter.iter().any(|&b| b != 0)
+    }
+
+    /// Whether a lookup of `hash` must read on past this sector.
+    pub(crate) fn passes(&self, hash: u64) -> bool {
+        let (byte, mask) = SectorHeader::bit(hash);
+        self.filter[byte] & mask != 0
+    }
+
+    /// Notes that a slot of hash `hash` was placed past this sector.
+    pub(crate) fn pass(&mut self, hash: u64) {
+        let (byte, mask) = SectorHeader::bit(hash);
+        self.filter[byte] |= mask;
+    }
+
+    /// The header cell.
+    pub(crate) fn cell(&self) -> [u8; CELL] {
+        let mut c = [0u8; CELL];
+        c[0] = TABLE_TAG;
+        c[5] = if self.spilled() { SPILLED } else { 0 };
+        c[6..].copy_from_slice(&self.filter);
+        let crc = header_crc(&c);
+        c[1..5].copy_from_slice(&crc.to_le_bytes());
+        c
+    }
+}
+
+/// The header cell of a sector no slot's probe passed.
+pub(crate) fn header_cell() -> [u8; CELL] {
+    SectorHeader::CLEAR.cell()
 }
 
 fn header_crc(c: &[u8; CELL]) -> u32 {
@@ -183,8 +229,8 @@ fn header_crc(c: &[u8; CELL]) -> u32 {
     h.finalize()
 }
 
-/// Whether a table sector's header cell says it spilled.
-pub(crate) fn parse_header_cell(cell: &[u8]) -> Result<bool, &'static str> {
+/// What a table sector's header cell says.
+pub(crate) fn parse_header_cell(cell: &[u8]) -> Result<SectorHeader, &'static str> {
     let c: &[u8; CELL] = cell
         .get(..CELL)
         .and_then(|c| c.try_into().ok())
@@ -196,10 +242,18 @@ pub(crate) fn parse_header_cell(cell: &[u8]) -> Result<bool, &'static str> {
     if header_crc(c) != crc {
         return Err("table sector header checksum mismatch");
     }
-    if c[5] & !SPILLED != 0 || c[6..].iter().any(|&b| b != 0) {
+    let mut h = SectorHeader::CLEAR;
+    h.filter.copy_from_slice(&c[6..]);
+    if c[5] & !SPILLED != 0 || (c[5] & SPILLED != 0) != h.spilled() {
+        // (A format-4 directory table's spilled flag comes without a filter:
+        // such a sector is read as passing every hash.)
+        if c[5] == SPILLED && !h.spilled() {
+            h.filter = [0xff; FILTER_BYTES];
+            return Ok(h);
+        }
         return Err("unknown table sector flags");
     }
-    Ok(c[5] & SPILLED != 0)
+    Ok(h)
 }
 
 /// The first cell (1–7) of a run of `n` free cells in a sector whose used
@@ -271,7 +325,9 @@ impl Hasher {
     }
 
     /// Where `slot` is placed (a caller slot holds the hash of its caller
-    /// id, [`Hasher::caller`]).
+    /// id, [`Hasher::caller`]); a PII slot that its generation's transcript
+    /// slot names goes by that generation's visitor instead
+    /// ([`Hasher::transcript`]), this is for one that none names.
     pub(crate) fn slot(&self, slot: &Slot) -> u64 {
         match slot {
             Slot::Visitor(v) => self.visitor(&v.email),
@@ -290,12 +346,12 @@ pub(crate) struct Occupancy {
     sectors: Vec<u8>,
 }
 
-/// A place for a slot in a table: its first cell, and the sectors whose
-/// spilled flag must be set with it (their header cells rewritten).
+/// A place for a slot in a table: its first cell, and the sectors its
+/// probe passed over on the way, whose header cells must note its hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Placement {
     pub cell: u32,
-    pub spilled: Vec<u32>,
+    pub passed: Vec<u32>,
 }
 
 impl Occupancy {
@@ -314,6 +370,7 @@ impl Occupancy {
             .sum()
     }
 
+    #[cfg(test)]
     pub(crate) fn is_spilled(&self, sector: u32) -> bool {
         self.sectors
             .get(sector as usize)
@@ -361,34 +418,28 @@ impl Occupancy {
                     *b |= 1 << c;
                 }
             }
-            if parse_header_cell(sector) == Ok(true) {
+            if parse_header_cell(sector).is_ok_and(|h| h.spilled()) {
                 *b |= SPILLED;
             }
         }
     }
 
     /// Finds room for a slot of `n` cells whose hash is `hash`, and takes
-    /// it (the spilled flags of the sectors passed over are set too).
-    /// `None`: no sector has room.
+    /// it; the sectors passed over are noted spilled here, and returned for
+    /// their header cells to note the hash. `None`: no sector has room.
     pub(crate) fn place(&mut self, region: Region, hash: u64, n: u32) -> Option<Placement> {
-        let mut spilled = Vec::new();
+        let mut passed = Vec::new();
         for sector in region.probe(hash) {
             let used = *self.sectors.get(sector as usize)?;
             if let Some(first) = free_run(used, n) {
                 let cell = region.header_cell(sector) + first;
                 self.mark(region, cell, n, true);
-                return Some(Placement { cell, spilled });
+                for &s in &passed {
+                    self.set_spilled(s);
+                }
+                return Some(Placement { cell, passed });
             }
-            if used & SPILLED == 0 {
-                self.set_spilled(sector);
-                spilled.push(sector);
-            }
-        }
-        // The table is full: nothing was placed, so no flag is set.
-        for sector in spilled {
-            if let Some(b) = self.sectors.get_mut(sector as usize) {
-                *b &= !SPILLED;
-            }
+            passed.push(sector);
         }
         None
     }
@@ -461,15 +512,15 @@ const CHUNK: usize = 2 << 20;
 impl Builder {
     /// A table built in memory.
     pub(crate) fn new(region: Region) -> Builder {
+        let sector = SECTOR_CELLS as usize * CELL;
+        let mut bytes = Zeroizing::new(vec![0u8; region.sectors as usize * sector]);
+        for at in (0..bytes.len()).step_by(sector) {
+            bytes[at..at + CELL].copy_from_slice(&header_cell());
+        }
         Builder {
             region,
             occupancy: Occupancy::empty(region),
-            out: Out::Memory(Zeroizing::new(vec![
-                0u8;
-                region.sectors as usize
-                    * SECTOR_CELLS as usize
-                    * CELL
-            ])),
+            out: Out::Memory(bytes),
         }
     }
 
@@ -479,7 +530,7 @@ impl Builder {
         let sector = SECTOR_CELLS as usize * CELL;
         let mut chunk = vec![0u8; CHUNK];
         for at in (0..CHUNK).step_by(sector) {
-            chunk[at..at + CELL].copy_from_slice(&header_cell(false));
+            chunk[at..at + CELL].copy_from_slice(&header_cell());
         }
         let total = region.sectors as usize * sector;
         let mut done = 0;
@@ -504,65 +555,66 @@ impl Builder {
         })
     }
 
-    /// Finds room for a slot of `n` cells with hash `hash`; `None` when
-    /// the table is full.
-    pub(crate) fn place(&mut self, hash: u64, n: u32) -> Option<u32> {
-        self.occupancy.place(self.region, hash, n).map(|p| p.cell)
+    fn total(&self) -> usize {
+        self.region.sectors as usize * SECTOR_CELLS as usize * CELL
+    }
+
+    /// The bytes from offset `from` of the table (whole cells inside one
+    /// sector), to change.
+    fn bytes_at(&mut self, from: usize, len: usize) -> Result<&mut [u8]> {
+        let total = self.total();
+        match &mut self.out {
+            Out::Memory(bytes) => Ok(&mut bytes[from..from + len]),
+            Out::File { file, path, chunk } => {
+                // A slot never crosses a sector, and so never a chunk.
+                chunk.hold(file, path, from as u64, total as u64)?;
+                chunk.dirty = true;
+                let i = from - chunk.at as usize;
+                Ok(&mut chunk.bytes[i..i + len])
+            }
+        }
+    }
+
+    /// Finds room for a slot of `n` cells with hash `hash` (noting the hash
+    /// in the sectors passed over); `None` when the table is full.
+    pub(crate) fn place(&mut self, hash: u64, n: u32) -> Result<Option<u32>> {
+        let Some(p) = self.occupancy.place(self.region, hash, n) else {
+            return Ok(None);
+        };
+        for sector in p.passed {
+            let at = (sector * SECTOR_CELLS) as usize * CELL;
+            let cell = self.bytes_at(at, CELL)?;
+            let mut h = parse_header_cell(cell)
+                .map_err(|r| Error::Internal(format!("a new table's header cell: {r}")))?;
+            h.pass(hash);
+            cell.copy_from_slice(&h.cell());
+        }
+        Ok(Some(p.cell))
     }
 
     /// Puts the cells of a slot placed at `cell`.
     pub(crate) fn put(&mut self, cell: u32, cells: &[u8]) -> Result<()> {
-        let total = self.region.sectors as usize * SECTOR_CELLS as usize * CELL;
+        let total = self.total();
         let from = cell
             .checked_sub(self.region.start)
             .map(|c| c as usize * CELL)
             .filter(|f| f + cells.len() <= total)
             .ok_or_else(|| Error::Internal(format!("table slot {cell} out of its region")))?;
-        match &mut self.out {
-            Out::Memory(bytes) => bytes[from..from + cells.len()].copy_from_slice(cells),
-            Out::File { file, path, chunk } => {
-                // A slot never crosses a sector, and so never a chunk.
-                chunk.hold(file, path, from as u64, total as u64)?;
-                let i = from - chunk.at as usize;
-                chunk.bytes[i..i + cells.len()].copy_from_slice(cells);
-                chunk.dirty = true;
-            }
-        }
+        self.bytes_at(from, cells.len())?.copy_from_slice(cells);
         Ok(())
     }
 
-    /// Writes the header cells; the region's bytes (empty when built in a
-    /// file, which is not synced here) and what is in use.
+    /// The region's bytes (empty when built in a file, which is written
+    /// but not synced here) and what is in use.
     pub(crate) fn finish(self) -> Result<(Zeroizing<Vec<u8>>, Occupancy)> {
-        let Builder {
-            region,
-            occupancy,
-            out,
-        } = self;
+        let Builder { occupancy, out, .. } = self;
         match out {
-            Out::Memory(mut bytes) => {
-                for sector in 0..region.sectors {
-                    let at = (sector * SECTOR_CELLS) as usize * CELL;
-                    let cell = header_cell(occupancy.is_spilled(sector));
-                    bytes[at..at + CELL].copy_from_slice(&cell);
-                }
-                Ok((bytes, occupancy))
-            }
+            Out::Memory(bytes) => Ok((bytes, occupancy)),
             Out::File {
                 file,
                 path,
                 mut chunk,
             } => {
-                // Every sector has its header already; only spilled ones
-                // change, in rising order.
-                let total = u64::from(region.sectors) * u64::from(SECTOR_CELLS) * CELL as u64;
-                for sector in (0..region.sectors).filter(|&s| occupancy.is_spilled(s)) {
-                    let at = u64::from(sector * SECTOR_CELLS) * CELL as u64;
-                    chunk.hold(&file, &path, at, total)?;
-                    let i = (at - chunk.at) as usize;
-                    chunk.bytes[i..i + CELL].copy_from_slice(&header_cell(true));
-                    chunk.dirty = true;
-                }
                 chunk.flush(&file, &path)?;
                 Ok((Zeroizing::new(Vec::new()), occupancy))
             }
@@ -623,29 +675,51 @@ mod tests {
     }
 
     #[test]
-    fn tables_are_built_4_7_full_and_crowded_past_6_7() {
+    fn tables_are_built_and_crowded_at_their_fill() {
+        let (built, crowded) = (BUILT_CELLS, CROWDED_CELLS);
+        assert!(built < crowded && crowded < u64::from(SLOT_CELLS));
         assert_eq!(Region::sectors_to_hold(0), Some(MIN_SECTORS));
-        assert_eq!(Region::sectors_to_hold(32), Some(8));
-        assert_eq!(Region::sectors_to_hold(33), Some(9));
-        assert_eq!(Region::sectors_to_hold(100_000), Some(25_000));
+        assert_eq!(Region::sectors_to_hold(8 * built), Some(8));
+        assert_eq!(Region::sectors_to_hold(8 * built + 1), Some(9));
+        assert_eq!(
+            Region::sectors_to_hold(100_000),
+            u32::try_from(100_000u64.div_ceil(built)).ok()
+        );
         let r = region(8);
-        assert!(!r.crowded(48) && r.crowded(49));
-        // Crowded, it is rebuilt half as big again.
-        assert_eq!(Region::sectors_to_hold(49), Some(13));
+        assert!(!r.crowded(8 * crowded) && r.crowded(8 * crowded + 1));
+        // Crowded, it is rebuilt bigger by crowded / built.
+        assert_eq!(
+            Region::sectors_to_hold(8 * crowded + 1),
+            u32::try_from((8 * crowded + 1).div_ceil(built)).ok()
+        );
         assert_eq!(Region::sectors_to_hold(u64::MAX), None);
     }
 
     #[test]
     fn header_cells_round_trip_and_every_flipped_bit_is_found() {
-        for spilled in [false, true] {
-            let c = header_cell(spilled);
-            assert_eq!(parse_header_cell(&c), Ok(spilled));
+        let mut passed = SectorHeader::CLEAR;
+        passed.pass(12345);
+        for h in [SectorHeader::CLEAR, passed] {
+            let c = h.cell();
+            assert_eq!(parse_header_cell(&c), Ok(h));
+            assert_eq!(h.spilled(), h == passed);
             for bit in 0..CELL * 8 {
                 let mut bad = c;
                 bad[bit / 8] ^= 1 << (bit % 8);
                 assert!(parse_header_cell(&bad).is_err(), "bit {bit} went unnoticed");
             }
         }
+        // The filter passes on the hashes noted, and few others.
+        assert!(passed.passes(12345) && passed.passes(12345 + 464));
+        let others = (0..10_000u64).filter(|h| passed.passes(*h * 7919)).count();
+        assert!(others < 100, "{others}");
+        // A format-4 sector's spilled flag without a filter passes all.
+        let mut old = header_cell();
+        old[5] = SPILLED;
+        let crc = header_crc(&old);
+        old[1..5].copy_from_slice(&crc.to_le_bytes());
+        let h = parse_header_cell(&old).unwrap();
+        assert!(h.passes(1) && h.passes(u64::MAX));
     }
 
     #[test]
@@ -671,7 +745,7 @@ mod tests {
                 p,
                 Placement {
                     cell: r.header_cell(5) + 1 + i,
-                    spilled: vec![]
+                    passed: vec![]
                 }
             );
         }
@@ -680,17 +754,18 @@ mod tests {
             p,
             Placement {
                 cell: r.header_cell(6) + 1,
-                spilled: vec![5]
+                passed: vec![5]
             }
         );
         assert!(occ.is_spilled(5) && !occ.is_spilled(6));
-        // A second spill past sector 5 does not set its flag again.
+        // A second spill past sector 5 passes it (and 6) too: each header
+        // the probe passed notes the hash.
         let p = occ.place(r, h, 7).unwrap();
         assert_eq!(
             p,
             Placement {
                 cell: r.header_cell(7) + 1,
-                spilled: vec![6]
+                passed: vec![5, 6]
             }
         );
         // Round the region's end.
@@ -699,7 +774,7 @@ mod tests {
             p,
             Placement {
                 cell: r.header_cell(0) + 1,
-                spilled: vec![7]
+                passed: vec![7]
             }
         );
         assert_eq!(occ.used_cells(), 7 + 1 + 7 + 7);
@@ -743,17 +818,29 @@ mod tests {
     fn a_built_table_has_every_header_and_its_slots() {
         let r = region(8);
         let mut b = Builder::new(r);
-        let cell = b.place(2, 2).unwrap();
+        let cell = b.place(2, 2).unwrap().unwrap();
         b.put(cell, &[9u8; 2 * CELL]).unwrap();
         assert!(b.put(r.end(), &[9u8; CELL]).is_err());
+        // Sector 0 full: the next slot of its hash passes it, noted there.
+        for _ in 0..2 {
+            let c = b.place(2, 2).unwrap().unwrap();
+            b.put(c, &[8u8; 2 * CELL]).unwrap();
+        }
+        let passed = b.place(2, 2).unwrap().unwrap();
+        assert_eq!(r.sector_of(passed), 1);
         let (bytes, occ) = b.finish().unwrap();
         assert_eq!(bytes.len(), 8 * 512);
-        for s in 0..8 {
-            assert_eq!(parse_header_cell(&bytes[s * 512..]), Ok(false));
+        let h0 = parse_header_cell(&bytes[..]).unwrap();
+        assert!(h0.passes(2) && h0.spilled());
+        for s in 1..8 {
+            assert_eq!(
+                parse_header_cell(&bytes[s * 512..]),
+                Ok(SectorHeader::CLEAR)
+            );
         }
         let at = (cell - r.start) as usize * CELL;
         assert_eq!(&bytes[at..at + 2 * CELL], &[9u8; 2 * CELL][..]);
-        assert_eq!(occ.used_cells(), 2);
+        assert_eq!(occ.used_cells(), 8);
     }
 
     #[test]

@@ -293,10 +293,22 @@ impl Engine {
         index: &'a Index,
         id: &str,
     ) -> Result<Option<&'a TranscriptEntry>> {
+        // A generation this id led to lately, if the index still holds it
+        // under the id's hash (128 bits: it is the id's).
+        let h = crate::index::CallerHash::of(id);
+        if let Some(t) = self
+            .keys
+            .led_to(h)
+            .and_then(|tid| index.transcript(&tid))
+            .filter(|t| t.caller == h)
+        {
+            return Ok(Some(t));
+        }
         for c in self.directory.callers(id)? {
             if let Some(t) = index.transcript(&c.tid)
                 && &*self.keys.caller_id(t)? == id
             {
+                self.keys.note_led(h, t.tid);
                 return Ok(Some(t));
             }
         }

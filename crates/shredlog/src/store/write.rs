@@ -500,7 +500,7 @@ pub(crate) fn create_transcript(
             tid,
             pii_key: pii_key.clone(),
         });
-        let pii_slot = w.keyring.allocate(&slot)?;
+        let pii_slot = w.keyring.allocate_pii(&slot, &vid)?;
         w.keyring.stage(staged, pii_slot, &slot)?;
         (Some(pii_slot), Some(pii_key))
     } else {
