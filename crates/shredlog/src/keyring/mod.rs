@@ -144,6 +144,10 @@ pub(crate) struct Keyring {
     hasher: Option<table::Hasher>,
     /// Which of the table's cells are in use.
     occupancy: table::Occupancy,
+    /// Cells taken in the young area since the table was last rebuilt.
+    young_cells: u64,
+    /// Where the next young slot may go (the end of the last one).
+    young_end: u32,
     /// Sector headers that placements changed and that are not written yet
     /// (by header cell): written with the next staged slots, or before the
     /// next sync, so that a batch writes each header once, with its
@@ -382,9 +386,12 @@ impl Keyring {
                     .directory
                     .as_ref()
                     .map_or(table::Region::NONE, |d| d.table),
+                young: HashMap::new(),
             })),
             directory: header.directory,
             headers: BTreeMap::new(),
+            young_cells: 0,
+            young_end: 0,
         };
         if growing {
             keyring.finish_rebuild()?;
@@ -544,10 +551,13 @@ impl Keyring {
             view: Arc::new(parking_lot::RwLock::new(directory::View {
                 hasher: table::Hasher::new(&directory.key),
                 region: directory.table,
+                young: HashMap::new(),
             })),
             directory: Some(directory),
             occupancy,
             headers: BTreeMap::new(),
+            young_cells: 0,
+            young_end: 0,
         };
         Ok(Loaded {
             keyring,
@@ -571,6 +581,8 @@ impl Keyring {
             .map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
         let mut damaged = Vec::new();
         let mut marks = None;
+        // Young slots: (cell, cells, (hash, is a PII slot)).
+        let mut young: Vec<(u32, u32, Option<(u64, bool)>)> = Vec::new();
         let mut state = [0u8; SLOT_SIZE];
         let has_state = size >= 2 * SLOT_SIZE as u64;
         if has_state {
@@ -610,6 +622,8 @@ impl Keyring {
             let mut next = start + n;
             let tables = self.tables();
             let occupancy = &mut self.occupancy;
+            let hasher = self.hasher.as_ref();
+            let young = &mut young;
             scan_slots(
                 self.layout,
                 self.kek.as_ref(),
@@ -625,6 +639,9 @@ impl Keyring {
                         Ok(Some(slot)) => {
                             if in_table {
                                 occupancy.mark(tables.table, index, step, true);
+                            } else if tables.all_in_table {
+                                // The young area (format 5).
+                                young.push((index, step, hasher.map(|h| (h.slot(&slot), matches!(slot, Slot::Pii(_))))));
                             }
                             each(index, slot);
                         }
@@ -660,6 +677,16 @@ impl Keyring {
             // only passes the chunk's end for a slot cut short by the
             // file's end, which the scan reported.
             start = next;
+        }
+        {
+            let mut view = self.view.write();
+            for (cell, n, hash) in young {
+                self.young_cells += u64::from(n);
+                self.young_end = self.young_end.max(cell + n);
+                if let Some((h, false)) = hash {
+                    view.add_young(h, cell);
+                }
+            }
         }
         self.len = count.max(first);
         Ok((damaged, marks))
@@ -771,65 +798,72 @@ impl Keyring {
         Ok(n)
     }
 
-    /// Takes cells for `slot` where its hash places it in the table, which
+    /// Takes cells for `slot` in the young area (after the table, side by
+    /// side with the slots written since the table was last rebuilt), which
     /// [`Keyring::reserve`] must have made room in (a rebuild moves every
     /// slot on disk, so it is never done here, between the slots of one
-    /// batch).
+    /// batch). Lookups find it by its hash until a rebuild places it in the
+    /// table.
     pub(crate) fn allocate(&mut self, slot: &Slot) -> Result<u32> {
         self.writable()?;
         let hash = self.hasher()?.slot(slot);
         let n = self.cells_for(slot)?;
-        self.place(hash, n)
+        self.append(Some(hash), n)
     }
 
-    /// Takes cells for a generation's PII slot in the probe of its visitor
-    /// (where its transcript slot goes: usually the next cells of the same
-    /// sector, so both are written with one write and dirty one page).
-    pub(crate) fn allocate_pii(&mut self, slot: &Slot, vid: &Vid) -> Result<u32> {
+    /// Takes cells for a generation's PII slot in the young area (found
+    /// through its transcript slot, which names it; a rebuild places it in
+    /// the probe of its visitor, next to that slot).
+    pub(crate) fn allocate_pii(&mut self, slot: &Slot, _vid: &Vid) -> Result<u32> {
         self.writable()?;
-        let hash = self.hasher()?.transcript(vid);
         let n = self.cells_for(slot)?;
-        self.place(hash, n)
+        self.append(None, n)
+    }
+
+    /// The next `n` cells of the young area (never crossing a sector),
+    /// noted for lookups of `hash`.
+    fn append(&mut self, hash: Option<u64>, n: u32) -> Result<u32> {
+        let mut at = self.young_end.max(self.table()?.table.end());
+        if at % cells::SECTOR_CELLS + n > cells::SECTOR_CELLS {
+            at = at.next_multiple_of(cells::SECTOR_CELLS);
+        }
+        if at + n > self.len {
+            self.preallocate(at + n)?;
+        }
+        self.young_end = at + n;
+        self.young_cells += u64::from(n);
+        if let Some(h) = hash {
+            self.view.write().add_young(h, at);
+        }
+        Ok(at)
+    }
+
+    /// Extends the file with zeros to hold `cells` cells and more (an
+    /// eighth of it, at least 128 KiB, at most 4 MiB), synced, so that the
+    /// young area's slots are written inside the file and a sync of them
+    /// changes no length.
+    fn preallocate(&mut self, cells: u32) -> Result<()> {
+        let unit = cells::CELL as u32;
+        let by = (self.len / 8).clamp((128 << 10) / unit, (4 << 20) / unit);
+        let len = cells
+            .max(self.len)
+            .checked_add(by)
+            .ok_or_else(|| Error::Limit("keyring is full".into()))?
+            .next_multiple_of(cells::SECTOR_CELLS);
+        crate::failpoint::check("keyring.write").at(&self.path)?;
+        let zeros = vec![0u8; (len - self.len) as usize * cells::CELL];
+        self.file
+            .write_all_at(&zeros, u64::from(self.len) * cells::CELL as u64)
+            .at(&self.path)?;
+        self.sync_file()?;
+        self.len = len;
+        Ok(())
     }
 
     /// The hash that places the caller slot of a generation of `caller_id`
     /// ([`CallerSlot::hash`]).
     pub(crate) fn caller_hash(&self, caller_id: &str) -> Result<u64> {
         Ok(self.hasher()?.caller(caller_id))
-    }
-
-    /// Places `n` cells with hash `hash` in the table; the header cells of
-    /// the sectors passed over note the hash at once (not synced: a bit set
-    /// without the slot only lengthens a lookup).
-    fn place(&mut self, hash: u64, n: u32) -> Result<u32> {
-        let region = self.table()?.table;
-        let placed = self.occupancy.place(region, hash, n).ok_or_else(|| {
-            Error::Internal("the keyring's table is full (room was not reserved)".into())
-        })?;
-        for sector in placed.passed {
-            let at = region.header_cell(sector);
-            let mut h = match self.headers.get(&at) {
-                Some(h) => *h,
-                None => {
-                    let mut cell = [0u8; cells::CELL];
-                    self.src
-                        .read_exact_at(&mut cell, u64::from(at) * cells::CELL as u64)
-                        .at(&self.path)?;
-                    table::parse_header_cell(&cell).map_err(|reason| {
-                        Error::corrupt(
-                            &self.path,
-                            u64::from(at) * cells::CELL as u64,
-                            format!("keyring table sector at cell {at}: {reason}"),
-                        )
-                    })?
-                }
-            };
-            if !h.passes(hash) {
-                h.pass(hash);
-                self.headers.insert(at, h);
-            }
-        }
-        Ok(placed.cell)
     }
 
     /// The slots the probe of `hash` reaches: those in its sectors, up to
@@ -839,6 +873,12 @@ impl Keyring {
         let region = self.table()?.table;
         let reader = self.reader();
         let mut out = Vec::new();
+        let young: Vec<u32> = self.view.read().young.get(&hash).cloned().unwrap_or_default();
+        for cell in young {
+            if let Some(slot) = reader.read(cell)? {
+                out.push((cell, slot));
+            }
+        }
         for sector in region.probe(hash) {
             let first = region.header_cell(sector);
             let header =
@@ -1199,6 +1239,10 @@ impl Keyring {
     /// Writes the state (if it changed) and makes every write so far durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.write_headers()?;
+        // The young area's slots are durable with this sync.
+        if self.writable().is_ok() {
+            self.marks.slots = self.marks.slots.max(self.len);
+        }
         self.flush_state()?;
         crate::failpoint::check("keyring.sync").at(&self.path)?;
         self.file.sync_data().at(&self.path)?;
@@ -1541,13 +1585,15 @@ fn scan_slots(
                     .transpose()
             });
             let slot = match slot {
-                Ok(Some(_)) if tables.all_in_table && !in_table => {
-                    Err("a slot outside the keyring's table")
+                Ok(Some(_)) if tables.all_in_table && index < tables.table.start => {
+                    Err("a slot before the keyring's table")
                 }
                 Ok(Some(Slot::Caller(_))) if !tables.all_in_table => {
                     Err("a caller slot in a keyring of format 4 or older")
                 }
-                Ok(Some(Slot::Visitor(_))) if !tables.table.is_none() && !in_table => {
+                Ok(Some(Slot::Visitor(_)))
+                    if !tables.table.is_none() && !in_table && !tables.all_in_table =>
+                {
                     Err("a directory entry outside the directory table")
                 }
                 Ok(Some(Slot::Transcript(_) | Slot::Pii(_)))
@@ -2058,7 +2104,7 @@ mod tests {
                 gens.len()
             );
             let table = kr.directory.as_ref().unwrap().table;
-            assert!(!table.crowded(kr.occupancy.used_cells()));
+            assert!(kr.occupancy.used_cells() <= table.capacity());
             assert_eq!(
                 std::fs::metadata(&path).unwrap().len(),
                 u64::from(table.end()) * CELL
@@ -2311,7 +2357,7 @@ mod tests {
             let one = kr
                 .cells_for(&Slot::Visitor(entry(0, "user0@example.com".into())))
                 .unwrap();
-            assert!(!table.crowded(300 * u64::from(one)));
+            assert!(300 * u64::from(one) <= table.capacity() + kr.young_cells);
             let check = |kr: &Keyring, wiped: Option<u32>| {
                 let reader = kr.directory_reader();
                 for n in 0..300u32 {
