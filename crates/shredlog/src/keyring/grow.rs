@@ -139,7 +139,7 @@ impl Keyring {
     /// Rebuilds the table with `sectors` sectors (see the module
     /// documentation). Damage in the old table stops it before anything is
     /// committed.
-    fn rebuild(&mut self, sectors: u32) -> Result<Vec<Moved>> {
+    pub(super) fn rebuild(&mut self, sectors: u32) -> Result<Vec<Moved>> {
         let t0 = std::time::Instant::now();
         let r = self.rebuild_inner(sectors);
         if std::env::var_os("SHREDLOG_TRACE_REBUILD").is_some() {
@@ -239,9 +239,12 @@ impl Keyring {
                     let mut t = t.clone();
                     let (tid, vid) = (t.tid, t.vid);
                     let near = hasher.transcript(&vid);
-                    let pii = match (t.pii_slot != 0)
-                        .then(|| reader.read(t.pii_slot))
-                        .transpose()?
+                    // The slot its PII index names, if that is its PII slot
+                    // (after a redaction the index may name free cells, or
+                    // the middle of another slot: no PII slot then; damage
+                    // in the slots themselves is the scan's to report).
+                    let pii = match (t.pii_slot >= cells::FIRST_CELL)
+                        .then(|| reader.read(t.pii_slot).ok().flatten())
                         .flatten()
                     {
                         Some(p @ Slot::Pii(_))

@@ -641,7 +641,11 @@ impl Keyring {
                                 occupancy.mark(tables.table, index, step, true);
                             } else if tables.all_in_table {
                                 // The young area (format 5).
-                                young.push((index, step, hasher.map(|h| (h.slot(&slot), matches!(slot, Slot::Pii(_))))));
+                                young.push((
+                                    index,
+                                    step,
+                                    hasher.map(|h| (h.slot(&slot), matches!(slot, Slot::Pii(_)))),
+                                ));
                             }
                             each(index, slot);
                         }
@@ -721,8 +725,13 @@ impl Keyring {
         let Some(d) = &self.directory else {
             return (0, 0);
         };
+        // The young area's cells count as used (wiped ones too: they are
+        // reused only once a rebuild merges the area into the table).
         let used = self.occupancy.used_cells();
-        (used, d.table.capacity().saturating_sub(used))
+        (
+            used + self.young_cells,
+            d.table.capacity().saturating_sub(used),
+        )
     }
 
     /// Refuses to write a keyring of an older format: a writing open
@@ -873,7 +882,13 @@ impl Keyring {
         let region = self.table()?.table;
         let reader = self.reader();
         let mut out = Vec::new();
-        let young: Vec<u32> = self.view.read().young.get(&hash).cloned().unwrap_or_default();
+        let young: Vec<u32> = self
+            .view
+            .read()
+            .young
+            .get(&hash)
+            .cloned()
+            .unwrap_or_default();
         for cell in young {
             if let Some(slot) = reader.read(cell)? {
                 out.push((cell, slot));
@@ -1913,10 +1928,12 @@ mod tests {
             let loaded =
                 Keyring::open(dir.path(), kek.as_ref(), RW, |i, s| slots.push((i, s))).unwrap();
             assert!(loaded.damaged.is_empty());
-            // Every slot is in the table, which is the whole file after the
-            // header and the state.
+            // New slots are in the young area after the table, side by side
+            // (the wiped one too, its cells zero).
             let table = loaded.keyring.directory.as_ref().unwrap().table;
-            assert!(table.contains(written[2].0) && table.contains(written[0].0));
+            assert_eq!(table.start, cells::FIRST_CELL);
+            assert!(written.iter().all(|w| w.0 >= table.end()));
+            assert_eq!(written[0].0, table.end());
             slots.sort_by_key(|s| s.0);
             let mut want = vec![written[2].clone(), written[0].clone()];
             want.sort_by_key(|s| s.0);
@@ -1927,10 +1944,16 @@ mod tests {
                 .sum();
             assert_eq!(
                 loaded.keyring.cell_counts(),
-                (u64::from(used), table.capacity() - u64::from(used))
+                (u64::from(used), table.capacity()),
+                "after a reopen, the young slots in use"
             );
-            assert_eq!(loaded.keyring.len(), table.end());
-            assert_eq!(table.start, cells::FIRST_CELL);
+            // Found by lookups from the young area.
+            let reader = loaded.keyring.directory_reader();
+            let found = reader
+                .find(&directory::Query::new("ann@example.com"))
+                .unwrap();
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].0, written[2].0);
             let raw = std::fs::read(dir.path().join("keyring")).unwrap();
             let has_email = raw.windows(15).any(|w| w == b"ann@example.com");
             assert_eq!(has_email, kek.is_none(), "email plaintext iff unwrapped");
@@ -1985,11 +2008,12 @@ mod tests {
         assert!(cache.caller_id(&three).is_err());
     }
 
-    /// A generation's transcript slots are placed by its visitor id, so a
-    /// visitor's generations share sectors; slots never cross a sector, and
-    /// a wiped slot's cells are taken again by the next slot placed there.
+    /// New slots go side by side into the young area after the table,
+    /// never across a sector, and are wiped in place; a rebuild merges them
+    /// into the table, where a visitor's generations share the probe of its
+    /// id and a wiped slot's cells are taken by the next slot placed there.
     #[test]
-    fn a_visitors_generations_share_sectors_and_wiped_cells_are_reused() {
+    fn young_slots_go_side_by_side_and_a_rebuild_merges_them() {
         let dir = tempfile::tempdir().unwrap();
         let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
             .unwrap()
@@ -2002,10 +2026,7 @@ mod tests {
         let a = kr.allocate(&short).unwrap();
         let b = kr.allocate(&long).unwrap();
         let c = kr.allocate(&long).unwrap(); // would cross: the next sector
-        let home = table.sector_of(a);
-        assert_eq!(table.sector_of(b), home);
-        assert_eq!(table.sector_of(c), (home + 1) % table.sectors);
-        assert!(kr.occupancy.is_spilled(home));
+        assert_eq!((a, b, c), (table.end(), table.end() + 2, table.end() + 8));
         for (i, s) in [(a, &short), (b, &long), (c, &long)] {
             kr.write(i, s).unwrap();
         }
@@ -2016,17 +2037,34 @@ mod tests {
             kr.read_slot(a).unwrap(),
             Some(Slot::Transcript(_))
         ));
-        assert_eq!(kr.allocate(&long).unwrap(), b, "the wiped cells are reused");
         let raw = std::fs::read(dir.path().join("keyring")).unwrap();
         assert!(
             raw[b as usize * 64..(b as usize + 4) * 64]
                 .iter()
                 .all(|&x| x == 0)
         );
-        // Every slot the probe of the visitor reaches, in its sectors.
+        // Lookups find the young slots of the visitor (not the wiped one).
         let h = kr.hasher().unwrap().transcript(&[2; 16]);
         let found: Vec<u32> = kr.probe_slots(h).unwrap().iter().map(|s| s.0).collect();
         assert_eq!(found, vec![a, c]);
+        kr.sync().unwrap();
+        // A rebuild merges them into the table, in the visitor's probe.
+        let moved = kr.rebuild(table.sectors).unwrap();
+        assert_eq!(moved.len(), 2);
+        assert_eq!(kr.young_cells, 0);
+        let table = kr.directory.as_ref().unwrap().table;
+        let found: Vec<u32> = kr.probe_slots(h).unwrap().iter().map(|s| s.0).collect();
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|&i| table.contains(i)));
+        assert_eq!(
+            std::fs::metadata(dir.path().join("keyring")).unwrap().len(),
+            u64::from(table.end()) * CELL,
+            "the young area went with the merge"
+        );
+        drop(kr);
+        let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
+        assert!(loaded.damaged.is_empty());
+        assert_eq!(loaded.keyring.young_cells, 0);
     }
 
     /// The table is rebuilt bigger before a batch would fill it more than
@@ -2051,7 +2089,16 @@ mod tests {
                 vid[..4].copy_from_slice(&(n % 97).to_le_bytes());
                 let id = format!("t-{n}");
                 let cells = kr.generation_cells(&id, true).unwrap();
-                let moved = kr.reserve(cells).unwrap();
+                assert!(kr.reserve(cells).unwrap().is_empty());
+                // A merge of the young area every 40 generations.
+                let moved = if n > 0 && n % 40 == 0 {
+                    kr.sync().unwrap();
+                    let wanted = kr.occupancy.used_cells() + kr.young_cells;
+                    kr.rebuild(table::Region::sectors_to_hold(wanted).unwrap())
+                        .unwrap()
+                } else {
+                    Vec::new()
+                };
                 if !moved.is_empty() {
                     rebuilds += 1;
                     assert_eq!(moved.len(), 2 * gens.len(), "every slot moves");
@@ -2105,10 +2152,12 @@ mod tests {
             );
             let table = kr.directory.as_ref().unwrap().table;
             assert!(kr.occupancy.used_cells() <= table.capacity());
+            // The table, then the young area written since the last merge.
             assert_eq!(
                 std::fs::metadata(&path).unwrap().len(),
-                u64::from(table.end()) * CELL
+                u64::from(kr.len()) * CELL
             );
+            assert!(kr.len() >= table.end() + kr.young_cells as u32);
             assert!(!dir.path().join(grow::GROW_TMP).exists());
             let check = |kr: &Keyring, gens: &[(crate::record::Tid, u32, u32)]| {
                 for (n, (tid, c, p)) in gens.iter().enumerate() {
@@ -2160,6 +2209,17 @@ mod tests {
                 std::fs::metadata(&path).unwrap().len(),
                 u64::from(kr.len()) * CELL
             );
+            check(&kr, &gens);
+            // The young area counted wiped slots too: a second shrink may
+            // take the table down further, a third finds it small.
+            let again = kr.shrink().unwrap();
+            for m in &again {
+                if let MovedSlot::Transcript { tid, pii } = m.what {
+                    let g = gens.iter_mut().find(|g| g.0 == tid).unwrap();
+                    g.1 = m.to;
+                    g.2 = pii.unwrap();
+                }
+            }
             check(&kr, &gens);
             assert!(kr.shrink().unwrap().is_empty(), "already small");
             drop(kr);
@@ -2250,10 +2310,13 @@ mod tests {
             got.sort_by_key(|s| format!("{s:?}"));
             slots.sort_by_key(|s| format!("{s:?}"));
             assert_eq!(got, slots);
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().len(),
-                u64::from(table.end()) * CELL
-            );
+            let len = std::fs::metadata(&path).unwrap().len();
+            if committed {
+                // The young area went into the new table with the merge.
+                assert_eq!(len, u64::from(table.end()) * CELL);
+            } else {
+                assert!(len > u64::from(table.end()) * CELL, "the young area stays");
+            }
         }
     }
 
@@ -2284,17 +2347,11 @@ mod tests {
         kr.write(at, &first).unwrap();
         let n = kr.cells_for(&first).unwrap();
         assert!(n > kr.cells_for(&entry(&short)).unwrap());
-        let used = kr.occupancy.used_cells();
         assert_eq!(kr.rewrite_visitor(at, vid, &short).unwrap(), (at, vec![]));
         let raw = std::fs::read(dir.path().join("keyring")).unwrap();
         let cells = &raw[at as usize * 64..(at + n) as usize * 64];
         assert!(cells[64..].iter().all(|&x| x == 0), "spare cells zeroed");
         assert!(!raw.windows(7).any(|w| w == b"mailto:"));
-        assert_eq!(
-            kr.occupancy.used_cells(),
-            used - u64::from(n - 1),
-            "and free"
-        );
         let other = format!("{}@example.org", "b".repeat(30));
         let (moved, grown) = kr.rewrite_visitor(at, vid, &other).unwrap();
         assert!(grown.is_empty());
@@ -2334,7 +2391,20 @@ mod tests {
             let mut growths = 0;
             for n in 0..300u32 {
                 let slot = Slot::Visitor(entry(n, format!("user{n}@example.com")));
-                let moved = kr.reserve(u64::from(kr.cells_for(&slot).unwrap())).unwrap();
+                assert!(
+                    kr.reserve(u64::from(kr.cells_for(&slot).unwrap()))
+                        .unwrap()
+                        .is_empty()
+                );
+                // A merge of the young area into a bigger table every 100.
+                let moved = if n > 0 && n % 100 == 0 {
+                    kr.sync().unwrap();
+                    let wanted = kr.occupancy.used_cells() + kr.young_cells;
+                    kr.rebuild(table::Region::sectors_to_hold(wanted).unwrap())
+                        .unwrap()
+                } else {
+                    Vec::new()
+                };
                 if !moved.is_empty() {
                     growths += 1;
                     assert_eq!(moved.len(), at.len(), "a growth moves every entry");
@@ -2600,7 +2670,8 @@ mod tests {
         kr.note_audit(7, 900, Some((5, 700)));
         kr.sync().unwrap();
         let marks = kr.marks();
-        assert_eq!(marks.slots, END);
+        assert_eq!(marks.slots, kr.len(), "the file, young area included");
+        assert!(marks.slots > END);
         drop(kr);
         let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
         let m = loaded.marks.unwrap();
