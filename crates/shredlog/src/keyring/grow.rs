@@ -77,7 +77,8 @@ impl Keyring {
         // is rebuilt, bigger if need be) once it holds as many cells as half
         // the table's room, or 16,384, whichever is more.
         let young = self.young_cells + cells;
-        if young <= (region.capacity() / 2).max(YOUNG_CELLS) {
+        let least = crate::failpoint::young_cells().unwrap_or(YOUNG_CELLS);
+        if young <= (region.capacity() / 2).max(least) {
             return Ok(Vec::new());
         }
         let wanted = self.occupancy.used_cells() + young;

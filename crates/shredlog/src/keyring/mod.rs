@@ -212,6 +212,11 @@ pub(crate) struct OpenMode {
     pub salvage: bool,
 }
 
+/// A slot of the young area found at open: its cell, its cells, and its
+/// hash with whether it is a PII slot (which lookups reach through the
+/// transcript slot that names it).
+type YoungSlot = (u32, u32, Option<(u64, bool)>);
+
 /// What a keyring of an older format showed of itself before it was
 /// converted for a read-only open.
 #[derive(Clone, Copy, Debug)]
@@ -582,7 +587,7 @@ impl Keyring {
         let mut damaged = Vec::new();
         let mut marks = None;
         // Young slots: (cell, cells, (hash, is a PII slot)).
-        let mut young: Vec<(u32, u32, Option<(u64, bool)>)> = Vec::new();
+        let mut young: Vec<YoungSlot> = Vec::new();
         let mut state = [0u8; SLOT_SIZE];
         let has_state = size >= 2 * SLOT_SIZE as u64;
         if has_state {
