@@ -35,6 +35,9 @@ fn found(store: &Store, v: u64) -> usize {
 
 #[test]
 fn a_growth_cut_short_at_any_write_or_sync_loses_no_visitor() {
+    // New slots wait in the young area until 40 cells of them would be
+    // there: the batch below makes the table grow.
+    failpoint::set_young_cells(40);
     for point in ["keyring.sync", "keyring.write", "dir.sync"] {
         let mut hit = 1;
         while cut_at(point, hit) {
@@ -59,7 +62,6 @@ fn cut_at(point: &str, hit: u64) -> bool {
                 .append_batch(&[message(v, &format!("t-{v}"), 0, ts)])
                 .unwrap();
         }
-        let size_before = std::fs::metadata(dir.join("keyring")).unwrap().len();
         let batch: Vec<_> = (BEFORE..BEFORE + BATCH)
             .map(|v| message(v, &format!("t-{v}"), 0, ts))
             .collect();
@@ -88,7 +90,6 @@ fn cut_at(point: &str, hit: u64) -> bool {
             "{ctx}: a rebuild is left under way"
         );
         assert!(!dir.join("keyring.grow").exists(), "{ctx}");
-        assert!(k.len() as u64 >= size_before, "{ctx}");
         for v in 0..BEFORE + BATCH {
             let copies = k
                 .windows(email(v).len())

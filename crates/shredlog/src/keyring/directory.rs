@@ -27,10 +27,20 @@ use crate::error::{Error, Result};
 /// moves.
 pub(crate) type SharedView = Arc<RwLock<View>>;
 
-/// What a lookup reads: the table, and the hashes that place its slots.
+/// What a lookup reads: the table, the hashes that place its slots, and
+/// the young area after it (slots written since the table was last
+/// rebuilt, side by side): by hash, the cells of its slots.
 pub(crate) struct View {
     pub hasher: table::Hasher,
     pub region: table::Region,
+    pub young: std::collections::HashMap<u64, Vec<u32>>,
+}
+
+impl View {
+    /// Notes a young slot at `cell` with hash `hash`.
+    pub(crate) fn add_young(&mut self, hash: u64, cell: u32) {
+        self.young.entry(hash).or_default().push(cell);
+    }
 }
 
 /// Keyed digests of addresses in their [`placement`] form, under a key
@@ -215,6 +225,38 @@ impl DirectoryReader {
         let view = self.view.read();
         let region = view.region;
         let hash = hash(&view.hasher);
+        // The young area first: its slots of this hash, by the index.
+        for &cell in view.young.get(&hash).into_iter().flatten() {
+            let bytes = self.slots.read_cells(cell)?;
+            match cells::unframe(cell, &bytes) {
+                Ok(Some(f)) if f.kind == kind => {
+                    let s = slot::open_payload(
+                        self.slots.kek.as_ref(),
+                        &self.slots.keyring_id,
+                        cell,
+                        f.kind,
+                        &f.payload,
+                    )
+                    .map_err(|reason| {
+                        Error::corrupt(
+                            &self.slots.path,
+                            u64::from(cell) * cells::CELL as u64,
+                            format!("keyring slot {cell}: {reason}"),
+                        )
+                    })?;
+                    each(cell, s);
+                }
+                // Wiped since, or another kind.
+                Ok(_) => {}
+                Err(reason) => {
+                    return Err(Error::corrupt(
+                        &self.slots.path,
+                        u64::from(cell) * cells::CELL as u64,
+                        format!("keyring slot {cell}: {reason}"),
+                    ));
+                }
+            }
+        }
         for sector in region.probe(hash) {
             let first = region.header_cell(sector);
             let bytes = self.slots.read_cells(first)?;

@@ -36,6 +36,9 @@ pub(crate) const GROW_TMP: &str = "keyring.grow";
 /// Bytes of the old table read at a time (whole sectors).
 const CHUNK: usize = 2 << 20;
 
+/// Fewest cells the young area takes before it is merged into the table.
+const YOUNG_CELLS: u64 = 16 << 10;
+
 /// Where a slot went when the table was rebuilt (caller slots are made
 /// anew, not moved).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,13 +73,18 @@ impl Keyring {
     pub(crate) fn reserve(&mut self, cells: u64) -> Result<Vec<Moved>> {
         self.writable()?;
         let region = self.table()?.table;
-        let wanted = self.occupancy.used_cells() + cells;
-        if !region.crowded(wanted) {
+        // New slots go to the young area; it is merged into the table (which
+        // is rebuilt, bigger if need be) once it holds as many cells as half
+        // the table's room, or 16,384, whichever is more.
+        let young = self.young_cells + cells;
+        let least = crate::failpoint::young_cells().unwrap_or(YOUNG_CELLS);
+        if young <= (region.capacity() / 2).max(least) {
             return Ok(Vec::new());
         }
+        let wanted = self.occupancy.used_cells() + young;
         let sectors = table::Region::sectors_to_hold(wanted)
             .ok_or_else(|| Error::Limit("keyring is full".into()))?;
-        self.rebuild(sectors)
+        self.rebuild(sectors.max(region.sectors))
     }
 
     /// Rebuilds the table smaller, at most 4/7 full, when it is at most 3/7
@@ -86,8 +94,9 @@ impl Keyring {
     pub(crate) fn shrink(&mut self) -> Result<Vec<Moved>> {
         self.writable()?;
         let region = self.table()?.table;
-        let sectors = table::Region::sectors_to_hold(self.occupancy.used_cells())
-            .ok_or_else(|| Error::Internal("keyring table size overflow".into()))?;
+        let sectors =
+            table::Region::sectors_to_hold(self.occupancy.used_cells() + self.young_cells)
+                .ok_or_else(|| Error::Internal("keyring table size overflow".into()))?;
         if u64::from(sectors) * 4 > u64::from(region.sectors) * 3 {
             self.cut_tail()?;
             return Ok(Vec::new());
@@ -99,7 +108,7 @@ impl Keyring {
     /// short between zeroing them and cutting the file left (the state
     /// records the shorter length first).
     fn cut_tail(&mut self) -> Result<()> {
-        let end = self.table()?.table.end();
+        let end = self.table()?.table.end().max(self.young_end);
         let size = self.src.len().at(&self.path)?;
         let keep = u64::from(end) * cells::CELL as u64;
         if size <= keep {
@@ -131,7 +140,7 @@ impl Keyring {
     /// Rebuilds the table with `sectors` sectors (see the module
     /// documentation). Damage in the old table stops it before anything is
     /// committed.
-    fn rebuild(&mut self, sectors: u32) -> Result<Vec<Moved>> {
+    pub(super) fn rebuild(&mut self, sectors: u32) -> Result<Vec<Moved>> {
         let t0 = std::time::Instant::now();
         let r = self.rebuild_inner(sectors);
         if std::env::var_os("SHREDLOG_TRACE_REBUILD").is_some() {
@@ -212,7 +221,8 @@ impl Keyring {
         let mut moved = Vec::new();
         let mut named: HashSet<u32> = HashSet::new();
         let mut piis = 0usize;
-        self.each_table_slot(old, |from, slot| {
+        let mut piis_young = 0usize;
+        let mut handle = |from: u32, slot: &Slot| -> Result<()> {
             match slot {
                 Slot::Visitor(v) => {
                     let to = put(&mut builder, slot, hasher.slot(slot))?;
@@ -230,9 +240,12 @@ impl Keyring {
                     let mut t = t.clone();
                     let (tid, vid) = (t.tid, t.vid);
                     let near = hasher.transcript(&vid);
-                    let pii = match (t.pii_slot != 0)
-                        .then(|| reader.read(t.pii_slot))
-                        .transpose()?
+                    // The slot its PII index names, if that is its PII slot
+                    // (after a redaction the index may name free cells, or
+                    // the middle of another slot: no PII slot then; damage
+                    // in the slots themselves is the scan's to report).
+                    let pii = match (t.pii_slot >= cells::FIRST_CELL)
+                        .then(|| reader.read(t.pii_slot).ok().flatten())
                         .flatten()
                     {
                         Some(p @ Slot::Pii(_))
@@ -259,7 +272,32 @@ impl Keyring {
                 }
             }
             Ok(())
+        };
+        // The table in its order; the young area's slots (written in time
+        // order) sorted by their hashes, so that they too are placed in
+        // about rising order (a home rises with the hash).
+        let old_end = old.end();
+        let mut young: Vec<(u64, u32)> = Vec::new();
+        self.each_table_slot(old, |from, slot| {
+            if from < old_end {
+                return handle(from, slot);
+            }
+            match slot {
+                Slot::Pii(_) => {
+                    piis_young += 1;
+                }
+                Slot::Transcript(t) => young.push((hasher.transcript(&t.vid), from)),
+                other => young.push((hasher.slot(other), from)),
+            }
+            Ok(())
         })?;
+        young.sort_unstable();
+        for (_, from) in young {
+            if let Some(slot) = reader.read(from)? {
+                handle(from, &slot)?;
+            }
+        }
+        let piis = piis + piis_young;
         if named.len() < piis {
             self.each_table_slot(old, |index, slot| {
                 if matches!(slot, Slot::Pii(_)) && !named.contains(&index) {
@@ -287,11 +325,13 @@ impl Keyring {
         region: table::Region,
         mut each: impl FnMut(u32, &Slot) -> Result<()>,
     ) -> Result<()> {
+        // The table, then the young area after it.
         let unit = cells::CELL;
         let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
         let mut start = region.start;
-        while start < region.end() {
-            let n = ((CHUNK / unit) as u32).min(region.end() - start);
+        let end = self.len.max(region.end());
+        while start < end {
+            let n = ((CHUNK / unit) as u32).min(end - start);
             let chunk = &mut buf[..n as usize * unit];
             self.file
                 .read_exact_at(chunk, u64::from(start) * unit as u64)
@@ -414,7 +454,11 @@ impl Keyring {
             *lookups = super::directory::View {
                 hasher: self.hasher()?.clone(),
                 region: new,
+                young: std::collections::HashMap::new(),
             };
+            // The young area is in the new table now (and zeroed above).
+            self.young_cells = 0;
+            self.young_end = 0;
         }
         self.occupancy = self.read_occupancy(new)?;
         let shorter = self.len > new.end();

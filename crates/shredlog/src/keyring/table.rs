@@ -45,9 +45,7 @@ pub(crate) const SLOT_CELLS: u32 = SECTOR_CELLS - 1;
 /// Fewest sectors of a table.
 pub(crate) const MIN_SECTORS: u32 = 8;
 /// Slot cells a sector holds, on average, in a table just built.
-const BUILT_CELLS: u64 = 3;
-/// Slot cells a sector may hold, on average, before the table is rebuilt.
-const CROWDED_CELLS: u64 = 5;
+const BUILT_CELLS: u64 = 4;
 /// Bytes of a region's description in the keyring header.
 pub(crate) const REGION_BYTES: usize = 8;
 /// Domain separation of the directory's hash.
@@ -122,13 +120,6 @@ impl Region {
     /// full so.
     pub(crate) fn sectors_to_hold(cells: u64) -> Option<u32> {
         u32::try_from(cells.div_ceil(BUILT_CELLS).max(u64::from(MIN_SECTORS))).ok()
-    }
-
-    /// Whether a table holding `cells` slot cells is more than 6/7 full
-    /// (6 slot cells a sector): then it is rebuilt bigger before it takes
-    /// them.
-    pub(crate) fn crowded(&self, cells: u64) -> bool {
-        cells > u64::from(self.sectors) * CROWDED_CELLS
     }
 
     pub(crate) fn encode(&self) -> [u8; REGION_BYTES] {
@@ -675,22 +666,15 @@ mod tests {
     }
 
     #[test]
-    fn tables_are_built_and_crowded_at_their_fill() {
-        let (built, crowded) = (BUILT_CELLS, CROWDED_CELLS);
-        assert!(built < crowded && crowded < u64::from(SLOT_CELLS));
+    fn tables_are_built_at_their_fill() {
+        let built = BUILT_CELLS;
+        assert!(built < u64::from(SLOT_CELLS));
         assert_eq!(Region::sectors_to_hold(0), Some(MIN_SECTORS));
         assert_eq!(Region::sectors_to_hold(8 * built), Some(8));
         assert_eq!(Region::sectors_to_hold(8 * built + 1), Some(9));
         assert_eq!(
             Region::sectors_to_hold(100_000),
             u32::try_from(100_000u64.div_ceil(built)).ok()
-        );
-        let r = region(8);
-        assert!(!r.crowded(8 * crowded) && r.crowded(8 * crowded + 1));
-        // Crowded, it is rebuilt bigger by crowded / built.
-        assert_eq!(
-            Region::sectors_to_hold(8 * crowded + 1),
-            u32::try_from((8 * crowded + 1).div_ceil(built)).ok()
         );
         assert_eq!(Region::sectors_to_hold(u64::MAX), None);
     }
