@@ -236,31 +236,3 @@ fn format_3_or_4(name: &str, old_version: u16) {
         );
     }
 }
-
-/// A store written by the release command of an earlier build of this
-/// format (keyring format 4, plaintext; `fixtures/v4-plain`, see its
-/// README): this build prints what that one printed, read-only (writing
-/// nothing) and after a writable open and close, lookups by every spelling
-/// and a legal hold by caller id included, and the store verifies.
-#[test]
-fn a_format_4_store_reads_as_its_writer_read_it() {
-    let fixture = fixture_named("v4-plain");
-    let expected: Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
-    let dir = copy_store_of(&fixture);
-    let before = files(dir.path());
-    assert_eq!(printed(dir.path(), &expected), expected);
-    assert!(files(dir.path()) == before, "a read-only command wrote");
-    assert_eq!(run(dir.path(), &["verify"])["status"], 0);
-    let store = shredlog::Store::open(dir.path(), shredlog::Options::default()).unwrap();
-    assert!(store.verify().unwrap().is_ok());
-    store.close().unwrap();
-    assert_eq!(printed(dir.path(), &expected), expected);
-    // The hold placed on t-1005 still holds: deleting it is refused.
-    let held = run(dir.path(), &["delete", "--transcript", "t-1005"]);
-    assert_ne!(held["status"], 0, "a held transcript was deleted");
-    assert_eq!(
-        run(dir.path(), &["show", "t-1005"]),
-        expected["show"]["t-1005"]
-    );
-}
