@@ -1,11 +1,11 @@
-//! Rebuilding a format-5 keyring's table at another size: bigger before it
-//! gets crowded, smaller when compaction finds it mostly empty
-//! (docs/FORMAT.md §6.13).
+//! Rebuilding a format-5 keyring's table: with the young area merged into
+//! it when that is full, smaller when compaction finds it mostly empty
+//! (docs/FORMAT.md §6.13, §6.14).
 //!
-//! The table always starts right after the header and the state, so the
-//! keyring is never longer than its table: a rebuild writes the new table
-//! whole into `keyring.grow` (slots placed anew and re-encoded for their new
-//! places; caller slots made again from the transcript slots), syncs it,
+//! The table always starts right after the header and the state, and the
+//! young area follows it: a rebuild writes the new table whole into
+//! `keyring.grow` (every slot of the table and the young area placed anew and
+//! re-encoded for its new place; a caller slot by the hash it holds), syncs it,
 //! names its region in the keyring's header as the table *being moved in*
 //! (the commit point), then copies it over the old one, writes the header
 //! naming it as the table, syncs, and wipes `keyring.grow`. A crash before
@@ -65,10 +65,11 @@ pub(crate) enum MovedSlot {
 }
 
 impl Keyring {
-    /// Makes room for `cells` more cells of slots: rebuilds the table
-    /// bigger when it would be more than 6/7 full with them. Returns what
-    /// moved; the caller gives it to the index, which must not be read
-    /// in between (hold its lock across).
+    /// Makes room for `cells` more cells of slots in the young area: when
+    /// it would hold more than half the table's room (or 16,384 cells)
+    /// with them, rebuilds the table with the young area merged into it.
+    /// Returns what moved; the caller gives it to the index, which must not
+    /// be read in between (hold its lock across).
     #[must_use = "moved slots must be given to the index"]
     pub(crate) fn reserve(&mut self, cells: u64) -> Result<Vec<Moved>> {
         self.writable()?;
@@ -141,17 +142,6 @@ impl Keyring {
     /// documentation). Damage in the old table stops it before anything is
     /// committed.
     pub(super) fn rebuild(&mut self, sectors: u32) -> Result<Vec<Moved>> {
-        let t0 = std::time::Instant::now();
-        let r = self.rebuild_inner(sectors);
-        if std::env::var_os("SHREDLOG_TRACE_REBUILD").is_some() {
-            eprintln!("rebuild to {sectors} sectors: {:?}", t0.elapsed());
-        }
-        r
-    }
-
-    fn rebuild_inner(&mut self, sectors: u32) -> Result<Vec<Moved>> {
-        // Headers placements changed belong to the old table.
-        self.write_headers()?;
         let old = self.table()?.table;
         let new = table::Region {
             start: cells::FIRST_CELL,

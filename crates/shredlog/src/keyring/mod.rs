@@ -7,12 +7,13 @@
 //! every file when the keyring was last synced); after them, the table
 //! ([`table`]): in format 5 (written now) every slot lives there, where a
 //! keyed hash of what it is looked up by places it — a directory entry by
-//! its email, a transcript slot by its visitor id, a PII slot by its
-//! generation id, a caller slot by the caller's transcript id — so that a
-//! lookup reads a sector or two. A slot takes as many 64-byte cells as it
-//! needs, 1 to 7, never crossing a 512-byte sector ([`cells`]), so writing
-//! or wiping it is a single write inside one sector. The table is rebuilt
-//! bigger before it gets crowded, through a second file ([`grow`]).
+//! its email, a transcript and PII slot by its visitor id, a caller slot by
+//! the caller's transcript id — so that a lookup reads a sector or two, or
+//! in the young area after it, where new slots are appended side by side
+//! and found through an index by hash until a rebuild merges them into the
+//! table, through a second file ([`grow`]). A slot takes as many 64-byte
+//! cells as it needs, 1 to 7, never crossing a 512-byte sector ([`cells`]),
+//! so writing or wiping it is a single write inside one sector.
 //! Formats 1 and 2 gave every slot 512 bytes ([`legacy`]), formats 3 and 4
 //! put key slots anywhere outside the table; a writing open rewrites any of
 //! them in format 5 ([`rekey::upgrade`]).
@@ -148,11 +149,6 @@ pub(crate) struct Keyring {
     young_cells: u64,
     /// Where the next young slot may go (the end of the last one).
     young_end: u32,
-    /// Sector headers that placements changed and that are not written yet
-    /// (by header cell): written with the next staged slots, or before the
-    /// next sync, so that a batch writes each header once, with its
-    /// neighbouring slot when it can.
-    headers: BTreeMap<u32, table::SectorHeader>,
     /// Where lookups by email go (shared with every [`DirectoryReader`]).
     view: directory::SharedView,
 }
@@ -394,7 +390,6 @@ impl Keyring {
                 young: HashMap::new(),
             })),
             directory: header.directory,
-            headers: BTreeMap::new(),
             young_cells: 0,
             young_end: 0,
         };
@@ -560,7 +555,6 @@ impl Keyring {
             })),
             directory: Some(directory),
             occupancy,
-            headers: BTreeMap::new(),
             young_cells: 0,
             young_end: 0,
         };
@@ -945,16 +939,7 @@ impl Keyring {
     /// Writes a slot in place (not synced).
     pub(crate) fn write(&mut self, index: u32, slot: &Slot) -> Result<()> {
         let bytes = self.encode_slot(index, slot)?;
-        self.write_raw(index, &bytes)?;
-        self.write_headers()
-    }
-
-    /// Writes the sector headers placements changed (not synced).
-    pub(super) fn write_headers(&mut self) -> Result<()> {
-        for (at, h) in std::mem::take(&mut self.headers) {
-            self.write_raw(at, &h.cell())?;
-        }
-        Ok(())
+        self.write_raw(index, &bytes)
     }
 
     /// Rewrites the directory entry at `index` with `email` (not synced): in
@@ -1037,16 +1022,8 @@ impl Keyring {
 
     /// Writes the staged slots (not synced): each run of neighbouring slots
     /// with one positioned write.
-    pub(crate) fn write_staged(&mut self, mut staged: StagedSlots) -> Result<()> {
+    pub(crate) fn write_staged(&mut self, staged: StagedSlots) -> Result<()> {
         let unit = self.layout.unit();
-        // Headers the placements changed go with the slots (a header cell
-        // is its sector's cell 0: written in one run with a slot at cell 1).
-        for (at, h) in std::mem::take(&mut self.headers) {
-            staged
-                .slots
-                .entry(at)
-                .or_insert_with(|| Zeroizing::new(h.cell().to_vec()));
-        }
         let mut run: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
         let mut sizes = Vec::new();
         let mut first = None;
@@ -1258,7 +1235,6 @@ impl Keyring {
 
     /// Writes the state (if it changed) and makes every write so far durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.write_headers()?;
         // The young area's slots are durable with this sync.
         if self.writable().is_ok() {
             self.marks.slots = self.marks.slots.max(self.len);
@@ -2072,11 +2048,10 @@ mod tests {
         assert_eq!(loaded.keyring.young_cells, 0);
     }
 
-    /// The table is rebuilt bigger before a batch would fill it more than
-    /// 6/7, and smaller by a compaction when it is mostly empty: every slot
-    /// moves (the PII slots named anew in their transcript slots), the
-    /// caller slots are made again, what moved is reported, the file is the
-    /// table and nothing more, and the rebuilt table's file is gone.
+    /// The table is rebuilt with the young area merged into it, and smaller
+    /// by a compaction when it is mostly empty: every slot moves (the PII
+    /// slots named anew in their transcript slots), what moved is reported,
+    /// lookups find every slot, and the rebuilt table's file is gone.
     #[test]
     fn the_table_is_rebuilt_bigger_when_crowded_and_smaller_when_sparse() {
         for kek in [None, Some(Key::random().unwrap())] {

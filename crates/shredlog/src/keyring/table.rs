@@ -115,9 +115,8 @@ impl Region {
 
     /// The sectors a table is built with to hold `cells` slot cells: the
     /// fewest (at least [`MIN_SECTORS`]) that hold them at most 4/7 full,
-    /// 4 slot cells a sector. A table [`Region::crowded`] past 6/7 is so
-    /// rebuilt half as big again, and compaction rebuilds one at most 3/7
-    /// full so.
+    /// 4 slot cells a sector (a rebuild that merges the young area, and
+    /// compaction's of a table at most 3/7 full).
     pub(crate) fn sectors_to_hold(cells: u64) -> Option<u32> {
         u32::try_from(cells.div_ceil(BUILT_CELLS).max(u64::from(MIN_SECTORS))).ok()
     }
