@@ -154,22 +154,3 @@ fn log_synced(log: &Mutex<std::fs::File>, path: &std::path::Path, len: u64) {
     use std::io::Write;
     let _ = writeln!(log.lock(), "{}\t{}", path.display(), len);
 }
-
-/// Test knob: the fewest cells the keyring's young area holds before the
-/// next batch merges it into the table (0: the built-in number), so that
-/// tests reach a merge with a small store.
-static YOUNG_CELLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Sets [`young_cells`] (0 restores the built-in number).
-#[doc(hidden)]
-pub fn set_young_cells(cells: u64) {
-    YOUNG_CELLS.store(cells, Ordering::Relaxed);
-}
-
-/// The young area's threshold a test set, if any.
-pub(crate) fn young_cells() -> Option<u64> {
-    match YOUNG_CELLS.load(Ordering::Relaxed) {
-        0 => None,
-        n => Some(n),
-    }
-}

@@ -14,8 +14,3 @@ pub(crate) fn synced(_path: &std::path::Path, _file: &std::fs::File) {}
 
 #[inline(always)]
 pub(crate) fn synced_len(_path: &std::path::Path, _len: u64) {}
-
-#[inline(always)]
-pub(crate) fn young_cells() -> Option<u64> {
-    None
-}

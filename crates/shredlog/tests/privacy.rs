@@ -216,10 +216,6 @@ struct KeyringView {
     transcripts: HashMap<String, (usize, usize, [u8; 32], Option<[u8; 32]>)>,
     /// normalised email → directory slot.
     visitors: HashMap<String, usize>,
-    /// caller transcript id → generation id.
-    tids: HashMap<String, [u8; 16]>,
-    /// generation id → its caller slots (format 5: tid ‖ vid).
-    callers: HashMap<[u8; 16], Vec<usize>>,
     /// slot → its bytes in the file.
     ranges: HashMap<usize, std::ops::Range<usize>>,
 }
@@ -252,10 +248,6 @@ fn read_keyring(bytes: &[u8]) -> KeyringView {
                 let email = String::from_utf8(email.to_vec()).unwrap();
                 view.visitors.insert(email, i);
             }
-            5 => {
-                let tid: [u8; 16] = p[0..16].try_into().unwrap();
-                view.callers.entry(tid).or_default().push(i);
-            }
             k => panic!("slot {i}: unknown kind {k} (is the keyring wrapped?)"),
         }
     }
@@ -264,7 +256,6 @@ fn read_keyring(bytes: &[u8]) -> KeyringView {
             .get(&pii_slot)
             .filter(|(t, _)| *t == tid)
             .map(|(_, k)| *k);
-        view.tids.insert(id.clone(), tid);
         view.transcripts.insert(id, (i, pii_slot, content, key));
     }
     view
@@ -1153,17 +1144,6 @@ fn deleting_a_transcript_or_a_visitor_makes_it_unreadable() {
             }
         }
         assert!(scan(dir, &needles).is_empty());
-        // Nor is a caller slot left that names them.
-        let after = read_keyring(&std::fs::read(dir.join("keyring")).unwrap());
-        for t in ["t-0", "t-1", "t-4", "t-7"] {
-            assert!(
-                !after.callers.contains_key(&view.tids[t]),
-                "{t}'s caller slot"
-            );
-        }
-        for t in ["t-2", "t-5", "t-8", "t-3", "t-6"] {
-            assert_eq!(after.callers[&after.tids[t]].len(), 1, "{t}'s caller slot");
-        }
     };
     check(dir.path());
     drop(store);

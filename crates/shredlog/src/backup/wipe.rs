@@ -2,12 +2,11 @@
 //! of the keys an operation destroyed are zeroed, by the rules the store
 //! itself follows (`shred::apply`): redacting a generation zeroes its PII
 //! key; deleting one, its PII and content keys; erasing or deleting a
-//! visitor, also their directory entry; deleting a generation, also its
-//! caller slot (format 5); and a visitor none of whose
+//! visitor, also their directory entry; and a visitor none of whose
 //! generations keeps a live PII key (or who has none left) loses the
 //! directory entry too.
 //!
-//! Slot indices differ between copies (a rebuild of the table moves slots), so
+//! Slot indices differ between copies (keyring compaction moves slots), so
 //! records name random ids (generation and visitor ids), which every slot
 //! carries, and each copy is searched for them.
 
@@ -28,8 +27,6 @@ struct Model {
     pii: HashMap<u32, Tid>,
     /// Visitor slots: (index, vid).
     visitors: Vec<(u32, Vid)>,
-    /// Caller slots (format 5): (index, tid).
-    callers: Vec<(u32, Tid)>,
     wiped: BTreeSet<u32>,
 }
 
@@ -74,12 +71,6 @@ impl Model {
             .iter()
             .filter(|(_, t, _)| t == tid)
             .map(|(i, _, _)| *i)
-            .chain(
-                self.callers
-                    .iter()
-                    .filter(|(_, t)| t == tid)
-                    .map(|(i, _)| *i),
-            )
             .collect();
         self.wiped.extend(slots);
     }
@@ -152,7 +143,6 @@ pub(crate) fn apply(image: &mut Image, what: &Path, records: &[Record]) -> Resul
         transcripts: Vec::new(),
         pii: HashMap::new(),
         visitors: Vec::new(),
-        callers: Vec::new(),
         wiped: BTreeSet::new(),
     };
     for (i, slot) in image.slots(what)? {
@@ -162,7 +152,6 @@ pub(crate) fn apply(image: &mut Image, what: &Path, records: &[Record]) -> Resul
                 m.pii.insert(i, p.tid);
             }
             Slot::Visitor(v) => m.visitors.push((i, v.vid)),
-            Slot::Caller(c) => m.callers.push((i, c.tid)),
         }
     }
     for r in records {

@@ -1,8 +1,6 @@
-//! The index: visitor → directory slot and transcripts, transcript →
-//! record locations and times, and byte accounting per segment. A caller's
-//! transcript id is looked up in the keyring (its caller slots,
-//! [`crate::keyring::DirectoryReader::callers`]), which names generations
-//! that the index holds.
+//! The index: visitor → directory slot and transcripts, caller id (by its
+//! keyed hash) → transcript generation, transcript → record locations and
+//! times, and byte accounting per segment.
 //!
 //! It holds no keys (the keyring's key cache does) and no personal data: the
 //! directory's emails stay in the keyring, whose directory table answers
@@ -16,10 +14,9 @@
 //!   transcript carries (a placeholder without email once the directory
 //!   entry is gone);
 //! - `directory` counts the visitors whose entry's slot is not 0;
-//! - of the generations of one caller id, the index holds the one reads and
-//!   writes see, and no other (a second one exists only inside
-//!   [`Index::replace_generation`], and at open until
-//!   [`Index::hide_generations`]);
+//! - `by_caller[hash(id)]` names the one generation of caller id `id` that reads
+//!   and writes see; every generation in the index is that one (a second one
+//!   exists only inside [`Index::replace_generation`]);
 //! - `usage[seg].live` counts the bytes of live records in `seg` (less the
 //!   PII parts of generations whose PII key is gone), `usage[seg].dead` the rest;
 //! - a generation's records in a segment are either all held in memory
@@ -53,6 +50,7 @@ mod sidecar;
 mod small_set;
 use blocks::BlockCache;
 pub(crate) use callers::CallerHash;
+use callers::Callers;
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
 pub(crate) use sidecar::file_name as sidecar_file_name;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Sidecar, Summary};
@@ -300,6 +298,7 @@ pub(crate) struct Index {
     /// Boxed: a hash table keeps up to twice as many buckets as entries, and
     /// a bucket of a box is 24 bytes where one of an entry is about 210.
     transcripts: IdMap<Box<TranscriptEntry>>,
+    by_caller: Callers,
     visitors: IdMap<VisitorEntry>,
     /// Visitors with a directory entry.
     directory: usize,
@@ -337,11 +336,20 @@ impl Index {
         true
     }
 
-    /// Adds a generation without records. Of two generations of one caller
-    /// id (at open), [`Index::hide_generations`] keeps one.
-    pub(crate) fn add_transcript(&mut self, t: TranscriptEntry) {
+    /// Adds a generation without records and makes it the one its caller id
+    /// leads to, unless that id already leads to a live generation and
+    /// `visible` is false (then it is only linked, for
+    /// [`Index::hide_generations`] to settle).
+    pub(crate) fn add_transcript(&mut self, t: TranscriptEntry, visible: bool) {
         let v = self.visitors.entry(t.vid).or_default();
         v.tids.insert(t.tid);
+        let taken = self
+            .by_caller
+            .get(t.caller)
+            .is_some_and(|held| self.transcripts.contains_key(&held));
+        if visible || !taken {
+            self.by_caller.insert(t.caller, t.tid);
+        }
         self.transcripts.insert(t.tid, Box::new(t));
     }
 
@@ -516,6 +524,7 @@ impl Index {
     pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> Option<TranscriptEntry> {
         let bytes = self.bytes_of(self.transcripts.get(tid)?);
         let t = *self.transcripts.remove(tid)?;
+        self.by_caller.remove(t.caller, tid);
         if let Some(v) = self.visitors.get_mut(&t.vid) {
             v.tids.remove(tid);
         }
@@ -608,11 +617,14 @@ impl Index {
         records: Vec<(RecordRef, Option<MsgIdDigest>)>,
     ) -> Option<TranscriptEntry> {
         let tid = new.tid;
-        self.add_transcript(new);
+        let caller = new.caller;
+        self.add_transcript(new, true);
         for (r, d) in records {
             self.add_record(&tid, r, d);
         }
-        self.remove_transcript(old)
+        let removed = self.remove_transcript(old);
+        self.by_caller.insert(caller, tid);
+        removed
     }
 
     /// Of two or more generations of one caller id, keeps the one `keep`
@@ -622,30 +634,22 @@ impl Index {
         &mut self,
         keep: impl Fn(&[&TranscriptEntry]) -> Option<Tid>,
     ) -> Vec<TranscriptEntry> {
-        // The ids that more than one generation carries (usually none),
-        // found without grouping every generation.
-        let mut seen: std::collections::HashSet<CallerHash> =
-            std::collections::HashSet::with_capacity(self.transcripts.len());
-        let mut twice: std::collections::HashSet<CallerHash> = std::collections::HashSet::new();
-        for t in self.transcripts.values() {
-            if !seen.insert(t.caller) {
-                twice.insert(t.caller);
-            }
-        }
-        drop(seen);
-        if twice.is_empty() {
+        // When every generation is the one its caller id leads to, there are
+        // none (the common case, checked without grouping them).
+        let linked = self
+            .by_caller
+            .targets()
+            .filter(|tid| self.transcripts.contains_key(*tid))
+            .count();
+        if linked == self.transcripts.len() {
             return Vec::new();
         }
         let mut by_caller: HashMap<CallerHash, Vec<&TranscriptEntry>> = HashMap::new();
-        for t in self
-            .transcripts
-            .values()
-            .filter(|t| twice.contains(&t.caller))
-        {
+        for t in self.transcripts.values() {
             by_caller.entry(t.caller).or_default().push(t);
         }
-        let mut decisions: Vec<(Tid, Vec<Tid>)> = Vec::new();
-        for versions in by_caller.into_values() {
+        let mut decisions: Vec<(CallerHash, Tid, Vec<Tid>)> = Vec::new();
+        for (caller, versions) in by_caller {
             let kept = match versions.as_slice() {
                 [one] => Some(one.tid),
                 _ => keep(&versions),
@@ -656,16 +660,25 @@ impl Index {
                     .map(|t| t.tid)
                     .filter(|t| *t != kept)
                     .collect();
-                decisions.push((kept, others));
+                decisions.push((caller, kept, others));
             }
         }
         let mut hidden = Vec::new();
-        for (_, others) in decisions {
+        for (caller, kept, others) in decisions {
             for tid in others {
                 hidden.extend(self.remove_transcript(&tid));
             }
+            self.by_caller.insert(caller, kept);
         }
         hidden
+    }
+
+    /// Makes a generation the one its caller id leads to (a rewrite's new
+    /// generation, once the old one is gone).
+    pub(crate) fn make_visible(&mut self, tid: &Tid) {
+        if let Some(t) = self.transcripts.get(tid) {
+            self.by_caller.insert(t.caller, *tid);
+        }
     }
 
     // ----- slots and segments -----
@@ -682,8 +695,7 @@ impl Index {
         }
     }
 
-    /// A generation's slots moved (a copy of its transcript slot taken at
-    /// open).
+    /// A generation's slots moved (keyring compaction).
     pub(crate) fn move_slots(&mut self, tid: &Tid, content: u32, pii: Option<u32>) {
         if let Some(t) = self.transcripts.get_mut(tid) {
             t.content_slot = content;
@@ -691,27 +703,7 @@ impl Index {
         }
     }
 
-    /// The keyring's table was rebuilt: every slot it names is somewhere
-    /// else now (a generation's, if its transcript slot is the one at
-    /// `from`; a directory entry's, likewise).
-    pub(crate) fn slots_moved(&mut self, moved: &[crate::keyring::Moved]) {
-        use crate::keyring::MovedSlot;
-        for m in moved {
-            match m.what {
-                MovedSlot::Transcript { tid, pii } => {
-                    if let Some(t) = self.transcripts.get_mut(&tid)
-                        && t.content_slot == m.from
-                    {
-                        t.content_slot = m.to;
-                        t.pii_slot = pii;
-                    }
-                }
-                MovedSlot::Visitor { vid } => self.move_visitor_slot_from(&vid, m.from, m.to),
-                MovedSlot::Pii => {}
-            }
-        }
-    }
-
+    /// A directory entry moved (keyring compaction).
     /// Moves a visitor's directory entry from slot `from` to `to`, if its
     /// entry is the one at `from` (not another copy of it).
     pub(crate) fn move_visitor_slot_from(&mut self, vid: &Vid, from: u32, to: u32) {
@@ -951,6 +943,12 @@ impl Index {
         self.transcripts.get(tid).map(|t| &**t)
     }
 
+    /// The generation a caller id leads to.
+    pub(crate) fn by_caller(&self, id: &str) -> Option<&TranscriptEntry> {
+        let tid = self.by_caller.get(CallerHash::of(id))?;
+        self.transcripts.get(&tid).map(|t| &**t)
+    }
+
     /// Every live generation.
     pub(crate) fn transcripts(&self) -> impl Iterator<Item = &TranscriptEntry> {
         self.transcripts.values().map(|t| &**t)
@@ -975,6 +973,14 @@ impl Index {
     /// Visitors in the directory.
     pub(crate) fn directory_len(&self) -> usize {
         self.directory
+    }
+
+    /// Every directory entry: (visitor, slot).
+    pub(crate) fn directory(&self) -> impl Iterator<Item = (Vid, u32)> + '_ {
+        self.visitors
+            .iter()
+            .filter(|(_, v)| v.slot != 0)
+            .map(|(vid, v)| (*vid, v.slot))
     }
 
     /// Every live generation of a visitor, with or without records.
@@ -1099,8 +1105,8 @@ mod tests {
         let mut ix = Index::default();
         assert!(ix.add_visitor([9; 16], 2));
         assert!(!ix.add_visitor([9; 16], 3), "one entry per visitor");
-        ix.add_transcript(entry(1, 9, "t-1"));
-        ix.add_transcript(entry(2, 9, "t-2"));
+        ix.add_transcript(entry(1, 9, "t-1"), true);
+        ix.add_transcript(entry(2, 9, "t-2"), true);
         ix.add_record(&[1; 16], rec(0, 50, 1, 32), Some([4; 16]));
         ix.add_record(&[2; 16], rec(0, 70, 1, 132), None);
         ix.add_record(&[1; 16], rec(1, 90, 1, 232), None);
@@ -1127,7 +1133,7 @@ mod tests {
         let gone = ix.remove_transcript(&[1; 16]).unwrap();
         assert_eq!(gone.content_slot, 11);
         assert_eq!((ix.usage()[&1].live, ix.usage()[&1].dead), (100, 200));
-        assert!(ix.transcript(&[1; 16]).is_none());
+        assert!(ix.by_caller("t-1").is_none());
         assert_eq!(ix.listing(&[9; 16]).unwrap().len(), 1);
         // The directory entry goes, the visitor stays while a generation
         // carries its id.
@@ -1149,33 +1155,32 @@ mod tests {
     fn a_rewrite_replaces_its_generation_and_hidden_generations_leave() {
         let mut ix = Index::default();
         ix.add_visitor([9; 16], 2);
-        ix.add_transcript(entry(1, 9, "t-1"));
+        ix.add_transcript(entry(1, 9, "t-1"), true);
         ix.add_record(&[1; 16], rec(0, 50, 1, 32), None);
         let new = entry(3, 9, "t-1");
         let old = ix
             .replace_generation(&[1; 16], new, vec![(rec(0, 50, 2, 32), Some([5; 16]))])
             .unwrap();
         assert_eq!(old.tid, [1; 16]);
-        assert!(ix.transcript(&[1; 16]).is_none());
-        let t = ix.transcript(&[3; 16]).unwrap();
+        assert_eq!(ix.by_caller("t-1").unwrap().tid, [3; 16]);
+        let t = ix.by_caller("t-1").unwrap();
         assert!(ix.has_msg_id(t, &[5; 16]).unwrap());
         assert!(!ix.has_msg_id(t, &[6; 16]).unwrap());
         // An uncommitted second generation (as open finds it) is hidden.
-        ix.add_transcript(entry(4, 9, "t-1"));
-        ix.add_transcript(entry(5, 9, "t-5"));
+        ix.add_transcript(entry(4, 9, "t-1"), false);
+        assert_eq!(ix.by_caller("t-1").unwrap().tid, [3; 16]);
         let hidden = ix.hide_generations(|v| v.iter().map(|t| t.tid).min());
         assert_eq!(hidden.len(), 1);
         assert_eq!(hidden[0].tid, [4; 16]);
-        assert_eq!(ix.transcript_count(), 2);
-        assert!(ix.transcript(&[3; 16]).is_some() && ix.transcript(&[5; 16]).is_some());
+        assert_eq!(ix.transcript_count(), 1);
     }
 
     #[test]
     fn a_sealed_segments_records_leave_memory_for_its_location_file() {
         let mut ix = Index::default();
         ix.add_visitor([9; 16], 2);
-        ix.add_transcript(entry(1, 9, "t-1"));
-        ix.add_transcript(entry(2, 9, "t-2"));
+        ix.add_transcript(entry(1, 9, "t-1"), true);
+        ix.add_transcript(entry(2, 9, "t-2"), true);
         let mut builder = SidecarBuilder::default();
         let mut recs = Vec::new();
         for (i, (tid, seq, off)) in [(1u8, 0u32, 32u64), (2, 0, 132), (1, 1, 232)]

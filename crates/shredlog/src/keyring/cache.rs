@@ -45,11 +45,6 @@ pub(crate) struct KeyCache {
     keys: RwLock<IdMap<TranscriptKeys>>,
     /// Caller ids read without the keys (a listing), at most `capacity`.
     ids: RwLock<IdMap<Arc<str>>>,
-    /// The generation a caller id (by its keyed hash) led to lately, at
-    /// most `capacity`: a hint, taken only when the index still holds that
-    /// generation with that hash, so a lookup of a busy transcript reads
-    /// no caller slot.
-    led: RwLock<std::collections::HashMap<crate::index::CallerHash, Tid>>,
     capacity: usize,
     /// Where keys not held are read from (`None`: nowhere, in unit tests).
     source: Option<SlotReader>,
@@ -62,7 +57,6 @@ impl KeyCache {
         KeyCache {
             keys: RwLock::new(IdMap::default()),
             ids: RwLock::new(IdMap::default()),
-            led: RwLock::new(std::collections::HashMap::new()),
             capacity: capacity.max(1),
             source,
         }
@@ -162,16 +156,6 @@ impl KeyCache {
     pub(crate) fn forget(&self, tid: &Tid) {
         self.keys.write().remove(tid);
         self.ids.write().remove(tid);
-    }
-
-    /// The generation caller id hash `h` led to lately, if noted.
-    pub(crate) fn led_to(&self, h: crate::index::CallerHash) -> Option<Tid> {
-        self.led.read().get(&h).copied()
-    }
-
-    /// Notes that caller id hash `h` leads to `tid`.
-    pub(crate) fn note_led(&self, h: crate::index::CallerHash, tid: Tid) {
-        crate::ids::insert_bounded(&mut self.led.write(), self.capacity, h, tid);
     }
 }
 

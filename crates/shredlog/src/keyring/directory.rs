@@ -1,16 +1,19 @@
-//! Lookups in the keyring's table without the writer's lock, read from the
-//! keyring, never from memory: by email (the directory entries an address
-//! may name), by caller transcript id (the caller slots of its
-//! generations) and by visitor id (its transcript slots). Each reads the
-//! sectors of one probe (usually one, [`super::table`]). A keyring of an
-//! older format opened read-only is read as converted to format 5 in
-//! memory, so there is one way to look.
+//! Lookup by email: the directory entries an address may name, read from
+//! the keyring, never from memory.
 //!
-//! A lookup by email returns the entries whose address is the query's (same
-//! canonical form; for an entry stored before emails were checked, the same
-//! trimmed, lower-case spelling), with their slots; the caller keeps those
-//! its index still names, and [`choose`] picks one.
+//! In a format-4 keyring the entries live in the directory's table
+//! ([`super::table`]): a lookup reads the sectors of one probe (usually
+//! one). A keyring of an older format, opened read-only and so not
+//! rewritten, has its entries among the other slots; for it open builds a
+//! map from a keyed digest of each entry's address (under a key drawn for
+//! the process, never stored) to its slots, so that no email is held.
+//!
+//! Either way a lookup returns the entries whose address is the query's
+//! (same canonical form; for an entry stored before emails were checked,
+//! the same trimmed, lower-case spelling), with their slots; the caller
+//! keeps those its index still names, and [`choose`] picks one.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
@@ -27,19 +30,35 @@ use crate::error::{Error, Result};
 /// moves.
 pub(crate) type SharedView = Arc<RwLock<View>>;
 
-/// What a lookup reads: the table, the hashes that place its slots, and
-/// the young area after it (slots written since the table was last
-/// rebuilt, side by side): by hash, the cells of its slots.
-pub(crate) struct View {
-    pub hasher: table::Hasher,
-    pub region: table::Region,
-    pub young: std::collections::HashMap<u64, Vec<u32>>,
+/// What a lookup reads.
+pub(crate) enum View {
+    /// The table of a format-4 keyring, and the key of its hash.
+    Table {
+        key: Zeroizing<[u8; 32]>,
+        region: table::Region,
+    },
+    /// The entries of an older keyring: digest of the address → slots.
+    Legacy {
+        digests: Digests,
+        slots: HashMap<[u8; 16], Vec<u32>>,
+    },
 }
 
 impl View {
-    /// Notes a young slot at `cell` with hash `hash`.
-    pub(crate) fn add_young(&mut self, hash: u64, cell: u32) {
-        self.young.entry(hash).or_default().push(cell);
+    /// An empty map for an older keyring, under a fresh key.
+    pub(crate) fn legacy() -> View {
+        View::Legacy {
+            digests: Digests::default(),
+            slots: HashMap::new(),
+        }
+    }
+
+    /// Notes an older keyring's entry at `slot` (at open).
+    pub(crate) fn add_legacy(&mut self, email: &str, slot: u32) {
+        if let View::Legacy { digests, slots } = self {
+            let d = digests.of(&placement(email));
+            slots.entry(d).or_default().push(slot);
+        }
     }
 }
 
@@ -154,152 +173,73 @@ impl DirectoryReader {
     /// sector or entry on the way; [`Error::Io`].
     pub(crate) fn find(&self, query: &Query) -> Result<Vec<(u32, VisitorSlot)>> {
         let wanted = &query.placed;
-        let mut out = Vec::new();
-        self.probe(
-            |h| h.placed(wanted),
-            slot::KIND_VISITOR,
-            |index, s| {
-                if let super::Slot::Visitor(v) = s
-                    && (v.email == *wanted || placed_as(&v.email, wanted))
-                {
-                    out.push((index, v));
-                }
-            },
-        )?;
-        Ok(out)
-    }
-
-    /// The caller slots the probe of `caller_id` reaches (each names a
-    /// generation whose transcript slot may hold the id: compare it there).
-    ///
-    /// # Errors
-    /// As [`DirectoryReader::find`].
-    pub(crate) fn callers(&self, caller_id: &str) -> Result<Vec<super::CallerSlot>> {
-        let mut out = Vec::new();
-        self.probe(
-            |h| h.caller(caller_id),
-            slot::KIND_CALLER,
-            |_, s| {
-                if let super::Slot::Caller(c) = s {
-                    out.push(c);
-                }
-            },
-        )?;
-        Ok(out)
-    }
-
-    /// The transcript slots of visitor `vid`, with their slots.
-    ///
-    /// # Errors
-    /// As [`DirectoryReader::find`].
-    #[cfg(test)]
-    pub(crate) fn transcripts_of(
-        &self,
-        vid: &crate::record::Vid,
-    ) -> Result<Vec<(u32, super::TranscriptSlot)>> {
-        let mut out = Vec::new();
-        self.probe(
-            |h| h.transcript(vid),
-            slot::KIND_TRANSCRIPT,
-            |index, s| {
-                if let super::Slot::Transcript(t) = s
-                    && t.vid == *vid
-                {
-                    out.push((index, t));
-                }
-            },
-        )?;
-        Ok(out)
-    }
-
-    /// Hands `each` every slot of `kind` in the sectors the probe of the
-    /// hash `hash` gives reads (slots of other kinds are passed over
-    /// unopened: their kind byte is in the clear), holding the lookups' lock
-    /// throughout.
-    fn probe(
-        &self,
-        hash: impl FnOnce(&table::Hasher) -> u64,
-        kind: u8,
-        mut each: impl FnMut(u32, super::Slot),
-    ) -> Result<()> {
         let view = self.view.read();
-        let region = view.region;
-        let hash = hash(&view.hasher);
-        // The young area first: its slots of this hash, by the index.
-        for &cell in view.young.get(&hash).into_iter().flatten() {
-            let bytes = self.slots.read_cells(cell)?;
-            match cells::unframe(cell, &bytes) {
-                Ok(Some(f)) if f.kind == kind => {
-                    let s = slot::open_payload(
-                        self.slots.kek.as_ref(),
-                        &self.slots.keyring_id,
-                        cell,
-                        f.kind,
-                        &f.payload,
-                    )
-                    .map_err(|reason| {
-                        Error::corrupt(
-                            &self.slots.path,
-                            u64::from(cell) * cells::CELL as u64,
-                            format!("keyring slot {cell}: {reason}"),
-                        )
-                    })?;
-                    each(cell, s);
-                }
-                // Wiped since, or another kind.
-                Ok(_) => {}
-                Err(reason) => {
-                    return Err(Error::corrupt(
-                        &self.slots.path,
-                        u64::from(cell) * cells::CELL as u64,
-                        format!("keyring slot {cell}: {reason}"),
-                    ));
-                }
-            }
-        }
-        for sector in region.probe(hash) {
-            let first = region.header_cell(sector);
-            let bytes = self.slots.read_cells(first)?;
-            let corrupt = |at: u32, reason: &str| {
-                Error::corrupt(
-                    &self.slots.path,
-                    u64::from(at) * cells::CELL as u64,
-                    format!("keyring table sector at cell {at}: {reason}"),
-                )
-            };
-            let header = table::parse_header_cell(&bytes).map_err(|r| corrupt(first, r))?;
-            let mut damage = None;
-            cells::scan(&bytes, first, first + 1, |index, _, found| {
-                let found = found.and_then(|f| {
-                    f.filter(|f| f.kind == kind)
-                        .map(|f| {
-                            slot::open_payload(
-                                self.slots.kek.as_ref(),
-                                &self.slots.keyring_id,
-                                index,
-                                f.kind,
-                                &f.payload,
-                            )
-                        })
-                        .transpose()
-                });
-                match found {
-                    Ok(Some(s)) => each(index, s),
-                    Ok(None) => {}
-                    Err(reason) => {
-                        damage.get_or_insert((index, reason));
+        let mut out = Vec::new();
+        match &*view {
+            View::Legacy { digests, slots } => {
+                for &slot in slots.get(&digests.of(wanted)).into_iter().flatten() {
+                    if let Some(super::Slot::Visitor(v)) = self.slots.read(slot)?
+                        && (v.email == *wanted || placed_as(&v.email, wanted))
+                    {
+                        out.push((slot, v));
                     }
                 }
-            });
-            if let Some((index, reason)) = damage {
-                return Err(corrupt(index, reason));
             }
-            // On only if a slot of this hash was placed past this sector.
-            if !header.passes(hash) {
-                break;
+            View::Table { key, region } => {
+                for sector in region.probe(table::placed_hash(key, wanted)) {
+                    let first = region.header_cell(sector);
+                    let bytes = self.slots.read_cells(first)?;
+                    let corrupt = |at: u32, reason: &str| {
+                        Error::corrupt(
+                            &self.slots.path,
+                            u64::from(at) * cells::CELL as u64,
+                            format!("keyring directory sector at cell {at}: {reason}"),
+                        )
+                    };
+                    let spilled =
+                        table::parse_header_cell(&bytes).map_err(|r| corrupt(first, r))?;
+                    let mut damage = None;
+                    cells::scan(&bytes, first, first + 1, |index, _, found| {
+                        let found = found.and_then(|f| {
+                            f.map(|f| {
+                                slot::open_payload(
+                                    self.slots.kek.as_ref(),
+                                    &self.slots.keyring_id,
+                                    index,
+                                    f.kind,
+                                    &f.payload,
+                                )
+                            })
+                            .transpose()
+                        });
+                        match found {
+                            Ok(Some(super::Slot::Visitor(v))) => {
+                                if v.email == *wanted || placed_as(&v.email, wanted) {
+                                    out.push((index, v));
+                                }
+                            }
+                            Ok(None) => {}
+                            Ok(Some(_)) => {
+                                damage.get_or_insert((
+                                    index,
+                                    "a key slot inside the directory table",
+                                ));
+                            }
+                            Err(reason) => {
+                                damage.get_or_insert((index, reason));
+                            }
+                        }
+                    });
+                    if let Some((index, reason)) = damage {
+                        return Err(corrupt(index, reason));
+                    }
+                    if !spilled {
+                        break;
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(out)
     }
 }
 
@@ -317,10 +257,13 @@ pub(crate) fn choose<T: Copy>(query: &Query, found: &[(u32, &VisitorSlot, T)]) -
         .map(|f| f.2)
 }
 
-/// Keeps the key out of reach of a debug print.
+/// Keeps only the key's bytes out of reach of a debug print.
 impl std::fmt::Debug for View {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "View({:?})", self.region)
+        match self {
+            View::Table { region, .. } => write!(f, "View::Table({region:?})"),
+            View::Legacy { slots, .. } => write!(f, "View::Legacy({} addresses)", slots.len()),
+        }
     }
 }
 

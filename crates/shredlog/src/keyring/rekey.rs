@@ -19,9 +19,9 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::{
-    CallerSlot, Directory, KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot,
-    SlotDamage, Tables, build_header, cells, check_header, decode_state, encode_cells,
-    encode_state, new_directory, scan_slots, table,
+    Directory, KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot, Tables, build_header,
+    cells, check_header, decode_state, encode_cells, encode_state, new_directory, scan_slots,
+    table,
 };
 use crate::config::KeyEncryptionKey;
 use crate::error::{Error, IoContext, Result};
@@ -85,96 +85,31 @@ impl Image {
     /// Every data slot in use, decoded; a damaged slot is an error naming
     /// `what` and its offset.
     pub(crate) fn slots(&self, what: &Path) -> Result<Vec<(u32, Slot)>> {
-        let scanned = self.scan();
-        match scanned.damaged.first() {
-            Some(d) => Err(Error::corrupt(what, d.offset, d.reason)),
-            None => Ok(scanned.slots),
-        }
-    }
-
-    /// Every data slot: those in use, decoded, and the damaged ones; and
-    /// what the keyring's `stats` line counts of the file as it is.
-    pub(crate) fn scan(&self) -> Scanned {
         let unit = self.layout.unit();
         let first = self.layout.first_data();
         let data = self.bytes.get(first as usize * unit..).unwrap_or_default();
-        let tables = Tables::of(self.version, self.directory.as_ref());
-        let mut out = Scanned {
-            slots: Vec::new(),
-            damaged: Vec::new(),
-            counts: (0, 0),
-        };
-        let (mut heap_free, mut table_used) = (0u64, 0u64);
+        let mut out = Vec::new();
+        let mut damage = None;
         scan_slots(
             self.layout,
             self.kek.as_ref(),
             &self.keyring_id,
-            tables,
+            Tables::of(self.directory.as_ref()),
             data,
             first,
-            |index, step, found| {
-                let in_table = tables.table.contains(index);
-                if in_table && !matches!(found, Ok(None)) {
-                    table_used += u64::from(step);
-                }
-                match found {
-                    Ok(None) if in_table => {}
-                    Ok(None) => heap_free += 1,
-                    Ok(Some(slot)) => out.slots.push((index, slot)),
-                    Err(reason) => out.damaged.push(SlotDamage {
-                        index,
-                        offset: u64::from(index) * unit as u64,
-                        reason,
-                    }),
-                }
+            |index, _, found| match found {
+                _ if damage.is_some() => {}
+                Ok(None) => {}
+                Ok(Some(slot)) => out.push((index, slot)),
+                Err(reason) => damage = Some((index, reason)),
             },
         );
-        let len = (self.bytes.len() / unit) as u64;
-        let all = len.saturating_sub(u64::from(first));
-        out.counts = match &self.directory {
-            None => (all.saturating_sub(heap_free), heap_free),
-            Some(d) => {
-                let table_free = d.table.capacity().saturating_sub(table_used);
-                let retire = u64::from(
-                    d.retire
-                        .end()
-                        .min(len as u32)
-                        .saturating_sub(d.retire.start),
-                );
-                let used = all
-                    .saturating_sub(heap_free + table_free + u64::from(d.table.sectors) + retire);
-                (used, heap_free + table_free)
+        match damage {
+            Some((index, reason)) => {
+                Err(Error::corrupt(what, u64::from(index) * unit as u64, reason))
             }
-        };
-        out
-    }
-
-    /// The marks of the state slot: `None` for one never written (format 1,
-    /// or the state-pending flag); an error naming `what` for a damaged or
-    /// missing one.
-    pub(crate) fn marks(&self, what: &Path) -> Result<Option<Marks>> {
-        if self.version == KEYRING_VERSION_1 || self.state_pending {
-            return Ok(None);
+            None => Ok(out),
         }
-        let state: &[u8; SLOT_SIZE] = self
-            .bytes
-            .get(SLOT_SIZE..2 * SLOT_SIZE)
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| {
-                Error::corrupt(
-                    what,
-                    SLOT_SIZE as u64,
-                    "the keyring's state slot is missing",
-                )
-            })?;
-        Ok(Some(
-            decode_state(state).map_err(|r| Error::corrupt(what, SLOT_SIZE as u64, r))?,
-        ))
-    }
-
-    /// Bytes of the unit slot indices count in.
-    pub(crate) fn unit(&self) -> usize {
-        self.layout.unit()
     }
 
     /// Overwrites a data slot with zeros.
@@ -208,117 +143,108 @@ impl Image {
     pub(crate) fn reencode(&self, new: Option<&Key>, what: &Path) -> Result<Zeroizing<Vec<u8>>> {
         let slots = self.slots(what)?;
         let pending = self.version == KEYRING_VERSION_1 || self.state_pending;
-        let marks = self.marks(what)?;
-        self.reencode_slots(&slots, new, pending, marks)
-    }
-
-    /// [`Image::reencode`] of the slots given, with the marks given (`None`
-    /// with `pending`: the state still to be written; `None` without it: an
-    /// all-zero state slot).
-    pub(crate) fn reencode_slots(
-        &self,
-        slots: &[(u32, Slot)],
-        new: Option<&Key>,
-        pending: bool,
-        marks: Option<Marks>,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        // Everything goes into one table (format 5), sized for it, under a
-        // new hash key: each transcript slot with the PII slot it names and
-        // a caller slot made for it (those of a format-5 keyring are made
-        // anew); then the PII slots no transcript slot names; then the
-        // directory entries; each kind in its old order.
+        let marks: Option<Marks> = if pending {
+            None
+        } else {
+            let state: &[u8; SLOT_SIZE] = self
+                .bytes
+                .get(SLOT_SIZE..2 * SLOT_SIZE)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        what,
+                        SLOT_SIZE as u64,
+                        "the keyring's state slot is missing",
+                    )
+                })?;
+            Some(decode_state(state).map_err(|r| Error::corrupt(what, SLOT_SIZE as u64, r))?)
+        };
+        // Where each slot goes: PII slots first, so that the transcript
+        // slots can name their new places.
         let wrapped = new.is_some();
-        let mut needed = 0u64;
-        for (_, slot) in slots {
-            needed += match slot {
-                Slot::Caller(_) => 0,
-                Slot::Transcript(t) => {
-                    u64::from(cells_for(slot, wrapped)?)
-                        + u64::from(cells_for(
-                            &Slot::Caller(CallerSlot {
-                                tid: t.tid,
-                                vid: t.vid,
-                                hash: 0,
-                            }),
-                            wrapped,
-                        )?)
-                }
-                _ => u64::from(cells_for(slot, wrapped)?),
-            };
-        }
-        let sectors = table::Region::sectors_to_hold(needed)
-            .ok_or_else(|| Error::Limit("keyring is full".into()))?;
-        let mut directory = new_directory(cells::FIRST_CELL)?;
-        directory.table.sectors = sectors;
-        let hasher = table::Hasher::new(&directory.key);
-        let mut builder = table::Builder::new(directory.table);
-        let put = |builder: &mut table::Builder, slot: &Slot, hash: u64| -> Result<u32> {
-            let n = cells_for(slot, wrapped)?;
-            let at = builder
-                .place(hash, n)?
-                .ok_or_else(|| Error::Internal("keyring rewrite: table full".into()))?;
-            builder.put(at, &encode_cells(new, &self.keyring_id, at, slot)?)?;
+        let mut next = cells::FIRST_CELL;
+        let mut place = |slot: &Slot| -> Result<u32> {
+            let n = cells::cells_for(slot.payload_len(wrapped)?)
+                .ok_or_else(|| Error::Internal("slot larger than a sector".into()))?;
+            if next % cells::SECTOR_CELLS + n > cells::SECTOR_CELLS {
+                next = next.next_multiple_of(cells::SECTOR_CELLS);
+            }
+            let at = next;
+            next += n;
             Ok(at)
         };
-        // Each transcript slot with the PII slot it names (by the visitor's
-        // hash), then the PII slots none names (by their own).
-        let pii_of: std::collections::HashMap<u32, &Slot> = slots
-            .iter()
-            .filter(|(_, s)| matches!(s, Slot::Pii(_)))
-            .map(|(i, s)| (*i, s))
-            .collect();
-        let mut named = std::collections::HashSet::new();
-        for (_, slot) in slots {
-            let Slot::Transcript(t) = slot else { continue };
-            let mut t = t.clone();
-            let near = hasher.transcript(&t.vid);
-            t.pii_slot = match pii_of.get(&t.pii_slot) {
-                Some(p @ Slot::Pii(x)) if x.tid == t.tid => {
-                    named.insert(t.pii_slot);
-                    put(&mut builder, p, near)?
+        let mut placed: Vec<(u32, Slot)> = Vec::with_capacity(slots.len());
+        let mut visitors: Vec<&Slot> = Vec::new();
+        let mut pii_at = std::collections::HashMap::new();
+        for (index, slot) in &slots {
+            if let Slot::Pii(p) = slot {
+                let at = place(slot)?;
+                pii_at.insert(*index, (at, p.tid));
+                placed.push((at, slot.clone()));
+            }
+        }
+        for (_, slot) in &slots {
+            let slot = match slot {
+                Slot::Pii(_) => continue,
+                Slot::Transcript(t) => {
+                    let mut t = t.clone();
+                    t.pii_slot = match pii_at.get(&t.pii_slot) {
+                        Some(&(at, tid)) if tid == t.tid => at,
+                        _ => 0,
+                    };
+                    Slot::Transcript(t)
                 }
-                _ => 0,
+                Slot::Visitor(_) => {
+                    visitors.push(slot);
+                    continue;
+                }
             };
-            let caller = Slot::Caller(CallerSlot {
-                tid: t.tid,
-                vid: t.vid,
-                hash: hasher.caller(&t.caller_id),
-            });
-            put(&mut builder, &Slot::Transcript(t), near)?;
-            put(&mut builder, &caller, hasher.slot(&caller))?;
+            let at = place(&slot)?;
+            placed.push((at, slot));
         }
-        for (index, slot) in slots {
-            if matches!(slot, Slot::Pii(_)) && !named.contains(index) {
-                put(&mut builder, slot, hasher.slot(slot))?;
-            }
+        // The directory's table after them, sized for its entries, under a
+        // new hash key.
+        let mut visitor_cells = 0u64;
+        for v in &visitors {
+            visitor_cells += u64::from(cells_for(v, wrapped)?);
         }
-        for (_, slot) in slots {
-            if let Slot::Visitor(v) = slot {
-                put(&mut builder, slot, hasher.visitor(&v.email))?;
-            }
+        let start = next.next_multiple_of(cells::SECTOR_CELLS);
+        let sectors = table::Region::sectors_for(visitor_cells)
+            .ok_or_else(|| Error::Limit("keyring is full".into()))?;
+        let mut directory = new_directory(start)?;
+        directory.table.sectors = sectors;
+        let mut builder = table::Builder::new(directory.table);
+        for v in visitors {
+            let Slot::Visitor(entry) = v else { continue };
+            let n = cells_for(v, wrapped)?;
+            let at = builder
+                .place(table::visitor_hash(&directory.key, &entry.email), n)
+                .ok_or_else(|| Error::Internal("keyring rewrite: directory table full".into()))?;
+            let enc = encode_cells(new, &self.keyring_id, at, v)?;
+            builder
+                .put(at, &enc)
+                .ok_or_else(|| Error::Internal("keyring rewrite: entry out of range".into()))?;
         }
-        let (table_bytes, _) = builder.finish()?;
+        let (table_bytes, _) = builder.finish();
         let len = directory.table.end();
         let mut out = Zeroizing::new(vec![0u8; len as usize * cells::CELL]);
         out[..SLOT_SIZE].copy_from_slice(&build_header(self.keyring_id, new, pending, &directory)?);
-        let at = directory.table.start as usize * cells::CELL;
+        let at = start as usize * cells::CELL;
         out[at..at + table_bytes.len()].copy_from_slice(&table_bytes);
         if let Some(mut m) = marks {
             m.slots = len;
             let at = STATE_SLOT as usize * SLOT_SIZE;
             out[at..at + SLOT_SIZE].copy_from_slice(&encode_state(&m));
         }
+        for (at, slot) in &placed {
+            let enc = encode_cells(new, &self.keyring_id, *at, slot)?;
+            let from = *at as usize * cells::CELL;
+            out.get_mut(from..from + enc.len())
+                .ok_or_else(|| Error::Internal("keyring rewrite: slot out of range".into()))?
+                .copy_from_slice(&enc);
+        }
         Ok(out)
     }
-}
-
-/// What [`Image::scan`] found.
-pub(crate) struct Scanned {
-    pub slots: Vec<(u32, Slot)>,
-    pub damaged: Vec<SlotDamage>,
-    /// Units holding slots (damaged ones included) and units free for
-    /// them, as the keyring's `stats` line counts them.
-    pub counts: (u64, u64),
 }
 
 /// What [`rekey`] did.
@@ -368,24 +294,9 @@ pub fn rekey(
         return Err(Error::NotAStore(dir.to_owned()));
     }
     let _lock = lock(dir)?;
+    wipe_leftover(dir)?;
     let (old_file, image) = read_image(&path, old.map(|k| &k.0))?;
-    if image
-        .directory
-        .as_ref()
-        .is_some_and(|d| !d.growing.is_none())
-    {
-        return Err(Error::corrupt(
-            &path,
-            super::GROW_TARGET_AT as u64,
-            "a rebuild of the keyring's table was cut short; open the store for writing once to finish it, then rekey",
-        ));
-    }
-    wipe_leftover(dir, true)?;
-    let slots = image
-        .slots(&path)?
-        .iter()
-        .filter(|(_, s)| !matches!(s, Slot::Caller(_)))
-        .count();
+    let slots = image.slots(&path)?.len();
     let out = image.reencode(new.map(|k| &k.0), &path)?;
     drop(image);
     replace(dir, &path, &old_file, &out)?;
@@ -407,15 +318,9 @@ pub(crate) fn upgrade(dir: &Path, kek: Option<&Key>) -> Result<()> {
     replace(dir, &path, &old_file, &out)
 }
 
-/// Wipes and removes what a rekey or upgrade cut short left behind, and
-/// with `grown` what a rebuild of the table cut short before its commit
-/// point left (after it, the file is the table being moved in).
-pub(crate) fn wipe_leftover(dir: &Path, grown: bool) -> Result<()> {
-    wipe_file(&dir.join(REKEY_TMP))?;
-    if grown {
-        wipe_file(&dir.join(super::grow::GROW_TMP))?;
-    }
-    Ok(())
+/// Wipes and removes what a rekey or upgrade cut short left behind.
+pub(crate) fn wipe_leftover(dir: &Path) -> Result<()> {
+    wipe_file(&dir.join(REKEY_TMP))
 }
 
 /// Opens the keyring for writing and reads it whole.
@@ -488,20 +393,14 @@ fn lock(dir: &Path) -> Result<File> {
 }
 
 /// Overwrites a file with zeros, syncs and removes it (nothing if missing).
-pub(super) fn wipe_file(path: &Path) -> Result<()> {
+fn wipe_file(path: &Path) -> Result<()> {
     let f = match OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(path, e)),
     };
     let len = f.metadata().at(path)?.len();
-    let zeros = vec![0u8; (len as usize).min(1 << 20)];
-    let mut at = 0u64;
-    while at < len {
-        let n = (len - at).min(zeros.len() as u64) as usize;
-        f.write_all_at(&zeros[..n], at).at(path)?;
-        at += n as u64;
-    }
+    f.write_all_at(&vec![0u8; len as usize], 0).at(path)?;
     f.sync_all().at(path)?;
     std::fs::remove_file(path).at(path)?;
     Ok(())

@@ -17,17 +17,15 @@ pub(crate) const MAX_TRANSCRIPT_ID: usize = 200;
 pub(crate) const MAX_EMAIL: usize = 320;
 
 pub(super) const KIND_FREE: u8 = 0;
-pub(crate) const KIND_TRANSCRIPT: u8 = 1;
+pub(super) const KIND_TRANSCRIPT: u8 = 1;
 pub(super) const KIND_PII: u8 = 2;
-pub(crate) const KIND_VISITOR: u8 = 3;
+pub(super) const KIND_VISITOR: u8 = 3;
 pub(super) const KIND_STATE: u8 = 4;
-pub(crate) const KIND_CALLER: u8 = 5;
 
 /// Bytes of a transcript slot's body before the caller id.
 const TRANSCRIPT_FIXED: usize = 79;
 const PII_BODY: usize = 48;
 const VISITOR_FIXED: usize = 18;
-const CALLER_BODY: usize = 40;
 
 /// A transcript's content key and identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,20 +59,6 @@ pub(crate) struct VisitorSlot {
     pub revision: u8,
 }
 
-/// Where a caller's transcript id is found (format 5): the generation that
-/// carries it, placed in the table by the keyed hash of the id (which it
-/// holds, so that a rebuild can place it again), so that a lookup by caller
-/// id reads a sector instead of every transcript slot. The id itself is
-/// only in the transcript slot, which a lookup compares.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CallerSlot {
-    pub tid: Tid,
-    pub vid: Vid,
-    /// The keyed hash of the caller id that places it (so that a rebuild
-    /// of the table can place it again without the id).
-    pub hash: u64,
-}
-
 /// Revisions are counted modulo this.
 pub(crate) const REVISIONS: u8 = 128;
 
@@ -90,7 +74,6 @@ pub(crate) enum Slot {
     Transcript(TranscriptSlot),
     Pii(PiiSlot),
     Visitor(VisitorSlot),
-    Caller(CallerSlot),
 }
 
 impl Slot {
@@ -99,7 +82,6 @@ impl Slot {
             Slot::Transcript(_) => KIND_TRANSCRIPT,
             Slot::Pii(_) => KIND_PII,
             Slot::Visitor(_) => KIND_VISITOR,
-            Slot::Caller(_) => KIND_CALLER,
         }
     }
 
@@ -123,7 +105,6 @@ impl Slot {
                 }
                 Ok(VISITOR_FIXED + v.email.len())
             }
-            Slot::Caller(_) => Ok(CALLER_BODY),
         }
     }
 
@@ -158,11 +139,6 @@ impl Slot {
                 let word = email.len() as u16 | u16::from(v.revision % REVISIONS) << 9;
                 b.extend_from_slice(&word.to_le_bytes());
                 b.extend_from_slice(email);
-            }
-            Slot::Caller(c) => {
-                b.extend_from_slice(&c.tid);
-                b.extend_from_slice(&c.vid);
-                b.extend_from_slice(&c.hash.to_le_bytes());
             }
         }
         Ok(b)
@@ -286,16 +262,6 @@ fn decode_body(kind: u8, b: &[u8]) -> Result<Slot, &'static str> {
                 vid: arr16(b, 0).ok_or(BAD)?,
                 email,
                 revision: (word >> 9) as u8,
-            }))
-        }
-        KIND_CALLER => {
-            if b.len() != CALLER_BODY {
-                return Err(BAD);
-            }
-            Ok(Slot::Caller(CallerSlot {
-                tid: arr16(b, 0).ok_or(BAD)?,
-                vid: arr16(b, 16).ok_or(BAD)?,
-                hash: u64::from_le_bytes(b.get(32..40).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
             }))
         }
         _ => Err("unknown slot kind"),

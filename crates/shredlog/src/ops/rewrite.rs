@@ -109,14 +109,6 @@ impl Store {
             }
         }
         let new = self.guard(|| {
-            // Room for the new version's slots (a rebuild of the keyring's
-            // table moves every slot: the index follows under its lock).
-            let cells = w.keyring.generation_cells(id, !redacted)?;
-            {
-                let mut index = engine.index.write();
-                let moved = w.keyring.reserve(cells)?;
-                engine.slots_moved(&mut index, &moved);
-            }
             let mut staged = StagedSlots::default();
             let new = create_transcript(
                 &mut w,
@@ -162,7 +154,7 @@ impl Store {
             engine.keys.insert(new.entry.tid, new.keys);
             let records = records.into_iter().map(|(_, r, d)| (r, d)).collect();
             if let Some(gone) = index.replace_generation(&old.tid, new.entry, records) {
-                w.keyring.wipe_transcript(gone.content_slot)?;
+                w.keyring.wipe(gone.content_slot)?;
                 if let Some(p) = gone.pii_slot {
                     w.keyring.wipe(p)?;
                 }
@@ -285,7 +277,7 @@ impl Store {
             let slot = index.visitor(&vid).map(|v| v.slot).filter(|s| *s != 0);
             let moved = self.guard(|| {
                 // Written anew where the new email's hash places it in the
-                // keyring's table, and the old entry wiped; in place (one
+                // directory's table, and the old entry wiped; in place (one
                 // write inside one sector) only for another spelling of the
                 // same address that fits its cells (`Keyring::rewrite_visitor`).
                 let moved = match slot {
@@ -295,8 +287,10 @@ impl Store {
                 w.keyring.sync()?;
                 Ok(moved)
             })?;
-            // Slots a rebuild of the keyring's table moved, then this entry.
-            engine.slots_moved(&mut index, &moved.1);
+            // Entries a growth of the directory's table moved, then this one.
+            for m in moved.1 {
+                index.move_visitor_slot_from(&m.vid, m.from, m.to);
+            }
             if slot.is_some() {
                 index.move_visitor_slot(&vid, moved.0);
             }

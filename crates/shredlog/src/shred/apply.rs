@@ -18,17 +18,11 @@ use crate::record::{Tid, Vid};
 /// for a read-only store applying a logged erasure in memory, nowhere.
 pub(crate) trait Wipe {
     fn wipe(&mut self, slot: u32) -> Result<()>;
-    /// Wipes a generation's transcript slot, and with it its caller slot.
-    fn wipe_transcript(&mut self, slot: u32) -> Result<()>;
 }
 
 impl Wipe for Keyring {
     fn wipe(&mut self, slot: u32) -> Result<()> {
         Keyring::wipe(self, slot)
-    }
-
-    fn wipe_transcript(&mut self, slot: u32) -> Result<()> {
-        Keyring::wipe_transcript(self, slot)
     }
 }
 
@@ -37,10 +31,6 @@ pub(crate) struct InMemory;
 
 impl Wipe for InMemory {
     fn wipe(&mut self, _slot: u32) -> Result<()> {
-        Ok(())
-    }
-
-    fn wipe_transcript(&mut self, _slot: u32) -> Result<()> {
         Ok(())
     }
 }
@@ -75,7 +65,7 @@ impl Shredder<'_> {
         let Some(t) = self.index.remove_transcript(tid) else {
             return Ok(false);
         };
-        self.wipe.wipe_transcript(t.content_slot)?;
+        self.wipe.wipe(t.content_slot)?;
         self.keys.forget(tid);
         if self.index.generations_of(&t.vid).is_empty() {
             self.clear_directory(&t.vid)?;
@@ -154,8 +144,13 @@ impl Shredder<'_> {
                 }
                 any
             }
-            // The new version is then the only generation of its caller id.
-            Intent::Rewrite { old, .. } => self.delete_transcript(&old.0)?,
+            Intent::Rewrite { old, new } => {
+                let done = self.delete_transcript(&old.0)?;
+                if done {
+                    self.index.make_visible(&new.0);
+                }
+                done
+            }
             Intent::Hold { .. } | Intent::Restriction { .. } => false,
         })
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::{Engine, Store};
 use crate::error::{Error, IoContext, Result};
 use crate::index::SegmentUsage;
-
+use crate::keyring::{self, LiveSlots, Moved, SLOT_SIZE};
 use crate::message::Timestamp;
 use crate::record::{self, FLAG_PII, Tid};
 use crate::segment::{self, SEGMENT_HEADER, Segment};
@@ -410,14 +410,37 @@ impl Engine {
         Ok(())
     }
 
-    /// Keyring compaction: rebuilds the keyring's table smaller when it is
-    /// mostly empty (after many deletions), so that the file shrinks.
+    /// Keyring compaction: moves live slots from the end of the file into
+    /// free slots and truncates the file.
     fn compact_keyring(&self, report: &mut CompactReport) -> Result<()> {
         let mut w = self.writer.lock();
-        report.keyring_bytes_before = u64::from(w.keyring.len()) * w.keyring.unit_bytes();
+        let slot_bytes = |slots: u32| u64::from(slots) * SLOT_SIZE as u64;
+        report.keyring_bytes_before = slot_bytes(w.keyring.len());
         let mut index = self.index.write();
-        match w.keyring.shrink() {
-            Ok(moved) => self.slots_moved(&mut index, &moved),
+        let mut live: Vec<LiveSlots> = index
+            .transcripts()
+            .map(|t| LiveSlots::Transcript {
+                tid: t.tid,
+                content: t.content_slot,
+                pii: t.pii_slot,
+            })
+            .collect();
+        live.extend(
+            index
+                .directory()
+                .map(|(vid, slot)| LiveSlots::Visitor { vid, slot }),
+        );
+        match keyring::relocate(&mut w.keyring, &live) {
+            Ok(moved) => {
+                for m in moved {
+                    match m {
+                        Moved::Transcript { tid, content, pii } => {
+                            index.move_slots(&tid, content, pii);
+                        }
+                        Moved::Visitor { vid, slot } => index.move_visitor_slot(&vid, slot),
+                    }
+                }
+            }
             Err(e) => {
                 // The index may name slots whose writes failed: refuse further
                 // writes until a reopen rebuilds it from the keyring.
@@ -425,7 +448,7 @@ impl Engine {
                 return Err(e);
             }
         }
-        report.keyring_bytes_after = w.keyring.unit_bytes() * u64::from(w.keyring.len());
+        report.keyring_bytes_after = slot_bytes(w.keyring.len());
         Ok(())
     }
 }

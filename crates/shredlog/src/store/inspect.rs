@@ -58,19 +58,6 @@ impl Store {
                     d.offset, d.index, d.reason
                 ));
             }
-            // A generation without its caller slot is damage once it was
-            // acknowledged (it has records); one that never got a record is
-            // a batch cut short, wiped by the next compaction.
-            let index = engine.index.read();
-            for (slot, tid) in &check.callerless {
-                if index.transcript(tid).is_some_and(|t| !t.is_empty()) {
-                    problems.push(format!(
-                        "corruption in {path} at offset {}: keyring slot {slot}: a transcript slot without its caller slot: a lookup of its caller id cannot find it",
-                        u64::from(*slot) * w.keyring.unit_bytes()
-                    ));
-                }
-            }
-            drop(index);
             let marks = match check.state {
                 Some(Ok(m)) => Some(m),
                 Some(Err(reason)) => {
@@ -247,14 +234,11 @@ impl Store {
                         ));
                     }
                 }
-                let mut dangling = 0;
-                for id in policy.transcript_holds.keys() {
-                    match engine.by_caller(&index, id) {
-                        Ok(Some(_)) => {}
-                        Ok(None) => dangling += 1,
-                        Err(e) => problems.push(e.to_string()),
-                    }
-                }
+                let dangling = policy
+                    .transcript_holds
+                    .keys()
+                    .filter(|id| index.by_caller(id).is_none())
+                    .count();
                 if dangling > 0 {
                     problems.push(format!(
                         "{}: {dangling} legal holds name no transcript of this store",

@@ -28,7 +28,7 @@ use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::ids::hex;
 use crate::index::{Extent, Index, TranscriptEntry};
-use crate::keyring::{DirectoryReader, KeyCache, Keyring, Moved};
+use crate::keyring::{DirectoryReader, KeyCache, Keyring};
 use crate::message::Timestamp;
 use crate::pii::Detector;
 use crate::policy::Policy;
@@ -280,62 +280,6 @@ impl Store {
 }
 
 impl Engine {
-    /// The generation a caller's transcript id leads to: the keyring's
-    /// caller slots for the id name generations; of those, the one the
-    /// index holds (it holds one per caller id), whose transcript slot
-    /// holds exactly this id (a caller slot is placed by a hash of the id,
-    /// which two ids may share).
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] for a damaged sector or slot on the way.
-    pub(crate) fn by_caller<'a>(
-        &self,
-        index: &'a Index,
-        id: &str,
-    ) -> Result<Option<&'a TranscriptEntry>> {
-        // A generation this id led to lately, if the index still holds it
-        // under the id's hash (128 bits: it is the id's).
-        let h = crate::index::CallerHash::of(id);
-        if let Some(t) = self
-            .keys
-            .led_to(h)
-            .and_then(|tid| index.transcript(&tid))
-            .filter(|t| t.caller == h)
-        {
-            return Ok(Some(t));
-        }
-        for c in self.directory.callers(id)? {
-            if let Some(t) = index.transcript(&c.tid)
-                && &*self.keys.caller_id(t)? == id
-            {
-                self.keys.note_led(h, t.tid);
-                return Ok(Some(t));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The keyring's table was rebuilt ([`Keyring::reserve`]): the index and
-    /// the leftover slots follow what moved. Called with the index's lock
-    /// held across the rebuild.
-    pub(crate) fn slots_moved(&self, index: &mut Index, moved: &[Moved]) {
-        if moved.is_empty() {
-            return;
-        }
-        index.slots_moved(moved);
-        let to: std::collections::HashMap<u32, u32> =
-            moved.iter().map(|m| (m.from, m.to)).collect();
-        // Every slot moved but caller slots, which are made anew (and are
-        // never leftovers).
-        self.leftovers.lock().retain_mut(|s| match to.get(s) {
-            Some(&t) => {
-                *s = t;
-                true
-            }
-            None => false,
-        });
-    }
-
     /// The visitor an email as a caller wrote it names: of the directory
     /// entries for its address that `index` still names (a second copy left
     /// by a crash, or the old entry of a rectification, is not an answer),

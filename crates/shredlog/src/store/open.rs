@@ -379,14 +379,11 @@ impl SlotIndexer {
                 );
                 // Of two generations of one caller id, which one is seen is
                 // settled once the log has been read (`committed_generation`).
-                self.index.add_transcript(entry);
+                self.index.add_transcript(entry, false);
             }
             Slot::Pii(p) => {
                 self.pii.insert(i, p.tid);
             }
-            // Found by lookups of a caller id; the index knows generations
-            // by their transcript slots.
-            Slot::Caller(_) => {}
             Slot::Visitor(v) => {
                 // A second directory entry of a visitor is a copy left by a
                 // keyring compaction cut short (the same revision: either
@@ -940,6 +937,7 @@ mod tests {
             .map(|t| t.tid)
             .collect();
         assert_eq!(with_pii.len(), 3, "t-1, t-2, t-4");
+        assert_eq!(index.by_caller("t-1").unwrap().tid, [1; 16]);
         assert!(index.visitor(&[9; 16]).is_some_and(|v| v.slot != 0));
         assert_eq!(index.generations_of(&[9; 16]).len(), 4);
         // Of the two generations of t-2, the older one is the committed one
@@ -947,8 +945,7 @@ mod tests {
         let hidden = index.hide_generations(committed_generation);
         assert_eq!(hidden.len(), 1);
         assert_eq!(hidden[0].tid, [2; 16]);
-        assert!(index.transcript(&[3; 16]).is_some() && index.transcript(&[2; 16]).is_none());
-        assert_eq!(index.transcript_count(), 3);
+        assert_eq!(index.by_caller("t-2").unwrap().tid, [3; 16]);
     }
 
     /// Of two directory entries of one visitor, open keeps the newer

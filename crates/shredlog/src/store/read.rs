@@ -32,10 +32,7 @@ impl Store {
     /// A copy of the index entry of the generation a caller id leads to.
     pub(crate) fn entry_by_caller(&self, id: &str) -> Result<TranscriptEntry> {
         let index = self.engine.index.read();
-        let t = self
-            .engine
-            .by_caller(&index, id)?
-            .ok_or(Error::TranscriptNotFound)?;
+        let t = index.by_caller(id).ok_or(Error::TranscriptNotFound)?;
         if t.is_empty() {
             return Err(Error::TranscriptNotFound);
         }

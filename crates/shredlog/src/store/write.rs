@@ -10,9 +10,7 @@ use super::{Engine, Store, Writer};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::index::{CallerHash, Loc, RecordRef, TranscriptEntry};
-use crate::keyring::{
-    CallerSlot, PiiSlot, Slot, StagedSlots, TranscriptKeys, TranscriptSlot, VisitorSlot,
-};
+use crate::keyring::{PiiSlot, Slot, StagedSlots, TranscriptKeys, TranscriptSlot, VisitorSlot};
 use crate::message::{Message, Timestamp};
 use crate::pii::{Detector, RULES_VERSION};
 use crate::record::{self, MessageKeys, MsgIdDigest, Placement, Tid, Vid};
@@ -125,9 +123,6 @@ impl Store {
             owners.insert(e.to_owned(), v);
             Ok(v)
         };
-        // The generation each caller id leads to, looked up in the keyring
-        // once per batch likewise.
-        let mut generations: HashMap<&str, Option<Tid>> = HashMap::new();
         for (at, p) in prepared.iter().enumerate() {
             let id = p.msg.transcript.as_str();
             if let Some(msg_id) = p.msg.id.as_deref()
@@ -137,15 +132,7 @@ impl Store {
                 continue;
             }
             let email = p.email.clone();
-            let tid = match generations.get(id) {
-                Some(t) => *t,
-                None => {
-                    let t = self.engine.by_caller(&index, id)?.map(|t| t.tid);
-                    generations.insert(id, t);
-                    t
-                }
-            };
-            if let Some(t) = tid.and_then(|t| index.transcript(&t)) {
+            if let Some(t) = index.by_caller(id) {
                 if let Some(msg_id) = p.msg.id.as_deref() {
                     let keys = self.engine.keys.get(t)?;
                     if index.has_msg_id(t, &keys.content.msg_id_digest(msg_id))? {
@@ -211,27 +198,25 @@ impl Engine {
         let mut created: Vec<Created> = Vec::new();
         let mut new_visitors: Vec<(Vid, String, u32)> = Vec::new();
         let mut staged = StagedSlots::default();
-        // Room in the keyring's table for every slot this batch may add,
-        // made before any is placed (a rebuild moves only what is on disk).
-        let mut cells = 0u64;
-        for (p, target) in prepared.iter().zip(&targets) {
-            if let Target::NewFirst(_, email, known) = target {
-                cells += w.keyring.generation_cells(&p.msg.transcript, true)?;
-                if known.is_none() {
-                    cells += u64::from(w.keyring.cells_for(&Slot::Visitor(VisitorSlot {
-                        vid: [0; 16],
-                        email: email.clone(),
-                        revision: 0,
-                    }))?);
-                }
+        // Room in the directory's table for every entry this batch may add,
+        // made before any is placed (a growth moves only what is on disk).
+        let mut entry_cells = 0u64;
+        for target in &targets {
+            if let Target::NewFirst(_, email, None) = target {
+                entry_cells += u64::from(w.keyring.cells_for(&Slot::Visitor(VisitorSlot {
+                    vid: [0; 16],
+                    email: email.clone(),
+                    revision: 0,
+                }))?);
             }
         }
-        if cells > 0 {
-            // Under the index's lock: a rebuild moves slots, and nothing may
-            // read their old places before the index knows.
+        if entry_cells > 0 {
+            // Under the index's lock: a growth moves entries, and nothing
+            // may read their old places before the index knows.
             let mut index = self.index.write();
-            let moved = w.keyring.reserve(cells)?;
-            self.slots_moved(&mut index, &moved);
+            for m in w.keyring.reserve_visitors(entry_cells)? {
+                index.move_visitor_slot_from(&m.vid, m.from, m.to);
+            }
         }
         {
             for (p, target) in prepared.iter().zip(&targets) {
@@ -333,7 +318,7 @@ impl Engine {
             }
             for c in created {
                 self.keys.insert(c.entry.tid, c.keys);
-                index.add_transcript(c.entry);
+                index.add_transcript(c.entry, true);
             }
             for (tid, r, d) in pending {
                 index.add_record(&tid, r, d);
@@ -478,9 +463,8 @@ pub(crate) struct Created {
     pub keys: TranscriptKeys,
 }
 
-/// Creates a generation's keys and allocates its keyring slots (PII,
-/// transcript and caller slot, in room [`crate::keyring::Keyring::reserve`]
-/// made), staged in `staged` for the caller to write (not synced). Without `with_pii` the
+/// Creates a generation's keys and allocates its keyring slots, staged in
+/// `staged` for the caller to write (not synced). Without `with_pii` the
 /// generation gets no PII key at all: it can hold no personal data (used to
 /// rewrite a transcript whose PII key is gone).
 pub(crate) fn create_transcript(
@@ -500,7 +484,7 @@ pub(crate) fn create_transcript(
             tid,
             pii_key: pii_key.clone(),
         });
-        let pii_slot = w.keyring.allocate_pii(&slot, &vid)?;
+        let pii_slot = w.keyring.allocate(&slot)?;
         w.keyring.stage(staged, pii_slot, &slot)?;
         (Some(pii_slot), Some(pii_key))
     } else {
@@ -517,13 +501,6 @@ pub(crate) fn create_transcript(
     });
     let content_slot = w.keyring.allocate(&slot)?;
     w.keyring.stage(staged, content_slot, &slot)?;
-    let caller = Slot::Caller(CallerSlot {
-        tid,
-        vid,
-        hash: w.keyring.caller_hash(caller_id)?,
-    });
-    let caller_slot = w.keyring.allocate(&caller)?;
-    w.keyring.stage(staged, caller_slot, &caller)?;
     Ok(Created {
         entry: TranscriptEntry::new(
             tid,

@@ -154,18 +154,18 @@ impl RawSlot {
     }
 }
 
-/// Every slot in use of a keyring file of format 3, 4 or 5 (cells of 64
+/// Every slot in use of a format-3 or format-4 keyring file (cells of 64
 /// bytes from byte 1024; byte 0 of a cell: 0 free, n the first of n cells,
-/// 0x80 a later one, 0x40 a table sector's header; the cells' other 63
-/// bytes in order: crc, kind, version, payload length, payload). In
-/// formats 4 and 5 the cells of the region to retire (header bytes 136-144:
-/// first cell, sectors; none in format 5) are not slots.
+/// 0x80 a later one, 0x40 a directory table sector's header; the cells'
+/// other 63 bytes in order: crc, kind, version, payload length, payload).
+/// In format 4 the cells of the region to retire (header bytes 136-144:
+/// first cell, sectors) are not slots.
 #[allow(dead_code)]
 pub fn keyring_slots(bytes: &[u8]) -> Vec<RawSlot> {
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    assert!(matches!(version, 3..=5), "keyring format 3, 4 or 5");
+    assert!(matches!(version, 3 | 4), "keyring format 3 or 4");
     let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-    let retire = if version >= 4 {
+    let retire = if version == 4 {
         word(136)..word(136) + word(140) * 8
     } else {
         0..0
