@@ -9,18 +9,10 @@ use std::process::Command;
 
 use serde_json::{Map, Value, json};
 
-fn fixture() -> PathBuf {
-    fixture_named("v2-cli")
-}
-
 fn fixture_named(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shredlog/tests/fixtures")
         .join(name)
-}
-
-fn copy_store() -> tempfile::TempDir {
-    copy_store_of(&fixture())
 }
 
 fn copy_store_of(fixture: &Path) -> tempfile::TempDir {
@@ -30,6 +22,19 @@ fn copy_store_of(fixture: &Path) -> tempfile::TempDir {
         std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
     }
     dir
+}
+
+/// A copy of fixture `name`'s store, checked to print its `expected.json`
+/// read-only without writing a byte; returns that expectation and the copy.
+fn read_only_as_written(name: &str) -> (Value, tempfile::TempDir) {
+    let fixture = fixture_named(name);
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
+    let dir = copy_store_of(&fixture);
+    let before = files(dir.path());
+    assert_eq!(printed(dir.path(), &expected), expected);
+    assert!(files(dir.path()) == before, "a read-only command wrote");
+    (expected, dir)
 }
 
 /// The key-encryption key of the `v3-kek` fixture (`5e` × 32).
@@ -121,14 +126,9 @@ fn upgraded(expected: &Value) -> Value {
 
 #[test]
 fn a_store_written_before_location_files_reads_as_its_writer_read_it() {
-    let expected: Value =
-        serde_json::from_slice(&std::fs::read(fixture().join("expected.json")).unwrap()).unwrap();
-    let dir = copy_store();
-    let before = files(dir.path());
     // Read-only commands: the same output, and not a byte written (the
     // location file of segment 1 is built in memory).
-    assert_eq!(printed(dir.path(), &expected), expected);
-    assert!(files(dir.path()) == before, "a read-only command wrote");
+    let (expected, dir) = read_only_as_written("v2-cli");
     assert_eq!(run(dir.path(), &["verify"])["status"], 0);
     // The first writable open writes it (and a version-4 checkpoint).
     let store = shredlog::Store::open(dir.path(), shredlog::Options::default()).unwrap();
@@ -168,18 +168,12 @@ fn a_store_written_before_location_files_reads_as_its_writer_read_it() {
 /// included, and the store verifies.
 #[test]
 fn a_format_3_keyring_reads_as_its_writer_read_it_and_is_rewritten_in_format_4() {
-    let fixture = fixture_named("v3-kek");
-    let expected: Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
-    let dir = copy_store_of(&fixture);
     let keyring_version = |d: &Path| {
         let k = std::fs::read(d.join("keyring")).unwrap();
         u16::from_le_bytes([k[8], k[9]])
     };
+    let (expected, dir) = read_only_as_written("v3-kek");
     assert_eq!(keyring_version(dir.path()), 3);
-    let before = files(dir.path());
-    assert_eq!(printed(dir.path(), &expected), expected);
-    assert!(files(dir.path()) == before, "a read-only command wrote");
     // The first writable command rewrites it.
     assert_eq!(run(dir.path(), &["verify"])["status"], 0);
     let kek = shredlog::KeyEncryptionKey::from_hex(V3_KEK).unwrap();
@@ -220,13 +214,7 @@ fn a_format_3_keyring_reads_as_its_writer_read_it_and_is_rewritten_in_format_4()
 /// and a legal hold by caller id included, and the store verifies.
 #[test]
 fn a_format_4_store_reads_as_its_writer_read_it() {
-    let fixture = fixture_named("v4-plain");
-    let expected: Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
-    let dir = copy_store_of(&fixture);
-    let before = files(dir.path());
-    assert_eq!(printed(dir.path(), &expected), expected);
-    assert!(files(dir.path()) == before, "a read-only command wrote");
+    let (expected, dir) = read_only_as_written("v4-plain");
     assert_eq!(run(dir.path(), &["verify"])["status"], 0);
     let store = shredlog::Store::open(dir.path(), shredlog::Options::default()).unwrap();
     assert!(store.verify().unwrap().is_ok());

@@ -1635,6 +1635,11 @@ mod tests {
         salvage: false,
     };
 
+    /// The plaintext keyring in `dir`, created if missing.
+    fn plain(dir: &Path) -> Keyring {
+        Keyring::open(dir, None, RW, |_, _| {}).unwrap().keyring
+    }
+
     fn tslot(id: &str) -> Slot {
         Slot::Transcript(TranscriptSlot {
             tid: [1; 16],
@@ -1700,9 +1705,7 @@ mod tests {
     #[test]
     fn the_key_cache_keeps_the_caller_ids_it_reads_within_its_capacity() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         let mut slots = Vec::new();
         for (tid, id) in [(1u8, "t-1"), (3, "t-3")] {
             let Slot::Transcript(mut t) = tslot(id) else {
@@ -1746,9 +1749,7 @@ mod tests {
     fn the_file_grows_by_whole_runs_of_free_cells() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyring");
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         let size = || std::fs::metadata(&path).unwrap().len();
         let pii = pslot();
         assert_eq!(kr.cells_for(&pii).unwrap(), 1);
@@ -1782,9 +1783,7 @@ mod tests {
     #[test]
     fn slots_fill_sectors_and_reuse_wiped_cells() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         let long = tslot(&"x".repeat(150)); // 4 cells
         let short = tslot("t-1"); // 2 cells
         assert_eq!(kr.cells_for(&long).unwrap(), 4);
@@ -1824,9 +1823,7 @@ mod tests {
     #[test]
     fn a_visitor_entry_is_rewritten_in_place_or_moved() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         let vid = [4; 16];
         let entry = |email: &str| {
             Slot::Visitor(VisitorSlot {
@@ -2013,9 +2010,7 @@ mod tests {
     #[test]
     fn a_directory_entry_out_of_its_probe_is_damage_to_verify() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         let slot = Slot::Visitor(VisitorSlot {
             vid: [5; 16],
             email: "ann@example.com".into(),
@@ -2053,9 +2048,7 @@ mod tests {
         use std::sync::mpsc::{RecvTimeoutError, channel};
         use std::time::Duration;
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         let view = Arc::clone(&kr.view);
         let lookup = view.read();
         let (tx, rx) = channel();
@@ -2095,9 +2088,7 @@ mod tests {
     #[test]
     fn staged_slots_are_written_in_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         let slots: Vec<u32> = (0..6)
             .map(|n| kr.allocate(&tslot(&format!("t-{n}"))).unwrap())
             .collect();
@@ -2122,9 +2113,7 @@ mod tests {
     #[test]
     fn a_large_keyring_grows_by_an_eighth() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         let mut steps = Vec::new();
         let mut len = kr.len();
         let pii = pslot();
@@ -2165,9 +2154,7 @@ mod tests {
     #[test]
     fn damaged_slots_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         let i = kr.allocate(&tslot("t-1")).unwrap();
         kr.write(i, &tslot("t-1")).unwrap();
         kr.sync().unwrap();
@@ -2184,9 +2171,7 @@ mod tests {
     #[test]
     fn the_state_slot_holds_the_marks_and_a_short_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
-            .unwrap()
-            .keyring;
+        let mut kr = plain(dir.path());
         for _ in 0..3 {
             let i = kr.allocate(&tslot("t-1")).unwrap();
             kr.write(i, &tslot("t-1")).unwrap();
