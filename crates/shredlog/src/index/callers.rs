@@ -1,16 +1,19 @@
 //! Caller id → the generation reads and writes of that id see.
 //!
 //! Keyed by a 128-bit keyed hash of the id ([`CallerHash`]), so that neither
-//! this map nor a generation's entry holds the id: the id itself stays in
-//! the generation's keyring slot, read with its keys when it is needed. The
-//! hash is two SipHash-1-3 digests under independent random keys drawn for
-//! each process; two of `n` ids share one with probability about
-//! `n² / 2¹²⁹` (below 10⁻²¹ at a billion ids), and nobody who does not know
-//! the keys can choose ids that do.
+//! this map, a generation's entry nor the index's run on disk holds the id:
+//! the id itself stays in the generation's keyring slot, read with its keys
+//! when it is needed. The hash is HMAC-SHA256 truncated to 128 bits, under a
+//! key derived from the keyring's directory key ([`CallerKey::derive`]), so
+//! that it is the same in every process that opens the store, and nobody
+//! without the keyring (and its key-encryption key, when there is one) can
+//! tell which ids it stands for. Two of `n` ids share one with probability
+//! about `n² / 2¹²⁹` (below 10⁻²¹ at a billion ids).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::OnceLock;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::record::Tid;
 
@@ -21,41 +24,129 @@ use crate::record::Tid;
 pub(crate) struct CallerHash([u64; 2]);
 
 impl CallerHash {
-    /// The hash of caller id `id`, under this process's keys.
-    pub(crate) fn of(id: &str) -> CallerHash {
-        static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
-        let (a, b) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
-        CallerHash([a.hash_one(id), b.hash_one(id)])
+    /// Its 16 bytes, as the index's run stores them.
+    pub(crate) fn to_bytes(self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.0[0].to_be_bytes());
+        b[8..].copy_from_slice(&self.0[1].to_be_bytes());
+        b
+    }
+
+    pub(crate) fn from_bytes(b: [u8; 16]) -> CallerHash {
+        let mut hi = [0u8; 8];
+        let mut lo = [0u8; 8];
+        hi.copy_from_slice(&b[..8]);
+        lo.copy_from_slice(&b[8..]);
+        CallerHash([u64::from_be_bytes(hi), u64::from_be_bytes(lo)])
+    }
+}
+
+/// The key of [`CallerHash`]es (an HMAC state, cloned for each hash).
+#[derive(Clone)]
+pub(crate) struct CallerKey {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for CallerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallerKey(..)")
+    }
+}
+
+impl CallerKey {
+    /// The key derived from a keyring's directory key: HMAC-SHA256 of
+    /// `shredlog caller ids v1` under it.
+    pub(crate) fn derive(directory_key: &[u8; 32]) -> CallerKey {
+        let mut d = <Hmac<Sha256> as Mac>::new_from_slice(directory_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        d.update(b"shredlog caller ids v1");
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&d.finalize().into_bytes());
+        CallerKey {
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(&key[..])
+                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length")),
+        }
+    }
+
+    /// A key drawn for this process (a keyring without a directory key:
+    /// nothing it hashes is kept on disk).
+    pub(crate) fn random() -> CallerKey {
+        let key: zeroize::Zeroizing<[u8; 32]> =
+            zeroize::Zeroizing::new(crate::seal::random_array().unwrap_or_else(|_| {
+                use std::hash::{BuildHasher, RandomState};
+                let s = RandomState::new();
+                let mut k = [0u8; 32];
+                for (i, c) in k.chunks_mut(8).enumerate() {
+                    c.copy_from_slice(&s.hash_one(i).to_le_bytes());
+                }
+                k
+            }));
+        CallerKey::derive(&key)
+    }
+
+    /// The hash of caller id `id`.
+    pub(crate) fn hash(&self, id: &str) -> CallerHash {
+        let mut m = self.mac.clone();
+        m.update(id.as_bytes());
+        let out = m.finalize().into_bytes();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&out[..16]);
+        CallerHash::from_bytes(b)
+    }
+
+    /// Eight bytes that tell whether two keys are the same (a run written
+    /// under another key is not used).
+    pub(crate) fn check(&self) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.hash("\0check").to_bytes()[..8]);
+        b
+    }
+}
+
+impl Default for CallerKey {
+    fn default() -> CallerKey {
+        CallerKey::random()
     }
 }
 
 /// The generation each caller id leads to, by the id's hash.
 #[derive(Debug, Default)]
 pub(crate) struct Callers {
-    by_hash: HashMap<CallerHash, Tid, std::hash::BuildHasherDefault<KeyedHasher>>,
+    /// `None`: leads nowhere (over what the index's run says).
+    by_hash: HashMap<CallerHash, Option<Tid>, std::hash::BuildHasherDefault<KeyedHasher>>,
 }
 
 impl Callers {
-    /// The generation the id with hash `h` leads to (it may be gone).
-    pub(crate) fn get(&self, h: CallerHash) -> Option<Tid> {
+    /// What is known here of the id with hash `h`: `Some(Some(tid))` the
+    /// generation it leads to (it may be gone), `Some(None)` that it leads
+    /// nowhere, `None` nothing (ask the run).
+    pub(crate) fn get(&self, h: CallerHash) -> Option<Option<Tid>> {
         self.by_hash.get(&h).copied()
     }
 
     /// Makes the id with hash `h` lead to `tid` (whatever it led to before).
     pub(crate) fn insert(&mut self, h: CallerHash, tid: Tid) {
-        self.by_hash.insert(h, tid);
+        self.by_hash.insert(h, Some(tid));
     }
 
-    /// Makes the id with hash `h` lead nowhere if it leads to `tid`.
-    pub(crate) fn remove(&mut self, h: CallerHash, tid: &Tid) {
-        if self.by_hash.get(&h) == Some(tid) {
-            self.by_hash.remove(&h);
-        }
+    /// Makes the id with hash `h` lead nowhere.
+    pub(crate) fn forget(&mut self, h: CallerHash) {
+        self.by_hash.insert(h, None);
     }
 
-    /// Every generation some id leads to (some may be gone).
-    pub(crate) fn targets(&self) -> impl Iterator<Item = &Tid> {
-        self.by_hash.values()
+    /// Every change, for the next run.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (CallerHash, Option<Tid>)> + '_ {
+        self.by_hash.iter().map(|(h, t)| (*h, *t))
+    }
+
+    /// Forgets every change (they are in the run now).
+    pub(crate) fn reset(&mut self) {
+        self.by_hash = HashMap::default();
+    }
+
+    /// Number of changes held.
+    pub(crate) fn len(&self) -> usize {
+        self.by_hash.len()
     }
 }
 
@@ -84,30 +175,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_lead_to_their_generation_and_only_that_one_is_removed() {
+    fn ids_lead_to_their_generation_or_nowhere() {
+        let key = CallerKey::random();
         let mut c = Callers::default();
-        let (h1, h2) = (CallerHash::of("t-1"), CallerHash::of("t-2"));
+        let (h1, h2) = (key.hash("t-1"), key.hash("t-2"));
         assert_ne!(h1, h2);
-        assert_eq!(h1, CallerHash::of("t-1"), "one id, one hash");
+        assert_eq!(h1, key.hash("t-1"), "one id, one hash");
         c.insert(h1, [1; 16]);
-        assert_eq!(c.get(h1), Some([1; 16]));
+        assert_eq!(c.get(h1), Some(Some([1; 16])));
         assert_eq!(c.get(h2), None);
-        // A new generation of the same id replaces the old one.
         c.insert(h1, [2; 16]);
-        assert_eq!(c.get(h1), Some([2; 16]));
-        c.remove(h1, &[1; 16]);
-        assert_eq!(c.get(h1), Some([2; 16]), "not the one it leads to");
-        c.remove(h1, &[2; 16]);
-        assert_eq!(c.get(h1), None);
-        assert_eq!(c.targets().count(), 0);
+        assert_eq!(c.get(h1), Some(Some([2; 16])));
+        c.forget(h1);
+        assert_eq!(c.get(h1), Some(None));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.iter().collect::<Vec<_>>(), [(h1, None)]);
+        c.reset();
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn a_key_derived_from_one_directory_key_hashes_alike_in_every_process() {
+        let a = CallerKey::derive(&[7; 32]);
+        let b = CallerKey::derive(&[7; 32]);
+        let c = CallerKey::derive(&[8; 32]);
+        assert_eq!(a.hash("t-1"), b.hash("t-1"));
+        assert_eq!(a.check(), b.check());
+        assert_ne!(a.hash("t-1"), c.hash("t-1"));
+        assert_ne!(a.check(), c.check());
+        let h = a.hash("t-1");
+        assert_eq!(CallerHash::from_bytes(h.to_bytes()), h);
     }
 
     #[test]
     fn many_ids_have_distinct_hashes_in_both_halves() {
+        let key = CallerKey::random();
         let mut hi = std::collections::HashSet::new();
         let mut lo = std::collections::HashSet::new();
         for i in 0..100_000 {
-            let CallerHash([h, l]) = CallerHash::of(&format!("t-{i}"));
+            let CallerHash([h, l]) = key.hash(&format!("t-{i}"));
             hi.insert(h);
             lo.insert(l);
         }

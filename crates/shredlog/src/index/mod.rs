@@ -34,6 +34,7 @@
 //! the keyring's slots, the location files' summaries, the checkpoint (the
 //! active segment's records) and a scan of what it does not cover.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -45,11 +46,14 @@ use crate::record::{MsgIdDigest, Tid, Vid};
 mod blocks;
 mod callers;
 mod checkpoint;
+mod disk;
 mod finder;
+#[allow(dead_code)]
+mod run;
 mod sidecar;
 mod small_set;
 use blocks::BlockCache;
-pub(crate) use callers::CallerHash;
+pub(crate) use callers::{CallerHash, CallerKey};
 use callers::Callers;
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
 pub(crate) use sidecar::file_name as sidecar_file_name;
@@ -293,26 +297,71 @@ impl SegmentUsage {
 }
 
 /// The index (see the module documentation for its invariants).
-#[derive(Default)]
+///
+/// Its generations, visitors and caller ids are on disk, in the index's run
+/// ([`disk::Disk`]), as of the run's writing; the maps here hold what
+/// changed since (a whole entry, or `None` for one that is gone), and every
+/// generation with records in memory. [`Index::write_run`] writes them into
+/// a new run and forgets them.
 pub(crate) struct Index {
+    disk: Option<disk::Disk>,
     /// Boxed: a hash table keeps up to twice as many buckets as entries, and
     /// a bucket of a box is 24 bytes where one of an entry is about 210.
-    transcripts: IdMap<Box<TranscriptEntry>>,
+    transcripts: IdMap<Option<Box<TranscriptEntry>>>,
     by_caller: Callers,
-    visitors: IdMap<VisitorEntry>,
+    visitors: IdMap<Option<VisitorEntry>>,
+    caller_key: CallerKey,
+    /// Live generations.
+    transcript_count: u64,
     /// Visitors with a directory entry.
     directory: usize,
     usage: BTreeMap<u64, SegmentUsage>,
     /// The record-location files of sealed segments.
     sidecars: BTreeMap<u64, Arc<Sidecar>>,
-    /// The blocks of those files that lookups read lately.
+    /// The blocks of those files, and of the run, that lookups read lately.
     blocks: Arc<BlockCache>,
 }
+
+impl Default for Index {
+    fn default() -> Index {
+        Index::new(CallerKey::random())
+    }
+}
+
+/// A generation as a lookup gives it: borrowed when it is held in memory,
+/// read from the run otherwise.
+pub(crate) type Gen<'a> = Cow<'a, TranscriptEntry>;
 
 impl Index {
     // ----- building -----
 
-    /// Keeps at most `bytes` of location-file blocks for lookups
+    /// An empty index whose caller ids are hashed under `caller_key`.
+    pub(crate) fn new(caller_key: CallerKey) -> Index {
+        Index {
+            disk: None,
+            transcripts: IdMap::default(),
+            by_caller: Callers::default(),
+            visitors: IdMap::default(),
+            caller_key,
+            transcript_count: 0,
+            directory: 0,
+            usage: BTreeMap::new(),
+            sidecars: BTreeMap::new(),
+            blocks: Arc::default(),
+        }
+    }
+
+    /// The key of its caller-id hashes.
+    pub(crate) fn caller_key(&self) -> &CallerKey {
+        &self.caller_key
+    }
+
+    /// The hash of caller id `id` under this index's key.
+    pub(crate) fn caller_hash(&self, id: &str) -> CallerHash {
+        self.caller_key.hash(id)
+    }
+
+    /// Keeps at most `bytes` of location-file and run blocks for lookups
     /// ([`crate::Options::cache_bytes`]); set before any file is loaded.
     pub(crate) fn set_cache_bytes(&mut self, bytes: usize) {
         self.blocks = Arc::new(BlockCache::new(bytes));
@@ -324,33 +373,117 @@ impl Index {
         self.sidecars.insert(seg, sidecar);
     }
 
+    // ----- the maps over the run -----
+
+    /// A generation from the run (`None`: it has no row there).
+    fn disk_generation(&self, tid: &Tid) -> crate::Result<Option<TranscriptEntry>> {
+        match &self.disk {
+            Some(d) => d.generation(tid),
+            None => Ok(None),
+        }
+    }
+
+    /// A generation, where it is held, made changeable: read from the run
+    /// into the maps if needed.
+    fn generation_mut(&mut self, tid: &Tid) -> crate::Result<Option<&mut TranscriptEntry>> {
+        if !self.transcripts.contains_key(tid) {
+            let Some(t) = self.disk_generation(tid)? else {
+                return Ok(None);
+            };
+            self.transcripts.insert(*tid, Some(Box::new(t)));
+        }
+        Ok(self.transcripts.get_mut(tid).and_then(|t| t.as_deref_mut()))
+    }
+
+    /// A visitor, where it is held, made changeable (`create`: a new empty
+    /// entry when it is unknown).
+    fn visitor_mut(&mut self, vid: &Vid, create: bool) -> crate::Result<Option<&mut VisitorEntry>> {
+        if !matches!(self.visitors.get(vid), Some(Some(_))) {
+            let known = match self.visitors.get(vid) {
+                Some(None) => None,
+                _ => self.disk_visitor(vid)?,
+            };
+            match known {
+                Some(v) => {
+                    self.visitors.insert(*vid, Some(v));
+                }
+                None if create => {
+                    self.visitors.insert(*vid, Some(VisitorEntry::default()));
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.visitors.get_mut(vid).and_then(Option::as_mut))
+    }
+
+    fn disk_visitor(&self, vid: &Vid) -> crate::Result<Option<VisitorEntry>> {
+        let Some(d) = &self.disk else {
+            return Ok(None);
+        };
+        Ok(d.visitor(vid)?.map(|(slot, tids)| {
+            let mut set = SmallSet::default();
+            for t in tids {
+                set.insert(t);
+            }
+            VisitorEntry { slot, tids: set }
+        }))
+    }
+
+    /// The generation caller-id hash `h` leads to (it may be gone).
+    fn caller_target(&self, h: CallerHash) -> crate::Result<Option<Tid>> {
+        match self.by_caller.get(h) {
+            Some(t) => Ok(t),
+            None => match &self.disk {
+                Some(d) => d.caller(h),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Makes `h` lead nowhere if it leads to `tid`.
+    fn unlink_caller(&mut self, h: CallerHash, tid: &Tid) -> crate::Result<()> {
+        if self.caller_target(h)? == Some(*tid) {
+            self.by_caller.forget(h);
+        }
+        Ok(())
+    }
+
+    // ----- changes -----
+
     /// Adds a visitor's directory entry, at keyring slot `slot`. A second
     /// entry of a visitor is refused (false).
-    pub(crate) fn add_visitor(&mut self, vid: Vid, slot: u32) -> bool {
-        let v = self.visitors.entry(vid).or_default();
+    pub(crate) fn add_visitor(&mut self, vid: Vid, slot: u32) -> crate::Result<bool> {
+        let Some(v) = self.visitor_mut(&vid, true)? else {
+            return Err(crate::Error::Internal("a visitor entry was not made".into()));
+        };
         if v.slot != 0 {
-            return false;
+            return Ok(false);
         }
         v.slot = slot;
         self.directory += 1;
-        true
+        Ok(true)
     }
 
     /// Adds a generation without records and makes it the one its caller id
     /// leads to, unless that id already leads to a live generation and
     /// `visible` is false (then it is only linked, for
     /// [`Index::hide_generations`] to settle).
-    pub(crate) fn add_transcript(&mut self, t: TranscriptEntry, visible: bool) {
-        let v = self.visitors.entry(t.vid).or_default();
-        v.tids.insert(t.tid);
-        let taken = self
-            .by_caller
-            .get(t.caller)
-            .is_some_and(|held| self.transcripts.contains_key(&held));
+    pub(crate) fn add_transcript(&mut self, t: TranscriptEntry, visible: bool) -> crate::Result<()> {
+        if let Some(v) = self.visitor_mut(&t.vid, true)? {
+            v.tids.insert(t.tid);
+        }
+        let taken = match self.caller_target(t.caller)? {
+            Some(held) => self.transcript(&held)?.is_some(),
+            None => false,
+        };
         if visible || !taken {
             self.by_caller.insert(t.caller, t.tid);
         }
-        self.transcripts.insert(t.tid, Box::new(t));
+        if self.transcript(&t.tid)?.is_none() {
+            self.transcript_count += 1;
+        }
+        self.transcripts.insert(t.tid, Some(Box::new(t)));
+        Ok(())
     }
 
     /// Loads the checkpoint's record lists, only records of the segments
@@ -360,18 +493,19 @@ impl Index {
         &mut self,
         lists: Vec<CheckpointTranscript>,
         wanted: impl Fn(u64) -> bool,
-    ) {
+    ) -> crate::Result<()> {
         for (tid, recs, ids) in lists {
             let mut any = false;
             for r in recs {
                 if wanted(r.loc.seg) && !self.sidecars.contains_key(&r.loc.seg) {
-                    any |= self.add_record(&tid, r, None);
+                    any |= self.add_record(&tid, r, None)?;
                 }
             }
-            if any && let Some(t) = self.transcripts.get_mut(&tid) {
+            if any && let Some(t) = self.generation_mut(&tid)? {
                 t.recent_mut().ids.extend(ids);
             }
         }
+        Ok(())
     }
 
     /// Takes over a checkpoint's dead-byte counts.
@@ -393,7 +527,7 @@ impl Index {
         let seg = sidecar.describes().segment;
         let mut live = 0u64;
         for s in sidecar.summaries()? {
-            let Some(t) = self.transcripts.get_mut(&s.tid) else {
+            let Some(t) = self.generation_mut(&s.tid)? else {
                 continue;
             };
             t.sealed = true;
@@ -424,7 +558,8 @@ impl Index {
         let seg = sidecar.describes().segment;
         let summaries = sidecar.summaries()?;
         for s in summaries {
-            let Some(t) = self.transcripts.get_mut(&s.tid) else {
+            // Records in memory are only ever of generations held here.
+            let Some(Some(t)) = self.transcripts.get_mut(&s.tid) else {
                 continue;
             };
             let held = t.recent().iter().filter(|r| r.loc.seg == seg).count();
@@ -442,12 +577,22 @@ impl Index {
         Ok(())
     }
 
+    /// The generations held in memory (changed since the run, or with
+    /// records in memory).
+    fn held(&self) -> impl Iterator<Item = &TranscriptEntry> {
+        self.transcripts.values().filter_map(|t| t.as_deref())
+    }
+
     /// How many records of segment `seg` are held in memory.
     pub(crate) fn held_records_in(&self, seg: u64) -> usize {
-        self.transcripts
-            .values()
+        self.held()
             .map(|t| t.recent().iter().filter(|r| r.loc.seg == seg).count())
             .sum()
+    }
+
+    /// The generations with records in memory (those the checkpoint saves).
+    pub(crate) fn with_recent_records(&self) -> impl Iterator<Item = &TranscriptEntry> {
+        self.held().filter(|t| t.recent.is_some())
     }
 
     /// The location files held (for `verify`).
@@ -463,13 +608,13 @@ impl Index {
         tid: &Tid,
         rec: RecordRef,
         msg_id: Option<MsgIdDigest>,
-    ) -> bool {
-        let Some(t) = self.transcripts.get_mut(tid) else {
+    ) -> crate::Result<bool> {
+        let Some(t) = self.generation_mut(tid)? else {
             self.usage
                 .entry(rec.loc.seg)
                 .or_default()
                 .add_dead(u64::from(rec.loc.len));
-            return false;
+            return Ok(false);
         };
         // Records arrive in sequence order, except after compaction moved some
         // into a segment scanned earlier or later.
@@ -482,7 +627,7 @@ impl Index {
                             .entry(rec.loc.seg)
                             .or_default()
                             .add_dead(u64::from(rec.loc.len));
-                        return false;
+                        return Ok(false);
                     }
                     Err(pos) => recent.records.insert(pos, rec),
                 }
@@ -502,7 +647,7 @@ impl Index {
         let u = self.usage.entry(rec.loc.seg).or_default();
         u.live += u64::from(rec.loc.len) - dead_pii;
         u.add_dead(dead_pii);
-        true
+        Ok(true)
     }
 
     // ----- privacy verbs -----
@@ -510,22 +655,32 @@ impl Index {
     /// Forgets a generation's PII key: its PII parts become dead bytes.
     /// Returns the PII key's slot (for the caller to wipe), `None` if the key
     /// was gone already.
-    pub(crate) fn forget_pii(&mut self, tid: &Tid) -> Option<u32> {
-        let bytes = self.bytes_of(self.transcripts.get(tid)?);
-        let slot = self.transcripts.get_mut(tid)?.pii_slot.take()?;
+    pub(crate) fn forget_pii(&mut self, tid: &Tid) -> crate::Result<Option<u32>> {
+        let Some(t) = self.transcript(tid)? else {
+            return Ok(None);
+        };
+        let bytes = self.bytes_of(&t);
+        drop(t);
+        let Some(slot) = self.generation_mut(tid)?.and_then(|t| t.pii_slot.take()) else {
+            return Ok(None);
+        };
         for (seg, _, pii) in bytes {
             self.usage.entry(seg).or_default().kill(pii);
         }
-        Some(slot)
+        Ok(Some(slot))
     }
 
     /// Removes a generation: its records become dead bytes. Returns it (its
     /// slots are for the caller to wipe).
-    pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> Option<TranscriptEntry> {
-        let bytes = self.bytes_of(self.transcripts.get(tid)?);
-        let t = *self.transcripts.remove(tid)?;
-        self.by_caller.remove(t.caller, tid);
-        if let Some(v) = self.visitors.get_mut(&t.vid) {
+    pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> crate::Result<Option<TranscriptEntry>> {
+        let Some(t) = self.transcript(tid)?.map(Cow::into_owned) else {
+            return Ok(None);
+        };
+        let bytes = self.bytes_of(&t);
+        self.transcripts.insert(*tid, None);
+        self.transcript_count = self.transcript_count.saturating_sub(1);
+        self.unlink_caller(t.caller, tid)?;
+        if let Some(v) = self.visitor_mut(&t.vid, false)? {
             v.tids.remove(tid);
         }
         for (seg, bytes, pii) in bytes {
@@ -533,7 +688,7 @@ impl Index {
             // PII parts of a redacted generation were already counted dead.
             u.kill(bytes - if t.has_pii() { 0 } else { pii });
         }
-        Some(t)
+        Ok(Some(t))
     }
 
     /// A generation's (segment, frame bytes, PII bytes) for the byte
@@ -555,13 +710,15 @@ impl Index {
     /// Removes a visitor's directory entry (the email mapping); the visitor
     /// stays as a placeholder while generations carry its id. Returns the
     /// directory slot (for the caller to wipe), `None` if there was none.
-    pub(crate) fn clear_directory(&mut self, vid: &Vid) -> Option<u32> {
-        let v = self.visitors.get_mut(vid)?;
+    pub(crate) fn clear_directory(&mut self, vid: &Vid) -> crate::Result<Option<u32>> {
+        let Some(v) = self.visitor_mut(vid, false)? else {
+            return Ok(None);
+        };
         let slot = std::mem::take(&mut v.slot);
         if slot != 0 {
             self.directory -= 1;
         }
-        (slot != 0).then_some(slot)
+        Ok((slot != 0).then_some(slot))
     }
 
     /// Removes the generations that have keys but no record: an append cut
@@ -573,38 +730,43 @@ impl Index {
     /// generations keeps the directory entry, which the next append of that
     /// email reuses, and which compaction wipes if none comes
     /// ([`Index::visitors_without_generations`]).
-    pub(crate) fn drop_recordless(&mut self) -> Vec<TranscriptEntry> {
-        let empty: Vec<Tid> = self
-            .transcripts
-            .values()
-            .filter(|t| t.is_empty())
-            .map(|t| t.tid)
-            .collect();
-        empty
-            .iter()
-            .filter_map(|tid| self.remove_transcript(tid))
-            .collect()
+    pub(crate) fn drop_recordless(&mut self) -> crate::Result<Vec<TranscriptEntry>> {
+        let mut empty: Vec<Tid> = Vec::new();
+        for t in self.transcripts() {
+            let t = t?;
+            if t.is_empty() {
+                empty.push(t.tid);
+            }
+        }
+        let mut out = Vec::with_capacity(empty.len());
+        for tid in &empty {
+            out.extend(self.remove_transcript(tid)?);
+        }
+        Ok(out)
     }
 
     /// Visitors with a directory entry but no generation (left by appends
     /// that never wrote a record).
-    pub(crate) fn visitors_without_generations(&self) -> Vec<Vid> {
-        self.visitors
-            .iter()
-            .filter(|(_, v)| v.tids.is_empty() && v.slot != 0)
-            .map(|(vid, _)| *vid)
-            .collect()
+    pub(crate) fn visitors_without_generations(&self) -> crate::Result<Vec<Vid>> {
+        let mut out = Vec::new();
+        for v in self.directory() {
+            let (vid, _) = v?;
+            if self.visitor(&vid)?.is_some_and(|v| v.tids.is_empty()) {
+                out.push(vid);
+            }
+        }
+        Ok(out)
     }
 
     /// Drops a visitor entry that no generation needs any more.
-    pub(crate) fn drop_visitor_if_unused(&mut self, vid: &Vid) {
+    pub(crate) fn drop_visitor_if_unused(&mut self, vid: &Vid) -> crate::Result<()> {
         if self
-            .visitors
-            .get(vid)
+            .visitor(vid)?
             .is_some_and(|v| v.tids.is_empty() && v.slot == 0)
         {
-            self.visitors.remove(vid);
+            self.visitors.insert(*vid, None);
         }
+        Ok(())
     }
 
     /// Commits a rewrite: `new` (with its records) becomes the generation its
@@ -615,109 +777,133 @@ impl Index {
         old: &Tid,
         new: TranscriptEntry,
         records: Vec<(RecordRef, Option<MsgIdDigest>)>,
-    ) -> Option<TranscriptEntry> {
+    ) -> crate::Result<Option<TranscriptEntry>> {
         let tid = new.tid;
         let caller = new.caller;
-        self.add_transcript(new, true);
+        self.add_transcript(new, true)?;
         for (r, d) in records {
-            self.add_record(&tid, r, d);
+            self.add_record(&tid, r, d)?;
         }
-        let removed = self.remove_transcript(old);
+        let removed = self.remove_transcript(old)?;
         self.by_caller.insert(caller, tid);
-        removed
+        Ok(removed)
     }
 
     /// Of two or more generations of one caller id, keeps the one `keep`
     /// chooses visible and takes the others out; returns them (their slots
-    /// are left for a later compaction to wipe).
+    /// are left for a later compaction to wipe). Only generations held in
+    /// memory are asked about: those of the run were settled when it was
+    /// written.
     pub(crate) fn hide_generations(
         &mut self,
         keep: impl Fn(&[&TranscriptEntry]) -> Option<Tid>,
-    ) -> Vec<TranscriptEntry> {
-        // When every generation is the one its caller id leads to, there are
-        // none (the common case, checked without grouping them).
-        let linked = self
-            .by_caller
-            .targets()
-            .filter(|tid| self.transcripts.contains_key(*tid))
-            .count();
-        if linked == self.transcripts.len() {
-            return Vec::new();
+    ) -> crate::Result<Vec<TranscriptEntry>> {
+        // Generations held here whose caller id leads elsewhere.
+        let mut stray: Vec<CallerHash> = Vec::new();
+        for t in self.held() {
+            if self.caller_target(t.caller)? != Some(t.tid) {
+                stray.push(t.caller);
+            }
         }
-        let mut by_caller: HashMap<CallerHash, Vec<&TranscriptEntry>> = HashMap::new();
-        for t in self.transcripts.values() {
-            by_caller.entry(t.caller).or_default().push(t);
+        if stray.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut decisions: Vec<(CallerHash, Tid, Vec<Tid>)> = Vec::new();
-        for (caller, versions) in by_caller {
-            let kept = match versions.as_slice() {
-                [one] => Some(one.tid),
-                _ => keep(&versions),
-            };
-            if let Some(kept) = kept {
-                let others = versions
-                    .iter()
-                    .map(|t| t.tid)
-                    .filter(|t| *t != kept)
-                    .collect();
-                decisions.push((caller, kept, others));
+        stray.sort_unstable();
+        stray.dedup();
+        let mut versions_of: HashMap<CallerHash, Vec<TranscriptEntry>> = HashMap::new();
+        for t in self.held() {
+            if stray.binary_search(&t.caller).is_ok() {
+                versions_of.entry(t.caller).or_default().push(t.clone());
+            }
+        }
+        for h in &stray {
+            if let Some(target) = self.caller_target(*h)?
+                && !self.transcripts.contains_key(&target)
+                && let Some(t) = self.transcript(&target)?
+            {
+                let t = t.into_owned();
+                versions_of.entry(*h).or_default().push(t);
             }
         }
         let mut hidden = Vec::new();
-        for (caller, kept, others) in decisions {
-            for tid in others {
-                hidden.extend(self.remove_transcript(&tid));
+        for (caller, versions) in versions_of {
+            let refs: Vec<&TranscriptEntry> = versions.iter().collect();
+            let kept = match refs.as_slice() {
+                [one] => Some(one.tid),
+                _ => keep(&refs),
+            };
+            if let Some(kept) = kept {
+                for t in versions.iter().filter(|t| t.tid != kept) {
+                    hidden.extend(self.remove_transcript(&t.tid)?);
+                }
+                self.by_caller.insert(caller, kept);
             }
-            self.by_caller.insert(caller, kept);
         }
-        hidden
+        Ok(hidden)
     }
 
     /// Makes a generation the one its caller id leads to (a rewrite's new
     /// generation, once the old one is gone).
-    pub(crate) fn make_visible(&mut self, tid: &Tid) {
-        if let Some(t) = self.transcripts.get(tid) {
-            self.by_caller.insert(t.caller, *tid);
+    pub(crate) fn make_visible(&mut self, tid: &Tid) -> crate::Result<()> {
+        if let Some(t) = self.transcript(tid)? {
+            let caller = t.caller;
+            drop(t);
+            self.by_caller.insert(caller, *tid);
         }
+        Ok(())
     }
 
     // ----- slots and segments -----
 
     /// Keeps the PII slot of each generation that `owns` says is its own,
     /// and forgets the others (open, once every slot has been read).
-    pub(crate) fn settle_pii_slots(&mut self, mut owns: impl FnMut(&Tid, u32) -> bool) {
-        for t in self.transcripts.values_mut() {
+    pub(crate) fn settle_pii_slots(
+        &mut self,
+        mut owns: impl FnMut(&Tid, u32) -> bool,
+    ) -> crate::Result<()> {
+        let mut orphaned = Vec::new();
+        for t in self.transcripts() {
+            let t = t?;
             if let Some(slot) = t.pii_slot
                 && !owns(&t.tid, slot)
             {
+                orphaned.push(t.tid);
+            }
+        }
+        for tid in orphaned {
+            if let Some(t) = self.generation_mut(&tid)? {
                 t.pii_slot = None;
             }
         }
+        Ok(())
     }
 
     /// A generation's slots moved (keyring compaction).
-    pub(crate) fn move_slots(&mut self, tid: &Tid, content: u32, pii: Option<u32>) {
-        if let Some(t) = self.transcripts.get_mut(tid) {
+    pub(crate) fn move_slots(&mut self, tid: &Tid, content: u32, pii: Option<u32>) -> crate::Result<()> {
+        if let Some(t) = self.generation_mut(tid)? {
             t.content_slot = content;
             t.pii_slot = pii;
         }
+        Ok(())
     }
 
-    /// A directory entry moved (keyring compaction).
     /// Moves a visitor's directory entry from slot `from` to `to`, if its
     /// entry is the one at `from` (not another copy of it).
-    pub(crate) fn move_visitor_slot_from(&mut self, vid: &Vid, from: u32, to: u32) {
-        if let Some(v) = self.visitors.get_mut(vid)
+    pub(crate) fn move_visitor_slot_from(&mut self, vid: &Vid, from: u32, to: u32) -> crate::Result<()> {
+        if let Some(v) = self.visitor_mut(vid, false)?
             && v.slot == from
         {
             v.slot = to;
         }
+        Ok(())
     }
 
-    pub(crate) fn move_visitor_slot(&mut self, vid: &Vid, slot: u32) {
-        if let Some(v) = self.visitors.get_mut(vid) {
+    /// A directory entry moved (keyring compaction).
+    pub(crate) fn move_visitor_slot(&mut self, vid: &Vid, slot: u32) -> crate::Result<()> {
+        if let Some(v) = self.visitor_mut(vid, false)? {
             v.slot = slot;
         }
+        Ok(())
     }
 
     /// Segment `seg` was rewritten by compaction, and `sidecar` is the
@@ -740,27 +926,21 @@ impl Index {
             .collect();
         // Every live generation that had records in the old file: in its
         // location file, or held in memory.
-        let mut had: Vec<Tid> = match self.sidecars.get(&seg) {
-            Some(old) => old
-                .summaries()?
-                .into_iter()
-                .map(|s| s.tid)
-                .filter(|tid| self.transcripts.get(tid).is_some_and(|t| t.sealed))
-                .collect(),
-            None => Vec::new(),
-        };
-        had.extend(
-            self.transcripts
-                .values()
-                .filter(|t| t.holds_in(seg))
-                .map(|t| t.tid),
-        );
+        let mut had: Vec<Tid> = Vec::new();
+        if let Some(old) = self.sidecars.get(&seg) {
+            for s in old.summaries()? {
+                if self.transcript(&s.tid)?.is_some_and(|t| t.sealed) {
+                    had.push(s.tid);
+                }
+            }
+        }
+        had.extend(self.held().filter(|t| t.holds_in(seg)).map(|t| t.tid));
         if let Some(lost) = had.iter().find(|tid| !summaries.contains_key(*tid)) {
             return Ok(Err(*lost));
         }
         let mut live = 0u64;
         for tid in had {
-            let Some(t) = self.transcripts.get_mut(&tid) else {
+            let Some(t) = self.generation_mut(&tid)? else {
                 continue;
             };
             t.forget_recent_in(seg);
@@ -768,7 +948,7 @@ impl Index {
             t.note_segment(seg);
         }
         for s in summaries.values() {
-            if let Some(t) = self.transcripts.get(&s.tid).filter(|t| t.sealed) {
+            if let Some(t) = self.transcript(&s.tid)?.filter(|t| t.sealed) {
                 live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
             }
         }
@@ -786,6 +966,73 @@ impl Index {
     pub(crate) fn segment_removed(&mut self, seg: u64) {
         self.usage.remove(&seg);
         self.sidecars.remove(&seg);
+    }
+
+    // ----- the run -----
+
+    /// Entries held in memory over the run.
+    pub(crate) fn changes_held(&self) -> usize {
+        self.transcripts.len() + self.visitors.len() + self.by_caller.len()
+    }
+
+    /// Writes the index's run anew at `path` (synced; the directory is not):
+    /// the current run's rows with the changes held here, then uses it and
+    /// forgets those changes. Generations with records in memory stay held.
+    /// On an error nothing changes (the file at `path` may be left).
+    pub(crate) fn write_run(&mut self, path: &std::path::Path, cache_id: u64) -> crate::Result<()> {
+        let changes = disk::Changes {
+            generations: self
+                .transcripts
+                .iter()
+                .map(|(tid, t)| (*tid, t.as_deref().map(disk::encode_generation)))
+                .collect(),
+            visitors: self
+                .visitors
+                .iter()
+                .map(|(vid, v)| {
+                    (
+                        *vid,
+                        v.as_ref().map(|v| (v.slot, v.tids.iter().copied().collect())),
+                    )
+                })
+                .collect(),
+            callers: self.by_caller.iter().collect(),
+        };
+        let run = disk::write_merged(path, self.disk.as_ref(), changes, Arc::clone(&self.blocks), cache_id)?;
+        self.disk = Some(run);
+        self.transcripts
+            .retain(|_, t| t.as_ref().is_some_and(|t| t.recent.is_some()));
+        self.visitors = IdMap::default();
+        self.by_caller.reset();
+        Ok(())
+    }
+
+    /// Takes the run at `path` as the index's rows (open; the maps must be
+    /// empty), with the counts its manifest gives.
+    pub(crate) fn use_run(
+        &mut self,
+        path: &std::path::Path,
+        cache_id: u64,
+        transcripts: u64,
+        directory: usize,
+    ) -> crate::Result<()> {
+        let run = disk::Disk::open(path, Arc::clone(&self.blocks), cache_id)?;
+        if run.generation_count() != transcripts {
+            return Err(crate::Error::corrupt(
+                path,
+                0,
+                "the index run holds another number of generations than its manifest says",
+            ));
+        }
+        self.disk = Some(run);
+        self.transcript_count = transcripts;
+        self.directory = directory;
+        Ok(())
+    }
+
+    /// The run in use, if any.
+    pub(crate) fn run_path(&self) -> Option<&std::path::Path> {
+        self.disk.as_ref().map(disk::Disk::path)
     }
 
     // ----- queries -----
@@ -939,35 +1186,64 @@ impl Index {
     }
 
     /// A live generation.
-    pub(crate) fn transcript(&self, tid: &Tid) -> Option<&TranscriptEntry> {
-        self.transcripts.get(tid).map(|t| &**t)
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if the index's run is damaged where it
+    /// would be.
+    pub(crate) fn transcript(&self, tid: &Tid) -> crate::Result<Option<Gen<'_>>> {
+        match self.transcripts.get(tid) {
+            Some(Some(t)) => Ok(Some(Cow::Borrowed(&**t))),
+            Some(None) => Ok(None),
+            None => Ok(self.disk_generation(tid)?.map(Cow::Owned)),
+        }
     }
 
     /// The generation a caller id leads to.
-    pub(crate) fn by_caller(&self, id: &str) -> Option<&TranscriptEntry> {
-        let tid = self.by_caller.get(CallerHash::of(id))?;
-        self.transcripts.get(&tid).map(|t| &**t)
+    ///
+    /// # Errors
+    /// As [`Index::transcript`].
+    pub(crate) fn by_caller(&self, id: &str) -> crate::Result<Option<Gen<'_>>> {
+        match self.caller_target(self.caller_hash(id))? {
+            Some(tid) => self.transcript(&tid),
+            None => Ok(None),
+        }
     }
 
-    /// Every live generation.
-    pub(crate) fn transcripts(&self) -> impl Iterator<Item = &TranscriptEntry> {
-        self.transcripts.values().map(|t| &**t)
+    /// Every live generation: those held in memory, then the run's others.
+    pub(crate) fn transcripts(&self) -> impl Iterator<Item = crate::Result<Gen<'_>>> {
+        let held = self.held().map(|t| Ok(Cow::Borrowed(t)));
+        let on_disk = self
+            .disk
+            .iter()
+            .flat_map(|d| d.generations())
+            .filter(|t| !t.as_ref().is_ok_and(|t| self.transcripts.contains_key(&t.tid)))
+            .map(|t| t.map(Cow::Owned));
+        held.chain(on_disk)
     }
 
     /// Number of live generations.
-    #[cfg(test)]
-    pub(crate) fn transcript_count(&self) -> usize {
-        self.transcripts.len()
+    pub(crate) fn transcript_count(&self) -> u64 {
+        self.transcript_count
     }
 
     /// A visitor's entry.
-    pub(crate) fn visitor(&self, vid: &Vid) -> Option<&VisitorEntry> {
-        self.visitors.get(vid)
+    ///
+    /// # Errors
+    /// As [`Index::transcript`].
+    pub(crate) fn visitor(&self, vid: &Vid) -> crate::Result<Option<Cow<'_, VisitorEntry>>> {
+        match self.visitors.get(vid) {
+            Some(Some(v)) => Ok(Some(Cow::Borrowed(v))),
+            Some(None) => Ok(None),
+            None => Ok(self.disk_visitor(vid)?.map(Cow::Owned)),
+        }
     }
 
     /// Whether the visitor (a placeholder included) is known.
-    pub(crate) fn knows_visitor(&self, vid: &Vid) -> bool {
-        self.visitors.contains_key(vid)
+    ///
+    /// # Errors
+    /// As [`Index::transcript`].
+    pub(crate) fn knows_visitor(&self, vid: &Vid) -> crate::Result<bool> {
+        Ok(self.visitor(vid)?.is_some())
     }
 
     /// Visitors in the directory.
@@ -976,21 +1252,33 @@ impl Index {
     }
 
     /// Every directory entry: (visitor, slot).
-    pub(crate) fn directory(&self) -> impl Iterator<Item = (Vid, u32)> + '_ {
-        self.visitors
+    pub(crate) fn directory(&self) -> impl Iterator<Item = crate::Result<(Vid, u32)>> + '_ {
+        let held = self
+            .visitors
             .iter()
-            .filter(|(_, v)| v.slot != 0)
-            .map(|(vid, v)| (*vid, v.slot))
+            .filter_map(|(vid, v)| v.as_ref().map(|v| Ok((*vid, v.slot))));
+        let on_disk = self
+            .disk
+            .iter()
+            .flat_map(|d| d.visitors())
+            .filter(|v| !v.as_ref().is_ok_and(|(vid, _)| self.visitors.contains_key(vid)));
+        held.chain(on_disk)
+            .filter(|v| !v.as_ref().is_ok_and(|(_, slot)| *slot == 0))
     }
 
     /// Every live generation of a visitor, with or without records.
-    pub(crate) fn generations_of(&self, vid: &Vid) -> Vec<&TranscriptEntry> {
-        self.visitors.get(vid).map_or_else(Vec::new, |v| {
-            v.tids
-                .iter()
-                .filter_map(|t| self.transcripts.get(t).map(|t| &**t))
-                .collect()
-        })
+    ///
+    /// # Errors
+    /// As [`Index::transcript`].
+    pub(crate) fn generations_of(&self, vid: &Vid) -> crate::Result<Vec<Gen<'_>>> {
+        let Some(v) = self.visitor(vid)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for tid in v.tids.iter() {
+            out.extend(self.transcript(tid)?);
+        }
+        Ok(out)
     }
 
     /// A visitor's generations with records and their extents, newest
@@ -998,13 +1286,13 @@ impl Index {
     ///
     /// # Errors
     /// As [`Index::extent`].
-    pub(crate) fn listing(&self, vid: &Vid) -> crate::Result<Vec<(&TranscriptEntry, Extent)>> {
+    pub(crate) fn listing(&self, vid: &Vid) -> crate::Result<Vec<(Gen<'_>, Extent)>> {
         let mut out = Vec::new();
-        for t in self.generations_of(vid) {
+        for t in self.generations_of(vid)? {
             if t.is_empty() {
                 continue;
             }
-            let e = self.extent(t)?;
+            let e = self.extent(&t)?;
             if e.count > 0 {
                 out.push((t, e));
             }
@@ -1019,11 +1307,11 @@ impl Index {
     fn for_each_summary(&self, mut f: impl FnMut(&TranscriptEntry, &Summary)) -> crate::Result<()> {
         for (seg, sidecar) in &self.sidecars {
             for s in sidecar.summaries()? {
-                if let Some(t) = self.transcripts.get(&s.tid)
+                if let Some(t) = self.transcript(&s.tid)?
                     && t.sealed
                     && !t.holds_in(*seg)
                 {
-                    f(t, &s);
+                    f(&t, &s);
                 }
             }
         }
@@ -1036,22 +1324,24 @@ impl Index {
     ///
     /// # Errors
     /// As [`Index::extent`].
-    pub(crate) fn by_age(&self) -> crate::Result<Vec<(i64, &TranscriptEntry)>> {
+    pub(crate) fn by_age(&self) -> crate::Result<Vec<(i64, Gen<'_>)>> {
         let mut last: IdMap<i64> = IdMap::default();
         self.for_each_summary(|t, s| {
             let l = last.entry(t.tid).or_insert(s.max_ts);
             *l = (*l).max(s.max_ts);
         })?;
-        for t in self.transcripts() {
+        for t in self.held() {
             if let Some(ts) = t.recent().iter().map(|r| r.ts).max() {
                 let l = last.entry(t.tid).or_insert(ts);
                 *l = (*l).max(ts);
             }
         }
-        let mut out: Vec<(i64, &TranscriptEntry)> = last
-            .into_iter()
-            .filter_map(|(tid, l)| Some((l, self.transcript(&tid)?)))
-            .collect();
+        let mut out: Vec<(i64, Gen<'_>)> = Vec::with_capacity(last.len());
+        for (tid, l) in last {
+            if let Some(t) = self.transcript(&tid)? {
+                out.push((l, t));
+            }
+        }
         out.sort_unstable_by_key(|(l, t)| (*l, t.tid));
         Ok(out)
     }
@@ -1063,10 +1353,7 @@ impl Index {
     pub(crate) fn record_count(&self) -> crate::Result<u64> {
         let mut n = 0u64;
         self.for_each_summary(|_, s| n += u64::from(s.count))?;
-        Ok(n + self
-            .transcripts()
-            .map(|t| t.recent().len() as u64)
-            .sum::<u64>())
+        Ok(n + self.held().map(|t| t.recent().len() as u64).sum::<u64>())
     }
 
     /// Byte accounting per segment.
@@ -1079,11 +1366,15 @@ impl Index {
 mod tests {
     use super::*;
 
+    fn key() -> CallerKey {
+        CallerKey::derive(&[3; 32])
+    }
+
     fn entry(tid: u8, vid: u8, caller: &str) -> TranscriptEntry {
         TranscriptEntry::new(
             [tid; 16],
             [vid; 16],
-            CallerHash::of(caller),
+            key().hash(caller),
             10 + u32::from(tid),
             Some(20 + u32::from(tid)),
             1,
@@ -1102,14 +1393,14 @@ mod tests {
 
     #[test]
     fn verbs_keep_the_maps_consistent() {
-        let mut ix = Index::default();
-        assert!(ix.add_visitor([9; 16], 2));
-        assert!(!ix.add_visitor([9; 16], 3), "one entry per visitor");
-        ix.add_transcript(entry(1, 9, "t-1"), true);
-        ix.add_transcript(entry(2, 9, "t-2"), true);
-        ix.add_record(&[1; 16], rec(0, 50, 1, 32), Some([4; 16]));
-        ix.add_record(&[2; 16], rec(0, 70, 1, 132), None);
-        ix.add_record(&[1; 16], rec(1, 90, 1, 232), None);
+        let mut ix = Index::new(key());
+        assert!(ix.add_visitor([9; 16], 2).unwrap());
+        assert!(!ix.add_visitor([9; 16], 3).unwrap(), "one entry per visitor");
+        ix.add_transcript(entry(1, 9, "t-1"), true).unwrap();
+        ix.add_transcript(entry(2, 9, "t-2"), true).unwrap();
+        ix.add_record(&[1; 16], rec(0, 50, 1, 32), Some([4; 16])).unwrap();
+        ix.add_record(&[2; 16], rec(0, 70, 1, 132), None).unwrap();
+        ix.add_record(&[1; 16], rec(1, 90, 1, 232), None).unwrap();
         let listed: Vec<CallerHash> = ix
             .listing(&[9; 16])
             .unwrap()
@@ -1118,7 +1409,7 @@ mod tests {
             .collect();
         assert_eq!(
             listed,
-            [CallerHash::of("t-1"), CallerHash::of("t-2")],
+            [key().hash("t-1"), key().hash("t-2")],
             "newest first"
         );
         let aged: Vec<i64> = ix.by_age().unwrap().iter().map(|(last, _)| *last).collect();
@@ -1126,50 +1417,50 @@ mod tests {
         assert_eq!(ix.record_count().unwrap(), 3);
         assert_eq!(ix.usage()[&1].live, 300);
         // Forgetting a PII key kills its PII parts once.
-        assert_eq!(ix.forget_pii(&[1; 16]), Some(21));
-        assert_eq!(ix.forget_pii(&[1; 16]), None);
+        assert_eq!(ix.forget_pii(&[1; 16]).unwrap(), Some(21));
+        assert_eq!(ix.forget_pii(&[1; 16]).unwrap(), None);
         assert_eq!((ix.usage()[&1].live, ix.usage()[&1].dead), (240, 60));
         // Removing it kills the rest of its records, not the PII parts again.
-        let gone = ix.remove_transcript(&[1; 16]).unwrap();
+        let gone = ix.remove_transcript(&[1; 16]).unwrap().unwrap();
         assert_eq!(gone.content_slot, 11);
         assert_eq!((ix.usage()[&1].live, ix.usage()[&1].dead), (100, 200));
-        assert!(ix.by_caller("t-1").is_none());
+        assert!(ix.by_caller("t-1").unwrap().is_none());
         assert_eq!(ix.listing(&[9; 16]).unwrap().len(), 1);
         // The directory entry goes, the visitor stays while a generation
         // carries its id.
         assert_eq!(ix.directory_len(), 1);
-        assert_eq!(ix.clear_directory(&[9; 16]), Some(2));
-        assert_eq!(ix.clear_directory(&[9; 16]), None);
+        assert_eq!(ix.clear_directory(&[9; 16]).unwrap(), Some(2));
+        assert_eq!(ix.clear_directory(&[9; 16]).unwrap(), None);
         assert_eq!(
-            (ix.directory_len(), ix.visitor(&[9; 16]).unwrap().slot),
+            (ix.directory_len(), ix.visitor(&[9; 16]).unwrap().unwrap().slot),
             (0, 0)
         );
-        ix.drop_visitor_if_unused(&[9; 16]);
-        assert!(ix.knows_visitor(&[9; 16]));
-        ix.remove_transcript(&[2; 16]);
-        ix.drop_visitor_if_unused(&[9; 16]);
-        assert!(!ix.knows_visitor(&[9; 16]));
+        ix.drop_visitor_if_unused(&[9; 16]).unwrap();
+        assert!(ix.knows_visitor(&[9; 16]).unwrap());
+        ix.remove_transcript(&[2; 16]).unwrap();
+        ix.drop_visitor_if_unused(&[9; 16]).unwrap();
+        assert!(!ix.knows_visitor(&[9; 16]).unwrap());
     }
 
     #[test]
     fn a_rewrite_replaces_its_generation_and_hidden_generations_leave() {
-        let mut ix = Index::default();
-        ix.add_visitor([9; 16], 2);
-        ix.add_transcript(entry(1, 9, "t-1"), true);
-        ix.add_record(&[1; 16], rec(0, 50, 1, 32), None);
+        let mut ix = Index::new(key());
+        ix.add_visitor([9; 16], 2).unwrap();
+        ix.add_transcript(entry(1, 9, "t-1"), true).unwrap();
+        ix.add_record(&[1; 16], rec(0, 50, 1, 32), None).unwrap();
         let new = entry(3, 9, "t-1");
         let old = ix
             .replace_generation(&[1; 16], new, vec![(rec(0, 50, 2, 32), Some([5; 16]))])
             .unwrap();
-        assert_eq!(old.tid, [1; 16]);
-        assert_eq!(ix.by_caller("t-1").unwrap().tid, [3; 16]);
-        let t = ix.by_caller("t-1").unwrap();
-        assert!(ix.has_msg_id(t, &[5; 16]).unwrap());
-        assert!(!ix.has_msg_id(t, &[6; 16]).unwrap());
+        assert_eq!(old.unwrap().tid, [1; 16]);
+        assert_eq!(ix.by_caller("t-1").unwrap().unwrap().tid, [3; 16]);
+        let t = ix.by_caller("t-1").unwrap().unwrap();
+        assert!(ix.has_msg_id(&t, &[5; 16]).unwrap());
+        assert!(!ix.has_msg_id(&t, &[6; 16]).unwrap());
         // An uncommitted second generation (as open finds it) is hidden.
-        ix.add_transcript(entry(4, 9, "t-1"), false);
-        assert_eq!(ix.by_caller("t-1").unwrap().tid, [3; 16]);
-        let hidden = ix.hide_generations(|v| v.iter().map(|t| t.tid).min());
+        ix.add_transcript(entry(4, 9, "t-1"), false).unwrap();
+        assert_eq!(ix.by_caller("t-1").unwrap().unwrap().tid, [3; 16]);
+        let hidden = ix.hide_generations(|v| v.iter().map(|t| t.tid).min()).unwrap();
         assert_eq!(hidden.len(), 1);
         assert_eq!(hidden[0].tid, [4; 16]);
         assert_eq!(ix.transcript_count(), 1);
@@ -1177,10 +1468,10 @@ mod tests {
 
     #[test]
     fn a_sealed_segments_records_leave_memory_for_its_location_file() {
-        let mut ix = Index::default();
-        ix.add_visitor([9; 16], 2);
-        ix.add_transcript(entry(1, 9, "t-1"), true);
-        ix.add_transcript(entry(2, 9, "t-2"), true);
+        let mut ix = Index::new(key());
+        ix.add_visitor([9; 16], 2).unwrap();
+        ix.add_transcript(entry(1, 9, "t-1"), true).unwrap();
+        ix.add_transcript(entry(2, 9, "t-2"), true).unwrap();
         let mut builder = SidecarBuilder::default();
         let mut recs = Vec::new();
         for (i, (tid, seq, off)) in [(1u8, 0u32, 32u64), (2, 0, 132), (1, 1, 232)]
@@ -1189,7 +1480,7 @@ mod tests {
         {
             let r = rec(seq, 50 + i as i64, 1, off);
             let d = (tid == 1 && seq == 1).then_some([7; 16]);
-            ix.add_record(&[tid; 16], r, d);
+            ix.add_record(&[tid; 16], r, d).unwrap();
             recs.push(([tid; 16], r));
             builder.add(Entry {
                 tid: [tid; 16],
@@ -1202,10 +1493,10 @@ mod tests {
             });
         }
         // A record of t-1 in the next segment stays in memory.
-        ix.add_record(&[1; 16], rec(2, 90, 2, 32), Some([8; 16]));
+        ix.add_record(&[1; 16], rec(2, 90, 2, 32), Some([8; 16])).unwrap();
         let before: Vec<Vec<RecordRef>> = [1u8, 2]
             .iter()
-            .map(|t| ix.records(ix.transcript(&[*t; 16]).unwrap()).unwrap())
+            .map(|t| ix.records(&ix.transcript(&[*t; 16]).unwrap().unwrap()).unwrap())
             .collect();
         let usage = ix.usage().clone();
         let describes = Describes {
@@ -1216,32 +1507,32 @@ mod tests {
         let sidecar =
             Sidecar::in_memory(std::path::Path::new("1.idx"), builder.finish(describes)).unwrap();
         ix.attach_sidecar(Arc::new(sidecar)).unwrap();
-        let t1 = ix.transcript(&[1; 16]).unwrap();
+        let t1 = ix.transcript(&[1; 16]).unwrap().unwrap();
         assert_eq!(
-            Index::recent_records(t1).len(),
+            Index::recent_records(&t1).len(),
             1,
             "only segment 2's record"
         );
-        assert!(Index::recent_records(ix.transcript(&[2; 16]).unwrap()).is_empty());
+        assert!(Index::recent_records(&ix.transcript(&[2; 16]).unwrap().unwrap()).is_empty());
         // Their memory is given back, not only their length.
-        assert!(ix.transcript(&[2; 16]).unwrap().recent.is_none());
+        assert!(ix.transcript(&[2; 16]).unwrap().unwrap().recent.is_none());
         assert_eq!(t1.recent.as_ref().unwrap().records.capacity(), 1);
         let after: Vec<Vec<RecordRef>> = [1u8, 2]
             .iter()
-            .map(|t| ix.records(ix.transcript(&[*t; 16]).unwrap()).unwrap())
+            .map(|t| ix.records(&ix.transcript(&[*t; 16]).unwrap().unwrap()).unwrap())
             .collect();
         assert_eq!(after, before);
         assert_eq!(ix.usage(), &usage);
-        assert!(ix.has_msg_id(t1, &[7; 16]).unwrap(), "read from the file");
-        assert!(ix.has_msg_id(t1, &[8; 16]).unwrap(), "held in memory");
-        assert!(!ix.has_msg_id(t1, &[9; 16]).unwrap());
+        assert!(ix.has_msg_id(&t1, &[7; 16]).unwrap(), "read from the file");
+        assert!(ix.has_msg_id(&t1, &[8; 16]).unwrap(), "held in memory");
+        assert!(!ix.has_msg_id(&t1, &[9; 16]).unwrap());
         assert_eq!(
-            (t1.segs, ix.transcript(&[2; 16]).unwrap().segs),
+            (t1.segs, ix.transcript(&[2; 16]).unwrap().unwrap().segs),
             ((1, 2), (1, 1))
         );
-        let e = ix.extent(t1).unwrap();
+        let e = ix.extent(&t1).unwrap();
         assert_eq!((e.count, e.next_seq, e.ts_range), (3, 3, Some((50, 90))));
-        assert_eq!(ix.next_seq(t1).unwrap(), 3);
+        assert_eq!(ix.next_seq(&t1).unwrap(), 3);
         assert_eq!(ix.record_count().unwrap(), 4);
         let aged: Vec<(i64, Tid)> = ix
             .by_age()
@@ -1250,25 +1541,25 @@ mod tests {
             .map(|(l, t)| (*l, t.tid))
             .collect();
         assert_eq!(aged, [(51, [2; 16]), (90, [1; 16])]);
-        assert_eq!(ix.records_in(t1, 1).unwrap().len(), 2, "read from the file");
-        assert_eq!(ix.records_in(t1, 2).unwrap().len(), 1, "held in memory");
+        assert_eq!(ix.records_in(&t1, 1).unwrap().len(), 2, "read from the file");
+        assert_eq!(ix.records_in(&t1, 2).unwrap().len(), 1, "held in memory");
         // Removing a generation kills its bytes in both segments.
-        ix.forget_pii(&[1; 16]);
-        ix.remove_transcript(&[1; 16]);
+        ix.forget_pii(&[1; 16]).unwrap();
+        ix.remove_transcript(&[1; 16]).unwrap();
         assert_eq!(ix.usage()[&1].live, 100);
         assert_eq!(ix.usage()[&2].live, 0);
     }
 
     #[test]
     fn the_directory_counts_visitors_with_an_entry_and_refuses_a_second() {
-        let mut ix = Index::default();
-        assert!(ix.add_visitor([9; 16], 2));
-        assert!(!ix.add_visitor([9; 16], 3), "a second entry of a visitor");
-        assert!(ix.add_visitor([8; 16], 4));
-        ix.move_visitor_slot(&[9; 16], 7);
-        assert_eq!(ix.visitor(&[9; 16]).unwrap().slot, 7);
+        let mut ix = Index::new(key());
+        assert!(ix.add_visitor([9; 16], 2).unwrap());
+        assert!(!ix.add_visitor([9; 16], 3).unwrap(), "a second entry of a visitor");
+        assert!(ix.add_visitor([8; 16], 4).unwrap());
+        ix.move_visitor_slot(&[9; 16], 7).unwrap();
+        assert_eq!(ix.visitor(&[9; 16]).unwrap().unwrap().slot, 7);
         assert_eq!(ix.directory_len(), 2);
-        assert_eq!(ix.clear_directory(&[8; 16]), Some(4));
+        assert_eq!(ix.clear_directory(&[8; 16]).unwrap(), Some(4));
         assert_eq!(ix.directory_len(), 1);
     }
 

@@ -107,6 +107,22 @@ impl Layout {
     }
 }
 
+/// What [`Keyring::open`] hands the slots it reads to.
+pub(crate) trait SlotSink {
+    /// Called once, before any slot, with the directory's hash key
+    /// ([`Keyring::directory_key`]).
+    fn start(&mut self, _directory_key: Option<&[u8; 32]>) {}
+
+    /// Slot `index`, as decoded.
+    fn slot(&mut self, index: u32, slot: Slot);
+}
+
+impl<F: FnMut(u32, Slot)> SlotSink for F {
+    fn slot(&mut self, index: u32, slot: Slot) {
+        self(index, slot);
+    }
+}
+
 /// The open keyring file.
 pub(crate) struct Keyring {
     path: PathBuf,
@@ -249,6 +265,12 @@ impl Keyring {
         self.keyring_id
     }
 
+    /// The directory's hash key (format 4), from which other keyed hashes
+    /// of the store are derived.
+    pub(crate) fn directory_key(&self) -> Option<&[u8; 32]> {
+        self.directory.as_ref().map(|d| &*d.key)
+    }
+
     /// Opens (or with `mode.create` creates) `dir/keyring`, handing each slot
     /// in use to `each` (in slot order) as it is decoded. A writing open of a
     /// format-1 or format-2 keyring rewrites it in format 3 first.
@@ -256,7 +278,7 @@ impl Keyring {
         dir: &Path,
         kek: Option<&Key>,
         mode: OpenMode,
-        each: impl FnMut(u32, Slot),
+        mut each: impl SlotSink,
     ) -> Result<Loaded> {
         let path = dir.join("keyring");
         let size = match std::fs::metadata(&path) {
@@ -268,7 +290,9 @@ impl Keyring {
             if !mode.create || mode.read_only {
                 return Err(Error::NotAStore(dir.to_owned()));
             }
-            return Keyring::create(dir, path, kek);
+            let created = Keyring::create(dir, path, kek)?;
+            each.start(created.keyring.directory_key());
+            return Ok(created);
         }
         if !mode.read_only {
             // A rewrite cut short leaves its output: wipe it.
@@ -312,7 +336,8 @@ impl Keyring {
             })),
             directory: header.directory,
         };
-        let (mut damaged, marks) = keyring.load_slots(size, each)?;
+        each.start(keyring.directory_key());
+        let (mut damaged, marks) = keyring.load_slots(size, |i, s| each.slot(i, s))?;
         if let Some(m) = marks {
             let needed = u64::from(m.slots) * layout.unit() as u64;
             if size < needed {
@@ -1721,7 +1746,7 @@ mod tests {
             crate::index::TranscriptEntry::new(
                 [tid; 16],
                 [2; 16],
-                crate::index::CallerHash::of("unused"),
+                crate::index::CallerKey::random().hash("unused"),
                 slot,
                 None,
                 1,

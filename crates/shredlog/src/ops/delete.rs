@@ -36,7 +36,7 @@ impl Store {
         let mut w = engine.writer.lock();
         engine.check_writable()?;
         let vid = self.vid_of(email)?;
-        let plan = self.visitor_deletion_plan(&vid);
+        let plan = self.visitor_deletion_plan(&vid)?;
         if plan.refused_by_hold() {
             return Err(Error::LegalHold);
         }
@@ -61,7 +61,7 @@ impl Store {
     /// [`Error::VisitorNotFound`].
     pub fn preview_delete_visitor(&self, email: &str) -> Result<Preview> {
         let vid = self.vid_of(email)?;
-        let plan = self.visitor_deletion_plan(&vid);
+        let plan = self.visitor_deletion_plan(&vid)?;
         Ok(Preview {
             op: "delete-visitor".into(),
             subject: format!("visitor:{}", hex(&vid)),
@@ -74,9 +74,9 @@ impl Store {
         })
     }
 
-    fn visitor_deletion_plan(&self, vid: &Vid) -> DeletionPlan {
+    fn visitor_deletion_plan(&self, vid: &Vid) -> Result<DeletionPlan> {
         let index = self.engine.index.read();
-        let gens = index.generations_of(vid);
+        let gens = index.generations_of(vid)?;
         let keys: u64 = gens.iter().map(|t| 1 + u64::from(t.has_pii())).sum();
         let mut held = gens
             .iter()
@@ -86,12 +86,12 @@ impl Store {
             // A visitor hold refuses the deletion even without transcripts.
             held = 1;
         }
-        DeletionPlan {
+        Ok(DeletionPlan {
             transcripts: gens.len() as u64,
             // Both keys of every transcript, and the directory entry.
             keys_destroyed: keys + 1,
             held,
-        }
+        })
     }
 
     /// Deletes one transcript (both keys): it no longer reads at all.

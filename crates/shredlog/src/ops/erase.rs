@@ -38,7 +38,7 @@ impl Store {
         let mut w = engine.writer.lock();
         engine.check_writable()?;
         let vid = self.vid_of(email)?;
-        let plan = self.erasure_plan(&vid);
+        let plan = self.erasure_plan(&vid)?;
         if plan.refused_by_hold {
             return Err(Error::LegalHold);
         }
@@ -76,7 +76,7 @@ impl Store {
     /// [`Error::VisitorNotFound`].
     pub fn preview_redact_visitor(&self, email: &str) -> Result<Preview> {
         let vid = self.vid_of(email)?;
-        let plan = self.erasure_plan(&vid);
+        let plan = self.erasure_plan(&vid)?;
         Ok(Preview {
             op: "erasure".into(),
             subject: format!("visitor:{}", hex(&vid)),
@@ -89,22 +89,22 @@ impl Store {
         })
     }
 
-    fn erasure_plan(&self, vid: &Vid) -> ErasurePlan {
+    fn erasure_plan(&self, vid: &Vid) -> Result<ErasurePlan> {
         let engine = &*self.engine;
         let index = engine.index.read();
-        let gens = index.generations_of(vid);
+        let gens = index.generations_of(vid)?;
         let live_keys = gens.iter().filter(|t| t.has_pii()).count() as u64;
         let held = gens
             .iter()
             .filter(|t| self.held(vid, Some(t.caller)))
             .count() as u64;
         let any_hold = held > 0 || self.held(vid, None);
-        ErasurePlan {
+        Ok(ErasurePlan {
             transcripts: gens.len() as u64,
             // Every live PII key, and the directory entry.
             keys_destroyed: live_keys + 1,
             held,
             refused_by_hold: any_hold && engine.policy.read().holds_block_erasure,
-        }
+        })
     }
 }

@@ -46,8 +46,8 @@ impl Store {
             let index = self.engine.index.read();
             let mut v = Vec::new();
             for (t, e) in index.listing(&vid)? {
-                let id = self.engine.keys.get(t)?.caller_id;
-                v.push((e.first_ts(), id, t.clone()));
+                let id = self.engine.keys.get(&t)?.caller_id;
+                v.push((e.first_ts(), id, t.into_owned()));
             }
             v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
             v.into_iter().map(|(_, id, t)| (id, t)).collect()

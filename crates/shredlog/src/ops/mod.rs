@@ -64,7 +64,11 @@ impl Store {
     fn held(&self, vid: &Vid, caller: Option<CallerHash>) -> bool {
         let p = self.engine.policy.read();
         p.visitor_holds.contains_key(&hex(vid))
-            || caller.is_some_and(|c| p.transcript_holds.keys().any(|id| CallerHash::of(id) == c))
+            || caller.is_some_and(|c| {
+                p.transcript_holds
+                    .keys()
+                    .any(|id| self.engine.caller_key.hash(id) == c)
+            })
     }
 
     /// Whether the visitor's processing is restricted now.

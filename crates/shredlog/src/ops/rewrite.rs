@@ -115,6 +115,7 @@ impl Store {
                 &mut staged,
                 old.vid,
                 id,
+                engine.caller_key.hash(id),
                 old.created_millis + 1,
                 !redacted,
             )?;
@@ -153,7 +154,7 @@ impl Store {
             let mut index = engine.index.write();
             engine.keys.insert(new.entry.tid, new.keys);
             let records = records.into_iter().map(|(_, r, d)| (r, d)).collect();
-            if let Some(gone) = index.replace_generation(&old.tid, new.entry, records) {
+            if let Some(gone) = index.replace_generation(&old.tid, new.entry, records)? {
                 w.keyring.wipe(gone.content_slot)?;
                 if let Some(p) = gone.pii_slot {
                     w.keyring.wipe(p)?;
@@ -274,7 +275,7 @@ impl Store {
             let mut w = engine.writer.lock();
             let mut index = engine.index.write();
             let norm = normalize_email(e)?;
-            let slot = index.visitor(&vid).map(|v| v.slot).filter(|s| *s != 0);
+            let slot = index.visitor(&vid)?.map(|v| v.slot).filter(|s| *s != 0);
             let moved = self.guard(|| {
                 // Written anew where the new email's hash places it in the
                 // directory's table, and the old entry wiped; in place (one
@@ -288,11 +289,19 @@ impl Store {
                 Ok(moved)
             })?;
             // Entries a growth of the directory's table moved, then this one.
-            for m in moved.1 {
-                index.move_visitor_slot_from(&m.vid, m.from, m.to);
-            }
-            if slot.is_some() {
-                index.move_visitor_slot(&vid, moved.0);
+            let follow = (|| -> Result<()> {
+                for m in &moved.1 {
+                    index.move_visitor_slot_from(&m.vid, m.from, m.to)?;
+                }
+                if slot.is_some() {
+                    index.move_visitor_slot(&vid, moved.0)?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = follow {
+                // The entries moved on disk: the index must follow.
+                self.engine.commit.poison(&e);
+                return Err(e);
             }
         }
         let fields: Vec<&str> = [
@@ -328,11 +337,14 @@ impl Store {
         self.engine.screen.reference(reference)?;
         let stale: Vec<std::sync::Arc<str>> = {
             let index = self.engine.index.read();
-            index
-                .transcripts()
-                .filter(|t| t.rules_version < RULES_VERSION && !t.is_empty())
-                .map(|t| self.engine.keys.caller_id(t))
-                .collect::<Result<_>>()?
+            let mut stale = Vec::new();
+            for t in index.transcripts() {
+                let t = t?;
+                if t.rules_version < RULES_VERSION && !t.is_empty() {
+                    stale.push(self.engine.keys.caller_id(&t)?);
+                }
+            }
+            stale
         };
         for id in &stale {
             self.rewrite_transcript(id, &[], reference)?;

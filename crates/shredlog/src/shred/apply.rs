@@ -45,15 +45,15 @@ pub(crate) struct Shredder<'a> {
 impl Shredder<'_> {
     /// Destroys a generation's PII key; returns whether it was alive.
     pub(crate) fn redact_transcript(&mut self, tid: &Tid) -> Result<bool> {
-        let Some(vid) = self.index.transcript(tid).map(|t| t.vid) else {
+        let Some(vid) = self.index.transcript(tid)?.map(|t| t.vid) else {
             return Ok(false);
         };
-        let Some(slot) = self.index.forget_pii(tid) else {
+        let Some(slot) = self.index.forget_pii(tid)? else {
             return Ok(false);
         };
         self.wipe.wipe(slot)?;
         self.keys.forget_pii(tid);
-        if !self.index.generations_of(&vid).iter().any(|t| t.has_pii()) {
+        if !self.index.generations_of(&vid)?.iter().any(|t| t.has_pii()) {
             self.clear_directory(&vid)?;
         }
         Ok(true)
@@ -62,21 +62,21 @@ impl Shredder<'_> {
     /// Destroys both keys of a generation; returns whether it existed.
     pub(crate) fn delete_transcript(&mut self, tid: &Tid) -> Result<bool> {
         self.redact_transcript(tid)?;
-        let Some(t) = self.index.remove_transcript(tid) else {
+        let Some(t) = self.index.remove_transcript(tid)? else {
             return Ok(false);
         };
         self.wipe.wipe(t.content_slot)?;
         self.keys.forget(tid);
-        if self.index.generations_of(&t.vid).is_empty() {
+        if self.index.generations_of(&t.vid)?.is_empty() {
             self.clear_directory(&t.vid)?;
-            self.index.drop_visitor_if_unused(&t.vid);
+            self.index.drop_visitor_if_unused(&t.vid)?;
         }
         Ok(true)
     }
 
     /// Wipes a visitor's directory entry.
     pub(crate) fn clear_directory(&mut self, vid: &Vid) -> Result<()> {
-        if let Some(slot) = self.index.clear_directory(vid) {
+        if let Some(slot) = self.index.clear_directory(vid)? {
             self.wipe.wipe(slot)?;
         }
         Ok(())
@@ -85,14 +85,14 @@ impl Shredder<'_> {
     /// Erasure: every PII key of the visitor, and their directory entry.
     /// Returns whether anything was left to destroy.
     pub(crate) fn erase_visitor(&mut self, vid: &Vid) -> Result<bool> {
-        let pending = self.index.visitor(vid).is_some_and(|v| v.slot != 0)
-            || self.index.generations_of(vid).iter().any(|t| t.has_pii());
+        let pending = self.index.visitor(vid)?.is_some_and(|v| v.slot != 0)
+            || self.index.generations_of(vid)?.iter().any(|t| t.has_pii());
         if !pending {
             return Ok(false);
         }
         let tids: Vec<Tid> = self
             .index
-            .generations_of(vid)
+            .generations_of(vid)?
             .iter()
             .map(|t| t.tid)
             .collect();
@@ -106,12 +106,12 @@ impl Shredder<'_> {
     /// Deletion of a visitor: both keys of every generation, and the
     /// directory entry. Returns whether anything was left to destroy.
     pub(crate) fn delete_visitor(&mut self, vid: &Vid) -> Result<bool> {
-        if !self.index.knows_visitor(vid) {
+        if !self.index.knows_visitor(vid)? {
             return Ok(false);
         }
         let tids: Vec<Tid> = self
             .index
-            .generations_of(vid)
+            .generations_of(vid)?
             .iter()
             .map(|t| t.tid)
             .collect();
@@ -119,7 +119,7 @@ impl Shredder<'_> {
             self.delete_transcript(tid)?;
         }
         self.clear_directory(vid)?;
-        self.index.drop_visitor_if_unused(vid);
+        self.index.drop_visitor_if_unused(vid)?;
         Ok(true)
     }
 
@@ -147,7 +147,7 @@ impl Shredder<'_> {
             Intent::Rewrite { old, new } => {
                 let done = self.delete_transcript(&old.0)?;
                 if done {
-                    self.index.make_visible(&new.0);
+                    self.index.make_visible(&new.0)?;
                 }
                 done
             }

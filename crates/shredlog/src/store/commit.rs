@@ -241,7 +241,7 @@ impl Engine {
         // Those of segments with a location file are counted again from
         // there, whatever the checkpoint says; only those held in memory
         // matter.
-        for t in index.transcripts().filter(|t| !t.has_pii()) {
+        for t in index.with_recent_records().filter(|t| !t.has_pii()) {
             for r in Index::recent_records(t) {
                 *pii_dead.entry(r.loc.seg).or_default() += u64::from(r.pii_len);
             }
@@ -260,7 +260,7 @@ impl Engine {
         // Only the records held in memory: those of segments with a
         // record-location file are found there.
         ckpt.transcripts = index
-            .transcripts()
+            .with_recent_records()
             .map(|t| {
                 (
                     t.tid,

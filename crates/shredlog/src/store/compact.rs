@@ -173,8 +173,9 @@ impl Engine {
             let wanted: HashSet<u64> = victims.iter().map(|v| v.0).collect();
             let mut live: HashMap<u64, Vec<Live>> = HashMap::new();
             for t in index.transcripts() {
+                let t = t?;
                 for &seg in &wanted {
-                    for r in index.records_in(t, seg)? {
+                    for r in index.records_in(&t, seg)? {
                         live.entry(seg).or_default().push(Live {
                             off: r.loc.off,
                             len: r.loc.len,
@@ -224,11 +225,13 @@ impl Engine {
             // generation needs: left by appends that failed or were cut short
             // before any record reached the disk (never acknowledged). They
             // would keep an email alive that no data needs.
-            let empty: Vec<Tid> = index
-                .transcripts()
-                .filter(|t| t.is_empty())
-                .map(|t| t.tid)
-                .collect();
+            let mut empty: Vec<Tid> = Vec::new();
+            for t in index.transcripts() {
+                let t = t?;
+                if t.is_empty() {
+                    empty.push(t.tid);
+                }
+            }
             let mut shredder = Shredder {
                 index: &mut index,
                 keys: &inner.keys,
@@ -237,10 +240,10 @@ impl Engine {
             for tid in &empty {
                 shredder.delete_transcript(tid)?;
             }
-            let orphans = shredder.index.visitors_without_generations();
+            let orphans = shredder.index.visitors_without_generations()?;
             for vid in &orphans {
                 shredder.clear_directory(vid)?;
-                shredder.index.drop_visitor_if_unused(vid);
+                shredder.index.drop_visitor_if_unused(vid)?;
             }
             if !empty.is_empty() || !orphans.is_empty() || !leftovers.is_empty() {
                 w.keyring.sync()?;
@@ -417,27 +420,27 @@ impl Engine {
         let slot_bytes = |slots: u32| u64::from(slots) * SLOT_SIZE as u64;
         report.keyring_bytes_before = slot_bytes(w.keyring.len());
         let mut index = self.index.write();
-        let mut live: Vec<LiveSlots> = index
-            .transcripts()
-            .map(|t| LiveSlots::Transcript {
+        let mut live: Vec<LiveSlots> = Vec::new();
+        for t in index.transcripts() {
+            let t = t?;
+            live.push(LiveSlots::Transcript {
                 tid: t.tid,
                 content: t.content_slot,
                 pii: t.pii_slot,
-            })
-            .collect();
-        live.extend(
-            index
-                .directory()
-                .map(|(vid, slot)| LiveSlots::Visitor { vid, slot }),
-        );
+            });
+        }
+        for v in index.directory() {
+            let (vid, slot) = v?;
+            live.push(LiveSlots::Visitor { vid, slot });
+        }
         match keyring::relocate(&mut w.keyring, &live) {
             Ok(moved) => {
                 for m in moved {
                     match m {
                         Moved::Transcript { tid, content, pii } => {
-                            index.move_slots(&tid, content, pii);
+                            index.move_slots(&tid, content, pii)?;
                         }
-                        Moved::Visitor { vid, slot } => index.move_visitor_slot(&vid, slot),
+                        Moved::Visitor { vid, slot } => index.move_visitor_slot(&vid, slot)?,
                     }
                 }
             }

@@ -96,9 +96,16 @@ impl Store {
             };
             let mut entries = IdMap::default();
             for t in index.transcripts() {
-                match index.records(t) {
+                let t = match t {
+                    Ok(t) => t,
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        break;
+                    }
+                };
+                match index.records(&t) {
                     Ok(records) => {
-                        entries.insert(t.tid, (t.clone(), records));
+                        entries.insert(t.tid, (t.into_owned(), records));
                     }
                     Err(e) => problems.push(e.to_string()),
                 }
@@ -175,11 +182,12 @@ impl Store {
                 // The current entry, under the index's lock: the slots it
                 // names are the ones on disk.
                 let keys = match engine.index.read().transcript(&tid) {
-                    Some(current) => engine.keys.get(current),
-                    None => {
+                    Ok(Some(current)) => engine.keys.get(&current),
+                    Ok(None) => {
                         report.dead_records += 1;
                         continue;
                     }
+                    Err(e) => Err(e),
                 };
                 let keys = match keys {
                     Ok(keys) => keys,
@@ -220,8 +228,9 @@ impl Store {
             Ok(policy) => {
                 let index = engine.index.read();
                 let policy_path = engine.dir.join(POLICY_FILE);
-                let unknown_visitor =
-                    |hex: &str| parse_hex(hex).is_none_or(|v| !index.knows_visitor(&v));
+                let unknown_visitor = |hex: &str| {
+                    parse_hex(hex).is_none_or(|v| !index.knows_visitor(&v).unwrap_or(true))
+                };
                 for (what, map) in [
                     ("a legal hold", &policy.visitor_holds),
                     ("a restriction", &policy.restricted),
@@ -237,7 +246,7 @@ impl Store {
                 let dangling = policy
                     .transcript_holds
                     .keys()
-                    .filter(|id| index.by_caller(id).is_none())
+                    .filter(|id| index.by_caller(id).is_ok_and(|t| t.is_none()))
                     .count();
                 if dangling > 0 {
                     problems.push(format!(
@@ -277,6 +286,7 @@ impl Store {
         };
         let index = engine.index.read();
         for t in index.transcripts() {
+            let t = t?;
             if t.is_empty() {
                 continue;
             }

@@ -27,7 +27,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::ids::hex;
-use crate::index::{Extent, Index, TranscriptEntry};
+use crate::index::{CallerKey, Extent, Index, TranscriptEntry};
 use crate::keyring::{DirectoryReader, KeyCache, Keyring};
 use crate::message::Timestamp;
 use crate::pii::Detector;
@@ -82,6 +82,9 @@ pub(crate) struct Engine {
     pub(crate) screen: Screen,
     _lock: Option<File>,
     pub(crate) index: RwLock<Index>,
+    /// The key of the index's caller-id hashes (a copy, for hashing
+    /// without the index's lock).
+    pub(crate) caller_key: CallerKey,
     /// The data keys of live transcripts (the keyring's side of the index).
     pub(crate) keys: KeyCache,
     /// Lookup by email, in the keyring's directory (the index holds no email).
@@ -270,7 +273,7 @@ impl Store {
             .engine
             .index
             .read_recursive()
-            .visitor(vid)
+            .visitor(vid)?
             .is_some_and(|v| v.slot != 0);
         if has_directory_entry {
             return Err(Error::Restricted);
@@ -292,11 +295,12 @@ impl Engine {
     pub(crate) fn vid_by_address(&self, index: &Index, email: &str) -> Result<Option<Vid>> {
         let query = crate::keyring::directory::Query::new(email);
         let found = self.directory.find(&query)?;
-        let known: Vec<_> = found
-            .iter()
-            .filter(|(slot, v)| index.visitor(&v.vid).is_some_and(|e| e.slot == *slot))
-            .map(|(slot, v)| (*slot, v, v.vid))
-            .collect();
+        let mut known = Vec::new();
+        for (slot, v) in &found {
+            if index.visitor(&v.vid)?.is_some_and(|e| e.slot == *slot) {
+                known.push((*slot, v, v.vid));
+            }
+        }
         match crate::keyring::directory::choose(&query, &known) {
             Some(vid) => Ok(Some(vid)),
             None if query.is_email => Ok(None),

@@ -24,10 +24,12 @@ use crate::config::Options;
 use crate::error::{Error, IoContext, Result};
 use crate::ids::{IdMap, SlotMap};
 use crate::index::{
-    CallerHash, Checkpoint, Describes, Index, Loc, RecordRef, Sidecar, TranscriptEntry,
-    sidecar_file_name,
+    CallerHash, CallerKey, Checkpoint, Describes, Index, Loc, RecordRef, Sidecar,
+    TranscriptEntry, sidecar_file_name,
 };
-use crate::keyring::{KeyCache, Keyring, Marks, OpenMode, Slot, TranscriptSlot, newer_revision};
+use crate::keyring::{
+    KeyCache, Keyring, Marks, OpenMode, Slot, SlotSink, TranscriptSlot, newer_revision,
+};
 use crate::pii::Detector;
 use crate::policy::Policy;
 use crate::record::{self, FOOTER_FRAME, Tid, Vid};
@@ -105,11 +107,8 @@ impl Store {
                 .name("shredlog-open".into())
                 .spawn_scoped(scope, load);
             let mut indexer = SlotIndexer::default();
-            let loaded =
-                Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), mode, |i, slot| {
-                    indexer.add(i, slot);
-                })
-                .map(|loaded| (loaded, indexer.finish()));
+            let loaded = Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), mode, &mut indexer)
+                .and_then(|loaded| Ok((loaded, indexer.finish()?)));
             let checkpoint = match helper {
                 // A panicking decoder counts as an unusable checkpoint.
                 Ok(handle) => handle.join().ok().flatten(),
@@ -191,13 +190,13 @@ impl Store {
         }
         report.finished = redone.ops;
         // Of two generations of one caller id, the committed one is seen.
-        for t in index.hide_generations(committed_generation) {
+        for t in index.hide_generations(committed_generation)? {
             leftovers.push(t.content_slot);
             leftovers.extend(t.pii_slot);
             key_cache.forget(&t.tid);
         }
         // Keys of appends that never wrote a record.
-        for t in index.drop_recordless() {
+        for t in index.drop_recordless()? {
             leftovers.push(t.content_slot);
             leftovers.extend(t.pii_slot);
             key_cache.forget(&t.tid);
@@ -222,6 +221,7 @@ impl Store {
             detector,
             screen,
             _lock: lock,
+            caller_key: index.caller_key().clone(),
             index: RwLock::new(index),
             keys: key_cache,
             directory,
@@ -330,6 +330,8 @@ pub(super) struct SlotIndexer {
     /// a rectification; rare): visitor → (slot, revision).
     revisions: IdMap<(u32, u8)>,
     twins: super::twins::Twins,
+    /// The first error a slot met (the index's run could not be read).
+    failed: Option<Error>,
 }
 
 /// A transcript slot as open keeps it: all but its key.
@@ -342,8 +344,8 @@ struct Found {
     caller: CallerHash,
 }
 
-impl From<TranscriptSlot> for Found {
-    fn from(t: TranscriptSlot) -> Found {
+impl Found {
+    fn of(t: TranscriptSlot, index: &Index) -> Found {
         // The content key is dropped (and wiped) here.
         Found {
             tid: t.tid,
@@ -351,20 +353,33 @@ impl From<TranscriptSlot> for Found {
             pii_slot: t.pii_slot,
             rules_version: t.rules_version,
             created_millis: t.created_millis,
-            caller: CallerHash::of(&t.caller_id),
+            caller: index.caller_hash(&t.caller_id),
+        }
+    }
+}
+
+impl SlotSink for &mut SlotIndexer {
+    fn start(&mut self, directory_key: Option<&[u8; 32]>) {
+        let key = directory_key.map_or_else(CallerKey::random, CallerKey::derive);
+        self.index = Index::new(key);
+    }
+
+    fn slot(&mut self, index: u32, slot: Slot) {
+        if let Err(e) = self.add(index, slot) {
+            self.failed.get_or_insert(e);
         }
     }
 }
 
 impl SlotIndexer {
     /// Takes slot `i`.
-    pub(super) fn add(&mut self, i: u32, slot: Slot) {
+    pub(super) fn add(&mut self, i: u32, slot: Slot) -> Result<()> {
         match slot {
             Slot::Transcript(t) => {
-                let t = Found::from(t);
-                if self.index.transcript(&t.tid).is_some() {
+                let t = Found::of(t, &self.index);
+                if self.index.transcript(&t.tid)?.is_some() {
                     self.copies.push((i, t));
-                    return;
+                    return Ok(());
                 }
                 // Its PII slot is taken as named, and checked once every
                 // PII slot has been seen (`finish`).
@@ -379,7 +394,7 @@ impl SlotIndexer {
                 );
                 // Of two generations of one caller id, which one is seen is
                 // settled once the log has been read (`committed_generation`).
-                self.index.add_transcript(entry, false);
+                self.index.add_transcript(entry, false)?;
             }
             Slot::Pii(p) => {
                 self.pii.insert(i, p.tid);
@@ -393,18 +408,18 @@ impl SlotIndexer {
                 if revision != 0 {
                     self.revisions.insert(vid, (i, revision));
                 }
-                if self.index.add_visitor(v.vid, i) {
+                if self.index.add_visitor(v.vid, i)? {
                     self.twins.add(vid, &v.email);
-                    return;
+                    return Ok(());
                 }
-                let held = self.index.visitor(&vid).map_or(0, |e| e.slot);
+                let held = self.index.visitor(&vid)?.map_or(0, |e| e.slot);
                 let held_revision = match self.revisions.get(&vid) {
                     Some(&(slot, r)) if slot == held => r,
                     _ => 0,
                 };
                 if newer_revision(revision, held_revision) {
                     self.leftovers.push(held);
-                    self.index.move_visitor_slot(&vid, i);
+                    self.index.move_visitor_slot(&vid, i)?;
                 } else {
                     self.leftovers.push(i);
                     if revision != 0 {
@@ -413,10 +428,11 @@ impl SlotIndexer {
                 }
             }
         }
+        Ok(())
     }
 
     /// The index and the leftover slots.
-    fn finish(self) -> Indexed {
+    fn finish(self) -> Result<Indexed> {
         let SlotIndexer {
             mut index,
             mut pii,
@@ -424,21 +440,26 @@ impl SlotIndexer {
             mut leftovers,
             revisions: _,
             twins,
+            failed,
         } = self;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         // Of two copies of one transcript slot (a keyring compaction cut
         // short), keep the one whose PII key resolves, else the lower slot.
         let resolves = |tid: &Tid, pii_slot: Option<u32>| {
             pii_slot.is_some_and(|s| pii.get(&s).is_some_and(|owner| owner == tid))
         };
         for (slot, t) in copies {
-            let Some(held) = index.transcript(&t.tid) else {
+            let Some(held) = index.transcript(&t.tid)? else {
                 continue;
             };
             let (held_slot, held_pii) = (held.content_slot, held.pii_slot);
+            drop(held);
             let better = (!resolves(&t.tid, Some(t.pii_slot)), slot)
                 < (!resolves(&t.tid, held_pii), held_slot);
             if better {
-                index.move_slots(&t.tid, slot, Some(t.pii_slot));
+                index.move_slots(&t.tid, slot, Some(t.pii_slot))?;
                 leftovers.push(held_slot);
             } else {
                 leftovers.push(slot);
@@ -452,13 +473,13 @@ impl SlotIndexer {
                 true
             }
             _ => false,
-        });
+        })?;
         leftovers.extend(pii.keys().copied());
-        Indexed {
+        Ok(Indexed {
             index,
             leftovers,
             twins: twins.count(),
-        }
+        })
     }
 }
 
@@ -703,7 +724,7 @@ pub(super) fn recover_segments(
             // The last segment: its records are held in memory, from the
             // checkpoint and a scan of what it does not cover.
             if let Some(lists) = ckpt_records.take() {
-                index.load_checkpoint_records(lists, |seg| seg == id);
+                index.load_checkpoint_records(lists, |seg| seg == id)?;
             }
             let from = if id == start.0 {
                 start.1
@@ -718,6 +739,7 @@ pub(super) fn recover_segments(
                 acknowledged,
             };
             let mut scanned = 0u64;
+            let mut failed = None;
             let scan = segment::scan(&path, &map, from, rules, |off, size, rec| {
                 scanned += 1;
                 let r = RecordRef {
@@ -732,8 +754,13 @@ pub(super) fn recover_segments(
                 };
                 // A record already indexed (from the checkpoint, or a
                 // second copy left by a compaction cut short) counts as dead.
-                index.add_record(&rec.header.tid, r, rec.header.msg_id);
+                if let Err(e) = index.add_record(&rec.header.tid, r, rec.header.msg_id) {
+                    failed.get_or_insert(e);
+                }
             })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
             report.records_scanned += scanned;
             for d in scan.damage {
                 report
@@ -915,37 +942,38 @@ mod tests {
         ];
         let mut indexer = SlotIndexer::default();
         for (i, slot) in slots {
-            indexer.add(i, slot);
+            indexer.add(i, slot).unwrap();
         }
         let Indexed {
             mut index,
             mut leftovers,
             ..
-        } = indexer.finish();
+        } = indexer.finish().unwrap();
         leftovers.sort_unstable();
         assert_eq!(leftovers, vec![5, 6, 12, 13]);
         assert_eq!(index.transcript_count(), 4);
-        let t4 = index.transcript(&[4; 16]).unwrap();
+        let t4 = index.transcript(&[4; 16]).unwrap().unwrap();
         assert_eq!((t4.content_slot, t4.pii_slot), (14, Some(15)));
-        let t1 = index.transcript(&[1; 16]).unwrap();
+        let t1 = index.transcript(&[1; 16]).unwrap().unwrap();
         assert_eq!((t1.content_slot, t1.pii_slot), (4, Some(3)));
-        let t3 = index.transcript(&[3; 16]).unwrap();
+        let t3 = index.transcript(&[3; 16]).unwrap().unwrap();
         assert_eq!(t3.pii_slot, None);
         let with_pii: Vec<Tid> = index
             .transcripts()
+            .map(|t| t.unwrap())
             .filter(|t| t.pii_slot.is_some())
             .map(|t| t.tid)
             .collect();
         assert_eq!(with_pii.len(), 3, "t-1, t-2, t-4");
-        assert_eq!(index.by_caller("t-1").unwrap().tid, [1; 16]);
-        assert!(index.visitor(&[9; 16]).is_some_and(|v| v.slot != 0));
-        assert_eq!(index.generations_of(&[9; 16]).len(), 4);
+        assert_eq!(index.by_caller("t-1").unwrap().unwrap().tid, [1; 16]);
+        assert!(index.visitor(&[9; 16]).unwrap().is_some_and(|v| v.slot != 0));
+        assert_eq!(index.generations_of(&[9; 16]).unwrap().len(), 4);
         // Of the two generations of t-2, the older one is the committed one
         // (neither has records here).
-        let hidden = index.hide_generations(committed_generation);
+        let hidden = index.hide_generations(committed_generation).unwrap();
         assert_eq!(hidden.len(), 1);
         assert_eq!(hidden[0].tid, [2; 16]);
-        assert_eq!(index.by_caller("t-2").unwrap().tid, [3; 16]);
+        assert_eq!(index.by_caller("t-2").unwrap().unwrap().tid, [3; 16]);
     }
 
     /// Of two directory entries of one visitor, open keeps the newer
@@ -974,13 +1002,13 @@ mod tests {
             ];
             slots.sort_by_key(|s| s.0);
             for (i, slot) in slots {
-                indexer.add(i, slot);
+                indexer.add(i, slot).unwrap();
             }
             let Indexed {
                 index, leftovers, ..
-            } = indexer.finish();
+            } = indexer.finish().unwrap();
             assert_eq!(leftovers, vec![old_at]);
-            assert_eq!(index.visitor(&[9; 16]).unwrap().slot, new_at);
+            assert_eq!(index.visitor(&[9; 16]).unwrap().unwrap().slot, new_at);
         }
     }
 }

@@ -32,11 +32,11 @@ impl Store {
     /// A copy of the index entry of the generation a caller id leads to.
     pub(crate) fn entry_by_caller(&self, id: &str) -> Result<TranscriptEntry> {
         let index = self.engine.index.read();
-        let t = index.by_caller(id).ok_or(Error::TranscriptNotFound)?;
+        let t = index.by_caller(id)?.ok_or(Error::TranscriptNotFound)?;
         if t.is_empty() {
             return Err(Error::TranscriptNotFound);
         }
-        Ok(t.clone())
+        Ok(t.into_owned())
     }
 
     /// Reads every message of a generation with its facts. The index entry
@@ -45,10 +45,10 @@ impl Store {
     pub(crate) fn read_entry(&self, tid: &record::Tid) -> Result<Vec<(Message, MessageFacts)>> {
         let (entry, segs, keys, records) = {
             let index = self.engine.index.read();
-            let entry = index.transcript(tid).ok_or(Error::TranscriptNotFound)?;
-            let keys = self.engine.keys.get(entry)?;
-            let records = index.records(entry)?;
-            let entry = entry.clone();
+            let entry = index.transcript(tid)?.ok_or(Error::TranscriptNotFound)?;
+            let keys = self.engine.keys.get(&entry)?;
+            let records = index.records(&entry)?;
+            let entry = entry.into_owned();
             let segs = self.segments_for(&records);
             (entry, segs, keys, records)
         };
@@ -98,8 +98,8 @@ impl Store {
                 continue;
             }
             // The id is in the generation's slot (the index has its hash).
-            let id = self.engine.keys.caller_id(t)?;
-            out.extend(TranscriptInfo::of(t, &e, &id));
+            let id = self.engine.keys.caller_id(&t)?;
+            out.extend(TranscriptInfo::of(&t, &e, &id));
         }
         Ok(out)
     }

@@ -132,10 +132,10 @@ impl Store {
                 continue;
             }
             let email = p.email.clone();
-            if let Some(t) = index.by_caller(id) {
+            if let Some(t) = index.by_caller(id)? {
                 if let Some(msg_id) = p.msg.id.as_deref() {
-                    let keys = self.engine.keys.get(t)?;
-                    if index.has_msg_id(t, &keys.content.msg_id_digest(msg_id))? {
+                    let keys = self.engine.keys.get(&t)?;
+                    if index.has_msg_id(&t, &keys.content.msg_id_digest(msg_id))? {
                         targets.push(Target::Stored);
                         continue;
                     }
@@ -214,8 +214,13 @@ impl Engine {
             // Under the index's lock: a growth moves entries, and nothing
             // may read their old places before the index knows.
             let mut index = self.index.write();
-            for m in w.keyring.reserve_visitors(entry_cells)? {
-                index.move_visitor_slot_from(&m.vid, m.from, m.to);
+            let moved = w.keyring.reserve_visitors(entry_cells)?;
+            for m in moved {
+                if let Err(e) = index.move_visitor_slot_from(&m.vid, m.from, m.to) {
+                    // The entries moved on disk: the index must follow.
+                    self.commit.poison(&e);
+                    return Err(e);
+                }
             }
         }
         {
@@ -247,6 +252,7 @@ impl Engine {
                     &mut staged,
                     vid,
                     &p.msg.transcript,
+                    self.caller_key.hash(&p.msg.transcript),
                     now,
                     true,
                 )?);
@@ -271,16 +277,16 @@ impl Engine {
                 let (entry, keys) = match target {
                     Target::Stored => continue,
                     Target::Existing(tid) => {
-                        let entry = index.transcript(tid).ok_or_else(|| {
+                        let entry = index.transcript(tid)?.ok_or_else(|| {
                             Error::Internal(
                                 "index inconsistency: a planned transcript is gone".into(),
                             )
                         })?;
-                        let keys = self.keys.get(entry)?;
+                        let keys = self.keys.get(&entry)?;
                         let next_seq = match next.get(tid) {
                             Some(n) => *n,
                             None => {
-                                let n = index.next_seq(entry)?;
+                                let n = index.next_seq(&entry)?;
                                 next.insert(*tid, n);
                                 n
                             }
@@ -310,19 +316,26 @@ impl Engine {
             drop(index);
             self.seal_and_write(w, &items)?
         };
-        // 3. Publish to readers.
-        {
+        // 3. Publish to readers. The index reads its run to change it: should
+        // that fail, the records are on disk but readers cannot see them, so
+        // the store is poisoned (the next open finds them).
+        let published = (|| -> Result<()> {
             let mut index = self.index.write();
             for (vid, _, slot) in new_visitors {
-                index.add_visitor(vid, slot);
+                index.add_visitor(vid, slot)?;
             }
             for c in created {
                 self.keys.insert(c.entry.tid, c.keys);
-                index.add_transcript(c.entry, true);
+                index.add_transcript(c.entry, true)?;
             }
             for (tid, r, d) in pending {
-                index.add_record(&tid, r, d);
+                index.add_record(&tid, r, d)?;
             }
+            Ok(())
+        })();
+        if let Err(e) = published {
+            self.commit.poison(&e);
+            return Err(e);
         }
         if std::mem::take(&mut w.checkpoint_due) {
             self.write_checkpoint(w, false)?;
@@ -472,6 +485,7 @@ pub(crate) fn create_transcript(
     staged: &mut StagedSlots,
     vid: Vid,
     caller_id: &str,
+    caller: CallerHash,
     min_created: i64,
     with_pii: bool,
 ) -> Result<Created> {
@@ -505,7 +519,7 @@ pub(crate) fn create_transcript(
         entry: TranscriptEntry::new(
             tid,
             vid,
-            CallerHash::of(caller_id),
+            caller,
             content_slot,
             pii_slot,
             RULES_VERSION,

@@ -1,0 +1,350 @@
+//! The index's rows on disk: one immutable run file ([`super::run`]) with
+//! four sections, read through the shared block cache. It holds what the
+//! index holds per generation and per visitor (random ids, keyed hashes of
+//! caller ids, keyring slot numbers, times and segment numbers), never a
+//! key or personal data.
+//!
+//! | section | key | value |
+//! | --- | --- | --- |
+//! | 0 generations | tid (16) | [`GEN_LEN`] bytes: vid (16), caller hash (16), content slot u32, PII slot u32 (0: none), rules version u16, flags u8 (bit 0: records in location files), 0, created ms i64, lowest and highest segment u32, u32 |
+//! | 1 visitors | vid (16) | directory slot u32 (0: none) |
+//! | 2 visitor's generations | vid (16) ‖ tid (16) | none |
+//! | 3 caller ids | caller hash (16) | tid (16) |
+//!
+//! Integers are little-endian. A run holds no tombstones: each one is
+//! written whole, from the previous run and the changes since
+//! ([`write_merged`]).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::blocks::BlockCache;
+use super::run::{Run, RunIter, RunWriter, SectionSpec};
+use super::{CallerHash, TranscriptEntry};
+use crate::error::{Error, Result};
+use crate::record::{Tid, Vid};
+
+const GENERATIONS: usize = 0;
+const VISITORS: usize = 1;
+const VISITOR_TIDS: usize = 2;
+const CALLERS: usize = 3;
+
+/// Bytes of a generation's row value.
+const GEN_LEN: usize = 16 + 16 + 4 + 4 + 2 + 1 + 1 + 8 + 4 + 4;
+
+const SECTIONS: [SectionSpec; 4] = [
+    SectionSpec {
+        key_len: 16,
+        val_len: GEN_LEN as u16,
+    },
+    SectionSpec {
+        key_len: 16,
+        val_len: 4,
+    },
+    SectionSpec {
+        key_len: 32,
+        val_len: 0,
+    },
+    SectionSpec {
+        key_len: 16,
+        val_len: 16,
+    },
+];
+
+/// A generation as its row holds it (no records: those are in location
+/// files, or in memory for the active segment).
+pub(super) fn encode_generation(t: &TranscriptEntry) -> [u8; GEN_LEN] {
+    let mut v = [0u8; GEN_LEN];
+    v[0..16].copy_from_slice(&t.vid);
+    v[16..32].copy_from_slice(&t.caller.to_bytes());
+    v[32..36].copy_from_slice(&t.content_slot.to_le_bytes());
+    v[36..40].copy_from_slice(&t.pii_slot.unwrap_or(0).to_le_bytes());
+    v[40..42].copy_from_slice(&t.rules_version.to_le_bytes());
+    v[42] = u8::from(t.sealed);
+    v[44..52].copy_from_slice(&t.created_millis.to_le_bytes());
+    v[52..56].copy_from_slice(&t.segs.0.to_le_bytes());
+    v[56..60].copy_from_slice(&t.segs.1.to_le_bytes());
+    v
+}
+
+fn word<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(s) = b.get(at..at + N) {
+        out.copy_from_slice(s);
+    }
+    out
+}
+
+/// The generation of row `tid` → `v` (`v` is [`GEN_LEN`] bytes: the run
+/// checked the length).
+pub(super) fn decode_generation(tid: Tid, v: &[u8]) -> TranscriptEntry {
+    let pii = u32::from_le_bytes(word(v, 36));
+    let mut t = TranscriptEntry::new(
+        tid,
+        word(v, 0),
+        CallerHash::from_bytes(word(v, 16)),
+        u32::from_le_bytes(word(v, 32)),
+        (pii != 0).then_some(pii),
+        u16::from_le_bytes(word(v, 40)),
+        i64::from_le_bytes(word(v, 44)),
+    );
+    t.sealed = v.get(42).is_some_and(|f| f & 1 != 0);
+    t.segs = (
+        u32::from_le_bytes(word(v, 52)),
+        u32::from_le_bytes(word(v, 56)),
+    );
+    t
+}
+
+fn id(key: &[u8]) -> [u8; 16] {
+    word(key, 0)
+}
+
+/// The index's run: its rows, read a block at a time.
+pub(super) struct Disk {
+    run: Run,
+}
+
+impl Disk {
+    /// Opens the run at `path` (its header and fences only).
+    pub(super) fn open(path: &Path, cache: Arc<BlockCache>, cache_id: u64) -> Result<Disk> {
+        Disk::check(Run::open(path, cache, cache_id)?)
+    }
+
+    fn check(run: Run) -> Result<Disk> {
+        let path = run.path();
+        if run.sections() != SECTIONS.len() {
+            return Err(Error::corrupt(
+                path,
+                0,
+                "the index run does not have the index's four sections",
+            ));
+        }
+        Ok(Disk { run })
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        self.run.path()
+    }
+
+    /// Number of generations.
+    pub(super) fn generation_count(&self) -> u64 {
+        self.run.rows(GENERATIONS)
+    }
+
+    pub(super) fn generation(&self, tid: &Tid) -> Result<Option<TranscriptEntry>> {
+        Ok(self
+            .run
+            .get(GENERATIONS, tid)?
+            .flatten()
+            .map(|v| decode_generation(*tid, &v)))
+    }
+
+    /// A visitor's directory slot (0: none) and generations.
+    pub(super) fn visitor(&self, vid: &Vid) -> Result<Option<(u32, Vec<Tid>)>> {
+        let Some(Some(v)) = self.run.get(VISITORS, vid)? else {
+            return Ok(None);
+        };
+        let slot = u32::from_le_bytes(word(&v, 0));
+        let mut to = *vid;
+        let end = increment(&mut to).then_some(to);
+        let mut from = [0u8; 32];
+        from[..16].copy_from_slice(vid);
+        let mut end_key = [0u8; 32];
+        let end = end.map(|e| {
+            end_key[..16].copy_from_slice(&e);
+            &end_key[..]
+        });
+        let mut tids = Vec::new();
+        for row in self.run.range(VISITOR_TIDS, &from, end) {
+            let (k, _) = row?;
+            tids.push(word(&k, 16));
+        }
+        Ok(Some((slot, tids)))
+    }
+
+    pub(super) fn caller(&self, h: CallerHash) -> Result<Option<Tid>> {
+        Ok(self
+            .run
+            .get(CALLERS, &h.to_bytes())?
+            .flatten()
+            .map(|v| word(&v, 0)))
+    }
+
+    /// Every generation, in tid order.
+    pub(super) fn generations(&self) -> impl Iterator<Item = Result<TranscriptEntry>> + '_ {
+        self.run.range(GENERATIONS, &[0; 16], None).filter_map(|row| {
+            match row {
+                Ok((k, Some(v))) => Some(Ok(decode_generation(id(&k), &v))),
+                Ok((_, None)) => None,
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
+
+    /// Every visitor and its directory slot, in vid order.
+    pub(super) fn visitors(&self) -> impl Iterator<Item = Result<(Vid, u32)>> + '_ {
+        self.run
+            .range(VISITORS, &[0; 16], None)
+            .filter_map(|row| match row {
+                Ok((k, Some(v))) => Some(Ok((id(&k), u32::from_le_bytes(word(&v, 0))))),
+                Ok((_, None)) => None,
+                Err(e) => Some(Err(e)),
+            })
+    }
+
+    fn section(&self, section: usize, from: &[u8]) -> RunIter<'_> {
+        self.run.range(section, from, None)
+    }
+}
+
+/// Adds one to a big-endian 16-byte id; false when it overflowed.
+fn increment(id: &mut [u8; 16]) -> bool {
+    for b in id.iter_mut().rev() {
+        let (n, carry) = b.overflowing_add(1);
+        *b = n;
+        if !carry {
+            return true;
+        }
+    }
+    false
+}
+
+/// The changes since the run, sorted, for [`write_merged`]: an entry
+/// replaces the run's row of its key (`None`: removes it). A visitor's
+/// generations come whole: its pairs in the run are all replaced.
+#[derive(Default)]
+pub(super) struct Changes {
+    pub generations: Vec<(Tid, Option<[u8; GEN_LEN]>)>,
+    pub visitors: Vec<(Vid, Option<(u32, Vec<Tid>)>)>,
+    pub callers: Vec<(CallerHash, Option<Tid>)>,
+}
+
+/// Writes the run at `path`: `old`'s rows with `changes` applied (one
+/// entry per key). The file is synced, the directory is not. Returns it,
+/// opened.
+pub(super) fn write_merged(
+    path: &Path,
+    old: Option<&Disk>,
+    mut changes: Changes,
+    cache: Arc<BlockCache>,
+    cache_id: u64,
+) -> Result<Disk> {
+    changes.generations.sort_unstable_by_key(|(k, _)| *k);
+    changes.visitors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    changes.callers.sort_unstable_by_key(|(k, _)| *k);
+    let mut w = RunWriter::create(path, &SECTIONS)?;
+
+    // Generations.
+    let changed = changes
+        .generations
+        .iter()
+        .map(|(k, v)| (k.to_vec(), v.map(|v| v.to_vec())));
+    merge(old, GENERATIONS, &[0; 16], changed, |k, v| {
+        w.push(GENERATIONS, k, Some(v))
+    })?;
+
+    // Visitors.
+    let changed = changes.visitors.iter().map(|(vid, v)| {
+        (
+            vid.to_vec(),
+            v.as_ref().map(|(slot, _)| slot.to_le_bytes().to_vec()),
+        )
+    });
+    merge(old, VISITORS, &[0; 16], changed, |k, v| {
+        w.push(VISITORS, k, Some(v))
+    })?;
+
+    // Visitors' generations: a changed visitor's pairs replace the run's.
+    let mut pairs: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let changed_vids: Vec<Vid> = changes.visitors.iter().map(|(v, _)| *v).collect();
+    for (vid, v) in &changes.visitors {
+        if let Some((_, tids)) = v {
+            let mut tids = tids.clone();
+            tids.sort_unstable();
+            tids.dedup();
+            for tid in tids {
+                let mut k = vid.to_vec();
+                k.extend_from_slice(&tid);
+                pairs.push((k, Some(Vec::new())));
+            }
+        }
+    }
+    {
+        let mut fresh = pairs.into_iter().peekable();
+        let mut emit_fresh_below = |w: &mut RunWriter, bound: Option<&[u8]>| -> Result<()> {
+            while let Some((k, _)) = fresh.peek() {
+                if bound.is_some_and(|b| k.as_slice() >= b) {
+                    break;
+                }
+                w.push(VISITOR_TIDS, k, Some(&[]))?;
+                fresh.next();
+            }
+            Ok(())
+        };
+        if let Some(old) = old {
+            for row in old.section(VISITOR_TIDS, &[0; 32]) {
+                let (k, _) = row?;
+                let vid = id(&k);
+                if changed_vids.binary_search(&vid).is_ok() {
+                    continue;
+                }
+                emit_fresh_below(&mut w, Some(&k))?;
+                w.push(VISITOR_TIDS, &k, Some(&[]))?;
+            }
+        }
+        emit_fresh_below(&mut w, None)?;
+    }
+
+    // Caller ids.
+    let changed = changes
+        .callers
+        .iter()
+        .map(|(h, t)| (h.to_bytes().to_vec(), t.map(|t| t.to_vec())));
+    merge(old, CALLERS, &[0; 16], changed, |k, v| {
+        w.push(CALLERS, k, Some(v))
+    })?;
+
+    let run = w.finish(cache, cache_id)?;
+    Disk::check(run)
+}
+
+/// Streams section `section` of `old` merged with `changed` (sorted by
+/// key) into `emit`: a changed key's entry wins (`None` drops the row).
+fn merge(
+    old: Option<&Disk>,
+    section: usize,
+    start: &[u8],
+    changed: impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    mut emit: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut changed = changed.peekable();
+    if let Some(old) = old {
+        for row in old.section(section, start) {
+            let (k, v) = row?;
+            let mut replaced = false;
+            while let Some((ck, _)) = changed.peek() {
+                let order = ck.as_slice().cmp(k.as_slice());
+                if order == std::cmp::Ordering::Greater {
+                    break;
+                }
+                if let Some((ck, Some(cv))) = changed.next() {
+                    emit(&ck, &cv)?;
+                }
+                if order == std::cmp::Ordering::Equal {
+                    replaced = true;
+                    break;
+                }
+            }
+            if !replaced && let Some(v) = v {
+                emit(&k, &v)?;
+            }
+        }
+    }
+    for (k, v) in changed {
+        if let Some(v) = v {
+            emit(&k, &v)?;
+        }
+    }
+    Ok(())
+}
