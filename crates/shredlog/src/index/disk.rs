@@ -141,7 +141,7 @@ impl Disk {
     }
 
     /// A visitor's directory slot (0: none) and generations.
-    pub(super) fn visitor(&self, vid: &Vid) -> Result<Option<(u32, Vec<Tid>)>> {
+    pub(super) fn visitor(&self, vid: &Vid) -> Result<Option<VisitorRow>> {
         let Some(Some(v)) = self.run.get(VISITORS, vid)? else {
             return Ok(None);
         };
@@ -173,13 +173,13 @@ impl Disk {
 
     /// Every generation, in tid order.
     pub(super) fn generations(&self) -> impl Iterator<Item = Result<TranscriptEntry>> + '_ {
-        self.run.range(GENERATIONS, &[0; 16], None).filter_map(|row| {
-            match row {
+        self.run
+            .range(GENERATIONS, &[0; 16], None)
+            .filter_map(|row| match row {
                 Ok((k, Some(v))) => Some(Ok(decode_generation(id(&k), &v))),
                 Ok((_, None)) => None,
                 Err(e) => Some(Err(e)),
-            }
-        })
+            })
     }
 
     /// Every visitor and its directory slot, in vid order.
@@ -210,13 +210,16 @@ fn increment(id: &mut [u8; 16]) -> bool {
     false
 }
 
+/// A visitor's directory slot (0: none) and generations.
+pub(super) type VisitorRow = (u32, Vec<Tid>);
+
 /// The changes since the run, sorted, for [`write_merged`]: an entry
 /// replaces the run's row of its key (`None`: removes it). A visitor's
 /// generations come whole: its pairs in the run are all replaced.
 #[derive(Default)]
 pub(super) struct Changes {
     pub generations: Vec<(Tid, Option<[u8; GEN_LEN]>)>,
-    pub visitors: Vec<(Vid, Option<(u32, Vec<Tid>)>)>,
+    pub visitors: Vec<(Vid, Option<VisitorRow>)>,
     pub callers: Vec<(CallerHash, Option<Tid>)>,
 }
 
@@ -231,7 +234,7 @@ pub(super) fn write_merged(
     cache_id: u64,
 ) -> Result<Disk> {
     changes.generations.sort_unstable_by_key(|(k, _)| *k);
-    changes.visitors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    changes.visitors.sort_unstable_by_key(|(vid, _)| *vid);
     changes.callers.sort_unstable_by_key(|(k, _)| *k);
     let mut w = RunWriter::create(path, &SECTIONS)?;
 

@@ -48,14 +48,15 @@ mod callers;
 mod checkpoint;
 mod disk;
 mod finder;
-#[allow(dead_code)]
+mod manifest;
 mod run;
 mod sidecar;
 mod small_set;
 use blocks::BlockCache;
-pub(crate) use callers::{CallerHash, CallerKey};
 use callers::Callers;
+pub(crate) use callers::{CallerHash, CallerKey};
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
+pub(crate) use manifest::{Manifest, run_file_name};
 pub(crate) use sidecar::file_name as sidecar_file_name;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Sidecar, Summary};
 use small_set::SmallSet;
@@ -454,7 +455,9 @@ impl Index {
     /// entry of a visitor is refused (false).
     pub(crate) fn add_visitor(&mut self, vid: Vid, slot: u32) -> crate::Result<bool> {
         let Some(v) = self.visitor_mut(&vid, true)? else {
-            return Err(crate::Error::Internal("a visitor entry was not made".into()));
+            return Err(crate::Error::Internal(
+                "a visitor entry was not made".into(),
+            ));
         };
         if v.slot != 0 {
             return Ok(false);
@@ -468,7 +471,11 @@ impl Index {
     /// leads to, unless that id already leads to a live generation and
     /// `visible` is false (then it is only linked, for
     /// [`Index::hide_generations`] to settle).
-    pub(crate) fn add_transcript(&mut self, t: TranscriptEntry, visible: bool) -> crate::Result<()> {
+    pub(crate) fn add_transcript(
+        &mut self,
+        t: TranscriptEntry,
+        visible: bool,
+    ) -> crate::Result<()> {
         if let Some(v) = self.visitor_mut(&t.vid, true)? {
             v.tids.insert(t.tid);
         }
@@ -545,6 +552,38 @@ impl Index {
             u.dead_since = since;
         }
         self.keep_sidecar(seg, sidecar);
+        Ok(())
+    }
+
+    /// Takes a sealed segment's location file whose records the run already
+    /// knows (open with a manifest), with the byte accounting the manifest
+    /// holds for it: its summaries are not read.
+    pub(crate) fn take_sidecar(&mut self, sidecar: Arc<Sidecar>, usage: SegmentUsage) {
+        let seg = sidecar.describes().segment;
+        self.usage.insert(seg, usage);
+        self.keep_sidecar(seg, sidecar);
+    }
+
+    /// The run's visitors and their directory slots, in vid order (open
+    /// with a manifest, to check them against the keyring's entries).
+    pub(crate) fn run_visitors(&self) -> impl Iterator<Item = crate::Result<(Vid, u32)>> + '_ {
+        self.disk.iter().flat_map(|d| d.visitors())
+    }
+
+    /// Points a visitor's directory entry at `slot` (open with a manifest:
+    /// the keyring's entry is elsewhere than the run says, or new).
+    pub(crate) fn set_directory_slot(&mut self, vid: &Vid, slot: u32) -> crate::Result<()> {
+        let Some(v) = self.visitor_mut(vid, true)? else {
+            return Err(crate::Error::Internal(
+                "a visitor entry was not made".into(),
+            ));
+        };
+        let had = std::mem::replace(&mut v.slot, slot) != 0;
+        match (had, slot != 0) {
+            (false, true) => self.directory += 1,
+            (true, false) => self.directory -= 1,
+            _ => {}
+        }
         Ok(())
     }
 
@@ -672,7 +711,10 @@ impl Index {
 
     /// Removes a generation: its records become dead bytes. Returns it (its
     /// slots are for the caller to wipe).
-    pub(crate) fn remove_transcript(&mut self, tid: &Tid) -> crate::Result<Option<TranscriptEntry>> {
+    pub(crate) fn remove_transcript(
+        &mut self,
+        tid: &Tid,
+    ) -> crate::Result<Option<TranscriptEntry>> {
         let Some(t) = self.transcript(tid)?.map(Cow::into_owned) else {
             return Ok(None);
         };
@@ -730,14 +772,15 @@ impl Index {
     /// generations keeps the directory entry, which the next append of that
     /// email reuses, and which compaction wipes if none comes
     /// ([`Index::visitors_without_generations`]).
+    ///
+    /// Only generations held in memory are asked: those of the run had
+    /// records when it was written (it is written with everything durable).
     pub(crate) fn drop_recordless(&mut self) -> crate::Result<Vec<TranscriptEntry>> {
-        let mut empty: Vec<Tid> = Vec::new();
-        for t in self.transcripts() {
-            let t = t?;
-            if t.is_empty() {
-                empty.push(t.tid);
-            }
-        }
+        let empty: Vec<Tid> = self
+            .held()
+            .filter(|t| t.is_empty())
+            .map(|t| t.tid)
+            .collect();
         let mut out = Vec::with_capacity(empty.len());
         for tid in &empty {
             out.extend(self.remove_transcript(tid)?);
@@ -855,31 +898,30 @@ impl Index {
 
     // ----- slots and segments -----
 
-    /// Keeps the PII slot of each generation that `owns` says is its own,
-    /// and forgets the others (open, once every slot has been read).
-    pub(crate) fn settle_pii_slots(
-        &mut self,
-        mut owns: impl FnMut(&Tid, u32) -> bool,
-    ) -> crate::Result<()> {
-        let mut orphaned = Vec::new();
-        for t in self.transcripts() {
-            let t = t?;
+    /// Keeps the PII slot of each generation held in memory that `owns`
+    /// says is its own, and forgets the others (open, once every slot has
+    /// been read; those of the run were settled when it was written).
+    pub(crate) fn settle_pii_slots(&mut self, mut owns: impl FnMut(&Tid, u32) -> bool) {
+        for t in self
+            .transcripts
+            .values_mut()
+            .filter_map(|t| t.as_deref_mut())
+        {
             if let Some(slot) = t.pii_slot
                 && !owns(&t.tid, slot)
             {
-                orphaned.push(t.tid);
-            }
-        }
-        for tid in orphaned {
-            if let Some(t) = self.generation_mut(&tid)? {
                 t.pii_slot = None;
             }
         }
-        Ok(())
     }
 
     /// A generation's slots moved (keyring compaction).
-    pub(crate) fn move_slots(&mut self, tid: &Tid, content: u32, pii: Option<u32>) -> crate::Result<()> {
+    pub(crate) fn move_slots(
+        &mut self,
+        tid: &Tid,
+        content: u32,
+        pii: Option<u32>,
+    ) -> crate::Result<()> {
         if let Some(t) = self.generation_mut(tid)? {
             t.content_slot = content;
             t.pii_slot = pii;
@@ -889,7 +931,12 @@ impl Index {
 
     /// Moves a visitor's directory entry from slot `from` to `to`, if its
     /// entry is the one at `from` (not another copy of it).
-    pub(crate) fn move_visitor_slot_from(&mut self, vid: &Vid, from: u32, to: u32) -> crate::Result<()> {
+    pub(crate) fn move_visitor_slot_from(
+        &mut self,
+        vid: &Vid,
+        from: u32,
+        to: u32,
+    ) -> crate::Result<()> {
         if let Some(v) = self.visitor_mut(vid, false)?
             && v.slot == from
         {
@@ -992,13 +1039,20 @@ impl Index {
                 .map(|(vid, v)| {
                     (
                         *vid,
-                        v.as_ref().map(|v| (v.slot, v.tids.iter().copied().collect())),
+                        v.as_ref()
+                            .map(|v| (v.slot, v.tids.iter().copied().collect())),
                     )
                 })
                 .collect(),
             callers: self.by_caller.iter().collect(),
         };
-        let run = disk::write_merged(path, self.disk.as_ref(), changes, Arc::clone(&self.blocks), cache_id)?;
+        let run = disk::write_merged(
+            path,
+            self.disk.as_ref(),
+            changes,
+            Arc::clone(&self.blocks),
+            cache_id,
+        )?;
         self.disk = Some(run);
         self.transcripts
             .retain(|_, t| t.as_ref().is_some_and(|t| t.recent.is_some()));
@@ -1216,7 +1270,10 @@ impl Index {
             .disk
             .iter()
             .flat_map(|d| d.generations())
-            .filter(|t| !t.as_ref().is_ok_and(|t| self.transcripts.contains_key(&t.tid)))
+            .filter(|t| {
+                !t.as_ref()
+                    .is_ok_and(|t| self.transcripts.contains_key(&t.tid))
+            })
             .map(|t| t.map(Cow::Owned));
         held.chain(on_disk)
     }
@@ -1257,11 +1314,10 @@ impl Index {
             .visitors
             .iter()
             .filter_map(|(vid, v)| v.as_ref().map(|v| Ok((*vid, v.slot))));
-        let on_disk = self
-            .disk
-            .iter()
-            .flat_map(|d| d.visitors())
-            .filter(|v| !v.as_ref().is_ok_and(|(vid, _)| self.visitors.contains_key(vid)));
+        let on_disk = self.disk.iter().flat_map(|d| d.visitors()).filter(|v| {
+            !v.as_ref()
+                .is_ok_and(|(vid, _)| self.visitors.contains_key(vid))
+        });
         held.chain(on_disk)
             .filter(|v| !v.as_ref().is_ok_and(|(_, slot)| *slot == 0))
     }
@@ -1395,10 +1451,14 @@ mod tests {
     fn verbs_keep_the_maps_consistent() {
         let mut ix = Index::new(key());
         assert!(ix.add_visitor([9; 16], 2).unwrap());
-        assert!(!ix.add_visitor([9; 16], 3).unwrap(), "one entry per visitor");
+        assert!(
+            !ix.add_visitor([9; 16], 3).unwrap(),
+            "one entry per visitor"
+        );
         ix.add_transcript(entry(1, 9, "t-1"), true).unwrap();
         ix.add_transcript(entry(2, 9, "t-2"), true).unwrap();
-        ix.add_record(&[1; 16], rec(0, 50, 1, 32), Some([4; 16])).unwrap();
+        ix.add_record(&[1; 16], rec(0, 50, 1, 32), Some([4; 16]))
+            .unwrap();
         ix.add_record(&[2; 16], rec(0, 70, 1, 132), None).unwrap();
         ix.add_record(&[1; 16], rec(1, 90, 1, 232), None).unwrap();
         let listed: Vec<CallerHash> = ix
@@ -1432,7 +1492,10 @@ mod tests {
         assert_eq!(ix.clear_directory(&[9; 16]).unwrap(), Some(2));
         assert_eq!(ix.clear_directory(&[9; 16]).unwrap(), None);
         assert_eq!(
-            (ix.directory_len(), ix.visitor(&[9; 16]).unwrap().unwrap().slot),
+            (
+                ix.directory_len(),
+                ix.visitor(&[9; 16]).unwrap().unwrap().slot
+            ),
             (0, 0)
         );
         ix.drop_visitor_if_unused(&[9; 16]).unwrap();
@@ -1460,7 +1523,9 @@ mod tests {
         // An uncommitted second generation (as open finds it) is hidden.
         ix.add_transcript(entry(4, 9, "t-1"), false).unwrap();
         assert_eq!(ix.by_caller("t-1").unwrap().unwrap().tid, [3; 16]);
-        let hidden = ix.hide_generations(|v| v.iter().map(|t| t.tid).min()).unwrap();
+        let hidden = ix
+            .hide_generations(|v| v.iter().map(|t| t.tid).min())
+            .unwrap();
         assert_eq!(hidden.len(), 1);
         assert_eq!(hidden[0].tid, [4; 16]);
         assert_eq!(ix.transcript_count(), 1);
@@ -1493,10 +1558,14 @@ mod tests {
             });
         }
         // A record of t-1 in the next segment stays in memory.
-        ix.add_record(&[1; 16], rec(2, 90, 2, 32), Some([8; 16])).unwrap();
+        ix.add_record(&[1; 16], rec(2, 90, 2, 32), Some([8; 16]))
+            .unwrap();
         let before: Vec<Vec<RecordRef>> = [1u8, 2]
             .iter()
-            .map(|t| ix.records(&ix.transcript(&[*t; 16]).unwrap().unwrap()).unwrap())
+            .map(|t| {
+                ix.records(&ix.transcript(&[*t; 16]).unwrap().unwrap())
+                    .unwrap()
+            })
             .collect();
         let usage = ix.usage().clone();
         let describes = Describes {
@@ -1519,7 +1588,10 @@ mod tests {
         assert_eq!(t1.recent.as_ref().unwrap().records.capacity(), 1);
         let after: Vec<Vec<RecordRef>> = [1u8, 2]
             .iter()
-            .map(|t| ix.records(&ix.transcript(&[*t; 16]).unwrap().unwrap()).unwrap())
+            .map(|t| {
+                ix.records(&ix.transcript(&[*t; 16]).unwrap().unwrap())
+                    .unwrap()
+            })
             .collect();
         assert_eq!(after, before);
         assert_eq!(ix.usage(), &usage);
@@ -1541,7 +1613,11 @@ mod tests {
             .map(|(l, t)| (*l, t.tid))
             .collect();
         assert_eq!(aged, [(51, [2; 16]), (90, [1; 16])]);
-        assert_eq!(ix.records_in(&t1, 1).unwrap().len(), 2, "read from the file");
+        assert_eq!(
+            ix.records_in(&t1, 1).unwrap().len(),
+            2,
+            "read from the file"
+        );
         assert_eq!(ix.records_in(&t1, 2).unwrap().len(), 1, "held in memory");
         // Removing a generation kills its bytes in both segments.
         ix.forget_pii(&[1; 16]).unwrap();
@@ -1554,7 +1630,10 @@ mod tests {
     fn the_directory_counts_visitors_with_an_entry_and_refuses_a_second() {
         let mut ix = Index::new(key());
         assert!(ix.add_visitor([9; 16], 2).unwrap());
-        assert!(!ix.add_visitor([9; 16], 3).unwrap(), "a second entry of a visitor");
+        assert!(
+            !ix.add_visitor([9; 16], 3).unwrap(),
+            "a second entry of a visitor"
+        );
         assert!(ix.add_visitor([8; 16], 4).unwrap());
         ix.move_visitor_slot(&[9; 16], 7).unwrap();
         assert_eq!(ix.visitor(&[9; 16]).unwrap().unwrap().slot, 7);

@@ -109,9 +109,16 @@ impl Layout {
 
 /// What [`Keyring::open`] hands the slots it reads to.
 pub(crate) trait SlotSink {
-    /// Called once, before any slot, with the directory's hash key
-    /// ([`Keyring::directory_key`]).
-    fn start(&mut self, _directory_key: Option<&[u8; 32]>) {}
+    /// Called once, before any slot, with the keyring's id, the
+    /// directory's hash key ([`Keyring::directory_key`]) and the state
+    /// slot's marks (`None`: never written, or damaged).
+    fn start(
+        &mut self,
+        _keyring_id: &[u8; 16],
+        _directory_key: Option<&[u8; 32]>,
+        _marks: Option<&Marks>,
+    ) {
+    }
 
     /// Slot `index`, as decoded.
     fn slot(&mut self, index: u32, slot: Slot);
@@ -141,6 +148,10 @@ pub(crate) struct Keyring {
     free: BTreeSet<u32>,
     /// Where the next search for free cells starts (next fit).
     cursor: u32,
+    /// No new slot goes below this cell: the index's run names the slots
+    /// below it, and open reads only the cells from here on for what came
+    /// after ([`Keyring::set_floor`]).
+    floor: u32,
     /// The marks as they will be written with the next sync.
     marks: Marks,
     /// The marks in the state slot on disk (`None`: not written yet).
@@ -291,7 +302,11 @@ impl Keyring {
                 return Err(Error::NotAStore(dir.to_owned()));
             }
             let created = Keyring::create(dir, path, kek)?;
-            each.start(created.keyring.directory_key());
+            each.start(
+                &created.keyring.id(),
+                created.keyring.directory_key(),
+                created.marks.as_ref(),
+            );
             return Ok(created);
         }
         if !mode.read_only {
@@ -320,6 +335,7 @@ impl Keyring {
             len: layout.first_data(),
             free: BTreeSet::new(),
             cursor: layout.first_data(),
+            floor: 0,
             marks: Marks::default(),
             written: None,
             occupancy: header
@@ -336,8 +352,7 @@ impl Keyring {
             })),
             directory: header.directory,
         };
-        each.start(keyring.directory_key());
-        let (mut damaged, marks) = keyring.load_slots(size, |i, s| each.slot(i, s))?;
+        let (mut damaged, marks) = keyring.load_slots(size, &mut each)?;
         if let Some(m) = marks {
             let needed = u64::from(m.slots) * layout.unit() as u64;
             if size < needed {
@@ -427,6 +442,7 @@ impl Keyring {
             len,
             free: BTreeSet::new(),
             cursor: len,
+            floor: 0,
             marks,
             written: Some(marks),
             view: Arc::new(parking_lot::RwLock::new(directory::View::Table {
@@ -449,7 +465,7 @@ impl Keyring {
     fn load_slots(
         &mut self,
         size: u64,
-        mut each: impl FnMut(u32, Slot),
+        each: &mut impl SlotSink,
     ) -> Result<(Vec<SlotDamage>, Option<Marks>)> {
         /// Bytes read at a time (whole sectors).
         const CHUNK: usize = 2 << 20;
@@ -483,6 +499,8 @@ impl Keyring {
                 "the keyring's state slot is missing (cut short?)",
             ));
         }
+        let directory_key = self.directory.as_ref().map(|d| *d.key);
+        each.start(&self.keyring_id, directory_key.as_ref(), marks.as_ref());
         let first = self.layout.first_data();
         let mut buf = Zeroizing::new(vec![0u8; CHUNK.min(size as usize)]);
         let mut start = first;
@@ -522,7 +540,7 @@ impl Keyring {
                                 // outside the table is damage).
                                 view.write().add_legacy(&v.email, index);
                             }
-                            each(index, slot);
+                            each.slot(index, slot);
                         }
                         Err(reason) => {
                             if in_table {
@@ -633,15 +651,16 @@ impl Keyring {
         if let (Slot::Visitor(v), Some(_)) = (slot, &self.directory) {
             return self.place_visitor(&v.email, n);
         }
+        let from = self.cursor.max(self.floor);
         let found = self
-            .find_run(self.cursor.., n)
-            .or_else(|| self.find_run(..self.cursor, n));
+            .find_run(from.., n)
+            .or_else(|| self.find_run(self.floor..from, n));
         let first = match found {
             Some(first) => first,
             None => {
                 self.grow()?;
-                self.find_run(self.cursor.., n)
-                    .or_else(|| self.find_run(.., n))
+                self.find_run(self.cursor.max(self.floor).., n)
+                    .or_else(|| self.find_run(self.floor.., n))
                     .ok_or_else(|| Error::Limit("keyring is full".into()))?
             }
         };
@@ -650,6 +669,14 @@ impl Keyring {
         }
         self.cursor = first + n;
         Ok(first)
+    }
+
+    /// Keeps every slot allocated from now on at or above cell `cell` (the
+    /// keyring's length when the index's run was written; 0 lifts it).
+    /// Free cells below stay free until a keyring compaction, which
+    /// writes a new run.
+    pub(crate) fn set_floor(&mut self, cell: u32) {
+        self.floor = cell;
     }
 
     /// Makes room in the directory's table for `cells` more cells of
@@ -1124,6 +1151,12 @@ impl Keyring {
 
     /// Records how much of the audit log is durable (entries, bytes), and how
     /// much of it has all its effects on disk.
+    /// Records the index run open may use (0: none), written with the next
+    /// sync.
+    pub(crate) fn note_run(&mut self, run: u64) {
+        self.marks.run = run;
+    }
+
     pub(crate) fn note_audit(&mut self, entries: u64, bytes: u64, done: Option<(u64, u64)>) {
         self.marks.audit_entries = self.marks.audit_entries.max(entries);
         self.marks.audit_bytes = self.marks.audit_bytes.max(bytes);

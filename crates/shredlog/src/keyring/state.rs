@@ -5,7 +5,9 @@ use super::slot::KIND_STATE;
 use super::{SLOT_SIZE, SLOT_VERSION};
 
 /// Bytes of the state slot's payload.
-const STATE_LEN: usize = 4 + 7 * 8;
+const STATE_LEN: usize = 4 + 8 * 8;
+/// Bytes of the payload before the index run's number (read).
+const STATE_LEN_7: usize = 4 + 7 * 8;
 
 /// The durable marks kept in the state slot: how much of each file was on
 /// stable storage when the keyring was last synced. Open compares the files
@@ -28,6 +30,11 @@ pub(crate) struct Marks {
     pub audit_done_bytes: u64,
     /// How many times the state was written.
     pub writes: u64,
+    /// The number of the index run whose manifest open may use (0: none):
+    /// set once the manifest is written, and back to 0 before anything
+    /// moves the slots a run names (a keyring compaction). A manifest
+    /// naming another run, an older copy included, is not used.
+    pub run: u64,
 }
 
 impl Marks {
@@ -42,6 +49,7 @@ impl Marks {
             self.audit_done_entries,
             self.audit_done_bytes,
             self.writes,
+            self.run,
         ];
         for (i, w) in words.iter().enumerate() {
             out[4 + 8 * i..12 + 8 * i].copy_from_slice(&w.to_le_bytes());
@@ -50,7 +58,7 @@ impl Marks {
     }
 
     pub(super) fn decode(b: &[u8]) -> Option<Marks> {
-        if b.len() != STATE_LEN {
+        if b.len() != STATE_LEN && b.len() != STATE_LEN_7 {
             return None;
         }
         let word = |i: usize| -> Option<u64> {
@@ -67,6 +75,7 @@ impl Marks {
             audit_done_entries: word(4)?,
             audit_done_bytes: word(5)?,
             writes: word(6)?,
+            run: if b.len() == STATE_LEN { word(7)? } else { 0 },
         })
     }
 }

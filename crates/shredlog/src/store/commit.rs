@@ -312,6 +312,11 @@ impl Engine {
         w.keyring.sync()?;
         if self.options.checkpoint {
             self.write_checkpoint(&w, true)?;
+            if self.index.read().changes_held() > 0
+                || self.run_number.load(std::sync::atomic::Ordering::SeqCst) == 0
+            {
+                self.write_run(&mut w)?;
+            }
         }
         Ok(())
     }
@@ -355,7 +360,11 @@ fn background_sync(weak: Weak<Engine>, every: Duration) {
             let _w = engine.writer.lock();
             engine.commit.ticket()
         };
-        let _ = engine.commit.wait(ticket, || engine.sync_now());
+        if engine.commit.wait(ticket, || engine.sync_now()).is_ok()
+            && engine.index.read().changes_held() >= super::runs::RUN_EVERY
+        {
+            let _ = engine.maybe_write_run(&mut engine.writer.lock());
+        }
     }
 }
 

@@ -419,6 +419,11 @@ impl Engine {
         let mut w = self.writer.lock();
         let slot_bytes = |slots: u32| u64::from(slots) * SLOT_SIZE as u64;
         report.keyring_bytes_before = slot_bytes(w.keyring.len());
+        // Slots move: no run may name them any more. The keyring says so
+        // durably before any moves, and a new run is written after.
+        w.keyring.note_run(0);
+        w.keyring.sync()?;
+        w.keyring.set_floor(0);
         let mut index = self.index.write();
         let mut live: Vec<LiveSlots> = Vec::new();
         for t in index.transcripts() {
@@ -452,6 +457,10 @@ impl Engine {
             }
         }
         report.keyring_bytes_after = slot_bytes(w.keyring.len());
+        drop(index);
+        if self.options.checkpoint && self.commit.is_clean() {
+            self.write_run(&mut w)?;
+        }
         Ok(())
     }
 }

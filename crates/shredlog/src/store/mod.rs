@@ -43,6 +43,7 @@ mod inspect;
 mod locations;
 mod open;
 mod read;
+mod runs;
 pub(crate) mod snapshot;
 mod twins;
 mod write;
@@ -82,6 +83,8 @@ pub(crate) struct Engine {
     pub(crate) screen: Screen,
     _lock: Option<File>,
     pub(crate) index: RwLock<Index>,
+    /// The number of the index's run file in use (0: none yet).
+    pub(crate) run_number: std::sync::atomic::AtomicU64,
     /// The key of the index's caller-id hashes (a copy, for hashing
     /// without the index's lock).
     pub(crate) caller_key: CallerKey,
@@ -150,6 +153,12 @@ impl Writer {
 pub struct RecoveryReport {
     /// Whether the index checkpoint was used (else the log was scanned).
     pub checkpoint_used: bool,
+    /// Whether the index's run was used (else the index was rebuilt from
+    /// the keyring's slots and the location files).
+    pub index_run_used: bool,
+    /// Why a run the manifest names was not used (it is derived data: the
+    /// index was rebuilt, and a writing open wrote a new one).
+    pub index_run_refused: Option<String>,
     /// Records parsed from the log at open (those not covered by the checkpoint).
     pub records_scanned: u64,
     /// A torn tail of the last segment (an unacknowledged write a crash cut

@@ -24,8 +24,8 @@ use crate::config::Options;
 use crate::error::{Error, IoContext, Result};
 use crate::ids::{IdMap, SlotMap};
 use crate::index::{
-    CallerHash, CallerKey, Checkpoint, Describes, Index, Loc, RecordRef, Sidecar,
-    TranscriptEntry, sidecar_file_name,
+    CallerHash, CallerKey, Checkpoint, Describes, Index, Loc, Manifest, RecordRef, SegmentUsage,
+    Sidecar, TranscriptEntry, run_file_name, sidecar_file_name,
 };
 use crate::keyring::{
     KeyCache, Keyring, Marks, OpenMode, Slot, SlotSink, TranscriptSlot, newer_revision,
@@ -35,7 +35,9 @@ use crate::policy::Policy;
 use crate::record::{self, FOOTER_FRAME, Tid, Vid};
 use crate::screen::Screen;
 use crate::segment::{self, Active, SEGMENT_HEADER, ScanRules, Segment, SegmentHeader};
-use crate::shred::{AUDIT_FILE, AuditLog, AuditMarks, AuditMode, InMemory, Shredder, Wipe};
+use crate::shred::{
+    AUDIT_FILE, AuditEntry, AuditLog, AuditMarks, AuditMode, InMemory, Shredder, Wipe,
+};
 
 const LOCK_FILE: &str = "LOCK";
 
@@ -101,14 +103,28 @@ impl Store {
             read_only,
             salvage: options.salvage,
         };
+        // The index's run, unless salvaging (which trusts no derived file).
+        // A damaged manifest is derived data too: the index is rebuilt.
+        let manifest = if options.checkpoint && !options.salvage {
+            match Manifest::load(&dir) {
+                Ok(m) => m,
+                Err(e) => {
+                    report.index_run_refused = Some(e.to_string());
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let (loaded, checkpoint) = std::thread::scope(|scope| {
             let load = || options.checkpoint.then(|| Checkpoint::load(&dir)).flatten();
             let helper = std::thread::Builder::new()
                 .name("shredlog-open".into())
                 .spawn_scoped(scope, load);
-            let mut indexer = SlotIndexer::default();
-            let loaded = Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), mode, &mut indexer)
-                .and_then(|loaded| Ok((loaded, indexer.finish()?)));
+            let mut indexer = SlotIndexer::new(&dir, manifest, options.cache_bytes);
+            let loaded =
+                Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), mode, &mut indexer)
+                    .and_then(|loaded| Ok((loaded, indexer.finish()?)));
             let checkpoint = match helper {
                 // A panicking decoder counts as an unusable checkpoint.
                 Ok(handle) => handle.join().ok().flatten(),
@@ -121,8 +137,18 @@ impl Store {
             mut index,
             mut leftovers,
             twins,
+            manifest,
+            refused,
         } = indexed;
-        index.set_cache_bytes(options.cache_bytes);
+        if refused.is_some() {
+            report.index_run_refused = refused;
+        }
+        report.index_run_used = manifest.is_some();
+        // The byte accounting of the sealed segments the run covers.
+        let known_usage: HashMap<(u64, u32), SegmentUsage> = manifest
+            .as_ref()
+            .map(|m| m.usage.iter().map(|(id, g, u)| ((*id, *g), *u)).collect())
+            .unwrap_or_default();
         if let Some(d) = loaded.damaged.first()
             && !options.salvage
         {
@@ -139,6 +165,10 @@ impl Store {
             .collect();
         let marks = loaded.marks;
         let mut keyring = loaded.keyring;
+        if let Some(m) = &manifest {
+            // Slots written from now on are found at open above the run's.
+            keyring.set_floor(m.keyring_cells);
+        }
         // Keys are read when a transcript is read or written.
         let key_cache = KeyCache::new(Some(keyring.reader()), options.key_cache_entries);
         // Emails are looked up in the keyring's directory, never held.
@@ -148,13 +178,31 @@ impl Store {
             active,
             segments,
             last,
-        } = recover_segments(&dir, &options, marks, checkpoint, &mut index, &mut report)?;
-        let audit_marks = marks.map_or(AuditMarks::default(), |m| AuditMarks {
+        } = recover_segments(
+            &dir,
+            &options,
+            marks,
+            checkpoint,
+            &known_usage,
+            &mut index,
+            &mut report,
+        )?;
+        let mut audit_marks = marks.map_or(AuditMarks::default(), |m| AuditMarks {
             entries: m.audit_entries,
             bytes: m.audit_bytes,
             done_entries: m.audit_done_entries,
             done_bytes: m.audit_done_bytes,
         });
+        // Operations done since the run was written: their effects on the
+        // index are replayed (the keyring has them already).
+        let run_audit = manifest.as_ref().map(|m| (m.audit_entries, m.audit_bytes));
+        let done_before_run = audit_marks.done_entries;
+        if let Some((entries, bytes)) = run_audit
+            && entries < audit_marks.done_entries
+        {
+            audit_marks.done_entries = entries;
+            audit_marks.done_bytes = bytes;
+        }
         let (audit, entries, audit_recovery) = AuditLog::open(
             &dir,
             audit_marks,
@@ -171,6 +219,20 @@ impl Store {
                 .push((dir.join(AUDIT_FILE), offset, 0, reason));
         }
         let mut policy = Policy::load(&dir)?;
+        // Done since the run: into the index only (never reported as
+        // finished, and nothing written).
+        let (replay, entries): (Vec<AuditEntry>, Vec<AuditEntry>) = entries
+            .into_iter()
+            .partition(|e| run_audit.is_some() && e.seq <= done_before_run);
+        if !replay.is_empty() {
+            let mut shredder = Shredder {
+                index: &mut index,
+                keys: &key_cache,
+                wipe: &mut InMemory,
+            };
+            let mut p = policy.clone();
+            crate::shred::redo::finish_pending(&mut shredder, &replay, &mut p)?;
+        }
         let redone = {
             let mut in_memory = InMemory;
             let wipe: &mut dyn Wipe = if read_only {
@@ -222,6 +284,7 @@ impl Store {
             screen,
             _lock: lock,
             caller_key: index.caller_key().clone(),
+            run_number: std::sync::atomic::AtomicU64::new(manifest.as_ref().map_or(0, |m| m.run)),
             index: RwLock::new(index),
             keys: key_cache,
             directory,
@@ -246,9 +309,37 @@ impl Store {
             leftovers: Mutex::new(leftovers),
             options,
         });
+        if !engine.options.read_only && engine.options.checkpoint {
+            let mut w = engine.writer.lock();
+            // A writing open without a usable run writes one now (the next
+            // open then reads it instead of every slot), and forgets what
+            // the index held in memory; it removes runs no manifest names.
+            if manifest.is_none() && engine.commit.is_clean() {
+                engine.write_run(&mut w)?;
+            }
+            let keep = run_file_name(engine.run_number.load(std::sync::atomic::Ordering::SeqCst));
+            remove_stray_runs(&engine.dir, &keep)?;
+        }
         engine.start_background()?;
         Ok(Store { engine })
     }
+}
+
+/// Removes index run files other than `keep` (left by a writer stopped
+/// between writing a run and removing the old one).
+fn remove_stray_runs(dir: &Path, keep: &str) -> Result<()> {
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let is_run =
+            name.starts_with("index-") && (name.ends_with(".run") || name.ends_with(".run.tmp"));
+        if is_run && name != keep {
+            let path = entry.path();
+            std::fs::remove_file(&path).at(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Of several generations of one caller id, the committed one: the oldest
@@ -302,6 +393,69 @@ struct Indexed {
     leftovers: Vec<u32>,
     /// Directory entries sharing their address with another visitor's.
     twins: usize,
+    /// The manifest of the run the index builds on, if it does.
+    manifest: Option<Manifest>,
+    /// Why the run the manifest names was not used.
+    refused: Option<String>,
+}
+
+/// Checks the directory entries the keyring holds (`entries`: visitor, slot,
+/// revision, in slot order) against the run's: of two entries of a visitor
+/// the newer revision wins (the other is a leftover, as at a full open);
+/// one elsewhere than the run says (moved by a growth of the directory's
+/// table, or new) is taken; a run's entry the keyring no longer holds is
+/// gone (its erasure replays from the log).
+fn settle_directory(
+    index: &mut Index,
+    entries: &[(Vid, u32, u8)],
+    leftovers: &mut Vec<u32>,
+) -> Result<()> {
+    let mut sorted: Vec<(Vid, u32, u8)> = entries.to_vec();
+    sorted.sort_unstable();
+    // The entry each visitor keeps.
+    let mut kept: Vec<(Vid, u32)> = Vec::with_capacity(sorted.len());
+    for group in sorted.chunk_by(|a, b| a.0 == b.0) {
+        let Some(&(vid, mut slot, mut revision)) = group.first() else {
+            continue;
+        };
+        for &(_, s, r) in group.iter().skip(1) {
+            if newer_revision(r, revision) {
+                leftovers.push(slot);
+                (slot, revision) = (s, r);
+            } else {
+                leftovers.push(s);
+            }
+        }
+        kept.push((vid, slot));
+    }
+    // Merged with the run's visitors (both in vid order).
+    let mut changes: Vec<(Vid, u32)> = Vec::new();
+    let mut keyring = kept.iter().peekable();
+    for row in index.run_visitors() {
+        let (vid, slot) = row?;
+        while let Some(&&(k, s)) = keyring.peek() {
+            if k >= vid {
+                break;
+            }
+            changes.push((k, s));
+            keyring.next();
+        }
+        match keyring.peek() {
+            Some(&&(k, s)) if k == vid => {
+                if s != slot {
+                    changes.push((k, s));
+                }
+                keyring.next();
+            }
+            _ if slot != 0 => changes.push((vid, 0)),
+            _ => {}
+        }
+    }
+    changes.extend(keyring.copied());
+    for (vid, slot) in changes {
+        index.set_directory_slot(&vid, slot)?;
+    }
+    Ok(())
 }
 
 /// Builds the index's key and directory part from the keyring's slots, fed
@@ -332,6 +486,12 @@ pub(super) struct SlotIndexer {
     twins: super::twins::Twins,
     /// The first error a slot met (the index's run could not be read).
     failed: Option<Error>,
+    dir: PathBuf,
+    cache_bytes: usize,
+    /// The run the index builds on, if any.
+    run: Option<RunInUse>,
+    /// Why the run the manifest names was not used.
+    refused: Option<String>,
 }
 
 /// A transcript slot as open keeps it: all but its key.
@@ -359,9 +519,44 @@ impl Found {
 }
 
 impl SlotSink for &mut SlotIndexer {
-    fn start(&mut self, directory_key: Option<&[u8; 32]>) {
+    fn start(
+        &mut self,
+        keyring_id: &[u8; 16],
+        directory_key: Option<&[u8; 32]>,
+        marks: Option<&Marks>,
+    ) {
         let key = directory_key.map_or_else(CallerKey::random, CallerKey::derive);
         self.index = Index::new(key);
+        self.index.set_cache_bytes(self.cache_bytes);
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let m = &run.manifest;
+        let refused = if m.keyring_id != *keyring_id {
+            Some("the index manifest belongs to another keyring".to_owned())
+        } else if marks.is_none_or(|k| k.run != m.run) {
+            Some(format!(
+                "the index manifest names run {}, the keyring another (an older copy, or one cut short)",
+                m.run
+            ))
+        } else if directory_key.is_none() || m.caller_check != self.index.caller_key().check() {
+            Some("the index run's caller-id hashes are under another key".to_owned())
+        } else {
+            let path = self.dir.join(run_file_name(m.run));
+            self.index
+                .use_run(&path, m.run, m.transcripts, m.directory as usize)
+                .err()
+                .map(|e| e.to_string())
+        };
+        match refused {
+            Some(why) => {
+                // Derived data: the index is rebuilt from every slot.
+                self.refused = Some(why);
+                self.index = Index::new(self.index.caller_key().clone());
+                self.index.set_cache_bytes(self.cache_bytes);
+            }
+            None => self.run = Some(run),
+        }
     }
 
     fn slot(&mut self, index: u32, slot: Slot) {
@@ -371,9 +566,46 @@ impl SlotSink for &mut SlotIndexer {
     }
 }
 
+/// What open takes from the index manifest.
+struct RunInUse {
+    manifest: Manifest,
+    /// Directory entries the keyring holds: (visitor, slot, revision),
+    /// checked against the run's at the end.
+    entries: Vec<(Vid, u32, u8)>,
+}
+
 impl SlotIndexer {
+    /// An indexer that builds on the run `manifest` names (if it fits the
+    /// keyring: checked when the keyring's header is read), for a store in
+    /// `dir`, keeping at most `cache_bytes` of blocks.
+    fn new(dir: &Path, manifest: Option<Manifest>, cache_bytes: usize) -> SlotIndexer {
+        SlotIndexer {
+            dir: dir.to_owned(),
+            cache_bytes,
+            run: manifest.map(|manifest| RunInUse {
+                manifest,
+                entries: Vec::new(),
+            }),
+            ..SlotIndexer::default()
+        }
+    }
+
     /// Takes slot `i`.
     pub(super) fn add(&mut self, i: u32, slot: Slot) -> Result<()> {
+        if let Some(run) = &mut self.run {
+            // The run holds every slot below the floor; a directory entry
+            // may be anywhere (in the directory's table), and is checked
+            // against the run's at the end.
+            match &slot {
+                Slot::Visitor(v) => {
+                    run.entries.push((v.vid, i, v.revision));
+                    self.twins.add(v.vid, &v.email);
+                    return Ok(());
+                }
+                _ if i < run.manifest.keyring_cells => return Ok(()),
+                _ => {}
+            }
+        }
         match slot {
             Slot::Transcript(t) => {
                 let t = Found::of(t, &self.index);
@@ -441,9 +673,15 @@ impl SlotIndexer {
             revisions: _,
             twins,
             failed,
+            run,
+            refused,
+            ..
         } = self;
         if let Some(e) = failed {
             return Err(e);
+        }
+        if let Some(run) = &run {
+            settle_directory(&mut index, &run.entries, &mut leftovers)?;
         }
         // Of two copies of one transcript slot (a keyring compaction cut
         // short), keep the one whose PII key resolves, else the lower slot.
@@ -473,12 +711,14 @@ impl SlotIndexer {
                 true
             }
             _ => false,
-        })?;
+        });
         leftovers.extend(pii.keys().copied());
         Ok(Indexed {
             index,
             leftovers,
             twins: twins.count(),
+            manifest: run.map(|r| r.manifest),
+            refused,
         })
     }
 }
@@ -508,6 +748,7 @@ pub(super) fn recover_segments(
     options: &Options,
     marks: Option<Marks>,
     checkpoint: Option<Checkpoint>,
+    known_usage: &HashMap<(u64, u32), SegmentUsage>,
     index: &mut Index,
     report: &mut RecoveryReport,
 ) -> Result<Recovered> {
@@ -690,8 +931,17 @@ pub(super) fn recover_segments(
             } else {
                 None
             };
-            // A file whose summaries fail their checks is not used.
-            let loaded = found.is_some_and(|sidecar| index.load_sidecar(Arc::new(sidecar)).is_ok());
+            // A file whose summaries fail their checks is not used. One of a
+            // segment the index's run covers is taken as it is: the run
+            // knows its generations, the manifest its byte accounting.
+            let loaded =
+                found.is_some_and(|sidecar| match known_usage.get(&(id, header.generation)) {
+                    Some(u) => {
+                        index.take_sidecar(Arc::new(sidecar), *u);
+                        true
+                    }
+                    None => index.load_sidecar(Arc::new(sidecar)).is_ok(),
+                });
             if !loaded {
                 // Missing, stale or damaged: rebuilt from the segment (it is
                 // derived data). A read-only open keeps it in memory.
@@ -966,7 +1216,12 @@ mod tests {
             .collect();
         assert_eq!(with_pii.len(), 3, "t-1, t-2, t-4");
         assert_eq!(index.by_caller("t-1").unwrap().unwrap().tid, [1; 16]);
-        assert!(index.visitor(&[9; 16]).unwrap().is_some_and(|v| v.slot != 0));
+        assert!(
+            index
+                .visitor(&[9; 16])
+                .unwrap()
+                .is_some_and(|v| v.slot != 0)
+        );
         assert_eq!(index.generations_of(&[9; 16]).unwrap().len(), 4);
         // Of the two generations of t-2, the older one is the committed one
         // (neither has records here).

@@ -96,7 +96,14 @@ impl Store {
         };
         drop(arrival);
         match engine.options.durability {
-            Durability::Immediate => engine.commit.wait(ticket, || engine.sync_now())?,
+            Durability::Immediate => {
+                engine.commit.wait(ticket, || engine.sync_now())?;
+                if engine.index.read().changes_held() >= super::runs::RUN_EVERY {
+                    // The append is durable whatever happens here: a run
+                    // that cannot be written now is written by a later one.
+                    let _ = engine.maybe_write_run(&mut engine.writer.lock());
+                }
+            }
             Durability::Batched { .. } => {}
         }
         Ok(appended)
@@ -516,15 +523,7 @@ pub(crate) fn create_transcript(
     let content_slot = w.keyring.allocate(&slot)?;
     w.keyring.stage(staged, content_slot, &slot)?;
     Ok(Created {
-        entry: TranscriptEntry::new(
-            tid,
-            vid,
-            caller,
-            content_slot,
-            pii_slot,
-            RULES_VERSION,
-            now,
-        ),
+        entry: TranscriptEntry::new(tid, vid, caller, content_slot, pii_slot, RULES_VERSION, now),
         keys: TranscriptKeys {
             content: content_key,
             pii: pii_key,

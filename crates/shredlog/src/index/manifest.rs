@@ -1,0 +1,161 @@
+//! The index manifest (`index.manifest`): which run file holds the index's
+//! rows ([`super::disk`]) and what the run covers, so that open reads the
+//! run instead of every keyring slot and location-file summary, and
+//! replays only what came after (docs/FORMAT.md §7b).
+//!
+//! `magic "SHRDIMF1" | version u32 | len u64 | crc32 u32 (of payload) | payload`,
+//! the payload a [`Manifest`] in the crate's codec (bincode 2, standard
+//! configuration). Written through a synced temporary file, a rename and a
+//! directory sync: a crash leaves the old manifest or the new one. It holds
+//! random ids, counts, slot and segment numbers, never a key or personal
+//! data.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::SegmentUsage;
+use crate::error::Result;
+
+pub(crate) const MANIFEST_FILE: &str = "index.manifest";
+const MAGIC: &[u8; 8] = b"SHRDIMF1";
+const VERSION: u32 = 1;
+
+/// What the run covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    /// The keyring it was written for.
+    pub keyring_id: [u8; 16],
+    /// [`super::CallerKey::check`] of the key its caller-id hashes are under.
+    pub caller_check: [u8; 8],
+    /// The run file's number (`index-<number>.run`).
+    pub run: u64,
+    /// Live generations, and visitors with a directory entry, in the run.
+    pub transcripts: u64,
+    pub directory: u64,
+    /// The keyring's length in cells when the run was written: every slot
+    /// the run names is below it, and every slot written since is at or
+    /// above it ([`crate::keyring::Keyring::set_floor`]).
+    pub keyring_cells: u32,
+    /// Audit entries whose effects the run holds, and the bytes of the log
+    /// they take.
+    pub audit_entries: u64,
+    pub audit_bytes: u64,
+    /// Byte accounting of the sealed segments: (segment, generation of its
+    /// file, usage). A segment whose file has another generation now, or
+    /// that is not here, is counted again from its location file.
+    pub usage: Vec<(u64, u32, SegmentUsage)>,
+}
+
+/// The run file of number `n`.
+pub(crate) fn run_file_name(n: u64) -> String {
+    format!("index-{n:06}.run")
+}
+
+impl Manifest {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let payload = crate::codec::encode(self);
+        let mut out = Vec::with_capacity(24 + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// `None` if the bytes are not a valid manifest.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Manifest> {
+        if bytes.get(0..8)? != MAGIC {
+            return None;
+        }
+        let version = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+        if version != VERSION {
+            return None;
+        }
+        let len = usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
+        let crc = u32::from_le_bytes(bytes.get(20..24)?.try_into().ok()?);
+        let payload = bytes.get(24..)?;
+        if payload.len() != len || crc32fast::hash(payload) != crc {
+            return None;
+        }
+        crate::codec::decode(payload)
+    }
+
+    /// The manifest in `dir`: `Ok(None)` when there is none, `Err` naming
+    /// the file when it is there but damaged.
+    pub(crate) fn load(dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(crate::Error::io(&path, e)),
+        };
+        match Manifest::decode(&bytes) {
+            Some(m) => Ok(Some(m)),
+            None => Err(crate::Error::corrupt(
+                &path,
+                0,
+                "the index manifest is damaged",
+            )),
+        }
+    }
+
+    /// Writes it durably (synced file, rename, synced directory).
+    pub(crate) fn save(&self, dir: &Path) -> Result<()> {
+        crate::fsutil::write_atomic(dir, MANIFEST_FILE, &self.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            keyring_id: [1; 16],
+            caller_check: [2; 8],
+            run: 7,
+            transcripts: 30,
+            directory: 10,
+            keyring_cells: 4096,
+            audit_entries: 3,
+            audit_bytes: 300,
+            usage: vec![(
+                1,
+                2,
+                SegmentUsage {
+                    live: 5,
+                    dead: 6,
+                    dead_since: Some(7),
+                },
+            )],
+        }
+    }
+
+    #[test]
+    fn a_manifest_roundtrips_and_any_damage_is_refused() {
+        let m = sample();
+        let bytes = m.encode();
+        assert_eq!(Manifest::decode(&bytes), Some(m));
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert_eq!(Manifest::decode(&b), None, "byte {i} flipped");
+        }
+        for cut in 0..bytes.len() {
+            assert_eq!(Manifest::decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn load_tells_a_missing_manifest_from_a_damaged_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), None);
+        sample().save(dir.path()).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(sample()));
+        std::fs::write(dir.path().join(MANIFEST_FILE), b"SHRDIMF1 garbage").unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err();
+        assert!(matches!(e, crate::Error::Corrupt { .. }), "{e}");
+    }
+}

@@ -1,0 +1,83 @@
+//! Writing the index's run and its manifest (docs/FORMAT.md §7b): the
+//! changes the index holds in memory go into a new run file, so that memory
+//! holds only what changed since (and the active segment's records), and
+//! the next open reads the run instead of rebuilding the index.
+//!
+//! A run is written only when everything written is durable, under the
+//! writer's lock (no append, privacy operation or compaction is half done):
+//! then the run names only acknowledged slots and records, and every
+//! audit entry logged so far has all its effects in it. The run file is
+//! synced, the directory synced, then the manifest naming it replaces the
+//! old one (the commit point), and the old run file is removed.
+
+use std::sync::atomic::Ordering;
+
+use super::{Engine, Writer};
+use crate::error::{IoContext, Result};
+use crate::index::{Manifest, run_file_name};
+
+/// Changes held in memory over the run before a commit writes a new one.
+pub(crate) const RUN_EVERY: usize = 1 << 16;
+
+impl Engine {
+    /// Writes a new run if the index holds more than [`RUN_EVERY`] changes
+    /// and everything written is durable (else later).
+    pub(crate) fn maybe_write_run(&self, w: &mut Writer) -> Result<()> {
+        if self.options.read_only || !self.options.checkpoint {
+            return Ok(());
+        }
+        if self.index.read().changes_held() < RUN_EVERY || !self.commit.is_clean() {
+            return Ok(());
+        }
+        self.write_run(w)
+    }
+
+    /// Writes the index's run and manifest (see the module documentation).
+    /// The caller holds the writer's lock and has made everything durable.
+    pub(crate) fn write_run(&self, w: &mut Writer) -> Result<()> {
+        let number = self.run_number.load(Ordering::SeqCst) + 1;
+        let name = run_file_name(number);
+        let path = self.dir.join(&name);
+        let mut index = self.index.write();
+        let old = index.run_path().map(std::path::Path::to_path_buf);
+        crate::failpoint::check("run.write").at(&path)?;
+        index.write_run(&path, number)?;
+        crate::fsutil::sync_dir(&self.dir)?;
+        let segments = self.segments.read();
+        let (active, _) = w.last_segment();
+        let usage = index
+            .usage()
+            .iter()
+            .filter(|(id, _)| **id != active)
+            .filter_map(|(id, u)| Some((*id, segments.get(id)?.generation(), *u)))
+            .collect();
+        drop(segments);
+        let (audit_entries, audit_bytes) = self.audit.lock().marks();
+        let manifest = Manifest {
+            keyring_id: w.keyring.id(),
+            caller_check: index.caller_key().check(),
+            run: number,
+            transcripts: index.transcript_count(),
+            directory: index.directory_len() as u64,
+            keyring_cells: w.keyring.len(),
+            audit_entries,
+            audit_bytes,
+            usage,
+        };
+        drop(index);
+        crate::failpoint::check("run.manifest").at(&path)?;
+        manifest.save(&self.dir)?;
+        // The keyring names the run: open uses no other manifest.
+        w.keyring.note_run(number);
+        w.keyring.sync()?;
+        self.run_number.store(number, Ordering::SeqCst);
+        w.keyring.set_floor(manifest.keyring_cells);
+        if let Some(old) = old
+            && old != path
+        {
+            // A run left behind is removed by the next writing open.
+            let _ = std::fs::remove_file(&old);
+        }
+        Ok(())
+    }
+}
