@@ -221,13 +221,53 @@ fn a_damaged_keyring_slot_is_reported() {
     let all = build(dir.path(), true);
     let path = dir.path().join("keyring");
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[2 * 512 + 20] ^= 0x04;
+    // A byte of the first transcript's keys.
+    let slot = keyring_slots(&bytes)
+        .into_iter()
+        .find(|s| s.kind == 1)
+        .unwrap();
+    let offset = slot.index * 64;
+    bytes[offset + 20] ^= 0x04;
     std::fs::write(&path, &bytes).unwrap();
-    let err = Store::open(dir.path(), Options::default()).err().unwrap();
+    let names_it = |e: &Error| {
+        let msg = e.to_string();
+        msg.contains("keyring") && msg.contains(&format!("offset {offset}"))
+    };
+    // Open reads the slots the index's run holds only when they are used:
+    // the read that needs the damaged one reports it, the others read
+    // right, and `verify` reports it.
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    assert!(store.recovery_report().index_run_used);
+    let mut refused = 0;
+    for t in 0..4 {
+        let id = format!("t-{t}");
+        match store.transcript(&id) {
+            Ok(got) => {
+                let want: Vec<Message> =
+                    all.iter().filter(|m| m.transcript == id).cloned().collect();
+                assert_eq!(got, want, "{id}");
+            }
+            Err(e) => {
+                assert!(names_it(&e), "{id}: {e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 1, "one transcript's keys are in the damaged slot");
+    let report = store.verify().unwrap();
     assert!(
-        err.to_string().contains("keyring") && err.to_string().contains("offset 1024"),
-        "{err}"
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!("offset {offset}"))),
+        "{:?}",
+        report.problems
     );
+    drop(store);
+    // An open that reads every slot (without the run) refuses the store.
+    std::fs::remove_file(dir.path().join("index.manifest")).unwrap();
+    let err = Store::open(dir.path(), Options::default()).err().unwrap();
+    assert!(names_it(&err), "{err}");
     let store = Store::open(
         dir.path(),
         Options {

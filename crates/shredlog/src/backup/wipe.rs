@@ -152,6 +152,8 @@ pub(crate) fn apply(image: &mut Image, what: &Path, records: &[Record]) -> Resul
                 m.pii.insert(i, p.tid);
             }
             Slot::Visitor(v) => m.visitors.push((i, v.vid)),
+            // Where an entry is: nothing to wipe for an erasure.
+            Slot::Link(_) => {}
         }
     }
     for r in records {

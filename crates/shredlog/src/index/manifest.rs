@@ -41,6 +41,16 @@ pub(crate) struct Manifest {
     /// they take.
     pub audit_entries: u64,
     pub audit_bytes: u64,
+    /// The directory table's occupancy (one byte a sector, see
+    /// `keyring::table::Occupancy`) and the keyring's free cells below
+    /// `keyring_cells`, when the run was written: open reads neither the
+    /// table nor the cells below.
+    pub occupancy: Vec<u8>,
+    pub stranded: u64,
+    /// Directory entries that share their address with another visitor's
+    /// (counted when the index was last rebuilt; entries written since are
+    /// in canonical form and never twins).
+    pub twins: u64,
     /// Byte accounting of the sealed segments: (segment, generation of its
     /// file, usage). A segment whose file has another generation now, or
     /// that is not here, is counted again from its location file.
@@ -121,6 +131,9 @@ mod tests {
             keyring_cells: 4096,
             audit_entries: 3,
             audit_bytes: 300,
+            occupancy: vec![1, 2, 3],
+            stranded: 4,
+            twins: 0,
             usage: vec![(
                 1,
                 2,

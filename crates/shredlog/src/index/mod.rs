@@ -564,12 +564,6 @@ impl Index {
         self.keep_sidecar(seg, sidecar);
     }
 
-    /// The run's visitors and their directory slots, in vid order (open
-    /// with a manifest, to check them against the keyring's entries).
-    pub(crate) fn run_visitors(&self) -> impl Iterator<Item = crate::Result<(Vid, u32)>> + '_ {
-        self.disk.iter().flat_map(|d| d.visitors())
-    }
-
     /// Points a visitor's directory entry at `slot` (open with a manifest:
     /// the keyring's entry is elsewhere than the run says, or new).
     pub(crate) fn set_directory_slot(&mut self, vid: &Vid, slot: u32) -> crate::Result<()> {

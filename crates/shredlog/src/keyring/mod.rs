@@ -66,7 +66,7 @@ pub(crate) use cache::{KeyCache, TranscriptKeys};
 pub(crate) use compact::{LiveSlots, Moved, relocate};
 pub(crate) use directory::DirectoryReader;
 pub(crate) use slot::{
-    MAX_EMAIL, MAX_TRANSCRIPT_ID, PiiSlot, REVISIONS, Slot, TranscriptSlot, VisitorSlot,
+    LinkSlot, MAX_EMAIL, MAX_TRANSCRIPT_ID, PiiSlot, REVISIONS, Slot, TranscriptSlot, VisitorSlot,
     newer_revision,
 };
 use state::encode_state;
@@ -112,12 +112,18 @@ pub(crate) trait SlotSink {
     /// Called once, before any slot, with the keyring's id, the
     /// directory's hash key ([`Keyring::directory_key`]) and the state
     /// slot's marks (`None`: never written, or damaged).
+    ///
+    /// Returns `Some` to have only the slots from [`Tail::floor`] on read
+    /// (the directory's table is not read: `Tail::occupancy` says which of
+    /// its cells are used, and the [`LinkSlot`]s above the floor where the
+    /// entries written since are); `None` reads every slot.
     fn start(
         &mut self,
         _keyring_id: &[u8; 16],
         _directory_key: Option<&[u8; 32]>,
         _marks: Option<&Marks>,
-    ) {
+    ) -> Option<Tail> {
+        None
     }
 
     /// Slot `index`, as decoded.
@@ -128,6 +134,19 @@ impl<F: FnMut(u32, Slot)> SlotSink for F {
     fn slot(&mut self, index: u32, slot: Slot) {
         self(index, slot);
     }
+}
+
+/// What open reads of a keyring whose slots below a floor the index's run
+/// holds ([`SlotSink::start`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Tail {
+    /// The first cell to read.
+    pub floor: u32,
+    /// The directory table's occupancy when the run was written (one byte
+    /// a sector, [`table::Occupancy`]).
+    pub occupancy: Vec<u8>,
+    /// Free cells below the floor then.
+    pub stranded: u64,
 }
 
 /// The open keyring file.
@@ -152,6 +171,11 @@ pub(crate) struct Keyring {
     /// below it, and open reads only the cells from here on for what came
     /// after ([`Keyring::set_floor`]).
     floor: u32,
+    /// Free cells below the floor (not in `free`: only a keyring
+    /// compaction uses them again).
+    stranded: u64,
+    /// One past the last cell of any slot outside the directory's table.
+    used_end: u32,
     /// The marks as they will be written with the next sync.
     marks: Marks,
     /// The marks in the state slot on disk (`None`: not written yet).
@@ -336,6 +360,8 @@ impl Keyring {
             free: BTreeSet::new(),
             cursor: layout.first_data(),
             floor: 0,
+            stranded: 0,
+            used_end: layout.first_data(),
             marks: Marks::default(),
             written: None,
             occupancy: header
@@ -443,6 +469,8 @@ impl Keyring {
             free: BTreeSet::new(),
             cursor: len,
             floor: 0,
+            stranded: 0,
+            used_end: len,
             marks,
             written: Some(marks),
             view: Arc::new(parking_lot::RwLock::new(directory::View::Table {
@@ -500,12 +528,39 @@ impl Keyring {
             ));
         }
         let directory_key = self.directory.as_ref().map(|d| *d.key);
-        each.start(&self.keyring_id, directory_key.as_ref(), marks.as_ref());
+        let tail = each
+            .start(&self.keyring_id, directory_key.as_ref(), marks.as_ref())
+            .filter(|_| self.layout == Layout::Cells)
+            .and_then(|t| {
+                let d = self.directory.as_ref()?;
+                let occupancy = table::Occupancy::from_bytes(d.table, t.occupancy)?;
+                Some((t.floor, occupancy, t.stranded))
+            });
         let first = self.layout.first_data();
-        let mut buf = Zeroizing::new(vec![0u8; CHUNK.min(size as usize)]);
+        // Free cells below `keep_free` are stranded (the run's floor).
+        let mut keep_free = first;
         let mut start = first;
+        let tables = Tables::of(self.directory.as_ref());
+        let skip_table = tail.is_some();
+        if let Some((floor, occupancy, stranded)) = tail {
+            self.occupancy = occupancy;
+            self.stranded = stranded;
+            self.floor = floor;
+            self.used_end = floor.max(first);
+            keep_free = floor;
+            // From the start of the floor's sector (no slot crosses one).
+            start = (floor - floor % cells::SECTOR_CELLS).max(first);
+        }
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK.min(size as usize)]);
         while start < count {
-            let n = ((CHUNK / unit) as u32).min(count - start);
+            if skip_table && tables.table.contains(start) {
+                start = tables.table.end();
+                continue;
+            }
+            let mut n = ((CHUNK / unit) as u32).min(count - start);
+            if skip_table && start < tables.table.start && !tables.table.is_none() {
+                n = n.min(tables.table.start - start);
+            }
             let chunk = buf
                 .get_mut(..n as usize * unit)
                 .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
@@ -514,8 +569,8 @@ impl Keyring {
                 .at(&self.path)?;
             let mut next = start + n;
             let free = &mut self.free;
-            let tables = Tables::of(self.directory.as_ref());
             let occupancy = &mut self.occupancy;
+            let used_end = &mut self.used_end;
             let view = &self.view;
             scan_slots(
                 self.layout,
@@ -529,10 +584,22 @@ impl Keyring {
                     let in_table = tables.table.contains(index);
                     match found {
                         Ok(None) if in_table => {}
+                        Ok(None) if index < keep_free => {}
                         Ok(None) => {
                             free.insert(index);
                         }
                         Ok(Some(slot)) => {
+                            if !in_table {
+                                *used_end = (*used_end).max(index + step);
+                            }
+                            if let Slot::Link(l) = &slot
+                                && skip_table
+                                && tables.table.contains(l.cell)
+                            {
+                                // An entry written since the run (its
+                                // cells may be free in the run's copy).
+                                occupancy.mark(tables.table, l.cell, u32::from(l.cells), true);
+                            }
                             if in_table {
                                 occupancy.mark(tables.table, index, step, true);
                             } else if let Slot::Visitor(v) = &slot {
@@ -558,7 +625,7 @@ impl Keyring {
             );
             // The spilled flags of the table's sectors read in this chunk
             // (chunks start and end at sector boundaries).
-            if let Some(d) = &self.directory {
+            if let Some(d) = self.directory.as_ref().filter(|_| !skip_table) {
                 let from = start.max(d.table.start);
                 let to = (start + n).min(d.table.end());
                 for cell in (from..to).step_by(cells::SECTOR_CELLS as usize) {
@@ -612,7 +679,7 @@ impl Keyring {
     /// to retire, are neither).
     pub(crate) fn cell_counts(&self) -> (u64, u64) {
         let all = u64::from(self.len.saturating_sub(self.layout.first_data()));
-        let heap_free = self.free.len() as u64;
+        let heap_free = self.free.len() as u64 + self.stranded;
         let Some(d) = &self.directory else {
             return (all.saturating_sub(heap_free), heap_free);
         };
@@ -668,6 +735,7 @@ impl Keyring {
             self.free.remove(&c);
         }
         self.cursor = first + n;
+        self.used_end = self.used_end.max(first + n);
         Ok(first)
     }
 
@@ -676,7 +744,72 @@ impl Keyring {
     /// Free cells below stay free until a keyring compaction, which
     /// writes a new run.
     pub(crate) fn set_floor(&mut self, cell: u32) {
+        let kept = self.free.split_off(&cell);
+        self.stranded += self.free.len() as u64;
+        self.free = kept;
         self.floor = cell;
+    }
+
+    /// Lifts the floor (a keyring compaction): the free cells below it are
+    /// found again by reading that part of the file.
+    pub(crate) fn lift_floor(&mut self) -> Result<()> {
+        const CHUNK: usize = 2 << 20;
+        let end = self.floor.min(self.len);
+        self.floor = 0;
+        if self.stranded == 0 {
+            return Ok(());
+        }
+        let unit = self.layout.unit();
+        let tables = Tables::of(self.directory.as_ref());
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+        let mut found = Vec::new();
+        let mut start = self.layout.first_data();
+        while start < end {
+            let n = ((CHUNK / unit) as u32).min(end - start);
+            let chunk = buf
+                .get_mut(..n as usize * unit)
+                .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
+            self.file
+                .read_exact_at(chunk, u64::from(start) * unit as u64)
+                .at(&self.path)?;
+            let mut next = start + n;
+            scan_slots(
+                self.layout,
+                self.kek.as_ref(),
+                &self.keyring_id,
+                tables,
+                chunk,
+                start,
+                |index, step, slot| {
+                    next = next.max(index + step);
+                    if matches!(slot, Ok(None)) && !tables.table.contains(index) {
+                        found.push(index);
+                    }
+                },
+            );
+            start = next;
+        }
+        self.free.extend(found);
+        self.stranded = 0;
+        Ok(())
+    }
+
+    /// What open needs to read only the slots from `floor` on
+    /// ([`SlotSink::start`]): the directory table's occupancy and the free
+    /// cells below.
+    pub(crate) fn tail_from(&self, floor: u32) -> Tail {
+        let below = self.free.range(..floor).count() as u64;
+        Tail {
+            floor,
+            occupancy: self.occupancy.to_bytes(),
+            stranded: self.stranded + below,
+        }
+    }
+
+    /// One past the last cell of any slot outside the directory's table:
+    /// the floor a new run sets.
+    pub(crate) fn used_end(&self) -> u32 {
+        self.used_end
     }
 
     /// Makes room in the directory's table for `cells` more cells of
@@ -796,6 +929,10 @@ impl Keyring {
             });
         }
         let (bytes, occupancy) = builder.finish();
+        // Entries move: no index run names their places any more (the
+        // state says so with the first sync below), and open reads every
+        // entry until a new run is written.
+        self.marks.run = 0;
         // 1. Name the new region as one to retire.
         self.set_directory(|d| d.retire = new);
         self.write_header()?;
@@ -803,7 +940,8 @@ impl Keyring {
         // 2. Write the new table, then sync.
         let gap = self.len..start;
         self.write_raw(start, &bytes)?;
-        self.free.extend(gap);
+        self.stranded += u64::from(gap.start.max(self.floor).min(gap.end) - gap.start);
+        self.free.extend(gap.start.max(self.floor)..gap.end);
         self.marks.slots = self.len;
         self.sync()?;
         // 3. Switch: the new region is the table, the old one to retire.
@@ -841,7 +979,9 @@ impl Keyring {
         self.write_header()?;
         self.sync_file()?;
         if end > retire.start {
-            self.free.extend(retire.start..end);
+            let from = retire.start.max(self.floor).min(end);
+            self.stranded += u64::from(from - retire.start);
+            self.free.extend(from..end);
         }
         Ok(())
     }
@@ -1001,16 +1141,42 @@ impl Keyring {
         let new = self.allocate(&slot)?;
         self.write(new, &slot)?;
         // The new entry is durable before the old one goes: a crash between
-        // leaves both, and open keeps the newer revision.
+        // leaves both, and open keeps the newer revision. Open must read
+        // every entry to see both: no index run is used until a new one is
+        // written.
+        self.marks.run = 0;
         self.sync()?;
         self.wipe(index)?;
         Ok((new, moved))
     }
 
     /// Encodes `slot` for index `index` into `staged` (nothing is written).
-    pub(crate) fn stage(&self, staged: &mut StagedSlots, index: u32, slot: &Slot) -> Result<()> {
+    /// A directory entry in the table gets its [`LinkSlot`] staged with it.
+    pub(crate) fn stage(
+        &mut self,
+        staged: &mut StagedSlots,
+        index: u32,
+        slot: &Slot,
+    ) -> Result<()> {
         let bytes = self.encode_slot(index, slot)?;
+        let cells = (bytes.len() / self.layout.unit()) as u8;
         staged.slots.insert(index, bytes);
+        if let Slot::Visitor(v) = slot
+            && self
+                .directory
+                .as_ref()
+                .is_some_and(|d| d.table.contains(index))
+        {
+            let link = Slot::Link(LinkSlot {
+                vid: v.vid,
+                cell: index,
+                cells,
+                revision: v.revision,
+            });
+            let at = self.allocate(&link)?;
+            let bytes = self.encode_slot(at, &link)?;
+            staged.slots.insert(at, bytes);
+        }
         Ok(())
     }
 
@@ -1118,7 +1284,8 @@ impl Keyring {
             Some(region) if region.contains(index) => {
                 self.occupancy.mark(region, index, n, false);
             }
-            _ if index >= self.layout.first_data() => self.free.extend(index..index + n),
+            _ if index >= self.floor => self.free.extend(index..index + n),
+            _ if index >= self.layout.first_data() => self.stranded += u64::from(n),
             _ => {}
         }
     }
@@ -1151,6 +1318,10 @@ impl Keyring {
 
     /// Records how much of the audit log is durable (entries, bytes), and how
     /// much of it has all its effects on disk.
+    pub(crate) fn free_count_debug(&self) -> usize {
+        self.free.len()
+    }
+
     /// Records the index run open may use (0: none), written with the next
     /// sync.
     pub(crate) fn note_run(&mut self, run: u64) {
@@ -1226,6 +1397,7 @@ impl Keyring {
         self.file.sync_all().at(&self.path)?;
         self.free.retain(|&i| i < len);
         self.cursor = self.cursor.min(len);
+        self.used_end = self.used_end.min(len);
         self.len = len;
         Ok(())
     }

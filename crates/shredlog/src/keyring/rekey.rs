@@ -198,6 +198,10 @@ impl Image {
                     visitors.push(slot);
                     continue;
                 }
+                // The entries are placed anew (under a new key): the
+                // index's run, and the links to entries it may lack, are
+                // not used with this keyring.
+                Slot::Link(_) => continue,
             };
             let at = place(&slot)?;
             placed.push((at, slot));

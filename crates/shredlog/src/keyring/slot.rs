@@ -21,11 +21,13 @@ pub(super) const KIND_TRANSCRIPT: u8 = 1;
 pub(super) const KIND_PII: u8 = 2;
 pub(super) const KIND_VISITOR: u8 = 3;
 pub(super) const KIND_STATE: u8 = 4;
+pub(super) const KIND_LINK: u8 = 5;
 
 /// Bytes of a transcript slot's body before the caller id.
 const TRANSCRIPT_FIXED: usize = 79;
 const PII_BODY: usize = 48;
 const VISITOR_FIXED: usize = 18;
+const LINK_BODY: usize = 22;
 
 /// A transcript's content key and identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +61,21 @@ pub(crate) struct VisitorSlot {
     pub revision: u8,
 }
 
+/// Where a directory entry was written: appended with every entry placed in
+/// the directory's table (which may be anywhere in the file), so that open
+/// finds the entries written since the index's run among the slots above
+/// its floor without reading the table. A random visitor id and a cell
+/// number: nothing personal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LinkSlot {
+    pub vid: Vid,
+    /// The entry's first cell, and how many cells it takes.
+    pub cell: u32,
+    pub cells: u8,
+    /// The entry's revision ([`VisitorSlot::revision`]).
+    pub revision: u8,
+}
+
 /// Revisions are counted modulo this.
 pub(crate) const REVISIONS: u8 = 128;
 
@@ -74,6 +91,7 @@ pub(crate) enum Slot {
     Transcript(TranscriptSlot),
     Pii(PiiSlot),
     Visitor(VisitorSlot),
+    Link(LinkSlot),
 }
 
 impl Slot {
@@ -82,6 +100,7 @@ impl Slot {
             Slot::Transcript(_) => KIND_TRANSCRIPT,
             Slot::Pii(_) => KIND_PII,
             Slot::Visitor(_) => KIND_VISITOR,
+            Slot::Link(_) => KIND_LINK,
         }
     }
 
@@ -105,6 +124,7 @@ impl Slot {
                 }
                 Ok(VISITOR_FIXED + v.email.len())
             }
+            Slot::Link(_) => Ok(LINK_BODY),
         }
     }
 
@@ -139,6 +159,12 @@ impl Slot {
                 let word = email.len() as u16 | u16::from(v.revision % REVISIONS) << 9;
                 b.extend_from_slice(&word.to_le_bytes());
                 b.extend_from_slice(email);
+            }
+            Slot::Link(l) => {
+                b.extend_from_slice(&l.vid);
+                b.extend_from_slice(&l.cell.to_le_bytes());
+                b.push(l.cells);
+                b.push(l.revision);
             }
         }
         Ok(b)
@@ -262,6 +288,17 @@ fn decode_body(kind: u8, b: &[u8]) -> Result<Slot, &'static str> {
                 vid: arr16(b, 0).ok_or(BAD)?,
                 email,
                 revision: (word >> 9) as u8,
+            }))
+        }
+        KIND_LINK => {
+            if b.len() != LINK_BODY {
+                return Err(BAD);
+            }
+            Ok(Slot::Link(LinkSlot {
+                vid: arr16(b, 0).ok_or(BAD)?,
+                cell: u32::from_le_bytes(b.get(16..20).ok_or(BAD)?.try_into().map_err(|_| BAD)?),
+                cells: *b.get(20).ok_or(BAD)?,
+                revision: *b.get(21).ok_or(BAD)?,
             }))
         }
         _ => Err("unknown slot kind"),

@@ -237,6 +237,17 @@ impl Occupancy {
         }
     }
 
+    /// Taken from [`Occupancy::to_bytes`] of a table of the same region
+    /// (`None`: another size).
+    pub(crate) fn from_bytes(region: Region, bytes: Vec<u8>) -> Option<Occupancy> {
+        (bytes.len() == region.sectors as usize).then_some(Occupancy { sectors: bytes })
+    }
+
+    /// One byte a sector (bits 1–7 its cells, bit 0 its spilled flag).
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        self.sectors.clone()
+    }
+
     /// Cells in use.
     pub(crate) fn used_cells(&self) -> u64 {
         self.sectors

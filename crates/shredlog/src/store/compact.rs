@@ -423,7 +423,7 @@ impl Engine {
         // durably before any moves, and a new run is written after.
         w.keyring.note_run(0);
         w.keyring.sync()?;
-        w.keyring.set_floor(0);
+        w.keyring.lift_floor()?;
         let mut index = self.index.write();
         let mut live: Vec<LiveSlots> = Vec::new();
         for t in index.transcripts() {

@@ -28,7 +28,7 @@ use crate::index::{
     Sidecar, TranscriptEntry, run_file_name, sidecar_file_name,
 };
 use crate::keyring::{
-    KeyCache, Keyring, Marks, OpenMode, Slot, SlotSink, TranscriptSlot, newer_revision,
+    KeyCache, Keyring, Marks, OpenMode, Slot, SlotSink, Tail, TranscriptSlot, newer_revision,
 };
 use crate::pii::Detector;
 use crate::policy::Policy;
@@ -275,6 +275,13 @@ impl Store {
         if !read_only && redone.keyring_changed {
             keyring.sync()?;
         }
+        if std::env::var_os("SHREDLOG_DEBUG_OPEN").is_some() {
+            eprintln!(
+                "DEBUG held {} free {}",
+                index.changes_held(),
+                keyring.free_count_debug()
+            );
+        }
         let keyring_file = keyring.file();
         let keyring_path = keyring.path().to_owned();
         let active_file = active.as_ref().map(Active::sync_handle);
@@ -399,61 +406,25 @@ struct Indexed {
     refused: Option<String>,
 }
 
-/// Checks the directory entries the keyring holds (`entries`: visitor, slot,
-/// revision, in slot order) against the run's: of two entries of a visitor
-/// the newer revision wins (the other is a leftover, as at a full open);
-/// one elsewhere than the run says (moved by a growth of the directory's
-/// table, or new) is taken; a run's entry the keyring no longer holds is
-/// gone (its erasure replays from the log).
-fn settle_directory(
-    index: &mut Index,
-    entries: &[(Vid, u32, u8)],
-    leftovers: &mut Vec<u32>,
-) -> Result<()> {
-    let mut sorted: Vec<(Vid, u32, u8)> = entries.to_vec();
-    sorted.sort_unstable();
-    // The entry each visitor keeps.
-    let mut kept: Vec<(Vid, u32)> = Vec::with_capacity(sorted.len());
-    for group in sorted.chunk_by(|a, b| a.0 == b.0) {
-        let Some(&(vid, mut slot, mut revision)) = group.first() else {
-            continue;
-        };
-        for &(_, s, r) in group.iter().skip(1) {
-            if newer_revision(r, revision) {
-                leftovers.push(slot);
-                (slot, revision) = (s, r);
-            } else {
-                leftovers.push(s);
+/// Takes the directory entries written since the run, as their links say
+/// (`links`: visitor, entry's cell, revision, in slot order): of two of one
+/// visitor the newer revision is where its entry is. (An entry moved
+/// otherwise — a growth of the directory's table, a rectification that
+/// moved it — made the keyring stop naming the run: open then rebuilds.)
+fn settle_directory(index: &mut Index, links: &[(Vid, u32, u8)]) -> Result<()> {
+    let mut latest: IdMap<(u32, u8)> = IdMap::default();
+    for &(vid, cell, revision) in links {
+        match latest.get(&vid) {
+            Some(&(_, held)) if !newer_revision(revision, held) && revision != held => {}
+            _ => {
+                latest.insert(vid, (cell, revision));
             }
-        }
-        kept.push((vid, slot));
-    }
-    // Merged with the run's visitors (both in vid order).
-    let mut changes: Vec<(Vid, u32)> = Vec::new();
-    let mut keyring = kept.iter().peekable();
-    for row in index.run_visitors() {
-        let (vid, slot) = row?;
-        while let Some(&&(k, s)) = keyring.peek() {
-            if k >= vid {
-                break;
-            }
-            changes.push((k, s));
-            keyring.next();
-        }
-        match keyring.peek() {
-            Some(&&(k, s)) if k == vid => {
-                if s != slot {
-                    changes.push((k, s));
-                }
-                keyring.next();
-            }
-            _ if slot != 0 => changes.push((vid, 0)),
-            _ => {}
         }
     }
-    changes.extend(keyring.copied());
-    for (vid, slot) in changes {
-        index.set_directory_slot(&vid, slot)?;
+    for (vid, (cell, _)) in latest {
+        if index.visitor(&vid)?.is_none_or(|v| v.slot != cell) {
+            index.set_directory_slot(&vid, cell)?;
+        }
     }
     Ok(())
 }
@@ -524,13 +495,11 @@ impl SlotSink for &mut SlotIndexer {
         keyring_id: &[u8; 16],
         directory_key: Option<&[u8; 32]>,
         marks: Option<&Marks>,
-    ) {
+    ) -> Option<Tail> {
         let key = directory_key.map_or_else(CallerKey::random, CallerKey::derive);
         self.index = Index::new(key);
         self.index.set_cache_bytes(self.cache_bytes);
-        let Some(run) = self.run.take() else {
-            return;
-        };
+        let run = self.run.take()?;
         let m = &run.manifest;
         let refused = if m.keyring_id != *keyring_id {
             Some("the index manifest belongs to another keyring".to_owned())
@@ -554,8 +523,17 @@ impl SlotSink for &mut SlotIndexer {
                 self.refused = Some(why);
                 self.index = Index::new(self.index.caller_key().clone());
                 self.index.set_cache_bytes(self.cache_bytes);
+                None
             }
-            None => self.run = Some(run),
+            None => {
+                let tail = Tail {
+                    floor: run.manifest.keyring_cells,
+                    occupancy: run.manifest.occupancy.clone(),
+                    stranded: run.manifest.stranded,
+                };
+                self.run = Some(run);
+                Some(tail)
+            }
         }
     }
 
@@ -569,8 +547,8 @@ impl SlotSink for &mut SlotIndexer {
 /// What open takes from the index manifest.
 struct RunInUse {
     manifest: Manifest,
-    /// Directory entries the keyring holds: (visitor, slot, revision),
-    /// checked against the run's at the end.
+    /// Directory entries written since the run, as their links say:
+    /// (visitor, entry's cell, revision).
     entries: Vec<(Vid, u32, u8)>,
 }
 
@@ -597,9 +575,8 @@ impl SlotIndexer {
             // may be anywhere (in the directory's table), and is checked
             // against the run's at the end.
             match &slot {
-                Slot::Visitor(v) => {
-                    run.entries.push((v.vid, i, v.revision));
-                    self.twins.add(v.vid, &v.email);
+                Slot::Link(l) => {
+                    run.entries.push((l.vid, l.cell, l.revision));
                     return Ok(());
                 }
                 _ if i < run.manifest.keyring_cells => return Ok(()),
@@ -631,6 +608,8 @@ impl SlotIndexer {
             Slot::Pii(p) => {
                 self.pii.insert(i, p.tid);
             }
+            // Where an entry is (the entry itself tells it here).
+            Slot::Link(_) => {}
             Slot::Visitor(v) => {
                 // A second directory entry of a visitor is a copy left by a
                 // keyring compaction cut short (the same revision: either
@@ -681,7 +660,7 @@ impl SlotIndexer {
             return Err(e);
         }
         if let Some(run) = &run {
-            settle_directory(&mut index, &run.entries, &mut leftovers)?;
+            settle_directory(&mut index, &run.entries)?;
         }
         // Of two copies of one transcript slot (a keyring compaction cut
         // short), keep the one whose PII key resolves, else the lower slot.
@@ -716,7 +695,10 @@ impl SlotIndexer {
         Ok(Indexed {
             index,
             leftovers,
-            twins: twins.count(),
+            // Entries written since the run are in canonical form: never twins.
+            twins: run
+                .as_ref()
+                .map_or(twins.count(), |r| r.manifest.twins as usize),
             manifest: run.map(|r| r.manifest),
             refused,
         })

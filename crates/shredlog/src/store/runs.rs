@@ -53,13 +53,18 @@ impl Engine {
             .collect();
         drop(segments);
         let (audit_entries, audit_bytes) = self.audit.lock().marks();
+        let floor = w.keyring.used_end();
+        let tail = w.keyring.tail_from(floor);
         let manifest = Manifest {
             keyring_id: w.keyring.id(),
             caller_check: index.caller_key().check(),
             run: number,
             transcripts: index.transcript_count(),
             directory: index.directory_len() as u64,
-            keyring_cells: w.keyring.len(),
+            keyring_cells: floor,
+            occupancy: tail.occupancy,
+            stranded: tail.stranded,
+            twins: self.report.email_twins as u64,
             audit_entries,
             audit_bytes,
             usage,

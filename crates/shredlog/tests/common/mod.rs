@@ -101,16 +101,19 @@ pub fn populate(
     all
 }
 
-/// Every file of a directory, concatenated.
+/// Every file of a directory, concatenated. (A file a running store
+/// removes meanwhile, such as the index run a background compaction
+/// replaces, is left out.)
 pub fn dir_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            out.push((
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            ));
+        if e.file_type().is_ok_and(|t| t.is_file()) {
+            match std::fs::read(e.path()) {
+                Ok(bytes) => out.push((e.file_name().to_string_lossy().into_owned(), bytes)),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => panic!("{}: {err}", e.path().display()),
+            }
         }
     }
     out
