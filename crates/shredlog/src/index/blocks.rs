@@ -24,6 +24,9 @@ pub(crate) type BlockKey = (u64, u32, u64);
 pub(crate) struct BlockCache {
     blocks: Mutex<HashMap<BlockKey, Arc<[u8]>>>,
     capacity: usize,
+    /// Whether blocks read are kept (not while open reads blocks that
+    /// lookups later will mostly not ask for again).
+    filling: std::sync::atomic::AtomicBool,
 }
 
 impl BlockCache {
@@ -32,6 +35,7 @@ impl BlockCache {
         BlockCache {
             blocks: Mutex::new(HashMap::new()),
             capacity: bytes / BLOCK,
+            filling: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -42,10 +46,16 @@ impl BlockCache {
     /// Keeps `block` under `key`, pushing out another block when full
     /// ([`crate::ids::insert_bounded`]).
     pub(crate) fn insert(&self, key: BlockKey, block: Arc<[u8]>) {
-        if self.capacity == 0 {
+        if self.capacity == 0 || !self.filling.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         crate::ids::insert_bounded(&mut self.blocks.lock(), self.capacity, key, block);
+    }
+
+    /// Keeps the blocks read from now on (`true`, the default) or not.
+    pub(crate) fn set_filling(&self, filling: bool) {
+        self.filling
+            .store(filling, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Bytes of blocks held.

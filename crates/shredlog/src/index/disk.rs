@@ -101,6 +101,7 @@ fn id(key: &[u8]) -> [u8; 16] {
 }
 
 /// The index's run: its rows, read a block at a time.
+#[derive(Debug)]
 pub(super) struct Disk {
     run: Run,
 }
@@ -113,11 +114,12 @@ impl Disk {
 
     fn check(run: Run) -> Result<Disk> {
         let path = run.path();
-        if run.sections() != SECTIONS.len() {
+        if run.specs() != SECTIONS {
             return Err(Error::corrupt(
                 path,
                 0,
-                "the index run does not have the index's four sections",
+                "the index run does not have the index's four sections \
+                 (it is derived data: remove index.manifest and open the store writable to rebuild it)",
             ));
         }
         Ok(Disk { run })
@@ -350,4 +352,167 @@ fn merge(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::index::CallerKey;
+
+    fn generation(tid: u8, vid: u8, caller: &str, slot: u32) -> TranscriptEntry {
+        let mut t = TranscriptEntry::new(
+            [tid; 16],
+            [vid; 16],
+            CallerKey::derive(&[5; 32]).hash(caller),
+            slot,
+            (slot % 2 == 0).then_some(slot + 1),
+            3,
+            1_700_000_000_000 + i64::from(slot),
+        );
+        t.sealed = slot % 3 == 0;
+        t.segs = (slot, slot + 4);
+        t
+    }
+
+    /// What a run should hold, kept by hand.
+    #[derive(Default, Clone)]
+    struct Model {
+        generations: BTreeMap<Tid, TranscriptEntry>,
+        visitors: BTreeMap<Vid, VisitorRow>,
+        callers: BTreeMap<CallerHash, Tid>,
+    }
+
+    fn check(disk: &Disk, m: &Model) {
+        assert_eq!(disk.generation_count(), m.generations.len() as u64);
+        for (tid, want) in &m.generations {
+            let got = disk.generation(tid).unwrap().unwrap();
+            assert_eq!(encode_generation(&got), encode_generation(want));
+            assert_eq!((got.sealed, got.segs), (want.sealed, want.segs));
+        }
+        let all: Vec<Tid> = disk.generations().map(|t| t.unwrap().tid).collect();
+        assert_eq!(all, m.generations.keys().copied().collect::<Vec<_>>());
+        for (vid, (slot, tids)) in &m.visitors {
+            let (got_slot, got_tids) = disk.visitor(vid).unwrap().unwrap();
+            let mut want = tids.clone();
+            want.sort_unstable();
+            assert_eq!((got_slot, got_tids), (*slot, want), "visitor {vid:?}");
+        }
+        let listed: Vec<(Vid, u32)> = disk.visitors().map(Result::unwrap).collect();
+        let want: Vec<(Vid, u32)> = m.visitors.iter().map(|(v, (s, _))| (*v, *s)).collect();
+        assert_eq!(listed, want);
+        for (h, tid) in &m.callers {
+            assert_eq!(disk.caller(*h).unwrap(), Some(*tid));
+        }
+        // Absent keys.
+        assert!(disk.generation(&[0xEE; 16]).unwrap().is_none());
+        assert!(disk.visitor(&[0xEE; 16]).unwrap().is_none());
+    }
+
+    fn changes(old: &Model, new: &Model) -> Changes {
+        let mut c = Changes::default();
+        for (tid, t) in &new.generations {
+            c.generations.push((*tid, Some(encode_generation(t))));
+        }
+        for tid in old
+            .generations
+            .keys()
+            .filter(|t| !new.generations.contains_key(*t))
+        {
+            c.generations.push((*tid, None));
+        }
+        for (vid, v) in &new.visitors {
+            c.visitors.push((*vid, Some(v.clone())));
+        }
+        for vid in old
+            .visitors
+            .keys()
+            .filter(|v| !new.visitors.contains_key(*v))
+        {
+            c.visitors.push((*vid, None));
+        }
+        for (h, t) in &new.callers {
+            c.callers.push((*h, Some(*t)));
+        }
+        for h in old.callers.keys().filter(|h| !new.callers.contains_key(*h)) {
+            c.callers.push((*h, None));
+        }
+        c
+    }
+
+    #[test]
+    fn runs_written_over_runs_hold_what_the_changes_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        let key = CallerKey::derive(&[5; 32]);
+        let mut m = Model::default();
+        // Enough rows for several blocks of every section.
+        for i in 0..200u32 {
+            let (tid, vid) = ((i % 251) as u8, (i % 37) as u8);
+            let mut tid16 = [tid; 16];
+            tid16[0] = (i / 251) as u8;
+            let mut t = generation(tid, vid, &format!("t-{i}"), i + 20);
+            t.tid = tid16;
+            m.generations.insert(tid16, t.clone());
+            let v = m
+                .visitors
+                .entry([vid; 16])
+                .or_insert((u32::from(vid) + 2, Vec::new()));
+            v.1.push(tid16);
+            m.callers.insert(t.caller, tid16);
+        }
+        let first = write_merged(
+            &dir.path().join("r1"),
+            None,
+            changes(&Model::default(), &m),
+            Arc::clone(&cache),
+            1,
+        )
+        .unwrap();
+        check(&first, &m);
+        // Only the changes: one generation gone, one changed, a visitor
+        // gone, one with a new slot and a generation fewer, a caller id
+        // moved to another generation.
+        let old = m.clone();
+        let gone: Tid = *m.generations.keys().nth(3).unwrap();
+        let gone_t = m.generations.remove(&gone).unwrap();
+        m.callers.remove(&gone_t.caller);
+        if let Some(v) = m.visitors.get_mut(&gone_t.vid) {
+            v.1.retain(|t| *t != gone);
+        }
+        let changed: Tid = *m.generations.keys().nth(7).unwrap();
+        if let Some(t) = m.generations.get_mut(&changed) {
+            t.pii_slot = None;
+            t.segs = (1, 9);
+        }
+        m.visitors.remove(&[5; 16]);
+        m.visitors.get_mut(&[6; 16]).unwrap().0 = 0;
+        m.callers.insert(key.hash("t-0"), changed);
+        let mut c = changes(&old, &m);
+        // Unchanged rows need not be given: keep only what differs.
+        c.generations.retain(|(tid, v)| {
+            v.is_none() || *tid == changed || !old.generations.contains_key(tid)
+        });
+        c.visitors
+            .retain(|(vid, v)| v.is_none() || *vid == [6; 16] || *vid == gone_t.vid);
+        c.callers
+            .retain(|(h, t)| t.is_none() || *h == key.hash("t-0"));
+        let second = write_merged(&dir.path().join("r2"), Some(&first), c, cache, 2).unwrap();
+        check(&second, &m);
+        // The first run is unchanged by the second.
+        check(&first, &old);
+    }
+
+    #[test]
+    fn a_run_with_other_sections_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        let mut w = RunWriter::create(&path, &SECTIONS[..2]).unwrap();
+        w.push(0, &[1; 16], Some(&[0; GEN_LEN])).unwrap();
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        drop(w.finish(Arc::clone(&cache), 1).unwrap());
+        let e = Disk::open(&path, cache, 1).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    }
 }

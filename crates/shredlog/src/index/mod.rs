@@ -368,6 +368,13 @@ impl Index {
         self.blocks = Arc::new(BlockCache::new(bytes));
     }
 
+    /// Keeps the blocks lookups read in the cache (`true`, the default) or
+    /// not (open: the blocks it reads to build on the run would fill the
+    /// cache with what queries mostly do not ask for).
+    pub(crate) fn set_caching(&self, on: bool) {
+        self.blocks.set_filling(on);
+    }
+
     /// Takes a location file in: `seg`'s from now on.
     fn keep_sidecar(&mut self, seg: u64, sidecar: Arc<Sidecar>) {
         sidecar.use_cache(Arc::clone(&self.blocks));

@@ -736,6 +736,11 @@ impl Run {
         self.sections.len()
     }
 
+    /// The key and value lengths of every section, in order.
+    pub(crate) fn specs(&self) -> Vec<SectionSpec> {
+        self.sections.iter().map(|s| s.spec).collect()
+    }
+
     /// Rows (values and tombstones) of section `section`; 0 for a section
     /// the run does not have.
     pub(crate) fn rows(&self, section: usize) -> u64 {

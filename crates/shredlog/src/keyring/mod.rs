@@ -1318,10 +1318,6 @@ impl Keyring {
 
     /// Records how much of the audit log is durable (entries, bytes), and how
     /// much of it has all its effects on disk.
-    pub(crate) fn free_count_debug(&self) -> usize {
-        self.free.len()
-    }
-
     /// Records the index run open may use (0: none), written with the next
     /// sync.
     pub(crate) fn note_run(&mut self, run: u64) {

@@ -312,9 +312,9 @@ impl Engine {
         w.keyring.sync()?;
         if self.options.checkpoint {
             self.write_checkpoint(&w, true)?;
-            if self.index.read().changes_held() > 0
-                || self.run_number.load(std::sync::atomic::Ordering::SeqCst) == 0
-            {
+            // A new run unless the one the keyring names holds everything.
+            let run = self.run_number.load(std::sync::atomic::Ordering::SeqCst);
+            if self.index.read().changes_held() > 0 || run == 0 || w.keyring.marks().run != run {
                 self.write_run(&mut w)?;
             }
         }

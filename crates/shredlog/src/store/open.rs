@@ -275,13 +275,7 @@ impl Store {
         if !read_only && redone.keyring_changed {
             keyring.sync()?;
         }
-        if std::env::var_os("SHREDLOG_DEBUG_OPEN").is_some() {
-            eprintln!(
-                "DEBUG held {} free {}",
-                index.changes_held(),
-                keyring.free_count_debug()
-            );
-        }
+        index.set_caching(true);
         let keyring_file = keyring.file();
         let keyring_path = keyring.path().to_owned();
         let active_file = active.as_ref().map(Active::sync_handle);
@@ -499,6 +493,8 @@ impl SlotSink for &mut SlotIndexer {
         let key = directory_key.map_or_else(CallerKey::random, CallerKey::derive);
         self.index = Index::new(key);
         self.index.set_cache_bytes(self.cache_bytes);
+        // Caching starts once open is done.
+        self.index.set_caching(false);
         let run = self.run.take()?;
         let m = &run.manifest;
         let refused = if m.keyring_id != *keyring_id {
@@ -523,6 +519,7 @@ impl SlotSink for &mut SlotIndexer {
                 self.refused = Some(why);
                 self.index = Index::new(self.index.caller_key().clone());
                 self.index.set_cache_bytes(self.cache_bytes);
+                self.index.set_caching(false);
                 None
             }
             None => {
