@@ -1302,7 +1302,6 @@ impl Keyring {
     }
 
     /// The marks the next sync will write.
-    #[cfg(test)]
     pub(crate) fn marks(&self) -> Marks {
         self.marks
     }
