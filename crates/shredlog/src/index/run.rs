@@ -731,11 +731,6 @@ impl Run {
         &self.path
     }
 
-    /// Number of sections.
-    pub(crate) fn sections(&self) -> usize {
-        self.sections.len()
-    }
-
     /// The key and value lengths of every section, in order.
     pub(crate) fn specs(&self) -> Vec<SectionSpec> {
         self.sections.iter().map(|s| s.spec).collect()
