@@ -367,11 +367,11 @@ mod tests {
             [vid; 16],
             CallerKey::derive(&[5; 32]).hash(caller),
             slot,
-            (slot % 2 == 0).then_some(slot + 1),
+            slot.is_multiple_of(2).then_some(slot + 1),
             3,
             1_700_000_000_000 + i64::from(slot),
         );
-        t.sealed = slot % 3 == 0;
+        t.sealed = slot.is_multiple_of(3);
         t.segs = (slot, slot + 4);
         t
     }
