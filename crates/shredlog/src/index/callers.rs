@@ -3,12 +3,14 @@
 //! Keyed by a 128-bit keyed hash of the id ([`CallerHash`]), so that neither
 //! this map, a generation's entry nor the index's run on disk holds the id:
 //! the id itself stays in the generation's keyring slot, read with its keys
-//! when it is needed. The hash is HMAC-SHA256 truncated to 128 bits, under a
-//! key derived from the keyring's directory key ([`CallerKey::derive`]), so
-//! that it is the same in every process that opens the store, and nobody
-//! without the keyring (and its key-encryption key, when there is one) can
-//! tell which ids it stands for. Two of `n` ids share one with probability
-//! about `n² / 2¹²⁹` (below 10⁻²¹ at a billion ids).
+//! when it is needed. The hash is two SipHash-2-4 digests (a keyed
+//! pseudo-random function, fast on short ids: every append hashes its
+//! messages' ids) under four 64-bit keys derived by HMAC-SHA256 from the
+//! keyring's directory key ([`CallerKey::derive`]), so that it is the same
+//! in every process that opens the store, and nobody without the keyring
+//! (and its key-encryption key, when there is one) can tell which ids it
+//! stands for. Two of `n` ids share one with probability about
+//! `n² / 2¹²⁹` (below 10⁻²¹ at a billion ids).
 
 use std::collections::HashMap;
 
@@ -41,10 +43,10 @@ impl CallerHash {
     }
 }
 
-/// The key of [`CallerHash`]es (an HMAC state, cloned for each hash).
+/// The key of [`CallerHash`]es: two SipHash keys.
 #[derive(Clone)]
 pub(crate) struct CallerKey {
-    mac: Hmac<Sha256>,
+    keys: zeroize::Zeroizing<[u64; 4]>,
 }
 
 impl std::fmt::Debug for CallerKey {
@@ -54,18 +56,22 @@ impl std::fmt::Debug for CallerKey {
 }
 
 impl CallerKey {
-    /// The key derived from a keyring's directory key: HMAC-SHA256 of
-    /// `shredlog caller ids v1` under it.
+    /// The key derived from a keyring's directory key: the four
+    /// little-endian words of HMAC-SHA256 of `shredlog caller ids v1` under
+    /// it.
     pub(crate) fn derive(directory_key: &[u8; 32]) -> CallerKey {
         let mut d = <Hmac<Sha256> as Mac>::new_from_slice(directory_key)
             .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
         d.update(b"shredlog caller ids v1");
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&d.finalize().into_bytes());
-        CallerKey {
-            mac: <Hmac<Sha256> as Mac>::new_from_slice(&key[..])
-                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length")),
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&d.finalize().into_bytes());
+        let mut keys = zeroize::Zeroizing::new([0u64; 4]);
+        for (k, c) in keys.iter_mut().zip(out.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            *k = u64::from_le_bytes(w);
         }
+        CallerKey { keys }
     }
 
     /// A key drawn for this process (a keyring without a directory key:
@@ -86,12 +92,15 @@ impl CallerKey {
 
     /// The hash of caller id `id`.
     pub(crate) fn hash(&self, id: &str) -> CallerHash {
-        let mut m = self.mac.clone();
-        m.update(id.as_bytes());
-        let out = m.finalize().into_bytes();
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&out[..16]);
-        CallerHash::from_bytes(b)
+        #[expect(deprecated, reason = "SipHash-2-4 with chosen keys; std keeps no other")]
+        let sip = |k0: u64, k1: u64| {
+            use std::hash::Hasher;
+            let mut h = std::hash::SipHasher::new_with_keys(k0, k1);
+            h.write(id.as_bytes());
+            h.finish()
+        };
+        let k = &*self.keys;
+        CallerHash([sip(k[0], k[1]), sip(k[2], k[3])])
     }
 
     /// Eight bytes that tell whether two keys are the same (a run written
@@ -139,9 +148,11 @@ impl Callers {
         self.by_hash.iter().map(|(h, t)| (*h, *t))
     }
 
-    /// Forgets every change (they are in the run now).
-    pub(crate) fn reset(&mut self) {
-        self.by_hash = HashMap::default();
+    /// Keeps only the entries whose target `keep` accepts (the rest are
+    /// in the run now).
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(Option<Tid>) -> bool) {
+        self.by_hash.retain(|_, t| keep(*t));
+        self.by_hash.shrink_to_fit();
     }
 
     /// Number of changes held.
@@ -190,8 +201,9 @@ mod tests {
         assert_eq!(c.get(h1), Some(None));
         assert_eq!(c.len(), 1);
         assert_eq!(c.iter().collect::<Vec<_>>(), [(h1, None)]);
-        c.reset();
-        assert_eq!(c.len(), 0);
+        c.insert(h2, [3; 16]);
+        c.retain(|t| t == Some([3; 16]));
+        assert_eq!((c.len(), c.get(h2)), (1, Some(Some([3; 16]))));
     }
 
     #[test]

@@ -314,6 +314,8 @@ pub(crate) struct Index {
     caller_key: CallerKey,
     /// Live generations.
     transcript_count: u64,
+    /// Entries the maps kept when the run was written (not changes).
+    kept_over_run: usize,
     /// Visitors with a directory entry.
     directory: usize,
     usage: BTreeMap<u64, SegmentUsage>,
@@ -345,6 +347,7 @@ impl Index {
             visitors: IdMap::default(),
             caller_key,
             transcript_count: 0,
+            kept_over_run: 0,
             directory: 0,
             usage: BTreeMap::new(),
             sidecars: BTreeMap::new(),
@@ -398,6 +401,13 @@ impl Index {
             let Some(t) = self.disk_generation(tid)? else {
                 return Ok(None);
             };
+            // Held from now on, it is looked up by its caller id too (for
+            // every message an append gives it): that link is held as well.
+            if self.by_caller.get(t.caller).is_none()
+                && self.caller_target(t.caller)? == Some(t.tid)
+            {
+                self.by_caller.insert(t.caller, t.tid);
+            }
             self.transcripts.insert(*tid, Some(Box::new(t)));
         }
         Ok(self.transcripts.get_mut(tid).and_then(|t| t.as_deref_mut()))
@@ -478,22 +488,29 @@ impl Index {
     /// leads to, unless that id already leads to a live generation and
     /// `visible` is false (then it is only linked, for
     /// [`Index::hide_generations`] to settle).
-    pub(crate) fn add_transcript(
-        &mut self,
-        t: TranscriptEntry,
-        visible: bool,
-    ) -> crate::Result<()> {
+    pub(crate) fn add_transcript(&mut self, t: TranscriptEntry, visible: bool) -> crate::Result<()> {
+        self.add_generation(t, visible, false)
+    }
+
+    /// Adds a generation just made (its id is new: nothing is looked up
+    /// for it), visible.
+    pub(crate) fn add_new_transcript(&mut self, t: TranscriptEntry) -> crate::Result<()> {
+        self.add_generation(t, true, true)
+    }
+
+    fn add_generation(&mut self, t: TranscriptEntry, visible: bool, new: bool) -> crate::Result<()> {
         if let Some(v) = self.visitor_mut(&t.vid, true)? {
             v.tids.insert(t.tid);
         }
-        let taken = match self.caller_target(t.caller)? {
-            Some(held) => self.transcript(&held)?.is_some(),
-            None => false,
-        };
-        if visible || !taken {
+        let taken = !visible
+            && match self.caller_target(t.caller)? {
+                Some(held) => self.transcript(&held)?.is_some(),
+                None => false,
+            };
+        if !taken {
             self.by_caller.insert(t.caller, t.tid);
         }
-        if self.transcript(&t.tid)?.is_none() {
+        if new || self.transcript(&t.tid)?.is_none() {
             self.transcript_count += 1;
         }
         self.transcripts.insert(t.tid, Some(Box::new(t)));
@@ -824,7 +841,7 @@ impl Index {
     ) -> crate::Result<Option<TranscriptEntry>> {
         let tid = new.tid;
         let caller = new.caller;
-        self.add_transcript(new, true)?;
+        self.add_new_transcript(new)?;
         for (r, d) in records {
             self.add_record(&tid, r, d)?;
         }
@@ -1018,9 +1035,11 @@ impl Index {
 
     // ----- the run -----
 
-    /// Entries held in memory over the run.
+    /// Entries held in memory over the run, less those held on after it
+    /// was written (the generations with records in memory).
     pub(crate) fn changes_held(&self) -> usize {
-        self.transcripts.len() + self.visitors.len() + self.by_caller.len()
+        (self.transcripts.len() + self.visitors.len() + self.by_caller.len())
+            .saturating_sub(self.kept_over_run)
     }
 
     /// Writes the index's run anew at `path` (synced; the directory is not):
@@ -1058,7 +1077,12 @@ impl Index {
         self.transcripts
             .retain(|_, t| t.as_ref().is_some_and(|t| t.recent.is_some()));
         self.visitors = IdMap::default();
-        self.by_caller.reset();
+        // The caller ids of the generations still held stay too: appends
+        // look them up for every message.
+        let transcripts = &self.transcripts;
+        self.by_caller
+            .retain(|t| t.is_some_and(|t| transcripts.contains_key(&t)));
+        self.kept_over_run = self.transcripts.len() + self.by_caller.len();
         Ok(())
     }
 

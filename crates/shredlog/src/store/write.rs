@@ -130,6 +130,9 @@ impl Store {
             owners.insert(e.to_owned(), v);
             Ok(v)
         };
+        // The generation each transcript id leads to, looked up once per
+        // batch (its messages repeat it).
+        let mut generations: HashMap<&str, Option<crate::index::Gen<'_>>> = HashMap::new();
         for (at, p) in prepared.iter().enumerate() {
             let id = p.msg.transcript.as_str();
             if let Some(msg_id) = p.msg.id.as_deref()
@@ -139,7 +142,15 @@ impl Store {
                 continue;
             }
             let email = p.email.clone();
-            if let Some(t) = index.by_caller(id)? {
+            let generation = match generations.get(id) {
+                Some(g) => g.clone(),
+                None => {
+                    let g = index.by_caller(id)?;
+                    generations.insert(id, g.clone());
+                    g
+                }
+            };
+            if let Some(t) = generation {
                 if let Some(msg_id) = p.msg.id.as_deref() {
                     let keys = self.engine.keys.get(&t)?;
                     if index.has_msg_id(&t, &keys.content.msg_id_digest(msg_id))? {
@@ -333,7 +344,7 @@ impl Engine {
             }
             for c in created {
                 self.keys.insert(c.entry.tid, c.keys);
-                index.add_transcript(c.entry, true)?;
+                index.add_new_transcript(c.entry)?;
             }
             for (tid, r, d) in pending {
                 index.add_record(&tid, r, d)?;
