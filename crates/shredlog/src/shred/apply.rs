@@ -11,17 +11,33 @@
 use super::intent::Intent;
 use crate::error::Result;
 use crate::index::Index;
-use crate::keyring::{KeyCache, Keyring};
+use crate::keyring::{KeyCache, Keyring, Slot};
 use crate::record::{Tid, Vid};
 
 /// Where destroyed keys go: the keyring (wiped in place, not synced), or,
 /// for a read-only store applying a logged erasure in memory, nowhere.
 pub(crate) trait Wipe {
-    fn wipe(&mut self, slot: u32) -> Result<()>;
+    /// Wipes keyring slot `slot`, which the index says holds `owner`'s
+    /// key or directory entry.
+    fn wipe(&mut self, slot: u32, owner: Owner) -> Result<()>;
+
+    /// Whether a wipe since the last call destroyed anything (the index
+    /// named slots that were still there).
+    fn destroyed(&mut self) -> bool {
+        true
+    }
+}
+
+/// Whose a slot is: a generation's (its keys) or a visitor's (its
+/// directory entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Transcript(Tid),
+    Visitor(Vid),
 }
 
 impl Wipe for Keyring {
-    fn wipe(&mut self, slot: u32) -> Result<()> {
+    fn wipe(&mut self, slot: u32, _owner: Owner) -> Result<()> {
         Keyring::wipe(self, slot)
     }
 }
@@ -30,8 +46,59 @@ impl Wipe for Keyring {
 pub(crate) struct InMemory;
 
 impl Wipe for InMemory {
-    fn wipe(&mut self, _slot: u32) -> Result<()> {
+    fn wipe(&mut self, _slot: u32, _owner: Owner) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Wipes only the slots that still hold what the index says they hold, and
+/// tells whether it found any: open building on the index's run carries
+/// out again the operations logged since the run, whose wipes may all have
+/// reached the keyring, and whose wiped directory cells may hold another
+/// visitor's entry since (never touched). With `write` false (a read-only
+/// open) it writes nothing.
+pub(crate) struct WipeUnwiped<'a> {
+    keyring: &'a mut Keyring,
+    write: bool,
+    destroyed: bool,
+}
+
+impl<'a> WipeUnwiped<'a> {
+    pub(crate) fn new(keyring: &'a mut Keyring, write: bool) -> WipeUnwiped<'a> {
+        WipeUnwiped {
+            keyring,
+            write,
+            destroyed: false,
+        }
+    }
+
+    /// The keyring itself, to wipe whatever the index names.
+    pub(crate) fn keyring(&mut self) -> &mut Keyring {
+        self.keyring
+    }
+}
+
+impl Wipe for WipeUnwiped<'_> {
+    fn wipe(&mut self, slot: u32, owner: Owner) -> Result<()> {
+        // A slot that cannot be read (damaged) is left alone: whose it is
+        // cannot be told (`verify` reports it).
+        let holds = match (self.keyring.read_slot(slot), owner) {
+            (Ok(Some(Slot::Transcript(t))), Owner::Transcript(tid)) => t.tid == tid,
+            (Ok(Some(Slot::Pii(p))), Owner::Transcript(tid)) => p.tid == tid,
+            (Ok(Some(Slot::Visitor(v))), Owner::Visitor(vid)) => v.vid == vid,
+            _ => false,
+        };
+        if holds {
+            if self.write {
+                self.keyring.wipe(slot)?;
+            }
+            self.destroyed = true;
+        }
+        Ok(())
+    }
+
+    fn destroyed(&mut self) -> bool {
+        std::mem::take(&mut self.destroyed)
     }
 }
 
@@ -51,7 +118,7 @@ impl Shredder<'_> {
         let Some(slot) = self.index.forget_pii(tid)? else {
             return Ok(false);
         };
-        self.wipe.wipe(slot)?;
+        self.wipe.wipe(slot, Owner::Transcript(*tid))?;
         self.keys.forget_pii(tid);
         if !self.index.generations_of(&vid)?.iter().any(|t| t.has_pii()) {
             self.clear_directory(&vid)?;
@@ -65,7 +132,7 @@ impl Shredder<'_> {
         let Some(t) = self.index.remove_transcript(tid)? else {
             return Ok(false);
         };
-        self.wipe.wipe(t.content_slot)?;
+        self.wipe.wipe(t.content_slot, Owner::Transcript(*tid))?;
         self.keys.forget(tid);
         if self.index.generations_of(&t.vid)?.is_empty() {
             self.clear_directory(&t.vid)?;
@@ -77,7 +144,7 @@ impl Shredder<'_> {
     /// Wipes a visitor's directory entry.
     pub(crate) fn clear_directory(&mut self, vid: &Vid) -> Result<()> {
         if let Some(slot) = self.index.clear_directory(vid)? {
-            self.wipe.wipe(slot)?;
+            self.wipe.wipe(slot, Owner::Visitor(*vid))?;
         }
         Ok(())
     }

@@ -38,7 +38,8 @@ pub(crate) fn finish_pending(
     for e in entries {
         let Some(intent) = e.intent() else { continue };
         if intent.destroys_keys() {
-            if shredder.apply(&intent)? {
+            let applied = shredder.apply(&intent)?;
+            if shredder.wipe.destroyed() && applied {
                 out.keyring_changed = true;
                 out.ops.push((e.seq, e.op.clone()));
             }

@@ -36,7 +36,7 @@ use crate::record::{self, FOOTER_FRAME, Tid, Vid};
 use crate::screen::Screen;
 use crate::segment::{self, Active, SEGMENT_HEADER, ScanRules, Segment, SegmentHeader};
 use crate::shred::{
-    AUDIT_FILE, AuditEntry, AuditLog, AuditMarks, AuditMode, InMemory, Shredder, Wipe,
+    AUDIT_FILE, AuditLog, AuditMarks, AuditMode, InMemory, Shredder, Wipe, WipeUnwiped,
 };
 
 const LOCK_FILE: &str = "LOCK";
@@ -60,8 +60,26 @@ impl Store {
     /// [`Error::Corrupt`] for damage (file and offset named), [`Error::Kek`]
     /// for a missing or wrong key-encryption key, [`Error::Io`] for I/O
     /// failures.
-    pub fn open(dir: impl AsRef<Path>, mut options: Options) -> Result<Store> {
-        let dir = dir.as_ref().to_path_buf();
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Store> {
+        let dir = dir.as_ref();
+        match Store::open_with(dir, options.clone(), None) {
+            // The index's run is derived data: when it is damaged where open
+            // reads it, the index is rebuilt instead (a writing open writes
+            // a new run).
+            Err(Error::Corrupt { path, offset, reason })
+                if path.extension().is_some_and(|x| x == "run") =>
+            {
+                let why = format!("corruption in {} at offset {offset}: {reason}", path.display());
+                Store::open_with(dir, options, Some(why))
+            }
+            r => r,
+        }
+    }
+
+    /// [`Store::open`]; `refused`: the index's run is not used, for that
+    /// reason.
+    fn open_with(dir: &Path, mut options: Options, refused: Option<String>) -> Result<Store> {
+        let dir = dir.to_path_buf();
         // Salvage reads what is left of a damaged store; it never writes.
         options.read_only |= options.salvage;
         let read_only = options.read_only;
@@ -105,7 +123,8 @@ impl Store {
         };
         // The index's run, unless salvaging (which trusts no derived file).
         // A damaged manifest is derived data too: the index is rebuilt.
-        let manifest = if options.checkpoint && !options.salvage {
+        report.index_run_refused = refused;
+        let manifest = if options.checkpoint && !options.salvage && report.index_run_refused.is_none() {
             match Manifest::load(&dir) {
                 Ok(m) => m,
                 Err(e) => {
@@ -193,15 +212,14 @@ impl Store {
             done_entries: m.audit_done_entries,
             done_bytes: m.audit_done_bytes,
         });
-        // Operations done since the run was written: their effects on the
-        // index are replayed (the keyring has them already).
-        let run_audit = manifest.as_ref().map(|m| (m.audit_entries, m.audit_bytes));
-        let done_before_run = audit_marks.done_entries;
-        if let Some((entries, bytes)) = run_audit
-            && entries < audit_marks.done_entries
+        // Operations logged since the run was written: the run does not
+        // show their effects, so they are carried out on the index again
+        // (and on the keyring only where a wipe had not reached it).
+        if let Some(m) = &manifest
+            && m.audit_entries < audit_marks.done_entries
         {
-            audit_marks.done_entries = entries;
-            audit_marks.done_bytes = bytes;
+            audit_marks.done_entries = m.audit_entries;
+            audit_marks.done_bytes = m.audit_bytes;
         }
         let (audit, entries, audit_recovery) = AuditLog::open(
             &dir,
@@ -219,26 +237,15 @@ impl Store {
                 .push((dir.join(AUDIT_FILE), offset, 0, reason));
         }
         let mut policy = Policy::load(&dir)?;
-        // Done since the run: into the index only (never reported as
-        // finished, and nothing written).
-        let (replay, entries): (Vec<AuditEntry>, Vec<AuditEntry>) = entries
-            .into_iter()
-            .partition(|e| run_audit.is_some() && e.seq <= done_before_run);
-        if !replay.is_empty() {
-            let mut shredder = Shredder {
-                index: &mut index,
-                keys: &key_cache,
-                wipe: &mut InMemory,
-            };
-            let mut p = policy.clone();
-            crate::shred::redo::finish_pending(&mut shredder, &replay, &mut p)?;
-        }
         let redone = {
             let mut in_memory = InMemory;
-            let wipe: &mut dyn Wipe = if read_only {
-                &mut in_memory
-            } else {
-                &mut keyring
+            let mut unwiped = WipeUnwiped::new(&mut keyring, !read_only);
+            let wipe: &mut dyn Wipe = match (&manifest, read_only) {
+                // An operation counts as finished here only if a slot it
+                // destroys was still there.
+                (Some(_), _) => &mut unwiped,
+                (None, true) => &mut in_memory,
+                (None, false) => unwiped.keyring(),
             };
             let mut shredder = Shredder {
                 index: &mut index,

@@ -1,0 +1,282 @@
+//! The index's run and manifest (docs/FORMAT.md §7b): open builds on the
+//! run the keyring names and replays only what came after it; a run that
+//! is stale, foreign or damaged is never used to answer wrongly (the index
+//! is rebuilt from the keyring and the location files, or the damage is
+//! reported).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use common::{populate, visitor};
+use shredlog::failpoint::{self, Action};
+use shredlog::{CompactOptions, Error, Message, Options, Store};
+
+/// Failpoints are the process's: the tests run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn small_segments() -> Options {
+    Options {
+        segment_size: 16 << 10,
+        ..Options::default()
+    }
+}
+
+fn read_only() -> Options {
+    Options {
+        read_only: true,
+        ..small_segments()
+    }
+}
+
+/// What a store answers: every transcript's messages, every visitor's
+/// listing, and the counts.
+fn answers(store: &Store, visitors: u64, transcripts: u64) -> String {
+    let mut out = String::new();
+    for t in 0..transcripts {
+        let id = format!("t-{t}");
+        out += &format!("{id}: {:?}\n", store.transcript(&id).map_err(|e| e.to_string()));
+    }
+    for v in 0..visitors {
+        let email = visitor(v).email;
+        let listed = store
+            .transcripts_by_email(&email, None, None)
+            .map(|l| l.into_iter().map(|i| i.id).collect::<Vec<_>>())
+            .map_err(|e| e.to_string());
+        out += &format!("{email}: {listed:?}\n");
+    }
+    let s = store.stats().unwrap();
+    out += &format!(
+        "transcripts {} redacted {} visitors {} messages {} live {} dead {}\n",
+        s.transcripts, s.transcripts_redacted, s.visitors, s.messages, s.live_bytes, s.dead_bytes
+    );
+    out
+}
+
+/// The answers of the same store rebuilt without its run (read-only: the
+/// manifest is moved away and back).
+fn rebuilt_answers(dir: &Path, visitors: u64, transcripts: u64) -> String {
+    let manifest = dir.join("index.manifest");
+    let aside = dir.join("manifest.aside");
+    std::fs::rename(&manifest, &aside).unwrap();
+    let store = Store::open(dir, read_only()).unwrap();
+    assert!(!store.recovery_report().index_run_used);
+    let a = answers(&store, visitors, transcripts);
+    drop(store);
+    std::fs::rename(&aside, &manifest).unwrap();
+    a
+}
+
+#[test]
+fn a_reopened_store_builds_on_its_run_and_answers_as_a_rebuilt_one() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    populate(&store, 5, 20, 6);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let report = store.recovery_report();
+    assert!(report.index_run_used, "{:?}", report.index_run_refused);
+    let with_run = answers(&store, 5, 20);
+    assert!(store.verify().unwrap().is_ok());
+    drop(store);
+    assert_eq!(with_run, rebuilt_answers(dir.path(), 5, 20));
+}
+
+#[test]
+fn operations_after_the_run_are_found_again_after_a_crash() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let mut all = populate(&store, 5, 20, 6);
+    store.close().unwrap();
+    // After the run: an erasure, deletions, new transcripts of old and new
+    // visitors; then the process dies before any new run is written.
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert!(store.recovery_report().index_run_used);
+    store.redact_visitor(&visitor(1).email, "r-1").unwrap();
+    store.delete_transcript("t-2", "r-2").unwrap();
+    store.delete_visitor(&visitor(3).email, "r-3").unwrap();
+    let more: Vec<Message> = (0..6)
+        .map(|i| common::message(if i < 3 { 0 } else { 7 }, &format!("n-{i}"), 0, 1_800_000_000_000 + i))
+        .collect();
+    store.append_batch(&more).unwrap();
+    all.extend(more);
+    let before = answers(&store, 8, 20);
+    failpoint::arm("store.close", Action::Error, 0);
+    assert!(store.close().is_err());
+    failpoint::disarm_all();
+    // A read-only open answers the same and writes nothing.
+    let files = common::dir_bytes(dir.path());
+    let ro = Store::open(dir.path(), read_only()).unwrap();
+    assert!(ro.recovery_report().index_run_used);
+    assert!(ro.recovery_report().finished.is_empty(), "nothing was left half done: {:?}", ro.recovery_report().finished);
+    assert_eq!(answers(&ro, 8, 20), before);
+    drop(ro);
+    assert!(common::dir_bytes(dir.path()) == files, "a read-only open wrote");
+    // So do a writing open and a rebuilt index.
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert!(store.recovery_report().index_run_used);
+    let after = answers(&store, 8, 20);
+    assert_eq!(after, before);
+    for i in 0..6 {
+        assert_eq!(store.transcript(&format!("n-{i}")).unwrap().len(), 1);
+    }
+    assert!(matches!(
+        store.transcript("t-2"),
+        Err(Error::TranscriptNotFound)
+    ));
+    assert!(store.verify().unwrap().is_ok());
+    drop(store);
+    assert_eq!(rebuilt_answers(dir.path(), 8, 20), before);
+}
+
+#[test]
+fn a_stale_foreign_or_damaged_manifest_is_not_used() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    populate(&store, 4, 12, 5);
+    store.close().unwrap();
+    let run_files = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = common::dir_bytes(dir)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("index-") || n == "index.manifest")
+            .collect();
+        v.sort();
+        v
+    };
+    let old = run_files(dir.path());
+    assert_eq!(old.len(), 2, "one run and its manifest");
+    // The store goes on: an erasure and a keyring compaction move and wipe
+    // the slots the old run names.
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    store.delete_visitor(&visitor(2).email, "r").unwrap();
+    store.redact_visitor(&visitor(1).email, "r").unwrap();
+    store.compact(&CompactOptions::everything()).unwrap();
+    let want = answers(&store, 4, 12);
+    store.close().unwrap();
+    // The old run and manifest put back (a copy from an older state).
+    for (name, _) in run_files(dir.path()) {
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    for (name, bytes) in &old {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let store = Store::open(dir.path(), read_only()).unwrap();
+    let report = store.recovery_report();
+    assert!(!report.index_run_used);
+    assert!(
+        report.index_run_refused.as_deref().is_some_and(|r| r.contains("names run")),
+        "{:?}",
+        report.index_run_refused
+    );
+    assert_eq!(answers(&store, 4, 12), want, "the erased stay erased");
+    drop(store);
+    // A writing open writes a run of its own, which the next open uses.
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(answers(&store, 4, 12), want);
+    drop(store);
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert!(store.recovery_report().index_run_used);
+    assert_eq!(answers(&store, 4, 12), want);
+    drop(store);
+    // A manifest of another store.
+    let other = tempfile::tempdir().unwrap();
+    let o = Store::open(other.path(), small_segments()).unwrap();
+    populate(&o, 1, 1, 1);
+    o.close().unwrap();
+    let mine = run_files(dir.path());
+    for (name, bytes) in run_files(other.path()) {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let store = Store::open(dir.path(), read_only()).unwrap();
+    assert!(!store.recovery_report().index_run_used);
+    assert_eq!(answers(&store, 4, 12), want);
+    drop(store);
+    for (name, bytes) in &mine {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    // Every byte of the manifest flipped in turn: refused, never misread.
+    let manifest = dir.path().join("index.manifest");
+    let good = std::fs::read(&manifest).unwrap();
+    for at in (0..good.len()).step_by(7) {
+        let mut b = good.clone();
+        b[at] ^= 0x10;
+        std::fs::write(&manifest, &b).unwrap();
+        let store = Store::open(dir.path(), read_only()).unwrap();
+        assert!(!store.recovery_report().index_run_used, "byte {at}");
+        assert_eq!(answers(&store, 4, 12), want, "byte {at}");
+    }
+    std::fs::write(&manifest, &good).unwrap();
+}
+
+#[test]
+fn a_damaged_run_is_reported_where_it_is_read_and_rebuilt_once_its_manifest_is_removed() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    populate(&store, 4, 40, 3);
+    store.close().unwrap();
+    let want = answers(&Store::open(dir.path(), read_only()).unwrap(), 4, 40);
+    let run = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "run"))
+        .unwrap();
+    let good = std::fs::read(&run).unwrap();
+    // A flip in every block: the header, a data block, a fence block.
+    for block in 0..good.len() / 4096 {
+        let mut b = good.clone();
+        b[block * 4096 + 9] ^= 0x01;
+        std::fs::write(&run, &b).unwrap();
+        let store = match Store::open(dir.path(), read_only()) {
+            Ok(s) => s,
+            Err(e) => panic!("block {block}: {e}"),
+        };
+        if !store.recovery_report().index_run_used {
+            // Found at open (header, fences): the index was rebuilt.
+            assert_eq!(answers(&store, 4, 40), want, "block {block}");
+            continue;
+        }
+        // Found when read: every answer is right or an error naming the run.
+        let got = answers(&store, 4, 40);
+        for (g, w) in got.lines().zip(want.lines()) {
+            assert!(
+                g == w || g.contains(&run.display().to_string()),
+                "block {block}: {g} (want {w})"
+            );
+        }
+    }
+    std::fs::write(&run, &good).unwrap();
+    std::fs::remove_file(dir.path().join("index.manifest")).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(answers(&store, 4, 40), want);
+    drop(store);
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert!(store.recovery_report().index_run_used);
+}
+
+#[test]
+fn a_run_write_cut_short_at_any_step_leaves_a_store_that_opens_right() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for point in ["run.write", "run.manifest", "atomic.rename", "keyring.sync"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        populate(&store, 3, 9, 4);
+        let want = answers(&store, 3, 9);
+        // The run written at close fails at `point`.
+        failpoint::arm(point, Action::Error, 0);
+        let closed = store.close();
+        failpoint::disarm_all();
+        drop(closed);
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        assert_eq!(answers(&store, 3, 9), want, "{point}");
+        assert!(store.verify().unwrap().is_ok(), "{point}");
+        drop(store);
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        assert!(store.recovery_report().index_run_used, "{point}");
+        assert_eq!(answers(&store, 3, 9), want, "{point}");
+    }
+}
