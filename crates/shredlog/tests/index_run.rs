@@ -36,7 +36,10 @@ fn answers(store: &Store, visitors: u64, transcripts: u64) -> String {
     let mut out = String::new();
     for t in 0..transcripts {
         let id = format!("t-{t}");
-        out += &format!("{id}: {:?}\n", store.transcript(&id).map_err(|e| e.to_string()));
+        out += &format!(
+            "{id}: {:?}\n",
+            store.transcript(&id).map_err(|e| e.to_string())
+        );
     }
     for v in 0..visitors {
         let email = visitor(v).email;
@@ -99,7 +102,14 @@ fn operations_after_the_run_are_found_again_after_a_crash() {
     store.delete_transcript("t-2", "r-2").unwrap();
     store.delete_visitor(&visitor(3).email, "r-3").unwrap();
     let more: Vec<Message> = (0..6)
-        .map(|i| common::message(if i < 3 { 0 } else { 7 }, &format!("n-{i}"), 0, 1_800_000_000_000 + i))
+        .map(|i| {
+            common::message(
+                if i < 3 { 0 } else { 7 },
+                &format!("n-{i}"),
+                0,
+                1_800_000_000_000 + i,
+            )
+        })
         .collect();
     store.append_batch(&more).unwrap();
     all.extend(more);
@@ -111,10 +121,17 @@ fn operations_after_the_run_are_found_again_after_a_crash() {
     let files = common::dir_bytes(dir.path());
     let ro = Store::open(dir.path(), read_only()).unwrap();
     assert!(ro.recovery_report().index_run_used);
-    assert!(ro.recovery_report().finished.is_empty(), "nothing was left half done: {:?}", ro.recovery_report().finished);
+    assert!(
+        ro.recovery_report().finished.is_empty(),
+        "nothing was left half done: {:?}",
+        ro.recovery_report().finished
+    );
     assert_eq!(answers(&ro, 8, 20), before);
     drop(ro);
-    assert!(common::dir_bytes(dir.path()) == files, "a read-only open wrote");
+    assert!(
+        common::dir_bytes(dir.path()) == files,
+        "a read-only open wrote"
+    );
     // So do a writing open and a rebuilt index.
     let store = Store::open(dir.path(), small_segments()).unwrap();
     assert!(store.recovery_report().index_run_used);
@@ -168,7 +185,10 @@ fn a_stale_foreign_or_damaged_manifest_is_not_used() {
     let report = store.recovery_report();
     assert!(!report.index_run_used);
     assert!(
-        report.index_run_refused.as_deref().is_some_and(|r| r.contains("names run")),
+        report
+            .index_run_refused
+            .as_deref()
+            .is_some_and(|r| r.contains("names run")),
         "{:?}",
         report.index_run_refused
     );
@@ -279,4 +299,61 @@ fn a_run_write_cut_short_at_any_step_leaves_a_store_that_opens_right() {
         assert!(store.recovery_report().index_run_used, "{point}");
         assert_eq!(answers(&store, 3, 9), want, "{point}");
     }
+}
+
+/// The directory cell of an entry an erasure wiped after the run is taken
+/// by a new visitor's entry; after a crash, open carries the erasure out
+/// again on the index, and must leave the new entry alone.
+#[test]
+fn replaying_an_erasure_never_wipes_a_new_entry_in_its_old_cell() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cell_of = |dir: &Path, email: &str| -> Option<usize> {
+        let bytes = std::fs::read(dir.join("keyring")).unwrap();
+        common::keyring_slots(&bytes)
+            .into_iter()
+            .find(|s| s.visitor().is_some_and(|(_, e, _)| e == email.as_bytes()))
+            .map(|s| s.index)
+    };
+    let mut reused = 0;
+    for round in 0..40u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        populate(&store, 3, 3, 2);
+        store.close().unwrap();
+        let erased = visitor(1).email.to_lowercase();
+        let old_cell = cell_of(dir.path(), &erased).unwrap();
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        store.redact_visitor(&visitor(1).email, "r").unwrap();
+        // New visitors until one's entry lands in the wiped cell (or a few).
+        let new: Vec<u64> = (0..4).map(|i| 100 + round * 10 + i).collect();
+        for (i, v) in new.iter().enumerate() {
+            let m = common::message(*v, &format!("n-{i}"), 0, 1_800_000_000_000);
+            store.append_batch(&[m]).unwrap();
+        }
+        failpoint::arm("store.close", Action::Error, 0);
+        let closed = store.close();
+        failpoint::disarm_all();
+        assert!(closed.is_err());
+        let lands = new
+            .iter()
+            .any(|v| cell_of(dir.path(), &visitor(*v).email.to_lowercase()) == Some(old_cell));
+        reused += usize::from(lands);
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        for (i, v) in new.iter().enumerate() {
+            let listed = store
+                .transcripts_by_email(&visitor(*v).email, None, None)
+                .unwrap_or_else(|e| panic!("round {round}: visitor {v}: {e}"));
+            assert_eq!(listed.len(), 1, "round {round}: n-{i}");
+        }
+        let erased_lookup = store.export(&visitor(1).email);
+        assert!(
+            matches!(erased_lookup, Err(Error::VisitorNotFound)),
+            "round {round}: the erased visitor is found"
+        );
+        assert!(store.verify().unwrap().is_ok(), "round {round}");
+        if reused >= 3 {
+            break;
+        }
+    }
+    assert!(reused > 0, "no new entry took the erased one's cell");
 }

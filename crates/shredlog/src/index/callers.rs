@@ -92,7 +92,10 @@ impl CallerKey {
 
     /// The hash of caller id `id`.
     pub(crate) fn hash(&self, id: &str) -> CallerHash {
-        #[expect(deprecated, reason = "SipHash-2-4 with chosen keys; std keeps no other")]
+        #[expect(
+            deprecated,
+            reason = "SipHash-2-4 with chosen keys; std keeps no other"
+        )]
         let sip = |k0: u64, k1: u64| {
             use std::hash::Hasher;
             let mut h = std::hash::SipHasher::new_with_keys(k0, k1);

@@ -488,7 +488,11 @@ impl Index {
     /// leads to, unless that id already leads to a live generation and
     /// `visible` is false (then it is only linked, for
     /// [`Index::hide_generations`] to settle).
-    pub(crate) fn add_transcript(&mut self, t: TranscriptEntry, visible: bool) -> crate::Result<()> {
+    pub(crate) fn add_transcript(
+        &mut self,
+        t: TranscriptEntry,
+        visible: bool,
+    ) -> crate::Result<()> {
         self.add_generation(t, visible, false)
     }
 
@@ -498,7 +502,12 @@ impl Index {
         self.add_generation(t, true, true)
     }
 
-    fn add_generation(&mut self, t: TranscriptEntry, visible: bool, new: bool) -> crate::Result<()> {
+    fn add_generation(
+        &mut self,
+        t: TranscriptEntry,
+        visible: bool,
+        new: bool,
+    ) -> crate::Result<()> {
         if let Some(v) = self.visitor_mut(&t.vid, true)? {
             v.tids.insert(t.tid);
         }

@@ -66,10 +66,15 @@ impl Store {
             // The index's run is derived data: when it is damaged where open
             // reads it, the index is rebuilt instead (a writing open writes
             // a new run).
-            Err(Error::Corrupt { path, offset, reason })
-                if path.extension().is_some_and(|x| x == "run") =>
-            {
-                let why = format!("corruption in {} at offset {offset}: {reason}", path.display());
+            Err(Error::Corrupt {
+                path,
+                offset,
+                reason,
+            }) if path.extension().is_some_and(|x| x == "run") => {
+                let why = format!(
+                    "corruption in {} at offset {offset}: {reason}",
+                    path.display()
+                );
                 Store::open_with(dir, options, Some(why))
             }
             r => r,
@@ -124,17 +129,18 @@ impl Store {
         // The index's run, unless salvaging (which trusts no derived file).
         // A damaged manifest is derived data too: the index is rebuilt.
         report.index_run_refused = refused;
-        let manifest = if options.checkpoint && !options.salvage && report.index_run_refused.is_none() {
-            match Manifest::load(&dir) {
-                Ok(m) => m,
-                Err(e) => {
-                    report.index_run_refused = Some(e.to_string());
-                    None
+        let manifest =
+            if options.checkpoint && !options.salvage && report.index_run_refused.is_none() {
+                match Manifest::load(&dir) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        report.index_run_refused = Some(e.to_string());
+                        None
+                    }
                 }
-            }
-        } else {
-            None
-        };
+            } else {
+                None
+            };
         let (loaded, checkpoint) = std::thread::scope(|scope| {
             let load = || options.checkpoint.then(|| Checkpoint::load(&dir)).flatten();
             let helper = std::thread::Builder::new()
