@@ -357,3 +357,59 @@ fn replaying_an_erasure_never_wipes_a_new_entry_in_its_old_cell() {
     }
     assert!(reused > 0, "no new entry took the erased one's cell");
 }
+
+/// A compaction cut short at any keyring write or sync: the next open
+/// answers as a rebuilt index does, and every visitor can still be erased
+/// (an index naming a slot that holds another's keys would refuse it).
+#[test]
+fn a_compaction_cut_short_anywhere_leaves_an_index_that_names_only_its_own_slots() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for point in [
+        "keyring.write",
+        "keyring.sync",
+        "run.write",
+        "atomic.rename",
+    ] {
+        for hit in 0..12u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path(), small_segments()).unwrap();
+            populate(&store, 6, 30, 3);
+            store.close().unwrap();
+            let store = Store::open(dir.path(), small_segments()).unwrap();
+            store.delete_visitor(&visitor(0).email, "r").unwrap();
+            for t in [4, 10, 16] {
+                store.delete_transcript(&format!("t-{t}"), "r").unwrap();
+            }
+            let more: Vec<Message> = (0..5)
+                .map(|i| common::message(20 + i, &format!("n-{i}"), 0, 1_800_000_000_000))
+                .collect();
+            store.append_batch(&more).unwrap();
+            failpoint::arm(point, Action::Error, hit);
+            let compacted = store.compact(&CompactOptions::everything());
+            failpoint::disarm_all();
+            let want_ok = compacted.is_ok();
+            drop(store);
+            let store = Store::open(dir.path(), small_segments()).unwrap();
+            let got = answers(&store, 25, 30);
+            let ctx = format!(
+                "{point} #{hit} (compaction {})",
+                if want_ok { "done" } else { "cut" }
+            );
+            assert!(store.verify().unwrap().is_ok(), "{ctx}");
+            drop(store);
+            assert_eq!(got, rebuilt_answers(dir.path(), 25, 30), "{ctx}");
+            let store = Store::open(dir.path(), small_segments()).unwrap();
+            for v in 1..6 {
+                store
+                    .redact_visitor(&visitor(v).email, "r")
+                    .unwrap_or_else(|e| panic!("{ctx}: visitor {v}: {e}"));
+            }
+            for v in 20..25 {
+                store
+                    .delete_visitor(&visitor(v).email, "r")
+                    .unwrap_or_else(|e| panic!("{ctx}: visitor {v}: {e}"));
+            }
+            assert!(store.verify().unwrap().is_ok(), "{ctx}");
+        }
+    }
+}

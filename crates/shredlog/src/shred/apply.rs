@@ -37,7 +37,24 @@ pub(crate) enum Owner {
 }
 
 impl Wipe for Keyring {
-    fn wipe(&mut self, slot: u32, _owner: Owner) -> Result<()> {
+    /// Refuses (an internal error, nothing wiped) a slot that holds
+    /// another generation's keys or another visitor's entry: an index
+    /// naming one is a bug, stopped here rather than destroying someone
+    /// else's data. A free slot is wiped again (harmless), a damaged one
+    /// wiped as the index says.
+    fn wipe(&mut self, slot: u32, owner: Owner) -> Result<()> {
+        let another = match (self.read_slot(slot), owner) {
+            (Ok(Some(Slot::Transcript(t))), Owner::Transcript(tid)) => t.tid != tid,
+            (Ok(Some(Slot::Pii(p))), Owner::Transcript(tid)) => p.tid != tid,
+            (Ok(Some(Slot::Visitor(v))), Owner::Visitor(vid)) => v.vid != vid,
+            (Ok(None) | Err(_), _) => false,
+            (Ok(Some(_)), _) => true,
+        };
+        if another {
+            return Err(crate::Error::Internal(format!(
+                "keyring slot {slot} holds another's keys or entry than the index names; nothing was wiped"
+            )));
+        }
         Keyring::wipe(self, slot)
     }
 }
@@ -110,20 +127,27 @@ pub(crate) struct Shredder<'a> {
 }
 
 impl Shredder<'_> {
-    /// Destroys a generation's PII key; returns whether it was alive.
+    /// Destroys a generation's PII key, and the visitor's directory entry
+    /// once no generation of the visitor has one; returns whether the key
+    /// was alive. (The entry is checked even when the key was gone: open,
+    /// carrying out again an operation logged after the index's run, may
+    /// know the key gone but not yet the entry.)
     pub(crate) fn redact_transcript(&mut self, tid: &Tid) -> Result<bool> {
         let Some(vid) = self.index.transcript(tid)?.map(|t| t.vid) else {
             return Ok(false);
         };
-        let Some(slot) = self.index.forget_pii(tid)? else {
-            return Ok(false);
+        let alive = match self.index.forget_pii(tid)? {
+            Some(slot) => {
+                self.wipe.wipe(slot, Owner::Transcript(*tid))?;
+                self.keys.forget_pii(tid);
+                true
+            }
+            None => false,
         };
-        self.wipe.wipe(slot, Owner::Transcript(*tid))?;
-        self.keys.forget_pii(tid);
         if !self.index.generations_of(&vid)?.iter().any(|t| t.has_pii()) {
             self.clear_directory(&vid)?;
         }
-        Ok(true)
+        Ok(alive)
     }
 
     /// Destroys both keys of a generation; returns whether it existed.

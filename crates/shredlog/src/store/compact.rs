@@ -16,7 +16,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Engine, Store};
+use super::{Engine, Store, Writer};
 use crate::error::{Error, IoContext, Result};
 use crate::index::SegmentUsage;
 use crate::keyring::{self, LiveSlots, Moved, SLOT_SIZE};
@@ -216,6 +216,21 @@ impl Engine {
         let mut index = inner.index.write();
         let leftovers = std::mem::take(&mut *inner.leftovers.lock());
         let r = (|| {
+            // What is wiped here is in no log: the keyring stops naming the
+            // index's run first (open rebuilds the index until the run this
+            // compaction writes at its end), so that a crash never leaves a
+            // run naming slots and entries wiped since.
+            let mut run_named = true;
+            let mut forget_run = |w: &mut Writer| -> Result<()> {
+                if std::mem::take(&mut run_named) {
+                    w.keyring.note_run(0);
+                    w.keyring.sync()?;
+                }
+                Ok(())
+            };
+            if !leftovers.is_empty() {
+                forget_run(&mut w)?;
+            }
             for &slot in &leftovers {
                 w.keyring.wipe(slot)?;
             }
@@ -232,6 +247,9 @@ impl Engine {
                     empty.push(t.tid);
                 }
             }
+            if !empty.is_empty() {
+                forget_run(&mut w)?;
+            }
             let mut shredder = Shredder {
                 index: &mut index,
                 keys: &inner.keys,
@@ -241,6 +259,14 @@ impl Engine {
                 shredder.delete_transcript(tid)?;
             }
             let orphans = shredder.index.visitors_without_generations()?;
+            if !orphans.is_empty() {
+                forget_run(&mut w)?;
+            }
+            let mut shredder = Shredder {
+                index: &mut index,
+                keys: &inner.keys,
+                wipe: &mut w.keyring,
+            };
             for vid in &orphans {
                 shredder.clear_directory(vid)?;
                 shredder.index.drop_visitor_if_unused(vid)?;

@@ -164,6 +164,7 @@ impl Store {
             twins,
             manifest,
             refused,
+            links,
         } = indexed;
         if refused.is_some() {
             report.index_run_refused = refused;
@@ -193,6 +194,7 @@ impl Store {
         if let Some(m) = &manifest {
             // Slots written from now on are found at open above the run's.
             keyring.set_floor(m.keyring_cells);
+            settle_directory(&mut index, &links, &keyring)?;
         }
         // Keys are read when a transcript is read or written.
         let key_cache = KeyCache::new(Some(keyring.reader()), options.key_cache_entries);
@@ -411,6 +413,8 @@ struct Indexed {
     manifest: Option<Manifest>,
     /// Why the run the manifest names was not used.
     refused: Option<String>,
+    /// Links to the directory entries written since the run.
+    links: Vec<(Vid, u32, u8)>,
 }
 
 /// Takes the directory entries written since the run, as their links say
@@ -418,7 +422,11 @@ struct Indexed {
 /// visitor the newer revision is where its entry is. (An entry moved
 /// otherwise — a growth of the directory's table, a rectification that
 /// moved it — made the keyring stop naming the run: open then rebuilds.)
-fn settle_directory(index: &mut Index, links: &[(Vid, u32, u8)]) -> Result<()> {
+///
+/// A link is taken only if its cell still holds the visitor's entry: one
+/// wiped since (an erasure, a retention that left the visitor nothing
+/// personal) may have given its cell to another visitor's entry.
+fn settle_directory(index: &mut Index, links: &[(Vid, u32, u8)], keyring: &Keyring) -> Result<()> {
     let mut latest: IdMap<(u32, u8)> = IdMap::default();
     for &(vid, cell, revision) in links {
         match latest.get(&vid) {
@@ -429,8 +437,13 @@ fn settle_directory(index: &mut Index, links: &[(Vid, u32, u8)]) -> Result<()> {
         }
     }
     for (vid, (cell, _)) in latest {
-        if index.visitor(&vid)?.is_none_or(|v| v.slot != cell) {
-            index.set_directory_slot(&vid, cell)?;
+        let holds = matches!(keyring.read_slot(cell), Ok(Some(Slot::Visitor(v))) if v.vid == vid);
+        let named = index.visitor(&vid)?.map(|v| v.slot);
+        match (holds, named) {
+            (true, Some(slot)) if slot == cell => {}
+            (true, _) => index.set_directory_slot(&vid, cell)?,
+            (false, Some(slot)) if slot == cell => index.set_directory_slot(&vid, 0)?,
+            (false, _) => {}
         }
     }
     Ok(())
@@ -669,9 +682,7 @@ impl SlotIndexer {
         if let Some(e) = failed {
             return Err(e);
         }
-        if let Some(run) = &run {
-            settle_directory(&mut index, &run.entries)?;
-        }
+
         // Of two copies of one transcript slot (a keyring compaction cut
         // short), keep the one whose PII key resolves, else the lower slot.
         let resolves = |tid: &Tid, pii_slot: Option<u32>| {
@@ -705,6 +716,7 @@ impl SlotIndexer {
         Ok(Indexed {
             index,
             leftovers,
+            links: run.as_ref().map(|r| r.entries.clone()).unwrap_or_default(),
             // Entries written since the run are in canonical form: never twins.
             twins: run
                 .as_ref()
