@@ -28,11 +28,15 @@
 //! sealed segment ([`Sidecar`], docs/FORMAT.md §7a), read through the page
 //! cache: a generation's count, times and records are worked out when asked
 //! ([`Index::extent`]), so that the index holds nothing per record of a
-//! sealed segment and, per generation, only its identity and the range of
-//! segments it has records in. The rest
-//! (generations, visitors, the directory's slots) is rebuilt at open from
-//! the keyring's slots, the location files' summaries, the checkpoint (the
-//! active segment's records) and a scan of what it does not cover.
+//! sealed segment. The generations, visitors and caller-id hashes live on
+//! disk too, in the index's run ([`disk`], docs/FORMAT.md §7b), read a
+//! block at a time through the same bounded block cache: the maps here hold
+//! only what changed since the run was written (a whole entry, or `None` for
+//! one gone) and the generations with records in memory, and
+//! [`Index::write_run`] writes the changes into a new run. The invariants
+//! above hold of the maps over the run. Open builds on the run and replays
+//! what came after it (`store::open`); without a usable run it rebuilds
+//! every entry from the keyring's slots and the location files' summaries.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
