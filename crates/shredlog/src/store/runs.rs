@@ -35,15 +35,6 @@ impl Engine {
     /// Writes the index's run and manifest (see the module documentation).
     /// The caller holds the writer's lock and has made everything durable.
     pub(crate) fn write_run(&self, w: &mut Writer) -> Result<()> {
-        let t0 = std::time::Instant::now();
-        let r = self.write_run_inner(w);
-        if std::env::var_os("SHREDLOG_TRACE_RUN").is_some() {
-            eprintln!("run written in {:?}", t0.elapsed());
-        }
-        r
-    }
-
-    fn write_run_inner(&self, w: &mut Writer) -> Result<()> {
         let number = self.run_number.load(Ordering::SeqCst) + 1;
         let name = run_file_name(number);
         let path = self.dir.join(&name);
