@@ -413,3 +413,111 @@ fn a_compaction_cut_short_anywhere_leaves_an_index_that_names_only_its_own_slots
         }
     }
 }
+
+/// docs/FORMAT.md §7b.1, followed by a reader that knows only the document:
+/// every block's checksum, the four sections, rows in order, and rows that
+/// name what the keyring (§6) holds: each generation's slots hold its keys,
+/// each visitor's slot its directory entry.
+#[test]
+fn a_run_reads_as_format_md_says() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    populate(&store, 7, 200, 2);
+    store.redact_visitor(&visitor(3).email, "r").unwrap();
+    store.close().unwrap();
+    let run_path = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "run"))
+        .unwrap();
+    let run = std::fs::read(&run_path).unwrap();
+    const B: usize = 4096;
+    assert_eq!(run.len() % B, 0);
+    for (i, block) in run.chunks(B).enumerate() {
+        let crc = u32::from_le_bytes(block[4092..].try_into().unwrap());
+        assert_eq!(crc32fast::hash(&block[..4092]), crc, "block {i}");
+    }
+    assert_eq!(&run[..8], b"SHRDRUN1");
+    assert_eq!(u32::from_le_bytes(run[8..12].try_into().unwrap()), 1);
+    assert_eq!(u32::from_le_bytes(run[12..16].try_into().unwrap()), 4);
+    let u16_at = |at: usize| u16::from_le_bytes(run[at..at + 2].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(run[at..at + 8].try_into().unwrap()) as usize;
+    let mut sections = Vec::new();
+    for s in 0..4 {
+        let at = 16 + 44 * s;
+        let (key_len, val_len) = (u16_at(at), u16_at(at + 2));
+        let (rows, first, blocks) = (u64_at(at + 4), u64_at(at + 12), u64_at(at + 20));
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for b in first..first + blocks {
+            let block = &run[b * B..(b + 1) * B];
+            let n = u16::from_le_bytes([block[0], block[1]]) as usize;
+            let size = key_len + 1 + val_len;
+            for r in 0..n {
+                let row = &block[2 + r * size..2 + (r + 1) * size];
+                assert_eq!(row[key_len], 1, "the index writes no tombstone");
+                out.push((row[..key_len].to_vec(), row[key_len + 1..].to_vec()));
+            }
+        }
+        assert_eq!(out.len(), rows, "section {s}");
+        assert!(
+            out.windows(2).all(|w| w[0].0 < w[1].0),
+            "section {s} ascending"
+        );
+        sections.push(((key_len, val_len), out));
+    }
+    let specs: Vec<(usize, usize)> = sections.iter().map(|s| s.0).collect();
+    assert_eq!(specs, [(16, 60), (16, 4), (32, 0), (16, 16)]);
+    let [(_, generations), (_, visitors), (_, pairs), (_, callers)] = &sections[..] else {
+        unreachable!()
+    };
+    assert_eq!(generations.len(), 200);
+    assert_eq!(callers.len(), 200, "one caller id per transcript");
+    // The keyring's slots, per §6.2.
+    let keyring = std::fs::read(dir.path().join("keyring")).unwrap();
+    let slots: std::collections::HashMap<usize, common::RawSlot> = common::keyring_slots(&keyring)
+        .into_iter()
+        .map(|s| (s.index, s))
+        .collect();
+    let gens: std::collections::HashMap<&[u8], &[u8]> =
+        generations.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    let mut redacted = 0;
+    for (tid, v) in generations {
+        let vid = &v[0..16];
+        let content = u32::from_le_bytes(v[32..36].try_into().unwrap()) as usize;
+        let pii = u32::from_le_bytes(v[36..40].try_into().unwrap()) as usize;
+        let t = &slots[&content];
+        assert_eq!(
+            (t.kind, &t.payload[0..16], &t.payload[16..32]),
+            (1, &tid[..], vid)
+        );
+        if pii == 0 {
+            redacted += 1;
+        } else {
+            let p = &slots[&pii];
+            assert_eq!((p.kind, &p.payload[0..16]), (2, &tid[..]));
+        }
+        assert!(
+            pairs
+                .iter()
+                .any(|(k, _)| k[..16] == *vid && k[16..] == tid[..])
+        );
+    }
+    assert_eq!(
+        redacted,
+        200 / 7 + 1,
+        "visitor 3's transcripts are redacted"
+    );
+    for (vid, v) in visitors {
+        let slot = u32::from_le_bytes(v[..4].try_into().unwrap()) as usize;
+        if slot == 0 {
+            continue;
+        }
+        let (entry_vid, _, _) = slots[&slot].visitor().unwrap();
+        assert_eq!(entry_vid, &vid[..]);
+    }
+    assert_eq!(visitors.iter().filter(|(_, v)| v[..] != [0; 4]).count(), 6);
+    for (_, tid) in callers {
+        assert!(gens.contains_key(&tid[..]));
+    }
+}
