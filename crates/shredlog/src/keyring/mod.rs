@@ -528,14 +528,26 @@ impl Keyring {
             ));
         }
         let directory_key = self.directory.as_ref().map(|d| *d.key);
-        let tail = each
-            .start(&self.keyring_id, directory_key.as_ref(), marks.as_ref())
-            .filter(|_| self.layout == Layout::Cells)
-            .and_then(|t| {
-                let d = self.directory.as_ref()?;
-                let occupancy = table::Occupancy::from_bytes(d.table, t.occupancy)?;
+        let tail = match each.start(&self.keyring_id, directory_key.as_ref(), marks.as_ref()) {
+            None => None,
+            Some(t) => {
+                let fits = (self.layout == Layout::Cells)
+                    .then_some(())
+                    .and_then(|()| self.directory.as_ref())
+                    .and_then(|d| table::Occupancy::from_bytes(d.table, t.occupancy));
+                let Some(occupancy) = fits else {
+                    // The sink builds on the index's run: it must not get a
+                    // walk of every slot instead. (Open rebuilds the index.)
+                    let manifest = self.path.with_file_name("index.manifest");
+                    return Err(Error::corrupt(
+                        manifest,
+                        0,
+                        "the index manifest does not fit the keyring's directory table",
+                    ));
+                };
                 Some((t.floor, occupancy, t.stranded))
-            });
+            }
+        };
         let first = self.layout.first_data();
         // Free cells below `keep_free` are stranded (the run's floor).
         let mut keep_free = first;
@@ -739,10 +751,11 @@ impl Keyring {
         Ok(first)
     }
 
-    /// Keeps every slot allocated from now on at or above cell `cell` (the
-    /// keyring's length when the index's run was written; 0 lifts it).
-    /// Free cells below stay free until a keyring compaction, which
-    /// writes a new run.
+    /// Keeps every slot allocated from now on at or above cell `cell` (one
+    /// past the last key or link slot when the index's run was written,
+    /// [`Keyring::used_end`]). Free cells below stay free (counted, not
+    /// held) until a keyring compaction lifts the floor
+    /// ([`Keyring::lift_floor`]) and writes a new run.
     pub(crate) fn set_floor(&mut self, cell: u32) {
         let kept = self.free.split_off(&cell);
         self.stranded += self.free.len() as u64;

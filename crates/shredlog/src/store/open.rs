@@ -70,7 +70,9 @@ impl Store {
                 path,
                 offset,
                 reason,
-            }) if path.extension().is_some_and(|x| x == "run") => {
+            }) if path.extension().is_some_and(|x| x == "run")
+                || path.file_name().is_some_and(|n| n == "index.manifest") =>
+            {
                 let why = format!(
                     "corruption in {} at offset {offset}: {reason}",
                     path.display()

@@ -7,8 +7,9 @@
 //! writer's lock (no append, privacy operation or compaction is half done):
 //! then the run names only acknowledged slots and records, and every
 //! audit entry logged so far has all its effects in it. The run file is
-//! synced, the directory synced, then the manifest naming it replaces the
-//! old one (the commit point), and the old run file is removed.
+//! synced, the directory synced, the manifest naming it replaces the old
+//! one, then the keyring's state names the run (the commit point: open
+//! uses no manifest of another run), and the old run file is removed.
 
 use std::sync::atomic::Ordering;
 
@@ -42,6 +43,9 @@ impl Engine {
         let old = index.run_path().map(std::path::Path::to_path_buf);
         crate::failpoint::check("run.write").at(&path)?;
         index.write_run(&path, number)?;
+        // The index reads this file from now on, its blocks cached under its
+        // number: a later run never reuses it, whatever happens below.
+        self.run_number.store(number, Ordering::SeqCst);
         crate::fsutil::sync_dir(&self.dir)?;
         let segments = self.segments.read();
         let (active, _) = w.last_segment();
@@ -75,7 +79,6 @@ impl Engine {
         // The keyring names the run: open uses no other manifest.
         w.keyring.note_run(number);
         w.keyring.sync()?;
-        self.run_number.store(number, Ordering::SeqCst);
         w.keyring.set_floor(manifest.keyring_cells);
         if let Some(old) = old
             && old != path
