@@ -531,9 +531,10 @@ impl Keyring {
         let tail = match each.start(&self.keyring_id, directory_key.as_ref(), marks.as_ref()) {
             None => None,
             Some(t) => {
-                let fits = (self.layout == Layout::Cells)
-                    .then_some(())
-                    .and_then(|()| self.directory.as_ref())
+                let fits = self
+                    .directory
+                    .as_ref()
+                    .filter(|_| self.layout == Layout::Cells)
                     .and_then(|d| table::Occupancy::from_bytes(d.table, t.occupancy));
                 let Some(occupancy) = fits else {
                     // The sink builds on the index's run: it must not get a
