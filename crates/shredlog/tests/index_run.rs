@@ -521,3 +521,44 @@ fn a_run_reads_as_format_md_says() {
         assert!(gens.contains_key(&tid[..]));
     }
 }
+
+/// `verify` checks every directory slot the index names against the
+/// keyring: a run naming another visitor's entry (here: made by hand, its
+/// block's checksum mended) is reported, not trusted.
+#[test]
+fn verify_reports_a_run_that_names_another_visitors_entry() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    populate(&store, 3, 6, 2);
+    store.close().unwrap();
+    let run_path = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "run"))
+        .unwrap();
+    let mut run = std::fs::read(&run_path).unwrap();
+    // Section 1 (visitors): key 16 bytes, value a u32 slot; its first data
+    // block's first two rows swap their slots.
+    let first = u64::from_le_bytes(run[16 + 44 + 12..16 + 44 + 20].try_into().unwrap()) as usize;
+    let block = first * 4096;
+    let row = |i: usize| block + 2 + i * 21 + 17;
+    let (a, b) = (row(0), row(1));
+    let slot_a: [u8; 4] = run[a..a + 4].try_into().unwrap();
+    let slot_b: [u8; 4] = run[b..b + 4].try_into().unwrap();
+    assert_ne!(slot_a, slot_b);
+    run[a..a + 4].copy_from_slice(&slot_b);
+    run[b..b + 4].copy_from_slice(&slot_a);
+    let crc = crc32fast::hash(&run[block..block + 4092]);
+    run[block + 4092..block + 4096].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&run_path, &run).unwrap();
+    let store = Store::open(dir.path(), read_only()).unwrap();
+    assert!(store.recovery_report().index_run_used);
+    let report = store.verify().unwrap();
+    let named = report
+        .problems
+        .iter()
+        .filter(|p| p.contains("as the directory entry of visitor"))
+        .count();
+    assert_eq!(named, 2, "{:?}", report.problems);
+}

@@ -106,6 +106,11 @@ impl KeyCache {
         Ok(id)
     }
 
+    /// Reads slot `index` from the keyring (for `verify`), holding nothing.
+    pub(crate) fn read_slot(&self, index: u32) -> Result<Option<Slot>> {
+        self.source()?.read(index)
+    }
+
     fn source(&self) -> Result<&SlotReader> {
         self.source
             .as_ref()

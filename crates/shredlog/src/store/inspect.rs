@@ -94,6 +94,29 @@ impl Store {
                     0
                 }
             };
+            // Every directory slot the index names holds that visitor's
+            // entry (the index's run is derived data: a mismatch is a bug,
+            // and removing index.manifest makes open rebuild the index).
+            for v in index.directory() {
+                match v {
+                    Ok((vid, slot)) => {
+                        let holds = matches!(
+                            engine.keys.read_slot(slot),
+                            Ok(Some(crate::keyring::Slot::Visitor(e))) if e.vid == vid
+                        );
+                        if !holds {
+                            problems.push(format!(
+                                "the index names keyring slot {slot} as the directory entry of visitor {}, which it is not",
+                                crate::ids::hex(&vid)
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        break;
+                    }
+                }
+            }
             let mut entries = IdMap::default();
             for t in index.transcripts() {
                 let t = match t {
