@@ -900,9 +900,16 @@ impl Run {
     }
 }
 
-/// A damaged run file.
+/// A damaged run file (derived data: the message says how to rebuild it).
 fn damaged(path: &Path, at: u64, why: &str) -> Error {
-    Error::corrupt(path, at, format!("run file damaged ({why})"))
+    Error::corrupt(
+        path,
+        at,
+        format!(
+            "run file damaged ({why}); it is derived from the keyring and the segments: \
+             remove index.manifest and open the store writable to rebuild it"
+        ),
+    )
 }
 
 /// Block `number` of a run file, its CRC checked.
