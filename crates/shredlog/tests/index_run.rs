@@ -49,11 +49,18 @@ fn answers(store: &Store, visitors: u64, transcripts: u64) -> String {
             .map_err(|e| e.to_string());
         out += &format!("{email}: {listed:?}\n");
     }
-    let s = store.stats().unwrap();
-    out += &format!(
-        "transcripts {} redacted {} visitors {} messages {} live {} dead {}\n",
-        s.transcripts, s.transcripts_redacted, s.visitors, s.messages, s.live_bytes, s.dead_bytes
-    );
+    let counts = store.stats().map(|s| {
+        format!(
+            "transcripts {} redacted {} visitors {} messages {} live {} dead {}",
+            s.transcripts,
+            s.transcripts_redacted,
+            s.visitors,
+            s.messages,
+            s.live_bytes,
+            s.dead_bytes
+        )
+    });
+    out += &format!("{:?}\n", counts.map_err(|e| e.to_string()));
     out
 }
 
