@@ -73,3 +73,40 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
         _ => None,
     }
 }
+
+/// `value` framed as the index's small files are (the checkpoint, the
+/// manifest): `magic[8] | version u32 | len u64 | crc32 u32 (of the
+/// payload) | payload`, the payload `value` encoded.
+pub(crate) fn framed<T: Serialize>(magic: &[u8; 8], version: u32, value: &T) -> Vec<u8> {
+    let payload = encode(value);
+    let mut out = Vec::with_capacity(24 + payload.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The value [`framed`] wrote, if `bytes` are whole, of `magic` and of a
+/// version `accept` takes (`None` otherwise).
+pub(crate) fn unframed<T: DeserializeOwned>(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    accept: impl Fn(u32) -> bool,
+) -> Option<T> {
+    if bytes.get(0..8)? != magic {
+        return None;
+    }
+    let version = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+    if !accept(version) {
+        return None;
+    }
+    let len = usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
+    let crc = u32::from_le_bytes(bytes.get(20..24)?.try_into().ok()?);
+    let payload = bytes.get(24..)?;
+    if payload.len() != len || crc32fast::hash(payload) != crc {
+        return None;
+    }
+    decode(payload)
+}

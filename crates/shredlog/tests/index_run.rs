@@ -30,6 +30,17 @@ fn read_only() -> Options {
     }
 }
 
+/// The store's one run file.
+fn run_file(dir: &Path) -> std::path::PathBuf {
+    let runs: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "run"))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.into_iter().next().unwrap()
+}
+
 /// What a store answers: every transcript's messages, every visitor's
 /// listing, and the counts.
 fn answers(store: &Store, visitors: u64, transcripts: u64) -> String {
@@ -247,11 +258,7 @@ fn a_damaged_run_is_reported_where_it_is_read_and_rebuilt_once_its_manifest_is_r
     populate(&store, 4, 40, 3);
     store.close().unwrap();
     let want = answers(&Store::open(dir.path(), read_only()).unwrap(), 4, 40);
-    let run = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "run"))
-        .unwrap();
+    let run = run_file(dir.path());
     let good = std::fs::read(&run).unwrap();
     // A flip in every block: the header, a data block, a fence block.
     for block in 0..good.len() / 4096 {
@@ -433,11 +440,7 @@ fn a_run_reads_as_format_md_says() {
     populate(&store, 7, 200, 2);
     store.redact_visitor(&visitor(3).email, "r").unwrap();
     store.close().unwrap();
-    let run_path = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "run"))
-        .unwrap();
+    let run_path = run_file(dir.path());
     let run = std::fs::read(&run_path).unwrap();
     const B: usize = 4096;
     assert_eq!(run.len() % B, 0);
@@ -539,11 +542,7 @@ fn verify_reports_a_run_that_names_another_visitors_entry() {
     let store = Store::open(dir.path(), small_segments()).unwrap();
     populate(&store, 3, 6, 2);
     store.close().unwrap();
-    let run_path = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "run"))
-        .unwrap();
+    let run_path = run_file(dir.path());
     let mut run = std::fs::read(&run_path).unwrap();
     // Section 1 (visitors): key 16 bytes, value a u32 slot; its first data
     // block's first two rows swap their slots.

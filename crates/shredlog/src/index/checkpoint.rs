@@ -39,34 +39,17 @@ const CKPT_VERSION_3: u32 = 3;
 const CKPT_FILE: &str = "index.ckpt";
 
 impl Checkpoint {
-    /// `magic[8] | version u32 | len u64 | crc32 u32 (of payload) | payload`.
+    /// `magic[8] | version u32 | len u64 | crc32 u32 (of payload) | payload`
+    /// ([`crate::codec::framed`]).
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let payload = crate::codec::encode(self);
-        let mut out = Vec::with_capacity(24 + payload.len());
-        out.extend_from_slice(CKPT_MAGIC);
-        out.extend_from_slice(&CKPT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
-        out
+        crate::codec::framed(CKPT_MAGIC, CKPT_VERSION, self)
     }
 
     /// `None` if the bytes are not a valid checkpoint (the store then scans).
     pub(crate) fn decode(bytes: &[u8]) -> Option<Checkpoint> {
-        if bytes.get(0..8)? != CKPT_MAGIC {
-            return None;
-        }
-        let version = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
-        if version != CKPT_VERSION && version != CKPT_VERSION_3 {
-            return None;
-        }
-        let len = usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
-        let crc = u32::from_le_bytes(bytes.get(20..24)?.try_into().ok()?);
-        let payload = bytes.get(24..)?;
-        if payload.len() != len || crc32fast::hash(payload) != crc {
-            return None;
-        }
-        crate::codec::decode(payload)
+        crate::codec::unframed(bytes, CKPT_MAGIC, |v| {
+            v == CKPT_VERSION || v == CKPT_VERSION_3
+        })
     }
 
     pub(crate) fn load(dir: &Path) -> Option<Checkpoint> {

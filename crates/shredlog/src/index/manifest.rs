@@ -64,32 +64,12 @@ pub(crate) fn run_file_name(n: u64) -> String {
 
 impl Manifest {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let payload = crate::codec::encode(self);
-        let mut out = Vec::with_capacity(24 + payload.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
-        out
+        crate::codec::framed(MAGIC, VERSION, self)
     }
 
     /// `None` if the bytes are not a valid manifest.
     pub(crate) fn decode(bytes: &[u8]) -> Option<Manifest> {
-        if bytes.get(0..8)? != MAGIC {
-            return None;
-        }
-        let version = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
-        if version != VERSION {
-            return None;
-        }
-        let len = usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
-        let crc = u32::from_le_bytes(bytes.get(20..24)?.try_into().ok()?);
-        let payload = bytes.get(24..)?;
-        if payload.len() != len || crc32fast::hash(payload) != crc {
-            return None;
-        }
-        crate::codec::decode(payload)
+        crate::codec::unframed(bytes, MAGIC, |v| v == VERSION)
     }
 
     /// The manifest in `dir`: `Ok(None)` when there is none, `Err` naming

@@ -36,6 +36,19 @@ pub(crate) enum Owner {
     Visitor(Vid),
 }
 
+impl Owner {
+    /// Whether `slot` is one of its own: a key slot of the generation, the
+    /// visitor's directory entry.
+    pub(crate) fn holds(self, slot: &Slot) -> bool {
+        match (slot, self) {
+            (Slot::Transcript(t), Owner::Transcript(tid)) => t.tid == tid,
+            (Slot::Pii(p), Owner::Transcript(tid)) => p.tid == tid,
+            (Slot::Visitor(v), Owner::Visitor(vid)) => v.vid == vid,
+            _ => false,
+        }
+    }
+}
+
 impl Wipe for Keyring {
     /// Refuses (an internal error, nothing wiped) a slot that holds
     /// another generation's keys or another visitor's entry: an index
@@ -43,13 +56,7 @@ impl Wipe for Keyring {
     /// else's data. A free slot is wiped again (harmless), a damaged one
     /// wiped as the index says.
     fn wipe(&mut self, slot: u32, owner: Owner) -> Result<()> {
-        let another = match (self.read_slot(slot), owner) {
-            (Ok(Some(Slot::Transcript(t))), Owner::Transcript(tid)) => t.tid != tid,
-            (Ok(Some(Slot::Pii(p))), Owner::Transcript(tid)) => p.tid != tid,
-            (Ok(Some(Slot::Visitor(v))), Owner::Visitor(vid)) => v.vid != vid,
-            (Ok(None) | Err(_), _) => false,
-            (Ok(Some(_)), _) => true,
-        };
+        let another = matches!(self.read_slot(slot), Ok(Some(s)) if !owner.holds(&s));
         if another {
             return Err(crate::Error::Internal(format!(
                 "keyring slot {slot} holds another's keys or entry than the index names; nothing was wiped"
@@ -99,12 +106,7 @@ impl Wipe for WipeUnwiped<'_> {
     fn wipe(&mut self, slot: u32, owner: Owner) -> Result<()> {
         // A slot that cannot be read (damaged) is left alone: whose it is
         // cannot be told (`verify` reports it).
-        let holds = match (self.keyring.read_slot(slot), owner) {
-            (Ok(Some(Slot::Transcript(t))), Owner::Transcript(tid)) => t.tid == tid,
-            (Ok(Some(Slot::Pii(p))), Owner::Transcript(tid)) => p.tid == tid,
-            (Ok(Some(Slot::Visitor(v))), Owner::Visitor(vid)) => v.vid == vid,
-            _ => false,
-        };
+        let holds = matches!(self.keyring.read_slot(slot), Ok(Some(s)) if owner.holds(&s));
         if holds {
             if self.write {
                 self.keyring.wipe(slot)?;

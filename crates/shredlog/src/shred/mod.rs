@@ -8,7 +8,7 @@ pub(crate) mod intent;
 pub(crate) mod log;
 pub(crate) mod redo;
 
-pub(crate) use apply::{InMemory, Shredder, Wipe, WipeUnwiped};
+pub(crate) use apply::{InMemory, Owner, Shredder, Wipe, WipeUnwiped};
 pub(crate) use intent::Intent;
 pub use log::AuditEntry;
 pub(crate) use log::{AUDIT_FILE, AuditLog, AuditMarks, AuditMode};

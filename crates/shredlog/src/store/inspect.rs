@@ -102,7 +102,7 @@ impl Store {
                     Ok((vid, slot)) => {
                         let holds = matches!(
                             engine.keys.read_slot(slot),
-                            Ok(Some(crate::keyring::Slot::Visitor(e))) if e.vid == vid
+                            Ok(Some(s)) if crate::shred::Owner::Visitor(vid).holds(&s)
                         );
                         if !holds {
                             problems.push(format!(

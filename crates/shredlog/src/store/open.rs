@@ -36,7 +36,7 @@ use crate::record::{self, FOOTER_FRAME, Tid, Vid};
 use crate::screen::Screen;
 use crate::segment::{self, Active, SEGMENT_HEADER, ScanRules, Segment, SegmentHeader};
 use crate::shred::{
-    AUDIT_FILE, AuditLog, AuditMarks, AuditMode, InMemory, Shredder, Wipe, WipeUnwiped,
+    AUDIT_FILE, AuditLog, AuditMarks, AuditMode, InMemory, Owner, Shredder, Wipe, WipeUnwiped,
 };
 
 const LOCK_FILE: &str = "LOCK";
@@ -439,7 +439,7 @@ fn settle_directory(index: &mut Index, links: &[(Vid, u32, u8)], keyring: &Keyri
         }
     }
     for (vid, (cell, _)) in latest {
-        let holds = matches!(keyring.read_slot(cell), Ok(Some(Slot::Visitor(v))) if v.vid == vid);
+        let holds = matches!(keyring.read_slot(cell), Ok(Some(s)) if Owner::Visitor(vid).holds(&s));
         let named = index.visitor(&vid)?.map(|v| v.slot);
         match (holds, named) {
             (true, Some(slot)) if slot == cell => {}
