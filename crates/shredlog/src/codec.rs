@@ -40,6 +40,11 @@ impl Serialize for Bytes<'_> {
     }
 }
 
+/// Serialises a `Vec<u8>` field as [`Bytes`] (`#[serde(serialize_with)]`).
+pub(crate) fn as_bytes<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    Bytes(v).serialize(s)
+}
+
 /// Deserialises a `Vec<u8>` written as a byte string or as a sequence (the
 /// two encode alike) at once instead of byte by byte.
 pub(crate) fn byte_buf<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {

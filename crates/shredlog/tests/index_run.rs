@@ -568,3 +568,86 @@ fn verify_reports_a_run_that_names_another_visitors_entry() {
         .count();
     assert_eq!(named, 2, "{:?}", report.problems);
 }
+
+#[test]
+fn a_close_with_nothing_new_keeps_the_run_and_one_with_changes_writes_a_new_one() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    populate(&store, 5, 20, 6);
+    store.close().unwrap();
+    let run = run_file(dir.path());
+    let run_bytes = std::fs::read(&run).unwrap();
+    let manifest = std::fs::read(dir.path().join("index.manifest")).unwrap();
+    let before = answers(&Store::open(dir.path(), read_only()).unwrap(), 5, 20);
+
+    // Opened, read and closed: the run and its manifest stay as they are.
+    for _ in 0..2 {
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        assert!(store.recovery_report().index_run_used);
+        assert_eq!(answers(&store, 5, 20), before);
+        store.close().unwrap();
+        assert_eq!(run_file(dir.path()), run);
+        assert!(
+            std::fs::read(&run).unwrap() == run_bytes,
+            "the run was rewritten"
+        );
+        assert!(
+            std::fs::read(dir.path().join("index.manifest")).unwrap() == manifest,
+            "the manifest was rewritten"
+        );
+    }
+
+    // Each change the run does not hold makes the close write a new one,
+    // and the next open answers as a rebuilt index does.
+    type Change<'a> = (&'a str, &'a dyn Fn(&Store));
+    let changes: [Change; 4] = [
+        ("a new transcript", &|s| {
+            s.append_batch(&[common::message(2, "new-1", 0, 1_800_000_000_000)])
+                .unwrap();
+        }),
+        ("an erasure", &|s| {
+            s.redact_visitor(&visitor(1).email, "r-1").unwrap();
+        }),
+        ("a deletion", &|s| {
+            s.delete_transcript("t-3", "r-3").unwrap();
+        }),
+        ("a new visitor", &|s| {
+            s.append_batch(&[common::message(9, "new-2", 0, 1_800_000_000_000)])
+                .unwrap();
+        }),
+    ];
+    let mut last = run;
+    for (what, change) in changes {
+        let store = Store::open(dir.path(), small_segments()).unwrap();
+        change(&store);
+        let want = answers(&store, 10, 20);
+        store.close().unwrap();
+        let now = run_file(dir.path());
+        assert_ne!(now, last, "{what}: no new run");
+        last = now;
+        let store = Store::open(dir.path(), read_only()).unwrap();
+        assert!(store.recovery_report().index_run_used, "{what}");
+        assert_eq!(answers(&store, 10, 20), want, "{what}");
+        drop(store);
+        assert_eq!(rebuilt_answers(dir.path(), 10, 20), want, "{what}");
+    }
+
+    // Messages appended to a transcript of the active segment change no
+    // row of the run (their locations are in the checkpoint): whether or
+    // not the close writes a run, the next open finds them.
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    store
+        .append_batch(&[common::message(2, "new-1", 1, 1_800_000_000_001)])
+        .unwrap();
+    let want = answers(&store, 10, 20);
+    assert_eq!(store.transcript("new-1").unwrap().len(), 2);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert!(store.recovery_report().index_run_used);
+    assert_eq!(answers(&store, 10, 20), want);
+    assert_eq!(store.transcript("new-1").unwrap().len(), 2);
+    assert!(store.verify().unwrap().is_ok());
+    drop(store);
+    assert_eq!(rebuilt_answers(dir.path(), 10, 20), want);
+}

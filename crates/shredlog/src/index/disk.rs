@@ -200,6 +200,76 @@ impl Disk {
     }
 }
 
+/// Bytes of one of [`HeldRows`]' entries: tid (16) ‖ generation row ‖
+/// flags (1; bit 0: its caller-id hash leads to it in the run).
+const HELD_ENTRY: usize = 16 + GEN_LEN + 1;
+
+/// The rows of the generations held in memory when a run was written (those
+/// with records in the active segment), as the manifest carries them
+/// (docs/FORMAT.md §7b.2): equal to the run's rows of those generations, so
+/// that open takes the active segment's generations from here instead of a
+/// block read each, and a close can tell without reading the run whether
+/// they changed. Entries of [`HELD_ENTRY`] bytes, ascending tid.
+#[derive(Debug, Default)]
+pub(super) struct HeldRows(Vec<u8>);
+
+impl HeldRows {
+    /// The rows of `held` (any order), each with whether its caller id
+    /// leads to it.
+    pub(super) fn of<'a>(held: impl Iterator<Item = (&'a TranscriptEntry, bool)>) -> HeldRows {
+        let mut rows: Vec<[u8; HELD_ENTRY]> = held
+            .map(|(t, linked)| {
+                let mut e = [0u8; HELD_ENTRY];
+                e[..16].copy_from_slice(&t.tid);
+                e[16..16 + GEN_LEN].copy_from_slice(&encode_generation(t));
+                e[16 + GEN_LEN] = u8::from(linked);
+                e
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| a[..16].cmp(&b[..16]));
+        HeldRows(rows.concat())
+    }
+
+    /// The rows in `bytes`; `None` unless they are whole entries in strictly
+    /// ascending tid order with no unknown flag.
+    pub(super) fn from_bytes(bytes: Vec<u8>) -> Option<HeldRows> {
+        if !bytes.len().is_multiple_of(HELD_ENTRY) {
+            return None;
+        }
+        let ascending = bytes
+            .chunks_exact(HELD_ENTRY)
+            .zip(bytes.chunks_exact(HELD_ENTRY).skip(1))
+            .all(|(a, b)| a[..16] < b[..16]);
+        let flags = bytes.chunks_exact(HELD_ENTRY).all(|e| e[16 + GEN_LEN] <= 1);
+        (ascending && flags).then_some(HeldRows(bytes))
+    }
+
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Generation `tid` if its row is here, and whether its caller id
+    /// leads to it.
+    pub(super) fn get(&self, tid: &Tid) -> Option<(TranscriptEntry, bool)> {
+        let n = self.0.len() / HELD_ENTRY;
+        let entry = |i: usize| self.0.get(i * HELD_ENTRY..(i + 1) * HELD_ENTRY);
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let e = entry(mid)?;
+            match e[..16].cmp(tid.as_slice()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    let t = decode_generation(*tid, &e[16..16 + GEN_LEN]);
+                    return Some((t, e[16 + GEN_LEN] & 1 != 0));
+                }
+            }
+        }
+        None
+    }
+}
+
 /// Adds one to a big-endian 16-byte id; false when it overflowed.
 fn increment(id: &mut [u8; 16]) -> bool {
     for b in id.iter_mut().rev() {

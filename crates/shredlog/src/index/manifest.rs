@@ -19,7 +19,9 @@ use crate::error::Result;
 
 pub(crate) const MANIFEST_FILE: &str = "index.manifest";
 const MAGIC: &[u8; 8] = b"SHRDIMF1";
-const VERSION: u32 = 1;
+/// Version 2 adds `held`; a version-1 manifest (written by an earlier
+/// build of this format) is not used: the index is rebuilt once.
+const VERSION: u32 = 2;
 
 /// What the run covers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +57,28 @@ pub(crate) struct Manifest {
     /// file, usage). A segment whose file has another generation now, or
     /// that is not here, is counted again from its location file.
     pub usage: Vec<(u64, u32, SegmentUsage)>,
+    /// The rows of the generations held in memory when the run was
+    /// written (those with records in the active segment): `tid ‖ row`,
+    /// 76 bytes each, ascending tid, each equal to the run's row of that
+    /// generation. Open takes the generations the checkpoint names from
+    /// here (`super::disk::HeldRows`).
+    #[serde(
+        serialize_with = "crate::codec::as_bytes",
+        deserialize_with = "crate::codec::byte_buf"
+    )]
+    pub held: Vec<u8>,
+}
+
+impl Manifest {
+    /// Whether `other` describes the same run, covering the same (rows of
+    /// held generations aside).
+    pub(crate) fn same_coverage(&self, other: &Manifest) -> bool {
+        let strip = |m: &Manifest| Manifest {
+            held: Vec::new(),
+            ..m.clone()
+        };
+        strip(self) == strip(other)
+    }
 }
 
 /// The run file of number `n`.
@@ -114,6 +138,7 @@ mod tests {
             occupancy: vec![1, 2, 3],
             stranded: 4,
             twins: 0,
+            held: vec![9; 76],
             usage: vec![(
                 1,
                 2,

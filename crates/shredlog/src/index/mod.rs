@@ -60,7 +60,7 @@ use blocks::BlockCache;
 use callers::Callers;
 pub(crate) use callers::{CallerHash, CallerKey};
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
-pub(crate) use manifest::{Manifest, run_file_name};
+pub(crate) use manifest::{MANIFEST_FILE, Manifest, run_file_name};
 pub(crate) use sidecar::file_name as sidecar_file_name;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Sidecar, Summary};
 use small_set::SmallSet;
@@ -327,6 +327,9 @@ pub(crate) struct Index {
     sidecars: BTreeMap<u64, Arc<Sidecar>>,
     /// The blocks of those files, and of the run, that lookups read lately.
     blocks: Arc<BlockCache>,
+    /// The run's rows of the generations held when it was written (kept in
+    /// its manifest too): read instead of the run.
+    run_rows: disk::HeldRows,
 }
 
 impl Default for Index {
@@ -356,6 +359,7 @@ impl Index {
             usage: BTreeMap::new(),
             sidecars: BTreeMap::new(),
             blocks: Arc::default(),
+            run_rows: disk::HeldRows::default(),
         }
     }
 
@@ -402,6 +406,14 @@ impl Index {
     /// into the maps if needed.
     fn generation_mut(&mut self, tid: &Tid) -> crate::Result<Option<&mut TranscriptEntry>> {
         if !self.transcripts.contains_key(tid) {
+            if let Some((t, linked)) = self.run_rows.get(tid) {
+                // The run's row, as the manifest keeps it, and its link.
+                if linked && self.by_caller.get(t.caller).is_none() {
+                    self.by_caller.insert(t.caller, t.tid);
+                }
+                self.transcripts.insert(*tid, Some(Box::new(t)));
+                return Ok(self.transcripts.get_mut(tid).and_then(|t| t.as_deref_mut()));
+            }
             let Some(t) = self.disk_generation(tid)? else {
                 return Ok(None);
             };
@@ -538,16 +550,64 @@ impl Index {
         lists: Vec<CheckpointTranscript>,
         wanted: impl Fn(u64) -> bool,
     ) -> crate::Result<()> {
-        for (tid, recs, ids) in lists {
-            let mut any = false;
-            for r in recs {
-                if wanted(r.loc.seg) && !self.sidecars.contains_key(&r.loc.seg) {
+        for (tid, mut recs, ids) in lists {
+            recs.retain(|r| wanted(r.loc.seg) && !self.sidecars.contains_key(&r.loc.seg));
+            if recs.is_empty() {
+                continue;
+            }
+            // The common case, a generation with no records in memory yet
+            // and its records in sequence order, takes them at once.
+            let fresh = match self.generation_mut(&tid)? {
+                Some(t) => t.recent().is_empty() && recs.is_sorted_by(|a, b| a.seq < b.seq),
+                None => false,
+            };
+            let any = if fresh {
+                self.take_records(&tid, recs)?;
+                true
+            } else {
+                let mut any = false;
+                for r in recs {
                     any |= self.add_record(&tid, r, None)?;
                 }
-            }
+                any
+            };
             if any && let Some(t) = self.generation_mut(&tid)? {
                 t.recent_mut().ids.extend(ids);
             }
+        }
+        Ok(())
+    }
+
+    /// [`Index::add_record`] for each of `recs` (in ascending sequence
+    /// order), into a known generation that holds no records in memory.
+    fn take_records(&mut self, tid: &Tid, recs: Vec<RecordRef>) -> crate::Result<()> {
+        let Some(t) = self.generation_mut(tid)? else {
+            return Err(crate::Error::Internal(
+                "records taken into a generation that is not there".into(),
+            ));
+        };
+        let pii = t.has_pii();
+        // (segment, live bytes, dead bytes), in the order met.
+        let mut bytes: Vec<(u64, u64, u64)> = Vec::new();
+        for r in &recs {
+            let dead = if pii { 0 } else { u64::from(r.pii_len) };
+            let live = u64::from(r.loc.len) - dead;
+            match bytes.iter_mut().find(|(seg, _, _)| *seg == r.loc.seg) {
+                Some(b) => {
+                    b.1 += live;
+                    b.2 += dead;
+                }
+                None => bytes.push((r.loc.seg, live, dead)),
+            }
+        }
+        for (seg, _, _) in &bytes {
+            t.note_segment(*seg);
+        }
+        t.recent_mut().records = recs;
+        for (seg, live, dead) in bytes {
+            let u = self.usage.entry(seg).or_default();
+            u.live += live;
+            u.add_dead(dead);
         }
         Ok(())
     }
@@ -1060,6 +1120,12 @@ impl Index {
     /// forgets those changes. Generations with records in memory stay held.
     /// On an error nothing changes (the file at `path` may be left).
     pub(crate) fn write_run(&mut self, path: &std::path::Path, cache_id: u64) -> crate::Result<()> {
+        // The rows of the generations held on, as the new run has them.
+        let mut held = Vec::new();
+        for t in self.with_recent_records() {
+            held.push((t, self.caller_target(t.caller)? == Some(t.tid)));
+        }
+        let run_rows = disk::HeldRows::of(held.into_iter());
         let changes = disk::Changes {
             generations: self
                 .transcripts
@@ -1087,6 +1153,7 @@ impl Index {
             cache_id,
         )?;
         self.disk = Some(run);
+        self.run_rows = run_rows;
         self.transcripts
             .retain(|_, t| t.as_ref().is_some_and(|t| t.recent.is_some()));
         self.visitors = IdMap::default();
@@ -1120,6 +1187,76 @@ impl Index {
         self.transcript_count = transcripts;
         self.directory = directory;
         Ok(())
+    }
+
+    /// The run's rows of the generations held in memory when it was
+    /// written, for its manifest ([`Index::use_run_rows`] at the next open).
+    pub(crate) fn run_rows(&self) -> &[u8] {
+        self.run_rows.as_bytes()
+    }
+
+    /// Takes the rows of held generations from the run's manifest (open): a
+    /// generation open loads records of is read from there instead of the
+    /// run. False (and nothing taken) if they are not whole rows in order.
+    pub(crate) fn use_run_rows(&mut self, rows: Vec<u8>) -> bool {
+        match disk::HeldRows::from_bytes(rows) {
+            Some(rows) => {
+                self.run_rows = rows;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the run holds exactly what the maps hold: every generation,
+    /// visitor and caller-id link held in memory is the run's row of it
+    /// (records aside), and every one held as gone has none there. Then a
+    /// new run would be this one again.
+    ///
+    /// # Errors
+    /// As the run's lookups.
+    pub(crate) fn matches_run(&self) -> crate::Result<bool> {
+        let Some(d) = &self.disk else {
+            return Ok(false);
+        };
+        for (tid, t) in &self.transcripts {
+            let row = match self.run_rows.get(tid) {
+                Some((row, _)) => Some(row),
+                None => d.generation(tid)?,
+            };
+            let same = match (t, row) {
+                (Some(t), Some(row)) => disk::encode_generation(t) == disk::encode_generation(&row),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                return Ok(false);
+            }
+        }
+        for (vid, v) in &self.visitors {
+            let same = match (v, d.visitor(vid)?) {
+                (Some(v), Some((slot, mut tids))) => {
+                    let mut held: Vec<Tid> = v.tids.iter().copied().collect();
+                    held.sort_unstable();
+                    tids.sort_unstable();
+                    v.slot == slot && held == tids
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                return Ok(false);
+            }
+        }
+        for (h, tid) in self.by_caller.iter() {
+            let known = tid
+                .and_then(|tid| self.run_rows.get(&tid))
+                .is_some_and(|(row, linked)| linked && row.caller == h);
+            if !known && d.caller(h)? != tid {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The run in use, if any.
@@ -1483,6 +1620,92 @@ mod tests {
             loc: Loc { seg, off, len: 100 },
             pii_len: 30,
         }
+    }
+
+    #[test]
+    fn held_rows_stand_for_the_run_and_tell_what_changed_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = Index::new(key());
+        for t in 1..=6u8 {
+            index
+                .add_new_transcript(entry(t, t % 2, &format!("c{t}")))
+                .unwrap();
+        }
+        // Generations 1..=3 have records in memory (the active segment).
+        for t in 1..=3u8 {
+            assert!(
+                index
+                    .add_record(&[t; 16], rec(0, 1, 9, 64 * u64::from(t)), None)
+                    .unwrap()
+            );
+        }
+        assert!(!index.matches_run().unwrap(), "no run yet");
+        index.write_run(&dir.path().join("a.run"), 1).unwrap();
+        assert!(index.matches_run().unwrap());
+        let rows = index.run_rows().to_vec();
+        assert_eq!(rows.len(), 3 * 77, "the three generations held on");
+
+        // A new index on that run, as open builds it: the held generations
+        // come from the rows, equal to the run's, with their caller links.
+        let mut reopened = Index::new(key());
+        reopened
+            .use_run(&dir.path().join("a.run"), 2, 6, 0)
+            .unwrap();
+        assert!(reopened.use_run_rows(rows.clone()));
+        for t in 1..=3u8 {
+            assert!(
+                reopened
+                    .add_record(&[t; 16], rec(0, 1, 9, 64 * u64::from(t)), None)
+                    .unwrap()
+            );
+            let held = reopened.transcript(&[t; 16]).unwrap().unwrap();
+            let row = reopened.disk_generation(&[t; 16]).unwrap().unwrap();
+            assert_eq!(
+                disk::encode_generation(&held),
+                disk::encode_generation(&row)
+            );
+            assert_eq!(
+                reopened.by_caller.get(key().hash(&format!("c{t}"))),
+                Some(Some([t; 16])),
+                "its link is held"
+            );
+        }
+        assert!(
+            reopened.matches_run().unwrap(),
+            "records alone change no row"
+        );
+        // Any change to what the run holds shows.
+        let changed = |f: &dyn Fn(&mut Index)| {
+            let mut i = Index::new(key());
+            i.use_run(&dir.path().join("a.run"), 3, 6, 0).unwrap();
+            assert!(i.use_run_rows(rows.clone()));
+            f(&mut i);
+            assert!(!i.matches_run().unwrap());
+        };
+        changed(&|i| {
+            i.forget_pii(&[1; 16]).unwrap();
+        });
+        changed(&|i| {
+            i.forget_pii(&[5; 16]).unwrap();
+        });
+        changed(&|i| {
+            i.add_record(&[2; 16], rec(1, 2, 10, 0), None).unwrap();
+        });
+        changed(&|i| {
+            i.add_new_transcript(entry(7, 1, "c7")).unwrap();
+        });
+        changed(&|i| {
+            i.remove_transcript(&[4; 16]).unwrap();
+        });
+        // Rows that are not whole entries in order are refused.
+        let mut r = Index::new(key());
+        assert!(!r.use_run_rows(rows[..rows.len() - 1].to_vec()));
+        let mut swapped = rows[77..154].to_vec();
+        swapped.extend_from_slice(&rows[..77]);
+        assert!(!r.use_run_rows(swapped));
+        let mut flagged = rows.clone();
+        flagged[76] = 2;
+        assert!(!r.use_run_rows(flagged));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! way a slot lives inside one disk sector, so writing or wiping it is a
 //! single write inside one sector.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -57,6 +57,7 @@ mod cache;
 pub(crate) mod cells;
 mod compact;
 pub(crate) mod directory;
+mod free;
 mod legacy;
 pub(crate) mod rekey;
 mod slot;
@@ -164,7 +165,7 @@ pub(crate) struct Keyring {
     /// and 2), header and state included.
     len: u32,
     /// Free units.
-    free: BTreeSet<u32>,
+    free: free::FreeCells,
     /// Where the next search for free cells starts (next fit).
     cursor: u32,
     /// No new slot goes below this cell: the index's run names the slots
@@ -357,7 +358,7 @@ impl Keyring {
             layout,
             state_pending: header.state_pending,
             len: layout.first_data(),
-            free: BTreeSet::new(),
+            free: free::FreeCells::default(),
             cursor: layout.first_data(),
             floor: 0,
             stranded: 0,
@@ -466,7 +467,7 @@ impl Keyring {
             layout: Layout::Cells,
             state_pending: false,
             len,
-            free: BTreeSet::new(),
+            free: free::FreeCells::default(),
             cursor: len,
             floor: 0,
             stranded: 0,
@@ -581,6 +582,25 @@ impl Keyring {
                 .read_exact_at(chunk, u64::from(start) * unit as u64)
                 .at(&self.path)?;
             let mut next = start + n;
+            // The chunk's trailing zero cells (a grown keyring's tail) are
+            // free cells, taken at once instead of one by one; zeros hold
+            // no slot, nor part of one (a slot's later cells are marked).
+            let zeros = if self.layout == Layout::Cells {
+                let z = start + zero_tail(chunk, unit);
+                let overlaps = |r: &table::Region| !r.is_none() && r.start < next && z < r.end();
+                (z < next && !overlaps(&tables.table) && !overlaps(&tables.retire)).then_some(z)
+            } else {
+                None
+            };
+            let chunk: &[u8] = match zeros {
+                Some(z) => {
+                    self.free.insert_range(z.max(keep_free)..next);
+                    &chunk[..(z - start) as usize * unit]
+                }
+                None => chunk,
+            };
+            // Free cells come in runs: added a run at a time.
+            let mut free_run = 0..0;
             let free = &mut self.free;
             let occupancy = &mut self.occupancy;
             let used_end = &mut self.used_end;
@@ -598,8 +618,9 @@ impl Keyring {
                     match found {
                         Ok(None) if in_table => {}
                         Ok(None) if index < keep_free => {}
+                        Ok(None) if free_run.end == index => free_run.end += 1,
                         Ok(None) => {
-                            free.insert(index);
+                            free.insert_range(std::mem::replace(&mut free_run, index..index + 1));
                         }
                         Ok(Some(slot)) => {
                             if !in_table {
@@ -636,6 +657,7 @@ impl Keyring {
                     }
                 },
             );
+            self.free.insert_range(free_run);
             // The spilled flags of the table's sectors read in this chunk
             // (chunks start and end at sector boundaries).
             if let Some(d) = self.directory.as_ref().filter(|_| !skip_table) {
@@ -684,7 +706,7 @@ impl Keyring {
 
     /// Number of free units.
     pub(crate) fn free_count(&self) -> usize {
-        self.free.len()
+        self.free.len() as usize
     }
 
     /// Units holding slots, and units free for them: in the directory's
@@ -692,7 +714,7 @@ impl Keyring {
     /// to retire, are neither).
     pub(crate) fn cell_counts(&self) -> (u64, u64) {
         let all = u64::from(self.len.saturating_sub(self.layout.first_data()));
-        let heap_free = self.free.len() as u64 + self.stranded;
+        let heap_free = self.free.len() + self.stranded;
         let Some(d) = &self.directory else {
             return (all.saturating_sub(heap_free), heap_free);
         };
@@ -744,9 +766,7 @@ impl Keyring {
                     .ok_or_else(|| Error::Limit("keyring is full".into()))?
             }
         };
-        for c in first..first + n {
-            self.free.remove(&c);
-        }
+        self.free.remove_range(first..first + n);
         self.cursor = first + n;
         self.used_end = self.used_end.max(first + n);
         Ok(first)
@@ -758,8 +778,8 @@ impl Keyring {
     /// held) until a keyring compaction lifts the floor
     /// ([`Keyring::lift_floor`]) and writes a new run.
     pub(crate) fn set_floor(&mut self, cell: u32) {
-        let kept = self.free.split_off(&cell);
-        self.stranded += self.free.len() as u64;
+        let kept = self.free.split_off(cell);
+        self.stranded += self.free.len();
         self.free = kept;
         self.floor = cell;
     }
@@ -803,7 +823,9 @@ impl Keyring {
             );
             start = next;
         }
-        self.free.extend(found);
+        for cell in found {
+            self.free.insert(cell);
+        }
         self.stranded = 0;
         Ok(())
     }
@@ -812,7 +834,7 @@ impl Keyring {
     /// ([`SlotSink::start`]): the directory table's occupancy and the free
     /// cells below.
     pub(crate) fn tail_from(&self, floor: u32) -> Tail {
-        let below = self.free.range(..floor).count() as u64;
+        let below = self.free.count_below(floor);
         Tail {
             floor,
             occupancy: self.occupancy.to_bytes(),
@@ -955,7 +977,7 @@ impl Keyring {
         let gap = self.len..start;
         self.write_raw(start, &bytes)?;
         self.stranded += u64::from(gap.start.max(self.floor).min(gap.end) - gap.start);
-        self.free.extend(gap.start.max(self.floor)..gap.end);
+        self.free.insert_range(gap.start.max(self.floor)..gap.end);
         self.marks.slots = self.len;
         self.sync()?;
         // 3. Switch: the new region is the table, the old one to retire.
@@ -995,7 +1017,7 @@ impl Keyring {
         if end > retire.start {
             let from = retire.start.max(self.floor).min(end);
             self.stranded += u64::from(from - retire.start);
-            self.free.extend(from..end);
+            self.free.insert_range(from..end);
         }
         Ok(())
     }
@@ -1028,29 +1050,14 @@ impl Keyring {
         let Some(first) = self.find_run(..below, n).filter(|f| f + n <= below) else {
             return Ok(None);
         };
-        for c in first..first + n {
-            self.free.remove(&c);
-        }
+        self.free.remove_range(first..first + n);
         Ok(Some(first))
     }
 
     /// The first run of `n` free cells inside one sector among the free
     /// cells in `range`.
     fn find_run(&self, range: impl std::ops::RangeBounds<u32>, n: u32) -> Option<u32> {
-        let mut start = 0;
-        let mut len = 0;
-        for &c in self.free.range(range) {
-            if len > 0 && c == start + len && c % cells::SECTOR_CELLS != 0 {
-                len += 1;
-            } else {
-                start = c;
-                len = 1;
-            }
-            if len == n {
-                return Some(start);
-            }
-        }
-        None
+        self.free.find_run(range, n)
     }
 
     /// Appends free (all-zero) cells in one write: 128 KiB, or an eighth of
@@ -1073,7 +1080,7 @@ impl Keyring {
         crate::failpoint::check("keyring.sync").at(&self.path)?;
         self.file.sync_data().at(&self.path)?;
         crate::failpoint::synced(&self.path, &self.file);
-        self.free.extend(self.len..len);
+        self.free.insert_range(self.len..len);
         self.cursor = self.len;
         self.len = len;
         self.marks.slots = len;
@@ -1298,7 +1305,7 @@ impl Keyring {
             Some(region) if region.contains(index) => {
                 self.occupancy.mark(region, index, n, false);
             }
-            _ if index >= self.floor => self.free.extend(index..index + n),
+            _ if index >= self.floor => self.free.insert_range(index..index + n),
             _ if index >= self.layout.first_data() => self.stranded += u64::from(n),
             _ => {}
         }
@@ -1390,7 +1397,7 @@ impl Keyring {
         self.writable()?;
         let first = self.layout.first_data();
         let mut len = self.len;
-        while len > first && self.free.contains(&(len - 1)) {
+        while len > first && self.free.contains(len - 1) {
             len -= 1;
         }
         if len == self.len {
@@ -1404,7 +1411,7 @@ impl Keyring {
             .set_len(u64::from(len) * self.layout.unit() as u64)
             .at(&self.path)?;
         self.file.sync_all().at(&self.path)?;
-        self.free.retain(|&i| i < len);
+        self.free.split_off(len);
         self.cursor = self.cursor.min(len);
         self.used_end = self.used_end.min(len);
         self.len = len;
@@ -1646,6 +1653,17 @@ fn scan_slots(
             each(index, step, slot);
         }),
     }
+}
+
+/// How many of `bytes`' units (of `unit` bytes) come before its trailing
+/// all-zero ones.
+fn zero_tail(bytes: &[u8], unit: usize) -> u32 {
+    let zero = |u: &[u8]| u.chunks_exact(8).all(|w| w == [0u8; 8]);
+    let used = bytes
+        .chunks_exact(unit)
+        .rposition(|u| !zero(u))
+        .map_or(0, |i| i + 1);
+    u32::try_from(used).unwrap_or(u32::MAX)
 }
 
 /// Decodes the slot at `index` from `bytes` (that unit to the end of its

@@ -313,8 +313,7 @@ impl Engine {
         if self.options.checkpoint {
             self.write_checkpoint(&w, true)?;
             // A new run unless the one the keyring names holds everything.
-            let run = self.run_number.load(std::sync::atomic::Ordering::SeqCst);
-            if self.index.read().changes_held() > 0 || run == 0 || w.keyring.marks().run != run {
+            if !self.run_is_current(&w)? {
                 self.write_run(&mut w)?;
             }
         }

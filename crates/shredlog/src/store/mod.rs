@@ -125,6 +125,9 @@ pub(crate) struct Writer {
     last: (u64, u64),
     /// A segment was sealed: write a checkpoint after the current batch.
     pub(crate) checkpoint_due: bool,
+    /// The manifest of the index's run in use (without its rows of held
+    /// generations), to tell whether a new run would be the same.
+    pub(crate) run_manifest: Option<crate::index::Manifest>,
 }
 
 impl Writer {

@@ -164,7 +164,7 @@ impl Store {
             mut index,
             mut leftovers,
             twins,
-            manifest,
+            mut manifest,
             refused,
             links,
         } = indexed;
@@ -193,10 +193,18 @@ impl Store {
             .collect();
         let marks = loaded.marks;
         let mut keyring = loaded.keyring;
-        if let Some(m) = &manifest {
+        if let Some(m) = &mut manifest {
             // Slots written from now on are found at open above the run's.
             keyring.set_floor(m.keyring_cells);
             settle_directory(&mut index, &links, &keyring)?;
+            // The active segment's generations, as the run has them.
+            if !index.use_run_rows(std::mem::take(&mut m.held)) {
+                return Err(Error::corrupt(
+                    dir.join(crate::index::MANIFEST_FILE),
+                    0,
+                    "the index manifest's rows of held generations are not whole rows in order",
+                ));
+            }
         }
         // Keys are read when a transcript is read or written.
         let key_cache = KeyCache::new(Some(keyring.reader()), options.key_cache_entries);
@@ -311,6 +319,7 @@ impl Store {
                 active,
                 last,
                 checkpoint_due: false,
+                run_manifest: manifest.clone(),
             }),
             segments: RwLock::new(segments),
             commit: GroupCommit::default(),
@@ -745,6 +754,24 @@ struct Listed {
     file: File,
     map: memmap2::Mmap,
     header: SegmentHeader,
+    /// Its last [`FOOTER_FRAME`] bytes (fewer if it is shorter).
+    tail: Vec<u8>,
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends;
+/// returns how many bytes it read.
+fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Loads the checkpoint, scans what it does not cover, handles a torn tail,
@@ -846,13 +873,23 @@ pub(super) fn recover_segments(
         let path = dir.join(segment::file_name(id));
         let file = OpenOptions::new().read(true).open(&path).at(&path)?;
         let map = segment::map(&path, &file)?;
-        let header = segment::check_header(&path, &map, id)?;
+        // Read, not touched through the map: a page touched there stays
+        // this process's resident memory (with the pages the kernel maps
+        // around it) for as long as the segment is open.
+        let mut head = [0u8; SEGMENT_HEADER as usize];
+        let got = read_up_to(&file, &mut head, 0).at(&path)?;
+        let header = segment::check_header(&path, &head[..got], id)?;
+        let mut tail = [0u8; FOOTER_FRAME];
+        let at = (map.len() as u64).saturating_sub(FOOTER_FRAME as u64);
+        let got = read_up_to(&file, &mut tail, at).at(&path)?;
+        let tail = tail[..got].to_vec();
         listed.push(Listed {
             id,
             path,
             file,
             map,
             header,
+            tail,
         });
     }
     let last_id = ids.last().copied().unwrap_or(1);
@@ -890,6 +927,7 @@ pub(super) fn recover_segments(
             file,
             map,
             header,
+            tail,
         } = seg;
         let is_last = id == last_id;
         let file_len = map.len() as u64;
@@ -906,10 +944,7 @@ pub(super) fn recover_segments(
         let mut data_end = file_len;
         // Whether the segment ends with its own footer (checked).
         let mut footer_ok = false;
-        let tail = || {
-            map.get(map.len().saturating_sub(FOOTER_FRAME)..)
-                .unwrap_or_default()
-        };
+        let tail = || tail.as_slice();
         // Sealed: not the last segment, or the last one with its footer (a
         // roll cut short after sealing it).
         let sealed_file = !is_last

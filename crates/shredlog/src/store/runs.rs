@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Engine, Writer};
 use crate::error::{IoContext, Result};
-use crate::index::{Manifest, run_file_name};
+use crate::index::{Index, Manifest, run_file_name};
 
 /// Changes held in memory over the run before a commit writes a new one.
 pub(crate) const RUN_EVERY: usize = 1 << 16;
@@ -47,6 +47,51 @@ impl Engine {
         // number: a later run never reuses it, whatever happens below.
         self.run_number.store(number, Ordering::SeqCst);
         crate::fsutil::sync_dir(&self.dir)?;
+        let mut manifest = self.manifest_now(w, &index, number);
+        manifest.held = index.run_rows().to_vec();
+        drop(index);
+        crate::failpoint::check("run.manifest").at(&path)?;
+        manifest.save(&self.dir)?;
+        // The keyring names the run: open uses no other manifest.
+        w.keyring.note_run(number);
+        w.keyring.sync()?;
+        w.keyring.set_floor(manifest.keyring_cells);
+        manifest.held = Vec::new();
+        w.run_manifest = Some(manifest);
+        if let Some(old) = old
+            && old != path
+        {
+            // A run left behind is removed by the next writing open.
+            let _ = std::fs::remove_file(&old);
+        }
+        Ok(())
+    }
+
+    /// Whether the run in use holds everything: the keyring names it, the
+    /// index holds nothing it lacks, and a manifest written now would say
+    /// what its manifest says (same floor, audit marks, segments' byte
+    /// accounting). Then writing a run (at close) would only copy it.
+    ///
+    /// # Errors
+    /// As the run's lookups.
+    pub(crate) fn run_is_current(&self, w: &Writer) -> Result<bool> {
+        let number = self.run_number.load(Ordering::SeqCst);
+        let Some(kept) = &w.run_manifest else {
+            return Ok(false);
+        };
+        if number == 0 || kept.run != number || w.keyring.marks().run != number {
+            return Ok(false);
+        }
+        let index = self.index.read();
+        if !self.manifest_now(w, &index, number).same_coverage(kept) {
+            return Ok(false);
+        }
+        index.matches_run()
+    }
+
+    /// The manifest of run `number` written now (without the rows of held
+    /// generations).
+    fn manifest_now(&self, w: &Writer, index: &Index, number: u64) -> Manifest {
         let segments = self.segments.read();
         let (active, _) = w.last_segment();
         let usage = index
@@ -59,7 +104,7 @@ impl Engine {
         let (audit_entries, audit_bytes) = self.audit.lock().marks();
         let floor = w.keyring.used_end();
         let tail = w.keyring.tail_from(floor);
-        let manifest = Manifest {
+        Manifest {
             keyring_id: w.keyring.id(),
             caller_check: index.caller_key().check(),
             run: number,
@@ -72,20 +117,7 @@ impl Engine {
             audit_entries,
             audit_bytes,
             usage,
-        };
-        drop(index);
-        crate::failpoint::check("run.manifest").at(&path)?;
-        manifest.save(&self.dir)?;
-        // The keyring names the run: open uses no other manifest.
-        w.keyring.note_run(number);
-        w.keyring.sync()?;
-        w.keyring.set_floor(manifest.keyring_cells);
-        if let Some(old) = old
-            && old != path
-        {
-            // A run left behind is removed by the next writing open.
-            let _ = std::fs::remove_file(&old);
+            held: Vec::new(),
         }
-        Ok(())
     }
 }
