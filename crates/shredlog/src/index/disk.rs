@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::blocks::BlockCache;
-use super::run::{Run, RunIter, RunWriter, SectionSpec};
+use super::run::{Run, RunWriter, SectionSpec};
 use super::{CallerHash, TranscriptEntry};
 use crate::error::{Error, Result};
 use crate::record::{Tid, Vid};
@@ -142,6 +142,15 @@ impl Disk {
             .map(|v| decode_generation(*tid, &v)))
     }
 
+    /// A visitor's directory slot (0: none).
+    pub(super) fn visitor_slot(&self, vid: &Vid) -> Result<Option<u32>> {
+        Ok(self
+            .run
+            .get(VISITORS, vid)?
+            .flatten()
+            .map(|v| u32::from_le_bytes(word(&v, 0))))
+    }
+
     /// A visitor's directory slot (0: none) and generations.
     pub(super) fn visitor(&self, vid: &Vid) -> Result<Option<VisitorRow>> {
         let Some(Some(v)) = self.run.get(VISITORS, vid)? else {
@@ -193,10 +202,6 @@ impl Disk {
                 Ok((_, None)) => None,
                 Err(e) => Some(Err(e)),
             })
-    }
-
-    fn section(&self, section: usize, from: &[u8]) -> RunIter<'_> {
-        self.run.range(section, from, None)
     }
 }
 
@@ -285,14 +290,27 @@ fn increment(id: &mut [u8; 16]) -> bool {
 /// A visitor's directory slot (0: none) and generations.
 pub(super) type VisitorRow = (u32, Vec<Tid>);
 
-/// The changes since the run, sorted, for [`write_merged`]: an entry
-/// replaces the run's row of its key (`None`: removes it). A visitor's
-/// generations come whole: its pairs in the run are all replaced.
+/// The changes since the run, for [`write_merged`]: an entry replaces the
+/// run's row of its key (`None`: removes it). A visitor's generations in
+/// `visitors` come whole: its pairs in the run are all replaced; those in
+/// `visitor_adds` (visitors not in `visitors`) are added to the run's, and
+/// the visitor keeps its row (or gets one without a directory slot).
 #[derive(Default)]
 pub(super) struct Changes {
     pub generations: Vec<(Tid, Option<[u8; GEN_LEN]>)>,
     pub visitors: Vec<(Vid, Option<VisitorRow>)>,
+    pub visitor_adds: Vec<(Vid, Vec<Tid>)>,
     pub callers: Vec<(CallerHash, Option<Tid>)>,
+}
+
+/// What [`merge`] does with a key.
+enum Change {
+    /// The row becomes this value.
+    Set(Vec<u8>),
+    /// The row goes.
+    Remove,
+    /// The run's row stays; without one, this value is the row.
+    KeepOr(Vec<u8>),
 }
 
 /// Writes the run at `path`: `old`'s rows with `changes` applied (one
@@ -308,74 +326,89 @@ pub(super) fn write_merged(
     changes.generations.sort_unstable_by_key(|(k, _)| *k);
     changes.visitors.sort_unstable_by_key(|(vid, _)| *vid);
     changes.callers.sort_unstable_by_key(|(k, _)| *k);
+    // An addition to a visitor whose whole entry is here joins it.
+    let mut adds = std::mem::take(&mut changes.visitor_adds);
+    adds.retain_mut(
+        |(vid, tids)| match changes.visitors.binary_search_by_key(vid, |(v, _)| *v) {
+            Ok(i) => {
+                if let Some((_, whole)) = &mut changes.visitors[i].1 {
+                    whole.append(tids);
+                }
+                false
+            }
+            Err(_) => true,
+        },
+    );
+    adds.sort_unstable_by_key(|(vid, _)| *vid);
     let mut w = RunWriter::create(path, &SECTIONS)?;
 
     // Generations.
     let changed = changes
         .generations
         .iter()
-        .map(|(k, v)| (k.to_vec(), v.map(|v| v.to_vec())));
+        .map(|(k, v)| (k.to_vec(), set_or_remove(v.map(|v| v.to_vec()))));
     merge(old, GENERATIONS, &[0; 16], changed, |k, v| {
         w.push(GENERATIONS, k, Some(v))
     })?;
 
-    // Visitors.
-    let changed = changes.visitors.iter().map(|(vid, v)| {
+    // Visitors: the whole entries and the additions, in vid order.
+    let whole = changes.visitors.iter().map(|(vid, v)| {
         (
             vid.to_vec(),
-            v.as_ref().map(|(slot, _)| slot.to_le_bytes().to_vec()),
+            set_or_remove(v.as_ref().map(|(slot, _)| slot.to_le_bytes().to_vec())),
         )
     });
-    merge(old, VISITORS, &[0; 16], changed, |k, v| {
+    let added = adds
+        .iter()
+        .map(|(vid, _)| (vid.to_vec(), Change::KeepOr(0u32.to_le_bytes().to_vec())));
+    let mut changed: Vec<(Vec<u8>, Change)> = whole.chain(added).collect();
+    changed.sort_by(|a, b| a.0.cmp(&b.0));
+    merge(old, VISITORS, &[0; 16], changed.into_iter(), |k, v| {
         w.push(VISITORS, k, Some(v))
     })?;
 
     // Visitors' generations: a changed visitor's pairs replace the run's.
     let mut pairs: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
     let changed_vids: Vec<Vid> = changes.visitors.iter().map(|(v, _)| *v).collect();
-    for (vid, v) in &changes.visitors {
-        if let Some((_, tids)) = v {
-            let mut tids = tids.clone();
-            tids.sort_unstable();
-            tids.dedup();
-            for tid in tids {
-                let mut k = vid.to_vec();
-                k.extend_from_slice(&tid);
-                pairs.push((k, Some(Vec::new())));
-            }
+    let whole = changes
+        .visitors
+        .iter()
+        .filter_map(|(vid, v)| Some((vid, &v.as_ref()?.1)));
+    for (vid, tids) in whole.chain(adds.iter().map(|(vid, tids)| (vid, tids))) {
+        for tid in tids {
+            let mut k = vid.to_vec();
+            k.extend_from_slice(tid);
+            pairs.push((k, Some(Vec::new())));
         }
     }
+    pairs.sort_unstable();
+    pairs.dedup();
     {
-        let mut fresh = pairs.into_iter().peekable();
-        let mut emit_fresh_below = |w: &mut RunWriter, bound: Option<&[u8]>| -> Result<()> {
-            while let Some((k, _)) = fresh.peek() {
-                if bound.is_some_and(|b| k.as_slice() >= b) {
-                    break;
-                }
-                w.push(VISITOR_TIDS, k, Some(&[]))?;
-                fresh.next();
-            }
-            Ok(())
-        };
+        // The run's pairs (but a whole visitor's) and the fresh ones, in
+        // key order; a fresh pair the run has already is written once.
+        let mut fresh = pairs.into_iter().map(|(k, _)| k).peekable();
         if let Some(old) = old {
-            for row in old.section(VISITOR_TIDS, &[0; 32]) {
-                let (k, _) = row?;
-                let vid = id(&k);
-                if changed_vids.binary_search(&vid).is_ok() {
-                    continue;
+            old.run.scan(VISITOR_TIDS, &[0; 32], |k, _| {
+                if changed_vids.binary_search(&id(k)).is_ok() {
+                    return Ok(());
                 }
-                emit_fresh_below(&mut w, Some(&k))?;
-                w.push(VISITOR_TIDS, &k, Some(&[]))?;
-            }
+                while let Some(f) = fresh.next_if(|f| f.as_slice() < k) {
+                    w.push(VISITOR_TIDS, &f, Some(&[]))?;
+                }
+                fresh.next_if(|f| f.as_slice() == k);
+                w.push(VISITOR_TIDS, k, Some(&[]))
+            })?;
         }
-        emit_fresh_below(&mut w, None)?;
+        for f in fresh {
+            w.push(VISITOR_TIDS, &f, Some(&[]))?;
+        }
     }
 
     // Caller ids.
     let changed = changes
         .callers
         .iter()
-        .map(|(h, t)| (h.to_bytes().to_vec(), t.map(|t| t.to_vec())));
+        .map(|(h, t)| (h.to_bytes().to_vec(), set_or_remove(t.map(|t| t.to_vec()))));
     merge(old, CALLERS, &[0; 16], changed, |k, v| {
         w.push(CALLERS, k, Some(v))
     })?;
@@ -384,41 +417,60 @@ pub(super) fn write_merged(
     Disk::check(run)
 }
 
+fn set_or_remove(v: Option<Vec<u8>>) -> Change {
+    v.map_or(Change::Remove, Change::Set)
+}
+
 /// Streams section `section` of `old` merged with `changed` (sorted by
-/// key) into `emit`: a changed key's entry wins (`None` drops the row).
+/// key, one entry a key) into `emit`: a changed key's entry wins.
 fn merge(
     old: Option<&Disk>,
     section: usize,
     start: &[u8],
-    changed: impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    changed: impl Iterator<Item = (Vec<u8>, Change)>,
     mut emit: impl FnMut(&[u8], &[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut changed = changed.peekable();
     if let Some(old) = old {
-        for row in old.section(section, start) {
-            let (k, v) = row?;
+        old.run.scan(section, start, |k, v| {
             let mut replaced = false;
             while let Some((ck, _)) = changed.peek() {
-                let order = ck.as_slice().cmp(k.as_slice());
+                let order = ck.as_slice().cmp(k);
                 if order == std::cmp::Ordering::Greater {
                     break;
                 }
-                if let Some((ck, Some(cv))) = changed.next() {
-                    emit(&ck, &cv)?;
-                }
+                let Some((ck, change)) = changed.next() else {
+                    break;
+                };
                 if order == std::cmp::Ordering::Equal {
+                    match change {
+                        Change::Set(cv) => emit(&ck, &cv)?,
+                        Change::Remove => {}
+                        Change::KeepOr(_) => {
+                            if let Some(v) = v {
+                                emit(k, v)?;
+                            }
+                        }
+                    }
                     replaced = true;
                     break;
                 }
+                // A key the run does not have.
+                match change {
+                    Change::Set(cv) | Change::KeepOr(cv) => emit(&ck, &cv)?,
+                    Change::Remove => {}
+                }
             }
             if !replaced && let Some(v) = v {
-                emit(&k, &v)?;
+                emit(k, v)?;
             }
-        }
+            Ok(())
+        })?;
     }
-    for (k, v) in changed {
-        if let Some(v) = v {
-            emit(&k, &v)?;
+    for (k, change) in changed {
+        match change {
+            Change::Set(v) | Change::KeepOr(v) => emit(&k, &v)?,
+            Change::Remove => {}
         }
     }
     Ok(())
@@ -572,6 +624,58 @@ mod tests {
         check(&second, &m);
         // The first run is unchanged by the second.
         check(&first, &old);
+    }
+
+    #[test]
+    fn additions_to_visitors_keep_their_rows_and_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        let mut m = Model::default();
+        // Visitors 1..=40 with three generations each (several blocks).
+        for v in 1..=40u8 {
+            let mut tids = Vec::new();
+            for j in 0..3u8 {
+                let mut tid = [v; 16];
+                tid[15] = j;
+                let mut t =
+                    generation(v, v, &format!("c-{v}-{j}"), u32::from(v) * 8 + u32::from(j));
+                t.tid = tid;
+                m.generations.insert(tid, t);
+                tids.push(tid);
+            }
+            m.visitors.insert([v; 16], (u32::from(v) + 100, tids));
+        }
+        let first = write_merged(
+            &dir.path().join("r1"),
+            None,
+            changes(&Model::default(), &m),
+            Arc::clone(&cache),
+            1,
+        )
+        .unwrap();
+        check(&first, &m);
+        let tid = |v: u8, j: u8| {
+            let mut t = [v; 16];
+            t[15] = j;
+            t
+        };
+        let mut c = Changes::default();
+        // A new generation of visitor 7 (its row and other pairs stay), one
+        // of a visitor the run does not have (a row without a slot), one
+        // the run has already (written once), and one of visitor 9, whose
+        // whole entry is among the changes too (it joins it).
+        c.visitor_adds.push(([7; 16], vec![tid(7, 9)]));
+        c.visitor_adds
+            .push(([0xE0; 16], vec![tid(0xE0, 1), tid(0xE0, 2)]));
+        c.visitor_adds.push(([8; 16], vec![tid(8, 1)]));
+        c.visitor_adds.push(([9; 16], vec![tid(9, 5)]));
+        c.visitors.push(([9; 16], Some((3, vec![tid(9, 0)]))));
+        let second = write_merged(&dir.path().join("r2"), Some(&first), c, cache, 2).unwrap();
+        m.visitors.get_mut(&[7; 16]).unwrap().1.push(tid(7, 9));
+        m.visitors
+            .insert([0xE0; 16], (0, vec![tid(0xE0, 1), tid(0xE0, 2)]));
+        m.visitors.insert([9; 16], (3, vec![tid(9, 0), tid(9, 5)]));
+        check(&second, &m);
     }
 
     #[test]

@@ -315,6 +315,11 @@ pub(crate) struct Index {
     transcripts: IdMap<Option<Box<TranscriptEntry>>>,
     by_caller: Callers,
     visitors: IdMap<Option<VisitorEntry>>,
+    /// Generations added to visitors that are not held in `visitors`: the
+    /// visitor's entry is the run's (or a new one) with these added. An
+    /// append of a returning visitor's new transcript so reads nothing of
+    /// the run; the visitor is read (and held) when it is asked about.
+    visitor_adds: IdMap<SmallSet<Tid>>,
     caller_key: CallerKey,
     /// Live generations.
     transcript_count: u64,
@@ -352,6 +357,7 @@ impl Index {
             transcripts: IdMap::default(),
             by_caller: Callers::default(),
             visitors: IdMap::default(),
+            visitor_adds: IdMap::default(),
             caller_key,
             transcript_count: 0,
             kept_over_run: 0,
@@ -437,6 +443,8 @@ impl Index {
                 Some(None) => None,
                 _ => self.disk_visitor(vid)?,
             };
+            // Held from now on, with what was added to it.
+            self.visitor_adds.remove(vid);
             match known {
                 Some(v) => {
                     self.visitors.insert(*vid, Some(v));
@@ -450,17 +458,27 @@ impl Index {
         Ok(self.visitors.get_mut(vid).and_then(Option::as_mut))
     }
 
+    /// A visitor not held in `visitors`: the run's entry, with the
+    /// generations added to it since.
     fn disk_visitor(&self, vid: &Vid) -> crate::Result<Option<VisitorEntry>> {
-        let Some(d) = &self.disk else {
-            return Ok(None);
+        let in_run = match &self.disk {
+            Some(d) => d.visitor(vid)?.map(|(slot, tids)| {
+                let mut set = SmallSet::default();
+                for t in tids {
+                    set.insert(t);
+                }
+                VisitorEntry { slot, tids: set }
+            }),
+            None => None,
         };
-        Ok(d.visitor(vid)?.map(|(slot, tids)| {
-            let mut set = SmallSet::default();
-            for t in tids {
-                set.insert(t);
-            }
-            VisitorEntry { slot, tids: set }
-        }))
+        let Some(added) = self.visitor_adds.get(vid) else {
+            return Ok(in_run);
+        };
+        let mut v = in_run.unwrap_or_default();
+        for t in added.iter() {
+            v.tids.insert(*t);
+        }
+        Ok(Some(v))
     }
 
     /// The generation caller-id hash `h` leads to (it may be gone).
@@ -524,8 +542,13 @@ impl Index {
         visible: bool,
         new: bool,
     ) -> crate::Result<()> {
-        if let Some(v) = self.visitor_mut(&t.vid, true)? {
-            v.tids.insert(t.tid);
+        if self.visitors.contains_key(&t.vid) {
+            if let Some(v) = self.visitor_mut(&t.vid, true)? {
+                v.tids.insert(t.tid);
+            }
+        } else {
+            // Not held: noted as an addition, without reading the run.
+            self.visitor_adds.entry(t.vid).or_default().insert(t.tid);
         }
         let taken = !visible
             && match self.caller_target(t.caller)? {
@@ -1111,8 +1134,11 @@ impl Index {
     /// Entries held in memory over the run, less those held on after it
     /// was written (the generations with records in memory).
     pub(crate) fn changes_held(&self) -> usize {
-        (self.transcripts.len() + self.visitors.len() + self.by_caller.len())
-            .saturating_sub(self.kept_over_run)
+        (self.transcripts.len()
+            + self.visitors.len()
+            + self.visitor_adds.len()
+            + self.by_caller.len())
+        .saturating_sub(self.kept_over_run)
     }
 
     /// Writes the index's run anew at `path` (synced; the directory is not):
@@ -1143,6 +1169,11 @@ impl Index {
                     )
                 })
                 .collect(),
+            visitor_adds: self
+                .visitor_adds
+                .iter()
+                .map(|(vid, tids)| (*vid, tids.iter().copied().collect()))
+                .collect(),
             callers: self.by_caller.iter().collect(),
         };
         let run = disk::write_merged(
@@ -1157,6 +1188,7 @@ impl Index {
         self.transcripts
             .retain(|_, t| t.as_ref().is_some_and(|t| t.recent.is_some()));
         self.visitors = IdMap::default();
+        self.visitor_adds = IdMap::default();
         // The caller ids of the generations still held stay too: appends
         // look them up for every message.
         let transcripts = &self.transcripts;
@@ -1219,6 +1251,10 @@ impl Index {
         let Some(d) = &self.disk else {
             return Ok(false);
         };
+        if !self.visitor_adds.is_empty() {
+            // Every one is a generation the run does not have.
+            return Ok(false);
+        }
         for (tid, t) in &self.transcripts {
             let row = match self.run_rows.get(tid) {
                 Some((row, _)) => Some(row),
@@ -1470,6 +1506,26 @@ impl Index {
         }
     }
 
+    /// A visitor's directory slot (0: none), `None` for an unknown visitor:
+    /// [`Index::visitor`]'s `slot` without reading its generations.
+    ///
+    /// # Errors
+    /// As [`Index::transcript`].
+    pub(crate) fn visitor_slot(&self, vid: &Vid) -> crate::Result<Option<u32>> {
+        match self.visitors.get(vid) {
+            Some(Some(v)) => Ok(Some(v.slot)),
+            Some(None) => Ok(None),
+            None => {
+                let in_run = match &self.disk {
+                    Some(d) => d.visitor_slot(vid)?,
+                    None => None,
+                };
+                let added = self.visitor_adds.contains_key(vid);
+                Ok(in_run.or(added.then_some(0)))
+            }
+        }
+    }
+
     /// Whether the visitor (a placeholder included) is known.
     ///
     /// # Errors
@@ -1706,6 +1762,58 @@ mod tests {
         let mut flagged = rows.clone();
         flagged[76] = 2;
         assert!(!r.use_run_rows(flagged));
+    }
+
+    #[test]
+    fn a_returning_visitors_new_generation_is_added_without_reading_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = Index::new(key());
+        index.add_visitor([1; 16], 40).unwrap();
+        index.add_new_transcript(entry(1, 1, "a")).unwrap();
+        index.add_new_transcript(entry(2, 1, "b")).unwrap();
+        index.write_run(&dir.path().join("a.run"), 1).unwrap();
+        let tids = |i: &Index, vid: u8| -> Vec<Tid> {
+            let mut t: Vec<Tid> = i
+                .visitor(&[vid; 16])
+                .unwrap()
+                .unwrap()
+                .tids
+                .iter()
+                .copied()
+                .collect();
+            t.sort_unstable();
+            t
+        };
+        // Visitor 1 is not held: its new generation is an addition; the
+        // visitor answers with all three, and keeps its directory slot.
+        index.add_new_transcript(entry(3, 1, "c")).unwrap();
+        assert!(index.visitors.is_empty());
+        assert_eq!(tids(&index, 1), vec![[1; 16], [2; 16], [3; 16]]);
+        assert_eq!(index.visitor(&[1; 16]).unwrap().unwrap().slot, 40);
+        // So does a visitor the run does not know.
+        index.add_new_transcript(entry(4, 2, "d")).unwrap();
+        assert_eq!(tids(&index, 2), vec![[4; 16]]);
+        // Its slot, read without its generations, says the same.
+        assert_eq!(index.visitor_slot(&[1; 16]).unwrap(), Some(40));
+        assert_eq!(index.visitor_slot(&[2; 16]).unwrap(), Some(0));
+        assert_eq!(index.visitor_slot(&[9; 16]).unwrap(), None);
+        assert_eq!(index.generations_of(&[2; 16]).unwrap().len(), 1);
+        assert!(!index.matches_run().unwrap());
+        // A generation removed takes the addition along (the visitor is
+        // held from then on).
+        index.add_new_transcript(entry(5, 1, "e")).unwrap();
+        index.remove_transcript(&[5; 16]).unwrap();
+        assert_eq!(tids(&index, 1), vec![[1; 16], [2; 16], [3; 16]]);
+        assert!(!index.visitor_adds.contains_key(&[1; 16]));
+        index.write_run(&dir.path().join("b.run"), 2).unwrap();
+        assert!(index.matches_run().unwrap());
+        let d = index.disk.as_ref().unwrap();
+        assert_eq!(
+            d.visitor(&[1; 16]).unwrap(),
+            Some((40, vec![[1; 16], [2; 16], [3; 16]]))
+        );
+        assert_eq!(d.visitor(&[2; 16]).unwrap(), Some((0, vec![[4; 16]])));
+        assert_eq!(index.directory().count(), 1);
     }
 
     #[test]

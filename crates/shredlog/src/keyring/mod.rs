@@ -49,8 +49,10 @@ const SLOT_VERSION: u8 = 1;
 pub(crate) const STATE_SLOT: u32 = 1;
 /// Fewest bytes added at a time when the keyring runs out (128 KiB).
 const GROW_BYTES: usize = 128 << 10;
-/// Most bytes added at a time (4 MiB).
-const MAX_GROW_BYTES: usize = 4 << 20;
+/// Most bytes added at a time (1 MiB): the zero cells grown ahead of need
+/// are read by every open (they may hold slots written since the index's
+/// run), so their bound is open's.
+const MAX_GROW_BYTES: usize = 1 << 20;
 const KEK_CHECK_AAD: &[u8] = b"shredlog-kek-check";
 
 mod cache;
@@ -1061,7 +1063,7 @@ impl Keyring {
     }
 
     /// Appends free (all-zero) cells in one write: 128 KiB, or an eighth of
-    /// the keyring up to 4 MiB, so that the keyring's length (and the sync
+    /// the keyring up to 1 MiB, so that the keyring's length (and the sync
     /// that makes it durable) changes once per many new transcripts, and
     /// ever more rarely as the store grows.
     fn grow(&mut self) -> Result<()> {
@@ -2365,7 +2367,7 @@ mod tests {
         }
     }
 
-    /// A large keyring grows by an eighth of itself (up to 4 MiB), so the
+    /// A large keyring grows by an eighth of itself (up to 1 MiB), so the
     /// syncs that growth costs become rarer as the store grows.
     #[test]
     fn a_large_keyring_grows_by_an_eighth() {

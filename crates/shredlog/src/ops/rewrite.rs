@@ -275,7 +275,7 @@ impl Store {
             let mut w = engine.writer.lock();
             let mut index = engine.index.write();
             let norm = normalize_email(e)?;
-            let slot = index.visitor(&vid)?.map(|v| v.slot).filter(|s| *s != 0);
+            let slot = index.visitor_slot(&vid)?.filter(|s| *s != 0);
             let moved = self.guard(|| {
                 // Written anew where the new email's hash places it in the
                 // directory's table, and the old entry wiped; in place (one

@@ -309,7 +309,7 @@ impl Engine {
         let found = self.directory.find(&query)?;
         let mut known = Vec::new();
         for (slot, v) in &found {
-            if index.visitor(&v.vid)?.is_some_and(|e| e.slot == *slot) {
+            if index.visitor_slot(&v.vid)? == Some(*slot) {
                 known.push((*slot, v, v.vid));
             }
         }

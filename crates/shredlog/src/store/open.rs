@@ -449,7 +449,7 @@ fn settle_directory(index: &mut Index, links: &[(Vid, u32, u8)], keyring: &Keyri
     }
     for (vid, (cell, _)) in latest {
         let holds = matches!(keyring.read_slot(cell), Ok(Some(s)) if Owner::Visitor(vid).holds(&s));
-        let named = index.visitor(&vid)?.map(|v| v.slot);
+        let named = index.visitor_slot(&vid)?;
         match (holds, named) {
             (true, Some(slot)) if slot == cell => {}
             (true, _) => index.set_directory_slot(&vid, cell)?,
@@ -657,7 +657,7 @@ impl SlotIndexer {
                     self.twins.add(vid, &v.email);
                     return Ok(());
                 }
-                let held = self.index.visitor(&vid)?.map_or(0, |e| e.slot);
+                let held = self.index.visitor_slot(&vid)?.unwrap_or(0);
                 let held_revision = match self.revisions.get(&vid) {
                     Some(&(slot, r)) if slot == held => r,
                     _ => 0,
