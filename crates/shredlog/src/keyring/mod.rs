@@ -903,86 +903,156 @@ impl Keyring {
         }
         let start = self.len.next_multiple_of(cells::SECTOR_CELLS);
         let new = table::Region { start, sectors };
-        // The new table is built whole in memory first: every entry re-placed
-        // (and re-encoded: a slot is sealed to its place). Damage in the old
-        // one stops the growth before anything is written.
         let unit = cells::CELL;
-        let mut old_bytes = Zeroizing::new(vec![
-            0u8;
-            old.sectors as usize
-                * cells::SECTOR_CELLS as usize
-                * unit
-        ]);
-        self.file
-            .read_exact_at(&mut old_bytes, u64::from(old.start) * unit as u64)
-            .at(&self.path)?;
         let key = self
             .directory
             .as_ref()
             .map(|d| d.key.clone())
             .ok_or_else(|| Error::Internal("directory without a key".into()))?;
-        let mut builder = table::Builder::new(new);
-        let mut damage = None;
-        let mut entries = Vec::new();
-        scan_slots(
-            self.layout,
-            self.kek.as_ref(),
-            &self.keyring_id,
-            Tables {
-                table: old,
-                retire: table::Region::NONE,
-            },
-            &old_bytes,
-            old.start,
-            |index, _, found| match found {
-                Ok(None) => {}
-                Ok(Some(slot)) => entries.push((index, slot)),
-                Err(reason) => {
-                    damage.get_or_insert((index, reason));
-                }
-            },
-        );
-        if let Some((index, reason)) = damage {
-            return Err(Error::corrupt(
-                &self.path,
-                u64::from(index) * unit as u64,
-                format!("keyring slot {index}: {reason} (the directory table cannot grow over it)"),
-            ));
+        /// Bytes read or written at a time (whole sectors): the tables are
+        /// never held whole, so that a growth costs memory in proportion to
+        /// this, not to the number of visitors.
+        const CHUNK: usize = 1 << 20;
+        let chunk_cells = (CHUNK / unit) as u32;
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+
+        // 1. Every entry of the old table is given its place in the new one
+        // (an entry's place depends on the entries placed before it). Damage
+        // in the old table stops the growth before anything is written.
+        let mut occupancy = table::Occupancy::empty(new);
+        let mut moved: Vec<(MovedEntry, u32)> = Vec::new();
+        let old_cells = old.sectors * cells::SECTOR_CELLS;
+        let mut at = 0;
+        while at < old_cells {
+            let n = chunk_cells.min(old_cells - at);
+            let chunk = buf
+                .get_mut(..n as usize * unit)
+                .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
+            self.file
+                .read_exact_at(chunk, u64::from(old.start + at) * unit as u64)
+                .at(&self.path)?;
+            let mut failed: Option<Error> = None;
+            scan_slots(
+                self.layout,
+                self.kek.as_ref(),
+                &self.keyring_id,
+                Tables {
+                    table: old,
+                    retire: table::Region::NONE,
+                },
+                chunk,
+                old.start + at,
+                |index, _, found| {
+                    if failed.is_some() {
+                        return;
+                    }
+                    let slot = match found {
+                        Ok(Some(slot @ Slot::Visitor(_))) => slot,
+                        Ok(_) => return,
+                        Err(reason) => {
+                            failed = Some(Error::corrupt(
+                                &self.path,
+                                u64::from(index) * unit as u64,
+                                format!(
+                                    "keyring slot {index}: {reason} (the directory table cannot grow over it)"
+                                ),
+                            ));
+                            return;
+                        }
+                    };
+                    let Slot::Visitor(v) = &slot else { return };
+                    let placed = self.cells_for(&slot).and_then(|n| {
+                        occupancy
+                            .place(new, table::visitor_hash(&key, &v.email), n)
+                            .map(|p| (p.cell, n))
+                            .ok_or_else(|| {
+                                Error::Internal("the new directory table is full".into())
+                            })
+                    });
+                    match placed {
+                        Ok((to, n)) => moved.push((
+                            MovedEntry {
+                                vid: v.vid,
+                                from: index,
+                                to,
+                            },
+                            n,
+                        )),
+                        Err(e) => failed = Some(e),
+                    }
+                },
+            );
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            at += n;
         }
-        let mut moved = Vec::with_capacity(entries.len());
-        for (from, slot) in &entries {
-            let Slot::Visitor(v) = slot else { continue };
-            let n = self.cells_for(slot)?;
-            let at = builder
-                .place(table::visitor_hash(&key, &v.email), n)
-                .ok_or_else(|| Error::Internal("the new directory table is full".into()))?;
-            let enc = self.encode_slot(at, slot)?;
-            builder
-                .put(at, &enc)
-                .ok_or_else(|| Error::Internal("directory entry out of range".into()))?;
-            moved.push(MovedEntry {
-                vid: v.vid,
-                from: *from,
-                to: at,
-            });
-        }
-        let (bytes, occupancy) = builder.finish();
         // Entries move: no index run names their places any more (the
         // state says so with the first sync below), and open reads every
         // entry until a new run is written.
         self.marks.run = 0;
-        // 1. Name the new region as one to retire.
+        // 2. Name the new region as one to retire.
         self.set_directory(|d| d.retire = new);
         self.write_header()?;
         self.sync()?;
-        // 2. Write the new table, then sync.
+        // 3. Write the new table a chunk at a time, in order: each entry read
+        // again from the old table and sealed to its new place, each sector
+        // starting with its header cell; then sync.
+        moved.sort_unstable_by_key(|(m, _)| m.to);
         let gap = self.len..start;
-        self.write_raw(start, &bytes)?;
+        let new_cells = new.sectors * cells::SECTOR_CELLS;
+        let mut next = moved.iter().peekable();
+        let mut at = 0;
+        while at < new_cells {
+            let n = chunk_cells.min(new_cells - at);
+            let out = buf
+                .get_mut(..n as usize * unit)
+                .ok_or_else(|| Error::Internal("keyring write buffer too small".into()))?;
+            out.fill(0);
+            for sector in (at / cells::SECTOR_CELLS)..((at + n) / cells::SECTOR_CELLS) {
+                let from = (sector * cells::SECTOR_CELLS - at) as usize * unit;
+                out[from..from + unit]
+                    .copy_from_slice(&table::header_cell(occupancy.is_spilled(sector)));
+            }
+            while let Some((m, cells)) = next.next_if(|(m, _)| m.to < new.start + at + n) {
+                let mut old_slot = Zeroizing::new(vec![0u8; *cells as usize * unit]);
+                self.file
+                    .read_exact_at(&mut old_slot, u64::from(m.from) * unit as u64)
+                    .at(&self.path)?;
+                let slot = match decode_at(
+                    self.layout,
+                    self.kek.as_ref(),
+                    &self.keyring_id,
+                    m.from,
+                    &old_slot,
+                ) {
+                    Ok(Some(slot)) => slot,
+                    _ => {
+                        return Err(Error::corrupt(
+                            &self.path,
+                            u64::from(m.from) * unit as u64,
+                            format!(
+                                "keyring slot {}: changed while the directory table grew",
+                                m.from
+                            ),
+                        ));
+                    }
+                };
+                let enc = self.encode_slot(m.to, &slot)?;
+                let from = (m.to - new.start - at) as usize * unit;
+                out.get_mut(from..from + enc.len())
+                    .ok_or_else(|| Error::Internal("directory entry out of range".into()))?
+                    .copy_from_slice(&enc);
+            }
+            self.write_raw(new.start + at, out)?;
+            at += n;
+        }
         self.stranded += u64::from(gap.start.max(self.floor).min(gap.end) - gap.start);
         self.free.insert_range(gap.start.max(self.floor)..gap.end);
         self.marks.slots = self.len;
         self.sync()?;
-        // 3. Switch: the new region is the table, the old one to retire.
+        let moved: Vec<MovedEntry> = moved.into_iter().map(|(m, _)| m).collect();
+        // 4. Switch: the new region is the table, the old one to retire.
         self.set_directory(|d| {
             d.table = new;
             d.retire = old;
@@ -993,7 +1063,7 @@ impl Keyring {
         // Lookups go to the new table from now on; the write lock waits for
         // any still reading the old one, which is zeroed only after.
         *self.view.write() = directory::View::Table { key, region: new };
-        // 4. Zero the old region, then forget it.
+        // 5. Zero the old region, then forget it.
         self.retire_region()?;
         Ok(moved)
     }
@@ -1009,8 +1079,13 @@ impl Keyring {
         }
         let end = retire.end().min(self.len);
         if end > retire.start {
-            let zeros = vec![0u8; (end - retire.start) as usize * cells::CELL];
-            self.write_raw(retire.start, &zeros)?;
+            // A MiB at a time.
+            let step = (1 << 20) / cells::CELL as u32;
+            let zeros = vec![0u8; step.min(end - retire.start) as usize * cells::CELL];
+            for at in (retire.start..end).step_by(step as usize) {
+                let n = step.min(end - at) as usize * cells::CELL;
+                self.write_raw(at, &zeros[..n])?;
+            }
             self.sync_file()?;
         }
         self.set_directory(|d| d.retire = table::Region::NONE);
@@ -2132,6 +2207,64 @@ mod tests {
     /// table (which move every entry) and a reopen, plain and wrapped; a
     /// wiped entry is not found, and a damaged sector is an error naming
     /// its offset.
+    /// A table of many MiB grows a MiB at a time (it is never held whole):
+    /// every entry is where the growth says, found by its email, and so
+    /// after reopening.
+    #[test]
+    fn a_table_larger_than_the_growth_buffer_grows_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = Keyring::open(dir.path(), None, RW, |_, _| {})
+            .unwrap()
+            .keyring;
+        let entry = |n: u32| {
+            let mut vid = [0u8; 16];
+            vid[..4].copy_from_slice(&n.to_le_bytes());
+            VisitorSlot {
+                vid,
+                email: format!("visitor.number.{n}@example.com"),
+                revision: 0,
+            }
+        };
+        let mut at: Vec<u32> = Vec::new();
+        let mut largest = 0;
+        for n in 0..20_000u32 {
+            let slot = Slot::Visitor(entry(n));
+            let moved = kr
+                .reserve_visitors(u64::from(kr.cells_for(&slot).unwrap()))
+                .unwrap();
+            if !moved.is_empty() {
+                assert_eq!(moved.len(), at.len(), "a growth moves every entry");
+            }
+            for m in moved {
+                let k = u32::from_le_bytes(m.vid[..4].try_into().unwrap()) as usize;
+                assert_eq!(at[k], m.from);
+                at[k] = m.to;
+            }
+            let i = kr.allocate(&slot).unwrap();
+            kr.write(i, &slot).unwrap();
+            at.push(i);
+            largest = largest.max(kr.directory.as_ref().unwrap().table.sectors);
+        }
+        kr.sync().unwrap();
+        assert!(
+            u64::from(largest) * 512 > 3 << 20,
+            "the table reached {largest} sectors only"
+        );
+        let check = |kr: &Keyring| {
+            let reader = kr.directory_reader();
+            for n in (0..20_000u32).step_by(7) {
+                let e = entry(n);
+                let found = reader.find(&directory::Query::new(&e.email)).unwrap();
+                assert_eq!(found, vec![(at[n as usize], e)], "visitor {n}");
+            }
+        };
+        check(&kr);
+        drop(kr);
+        let loaded = Keyring::open(dir.path(), None, RW, |_, _| {}).unwrap();
+        assert!(loaded.damaged.is_empty());
+        check(&loaded.keyring);
+    }
+
     #[test]
     fn lookups_find_entries_in_the_table_through_growth_and_reopen() {
         for kek in [None, Some(Key::random().unwrap())] {
