@@ -292,14 +292,15 @@ pub(super) type VisitorRow = (u32, Vec<Tid>);
 
 /// The changes since the run, for [`write_merged`]: an entry replaces the
 /// run's row of its key (`None`: removes it). A visitor's generations in
-/// `visitors` come whole: its pairs in the run are all replaced; those in
-/// `visitor_adds` (visitors not in `visitors`) are added to the run's, and
-/// the visitor keeps its row (or gets one without a directory slot).
+/// `visitors` come whole: its pairs in the run are all replaced. For a
+/// visitor in `visitor_deltas` (and not in `visitors`), the generations
+/// are added to the run's, and its row takes the slot given (`None`: the
+/// run's row stays, or one without a directory slot is made).
 #[derive(Default)]
 pub(super) struct Changes {
     pub generations: Vec<(Tid, Option<[u8; GEN_LEN]>)>,
     pub visitors: Vec<(Vid, Option<VisitorRow>)>,
-    pub visitor_adds: Vec<(Vid, Vec<Tid>)>,
+    pub visitor_deltas: Vec<(Vid, Option<u32>, Vec<Tid>)>,
     pub callers: Vec<(CallerHash, Option<Tid>)>,
 }
 
@@ -327,19 +328,22 @@ pub(super) fn write_merged(
     changes.visitors.sort_unstable_by_key(|(vid, _)| *vid);
     changes.callers.sort_unstable_by_key(|(k, _)| *k);
     // An addition to a visitor whose whole entry is here joins it.
-    let mut adds = std::mem::take(&mut changes.visitor_adds);
-    adds.retain_mut(
-        |(vid, tids)| match changes.visitors.binary_search_by_key(vid, |(v, _)| *v) {
+    let mut adds = std::mem::take(&mut changes.visitor_deltas);
+    adds.retain_mut(|(vid, slot, tids)| {
+        match changes.visitors.binary_search_by_key(vid, |(v, _)| *v) {
             Ok(i) => {
-                if let Some((_, whole)) = &mut changes.visitors[i].1 {
+                if let Some((whole_slot, whole)) = &mut changes.visitors[i].1 {
                     whole.append(tids);
+                    if let Some(s) = slot {
+                        *whole_slot = *s;
+                    }
                 }
                 false
             }
             Err(_) => true,
-        },
-    );
-    adds.sort_unstable_by_key(|(vid, _)| *vid);
+        }
+    });
+    adds.sort_unstable_by_key(|(vid, _, _)| *vid);
     let mut w = RunWriter::create(path, &SECTIONS)?;
 
     // Generations.
@@ -358,9 +362,13 @@ pub(super) fn write_merged(
             set_or_remove(v.as_ref().map(|(slot, _)| slot.to_le_bytes().to_vec())),
         )
     });
-    let added = adds
-        .iter()
-        .map(|(vid, _)| (vid.to_vec(), Change::KeepOr(0u32.to_le_bytes().to_vec())));
+    let added = adds.iter().map(|(vid, slot, _)| {
+        let change = match slot {
+            Some(s) => Change::Set(s.to_le_bytes().to_vec()),
+            None => Change::KeepOr(0u32.to_le_bytes().to_vec()),
+        };
+        (vid.to_vec(), change)
+    });
     let mut changed: Vec<(Vec<u8>, Change)> = whole.chain(added).collect();
     changed.sort_by(|a, b| a.0.cmp(&b.0));
     merge(old, VISITORS, &[0; 16], changed.into_iter(), |k, v| {
@@ -368,17 +376,18 @@ pub(super) fn write_merged(
     })?;
 
     // Visitors' generations: a changed visitor's pairs replace the run's.
-    let mut pairs: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut pairs: Vec<[u8; 32]> = Vec::new();
     let changed_vids: Vec<Vid> = changes.visitors.iter().map(|(v, _)| *v).collect();
     let whole = changes
         .visitors
         .iter()
         .filter_map(|(vid, v)| Some((vid, &v.as_ref()?.1)));
-    for (vid, tids) in whole.chain(adds.iter().map(|(vid, tids)| (vid, tids))) {
+    for (vid, tids) in whole.chain(adds.iter().map(|(vid, _, tids)| (vid, tids))) {
         for tid in tids {
-            let mut k = vid.to_vec();
-            k.extend_from_slice(tid);
-            pairs.push((k, Some(Vec::new())));
+            let mut k = [0u8; 32];
+            k[..16].copy_from_slice(vid);
+            k[16..].copy_from_slice(tid);
+            pairs.push(k);
         }
     }
     pairs.sort_unstable();
@@ -386,7 +395,7 @@ pub(super) fn write_merged(
     {
         // The run's pairs (but a whole visitor's) and the fresh ones, in
         // key order; a fresh pair the run has already is written once.
-        let mut fresh = pairs.into_iter().map(|(k, _)| k).peekable();
+        let mut fresh = pairs.into_iter().peekable();
         if let Some(old) = old {
             old.run.scan(VISITOR_TIDS, &[0; 32], |k, _| {
                 if changed_vids.binary_search(&id(k)).is_ok() {
@@ -664,17 +673,20 @@ mod tests {
         // of a visitor the run does not have (a row without a slot), one
         // the run has already (written once), and one of visitor 9, whose
         // whole entry is among the changes too (it joins it).
-        c.visitor_adds.push(([7; 16], vec![tid(7, 9)]));
-        c.visitor_adds
-            .push(([0xE0; 16], vec![tid(0xE0, 1), tid(0xE0, 2)]));
-        c.visitor_adds.push(([8; 16], vec![tid(8, 1)]));
-        c.visitor_adds.push(([9; 16], vec![tid(9, 5)]));
+        c.visitor_deltas.push(([7; 16], None, vec![tid(7, 9)]));
+        c.visitor_deltas
+            .push(([0xE0; 16], None, vec![tid(0xE0, 1), tid(0xE0, 2)]));
+        c.visitor_deltas.push(([8; 16], None, vec![tid(8, 1)]));
+        c.visitor_deltas.push(([9; 16], Some(4), vec![tid(9, 5)]));
+        // Visitor 11's entry moved (its pairs stay).
+        c.visitor_deltas.push(([11; 16], Some(77), Vec::new()));
         c.visitors.push(([9; 16], Some((3, vec![tid(9, 0)]))));
         let second = write_merged(&dir.path().join("r2"), Some(&first), c, cache, 2).unwrap();
         m.visitors.get_mut(&[7; 16]).unwrap().1.push(tid(7, 9));
         m.visitors
             .insert([0xE0; 16], (0, vec![tid(0xE0, 1), tid(0xE0, 2)]));
-        m.visitors.insert([9; 16], (3, vec![tid(9, 0), tid(9, 5)]));
+        m.visitors.insert([9; 16], (4, vec![tid(9, 0), tid(9, 5)]));
+        m.visitors.get_mut(&[11; 16]).unwrap().0 = 77;
         check(&second, &m);
     }
 

@@ -272,6 +272,16 @@ pub(crate) struct VisitorEntry {
     tids: SmallSet<Tid>,
 }
 
+/// What changed of a visitor not held in memory ([`Index`]'s
+/// `visitor_deltas`).
+#[derive(Clone, Debug, Default)]
+struct VisitorDelta {
+    /// Its directory slot, when it moved.
+    slot: Option<u32>,
+    /// Generations added to it.
+    added: SmallSet<Tid>,
+}
+
 /// Byte accounting per segment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentUsage {
@@ -315,11 +325,12 @@ pub(crate) struct Index {
     transcripts: IdMap<Option<Box<TranscriptEntry>>>,
     by_caller: Callers,
     visitors: IdMap<Option<VisitorEntry>>,
-    /// Generations added to visitors that are not held in `visitors`: the
-    /// visitor's entry is the run's (or a new one) with these added. An
-    /// append of a returning visitor's new transcript so reads nothing of
-    /// the run; the visitor is read (and held) when it is asked about.
-    visitor_adds: IdMap<SmallSet<Tid>>,
+    /// Changes to visitors that are not held in `visitors`: the visitor's
+    /// entry is the run's (or a new one) with these applied. An append of a
+    /// returning visitor's new transcript, or a directory entry moved by a
+    /// table's growth, so reads nothing of the run (or only the slot); the
+    /// visitor is read (and held) when it is asked about.
+    visitor_deltas: IdMap<VisitorDelta>,
     caller_key: CallerKey,
     /// Live generations.
     transcript_count: u64,
@@ -357,7 +368,7 @@ impl Index {
             transcripts: IdMap::default(),
             by_caller: Callers::default(),
             visitors: IdMap::default(),
-            visitor_adds: IdMap::default(),
+            visitor_deltas: IdMap::default(),
             caller_key,
             transcript_count: 0,
             kept_over_run: 0,
@@ -444,7 +455,7 @@ impl Index {
                 _ => self.disk_visitor(vid)?,
             };
             // Held from now on, with what was added to it.
-            self.visitor_adds.remove(vid);
+            self.visitor_deltas.remove(vid);
             match known {
                 Some(v) => {
                     self.visitors.insert(*vid, Some(v));
@@ -471,11 +482,14 @@ impl Index {
             }),
             None => None,
         };
-        let Some(added) = self.visitor_adds.get(vid) else {
+        let Some(delta) = self.visitor_deltas.get(vid) else {
             return Ok(in_run);
         };
         let mut v = in_run.unwrap_or_default();
-        for t in added.iter() {
+        if let Some(slot) = delta.slot {
+            v.slot = slot;
+        }
+        for t in delta.added.iter() {
             v.tids.insert(*t);
         }
         Ok(Some(v))
@@ -548,7 +562,11 @@ impl Index {
             }
         } else {
             // Not held: noted as an addition, without reading the run.
-            self.visitor_adds.entry(t.vid).or_default().insert(t.tid);
+            self.visitor_deltas
+                .entry(t.vid)
+                .or_default()
+                .added
+                .insert(t.tid);
         }
         let taken = !visible
             && match self.caller_target(t.caller)? {
@@ -1051,6 +1069,13 @@ impl Index {
         from: u32,
         to: u32,
     ) -> crate::Result<()> {
+        if !self.visitors.contains_key(vid) {
+            // Not held: noted, without reading its generations.
+            if self.visitor_slot(vid)? == Some(from) {
+                self.visitor_deltas.entry(*vid).or_default().slot = Some(to);
+            }
+            return Ok(());
+        }
         if let Some(v) = self.visitor_mut(vid, false)?
             && v.slot == from
         {
@@ -1061,6 +1086,13 @@ impl Index {
 
     /// A directory entry moved (keyring compaction).
     pub(crate) fn move_visitor_slot(&mut self, vid: &Vid, slot: u32) -> crate::Result<()> {
+        if !self.visitors.contains_key(vid) {
+            // Not held: noted, without reading its generations.
+            if self.visitor_slot(vid)?.is_some() {
+                self.visitor_deltas.entry(*vid).or_default().slot = Some(slot);
+            }
+            return Ok(());
+        }
         if let Some(v) = self.visitor_mut(vid, false)? {
             v.slot = slot;
         }
@@ -1136,7 +1168,7 @@ impl Index {
     pub(crate) fn changes_held(&self) -> usize {
         (self.transcripts.len()
             + self.visitors.len()
-            + self.visitor_adds.len()
+            + self.visitor_deltas.len()
             + self.by_caller.len())
         .saturating_sub(self.kept_over_run)
     }
@@ -1169,10 +1201,10 @@ impl Index {
                     )
                 })
                 .collect(),
-            visitor_adds: self
-                .visitor_adds
+            visitor_deltas: self
+                .visitor_deltas
                 .iter()
-                .map(|(vid, tids)| (*vid, tids.iter().copied().collect()))
+                .map(|(vid, d)| (*vid, d.slot, d.added.iter().copied().collect()))
                 .collect(),
             callers: self.by_caller.iter().collect(),
         };
@@ -1188,7 +1220,7 @@ impl Index {
         self.transcripts
             .retain(|_, t| t.as_ref().is_some_and(|t| t.recent.is_some()));
         self.visitors = IdMap::default();
-        self.visitor_adds = IdMap::default();
+        self.visitor_deltas = IdMap::default();
         // The caller ids of the generations still held stay too: appends
         // look them up for every message.
         let transcripts = &self.transcripts;
@@ -1251,8 +1283,8 @@ impl Index {
         let Some(d) = &self.disk else {
             return Ok(false);
         };
-        if !self.visitor_adds.is_empty() {
-            // Every one is a generation the run does not have.
+        if !self.visitor_deltas.is_empty() {
+            // Every one is a change the run does not have.
             return Ok(false);
         }
         for (tid, t) in &self.transcripts {
@@ -1520,8 +1552,10 @@ impl Index {
                     Some(d) => d.visitor_slot(vid)?,
                     None => None,
                 };
-                let added = self.visitor_adds.contains_key(vid);
-                Ok(in_run.or(added.then_some(0)))
+                match self.visitor_deltas.get(vid) {
+                    Some(d) => Ok(d.slot.or(in_run).or(Some(0))),
+                    None => Ok(in_run),
+                }
             }
         }
     }
@@ -1545,10 +1579,20 @@ impl Index {
             .visitors
             .iter()
             .filter_map(|(vid, v)| v.as_ref().map(|v| Ok((*vid, v.slot))));
-        let on_disk = self.disk.iter().flat_map(|d| d.visitors()).filter(|v| {
-            !v.as_ref()
-                .is_ok_and(|(vid, _)| self.visitors.contains_key(vid))
-        });
+        let on_disk = self
+            .disk
+            .iter()
+            .flat_map(|d| d.visitors())
+            .filter(|v| {
+                !v.as_ref()
+                    .is_ok_and(|(vid, _)| self.visitors.contains_key(vid))
+            })
+            .map(|v| {
+                v.map(|(vid, slot)| {
+                    let moved = self.visitor_deltas.get(&vid).and_then(|d| d.slot);
+                    (vid, moved.unwrap_or(slot))
+                })
+            });
         held.chain(on_disk)
             .filter(|v| !v.as_ref().is_ok_and(|(_, slot)| *slot == 0))
     }
@@ -1804,7 +1848,7 @@ mod tests {
         index.add_new_transcript(entry(5, 1, "e")).unwrap();
         index.remove_transcript(&[5; 16]).unwrap();
         assert_eq!(tids(&index, 1), vec![[1; 16], [2; 16], [3; 16]]);
-        assert!(!index.visitor_adds.contains_key(&[1; 16]));
+        assert!(!index.visitor_deltas.contains_key(&[1; 16]));
         index.write_run(&dir.path().join("b.run"), 2).unwrap();
         assert!(index.matches_run().unwrap());
         let d = index.disk.as_ref().unwrap();
@@ -1814,6 +1858,21 @@ mod tests {
         );
         assert_eq!(d.visitor(&[2; 16]).unwrap(), Some((0, vec![[4; 16]])));
         assert_eq!(index.directory().count(), 1);
+        // A directory entry that moves (a table's growth) is noted too,
+        // only if it is the one at the place named.
+        index.move_visitor_slot_from(&[1; 16], 40, 41).unwrap();
+        index.move_visitor_slot_from(&[1; 16], 40, 50).unwrap();
+        assert!(index.visitors.is_empty());
+        assert_eq!(index.visitor_slot(&[1; 16]).unwrap(), Some(41));
+        assert_eq!(index.visitor(&[1; 16]).unwrap().unwrap().slot, 41);
+        let listed: Vec<(Vid, u32)> = index.directory().map(Result::unwrap).collect();
+        assert_eq!(listed, vec![([1; 16], 41)]);
+        index.write_run(&dir.path().join("c.run"), 3).unwrap();
+        let d = index.disk.as_ref().unwrap();
+        assert_eq!(
+            d.visitor(&[1; 16]).unwrap(),
+            Some((41, vec![[1; 16], [2; 16], [3; 16]]))
+        );
     }
 
     #[test]
