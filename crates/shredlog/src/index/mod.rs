@@ -632,7 +632,7 @@ impl Index {
         let mut bytes: Vec<(u64, u64, u64)> = Vec::new();
         for r in &recs {
             let dead = if pii { 0 } else { u64::from(r.pii_len) };
-            let live = u64::from(r.loc.len) - dead;
+            let live = u64::from(r.loc.len).saturating_sub(dead);
             match bytes.iter_mut().find(|(seg, _, _)| *seg == r.loc.seg) {
                 Some(b) => {
                     b.1 += live;
