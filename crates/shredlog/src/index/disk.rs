@@ -541,6 +541,20 @@ mod tests {
         assert!(disk.visitor(&[0xEE; 16]).unwrap().is_none());
     }
 
+    /// A run of `m`'s rows written from nothing, checked against `m`.
+    fn first_run(path: &Path, cache: &Arc<BlockCache>, m: &Model) -> Disk {
+        let first = write_merged(
+            path,
+            None,
+            changes(&Model::default(), m),
+            Arc::clone(cache),
+            1,
+        )
+        .unwrap();
+        check(&first, m);
+        first
+    }
+
     fn changes(old: &Model, new: &Model) -> Changes {
         let mut c = Changes::default();
         for (tid, t) in &new.generations {
@@ -593,15 +607,7 @@ mod tests {
             v.1.push(tid16);
             m.callers.insert(t.caller, tid16);
         }
-        let first = write_merged(
-            &dir.path().join("r1"),
-            None,
-            changes(&Model::default(), &m),
-            Arc::clone(&cache),
-            1,
-        )
-        .unwrap();
-        check(&first, &m);
+        let first = first_run(&dir.path().join("r1"), &cache, &m);
         // Only the changes: one generation gone, one changed, a visitor
         // gone, one with a new slot and a generation fewer, a caller id
         // moved to another generation.
@@ -654,15 +660,7 @@ mod tests {
             }
             m.visitors.insert([v; 16], (u32::from(v) + 100, tids));
         }
-        let first = write_merged(
-            &dir.path().join("r1"),
-            None,
-            changes(&Model::default(), &m),
-            Arc::clone(&cache),
-            1,
-        )
-        .unwrap();
-        check(&first, &m);
+        let first = first_run(&dir.path().join("r1"), &cache, &m);
         let tid = |v: u8, j: u8| {
             let mut t = [v; 16];
             t[15] = j;

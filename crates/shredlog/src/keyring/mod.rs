@@ -2207,6 +2207,29 @@ mod tests {
     /// table (which move every entry) and a reopen, plain and wrapped; a
     /// wiped entry is not found, and a damaged sector is an error naming
     /// its offset.
+    /// Writes directory entry `slot` of visitor number `at.len()` (its vid
+    /// starts with that number) after making room for it, keeping `at` (each
+    /// visitor's cell) up to date through a growth's moves; returns whether
+    /// the table grew.
+    fn add_entry(kr: &mut Keyring, slot: &Slot, at: &mut Vec<u32>) -> bool {
+        let moved = kr
+            .reserve_visitors(u64::from(kr.cells_for(slot).unwrap()))
+            .unwrap();
+        let grew = !moved.is_empty();
+        if grew {
+            assert_eq!(moved.len(), at.len(), "a growth moves every entry");
+        }
+        for m in moved {
+            let k = u32::from_le_bytes(m.vid[..4].try_into().unwrap()) as usize;
+            assert_eq!(at[k], m.from);
+            at[k] = m.to;
+        }
+        let i = kr.allocate(slot).unwrap();
+        kr.write(i, slot).unwrap();
+        at.push(i);
+        grew
+    }
+
     /// A table of many MiB grows a MiB at a time (it is never held whole):
     /// every entry is where the growth says, found by its email, and so
     /// after reopening.
@@ -2228,21 +2251,7 @@ mod tests {
         let mut at: Vec<u32> = Vec::new();
         let mut largest = 0;
         for n in 0..20_000u32 {
-            let slot = Slot::Visitor(entry(n));
-            let moved = kr
-                .reserve_visitors(u64::from(kr.cells_for(&slot).unwrap()))
-                .unwrap();
-            if !moved.is_empty() {
-                assert_eq!(moved.len(), at.len(), "a growth moves every entry");
-            }
-            for m in moved {
-                let k = u32::from_le_bytes(m.vid[..4].try_into().unwrap()) as usize;
-                assert_eq!(at[k], m.from);
-                at[k] = m.to;
-            }
-            let i = kr.allocate(&slot).unwrap();
-            kr.write(i, &slot).unwrap();
-            at.push(i);
+            add_entry(&mut kr, &Slot::Visitor(entry(n)), &mut at);
             largest = largest.max(kr.directory.as_ref().unwrap().table.sectors);
         }
         kr.sync().unwrap();
@@ -2285,21 +2294,9 @@ mod tests {
             let mut growths = 0;
             for n in 0..300u32 {
                 let slot = Slot::Visitor(entry(n, format!("user{n}@example.com")));
-                let moved = kr
-                    .reserve_visitors(u64::from(kr.cells_for(&slot).unwrap()))
-                    .unwrap();
-                if !moved.is_empty() {
+                if add_entry(&mut kr, &slot, &mut at) {
                     growths += 1;
-                    assert_eq!(moved.len(), at.len(), "a growth moves every entry");
                 }
-                for m in moved {
-                    let k = u32::from_le_bytes(m.vid[..4].try_into().unwrap()) as usize;
-                    assert_eq!(at[k], m.from);
-                    at[k] = m.to;
-                }
-                let i = kr.allocate(&slot).unwrap();
-                kr.write(i, &slot).unwrap();
-                at.push(i);
             }
             kr.sync().unwrap();
             assert!(growths >= 3, "{growths} growths");
