@@ -29,7 +29,9 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    /// A fresh random key from the OS RNG.
+    /// A fresh random key from the OS RNG (tests; the store draws keys
+    /// through [`Nonces::key`]).
+    #[cfg(test)]
     pub(crate) fn random() -> Result<Key> {
         Ok(Key(random_array()?))
     }
@@ -120,18 +122,19 @@ impl Key {
     }
 }
 
-/// A fresh random nonce straight from the OS RNG. (A user-space buffer of
-/// random bytes would save system calls, but a `fork` or a resumed VM snapshot
-/// would replay it under the same keys.)
+/// A fresh random nonce straight from the OS RNG. (A buffer of random bytes
+/// kept between calls would save system calls, but a `fork` or a resumed VM
+/// snapshot would replay it under the same keys: see [`Nonces`].)
 fn random_nonce() -> Result<[u8; NONCE_LEN]> {
     random_array()
 }
 
-/// Random nonces for the seals of one call, drawn from the OS RNG with one
-/// system call. Owned by the call that made it, wiped as each nonce is taken
-/// and dropped (zeroised) when the call returns, so no random bytes outlive
-/// the call to be replayed by a `fork` (the child gets no copy of another
-/// thread's call in progress) or by a later call.
+/// Random bytes for one call (the nonces of its seals, the ids and keys of
+/// the transcripts it makes), drawn from the OS RNG with one system call.
+/// Owned by the call that made it, wiped as each piece is taken and dropped
+/// (zeroised) when the call returns, so no random bytes outlive the call to
+/// be replayed by a `fork` (the child gets no copy of another thread's call
+/// in progress) or by a later call.
 pub(crate) struct Nonces {
     bytes: zeroize::Zeroizing<Vec<u8>>,
     used: usize,
@@ -145,19 +148,35 @@ impl Nonces {
         Ok(Nonces { bytes, used: 0 })
     }
 
+    /// Room for `bytes` random bytes (more are drawn as needed).
+    pub(crate) fn with_bytes(bytes: usize) -> Result<Nonces> {
+        let mut bytes = zeroize::Zeroizing::new(vec![0u8; bytes]);
+        getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+        Ok(Nonces { bytes, used: 0 })
+    }
+
     /// The next unused nonce.
     pub(crate) fn next(&mut self) -> Result<[u8; NONCE_LEN]> {
-        let Some(chunk) = self.bytes.get(self.used..self.used + NONCE_LEN) else {
-            return random_nonce();
+        self.take()
+    }
+
+    /// The next `N` unused bytes (straight from the OS RNG once the buffer
+    /// is used up).
+    pub(crate) fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let Some(chunk) = self.bytes.get_mut(self.used..self.used + N) else {
+            return random_array();
         };
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(chunk);
-        // Each nonce is handed out once: wipe it from the buffer.
-        if let Some(chunk) = self.bytes.get_mut(self.used..self.used + NONCE_LEN) {
-            chunk.fill(0);
-        }
-        self.used += NONCE_LEN;
-        Ok(nonce)
+        let mut out = [0u8; N];
+        out.copy_from_slice(chunk);
+        // Each piece is handed out once: wipe it from the buffer.
+        chunk.fill(0);
+        self.used += N;
+        Ok(out)
+    }
+
+    /// A fresh key (see [`Nonces::take`]).
+    pub(crate) fn key(&mut self) -> Result<Key> {
+        Ok(Key(self.take()?))
     }
 }
 
@@ -207,6 +226,26 @@ mod tests {
         let (n, ct) = key.seal_with(drawn[0], b"a", b"x").unwrap();
         assert_eq!(n, drawn[0]);
         assert_eq!(key.open(&n, b"a", &ct).unwrap(), b"x");
+    }
+
+    #[test]
+    fn ids_and_keys_from_one_draw_are_distinct_wiped_and_fall_back_to_the_rng() {
+        // Room for two ids and a key; then a third id and a key beyond it.
+        let mut random = Nonces::with_bytes(2 * 16 + 32).unwrap();
+        let mut ids: Vec<[u8; 16]> = (0..2).map(|_| random.take().unwrap()).collect();
+        let mut keys = vec![random.key().unwrap()];
+        ids.push(random.take().unwrap());
+        keys.push(random.key().unwrap());
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+        assert_ne!(keys[0], keys[1]);
+        assert!(ids.iter().all(|i| i != &[0u8; 16]));
+        assert!(
+            random.bytes.iter().all(|b| *b == 0),
+            "what was handed out is wiped"
+        );
+        // The keys seal and open.
+        let (n, ct) = keys[1].seal(b"a", b"x").unwrap();
+        assert_eq!(keys[1].open(&n, b"a", &ct).unwrap(), b"x");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::keyring::StagedSlots;
 use crate::message::{Body, Message};
 use crate::pii::{CustomPattern, Detector, RULES_VERSION};
 use crate::shred::{AuditEntry, Intent};
-use crate::store::{At, Item, Store, create_transcript, prepare};
+use crate::store::{At, Item, NewGeneration, Store, create_transcript, prepare};
 
 /// New values for [`Store::rectify_visitor`]; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -113,11 +113,14 @@ impl Store {
             let new = create_transcript(
                 &mut w,
                 &mut staged,
-                old.vid,
-                id,
-                engine.caller_key.hash(id),
-                old.created_millis + 1,
+                NewGeneration {
+                    vid: old.vid,
+                    caller_id: id,
+                    caller: engine.caller_key.hash(id),
+                    min_created: old.created_millis + 1,
+                },
                 !redacted,
+                &mut crate::seal::Nonces::with_bytes(16 + 2 * 32)?,
             )?;
             w.keyring.write_staged(staged)?;
             Ok(new)

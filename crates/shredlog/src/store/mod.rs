@@ -52,7 +52,7 @@ pub use compact::{CompactOptions, CompactReport};
 pub use inspect::{Stats, VerifyReport};
 pub(crate) use read::MessageFacts;
 pub use write::Appended;
-pub(crate) use write::{At, Item, create_transcript, prepare};
+pub(crate) use write::{At, Item, NewGeneration, create_transcript, prepare};
 
 /// A shredlog store: one directory, shared by all threads of one process.
 ///

@@ -15,7 +15,7 @@ use crate::message::{Message, Timestamp};
 use crate::pii::{Detector, RULES_VERSION};
 use crate::record::{self, MessageKeys, MsgIdDigest, Placement, Tid, Vid};
 use crate::screen::{Field, Screen};
-use crate::seal::{Key, Nonces, TAG_LEN, random_array};
+use crate::seal::{Nonces, TAG_LEN};
 use crate::segment::{self, Active, SEGMENT_HEADER, Segment};
 use crate::split;
 
@@ -242,6 +242,13 @@ impl Engine {
             }
         }
         {
+            // The ids and keys of the batch's new visitors and transcripts,
+            // drawn at once (a visitor's id, a transcript's id and two keys).
+            let new = targets
+                .iter()
+                .filter(|t| matches!(t, Target::NewFirst(..)))
+                .count();
+            let mut random = Nonces::with_bytes(new * (16 + 16 + 2 * 32))?;
             for (p, target) in prepared.iter().zip(&targets) {
                 let Target::NewFirst(_, email, known) = target else {
                     continue;
@@ -253,7 +260,7 @@ impl Engine {
                 let vid = match known {
                     Some(vid) => vid,
                     None => {
-                        let vid: Vid = random_array()?;
+                        let vid: Vid = random.take()?;
                         let entry = Slot::Visitor(VisitorSlot {
                             vid,
                             email: email.clone(),
@@ -268,11 +275,14 @@ impl Engine {
                 created.push(create_transcript(
                     w,
                     &mut staged,
-                    vid,
-                    &p.msg.transcript,
-                    self.caller_key.hash(&p.msg.transcript),
-                    now,
+                    NewGeneration {
+                        vid,
+                        caller_id: &p.msg.transcript,
+                        caller: self.caller_key.hash(&p.msg.transcript),
+                        min_created: now,
+                    },
                     true,
+                    &mut random,
                 )?);
             }
         }
@@ -494,24 +504,37 @@ pub(crate) struct Created {
     pub keys: TranscriptKeys,
 }
 
-/// Creates a generation's keys and allocates its keyring slots, staged in
-/// `staged` for the caller to write (not synced). Without `with_pii` the
-/// generation gets no PII key at all: it can hold no personal data (used to
-/// rewrite a transcript whose PII key is gone).
+/// The generation [`create_transcript`] makes: its visitor, its caller's id
+/// and that id's hash, and the earliest creation time it may have.
+pub(crate) struct NewGeneration<'a> {
+    pub vid: Vid,
+    pub caller_id: &'a str,
+    pub caller: CallerHash,
+    pub min_created: i64,
+}
+
+/// Creates a generation's keys (and id) from `random` and allocates its
+/// keyring slots, staged in `staged` for the caller to write (not synced).
+/// Without `with_pii` the generation gets no PII key at all: it can hold no
+/// personal data (used to rewrite a transcript whose PII key is gone).
 pub(crate) fn create_transcript(
     w: &mut Writer,
     staged: &mut StagedSlots,
-    vid: Vid,
-    caller_id: &str,
-    caller: CallerHash,
-    min_created: i64,
+    new: NewGeneration<'_>,
     with_pii: bool,
+    random: &mut Nonces,
 ) -> Result<Created> {
+    let NewGeneration {
+        vid,
+        caller_id,
+        caller,
+        min_created,
+    } = new;
     let now = Timestamp::now().unix_millis().max(min_created);
-    let tid: Tid = random_array()?;
-    let content_key = Key::random()?;
+    let tid: Tid = random.take()?;
+    let content_key = random.key()?;
     let (pii_slot, pii_key) = if with_pii {
-        let pii_key = Key::random()?;
+        let pii_key = random.key()?;
         let slot = Slot::Pii(PiiSlot {
             tid,
             pii_key: pii_key.clone(),
