@@ -577,12 +577,7 @@ impl Keyring {
             if skip_table && start < tables.table.start && !tables.table.is_none() {
                 n = n.min(tables.table.start - start);
             }
-            let chunk = buf
-                .get_mut(..n as usize * unit)
-                .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
-            self.file
-                .read_exact_at(chunk, u64::from(start) * unit as u64)
-                .at(&self.path)?;
+            let chunk = self.read_units(&mut buf, start, n)?;
             let mut next = start + n;
             // The chunk's trailing zero cells (a grown keyring's tail) are
             // free cells, taken at once instead of one by one; zeros hold
@@ -802,12 +797,7 @@ impl Keyring {
         let mut start = self.layout.first_data();
         while start < end {
             let n = ((CHUNK / unit) as u32).min(end - start);
-            let chunk = buf
-                .get_mut(..n as usize * unit)
-                .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
-            self.file
-                .read_exact_at(chunk, u64::from(start) * unit as u64)
-                .at(&self.path)?;
+            let chunk = self.read_units(&mut buf, start, n)?;
             let mut next = start + n;
             scan_slots(
                 self.layout,
@@ -925,12 +915,7 @@ impl Keyring {
         let mut at = 0;
         while at < old_cells {
             let n = chunk_cells.min(old_cells - at);
-            let chunk = buf
-                .get_mut(..n as usize * unit)
-                .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
-            self.file
-                .read_exact_at(chunk, u64::from(old.start + at) * unit as u64)
-                .at(&self.path)?;
+            let chunk = self.read_units(&mut buf, old.start + at, n)?;
             let mut failed: Option<Error> = None;
             scan_slots(
                 self.layout,
@@ -1097,6 +1082,19 @@ impl Keyring {
             self.free.insert_range(from..end);
         }
         Ok(())
+    }
+
+    /// Reads `n` units from unit `start` into the front of `buf` (a chunk
+    /// of a walk over the file) and returns them.
+    fn read_units<'b>(&self, buf: &'b mut [u8], start: u32, n: u32) -> Result<&'b mut [u8]> {
+        let unit = self.layout.unit();
+        let chunk = buf
+            .get_mut(..n as usize * unit)
+            .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
+        self.file
+            .read_exact_at(chunk, u64::from(start) * unit as u64)
+            .at(&self.path)?;
+        Ok(chunk)
     }
 
     /// Syncs the file without writing the state.
