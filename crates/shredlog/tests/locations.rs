@@ -272,3 +272,78 @@ fn location_files_of_removed_segments_and_leftover_temporaries_go_at_open() {
     assert!(!dir.path().join("000000000999.idx").exists());
     assert!(!dir.path().join("000000000001.idx.tmp").exists());
 }
+
+/// The number of transcripts a version-5 checkpoint lists records of
+/// (docs/FORMAT.md §7.2: after the 24-byte frame, the segments of 20 bytes
+/// and the dead-byte entries of 25, each list after its u32 count).
+fn checkpoint_transcripts(dir: &Path) -> u32 {
+    let bytes = std::fs::read(dir.join("index.ckpt")).unwrap();
+    assert_eq!(bytes[8..12], 5u32.to_le_bytes(), "checkpoint version");
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut at = 24;
+    at += 4 + 20 * u32_at(at) as usize;
+    at += 4 + 25 * u32_at(at) as usize;
+    u32_at(at)
+}
+
+#[test]
+fn close_seals_an_active_segment_of_a_mib_or_more_and_keeps_a_small_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // A little: the segment stays active, its records in the checkpoint.
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let mut all = populate(&store, 3, 6, 5);
+    store.close().unwrap();
+    assert_eq!(seg_count(dir.path()), 1);
+    assert!(idx_files(dir.path()).is_empty());
+    assert_eq!(checkpoint_transcripts(dir.path()), 6);
+
+    // Enough to pass a MiB: close seals the segment and starts the next.
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let mut t = 6;
+    while std::fs::metadata(dir.path().join("000000000001.seg"))
+        .unwrap()
+        .len()
+        < 3 << 20
+    {
+        let id = format!("big-{t}");
+        let batch: Vec<Message> = (0..20)
+            .map(|i| common::message(t % 40, &id, i, 1_700_000_000_000 + (t * 100 + i) as i64))
+            .collect();
+        store.append_batch(&batch).unwrap();
+        all.extend(batch);
+        t += 1;
+    }
+    store.close().unwrap();
+    assert_eq!(seg_count(dir.path()), 2);
+    assert_eq!(
+        idx_files(dir.path()).len(),
+        1,
+        "the sealed segment's location file"
+    );
+    assert!(
+        std::fs::metadata(dir.path().join("000000000001.seg"))
+            .unwrap()
+            .len()
+            >= 1 << 20
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("000000000002.seg"))
+            .unwrap()
+            .len(),
+        32
+    );
+    assert_eq!(checkpoint_transcripts(dir.path()), 0);
+
+    // The next open loads nothing from the checkpoint, scans nothing, and
+    // reads every message; a reopen with nothing new keeps the segments.
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let report = store.recovery_report();
+    assert!(report.checkpoint_used);
+    assert_eq!(report.records_scanned, 0);
+    assert_reads(&store, &all);
+    store.close().unwrap();
+    assert_eq!(seg_count(dir.path()), 2);
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    assert_reads(&store, &all);
+    assert!(!store.recovery_report().found_damage());
+}

@@ -128,6 +128,31 @@ pub(crate) struct TranscriptEntry {
     recent: Option<Box<Recent>>,
 }
 
+/// Gives `t`, which holds no records in memory, `recs` (in ascending
+/// sequence order) as [`Index::add_record`] would one by one; returns the
+/// live and dead bytes they add per segment, for the caller's accounting.
+fn take_records(t: &mut TranscriptEntry, recs: Vec<RecordRef>) -> Vec<(u64, u64, u64)> {
+    let pii = t.has_pii();
+    // (segment, live bytes, dead bytes), in the order met.
+    let mut bytes: Vec<(u64, u64, u64)> = Vec::new();
+    for r in &recs {
+        let dead = if pii { 0 } else { u64::from(r.pii_len) };
+        let live = u64::from(r.loc.len).saturating_sub(dead);
+        match bytes.iter_mut().find(|(seg, _, _)| *seg == r.loc.seg) {
+            Some(b) => {
+                b.1 += live;
+                b.2 += dead;
+            }
+            None => bytes.push((r.loc.seg, live, dead)),
+        }
+    }
+    for (seg, _, _) in &bytes {
+        t.note_segment(*seg);
+    }
+    t.recent_mut().records = recs;
+    bytes
+}
+
 impl TranscriptEntry {
     /// A generation without records.
     pub(crate) fn new(
@@ -591,64 +616,45 @@ impl Index {
         lists: Vec<CheckpointTranscript>,
         wanted: impl Fn(u64) -> bool,
     ) -> crate::Result<()> {
+        // Whether a segment's records are taken: asked once per segment
+        // met in a row (a transcript's records are mostly in one).
+        let mut last: Option<(u64, bool)> = None;
         for (tid, mut recs, ids) in lists {
-            recs.retain(|r| wanted(r.loc.seg) && !self.sidecars.contains_key(&r.loc.seg));
+            recs.retain(|r| match last {
+                Some((seg, take)) if seg == r.loc.seg => take,
+                _ => {
+                    let take = wanted(r.loc.seg) && !self.sidecars.contains_key(&r.loc.seg);
+                    last = Some((r.loc.seg, take));
+                    take
+                }
+            });
             if recs.is_empty() {
                 continue;
             }
             // The common case, a generation with no records in memory yet
             // and its records in sequence order, takes them at once.
-            let fresh = match self.generation_mut(&tid)? {
-                Some(t) => t.recent().is_empty() && recs.is_sorted_by(|a, b| a.seq < b.seq),
-                None => false,
-            };
-            let any = if fresh {
-                self.take_records(&tid, recs)?;
-                true
-            } else {
-                let mut any = false;
-                for r in recs {
-                    any |= self.add_record(&tid, r, None)?;
+            let sorted = recs.is_sorted_by(|a, b| a.seq < b.seq);
+            let taken = match self.generation_mut(&tid)? {
+                Some(t) if sorted && t.recent().is_empty() => {
+                    let bytes = take_records(t, recs);
+                    t.recent_mut().ids.extend(ids);
+                    for (seg, live, dead) in bytes {
+                        let u = self.usage.entry(seg).or_default();
+                        u.live += live;
+                        u.add_dead(dead);
+                    }
+                    continue;
                 }
-                any
+                Some(_) => recs,
+                None => continue,
             };
+            let mut any = false;
+            for r in taken {
+                any |= self.add_record(&tid, r, None)?;
+            }
             if any && let Some(t) = self.generation_mut(&tid)? {
                 t.recent_mut().ids.extend(ids);
             }
-        }
-        Ok(())
-    }
-
-    /// [`Index::add_record`] for each of `recs` (in ascending sequence
-    /// order), into a known generation that holds no records in memory.
-    fn take_records(&mut self, tid: &Tid, recs: Vec<RecordRef>) -> crate::Result<()> {
-        let Some(t) = self.generation_mut(tid)? else {
-            return Err(crate::Error::Internal(
-                "records taken into a generation that is not there".into(),
-            ));
-        };
-        let pii = t.has_pii();
-        // (segment, live bytes, dead bytes), in the order met.
-        let mut bytes: Vec<(u64, u64, u64)> = Vec::new();
-        for r in &recs {
-            let dead = if pii { 0 } else { u64::from(r.pii_len) };
-            let live = u64::from(r.loc.len).saturating_sub(dead);
-            match bytes.iter_mut().find(|(seg, _, _)| *seg == r.loc.seg) {
-                Some(b) => {
-                    b.1 += live;
-                    b.2 += dead;
-                }
-                None => bytes.push((r.loc.seg, live, dead)),
-            }
-        }
-        for (seg, _, _) in &bytes {
-            t.note_segment(*seg);
-        }
-        t.recent_mut().records = recs;
-        for (seg, live, dead) in bytes {
-            let u = self.usage.entry(seg).or_default();
-            u.live += live;
-            u.add_dead(dead);
         }
         Ok(())
     }

@@ -498,8 +498,10 @@ impl Keyring {
         size: u64,
         each: &mut impl SlotSink,
     ) -> Result<(Vec<SlotDamage>, Option<Marks>)> {
-        /// Bytes read at a time (whole sectors).
-        const CHUNK: usize = 2 << 20;
+        /// Bytes read at a time (whole sectors). Small: the buffer is wiped
+        /// when the walk ends, a byte at a time, and open with the index's
+        /// run reads only the keyring's tail (about a MiB at most).
+        const CHUNK: usize = 128 << 10;
         let unit = self.layout.unit();
         let count = u32::try_from(size / unit as u64)
             .map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
@@ -567,7 +569,9 @@ impl Keyring {
             // From the start of the floor's sector (no slot crosses one).
             start = (floor - floor % cells::SECTOR_CELLS).max(first);
         }
-        let mut buf = Zeroizing::new(vec![0u8; CHUNK.min(size as usize)]);
+        // No larger than what is left to read (a buffer is wiped whole).
+        let left = u64::from(count.saturating_sub(start)) * unit as u64;
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))]);
         while start < count {
             if skip_table && tables.table.contains(start) {
                 start = tables.table.end();

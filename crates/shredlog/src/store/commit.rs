@@ -34,6 +34,9 @@ use crate::segment::{self, SEGMENT_HEADER};
 /// How long a leader waits at most for appends on their way.
 const GATHER: Duration = Duration::from_micros(200);
 
+/// Close seals an active segment at least this long (docs/FORMAT.md §3.2).
+pub(crate) const SEAL_AT_CLOSE: u64 = 1 << 20;
+
 #[derive(Default)]
 struct State {
     /// Newest ticket handed out (its bytes are written to the OS).
@@ -304,6 +307,14 @@ impl Engine {
         let ticket = self.commit.ticket();
         self.commit
             .wait_holding_writer(ticket, || self.sync_now())?;
+        // An active segment holding a good deal is sealed now: its records'
+        // locations go to its location file, and the next open need not
+        // load them into memory from the checkpoint (open stays short
+        // however the last session ended). A small one is kept, so that
+        // stores opened and closed often do not fill up with small segments.
+        if w.active()?.len >= SEAL_AT_CLOSE {
+            self.roll(&mut w)?;
+        }
         w.active()?.trim()?;
         w.note_durable();
         // Every logged operation has its effects on disk by now.
