@@ -11,6 +11,18 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
+/// The names of the entries of a directory (those that are UTF-8: every
+/// file shredlog writes has such a name), in no particular order.
+pub(crate) fn names(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        if let Ok(name) = entry.at(dir)?.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     use std::io::Write;

@@ -39,21 +39,24 @@ pub(crate) fn file_name(id: u64) -> String {
 
 /// Segment ids present in `dir`, ascending.
 pub(crate) fn list(dir: &Path) -> Result<Vec<u64>> {
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name.strip_suffix(".seg")
-            && stem.len() == 12
-            && stem.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(id) = stem.parse()
-        {
-            ids.push(id);
-        }
-    }
+    Ok(ids_in(&crate::fsutil::names(dir)?))
+}
+
+/// The segment ids among a directory's file names, ascending.
+pub(crate) fn ids_in(names: &[String]) -> Vec<u64> {
+    let mut ids: Vec<u64> = names
+        .iter()
+        .filter_map(|name| {
+            let stem = name.strip_suffix(".seg")?;
+            if stem.len() == 12 && stem.bytes().all(|b| b.is_ascii_digit()) {
+                stem.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect();
     ids.sort_unstable();
-    Ok(ids)
+    ids
 }
 
 /// What a segment's header says.
@@ -195,11 +198,11 @@ pub(crate) fn map_once(path: &Path) -> Result<Mmap> {
 /// A segment readers can read from.
 pub(crate) enum Segment {
     /// Sealed: immutable. Records are read with positioned reads (through
-    /// the page cache, which is not this process's resident memory); the
-    /// map serves whole-file passes (compaction, verify).
+    /// the page cache, which is not this process's resident memory); a
+    /// whole-file pass (compaction) maps the file for itself, so that open
+    /// maps nothing.
     Sealed {
         path: PathBuf,
-        map: Mmap,
         file: Arc<File>,
         generation: u32,
     },

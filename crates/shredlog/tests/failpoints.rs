@@ -502,11 +502,9 @@ fn a_batch_larger_than_a_segment_is_written_whole() {
     );
 }
 
-/// Failures while rolling to a new segment: mapping the sealed one, creating
-/// the next, syncing.
+/// Failures while rolling to a new segment: creating the next, syncing.
 fn failures_at_roll() {
     for (fp, action) in [
-        ("segment.mmap", Action::Error),
         ("segment.create", Action::NoSpace),
         ("dir.sync", Action::Error),
     ] {
@@ -544,6 +542,58 @@ fn failures_at_roll() {
         assert_verifies(&store, &ctx);
         assert!(store.stats().unwrap().segments > 2, "{ctx}: rolled");
     }
+}
+
+/// Mapping a segment for its compaction fails: the compaction reports it,
+/// nothing is lost, and the next compaction does the work.
+fn segment_map_fails_at_compaction() {
+    let ctx = "segment.mmap fails at compaction";
+    let dir = tempfile::tempdir().unwrap();
+    let o = segments(4 << 10);
+    let store = open(dir.path(), &o);
+    let mut truth = Truth::default();
+    for t in 0..6u64 {
+        truth
+            .append(&store, &msgs(t % 3, &format!("t-{t}"), 0..6, t as i64))
+            .unwrap();
+    }
+    store.redact_visitor(&email(1), "fp").unwrap();
+    let before = store.stats().unwrap().dead_bytes;
+    assert!(before > 0, "{ctx}: the erasure left dead bytes");
+    // What every transcript reads (redacted ones redacted) stays so.
+    let reads: BTreeMap<String, Vec<Message>> = truth
+        .ids()
+        .into_iter()
+        .map(|id| {
+            let got = store.transcript(&id).unwrap();
+            (id, got)
+        })
+        .collect();
+    let same = |store: &Store| {
+        for (id, want) in &reads {
+            assert_eq!(&store.transcript(id).unwrap(), want, "{ctx}: {id}");
+        }
+    };
+    failpoint::arm("segment.mmap", Action::Error, 0);
+    let e = store
+        .compact(&shredlog::CompactOptions::everything())
+        .expect_err("the compaction fails");
+    assert!(is_io(&e), "{ctx}: got {e}");
+    failpoint::disarm_all();
+    assert_verifies(&store, ctx);
+    same(&store);
+    store
+        .compact(&shredlog::CompactOptions::everything())
+        .unwrap();
+    assert!(
+        store.stats().unwrap().dead_bytes < before,
+        "{ctx}: reclaimed"
+    );
+    same(&store);
+    drop(store);
+    let store = open(dir.path(), &o);
+    assert_verifies(&store, ctx);
+    same(&store);
 }
 
 /// The checkpoint written at close fails at each step: close reports it, and
@@ -1095,7 +1145,7 @@ fn failed_transcript_does_not_pin_the_email() {
 fn failpoint_scenarios() {
     let _guard = FAILPOINTS.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
-    let scenarios: [(&str, fn()); 14] = [
+    let scenarios: [(&str, fn()); 15] = [
         ("segment fsync fails", segment_sync_fails),
         (
             "keyring fsync fails on a new transcript",
@@ -1112,6 +1162,10 @@ fn failpoint_scenarios() {
             a_batch_larger_than_a_segment_is_written_whole,
         ),
         ("failures at a segment roll", failures_at_roll),
+        (
+            "segment map fails at compaction",
+            segment_map_fails_at_compaction,
+        ),
         ("checkpoint fails at close", checkpoint_fails_at_close),
         ("checkpoint fails at a roll", checkpoint_fails_at_roll),
         ("location file fails at a roll", location_file_fails_at_roll),

@@ -295,14 +295,15 @@ impl Engine {
             return Ok(());
         };
         let Segment::Sealed {
-            map,
             path,
+            file,
             generation,
-            ..
         } = &*seg
         else {
             return Ok(());
         };
+        // Its records are read through a map of the file for this pass.
+        let map = segment::map(path, file)?;
         // The rewritten file is the next generation of this segment id, so
         // that a checkpoint of the old one is never taken for it.
         let generation = generation.saturating_add(1);
@@ -410,13 +411,11 @@ impl Engine {
         std::fs::rename(&tmp, path).at(path)?;
         crate::fsutil::sync_dir(&inner.dir)?;
         let file = OpenOptions::new().read(true).open(path).at(path)?;
-        let new_map = segment::map(path, &file)?;
-        let new_len = new_map.len() as u64;
+        let new_len = file.metadata().at(path)?.len();
         segs.insert(
             id,
             Arc::new(Segment::Sealed {
                 path: path.clone(),
-                map: new_map,
                 file: Arc::new(file),
                 generation,
             }),

@@ -145,7 +145,11 @@ impl Store {
         let mut seen_live = 0u64;
         for (id, seg) in segs {
             let bytes = match &*seg {
-                Segment::Sealed { map, .. } => map.to_vec(),
+                Segment::Sealed { path, file, .. } => {
+                    let len = file.metadata().at(path)?.len();
+                    seg.read(0, usize::try_from(len).unwrap_or(usize::MAX))?
+                        .into_owned()
+                }
                 Segment::Active { .. } => seg.read(0, last_len as usize)?.into_owned(),
             };
             let header = match segment::check_header(seg.path(), &bytes, id) {

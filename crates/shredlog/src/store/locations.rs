@@ -137,12 +137,8 @@ fn read(reader: &mut impl Read, buf: &mut [u8], path: &Path, off: u64) -> Result
 ///
 /// # Errors
 /// [`Error::Io`] if a file cannot be removed.
-pub(crate) fn remove_strays(dir: &Path, segments: &[u64]) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
+pub(crate) fn remove_strays(dir: &Path, names: &[String], segments: &[u64]) -> Result<()> {
+    for name in names {
         let stray = if name.ends_with(".idx.tmp") {
             true
         } else if let Some(stem) = name.strip_suffix(".idx") {
@@ -153,7 +149,12 @@ pub(crate) fn remove_strays(dir: &Path, segments: &[u64]) -> Result<()> {
             false
         };
         if stray {
-            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                // Listed earlier in this open, and gone since: nothing to do.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                r => r.map_err(|e| Error::io(&path, e))?,
+            }
         }
     }
     Ok(())

@@ -97,6 +97,8 @@ impl Store {
             return Err(Error::NotAStore(dir));
         }
         let lock = lock(&dir, read_only)?;
+        // The directory is listed once (the lock keeps other writers out).
+        let names = crate::fsutil::names(&dir)?;
         let detector =
             Detector::new(&options.detector).map_err(|e| Error::invalid(e.to_string()))?;
         let screen = Screen::new(
@@ -216,7 +218,10 @@ impl Store {
             segments,
             last,
         } = recover_segments(
-            &dir,
+            Listing {
+                dir: &dir,
+                names: &names,
+            },
             &options,
             marks,
             checkpoint,
@@ -345,7 +350,7 @@ impl Store {
                 engine.write_run(&mut w)?;
             }
             let keep = run_file_name(engine.run_number.load(std::sync::atomic::Ordering::SeqCst));
-            remove_stray_runs(&engine.dir, &keep)?;
+            remove_stray_runs(&engine.dir, &names, &keep)?;
         }
         engine.start_background()?;
         Ok(Store { engine })
@@ -354,16 +359,17 @@ impl Store {
 
 /// Removes index run files other than `keep` (left by a writer stopped
 /// between writing a run and removing the old one).
-fn remove_stray_runs(dir: &Path, keep: &str) -> Result<()> {
-    for entry in std::fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+fn remove_stray_runs(dir: &Path, names: &[String], keep: &str) -> Result<()> {
+    for name in names {
         let is_run =
             name.starts_with("index-") && (name.ends_with(".run") || name.ends_with(".run.tmp"));
         if is_run && name != keep {
-            let path = entry.path();
-            std::fs::remove_file(&path).at(&path)?;
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                // Listed earlier in this open, and gone since: nothing to do.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                r => r.at(&path)?,
+            }
         }
     }
     Ok(())
@@ -752,7 +758,8 @@ struct Listed {
     id: u64,
     path: PathBuf,
     file: File,
-    map: memmap2::Mmap,
+    /// The file's length.
+    len: u64,
     header: SegmentHeader,
     /// Its last [`FOOTER_FRAME`] bytes (fewer if it is shorter).
     tail: Vec<u8>,
@@ -774,10 +781,16 @@ fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize
     Ok(done)
 }
 
+/// The store's directory and the names in it, listed once at open.
+pub(super) struct Listing<'a> {
+    pub dir: &'a Path,
+    pub names: &'a [String],
+}
+
 /// Loads the checkpoint, scans what it does not cover, handles a torn tail,
 /// and opens the segments for reading (and, unless read-only, appending).
 pub(super) fn recover_segments(
-    dir: &Path,
+    listing: Listing<'_>,
     options: &Options,
     marks: Option<Marks>,
     checkpoint: Option<Checkpoint>,
@@ -785,6 +798,7 @@ pub(super) fn recover_segments(
     index: &mut Index,
     report: &mut RecoveryReport,
 ) -> Result<Recovered> {
+    let Listing { dir, names } = listing;
     let read_only = options.read_only;
     let salvage = options.salvage;
     let corrupt_or_skip = |report: &mut RecoveryReport, e: Error| -> Result<()> {
@@ -802,11 +816,9 @@ pub(super) fn recover_segments(
     };
     if !read_only {
         // A compaction cut short leaves its unfinished output behind.
-        for entry in std::fs::read_dir(dir).at(dir)? {
-            let path = entry.at(dir)?.path();
-            if path.to_str().is_some_and(|p| p.ends_with(".seg.tmp")) {
-                std::fs::remove_file(&path).at(&path)?;
-            }
+        for name in names.iter().filter(|n| n.ends_with(".seg.tmp")) {
+            let path = dir.join(name);
+            std::fs::remove_file(&path).at(&path)?;
         }
     }
     let marked = marks.map_or(0, |m| m.segment);
@@ -815,7 +827,7 @@ pub(super) fn recover_segments(
             .as_ref()
             .is_some_and(|c| c.segments.iter().any(|s| s.0 == id))
     };
-    let mut ids = segment::list(dir)?;
+    let mut ids = segment::ids_in(names);
     // A last segment too short to hold its header was cut off while being
     // created: it holds no records, and nothing durable names it yet.
     if let Some(&last) = ids.last() {
@@ -872,22 +884,22 @@ pub(super) fn recover_segments(
     for &id in &ids {
         let path = dir.join(segment::file_name(id));
         let file = OpenOptions::new().read(true).open(&path).at(&path)?;
-        let map = segment::map(&path, &file)?;
-        // Read, not touched through the map: a page touched there stays
+        let len = file.metadata().at(&path)?.len();
+        // Read, not mapped: a page touched through a map stays
         // this process's resident memory (with the pages the kernel maps
         // around it) for as long as the segment is open.
         let mut head = [0u8; SEGMENT_HEADER as usize];
         let got = read_up_to(&file, &mut head, 0).at(&path)?;
         let header = segment::check_header(&path, &head[..got], id)?;
         let mut tail = [0u8; FOOTER_FRAME];
-        let at = (map.len() as u64).saturating_sub(FOOTER_FRAME as u64);
+        let at = len.saturating_sub(FOOTER_FRAME as u64);
         let got = read_up_to(&file, &mut tail, at).at(&path)?;
         let tail = tail[..got].to_vec();
         listed.push(Listed {
             id,
             path,
             file,
-            map,
+            len,
             header,
             tail,
         });
@@ -914,7 +926,7 @@ pub(super) fn recover_segments(
         }
     }
     if !read_only {
-        locations::remove_strays(dir, &ids)?;
+        locations::remove_strays(dir, names, &ids)?;
     }
 
     let mut segs = BTreeMap::new();
@@ -925,12 +937,11 @@ pub(super) fn recover_segments(
             id,
             path,
             file,
-            map,
+            len: file_len,
             header,
             tail,
         } = seg;
         let is_last = id == last_id;
-        let file_len = map.len() as u64;
         // What was acknowledged of this segment.
         let acknowledged = ckpt_len
             .get(&id)
@@ -1031,6 +1042,8 @@ pub(super) fn recover_segments(
             };
             let mut scanned = 0u64;
             let mut failed = None;
+            // Through a map of its own, dropped after the scan.
+            let map = segment::map(&path, &file)?;
             let scan = segment::scan(&path, &map, from, rules, |off, size, rec| {
                 scanned += 1;
                 let r = RecordRef {
@@ -1069,15 +1082,11 @@ pub(super) fn recover_segments(
         // starts a version-2 segment after it.
         let legacy_tail = is_last && !read_only && !header.has_footer();
         let sealed = !is_last || footer_ok || legacy_tail;
-        let map = if legacy_tail && data_end < file_len {
-            drop(map);
+        if legacy_tail && data_end < file_len {
             let f = OpenOptions::new().write(true).open(&path).at(&path)?;
             f.set_len(data_end).at(&path)?;
             f.sync_all().at(&path)?;
-            segment::map(&path, &file)?
-        } else {
-            map
-        };
+        }
         if legacy_tail {
             // It is sealed from now on: its records' locations go to a
             // location file (kept in memory if that cannot be written).
@@ -1093,14 +1102,12 @@ pub(super) fn recover_segments(
                 id,
                 Arc::new(Segment::Sealed {
                     path,
-                    map,
                     file: Arc::new(file),
                     generation: header.generation,
                 }),
             );
             continue;
         }
-        drop(map);
         last = (id, data_end);
         if read_only {
             segs.insert(
@@ -1162,10 +1169,10 @@ fn checkpoint_fits(ckpt: &Checkpoint, listed: &[Listed]) -> Fit {
         if seg.id != id || seg.header.generation != generation || len < SEGMENT_HEADER {
             return Fit::Stale;
         }
-        if (seg.map.len() as u64) < len {
+        if seg.len < len {
             return Fit::Lost(Error::corrupt(
                 &seg.path,
-                seg.map.len() as u64,
+                seg.len,
                 format!(
                     "the segment is shorter than the {len} bytes the index checkpoint recorded after they were synced: acknowledged writes are missing (cut short?)"
                 ),

@@ -16,7 +16,7 @@ use crate::pii::{Detector, RULES_VERSION};
 use crate::record::{self, MessageKeys, MsgIdDigest, Placement, Tid, Vid};
 use crate::screen::{Field, Screen};
 use crate::seal::{Nonces, TAG_LEN};
-use crate::segment::{self, Active, SEGMENT_HEADER, Segment};
+use crate::segment::{Active, SEGMENT_HEADER, Segment};
 use crate::split;
 
 /// What an append did.
@@ -441,11 +441,9 @@ impl Engine {
         let active = w.active()?;
         active.seal()?;
         let next = Active::create(&self.dir, active.id + 1)?;
-        let map = segment::map(&active.path, &active.file)?;
         let sealed_id = active.id;
         let sealed = Arc::new(Segment::Sealed {
             path: active.path.clone(),
-            map,
             file: Arc::clone(&active.file),
             generation: active.generation,
         });
