@@ -83,13 +83,17 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 /// manifest): `magic[8] | version u32 | len u64 | crc32 u32 (of the
 /// payload) | payload`, the payload `value` encoded.
 pub(crate) fn framed<T: Serialize>(magic: &[u8; 8], version: u32, value: &T) -> Vec<u8> {
-    let payload = encode(value);
+    frame(magic, version, &encode(value))
+}
+
+/// `payload` framed as [`framed`] frames an encoded value.
+pub(crate) fn frame(magic: &[u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + payload.len());
     out.extend_from_slice(magic);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
     out
 }
 
@@ -100,6 +104,16 @@ pub(crate) fn unframed<T: DeserializeOwned>(
     magic: &[u8; 8],
     accept: impl Fn(u32) -> bool,
 ) -> Option<T> {
+    decode(unframe(bytes, magic, accept)?.1)
+}
+
+/// The version and the payload of a frame ([`frame`]), if `bytes` are
+/// whole, of `magic` and of a version `accept` takes (`None` otherwise).
+pub(crate) fn unframe<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    accept: impl Fn(u32) -> bool,
+) -> Option<(u32, &'a [u8])> {
     if bytes.get(0..8)? != magic {
         return None;
     }
@@ -113,5 +127,5 @@ pub(crate) fn unframed<T: DeserializeOwned>(
     if payload.len() != len || crc32fast::hash(payload) != crc {
         return None;
     }
-    decode(payload)
+    Some((version, payload))
 }

@@ -46,14 +46,7 @@ const RECORD_BYTES: usize = 36;
 impl Checkpoint {
     /// `magic[8] | version u32 | len u64 | crc32 u32 (of payload) | payload`.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let payload = self.encode_payload();
-        let mut out = Vec::with_capacity(24 + payload.len());
-        out.extend_from_slice(CKPT_MAGIC);
-        out.extend_from_slice(&CKPT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
-        out
+        crate::codec::frame(CKPT_MAGIC, CKPT_VERSION, &self.encode_payload())
     }
 
     /// The version-5 payload: counts as u32, every field at its full width.
@@ -103,23 +96,14 @@ impl Checkpoint {
 
     /// `None` if the bytes are not a valid checkpoint (the store then scans).
     pub(crate) fn decode(bytes: &[u8]) -> Option<Checkpoint> {
-        let version = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+        let (version, payload) = crate::codec::unframe(bytes, CKPT_MAGIC, |v| {
+            v == CKPT_VERSION || v == CKPT_VERSION_4 || v == CKPT_VERSION_3
+        })?;
         if version == CKPT_VERSION {
-            if bytes.get(0..8)? != CKPT_MAGIC {
-                return None;
-            }
-            let len =
-                usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
-            let crc = u32::from_le_bytes(bytes.get(20..24)?.try_into().ok()?);
-            let payload = bytes.get(24..)?;
-            if payload.len() != len || crc32fast::hash(payload) != crc {
-                return None;
-            }
-            return Checkpoint::decode_payload(payload);
+            Checkpoint::decode_payload(payload)
+        } else {
+            crate::codec::decode(payload)
         }
-        crate::codec::unframed(bytes, CKPT_MAGIC, |v| {
-            v == CKPT_VERSION_4 || v == CKPT_VERSION_3
-        })
     }
 
     /// A version-5 payload, which it must fill exactly.
