@@ -347,3 +347,60 @@ fn close_seals_an_active_segment_of_a_mib_or_more_and_keeps_a_small_one() {
     assert_reads(&store, &all);
     assert!(!store.recovery_report().found_damage());
 }
+
+/// Open lists the segments of a store of many on two threads: each half's
+/// damage is still found, the first damaged segment named, and a location
+/// file that is not the segment's is rebuilt from either half.
+#[test]
+fn a_store_of_many_segments_names_its_first_damaged_segment_and_rebuilds_its_location_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let all = populate(&store, 8, 200, 8);
+    store.close().unwrap();
+    let segs = seg_count(dir.path());
+    assert!(segs >= 20, "{segs} segments");
+    let seg = |id: usize| dir.path().join(format!("{id:012}.seg"));
+    let (early, late) = (3, segs - 3);
+
+    // A flipped header byte in each half: open names the earlier segment,
+    // then, once that one is whole again, the later one.
+    let originals: Vec<Vec<u8>> = [early, late]
+        .iter()
+        .map(|&id| std::fs::read(seg(id)).unwrap())
+        .collect();
+    for (&id, bytes) in [early, late].iter().zip(&originals) {
+        let mut bad = bytes.clone();
+        bad[0] ^= 0x01;
+        std::fs::write(seg(id), bad).unwrap();
+    }
+    for (k, &id) in [early, late].iter().enumerate() {
+        match Store::open(dir.path(), small_segments()) {
+            Err(Error::Corrupt { path, .. }) => assert_eq!(path, seg(id), "step {k}"),
+            Err(e) => panic!(
+                "step {k}: expected corruption in {}, got {e}",
+                seg(id).display()
+            ),
+            Ok(_) => panic!("step {k}: opened with {} damaged", seg(id).display()),
+        }
+        std::fs::write(seg(id), &originals[k]).unwrap();
+    }
+
+    // A location file of another segment in each half: both rebuilt.
+    let idx = |id: usize| dir.path().join(format!("{id:012}.idx"));
+    std::fs::copy(idx(early + 1), idx(early)).unwrap();
+    std::fs::copy(idx(late - 1), idx(late)).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let report = store.recovery_report();
+    assert!(!report.found_damage(), "{report:?}");
+    assert!(report.records_scanned > 0, "the two segments were scanned");
+    assert_reads(&store, &all);
+    assert!(store.verify().unwrap().is_ok());
+    store.close().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(
+        store.recovery_report().records_scanned,
+        0,
+        "rebuilt and kept"
+    );
+    assert_reads(&store, &all);
+}

@@ -763,6 +763,53 @@ struct Listed {
     header: SegmentHeader,
     /// Its last [`FOOTER_FRAME`] bytes (fewer if it is shorter).
     tail: Vec<u8>,
+    /// Its location file, opened while listing: for a sealed segment
+    /// (not the last) whose location file recovery would open.
+    sidecar: Option<Result<Option<Sidecar>>>,
+}
+
+/// Open lists the segments on two threads from this many.
+const PARALLEL_LIST_MIN: usize = 16;
+
+/// Opens segment `id`, checks its header, reads its footer's bytes and,
+/// for a sealed segment whose location file recovery would use, opens
+/// that file too (`recover_segments` decides what to do with each).
+fn list_segment(dir: &Path, id: u64, is_last: bool, salvage: bool) -> Result<Listed> {
+    let path = dir.join(segment::file_name(id));
+    let file = OpenOptions::new().read(true).open(&path).at(&path)?;
+    let len = file.metadata().at(&path)?.len();
+    // Read, not mapped: a page touched through a map stays this process's
+    // resident memory (with the pages the kernel maps around it) for as
+    // long as the segment is open.
+    let mut head = [0u8; SEGMENT_HEADER as usize];
+    let got = read_up_to(&file, &mut head, 0).at(&path)?;
+    let header = segment::check_header(&path, &head[..got], id)?;
+    let mut tail = [0u8; FOOTER_FRAME];
+    let at = len.saturating_sub(FOOTER_FRAME as u64);
+    let got = read_up_to(&file, &mut tail, at).at(&path)?;
+    let tail = tail[..got].to_vec();
+    // As recovery decides for a segment that is not the last: a location
+    // file is looked for unless salvaging, when the footer is there and
+    // whole or the segment's version has none.
+    let footer_ok = header.has_footer()
+        && segment::check_footer(&path, &tail, len, id, header.generation).is_ok();
+    let sidecar = (!is_last && !salvage && (footer_ok || !header.has_footer())).then(|| {
+        let describes = Describes {
+            segment: id,
+            generation: header.generation,
+            segment_len: len,
+        };
+        Sidecar::open(&dir.join(sidecar_file_name(id)), describes)
+    });
+    Ok(Listed {
+        id,
+        path,
+        file,
+        len,
+        header,
+        tail,
+        sidecar,
+    })
 }
 
 /// Reads into `buf` from `offset` until it is full or the file ends;
@@ -879,32 +926,40 @@ pub(super) fn recover_segments(
         });
     }
 
-    // Every segment's header is checked (a bad one is always an error).
-    let mut listed = Vec::with_capacity(ids.len());
-    for &id in &ids {
-        let path = dir.join(segment::file_name(id));
-        let file = OpenOptions::new().read(true).open(&path).at(&path)?;
-        let len = file.metadata().at(&path)?.len();
-        // Read, not mapped: a page touched through a map stays
-        // this process's resident memory (with the pages the kernel maps
-        // around it) for as long as the segment is open.
-        let mut head = [0u8; SEGMENT_HEADER as usize];
-        let got = read_up_to(&file, &mut head, 0).at(&path)?;
-        let header = segment::check_header(&path, &head[..got], id)?;
-        let mut tail = [0u8; FOOTER_FRAME];
-        let at = len.saturating_sub(FOOTER_FRAME as u64);
-        let got = read_up_to(&file, &mut tail, at).at(&path)?;
-        let tail = tail[..got].to_vec();
-        listed.push(Listed {
-            id,
-            path,
-            file,
-            len,
-            header,
-            tail,
-        });
-    }
+    // Every segment's header is checked (a bad one is always an error),
+    // the first failing segment's error reported.
     let last_id = ids.last().copied().unwrap_or(1);
+    let list = |ids: &[u64]| -> Result<Vec<Listed>> {
+        ids.iter()
+            .map(|&id| list_segment(dir, id, id == last_id, salvage))
+            .collect()
+    };
+    let listed = if ids.len() >= PARALLEL_LIST_MIN {
+        // Half of them on a second thread: opening and reading two files
+        // per segment is most of what open does in a store of many.
+        let (first, second) = ids.split_at(ids.len() / 2);
+        std::thread::scope(|scope| {
+            match std::thread::Builder::new()
+                .name("shredlog-open".into())
+                .spawn_scoped(scope, || list(second))
+            {
+                Ok(handle) => {
+                    let mut listed = list(first);
+                    let rest = handle.join().unwrap_or_else(|_| {
+                        Err(Error::Internal("a segment-listing thread panicked".into()))
+                    });
+                    if let Ok(l) = &mut listed {
+                        l.extend(rest?);
+                    }
+                    listed
+                }
+                // No thread to spare: this one lists them all.
+                Err(_) => list(&ids),
+            }
+        })?
+    } else {
+        list(&ids)?
+    };
 
     // Where scanning the last segment starts: (segment id, offset).
     let mut start: (u64, u64) = (ids.first().copied().unwrap_or(1), SEGMENT_HEADER);
@@ -940,6 +995,7 @@ pub(super) fn recover_segments(
             len: file_len,
             header,
             tail,
+            mut sidecar,
         } = seg;
         let is_last = id == last_id;
         // What was acknowledged of this segment.
@@ -979,7 +1035,10 @@ pub(super) fn recover_segments(
             // Salvage trusts no derived file: it reads what is left of the
             // segments themselves.
             let found = if !salvage && (footer_ok || !header.has_footer()) {
-                Sidecar::open(&idx_path, describes)?
+                match sidecar.take() {
+                    Some(opened) => opened?,
+                    None => Sidecar::open(&idx_path, describes)?,
+                }
             } else {
                 None
             };
