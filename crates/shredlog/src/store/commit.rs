@@ -34,7 +34,7 @@ use crate::segment::{self, SEGMENT_HEADER};
 /// How long a leader waits at most for appends on their way.
 const GATHER: Duration = Duration::from_micros(200);
 
-/// Close seals an active segment at least this long (docs/FORMAT.md §3.2).
+/// Close seals an active segment at least this long (docs/FORMAT.md §3).
 pub(crate) const SEAL_AT_CLOSE: u64 = 1 << 20;
 
 #[derive(Default)]
