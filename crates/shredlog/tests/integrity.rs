@@ -495,3 +495,35 @@ fn retention_takes_what_is_older_than_the_period_not_as_old() {
     assert!(!redacted("t-as-old"));
     assert!(!redacted("t-newer"));
 }
+
+/// A keyring that is gone or empty while segments exist is corruption named
+/// at the keyring (no record could be read without it), never a new store
+/// over the old segments; nothing in the directory is written.
+#[test]
+fn a_missing_or_empty_keyring_beside_segments_is_reported() {
+    for how in ["removed", "emptied"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        populate(&store, 2, 3, 4);
+        store.close().unwrap();
+        let keyring = dir.path().join("keyring");
+        match how {
+            "removed" => std::fs::remove_file(&keyring).unwrap(),
+            _ => std::fs::write(&keyring, b"").unwrap(),
+        }
+        let before = dir_bytes(dir.path());
+        match Store::open(dir.path(), Options::default()) {
+            Err(Error::Corrupt { path, .. }) => assert_eq!(path, keyring, "{how}"),
+            Err(e) => panic!("{how}: expected corruption at the keyring, got {e}"),
+            Ok(_) => panic!("{how}: opened without its keyring"),
+        }
+        let mut after = dir_bytes(dir.path());
+        let mut before = before;
+        // The lock file open takes may appear; nothing else changes.
+        after.retain(|(n, _)| n != "LOCK");
+        before.retain(|(n, _)| n != "LOCK");
+        after.sort();
+        before.sort();
+        assert_eq!(after, before, "{how}: the directory changed");
+    }
+}

@@ -109,7 +109,7 @@ impl Store {
 
         let keyring_path = dir.join("keyring");
         let keyring_missing = std::fs::metadata(&keyring_path).map_or(true, |m| m.len() == 0);
-        if keyring_missing && !segment::list(&dir)?.is_empty() {
+        if keyring_missing && !segment::ids_in(&names).is_empty() {
             return Err(Error::corrupt(
                 &keyring_path,
                 0,
