@@ -39,3 +39,27 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, &dst).at(&dst)?;
     sync_dir(dir)
 }
+
+/// What tells a file apart from any other, and from itself before a
+/// change: its device, inode and status-change time. A write, a truncation,
+/// a rename onto its name (a new inode), a copy over it or a change of its
+/// attributes all change one of them; a program cannot set the change time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub ctime: i64,
+    pub ctime_nsec: u32,
+}
+
+impl Stamp {
+    pub(crate) fn of(m: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            ctime: m.ctime(),
+            ctime_nsec: u32::try_from(m.ctime_nsec()).unwrap_or(u32::MAX),
+        }
+    }
+}

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use memmap2::Mmap;
 
@@ -203,8 +203,8 @@ pub(crate) enum Segment {
     /// maps nothing.
     Sealed {
         path: PathBuf,
-        file: Arc<File>,
         generation: u32,
+        file: SealedFile,
     },
     /// The active segment (or, read-only, the last one), read with
     /// positioned reads.
@@ -215,7 +215,42 @@ pub(crate) enum Segment {
     },
 }
 
+/// A sealed segment's open file: opened by whoever made the segment (a
+/// roll, a compaction, an open that checked it), or, for a segment open
+/// found unchanged since the index checkpoint recorded it (docs/FORMAT.md
+/// §7.3), opened and checked when first read.
+pub(crate) struct SealedFile {
+    file: OnceLock<Arc<File>>,
+    /// What the file must be when it is opened late: its id and length.
+    expect: Option<(u64, u64)>,
+}
+
 impl Segment {
+    /// A sealed segment whose file is open.
+    pub(crate) fn sealed(path: PathBuf, file: Arc<File>, generation: u32) -> Segment {
+        Segment::Sealed {
+            path,
+            generation,
+            file: SealedFile {
+                file: OnceLock::from(file),
+                expect: None,
+            },
+        }
+    }
+
+    /// Sealed segment `id`, `len` bytes of write `generation`, opened when
+    /// first read: its header, length and footer are checked then.
+    pub(crate) fn sealed_unopened(path: PathBuf, id: u64, generation: u32, len: u64) -> Segment {
+        Segment::Sealed {
+            path,
+            generation,
+            file: SealedFile {
+                file: OnceLock::new(),
+                expect: Some((id, len)),
+            },
+        }
+    }
+
     pub(crate) fn path(&self) -> &Path {
         match self {
             Segment::Sealed { path, .. } | Segment::Active { path, .. } => path,
@@ -229,22 +264,107 @@ impl Segment {
         }
     }
 
-    /// Reads `len` bytes at `off`.
-    pub(crate) fn read(&self, off: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+    /// The open file (a sealed segment not yet read is opened and checked
+    /// now).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a segment opened now is not the file the index
+    /// checkpoint recorded (another length, header or generation, or no
+    /// footer), [`Error::Io`] if it cannot be opened or read.
+    pub(crate) fn file(&self) -> Result<&Arc<File>> {
         match self {
-            Segment::Sealed { path, file, .. } | Segment::Active { path, file, .. } => {
-                let mut buf = vec![0u8; len];
-                file.read_exact_at(&mut buf, off).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        Error::corrupt(path, off, "record extends past the end of the segment")
-                    } else {
-                        Error::io(path, e)
-                    }
+            Segment::Active { file, .. } => Ok(file),
+            Segment::Sealed {
+                path,
+                generation,
+                file,
+            } => {
+                if let Some(f) = file.file.get() {
+                    return Ok(f);
+                }
+                let (id, len) = file.expect.ok_or_else(|| {
+                    Error::Internal(
+                        "a sealed segment has neither a file nor a way to open it".into(),
+                    )
                 })?;
-                Ok(Cow::Owned(buf))
+                let opened = open_sealed(path, id, *generation, len)?;
+                // Two readers may open it at once: one file is kept.
+                let _ = file.file.set(Arc::new(opened));
+                file.file
+                    .get()
+                    .ok_or_else(|| Error::Internal("a sealed segment's file was not kept".into()))
             }
         }
     }
+
+    /// Reads `len` bytes at `off`.
+    pub(crate) fn read(&self, off: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        let file = self.file()?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, off).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(
+                    self.path(),
+                    off,
+                    "record extends past the end of the segment",
+                )
+            } else {
+                Error::io(self.path(), e)
+            }
+        })?;
+        Ok(Cow::Owned(buf))
+    }
+}
+
+/// Opens sealed segment `id`, which must be `len` bytes of write
+/// `generation` ending with its footer (version 2 and later).
+fn open_sealed(path: &Path, id: u64, generation: u32, len: u64) -> Result<File> {
+    let file = File::open(path).at(path)?;
+    let found = file.metadata().at(path)?.len();
+    if found != len {
+        return Err(Error::corrupt(
+            path,
+            found.min(len),
+            format!(
+                "the sealed segment is {found} bytes, but {len} when the index checkpoint recorded it: acknowledged data is missing or the file was changed"
+            ),
+        ));
+    }
+    let mut head = [0u8; SEGMENT_HEADER as usize];
+    read_up_to(&file, &mut head, 0).at(path)?;
+    let header = check_header(path, &head, id)?;
+    if header.generation != generation {
+        return Err(Error::corrupt(
+            path,
+            24,
+            format!(
+                "the segment is generation {}, but {generation} when the index checkpoint recorded it",
+                header.generation
+            ),
+        ));
+    }
+    if header.has_footer() {
+        let mut tail = [0u8; FOOTER_FRAME];
+        let at = len.saturating_sub(FOOTER_FRAME as u64);
+        let got = read_up_to(&file, &mut tail, at).at(path)?;
+        check_footer(path, &tail[..got], len, id, generation)?;
+    }
+    Ok(file)
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends;
+/// returns how many bytes it read.
+pub(crate) fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Zeros written ahead of the data of the active segment, at a time.
@@ -1121,5 +1241,61 @@ mod tests {
                 "flip at {i}"
             );
         }
+    }
+
+    /// A sealed segment left unopened is checked when first read: its
+    /// length, header (id, generation) and footer must be what was recorded;
+    /// a failed check is retried by the next read.
+    #[test]
+    fn a_sealed_segment_opened_late_is_checked_at_its_first_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(5));
+        let mut bytes = header(5, 2).to_vec();
+        bytes.extend(frame(0));
+        let data_len = bytes.len() as u64;
+        bytes.extend(record::encode_footer(&Footer {
+            generation: 2,
+            data_len,
+            segment: 5,
+        }));
+        let len = bytes.len() as u64;
+        std::fs::write(&path, &bytes).unwrap();
+        let unopened =
+            |id, generation, len| Segment::sealed_unopened(path.clone(), id, generation, len);
+        let reason = |seg: &Segment| match seg.read(SEGMENT_HEADER, 8) {
+            Err(Error::Corrupt {
+                path: p,
+                offset,
+                reason,
+            }) => {
+                assert_eq!(p, path);
+                (offset, reason)
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        };
+        // As recorded: reads.
+        let seg = unopened(5, 2, len);
+        assert_eq!(&*seg.read(SEGMENT_HEADER, 8).unwrap(), &bytes[32..40]);
+        // Another generation, length or id than recorded.
+        assert!(
+            reason(&unopened(5, 3, len))
+                .1
+                .contains("generation 2, but 3")
+        );
+        assert!(reason(&unopened(5, 2, len + 1)).1.contains("bytes"));
+        assert_eq!(reason(&unopened(6, 2, len)).0, 16);
+        // A damaged header or footer.
+        let seg = unopened(5, 2, len);
+        let mut bad = bytes.clone();
+        bad[3] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        assert_eq!(reason(&seg).0, 0);
+        let mut bad = bytes.clone();
+        bad[len as usize - 3] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        assert_eq!(reason(&seg).0, data_len);
+        // Whole again: the same segment reads.
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(&*seg.read(SEGMENT_HEADER, 8).unwrap(), &bytes[32..40]);
     }
 }

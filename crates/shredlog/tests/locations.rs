@@ -152,8 +152,12 @@ fn missing_cut_flipped_or_stale_location_files_are_rebuilt_from_the_segment() {
     assert!(new != old, "compaction rewrote the location file");
     store.close().unwrap();
     std::fs::write(&first, &old).unwrap();
+    // Its segment is unchanged since the checkpoint: open leaves it and its
+    // location file unopened, and the first read finds the file stale and
+    // rebuilds it from the segment.
     let store = Store::open(dir.path(), small_segments()).unwrap();
-    assert!(store.recovery_report().records_scanned > 0);
+    assert_eq!(store.recovery_report().records_scanned, 0);
+    assert!(store.recovery_report().segments_unopened > 0);
     let rest: Vec<Message> = all
         .iter()
         .filter(|m| m.transcript != "t-0")
@@ -273,12 +277,12 @@ fn location_files_of_removed_segments_and_leftover_temporaries_go_at_open() {
     assert!(!dir.path().join("000000000001.idx.tmp").exists());
 }
 
-/// The number of transcripts a version-5 checkpoint lists records of
+/// The number of transcripts a version-6 checkpoint lists records of
 /// (docs/FORMAT.md §7.2: after the 24-byte frame, the segments of 20 bytes
 /// and the dead-byte entries of 25, each list after its u32 count).
 fn checkpoint_transcripts(dir: &Path) -> u32 {
     let bytes = std::fs::read(dir.join("index.ckpt")).unwrap();
-    assert_eq!(bytes[8..12], 5u32.to_le_bytes(), "checkpoint version");
+    assert_eq!(bytes[8..12], 6u32.to_le_bytes(), "checkpoint version");
     let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     let mut at = 24;
     at += 4 + 20 * u32_at(at) as usize;
@@ -403,4 +407,123 @@ fn a_store_of_many_segments_names_its_first_damaged_segment_and_rebuilds_its_loc
         "rebuilt and kept"
     );
     assert_reads(&store, &all);
+}
+
+/// After a close, open leaves every sealed segment (and its location file)
+/// unopened: the checkpoint's file stamps say they are the files it
+/// recorded. Each is opened and checked at its first read, so a segment
+/// damaged after open is reported then, naming the file, and never read.
+#[test]
+fn open_leaves_sealed_segments_unopened_and_checks_each_at_its_first_read() {
+    let (dir, all) = build();
+    let segs = seg_count(dir.path());
+    let seg = |id: usize| dir.path().join(format!("{id:012}.seg"));
+
+    // Read-only: unopened too, reads right, writes nothing.
+    let before = dir_bytes(dir.path());
+    let ro = Store::open(
+        dir.path(),
+        Options {
+            read_only: true,
+            ..small_segments()
+        },
+    )
+    .unwrap();
+    assert_eq!(ro.recovery_report().segments_unopened, segs as u64 - 1);
+    assert_reads(&ro, &all);
+    assert!(ro.verify().unwrap().is_ok());
+    drop(ro);
+    assert!(dir_bytes(dir.path()) == before, "a read-only open wrote");
+
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    let report = store.recovery_report();
+    assert!(report.checkpoint_used);
+    assert_eq!(report.records_scanned, 0);
+    assert_eq!(report.segments_unopened, segs as u64 - 1);
+    // Damaged after open: segment 1's header flipped, segment 2 cut short.
+    let (one, two) = (
+        std::fs::read(seg(1)).unwrap(),
+        std::fs::read(seg(2)).unwrap(),
+    );
+    let mut flipped = one.clone();
+    flipped[4] ^= 0x01;
+    std::fs::write(seg(1), &flipped).unwrap();
+    std::fs::write(seg(2), &two[..two.len() - 10]).unwrap();
+    let mut ids: Vec<&str> = all.iter().map(|m| m.transcript.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut named = std::collections::BTreeSet::new();
+    for id in &ids {
+        match store.transcript(id) {
+            Ok(got) => {
+                let want: Vec<Message> = all
+                    .iter()
+                    .filter(|m| m.transcript == *id)
+                    .cloned()
+                    .collect();
+                assert_eq!(got, want, "{id} read wrong");
+            }
+            Err(Error::Corrupt { path, offset, .. }) => {
+                assert!(path == seg(1) || path == seg(2), "{path:?}");
+                if path == seg(1) {
+                    assert_eq!(offset, 0);
+                }
+                named.insert(path);
+            }
+            Err(e) => panic!("{id}: {e}"),
+        }
+    }
+    assert_eq!(named.len(), 2, "both damaged segments reported");
+    assert!(!store.verify().unwrap().is_ok());
+    // Whole again: the same open reads everything.
+    std::fs::write(seg(1), &one).unwrap();
+    std::fs::write(seg(2), &two).unwrap();
+    assert_reads(&store, &all);
+    assert!(store.verify().unwrap().is_ok());
+    drop(store);
+
+    // The close recorded the files as they are now. One written since (the
+    // same bytes: a copy put back) is listed by the next open, which would
+    // name damage in it; the rest stays unopened.
+    std::fs::write(seg(1), &one).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(store.recovery_report().segments_unopened, segs as u64 - 2);
+    assert_reads(&store, &all);
+    drop(store);
+    std::fs::write(seg(1), &flipped).unwrap();
+    match Store::open(dir.path(), small_segments()) {
+        Err(Error::Corrupt { path, offset, .. }) => assert_eq!((path, offset), (seg(1), 0)),
+        Err(e) => panic!("expected corruption in segment 1, got {e}"),
+        Ok(_) => panic!("opened with segment 1's header damaged"),
+    }
+}
+
+/// Compaction of a segment open left unopened, whose location file is
+/// stale: the location file is rebuilt before the rewritten segment's takes
+/// its name, and everything reads the same before and after a reopen.
+#[test]
+fn a_segment_left_unopened_with_a_stale_location_file_compacts() {
+    let (dir, all) = build();
+    let idx = |id: usize| dir.path().join(format!("{id:012}.idx"));
+    std::fs::copy(idx(2), idx(1)).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert!(store.recovery_report().segments_unopened >= 2);
+    store.delete_transcript("t-0", "request").unwrap();
+    let report = store.compact(&CompactOptions::everything()).unwrap();
+    assert!(
+        report.segments_rewritten + report.segments_removed > 0,
+        "{report:?}"
+    );
+    let rest: Vec<Message> = all
+        .iter()
+        .filter(|m| m.transcript != "t-0")
+        .cloned()
+        .collect();
+    assert_reads(&store, &rest);
+    assert!(store.verify().unwrap().is_ok());
+    store.close().unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert!(!store.recovery_report().found_damage());
+    assert_reads(&store, &rest);
+    assert!(store.verify().unwrap().is_ok());
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RecordRef;
 use crate::error::Result;
+use crate::fsutil::Stamp;
 use crate::record::{MsgIdDigest, Tid};
 
 /// A transcript in the checkpoint: its records in sequence order and the
@@ -27,21 +28,30 @@ pub(crate) struct Checkpoint {
     pub dead: Vec<(u64, u64, Option<i64>)>,
     /// Live transcripts' records.
     pub transcripts: Vec<CheckpointTranscript>,
+    /// Sealed segments' files as they were when it was written, ascending
+    /// by id (version 6): a segment file with the same stamp and length is
+    /// the file recorded, so open need not open it (docs/FORMAT.md §7.3).
+    #[serde(skip)]
+    pub files: Vec<(u64, Stamp)>,
 }
 
 const CKPT_MAGIC: &[u8; 8] = b"SHRDCKP1";
-/// Version 5: the payload is fixed-width little-endian fields, read
-/// without a decoder (docs/FORMAT.md §7.2); versions 3 and 4 (read) are
-/// bincode. Version 4 holds only the records of segments without a
-/// record-location file (the active segment); version 3 held every
+/// Version 6: version 5's payload followed by the sealed segments' file
+/// stamps. Version 5 (read): the payload is fixed-width little-endian
+/// fields, read without a decoder (docs/FORMAT.md §7.2); versions 3 and 4
+/// (read) are bincode. Version 4 holds only the records of segments without
+/// a record-location file (the active segment); version 3 held every
 /// record. A shredlog that knows only version 3 or 4 ignores a version-5
 /// file and scans, so it never takes the missing records for dead ones.
-const CKPT_VERSION: u32 = 5;
+const CKPT_VERSION: u32 = 6;
+const CKPT_VERSION_5: u32 = 5;
 const CKPT_VERSION_4: u32 = 4;
 const CKPT_VERSION_3: u32 = 3;
 const CKPT_FILE: &str = "index.ckpt";
 /// Bytes of one record in a version-5 payload.
 const RECORD_BYTES: usize = 36;
+/// Bytes of one file stamp in a version-6 payload.
+const STAMP_BYTES: usize = 36;
 
 impl Checkpoint {
     /// `magic[8] | version u32 | len u64 | crc32 u32 (of payload) | payload`.
@@ -49,8 +59,27 @@ impl Checkpoint {
         crate::codec::frame(CKPT_MAGIC, CKPT_VERSION, &self.encode_payload())
     }
 
-    /// The version-5 payload: counts as u32, every field at its full width.
+    /// The version-6 payload: version 5's, then the file stamps.
     fn encode_payload(&self) -> Vec<u8> {
+        let mut out = self.encode_payload_5();
+        out.reserve_exact(4 + self.files.len() * STAMP_BYTES);
+        out.extend_from_slice(
+            &u32::try_from(self.files.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        for (id, s) in &self.files {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&s.dev.to_le_bytes());
+            out.extend_from_slice(&s.ino.to_le_bytes());
+            out.extend_from_slice(&s.ctime.to_le_bytes());
+            out.extend_from_slice(&s.ctime_nsec.to_le_bytes());
+        }
+        out
+    }
+
+    /// The version-5 payload: counts as u32, every field at its full width.
+    fn encode_payload_5(&self) -> Vec<u8> {
         let records: usize = self
             .transcripts
             .iter()
@@ -97,17 +126,18 @@ impl Checkpoint {
     /// `None` if the bytes are not a valid checkpoint (the store then scans).
     pub(crate) fn decode(bytes: &[u8]) -> Option<Checkpoint> {
         let (version, payload) = crate::codec::unframe(bytes, CKPT_MAGIC, |v| {
-            v == CKPT_VERSION || v == CKPT_VERSION_4 || v == CKPT_VERSION_3
+            v == CKPT_VERSION || v == CKPT_VERSION_5 || v == CKPT_VERSION_4 || v == CKPT_VERSION_3
         })?;
-        if version == CKPT_VERSION {
-            Checkpoint::decode_payload(payload)
-        } else {
-            crate::codec::decode(payload)
+        match version {
+            CKPT_VERSION => Checkpoint::decode_payload(payload, true),
+            CKPT_VERSION_5 => Checkpoint::decode_payload(payload, false),
+            _ => crate::codec::decode(payload),
         }
     }
 
-    /// A version-5 payload, which it must fill exactly.
-    fn decode_payload(payload: &[u8]) -> Option<Checkpoint> {
+    /// A version-6 payload (`stamps`) or a version-5 one, which it must
+    /// fill exactly.
+    fn decode_payload(payload: &[u8], stamps: bool) -> Option<Checkpoint> {
         let mut r = Reader(payload);
         let mut c = Checkpoint::default();
         let n = r.count(20)?;
@@ -157,6 +187,20 @@ impl Checkpoint {
                 ids.push(r.take::<16>()?);
             }
             c.transcripts.push((tid, recs, ids));
+        }
+        if stamps {
+            let n = r.count(STAMP_BYTES)?;
+            c.files.reserve_exact(n);
+            for _ in 0..n {
+                let id = r.u64()?;
+                let stamp = Stamp {
+                    dev: r.u64()?,
+                    ino: r.u64()?,
+                    ctime: r.i64()?,
+                    ctime_nsec: r.u32()?,
+                };
+                c.files.push((id, stamp));
+            }
         }
         r.0.is_empty().then_some(c)
     }
@@ -228,6 +272,15 @@ mod tests {
                 ),
                 ([8; 16], Vec::new(), Vec::new()),
             ],
+            files: vec![(
+                1,
+                Stamp {
+                    dev: 2049,
+                    ino: 77,
+                    ctime: 1_765_000_000,
+                    ctime_nsec: 123_456_789,
+                },
+            )],
         }
     }
 
@@ -235,7 +288,7 @@ mod tests {
     fn checkpoint_roundtrip_and_damage() {
         let c = sample();
         let bytes = c.encode();
-        assert_eq!(bytes[8..12], 5u32.to_le_bytes());
+        assert_eq!(bytes[8..12], 6u32.to_le_bytes());
         assert_eq!(Checkpoint::decode(&bytes).unwrap(), c);
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
@@ -248,13 +301,30 @@ mod tests {
     }
 
     #[test]
-    fn older_versions_are_read_as_bincode_and_the_oldest_are_not() {
+    fn older_versions_are_read_and_the_oldest_are_not() {
+        // Version 5: version 6 without the stamps (read with none).
         let c = sample();
+        let v5 = crate::codec::frame(CKPT_MAGIC, 5, &c.encode_payload_5());
+        let read = Checkpoint::decode(&v5).unwrap();
+        assert!(read.files.is_empty());
+        assert_eq!(
+            (read.segments, read.dead, read.transcripts),
+            (c.segments.clone(), c.dead.clone(), c.transcripts.clone())
+        );
+        // Version 6's bytes under version 5 have bytes left over.
+        let mut as5 = c.encode();
+        as5[8..12].copy_from_slice(&5u32.to_le_bytes());
+        assert!(Checkpoint::decode(&as5).is_none());
+        // Versions 3 and 4 are bincode (and had no stamps).
+        let c = Checkpoint {
+            files: Vec::new(),
+            ..sample()
+        };
         for v in [3, 4] {
             let old = crate::codec::framed(CKPT_MAGIC, v, &c);
             assert_eq!(Checkpoint::decode(&old).unwrap(), c, "version {v}");
         }
-        // Version 5's bytes under an older version number are not bincode
+        // Version 6's bytes under an older version number are not bincode
         // of a checkpoint; versions 1 and 2 are not read at all.
         let mut v4 = c.encode();
         v4[8..12].copy_from_slice(&4u32.to_le_bytes());
@@ -270,18 +340,23 @@ mod tests {
         c.transcripts.clear();
         c.dead = vec![(1, 0, None)];
         let mut payload = c.encode_payload();
-        assert!(Checkpoint::decode_payload(&payload).is_some());
+        assert!(Checkpoint::decode_payload(&payload, true).is_some());
         let since = 4 + 2 * 20 + 4 + 17;
         payload[since] = 1;
-        assert!(Checkpoint::decode_payload(&payload).is_none());
+        assert!(Checkpoint::decode_payload(&payload, true).is_none());
         // A flag other than 0 or 1.
         let mut payload = c.encode_payload();
         payload[since - 1] = 2;
-        assert!(Checkpoint::decode_payload(&payload).is_none());
+        assert!(Checkpoint::decode_payload(&payload, true).is_none());
         // Trailing bytes.
         let mut payload = c.encode_payload();
         payload.push(0);
-        assert!(Checkpoint::decode_payload(&payload).is_none());
+        assert!(Checkpoint::decode_payload(&payload, true).is_none());
+        // A stamp count larger than the stamps there.
+        let mut payload = c.encode_payload();
+        let count = payload.len() - STAMP_BYTES - 4;
+        payload[count] = 2;
+        assert!(Checkpoint::decode_payload(&payload, true).is_none());
     }
 
     fn checkpoints() -> impl Strategy<Value = Checkpoint> {
@@ -304,15 +379,25 @@ mod tests {
             prop::collection::vec(record, 0..6),
             prop::collection::vec(any::<[u8; 16]>(), 0..4),
         );
+        let stamp = (any::<u64>(), any::<u64>(), any::<i64>(), any::<u32>()).prop_map(
+            |(dev, ino, ctime, ctime_nsec)| Stamp {
+                dev,
+                ino,
+                ctime,
+                ctime_nsec,
+            },
+        );
         (
             prop::collection::vec((any::<u64>(), any::<u32>(), any::<u64>()), 0..4),
             prop::collection::vec((any::<u64>(), any::<u64>(), any::<Option<i64>>()), 0..4),
             prop::collection::vec(transcript, 0..5),
+            prop::collection::vec((any::<u64>(), stamp), 0..4),
         )
-            .prop_map(|(segments, dead, transcripts)| Checkpoint {
+            .prop_map(|(segments, dead, transcripts, files)| Checkpoint {
                 segments,
                 dead,
                 transcripts,
+                files,
             })
     }
 
@@ -324,8 +409,11 @@ mod tests {
 
         #[test]
         fn any_payload_decodes_or_is_refused_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-            if let Some(c) = Checkpoint::decode_payload(&bytes) {
-                prop_assert_eq!(c.encode_payload(), bytes);
+            if let Some(c) = Checkpoint::decode_payload(&bytes, true) {
+                prop_assert_eq!(c.encode_payload(), bytes.clone());
+            }
+            if let Some(c) = Checkpoint::decode_payload(&bytes, false) {
+                prop_assert_eq!(c.encode_payload_5(), bytes);
             }
         }
     }

@@ -62,7 +62,7 @@ pub(crate) use callers::{CallerHash, CallerKey};
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
 pub(crate) use manifest::{MANIFEST_FILE, Manifest, run_file_name};
 pub(crate) use sidecar::file_name as sidecar_file_name;
-pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Sidecar, Summary};
+pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Rebuild, Sidecar, Summary};
 use small_set::SmallSet;
 
 /// Where a record lives.
@@ -676,6 +676,7 @@ impl Index {
     /// [`crate::Error::Corrupt`] if the file's summaries are damaged.
     pub(crate) fn load_sidecar(&mut self, sidecar: Arc<Sidecar>) -> crate::Result<()> {
         let seg = sidecar.describes().segment;
+        let record_bytes = sidecar.record_bytes()?;
         let mut live = 0u64;
         for s in sidecar.summaries()? {
             let Some(t) = self.generation_mut(&s.tid)? else {
@@ -691,7 +692,7 @@ impl Index {
             live,
             ..SegmentUsage::default()
         };
-        u.add_dead(sidecar.record_bytes().saturating_sub(live));
+        u.add_dead(record_bytes.saturating_sub(live));
         if u.dead > 0 && since.is_some() {
             u.dead_since = since;
         }
@@ -770,6 +771,19 @@ impl Index {
     /// The generations with records in memory (those the checkpoint saves).
     pub(crate) fn with_recent_records(&self) -> impl Iterator<Item = &TranscriptEntry> {
         self.held().filter(|t| t.recent.is_some())
+    }
+
+    /// Opens segment `seg`'s location file now if it was opened late and
+    /// not read yet (compaction, before it writes the rewritten segment's).
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] or [`crate::Error::Io`] if it cannot be
+    /// opened or rebuilt.
+    pub(crate) fn open_sidecar(&self, seg: u64) -> crate::Result<()> {
+        match self.sidecars.get(&seg) {
+            Some(s) => s.open_now(),
+            None => Ok(()),
+        }
     }
 
     /// The location files held (for `verify`).
@@ -1118,6 +1132,7 @@ impl Index {
         seg: u64,
         sidecar: Arc<Sidecar>,
     ) -> crate::Result<std::result::Result<u64, Tid>> {
+        let record_bytes = sidecar.record_bytes()?;
         let summaries: IdMap<Summary> = sidecar
             .summaries()?
             .into_iter()
@@ -1156,7 +1171,7 @@ impl Index {
             live,
             ..SegmentUsage::default()
         };
-        u.add_dead(sidecar.record_bytes().saturating_sub(live));
+        u.add_dead(record_bytes.saturating_sub(live));
         self.keep_sidecar(seg, sidecar);
         Ok(Ok(live))
     }

@@ -369,11 +369,28 @@ enum Source {
     Memory(Vec<u8>),
 }
 
-/// A checked location file.
-pub(crate) struct Sidecar {
-    path: PathBuf,
+/// How a location file opened late is rebuilt when the file found is
+/// missing, stale or its header damaged: from its segment (the store
+/// supplies it; the index does not know segments).
+pub(crate) type Rebuild = Box<dyn Fn() -> Result<Sidecar> + Send + Sync>;
+
+/// A location file's bytes and checked header.
+struct Opened {
     source: Source,
     header: Header,
+}
+
+/// A checked location file, or (opened late) one checked when first read.
+pub(crate) struct Sidecar {
+    path: PathBuf,
+    /// The segment file it describes (its header must say the same).
+    describes: Describes,
+    /// Set when it is made, or when first read (opened late).
+    opened: OnceLock<Opened>,
+    /// Rebuilds it when opened late and the file does not do.
+    rebuild: Option<Rebuild>,
+    /// Held while it is opened late, so that one reader rebuilds it.
+    opening: parking_lot::Mutex<()>,
     /// Built from the summaries the first time they are read.
     finder: OnceLock<Finder>,
     /// Where lookups keep the blocks they read (set by the index).
@@ -384,7 +401,7 @@ impl std::fmt::Debug for Sidecar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sidecar")
             .field("path", &self.path)
-            .field("describes", &self.header.describes)
+            .field("describes", &self.describes)
             .finish()
     }
 }
@@ -413,13 +430,80 @@ impl Sidecar {
         {
             return Ok(None);
         }
-        Ok(Some(Sidecar {
+        Ok(Some(Sidecar::made(path, Source::File(file), header)))
+    }
+
+    fn made(path: &Path, source: Source, header: Header) -> Sidecar {
+        Sidecar {
             path: path.to_owned(),
-            source: Source::File(file),
-            header,
+            describes: header.describes,
+            opened: OnceLock::from(Opened { source, header }),
+            rebuild: None,
+            opening: parking_lot::Mutex::new(()),
             finder: OnceLock::new(),
             cache: OnceLock::new(),
-        }))
+        }
+    }
+
+    /// The location file `path` of the segment `describes` names, opened
+    /// and checked when first read (open then reads nothing of it); when it
+    /// is missing, stale or its header damaged then, `rebuild` makes it
+    /// again from the segment.
+    pub(crate) fn unopened(path: &Path, describes: Describes, rebuild: Rebuild) -> Sidecar {
+        Sidecar {
+            path: path.to_owned(),
+            describes,
+            opened: OnceLock::new(),
+            rebuild: Some(rebuild),
+            opening: parking_lot::Mutex::new(()),
+            finder: OnceLock::new(),
+            cache: OnceLock::new(),
+        }
+    }
+
+    /// Its bytes and header, opening it first if it was opened late.
+    fn opened(&self) -> Result<&Opened> {
+        if let Some(o) = self.opened.get() {
+            return Ok(o);
+        }
+        let _one = self.opening.lock();
+        if let Some(o) = self.opened.get() {
+            return Ok(o);
+        }
+        let made = match Sidecar::open(&self.path, self.describes)? {
+            Some(found) => found,
+            None => {
+                let rebuild = self.rebuild.as_ref().ok_or_else(|| {
+                    Error::Internal(
+                        "a location file has neither bytes nor a way to open them".into(),
+                    )
+                })?;
+                let built = rebuild()?;
+                if built.describes != self.describes {
+                    return Err(Error::Internal(
+                        "a rebuilt location file describes another segment file".into(),
+                    ));
+                }
+                built
+            }
+        };
+        let opened = made
+            .opened
+            .into_inner()
+            .ok_or_else(|| Error::Internal("a location file made has no bytes".into()))?;
+        let _ = self.opened.set(opened);
+        self.opened
+            .get()
+            .ok_or_else(|| Error::Internal("a location file's bytes were not kept".into()))
+    }
+
+    /// Opens it now if it was opened late and not read yet.
+    pub(crate) fn open_now(&self) -> Result<()> {
+        self.opened().map(|_| ())
+    }
+
+    fn header(&self) -> Result<Header> {
+        Ok(self.opened()?.header)
     }
 
     /// A location file held in memory (`bytes` from [`Builder::finish`]).
@@ -428,13 +512,7 @@ impl Sidecar {
             .get(..BLOCK)
             .and_then(parse_header)
             .ok_or_else(|| Error::Internal("a location file built in memory is invalid".into()))?;
-        Ok(Sidecar {
-            path: path.to_owned(),
-            source: Source::Memory(bytes),
-            header,
-            finder: OnceLock::new(),
-            cache: OnceLock::new(),
-        })
+        Ok(Sidecar::made(path, Source::Memory(bytes), header))
     }
 
     /// Writes the file `builder` describes as `path`, streaming it block by
@@ -464,13 +542,7 @@ impl Sidecar {
         };
         std::fs::rename(&tmp, path).at(path)?;
         let file = File::open(path).at(path)?;
-        Ok(Sidecar {
-            path: path.to_owned(),
-            source: Source::File(file),
-            header,
-            finder: OnceLock::new(),
-            cache: OnceLock::new(),
-        })
+        Ok(Sidecar::made(path, Source::File(file), header))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -479,24 +551,30 @@ impl Sidecar {
 
     /// Which segment file it describes.
     pub(crate) fn describes(&self) -> Describes {
-        self.header.describes
+        self.describes
     }
 
     /// Sum of the frame lengths of every record in the segment.
-    pub(crate) fn record_bytes(&self) -> u64 {
-        self.header.record_bytes
+    pub(crate) fn record_bytes(&self) -> Result<u64> {
+        Ok(self.header()?.record_bytes)
     }
 
     /// Whether it is held in memory (not in its file).
     #[cfg(test)]
     pub(crate) fn is_in_memory(&self) -> bool {
-        matches!(self.source, Source::Memory(_))
+        matches!(
+            self.opened.get(),
+            Some(Opened {
+                source: Source::Memory(_),
+                ..
+            })
+        )
     }
 
     fn block(&self, index: u64) -> Result<Vec<u8>> {
         let at = index * BLOCK as u64;
         let mut buf = vec![0u8; BLOCK];
-        match &self.source {
+        match &self.opened()?.source {
             Source::File(f) => f.read_exact_at(&mut buf, at).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     self.damaged(at, "the file is shorter than its header says")
@@ -530,7 +608,7 @@ impl Sidecar {
         let Some(cache) = self.cache.get() else {
             return Ok(Arc::from(self.block(index)?));
         };
-        let d = self.header.describes;
+        let d = self.describes;
         let key = (d.segment, d.generation, index);
         if let Some(b) = cache.get(&key) {
             return Ok(b);
@@ -546,7 +624,7 @@ impl Sidecar {
             at,
             format!(
                 "record-location file damaged ({why}); it is derived from segment {}: remove it and open the store writable to rebuild it",
-                self.header.describes.segment
+                self.describes.segment
             ),
         )
     }
@@ -555,13 +633,14 @@ impl Sidecar {
     /// block: one per 63 generations in the segment). The first full read
     /// also builds the file's [`Finder`].
     pub(crate) fn summaries(&self) -> Result<Vec<Summary>> {
-        let mut out = Vec::with_capacity(self.header.summaries as usize);
-        for b in 0..blocks(self.header.summaries) {
+        let header = self.header()?;
+        let mut out = Vec::with_capacity(header.summaries as usize);
+        for b in 0..blocks(header.summaries) {
             out.extend(self.summary_block(b)?);
         }
         if out.windows(2).any(|w| w[0].tid >= w[1].tid) {
             return Err(self.damaged(
-                self.first_summary_block() * BLOCK as u64,
+                first_summary_block(&header) * BLOCK as u64,
                 "summaries out of order",
             ));
         }
@@ -573,15 +652,12 @@ impl Sidecar {
         Ok(out)
     }
 
-    fn first_summary_block(&self) -> u64 {
-        1 + blocks(self.header.entries)
-    }
-
     /// The summaries of summary block `b` (counted from the first).
     fn summary_block(&self, b: u64) -> Result<Vec<Summary>> {
-        let at = self.first_summary_block() + b;
+        let header = self.header()?;
+        let at = first_summary_block(&header) + b;
         let block = self.block(at)?;
-        let left = self.header.summaries.saturating_sub(b * PER_BLOCK as u64);
+        let left = header.summaries.saturating_sub(b * PER_BLOCK as u64);
         let mut out = Vec::with_capacity(left.min(PER_BLOCK as u64) as usize);
         for item in block
             .chunks_exact(ITEM)
@@ -589,7 +665,7 @@ impl Sidecar {
         {
             let s = Summary::decode(item)
                 .ok_or_else(|| self.damaged(at * BLOCK as u64, "bad summary"))?;
-            if u64::from(s.first) + u64::from(s.count) > self.header.entries {
+            if u64::from(s.first) + u64::from(s.count) > header.entries {
                 return Err(self.damaged(at * BLOCK as u64, "summary out of range"));
             }
             out.push(s);
@@ -618,11 +694,11 @@ impl Sidecar {
         };
         // Only the summary that names it is decoded (the block's checksum
         // is checked whole by the read).
+        let header = self.header()?;
         let b = b as u64;
-        let at = self.first_summary_block() + b;
+        let at = first_summary_block(&header) + b;
         let block = self.cached_block(at)?;
-        let items = self
-            .header
+        let items = header
             .summaries
             .saturating_sub(b * PER_BLOCK as u64)
             .min(PER_BLOCK as u64) as usize;
@@ -635,7 +711,7 @@ impl Sidecar {
         };
         let s =
             Summary::decode(item).ok_or_else(|| self.damaged(at * BLOCK as u64, "bad summary"))?;
-        if u64::from(s.first) + u64::from(s.count) > self.header.entries {
+        if u64::from(s.first) + u64::from(s.count) > header.entries {
             return Err(self.damaged(at * BLOCK as u64, "summary out of range"));
         }
         Ok(Some(s))
@@ -644,7 +720,7 @@ impl Sidecar {
     /// Entries `first .. first + count`.
     pub(crate) fn entries(&self, first: u32, count: u32) -> Result<Vec<Entry>> {
         let end = u64::from(first) + u64::from(count);
-        if end > self.header.entries {
+        if end > self.header()?.entries {
             return Err(self.damaged(0, "entries out of range"));
         }
         let mut out = Vec::with_capacity(count as usize);
@@ -667,12 +743,18 @@ impl Sidecar {
 
     /// Checks every block (for `verify`).
     pub(crate) fn check_all(&self) -> Result<()> {
-        let total = 1 + blocks(self.header.entries) + blocks(self.header.summaries);
+        let header = self.header()?;
+        let total = 1 + blocks(header.entries) + blocks(header.summaries);
         for b in 1..total {
             self.block(b)?;
         }
         self.summaries().map(|_| ())
     }
+}
+
+/// Where the summary blocks start.
+fn first_summary_block(header: &Header) -> u64 {
+    1 + blocks(header.entries)
 }
 
 fn parse_header(b: &[u8]) -> Option<Header> {
@@ -739,7 +821,7 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), built(500));
         assert!(!dir.path().join(format!("{}.tmp", file_name(7))).exists());
         let s = Sidecar::open(s.path(), D).unwrap().expect("valid");
-        assert_eq!(s.record_bytes(), 500 * 100);
+        assert_eq!(s.record_bytes().unwrap(), 500 * 100);
         let sums = s.summaries().unwrap();
         assert_eq!(sums.len(), 3);
         let total: u32 = sums.iter().map(|x| x.count).sum();

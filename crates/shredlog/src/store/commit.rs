@@ -28,6 +28,7 @@ use super::compact::CompactOptions;
 use super::{Engine, Writer};
 use crate::config::Durability;
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::Stamp;
 use crate::index::{Checkpoint, Index};
 use crate::segment::{self, SEGMENT_HEADER};
 
@@ -232,9 +233,16 @@ impl Engine {
             let len = match (*id == active, full) {
                 (true, true) => active_len,
                 (true, false) => SEGMENT_HEADER,
-                _ => {
-                    std::fs::metadata(self.dir.join(segment::file_name(*id))).map_or(0, |m| m.len())
-                }
+                _ => match std::fs::metadata(self.dir.join(segment::file_name(*id))) {
+                    Ok(m) => {
+                        // The sealed file as it is now: a next open that
+                        // finds it so need not open it (under the writer's
+                        // lock, which a compaction's swap also holds).
+                        ckpt.files.push((*id, Stamp::of(&m)));
+                        m.len()
+                    }
+                    Err(_) => 0,
+                },
             };
             ckpt.segments.push((*id, seg.generation(), len));
         }

@@ -295,15 +295,17 @@ impl Engine {
             return Ok(());
         };
         let Segment::Sealed {
-            path,
-            file,
-            generation,
+            path, generation, ..
         } = &*seg
         else {
             return Ok(());
         };
         // Its records are read through a map of the file for this pass.
-        let map = segment::map(path, file)?;
+        let map = segment::map(path, seg.file()?)?;
+        // Its location file, if open left it for its first read, is opened
+        // (or rebuilt) now, while it is still the one of this file: the
+        // rewritten file's takes its name below.
+        inner.index.read().open_sidecar(id)?;
         // The rewritten file is the next generation of this segment id, so
         // that a checkpoint of the old one is never taken for it.
         let generation = generation.saturating_add(1);
@@ -382,7 +384,9 @@ impl Engine {
             // and after a crash before the swap the file names a generation
             // the segment does not have, and is rebuilt.
             drop(file);
-            sidecar = Some(super::locations::build_sealed(&inner.dir, &tmp, id, 0)?);
+            sidecar = Some(Arc::new(super::locations::build_sealed(
+                &inner.dir, &tmp, id, 0, true,
+            )?));
         }
 
         // Swap under the writer's lock, so that no key dies half-way, and the
@@ -414,11 +418,7 @@ impl Engine {
         let new_len = file.metadata().at(path)?.len();
         segs.insert(
             id,
-            Arc::new(Segment::Sealed {
-                path: path.clone(),
-                file: Arc::new(file),
-                generation,
-            }),
+            Arc::new(Segment::sealed(path.clone(), Arc::new(file), generation)),
         );
         drop(segs);
         report.segments_rewritten += 1;

@@ -145,7 +145,16 @@ impl Store {
         let mut seen_live = 0u64;
         for (id, seg) in segs {
             let bytes = match &*seg {
-                Segment::Sealed { path, file, .. } => {
+                Segment::Sealed { path, .. } => {
+                    // A segment not read since open is opened and checked
+                    // now: what fails is a problem found, like a bad header.
+                    let file = match seg.file() {
+                        Ok(f) => f,
+                        Err(e) => {
+                            problems.push(e.to_string());
+                            continue;
+                        }
+                    };
                     let len = file.metadata().at(path)?.len();
                     seg.read(0, usize::try_from(len).unwrap_or(usize::MAX))?
                         .into_owned()

@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::index::{Describes, Entry, Sidecar, SidecarBuilder, sidecar_file_name};
@@ -61,13 +60,15 @@ impl Collect {
 /// with its footer (or, version 1, its last frame), [`Error::Io`] if a file
 /// cannot be read or written.
 /// `expected` is how many records the caller expects (0: unknown), so that
-/// they are held without room to spare.
+/// they are held without room to spare; `write`: written to `dir`, else held
+/// in memory (a read-only store writes nothing).
 pub(crate) fn build_sealed(
     dir: &Path,
     path: &Path,
     id: u64,
     expected: usize,
-) -> Result<Arc<Sidecar>> {
+    write: bool,
+) -> Result<Sidecar> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -119,7 +120,7 @@ pub(crate) fn build_sealed(
         generation: header.generation,
         segment_len: len,
     };
-    Ok(Arc::new(collect.finish(dir, describes, true)?))
+    collect.finish(dir, describes, write)
 }
 
 fn read(reader: &mut impl Read, buf: &mut [u8], path: &Path, off: u64) -> Result<()> {

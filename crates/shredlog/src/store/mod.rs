@@ -164,6 +164,10 @@ pub struct RecoveryReport {
     pub index_run_refused: Option<String>,
     /// Records parsed from the log at open (those not covered by the checkpoint).
     pub records_scanned: u64,
+    /// Sealed segments open found unchanged since the index checkpoint
+    /// recorded them and left unopened: each is opened, and its header,
+    /// length and footer checked, when first read (docs/FORMAT.md §7.3).
+    pub segments_unopened: u64,
     /// A torn tail of the last segment (an unacknowledged write a crash cut
     /// short): (file, offset, bytes). Cut off, unless the store is read-only.
     pub truncated: Option<(PathBuf, u64, u64)>,

@@ -22,10 +22,11 @@ use super::locations;
 use super::{Engine, RecoveryReport, Store, Writer};
 use crate::config::Options;
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::Stamp;
 use crate::ids::{IdMap, SlotMap};
 use crate::index::{
-    CallerHash, CallerKey, Checkpoint, Describes, Index, Loc, Manifest, RecordRef, SegmentUsage,
-    Sidecar, TranscriptEntry, run_file_name, sidecar_file_name,
+    CallerHash, CallerKey, Checkpoint, Describes, Index, Loc, Manifest, Rebuild, RecordRef,
+    SegmentUsage, Sidecar, TranscriptEntry, run_file_name, sidecar_file_name,
 };
 use crate::keyring::{
     KeyCache, Keyring, Marks, OpenMode, Slot, SlotSink, Tail, TranscriptSlot, newer_revision,
@@ -782,11 +783,11 @@ fn list_segment(dir: &Path, id: u64, is_last: bool, salvage: bool) -> Result<Lis
     // resident memory (with the pages the kernel maps around it) for as
     // long as the segment is open.
     let mut head = [0u8; SEGMENT_HEADER as usize];
-    let got = read_up_to(&file, &mut head, 0).at(&path)?;
+    let got = segment::read_up_to(&file, &mut head, 0).at(&path)?;
     let header = segment::check_header(&path, &head[..got], id)?;
     let mut tail = [0u8; FOOTER_FRAME];
     let at = len.saturating_sub(FOOTER_FRAME as u64);
-    let got = read_up_to(&file, &mut tail, at).at(&path)?;
+    let got = segment::read_up_to(&file, &mut tail, at).at(&path)?;
     let tail = tail[..got].to_vec();
     // As recovery decides for a segment that is not the last: a location
     // file is looked for unless salvaging, when the footer is there and
@@ -812,20 +813,52 @@ fn list_segment(dir: &Path, id: u64, is_last: bool, salvage: bool) -> Result<Lis
     })
 }
 
-/// Reads into `buf` from `offset` until it is full or the file ends;
-/// returns how many bytes it read.
-fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// The sealed segments open need not open: (id → generation, length) of
+/// each the checkpoint recorded, with a file stamp, as a sealed segment
+/// (not the last segment, nor the one the keyring's marks name), whose
+/// file has that stamp and length now (it is the file recorded), whose
+/// generation the run covers and whose location file is there. A stamp
+/// that differs (a compaction's rewrite, a copy, a write) only makes open
+/// list the segment as before.
+fn unchanged_segments(
+    listing: Listing<'_>,
+    ckpt: &Checkpoint,
+    ids: &[u64],
+    known_usage: &HashMap<(u64, u32), SegmentUsage>,
+    marked: u64,
+) -> BTreeMap<u64, (u32, u64)> {
+    let Listing { dir, names } = listing;
+    let mut out = BTreeMap::new();
+    let (Some(&last), false) = (ids.last(), ckpt.files.is_empty()) else {
+        return out;
+    };
+    let stamps: HashMap<u64, Stamp> = ckpt.files.iter().copied().collect();
+    let located: std::collections::HashSet<u64> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".idx"))
+        .filter(|stem| stem.len() == 12 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|stem| stem.parse().ok())
+        .collect();
+    for &(id, generation, len) in &ckpt.segments {
+        if id >= last
+            || id == marked
+            || ids.binary_search(&id).is_err()
+            || !located.contains(&id)
+            || !known_usage.contains_key(&(id, generation))
+        {
+            continue;
+        }
+        let Some(stamp) = stamps.get(&id) else {
+            continue;
+        };
+        match std::fs::metadata(dir.join(segment::file_name(id))) {
+            Ok(m) if m.len() == len && Stamp::of(&m) == *stamp => {
+                out.insert(id, (generation, len));
+            }
+            _ => {}
         }
     }
-    Ok(done)
+    out
 }
 
 /// The store's directory and the names in it, listed once at open.
@@ -926,18 +959,31 @@ pub(super) fn recover_segments(
         });
     }
 
-    // Every segment's header is checked (a bad one is always an error),
-    // the first failing segment's error reported.
     let last_id = ids.last().copied().unwrap_or(1);
+    // Sealed segments whose files are as the checkpoint recorded them are
+    // left unopened (checked when first read); the others are listed now.
+    let unchanged = match &checkpoint {
+        Some(ckpt) if !salvage => {
+            unchanged_segments(Listing { dir, names }, ckpt, &ids, known_usage, marked)
+        }
+        _ => BTreeMap::new(),
+    };
+    let to_list: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !unchanged.contains_key(id))
+        .collect();
+    // Every listed segment's header is checked (a bad one is always an
+    // error), the first failing segment's error reported.
     let list = |ids: &[u64]| -> Result<Vec<Listed>> {
         ids.iter()
             .map(|&id| list_segment(dir, id, id == last_id, salvage))
             .collect()
     };
-    let listed = if ids.len() >= PARALLEL_LIST_MIN {
+    let listed = if to_list.len() >= PARALLEL_LIST_MIN {
         // Half of them on a second thread: opening and reading two files
         // per segment is most of what open does in a store of many.
-        let (first, second) = ids.split_at(ids.len() / 2);
+        let (first, second) = to_list.split_at(to_list.len() / 2);
         std::thread::scope(|scope| {
             match std::thread::Builder::new()
                 .name("shredlog-open".into())
@@ -954,11 +1000,11 @@ pub(super) fn recover_segments(
                     listed
                 }
                 // No thread to spare: this one lists them all.
-                Err(_) => list(&ids),
+                Err(_) => list(&to_list),
             }
         })?
     } else {
-        list(&ids)?
+        list(&to_list)?
     };
 
     // Where scanning the last segment starts: (segment id, offset).
@@ -966,7 +1012,23 @@ pub(super) fn recover_segments(
     let mut ckpt_len: HashMap<u64, u64> = HashMap::new();
     let mut ckpt_records = None;
     if let Some(ckpt) = checkpoint {
-        match checkpoint_fits(&ckpt, &listed) {
+        // Every segment as it is: those listed as read, the unchanged as
+        // recorded (their stamps say they are the files recorded).
+        let mut seen: Vec<Seen> = listed
+            .iter()
+            .map(|l| Seen {
+                id: l.id,
+                generation: l.header.generation,
+                len: l.len,
+            })
+            .chain(unchanged.iter().map(|(&id, &(generation, len))| Seen {
+                id,
+                generation,
+                len,
+            }))
+            .collect();
+        seen.sort_unstable_by_key(|s| s.id);
+        match checkpoint_fits(dir, &ckpt, &seen) {
             Fit::Stale => {}
             Fit::Lost(e) => corrupt_or_skip(report, e)?,
             Fit::Fits => {
@@ -985,6 +1047,31 @@ pub(super) fn recover_segments(
     }
 
     let mut segs = BTreeMap::new();
+    report.segments_unopened = unchanged.len() as u64;
+    for (id, (generation, len)) in unchanged {
+        // The run knows this file's generations and byte accounting; its
+        // location file and the segment are opened when first read.
+        let path = dir.join(segment::file_name(id));
+        let describes = Describes {
+            segment: id,
+            generation,
+            segment_len: len,
+        };
+        let rebuild: Rebuild = {
+            let (dir, path) = (dir.to_owned(), path.clone());
+            Box::new(move || locations::build_sealed(&dir, &path, id, 0, !read_only))
+        };
+        let sidecar = Sidecar::unopened(&dir.join(sidecar_file_name(id)), describes, rebuild);
+        let usage = known_usage
+            .get(&(id, generation))
+            .copied()
+            .ok_or_else(|| Error::Internal("an unopened segment's usage is unknown".into()))?;
+        index.take_sidecar(Arc::new(sidecar), usage);
+        segs.insert(
+            id,
+            Arc::new(Segment::sealed_unopened(path, id, generation, len)),
+        );
+    }
     let mut active = None;
     let mut last = (last_id, SEGMENT_HEADER);
     for seg in listed {
@@ -1149,8 +1236,8 @@ pub(super) fn recover_segments(
         if legacy_tail {
             // It is sealed from now on: its records' locations go to a
             // location file (kept in memory if that cannot be written).
-            if let Ok(sidecar) = locations::build_sealed(dir, &path, id, 0) {
-                index.attach_sidecar(sidecar)?;
+            if let Ok(sidecar) = locations::build_sealed(dir, &path, id, 0, true) {
+                index.attach_sidecar(Arc::new(sidecar))?;
             }
         }
         if !is_last || sealed {
@@ -1159,11 +1246,7 @@ pub(super) fn recover_segments(
             }
             segs.insert(
                 id,
-                Arc::new(Segment::Sealed {
-                    path,
-                    file: Arc::new(file),
-                    generation: header.generation,
-                }),
+                Arc::new(Segment::sealed(path, Arc::new(file), header.generation)),
             );
             continue;
         }
@@ -1211,26 +1294,33 @@ enum Fit {
     Lost(Error),
 }
 
+/// A segment file as open knows it.
+struct Seen {
+    id: u64,
+    generation: u32,
+    len: u64,
+}
+
 /// A checkpoint is used only if every segment it covers still exists with
 /// the generation it recorded, no older segment is missing from it, and each
 /// is at least as long as recorded. Anything else that compaction explains
 /// (a segment rewritten or removed since) makes it stale; a segment of the
 /// recorded generation that is shorter lost acknowledged data.
-fn checkpoint_fits(ckpt: &Checkpoint, listed: &[Listed]) -> Fit {
+fn checkpoint_fits(dir: &Path, ckpt: &Checkpoint, seen: &[Seen]) -> Fit {
     let Some(&(last_covered, _, _)) = ckpt.segments.last() else {
         return Fit::Stale;
     };
-    let older: Vec<&Listed> = listed.iter().filter(|s| s.id <= last_covered).collect();
+    let older: Vec<&Seen> = seen.iter().filter(|s| s.id <= last_covered).collect();
     if older.len() != ckpt.segments.len() {
         return Fit::Stale;
     }
     for (&(id, generation, len), seg) in ckpt.segments.iter().zip(older) {
-        if seg.id != id || seg.header.generation != generation || len < SEGMENT_HEADER {
+        if seg.id != id || seg.generation != generation || len < SEGMENT_HEADER {
             return Fit::Stale;
         }
         if seg.len < len {
             return Fit::Lost(Error::corrupt(
-                &seg.path,
+                dir.join(segment::file_name(seg.id)),
                 seg.len,
                 format!(
                     "the segment is shorter than the {len} bytes the index checkpoint recorded after they were synced: acknowledged writes are missing (cut short?)"

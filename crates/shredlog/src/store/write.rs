@@ -442,11 +442,11 @@ impl Engine {
         active.seal()?;
         let next = Active::create(&self.dir, active.id + 1)?;
         let sealed_id = active.id;
-        let sealed = Arc::new(Segment::Sealed {
-            path: active.path.clone(),
-            file: Arc::clone(&active.file),
-            generation: active.generation,
-        });
+        let sealed = Arc::new(Segment::sealed(
+            active.path.clone(),
+            Arc::clone(&active.file),
+            active.generation,
+        ));
         {
             let mut segs = self.segments.write();
             segs.insert(active.id, Arc::clone(&sealed));
@@ -474,8 +474,8 @@ impl Engine {
             return;
         };
         let held = self.index.read().held_records_in(id);
-        if let Ok(sidecar) = super::locations::build_sealed(&self.dir, path, id, held) {
-            let _ = self.index.write().attach_sidecar(sidecar);
+        if let Ok(sidecar) = super::locations::build_sealed(&self.dir, path, id, held, true) {
+            let _ = self.index.write().attach_sidecar(Arc::new(sidecar));
         }
     }
 }
