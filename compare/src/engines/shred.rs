@@ -64,9 +64,10 @@ impl Db for Shred {
         let r = self.store.recovery_report();
         let st = self.store.stats().unwrap();
         vec![format!(
-            "last open: checkpoint used: {}, records scanned: {}; {} segment(s), {:.1} MB of segments ({:.1} MB live), keyring {:.1} MB ({} cells of 64 bytes used)",
+            "last open: checkpoint used: {}, records scanned: {}, sealed segments left unopened: {}; {} segment(s), {:.1} MB of segments ({:.1} MB live), keyring {:.1} MB ({} cells of 64 bytes used)",
             r.checkpoint_used,
             r.records_scanned,
+            r.segments_unopened,
             st.segments,
             st.segment_bytes as f64 / 1e6,
             st.live_bytes as f64 / 1e6,

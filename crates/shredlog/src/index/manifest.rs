@@ -46,7 +46,12 @@ pub(crate) struct Manifest {
     /// The directory table's occupancy (one byte a sector, see
     /// `keyring::table::Occupancy`) and the keyring's free cells below
     /// `keyring_cells`, when the run was written: open reads neither the
-    /// table nor the cells below.
+    /// table nor the cells below. (Read as one byte string: the same bytes
+    /// as a sequence of bytes, decoded at once.)
+    #[serde(
+        serialize_with = "crate::codec::as_bytes",
+        deserialize_with = "crate::codec::byte_buf"
+    )]
     pub occupancy: Vec<u8>,
     pub stranded: u64,
     /// Directory entries that share their address with another visitor's
@@ -164,6 +169,49 @@ mod tests {
         for cut in 0..bytes.len() {
             assert_eq!(Manifest::decode(&bytes[..cut]), None, "cut at {cut}");
         }
+    }
+
+    /// Earlier builds wrote `occupancy` as a sequence of bytes; read as
+    /// one byte string now, it is the same bytes either way.
+    #[test]
+    fn occupancy_is_written_as_earlier_builds_wrote_it() {
+        #[derive(Serialize)]
+        struct Earlier {
+            keyring_id: [u8; 16],
+            caller_check: [u8; 8],
+            run: u64,
+            transcripts: u64,
+            directory: u64,
+            keyring_cells: u32,
+            audit_entries: u64,
+            audit_bytes: u64,
+            occupancy: Vec<u8>,
+            stranded: u64,
+            twins: u64,
+            usage: Vec<(u64, u32, SegmentUsage)>,
+            #[serde(serialize_with = "crate::codec::as_bytes")]
+            held: Vec<u8>,
+        }
+        let mut m = sample();
+        m.occupancy = (0..=255).cycle().take(3000).collect();
+        let earlier = Earlier {
+            keyring_id: m.keyring_id,
+            caller_check: m.caller_check,
+            run: m.run,
+            transcripts: m.transcripts,
+            directory: m.directory,
+            keyring_cells: m.keyring_cells,
+            audit_entries: m.audit_entries,
+            audit_bytes: m.audit_bytes,
+            occupancy: m.occupancy.clone(),
+            stranded: m.stranded,
+            twins: m.twins,
+            usage: m.usage.clone(),
+            held: m.held.clone(),
+        };
+        let bytes = crate::codec::framed(MAGIC, VERSION, &earlier);
+        assert!(bytes == m.encode());
+        assert_eq!(Manifest::decode(&bytes), Some(m));
     }
 
     #[test]

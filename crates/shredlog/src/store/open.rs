@@ -147,7 +147,14 @@ impl Store {
                 None
             };
         let (loaded, checkpoint) = std::thread::scope(|scope| {
-            let load = || options.checkpoint.then(|| Checkpoint::load(&dir)).flatten();
+            let load = || {
+                let ckpt = options
+                    .checkpoint
+                    .then(|| Checkpoint::load(&dir))
+                    .flatten()?;
+                let files = stat_files(&dir, &ckpt);
+                Some((ckpt, files))
+            };
             let helper = std::thread::Builder::new()
                 .name("shredlog-open".into())
                 .spawn_scoped(scope, load);
@@ -821,13 +828,13 @@ fn list_segment(dir: &Path, id: u64, is_last: bool, salvage: bool) -> Result<Lis
 /// that differs (a compaction's rewrite, a copy, a write) only makes open
 /// list the segment as before.
 fn unchanged_segments(
-    listing: Listing<'_>,
+    names: &[String],
     ckpt: &Checkpoint,
+    stats: &FileStats,
     ids: &[u64],
     known_usage: &HashMap<(u64, u32), SegmentUsage>,
     marked: u64,
 ) -> BTreeMap<u64, (u32, u64)> {
-    let Listing { dir, names } = listing;
     let mut out = BTreeMap::new();
     let (Some(&last), false) = (ids.last(), ckpt.files.is_empty()) else {
         return out;
@@ -851,14 +858,27 @@ fn unchanged_segments(
         let Some(stamp) = stamps.get(&id) else {
             continue;
         };
-        match std::fs::metadata(dir.join(segment::file_name(id))) {
-            Ok(m) if m.len() == len && Stamp::of(&m) == *stamp => {
-                out.insert(id, (generation, len));
-            }
-            _ => {}
+        if stats.get(&id) == Some(&(len, *stamp)) {
+            out.insert(id, (generation, len));
         }
     }
     out
+}
+
+/// The length and stamp of segment files, by id.
+type FileStats = HashMap<u64, (u64, Stamp)>;
+
+/// Stats the segment files `ckpt` has stamps for (on the thread that loads
+/// the checkpoint, while the other reads the keyring); one that cannot be
+/// stat'ed is left out (open lists it).
+fn stat_files(dir: &Path, ckpt: &Checkpoint) -> FileStats {
+    ckpt.files
+        .iter()
+        .filter_map(|&(id, _)| {
+            let m = std::fs::metadata(dir.join(segment::file_name(id))).ok()?;
+            Some((id, (m.len(), Stamp::of(&m))))
+        })
+        .collect()
 }
 
 /// The store's directory and the names in it, listed once at open.
@@ -873,7 +893,7 @@ pub(super) fn recover_segments(
     listing: Listing<'_>,
     options: &Options,
     marks: Option<Marks>,
-    checkpoint: Option<Checkpoint>,
+    checkpoint: Option<(Checkpoint, FileStats)>,
     known_usage: &HashMap<(u64, u32), SegmentUsage>,
     index: &mut Index,
     report: &mut RecoveryReport,
@@ -881,6 +901,10 @@ pub(super) fn recover_segments(
     let Listing { dir, names } = listing;
     let read_only = options.read_only;
     let salvage = options.salvage;
+    let (checkpoint, stats) = match checkpoint {
+        Some((c, stats)) => (Some(c), stats),
+        None => (None, FileStats::new()),
+    };
     let corrupt_or_skip = |report: &mut RecoveryReport, e: Error| -> Result<()> {
         match e {
             Error::Corrupt {
@@ -964,7 +988,7 @@ pub(super) fn recover_segments(
     // left unopened (checked when first read); the others are listed now.
     let unchanged = match &checkpoint {
         Some(ckpt) if !salvage => {
-            unchanged_segments(Listing { dir, names }, ckpt, &ids, known_usage, marked)
+            unchanged_segments(names, ckpt, &stats, &ids, known_usage, marked)
         }
         _ => BTreeMap::new(),
     };
