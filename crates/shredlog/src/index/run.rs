@@ -11,9 +11,10 @@
 //! keyring and never personal data.
 //!
 //! It is read with positioned reads, a 4 KiB block at a time, each block
-//! checked by its own CRC when read. Open reads only the header and the
-//! fence blocks; a lookup reads at most one data block, found by a binary
-//! search over the fences, which are the only thing a [`Run`] keeps in
+//! checked by its own CRC when read. Open reads only the header; a
+//! section's fence blocks are read at its first lookup (in one read); a
+//! lookup reads at most one data block, found by a binary search over the
+//! fences, which are the only thing a [`Run`] keeps in
 //! memory (`key_len` bytes per data block). Data blocks read are kept, after
 //! their checks, in the shared [`BlockCache`], under
 //! `(cache_id, u32::MAX, block number)`: the generation `u32::MAX` keeps
@@ -108,7 +109,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::blocks::BlockCache;
 use super::sidecar::BLOCK;
@@ -513,7 +514,7 @@ impl RunWriter {
         let sections = sections
             .into_iter()
             .zip(placements)
-            .map(|(s, p)| Section::new(p, s.fences))
+            .map(|(s, p)| Section::new(p, Some(s.fences)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Run {
             path: std::mem::take(&mut self.path),
@@ -578,30 +579,64 @@ struct Section {
     first_data: u64,
     /// Data blocks (`D`), as fences are counted.
     blocks: usize,
-    /// The first key of each data block, `key_len` bytes each.
-    fences: Vec<u8>,
+    placement: Placement,
+    /// The first key of each data block, `key_len` bytes each: read and
+    /// checked at the section's first lookup (open reads no fence block,
+    /// so that it does not grow with the run).
+    fences: OnceLock<Vec<u8>>,
 }
 
 impl Section {
-    /// A section from its placement and fences (as many as data blocks).
-    fn new(p: Placement, fences: Vec<u8>) -> Result<Section> {
+    /// A section from its placement and, when known, its fences (as many as
+    /// data blocks).
+    fn new(p: Placement, fences: Option<Vec<u8>>) -> Result<Section> {
         let blocks = usize::try_from(p.data_blocks)
             .ok()
-            .filter(|&b| b.checked_mul(usize::from(p.spec.key_len)) == Some(fences.len()))
-            .ok_or_else(|| Error::Internal("a run section's fences do not match".into()))?;
+            .filter(|b| b.checked_mul(usize::from(p.spec.key_len)).is_some())
+            .ok_or_else(|| Error::Internal("a run section is larger than memory".into()))?;
+        if fences
+            .as_ref()
+            .is_some_and(|f| f.len() != blocks * usize::from(p.spec.key_len))
+        {
+            return Err(Error::Internal(
+                "a run section's fences do not match".into(),
+            ));
+        }
         Ok(Section {
             spec: p.spec,
             rows: p.rows,
             first_data: p.first_data,
             blocks,
-            fences,
+            placement: p,
+            fences: fences.map_or_else(OnceLock::new, OnceLock::from),
         })
     }
 
-    /// The first key of data block `k`.
-    fn fence(&self, k: usize) -> &[u8] {
+    /// Its fences, read from `file` and checked the first time.
+    fn fences(&self, file: &File, path: &Path) -> Result<&[u8]> {
+        if let Some(f) = self.fences.get() {
+            return Ok(f);
+        }
+        let f = read_fences(file, path, &self.placement)?;
+        if f.len() != self.blocks * usize::from(self.spec.key_len) {
+            return Err(damaged(
+                path,
+                self.placement.first_fence * BLOCK as u64,
+                "fence count mismatch",
+            ));
+        }
+        // Two first lookups may read them at once: one copy is kept.
+        let _ = self.fences.set(f);
+        self.fences
+            .get()
+            .map(Vec::as_slice)
+            .ok_or_else(|| Error::Internal("a run section's fences were not kept".into()))
+    }
+
+    /// The first key of data block `k`, of `fences` (this section's).
+    fn fence<'a>(&self, fences: &'a [u8], k: usize) -> &'a [u8] {
         let n = usize::from(self.spec.key_len);
-        self.fences.get(k * n..(k + 1) * n).unwrap_or_default()
+        fences.get(k * n..(k + 1) * n).unwrap_or_default()
     }
 
     /// Rows in data block `k` (`k < blocks`).
@@ -613,11 +648,11 @@ impl Section {
 
     /// The data block that would hold `key`: the last whose first key is
     /// not greater; `None` when every block's is.
-    fn block_for(&self, key: &[u8]) -> Option<usize> {
+    fn block_for(&self, fences: &[u8], key: &[u8]) -> Option<usize> {
         let (mut lo, mut hi) = (0, self.blocks);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.fence(mid) <= key {
+            if self.fence(fences, mid) <= key {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -647,14 +682,15 @@ impl std::fmt::Debug for Run {
 }
 
 impl Run {
-    /// Opens the run at `path`: checks its header, its length and its fence
-    /// blocks (reads only those, never a data block, which lookups check
-    /// when they read it). Its data blocks are cached in `cache` under
-    /// `cache_id`, which must be this file's alone.
+    /// Opens the run at `path`: checks its header and its length (reads
+    /// only the header: a section's fence blocks are read and checked at its
+    /// first lookup, a data block when a lookup reads it). Its data blocks
+    /// are cached in `cache` under `cache_id`, which must be this file's
+    /// alone.
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the path and the offset of the bad block
-    /// if the file is damaged (or too short or too long);
+    /// if the header is damaged or the file too short or too long;
     /// [`Error::UnsupportedVersion`] for another format version;
     /// [`Error::Io`] if it cannot be read.
     pub(crate) fn open(path: &Path, cache: Arc<BlockCache>, cache_id: u64) -> Result<Run> {
@@ -710,12 +746,16 @@ impl Run {
             ));
         }
         // Every count is now bounded by the file's length: the fences
-        // (`key_len` bytes per data block) take less than the file.
+        // (`key_len` bytes per data block) take less than the file. They
+        // are read at each section's first lookup.
         let mut sections = Vec::with_capacity(count);
         for p in stored {
-            let fences = read_fences(&file, path, &p)?;
-            sections.push(Section::new(p, fences).map_err(|_| {
-                damaged(path, p.first_fence * BLOCK as u64, "fence count mismatch")
+            sections.push(Section::new(p, None).map_err(|_| {
+                damaged(
+                    path,
+                    p.first_fence * BLOCK as u64,
+                    "impossible section size",
+                )
             })?);
         }
         Ok(Run {
@@ -760,7 +800,8 @@ impl Run {
                 s.spec.key_len
             )));
         }
-        let Some(k) = s.block_for(key) else {
+        let fences = s.fences(&self.file, &self.path)?;
+        let Some(k) = s.block_for(fences, key) else {
             return Ok(None);
         };
         let block = self.data_block(s, k)?;
@@ -790,14 +831,17 @@ impl Run {
     /// for a section the run does not have, [`Error::Corrupt`] for a
     /// damaged data block, [`Error::Io`] if one cannot be read.
     pub(crate) fn range(&self, section: usize, from: &[u8], to: Option<&[u8]>) -> RunIter<'_> {
-        match self.section(section) {
-            Ok(s) => RunIter {
+        match self
+            .section(section)
+            .and_then(|s| Ok((s, s.fences(&self.file, &self.path)?)))
+        {
+            Ok((s, fences)) => RunIter {
                 run: self,
                 section: Some(s),
                 error: None,
                 from: from.to_vec(),
                 to: to.map(<[u8]>::to_vec),
-                next_block: s.block_for(from).unwrap_or(0),
+                next_block: s.block_for(fences, from).unwrap_or(0),
                 block: None,
                 pos: 0,
                 rows: 0,
@@ -832,7 +876,8 @@ impl Run {
         mut f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<()> {
         let s = self.section(section)?;
-        for k in s.block_for(from).unwrap_or(0)..s.blocks {
+        let fences = s.fences(&self.file, &self.path)?;
+        for k in s.block_for(fences, from).unwrap_or(0)..s.blocks {
             let number = s.first_data.saturating_add(k as u64);
             let cached = self.cache.get(&(self.cache_id, CACHE_GENERATION, number));
             let read;
@@ -898,6 +943,7 @@ impl Run {
     /// tombstones' values, padding, and that its keys ascend from its fence
     /// to below the next block's.
     fn check_data_block(&self, s: &Section, k: usize, b: &[u8]) -> Result<()> {
+        let fences = s.fences(&self.file, &self.path)?;
         let n = s.rows_in(k);
         if u16_at(b, 0).map(usize::from) != Some(n) {
             return Err(self.damaged_data(s, k, "bad row count"));
@@ -913,7 +959,7 @@ impl Run {
                 _ => return Err(self.damaged_data(s, k, "bad row tag")),
             }
             match previous {
-                None if key != s.fence(k) => {
+                None if key != s.fence(fences, k) => {
                     return Err(self.damaged_data(s, k, "first key differs from its fence"));
                 }
                 Some(p) if p >= key => {
@@ -923,7 +969,7 @@ impl Run {
             }
             previous = Some(key);
         }
-        if k + 1 < s.blocks && previous.is_some_and(|p| p >= s.fence(k + 1)) {
+        if k + 1 < s.blocks && previous.is_some_and(|p| p >= s.fence(fences, k + 1)) {
             return Err(self.damaged_data(s, k, "keys reach into the next block"));
         }
         let end = n
@@ -1128,7 +1174,14 @@ impl Iterator for RunIter<'_> {
                 };
             }
             let k = self.next_block;
-            if k >= s.blocks || self.to.as_deref().is_some_and(|to| s.fence(k) >= to) {
+            // Read when the iterator was made.
+            let fences = s.fences.get().map_or(&[][..], Vec::as_slice);
+            if k >= s.blocks
+                || self
+                    .to
+                    .as_deref()
+                    .is_some_and(|to| s.fence(fences, k) >= to)
+            {
                 return self.end(None);
             }
             match self.run.data_block(s, k) {
@@ -1256,7 +1309,8 @@ mod tests {
     }
 
     /// Fences out of order in a block whose checksum is right (a writer's
-    /// bug, not a flipped bit) are refused at open, naming the block.
+    /// bug, not a flipped bit) are refused at the section's first lookup
+    /// (open reads no fence block), naming the block, at every lookup.
     #[test]
     fn fences_out_of_order_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -1274,13 +1328,18 @@ mod tests {
         let crc = crc32fast::hash(&block[..BLOCK - 4]);
         block[BLOCK - 4..].copy_from_slice(&crc.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
-        match Run::open(&path, cache(), 1) {
-            Err(Error::Corrupt { offset, reason, .. }) => {
-                assert_eq!(offset, at as u64);
-                assert!(reason.contains("fences out of order"), "{reason}");
+        let run = Run::open(&path, cache(), 1).unwrap();
+        let key = model(spec, 3000, 2).keys().nth(500).unwrap().clone();
+        for _ in 0..2 {
+            for e in [run.get(0, &key).unwrap_err(), all(&run, 0).unwrap_err()] {
+                match e {
+                    Error::Corrupt { offset, reason, .. } => {
+                        assert_eq!(offset, at as u64);
+                        assert!(reason.contains("fences out of order"), "{reason}");
+                    }
+                    e => panic!("expected corruption, got {e}"),
+                }
             }
-            Err(e) => panic!("expected corruption, got {e}"),
-            Ok(_) => panic!("a run with fences out of order opened"),
         }
     }
 
@@ -1732,9 +1791,12 @@ mod tests {
                 "{e}"
             );
         }
-        // Cut under an open run: reading past the end is damage.
+        // Cut under an open run (whose fences a first lookup read): reading
+        // past the end is damage.
         std::fs::write(&path, &bytes).unwrap();
         let run = Run::open(&path, cache(), 1).unwrap();
+        let first = models[0].keys().next().unwrap();
+        assert!(run.get(0, first).unwrap().is_some());
         std::fs::write(&path, &bytes[..BLOCK + 100]).unwrap();
         let last = models[0].keys().last().unwrap();
         let e = run.get(0, last).unwrap_err();
@@ -1742,9 +1804,10 @@ mod tests {
             matches!(e, Error::Corrupt { offset, .. } if offset == 2 * BLOCK as u64),
             "{e}"
         );
+        // (Block 1 is cached since the first lookup: block 2 is past the end.)
         let e = all(&run, 0).unwrap_err();
         assert!(
-            matches!(e, Error::Corrupt { offset, .. } if offset == BLOCK as u64),
+            matches!(e, Error::Corrupt { offset, .. } if offset == 2 * BLOCK as u64),
             "{e}"
         );
         // A missing file is an I/O error, not damage.
