@@ -450,7 +450,16 @@ impl Active {
     /// Reopens an existing segment for appending at `len`, its data's end.
     /// Anything after `len` in the file (zeros written ahead, a torn tail the
     /// caller decided to cut) is cut off.
-    pub(crate) fn reopen(path: PathBuf, id: u64, len: u64, generation: u32) -> Result<Active> {
+    ///
+    /// `durable` is how much of it is known to have been synced (what was
+    /// acknowledged): a file that holds no more than that needs no sync.
+    pub(crate) fn reopen(
+        path: PathBuf,
+        id: u64,
+        len: u64,
+        generation: u32,
+        durable: u64,
+    ) -> Result<Active> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -462,8 +471,12 @@ impl Active {
         }
         // What the file holds now may have been written by a process that was
         // killed before syncing it: make it durable before anything records
-        // these bytes as acknowledged.
-        file.sync_all().at(&path)?;
+        // these bytes as acknowledged (a cleanly closed segment, all of it
+        // acknowledged, holds none).
+        if file_len != len || len > durable {
+            crate::failpoint::check("segment.reopen.sync").at(&path)?;
+            file.sync_all().at(&path)?;
+        }
         Ok(Active {
             id,
             path,
@@ -1124,7 +1137,7 @@ mod tests {
         let (path, len) = (a.path.clone(), a.len);
         drop(a);
         assert!(std::fs::metadata(&path).unwrap().len() > len);
-        let b = Active::reopen(path.clone(), 7, len, 1).unwrap();
+        let b = Active::reopen(path.clone(), 7, len, 1, 0).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
         assert_eq!((b.len, b.durable_len()), (len, len));
     }

@@ -1207,3 +1207,49 @@ fn failpoint_scenarios() {
         notes.join("\n")
     );
 }
+
+/// A writing open syncs the active segment and the audit log only when
+/// they hold bytes that were not acknowledged (a killed writer's tail, the
+/// zeros written ahead): after a clean close it syncs neither (each sync
+/// armed to fail, the open succeeds); with such bytes it does (the open
+/// fails on the armed sync, and succeeds once it is disarmed).
+#[test]
+fn open_syncs_the_active_segment_and_audit_log_only_when_they_hold_unacknowledged_bytes() {
+    let _guard = FAILPOINTS.lock().unwrap_or_else(|e| e.into_inner());
+    failpoint::disarm_all();
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts();
+    let store = open(dir.path(), &o);
+    store.append_batch(&msgs(1, "t-1", 0..5, 0)).unwrap();
+    store.redact_visitor(&email(1), "fp").unwrap();
+    store.close().unwrap();
+    let segment = dir.path().join("000000000001.seg");
+    let audit = dir.path().join("audit.log");
+    for point in ["segment.reopen.sync", "audit.reopen.sync"] {
+        failpoint::arm(point, Action::Error, 0);
+    }
+    let store = Store::open(dir.path(), o.clone()).expect("a clean store's open syncs neither");
+    store.close().unwrap();
+    // Zeros after the active segment's data; a torn audit line.
+    let grow = |path: &Path, bytes: &[u8]| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(bytes).unwrap();
+    };
+    for (path, tail, point) in [
+        (&segment, &[0u8; 4096][..], "segment.reopen.sync"),
+        (&audit, &b"{\"seq\": 9"[..], "audit.reopen.sync"),
+    ] {
+        grow(path, tail);
+        failpoint::arm(point, Action::Error, 0);
+        match Store::open(dir.path(), o.clone()) {
+            Err(e) => assert!(is_io(&e), "{point}: {e}"),
+            Ok(_) => panic!("{point}: the open did not reach the armed sync"),
+        }
+        failpoint::disarm_all();
+        let store = Store::open(dir.path(), o.clone()).unwrap();
+        assert_eq!(store.transcript("t-1").unwrap().len(), 5, "{point}");
+        store.close().unwrap();
+    }
+    failpoint::disarm_all();
+}

@@ -527,3 +527,30 @@ fn a_segment_left_unopened_with_a_stale_location_file_compacts() {
     assert_reads(&store, &rest);
     assert!(store.verify().unwrap().is_ok());
 }
+
+/// A backup checks the segments open left unopened before it copies them:
+/// one damaged since open is refused, named, and copied once whole again.
+#[test]
+fn a_backup_checks_segments_left_unopened() {
+    use shredlog::backup::{BackupKey, BackupOptions, DirTarget};
+    let (dir, _all) = build();
+    let seg1 = dir.path().join("000000000001.seg");
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert!(store.recovery_report().segments_unopened > 0);
+    let good = std::fs::read(&seg1).unwrap();
+    let mut bad = good.clone();
+    bad[2] ^= 0x01;
+    std::fs::write(&seg1, &bad).unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let target = DirTarget::new(backups.path().join("points"));
+    let key = BackupKey::from_hex(&"cd".repeat(32)).unwrap();
+    match store.backup(&target, &key, &BackupOptions::default()) {
+        Err(Error::Corrupt { path, offset, .. }) => assert_eq!((path, offset), (seg1.clone(), 0)),
+        Err(e) => panic!("expected corruption in segment 1, got {e}"),
+        Ok(_) => panic!("a damaged segment was backed up"),
+    }
+    std::fs::write(&seg1, &good).unwrap();
+    store
+        .backup(&target, &key, &BackupOptions::default())
+        .unwrap();
+}

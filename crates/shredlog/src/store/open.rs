@@ -1288,7 +1288,7 @@ pub(super) fn recover_segments(
             drop(file);
             // Zeros written ahead, and a torn tail, are cut off: appends
             // continue right after the last record.
-            let a = Active::reopen(path, id, data_end, header.generation.max(1))?;
+            let a = Active::reopen(path, id, data_end, header.generation.max(1), acknowledged)?;
             segs.insert(id, Arc::new(a.reader()));
             active = Some(a);
         }

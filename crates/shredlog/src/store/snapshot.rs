@@ -94,6 +94,12 @@ impl Engine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(&policy_path, e)),
         };
+        // Sealed segments open left unopened are opened and checked now
+        // (length, header, footer), so that a backup never copies one that
+        // an open that checked every segment would have refused.
+        for seg in self.segments.read().values() {
+            seg.file()?;
+        }
         let mut segments = Vec::new();
         for id in segment::list(&self.dir)? {
             if id > active {
