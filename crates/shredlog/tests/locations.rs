@@ -54,6 +54,35 @@ fn assert_reads(store: &Store, all: &[Message]) {
     }
 }
 
+/// A read-only open reads every transcript right, verifies, and writes
+/// nothing; returns what it found at open.
+fn read_only_reads_and_writes_nothing(
+    dir: &Path,
+    all: &[Message],
+    what: &str,
+) -> shredlog::RecoveryReport {
+    let before = dir_bytes(dir);
+    let ro = Store::open(
+        dir,
+        Options {
+            read_only: true,
+            ..small_segments()
+        },
+    )
+    .unwrap();
+    let report = ro.recovery_report().clone();
+    assert_reads(&ro, all);
+    assert!(ro.verify().unwrap().is_ok(), "{what}");
+    drop(ro);
+    assert!(dir_bytes(dir) == before, "{what}: a read-only open wrote");
+    report
+}
+
+/// The messages of every transcript but `id`.
+fn without(all: &[Message], id: &str) -> Vec<Message> {
+    all.iter().filter(|m| m.transcript != id).cloned().collect()
+}
+
 fn build() -> (tempfile::TempDir, Vec<Message>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), small_segments()).unwrap();
@@ -113,23 +142,7 @@ fn missing_cut_flipped_or_stale_location_files_are_rebuilt_from_the_segment() {
         for (f, bytes) in files.iter().zip(&good) {
             damage(f, bytes);
         }
-        // A read-only open reads right and writes nothing.
-        let before = dir_bytes(dir.path());
-        let ro = Store::open(
-            dir.path(),
-            Options {
-                read_only: true,
-                ..small_segments()
-            },
-        )
-        .unwrap();
-        assert_reads(&ro, &all);
-        assert!(ro.verify().unwrap().is_ok(), "{what}");
-        drop(ro);
-        assert!(
-            dir_bytes(dir.path()) == before,
-            "{what}: a read-only open wrote"
-        );
+        read_only_reads_and_writes_nothing(dir.path(), &all, what);
         // A writing open rebuilds them, byte for byte.
         let store = Store::open(dir.path(), small_segments()).unwrap();
         assert_reads(&store, &all);
@@ -158,11 +171,7 @@ fn missing_cut_flipped_or_stale_location_files_are_rebuilt_from_the_segment() {
     let store = Store::open(dir.path(), small_segments()).unwrap();
     assert_eq!(store.recovery_report().records_scanned, 0);
     assert!(store.recovery_report().segments_unopened > 0);
-    let rest: Vec<Message> = all
-        .iter()
-        .filter(|m| m.transcript != "t-0")
-        .cloned()
-        .collect();
+    let rest = without(&all, "t-0");
     assert_reads(&store, &rest);
     assert!(store.verify().unwrap().is_ok());
     drop(store);
@@ -420,20 +429,8 @@ fn open_leaves_sealed_segments_unopened_and_checks_each_at_its_first_read() {
     let seg = |id: usize| dir.path().join(format!("{id:012}.seg"));
 
     // Read-only: unopened too, reads right, writes nothing.
-    let before = dir_bytes(dir.path());
-    let ro = Store::open(
-        dir.path(),
-        Options {
-            read_only: true,
-            ..small_segments()
-        },
-    )
-    .unwrap();
-    assert_eq!(ro.recovery_report().segments_unopened, segs as u64 - 1);
-    assert_reads(&ro, &all);
-    assert!(ro.verify().unwrap().is_ok());
-    drop(ro);
-    assert!(dir_bytes(dir.path()) == before, "a read-only open wrote");
+    let report = read_only_reads_and_writes_nothing(dir.path(), &all, "read-only");
+    assert_eq!(report.segments_unopened, segs as u64 - 1);
 
     let store = Store::open(dir.path(), small_segments()).unwrap();
     let report = store.recovery_report();
@@ -514,11 +511,7 @@ fn a_segment_left_unopened_with_a_stale_location_file_compacts() {
         report.segments_rewritten + report.segments_removed > 0,
         "{report:?}"
     );
-    let rest: Vec<Message> = all
-        .iter()
-        .filter(|m| m.transcript != "t-0")
-        .cloned()
-        .collect();
+    let rest = without(&all, "t-0");
     assert_reads(&store, &rest);
     assert!(store.verify().unwrap().is_ok());
     store.close().unwrap();

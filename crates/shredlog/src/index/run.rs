@@ -1005,21 +1005,7 @@ fn damaged(path: &Path, at: u64, why: &str) -> Error {
 
 /// Block `number` of a run file, its CRC checked.
 fn read_block(file: &File, path: &Path, number: u64) -> Result<Vec<u8>> {
-    let at = number
-        .checked_mul(BLOCK as u64)
-        .ok_or_else(|| damaged(path, u64::MAX, "block out of range"))?;
-    let mut buf = vec![0u8; BLOCK];
-    file.read_exact_at(&mut buf, at).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            damaged(path, at, "the file ends inside this block")
-        } else {
-            Error::io(path, e)
-        }
-    })?;
-    if !block_ok(&buf) {
-        return Err(damaged(path, at, "block checksum mismatch"));
-    }
-    Ok(buf)
+    read_blocks(file, path, number, 1)
 }
 
 /// Whether `a < b` (as byte strings): the keys are mostly random ids,
@@ -1048,7 +1034,7 @@ fn read_blocks(file: &File, path: &Path, first: u64, count: u64) -> Result<Vec<u
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, at).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            damaged(path, at, "the file ends inside these blocks")
+            damaged(path, at, "the file ends inside the blocks read")
         } else {
             Error::io(path, e)
         }

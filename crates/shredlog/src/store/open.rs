@@ -1083,7 +1083,24 @@ pub(super) fn recover_segments(
         };
         let rebuild: Rebuild = {
             let (dir, path) = (dir.to_owned(), path.clone());
-            Box::new(move || locations::build_sealed(&dir, &path, id, 0, !read_only))
+            Box::new(move || {
+                let built = locations::build_sealed(&dir, &path, id, 0, !read_only)?;
+                let found = built.describes();
+                if found != describes {
+                    return Err(Error::corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "the segment is generation {} of {} bytes, but generation {} of {} bytes when the index checkpoint recorded it",
+                            found.generation,
+                            found.segment_len,
+                            describes.generation,
+                            describes.segment_len
+                        ),
+                    ));
+                }
+                Ok(built)
+            })
         };
         let sidecar = Sidecar::unopened(&dir.join(sidecar_file_name(id)), describes, rebuild);
         let usage = known_usage
