@@ -1253,3 +1253,88 @@ fn open_syncs_the_active_segment_and_audit_log_only_when_they_hold_unacknowledge
     }
     failpoint::disarm_all();
 }
+
+/// The PII keys of visitor `v`'s generations in the keyring file in `dir`
+/// (every copy): (tid, key).
+fn pii_keys_in(dir: &Path, v: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let bytes = std::fs::read(dir.join("keyring")).unwrap();
+    let slots = common::keyring_slots(&bytes);
+    let want = email(v);
+    let vids: BTreeSet<Vec<u8>> = slots
+        .iter()
+        .filter_map(|s| s.visitor())
+        .filter(|(_, e, _)| *e == want.as_bytes())
+        .map(|(vid, _, _)| vid.to_vec())
+        .collect();
+    let tids: BTreeSet<Vec<u8>> = slots
+        .iter()
+        .filter(|s| s.kind == 1 && vids.contains(&s.payload[16..32]))
+        .map(|s| s.payload[0..16].to_vec())
+        .collect();
+    slots
+        .iter()
+        .filter(|s| s.kind == 2 && tids.contains(&s.payload[0..16]))
+        .map(|s| (s.payload[0..16].to_vec(), s.payload[16..48].to_vec()))
+        .collect()
+}
+
+/// A keyring compaction cut short after writing its copies and before
+/// zeroing the originals leaves two copies of the keys it moved. An
+/// erasure must leave no copy of the visitor's PII keys anywhere in the
+/// keyring (the server SIGKILL loop found a copy that a later open took
+/// back as the erased generation's key).
+#[test]
+fn no_copy_of_a_pii_key_outlives_an_erasure_after_a_keyring_compaction_cut_short() {
+    let _guard = FAILPOINTS.lock().unwrap_or_else(|e| e.into_inner());
+    failpoint::disarm_all();
+    let o = opts();
+    let mut found_copies = false;
+    for hit in 1..=8u64 {
+        failpoint::disarm_all();
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), &o);
+        store.append_batch(&msgs(1, "t-1", 0..3, 0)).unwrap();
+        store.append_batch(&msgs(2, "t-2", 0..3, 1)).unwrap();
+        // Frees cells below visitor 2's slots: the keyring compaction moves
+        // them down.
+        store.delete_transcript("t-1", "fp").unwrap();
+        failpoint::arm("keyring.sync", Action::Error, hit);
+        let cut = store
+            .compact(&shredlog::CompactOptions::everything())
+            .is_err();
+        failpoint::disarm_all();
+        drop(store);
+        if !cut {
+            break;
+        }
+        let copies = pii_keys_in(dir.path(), 2);
+        let store = open(dir.path(), &o);
+        if copies.len() > 1 {
+            found_copies = true;
+        }
+        let ctx = format!(
+            "keyring sync {hit} failed ({} PII key slots of visitor 2)",
+            copies.len()
+        );
+        store.redact_visitor(&email(2), "fp").unwrap();
+        drop(store);
+        let keyring = std::fs::read(dir.path().join("keyring")).unwrap();
+        for (_, key) in &copies {
+            assert!(
+                !contains(&keyring, key),
+                "{ctx}: a PII key of the erased visitor is still in the keyring"
+            );
+        }
+        let store = open(dir.path(), &o);
+        for m in store.transcript("t-2").unwrap() {
+            if let Some(v) = &m.visitor {
+                assert_eq!(v.email, REDACTED, "{ctx}");
+            }
+        }
+        assert_verifies(&store, &ctx);
+    }
+    assert!(
+        found_copies,
+        "no failed keyring sync left two copies of a PII key"
+    );
+}

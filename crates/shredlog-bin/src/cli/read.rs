@@ -83,7 +83,7 @@ pub(crate) fn verify(store: &Store, json: bool) -> Result<ExitCode> {
         if r.leftover_slots > 0 {
             writeln!(
                 out,
-                "note: {} keyring slots belong to nothing (left by a crash); the next compaction wipes them",
+                "note: {} keyring slots belong to nothing (left by a crash); the next command that writes wipes them",
                 r.leftover_slots
             )?;
         }

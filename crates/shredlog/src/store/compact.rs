@@ -132,8 +132,10 @@ impl Engine {
         }
         let _one = inner.compaction.lock();
         inner.commit.check()?;
-        let mut report = CompactReport::default();
-        self.drop_leftovers(&mut report)?;
+        let mut report = CompactReport {
+            leftover_slots_wiped: self.drop_leftovers()?,
+            ..CompactReport::default()
+        };
         let now = Timestamp::now().unix_millis();
         let old_enough = |u: &SegmentUsage| {
             u.dead > 0
@@ -206,11 +208,12 @@ impl Engine {
         Ok(report)
     }
 
-    /// Wipes the keyring slots open left alone (they belong to nothing: see
-    /// `Inner::leftovers`) and deletes transcripts that have keys but no
-    /// record. Runs only on a store opened without damage, under the
+    /// Wipes the keyring slots that belong to nothing (`Engine::leftovers`:
+    /// a writing open calls this before it serves anything) and deletes
+    /// transcripts that have keys but no record; returns how many slots it
+    /// wiped. Runs only on a store opened without damage, under the
     /// writer's lock (so no append is between writing keys and records).
-    fn drop_leftovers(&self, report: &mut CompactReport) -> Result<()> {
+    pub(crate) fn drop_leftovers(&self) -> Result<u64> {
         let inner = self;
         let mut w = inner.writer.lock();
         let mut index = inner.index.write();
@@ -279,8 +282,7 @@ impl Engine {
         if let Err(e) = &r {
             inner.commit.poison(e);
         }
-        report.leftover_slots_wiped = leftovers.len() as u64;
-        r
+        r.map(|()| leftovers.len() as u64)
     }
 
     fn compact_segment(

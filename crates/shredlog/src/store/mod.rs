@@ -109,9 +109,10 @@ pub(crate) struct Engine {
     pub(crate) compaction: Mutex<()>,
     closed: AtomicBool,
     background: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// Keyring slots open left alone that belong to nothing (orphaned PII
-    /// keys, second copies of slots, uncommitted rewrites): wiped by the next
-    /// compaction of a sound store, never by open.
+    /// Keyring slots open left out of the index that belong to nothing
+    /// (orphaned PII keys, second copies of slots, uncommitted rewrites):
+    /// wiped by a writing open before it serves anything (a read-only one
+    /// keeps them, and the next writing open or compaction wipes them).
     leftovers: Mutex<Vec<u32>>,
 }
 
@@ -185,7 +186,8 @@ pub struct RecoveryReport {
     /// Logged privacy operations whose effects open finished (on disk, or in
     /// memory when read-only): (audit sequence number, operation).
     pub finished: Vec<(u64, String)>,
-    /// Keyring slots that belong to nothing, left for compaction to wipe.
+    /// Keyring slots that belong to nothing (left by a crash): a writing
+    /// open wipes them before it returns, a read-only one leaves them.
     pub leftover_slots: usize,
     /// Visitors stored (before emails had one canonical form) under another
     /// spelling of an address another visitor has: each is found only by its

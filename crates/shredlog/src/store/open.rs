@@ -349,12 +349,25 @@ impl Store {
             leftovers: Mutex::new(leftovers),
             options,
         });
+        // Slots that belong to nothing are wiped before anything is served:
+        // among them the copies of keys a keyring compaction cut short left
+        // (the other copy is the one in use). Left for the next compaction,
+        // such a copy outlived an erasure of its generation, and an open
+        // after one that found the used copy wiped took the copy back
+        // (docs/FORMAT.md §6.9).
+        let wiped = !engine.options.read_only
+            && engine.commit.is_clean()
+            && !engine.leftovers.lock().is_empty();
+        if wiped {
+            engine.drop_leftovers()?;
+        }
         if !engine.options.read_only && engine.options.checkpoint {
             let mut w = engine.writer.lock();
             // A writing open without a usable run writes one now (the next
             // open then reads it instead of every slot), and forgets what
             // the index held in memory; it removes runs no manifest names.
-            if manifest.is_none() && engine.commit.is_clean() {
+            // (Wiping leftovers made the keyring stop naming the run.)
+            if (manifest.is_none() || wiped) && engine.commit.is_clean() {
                 engine.write_run(&mut w)?;
             }
             let keep = run_file_name(engine.run_number.load(std::sync::atomic::Ordering::SeqCst));
