@@ -61,8 +61,8 @@ use callers::Callers;
 pub(crate) use callers::{CallerHash, CallerKey};
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
 pub(crate) use manifest::{MANIFEST_FILE, Manifest, run_file_name};
-pub(crate) use sidecar::file_name as sidecar_file_name;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Rebuild, Sidecar, Summary};
+pub(crate) use sidecar::{file_name as sidecar_file_name, id_of as sidecar_id_of};
 use small_set::SmallSet;
 
 /// Where a record lives.

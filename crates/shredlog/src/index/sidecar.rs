@@ -43,6 +43,14 @@ pub(crate) fn file_name(id: u64) -> String {
     format!("{id:012}.idx")
 }
 
+/// The segment id a location file's name gives (`None` for another name).
+pub(crate) fn id_of(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".idx")?;
+    (stem.len() == 12 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
 /// One record of the segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -810,6 +818,19 @@ mod tests {
 
     fn built(n: u32) -> Vec<u8> {
         builder(n).finish(D)
+    }
+
+    #[test]
+    fn a_location_files_name_gives_its_segment() {
+        assert_eq!(id_of(&file_name(42)), Some(42));
+        for other in [
+            "000000000042.idx.tmp",
+            "42.idx",
+            "00000000004x.idx",
+            "000000000042.seg",
+        ] {
+            assert_eq!(id_of(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::index::{Describes, Entry, Sidecar, SidecarBuilder, sidecar_file_name};
+use crate::index::{Describes, Entry, Sidecar, SidecarBuilder, sidecar_file_name, sidecar_id_of};
 use crate::record::{self, FRAME_HEADER, Frame, Record};
 use crate::segment::{self, SEGMENT_HEADER};
 
@@ -140,15 +140,8 @@ fn read(reader: &mut impl Read, buf: &mut [u8], path: &Path, off: u64) -> Result
 /// [`Error::Io`] if a file cannot be removed.
 pub(crate) fn remove_strays(dir: &Path, names: &[String], segments: &[u64]) -> Result<()> {
     for name in names {
-        let stray = if name.ends_with(".idx.tmp") {
-            true
-        } else if let Some(stem) = name.strip_suffix(".idx") {
-            stem.len() == 12
-                && stem.bytes().all(|b| b.is_ascii_digit())
-                && stem.parse::<u64>().is_ok_and(|id| !segments.contains(&id))
-        } else {
-            false
-        };
+        let stray = name.ends_with(".idx.tmp")
+            || sidecar_id_of(name).is_some_and(|id| !segments.contains(&id));
         if stray {
             let path = dir.join(name);
             match std::fs::remove_file(&path) {

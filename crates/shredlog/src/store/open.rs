@@ -26,7 +26,7 @@ use crate::fsutil::Stamp;
 use crate::ids::{IdMap, SlotMap};
 use crate::index::{
     CallerHash, CallerKey, Checkpoint, Describes, Index, Loc, Manifest, Rebuild, RecordRef,
-    SegmentUsage, Sidecar, TranscriptEntry, run_file_name, sidecar_file_name,
+    SegmentUsage, Sidecar, TranscriptEntry, run_file_name, sidecar_file_name, sidecar_id_of,
 };
 use crate::keyring::{
     KeyCache, Keyring, Marks, OpenMode, Slot, SlotSink, Tail, TranscriptSlot, newer_revision,
@@ -853,12 +853,8 @@ fn unchanged_segments(
         return out;
     };
     let stamps: HashMap<u64, Stamp> = ckpt.files.iter().copied().collect();
-    let located: std::collections::HashSet<u64> = names
-        .iter()
-        .filter_map(|n| n.strip_suffix(".idx"))
-        .filter(|stem| stem.len() == 12 && stem.bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|stem| stem.parse().ok())
-        .collect();
+    let located: std::collections::HashSet<u64> =
+        names.iter().filter_map(|n| sidecar_id_of(n)).collect();
     for &(id, generation, len) in &ckpt.segments {
         if id >= last
             || id == marked
