@@ -1285,3 +1285,30 @@ fn read_only_commands_write_nothing() {
         assert_eq!(files(&d), before, "{args:?} wrote to the store");
     }
 }
+
+/// `reapply` on a sound store logs nothing and changes no byte; a
+/// reference holding personal data is refused in one line that does not
+/// repeat it. (Keys brought back are destroyed again: the library's test
+/// `privacy.rs::a_key_an_erasure_destroyed_that_came_back_is_reported_and_destroyed_again`.)
+#[test]
+fn reapply_on_a_sound_store_logs_nothing() {
+    let (_t, d) = data_dir();
+    imported(&d);
+    let (email, _) = sample().visitors.into_iter().next().unwrap();
+    ok(&d, &["redact", "--email", &email, "--reference", "T-1"]);
+    let named = |name: &str| std::fs::read(d.join(name)).unwrap();
+    let before = (named("keyring"), named("audit.log"));
+    let o = run(&d, &["reapply", "--reference", "T-2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("0 audit entries had keys left"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(before.0 == named("keyring"), "nothing destroyed");
+    assert!(before.1 == named("audit.log"), "nothing logged");
+    let e = fails(&d, &["reapply", "--reference", "ann@example.com"]);
+    assert!(!e.contains("ann@example.com"), "{e}");
+    assert!(run(&d, &["verify"]).status.success());
+}

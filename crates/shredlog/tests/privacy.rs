@@ -1887,3 +1887,119 @@ fn every_operation_leaves_an_audit_entry_without_personal_data() {
         .unwrap();
     assert_eq!(next.seq, 10);
 }
+
+/// A key the audit log says an erasure destroyed, back in the keyring: a
+/// PII slot's bytes put back from a copy of the keyring taken before the
+/// erasure, and the index rebuilt from the keyring (the state an open
+/// before 125ef26 could leave after a keyring compaction cut short).
+/// `verify` names the generation and the entry; `reapply_audit_log`
+/// destroys the key again, durably, under an audit entry of its own.
+#[test]
+fn a_key_an_erasure_destroyed_that_came_back_is_reported_and_destroyed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    common::populate(&store, 2, 4, 3);
+    let v0 = common::visitor(0).email;
+    let before = std::fs::read(dir.path().join("keyring")).unwrap();
+    let slots = keyring_slots(&before);
+    let vid = slots
+        .iter()
+        .filter_map(|s| s.visitor())
+        .find(|(_, e, _)| e.eq_ignore_ascii_case(v0.as_bytes()))
+        .map(|(vid, _, _)| vid.to_vec())
+        .unwrap();
+    let tids: HashSet<Vec<u8>> = slots
+        .iter()
+        .filter(|s| s.kind == 1 && s.payload[16..32] == vid[..])
+        .map(|s| s.payload[0..16].to_vec())
+        .collect();
+    let pii: Vec<_> = slots
+        .iter()
+        .filter(|s| s.kind == 2 && tids.contains(&s.payload[0..16]))
+        .collect();
+    assert_eq!((tids.len(), pii.len()), (2, 2));
+    let erased = store.redact_visitor(&v0, "E-1").unwrap();
+    drop(store);
+
+    // One PII slot put back, the index rebuilt from the keyring.
+    let back = pii[0];
+    let mut keyring = std::fs::read(dir.path().join("keyring")).unwrap();
+    assert!(keyring[back.range()].iter().all(|&b| b == 0), "wiped");
+    keyring[back.range()].copy_from_slice(&before[back.range()]);
+    std::fs::write(dir.path().join("keyring"), &keyring).unwrap();
+    std::fs::remove_file(dir.path().join("index.manifest")).unwrap();
+    let key = &back.payload[16..48];
+    let tid = shredlog_hex(&back.payload[0..16]);
+
+    for read_only in [true, false] {
+        let store = Store::open(
+            dir.path(),
+            Options {
+                read_only,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        // What the bug looked like: the erased visitor's email reads again.
+        let emails: Vec<String> = ["t-0", "t-2"]
+            .iter()
+            .flat_map(|t| store.transcript(t).unwrap())
+            .filter_map(|m| m.visitor.map(|v| v.email))
+            .collect();
+        assert!(emails.contains(&v0), "read_only {read_only}: {emails:?}");
+        let problems = store.verify().unwrap().problems;
+        assert_eq!(problems.len(), 1, "read_only {read_only}: {problems:?}");
+        assert!(
+            problems[0].contains(&tid)
+                && problems[0].contains(&format!("audit entry {} (erasure)", erased.seq))
+                && problems[0].contains(&format!("keyring slot(s) {} ", back.index)),
+            "read_only {read_only}: {}",
+            problems[0]
+        );
+        assert!(!problems[0].contains(&v0), "no email in a problem");
+        if read_only {
+            assert!(matches!(
+                store.reapply_audit_log("FIX-1"),
+                Err(Error::ReadOnly)
+            ));
+            continue;
+        }
+        let done = store.reapply_audit_log("FIX-1").unwrap();
+        assert_eq!(done.len(), 1, "{done:?}");
+        let e = &done[0];
+        assert_eq!(
+            (
+                e.op.as_str(),
+                e.subject.as_str(),
+                e.transcripts,
+                e.keys_destroyed,
+                e.reference.as_str()
+            ),
+            ("reapply", erased.subject.as_str(), 1, 1, "FIX-1")
+        );
+        assert_eq!(e.seq, erased.seq + 1);
+        assert!(store.reapply_audit_log("FIX-2").unwrap().is_empty());
+        assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
+        drop(store);
+    }
+    let keyring = std::fs::read(dir.path().join("keyring")).unwrap();
+    assert!(!contains(&keyring, key), "the PII key is wiped");
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    for t in ["t-0", "t-2"] {
+        for m in store.transcript(t).unwrap() {
+            if let Some(v) = m.visitor {
+                assert_eq!(v.email, REDACTED);
+            }
+        }
+    }
+    let log = store.audit_log().unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.op.as_str()).collect::<Vec<_>>(),
+        ["erasure", "reapply"]
+    );
+    assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
+}
+
+fn shredlog_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

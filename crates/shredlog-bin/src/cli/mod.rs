@@ -118,6 +118,11 @@ enum Command {
     Rectify(privacy::RectifyArgs),
     /// Print the audit log (JSON lines).
     Audit,
+    /// Destroy again the keys that an erasure, deletion, retention run or
+    /// rewrite in the audit log destroyed and that the store still holds
+    /// (what `verify` reports as left behind); prints each audit entry it
+    /// logs (JSON lines), nothing when nothing is left.
+    Reapply(privacy::ReapplyArgs),
     /// Check every record and key; exit status 0 only if the store is sound.
     Verify {
         /// Print the report as JSON.
@@ -190,6 +195,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Rectify(args) => erasing(&|s| privacy::rectify(s, args)),
         Command::Compact { max_mib_per_sec } => read::compact(&write()?, *max_mib_per_sec),
         Command::Rewrite(args) => erasing(&|s| privacy::rewrite(s, args)),
+        Command::Reapply(args) => erasing(&|s| privacy::reapply(s, args)),
         // Opened read-only in salvage mode, so that it can list every problem.
         Command::Verify { json } => read::verify(&open(&settings, Access::Verify)?, *json),
         Command::Stats { json } => read::stats(&read()?, *json),

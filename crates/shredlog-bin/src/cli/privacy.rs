@@ -21,6 +21,13 @@ pub(crate) struct RedactArgs {
 }
 
 #[derive(Args, Debug)]
+pub(crate) struct ReapplyArgs {
+    /// Your reference for the audit log (e.g. a ticket number). Must not contain personal data.
+    #[arg(long, default_value = "")]
+    reference: String,
+}
+
+#[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
 pub(crate) struct Target {
     /// Everything of the visitor with this email.
@@ -291,6 +298,27 @@ pub(crate) fn restrict(store: &Store, args: &RestrictArgs) -> Result<ExitCode> {
     }
     .context("the restriction could not be changed")?;
     print_json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn reapply(store: &Store, args: &ReapplyArgs) -> Result<ExitCode> {
+    let done = store
+        .reapply_audit_log(&args.reference)
+        .context("destroying again what the audit log destroyed failed")?;
+    let mut out = super::out::stdout();
+    for e in &done {
+        writeln!(out, "{}", serde_json::to_string(e)?)?;
+        if out.closed() {
+            break;
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "shredlog: {} audit entr{} had keys left; {} key(s) destroyed again",
+        done.len(),
+        if done.len() == 1 { "y" } else { "ies" },
+        done.iter().map(|e| e.keys_destroyed).sum::<u64>()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -81,10 +81,20 @@ pub(crate) fn verify(store: &Store, json: bool) -> Result<ExitCode> {
             )?;
         }
         if r.leftover_slots > 0 {
+            // Found by reading every slot (verify does not use the index's
+            // run): a writing open that builds on the run does not read the
+            // slots, so it only finds them when the run is not there.
+            let rebuilds = r.index_run_used || !store.dir().join("index.manifest").exists();
             writeln!(
                 out,
-                "note: {} keyring slots belong to nothing (left by a crash); the next command that writes wipes them",
-                r.leftover_slots
+                "note: {} keyring slots belong to nothing (left by a crash); {}",
+                r.leftover_slots,
+                if rebuilds {
+                    "the next command that writes wipes them"
+                } else {
+                    "a command that writes wipes them once it rebuilds the index from the keyring \
+                     (remove index.manifest, which is derived data, first)"
+                }
             )?;
         }
         if !r.finished.is_empty() {

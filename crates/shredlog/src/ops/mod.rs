@@ -12,6 +12,7 @@
 //! | `holds.rs` | legal holds and restriction of processing (Art. 18) |
 //! | `rewrite.rs` | re-redaction by rewrite, rectification (Art. 16) |
 //! | `preview.rs` | dry runs of erasure, deletion and retention |
+//! | `reapply.rs` | destroying again what the audit log destroyed and is still there |
 
 use crate::error::{Error, Result};
 use crate::ids::hex;
@@ -28,6 +29,7 @@ mod erase;
 mod export;
 mod holds;
 mod preview;
+mod reapply;
 mod retention;
 mod rewrite;
 

@@ -31,7 +31,8 @@ pub struct AuditEntry {
     pub at: String,
     /// `erasure`, `delete-transcript`, `delete-visitor`, `retention`,
     /// `rectification`, `restriction`, `lift-restriction`, `rewrite`, `hold`,
-    /// `release-hold`.
+    /// `release-hold`, `reapply` (an earlier entry's intent carried out
+    /// again: [`crate::Store::reapply_audit_log`]).
     pub op: String,
     /// The subject: `visitor:<random visitor id>` or `transcript:<id>`.
     pub subject: String,

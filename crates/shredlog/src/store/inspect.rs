@@ -12,6 +12,7 @@ use crate::keyring::SLOT_SIZE;
 use crate::pii::RULES_VERSION;
 use crate::policy::{POLICY_FILE, Policy};
 use crate::segment::{self, SEGMENT_HEADER, Segment};
+use crate::shred::residue::{Destroyed, Residue};
 use crate::shred::{AUDIT_FILE, AuditLog, AuditMarks};
 
 impl Store {
@@ -258,6 +259,26 @@ impl Store {
                 audit_path.display()
             ));
         }
+        // What the log destroyed, held against the generations listed above;
+        // each found is looked up again under the writer's lock, so that an
+        // operation logged since the listing and still under way is not
+        // taken for one that left keys behind.
+        let destroyed = Destroyed::of(&audit);
+        let found: Vec<_> = entries
+            .values()
+            .filter_map(|(t, _)| destroyed.residue(t))
+            .collect();
+        if !found.is_empty() {
+            let _w = engine.writer.lock();
+            let index = engine.index.read();
+            for r in found {
+                if let Ok(Some(t)) = index.transcript(&r.tid)
+                    && let Some(r) = destroyed.residue(&t)
+                {
+                    problems.push(residue_problem(&engine.keyring_path, &destroyed, &r));
+                }
+            }
+        }
         // The policy file as it is on disk now, and what it names.
         match Policy::load(&engine.dir) {
             Err(e) => problems.push(e.to_string()),
@@ -408,6 +429,21 @@ pub struct VerifyReport {
     pub audit_entries: u64,
     /// Every problem found, naming file and offset. Empty means sound.
     pub problems: Vec<String>,
+}
+
+/// The problem of keys the audit log says were destroyed and that are
+/// still there.
+fn residue_problem(keyring: &std::path::Path, destroyed: &Destroyed, r: &Residue) -> String {
+    let op = destroyed.entry(r.seq).map_or("?", |e| e.0.as_str());
+    let slots: Vec<String> = r.slots.iter().map(u32::to_string).collect();
+    format!(
+        "{}: keyring slot(s) {} still hold keys of transcript generation {} (visitor {}) that audit entry {} ({op}) destroyed; `shredlog reapply` destroys them again",
+        keyring.display(),
+        slots.join(", "),
+        crate::ids::hex(&r.tid),
+        crate::ids::hex(&r.vid),
+        r.seq
+    )
 }
 
 /// Problems in the order found, each once.
