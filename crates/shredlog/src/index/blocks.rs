@@ -10,11 +10,13 @@
 //! offsets, lengths and times, never a key or personal data.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::sidecar::BLOCK;
+use crate::ids::IdHasher;
 
 /// (segment, generation of its file, block number).
 pub(crate) type BlockKey = (u64, u32, u64);
@@ -22,7 +24,8 @@ pub(crate) type BlockKey = (u64, u32, u64);
 /// At most `capacity` blocks of 4 KiB.
 #[derive(Debug)]
 pub(crate) struct BlockCache {
-    blocks: Mutex<HashMap<BlockKey, Arc<[u8]>>>,
+    /// Keyed by numbers the store chose (never a caller): hashed as ids are.
+    blocks: Mutex<HashMap<BlockKey, Arc<[u8]>, BuildHasherDefault<IdHasher>>>,
     capacity: usize,
     /// Whether blocks read are kept (not while open reads blocks that
     /// lookups later will mostly not ask for again).
@@ -33,7 +36,7 @@ impl BlockCache {
     /// A cache of at most `bytes` of blocks (none for less than one block).
     pub(crate) fn new(bytes: usize) -> BlockCache {
         BlockCache {
-            blocks: Mutex::new(HashMap::new()),
+            blocks: Mutex::new(HashMap::default()),
             capacity: bytes / BLOCK,
             filling: std::sync::atomic::AtomicBool::new(true),
         }

@@ -652,7 +652,7 @@ impl Section {
         let (mut lo, mut hi) = (0, self.blocks);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.fence(fences, mid) <= key {
+            if compare(self.fence(fences, mid), key).is_le() {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -810,7 +810,7 @@ impl Run {
             let mid = lo + (hi - lo) / 2;
             let (rk, tag, value) = row(&block, s.spec, mid)
                 .ok_or_else(|| self.damaged_data(s, k, "row out of the block"))?;
-            match rk.cmp(key) {
+            match compare(rk, key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => {
@@ -1008,17 +1008,22 @@ fn read_block(file: &File, path: &Path, number: u64) -> Result<Vec<u8>> {
     read_blocks(file, path, number, 1)
 }
 
-/// Whether `a < b` (as byte strings): the keys are mostly random ids,
-/// whose first eight bytes decide without a call to `memcmp` (open checks
-/// every fence of a run).
+/// Whether `a < b` (as byte strings): [`compare`].
 fn ascending(a: &[u8], b: &[u8]) -> bool {
+    compare(a, b) == std::cmp::Ordering::Less
+}
+
+/// `a` against `b` as byte strings. The keys are mostly random ids, whose
+/// first eight bytes decide without a call to `memcmp` (open checks every
+/// fence of a run; every lookup searches fences and rows).
+fn compare(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     if let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
         let (x, y) = (u64::from_be_bytes(*x), u64::from_be_bytes(*y));
         if x != y {
-            return x < y;
+            return x.cmp(&y);
         }
     }
-    a < b
+    a.cmp(b)
 }
 
 /// Reads `count` blocks from block `first` in one read, and checks each

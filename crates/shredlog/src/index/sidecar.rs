@@ -710,10 +710,12 @@ impl Sidecar {
             .summaries
             .saturating_sub(b * PER_BLOCK as u64)
             .min(PER_BLOCK as u64) as usize;
+        // Compared as one 128-bit word each (no `memcmp` call per item).
+        let want = u128::from_le_bytes(*tid);
         let Some(item) = block
             .chunks_exact(ITEM)
             .take(items)
-            .find(|item| item.get(..16) == Some(&tid[..]))
+            .find(|item| item.first_chunk::<16>().map(|t| u128::from_le_bytes(*t)) == Some(want))
         else {
             return Ok(None);
         };
