@@ -8,12 +8,14 @@
 //! | --- | --- | --- |
 //! | 0 generations | tid (16) | [`GEN_LEN`] bytes: vid (16), caller hash (16), content slot u32, PII slot u32 (0: none), rules version u16, flags u8 (bit 0: records in location files), 0, created ms i64, lowest and highest segment u32, u32 |
 //! | 1 visitors | vid (16) | directory slot u32 (0: none) |
-//! | 2 visitor's generations | vid (16) ‖ tid (16) | none |
+//! | 2 visitor's generations | vid (16) ‖ tid (16) | [`LIST_LEN`] bytes: what listing the visitor shows of it ([`Listing`]): content slot u32, flags u8 (bit 0: PII key alive), 0, rules version u16, records u32, earliest and latest message ms i64 |
 //! | 3 caller ids | caller hash (16) | tid (16) |
 //!
 //! Integers are little-endian. A run holds no tombstones: each one is
 //! written whole, from the previous run and the changes since
-//! ([`write_merged`]).
+//! ([`write_merged`]). A run whose section 2 has no values (written before
+//! listing rows) does not have the index's sections: it is refused, and the
+//! index rebuilt (it is derived data).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +33,8 @@ const CALLERS: usize = 3;
 
 /// Bytes of a generation's row value.
 const GEN_LEN: usize = 16 + 16 + 4 + 4 + 2 + 1 + 1 + 8 + 4 + 4;
+/// Bytes of a visitor-generation pair's value ([`Listing`]).
+pub(super) const LIST_LEN: usize = 4 + 1 + 1 + 2 + 4 + 8 + 8;
 
 const SECTIONS: [SectionSpec; 4] = [
     SectionSpec {
@@ -43,7 +47,7 @@ const SECTIONS: [SectionSpec; 4] = [
     },
     SectionSpec {
         key_len: 32,
-        val_len: 0,
+        val_len: LIST_LEN as u16,
     },
     SectionSpec {
         key_len: 16,
@@ -100,6 +104,78 @@ fn id(key: &[u8]) -> [u8; 16] {
     word(key, 0)
 }
 
+/// What listing a visitor shows of one of its generations, kept with the
+/// visitor's pair in the run so that a listing reads one range of rows
+/// (no generation row, no location file): the generation's content slot
+/// (its caller id is there), whether its PII key lives, its rules version,
+/// and its records' count and time range, as of the run. The index holds in
+/// memory every generation whose records or keys changed since the run, so
+/// the row of a generation not held is its current state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Listing {
+    pub tid: Tid,
+    pub content_slot: u32,
+    pub has_pii: bool,
+    pub rules_version: u16,
+    pub count: u32,
+    /// (earliest, latest) message time; (0, 0) without records.
+    pub ts_range: (i64, i64),
+}
+
+impl Listing {
+    /// The listing of generation `t` whose records add up to `e`.
+    pub(crate) fn of(t: &TranscriptEntry, e: &super::Extent) -> Listing {
+        Listing {
+            tid: t.tid,
+            content_slot: t.content_slot,
+            has_pii: t.has_pii(),
+            rules_version: t.rules_version,
+            count: e.count,
+            ts_range: e.ts_range.unwrap_or((0, 0)),
+        }
+    }
+
+    pub(super) fn encode(&self) -> [u8; LIST_LEN] {
+        let mut v = [0u8; LIST_LEN];
+        v[0..4].copy_from_slice(&self.content_slot.to_le_bytes());
+        v[4] = u8::from(self.has_pii);
+        v[6..8].copy_from_slice(&self.rules_version.to_le_bytes());
+        v[8..12].copy_from_slice(&self.count.to_le_bytes());
+        v[12..20].copy_from_slice(&self.ts_range.0.to_le_bytes());
+        v[20..28].copy_from_slice(&self.ts_range.1.to_le_bytes());
+        v
+    }
+
+    /// The listing in `v` ([`LIST_LEN`] bytes: the run checked the length).
+    fn decode(tid: Tid, v: &[u8]) -> Listing {
+        Listing {
+            tid,
+            content_slot: u32::from_le_bytes(word(v, 0)),
+            has_pii: v.get(4).is_some_and(|f| f & 1 != 0),
+            rules_version: u16::from_le_bytes(word(v, 6)),
+            count: u32::from_le_bytes(word(v, 8)),
+            ts_range: (
+                i64::from_le_bytes(word(v, 12)),
+                i64::from_le_bytes(word(v, 20)),
+            ),
+        }
+    }
+}
+
+/// The pair keys of visitor `vid`: `[vid ‖ 0…, end)` (`end` `None`: to the
+/// section's end).
+fn pair_range(vid: &Vid) -> ([u8; 32], Option<[u8; 32]>) {
+    let mut from = [0u8; 32];
+    from[..16].copy_from_slice(vid);
+    let mut to = *vid;
+    let end = increment(&mut to).then(|| {
+        let mut e = [0u8; 32];
+        e[..16].copy_from_slice(&to);
+        e
+    });
+    (from, end)
+}
+
 /// The index's run: its rows, read a block at a time.
 #[derive(Debug)]
 pub(super) struct Disk {
@@ -114,6 +190,16 @@ impl Disk {
 
     fn check(run: Run) -> Result<Disk> {
         let path = run.path();
+        let mut earlier = SECTIONS;
+        earlier[VISITOR_TIDS].val_len = 0;
+        if run.specs() == earlier {
+            return Err(Error::corrupt(
+                path,
+                0,
+                "the index run was written before runs held listing rows \
+                 (it is derived data: the index is rebuilt, and a writing open writes a new run)",
+            ));
+        }
         if run.specs() != SECTIONS {
             return Err(Error::corrupt(
                 path,
@@ -157,21 +243,38 @@ impl Disk {
             return Ok(None);
         };
         let slot = u32::from_le_bytes(word(&v, 0));
-        let mut to = *vid;
-        let end = increment(&mut to).then_some(to);
-        let mut from = [0u8; 32];
-        from[..16].copy_from_slice(vid);
-        let mut end_key = [0u8; 32];
-        let end = end.map(|e| {
-            end_key[..16].copy_from_slice(&e);
-            &end_key[..]
-        });
-        let mut tids = Vec::new();
-        for row in self.run.range(VISITOR_TIDS, &from, end) {
-            let (k, _) = row?;
-            tids.push(word(&k, 16));
-        }
+        let tids = self.listing(vid)?.into_iter().map(|l| l.tid).collect();
         Ok(Some((slot, tids)))
+    }
+
+    /// A visitor's generations as its pairs list them, in tid order (none
+    /// for a visitor the run does not have).
+    pub(super) fn listing(&self, vid: &Vid) -> Result<Vec<Listing>> {
+        let (from, end) = pair_range(vid);
+        let mut out = Vec::new();
+        for row in self
+            .run
+            .range(VISITOR_TIDS, &from, end.as_ref().map(|e| &e[..]))
+        {
+            let (k, v) = row?;
+            out.push(Listing::decode(
+                word(&k, 16),
+                v.as_deref().unwrap_or_default(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every visitor-generation pair's listing, in (vid, tid) order (for
+    /// `verify`).
+    pub(super) fn listings(&self) -> impl Iterator<Item = Result<(Vid, Listing)>> + '_ {
+        self.run.range(VISITOR_TIDS, &[0; 32], None).map(|row| {
+            let (k, v) = row?;
+            Ok((
+                id(&k),
+                Listing::decode(word(&k, 16), v.as_deref().unwrap_or_default()),
+            ))
+        })
     }
 
     pub(super) fn caller(&self, h: CallerHash) -> Result<Option<Tid>> {
@@ -290,6 +393,9 @@ fn increment(id: &mut [u8; 16]) -> bool {
 /// A visitor's directory slot (0: none) and generations.
 pub(super) type VisitorRow = (u32, Vec<Tid>);
 
+/// A generation's row and its listing (its pair's value).
+pub(super) type GenerationRows = ([u8; GEN_LEN], [u8; LIST_LEN]);
+
 /// The changes since the run, for [`write_merged`]: an entry replaces the
 /// run's row of its key (`None`: removes it). A visitor's generations in
 /// `visitors` come whole: its pairs in the run are all replaced. For a
@@ -298,7 +404,7 @@ pub(super) type VisitorRow = (u32, Vec<Tid>);
 /// run's row stays, or one without a directory slot is made).
 #[derive(Default)]
 pub(super) struct Changes {
-    pub generations: Vec<(Tid, Option<[u8; GEN_LEN]>)>,
+    pub generations: Vec<(Tid, Option<GenerationRows>)>,
     pub visitors: Vec<(Vid, Option<VisitorRow>)>,
     pub visitor_deltas: Vec<(Vid, Option<u32>, Vec<Tid>)>,
     pub callers: Vec<(CallerHash, Option<Tid>)>,
@@ -350,7 +456,7 @@ pub(super) fn write_merged(
     let changed = changes
         .generations
         .iter()
-        .map(|(k, v)| (k.to_vec(), set_or_remove(v.map(|v| v.to_vec()))));
+        .map(|(k, v)| (k.to_vec(), set_or_remove(v.map(|v| v.0.to_vec()))));
     merge(old, GENERATIONS, &[0; 16], changed, |k, v| {
         w.push(GENERATIONS, k, Some(v))
     })?;
@@ -393,23 +499,49 @@ pub(super) fn write_merged(
     pairs.sort_unstable();
     pairs.dedup();
     {
+        // A pair's value is its generation's listing: the changed one when
+        // the generation changed (none when it is gone), else the run's.
+        let listing_of = |pair: &[u8], kept: Option<&[u8]>| -> Result<Option<Vec<u8>>> {
+            let tid: Tid = word(pair, 16);
+            if let Ok(i) = changes.generations.binary_search_by_key(&tid, |(t, _)| *t) {
+                return Ok(changes.generations[i].1.map(|(_, l)| l.to_vec()));
+            }
+            if let Some(v) = kept {
+                return Ok(Some(v.to_vec()));
+            }
+            match old.map(|o| o.run.get(VISITOR_TIDS, pair)).transpose()? {
+                Some(Some(Some(v))) => Ok(Some(v)),
+                _ => Err(Error::Internal(format!(
+                    "visitor {} lists generation {}, which neither the changes nor the run have",
+                    crate::ids::hex(&pair[..16]),
+                    crate::ids::hex(&tid)
+                ))),
+            }
+        };
         // The run's pairs (but a whole visitor's) and the fresh ones, in
         // key order; a fresh pair the run has already is written once.
         let mut fresh = pairs.into_iter().peekable();
         if let Some(old) = old {
-            old.run.scan(VISITOR_TIDS, &[0; 32], |k, _| {
+            old.run.scan(VISITOR_TIDS, &[0; 32], |k, v| {
                 if changed_vids.binary_search(&id(k)).is_ok() {
                     return Ok(());
                 }
                 while let Some(f) = fresh.next_if(|f| f.as_slice() < k) {
-                    w.push(VISITOR_TIDS, &f, Some(&[]))?;
+                    if let Some(l) = listing_of(&f, None)? {
+                        w.push(VISITOR_TIDS, &f, Some(&l))?;
+                    }
                 }
                 fresh.next_if(|f| f.as_slice() == k);
-                w.push(VISITOR_TIDS, k, Some(&[]))
+                match listing_of(k, v)? {
+                    Some(l) => w.push(VISITOR_TIDS, k, Some(&l)),
+                    None => Ok(()),
+                }
             })?;
         }
         for f in fresh {
-            w.push(VISITOR_TIDS, &f, Some(&[]))?;
+            if let Some(l) = listing_of(&f, None)? {
+                w.push(VISITOR_TIDS, &f, Some(&l))?;
+            }
         }
     }
 
@@ -507,6 +639,23 @@ mod tests {
         t
     }
 
+    /// A listing made up from a generation's fields (the run only carries it).
+    fn listing_of(t: &TranscriptEntry) -> Listing {
+        let n = i64::from(t.content_slot);
+        Listing {
+            tid: t.tid,
+            content_slot: t.content_slot,
+            has_pii: t.has_pii(),
+            rules_version: t.rules_version,
+            count: t.content_slot % 5,
+            ts_range: (n * 10, n * 10 + 5),
+        }
+    }
+
+    fn rows(t: &TranscriptEntry) -> Option<GenerationRows> {
+        Some((encode_generation(t), listing_of(t).encode()))
+    }
+
     /// What a run should hold, kept by hand.
     #[derive(Default, Clone)]
     struct Model {
@@ -528,8 +677,17 @@ mod tests {
             let (got_slot, got_tids) = disk.visitor(vid).unwrap().unwrap();
             let mut want = tids.clone();
             want.sort_unstable();
-            assert_eq!((got_slot, got_tids), (*slot, want), "visitor {vid:?}");
+            assert_eq!(
+                (got_slot, got_tids),
+                (*slot, want.clone()),
+                "visitor {vid:?}"
+            );
+            let listed = disk.listing(vid).unwrap();
+            let want: Vec<Listing> = want.iter().map(|t| listing_of(&m.generations[t])).collect();
+            assert_eq!(listed, want, "visitor {vid:?}");
         }
+        let pairs: usize = m.visitors.values().map(|v| v.1.len()).sum();
+        assert_eq!(disk.listings().count(), pairs);
         let listed: Vec<(Vid, u32)> = disk.visitors().map(Result::unwrap).collect();
         let want: Vec<(Vid, u32)> = m.visitors.iter().map(|(v, (s, _))| (*v, *s)).collect();
         assert_eq!(listed, want);
@@ -558,7 +716,7 @@ mod tests {
     fn changes(old: &Model, new: &Model) -> Changes {
         let mut c = Changes::default();
         for (tid, t) in &new.generations {
-            c.generations.push((*tid, Some(encode_generation(t))));
+            c.generations.push((*tid, rows(t)));
         }
         for tid in old
             .generations
@@ -676,6 +834,18 @@ mod tests {
             .push(([0xE0; 16], None, vec![tid(0xE0, 1), tid(0xE0, 2)]));
         c.visitor_deltas.push(([8; 16], None, vec![tid(8, 1)]));
         c.visitor_deltas.push(([9; 16], Some(4), vec![tid(9, 5)]));
+        // The new generations come with their rows (a listing each).
+        for (t, v) in [
+            (tid(7, 9), 7),
+            (tid(0xE0, 1), 0xE0),
+            (tid(0xE0, 2), 0xE0),
+            (tid(9, 5), 9),
+        ] {
+            let mut g = generation(v, v, "new", u32::from(t[15]) + 500);
+            g.tid = t;
+            c.generations.push((t, rows(&g)));
+            m.generations.insert(t, g);
+        }
         // Visitor 11's entry moved (its pairs stay).
         c.visitor_deltas.push(([11; 16], Some(77), Vec::new()));
         c.visitors.push(([9; 16], Some((3, vec![tid(9, 0)]))));
@@ -686,6 +856,64 @@ mod tests {
         m.visitors.insert([9; 16], (4, vec![tid(9, 0), tid(9, 5)]));
         m.visitors.get_mut(&[11; 16]).unwrap().0 = 77;
         check(&second, &m);
+    }
+
+    /// A generation that changed under a visitor that did not gets a new
+    /// listing in its pair; one gone leaves its visitor's pairs.
+    #[test]
+    fn a_changed_generation_changes_its_listing_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        let mut m = Model::default();
+        for i in 0..90u8 {
+            let mut t = generation(i, i % 7, &format!("g-{i}"), u32::from(i) * 3 + 1);
+            t.tid = [i; 16];
+            m.visitors
+                .entry([i % 7; 16])
+                .or_insert((u32::from(i % 7) + 1, Vec::new()))
+                .1
+                .push(t.tid);
+            m.generations.insert(t.tid, t);
+        }
+        let first = first_run(&dir.path().join("r1"), &cache, &m);
+        let mut c = Changes::default();
+        let t = m.generations.get_mut(&[40; 16]).unwrap();
+        t.content_slot = 1000;
+        t.pii_slot = None;
+        c.generations.push((t.tid, rows(t)));
+        m.generations.remove(&[41; 16]);
+        m.visitors
+            .get_mut(&[41 % 7; 16])
+            .unwrap()
+            .1
+            .retain(|t| *t != [41; 16]);
+        c.generations.push(([41; 16], None));
+        let second = write_merged(&dir.path().join("r2"), Some(&first), c, cache, 2).unwrap();
+        check(&second, &m);
+        let l = second.listing(&[40 % 7; 16]).unwrap();
+        let l = l.iter().find(|l| l.tid == [40; 16]).unwrap();
+        assert_eq!((l.content_slot, l.has_pii, l.count), (1000, false, 0));
+    }
+
+    /// A run written before pairs carried listings is refused as such (the
+    /// index is rebuilt from the keyring, then written anew).
+    #[test]
+    fn a_run_without_listing_rows_is_refused_as_an_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        let mut earlier = SECTIONS;
+        earlier[VISITOR_TIDS].val_len = 0;
+        let mut w = RunWriter::create(&path, &earlier).unwrap();
+        w.push(GENERATIONS, &[1; 16], Some(&[0; GEN_LEN])).unwrap();
+        w.push(VISITOR_TIDS, &[2; 32], Some(&[])).unwrap();
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        drop(w.finish(Arc::clone(&cache), 1).unwrap());
+        let e = Disk::open(&path, cache, 1).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+        assert!(
+            e.to_string().contains("before runs held listing rows"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -60,6 +60,7 @@ use blocks::BlockCache;
 use callers::Callers;
 pub(crate) use callers::{CallerHash, CallerKey};
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
+pub(crate) use disk::Listing;
 pub(crate) use manifest::{MANIFEST_FILE, Manifest, run_file_name};
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Rebuild, Sidecar, Summary};
 pub(crate) use sidecar::{file_name as sidecar_file_name, id_of as sidecar_id_of};
@@ -1176,6 +1177,23 @@ impl Index {
         Ok(Ok(live))
     }
 
+    /// Holds in memory every live generation with records in segment
+    /// `seg`'s location file (before the segment goes: a generation may
+    /// have a second copy of a record there, which its count includes), so
+    /// that its listing is worked out anew and written with the next run.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] if the file's summaries cannot be read.
+    pub(crate) fn hold_generations_in(&mut self, seg: u64) -> crate::Result<()> {
+        let Some(sidecar) = self.sidecars.get(&seg).cloned() else {
+            return Ok(());
+        };
+        for s in sidecar.summaries()? {
+            self.generation_mut(&s.tid)?;
+        }
+        Ok(())
+    }
+
     /// Segment `seg` is gone (nothing in it was live).
     pub(crate) fn segment_removed(&mut self, seg: u64) {
         self.usage.remove(&seg);
@@ -1205,12 +1223,21 @@ impl Index {
             held.push((t, self.caller_target(t.caller)? == Some(t.tid)));
         }
         let run_rows = disk::HeldRows::of(held.into_iter());
+        // Each changed generation's row and listing (its records' count
+        // and times, worked out now: from memory, or the location files).
+        let mut generations = Vec::with_capacity(self.transcripts.len());
+        for (tid, t) in &self.transcripts {
+            let rows = match t.as_deref() {
+                Some(t) => Some((
+                    disk::encode_generation(t),
+                    disk::Listing::of(t, &self.extent(t)?).encode(),
+                )),
+                None => None,
+            };
+            generations.push((*tid, rows));
+        }
         let changes = disk::Changes {
-            generations: self
-                .transcripts
-                .iter()
-                .map(|(tid, t)| (*tid, t.as_deref().map(disk::encode_generation)))
-                .collect(),
+            generations,
             visitors: self
                 .visitors
                 .iter()
@@ -1650,6 +1677,75 @@ impl Index {
             }
         }
         out.sort_by_key(|(t, e)| std::cmp::Reverse((e.last_ts(), t.tid)));
+        Ok(out)
+    }
+
+    /// What listing a visitor shows: its generations with records, newest
+    /// (latest message) first. A visitor the run holds as it is, and each
+    /// of its generations not held in memory, is read from its pairs in the
+    /// run (one range of rows: no generation row, no location file); the
+    /// others are worked out as [`Index::listing`] does.
+    ///
+    /// # Errors
+    /// As [`Index::extent`].
+    pub(crate) fn visitor_listing(&self, vid: &Vid) -> crate::Result<Vec<Listing>> {
+        let mut out = Vec::new();
+        match &self.disk {
+            Some(d)
+                if !self.visitors.contains_key(vid) && !self.visitor_deltas.contains_key(vid) =>
+            {
+                for l in d.listing(vid)? {
+                    match self.transcripts.get(&l.tid) {
+                        Some(Some(t)) => {
+                            let e = self.extent(t)?;
+                            if e.count > 0 {
+                                out.push(Listing::of(t, &e));
+                            }
+                        }
+                        Some(None) => {}
+                        None if l.count > 0 => out.push(l),
+                        None => {}
+                    }
+                }
+            }
+            _ => {
+                for (t, e) in self.listing(vid)? {
+                    out.push(Listing::of(&t, &e));
+                }
+            }
+        }
+        out.sort_by_key(|l| std::cmp::Reverse((l.ts_range.1, l.tid)));
+        Ok(out)
+    }
+
+    /// Every visitor-generation pair of the run whose listing differs from
+    /// what the generation's records add up to now, for `verify`: (its
+    /// listing in the run, as it should be). Generations held in memory
+    /// are left out (their listing is worked out, never read).
+    ///
+    /// # Errors
+    /// As [`Index::extent`].
+    pub(crate) fn stale_listings(&self) -> crate::Result<Vec<(Listing, Option<Listing>)>> {
+        let Some(d) = &self.disk else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for row in d.listings() {
+            let (vid, l) = row?;
+            if self.transcripts.contains_key(&l.tid)
+                || self.visitors.contains_key(&vid)
+                || self.visitor_deltas.contains_key(&vid)
+            {
+                continue;
+            }
+            let now = match self.transcript(&l.tid)? {
+                Some(t) => Some(Listing::of(&t, &self.extent(&t)?)),
+                None => None,
+            };
+            if now != Some(l) {
+                out.push((l, now));
+            }
+        }
         Ok(out)
     }
 

@@ -33,10 +33,10 @@ pub(crate) struct TranscriptKeys {
 }
 
 /// The index named slots of `t` that hold another generation's (a bug).
-fn wrong_slots(t: &TranscriptEntry) -> Error {
+fn wrong_slots(tid: &Tid) -> Error {
     Error::Internal(format!(
         "the index names keyring slots that hold another transcript's keys (generation {})",
-        crate::ids::hex(&t.tid)
+        crate::ids::hex(tid)
     ))
 }
 
@@ -91,18 +91,24 @@ impl KeyCache {
     /// # Errors
     /// As [`KeyCache::get`].
     pub(crate) fn caller_id(&self, t: &TranscriptEntry) -> Result<Arc<str>> {
-        if let Some(k) = self.keys.read().get(&t.tid) {
+        self.caller_id_at(&t.tid, t.content_slot)
+    }
+
+    /// The caller id of generation `tid`, whose transcript slot is
+    /// `content_slot` (a listing's: it has no whole entry).
+    pub(crate) fn caller_id_at(&self, tid: &Tid, content_slot: u32) -> Result<Arc<str>> {
+        if let Some(k) = self.keys.read().get(tid) {
             return Ok(Arc::clone(&k.caller_id));
         }
-        if let Some(id) = self.ids.read().get(&t.tid) {
+        if let Some(id) = self.ids.read().get(tid) {
             return Ok(Arc::clone(id));
         }
         // Only the transcript slot (its key is wiped as it is dropped).
-        let id: Arc<str> = match self.source()?.read(t.content_slot)? {
-            Some(Slot::Transcript(s)) if s.tid == t.tid => Arc::from(s.caller_id),
-            _ => return Err(wrong_slots(t)),
+        let id: Arc<str> = match self.source()?.read(content_slot)? {
+            Some(Slot::Transcript(s)) if s.tid == *tid => Arc::from(s.caller_id),
+            _ => return Err(wrong_slots(tid)),
         };
-        crate::ids::insert_bounded(&mut self.ids.write(), self.capacity, t.tid, Arc::clone(&id));
+        crate::ids::insert_bounded(&mut self.ids.write(), self.capacity, *tid, Arc::clone(&id));
         Ok(id)
     }
 
@@ -119,7 +125,7 @@ impl KeyCache {
 
     fn load(&self, t: &TranscriptEntry) -> Result<TranscriptKeys> {
         let source = self.source()?;
-        let wrong = || wrong_slots(t);
+        let wrong = || wrong_slots(&t.tid);
         let (content, caller_id) = match source.read(t.content_slot)? {
             Some(Slot::Transcript(s)) if s.tid == t.tid => (s.content_key, Arc::from(s.caller_id)),
             _ => return Err(wrong()),

@@ -399,6 +399,7 @@ impl Engine {
         let mut segs = inner.segments.write();
         crate::failpoint::check("compact.rename").at(path)?;
         if moved.is_empty() {
+            index.hold_generations_in(id)?;
             std::fs::remove_file(path).at(path)?;
             crate::fsutil::sync_dir(&inner.dir)?;
             // Its location file goes too (one left by a crash here is

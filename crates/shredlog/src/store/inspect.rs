@@ -118,6 +118,30 @@ impl Store {
                     }
                 }
             }
+            // Every listing row of the run says what its generation's
+            // records add up to (listing reads them instead).
+            match index.stale_listings() {
+                Ok(stale) => {
+                    let run = index
+                        .run_path()
+                        .map_or_else(String::new, |p| p.display().to_string());
+                    for (l, now) in stale {
+                        let said = |l: &crate::index::Listing| {
+                            format!(
+                                "{} records from {} to {}",
+                                l.count, l.ts_range.0, l.ts_range.1
+                            )
+                        };
+                        problems.push(format!(
+                            "{run}: the listing row of generation {} says {}, its records {}; the index run is derived data: remove index.manifest and open the store writable to rebuild it",
+                            crate::ids::hex(&l.tid),
+                            said(&l),
+                            now.map_or_else(|| "are gone".to_owned(), |n| format!("say {}", said(&n)))
+                        ));
+                    }
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
             let mut entries = IdMap::default();
             for t in index.transcripts() {
                 let t = match t {

@@ -27,7 +27,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::ids::hex;
-use crate::index::{CallerKey, Extent, Index, TranscriptEntry};
+use crate::index::{CallerKey, Index};
 use crate::keyring::{DirectoryReader, KeyCache, Keyring};
 use crate::message::Timestamp;
 use crate::pii::Detector;
@@ -222,16 +222,16 @@ pub struct TranscriptInfo {
 }
 
 impl TranscriptInfo {
-    pub(crate) fn of(t: &TranscriptEntry, e: &Extent, id: &str) -> Option<TranscriptInfo> {
-        let (first, last) = e.ts_range?;
-        Some(TranscriptInfo {
+    /// A listing's transcript (it has records).
+    pub(crate) fn listed(l: &crate::index::Listing, id: &str) -> TranscriptInfo {
+        TranscriptInfo {
             id: id.to_owned(),
-            first: Timestamp::from_unix_millis(first),
-            last: Timestamp::from_unix_millis(last),
-            messages: e.count as usize,
-            redacted: !t.has_pii(),
-            rules_version: t.rules_version,
-        })
+            first: Timestamp::from_unix_millis(l.ts_range.0),
+            last: Timestamp::from_unix_millis(l.ts_range.1),
+            messages: l.count as usize,
+            redacted: !l.has_pii,
+            rules_version: l.rules_version,
+        }
     }
 }
 

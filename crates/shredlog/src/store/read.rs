@@ -90,16 +90,14 @@ impl Store {
         };
         self.check_not_restricted(&vid)?;
         let mut out = Vec::new();
-        for (t, e) in index.listing(&vid)? {
-            let Some((first, last)) = e.ts_range else {
-                continue;
-            };
+        for l in index.visitor_listing(&vid)? {
+            let (first, last) = l.ts_range;
             if from.is_some_and(|f| last < f) || to.is_some_and(|to| first > to) {
                 continue;
             }
             // The id is in the generation's slot (the index has its hash).
-            let id = self.engine.keys.caller_id(&t)?;
-            out.extend(TranscriptInfo::of(&t, &e, &id));
+            let id = self.engine.keys.caller_id_at(&l.tid, l.content_slot)?;
+            out.push(TranscriptInfo::listed(&l, &id));
         }
         Ok(out)
     }
