@@ -52,12 +52,35 @@ impl Store {
             let segs = self.segments_for(&records);
             (entry, segs, keys, records)
         };
+        // Records close together in a segment (a conversation written
+        // while few others were) are read with one positioned read.
+        // Per record: the span read that holds it, and where.
+        let mut buffers: Vec<Vec<u8>> = Vec::new();
+        let mut at: Vec<Option<(usize, usize)>> = vec![None; records.len()];
+        for span in spans(&records) {
+            let seg = segs
+                .get(&span.seg)
+                .ok_or_else(|| Error::corrupt(&self.engine.dir, span.seg, "segment missing"))?;
+            // A span that cannot be read whole is read a record at a time,
+            // so that an error names the record's own offset.
+            let Ok(whole) = seg.read(span.off, span.len) else {
+                continue;
+            };
+            for &i in &span.records {
+                at[i] = Some((buffers.len(), (records[i].loc.off - span.off) as usize));
+            }
+            buffers.push(whole.into_owned());
+        }
         let mut out = Vec::with_capacity(records.len());
-        for r in &records {
+        for (r, at) in records.iter().zip(at) {
             let seg = segs
                 .get(&r.loc.seg)
                 .ok_or_else(|| Error::corrupt(&self.engine.dir, r.loc.seg, "segment missing"))?;
-            out.push(read_message(seg, r, &entry, &keys)?);
+            let frame = at.and_then(|(b, at)| buffers.get(b)?.get(at..at + r.loc.len as usize));
+            out.push(match frame {
+                Some(frame) => open_record(seg.path(), frame, r, &entry, &keys)?,
+                None => read_message(seg, r, &entry, &keys)?,
+            });
         }
         Ok(out)
     }
@@ -114,6 +137,50 @@ pub(crate) struct MessageFacts {
     pub file_sha256: Option<[u8; 32]>,
 }
 
+/// Records further apart than this in a segment are read apart.
+const SPAN_GAP: u64 = 8 << 10;
+/// The most one read of several records takes.
+const SPAN_MAX: u64 = 256 << 10;
+
+/// Records of one segment read with one positioned read.
+struct Span {
+    seg: u64,
+    off: u64,
+    len: usize,
+    /// Their positions in the records given to [`spans`].
+    records: Vec<usize>,
+}
+
+/// `records` grouped into spans: in offset order per segment, a record
+/// joins the span before it when less than [`SPAN_GAP`] bytes lie between
+/// them and the span stays within [`SPAN_MAX`] bytes.
+fn spans(records: &[RecordRef]) -> Vec<Span> {
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_unstable_by_key(|&i| (records[i].loc.seg, records[i].loc.off));
+    let mut out: Vec<Span> = Vec::new();
+    for i in order {
+        let loc = records[i].loc;
+        let end = loc.off + u64::from(loc.len);
+        if let Some(s) = out.last_mut()
+            && s.seg == loc.seg
+            && loc.off >= s.off + s.len as u64
+            && loc.off - (s.off + s.len as u64) < SPAN_GAP
+            && end - s.off <= SPAN_MAX
+        {
+            s.len = (end - s.off) as usize;
+            s.records.push(i);
+            continue;
+        }
+        out.push(Span {
+            seg: loc.seg,
+            off: loc.off,
+            len: loc.len as usize,
+            records: vec![i],
+        });
+    }
+    out
+}
+
 /// Reads, authenticates and joins one record.
 pub(crate) fn read_message(
     seg: &Segment,
@@ -121,8 +188,19 @@ pub(crate) fn read_message(
     t: &TranscriptEntry,
     keys: &TranscriptKeys,
 ) -> Result<(Message, MessageFacts)> {
-    let path = seg.path();
     let bytes = seg.read(r.loc.off, r.loc.len as usize)?;
+    open_record(seg.path(), &bytes, r, t, keys)
+}
+
+/// Authenticates and joins record `r`, whose frame is `bytes` (read from
+/// the segment file at `path`).
+fn open_record(
+    path: &std::path::Path,
+    bytes: &[u8],
+    r: &RecordRef,
+    t: &TranscriptEntry,
+    keys: &TranscriptKeys,
+) -> Result<(Message, MessageFacts)> {
     let corrupt = |why: &str| Error::corrupt(path, r.loc.off, why.to_owned());
     let caller_id: &str = &keys.caller_id;
     let keys = MessageKeys {
@@ -130,7 +208,7 @@ pub(crate) fn read_message(
         pii: keys.pii.as_ref().filter(|_| t.has_pii()),
     };
     let (opened, size) =
-        record::open_message(&bytes, keys).map_err(|e: OpenError| corrupt(&e.describe()))?;
+        record::open_message(bytes, keys).map_err(|e: OpenError| corrupt(&e.describe()))?;
     let h = &opened.header;
     if size != r.loc.len as usize || h.tid != t.tid || h.seq != r.seq {
         return Err(corrupt("record is not the one the index expects"));
@@ -169,4 +247,72 @@ pub(crate) fn read_message(
         file_sha256: split::file_sha256(&content, pii.as_ref()),
     };
     Ok((msg, facts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Loc;
+
+    fn rec(seq: u32, seg: u64, off: u64, len: u32) -> RecordRef {
+        RecordRef {
+            seq,
+            ts: 0,
+            loc: Loc { seg, off, len },
+            pii_len: 0,
+        }
+    }
+
+    #[test]
+    fn records_close_together_share_a_read_and_others_do_not() {
+        let records = [
+            rec(0, 1, 100, 50),
+            rec(1, 1, 150, 50),
+            // A gap just under SPAN_GAP joins; one of SPAN_GAP does not.
+            rec(2, 1, 200 + SPAN_GAP - 1, 10),
+            rec(3, 1, 200 + SPAN_GAP - 1 + 10 + SPAN_GAP, 10),
+            // Another segment, given out of order.
+            rec(5, 2, 64, 8),
+            rec(4, 2, 32, 32),
+        ];
+        let got: Vec<(u64, u64, usize, Vec<usize>)> = spans(&records)
+            .into_iter()
+            .map(|s| (s.seg, s.off, s.len, s.records))
+            .collect();
+        let third = 200 + SPAN_GAP - 1 + 10 + SPAN_GAP;
+        assert_eq!(
+            got,
+            vec![
+                (
+                    1,
+                    100,
+                    (200 + SPAN_GAP - 1 + 10 - 100) as usize,
+                    vec![0, 1, 2]
+                ),
+                (1, third, 10, vec![3]),
+                (2, 32, 40, vec![5, 4]),
+            ]
+        );
+        // Every record is inside its span.
+        for s in spans(&records) {
+            for i in s.records {
+                let l = records[i].loc;
+                assert!(l.off >= s.off && l.off + u64::from(l.len) <= s.off + s.len as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn a_span_stays_within_its_limit() {
+        let records: Vec<RecordRef> = (0..100u32)
+            .map(|i| rec(i, 1, u64::from(i) * 10_000, 10_000))
+            .collect();
+        let spans = spans(&records);
+        assert!(spans.iter().all(|s| s.len as u64 <= SPAN_MAX));
+        assert_eq!(
+            spans.len(),
+            (100 * 10_000u64).div_ceil(SPAN_MAX - SPAN_MAX % 10_000) as usize
+        );
+        assert_eq!(spans.iter().map(|s| s.records.len()).sum::<usize>(), 100);
+    }
 }
