@@ -189,6 +189,16 @@ pub(crate) fn random_array<const N: usize>() -> Result<[u8; N]> {
 
 #[cfg(test)]
 mod tests {
+    /// Each seal and open expands the key into a cipher on the stack; the
+    /// `zeroize` feature of `aes` (with those of `ghash` and `polyval` for
+    /// the GHASH key, which have no marker trait to check) wipes it when the
+    /// cipher is dropped. Without the feature this does not compile.
+    #[test]
+    fn the_expanded_key_is_wiped_when_the_cipher_is_dropped() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<aes::Aes256>();
+    }
+
     use super::*;
 
     #[test]
