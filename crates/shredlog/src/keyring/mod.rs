@@ -571,7 +571,7 @@ impl Keyring {
         }
         // No larger than what is left to read (a buffer is wiped whole).
         let left = u64::from(count.saturating_sub(start)) * unit as u64;
-        let mut buf = Zeroizing::new(vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))]);
+        let mut buf = ReadBuf::new(CHUNK.min(usize::try_from(left).unwrap_or(CHUNK)));
         while start < count {
             if skip_table && tables.table.contains(start) {
                 start = tables.table.end();
@@ -581,13 +581,18 @@ impl Keyring {
             if skip_table && start < tables.table.start && !tables.table.is_none() {
                 n = n.min(tables.table.start - start);
             }
-            let chunk = self.read_units(&mut buf, start, n)?;
+            // A read that fails part way may have filled any of the chunk.
+            let before = buf.dirty;
+            buf.dirty = buf.dirty.max(n as usize * unit);
+            let chunk = self.read_units(&mut buf.bytes, start, n)?;
+            let held = zero_tail(chunk, unit);
+            buf.dirty = before.max(held as usize * unit);
             let mut next = start + n;
             // The chunk's trailing zero cells (a grown keyring's tail) are
             // free cells, taken at once instead of one by one; zeros hold
             // no slot, nor part of one (a slot's later cells are marked).
             let zeros = if self.layout == Layout::Cells {
-                let z = start + zero_tail(chunk, unit);
+                let z = start + held;
                 let overlaps = |r: &table::Region| !r.is_none() && r.start < next && z < r.end();
                 (z < next && !overlaps(&tables.table) && !overlaps(&tables.retire)).then_some(z)
             } else {
@@ -1737,12 +1742,49 @@ fn scan_slots(
 /// How many of `bytes`' units (of `unit` bytes) come before its trailing
 /// all-zero ones.
 fn zero_tail(bytes: &[u8], unit: usize) -> u32 {
-    let zero = |u: &[u8]| u.chunks_exact(8).all(|w| w == [0u8; 8]);
+    // An OR of every byte (no early exit) compiles to vector instructions.
+    let zero = |u: &[u8]| u.iter().fold(0u8, |a, &b| a | b) == 0;
     let used = bytes
         .chunks_exact(unit)
         .rposition(|u| !zero(u))
         .map_or(0, |i| i + 1);
     u32::try_from(used).unwrap_or(u32::MAX)
+}
+
+/// The buffer open reads the keyring into, a chunk at a time: wiped when
+/// dropped, but only as far as any chunk held other bytes than zeros (a
+/// keyring's tail is up to a MiB of zeros, and a wipe writes each byte
+/// with a volatile store).
+struct ReadBuf {
+    bytes: Vec<u8>,
+    /// Bytes from the start that held anything but zeros.
+    dirty: usize,
+}
+
+impl ReadBuf {
+    fn new(len: usize) -> ReadBuf {
+        ReadBuf {
+            bytes: vec![0u8; len],
+            dirty: 0,
+        }
+    }
+}
+
+impl ReadBuf {
+    /// Zeroes the bytes that held anything.
+    fn wipe(&mut self) {
+        let dirty = self.dirty.min(self.bytes.len());
+        if let Some(b) = self.bytes.get_mut(..dirty) {
+            zeroize::Zeroize::zeroize(b);
+        }
+        self.dirty = 0;
+    }
+}
+
+impl Drop for ReadBuf {
+    fn drop(&mut self) {
+        self.wipe();
+    }
 }
 
 /// Decodes the slot at `index` from `bytes` (that unit to the end of its
@@ -1955,6 +1997,26 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn zero_tail_counts_units_up_to_the_last_that_holds_anything() {
+        let mut b = vec![0u8; 64 * 8];
+        assert_eq!(super::zero_tail(&b, 64), 0);
+        b[64 * 2 + 63] = 1;
+        assert_eq!(super::zero_tail(&b, 64), 3);
+        b[64 * 7] = 9;
+        assert_eq!(super::zero_tail(&b, 64), 8);
+    }
+
+    #[test]
+    fn a_read_buffer_wipes_what_it_held() {
+        let mut r = super::ReadBuf::new(1024);
+        r.bytes.iter_mut().for_each(|b| *b = 0xAB);
+        r.dirty = 1000;
+        r.wipe();
+        assert!(r.bytes[..1000].iter().all(|&b| b == 0));
+        // Past `dirty` only zeros were ever read: left as they are.
+        assert!(r.bytes[1000..].iter().all(|&b| b == 0xAB));
+    }
     use super::*;
 
     /// Cells added by the first growth.
