@@ -163,10 +163,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         emails.len()
     );
     println!(
-        "open: {open_ms:.1} ms (opens before: {:?} ms, median {:.1})",
+        "open: {open_ms:.2} ms (opens before: {:?} ms, median {:.3})",
         times
             .iter()
-            .map(|t| (t * 10.0).round() / 10.0)
+            .map(|t| (t * 100.0).round() / 100.0)
             .collect::<Vec<_>>(),
         times.get(times.len() / 2).copied().unwrap_or(open_ms)
     );
