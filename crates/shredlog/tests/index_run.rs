@@ -56,7 +56,11 @@ fn answers(store: &Store, visitors: u64, transcripts: u64) -> String {
         let email = visitor(v).email;
         let listed = store
             .transcripts_by_email(&email, None, None)
-            .map(|l| l.into_iter().map(|i| i.id).collect::<Vec<_>>())
+            .map(|l| {
+                l.into_iter()
+                    .map(|i| (i.id, i.messages, i.first, i.last, i.redacted))
+                    .collect::<Vec<_>>()
+            })
             .map_err(|e| e.to_string());
         out += &format!("{email}: {listed:?}\n");
     }

@@ -139,14 +139,23 @@ fn run(ops: Vec<Op>) {
             Op::List { v } => {
                 let email =
                     common::visitor(u64::from(v) + 10 * u64::from(visitor_gen[v as usize])).email;
-                let mut got: Vec<String> = s
+                // Each transcript with its message count and time range
+                // (a listing reads them from the index's run).
+                let mut got: Vec<(String, usize, i64, i64)> = s
                     .transcripts_by_email(&email, None, None)
                     .unwrap()
                     .into_iter()
-                    .map(|t| t.id)
+                    .map(|t| {
+                        (
+                            t.id,
+                            t.messages,
+                            t.first.unix_millis(),
+                            t.last.unix_millis(),
+                        )
+                    })
                     .collect();
                 got.sort();
-                let mut want: Vec<String> = model
+                let mut want: Vec<(String, usize, i64, i64)> = model
                     .iter()
                     .filter(|(t, m)| {
                         **t % 3 == v
@@ -154,7 +163,15 @@ fn run(ops: Vec<Op>) {
                             && !m.redacted
                             && m.generation == visitor_gen[v as usize]
                     })
-                    .map(|(t, _)| format!("t-{t}"))
+                    .map(|(t, m)| {
+                        let ts = m.messages.iter().map(|x| x.ts.unix_millis());
+                        (
+                            format!("t-{t}"),
+                            m.messages.len(),
+                            ts.clone().min().unwrap_or(0),
+                            ts.max().unwrap_or(0),
+                        )
+                    })
                     .collect();
                 want.sort();
                 assert_eq!(got, want);
