@@ -581,12 +581,9 @@ impl Keyring {
             if skip_table && start < tables.table.start && !tables.table.is_none() {
                 n = n.min(tables.table.start - start);
             }
-            // A read that fails part way may have filled any of the chunk.
-            let before = buf.dirty;
-            buf.dirty = buf.dirty.max(n as usize * unit);
-            let chunk = self.read_units(&mut buf.bytes, start, n)?;
-            let held = zero_tail(chunk, unit);
-            buf.dirty = before.max(held as usize * unit);
+            let (chunk, held) = buf.fill(n as usize * unit, unit, |b| {
+                self.read_units(b, start, n).map(|_| ())
+            })?;
             let mut next = start + n;
             // The chunk's trailing zero cells (a grown keyring's tail) are
             // free cells, taken at once instead of one by one; zeros hold
@@ -1771,6 +1768,28 @@ impl ReadBuf {
 }
 
 impl ReadBuf {
+    /// Fills its first `len` bytes with `fill`, and returns them with the
+    /// number of `unit`-byte units up to the last that is not zeros. What
+    /// it must wipe grows to those units, or to all `len` bytes when `fill`
+    /// fails (a read that fails part way may have filled any of them).
+    fn fill(
+        &mut self,
+        len: usize,
+        unit: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<(&mut [u8], u32)> {
+        let before = self.dirty;
+        let bytes = self
+            .bytes
+            .get_mut(..len)
+            .ok_or_else(|| Error::Internal("keyring read buffer too small".into()))?;
+        self.dirty = before.max(len);
+        fill(bytes)?;
+        let held = zero_tail(bytes, unit);
+        self.dirty = before.max(held as usize * unit);
+        Ok((bytes, held))
+    }
+
     /// Zeroes the bytes that held anything.
     fn wipe(&mut self) {
         let dirty = self.dirty.min(self.bytes.len());
@@ -2005,6 +2024,39 @@ mod tests {
         assert_eq!(super::zero_tail(&b, 64), 3);
         b[64 * 7] = 9;
         assert_eq!(super::zero_tail(&b, 64), 8);
+    }
+
+    #[test]
+    fn a_read_buffer_counts_what_each_fill_left_in_it() {
+        let mut r = super::ReadBuf::new(64 * 8);
+        // Zeros only: nothing to wipe.
+        let (_, held) = r
+            .fill(64 * 8, 64, |b| {
+                b.fill(0);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((held, r.dirty), (0, 0));
+        // Data in the third unit: the first three are to be wiped.
+        r.fill(64 * 8, 64, |b| {
+            b[64 * 2 + 5] = 7;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(r.dirty, 64 * 3);
+        // A shorter fill of zeros leaves the earlier bytes counted.
+        r.fill(64, 64, |b| {
+            b.fill(0);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(r.dirty, 64 * 3);
+        // A fill that fails counts all it was given.
+        let failed = r.fill(64 * 5, 64, |_| Err(crate::Error::Internal("cut".into())));
+        assert!(failed.is_err());
+        assert_eq!(r.dirty, 64 * 5);
+        r.wipe();
+        assert!(r.bytes.iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -51,15 +51,12 @@ impl Store {
         }
         let mut out = Vec::with_capacity(left.len());
         for (seq, (transcripts, keys)) in left {
-            let (op, intent) = destroyed
+            let logged = destroyed
                 .entry(seq)
                 .cloned()
                 .ok_or_else(|| Error::Internal(format!("audit entry {seq} destroys nothing")))?;
-            let original = log
-                .iter()
-                .find(|e| e.seq == seq)
-                .map_or_else(String::new, |e| e.subject.clone());
-            let mut e = super::entry("reapply", original, reference, Some(intent.clone()));
+            let (op, intent) = (logged.op, logged.intent);
+            let mut e = super::entry("reapply", logged.subject, reference, Some(intent.clone()));
             e.transcripts = transcripts;
             e.keys_destroyed = keys;
             e.detail = Some(format!("entry:{seq},op:{op}"));

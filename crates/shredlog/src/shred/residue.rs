@@ -45,13 +45,21 @@ pub(crate) struct Residue {
     pub slots: Vec<u32>,
 }
 
+/// A key-destroying entry of the log, as `reapply` carries it out again.
+#[derive(Clone, Debug)]
+pub(crate) struct Logged {
+    pub op: String,
+    pub subject: String,
+    pub intent: Intent,
+}
+
 /// Every visitor and generation whose keys the log's entries destroyed.
 #[derive(Debug, Default)]
 pub(crate) struct Destroyed {
     visitors: HashMap<Vid, Cover>,
     generations: HashMap<Tid, Cover>,
-    /// The key-destroying entries, by sequence number: (op, intent).
-    entries: HashMap<u64, (String, Intent)>,
+    /// The key-destroying entries, by sequence number.
+    entries: HashMap<u64, Logged>,
 }
 
 /// Keeps the cover that leaves less (the earlier of two alike).
@@ -96,7 +104,14 @@ impl Destroyed {
                 }
                 Intent::Hold { .. } | Intent::Restriction { .. } => continue,
             }
-            d.entries.insert(e.seq, (e.op.clone(), intent));
+            d.entries.insert(
+                e.seq,
+                Logged {
+                    op: e.op.clone(),
+                    subject: e.subject.clone(),
+                    intent,
+                },
+            );
         }
         d
     }
@@ -123,8 +138,8 @@ impl Destroyed {
         })
     }
 
-    /// The operation and intent of key-destroying entry `seq`.
-    pub(crate) fn entry(&self, seq: u64) -> Option<&(String, Intent)> {
+    /// Key-destroying entry `seq`.
+    pub(crate) fn entry(&self, seq: u64) -> Option<&Logged> {
         self.entries.get(&seq)
     }
 }
@@ -196,7 +211,7 @@ mod tests {
         // else's are not covered.
         assert_eq!(slots(&generation(7, 8, true)), None);
         assert_eq!(slots(&generation(30, 9, true)), None);
-        assert_eq!(d.entry(6).map(|e| e.0.as_str()), Some("rewrite"));
+        assert_eq!(d.entry(6).map(|e| e.op.as_str()), Some("rewrite"));
         assert!(d.entry(7).is_none(), "a restriction destroys nothing");
     }
 

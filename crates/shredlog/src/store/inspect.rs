@@ -458,7 +458,7 @@ pub struct VerifyReport {
 /// The problem of keys the audit log says were destroyed and that are
 /// still there.
 fn residue_problem(keyring: &std::path::Path, destroyed: &Destroyed, r: &Residue) -> String {
-    let op = destroyed.entry(r.seq).map_or("?", |e| e.0.as_str());
+    let op = destroyed.entry(r.seq).map_or("?", |e| e.op.as_str());
     let slots: Vec<String> = r.slots.iter().map(u32::to_string).collect();
     format!(
         "{}: keyring slot(s) {} still hold keys of transcript generation {} (visitor {}) that audit entry {} ({op}) destroyed; `shredlog reapply` destroys them again",
