@@ -300,8 +300,10 @@ fn checkpoint_transcripts(dir: &Path) -> u32 {
 }
 
 #[test]
-fn close_seals_an_active_segment_of_a_mib_or_more_and_keeps_a_small_one() {
+fn close_seals_an_active_segment_of_256_kib_or_more_and_keeps_a_small_one() {
     let dir = tempfile::tempdir().unwrap();
+    let seg1 = dir.path().join("000000000001.seg");
+    let seg1_len = || std::fs::metadata(&seg1).unwrap().len();
     // A little: the segment stays active, its records in the checkpoint.
     let store = Store::open(dir.path(), Options::default()).unwrap();
     let mut all = populate(&store, 3, 6, 5);
@@ -310,35 +312,43 @@ fn close_seals_an_active_segment_of_a_mib_or_more_and_keeps_a_small_one() {
     assert!(idx_files(dir.path()).is_empty());
     assert_eq!(checkpoint_transcripts(dir.path()), 6);
 
-    // Enough to pass a MiB: close seals the segment and starts the next.
-    let store = Store::open(dir.path(), Options::default()).unwrap();
+    // Sessions that each add a little: every close below 256 KiB keeps the
+    // segment active; the first close at 256 KiB or more seals it (a roll:
+    // its location file, the next segment started).
     let mut t = 6;
-    while std::fs::metadata(dir.path().join("000000000001.seg"))
-        .unwrap()
-        .len()
-        < 3 << 20
-    {
-        let id = format!("big-{t}");
-        let batch: Vec<Message> = (0..20)
-            .map(|i| common::message(t % 40, &id, i, 1_700_000_000_000 + (t * 100 + i) as i64))
-            .collect();
-        store.append_batch(&batch).unwrap();
-        all.extend(batch);
-        t += 1;
+    let mut kept = Vec::new();
+    loop {
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        for _ in 0..5 {
+            let id = format!("big-{t}");
+            let batch: Vec<Message> = (0..20)
+                .map(|i| common::message(t % 40, &id, i, 1_700_000_000_000 + (t * 100 + i) as i64))
+                .collect();
+            store.append_batch(&batch).unwrap();
+            all.extend(batch);
+            t += 1;
+        }
+        store.close().unwrap();
+        if seg_count(dir.path()) > 1 {
+            break;
+        }
+        let len = seg1_len();
+        assert!(len < 256 << 10, "a segment of {len} bytes was kept active");
+        assert!(idx_files(dir.path()).is_empty());
+        kept.push(len);
     }
-    store.close().unwrap();
+    assert!(
+        kept.len() >= 3 && kept.last().is_some_and(|&l| l > 200 << 10),
+        "the sessions before the seal: {kept:?}"
+    );
+    assert!(seg1_len() >= 256 << 10);
     assert_eq!(seg_count(dir.path()), 2);
     assert_eq!(
         idx_files(dir.path()).len(),
         1,
         "the sealed segment's location file"
     );
-    assert!(
-        std::fs::metadata(dir.path().join("000000000001.seg"))
-            .unwrap()
-            .len()
-            >= 1 << 20
-    );
+    assert!(seg1_len() >= 256 << 10);
     assert_eq!(
         std::fs::metadata(dir.path().join("000000000002.seg"))
             .unwrap()
