@@ -483,7 +483,14 @@ pub(super) fn write_merged(
 
     // Visitors' generations: a changed visitor's pairs replace the run's.
     let mut pairs: Vec<[u8; 32]> = Vec::new();
-    let changed_vids: Vec<Vid> = changes.visitors.iter().map(|(v, _)| *v).collect();
+    // Looked up once per row of the run's section: hashed, not searched.
+    let changed_vids: crate::ids::IdSet = changes.visitors.iter().map(|(v, _)| *v).collect();
+    let changed_generations: crate::ids::IdMap<usize> = changes
+        .generations
+        .iter()
+        .enumerate()
+        .map(|(i, (tid, _))| (*tid, i))
+        .collect();
     let whole = changes
         .visitors
         .iter()
@@ -503,7 +510,7 @@ pub(super) fn write_merged(
         // the generation changed (none when it is gone), else the run's.
         let listing_of = |pair: &[u8], kept: Option<&[u8]>| -> Result<Option<Vec<u8>>> {
             let tid: Tid = word(pair, 16);
-            if let Ok(i) = changes.generations.binary_search_by_key(&tid, |(t, _)| *t) {
+            if let Some(&i) = changed_generations.get(&tid) {
                 return Ok(changes.generations[i].1.map(|(_, l)| l.to_vec()));
             }
             if let Some(v) = kept {
@@ -523,7 +530,7 @@ pub(super) fn write_merged(
         let mut fresh = pairs.into_iter().peekable();
         if let Some(old) = old {
             old.run.scan(VISITOR_TIDS, &[0; 32], |k, v| {
-                if changed_vids.binary_search(&id(k)).is_ok() {
+                if changed_vids.contains(&id(k)) {
                     return Ok(());
                 }
                 while let Some(f) = fresh.next_if(|f| f.as_slice() < k) {
