@@ -86,21 +86,6 @@ impl Key {
         Ok((nonce, ct))
     }
 
-    /// Encrypts `buf` in place and returns the tag that follows it (the same
-    /// bytes as [`Key::seal_with`] returns, without a second buffer).
-    pub(crate) fn seal_in_place(
-        &self,
-        nonce: [u8; NONCE_LEN],
-        aad: &[u8],
-        buf: &mut [u8],
-    ) -> Result<[u8; TAG_LEN]> {
-        let cipher = Aes256Gcm::new((&self.0).into());
-        let tag = cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, buf)
-            .map_err(|_| Error::Limit("payload too large to seal".into()))?;
-        Ok(tag.into())
-    }
-
     /// Decrypts and authenticates; `None` when the tag does not match (wrong key,
     /// wrong context, or altered bytes).
     pub(crate) fn open(
@@ -109,8 +94,46 @@ impl Key {
         aad: &[u8],
         ciphertext: &[u8],
     ) -> Option<Vec<u8>> {
-        let cipher = Aes256Gcm::new((&self.0).into());
-        cipher
+        self.cipher().open(nonce, aad, ciphertext)
+    }
+
+    /// The key made ready to seal and open many payloads in a row (its
+    /// AES round keys and GHASH key worked out once).
+    pub(crate) fn cipher(&self) -> Cipher {
+        Cipher(Aes256Gcm::new((&self.0).into()))
+    }
+}
+
+/// A [`Key`] made ready for AES-256-GCM: the expanded round keys and the
+/// GHASH key, which the `zeroize` features of `aes` and `ghash` wipe when it
+/// is dropped. Made once for the records of one transcript that are opened
+/// together, instead of once a record.
+pub(crate) struct Cipher(Aes256Gcm);
+
+impl Cipher {
+    /// Encrypts `buf` in place and returns the tag that follows it (the same
+    /// bytes as [`Key::seal_with`] returns, without a second buffer).
+    pub(crate) fn seal_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, buf)
+            .map_err(|_| Error::Limit("payload too large to seal".into()))?;
+        Ok(tag.into())
+    }
+
+    /// As [`Key::open`].
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Option<Vec<u8>> {
+        self.0
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {

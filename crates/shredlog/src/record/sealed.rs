@@ -10,14 +10,23 @@ use super::{
     RecordHeader, Tid, Vid, aad, begin_frame, decode, seal_frame,
 };
 use crate::error::{Error, Result};
-use crate::seal::{Key, Nonces, TAG_LEN};
+use crate::seal::{Cipher, Key, Nonces, TAG_LEN};
 
-/// The keys of a message's transcript. `pii` is `None` once the PII key is
-/// destroyed (or for a transcript written without one).
-#[derive(Clone, Copy)]
-pub(crate) struct MessageKeys<'a> {
-    pub content: &'a Key,
-    pub pii: Option<&'a Key>,
+/// The keys of a message's transcript, made ready to seal and open (once
+/// for all the records of a transcript read together). `pii` is `None` once
+/// the PII key is destroyed (or for a transcript written without one).
+pub(crate) struct MessageKeys {
+    pub content: Cipher,
+    pub pii: Option<Cipher>,
+}
+
+impl MessageKeys {
+    pub(crate) fn new(content: &Key, pii: Option<&Key>) -> MessageKeys {
+        MessageKeys {
+            content: content.cipher(),
+            pii: pii.map(Key::cipher),
+        }
+    }
 }
 
 /// Where a message goes: its transcript generation, visitor, position, time,
@@ -49,7 +58,7 @@ pub(crate) struct Sealed {
 /// has no PII key; [`Error::Limit`] for a part too large to seal.
 pub(crate) fn seal_message(
     place: &Placement,
-    keys: MessageKeys<'_>,
+    keys: &MessageKeys,
     content: &[u8],
     pii: Option<&[u8]>,
     nonces: &mut Nonces,
@@ -91,7 +100,7 @@ pub(crate) fn seal_message(
     // Each plaintext is copied once, into the frame, and encrypted there.
     let parts = header.content_len as usize + header.pii_len as usize;
     let start = begin_frame(&header, parts, out);
-    let mut seal_part = |key: &Key, nonce, aad: &[u8], plain: &[u8]| -> Result<()> {
+    let mut seal_part = |key: &Cipher, nonce, aad: &[u8], plain: &[u8]| -> Result<()> {
         let at = out.len();
         out.extend_from_slice(plain);
         match key.seal_in_place(nonce, aad, out.get_mut(at..).unwrap_or_default()) {
@@ -108,12 +117,12 @@ pub(crate) fn seal_message(
         }
     };
     seal_part(
-        keys.content,
+        &keys.content,
         header.content_nonce,
         content_aad.as_ref(),
         content,
     )?;
-    if let (Some(pii), Some(key), Some(pii_aad)) = (pii, keys.pii, pii_aad) {
+    if let (Some(pii), Some(key), Some(pii_aad)) = (pii, &keys.pii, pii_aad) {
         seal_part(key, header.pii_nonce, pii_aad.as_ref(), pii)?;
     }
     seal_frame(out, start);
@@ -164,10 +173,7 @@ impl OpenError {
 }
 
 /// Decodes the frame at the start of `frame` and opens its parts.
-pub(crate) fn open_message(
-    frame: &[u8],
-    keys: MessageKeys<'_>,
-) -> Result<(Opened, usize), OpenError> {
+pub(crate) fn open_message(frame: &[u8], keys: &MessageKeys) -> Result<(Opened, usize), OpenError> {
     let (rec, size) = decode(frame).map_err(OpenError::Decode)?;
     let h = rec.header;
     let content = Zeroizing::new(
@@ -175,7 +181,7 @@ pub(crate) fn open_message(
             .open(&h.content_nonce, aad(b'C', &h).as_ref(), rec.content)
             .ok_or(OpenError::Content)?,
     );
-    let pii = match (keys.pii, rec.pii.is_empty()) {
+    let pii = match (&keys.pii, rec.pii.is_empty()) {
         (None, _) => PiiPlain::Gone,
         (Some(_), true) => PiiPlain::None,
         (Some(key), false) => PiiPlain::Open(Zeroizing::new(
@@ -199,11 +205,8 @@ pub(crate) fn open_message(
 pub(crate) fn fuzz_sealed(data: &[u8]) {
     let content_key = Key::from_bytes([3; 32]);
     let pii_key = Key::from_bytes([5; 32]);
-    let keys = MessageKeys {
-        content: &content_key,
-        pii: Some(&pii_key),
-    };
-    let _ = open_message(data, keys);
+    let keys = MessageKeys::new(&content_key, Some(&pii_key));
+    let _ = open_message(data, &keys);
     let split = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
     let (content, pii) = data.split_at(split);
     let place = Placement {
@@ -219,11 +222,11 @@ pub(crate) fn fuzz_sealed(data: &[u8]) {
     };
     let mut frame = Vec::new();
     let pii = (!pii.is_empty()).then_some(pii);
-    let Ok(sealed) = seal_message(&place, keys, content, pii, &mut nonces, &mut frame) else {
+    let Ok(sealed) = seal_message(&place, &keys, content, pii, &mut nonces, &mut frame) else {
         return;
     };
     assert_eq!(sealed.frame_len as usize, frame.len());
-    let (opened, size) = open_message(&frame, keys).unwrap_or_else(|e| panic!("{e:?}"));
+    let (opened, size) = open_message(&frame, &keys).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(size, frame.len());
     assert_eq!(opened.content.as_slice(), content);
     match (opened.pii, pii) {
@@ -255,16 +258,13 @@ mod tests {
     #[test]
     fn sealed_messages_open_with_their_keys_only() {
         let (ck, pk) = keys();
-        let k = MessageKeys {
-            content: &ck,
-            pii: Some(&pk),
-        };
+        let k = MessageKeys::new(&ck, Some(&pk));
         for msg_id in [None, Some([7; 16])] {
             let mut frame = Vec::new();
             let mut nonces = Nonces::new(2).unwrap();
             let s = seal_message(
                 &place(msg_id),
-                k,
+                &k,
                 b"view",
                 Some(b"fill"),
                 &mut nonces,
@@ -273,43 +273,37 @@ mod tests {
             .unwrap();
             assert_eq!(s.frame_len as usize, frame.len());
             assert_eq!(s.pii_len as usize, 4 + TAG_LEN);
-            let (o, _) = open_message(&frame, k).unwrap();
+            let (o, _) = open_message(&frame, &k).unwrap();
             assert_eq!(o.content.as_slice(), b"view");
             assert!(matches!(o.pii, PiiPlain::Open(ref p) if p.as_slice() == b"fill"));
             assert_eq!(o.header.msg_id, msg_id);
             // Without the PII key: redacted, content still readable.
-            let redacted = MessageKeys {
-                content: &ck,
-                pii: None,
-            };
+            let redacted = MessageKeys::new(&ck, None);
             assert!(matches!(
-                open_message(&frame, redacted).unwrap().0.pii,
+                open_message(&frame, &redacted).unwrap().0.pii,
                 PiiPlain::Gone
             ));
             // Another transcript's keys open nothing.
             let (ck2, pk2) = keys();
-            let wrong = MessageKeys {
-                content: &ck2,
-                pii: Some(&pk2),
-            };
-            assert_eq!(open_message(&frame, wrong).unwrap_err(), OpenError::Content);
+            let wrong = MessageKeys::new(&ck2, Some(&pk2));
+            assert_eq!(
+                open_message(&frame, &wrong).unwrap_err(),
+                OpenError::Content
+            );
         }
     }
 
     #[test]
     fn personal_data_needs_a_pii_key() {
         let (ck, _) = keys();
-        let k = MessageKeys {
-            content: &ck,
-            pii: None,
-        };
+        let k = MessageKeys::new(&ck, None);
         let mut nonces = Nonces::new(2).unwrap();
         let mut frame = Vec::new();
-        assert!(seal_message(&place(None), k, b"v", Some(b"p"), &mut nonces, &mut frame).is_err());
-        let s = seal_message(&place(None), k, b"v", None, &mut nonces, &mut frame).unwrap();
+        assert!(seal_message(&place(None), &k, b"v", Some(b"p"), &mut nonces, &mut frame).is_err());
+        let s = seal_message(&place(None), &k, b"v", None, &mut nonces, &mut frame).unwrap();
         assert_eq!(s.pii_len, 0);
         assert!(matches!(
-            open_message(&frame, k).unwrap().0.pii,
+            open_message(&frame, &k).unwrap().0.pii,
             PiiPlain::Gone
         ));
     }

@@ -71,6 +71,7 @@ impl Store {
             }
             buffers.push(whole.into_owned());
         }
+        let opener = Opener::new(&entry, &keys);
         let mut out = Vec::with_capacity(records.len());
         for (r, at) in records.iter().zip(at) {
             let seg = segs
@@ -78,8 +79,11 @@ impl Store {
                 .ok_or_else(|| Error::corrupt(&self.engine.dir, r.loc.seg, "segment missing"))?;
             let frame = at.and_then(|(b, at)| buffers.get(b)?.get(at..at + r.loc.len as usize));
             out.push(match frame {
-                Some(frame) => open_record(seg.path(), frame, r, &entry, &keys)?,
-                None => read_message(seg, r, &entry, &keys)?,
+                Some(frame) => open_record(seg.path(), frame, r, &entry, &opener)?,
+                None => {
+                    let bytes = seg.read(r.loc.off, r.loc.len as usize)?;
+                    open_record(seg.path(), &bytes, r, &entry, &opener)?
+                }
             });
         }
         Ok(out)
@@ -189,7 +193,23 @@ pub(crate) fn read_message(
     keys: &TranscriptKeys,
 ) -> Result<(Message, MessageFacts)> {
     let bytes = seg.read(r.loc.off, r.loc.len as usize)?;
-    open_record(seg.path(), &bytes, r, t, keys)
+    open_record(seg.path(), &bytes, r, t, &Opener::new(t, keys))
+}
+
+/// What opening a generation's records takes: its caller id and its keys
+/// made ready once for all of them.
+struct Opener<'a> {
+    caller_id: &'a str,
+    keys: MessageKeys,
+}
+
+impl<'a> Opener<'a> {
+    fn new(t: &TranscriptEntry, keys: &'a TranscriptKeys) -> Opener<'a> {
+        Opener {
+            caller_id: &keys.caller_id,
+            keys: MessageKeys::new(&keys.content, keys.pii.as_ref().filter(|_| t.has_pii())),
+        }
+    }
 }
 
 /// Authenticates and joins record `r`, whose frame is `bytes` (read from
@@ -199,16 +219,12 @@ fn open_record(
     bytes: &[u8],
     r: &RecordRef,
     t: &TranscriptEntry,
-    keys: &TranscriptKeys,
+    opener: &Opener<'_>,
 ) -> Result<(Message, MessageFacts)> {
     let corrupt = |why: &str| Error::corrupt(path, r.loc.off, why.to_owned());
-    let caller_id: &str = &keys.caller_id;
-    let keys = MessageKeys {
-        content: &keys.content,
-        pii: keys.pii.as_ref().filter(|_| t.has_pii()),
-    };
+    let caller_id = opener.caller_id;
     let (opened, size) =
-        record::open_message(bytes, keys).map_err(|e: OpenError| corrupt(&e.describe()))?;
+        record::open_message(bytes, &opener.keys).map_err(|e: OpenError| corrupt(&e.describe()))?;
     let h = &opened.header;
     if size != r.loc.len as usize || h.tid != t.tid || h.seq != r.seq {
         return Err(corrupt("record is not the one the index expects"));

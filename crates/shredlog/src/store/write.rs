@@ -665,11 +665,22 @@ fn seal_all(items: &[Item<'_>], places: &[Placement]) -> Result<SealedBatch> {
         let mut nonces = Nonces::new(items.len() + pii_count)?;
         let mut buf: Vec<u8> = Vec::with_capacity(hints[from..to].iter().sum());
         let mut pending = Vec::with_capacity(items.len());
+        // The keys made ready for the generation of the message before,
+        // kept while messages of one generation follow each other; the PII
+        // key only once a message needs it.
+        let mut ready: Option<(Tid, MessageKeys)> = None;
         for (item, place) in items.iter().zip(places) {
             let p = item.prepared;
-            let keys = MessageKeys {
-                content: &item.keys.content,
-                pii: item.keys.pii.as_ref(),
+            let needs_pii = p.pii.is_some() && item.keys.pii.is_some();
+            let fits = ready
+                .as_ref()
+                .is_some_and(|(tid, k)| *tid == item.at.tid && (k.pii.is_some() || !needs_pii));
+            if !fits {
+                let pii = item.keys.pii.as_ref().filter(|_| p.pii.is_some());
+                ready = Some((item.at.tid, MessageKeys::new(&item.keys.content, pii)));
+            }
+            let Some((_, keys)) = &ready else {
+                return Err(Error::Internal("no keys made ready for a message".into()));
             };
             let frame_start = buf.len();
             let sealed = record::seal_message(
