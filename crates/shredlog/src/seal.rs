@@ -73,17 +73,7 @@ impl Key {
         aad: &[u8],
         plaintext: &[u8],
     ) -> Result<([u8; NONCE_LEN], Vec<u8>)> {
-        let cipher = Aes256Gcm::new((&self.0).into());
-        let ct = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .map_err(|_| Error::Limit("payload too large to seal".into()))?;
-        Ok((nonce, ct))
+        Ok((nonce, self.cipher().seal_with(&nonce, aad, plaintext)?))
     }
 
     /// Decrypts and authenticates; `None` when the tag does not match (wrong key,
@@ -111,6 +101,24 @@ impl Key {
 pub(crate) struct Cipher(Aes256Gcm);
 
 impl Cipher {
+    /// As [`Key::seal_with`]: the ciphertext with its tag.
+    pub(crate) fn seal_with(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.0
+            .encrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| Error::Limit("payload too large to seal".into()))
+    }
+
     /// Encrypts `buf` in place and returns the tag that follows it (the same
     /// bytes as [`Key::seal_with`] returns, without a second buffer).
     pub(crate) fn seal_in_place(

@@ -57,10 +57,24 @@ impl View {
         }
     }
 
-    /// Whether this is a table with a map of it.
+    /// Whether this is a table with a map of that table (not of a region
+    /// it has moved from), whose first and last sectors it slices.
     #[cfg(test)]
     pub(crate) fn is_mapped(&self) -> bool {
-        matches!(self, View::Table { map: Some(_), .. })
+        match self {
+            View::Table {
+                region,
+                map: Some(m),
+                ..
+            } => {
+                let last = region.header_cell(region.sectors - 1);
+                m.start == region.start
+                    && m.sector(region.start).is_some()
+                    && m.sector(last).is_some()
+                    && m.sector(region.end()).is_none()
+            }
+            _ => false,
+        }
     }
 
     /// An empty map for an older keyring, under a fresh key.

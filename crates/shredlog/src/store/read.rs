@@ -81,10 +81,7 @@ impl Store {
             let frame = at.and_then(|(b, at)| buffers.get(b)?.get(at..at + r.loc.len as usize));
             out.push(match frame {
                 Some(frame) => open_record(seg.path(), frame, r, &entry, &opener)?,
-                None => {
-                    let bytes = seg.read(r.loc.off, r.loc.len as usize)?;
-                    open_record(seg.path(), &bytes, r, &entry, &opener)?
-                }
+                None => read_record(seg, r, &entry, &opener)?,
             });
         }
         Ok(out)
@@ -193,8 +190,18 @@ pub(crate) fn read_message(
     t: &TranscriptEntry,
     keys: &TranscriptKeys,
 ) -> Result<(Message, MessageFacts)> {
+    read_record(seg, r, t, &Opener::new(t, keys))
+}
+
+/// Reads record `r` from `seg` alone and opens it.
+fn read_record(
+    seg: &Segment,
+    r: &RecordRef,
+    t: &TranscriptEntry,
+    opener: &Opener<'_>,
+) -> Result<(Message, MessageFacts)> {
     let bytes = seg.read(r.loc.off, r.loc.len as usize)?;
-    open_record(seg.path(), &bytes, r, t, &Opener::new(t, keys))
+    open_record(seg.path(), &bytes, r, t, opener)
 }
 
 /// What opening a generation's records takes: its caller id and its keys
