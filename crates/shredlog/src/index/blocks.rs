@@ -61,6 +61,11 @@ impl BlockCache {
             .store(filling, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Whether blocks read are kept now.
+    pub(crate) fn is_filling(&self) -> bool {
+        self.filling.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Bytes of blocks held.
     #[cfg(test)]
     pub(crate) fn held_bytes(&self) -> usize {

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::blocks::BlockCache;
+use super::rows::RowCache;
 use super::run::{Run, RunWriter, SectionSpec};
 use super::{CallerHash, TranscriptEntry};
 use crate::error::{Error, Result};
@@ -35,6 +36,8 @@ const CALLERS: usize = 3;
 const GEN_LEN: usize = 16 + 16 + 4 + 4 + 2 + 1 + 1 + 8 + 4 + 4;
 /// Bytes of a visitor-generation pair's value ([`Listing`]).
 pub(super) const LIST_LEN: usize = 4 + 1 + 1 + 2 + 4 + 8 + 8;
+/// A visitor's pair as the row cache keeps it: tid and [`LIST_LEN`] bytes.
+const PAIR_ROW: usize = 16 + LIST_LEN;
 
 const SECTIONS: [SectionSpec; 4] = [
     SectionSpec {
@@ -180,15 +183,23 @@ fn pair_range(vid: &Vid) -> ([u8; 32], Option<[u8; 32]>) {
 #[derive(Debug)]
 pub(super) struct Disk {
     run: Run,
+    /// The rows lookups found, kept for the next lookup of the same id.
+    rows: RowCache,
 }
 
 impl Disk {
-    /// Opens the run at `path` (its header and fences only).
-    pub(super) fn open(path: &Path, cache: Arc<BlockCache>, cache_id: u64) -> Result<Disk> {
-        Disk::check(Run::open(path, cache, cache_id)?)
+    /// Opens the run at `path` (its header and fences only), keeping the
+    /// rows its lookups find in `rows`.
+    pub(super) fn open(
+        path: &Path,
+        cache: Arc<BlockCache>,
+        cache_id: u64,
+        rows: RowCache,
+    ) -> Result<Disk> {
+        Disk::check(Run::open(path, cache, cache_id)?, rows)
     }
 
-    fn check(run: Run) -> Result<Disk> {
+    fn check(run: Run, rows: RowCache) -> Result<Disk> {
         let path = run.path();
         let mut earlier = SECTIONS;
         earlier[VISITOR_TIDS].val_len = 0;
@@ -208,7 +219,34 @@ impl Disk {
                  (it is derived data: remove index.manifest and open the store writable to rebuild it)",
             ));
         }
-        Ok(Disk { run })
+        Ok(Disk { run, rows })
+    }
+
+    /// The value of `id`'s row in `section` (a 16-byte key; `None`: no row,
+    /// or a tombstone): kept in the row cache when found there, else looked
+    /// up in the run and kept.
+    fn row(&self, section: usize, id: &[u8; 16]) -> Result<Option<Arc<[u8]>>> {
+        self.row_kept(section, id, true)
+    }
+
+    /// [`Disk::row`], keeping a row read from the run only if `keep`.
+    fn row_kept(&self, section: usize, id: &[u8; 16], keep: bool) -> Result<Option<Arc<[u8]>>> {
+        if let Some(v) = self.rows.get(section, id) {
+            return Ok(Some(v));
+        }
+        let Some(Some(v)) = self.run.get(section, id)? else {
+            return Ok(None);
+        };
+        let v: Arc<[u8]> = Arc::from(v);
+        if keep {
+            self.rows.insert(section, id, Arc::clone(&v));
+        }
+        Ok(Some(v))
+    }
+
+    /// Keeps the rows lookups find (`true`, the default) or not (open).
+    pub(super) fn set_keeping(&self, on: bool) {
+        self.rows.set_filling(on);
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -221,48 +259,64 @@ impl Disk {
     }
 
     pub(super) fn generation(&self, tid: &Tid) -> Result<Option<TranscriptEntry>> {
+        self.generation_kept(tid, true)
+    }
+
+    /// [`Disk::generation`], keeping the row read only if `keep` (a pass
+    /// over every generation keeps none: it would push out what queries
+    /// use).
+    pub(super) fn generation_kept(&self, tid: &Tid, keep: bool) -> Result<Option<TranscriptEntry>> {
         Ok(self
-            .run
-            .get(GENERATIONS, tid)?
-            .flatten()
+            .row_kept(GENERATIONS, tid, keep)?
             .map(|v| decode_generation(*tid, &v)))
     }
 
     /// A visitor's directory slot (0: none).
     pub(super) fn visitor_slot(&self, vid: &Vid) -> Result<Option<u32>> {
         Ok(self
-            .run
-            .get(VISITORS, vid)?
-            .flatten()
+            .row(VISITORS, vid)?
             .map(|v| u32::from_le_bytes(word(&v, 0))))
     }
 
     /// A visitor's directory slot (0: none) and generations.
     pub(super) fn visitor(&self, vid: &Vid) -> Result<Option<VisitorRow>> {
-        let Some(Some(v)) = self.run.get(VISITORS, vid)? else {
+        let Some(slot) = self.visitor_slot(vid)? else {
             return Ok(None);
         };
-        let slot = u32::from_le_bytes(word(&v, 0));
         let tids = self.listing(vid)?.into_iter().map(|l| l.tid).collect();
         Ok(Some((slot, tids)))
     }
 
     /// A visitor's generations as its pairs list them, in tid order (none
-    /// for a visitor the run does not have).
+    /// for a visitor the run does not have). A listing read from the run is
+    /// kept in the row cache as its pairs' tids and values (a tombstone's
+    /// as zeros), [`PAIR_ROW`] bytes each.
     pub(super) fn listing(&self, vid: &Vid) -> Result<Vec<Listing>> {
-        let (from, end) = pair_range(vid);
-        let mut out = Vec::new();
-        for row in self
-            .run
-            .range(VISITOR_TIDS, &from, end.as_ref().map(|e| &e[..]))
-        {
-            let (k, v) = row?;
-            out.push(Listing::decode(
-                word(&k, 16),
-                v.as_deref().unwrap_or_default(),
-            ));
-        }
-        Ok(out)
+        let rows = match self.rows.get(VISITOR_TIDS, vid) {
+            Some(rows) => rows,
+            None => {
+                let (from, end) = pair_range(vid);
+                let mut rows = Vec::new();
+                for row in self
+                    .run
+                    .range(VISITOR_TIDS, &from, end.as_ref().map(|e| &e[..]))
+                {
+                    let (k, v) = row?;
+                    rows.extend_from_slice(k.get(16..32).unwrap_or(&[0; 16]));
+                    match v {
+                        Some(v) => rows.extend_from_slice(&v),
+                        None => rows.extend_from_slice(&[0; LIST_LEN]),
+                    }
+                }
+                let rows: Arc<[u8]> = Arc::from(rows);
+                self.rows.insert(VISITOR_TIDS, vid, Arc::clone(&rows));
+                rows
+            }
+        };
+        Ok(rows
+            .chunks_exact(PAIR_ROW)
+            .map(|r| Listing::decode(word(r, 0), r.get(16..).unwrap_or_default()))
+            .collect())
     }
 
     /// Every visitor-generation pair's listing, in (vid, tid) order (for
@@ -278,11 +332,7 @@ impl Disk {
     }
 
     pub(super) fn caller(&self, h: CallerHash) -> Result<Option<Tid>> {
-        Ok(self
-            .run
-            .get(CALLERS, &h.to_bytes())?
-            .flatten()
-            .map(|v| word(&v, 0)))
+        Ok(self.row(CALLERS, &h.to_bytes())?.map(|v| word(&v, 0)))
     }
 
     /// Every generation, in tid order.
@@ -429,6 +479,7 @@ pub(super) fn write_merged(
     mut changes: Changes,
     cache: Arc<BlockCache>,
     cache_id: u64,
+    rows: RowCache,
 ) -> Result<Disk> {
     changes.generations.sort_unstable_by_key(|(k, _)| *k);
     changes.visitors.sort_unstable_by_key(|(vid, _)| *vid);
@@ -562,7 +613,7 @@ pub(super) fn write_merged(
     })?;
 
     let run = w.finish(cache, cache_id)?;
-    Disk::check(run)
+    Disk::check(run, rows)
 }
 
 fn set_or_remove(v: Option<Vec<u8>>) -> Change {
@@ -671,15 +722,29 @@ mod tests {
         callers: BTreeMap<CallerHash, Tid>,
     }
 
+    /// Checks every lookup of `disk` against `m`, twice: the second time
+    /// the answers come from the rows the first kept (as many as its row
+    /// cache holds).
     fn check(disk: &Disk, m: &Model) {
+        for _ in 0..2 {
+            lookups_agree(disk, m);
+        }
         assert_eq!(disk.generation_count(), m.generations.len() as u64);
+        let all: Vec<Tid> = disk.generations().map(|t| t.unwrap().tid).collect();
+        assert_eq!(all, m.generations.keys().copied().collect::<Vec<_>>());
+        let pairs: usize = m.visitors.values().map(|v| v.1.len()).sum();
+        assert_eq!(disk.listings().count(), pairs);
+        let listed: Vec<(Vid, u32)> = disk.visitors().map(Result::unwrap).collect();
+        let want: Vec<(Vid, u32)> = m.visitors.iter().map(|(v, (s, _))| (*v, *s)).collect();
+        assert_eq!(listed, want);
+    }
+
+    fn lookups_agree(disk: &Disk, m: &Model) {
         for (tid, want) in &m.generations {
             let got = disk.generation(tid).unwrap().unwrap();
             assert_eq!(encode_generation(&got), encode_generation(want));
             assert_eq!((got.sealed, got.segs), (want.sealed, want.segs));
         }
-        let all: Vec<Tid> = disk.generations().map(|t| t.unwrap().tid).collect();
-        assert_eq!(all, m.generations.keys().copied().collect::<Vec<_>>());
         for (vid, (slot, tids)) in &m.visitors {
             let (got_slot, got_tids) = disk.visitor(vid).unwrap().unwrap();
             let mut want = tids.clone();
@@ -689,15 +754,11 @@ mod tests {
                 (*slot, want.clone()),
                 "visitor {vid:?}"
             );
+            assert_eq!(disk.visitor_slot(vid).unwrap(), Some(*slot));
             let listed = disk.listing(vid).unwrap();
             let want: Vec<Listing> = want.iter().map(|t| listing_of(&m.generations[t])).collect();
             assert_eq!(listed, want, "visitor {vid:?}");
         }
-        let pairs: usize = m.visitors.values().map(|v| v.1.len()).sum();
-        assert_eq!(disk.listings().count(), pairs);
-        let listed: Vec<(Vid, u32)> = disk.visitors().map(Result::unwrap).collect();
-        let want: Vec<(Vid, u32)> = m.visitors.iter().map(|(v, (s, _))| (*v, *s)).collect();
-        assert_eq!(listed, want);
         for (h, tid) in &m.callers {
             assert_eq!(disk.caller(*h).unwrap(), Some(*tid));
         }
@@ -714,6 +775,7 @@ mod tests {
             changes(&Model::default(), m),
             Arc::clone(cache),
             1,
+            RowCache::new(1 << 20),
         )
         .unwrap();
         check(&first, m);
@@ -800,10 +862,80 @@ mod tests {
             .retain(|(vid, v)| v.is_none() || *vid == [6; 16] || *vid == gone_t.vid);
         c.callers
             .retain(|(h, t)| t.is_none() || *h == key.hash("t-0"));
-        let second = write_merged(&dir.path().join("r2"), Some(&first), c, cache, 2).unwrap();
+        let second = write_merged(
+            &dir.path().join("r2"),
+            Some(&first),
+            c,
+            cache,
+            2,
+            RowCache::new(700),
+        )
+        .unwrap();
         check(&second, &m);
         // The first run is unchanged by the second.
         check(&first, &old);
+    }
+
+    #[test]
+    fn rows_found_are_answered_again_without_the_run_and_a_pass_keeps_none() {
+        let dir = tempfile::tempdir().unwrap();
+        // No block cache: a lookup the row cache cannot answer reads the
+        // file.
+        let cache = Arc::new(BlockCache::new(0));
+        let mut m = Model::default();
+        for i in 0..120u8 {
+            let t = generation(i, i % 30, &format!("t-{i}"), u32::from(i) + 20);
+            m.visitors
+                .entry(t.vid)
+                .or_insert((u32::from(i % 30) + 2, Vec::new()))
+                .1
+                .push(t.tid);
+            m.callers.insert(t.caller, t.tid);
+            m.generations.insert(t.tid, t);
+        }
+        let path = dir.path().join("r1");
+        let disk = write_merged(
+            &path,
+            None,
+            changes(&Model::default(), &m),
+            cache,
+            1,
+            RowCache::new(1 << 20),
+        )
+        .unwrap();
+        let (asked, passed) = ([3u8; 16], [4u8; 16]);
+        let vid = m.generations[&asked].vid;
+        let h = m.generations[&asked].caller;
+        let want = (
+            disk.generation(&asked)
+                .unwrap()
+                .map(|t| encode_generation(&t)),
+            disk.visitor_slot(&vid).unwrap(),
+            disk.listing(&vid).unwrap(),
+            disk.caller(h).unwrap(),
+        );
+        assert!(want.0.is_some() && want.1.is_some() && !want.2.is_empty());
+        assert!(disk.generation_kept(&passed, false).unwrap().is_some());
+        // Every data block zeroed (the header and fences stay).
+        let bytes = std::fs::read(&path).unwrap();
+        let mut damaged = bytes.clone();
+        damaged[super::super::sidecar::BLOCK..].fill(0);
+        std::fs::write(&path, &damaged).unwrap();
+        let again = (
+            disk.generation(&asked)
+                .unwrap()
+                .map(|t| encode_generation(&t)),
+            disk.visitor_slot(&vid).unwrap(),
+            disk.listing(&vid).unwrap(),
+            disk.caller(h).unwrap(),
+        );
+        assert_eq!(again, want);
+        // The generation a pass read was not kept: the run is read, and
+        // found damaged.
+        assert!(matches!(
+            disk.generation(&passed),
+            Err(Error::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -856,7 +988,15 @@ mod tests {
         // Visitor 11's entry moved (its pairs stay).
         c.visitor_deltas.push(([11; 16], Some(77), Vec::new()));
         c.visitors.push(([9; 16], Some((3, vec![tid(9, 0)]))));
-        let second = write_merged(&dir.path().join("r2"), Some(&first), c, cache, 2).unwrap();
+        let second = write_merged(
+            &dir.path().join("r2"),
+            Some(&first),
+            c,
+            cache,
+            2,
+            RowCache::new(700),
+        )
+        .unwrap();
         m.visitors.get_mut(&[7; 16]).unwrap().1.push(tid(7, 9));
         m.visitors
             .insert([0xE0; 16], (0, vec![tid(0xE0, 1), tid(0xE0, 2)]));
@@ -895,7 +1035,15 @@ mod tests {
             .1
             .retain(|t| *t != [41; 16]);
         c.generations.push(([41; 16], None));
-        let second = write_merged(&dir.path().join("r2"), Some(&first), c, cache, 2).unwrap();
+        let second = write_merged(
+            &dir.path().join("r2"),
+            Some(&first),
+            c,
+            cache,
+            2,
+            RowCache::new(700),
+        )
+        .unwrap();
         check(&second, &m);
         let l = second.listing(&[40 % 7; 16]).unwrap();
         let l = l.iter().find(|l| l.tid == [40; 16]).unwrap();
@@ -915,7 +1063,7 @@ mod tests {
         w.push(VISITOR_TIDS, &[2; 32], Some(&[])).unwrap();
         let cache = Arc::new(BlockCache::new(1 << 20));
         drop(w.finish(Arc::clone(&cache), 1).unwrap());
-        let e = Disk::open(&path, cache, 1).unwrap_err();
+        let e = Disk::open(&path, cache, 1, RowCache::new(1 << 20)).unwrap_err();
         assert!(matches!(e, Error::Corrupt { .. }), "{e}");
         assert!(
             e.to_string().contains("before runs held listing rows"),
@@ -931,7 +1079,7 @@ mod tests {
         w.push(0, &[1; 16], Some(&[0; GEN_LEN])).unwrap();
         let cache = Arc::new(BlockCache::new(1 << 20));
         drop(w.finish(Arc::clone(&cache), 1).unwrap());
-        let e = Disk::open(&path, cache, 1).unwrap_err();
+        let e = Disk::open(&path, cache, 1, RowCache::new(1 << 20)).unwrap_err();
         assert!(matches!(e, Error::Corrupt { .. }), "{e}");
     }
 }

@@ -53,6 +53,7 @@ mod checkpoint;
 mod disk;
 mod finder;
 mod manifest;
+mod rows;
 mod run;
 mod sidecar;
 mod small_set;
@@ -62,6 +63,7 @@ pub(crate) use callers::{CallerHash, CallerKey};
 pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
 pub(crate) use disk::Listing;
 pub(crate) use manifest::{MANIFEST_FILE, Manifest, run_file_name};
+use rows::RowCache;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Rebuild, Sidecar, Summary};
 pub(crate) use sidecar::{file_name as sidecar_file_name, id_of as sidecar_id_of};
 use small_set::SmallSet;
@@ -369,6 +371,9 @@ pub(crate) struct Index {
     sidecars: BTreeMap<u64, Arc<Sidecar>>,
     /// The blocks of those files, and of the run, that lookups read lately.
     blocks: Arc<BlockCache>,
+    /// Bytes of the row cache of each run opened or written
+    /// ([`rows::RowCache`]).
+    row_bytes: usize,
     /// The run's rows of the generations held when it was written (kept in
     /// its manifest too): read instead of the run.
     run_rows: disk::HeldRows,
@@ -378,6 +383,14 @@ impl Default for Index {
     fn default() -> Index {
         Index::new(CallerKey::random())
     }
+}
+
+/// `cache_bytes` as (bytes of blocks, bytes of run rows): a quarter for
+/// rows, which hold the answers of the lookups queries repeat at a few
+/// tens of bytes each ([`rows::RowCache`]), the rest for blocks.
+fn cache_split(cache_bytes: usize) -> (usize, usize) {
+    let rows = cache_bytes / 4;
+    (cache_bytes - rows, rows)
 }
 
 /// A generation as a lookup gives it: borrowed when it is held in memory,
@@ -401,7 +414,10 @@ impl Index {
             directory: 0,
             usage: BTreeMap::new(),
             sidecars: BTreeMap::new(),
-            blocks: Arc::default(),
+            blocks: Arc::new(BlockCache::new(
+                cache_split(crate::config::DEFAULT_CACHE_BYTES).0,
+            )),
+            row_bytes: cache_split(crate::config::DEFAULT_CACHE_BYTES).1,
             run_rows: disk::HeldRows::default(),
         }
     }
@@ -416,17 +432,32 @@ impl Index {
         self.caller_key.hash(id)
     }
 
-    /// Keeps at most `bytes` of location-file and run blocks for lookups
-    /// ([`crate::Options::cache_bytes`]); set before any file is loaded.
+    /// Keeps at most `bytes` of location-file and run blocks and of run
+    /// rows for lookups ([`crate::Options::cache_bytes`], split by
+    /// [`cache_split`]); set before any file is loaded.
     pub(crate) fn set_cache_bytes(&mut self, bytes: usize) {
-        self.blocks = Arc::new(BlockCache::new(bytes));
+        let (blocks, rows) = cache_split(bytes);
+        self.blocks = Arc::new(BlockCache::new(blocks));
+        self.row_bytes = rows;
     }
 
-    /// Keeps the blocks lookups read in the cache (`true`, the default) or
-    /// not (open: the blocks it reads to build on the run would fill the
-    /// cache with what queries mostly do not ask for).
+    /// Keeps the blocks lookups read, and the run rows they find, in the
+    /// caches (`true`, the default) or not (open: the blocks it reads to
+    /// build on the run would fill the cache with what queries mostly do
+    /// not ask for).
     pub(crate) fn set_caching(&self, on: bool) {
         self.blocks.set_filling(on);
+        if let Some(d) = &self.disk {
+            d.set_keeping(on);
+        }
+    }
+
+    /// An empty row cache for a run, keeping rows as the block cache keeps
+    /// blocks.
+    fn row_cache(&self) -> RowCache {
+        let rows = RowCache::new(self.row_bytes);
+        rows.set_filling(self.blocks.is_filling());
+        rows
     }
 
     /// Takes a location file in: `seg`'s from now on.
@@ -437,10 +468,11 @@ impl Index {
 
     // ----- the maps over the run -----
 
-    /// A generation from the run (`None`: it has no row there).
+    /// A generation from the run (`None`: it has no row there), for
+    /// holding in memory: its row is not kept in the run's row cache.
     fn disk_generation(&self, tid: &Tid) -> crate::Result<Option<TranscriptEntry>> {
         match &self.disk {
-            Some(d) => d.generation(tid),
+            Some(d) => d.generation_kept(tid, false),
             None => Ok(None),
         }
     }
@@ -1144,7 +1176,7 @@ impl Index {
         let mut had: Vec<Tid> = Vec::new();
         if let Some(old) = self.sidecars.get(&seg) {
             for s in old.summaries()? {
-                if self.transcript(&s.tid)?.is_some_and(|t| t.sealed) {
+                if self.transcript_passing(&s.tid)?.is_some_and(|t| t.sealed) {
                     had.push(s.tid);
                 }
             }
@@ -1163,7 +1195,7 @@ impl Index {
             t.note_segment(seg);
         }
         for s in summaries.values() {
-            if let Some(t) = self.transcript(&s.tid)?.filter(|t| t.sealed) {
+            if let Some(t) = self.transcript_passing(&s.tid)?.filter(|t| t.sealed) {
                 live += s.bytes - if t.has_pii() { 0 } else { s.pii_bytes };
             }
         }
@@ -1262,6 +1294,7 @@ impl Index {
             changes,
             Arc::clone(&self.blocks),
             cache_id,
+            self.row_cache(),
         )?;
         self.disk = Some(run);
         self.run_rows = run_rows;
@@ -1287,7 +1320,7 @@ impl Index {
         transcripts: u64,
         directory: usize,
     ) -> crate::Result<()> {
-        let run = disk::Disk::open(path, Arc::clone(&self.blocks), cache_id)?;
+        let run = disk::Disk::open(path, Arc::clone(&self.blocks), cache_id, self.row_cache())?;
         if run.generation_count() != transcripts {
             return Err(crate::Error::corrupt(
                 path,
@@ -1536,10 +1569,23 @@ impl Index {
     /// [`crate::Error::Corrupt`] if the index's run is damaged where it
     /// would be.
     pub(crate) fn transcript(&self, tid: &Tid) -> crate::Result<Option<Gen<'_>>> {
+        self.transcript_kept(tid, true)
+    }
+
+    /// [`Index::transcript`] for a pass over many generations: a row read
+    /// from the run is not kept in its row cache.
+    fn transcript_passing(&self, tid: &Tid) -> crate::Result<Option<Gen<'_>>> {
+        self.transcript_kept(tid, false)
+    }
+
+    fn transcript_kept(&self, tid: &Tid, keep: bool) -> crate::Result<Option<Gen<'_>>> {
         match self.transcripts.get(tid) {
             Some(Some(t)) => Ok(Some(Cow::Borrowed(&**t))),
             Some(None) => Ok(None),
-            None => Ok(self.disk_generation(tid)?.map(Cow::Owned)),
+            None => match &self.disk {
+                Some(d) => Ok(d.generation_kept(tid, keep)?.map(Cow::Owned)),
+                None => Ok(None),
+            },
         }
     }
 
@@ -1738,7 +1784,7 @@ impl Index {
             {
                 continue;
             }
-            let now = match self.transcript(&l.tid)? {
+            let now = match self.transcript_passing(&l.tid)? {
                 Some(t) => Some(Listing::of(&t, &self.extent(&t)?)),
                 None => None,
             };
@@ -1755,7 +1801,7 @@ impl Index {
     fn for_each_summary(&self, mut f: impl FnMut(&TranscriptEntry, &Summary)) -> crate::Result<()> {
         for (seg, sidecar) in &self.sidecars {
             for s in sidecar.summaries()? {
-                if let Some(t) = self.transcript(&s.tid)?
+                if let Some(t) = self.transcript_passing(&s.tid)?
                     && t.sealed
                     && !t.holds_in(*seg)
                 {
@@ -1786,7 +1832,7 @@ impl Index {
         }
         let mut out: Vec<(i64, Gen<'_>)> = Vec::with_capacity(last.len());
         for (tid, l) in last {
-            if let Some(t) = self.transcript(&tid)? {
+            if let Some(t) = self.transcript_passing(&tid)? {
                 out.push((l, t));
             }
         }
