@@ -767,6 +767,20 @@ mod tests {
         assert!(disk.visitor(&[0xEE; 16]).unwrap().is_none());
     }
 
+    /// The run written over `first` with changes `c`, its row cache small
+    /// enough to push rows out all the time.
+    fn second_run(dir: &Path, first: &Disk, c: Changes, cache: Arc<BlockCache>) -> Disk {
+        write_merged(
+            &dir.join("r2"),
+            Some(first),
+            c,
+            cache,
+            2,
+            RowCache::new(700),
+        )
+        .unwrap()
+    }
+
     /// A run of `m`'s rows written from nothing, checked against `m`.
     fn first_run(path: &Path, cache: &Arc<BlockCache>, m: &Model) -> Disk {
         let first = write_merged(
@@ -862,15 +876,7 @@ mod tests {
             .retain(|(vid, v)| v.is_none() || *vid == [6; 16] || *vid == gone_t.vid);
         c.callers
             .retain(|(h, t)| t.is_none() || *h == key.hash("t-0"));
-        let second = write_merged(
-            &dir.path().join("r2"),
-            Some(&first),
-            c,
-            cache,
-            2,
-            RowCache::new(700),
-        )
-        .unwrap();
+        let second = second_run(dir.path(), &first, c, cache);
         check(&second, &m);
         // The first run is unchanged by the second.
         check(&first, &old);
@@ -988,15 +994,7 @@ mod tests {
         // Visitor 11's entry moved (its pairs stay).
         c.visitor_deltas.push(([11; 16], Some(77), Vec::new()));
         c.visitors.push(([9; 16], Some((3, vec![tid(9, 0)]))));
-        let second = write_merged(
-            &dir.path().join("r2"),
-            Some(&first),
-            c,
-            cache,
-            2,
-            RowCache::new(700),
-        )
-        .unwrap();
+        let second = second_run(dir.path(), &first, c, cache);
         m.visitors.get_mut(&[7; 16]).unwrap().1.push(tid(7, 9));
         m.visitors
             .insert([0xE0; 16], (0, vec![tid(0xE0, 1), tid(0xE0, 2)]));
@@ -1035,15 +1033,7 @@ mod tests {
             .1
             .retain(|t| *t != [41; 16]);
         c.generations.push(([41; 16], None));
-        let second = write_merged(
-            &dir.path().join("r2"),
-            Some(&first),
-            c,
-            cache,
-            2,
-            RowCache::new(700),
-        )
-        .unwrap();
+        let second = second_run(dir.path(), &first, c, cache);
         check(&second, &m);
         let l = second.listing(&[40 % 7; 16]).unwrap();
         let l = l.iter().find(|l| l.tid == [40; 16]).unwrap();
