@@ -912,30 +912,24 @@ mod tests {
         let (asked, passed) = ([3u8; 16], [4u8; 16]);
         let vid = m.generations[&asked].vid;
         let h = m.generations[&asked].caller;
-        let want = (
-            disk.generation(&asked)
-                .unwrap()
-                .map(|t| encode_generation(&t)),
-            disk.visitor_slot(&vid).unwrap(),
-            disk.listing(&vid).unwrap(),
-            disk.caller(h).unwrap(),
-        );
+        let answers = || {
+            (
+                disk.generation(&asked)
+                    .unwrap()
+                    .map(|t| encode_generation(&t)),
+                disk.visitor_slot(&vid).unwrap(),
+                disk.listing(&vid).unwrap(),
+                disk.caller(h).unwrap(),
+            )
+        };
+        let want = answers();
         assert!(want.0.is_some() && want.1.is_some() && !want.2.is_empty());
         assert!(disk.generation_kept(&passed, false).unwrap().is_some());
         // Every data block zeroed (the header and fences stay).
-        let bytes = std::fs::read(&path).unwrap();
-        let mut damaged = bytes.clone();
+        let mut damaged = std::fs::read(&path).unwrap();
         damaged[super::super::sidecar::BLOCK..].fill(0);
         std::fs::write(&path, &damaged).unwrap();
-        let again = (
-            disk.generation(&asked)
-                .unwrap()
-                .map(|t| encode_generation(&t)),
-            disk.visitor_slot(&vid).unwrap(),
-            disk.listing(&vid).unwrap(),
-            disk.caller(h).unwrap(),
-        );
-        assert_eq!(again, want);
+        assert_eq!(answers(), want);
         // The generation a pass read was not kept: the run is read, and
         // found damaged.
         assert!(matches!(
