@@ -87,12 +87,13 @@ pub struct Options {
     /// (a positioned read of one or two slots each). Default: 8,192
     /// (under 2 MiB).
     pub key_cache_entries: usize,
-    /// Bytes of the index kept in memory after lookups read it: three
-    /// quarters for 4 KiB blocks of the record-location files and of the
-    /// index run (docs/FORMAT.md §7a, §7b), a quarter for the run rows
-    /// lookups found (a visitor's slot and listing, a generation's row, a
-    /// caller id's generation; tens of bytes each). A visitor listed or a
-    /// transcript read again then costs no read of those files. Both hold
+    /// Bytes of the index kept in memory after lookups read it: half for
+    /// 4 KiB blocks of the record-location files and of the index run
+    /// (docs/FORMAT.md §7a, §7b), a quarter for the run rows lookups found
+    /// (a visitor's slot and listing, a generation's row, a caller id's
+    /// generation; tens of bytes each), a quarter for the location-file
+    /// summaries and entries transcript reads found. A visitor listed or a
+    /// transcript read again then costs no read of those files. They hold
     /// random ids, offsets and times only. Default: 16 MiB.
     pub cache_bytes: usize,
     /// Accept transcript and message ids that contain personal data (an

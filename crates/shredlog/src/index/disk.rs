@@ -231,7 +231,7 @@ impl Disk {
 
     /// [`Disk::row`], keeping a row read from the run only if `keep`.
     fn row_kept(&self, section: usize, id: &[u8; 16], keep: bool) -> Result<Option<Arc<[u8]>>> {
-        if let Some(v) = self.rows.get(section, id) {
+        if let Some(v) = self.rows.get(&(section as u8, *id)) {
             return Ok(Some(v));
         }
         let Some(Some(v)) = self.run.get(section, id)? else {
@@ -239,7 +239,7 @@ impl Disk {
         };
         let v: Arc<[u8]> = Arc::from(v);
         if keep {
-            self.rows.insert(section, id, Arc::clone(&v));
+            self.rows.insert((section as u8, *id), Arc::clone(&v));
         }
         Ok(Some(v))
     }
@@ -292,7 +292,7 @@ impl Disk {
     /// kept in the row cache as its pairs' tids and values (a tombstone's
     /// as zeros), [`PAIR_ROW`] bytes each.
     pub(super) fn listing(&self, vid: &Vid) -> Result<Vec<Listing>> {
-        let rows = match self.rows.get(VISITOR_TIDS, vid) {
+        let rows = match self.rows.get(&(VISITOR_TIDS as u8, *vid)) {
             Some(rows) => rows,
             None => {
                 let (from, end) = pair_range(vid);
@@ -309,7 +309,8 @@ impl Disk {
                     }
                 }
                 let rows: Arc<[u8]> = Arc::from(rows);
-                self.rows.insert(VISITOR_TIDS, vid, Arc::clone(&rows));
+                self.rows
+                    .insert((VISITOR_TIDS as u8, *vid), Arc::clone(&rows));
                 rows
             }
         };

@@ -64,6 +64,7 @@ pub(crate) use checkpoint::{Checkpoint, CheckpointTranscript};
 pub(crate) use disk::Listing;
 pub(crate) use manifest::{MANIFEST_FILE, Manifest, run_file_name};
 use rows::RowCache;
+use sidecar::ItemKey;
 pub(crate) use sidecar::{Builder as SidecarBuilder, Describes, Entry, Rebuild, Sidecar, Summary};
 pub(crate) use sidecar::{file_name as sidecar_file_name, id_of as sidecar_id_of};
 use small_set::SmallSet;
@@ -374,6 +375,8 @@ pub(crate) struct Index {
     /// Bytes of the row cache of each run opened or written
     /// ([`rows::RowCache`]).
     row_bytes: usize,
+    /// The summaries and entries of location files that reads found.
+    items: Arc<RowCache<ItemKey>>,
     /// The run's rows of the generations held when it was written (kept in
     /// its manifest too): read instead of the run.
     run_rows: disk::HeldRows,
@@ -385,12 +388,14 @@ impl Default for Index {
     }
 }
 
-/// `cache_bytes` as (bytes of blocks, bytes of run rows): a quarter for
-/// rows, which hold the answers of the lookups queries repeat at a few
-/// tens of bytes each ([`rows::RowCache`]), the rest for blocks.
-fn cache_split(cache_bytes: usize) -> (usize, usize) {
+/// `cache_bytes` as (bytes of blocks, bytes of run rows, bytes of
+/// location-file items): a quarter each for the answers of the lookups
+/// queries repeat, which take tens or hundreds of bytes where their blocks
+/// take 4 KiB each ([`rows::RowCache`]), the rest for blocks.
+fn cache_split(cache_bytes: usize) -> (usize, usize, usize) {
     let rows = cache_bytes / 4;
-    (cache_bytes - rows, rows)
+    let items = cache_bytes / 4;
+    (cache_bytes - rows - items, rows, items)
 }
 
 /// A generation as a lookup gives it: borrowed when it is held in memory,
@@ -418,6 +423,9 @@ impl Index {
                 cache_split(crate::config::DEFAULT_CACHE_BYTES).0,
             )),
             row_bytes: cache_split(crate::config::DEFAULT_CACHE_BYTES).1,
+            items: Arc::new(RowCache::new(
+                cache_split(crate::config::DEFAULT_CACHE_BYTES).2,
+            )),
             run_rows: disk::HeldRows::default(),
         }
     }
@@ -432,21 +440,23 @@ impl Index {
         self.caller_key.hash(id)
     }
 
-    /// Keeps at most `bytes` of location-file and run blocks and of run
-    /// rows for lookups ([`crate::Options::cache_bytes`], split by
+    /// Keeps at most `bytes` of location-file and run blocks, of run rows
+    /// and of location-file items for lookups ([`crate::Options::cache_bytes`], split by
     /// [`cache_split`]); set before any file is loaded.
     pub(crate) fn set_cache_bytes(&mut self, bytes: usize) {
-        let (blocks, rows) = cache_split(bytes);
+        let (blocks, rows, items) = cache_split(bytes);
         self.blocks = Arc::new(BlockCache::new(blocks));
         self.row_bytes = rows;
+        self.items = Arc::new(RowCache::new(items));
     }
 
-    /// Keeps the blocks lookups read, and the run rows they find, in the
-    /// caches (`true`, the default) or not (open: the blocks it reads to
+    /// Keeps the blocks lookups read, and the run rows and location-file
+    /// items they find, in the caches (`true`, the default) or not (open: the blocks it reads to
     /// build on the run would fill the cache with what queries mostly do
     /// not ask for).
     pub(crate) fn set_caching(&self, on: bool) {
         self.blocks.set_filling(on);
+        self.items.set_filling(on);
         if let Some(d) = &self.disk {
             d.set_keeping(on);
         }
@@ -462,7 +472,7 @@ impl Index {
 
     /// Takes a location file in: `seg`'s from now on.
     fn keep_sidecar(&mut self, seg: u64, sidecar: Arc<Sidecar>) {
-        sidecar.use_cache(Arc::clone(&self.blocks));
+        sidecar.use_cache(Arc::clone(&self.blocks), Arc::clone(&self.items));
         self.sidecars.insert(seg, sidecar);
     }
 
@@ -1424,13 +1434,20 @@ impl Index {
     /// [`crate::Error::Corrupt`] if a location file is damaged,
     /// [`crate::Error::Io`] if it cannot be read.
     pub(crate) fn extent(&self, t: &TranscriptEntry) -> crate::Result<Extent> {
+        self.extent_kept(t, false)
+    }
+
+    /// [`Index::extent`], keeping the summaries read in the item cache if
+    /// `keep` (a transcript's read; writing a run, which works out every
+    /// changed generation's, keeps none).
+    fn extent_kept(&self, t: &TranscriptEntry, keep: bool) -> crate::Result<Extent> {
         let mut e = Extent::default();
         if t.sealed {
             for (seg, sidecar) in self.sidecars.range(t.segment_range()) {
                 if t.holds_in(*seg) {
                     continue;
                 }
-                if let Some(s) = sidecar.find(&t.tid)? {
+                if let Some(s) = sidecar.find_kept(&t.tid, keep)? {
                     e.count += s.count;
                     e.next_seq = e.next_seq.max(s.max_seq.saturating_add(1));
                     e.add_ts(s.min_ts, s.max_ts);
@@ -1462,11 +1479,12 @@ impl Index {
     /// # Errors
     /// As [`Index::extent`].
     pub(crate) fn records(&self, t: &TranscriptEntry) -> crate::Result<Vec<RecordRef>> {
-        let extent = self.extent(t)?;
+        // A read: what it finds in location files is kept for the next.
+        let extent = self.extent_kept(t, true)?;
         let mut out = Vec::with_capacity(extent.count as usize);
         for (seg, s) in &extent.parts {
             out.extend(
-                self.part_entries(t, *seg, s)?
+                self.part_entries_kept(t, *seg, s, true)?
                     .into_iter()
                     .map(|e| e.record_ref(*seg)),
             );
@@ -1513,12 +1531,22 @@ impl Index {
         seg: u64,
         s: &Summary,
     ) -> crate::Result<Vec<Entry>> {
+        self.part_entries_kept(t, seg, s, false)
+    }
+
+    fn part_entries_kept(
+        &self,
+        t: &TranscriptEntry,
+        seg: u64,
+        s: &Summary,
+        keep: bool,
+    ) -> crate::Result<Vec<Entry>> {
         let sidecar = self.sidecars.get(&seg).ok_or_else(|| {
             crate::Error::Internal(format!(
                 "segment {seg} has no record-location file but the index names one"
             ))
         })?;
-        let entries = sidecar.entries(s.first, s.count)?;
+        let entries = sidecar.entries_kept(s.first, s.count, keep)?;
         if entries.iter().any(|e| e.tid != t.tid) {
             return Err(crate::Error::corrupt(
                 sidecar.path(),

@@ -25,6 +25,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::blocks::BlockCache;
 use super::finder::Finder;
+use super::rows::RowCache;
 use super::{Loc, RecordRef};
 use crate::error::{Error, IoContext, Result};
 use crate::record::{MsgIdDigest, Tid};
@@ -403,7 +404,16 @@ pub(crate) struct Sidecar {
     finder: OnceLock<Finder>,
     /// Where lookups keep the blocks they read (set by the index).
     cache: OnceLock<Arc<BlockCache>>,
+    /// Where a transcript's read keeps the summaries and entries it found
+    /// (set by the index).
+    items: OnceLock<Arc<RowCache<ItemKey>>>,
 }
+
+/// A location file's answer in the item cache: (segment, file generation,
+/// what, id): what 0 is a generation's summary (id: its tid), 1 a run of
+/// entries (id: the first's number and the count, u32 LE each, then
+/// zeros). The value is the items' bytes as the file holds them.
+pub(crate) type ItemKey = (u64, u32, u8, [u8; 16]);
 
 impl std::fmt::Debug for Sidecar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -450,6 +460,7 @@ impl Sidecar {
             opening: parking_lot::Mutex::new(()),
             finder: OnceLock::new(),
             cache: OnceLock::new(),
+            items: OnceLock::new(),
         }
     }
 
@@ -466,6 +477,7 @@ impl Sidecar {
             opening: parking_lot::Mutex::new(()),
             finder: OnceLock::new(),
             cache: OnceLock::new(),
+            items: OnceLock::new(),
         }
     }
 
@@ -604,10 +616,28 @@ impl Sidecar {
         Ok(buf)
     }
 
-    /// Makes lookups keep the blocks they read in `cache` (once; later
-    /// calls change nothing).
-    pub(crate) fn use_cache(&self, cache: Arc<BlockCache>) {
+    /// Makes lookups keep the blocks they read in `cache`, and the
+    /// summaries and entries a read asks for in `items` (once; later calls
+    /// change nothing).
+    pub(crate) fn use_cache(&self, cache: Arc<BlockCache>, items: Arc<RowCache<ItemKey>>) {
         let _ = self.cache.set(cache);
+        let _ = self.items.set(items);
+    }
+
+    fn item_key(&self, what: u8, id: [u8; 16]) -> ItemKey {
+        (self.describes.segment, self.describes.generation, what, id)
+    }
+
+    /// The items kept under `key`.
+    fn kept(&self, key: &ItemKey) -> Option<Arc<[u8]>> {
+        self.items.get()?.get(key)
+    }
+
+    /// Keeps `bytes` under `key`.
+    fn keep(&self, key: ItemKey, bytes: &[u8]) {
+        if let Some(items) = self.items.get() {
+            items.insert(key, Arc::from(bytes));
+        }
     }
 
     /// Block `index` as a lookup reads it: from the cache when held there,
@@ -688,6 +718,18 @@ impl Sidecar {
     /// [`Error::Corrupt`] if a block it reads is damaged (or, the first
     /// time, any summary block).
     pub(crate) fn find(&self, tid: &Tid) -> Result<Option<Summary>> {
+        self.find_kept(tid, false)
+    }
+
+    /// [`Sidecar::find`], answered from the item cache when it holds the
+    /// summary; one read from the file is kept there if `keep`.
+    pub(crate) fn find_kept(&self, tid: &Tid, keep: bool) -> Result<Option<Summary>> {
+        let key = self.item_key(0, *tid);
+        if let Some(item) = self.kept(&key) {
+            return Summary::decode(&item)
+                .map(Some)
+                .ok_or_else(|| Error::Internal("a kept summary does not decode".into()));
+        }
         let finder = match self.finder.get() {
             Some(f) => f,
             None => {
@@ -724,29 +766,59 @@ impl Sidecar {
         if u64::from(s.first) + u64::from(s.count) > header.entries {
             return Err(self.damaged(at * BLOCK as u64, "summary out of range"));
         }
+        if keep {
+            self.keep(key, item);
+        }
         Ok(Some(s))
     }
 
     /// Entries `first .. first + count`.
+    #[cfg(test)]
     pub(crate) fn entries(&self, first: u32, count: u32) -> Result<Vec<Entry>> {
+        self.entries_kept(first, count, false)
+    }
+
+    /// [`Sidecar::entries`], answered from the item cache when it holds
+    /// them; entries read from the file are kept there if `keep`.
+    pub(crate) fn entries_kept(&self, first: u32, count: u32, keep: bool) -> Result<Vec<Entry>> {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&first.to_le_bytes());
+        id[4..8].copy_from_slice(&count.to_le_bytes());
+        let key = self.item_key(1, id);
+        if let Some(items) = self.kept(&key) {
+            return items
+                .chunks_exact(ITEM)
+                .map(|item| {
+                    Entry::decode(item)
+                        .ok_or_else(|| Error::Internal("a kept entry does not decode".into()))
+                })
+                .collect();
+        }
         let end = u64::from(first) + u64::from(count);
         if end > self.header()?.entries {
             return Err(self.damaged(0, "entries out of range"));
         }
         let mut out = Vec::with_capacity(count as usize);
+        let mut raw = Vec::with_capacity(if keep { count as usize * ITEM } else { 0 });
         let mut i = u64::from(first);
         while i < end {
             let b = i / PER_BLOCK as u64;
             let block = self.cached_block(1 + b)?;
             while i < end && i / PER_BLOCK as u64 == b {
                 let at = ITEM * (i % PER_BLOCK as u64) as usize;
-                let e = block
-                    .get(at..at + ITEM)
+                let item = block.get(at..at + ITEM);
+                let e = item
                     .and_then(Entry::decode)
                     .ok_or_else(|| self.damaged((1 + b) * BLOCK as u64, "bad entry"))?;
+                if keep {
+                    raw.extend_from_slice(item.unwrap_or_default());
+                }
                 out.push(e);
                 i += 1;
             }
+        }
+        if keep {
+            self.keep(key, &raw);
         }
         Ok(out)
     }
@@ -964,7 +1036,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let s = Sidecar::open(&path, D).unwrap().unwrap();
         let cache = Arc::new(BlockCache::new(1 << 20));
-        s.use_cache(Arc::clone(&cache));
+        s.use_cache(Arc::clone(&cache), Arc::new(RowCache::new(1 << 20)));
         let sum = s.find(&[2; 16]).unwrap().unwrap();
         let entries = s.entries(sum.first, sum.count).unwrap();
         // The file goes bad under the open handle: what was read comes from
@@ -979,6 +1051,47 @@ mod tests {
         assert!(s.check_all().is_err(), "a full check reads the file");
         let other = Sidecar::open(&path, D).unwrap();
         assert!(other.is_none_or(|o| o.find(&[2; 16]).is_err()));
+    }
+
+    #[test]
+    fn a_read_keeps_the_items_it_found_and_other_lookups_keep_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(7));
+        let bytes = built(200);
+        std::fs::write(&path, &bytes).unwrap();
+        let s = Sidecar::open(&path, D).unwrap().unwrap();
+        // No block cache to fall back on: what the item cache does not
+        // hold is read from the file.
+        let items = Arc::new(RowCache::new(1 << 20));
+        s.use_cache(Arc::new(BlockCache::new(0)), Arc::clone(&items));
+        let kept = s.find_kept(&[2; 16], true).unwrap().unwrap();
+        let kept_entries = s.entries_kept(kept.first, kept.count, true).unwrap();
+        let passed = s.find_kept(&[3; 16], false).unwrap().unwrap();
+        s.entries_kept(passed.first, passed.count, false).unwrap();
+        assert!(kept.count > 0 && passed.count > 0);
+        let mut bad = bytes.clone();
+        for b in bad.iter_mut().skip(BLOCK) {
+            *b ^= 0x55;
+        }
+        std::fs::write(&path, &bad).unwrap();
+        // Kept: answered the same without the file, kept or not.
+        assert_eq!(s.find(&[2; 16]).unwrap().unwrap(), kept);
+        assert_eq!(
+            s.entries_kept(kept.first, kept.count, false).unwrap(),
+            kept_entries
+        );
+        // Not kept: read from the file, and found damaged.
+        assert!(s.find(&[3; 16]).is_err());
+        assert!(s.entries(passed.first, passed.count).is_err());
+        // Kept under the file's segment and generation: a file written
+        // again for the segment (another generation) does not see them.
+        assert!(items.get(&(D.segment, D.generation, 0, [2; 16])).is_some());
+        assert!(
+            items
+                .get(&(D.segment, D.generation + 1, 0, [2; 16]))
+                .is_none()
+        );
+        assert!(items.get(&(D.segment, D.generation, 0, [3; 16])).is_none());
     }
 
     #[test]
