@@ -496,8 +496,11 @@ impl Keyring {
     ) -> Result<(Vec<SlotDamage>, Option<Marks>)> {
         /// Bytes read at a time (whole sectors). Small: the buffer is wiped
         /// when the walk ends, a byte at a time, and open with the index's
-        /// run reads only the keyring's tail (about a MiB at most).
-        const CHUNK: usize = 128 << 10;
+        /// run reads only the keyring's tail (about a MiB at most). Under
+        /// glibc's map threshold (128 KiB), so that each open's buffer comes
+        /// from the heap, not from fresh pages mapped, faulted in and
+        /// unmapped again (two fifths of reading the tail, measured).
+        const CHUNK: usize = 64 << 10;
         let unit = self.layout.unit();
         let count = u32::try_from(size / unit as u64)
             .map_err(|_| Error::corrupt(&self.path, 0, "keyring too large"))?;
