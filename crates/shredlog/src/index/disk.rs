@@ -258,6 +258,7 @@ impl Disk {
         self.run.rows(GENERATIONS)
     }
 
+    #[cfg(test)]
     pub(super) fn generation(&self, tid: &Tid) -> Result<Option<TranscriptEntry>> {
         self.generation_kept(tid, true)
     }
@@ -278,12 +279,19 @@ impl Disk {
             .map(|v| u32::from_le_bytes(word(&v, 0))))
     }
 
-    /// A visitor's directory slot (0: none) and generations.
+    /// A visitor's directory slot (0: none) and generations, for taking it
+    /// into memory or comparing it with memory: the rows read from the run
+    /// are not kept in the row cache.
     pub(super) fn visitor(&self, vid: &Vid) -> Result<Option<VisitorRow>> {
-        let Some(slot) = self.visitor_slot(vid)? else {
+        let Some(v) = self.row_kept(VISITORS, vid, false)? else {
             return Ok(None);
         };
-        let tids = self.listing(vid)?.into_iter().map(|l| l.tid).collect();
+        let slot = u32::from_le_bytes(word(&v, 0));
+        let tids = self
+            .listing_kept(vid, false)?
+            .into_iter()
+            .map(|l| l.tid)
+            .collect();
         Ok(Some((slot, tids)))
     }
 
@@ -292,6 +300,12 @@ impl Disk {
     /// kept in the row cache as its pairs' tids and values (a tombstone's
     /// as zeros), [`PAIR_ROW`] bytes each.
     pub(super) fn listing(&self, vid: &Vid) -> Result<Vec<Listing>> {
+        self.listing_kept(vid, true)
+    }
+
+    /// [`Disk::listing`], keeping a listing read from the run only if
+    /// `keep`.
+    fn listing_kept(&self, vid: &Vid, keep: bool) -> Result<Vec<Listing>> {
         let rows = match self.rows.get(&(VISITOR_TIDS as u8, *vid)) {
             Some(rows) => rows,
             None => {
@@ -309,8 +323,10 @@ impl Disk {
                     }
                 }
                 let rows: Arc<[u8]> = Arc::from(rows);
-                self.rows
-                    .insert((VISITOR_TIDS as u8, *vid), Arc::clone(&rows));
+                if keep {
+                    self.rows
+                        .insert((VISITOR_TIDS as u8, *vid), Arc::clone(&rows));
+                }
                 rows
             }
         };
@@ -926,6 +942,13 @@ mod tests {
         let want = answers();
         assert!(want.0.is_some() && want.1.is_some() && !want.2.is_empty());
         assert!(disk.generation_kept(&passed, false).unwrap().is_some());
+        // A visitor taken into memory (an append's) is not kept either.
+        let taken = [7u8; 16];
+        assert!(
+            disk.visitor(&taken)
+                .unwrap()
+                .is_some_and(|(_, t)| !t.is_empty())
+        );
         // Every data block zeroed (the header and fences stay).
         let mut damaged = std::fs::read(&path).unwrap();
         damaged[super::super::sidecar::BLOCK..].fill(0);
@@ -937,6 +960,11 @@ mod tests {
             disk.generation(&passed),
             Err(Error::Corrupt { .. })
         ));
+        assert!(matches!(
+            disk.visitor_slot(&taken),
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(matches!(disk.listing(&taken), Err(Error::Corrupt { .. })));
     }
 
     #[test]

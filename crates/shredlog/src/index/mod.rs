@@ -1381,7 +1381,7 @@ impl Index {
         for (tid, t) in &self.transcripts {
             let row = match self.run_rows.get(tid) {
                 Some((row, _)) => Some(row),
-                None => d.generation(tid)?,
+                None => d.generation_kept(tid, false)?,
             };
             let same = match (t, row) {
                 (Some(t), Some(row)) => disk::encode_generation(t) == disk::encode_generation(&row),

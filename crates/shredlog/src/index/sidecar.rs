@@ -1028,24 +1028,37 @@ mod tests {
         assert!(e.contains("000000000007.idx"), "{e}");
     }
 
-    #[test]
-    fn lookups_keep_the_blocks_they_read_in_the_cache() {
+    /// A location file of 200 generations, written to a fresh directory
+    /// and opened, with its path and bytes.
+    fn on_disk() -> (tempfile::TempDir, PathBuf, Vec<u8>, Sidecar) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name(7));
         let bytes = built(200);
         std::fs::write(&path, &bytes).unwrap();
         let s = Sidecar::open(&path, D).unwrap().unwrap();
+        (dir, path, bytes, s)
+    }
+
+    /// Writes `bytes` over `path` with every block after the header
+    /// flipped (under the handle a sidecar holds open).
+    fn spoil(path: &Path, bytes: &[u8]) {
+        let mut bad = bytes.to_vec();
+        for b in bad.iter_mut().skip(BLOCK) {
+            *b ^= 0x55;
+        }
+        std::fs::write(path, &bad).unwrap();
+    }
+
+    #[test]
+    fn lookups_keep_the_blocks_they_read_in_the_cache() {
+        let (_dir, path, bytes, s) = on_disk();
         let cache = Arc::new(BlockCache::new(1 << 20));
         s.use_cache(Arc::clone(&cache), Arc::new(RowCache::new(1 << 20)));
         let sum = s.find(&[2; 16]).unwrap().unwrap();
         let entries = s.entries(sum.first, sum.count).unwrap();
         // The file goes bad under the open handle: what was read comes from
         // the cache (no read), what was not is read and caught.
-        let mut bad = bytes.clone();
-        for b in bad.iter_mut().skip(BLOCK) {
-            *b ^= 0x55;
-        }
-        std::fs::write(&path, &bad).unwrap();
+        spoil(&path, &bytes);
         assert_eq!(s.find(&[2; 16]).unwrap().unwrap(), sum);
         assert_eq!(s.entries(sum.first, sum.count).unwrap(), entries);
         assert!(s.check_all().is_err(), "a full check reads the file");
@@ -1055,11 +1068,7 @@ mod tests {
 
     #[test]
     fn a_read_keeps_the_items_it_found_and_other_lookups_keep_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(file_name(7));
-        let bytes = built(200);
-        std::fs::write(&path, &bytes).unwrap();
-        let s = Sidecar::open(&path, D).unwrap().unwrap();
+        let (_dir, path, bytes, s) = on_disk();
         // No block cache to fall back on: what the item cache does not
         // hold is read from the file.
         let items = Arc::new(RowCache::new(1 << 20));
@@ -1069,11 +1078,7 @@ mod tests {
         let passed = s.find_kept(&[3; 16], false).unwrap().unwrap();
         s.entries_kept(passed.first, passed.count, false).unwrap();
         assert!(kept.count > 0 && passed.count > 0);
-        let mut bad = bytes.clone();
-        for b in bad.iter_mut().skip(BLOCK) {
-            *b ^= 0x55;
-        }
-        std::fs::write(&path, &bad).unwrap();
+        spoil(&path, &bytes);
         // Kept: answered the same without the file, kept or not.
         assert_eq!(s.find(&[2; 16]).unwrap().unwrap(), kept);
         assert_eq!(
