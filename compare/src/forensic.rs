@@ -121,7 +121,14 @@ pub fn count(needles: &Needles, dir: &Path) -> Result<Found> {
     let mut found = vec![false; needles.strings.len()];
     let mut per_file = Vec::new();
     for f in files(dir) {
-        let bytes = std::fs::read(&f)?;
+        // An engine's background work (fjall's journal and table
+        // maintenance) may remove a file between the listing and the read:
+        // what is gone holds nothing.
+        let bytes = match std::fs::read(&f) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
         let mut here = vec![false; needles.strings.len()];
         for m in needles.ac.find_overlapping_iter(&bytes) {
             here[m.pattern().as_usize()] = true;
