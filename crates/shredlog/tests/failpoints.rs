@@ -321,6 +321,46 @@ fn keyring_sync_fails_on_new_transcript() {
     );
 }
 
+/// Failed keyring fsync for a batch large enough that its keyring sync starts
+/// before the batch is sealed, on a thread of its own: the failure still
+/// fails the batch (nothing acknowledged without its keys) and poisons the
+/// store, and the reopened store holds either all of the batch or none.
+fn early_keyring_sync_fails_on_a_large_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &opts());
+    let mut truth = Truth::default();
+    // Twenty visitors first, so that the batch below adds no directory
+    // entry (whose table's growth would sync the keyring itself).
+    let first: Vec<Message> = (0..20u64)
+        .flat_map(|v| msgs(100 + v, &format!("t-pre-{v}"), 0..4, 0))
+        .collect();
+    truth.append(&store, &first).unwrap();
+    // 40 new transcripts of 4 messages each, of those visitors.
+    let batch: Vec<Message> = (0..40u64)
+        .flat_map(|t| msgs(100 + t / 2, &format!("t-big-{t}"), 0..4, 1))
+        .collect();
+    assert!(batch.len() >= 128, "large enough for the early sync");
+    failpoint::arm("keyring.sync", Action::Error, 0);
+    let e = truth.append(&store, &batch).unwrap_err();
+    assert!(is_io(&e), "got {e}");
+    failpoint::disarm_all();
+    assert_poisoned(&store, &truth, "after a failed early keyring fsync");
+    drop(store);
+    let store = open(dir.path(), &opts());
+    assert_verifies(&store, "reopened");
+    truth.settle(&store, "reopened");
+    let kept = (0..40u64)
+        .filter(|t| !truth.get(&format!("t-big-{t}")).is_empty())
+        .count();
+    assert!(
+        kept == 0 || kept == 40,
+        "{kept} of the batch's 40 transcripts"
+    );
+    // The store takes the batch again.
+    let again = Truth::default().append(&store, &batch);
+    assert!(again.is_ok(), "{again:?}");
+}
+
 /// A keyring slot write fails (ENOSPC) half-way through creating a visitor and
 /// transcript: afterwards the transcript can be written, found, and erased
 /// without leaving the email behind.
@@ -1145,11 +1185,15 @@ fn failed_transcript_does_not_pin_the_email() {
 fn failpoint_scenarios() {
     let _guard = FAILPOINTS.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
-    let scenarios: [(&str, fn()); 15] = [
+    let scenarios: [(&str, fn()); 16] = [
         ("segment fsync fails", segment_sync_fails),
         (
             "keyring fsync fails on a new transcript",
             keyring_sync_fails_on_new_transcript,
+        ),
+        (
+            "early keyring fsync fails on a large batch",
+            early_keyring_sync_fails_on_a_large_batch,
         ),
         (
             "keyring write ENOSPC on a new visitor",

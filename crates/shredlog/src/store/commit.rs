@@ -18,8 +18,11 @@
 //! writer never waits: nobody is on the way.
 
 use std::collections::HashMap;
-use std::sync::Weak;
+use std::fs::File;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -187,22 +190,21 @@ impl Engine {
     /// Makes everything written so far durable. When new keys were written,
     /// the keyring and the segment are synced at the same time (two device
     /// queues, one wait): a record that reaches the disk before its keys was
-    /// not acknowledged, and without its keys it is dead at recovery.
+    /// not acknowledged, and without its keys it is dead at recovery. A
+    /// keyring sync an append started early ([`Engine::sync_keyring_early`])
+    /// is waited for here, so that nothing is acknowledged before it ends.
     pub(crate) fn sync_now(&self) -> Result<()> {
         let segment = self.active_file.lock().clone().ok_or(Error::ReadOnly)?;
+        let early = std::mem::take(&mut *self.early_syncs.lock());
         if !self
             .keyring_dirty
             .swap(false, std::sync::atomic::Ordering::SeqCst)
         {
-            return segment.sync();
+            let s = segment.sync();
+            return joined(early).and(s);
         }
-        let keyring = || -> Result<()> {
-            crate::failpoint::check("keyring.sync").at(&self.keyring_path)?;
-            self.keyring_file.sync_data().at(&self.keyring_path)?;
-            crate::failpoint::synced(&self.keyring_path, &self.keyring_file);
-            Ok(())
-        };
-        std::thread::scope(|scope| {
+        let keyring = || sync_keyring(&self.keyring_file, &self.keyring_path);
+        let both = std::thread::scope(|scope| {
             match std::thread::Builder::new().spawn_scoped(scope, keyring) {
                 Ok(k) => {
                     let s = segment.sync();
@@ -214,7 +216,34 @@ impl Engine {
                 // No thread to spare: one after the other.
                 Err(_) => keyring().and_then(|()| segment.sync()),
             }
-        })
+        });
+        joined(early).and(both)
+    }
+
+    /// Starts syncing the keyring now, on a thread of its own, for the keys
+    /// and directory entries a large batch has just written: the sync (the
+    /// longer of a commit's two: the entries sit on pages all over the
+    /// directory's table) then runs while the batch is sealed, written and
+    /// published, and the commit's [`Engine::sync_now`] waits for it. A
+    /// later write to the keyring marks it dirty again, for the commit's own
+    /// sync. Without a thread to spare, the commit's sync does it all.
+    pub(crate) fn sync_keyring_early(&self) {
+        if !self
+            .keyring_dirty
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let (file, path) = (Arc::clone(&self.keyring_file), self.keyring_path.clone());
+        match std::thread::Builder::new()
+            .name("shredlog-keyring-sync".into())
+            .spawn(move || sync_keyring(&file, &path))
+        {
+            Ok(handle) => self.early_syncs.lock().push(handle),
+            Err(_) => self
+                .keyring_dirty
+                .store(true, std::sync::atomic::Ordering::SeqCst),
+        }
     }
 
     /// Points syncs at a new active segment (after a roll).
@@ -364,6 +393,29 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Syncs the keyring's data (the failpoint and sync journal of the test
+/// builds around it).
+fn sync_keyring(file: &File, path: &Path) -> Result<()> {
+    crate::failpoint::check("keyring.sync").at(path)?;
+    file.sync_data().at(path)?;
+    crate::failpoint::synced(path, file);
+    Ok(())
+}
+
+/// Waits for every early keyring sync; the first failure, once all ended.
+fn joined(early: Vec<JoinHandle<Result<()>>>) -> Result<()> {
+    let mut out = Ok(());
+    for handle in early {
+        let r = handle
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("a keyring sync thread panicked".into())));
+        if out.is_ok() {
+            out = r;
+        }
+    }
+    out
 }
 
 fn background_sync(weak: Weak<Engine>, every: Duration) {

@@ -339,6 +339,7 @@ impl Store {
             keyring_file,
             keyring_path,
             keyring_dirty: AtomicBool::new(false),
+            early_syncs: Mutex::new(Vec::new()),
             active_file: Mutex::new(active_file),
             report,
             audit: Mutex::new(audit),

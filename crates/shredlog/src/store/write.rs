@@ -294,6 +294,13 @@ impl Engine {
             w.note_durable();
             w.keyring.flush_state()?;
             self.keyring_dirty.store(true, Ordering::SeqCst);
+            // A large batch's sealing and writing take long enough to hide
+            // most of the keyring's sync: it starts now (`sync_now` waits).
+            if prepared.len() >= EARLY_KEYRING_SYNC_MIN
+                && matches!(self.options.durability, Durability::Immediate)
+            {
+                self.sync_keyring_early();
+            }
         }
         // 2. Seal, frame and write every message.
         let pending = {
@@ -746,6 +753,12 @@ fn seal_all(items: &[Item<'_>], places: &[Placement]) -> Result<SealedBatch> {
 
 /// Batches at least this long are prepared on several threads.
 const PARALLEL_PREPARE_MIN: usize = 128;
+
+/// Messages in a batch from which its keyring sync starts before the
+/// batch is sealed (`Engine::sync_keyring_early`). Smaller ones (single
+/// appends among them) leave it to the commit's sync, which one sync
+/// serves for every append it gathers.
+const EARLY_KEYRING_SYNC_MIN: usize = 64;
 
 /// Prepares every message of a batch: in order on this thread for a short
 /// batch, else in contiguous chunks on up to `available_parallelism` threads
