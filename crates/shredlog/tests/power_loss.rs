@@ -22,8 +22,9 @@ use shredlog::{Options, Store};
 const CHILD: &str = "SHREDLOG_POWER_CHILD";
 const VISITORS: u64 = 30;
 
-/// The child: appends transcript after transcript in small batches, erases a
-/// visitor now and then, and prints each acknowledged step.
+/// The child: appends transcript after transcript in small batches (and
+/// now and then a large one), erases a visitor now and then, and prints each
+/// acknowledged step.
 #[test]
 fn power_child() {
     let Ok(dir) = std::env::var(CHILD) else {
@@ -45,6 +46,23 @@ fn power_child() {
             store.append_batch(&batch).unwrap();
             done += per;
             println!("acked {id} {done}");
+        }
+        if t % 5 == 4 {
+            // Now and then a large batch of new transcripts (80 messages):
+            // its keyring sync starts before it is sealed and written.
+            let first = 1_000_000 + t * 8;
+            let big: Vec<_> = (first..first + 8)
+                .flat_map(|b| {
+                    let id = format!("p-{b}");
+                    (0..10).map(move |i| {
+                        message(100 + b % VISITORS, &id, i, 1_700_000_000_000 + i as i64)
+                    })
+                })
+                .collect();
+            store.append_batch(&big).unwrap();
+            for b in first..first + 8 {
+                println!("acked p-{b} 10");
+            }
         }
         if t % 7 == 6 {
             let victim = 100 + rng.below(VISITORS);
