@@ -271,23 +271,39 @@ fn segment_sync_fails() {
     assert_verifies(&store, "reopened twice");
 }
 
+/// Appends `batch` with every keyring sync failing: the append fails with
+/// an I/O error and the store is poisoned.
+fn keyring_sync_fails(store: &Store, truth: &mut Truth, batch: &[Message], ctx: &str) {
+    failpoint::arm("keyring.sync", Action::Error, 0);
+    let e = truth.append(store, batch).unwrap_err();
+    assert!(is_io(&e), "{ctx}: got {e}");
+    failpoint::disarm_all();
+    assert_poisoned(store, truth, ctx);
+}
+
+/// Closes `store` and opens it again: it verifies, and holds what `truth`
+/// may hold.
+fn reopened(store: Store, dir: &Path, truth: &mut Truth) -> Store {
+    drop(store);
+    let store = open(dir, &opts());
+    assert_verifies(&store, "reopened");
+    truth.settle(&store, "reopened");
+    store
+}
+
 /// Failed keyring fsync while creating a transcript.
 fn keyring_sync_fails_on_new_transcript() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), &opts());
     let mut truth = Truth::default();
     truth.append(&store, &msgs(0, "t-0", 0..4, 0)).unwrap();
-    failpoint::arm("keyring.sync", Action::Error, 0);
-    let e = truth
-        .append(&store, &msgs(9, "t-new", 0..3, 1))
-        .unwrap_err();
-    assert!(is_io(&e), "got {e}");
-    failpoint::disarm_all();
-    assert_poisoned(&store, &truth, "after a failed keyring fsync");
-    drop(store);
-    let store = open(dir.path(), &opts());
-    assert_verifies(&store, "reopened");
-    truth.settle(&store, "reopened");
+    keyring_sync_fails(
+        &store,
+        &mut truth,
+        &msgs(9, "t-new", 0..3, 1),
+        "after a failed keyring fsync",
+    );
+    let store = reopened(store, dir.path(), &mut truth);
     let listed: Vec<String> = store
         .transcripts_by_email(&email(9), None, None)
         .unwrap()
@@ -340,15 +356,13 @@ fn early_keyring_sync_fails_on_a_large_batch() {
         .flat_map(|t| msgs(100 + t / 2, &format!("t-big-{t}"), 0..4, 1))
         .collect();
     assert!(batch.len() >= 128, "large enough for the early sync");
-    failpoint::arm("keyring.sync", Action::Error, 0);
-    let e = truth.append(&store, &batch).unwrap_err();
-    assert!(is_io(&e), "got {e}");
-    failpoint::disarm_all();
-    assert_poisoned(&store, &truth, "after a failed early keyring fsync");
-    drop(store);
-    let store = open(dir.path(), &opts());
-    assert_verifies(&store, "reopened");
-    truth.settle(&store, "reopened");
+    keyring_sync_fails(
+        &store,
+        &mut truth,
+        &batch,
+        "after a failed early keyring fsync",
+    );
+    let store = reopened(store, dir.path(), &mut truth);
     let kept = (0..40u64)
         .filter(|t| !truth.get(&format!("t-big-{t}")).is_empty())
         .count();
