@@ -214,13 +214,14 @@ fn blocks(items: u64) -> u64 {
 /// holds them all until it sorts them, so it keeps each in 32 bytes, not
 /// as an [`Entry`] of 64: the generation as a number into a table of the
 /// segment's generations, and the message-id digest, which most records
-/// lack, in a map beside.
+/// lack, in a map beside, by the record's offset (one record per offset in
+/// a segment: found again after the sort moves the records).
 #[derive(Default)]
 pub(crate) struct Builder {
     entries: Vec<Compact>,
     tids: Vec<Tid>,
     numbers: crate::ids::IdMap<u32>,
-    msg_ids: std::collections::HashMap<u32, MsgIdDigest>,
+    msg_ids: std::collections::HashMap<u64, MsgIdDigest>,
 }
 
 /// An [`Entry`] without its generation id and message-id digest.
@@ -255,7 +256,7 @@ impl Builder {
             }
         };
         if let Some(d) = e.msg_id {
-            self.msg_ids.insert(self.entries.len() as u32, d);
+            self.msg_ids.insert(e.off, d);
         }
         self.entries.push(Compact {
             tid,
@@ -299,12 +300,6 @@ impl Builder {
             rank[n as usize] = r as u32;
         }
         drop(by_id);
-        // The few message-id digests, found again by their record's offset
-        // (one record per offset in a segment) once the records move.
-        let msg_ids: std::collections::HashMap<u64, MsgIdDigest> = msg_ids
-            .into_iter()
-            .filter_map(|(i, d)| entries.get(i as usize).map(|e| (e.off, d)))
-            .collect();
         entries.sort_unstable_by_key(|e| (rank[e.tid as usize], e.seq, e.off));
         drop(rank);
         let entry = |e: &Compact| Entry {

@@ -228,10 +228,7 @@ impl Engine {
     /// later write to the keyring marks it dirty again, for the commit's own
     /// sync. Without a thread to spare, the commit's sync does it all.
     pub(crate) fn sync_keyring_early(&self) {
-        if !self
-            .keyring_dirty
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
+        if !self.keyring_dirty.swap(false, Ordering::SeqCst) {
             return;
         }
         let (file, path) = (Arc::clone(&self.keyring_file), self.keyring_path.clone());
@@ -240,9 +237,7 @@ impl Engine {
             .spawn(move || sync_keyring(&file, &path))
         {
             Ok(handle) => self.early_syncs.lock().push(handle),
-            Err(_) => self
-                .keyring_dirty
-                .store(true, std::sync::atomic::Ordering::SeqCst),
+            Err(_) => self.keyring_dirty.store(true, Ordering::SeqCst),
         }
     }
 
