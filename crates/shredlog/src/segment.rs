@@ -418,6 +418,11 @@ impl SyncHandle {
         self.durable.fetch_max(len, Ordering::AcqRel);
         Ok(())
     }
+
+    /// Whether a sync made everything appended so far durable.
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable.load(Ordering::Acquire) >= self.written.load(Ordering::Acquire)
+    }
 }
 
 impl Active {
@@ -1111,8 +1116,10 @@ mod tests {
         let (n, s) = count(&bytes, rules(true, false, 0)).unwrap();
         assert_eq!((n, s.end, s.torn_at), (2, a.len, None));
         assert_eq!(a.durable_len(), SEGMENT_HEADER);
+        assert!(!a.sync_handle().is_durable(), "appended, not synced");
         a.sync_handle().sync().unwrap();
         assert_eq!(a.durable_len(), a.len);
+        assert!(a.sync_handle().is_durable());
         a.seal().unwrap();
         assert_eq!(file_len(), a.len);
         let bytes = std::fs::read(&a.path).unwrap();

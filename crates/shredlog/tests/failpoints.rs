@@ -375,6 +375,58 @@ fn early_keyring_sync_fails_on_a_large_batch() {
     assert!(again.is_ok(), "{again:?}");
 }
 
+/// Failed segment fsync for a batch large enough that its segment's sync
+/// starts before the batch is published, on a thread of its own: only that
+/// sync fails (the commit's own sync, if it made one, would succeed), and
+/// still the batch fails and poisons the store; the reopened store holds
+/// all of the batch or none. A large batch's commit syncs its segment once:
+/// a second sync of the segment would fail it.
+fn early_segment_sync_fails_on_a_large_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &opts());
+    let mut truth = Truth::default();
+    let first: Vec<Message> = (0..20u64)
+        .flat_map(|v| msgs(100 + v, &format!("t-pre-{v}"), 0..4, 0))
+        .collect();
+    truth.append(&store, &first).unwrap();
+    // Messages of existing transcripts only: no keys, no keyring sync.
+    let batch = |from: u64| -> Vec<Message> {
+        (0..20u64)
+            .flat_map(|v| msgs(100 + v, &format!("t-pre-{v}"), from..from + 4, 0))
+            .collect()
+    };
+    let ok = batch(4);
+    assert!(ok.len() >= 64, "large enough for the early sync");
+    failpoint::arm("segment.sync", Action::Error, 2);
+    let once = truth.append(&store, &ok);
+    failpoint::disarm_all();
+    assert!(
+        once.is_ok(),
+        "the commit synced the segment a second time: {once:?}"
+    );
+    let failing = batch(8);
+    failpoint::arm("segment.sync", Action::Error, 1);
+    let e = truth.append(&store, &failing).unwrap_err();
+    failpoint::disarm_all();
+    let ctx = "after a failed early segment fsync";
+    assert!(is_io(&e), "{ctx}: got {e}");
+    assert_poisoned(&store, &truth, ctx);
+    let store = reopened(store, dir.path(), &mut truth);
+    let kept: Vec<usize> = (0..20u64)
+        .map(|v| truth.get(&format!("t-pre-{v}")).len())
+        .collect();
+    assert!(
+        kept.iter().all(|n| *n == 8) || kept.iter().all(|n| *n == 12),
+        "{ctx}: the batch is all there or not at all: {kept:?}"
+    );
+    let next = kept[0] as u64;
+    let again: Vec<Message> = (0..20u64)
+        .flat_map(|v| msgs(100 + v, &format!("t-pre-{v}"), next..next + 4, 0))
+        .collect();
+    let r = truth.append(&store, &again);
+    assert!(r.is_ok(), "{r:?}");
+}
+
 /// A keyring slot write fails (ENOSPC) half-way through creating a visitor and
 /// transcript: afterwards the transcript can be written, found, and erased
 /// without leaving the email behind.
@@ -1199,7 +1251,7 @@ fn failed_transcript_does_not_pin_the_email() {
 fn failpoint_scenarios() {
     let _guard = FAILPOINTS.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
-    let scenarios: [(&str, fn()); 16] = [
+    let scenarios: [(&str, fn()); 17] = [
         ("segment fsync fails", segment_sync_fails),
         (
             "keyring fsync fails on a new transcript",
@@ -1208,6 +1260,10 @@ fn failpoint_scenarios() {
         (
             "early keyring fsync fails on a large batch",
             early_keyring_sync_fails_on_a_large_batch,
+        ),
+        (
+            "early segment fsync fails on a large batch",
+            early_segment_sync_fails_on_a_large_batch,
         ),
         (
             "keyring write ENOSPC on a new visitor",

@@ -195,29 +195,37 @@ impl Engine {
     /// is waited for here, so that nothing is acknowledged before it ends.
     pub(crate) fn sync_now(&self) -> Result<()> {
         let segment = self.active_file.lock().clone().ok_or(Error::ReadOnly)?;
-        let early = std::mem::take(&mut *self.early_syncs.lock());
+        // The early syncs end first: the segment need not be synced again
+        // for bytes one of them made durable.
+        let early = joined(std::mem::take(&mut *self.early_syncs.lock()));
+        let sync_segment = || {
+            if segment.is_durable() {
+                Ok(())
+            } else {
+                segment.sync()
+            }
+        };
         if !self
             .keyring_dirty
             .swap(false, std::sync::atomic::Ordering::SeqCst)
         {
-            let s = segment.sync();
-            return joined(early).and(s);
+            return early.and(sync_segment());
         }
         let keyring = || sync_keyring(&self.keyring_file, &self.keyring_path);
         let both = std::thread::scope(|scope| {
             match std::thread::Builder::new().spawn_scoped(scope, keyring) {
                 Ok(k) => {
-                    let s = segment.sync();
+                    let s = sync_segment();
                     let k = k.join().unwrap_or_else(|_| {
                         Err(Error::Internal("the keyring sync thread panicked".into()))
                     });
                     k.and(s)
                 }
                 // No thread to spare: one after the other.
-                Err(_) => keyring().and_then(|()| segment.sync()),
+                Err(_) => keyring().and_then(|()| sync_segment()),
             }
         });
-        joined(early).and(both)
+        early.and(both)
     }
 
     /// Starts syncing the keyring now, on a thread of its own, for the keys
@@ -238,6 +246,24 @@ impl Engine {
         {
             Ok(handle) => self.early_syncs.lock().push(handle),
             Err(_) => self.keyring_dirty.store(true, Ordering::SeqCst),
+        }
+    }
+
+    /// Starts syncing the active segment now, on a thread of its own, for
+    /// the records a large batch has just appended: the sync then runs
+    /// while the batch is published to the index, and the commit's
+    /// [`Engine::sync_now`] waits for it (and syncs the segment again only
+    /// if something was appended after it began). Without a thread to
+    /// spare, the commit's sync does it.
+    pub(crate) fn sync_segment_early(&self) {
+        let Some(segment) = self.active_file.lock().clone() else {
+            return;
+        };
+        if let Ok(handle) = std::thread::Builder::new()
+            .name("shredlog-segment-sync".into())
+            .spawn(move || segment.sync())
+        {
+            self.early_syncs.lock().push(handle);
         }
     }
 
@@ -405,7 +431,7 @@ fn joined(early: Vec<JoinHandle<Result<()>>>) -> Result<()> {
     for handle in early {
         let r = handle
             .join()
-            .unwrap_or_else(|_| Err(Error::Internal("a keyring sync thread panicked".into())));
+            .unwrap_or_else(|_| Err(Error::Internal("an early sync thread panicked".into())));
         if out.is_ok() {
             out = r;
         }

@@ -100,7 +100,8 @@ pub(crate) struct Engine {
     pub(crate) keyring_path: PathBuf,
     /// Keys were written since the last sync: the next sync covers the keyring.
     pub(crate) keyring_dirty: AtomicBool,
-    /// Keyring syncs appends started early, waited for by the next sync.
+    /// Syncs (of the keyring, of the segment) large appends started early,
+    /// waited for by the next sync.
     early_syncs: Mutex<Vec<std::thread::JoinHandle<Result<()>>>>,
     /// The active segment's sync handle (`None` when read-only).
     active_file: Mutex<Option<segment::SyncHandle>>,

@@ -296,7 +296,7 @@ impl Engine {
             self.keyring_dirty.store(true, Ordering::SeqCst);
             // A large batch's sealing and writing take long enough to hide
             // most of the keyring's sync: it starts now (`sync_now` waits).
-            if prepared.len() >= EARLY_KEYRING_SYNC_MIN
+            if prepared.len() >= EARLY_SYNC_MIN
                 && matches!(self.options.durability, Durability::Immediate)
             {
                 self.sync_keyring_early();
@@ -352,6 +352,12 @@ impl Engine {
             drop(index);
             self.seal_and_write(w, &items)?
         };
+        // A large batch's records are synced while it is published.
+        if prepared.len() >= EARLY_SYNC_MIN
+            && matches!(self.options.durability, Durability::Immediate)
+        {
+            self.sync_segment_early();
+        }
         // 3. Publish to readers. The index reads its run to change it: should
         // that fail, the records are on disk but readers cannot see them, so
         // the store is poisoned (the next open finds them).
@@ -755,10 +761,11 @@ fn seal_all(items: &[Item<'_>], places: &[Placement]) -> Result<SealedBatch> {
 const PARALLEL_PREPARE_MIN: usize = 128;
 
 /// Messages in a batch from which its keyring sync starts before the
-/// batch is sealed (`Engine::sync_keyring_early`). Smaller ones (single
-/// appends among them) leave it to the commit's sync, which one sync
-/// serves for every append it gathers.
-const EARLY_KEYRING_SYNC_MIN: usize = 64;
+/// batch is sealed (`Engine::sync_keyring_early`), and its segment's sync
+/// before it is published (`Engine::sync_segment_early`). Smaller ones
+/// (single appends among them) leave both to the commit's sync, which one
+/// sync serves for every append it gathers.
+const EARLY_SYNC_MIN: usize = 64;
 
 /// Prepares every message of a batch: in order on this thread for a short
 /// batch, else in contiguous chunks on up to `available_parallelism` threads
