@@ -149,7 +149,7 @@ const PLAIN_DOMAIN: [bool; 256] = {
 /// printable ASCII without capitals, one `@`, a local part without the
 /// characters refused, a domain of letters, digits and inner hyphens in two
 /// or more labels, no label starting with `xn--` (which IDNA must check).
-fn is_plain_canonical(email: &str) -> bool {
+pub(crate) fn is_plain_canonical(email: &str) -> bool {
     // Every lookup in the directory asks this of the address and of each
     // entry in the sector it reads: a byte is checked by one table lookup.
     let Some((local, domain)) = email.split_once('@') else {

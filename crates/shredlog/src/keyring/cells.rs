@@ -100,32 +100,48 @@ pub(super) fn unframe(index: u32, bytes: &[u8]) -> Result<Option<Framed>, &'stat
     let cells = bytes
         .get(..n as usize * CELL)
         .ok_or("slot cut short (the file ends inside it)")?;
-    let mut stream = Zeroizing::new(Vec::with_capacity(n as usize * DATA));
-    for (i, c) in cells.chunks_exact(CELL).enumerate() {
-        if i > 0 && c[0] != CONT {
-            return Err("slot's later cell is not marked as one");
-        }
-        stream.extend_from_slice(&c[1..]);
+    if cells.chunks_exact(CELL).skip(1).any(|c| c[0] != CONT) {
+        return Err("slot's later cell is not marked as one");
     }
-    let crc = u32::from_le_bytes([stream[0], stream[1], stream[2], stream[3]]);
-    if stream_crc(tag, &stream) != crc {
+    // The stream is read where it lies, the cells' bytes after their tags
+    // (stream byte `k` is byte `1 + k % 63` of cell `k / 63`), and only the
+    // payload copied out: a lookup reads every slot of the sectors it
+    // probes.
+    let at = |k: usize| cells[k / DATA * CELL + 1 + k % DATA];
+    let crc = u32::from_le_bytes([at(0), at(1), at(2), at(3)]);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[tag]);
+    h.update(&cells[5..CELL]);
+    for c in cells.chunks_exact(CELL).skip(1) {
+        h.update(&c[1..]);
+    }
+    if h.finalize() != crc {
         return Err("slot checksum mismatch");
     }
-    if stream[5] != STREAM_VERSION {
+    if at(5) != STREAM_VERSION {
         return Err("unknown slot version");
     }
-    let kind = stream[4];
+    let kind = at(4);
     if kind == KIND_STATE {
         return Err("state slot among the data slots");
     }
-    let len = usize::from(u16::from_le_bytes([stream[6], stream[7]]));
-    let payload = stream
-        .get(HEAD..HEAD + len)
-        .ok_or("slot payload length out of range")?;
+    let len = usize::from(u16::from_le_bytes([at(6), at(7)]));
+    if HEAD + len > n as usize * DATA {
+        return Err("slot payload length out of range");
+    }
+    let mut payload = Zeroizing::new(Vec::with_capacity(len));
+    let mut k = HEAD;
+    while k < HEAD + len {
+        let (cell, off) = (k / DATA, k % DATA);
+        let take = (DATA - off).min(HEAD + len - k);
+        let from = cell * CELL + 1 + off;
+        payload.extend_from_slice(&cells[from..from + take]);
+        k += take;
+    }
     Ok(Some(Framed {
         cells: n,
         kind,
-        payload: Zeroizing::new(payload.to_vec()),
+        payload,
     }))
 }
 

@@ -308,6 +308,17 @@ impl DirectoryReader {
                     let spilled = table::parse_header_cell(bytes).map_err(|r| corrupt(first, r))?;
                     let mut damage = None;
                     cells::scan(bytes, first, first + 1, |index, _, found| {
+                        // An entry of another address in canonical form (as
+                        // entries are stored) is passed over undecoded.
+                        if self.slots.kek.is_none()
+                            && let Ok(Some(f)) = &found
+                            && f.kind == slot::KIND_VISITOR
+                            && slot::plain_visitor_email(&f.payload).is_some_and(|e| {
+                                e != wanted.as_str() && crate::email::is_plain_canonical(e)
+                            })
+                        {
+                            return;
+                        }
                         let found = found.and_then(|f| {
                             f.map(|f| {
                                 slot::open_payload(

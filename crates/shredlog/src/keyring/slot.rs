@@ -231,6 +231,18 @@ pub(super) fn open_payload(
     }
 }
 
+/// The email of a visitor slot's body as stored without a key-encryption
+/// key, read in place; `None` if the body is not a well-formed visitor
+/// slot's (which decoding it reports).
+pub(super) fn plain_visitor_email(b: &[u8]) -> Option<&str> {
+    let word = u16::from_le_bytes(b.get(16..18)?.try_into().ok()?);
+    let n = usize::from(word & 0x1ff);
+    if b.len() != VISITOR_FIXED + n {
+        return None;
+    }
+    std::str::from_utf8(b.get(VISITOR_FIXED..)?).ok()
+}
+
 fn arr16(b: &[u8], at: usize) -> Option<[u8; 16]> {
     b.get(at..at + 16)?.try_into().ok()
 }
@@ -276,14 +288,8 @@ fn decode_body(kind: u8, b: &[u8]) -> Result<Slot, &'static str> {
             }))
         }
         KIND_VISITOR => {
+            let email = plain_visitor_email(b).ok_or(BAD)?.to_owned();
             let word = u16::from_le_bytes(b.get(16..18).ok_or(BAD)?.try_into().map_err(|_| BAD)?);
-            let n = usize::from(word & 0x1ff);
-            if b.len() != VISITOR_FIXED + n {
-                return Err(BAD);
-            }
-            let email = std::str::from_utf8(b.get(VISITOR_FIXED..).ok_or(BAD)?)
-                .map_err(|_| BAD)?
-                .to_owned();
             Ok(Slot::Visitor(VisitorSlot {
                 vid: arr16(b, 0).ok_or(BAD)?,
                 email,
@@ -302,5 +308,49 @@ fn decode_body(kind: u8, b: &[u8]) -> Result<Slot, &'static str> {
             }))
         }
         _ => Err("unknown slot kind"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory lookup passes over entries of other addresses by the
+    /// email read in place: it must be the one decoding gives, and there
+    /// must be none where decoding fails.
+    #[test]
+    fn the_email_read_in_place_is_the_decoded_one() {
+        for email in ["ann@example.com", "", "jos\u{e9}@xn--bcher-kva.example"] {
+            for revision in [0u8, 1, 127] {
+                let slot = Slot::Visitor(VisitorSlot {
+                    vid: [7; 16],
+                    email: email.into(),
+                    revision,
+                });
+                let body = slot.body().unwrap();
+                let Ok(Slot::Visitor(v)) = decode_body(KIND_VISITOR, &body) else {
+                    panic!("decodes");
+                };
+                assert_eq!(plain_visitor_email(&body), Some(v.email.as_str()));
+                assert_eq!(v.email, email);
+                for cut in [body.len().saturating_sub(1), body.len() + 1] {
+                    let mut bad = body.to_vec();
+                    bad.resize(cut, b'x');
+                    assert!(decode_body(KIND_VISITOR, &bad).is_err());
+                    assert_eq!(plain_visitor_email(&bad), None, "{cut}");
+                }
+            }
+        }
+        let mut not_utf8 = Slot::Visitor(VisitorSlot {
+            vid: [7; 16],
+            email: "ab@example.com".into(),
+            revision: 0,
+        })
+        .body()
+        .unwrap()
+        .to_vec();
+        not_utf8[VISITOR_FIXED] = 0xff;
+        assert!(decode_body(KIND_VISITOR, &not_utf8).is_err());
+        assert_eq!(plain_visitor_email(&not_utf8), None);
     }
 }
