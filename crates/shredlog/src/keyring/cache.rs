@@ -97,19 +97,49 @@ impl KeyCache {
     /// The caller id of generation `tid`, whose transcript slot is
     /// `content_slot` (a listing's: it has no whole entry).
     pub(crate) fn caller_id_at(&self, tid: &Tid, content_slot: u32) -> Result<Arc<str>> {
-        if let Some(k) = self.keys.read().get(tid) {
-            return Ok(Arc::clone(&k.caller_id));
-        }
-        if let Some(id) = self.ids.read().get(tid) {
-            return Ok(Arc::clone(id));
-        }
-        // Only the transcript slot (its key is wiped as it is dropped).
-        let id: Arc<str> = match self.source()?.read(content_slot)? {
-            Some(Slot::Transcript(s)) if s.tid == *tid => Arc::from(s.caller_id),
-            _ => return Err(wrong_slots(tid)),
+        self.caller_ids_at(&[(*tid, content_slot)])?
+            .pop()
+            .ok_or_else(|| Error::Internal("no caller id for a generation asked for".into()))
+    }
+
+    /// [`KeyCache::caller_id_at`] of several generations (a visitor's
+    /// list), in order, each of the cache's locks taken once.
+    pub(crate) fn caller_ids_at(&self, wanted: &[(Tid, u32)]) -> Result<Vec<Arc<str>>> {
+        let mut found: Vec<Option<Arc<str>>> = {
+            let keys = self.keys.read();
+            wanted
+                .iter()
+                .map(|(tid, _)| keys.get(tid).map(|k| Arc::clone(&k.caller_id)))
+                .collect()
         };
-        crate::ids::insert_bounded(&mut self.ids.write(), self.capacity, *tid, Arc::clone(&id));
-        Ok(id)
+        if found.iter().any(Option::is_none) {
+            let ids = self.ids.read();
+            for (f, (tid, _)) in found.iter_mut().zip(wanted) {
+                if f.is_none() {
+                    *f = ids.get(tid).cloned();
+                }
+            }
+        }
+        let mut read = Vec::new();
+        for (f, (tid, slot)) in found.iter_mut().zip(wanted) {
+            if f.is_some() {
+                continue;
+            }
+            // Only the transcript slot (its key is wiped as it is dropped).
+            let id: Arc<str> = match self.source()?.read(*slot)? {
+                Some(Slot::Transcript(s)) if s.tid == *tid => Arc::from(s.caller_id),
+                _ => return Err(wrong_slots(tid)),
+            };
+            *f = Some(Arc::clone(&id));
+            read.push((*tid, id));
+        }
+        if !read.is_empty() {
+            let mut ids = self.ids.write();
+            for (tid, id) in read {
+                crate::ids::insert_bounded(&mut ids, self.capacity, tid, id);
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// Reads slot `index` from the keyring (for `verify`), holding nothing.

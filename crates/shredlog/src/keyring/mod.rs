@@ -2202,6 +2202,53 @@ mod tests {
         assert!(cache.caller_id(&three).is_err());
     }
 
+    /// A visitor's list asks the caller ids of all its generations at once:
+    /// answered in order, from held keys, held ids or the slots, and a slot
+    /// that holds another generation is an error.
+    #[test]
+    fn caller_ids_of_several_generations_come_in_order_from_wherever_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kr = plain(dir.path());
+        let mut slots = Vec::new();
+        for n in 1..=4u8 {
+            let Slot::Transcript(mut t) = tslot(&format!("t-{n}")) else {
+                unreachable!()
+            };
+            t.tid = [n; 16];
+            let slot = Slot::Transcript(t);
+            let at = kr.allocate(&slot).unwrap();
+            kr.write(at, &slot).unwrap();
+            slots.push(at);
+        }
+        let cache = KeyCache::new(Some(kr.reader()), 8);
+        // Generation 2's keys are held (under another id, to tell them
+        // apart), generation 3's id is held; 1 and 4 are read.
+        cache.insert(
+            [2; 16],
+            super::cache::TranscriptKeys {
+                content: Key::random().unwrap(),
+                pii: None,
+                caller_id: std::sync::Arc::from("held-2"),
+            },
+        );
+        assert_eq!(&*cache.caller_id_at(&[3; 16], slots[2]).unwrap(), "t-3");
+        let wanted: Vec<(crate::record::Tid, u32)> = (1..=4u8)
+            .map(|n| ([n; 16], slots[n as usize - 1]))
+            .collect();
+        let ids = cache.caller_ids_at(&wanted).unwrap();
+        let ids: Vec<&str> = ids.iter().map(|i| &**i).collect();
+        assert_eq!(ids, ["t-1", "held-2", "t-3", "t-4"]);
+        // Read ones are kept: answered with their slots wiped.
+        kr.wipe(slots[0]).unwrap();
+        kr.wipe(slots[3]).unwrap();
+        assert_eq!(cache.caller_ids_at(&wanted).unwrap().len(), 4);
+        let wrong = [([1; 16], slots[0]), ([9; 16], slots[1])];
+        assert!(matches!(
+            cache.caller_ids_at(&wrong),
+            Err(Error::Internal(_))
+        ));
+    }
+
     #[test]
     fn the_file_grows_by_whole_runs_of_free_cells() {
         let dir = tempfile::tempdir().unwrap();

@@ -114,17 +114,19 @@ impl Store {
             return Ok(Vec::new());
         };
         self.check_not_restricted(&vid)?;
-        let mut out = Vec::new();
-        for l in index.visitor_listing(&vid)? {
+        let mut listed = index.visitor_listing(&vid)?;
+        listed.retain(|l| {
             let (first, last) = l.ts_range;
-            if from.is_some_and(|f| last < f) || to.is_some_and(|to| first > to) {
-                continue;
-            }
-            // The id is in the generation's slot (the index has its hash).
-            let id = self.engine.keys.caller_id_at(&l.tid, l.content_slot)?;
-            out.push(TranscriptInfo::listed(&l, &id));
-        }
-        Ok(out)
+            !(from.is_some_and(|f| last < f) || to.is_some_and(|to| first > to))
+        });
+        // The ids are in the generations' slots (the index has their hashes).
+        let slots: Vec<_> = listed.iter().map(|l| (l.tid, l.content_slot)).collect();
+        let ids = self.engine.keys.caller_ids_at(&slots)?;
+        Ok(listed
+            .iter()
+            .zip(ids)
+            .map(|(l, id)| TranscriptInfo::listed(l, &id))
+            .collect())
     }
 }
 
