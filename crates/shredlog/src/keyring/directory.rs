@@ -154,11 +154,11 @@ fn placed_as(email: &str, placed: &str) -> bool {
 /// An address to look up, in the forms a lookup compares.
 pub(crate) struct Query {
     /// Trimmed and lower-cased: how entries were stored before canonical
-    /// emails.
-    spelled: String,
+    /// emails; `None` when it is `placed` (the common case, no copy).
+    spelled: Option<String>,
     /// Its [`placement`].
     placed: String,
-    /// Whether it is an email address (else `placed` is `spelled`).
+    /// Whether it is an email address (else `placed` is the spelling).
     pub is_email: bool,
 }
 
@@ -167,26 +167,27 @@ impl Query {
         match crate::email::canonical(email) {
             Ok(c) => {
                 let placed = c.into_owned();
-                let spelled = if placed == email {
-                    placed.clone()
-                } else {
-                    email.trim().to_lowercase()
-                };
+                let spelled = (placed != email)
+                    .then(|| email.trim().to_lowercase())
+                    .filter(|s| *s != placed);
                 Query {
                     spelled,
                     placed,
                     is_email: true,
                 }
             }
-            Err(_) => {
-                let spelled = email.trim().to_lowercase();
-                Query {
-                    placed: spelled.clone(),
-                    spelled,
-                    is_email: false,
-                }
-            }
+            Err(_) => Query {
+                placed: email.trim().to_lowercase(),
+                spelled: None,
+                is_email: false,
+            },
         }
+    }
+
+    /// How entries were stored before canonical emails: trimmed and
+    /// lower-cased.
+    fn spelled(&self) -> &str {
+        self.spelled.as_deref().unwrap_or(&self.placed)
     }
 }
 
@@ -370,7 +371,7 @@ impl DirectoryReader {
 pub(crate) fn choose<T: Copy>(query: &Query, found: &[(u32, &VisitorSlot, T)]) -> Option<T> {
     found
         .iter()
-        .find(|(_, v, _)| v.email == query.spelled)
+        .find(|(_, v, _)| v.email == query.spelled())
         .or_else(|| found.iter().find(|(_, v, _)| v.email == query.placed))
         .or_else(|| found.iter().min_by_key(|(slot, _, _)| *slot))
         .map(|f| f.2)
