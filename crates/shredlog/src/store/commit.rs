@@ -190,9 +190,11 @@ impl Engine {
     /// Makes everything written so far durable. When new keys were written,
     /// the keyring and the segment are synced at the same time (two device
     /// queues, one wait): a record that reaches the disk before its keys was
-    /// not acknowledged, and without its keys it is dead at recovery. A
-    /// keyring sync an append started early ([`Engine::sync_keyring_early`])
-    /// is waited for here, so that nothing is acknowledged before it ends.
+    /// not acknowledged, and without its keys it is dead at recovery. The
+    /// syncs a large append started early ([`Engine::sync_keyring_early`],
+    /// [`Engine::sync_segment_early`]) are waited for here, so that nothing
+    /// is acknowledged before they end; the first failure among them fails
+    /// this sync.
     pub(crate) fn sync_now(&self) -> Result<()> {
         let segment = self.active_file.lock().clone().ok_or(Error::ReadOnly)?;
         // The early syncs end first: the segment need not be synced again
