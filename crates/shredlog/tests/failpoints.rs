@@ -337,20 +337,27 @@ fn keyring_sync_fails_on_new_transcript() {
     );
 }
 
+/// A store in `dir` holding transcripts `t-pre-0` to `t-pre-19` of four
+/// messages each, one per visitor, and what it holds.
+fn twenty_visitors(dir: &Path) -> (Store, Truth) {
+    let store = open(dir, &opts());
+    let mut truth = Truth::default();
+    let first: Vec<Message> = (0..20u64)
+        .flat_map(|v| msgs(100 + v, &format!("t-pre-{v}"), 0..4, 0))
+        .collect();
+    truth.append(&store, &first).unwrap();
+    (store, truth)
+}
+
 /// Failed keyring fsync for a batch large enough that its keyring sync starts
 /// before the batch is sealed, on a thread of its own: the failure still
 /// fails the batch (nothing acknowledged without its keys) and poisons the
 /// store, and the reopened store holds either all of the batch or none.
 fn early_keyring_sync_fails_on_a_large_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), &opts());
-    let mut truth = Truth::default();
     // Twenty visitors first, so that the batch below adds no directory
     // entry (whose table's growth would sync the keyring itself).
-    let first: Vec<Message> = (0..20u64)
-        .flat_map(|v| msgs(100 + v, &format!("t-pre-{v}"), 0..4, 0))
-        .collect();
-    truth.append(&store, &first).unwrap();
+    let (store, mut truth) = twenty_visitors(dir.path());
     // 40 new transcripts of 4 messages each, of those visitors.
     let batch: Vec<Message> = (0..40u64)
         .flat_map(|t| msgs(100 + t / 2, &format!("t-big-{t}"), 0..4, 1))
@@ -383,12 +390,7 @@ fn early_keyring_sync_fails_on_a_large_batch() {
 /// a second sync of the segment would fail it.
 fn early_segment_sync_fails_on_a_large_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), &opts());
-    let mut truth = Truth::default();
-    let first: Vec<Message> = (0..20u64)
-        .flat_map(|v| msgs(100 + v, &format!("t-pre-{v}"), 0..4, 0))
-        .collect();
-    truth.append(&store, &first).unwrap();
+    let (store, mut truth) = twenty_visitors(dir.path());
     // Messages of existing transcripts only: no keys, no keyring sync.
     let batch = |from: u64| -> Vec<Message> {
         (0..20u64)
@@ -419,11 +421,7 @@ fn early_segment_sync_fails_on_a_large_batch() {
         kept.iter().all(|n| *n == 8) || kept.iter().all(|n| *n == 12),
         "{ctx}: the batch is all there or not at all: {kept:?}"
     );
-    let next = kept[0] as u64;
-    let again: Vec<Message> = (0..20u64)
-        .flat_map(|v| msgs(100 + v, &format!("t-pre-{v}"), next..next + 4, 0))
-        .collect();
-    let r = truth.append(&store, &again);
+    let r = truth.append(&store, &batch(kept[0] as u64));
     assert!(r.is_ok(), "{r:?}");
 }
 
