@@ -49,7 +49,8 @@ fn power_child() {
         }
         if t % 5 == 4 {
             // Now and then a large batch of new transcripts (80 messages):
-            // its keyring sync starts before it is sealed and written.
+            // its keyring sync starts before it is sealed and written, its
+            // segment's before it is published.
             let first = 1_000_000 + t * 8;
             let big: Vec<_> = (first..first + 8)
                 .flat_map(|b| {

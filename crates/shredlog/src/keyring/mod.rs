@@ -2159,21 +2159,27 @@ mod tests {
     /// A caller id read for a listing comes from the transcript slot once,
     /// is kept among at most `capacity` ids, and leaves with the
     /// generation's keys.
+    /// Writes the transcript slot of generation `[tid; 16]` with caller id
+    /// `id`; returns its index.
+    fn transcript_at(kr: &mut Keyring, tid: u8, id: &str) -> u32 {
+        let Slot::Transcript(mut t) = tslot(id) else {
+            unreachable!()
+        };
+        t.tid = [tid; 16];
+        let slot = Slot::Transcript(t);
+        let at = kr.allocate(&slot).unwrap();
+        kr.write(at, &slot).unwrap();
+        at
+    }
+
     #[test]
     fn the_key_cache_keeps_the_caller_ids_it_reads_within_its_capacity() {
         let dir = tempfile::tempdir().unwrap();
         let mut kr = plain(dir.path());
-        let mut slots = Vec::new();
-        for (tid, id) in [(1u8, "t-1"), (3, "t-3")] {
-            let Slot::Transcript(mut t) = tslot(id) else {
-                unreachable!()
-            };
-            t.tid = [tid; 16];
-            let slot = Slot::Transcript(t);
-            let at = kr.allocate(&slot).unwrap();
-            kr.write(at, &slot).unwrap();
-            slots.push(at);
-        }
+        let slots: Vec<u32> = [(1u8, "t-1"), (3, "t-3")]
+            .into_iter()
+            .map(|(tid, id)| transcript_at(&mut kr, tid, id))
+            .collect();
         let entry = |tid: u8, slot: u32| {
             crate::index::TranscriptEntry::new(
                 [tid; 16],
@@ -2209,17 +2215,9 @@ mod tests {
     fn caller_ids_of_several_generations_come_in_order_from_wherever_they_are() {
         let dir = tempfile::tempdir().unwrap();
         let mut kr = plain(dir.path());
-        let mut slots = Vec::new();
-        for n in 1..=4u8 {
-            let Slot::Transcript(mut t) = tslot(&format!("t-{n}")) else {
-                unreachable!()
-            };
-            t.tid = [n; 16];
-            let slot = Slot::Transcript(t);
-            let at = kr.allocate(&slot).unwrap();
-            kr.write(at, &slot).unwrap();
-            slots.push(at);
-        }
+        let slots: Vec<u32> = (1..=4u8)
+            .map(|n| transcript_at(&mut kr, n, &format!("t-{n}")))
+            .collect();
         let cache = KeyCache::new(Some(kr.reader()), 8);
         // Generation 2's keys are held (under another id, to tell them
         // apart), generation 3's id is held; 1 and 4 are read.

@@ -242,12 +242,8 @@ impl Engine {
             return;
         }
         let (file, path) = (Arc::clone(&self.keyring_file), self.keyring_path.clone());
-        match std::thread::Builder::new()
-            .name("shredlog-keyring-sync".into())
-            .spawn(move || sync_keyring(&file, &path))
-        {
-            Ok(handle) => self.early_syncs.lock().push(handle),
-            Err(_) => self.keyring_dirty.store(true, Ordering::SeqCst),
+        if !self.start_early("shredlog-keyring-sync", move || sync_keyring(&file, &path)) {
+            self.keyring_dirty.store(true, Ordering::SeqCst);
         }
     }
 
@@ -258,14 +254,21 @@ impl Engine {
     /// if something was appended after it began). Without a thread to
     /// spare, the commit's sync does it.
     pub(crate) fn sync_segment_early(&self) {
-        let Some(segment) = self.active_file.lock().clone() else {
-            return;
-        };
-        if let Ok(handle) = std::thread::Builder::new()
-            .name("shredlog-segment-sync".into())
-            .spawn(move || segment.sync())
-        {
-            self.early_syncs.lock().push(handle);
+        if let Some(segment) = self.active_file.lock().clone() {
+            // Not started, the segment is not durable: the commit syncs it.
+            self.start_early("shredlog-segment-sync", move || segment.sync());
+        }
+    }
+
+    /// Runs `sync` on a thread named `name`, for the next [`Engine::sync_now`]
+    /// to wait for; false if no thread could be started.
+    fn start_early(&self, name: &str, sync: impl FnOnce() -> Result<()> + Send + 'static) -> bool {
+        match std::thread::Builder::new().name(name.into()).spawn(sync) {
+            Ok(handle) => {
+                self.early_syncs.lock().push(handle);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -427,7 +430,7 @@ fn sync_keyring(file: &File, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Waits for every early keyring sync; the first failure, once all ended.
+/// Waits for every early sync; the first failure, once all ended.
 fn joined(early: Vec<JoinHandle<Result<()>>>) -> Result<()> {
     let mut out = Ok(());
     for handle in early {

@@ -213,6 +213,10 @@ impl Engine {
         targets: Vec<Target>,
     ) -> Result<()> {
         let now = Timestamp::now().unix_millis();
+        // Whether this batch's syncs start before its commit (see
+        // `EARLY_SYNC_MIN`).
+        let early_syncs = prepared.len() >= EARLY_SYNC_MIN
+            && matches!(self.options.durability, Durability::Immediate);
         // 1. Keys and directory entries for new transcripts and visitors.
         let mut created: Vec<Created> = Vec::new();
         let mut new_visitors: Vec<(Vid, String, u32)> = Vec::new();
@@ -296,9 +300,7 @@ impl Engine {
             self.keyring_dirty.store(true, Ordering::SeqCst);
             // A large batch's sealing and writing take long enough to hide
             // most of the keyring's sync: it starts now (`sync_now` waits).
-            if prepared.len() >= EARLY_SYNC_MIN
-                && matches!(self.options.durability, Durability::Immediate)
-            {
+            if early_syncs {
                 self.sync_keyring_early();
             }
         }
@@ -353,9 +355,7 @@ impl Engine {
             self.seal_and_write(w, &items)?
         };
         // A large batch's records are synced while it is published.
-        if prepared.len() >= EARLY_SYNC_MIN
-            && matches!(self.options.durability, Durability::Immediate)
-        {
+        if early_syncs {
             self.sync_segment_early();
         }
         // 3. Publish to readers. The index reads its run to change it: should
