@@ -514,6 +514,36 @@ fn open_leaves_sealed_segments_unopened_and_checks_each_at_its_first_read() {
     }
 }
 
+/// In a store of many segments open stats their files on a second thread
+/// (while it reads the keyring), in one of few on the same thread: either
+/// way each file whose stamp is the checkpoint's is left unopened, and one
+/// written since is listed.
+#[test]
+fn open_checks_the_stamps_of_many_segments_as_of_few() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = || Options {
+        segment_size: 4 << 10,
+        ..Options::default()
+    };
+    let store = Store::open(dir.path(), tiny()).unwrap();
+    let all = populate(&store, 8, 160, 8);
+    store.close().unwrap();
+    let segs = seg_count(dir.path());
+    // More than the 64 from which the stats get a thread of their own.
+    assert!(segs > 64, "{segs} segments");
+    let store = Store::open(dir.path(), tiny()).unwrap();
+    let report = store.recovery_report();
+    assert!(report.checkpoint_used);
+    assert_eq!(report.segments_unopened, segs as u64 - 1);
+    assert_reads(&store, &all);
+    drop(store);
+    let seg = dir.path().join(format!("{:012}.seg", 40));
+    std::fs::write(&seg, std::fs::read(&seg).unwrap()).unwrap();
+    let store = Store::open(dir.path(), tiny()).unwrap();
+    assert_eq!(store.recovery_report().segments_unopened, segs as u64 - 2);
+    assert_reads(&store, &all);
+}
+
 /// Compaction of a segment open left unopened, whose location file is
 /// stale: the location file is rebuilt before the rewritten segment's takes
 /// its name, and everything reads the same before and after a reopen.

@@ -49,6 +49,8 @@ pub(crate) fn relocate(keyring: &mut Keyring, live: &[LiveSlots]) -> Result<Vec<
     let free = keyring.free_count() as u32;
     let target = keyring.len().saturating_sub(free).max(keyring.first_data());
     if target >= keyring.len() {
+        // Nothing to move: only the hole a growth left ahead is cut.
+        keyring.truncate_free_tail()?;
         return Ok(Vec::new());
     }
     let mut old_slots = Vec::new();
