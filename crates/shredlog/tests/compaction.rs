@@ -50,11 +50,20 @@ fn deleting_half_and_compacting_shrinks_to_the_live_data() {
         store.delete_visitor(&visitor(v).email, "half").unwrap();
     }
     let before = files_size(dir.path());
+    let keyring_len = || std::fs::metadata(dir.path().join("keyring")).unwrap().len();
+    let keyring_before = keyring_len();
     assert!(store.stats().unwrap().dead_bytes > 0);
     let report = store.compact(&CompactOptions::everything()).unwrap();
     assert!(report.segments_rewritten + report.segments_removed > 0);
     let stats = store.stats().unwrap();
     assert_eq!(stats.dead_bytes, 0, "{stats:?}");
+    // The keyring's free tail and the hole a growth left past it are cut:
+    // the file is as long as the keyring the report and the stats count.
+    let keyring = keyring_len();
+    assert!(keyring < keyring_before, "{keyring} of {keyring_before}");
+    assert_eq!(report.keyring_bytes_after, keyring);
+    assert_eq!(stats.keyring_bytes, keyring);
+    assert!(report.keyring_bytes_before >= report.keyring_bytes_after);
     let after = files_size(dir.path());
     assert!(after < before * 6 / 10, "{after} of {before}");
     for t in 0..TRANSCRIPTS {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::{Engine, Store, Writer};
 use crate::error::{Error, IoContext, Result};
 use crate::index::SegmentUsage;
-use crate::keyring::{self, LiveSlots, Moved, SLOT_SIZE};
+use crate::keyring::{self, LiveSlots, Moved};
 use crate::message::Timestamp;
 use crate::record::{self, FLAG_PII, Tid};
 use crate::segment::{self, SEGMENT_HEADER, Segment};
@@ -445,8 +445,7 @@ impl Engine {
     /// free slots and truncates the file.
     fn compact_keyring(&self, report: &mut CompactReport) -> Result<()> {
         let mut w = self.writer.lock();
-        let slot_bytes = |slots: u32| u64::from(slots) * SLOT_SIZE as u64;
-        report.keyring_bytes_before = slot_bytes(w.keyring.len());
+        report.keyring_bytes_before = keyring_bytes(&w.keyring);
         // Slots move: no run may name them any more. The keyring says so
         // durably before any moves, and a new run is written after.
         w.keyring.note_run(0);
@@ -484,11 +483,17 @@ impl Engine {
                 return Err(e);
             }
         }
-        report.keyring_bytes_after = slot_bytes(w.keyring.len());
+        report.keyring_bytes_after = keyring_bytes(&w.keyring);
         drop(index);
         if self.options.checkpoint && self.commit.is_clean() {
             self.write_run(&mut w)?;
         }
         Ok(())
     }
+}
+
+/// The keyring's bytes as a compaction reports them: its length (the file
+/// may run on past it, a hole a growth left, which a compaction cuts).
+fn keyring_bytes(keyring: &crate::keyring::Keyring) -> u64 {
+    u64::from(keyring.len()) * keyring.unit_bytes()
 }
