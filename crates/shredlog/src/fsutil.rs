@@ -14,13 +14,24 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// The names of the entries of a directory (those that are UTF-8: every
 /// file shredlog writes has such a name), in no particular order.
 pub(crate) fn names(dir: &Path) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+    Ok(listing(dir)?.0)
+}
+
+/// The names of the entries of a directory, as [`names`], and the inode
+/// number of each (in the same order), which the listing gives without a
+/// system call per entry.
+pub(crate) fn listing(dir: &Path) -> Result<(Vec<String>, Vec<u64>)> {
+    use std::os::unix::fs::DirEntryExt;
+    let (mut names, mut inodes) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(dir).at(dir)? {
-        if let Ok(name) = entry.at(dir)?.file_name().into_string() {
-            out.push(name);
+        let entry = entry.at(dir)?;
+        let ino = entry.ino();
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+            inodes.push(ino);
         }
     }
-    Ok(out)
+    Ok((names, inodes))
 }
 
 /// Where the hole that runs to the end of `file` (`size` bytes long) starts,
@@ -88,6 +99,8 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 /// change: its device, inode and status-change time. A write, a truncation,
 /// a rename onto its name (a new inode), a copy over it or a change of its
 /// attributes all change one of them; a program cannot set the change time.
+/// (Open compares a sealed segment's device and inode only, which the
+/// directory's listing gives: shredlog never changes such a file in place.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Stamp {
     pub dev: u64,

@@ -44,19 +44,19 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<u64>> {
 
 /// The segment ids among a directory's file names, ascending.
 pub(crate) fn ids_in(names: &[String]) -> Vec<u64> {
-    let mut ids: Vec<u64> = names
-        .iter()
-        .filter_map(|name| {
-            let stem = name.strip_suffix(".seg")?;
-            if stem.len() == 12 && stem.bytes().all(|b| b.is_ascii_digit()) {
-                stem.parse().ok()
-            } else {
-                None
-            }
-        })
-        .collect();
+    let mut ids: Vec<u64> = names.iter().filter_map(|name| id_of(name)).collect();
     ids.sort_unstable();
     ids
+}
+
+/// The id of the segment file named `name` (`None`: not a segment's name).
+pub(crate) fn id_of(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".seg")?;
+    if stem.len() == 12 && stem.bytes().all(|b| b.is_ascii_digit()) {
+        stem.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// What a segment's header says.

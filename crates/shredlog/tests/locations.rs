@@ -498,15 +498,33 @@ fn open_leaves_sealed_segments_unopened_and_checks_each_at_its_first_read() {
     assert!(store.verify().unwrap().is_ok());
     drop(store);
 
-    // The close recorded the files as they are now. One written since (the
-    // same bytes: a copy put back) is listed by the next open, which would
-    // name damage in it; the rest stays unopened.
-    std::fs::write(seg(1), &one).unwrap();
+    // A close of a store that saw no damage records the files as they are
+    // (their inodes), and the run covers them all. A file damaged in place
+    // since is still left unopened, and its damage is reported at its first
+    // read, naming it.
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(store.recovery_report().segments_unopened, segs as u64 - 1);
+    drop(store);
+    std::fs::write(seg(1), &flipped).unwrap();
+    let store = Store::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(store.recovery_report().segments_unopened, segs as u64 - 1);
+    let in_one = ids
+        .iter()
+        .find(|id| {
+            matches!(store.transcript(id), Err(Error::Corrupt { path, offset: 0, .. }) if path == seg(1))
+        })
+        .copied();
+    assert!(in_one.is_some(), "segment 1's damage reported at a read");
+    drop(store);
+    // A file put in its place (another inode: a restored copy, here of the
+    // same bytes) is listed by the next open, which would name damage in
+    // it; the rest stays unopened.
+    replace(&seg(1), &one);
     let store = Store::open(dir.path(), small_segments()).unwrap();
     assert_eq!(store.recovery_report().segments_unopened, segs as u64 - 2);
     assert_reads(&store, &all);
     drop(store);
-    std::fs::write(seg(1), &flipped).unwrap();
+    replace(&seg(1), &flipped);
     match Store::open(dir.path(), small_segments()) {
         Err(Error::Corrupt { path, offset, .. }) => assert_eq!((path, offset), (seg(1), 0)),
         Err(e) => panic!("expected corruption in segment 1, got {e}"),
@@ -514,12 +532,19 @@ fn open_leaves_sealed_segments_unopened_and_checks_each_at_its_first_read() {
     }
 }
 
-/// In a store of many segments open stats their files on a second thread
-/// (while it reads the keyring), in one of few on the same thread: either
-/// way each file whose stamp is the checkpoint's is left unopened, and one
-/// written since is listed.
+/// Puts a new file with `bytes` in `path`'s place (a new inode), as a
+/// restore or `cp --remove-destination` does.
+fn replace(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Open tells the segment files the checkpoint recorded by their inode
+/// numbers in the directory's listing, without a system call per file:
+/// each is left unopened, and one put in a file's place is listed.
 #[test]
-fn open_checks_the_stamps_of_many_segments_as_of_few() {
+fn open_tells_a_store_of_many_segments_by_the_listing() {
     let dir = tempfile::tempdir().unwrap();
     let tiny = || Options {
         segment_size: 4 << 10,
@@ -529,7 +554,6 @@ fn open_checks_the_stamps_of_many_segments_as_of_few() {
     let all = populate(&store, 8, 160, 8);
     store.close().unwrap();
     let segs = seg_count(dir.path());
-    // More than the 64 from which the stats get a thread of their own.
     assert!(segs > 64, "{segs} segments");
     let store = Store::open(dir.path(), tiny()).unwrap();
     let report = store.recovery_report();
@@ -537,8 +561,8 @@ fn open_checks_the_stamps_of_many_segments_as_of_few() {
     assert_eq!(report.segments_unopened, segs as u64 - 1);
     assert_reads(&store, &all);
     drop(store);
-    let seg = dir.path().join(format!("{:012}.seg", 40));
-    std::fs::write(&seg, std::fs::read(&seg).unwrap()).unwrap();
+    let seg = |id: u64| dir.path().join(format!("{id:012}.seg"));
+    replace(&seg(40), &std::fs::read(seg(40)).unwrap());
     let store = Store::open(dir.path(), tiny()).unwrap();
     assert_eq!(store.recovery_report().segments_unopened, segs as u64 - 2);
     assert_reads(&store, &all);

@@ -98,8 +98,9 @@ impl Store {
             return Err(Error::NotAStore(dir));
         }
         let lock = lock(&dir, read_only)?;
-        // The directory is listed once (the lock keeps other writers out).
-        let names = crate::fsutil::names(&dir)?;
+        // The directory is listed once (the lock keeps other writers out),
+        // with each file's inode number.
+        let (names, inodes) = crate::fsutil::listing(&dir)?;
         let detector =
             Detector::new(&options.detector).map_err(|e| Error::invalid(e.to_string()))?;
         let screen = Screen::new(
@@ -123,11 +124,6 @@ impl Store {
                 record::MAX_BODY - 1024
             )));
         }
-        // The checkpoint is read and decoded, and the segment files it names
-        // stat'ed, on a second thread (in a store of many segments) while
-        // this one reads the keyring and builds the directory part of the
-        // index from it (recover_segments decides whether the checkpoint
-        // fits).
         let mode = OpenMode {
             create,
             read_only,
@@ -148,37 +144,21 @@ impl Store {
             } else {
                 None
             };
-        // In a store of few segments a thread costs more to start than the
-        // stats it would overlap: it all runs on this one.
-        let parallel = segment::ids_in(&names).len() >= PARALLEL_STAT_MIN;
-        let (loaded, checkpoint) = std::thread::scope(|scope| {
-            let load = || {
-                let ckpt = options
-                    .checkpoint
-                    .then(|| Checkpoint::load(&dir))
-                    .flatten()?;
-                let files = stat_files(&dir, &ckpt);
-                Some((ckpt, files))
-            };
-            let helper = parallel.then(|| {
-                std::thread::Builder::new()
-                    .name("shredlog-open".into())
-                    .spawn_scoped(scope, load)
-            });
-            let mut indexer = SlotIndexer::new(&dir, manifest, options.cache_bytes);
-            let loaded =
-                Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), mode, &mut indexer)
-                    .and_then(|loaded| Ok((loaded, indexer.finish()?)));
-            // A panicking decoder counts as an unusable checkpoint.
-            let checkpoint = match helper {
-                Some(Ok(handle)) => handle.join().ok().flatten(),
-                Some(Err(_)) | None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
+        // The keyring, and the directory part of the index built from it.
+        let mut indexer = SlotIndexer::new(&dir, manifest, options.cache_bytes);
+        let (loaded, indexed) =
+            Keyring::open(&dir, options.kek.as_ref().map(|k| &k.0), mode, &mut indexer)
+                .and_then(|loaded| Ok((loaded, indexer.finish()?)))?;
+        // The checkpoint (recover_segments decides whether it fits). A
+        // panicking decoder counts as an unusable checkpoint.
+        let checkpoint = options
+            .checkpoint
+            .then(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Checkpoint::load(&dir)))
                     .ok()
-                    .flatten(),
-            };
-            (loaded, checkpoint)
-        });
-        let (loaded, indexed) = loaded?;
+                    .flatten()
+            })
+            .flatten();
         let Indexed {
             mut index,
             mut leftovers,
@@ -238,6 +218,7 @@ impl Store {
             Listing {
                 dir: &dir,
                 names: &names,
+                inodes: &inodes,
             },
             &options,
             marks,
@@ -802,13 +783,6 @@ struct Listed {
 /// Open lists the segments on two threads from this many.
 const PARALLEL_LIST_MIN: usize = 16;
 
-/// Open stats the segment files the checkpoint names on a thread of its
-/// own, while this one reads the keyring, from this many segments. Below,
-/// the thread would cost more to start (50–150 µs measured on a 2-core
-/// virtual machine, where the other core must first wake) than the stats
-/// it overlaps (about 2 µs each).
-const PARALLEL_STAT_MIN: usize = 64;
-
 /// Opens segment `id`, checks its header, reads its footer's bytes and,
 /// for a sealed segment whose location file recovery would use, opens
 /// that file too (`recover_segments` decides what to do with each).
@@ -853,29 +827,40 @@ fn list_segment(dir: &Path, id: u64, is_last: bool, salvage: bool) -> Result<Lis
 /// The sealed segments open need not open: (id → generation, length) of
 /// each the checkpoint recorded, with a file stamp, as a sealed segment
 /// (not the last segment, nor the one the keyring's marks name), whose
-/// file has that stamp and length now (it is the file recorded), whose
-/// generation the run covers and whose location file is there. A stamp
-/// that differs (a compaction's rewrite, a copy, a write) only makes open
-/// list the segment as before.
+/// file is the one recorded (on the device, `dev`, of the store's segment
+/// files, with the same inode number in the directory's listing: a
+/// compaction's rewrite, a restored copy or a removal gives it another, or
+/// none), whose generation the run covers and whose location file is
+/// there. A file that is not the one recorded only makes open list the
+/// segment as before. Its length, header and footer are checked when it is
+/// first read ([`Segment::sealed_unopened`]), and each record's CRC when
+/// that record is: a sealed file is never written in place, so a change in
+/// place (a cut, a flipped byte) is damage, reported then.
 fn unchanged_segments(
-    names: &[String],
+    listing: &Listing<'_>,
     ckpt: &Checkpoint,
-    stats: &FileStats,
-    ids: &[u64],
+    dev: u64,
+    last: u64,
     known_usage: &HashMap<(u64, u32), SegmentUsage>,
     marked: u64,
 ) -> BTreeMap<u64, (u32, u64)> {
     let mut out = BTreeMap::new();
-    let (Some(&last), false) = (ids.last(), ckpt.files.is_empty()) else {
+    if ckpt.files.is_empty() {
         return out;
-    };
+    }
     let stamps: HashMap<u64, Stamp> = ckpt.files.iter().copied().collect();
-    let located: std::collections::HashSet<u64> =
-        names.iter().filter_map(|n| sidecar_id_of(n)).collect();
+    let mut located = std::collections::HashSet::new();
+    let mut inodes = HashMap::new();
+    for (name, &ino) in listing.names.iter().zip(listing.inodes) {
+        if let Some(id) = sidecar_id_of(name) {
+            located.insert(id);
+        } else if let Some(id) = segment::id_of(name) {
+            inodes.insert(id, ino);
+        }
+    }
     for &(id, generation, len) in &ckpt.segments {
         if id >= last
             || id == marked
-            || ids.binary_search(&id).is_err()
             || !located.contains(&id)
             || !known_usage.contains_key(&(id, generation))
         {
@@ -884,33 +869,19 @@ fn unchanged_segments(
         let Some(stamp) = stamps.get(&id) else {
             continue;
         };
-        if stats.get(&id) == Some(&(len, *stamp)) {
+        if stamp.dev == dev && inodes.get(&id) == Some(&stamp.ino) {
             out.insert(id, (generation, len));
         }
     }
     out
 }
 
-/// The length and stamp of segment files, by id.
-type FileStats = HashMap<u64, (u64, Stamp)>;
-
-/// Stats the segment files `ckpt` has stamps for (on the thread that loads
-/// the checkpoint, while the other reads the keyring); one that cannot be
-/// stat'ed is left out (open lists it).
-fn stat_files(dir: &Path, ckpt: &Checkpoint) -> FileStats {
-    ckpt.files
-        .iter()
-        .filter_map(|&(id, _)| {
-            let m = std::fs::metadata(dir.join(segment::file_name(id))).ok()?;
-            Some((id, (m.len(), Stamp::of(&m))))
-        })
-        .collect()
-}
-
-/// The store's directory and the names in it, listed once at open.
+/// The store's directory, the names in it, listed once at open, and each
+/// name's inode number (in the same order).
 pub(super) struct Listing<'a> {
     pub dir: &'a Path,
     pub names: &'a [String],
+    pub inodes: &'a [u64],
 }
 
 /// Loads the checkpoint, scans what it does not cover, handles a torn tail,
@@ -919,18 +890,14 @@ pub(super) fn recover_segments(
     listing: Listing<'_>,
     options: &Options,
     marks: Option<Marks>,
-    checkpoint: Option<(Checkpoint, FileStats)>,
+    checkpoint: Option<Checkpoint>,
     known_usage: &HashMap<(u64, u32), SegmentUsage>,
     index: &mut Index,
     report: &mut RecoveryReport,
 ) -> Result<Recovered> {
-    let Listing { dir, names } = listing;
+    let Listing { dir, names, .. } = listing;
     let read_only = options.read_only;
     let salvage = options.salvage;
-    let (checkpoint, stats) = match checkpoint {
-        Some((c, stats)) => (Some(c), stats),
-        None => (None, FileStats::new()),
-    };
     let corrupt_or_skip = |report: &mut RecoveryReport, e: Error| -> Result<()> {
         match e {
             Error::Corrupt {
@@ -960,9 +927,13 @@ pub(super) fn recover_segments(
     let mut ids = segment::ids_in(names);
     // A last segment too short to hold its header was cut off while being
     // created: it holds no records, and nothing durable names it yet.
+    // The device the segment files are on (their stamps name it).
+    let mut dev = 0;
     if let Some(&last) = ids.last() {
         let path = dir.join(segment::file_name(last));
-        let len = std::fs::metadata(&path).at(&path)?.len();
+        let meta = std::fs::metadata(&path).at(&path)?;
+        dev = Stamp::of(&meta).dev;
+        let len = meta.len();
         if len < SEGMENT_HEADER {
             if last <= marked || listed_in_ckpt(last) {
                 corrupt_or_skip(
@@ -1014,7 +985,7 @@ pub(super) fn recover_segments(
     // left unopened (checked when first read); the others are listed now.
     let unchanged = match &checkpoint {
         Some(ckpt) if !salvage => {
-            unchanged_segments(names, ckpt, &stats, &ids, known_usage, marked)
+            unchanged_segments(&listing, ckpt, dev, last_id, known_usage, marked)
         }
         _ => BTreeMap::new(),
     };
