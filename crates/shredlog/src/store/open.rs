@@ -925,10 +925,10 @@ pub(super) fn recover_segments(
             .is_some_and(|c| c.segments.iter().any(|s| s.0 == id))
     };
     let mut ids = segment::ids_in(names);
-    // A last segment too short to hold its header was cut off while being
-    // created: it holds no records, and nothing durable names it yet.
     // The device the segment files are on (their stamps name it).
     let mut dev = 0;
+    // A last segment too short to hold its header was cut off while being
+    // created: it holds no records, and nothing durable names it yet.
     if let Some(&last) = ids.last() {
         let path = dir.join(segment::file_name(last));
         let meta = std::fs::metadata(&path).at(&path)?;
