@@ -532,6 +532,58 @@ fn open_leaves_sealed_segments_unopened_and_checks_each_at_its_first_read() {
     }
 }
 
+/// A sealed segment file that goes missing is lost acknowledged data: open
+/// refuses, naming it, and opens again once it is back. A compaction that
+/// removes a segment (nothing in it live) first makes the keyring stop
+/// naming the index's run, so its absence is no loss.
+#[test]
+fn a_missing_segment_is_reported_and_a_compacted_away_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = || Options {
+        segment_size: 4 << 10,
+        ..Options::default()
+    };
+    let store = Store::open(dir.path(), tiny()).unwrap();
+    let all = populate(&store, 8, 160, 8);
+    store.close().unwrap();
+    let seg = |id: u64| dir.path().join(format!("{id:012}.seg"));
+    let kept = std::fs::read(seg(41)).unwrap();
+    std::fs::remove_file(seg(41)).unwrap();
+    for options in [
+        tiny(),
+        Options {
+            read_only: true,
+            ..tiny()
+        },
+    ] {
+        match Store::open(dir.path(), options) {
+            Err(Error::Corrupt { path, offset, .. }) => assert_eq!((path, offset), (seg(41), 0)),
+            Err(e) => panic!("expected segment 41 reported missing, got {e}"),
+            Ok(_) => panic!("opened with segment 41 missing"),
+        }
+    }
+    std::fs::write(seg(41), &kept).unwrap();
+    let store = Store::open(dir.path(), tiny()).unwrap();
+    assert_reads(&store, &all);
+    // A quarter of the transcripts, written one after the other, deleted:
+    // the segments that held only theirs are compacted away, and the store
+    // opens as it was left.
+    let gone: Vec<&str> = (40..80).map(|t| all[t * 8].transcript.as_str()).collect();
+    for t in &gone {
+        store.delete_transcript(t, "request").unwrap();
+    }
+    let report = store.compact(&CompactOptions::everything()).unwrap();
+    assert!(report.segments_removed > 0, "{report:?}");
+    drop(store);
+    let store = Store::open(dir.path(), tiny()).unwrap();
+    let live: Vec<Message> = all
+        .iter()
+        .filter(|m| !gone.contains(&m.transcript.as_str()))
+        .cloned()
+        .collect();
+    assert_reads(&store, &live);
+}
+
 /// Puts a new file with `bytes` in `path`'s place (a new inode), as a
 /// restore or `cp --remove-destination` does.
 fn replace(path: &Path, bytes: &[u8]) {

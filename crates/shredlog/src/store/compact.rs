@@ -394,12 +394,20 @@ impl Engine {
         // Swap under the writer's lock, so that no key dies half-way, and the
         // index lock, so that readers see old locations with the old file or
         // new locations with the new one.
-        let _w = inner.writer.lock();
+        let mut w = inner.writer.lock();
         let mut index = inner.index.write();
         let mut segs = inner.segments.write();
         crate::failpoint::check("compact.rename").at(path)?;
         if moved.is_empty() {
             index.hold_generations_in(id)?;
+            // The keyring stops naming the index's run (which may name this
+            // segment) before the file goes: open takes a segment that a run
+            // the keyring names lists, and that is missing, for lost data.
+            // The compaction writes a new run when it ends.
+            if w.keyring.marks().run != 0 {
+                w.keyring.note_run(0);
+                w.keyring.sync()?;
+            }
             std::fs::remove_file(path).at(path)?;
             crate::fsutil::sync_dir(&inner.dir)?;
             // Its location file goes too (one left by a crash here is

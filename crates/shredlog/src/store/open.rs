@@ -962,6 +962,24 @@ pub(super) fn recover_segments(
             ),
         )?;
     }
+    // A sealed segment the index's run lists (the keyring names the run) is
+    // there: a compaction that removes one first makes the keyring stop
+    // naming the run, so a missing one held acknowledged records.
+    let mut covered: Vec<u64> = known_usage.keys().map(|&(id, _)| id).collect();
+    covered.sort_unstable();
+    covered.dedup();
+    for id in covered {
+        if ids.binary_search(&id).is_err() {
+            corrupt_or_skip(
+                report,
+                Error::corrupt(
+                    dir.join(segment::file_name(id)),
+                    0,
+                    "the segment is missing, but the index run the keyring names lists it: acknowledged records are lost",
+                ),
+            )?;
+        }
+    }
     if ids.is_empty() {
         if read_only {
             return Ok(Recovered {
