@@ -399,7 +399,6 @@ impl Engine {
         let mut segs = inner.segments.write();
         crate::failpoint::check("compact.rename").at(path)?;
         if moved.is_empty() {
-            index.hold_generations_in(id)?;
             // The keyring stops naming the index's run (which may name this
             // segment) before the file goes: open takes a segment that a run
             // the keyring names lists, and that is missing, for lost data.
@@ -408,6 +407,7 @@ impl Engine {
                 w.keyring.note_run(0);
                 w.keyring.sync()?;
             }
+            index.hold_generations_in(id)?;
             std::fs::remove_file(path).at(path)?;
             crate::fsutil::sync_dir(&inner.dir)?;
             // Its location file goes too (one left by a crash here is
