@@ -214,15 +214,9 @@ fn after_erasure_and_compaction_no_shredded_ciphertext_remains() {
 #[test]
 fn a_segment_removed_by_a_compaction_cut_short_is_not_taken_for_lost() {
     let _s = SERIAL.lock();
-    let dir = tempfile::tempdir().unwrap();
-    let tiny = || Options {
-        segment_size: 4 << 10,
-        ..Options::default()
-    };
-    let store = Store::open(dir.path(), tiny()).unwrap();
-    let all = populate(&store, 8, 160, 8);
-    // The close writes the run that the next open takes.
-    store.close().unwrap();
+    // Its close wrote the run that the next open takes.
+    let (dir, all) = many_segments();
+    let tiny = tiny_segments;
     let store = Store::open(dir.path(), tiny()).unwrap();
     assert!(store.recovery_report().index_run_used);
     let gone: Vec<String> = (40..80).map(|t| format!("t-{t}")).collect();

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{dir_bytes, personal_strings, populate};
+use common::{dir_bytes, many_segments, personal_strings, populate, tiny_segments};
 use shredlog::{CompactOptions, Error, Message, Options, Store};
 
 fn small_segments() -> Options {
@@ -538,14 +538,8 @@ fn open_leaves_sealed_segments_unopened_and_checks_each_at_its_first_read() {
 /// naming the index's run, so its absence is no loss.
 #[test]
 fn a_missing_segment_is_reported_and_a_compacted_away_one_is_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let tiny = || Options {
-        segment_size: 4 << 10,
-        ..Options::default()
-    };
-    let store = Store::open(dir.path(), tiny()).unwrap();
-    let all = populate(&store, 8, 160, 8);
-    store.close().unwrap();
+    let (dir, all) = many_segments();
+    let tiny = tiny_segments;
     let seg = |id: u64| dir.path().join(format!("{id:012}.seg"));
     let kept = std::fs::read(seg(41)).unwrap();
     std::fs::remove_file(seg(41)).unwrap();
@@ -597,14 +591,8 @@ fn replace(path: &Path, bytes: &[u8]) {
 /// each is left unopened, and one put in a file's place is listed.
 #[test]
 fn open_tells_a_store_of_many_segments_by_the_listing() {
-    let dir = tempfile::tempdir().unwrap();
-    let tiny = || Options {
-        segment_size: 4 << 10,
-        ..Options::default()
-    };
-    let store = Store::open(dir.path(), tiny()).unwrap();
-    let all = populate(&store, 8, 160, 8);
-    store.close().unwrap();
+    let (dir, all) = many_segments();
+    let tiny = tiny_segments;
     let segs = seg_count(dir.path());
     assert!(segs > 64, "{segs} segments");
     let store = Store::open(dir.path(), tiny()).unwrap();

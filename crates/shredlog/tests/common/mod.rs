@@ -101,6 +101,25 @@ pub fn populate(
     all
 }
 
+/// Options with segments of 4 KiB: a store of many of them.
+pub fn tiny_segments() -> shredlog::Options {
+    shredlog::Options {
+        segment_size: 4 << 10,
+        ..shredlog::Options::default()
+    }
+}
+
+/// A closed store (with [`tiny_segments`]) of 8 visitors' 160 transcripts
+/// `t-0` … `t-159` of 8 messages each, in more than 64 segments, and what
+/// was appended.
+pub fn many_segments() -> (tempfile::TempDir, Vec<Message>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = shredlog::Store::open(dir.path(), tiny_segments()).unwrap();
+    let all = populate(&store, 8, 160, 8);
+    store.close().unwrap();
+    (dir, all)
+}
+
 /// Every file of a directory, concatenated. (A file a running store
 /// removes meanwhile, such as the index run a background compaction
 /// replaces, is left out.)
