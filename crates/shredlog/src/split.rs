@@ -203,9 +203,12 @@ pub(crate) fn split<'a>(
 pub(crate) struct JoinError(pub &'static str);
 
 fn join_text(
-    st: &SplitText,
-    spans: Option<&mut std::slice::Iter<'_, String>>,
+    st: SplitText,
+    spans: Option<&mut std::vec::IntoIter<String>>,
 ) -> Result<String, JoinError> {
+    if st.holes.is_empty() {
+        return Ok(st.text);
+    }
     let mut spans = spans;
     let mut out = String::with_capacity(st.text.len() + st.holes.len() * 16);
     let mut pos = 0usize;
@@ -216,7 +219,7 @@ fn join_text(
         ))?;
         out.push_str(before);
         match spans.as_mut() {
-            Some(it) => out.push_str(it.next().ok_or(JoinError("fewer spans than holes"))?),
+            Some(it) => out.push_str(&it.next().ok_or(JoinError("fewer spans than holes"))?),
             None => out.push_str(REDACTED),
         }
         pos = off;
@@ -237,57 +240,70 @@ pub(crate) struct JoinContext<'a> {
     pub msg_id: Option<&'a str>,
 }
 
-/// Joins the parts back into the message. With `pii == None` every personal
-/// value reads [`REDACTED`] and file bytes are gone.
+/// Joins the parts back into the message, moving what they hold into it
+/// (a file's bytes are not copied). With `pii == None` every personal value
+/// reads [`REDACTED`] and file bytes are gone.
 pub(crate) fn join(
     ctx: &JoinContext<'_>,
-    content: &ContentPart,
-    pii: Option<&PiiPart>,
+    content: ContentPart,
+    pii: Option<PiiPart>,
 ) -> Result<Message, JoinError> {
     let redacted = || REDACTED.to_owned();
+    let (mut spans, mut pii) = match pii {
+        Some(mut p) => (Some(std::mem::take(&mut p.spans).into_iter()), Some(p)),
+        None => (None, None),
+    };
     let visitor = if content.visitor_fields & V_PRESENT != 0 {
-        let pick = |bit: u8, value: Option<&String>| {
-            (content.visitor_fields & bit != 0).then(|| value.cloned().unwrap_or_else(redacted))
+        let fields = content.visitor_fields;
+        let pick = |pii: &mut Option<PiiPart>, bit: u8, value: fn(&mut PiiPart) -> &mut String| {
+            (fields & bit != 0).then(|| {
+                pii.as_mut()
+                    .map_or_else(redacted, |p| std::mem::take(value(p)))
+            })
         };
         Some(Visitor {
-            email: pii.map_or_else(redacted, |p| p.email.clone()),
-            name: pick(V_NAME, pii.map(|p| &p.name)),
-            phone: pick(V_PHONE, pii.map(|p| &p.phone)),
-            id: pick(V_ID, pii.map(|p| &p.id)),
-            ip: pick(V_IP, pii.map(|p| &p.ip)),
+            email: pii
+                .as_mut()
+                .map_or_else(redacted, |p| std::mem::take(&mut p.email)),
+            name: pick(&mut pii, V_NAME, |p| &mut p.name),
+            phone: pick(&mut pii, V_PHONE, |p| &mut p.phone),
+            id: pick(&mut pii, V_ID, |p| &mut p.id),
+            ip: pick(&mut pii, V_IP, |p| &mut p.ip),
         })
     } else {
         None
     };
-    let mut spans = pii.map(|p| p.spans.iter());
-    let body = match &content.body {
+    let body = match content.body {
         ContentBody::Text(st) => Body::Text(join_text(st, spans.as_mut())?),
         ContentBody::Form(names) => {
             let mut fields = BTreeMap::new();
-            match pii {
+            match pii.as_mut() {
                 Some(p) => {
                     if p.form_values.len() != names.len() {
                         return Err(JoinError("form names and values differ in number"));
                     }
-                    for (n, v) in names.iter().zip(&p.form_values) {
-                        fields.insert(n.clone(), v.clone());
-                    }
+                    fields.extend(names.into_iter().zip(std::mem::take(&mut p.form_values)));
                 }
                 None => {
                     for n in names {
-                        fields.insert(n.clone(), redacted());
+                        fields.insert(n, redacted());
                     }
                 }
             }
             Body::Form(fields)
         }
         ContentBody::File { mime, .. } => Body::File(FileUpload {
-            name: pii.map_or_else(redacted, |p| p.file_name.clone()),
-            mime: mime.clone(),
-            data: pii.map(|p| p.file_data.clone()).unwrap_or_default(),
+            name: pii
+                .as_mut()
+                .map_or_else(redacted, |p| std::mem::take(&mut p.file_name)),
+            mime,
+            data: pii
+                .as_mut()
+                .map(|p| std::mem::take(&mut p.file_data))
+                .unwrap_or_default(),
         }),
         ContentBody::Consent { granted, prompt } => Body::Consent {
-            granted: *granted,
+            granted,
             prompt: join_text(prompt, spans.as_mut())?,
         },
     };
@@ -339,8 +355,8 @@ mod tests {
         // As the store does: the fill encoded, read back as a `PiiPart`.
         let pii: Option<PiiPart> =
             pii.map(|p| crate::codec::decode(&crate::codec::encode(&p)).unwrap());
-        let full = join(&ctx, &content, pii.as_ref()).unwrap();
-        let red = join(&ctx, &content, None).unwrap();
+        let full = join(&ctx, content.clone(), pii).unwrap();
+        let red = join(&ctx, content, None).unwrap();
         assert_eq!(full, msg);
         (full, red)
     }
@@ -452,7 +468,7 @@ mod tests {
             ts_millis: 0,
             msg_id: None,
         };
-        assert!(join(&ctx, &content, None).is_err());
-        assert!(join(&ctx, &content, Some(&PiiPart::default())).is_err());
+        assert!(join(&ctx, content.clone(), None).is_err());
+        assert!(join(&ctx, content, Some(PiiPart::default())).is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::index::TranscriptEntry;
 use crate::message::{Message, Visitor};
-use crate::store::{MessageFacts, Store};
+use crate::store::{Hashing, MessageFacts, Store};
 
 /// One message in an export, with the facts a data subject is owed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl Store {
         let mut latest: Option<(i64, Visitor)> = None;
         for (id, t) in &entries {
             let msgs: Vec<ExportedMessage> = self
-                .read_entry(&t.tid)?
+                .read_entry(&t.tid, Hashing::Files)?
                 .into_iter()
                 .map(|(message, f): (Message, MessageFacts)| {
                     if let Some(v) = &message.visitor

@@ -11,7 +11,7 @@ use crate::keyring::directory::Sectors;
 use crate::message::{Body, Message};
 use crate::pii::{CustomPattern, Detector, RULES_VERSION};
 use crate::shred::{AuditEntry, Intent};
-use crate::store::{At, Item, NewGeneration, Store, create_transcript, prepare};
+use crate::store::{At, Hashing, Item, NewGeneration, Store, create_transcript, prepare};
 
 /// New values for [`Store::rectify_visitor`]; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl Store {
         let old = self.entry_by_caller(id)?;
         self.check_not_restricted(&old.vid)?;
         let messages: Vec<Message> = self
-            .read_entry(&old.tid)?
+            .read_entry(&old.tid, Hashing::Skip)?
             .into_iter()
             .map(|(m, _)| transform(m))
             .collect();

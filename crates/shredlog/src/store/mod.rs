@@ -51,7 +51,7 @@ mod write;
 
 pub use compact::{CompactOptions, CompactReport};
 pub use inspect::{Stats, VerifyReport};
-pub(crate) use read::MessageFacts;
+pub(crate) use read::{Hashing, MessageFacts};
 pub use write::Appended;
 pub(crate) use write::{At, Item, NewGeneration, create_transcript, prepare};
 

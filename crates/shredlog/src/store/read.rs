@@ -24,7 +24,7 @@ impl Store {
         let entry = self.entry_by_caller(id)?;
         self.check_not_restricted(&entry.vid)?;
         Ok(self
-            .read_entry(&entry.tid)?
+            .read_entry(&entry.tid, Hashing::Skip)?
             .into_iter()
             .map(|(m, _)| m)
             .collect())
@@ -40,10 +40,15 @@ impl Store {
         Ok(t.into_owned())
     }
 
-    /// Reads every message of a generation with its facts. The index entry
-    /// and the segments are taken under one lock, so that compaction moving
-    /// records cannot pair old locations with new files.
-    pub(crate) fn read_entry(&self, tid: &record::Tid) -> Result<Vec<(Message, MessageFacts)>> {
+    /// Reads every message of a generation with its facts (the files'
+    /// SHA-256 only with [`Hashing::Files`]). The index entry and the
+    /// segments are taken under one lock, so that compaction moving records
+    /// cannot pair old locations with new files.
+    pub(crate) fn read_entry(
+        &self,
+        tid: &record::Tid,
+        hashing: Hashing,
+    ) -> Result<Vec<(Message, MessageFacts)>> {
         let (entry, segs, keys, records) = {
             let index = self.engine.index.read();
             let entry = index.transcript(tid)?.ok_or(Error::TranscriptNotFound)?;
@@ -72,7 +77,7 @@ impl Store {
             }
             buffers.push(whole.into_owned());
         }
-        let opener = Opener::new(&entry, &keys);
+        let opener = Opener::new(&entry, &keys, hashing);
         let mut out = Vec::with_capacity(records.len());
         for (r, at) in records.iter().zip(at) {
             let seg = segs
@@ -130,6 +135,16 @@ impl Store {
     }
 }
 
+/// Whether reading a file message computes its SHA-256 (when its record
+/// does not carry it): a pass over the file's bytes that only an export needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hashing {
+    /// [`MessageFacts::file_sha256`] is filled in.
+    Files,
+    /// [`MessageFacts::file_sha256`] is `None`.
+    Skip,
+}
+
 /// Facts about a stored message that the message itself does not carry.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MessageFacts {
@@ -137,7 +152,8 @@ pub(crate) struct MessageFacts {
     pub seq: u32,
     /// Size of the uploaded file, for file messages (kept after redaction).
     pub file_size: Option<u64>,
-    /// SHA-256 of the uploaded file while its PII key lives.
+    /// SHA-256 of the uploaded file while its PII key lives, when read with
+    /// [`Hashing::Files`].
     pub file_sha256: Option<[u8; 32]>,
 }
 
@@ -192,7 +208,7 @@ pub(crate) fn read_message(
     t: &TranscriptEntry,
     keys: &TranscriptKeys,
 ) -> Result<(Message, MessageFacts)> {
-    read_record(seg, r, t, &Opener::new(t, keys))
+    read_record(seg, r, t, &Opener::new(t, keys, Hashing::Skip))
 }
 
 /// Reads record `r` from `seg` alone and opens it.
@@ -211,13 +227,15 @@ fn read_record(
 struct Opener<'a> {
     caller_id: &'a str,
     keys: MessageKeys,
+    hashing: Hashing,
 }
 
 impl<'a> Opener<'a> {
-    fn new(t: &TranscriptEntry, keys: &'a TranscriptKeys) -> Opener<'a> {
+    fn new(t: &TranscriptEntry, keys: &'a TranscriptKeys, hashing: Hashing) -> Opener<'a> {
         Opener {
             caller_id: &keys.caller_id,
             keys: MessageKeys::new(&keys.content, keys.pii.as_ref().filter(|_| t.has_pii())),
+            hashing,
         }
     }
 }
@@ -258,20 +276,23 @@ fn open_record(
         PiiPlain::None => Some(PiiPart::default()),
         PiiPlain::Gone => None,
     };
-    let ctx = JoinContext {
-        transcript: caller_id,
-        ts_millis: h.ts_millis,
-        msg_id: msg_id.as_deref(),
-    };
-    let msg = split::join(&ctx, &content, pii.as_ref()).map_err(|e| corrupt(e.0))?;
     let facts = MessageFacts {
         seq: h.seq,
         file_size: match &content.body {
             split::ContentBody::File { size, .. } => Some(*size),
             _ => None,
         },
-        file_sha256: split::file_sha256(&content, pii.as_ref()),
+        file_sha256: match opener.hashing {
+            Hashing::Files => split::file_sha256(&content, pii.as_ref()),
+            Hashing::Skip => None,
+        },
     };
+    let ctx = JoinContext {
+        transcript: caller_id,
+        ts_millis: h.ts_millis,
+        msg_id: msg_id.as_deref(),
+    };
+    let msg = split::join(&ctx, content, pii).map_err(|e| corrupt(e.0))?;
     Ok((msg, facts))
 }
 
