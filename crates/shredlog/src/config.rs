@@ -200,7 +200,7 @@ impl KeyEncryptionKey {
     /// [`Error::Kek`] if the file cannot be read or holds something else.
     pub fn from_file(path: &Path) -> Result<KeyEncryptionKey> {
         let bytes =
-            zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
+            crate::secret::SecretVec::new(std::fs::read(path).map_err(|e| {
                 Error::Kek(format!("cannot read key file {}: {e}", path.display()))
             })?);
         if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {

@@ -62,6 +62,7 @@ mod policy;
 mod record;
 mod screen;
 mod seal;
+mod secret;
 mod segment;
 mod shred;
 mod split;

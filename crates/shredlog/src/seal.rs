@@ -5,6 +5,7 @@
 //! the chance of a nonce repeating under one key stays below 2^-60 and does not
 //! depend on counters that a crash could roll back.
 
+use crate::secret::SecretVec;
 use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -167,21 +168,21 @@ fn random_nonce() -> Result<[u8; NONCE_LEN]> {
 /// be replayed by a `fork` (the child gets no copy of another thread's call
 /// in progress) or by a later call.
 pub(crate) struct Nonces {
-    bytes: zeroize::Zeroizing<Vec<u8>>,
+    bytes: SecretVec,
     used: usize,
 }
 
 impl Nonces {
     /// Room for `count` nonces (more are drawn one by one if needed).
     pub(crate) fn new(count: usize) -> Result<Nonces> {
-        let mut bytes = zeroize::Zeroizing::new(vec![0u8; count * NONCE_LEN]);
+        let mut bytes = SecretVec::new(vec![0u8; count * NONCE_LEN]);
         getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
         Ok(Nonces { bytes, used: 0 })
     }
 
     /// Room for `bytes` random bytes (more are drawn as needed).
     pub(crate) fn with_bytes(bytes: usize) -> Result<Nonces> {
-        let mut bytes = zeroize::Zeroizing::new(vec![0u8; bytes]);
+        let mut bytes = SecretVec::new(vec![0u8; bytes]);
         getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
         Ok(Nonces { bytes, used: 0 })
     }

@@ -8,6 +8,7 @@
 //! It is written last, so a point without one was cut short and is not a
 //! point.
 
+use crate::secret::SecretVec;
 use serde::{Deserialize, Serialize};
 
 use super::{BackupKey, damaged, hex_bytes, parse_hex_vec, sha256_hex, split_last_line};
@@ -166,7 +167,7 @@ pub(crate) fn unseal(
     point: &str,
     object: &str,
     sealed: &[u8],
-) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+) -> Result<SecretVec> {
     let bad = || Error::BackupDamaged {
         object: object.to_owned(),
         reason: "does not authenticate under this backup key (altered, or a wrong key)".into(),
@@ -178,7 +179,7 @@ pub(crate) fn unseal(
     nonce.copy_from_slice(&sealed[..NONCE_LEN]);
     key.0
         .open(&nonce, &sealed_aad(role, point), &sealed[NONCE_LEN..])
-        .map(zeroize::Zeroizing::new)
+        .map(SecretVec::new)
         .ok_or_else(bad)
 }
 
@@ -209,7 +210,7 @@ pub(crate) fn fetch_sealed(
     role: &str,
     point: &str,
     r: &ObjectRef,
-) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+) -> Result<SecretVec> {
     unseal(key, role, point, &r.object, &fetch(target, r)?)
 }
 

@@ -13,7 +13,7 @@
 //! payload ‖ zeros`, the CRC covering `n` and the stream after itself. A
 //! damaged first cell is found by its CRC; a damaged tag by the next cell's.
 
-use zeroize::Zeroizing;
+use crate::secret::SecretVec;
 
 use super::slot::KIND_STATE;
 
@@ -39,16 +39,16 @@ pub(super) fn cells_for(len: usize) -> Option<u32> {
 }
 
 /// The cells of a slot of `kind` holding `payload` (`n × 64` bytes).
-pub(super) fn frame(kind: u8, payload: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+pub(super) fn frame(kind: u8, payload: &[u8]) -> Option<SecretVec> {
     let n = cells_for(payload.len())?;
-    let mut stream = Zeroizing::new(vec![0u8; n as usize * DATA]);
+    let mut stream = SecretVec::new(vec![0u8; n as usize * DATA]);
     stream[4] = kind;
     stream[5] = STREAM_VERSION;
     stream[6..8].copy_from_slice(&u16::try_from(payload.len()).ok()?.to_le_bytes());
     stream[HEAD..HEAD + payload.len()].copy_from_slice(payload);
     let crc = stream_crc(n as u8, &stream);
     stream[0..4].copy_from_slice(&crc.to_le_bytes());
-    let mut out = Zeroizing::new(vec![0u8; n as usize * CELL]);
+    let mut out = SecretVec::new(vec![0u8; n as usize * CELL]);
     for (i, (cell, data)) in out
         .chunks_exact_mut(CELL)
         .zip(stream.chunks_exact(DATA))
@@ -72,7 +72,7 @@ pub(super) struct Framed {
     /// Cells it takes.
     pub cells: u32,
     pub kind: u8,
-    pub payload: Zeroizing<Vec<u8>>,
+    pub payload: SecretVec,
 }
 
 /// Reads the slot at cell `index` from `bytes`, which start at that cell and
@@ -129,7 +129,7 @@ pub(super) fn unframe(index: u32, bytes: &[u8]) -> Result<Option<Framed>, &'stat
     if HEAD + len > n as usize * DATA {
         return Err("slot payload length out of range");
     }
-    let mut payload = Zeroizing::new(Vec::with_capacity(len));
+    let mut payload = SecretVec::new(Vec::with_capacity(len));
     let mut k = HEAD;
     while k < HEAD + len {
         let (cell, off) = (k / DATA, k % DATA);

@@ -12,6 +12,7 @@
 //! way a slot lives inside one disk sector, so writing or wiping it is a
 //! single write inside one sector.
 
+use crate::secret::SecretVec;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -210,7 +211,7 @@ pub(crate) struct Keyring {
 /// bytes (keys, emails) are wiped when the batch is dropped.
 #[derive(Default)]
 pub(crate) struct StagedSlots {
-    slots: BTreeMap<u32, Zeroizing<Vec<u8>>>,
+    slots: BTreeMap<u32, SecretVec>,
 }
 
 /// A slot that failed its checks at open.
@@ -509,8 +510,8 @@ impl Keyring {
         each: &mut impl SlotSink,
     ) -> Result<(Vec<SlotDamage>, Option<Marks>)> {
         /// Bytes read at a time (whole sectors). Small: the buffer is wiped
-        /// when the walk ends, a byte at a time, and open with the index's
-        /// run reads only the keyring's tail (about a MiB at most). Under
+        /// when the walk ends, and open with the index's run reads only the
+        /// keyring's tail (about a MiB at most). Under
         /// glibc's map threshold (128 KiB), so that each open's buffer comes
         /// from the heap instead of a map of its own, made, faulted in and
         /// unmapped at every open (two fifths of reading the tail; `perf`
@@ -845,7 +846,7 @@ impl Keyring {
         }
         let unit = self.layout.unit();
         let tables = Tables::of(self.directory.as_ref());
-        let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+        let mut buf = SecretVec::new(vec![0u8; CHUNK]);
         let mut found = Vec::new();
         let mut start = self.layout.first_data();
         while start < end {
@@ -957,7 +958,7 @@ impl Keyring {
         /// this, not to the number of visitors.
         const CHUNK: usize = 1 << 20;
         let chunk_cells = (CHUNK / unit) as u32;
-        let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+        let mut buf = SecretVec::new(vec![0u8; CHUNK]);
 
         // 1. Every entry of the old table is given its place in the new one
         // (an entry's place depends on the entries placed before it). Damage
@@ -1053,7 +1054,7 @@ impl Keyring {
                     .copy_from_slice(&table::header_cell(occupancy.is_spilled(sector)));
             }
             while let Some((m, cells)) = next.next_if(|(m, _)| m.to < new.start + at + n) {
-                let mut old_slot = Zeroizing::new(vec![0u8; *cells as usize * unit]);
+                let mut old_slot = SecretVec::new(vec![0u8; *cells as usize * unit]);
                 self.file
                     .read_exact_at(&mut old_slot, u64::from(m.from) * unit as u64)
                     .at(&self.path)?;
@@ -1353,7 +1354,7 @@ impl Keyring {
     /// with one positioned write.
     pub(crate) fn write_staged(&mut self, staged: StagedSlots) -> Result<()> {
         let unit = self.layout.unit();
-        let mut run: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
+        let mut run: SecretVec = SecretVec::new(Vec::new());
         let mut sizes = Vec::new();
         let mut first = None;
         let mut next = 0;
@@ -1578,7 +1579,7 @@ impl Keyring {
         Ok(())
     }
 
-    fn encode_slot(&self, index: u32, slot: &Slot) -> Result<Zeroizing<Vec<u8>>> {
+    fn encode_slot(&self, index: u32, slot: &Slot) -> Result<SecretVec> {
         self.writable()?;
         encode_cells(self.kek.as_ref(), &self.keyring_id, index, slot)
     }
@@ -1742,11 +1743,11 @@ impl SlotReader {
     }
 
     /// The bytes from unit `index` to the end of its sector, or of the file.
-    fn read_cells(&self, index: u32) -> Result<Zeroizing<Vec<u8>>> {
+    fn read_cells(&self, index: u32) -> Result<SecretVec> {
         let unit = self.layout.unit() as u64;
         let offset = u64::from(index) * unit;
         let end = (offset / SLOT_SIZE as u64 + 1) * SLOT_SIZE as u64;
-        let mut buf = Zeroizing::new(vec![0u8; (end - offset) as usize]);
+        let mut buf = SecretVec::new(vec![0u8; (end - offset) as usize]);
         let mut got = 0;
         while got < buf.len() {
             match self.file.read_at(&mut buf[got..], offset + got as u64) {
@@ -1928,7 +1929,7 @@ pub(crate) fn encode_cells(
     keyring_id: &[u8; 16],
     index: u32,
     slot: &Slot,
-) -> Result<Zeroizing<Vec<u8>>> {
+) -> Result<SecretVec> {
     let (kind, payload) = slot::seal_payload(kek, keyring_id, index, slot)?;
     cells::frame(kind, &payload).ok_or_else(|| Error::Limit("slot payload too large".into()))
 }
@@ -2075,7 +2076,7 @@ fn check_header(path: &Path, h: &[u8; SLOT_SIZE], kek: Option<&Key>) -> Result<H
             let nonce: [u8; NONCE_LEN] = h[32..44].try_into().map_err(|_| Error::corrupt(path, 32, "bad nonce"))?;
             match kek.open(&nonce, &check_aad(&keyring_id), &h[44..92]) {
                 Some(plain) => {
-                    let plain = Zeroizing::new(plain);
+                    let plain = SecretVec::new(plain);
                     if version >= KEYRING_VERSION && plain_key(h) != [0u8; 32] {
                         return Err(Error::corrupt(path, DIR_KEY_AT as u64, "a wrapped keyring with a directory key in the clear"));
                     }

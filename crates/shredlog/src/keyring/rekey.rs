@@ -12,11 +12,10 @@
 //! [`Image`] is also what backups use: a keyring copy decoded and wiped in
 //! memory, never written to a temporary file.
 
+use crate::secret::SecretVec;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-
-use zeroize::Zeroizing;
 
 use super::{
     Directory, KEYRING_VERSION_1, Layout, Marks, SLOT_SIZE, STATE_SLOT, Slot, Tables, build_header,
@@ -39,7 +38,7 @@ const REKEY_TMP: &str = "keyring.rekey";
 /// A keyring file held in memory: header checked, slots decoded on demand,
 /// wiped in place. The bytes are zeroed when it is dropped.
 pub(crate) struct Image {
-    bytes: Zeroizing<Vec<u8>>,
+    bytes: SecretVec,
     kek: Option<Key>,
     keyring_id: [u8; 16],
     version: u16,
@@ -51,11 +50,7 @@ pub(crate) struct Image {
 impl Image {
     /// Checks the header of `bytes` (a keyring file) against `kek`; `what`
     /// names the copy in errors.
-    pub(crate) fn parse(
-        bytes: Zeroizing<Vec<u8>>,
-        kek: Option<&Key>,
-        what: &Path,
-    ) -> Result<Image> {
+    pub(crate) fn parse(bytes: SecretVec, kek: Option<&Key>, what: &Path) -> Result<Image> {
         let header: &[u8; SLOT_SIZE] = bytes
             .get(..SLOT_SIZE)
             .and_then(|h| h.try_into().ok())
@@ -140,7 +135,7 @@ impl Image {
     /// (or in plaintext): same id, same marks, the slots packed from the
     /// start in their order (PII slots renumbered in the transcript slots
     /// that name them).
-    pub(crate) fn reencode(&self, new: Option<&Key>, what: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn reencode(&self, new: Option<&Key>, what: &Path) -> Result<SecretVec> {
         let slots = self.slots(what)?;
         let pending = self.version == KEYRING_VERSION_1 || self.state_pending;
         let marks: Option<Marks> = if pending {
@@ -231,7 +226,7 @@ impl Image {
         }
         let (table_bytes, _) = builder.finish();
         let len = directory.table.end();
-        let mut out = Zeroizing::new(vec![0u8; len as usize * cells::CELL]);
+        let mut out = SecretVec::new(vec![0u8; len as usize * cells::CELL]);
         out[..SLOT_SIZE].copy_from_slice(&build_header(self.keyring_id, new, pending, &directory)?);
         let at = start as usize * cells::CELL;
         out[at..at + table_bytes.len()].copy_from_slice(&table_bytes);
@@ -335,7 +330,7 @@ fn read_image(path: &Path, kek: Option<&Key>) -> Result<(File, Image)> {
         .open(path)
         .at(path)?;
     let len = old_file.metadata().at(path)?.len();
-    let mut bytes = Zeroizing::new(vec![0u8; len as usize]);
+    let mut bytes = SecretVec::new(vec![0u8; len as usize]);
     old_file.read_exact_at(&mut bytes, 0).at(path)?;
     let image = Image::parse(bytes, kek, path)?;
     Ok((old_file, image))

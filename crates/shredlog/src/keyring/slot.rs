@@ -5,7 +5,7 @@
 //! cells in format 3 ([`super::cells`]), one 512-byte slot each in formats 1
 //! and 2 ([`super::legacy`]).
 
-use zeroize::Zeroizing;
+use crate::secret::SecretVec;
 
 use crate::error::{Error, Result};
 use crate::record::{Tid, Vid};
@@ -133,8 +133,8 @@ impl Slot {
         Ok(self.body_len()? + if wrapped { NONCE_LEN + TAG_LEN } else { 0 })
     }
 
-    fn body(&self) -> Result<Zeroizing<Vec<u8>>> {
-        let mut b = Zeroizing::new(Vec::with_capacity(self.body_len()?));
+    fn body(&self) -> Result<SecretVec> {
+        let mut b = SecretVec::new(Vec::with_capacity(self.body_len()?));
         match self {
             Slot::Transcript(t) => {
                 let id = t.caller_id.as_bytes();
@@ -187,13 +187,13 @@ pub(super) fn seal_payload(
     keyring_id: &[u8; 16],
     index: u32,
     slot: &Slot,
-) -> Result<(u8, Zeroizing<Vec<u8>>)> {
+) -> Result<(u8, SecretVec)> {
     let kind = slot.kind();
     let body = slot.body()?;
     let payload = match kek {
         Some(kek) => {
             let (nonce, ct) = kek.seal(&slot_aad(keyring_id, index, kind), &body)?;
-            let mut p = Zeroizing::new(Vec::with_capacity(NONCE_LEN + ct.len()));
+            let mut p = SecretVec::new(Vec::with_capacity(NONCE_LEN + ct.len()));
             p.extend_from_slice(&nonce);
             p.extend_from_slice(&ct);
             p
@@ -221,7 +221,7 @@ pub(super) fn open_payload(
             if ct.len() < TAG_LEN {
                 return Err("wrapped slot too short");
             }
-            let body = Zeroizing::new(
+            let body = SecretVec::new(
                 kek.open(&nonce, &slot_aad(keyring_id, index, kind), ct)
                     .ok_or("slot does not authenticate under the key-encryption key")?,
             );

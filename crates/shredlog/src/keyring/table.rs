@@ -20,9 +20,9 @@
 //! placement of entries says nothing about which addresses exist to anyone
 //! without it.
 
+use crate::secret::SecretVec;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use super::cells::{CELL, FIRST_CELL, SECTOR_CELLS};
 
@@ -315,7 +315,7 @@ impl Occupancy {
 pub(crate) struct Builder {
     region: Region,
     occupancy: Occupancy,
-    bytes: Zeroizing<Vec<u8>>,
+    bytes: SecretVec,
 }
 
 impl Builder {
@@ -323,7 +323,7 @@ impl Builder {
         Builder {
             region,
             occupancy: Occupancy::empty(region),
-            bytes: Zeroizing::new(vec![
+            bytes: SecretVec::new(vec![
                 0u8;
                 region.sectors as usize * SECTOR_CELLS as usize * CELL
             ]),
@@ -346,7 +346,7 @@ impl Builder {
     }
 
     /// The region's bytes, header cells written, and what is in use.
-    pub(crate) fn finish(mut self) -> (Zeroizing<Vec<u8>>, Occupancy) {
+    pub(crate) fn finish(mut self) -> (SecretVec, Occupancy) {
         for sector in 0..self.region.sectors {
             let at = (sector * SECTOR_CELLS) as usize * CELL;
             let cell = header_cell(self.occupancy.is_spilled(sector));

@@ -3,7 +3,7 @@
 //! PII key, each bound to the header by its associated data (docs/FORMAT.md
 //! §4.3). Pure: no I/O, no knowledge of what the plaintexts mean.
 
-use zeroize::Zeroizing;
+use crate::secret::SecretVec;
 
 use super::{
     DecodeError, FLAG_BATCH_END, FLAG_MSG_ID, FLAG_PII, KIND_MESSAGE, MsgIdDigest, RECORD_VERSION,
@@ -136,7 +136,7 @@ pub(crate) fn seal_message(
 #[derive(Debug)]
 pub(crate) enum PiiPlain {
     /// The PII key lives and the record has a PII part: its plaintext.
-    Open(Zeroizing<Vec<u8>>),
+    Open(SecretVec),
     /// The PII key lives but the record holds no personal data.
     None,
     /// The PII key is destroyed: the personal data reads as redacted.
@@ -147,7 +147,7 @@ pub(crate) enum PiiPlain {
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub header: RecordHeader,
-    pub content: Zeroizing<Vec<u8>>,
+    pub content: SecretVec,
     pub pii: PiiPlain,
 }
 
@@ -176,7 +176,7 @@ impl OpenError {
 pub(crate) fn open_message(frame: &[u8], keys: &MessageKeys) -> Result<(Opened, usize), OpenError> {
     let (rec, size) = decode(frame).map_err(OpenError::Decode)?;
     let h = rec.header;
-    let content = Zeroizing::new(
+    let content = SecretVec::new(
         keys.content
             .open(&h.content_nonce, aad(b'C', &h).as_ref(), rec.content)
             .ok_or(OpenError::Content)?,
@@ -184,7 +184,7 @@ pub(crate) fn open_message(frame: &[u8], keys: &MessageKeys) -> Result<(Opened, 
     let pii = match (&keys.pii, rec.pii.is_empty()) {
         (None, _) => PiiPlain::Gone,
         (Some(_), true) => PiiPlain::None,
-        (Some(key), false) => PiiPlain::Open(Zeroizing::new(
+        (Some(key), false) => PiiPlain::Open(SecretVec::new(
             key.open(&h.pii_nonce, aad(b'P', &h).as_ref(), rec.pii)
                 .ok_or(OpenError::Pii)?,
         )),

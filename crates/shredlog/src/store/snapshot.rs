@@ -13,12 +13,12 @@
 //! active one is append-only, and only its prefix up to the noted length is
 //! read.
 
+use crate::secret::SecretVec;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use parking_lot::MutexGuard;
-use zeroize::Zeroizing;
 
 use super::Engine;
 use crate::error::{Error, IoContext, Result};
@@ -51,7 +51,7 @@ pub(crate) struct Snapshot<'a> {
     /// Keeps compaction out while the segments are read.
     _compaction: MutexGuard<'a, ()>,
     /// The keyring file (keys in plaintext unless it is wrapped).
-    pub keyring: Zeroizing<Vec<u8>>,
+    pub keyring: SecretVec,
     /// The audit log's whole entries.
     pub audit: Vec<u8>,
     /// The last audit entry in `audit` (0: none).
@@ -73,7 +73,7 @@ impl Engine {
         let keyring_path = w.keyring.path().to_owned();
         let keyring_file = w.keyring.file();
         let klen = keyring_file.metadata().at(&keyring_path)?.len();
-        let mut keyring = Zeroizing::new(vec![0u8; klen as usize]);
+        let mut keyring = SecretVec::new(vec![0u8; klen as usize]);
         keyring_file
             .read_exact_at(&mut keyring, 0)
             .at(&keyring_path)?;

@@ -2,6 +2,7 @@
 //! message goes, create keys, seal, append with segment rolls, publish to the
 //! index, and group commit.
 
+use crate::secret::SecretVec;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -624,7 +625,7 @@ pub(crate) struct Prepared<'a> {
     /// The visitor's email in canonical form (appends only).
     email: Option<String>,
     content: Vec<u8>,
-    pub(crate) pii: Option<zeroize::Zeroizing<Vec<u8>>>,
+    pub(crate) pii: Option<SecretVec>,
 }
 
 impl Prepared<'_> {
@@ -850,7 +851,7 @@ pub(crate) fn prepare<'a>(
     });
     // The fill borrows from the message: encoded straight into one buffer,
     // the only copy of the message's personal data the store makes.
-    let pii = pii.map(|p| zeroize::Zeroizing::new(crate::codec::encode(&p)));
+    let pii = pii.map(|p| SecretVec::new(crate::codec::encode(&p)));
     let size = content.len() + pii.as_ref().map_or(0, |p| p.len());
     if size > max {
         return Err(Error::invalid(format!(
