@@ -673,7 +673,8 @@ pub struct SmallStore {
 /// to see how they grow with the store. The erasures alternate with erasures
 /// of not-yet-erased visitors (the query sample) in the full-size store, so
 /// that both see the same device (its sync latency drifts by 10× and more on
-/// this shared machine from one minute to the next).
+/// this shared machine from one minute to the next), and both stores' files
+/// are dropped from the page cache first, so that both start cold.
 fn small_store(
     dir: &Path,
     args: &Args,
@@ -707,6 +708,12 @@ fn small_store(
     let notes = db.notes();
     let (large_dir, large_wl, large_samples) = large;
     let mut big = Kind::Shredlog.open(&large_dir)?;
+    // Both stores start cold: the small one was just written and sits in
+    // the page cache, the full-size one was written long before and other
+    // engines' files may have pushed it out. Left so, the ratio measures
+    // the cache, not the store's size.
+    stats::evict(dir).context("evicting the small store from the page cache")?;
+    stats::evict(&large_dir).context("evicting the full-size store from the page cache")?;
     let mut erase = Latencies::default();
     let mut erase_large = Latencies::default();
     for (i, &vi) in samples.erase.iter().enumerate() {
