@@ -215,11 +215,26 @@ fn a_format_3_keyring_reads_as_its_writer_read_it_and_is_rewritten_in_format_4()
 #[test]
 fn a_format_4_store_reads_as_its_writer_read_it() {
     let (expected, dir) = read_only_as_written("v4-plain");
+    // Its record-location files are of version 1 (no finder blocks, docs/
+    // FORMAT.md §7a.1): read as they are, never rewritten.
+    let idx = |d: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        files(d)
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".idx"))
+            .collect()
+    };
+    let old_idx = idx(dir.path());
+    assert!(!old_idx.is_empty());
+    assert!(old_idx.iter().all(|(_, b)| b[8..10] == [1, 0]));
     assert_eq!(run(dir.path(), &["verify"])["status"], 0);
     let store = shredlog::Store::open(dir.path(), shredlog::Options::default()).unwrap();
     assert!(store.verify().unwrap().is_ok());
     store.close().unwrap();
     assert_eq!(printed(dir.path(), &expected), expected);
+    let now = idx(dir.path());
+    for old in &old_idx {
+        assert!(now.contains(old), "{} was rewritten", old.0);
+    }
     // The hold placed on t-1005 still holds: deleting it is refused.
     let held = run(dir.path(), &["delete", "--transcript", "t-1005"]);
     assert_ne!(held["status"], 0, "a held transcript was deleted");

@@ -2,7 +2,9 @@
 //! the summaries: a filter that says which generations the file cannot
 //! hold, and the first generation of each summary block (its fences).
 //!
-//! Built once from the file's summaries (which open reads anyway), it costs
+//! Written into the file after its summaries (version 2), and read from
+//! there the first time the file is asked for a generation; for a file of
+//! version 1, built from its summaries (all of them read then). It costs
 //! about 1.5 bytes per summary: 10 bits of filter and 16 bytes per block of
 //! 63. A lookup of a generation the file does not hold is answered from
 //! memory in all but about 1 % of cases; one it holds reads one block.
@@ -19,7 +21,7 @@ const BITS_PER_ITEM: u64 = 10;
 const PROBES: u64 = 7;
 
 /// Which summary block of a location file may hold a generation.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Finder {
     /// The first generation of each summary block, ascending.
     fences: Vec<Tid>,
@@ -44,12 +46,55 @@ fn positions(tid: &Tid, m: u64) -> impl Iterator<Item = u64> {
     })
 }
 
+/// Bits of filter for `n` generations: a multiple of 64, at least 64.
+fn filter_bits(n: u64) -> u64 {
+    n.saturating_mul(BITS_PER_ITEM).max(64).next_multiple_of(64)
+}
+
 impl Finder {
+    /// Bytes of [`Finder::encode`] for a finder over `n` generations whose
+    /// blocks hold `per_block` summaries each.
+    pub(crate) fn encoded_len(n: u64, per_block: usize) -> u64 {
+        n.div_ceil(per_block.max(1) as u64) * 16 + filter_bits(n) / 8
+    }
+
+    /// Appends it as a location file holds it (docs/FORMAT.md §7a.1): the
+    /// fences, 16 bytes each, then the filter's bits as u64 LE words.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        for f in &self.fences {
+            out.extend_from_slice(f);
+        }
+        for w in &self.bits {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    /// Reads what [`Finder::encode`] wrote for `n` generations; `None` when
+    /// the bytes are not such a finder (length, fences out of order).
+    pub(crate) fn decode(bytes: &[u8], n: u64, per_block: usize) -> Option<Finder> {
+        if bytes.len() as u64 != Finder::encoded_len(n, per_block) {
+            return None;
+        }
+        let (fences, bits) = bytes.split_at(n.div_ceil(per_block.max(1) as u64) as usize * 16);
+        let fences: Vec<Tid> = fences
+            .chunks_exact(16)
+            .map(|c| c.try_into().ok())
+            .collect::<Option<_>>()?;
+        if fences.windows(2).any(|w| w[0] >= w[1]) {
+            return None;
+        }
+        let bits = bits
+            .chunks_exact(8)
+            .map(|c| c.try_into().ok().map(u64::from_le_bytes))
+            .collect::<Option<_>>()?;
+        Some(Finder { fences, bits })
+    }
+
     /// A finder over `tids` (the summaries' generations, ascending), whose
     /// blocks hold `per_block` summaries each.
     pub(crate) fn new(tids: impl ExactSizeIterator<Item = Tid>, per_block: usize) -> Finder {
         let n = tids.len() as u64;
-        let m = (n * BITS_PER_ITEM).max(64).next_multiple_of(64);
+        let m = filter_bits(n);
         let mut f = Finder {
             fences: Vec::with_capacity(tids.len().div_ceil(per_block.max(1))),
             bits: vec![0u64; (m / 64) as usize],
@@ -116,6 +161,28 @@ mod tests {
         // About 1 % pass the filter at 10 bits and 7 probes; 3 % is a bug.
         assert!(passed < 600, "{passed} of 20000 non-members passed");
         assert!(f.heap_bytes() < 5000 * 2);
+    }
+
+    #[test]
+    fn a_finder_reads_back_as_encoded_and_odd_bytes_are_refused() {
+        for n in [0u64, 1, 62, 63, 64, 5000] {
+            let mut tids: Vec<Tid> = (0..n).map(tid).collect();
+            tids.sort_unstable();
+            let f = Finder::new(tids.iter().copied(), 63);
+            let mut bytes = Vec::new();
+            f.encode(&mut bytes);
+            assert_eq!(bytes.len() as u64, Finder::encoded_len(n, 63), "n {n}");
+            assert_eq!(Finder::decode(&bytes, n, 63).as_ref(), Some(&f), "n {n}");
+            // Another count, a byte short, fences out of order: refused.
+            assert!(Finder::decode(&bytes, n + 63, 63).is_none());
+            assert!(Finder::decode(&bytes[1..], n, 63).is_none());
+            if n > 63 {
+                let mut swapped = bytes.clone();
+                let (a, b) = swapped.split_at_mut(16);
+                a.swap_with_slice(&mut b[..16]);
+                assert!(Finder::decode(&swapped, n, 63).is_none());
+            }
+        }
     }
 
     #[test]

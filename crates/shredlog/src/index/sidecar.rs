@@ -10,12 +10,12 @@
 //! lengths and times: no key and no personal data.
 //!
 //! It is read with positioned reads, a 4 KiB block at a time, each block
-//! checked by its own CRC when read: open reads only the header and the
-//! summaries (one per generation in the segment), a transcript read only the
-//! blocks that hold its records. Nothing of it is held in memory but the
-//! header and a [`Finder`] (about 1.5 bytes per summary) that leads a
-//! lookup by generation to the one summary block that can hold it (the page
-//! cache does the rest).
+//! checked by its own CRC when read: a first lookup reads the header and the
+//! [`Finder`] the file holds after its summaries (version 2; of a version 1
+//! file, every summary, to build it), a transcript read only the blocks that
+//! hold its records. Nothing of it is held in memory but the header and the
+//! finder (about 1.5 bytes per summary), which leads a lookup by generation
+//! to the one summary block that can hold it (the page cache does the rest).
 
 use std::fs::File;
 use std::io::Write;
@@ -37,7 +37,12 @@ const ITEM: usize = 64;
 /// Items per block (the block's last 64 bytes: CRC and zeros).
 const PER_BLOCK: usize = 63;
 const MAGIC: &[u8; 8] = b"SHRDIDX1";
-const VERSION: u16 = 1;
+/// Version written: 2 adds the finder's blocks after the summaries. Version
+/// 1 files (without them) are still read.
+const VERSION: u16 = 2;
+/// Bytes of the finder in each of its blocks (as items: the block's last 64
+/// bytes are its CRC and zeros).
+const FINDER_PER_BLOCK: usize = PER_BLOCK * ITEM;
 
 /// The name of segment `id`'s location file.
 pub(crate) fn file_name(id: u64) -> String {
@@ -179,6 +184,8 @@ pub(crate) struct Describes {
 /// The header of a location file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Header {
+    /// 1, or 2 (the finder's blocks follow the summaries).
+    version: u16,
     describes: Describes,
     entries: u64,
     summaries: u64,
@@ -192,7 +199,7 @@ impl Header {
     /// crc32 u32 (of bytes 0..64)`, at the start of the first block.
     fn encode(&self, out: &mut [u8]) {
         put(out, 0, MAGIC);
-        put(out, 8, &VERSION.to_le_bytes());
+        put(out, 8, &self.version.to_le_bytes());
         put(out, 16, &self.describes.segment.to_le_bytes());
         put(out, 24, &self.describes.generation.to_le_bytes());
         put(out, 32, &self.describes.segment_len.to_le_bytes());
@@ -206,6 +213,19 @@ impl Header {
 
 fn blocks(items: u64) -> u64 {
     items.div_ceil(PER_BLOCK as u64)
+}
+
+/// Number of the finder's blocks (none in a version 1 file).
+fn finder_blocks(header: &Header) -> u64 {
+    if header.version < 2 {
+        return 0;
+    }
+    Finder::encoded_len(header.summaries, PER_BLOCK).div_ceil(FINDER_PER_BLOCK as u64)
+}
+
+/// Number of blocks of the file `header` heads.
+fn total_blocks(header: &Header) -> u64 {
+    1 + blocks(header.entries) + blocks(header.summaries) + finder_blocks(header)
 }
 
 /// Builds a location file from a segment's records, in any order.
@@ -336,6 +356,7 @@ impl Builder {
             }
         }
         let header = Header {
+            version: VERSION,
             describes,
             entries: entries.len() as u64,
             summaries: summaries.len() as u64,
@@ -357,6 +378,14 @@ impl Builder {
             for (i, s) in chunk.iter().enumerate() {
                 s.encode(&mut block[ITEM * i..ITEM * (i + 1)]);
             }
+            seal_block(&mut block);
+            out.write_all(&block)?;
+        }
+        let mut finder = Vec::new();
+        Finder::new(summaries.iter().map(|s| s.tid), PER_BLOCK).encode(&mut finder);
+        for chunk in finder.chunks(FINDER_PER_BLOCK) {
+            block.fill(0);
+            block[..chunk.len()].copy_from_slice(chunk);
             seal_block(&mut block);
             out.write_all(&block)?;
         }
@@ -448,9 +477,7 @@ impl Sidecar {
         let Some(header) = parse_header(&first) else {
             return Ok(None);
         };
-        if header.describes != describes
-            || len != BLOCK as u64 * (1 + blocks(header.entries) + blocks(header.summaries))
-        {
+        if header.describes != describes || len != BLOCK as u64 * total_blocks(&header) {
             return Ok(None);
         }
         Ok(Some(Sidecar::made(path, Source::File(file), header)))
@@ -735,16 +762,7 @@ impl Sidecar {
                 .map(Some)
                 .ok_or_else(|| Error::Internal("a kept summary does not decode".into()));
         }
-        let finder = match self.finder.get() {
-            Some(f) => f,
-            None => {
-                self.summaries()?;
-                self.finder.get().ok_or_else(|| {
-                    Error::Internal("a location file's finder was not built".into())
-                })?
-            }
-        };
-        let Some(b) = finder.block_of(tid) else {
+        let Some(b) = self.finder()?.block_of(tid) else {
             return Ok(None);
         };
         // Only the summary that names it is decoded (the block's checksum
@@ -828,14 +846,65 @@ impl Sidecar {
         Ok(out)
     }
 
-    /// Checks every block (for `verify`).
+    /// Checks every block (for `verify`), and that the file's finder is
+    /// the one its summaries make.
     pub(crate) fn check_all(&self) -> Result<()> {
         let header = self.header()?;
-        let total = 1 + blocks(header.entries) + blocks(header.summaries);
-        for b in 1..total {
+        for b in 1..total_blocks(&header) {
             self.block(b)?;
         }
-        self.summaries().map(|_| ())
+        let summaries = self.summaries()?;
+        if let Some(stored) = self.stored_finder(&header)?
+            && stored != Finder::new(summaries.iter().map(|s| s.tid), PER_BLOCK)
+        {
+            return Err(self.damaged(
+                first_finder_block(&header) * BLOCK as u64,
+                "its finder does not match its summaries",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The file's finder: read from its blocks (version 2) or built from
+    /// every summary (version 1), the first time it is asked for.
+    fn finder(&self) -> Result<&Finder> {
+        if let Some(f) = self.finder.get() {
+            return Ok(f);
+        }
+        let header = self.header()?;
+        match self.stored_finder(&header)? {
+            Some(f) => {
+                let _ = self.finder.set(f);
+            }
+            None => {
+                self.summaries()?;
+            }
+        }
+        self.finder
+            .get()
+            .ok_or_else(|| Error::Internal("a location file's finder was not built".into()))
+    }
+
+    /// The finder as the file holds it (`None` in a version 1 file).
+    fn stored_finder(&self, header: &Header) -> Result<Option<Finder>> {
+        let count = finder_blocks(header);
+        if count == 0 {
+            return Ok(None);
+        }
+        let first = first_finder_block(header);
+        let mut bytes = Vec::with_capacity(count as usize * FINDER_PER_BLOCK);
+        for b in first..first + count {
+            let block = self.block(b)?;
+            bytes.extend_from_slice(block.get(..FINDER_PER_BLOCK).unwrap_or_default());
+        }
+        let len = Finder::encoded_len(header.summaries, PER_BLOCK) as usize;
+        if bytes[len.min(bytes.len())..].iter().any(|&b| b != 0) {
+            return Err(self.damaged(first * BLOCK as u64, "bytes after its finder"));
+        }
+        bytes.truncate(len);
+        Finder::decode(&bytes, header.summaries, PER_BLOCK)
+            .map(Some)
+            .ok_or_else(|| self.damaged(first * BLOCK as u64, "bad finder"))
     }
 }
 
@@ -844,15 +913,22 @@ fn first_summary_block(header: &Header) -> u64 {
     1 + blocks(header.entries)
 }
 
+/// Where the finder's blocks start (version 2).
+fn first_finder_block(header: &Header) -> u64 {
+    first_summary_block(header) + blocks(header.summaries)
+}
+
 fn parse_header(b: &[u8]) -> Option<Header> {
+    let version = u16::from_le_bytes(b.get(8..10)?.try_into().ok()?);
     if b.get(0..8)? != MAGIC
-        || u16::from_le_bytes(b.get(8..10)?.try_into().ok()?) != VERSION
+        || !(1..=VERSION).contains(&version)
         || u32_at(b, 64)? != crc32fast::hash(b.get(0..64)?)
         || b.get(68..BLOCK)?.iter().any(|&x| x != 0)
     {
         return None;
     }
     Some(Header {
+        version,
         describes: Describes {
             segment: u64_at(b, 16)?,
             generation: u32_at(b, 24)?,
@@ -993,6 +1069,113 @@ mod tests {
         assert_eq!(twice.count, 21);
     }
 
+    /// A file of `n` generations of one record each (`n / 63` summary
+    /// blocks and more), and their ids in order.
+    fn many(n: u32) -> (Vec<u8>, Vec<Tid>) {
+        let mut b = Builder::default();
+        let mut tids = Vec::new();
+        for g in 0..n {
+            let mut t = [0u8; 16];
+            t[..8].copy_from_slice(
+                &u64::from(g)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .to_be_bytes(),
+            );
+            t[8..12].copy_from_slice(&g.to_le_bytes());
+            tids.push(t);
+            b.add(Entry {
+                tid: t,
+                ..entry(0, 0, 32 + 100 * u64::from(g))
+            });
+        }
+        tids.sort_unstable();
+        (b.finish(D), tids)
+    }
+
+    /// `bytes` as a version 1 file: without the finder's blocks.
+    fn as_version_1(bytes: &[u8]) -> Vec<u8> {
+        let header = parse_header(&bytes[..BLOCK]).unwrap();
+        let mut old = bytes[..first_finder_block(&header) as usize * BLOCK].to_vec();
+        put(&mut old, 8, &1u16.to_le_bytes());
+        let crc = crc32fast::hash(&old[..64]);
+        put(&mut old, 64, &crc.to_le_bytes());
+        old
+    }
+
+    #[test]
+    fn a_lookup_reads_the_files_finder_not_every_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(7));
+        let (bytes, tids) = many(400);
+        let header = parse_header(&bytes[..BLOCK]).unwrap();
+        assert_eq!(header.version, 2);
+        assert_eq!(blocks(header.summaries), 7);
+        assert_eq!(finder_blocks(&header), 1);
+        assert_eq!(bytes.len() as u64, total_blocks(&header) * BLOCK as u64);
+        // The first summary block is damaged: a lookup of a generation in
+        // another block reads the finder and that block only, and succeeds;
+        // one in the damaged block, or reading every summary, is refused.
+        let mut bad = bytes.clone();
+        let first = first_summary_block(&header) as usize * BLOCK;
+        bad[first + 5] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let s = Sidecar::open(&path, D).unwrap().expect("header intact");
+        let last = tids.last().unwrap();
+        assert_eq!(s.find(last).unwrap().map(|x| x.tid), Some(*last));
+        let e = s.find(&tids[0]).unwrap_err().to_string();
+        assert!(e.contains(&format!("offset {first}")), "{e}");
+        assert!(s.summaries().is_err());
+        // The same file as version 1 has no finder to read: the lookup
+        // reads every summary, and meets the damage.
+        std::fs::write(&path, as_version_1(&bad)).unwrap();
+        let s = Sidecar::open(&path, D).unwrap().expect("version 1 is read");
+        assert!(s.find(last).is_err());
+    }
+
+    #[test]
+    fn a_version_1_file_is_read_as_before() {
+        let (bytes, tids) = many(400);
+        let s = Sidecar::in_memory(Path::new("x.idx"), as_version_1(&bytes)).unwrap();
+        for t in &tids {
+            assert_eq!(s.find(t).unwrap().map(|x| x.tid), Some(*t));
+        }
+        assert_eq!(s.find(&[0xEE; 16]).unwrap(), None);
+        s.check_all().unwrap();
+        let new = Sidecar::in_memory(Path::new("y.idx"), bytes).unwrap();
+        assert_eq!(s.summaries().unwrap(), new.summaries().unwrap());
+    }
+
+    #[test]
+    fn a_damaged_or_wrong_finder_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(7));
+        let (bytes, tids) = many(400);
+        let header = parse_header(&bytes[..BLOCK]).unwrap();
+        let at = first_finder_block(&header) as usize * BLOCK;
+        // A flipped byte: the block's checksum.
+        let mut bad = bytes.clone();
+        bad[at + 100] ^= 4;
+        std::fs::write(&path, &bad).unwrap();
+        let s = Sidecar::open(&path, D).unwrap().unwrap();
+        let e = s.find(&tids[3]).unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        assert!(e.contains(&format!("offset {at}")), "{e}");
+        assert!(s.check_all().is_err());
+        // A finder of other generations, checksum and all (a bug, or a
+        // file made elsewhere): `verify` finds it does not fit.
+        let (_, others) = many(800);
+        let wrong = Finder::new(others.iter().step_by(2).copied(), PER_BLOCK);
+        let mut enc = Vec::new();
+        wrong.encode(&mut enc);
+        let mut bad = bytes.clone();
+        bad[at..at + enc.len()].copy_from_slice(&enc);
+        seal_block(&mut bad[at..at + BLOCK]);
+        std::fs::write(&path, &bad).unwrap();
+        let s = Sidecar::open(&path, D).unwrap().unwrap();
+        let e = s.check_all().unwrap_err().to_string();
+        assert!(e.contains("finder does not match"), "{e}");
+    }
+
     #[test]
     fn every_flipped_byte_and_every_cut_is_caught() {
         let dir = tempfile::tempdir().unwrap();
@@ -1051,7 +1234,7 @@ mod tests {
         for i in 400..800 {
             assert_eq!(s.find(&tid(i)).unwrap(), None);
         }
-        // Without a full read first, the first lookup builds the finder.
+        // Without a full read first, the first lookup reads the finder.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name(7));
         let mut b = Builder::default();
@@ -1071,7 +1254,9 @@ mod tests {
         bad[summary_block + 100] ^= 1;
         std::fs::write(&path, &bad).unwrap();
         let s = Sidecar::open(&path, D).unwrap().unwrap();
-        let e = s.find(&tid(1)).unwrap_err().to_string();
+        // The generation with the lowest id is in the first summary block.
+        let lowest = (0..200).map(tid).min().unwrap();
+        let e = s.find(&lowest).unwrap_err().to_string();
         assert!(e.contains("000000000007.idx"), "{e}");
     }
 
