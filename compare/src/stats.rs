@@ -76,6 +76,16 @@ pub fn size(dir: &Path) -> Size {
     s
 }
 
+/// Reads every file under `dir` whole, so that its pages are in the page
+/// cache. Returns the bytes read.
+pub fn warm(dir: &Path) -> std::io::Result<u64> {
+    let mut n = 0;
+    for f in files(dir) {
+        n += std::io::copy(&mut std::fs::File::open(&f)?, &mut std::io::sink())?;
+    }
+    Ok(n)
+}
+
 /// Drops the pages of every file under `dir` from the page cache (written
 /// back first, then `posix_fadvise(DONTNEED)`), so that what reads them next
 /// goes to the device. Returns the number of files evicted.
