@@ -14,6 +14,7 @@
 //! keeps those its index still names, and [`choose`] picks one.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
@@ -32,10 +33,12 @@ pub(crate) type SharedView = Arc<RwLock<View>>;
 
 /// What a lookup reads.
 pub(crate) enum View {
-    /// The table of a format-4 keyring, and the key of its hash.
+    /// The table of a format-4 keyring, and the key of its hash; with a
+    /// map of the table when one could be made.
     Table {
         key: Zeroizing<[u8; 32]>,
         region: table::Region,
+        map: Option<TableMap>,
     },
     /// The entries of an older keyring: digest of the address → slots.
     Legacy {
@@ -45,9 +48,33 @@ pub(crate) enum View {
 }
 
 impl View {
-    /// The table in `region`, with the key of its hash.
-    pub(crate) fn table(key: Zeroizing<[u8; 32]>, region: table::Region) -> View {
-        View::Table { key, region }
+    /// The table in `region` of `file`, with the key of its hash.
+    pub(crate) fn table(key: Zeroizing<[u8; 32]>, region: table::Region, file: &File) -> View {
+        View::Table {
+            key,
+            region,
+            map: TableMap::of(file, region),
+        }
+    }
+
+    /// Whether this is a table with a map of that table (not of a region
+    /// it has moved from), whose first and last sectors it slices.
+    #[cfg(test)]
+    pub(crate) fn is_mapped(&self) -> bool {
+        match self {
+            View::Table {
+                region,
+                map: Some(m),
+                ..
+            } => {
+                let last = region.header_cell(region.sectors - 1);
+                m.start == region.start
+                    && m.sector(region.start).is_some()
+                    && m.sector(last).is_some()
+                    && m.sector(region.end()).is_none()
+            }
+            _ => false,
+        }
     }
 
     /// An empty map for an older keyring, under a fresh key.
@@ -164,6 +191,75 @@ impl Query {
     }
 }
 
+/// The directory table's bytes, mapped read-only from the keyring: a
+/// lookup slices its sector out of the page cache instead of reading it
+/// with a system call into a buffer of its own. Only the table is mapped
+/// (a few bytes a visitor), so only the sectors lookups touch become part of
+/// the process's resident memory; an erasure's wipe, written into the file,
+/// is what the map shows from then on.
+pub(crate) struct TableMap {
+    map: memmap2::Mmap,
+    /// The table's first cell.
+    start: u32,
+}
+
+impl TableMap {
+    /// Maps `region` of `file`; `None` when it cannot be (lookups then
+    /// read each sector from the file).
+    fn of(file: &File, region: table::Region) -> Option<TableMap> {
+        if region.is_none() {
+            return None;
+        }
+        let offset = u64::from(region.start) * cells::CELL as u64;
+        let len = u64::from(region.end() - region.start) * cells::CELL as u64;
+        if file.metadata().ok()?.len() < offset.checked_add(len)? {
+            return None;
+        }
+        let options = {
+            let mut o = memmap2::MmapOptions::new();
+            o.offset(offset).len(usize::try_from(len).ok()?);
+            o
+        };
+        #[expect(unsafe_code, reason = "memory-mapping the keyring's directory table")]
+        // SAFETY: shredlog writes into the table only through the keyring,
+        // which holds the view's write lock while it does (`write_raw`),
+        // and lookups read the map only under its read lock, so no read
+        // overlaps a write of the bytes it reads. The table's cells are never
+        // free, so they are never cut off the file (`truncate_free_tail` cuts
+        // only free cells); when the table moves, the view holding this map
+        // is replaced under the write lock before the old region is zeroed
+        // and freed. Changes by another program are outside the contract
+        // (the store's lock file keeps other shredlogs out; docs/FORMAT.md).
+        let map = unsafe { options.map(file) }.ok()?;
+        // One page a lookup: no pages mapped around it (nor read ahead),
+        // which would make the whole table resident after a few lookups.
+        let _ = map.advise(memmap2::Advice::Random);
+        Some(TableMap {
+            map,
+            start: region.start,
+        })
+    }
+
+    /// The bytes of the sector whose first cell is `first`.
+    fn sector(&self, first: u32) -> Option<&[u8]> {
+        let at = usize::try_from(first.checked_sub(self.start)?).ok()? * cells::CELL;
+        self.map
+            .get(at..at + cells::SECTOR_CELLS as usize * cells::CELL)
+    }
+}
+
+/// How a lookup reads the table's sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sectors {
+    /// Through the map of the table, when there is one: lookups one at a
+    /// time (a query, an erasure).
+    Mapped,
+    /// With a positioned read each: an append's lookups, which over an
+    /// import reach every sector and through the map would make the whole
+    /// table part of the process's resident memory.
+    Read,
+}
+
 /// Reads directory entries without the writer's lock.
 #[derive(Clone)]
 pub(crate) struct DirectoryReader {
@@ -177,7 +273,7 @@ impl DirectoryReader {
     /// # Errors
     /// [`Error::Corrupt`] naming the keyring and offset of a damaged
     /// sector or entry on the way; [`Error::Io`].
-    pub(crate) fn find(&self, query: &Query) -> Result<Vec<(u32, VisitorSlot)>> {
+    pub(crate) fn find(&self, query: &Query, how: Sectors) -> Result<Vec<(u32, VisitorSlot)>> {
         let wanted = &query.placed;
         let view = self.view.read();
         let mut out = Vec::new();
@@ -191,11 +287,18 @@ impl DirectoryReader {
                     }
                 }
             }
-            View::Table { key, region } => {
+            View::Table { key, region, map } => {
                 for sector in region.probe(table::placed_hash(key, wanted)) {
                     let first = region.header_cell(sector);
-                    let read = self.slots.read_cells(first)?;
-                    let bytes: &[u8] = &read;
+                    let read;
+                    let mapped = map.as_ref().filter(|_| how == Sectors::Mapped);
+                    let bytes: &[u8] = match mapped.and_then(|m| m.sector(first)) {
+                        Some(b) => b,
+                        None => {
+                            read = self.slots.read_cells(first)?;
+                            &read
+                        }
+                    };
                     let corrupt = |at: u32, reason: &str| {
                         Error::corrupt(
                             &self.slots.path,

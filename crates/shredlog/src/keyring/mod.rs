@@ -365,7 +365,7 @@ impl Keyring {
         };
         let layout = Layout::of(header.version);
         let view = match &header.directory {
-            Some(d) => directory::View::table(d.key.clone(), d.table),
+            Some(d) => directory::View::table(d.key.clone(), d.table, &file),
             None => directory::View::legacy(),
         };
         let mut keyring = Keyring {
@@ -472,7 +472,7 @@ impl Keyring {
         file.sync_all().at(&path)?;
         crate::failpoint::synced(&path, &file);
         crate::fsutil::sync_dir(dir)?;
-        let view = directory::View::table(directory.key.clone(), directory.table);
+        let view = directory::View::table(directory.key.clone(), directory.table, &file);
         let keyring = Keyring {
             path,
             file: Arc::new(file),
@@ -1101,7 +1101,7 @@ impl Keyring {
         self.sync()?;
         // Lookups go to the new table from now on; the write lock waits for
         // any still reading the old one, which is zeroed only after.
-        *self.view.write() = directory::View::table(key, new);
+        *self.view.write() = directory::View::table(key, new, &self.file);
         // 5. Zero the old region, then forget it.
         self.retire_region()?;
         Ok(moved)
@@ -1684,6 +1684,12 @@ impl Keyring {
         check
     }
 
+    /// Whether lookups read the directory's table through a map of it.
+    #[cfg(test)]
+    pub(crate) fn table_is_mapped(&self) -> bool {
+        self.view.read().is_mapped()
+    }
+
     /// Looks up directory entries by email without the writer's lock.
     pub(crate) fn directory_reader(&self) -> DirectoryReader {
         DirectoryReader {
@@ -2141,6 +2147,7 @@ mod tests {
         assert!(r.bytes[1000..].iter().all(|&b| b == 0xAB));
     }
     use super::*;
+    use crate::keyring::directory::Sectors;
 
     /// Cells added by the first growth.
     const GROW: u32 = (GROW_BYTES / cells::CELL) as u32;
@@ -2547,11 +2554,14 @@ mod tests {
             "the table reached {largest} sectors only"
         );
         let check = |kr: &Keyring| {
+            assert!(kr.table_is_mapped(), "lookups read a map of the table");
             let reader = kr.directory_reader();
-            for n in (0..20_000u32).step_by(7) {
-                let e = entry(n);
-                let found = reader.find(&directory::Query::new(&e.email)).unwrap();
-                assert_eq!(found, vec![(at[n as usize], e)], "visitor {n}");
+            for how in [Sectors::Mapped, Sectors::Read] {
+                for n in (0..20_000u32).step_by(7) {
+                    let e = entry(n);
+                    let found = reader.find(&directory::Query::new(&e.email), how).unwrap();
+                    assert_eq!(found, vec![(at[n as usize], e)], "visitor {n}, {how:?}");
+                }
             }
         };
         check(&kr);
@@ -2596,29 +2606,37 @@ mod tests {
                                 .unwrap()
                         )
             );
-            // Read from the table as it is in the file (moved at each
-            // growth, and showing the wipe written into it).
+            // Through the map of the table (made anew at each growth, and
+            // showing the wipe written into the file) and with positioned
+            // reads: the same answers.
             let check = |kr: &Keyring, wiped: Option<u32>| {
+                assert!(kr.table_is_mapped(), "lookups read a map of the table");
                 let reader = kr.directory_reader();
-                for n in 0..300u32 {
-                    let found = reader
-                        .find(&directory::Query::new(&format!(" USER{n}@Example.COM ")))
-                        .unwrap();
-                    if Some(n) == wiped {
-                        assert!(found.is_empty());
-                    } else {
-                        assert_eq!(
-                            found,
-                            vec![(at[n as usize], entry(n, format!("user{n}@example.com")))]
-                        );
+                for how in [Sectors::Mapped, Sectors::Read] {
+                    for n in 0..300u32 {
+                        let found = reader
+                            .find(
+                                &directory::Query::new(&format!(" USER{n}@Example.COM ")),
+                                how,
+                            )
+                            .unwrap();
+                        if Some(n) == wiped {
+                            assert!(found.is_empty(), "{how:?}");
+                        } else {
+                            assert_eq!(
+                                found,
+                                vec![(at[n as usize], entry(n, format!("user{n}@example.com")))],
+                                "{how:?}"
+                            );
+                        }
                     }
+                    assert!(
+                        reader
+                            .find(&directory::Query::new("nobody@example.com"), how)
+                            .unwrap()
+                            .is_empty()
+                    );
                 }
-                assert!(
-                    reader
-                        .find(&directory::Query::new("nobody@example.com"))
-                        .unwrap()
-                        .is_empty()
-                );
             };
             check(&kr, None);
             kr.wipe(at[7]).unwrap();
@@ -2643,7 +2661,7 @@ mod tests {
             }
             let found = kr
                 .directory_reader()
-                .find(&directory::Query::new("ANN@x.example"))
+                .find(&directory::Query::new("ANN@x.example"), Sectors::Mapped)
                 .unwrap();
             assert_eq!(found.len(), 2);
             let tagged: Vec<_> = found.iter().map(|(s, v)| (*s, v, v.vid)).collect();
@@ -2659,7 +2677,7 @@ mod tests {
             // A damaged sector header on a lookup's way is an error naming it.
             let probe = kr
                 .directory_reader()
-                .find(&directory::Query::new("user1@example.com"))
+                .find(&directory::Query::new("user1@example.com"), Sectors::Mapped)
                 .unwrap();
             let sector = table.sector_of(probe[0].0);
             let header = u64::from(table.header_cell(sector)) * CELL;
@@ -2673,7 +2691,7 @@ mod tests {
             let err = loaded
                 .keyring
                 .directory_reader()
-                .find(&directory::Query::new("user1@example.com"))
+                .find(&directory::Query::new("user1@example.com"), Sectors::Mapped)
                 .unwrap_err();
             match err {
                 Error::Corrupt { offset, .. } => assert_eq!(offset, header),

@@ -17,6 +17,7 @@
 use crate::error::{Error, Result};
 use crate::ids::hex;
 use crate::index::CallerHash;
+use crate::keyring::directory::Sectors;
 use crate::message::Timestamp;
 use crate::policy::Policy;
 use crate::record::Vid;
@@ -58,7 +59,7 @@ impl Store {
     /// The visitor an email belongs to.
     fn vid_of(&self, email: &str) -> Result<Vid> {
         self.engine
-            .vid_by_address(&self.engine.index.read(), email)?
+            .vid_by_address(&self.engine.index.read(), email, Sectors::Mapped)?
             .ok_or(Error::VisitorNotFound)
     }
 

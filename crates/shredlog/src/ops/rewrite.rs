@@ -7,6 +7,7 @@ use crate::email::normalize_email;
 use crate::error::{Error, Result};
 use crate::ids::hex;
 use crate::keyring::StagedSlots;
+use crate::keyring::directory::Sectors;
 use crate::message::{Body, Message};
 use crate::pii::{CustomPattern, Detector, RULES_VERSION};
 use crate::shred::{AuditEntry, Intent};
@@ -206,7 +207,7 @@ impl Store {
                 return Err(Error::invalid("the new email is too long"));
             }
             if engine
-                .vid_by_address(&engine.index.read(), &norm)?
+                .vid_by_address(&engine.index.read(), &norm, Sectors::Mapped)?
                 .is_some_and(|v| v != vid)
             {
                 return Err(Error::invalid(

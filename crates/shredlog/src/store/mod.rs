@@ -28,6 +28,7 @@ use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::ids::hex;
 use crate::index::{CallerKey, Index};
+use crate::keyring::directory::Sectors;
 use crate::keyring::{DirectoryReader, KeyCache, Keyring};
 use crate::message::Timestamp;
 use crate::pii::Detector;
@@ -310,12 +311,20 @@ impl Engine {
     /// the one stored under exactly that spelling, else the one stored in
     /// canonical form, else the first ([`crate::keyring::directory::choose`]).
     ///
+    /// `how`: [`Sectors::Read`] for an append's lookups, else
+    /// [`Sectors::Mapped`].
+    ///
     /// # Errors
     /// [`Error::Invalid`] when `email` is not an email address and no entry
     /// has that spelling; [`Error::Corrupt`] for a damaged directory sector.
-    pub(crate) fn vid_by_address(&self, index: &Index, email: &str) -> Result<Option<Vid>> {
+    pub(crate) fn vid_by_address(
+        &self,
+        index: &Index,
+        email: &str,
+        how: Sectors,
+    ) -> Result<Option<Vid>> {
         let query = crate::keyring::directory::Query::new(email);
-        let found = self.directory.find(&query)?;
+        let found = self.directory.find(&query, how)?;
         let mut known = Vec::new();
         for (slot, v) in &found {
             if index.visitor_slot(&v.vid)? == Some(*slot) {

@@ -7,6 +7,7 @@ use super::{Store, TranscriptInfo};
 use crate::error::{Error, Result};
 use crate::index::{RecordRef, TranscriptEntry};
 use crate::keyring::TranscriptKeys;
+use crate::keyring::directory::Sectors;
 use crate::message::Message;
 use crate::record::{self, MessageKeys, OpenError, PiiPlain, RECORD_VERSION_1};
 use crate::segment::Segment;
@@ -114,7 +115,7 @@ impl Store {
         to: Option<i64>,
     ) -> Result<Vec<TranscriptInfo>> {
         let index = self.engine.index.read();
-        let Some(vid) = self.engine.vid_by_address(&index, email)? else {
+        let Some(vid) = self.engine.vid_by_address(&index, email, Sectors::Mapped)? else {
             return Ok(Vec::new());
         };
         self.check_not_restricted(&vid)?;

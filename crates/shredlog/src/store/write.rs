@@ -11,6 +11,7 @@ use super::{Engine, Store, Writer};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::index::{CallerHash, Loc, RecordRef, TranscriptEntry};
+use crate::keyring::directory::Sectors;
 use crate::keyring::{PiiSlot, Slot, StagedSlots, TranscriptKeys, TranscriptSlot, VisitorSlot};
 use crate::message::{Message, Timestamp};
 use crate::pii::{Detector, RULES_VERSION};
@@ -127,7 +128,7 @@ impl Store {
             if let Some(v) = owners.get(e) {
                 return Ok(*v);
             }
-            let v = self.engine.vid_by_address(&index, e)?;
+            let v = self.engine.vid_by_address(&index, e, Sectors::Read)?;
             owners.insert(e.to_owned(), v);
             Ok(v)
         };
