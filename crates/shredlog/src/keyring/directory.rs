@@ -191,12 +191,19 @@ impl Query {
     }
 }
 
-/// The directory table's bytes, mapped read-only from the keyring: a
-/// lookup slices its sector out of the page cache instead of reading it
-/// with a system call into a buffer of its own. Only the table is mapped
-/// (a few bytes a visitor), so only the sectors lookups touch become part of
-/// the process's resident memory; an erasure's wipe, written into the file,
-/// is what the map shows from then on.
+/// The largest directory table that is mapped: about 24,000 visitors'
+/// entries. A fault maps up to 16 pages around the one touched, whatever
+/// `madvise` says (Linux's fault-around), so with the table in the page
+/// cache a map of it becomes resident whole after enough lookups; this
+/// bounds what it adds to the process's resident memory. A larger table is
+/// read a sector at a time (about 1 µs more a lookup).
+pub(crate) const MAP_LIMIT: u64 = 4 << 20;
+
+/// The directory table's bytes, mapped read-only from the keyring when it
+/// is at most [`MAP_LIMIT`] bytes: a lookup slices its sector out of the
+/// page cache instead of reading it with a system call into a buffer of its
+/// own. Only the table is mapped (a few bytes a visitor); an erasure's wipe,
+/// written into the file, is what the map shows from then on.
 pub(crate) struct TableMap {
     map: memmap2::Mmap,
     /// The table's first cell.
@@ -204,15 +211,16 @@ pub(crate) struct TableMap {
 }
 
 impl TableMap {
-    /// Maps `region` of `file`; `None` when it cannot be (lookups then
-    /// read each sector from the file).
+    /// Maps `region` of `file`; `None` when it is larger than
+    /// [`MAP_LIMIT`] or cannot be mapped (lookups then read each sector
+    /// from the file).
     fn of(file: &File, region: table::Region) -> Option<TableMap> {
         if region.is_none() {
             return None;
         }
         let offset = u64::from(region.start) * cells::CELL as u64;
         let len = u64::from(region.end() - region.start) * cells::CELL as u64;
-        if file.metadata().ok()?.len() < offset.checked_add(len)? {
+        if len > MAP_LIMIT || file.metadata().ok()?.len() < offset.checked_add(len)? {
             return None;
         }
         let options = {
@@ -231,8 +239,8 @@ impl TableMap {
         // and freed. Changes by another program are outside the contract
         // (the store's lock file keeps other shredlogs out; docs/FORMAT.md).
         let map = unsafe { options.map(file) }.ok()?;
-        // One page a lookup: no pages mapped around it (nor read ahead),
-        // which would make the whole table resident after a few lookups.
+        // No read-ahead from the device around a sector looked up (the
+        // kernel still maps the cached pages around it: see `MAP_LIMIT`).
         let _ = map.advise(memmap2::Advice::Random);
         Some(TableMap {
             map,
@@ -390,6 +398,33 @@ impl std::fmt::Debug for View {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_is_mapped_up_to_the_limit_and_read_above_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("k"))
+            .unwrap();
+        // A sparse file: the map is made, nothing is read.
+        file.set_len(2 * MAP_LIMIT + (1 << 20)).unwrap();
+        let sector_bytes = u64::from(cells::SECTOR_CELLS) * cells::CELL as u64;
+        let region = |bytes: u64| table::Region {
+            start: 16,
+            sectors: (bytes / sector_bytes) as u32,
+        };
+        let at_limit = TableMap::of(&file, region(MAP_LIMIT)).expect("mapped");
+        assert_eq!(at_limit.map.len() as u64, MAP_LIMIT);
+        assert!(at_limit.sector(16).is_some());
+        assert!(TableMap::of(&file, region(MAP_LIMIT + sector_bytes)).is_none());
+        assert!(TableMap::of(&file, region(2 * MAP_LIMIT)).is_none());
+        // Nor past the file's end.
+        file.set_len(MAP_LIMIT / 2).unwrap();
+        assert!(TableMap::of(&file, region(MAP_LIMIT)).is_none());
+    }
 
     fn v(email: &str) -> VisitorSlot {
         VisitorSlot {
