@@ -191,13 +191,15 @@ impl Query {
     }
 }
 
-/// The largest directory table that is mapped: about 24,000 visitors'
-/// entries. A fault maps up to 16 pages around the one touched, whatever
-/// `madvise` says (Linux's fault-around), so with the table in the page
-/// cache a map of it becomes resident whole after enough lookups; this
-/// bounds what it adds to the process's resident memory. A larger table is
-/// read a sector at a time (about 1 µs more a lookup).
-pub(crate) const MAP_LIMIT: u64 = 4 << 20;
+/// The largest directory table that is mapped: the directory of some
+/// 20,000–40,000 visitors (a table is a power of two of sectors, at most
+/// half full; an entry takes one or two cells). A fault maps up to 16 pages
+/// around the one touched, whatever `madvise` says (Linux's fault-around),
+/// so with the table in the page cache a map of it becomes resident whole
+/// after enough lookups; this bounds what it adds to the process's resident
+/// memory. A larger table is read a sector at a time (about 1 µs more a
+/// lookup).
+pub(crate) const MAP_LIMIT: u64 = 8 << 20;
 
 /// The directory table's bytes, mapped read-only from the keyring when it
 /// is at most [`MAP_LIMIT`] bytes: a lookup slices its sector out of the
