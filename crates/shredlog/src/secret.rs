@@ -22,12 +22,6 @@ impl SecretVec {
     }
 }
 
-impl From<Vec<u8>> for SecretVec {
-    fn from(bytes: Vec<u8>) -> SecretVec {
-        SecretVec(bytes)
-    }
-}
-
 impl Deref for SecretVec {
     type Target = Vec<u8>;
     fn deref(&self) -> &Vec<u8> {
@@ -89,7 +83,7 @@ mod tests {
 
     #[test]
     fn debug_shows_the_length_not_the_bytes() {
-        let s = SecretVec::from(b"ann@x.example".to_vec());
+        let s = SecretVec::new(b"ann@x.example".to_vec());
         assert_eq!(format!("{s:?}"), "SecretVec(13 bytes)");
     }
 }

@@ -216,8 +216,7 @@ fn a_segment_removed_by_a_compaction_cut_short_is_not_taken_for_lost() {
     let _s = SERIAL.lock();
     // Its close wrote the run that the next open takes.
     let (dir, all) = many_segments();
-    let tiny = tiny_segments;
-    let store = Store::open(dir.path(), tiny()).unwrap();
+    let store = Store::open(dir.path(), tiny_segments()).unwrap();
     assert!(store.recovery_report().index_run_used);
     let gone: Vec<String> = (40..80).map(|t| format!("t-{t}")).collect();
     for t in &gone {
@@ -239,7 +238,7 @@ fn a_segment_removed_by_a_compaction_cut_short_is_not_taken_for_lost() {
         }
     }
     drop(store);
-    let store = Store::open(crashed.path(), tiny()).unwrap();
+    let store = Store::open(crashed.path(), tiny_segments()).unwrap();
     let removed = (1..200u64)
         .filter(|id| !crashed.path().join(format!("{id:012}.seg")).exists())
         .count();

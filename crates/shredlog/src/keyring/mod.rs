@@ -1354,7 +1354,7 @@ impl Keyring {
     /// with one positioned write.
     pub(crate) fn write_staged(&mut self, staged: StagedSlots) -> Result<()> {
         let unit = self.layout.unit();
-        let mut run: SecretVec = SecretVec::new(Vec::new());
+        let mut run = SecretVec::default();
         let mut sizes = Vec::new();
         let mut first = None;
         let mut next = 0;
